@@ -1,0 +1,97 @@
+using System.Globalization;
+
+namespace Logwell.Core.Events;
+
+/// <summary>The JSON type of a field value, kept from ingest to search.</summary>
+public enum FieldKind : byte
+{
+    Null = 1,
+    False = 2,
+    True = 3,
+    Long = 4,
+    Double = 5,
+    String = 6,
+    /// <summary>An array kept as its JSON text.</summary>
+    Json = 7,
+}
+
+/// <summary>A field value with its JSON type.</summary>
+public readonly record struct FieldValue(FieldKind Kind, long Long, double Double, string? Text)
+{
+    public static readonly FieldValue Null = new(FieldKind.Null, 0, 0, null);
+    public static readonly FieldValue True = new(FieldKind.True, 0, 0, null);
+    public static readonly FieldValue False = new(FieldKind.False, 0, 0, null);
+
+    public static FieldValue FromLong(long value) => new(FieldKind.Long, value, 0, null);
+    public static FieldValue FromDouble(double value) => new(FieldKind.Double, 0, value, null);
+    public static FieldValue FromString(string value) => new(FieldKind.String, 0, 0, value);
+    public static FieldValue FromJson(string json) => new(FieldKind.Json, 0, 0, json);
+    public static FieldValue FromBool(bool value) => value ? True : False;
+
+    /// <summary>The text that search matches against; null for JSON null.</summary>
+    public string? SearchText => Kind switch
+    {
+        FieldKind.String or FieldKind.Json => Text,
+        FieldKind.Long => Long.ToString(CultureInfo.InvariantCulture),
+        FieldKind.Double => Double.ToString("R", CultureInfo.InvariantCulture),
+        FieldKind.True => "true",
+        FieldKind.False => "false",
+        _ => null,
+    };
+}
+
+public readonly record struct Field(string Name, FieldValue Value);
+
+/// <summary>
+/// One log event. <see cref="Timestamp"/> is in UTC <see cref="DateTime.Ticks"/>; <see cref="Seq"/> is assigned by the
+/// store when the event becomes durable and, with the timestamp, orders events and identifies them within an index set.
+/// </summary>
+public sealed class LogEvent(long timestamp, string message, Field[] fields)
+{
+    public long Timestamp { get; } = timestamp;
+    public string Message { get; } = message;
+    public Field[] Fields { get; } = fields;
+    public long Seq { get; set; }
+
+    public DateTimeOffset Time => new(Timestamp, TimeSpan.Zero);
+
+    public bool TryGetField(string name, out FieldValue value)
+    {
+        foreach (var field in Fields)
+        {
+            if (string.Equals(field.Name, name, StringComparison.Ordinal))
+            {
+                value = field.Value;
+                return true;
+            }
+        }
+        value = default;
+        return false;
+    }
+
+    /// <summary>Approximate managed memory held by this event, for memory-table accounting.</summary>
+    public int EstimatedBytes()
+    {
+        var size = 64 + Message.Length * 2;
+        foreach (var field in Fields)
+        {
+            size += 48 + field.Name.Length * 2 + (field.Value.Text?.Length ?? 0) * 2;
+        }
+        return size;
+    }
+}
+
+/// <summary>Position of an event in newest-first order: later timestamp first, then higher sequence number.</summary>
+public readonly record struct EventPosition(long Timestamp, long Seq) : IComparable<EventPosition>
+{
+    public int CompareTo(EventPosition other)
+    {
+        var c = Timestamp.CompareTo(other.Timestamp);
+        return c != 0 ? c : Seq.CompareTo(other.Seq);
+    }
+
+    public static bool operator <(EventPosition a, EventPosition b) => a.CompareTo(b) < 0;
+    public static bool operator >(EventPosition a, EventPosition b) => a.CompareTo(b) > 0;
+    public static bool operator <=(EventPosition a, EventPosition b) => a.CompareTo(b) <= 0;
+    public static bool operator >=(EventPosition a, EventPosition b) => a.CompareTo(b) >= 0;
+}

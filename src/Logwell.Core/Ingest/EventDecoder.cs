@@ -1,0 +1,308 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Logwell.Core.Events;
+
+namespace Logwell.Core.Ingest;
+
+/// <summary>A rejected input line: 1-based line number and why.</summary>
+public readonly record struct LineError(long Line, string Error);
+
+/// <summary>What decoding a body produced: the events, and the lines that could not be read.</summary>
+public sealed class DecodeResult
+{
+    public const int MaxErrors = 100;
+
+    public List<LogEvent> Events { get; } = [];
+    public List<LineError> Errors { get; } = [];
+    public long Rejected { get; private set; }
+
+    public void Reject(long line, string error)
+    {
+        Rejected++;
+        if (Errors.Count < MaxErrors)
+        {
+            Errors.Add(new LineError(line, error));
+        }
+    }
+}
+
+/// <summary>
+/// Turns request bodies into events: JSON lines (one object per line) or plain text (one event per line). Finds the
+/// timestamp and message by their usual names, keeps other fields with their JSON types, flattens nested objects to
+/// dotted names and keeps arrays as JSON text.
+/// </summary>
+public static class EventDecoder
+{
+    private static readonly string[] TimestampNames = ["@t", "@timestamp", "timestamp", "time", "ts"];
+    private static readonly string[] MessageNames = ["@m", "message", "msg", "log"];
+
+    public static DecodeResult DecodeJsonLines(ReadOnlySpan<byte> body, DateTimeOffset received)
+    {
+        var result = new DecodeResult();
+        var fields = new List<Field>();
+        long lineNumber = 0;
+        foreach (var line in EnumerateLines(body))
+        {
+            lineNumber++;
+            var span = body.Slice(line.Start, line.Length);
+            if (IsBlank(span))
+            {
+                continue;
+            }
+            fields.Clear();
+            if (TryDecodeJsonLine(span, received, fields, out var evt, out var error))
+            {
+                result.Events.Add(evt!);
+            }
+            else
+            {
+                result.Reject(lineNumber, error);
+            }
+        }
+        return result;
+    }
+
+    public static DecodeResult DecodeText(ReadOnlySpan<byte> body, DateTimeOffset received)
+    {
+        var result = new DecodeResult();
+        var ticks = received.UtcTicks;
+        foreach (var line in EnumerateLines(body))
+        {
+            var span = body.Slice(line.Start, line.Length);
+            if (IsBlank(span))
+            {
+                continue;
+            }
+            result.Events.Add(new LogEvent(ticks, Encoding.UTF8.GetString(span), []));
+        }
+        return result;
+    }
+
+    private static bool TryDecodeJsonLine(ReadOnlySpan<byte> line, DateTimeOffset received, List<Field> fields, out LogEvent? evt, out string error)
+    {
+        evt = null;
+        error = "";
+        try
+        {
+            var reader = new Utf8JsonReader(line, new JsonReaderOptions { MaxDepth = 64 });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                error = $"expected a JSON object, found {Describe(reader.TokenType)}";
+                return false;
+            }
+            ReadObject(ref reader, line, "", fields);
+            if (reader.Read())
+            {
+                error = $"unexpected data after the JSON object at column {reader.TokenStartIndex + 1}";
+                return false;
+            }
+        }
+        catch (JsonException e)
+        {
+            error = $"invalid JSON at column {(e.BytePositionInLine ?? 0) + 1}: {FirstSentence(e.Message)}";
+            return false;
+        }
+
+        var timestamp = received.UtcTicks;
+        var timestampIndex = FindTopLevel(fields, TimestampNames);
+        if (timestampIndex >= 0)
+        {
+            var field = fields[timestampIndex];
+            if (!TryReadTimestamp(field.Value, out timestamp))
+            {
+                error = $"cannot read timestamp field '{field.Name}' ({field.Value.SearchText ?? "null"}): use ISO 8601 or epoch seconds/milliseconds";
+                return false;
+            }
+            fields.RemoveAt(timestampIndex);
+        }
+        var message = "";
+        var messageIndex = FindTopLevel(fields, MessageNames);
+        if (messageIndex >= 0)
+        {
+            message = fields[messageIndex].Value.SearchText ?? "";
+            fields.RemoveAt(messageIndex);
+        }
+        evt = new LogEvent(timestamp, message, [.. fields]);
+        return true;
+    }
+
+    private static void ReadObject(ref Utf8JsonReader reader, ReadOnlySpan<byte> line, string prefix, List<Field> fields)
+    {
+        while (reader.Read())
+        {
+            if (reader.TokenType == JsonTokenType.EndObject)
+            {
+                return;
+            }
+            var name = prefix.Length == 0 ? reader.GetString()! : prefix + "." + reader.GetString();
+            reader.Read();
+            switch (reader.TokenType)
+            {
+                case JsonTokenType.StartObject:
+                    ReadObject(ref reader, line, name, fields);
+                    break;
+                case JsonTokenType.StartArray:
+                    var start = (int)reader.TokenStartIndex;
+                    reader.Skip();
+                    var end = (int)reader.BytesConsumed;
+                    fields.Add(new Field(name, FieldValue.FromJson(Encoding.UTF8.GetString(line[start..end]))));
+                    break;
+                case JsonTokenType.String:
+                    fields.Add(new Field(name, FieldValue.FromString(reader.GetString()!)));
+                    break;
+                case JsonTokenType.Number:
+                    fields.Add(new Field(name, reader.TryGetInt64(out var l) ? FieldValue.FromLong(l) : FieldValue.FromDouble(reader.GetDouble())));
+                    break;
+                case JsonTokenType.True:
+                    fields.Add(new Field(name, FieldValue.True));
+                    break;
+                case JsonTokenType.False:
+                    fields.Add(new Field(name, FieldValue.False));
+                    break;
+                default:
+                    fields.Add(new Field(name, FieldValue.Null));
+                    break;
+            }
+        }
+    }
+
+    private static int FindTopLevel(List<Field> fields, string[] names)
+    {
+        foreach (var name in names)
+        {
+            for (var i = 0; i < fields.Count; i++)
+            {
+                if (string.Equals(fields[i].Name, name, StringComparison.Ordinal))
+                {
+                    return i;
+                }
+            }
+        }
+        return -1;
+    }
+
+    /// <summary>Reads ISO 8601 text or epoch seconds, milliseconds, microseconds or nanoseconds (told apart by size).</summary>
+    public static bool TryReadTimestamp(FieldValue value, out long ticks)
+    {
+        ticks = 0;
+        switch (value.Kind)
+        {
+            case FieldKind.Long:
+                return TryFromEpoch(value.Long, out ticks);
+            case FieldKind.Double:
+                return TryFromEpoch(value.Double, out ticks);
+            case FieldKind.String:
+                var text = value.Text!;
+                if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
+                {
+                    return TryFromEpoch(number, out ticks);
+                }
+                if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var time))
+                {
+                    ticks = time.UtcTicks;
+                    return true;
+                }
+                return false;
+            default:
+                return false;
+        }
+    }
+
+    private static bool TryFromEpoch(double epoch, out long ticks)
+    {
+        ticks = 0;
+        var abs = Math.Abs(epoch);
+        double unixTicks = abs switch
+        {
+            < 1e11 => epoch * TimeSpan.TicksPerSecond,
+            < 1e14 => epoch * TimeSpan.TicksPerMillisecond,
+            < 1e17 => epoch * 10,
+            _ => epoch / 100,
+        };
+        var result = DateTime.UnixEpoch.Ticks + unixTicks;
+        if (double.IsNaN(result) || result < DateTime.MinValue.Ticks || result > DateTime.MaxValue.Ticks)
+        {
+            return false;
+        }
+        ticks = (long)result;
+        return true;
+    }
+
+    private static bool TryFromEpoch(long epoch, out long ticks)
+    {
+        ticks = 0;
+        var abs = Math.Abs(epoch);
+        long unixTicks;
+        try
+        {
+            unixTicks = abs switch
+            {
+                < 100_000_000_000 => checked(epoch * TimeSpan.TicksPerSecond),
+                < 100_000_000_000_000 => checked(epoch * TimeSpan.TicksPerMillisecond),
+                < 100_000_000_000_000_000 => checked(epoch * 10),
+                _ => epoch / 100,
+            };
+        }
+        catch (OverflowException)
+        {
+            return false;
+        }
+        var result = DateTime.UnixEpoch.Ticks + unixTicks;
+        if (result < DateTime.MinValue.Ticks || result > DateTime.MaxValue.Ticks)
+        {
+            return false;
+        }
+        ticks = result;
+        return true;
+    }
+
+    private static string Describe(JsonTokenType type) => type switch
+    {
+        JsonTokenType.StartArray => "an array",
+        JsonTokenType.String => "a string",
+        JsonTokenType.Number => "a number",
+        JsonTokenType.True or JsonTokenType.False => "a boolean",
+        JsonTokenType.Null => "null",
+        _ => "nothing",
+    };
+
+    private static string FirstSentence(string message)
+    {
+        var cut = message.IndexOf(" LineNumber", StringComparison.Ordinal);
+        return (cut > 0 ? message[..cut] : message).TrimEnd('.', ' ');
+    }
+
+    private static bool IsBlank(ReadOnlySpan<byte> span)
+    {
+        foreach (var b in span)
+        {
+            if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r'))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private readonly record struct LineRange(int Start, int Length);
+
+    private static List<LineRange> EnumerateLines(ReadOnlySpan<byte> body)
+    {
+        var lines = new List<LineRange>();
+        var start = 0;
+        while (start < body.Length)
+        {
+            var nl = body[start..].IndexOf((byte)'\n');
+            var end = nl < 0 ? body.Length : start + nl;
+            var length = end - start;
+            if (length > 0 && body[end - 1] == (byte)'\r')
+            {
+                length--;
+            }
+            lines.Add(new LineRange(start, length));
+            start = end + 1;
+        }
+        return lines;
+    }
+}

@@ -1,0 +1,41 @@
+namespace Logwell.Core.Query;
+
+/// <summary>
+/// The parsed form of a query. <c>Field</c> is null for a bare clause, which matches the message and every field.
+/// </summary>
+public abstract record QueryNode;
+
+/// <summary>Matches every event (an empty query or <c>*</c>).</summary>
+public sealed record MatchAllNode : QueryNode
+{
+    public static readonly MatchAllNode Instance = new();
+}
+
+/// <summary>A single token (one run as the tokenizer cuts it), matched whole and case-insensitively.</summary>
+public sealed record TermNode(string? Field, string Token) : QueryNode;
+
+/// <summary>A sequence of base tokens that must appear contiguously.</summary>
+public sealed record PhraseNode(string? Field, IReadOnlyList<string> Tokens, string Text) : QueryNode
+{
+    public bool Equals(PhraseNode? other) =>
+        other is not null && Field == other.Field && Tokens.SequenceEqual(other.Tokens);
+
+    public override int GetHashCode() => HashCode.Combine(Field, Tokens.Count);
+}
+
+/// <summary>Text that must occur at the start of a token (a trailing wildcard, <c>web-*</c>).</summary>
+public sealed record PrefixNode(string? Field, string Prefix) : QueryNode;
+
+public sealed record AndNode(IReadOnlyList<QueryNode> Children) : QueryNode
+{
+    public bool Equals(AndNode? other) => other is not null && Children.SequenceEqual(other.Children);
+    public override int GetHashCode() => Children.Count;
+}
+
+public sealed record OrNode(IReadOnlyList<QueryNode> Children) : QueryNode
+{
+    public bool Equals(OrNode? other) => other is not null && Children.SequenceEqual(other.Children);
+    public override int GetHashCode() => Children.Count;
+}
+
+public sealed record NotNode(QueryNode Child) : QueryNode;

@@ -1,0 +1,350 @@
+using System.Text;
+using Logwell.Core.Text;
+
+namespace Logwell.Core.Query;
+
+/// <summary>
+/// Parses the Lucene <c>query_string</c> syntax: terms, "phrases", <c>field:value</c>, <c>field:"phrase"</c>, trailing
+/// wildcards, <c>AND</c>/<c>OR</c>/<c>NOT</c> (and <c>&amp;&amp;</c>, <c>||</c>, <c>!</c>, <c>-term</c>, <c>+term</c>),
+/// parentheses; the default operator is AND.
+/// </summary>
+public sealed class QueryParser
+{
+    private const string ClauseExpected = "a term, a \"phrase\", field:value or '('";
+
+    private readonly string _text;
+    private int _pos;
+
+    private QueryParser(string text) => _text = text;
+
+    public static bool TryParse(string? text, out QueryNode query, out QueryError? error)
+    {
+        text ??= "";
+        try
+        {
+            var parser = new QueryParser(text);
+            query = parser.ParseQuery();
+            error = null;
+            return true;
+        }
+        catch (QuerySyntaxException e)
+        {
+            query = MatchAllNode.Instance;
+            error = e.Error;
+            return false;
+        }
+    }
+
+    public static QueryNode Parse(string text) =>
+        TryParse(text, out var query, out var error) ? query : throw new ArgumentException(error!.ToString(), nameof(text));
+
+    private QueryNode ParseQuery()
+    {
+        SkipSpace();
+        if (_pos >= _text.Length)
+        {
+            return MatchAllNode.Instance;
+        }
+        var node = ParseOr();
+        SkipSpace();
+        if (_pos < _text.Length)
+        {
+            if (_text[_pos] == ')')
+            {
+                throw Error(_pos, "unmatched ')'", "an operator, a clause or the end of the query");
+            }
+            throw Error(_pos, "unexpected input", "an operator, a clause or the end of the query");
+        }
+        return node;
+    }
+
+    private QueryNode ParseOr()
+    {
+        var children = new List<QueryNode> { ParseAnd() };
+        while (TryKeyword("OR") || TrySymbol("||"))
+        {
+            children.Add(ParseAnd());
+        }
+        return children.Count == 1 ? children[0] : new OrNode(children);
+    }
+
+    private QueryNode ParseAnd()
+    {
+        var children = new List<QueryNode> { ParseUnary() };
+        while (true)
+        {
+            SkipSpace();
+            if (_pos >= _text.Length || _text[_pos] == ')' || PeekKeyword("OR") || PeekSymbol("||"))
+            {
+                break;
+            }
+            _ = TryKeyword("AND") || TrySymbol("&&");
+            children.Add(ParseUnary());
+        }
+        return children.Count == 1 ? children[0] : new AndNode(children);
+    }
+
+    private QueryNode ParseUnary()
+    {
+        SkipSpace();
+        if (TryKeyword("NOT") || TrySymbol("!"))
+        {
+            return new NotNode(ParseUnary());
+        }
+        if (_pos < _text.Length && _text[_pos] == '-' && _pos + 1 < _text.Length && !char.IsWhiteSpace(_text[_pos + 1]))
+        {
+            _pos++;
+            return new NotNode(ParsePrimary());
+        }
+        if (_pos < _text.Length && _text[_pos] == '+' && _pos + 1 < _text.Length && !char.IsWhiteSpace(_text[_pos + 1]))
+        {
+            _pos++;
+        }
+        return ParsePrimary();
+    }
+
+    private QueryNode ParsePrimary()
+    {
+        SkipSpace();
+        if (_pos >= _text.Length)
+        {
+            throw Error(_pos, "unexpected end of query", ClauseExpected);
+        }
+        var c = _text[_pos];
+        if (c == '(')
+        {
+            var open = _pos;
+            _pos++;
+            SkipSpace();
+            if (_pos < _text.Length && _text[_pos] == ')')
+            {
+                throw Error(_pos, "empty parentheses", ClauseExpected);
+            }
+            var inner = ParseOr();
+            SkipSpace();
+            if (_pos >= _text.Length || _text[_pos] != ')')
+            {
+                throw Error(_pos, $"unclosed '(' opened at position {open}", "')'");
+            }
+            _pos++;
+            return inner;
+        }
+        if (c == ')')
+        {
+            throw Error(_pos, "unexpected ')'", ClauseExpected);
+        }
+        if (c == '"')
+        {
+            return ParsePhrase(null);
+        }
+        if (IsOperatorAhead())
+        {
+            throw Error(_pos, $"operator '{CurrentWord()}' without a clause before it", ClauseExpected);
+        }
+
+        var start = _pos;
+        var field = TryReadFieldName();
+        if (field is not null)
+        {
+            if (_pos >= _text.Length || char.IsWhiteSpace(_text[_pos]) || _text[_pos] == ')')
+            {
+                throw Error(_pos, $"missing value after '{field}:'", "a value, a \"phrase\" or '*'");
+            }
+            if (_text[_pos] == '"')
+            {
+                return ParsePhrase(field);
+            }
+            if (_text[_pos] == '(')
+            {
+                throw Error(_pos, "grouping after a field name is not supported yet", "a value or a \"phrase\"");
+            }
+        }
+        return ParseWord(field, start);
+    }
+
+    private QueryNode ParsePhrase(string? field)
+    {
+        var open = _pos;
+        _pos++;
+        var sb = new StringBuilder();
+        while (_pos < _text.Length && _text[_pos] != '"')
+        {
+            if (_text[_pos] == '\\' && _pos + 1 < _text.Length)
+            {
+                _pos++;
+            }
+            sb.Append(_text[_pos]);
+            _pos++;
+        }
+        if (_pos >= _text.Length)
+        {
+            throw Error(open, "unclosed quote", "a closing '\"'");
+        }
+        _pos++;
+        var text = sb.ToString();
+        var tokens = Tokenizer.BaseTokens(text);
+        if (tokens.Count == 0)
+        {
+            throw Error(open, "phrase has no letters or digits", "a phrase with at least one word");
+        }
+        return new PhraseNode(field, tokens, text);
+    }
+
+    private QueryNode ParseWord(string? field, int clauseStart)
+    {
+        var start = _pos;
+        var sb = new StringBuilder();
+        var wildcardAt = -1;
+        var escapedEnd = false;
+        while (_pos < _text.Length)
+        {
+            var c = _text[_pos];
+            if (char.IsWhiteSpace(c) || c is '(' or ')' or '"')
+            {
+                break;
+            }
+            if (c == '\\')
+            {
+                if (_pos + 1 >= _text.Length)
+                {
+                    throw Error(_pos, "dangling escape character", "a character after '\\'");
+                }
+                sb.Append(_text[_pos + 1]);
+                _pos += 2;
+                escapedEnd = true;
+                continue;
+            }
+            escapedEnd = false;
+            if (c is '*' or '?')
+            {
+                if (wildcardAt < 0)
+                {
+                    wildcardAt = _pos;
+                }
+                if (c == '?' || (_pos + 1 < _text.Length && !IsWordEnd(_text[_pos + 1])))
+                {
+                    throw Error(_pos, "wildcards are supported only at the end of a term", "a term ending in '*'");
+                }
+            }
+            sb.Append(c);
+            _pos++;
+        }
+        var word = sb.ToString();
+        if (word.Length == 0)
+        {
+            throw Error(start, "empty term", ClauseExpected);
+        }
+        if (wildcardAt >= 0 && !escapedEnd && word.EndsWith('*'))
+        {
+            var prefix = word[..^1];
+            if (prefix.Length == 0 && field is null)
+            {
+                return MatchAllNode.Instance;
+            }
+            return new PrefixNode(field, prefix.ToLowerInvariant());
+        }
+        var runs = Tokenizer.Runs(word);
+        if (runs.Count == 0)
+        {
+            throw Error(clauseStart, $"term '{word}' has no letters or digits", "a term with a letter or digit, or a \"phrase\"");
+        }
+        if (runs.Count == 1)
+        {
+            return new TermNode(field, runs[0]);
+        }
+        return new PhraseNode(field, Tokenizer.BaseTokens(word), word);
+    }
+
+    private static bool IsWordEnd(char c) => char.IsWhiteSpace(c) || c is '(' or ')' or '"';
+
+    /// <summary>Reads <c>name:</c> when the text at the cursor is a field name followed by a colon.</summary>
+    private string? TryReadFieldName()
+    {
+        var i = _pos;
+        while (i < _text.Length && (char.IsLetterOrDigit(_text[i]) || _text[i] is '_' or '.' or '@' or '-'))
+        {
+            i++;
+        }
+        if (i > _pos && i < _text.Length && _text[i] == ':')
+        {
+            var name = _text[_pos..i];
+            _pos = i + 1;
+            return name;
+        }
+        return null;
+    }
+
+    private bool IsOperatorAhead() => PeekKeyword("AND") || PeekKeyword("OR") || PeekSymbol("&&") || PeekSymbol("||");
+
+    private string CurrentWord()
+    {
+        var end = _pos;
+        while (end < _text.Length && !char.IsWhiteSpace(_text[end]))
+        {
+            end++;
+        }
+        return _text[_pos..end];
+    }
+
+    private bool PeekKeyword(string keyword)
+    {
+        if (string.CompareOrdinal(_text, _pos, keyword, 0, keyword.Length) != 0)
+        {
+            return false;
+        }
+        var end = _pos + keyword.Length;
+        return end == _text.Length || char.IsWhiteSpace(_text[end]) || _text[end] is '(' or '"';
+    }
+
+    private bool TryKeyword(string keyword)
+    {
+        SkipSpace();
+        if (!PeekKeyword(keyword))
+        {
+            return false;
+        }
+        var at = _pos;
+        _pos += keyword.Length;
+        SkipSpace();
+        if (_pos >= _text.Length || _text[_pos] == ')')
+        {
+            throw Error(_pos, $"'{keyword}' at position {at} has nothing after it", ClauseExpected);
+        }
+        return true;
+    }
+
+    private bool PeekSymbol(string symbol) => string.CompareOrdinal(_text, _pos, symbol, 0, symbol.Length) == 0;
+
+    private bool TrySymbol(string symbol)
+    {
+        SkipSpace();
+        if (!PeekSymbol(symbol))
+        {
+            return false;
+        }
+        var at = _pos;
+        _pos += symbol.Length;
+        SkipSpace();
+        if (_pos >= _text.Length || _text[_pos] == ')')
+        {
+            throw Error(_pos, $"'{symbol}' at position {at} has nothing after it", ClauseExpected);
+        }
+        return true;
+    }
+
+    private void SkipSpace()
+    {
+        while (_pos < _text.Length && char.IsWhiteSpace(_text[_pos]))
+        {
+            _pos++;
+        }
+    }
+
+    private static QuerySyntaxException Error(int position, string message, string expected) =>
+        new(new QueryError(position, message, expected));
+
+    private sealed class QuerySyntaxException(QueryError error) : Exception(error.ToString())
+    {
+        public QueryError Error { get; } = error;
+    }
+}

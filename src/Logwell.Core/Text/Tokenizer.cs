@@ -1,0 +1,285 @@
+namespace Logwell.Core.Text;
+
+/// <summary>
+/// Splits text into case-insensitive tokens. A token is a run of letters and digits; runs joined by '_' or '.'
+/// (identifiers, dotted names, IP addresses) are also a token as a whole, and a dotted run's '_'-joined pieces are too,
+/// so <c>svc.user_id</c> is findable as <c>svc.user_id</c>, <c>user_id</c>, <c>svc</c>, <c>user</c> and <c>id</c>.
+/// </summary>
+public static class Tokenizer
+{
+    public static bool IsWordChar(char c) => char.IsLetterOrDigit(c);
+
+    private static bool IsJoiner(char c) => c is '_' or '.';
+
+    /// <summary>Calls <paramref name="sink"/> for every token of <paramref name="text"/> (not lowercased).</summary>
+    public static void Tokenize<TSink>(ReadOnlySpan<char> text, ref TSink sink) where TSink : struct, ITokenSink
+    {
+        var i = 0;
+        while (i < text.Length)
+        {
+            while (i < text.Length && !IsWordChar(text[i]))
+            {
+                i++;
+            }
+            if (i >= text.Length)
+            {
+                break;
+            }
+            var start = i;
+            var end = i;
+            var hasJoiner = false;
+            while (i < text.Length)
+            {
+                var c = text[i];
+                if (IsWordChar(c))
+                {
+                    i++;
+                    end = i;
+                }
+                else if (IsJoiner(c) && i + 1 < text.Length && IsWordChar(text[i + 1]))
+                {
+                    hasJoiner = true;
+                    i++;
+                }
+                else
+                {
+                    break;
+                }
+            }
+            var run = text[start..end];
+            if (!hasJoiner)
+            {
+                sink.Token(run);
+                continue;
+            }
+            EmitJoinedRun(run, ref sink);
+        }
+    }
+
+    private static void EmitJoinedRun<TSink>(ReadOnlySpan<char> run, ref TSink sink) where TSink : struct, ITokenSink
+    {
+        sink.Token(run);
+        var hasDot = run.Contains('.');
+        if (hasDot)
+        {
+            foreach (var range in run.Split('.'))
+            {
+                var piece = run[range];
+                if (piece.IsEmpty)
+                {
+                    continue;
+                }
+                sink.Token(piece);
+                if (piece.Contains('_'))
+                {
+                    EmitParts(piece, '_', ref sink);
+                }
+            }
+        }
+        else
+        {
+            EmitParts(run, '_', ref sink);
+        }
+    }
+
+    private static void EmitParts<TSink>(ReadOnlySpan<char> run, char separator, ref TSink sink) where TSink : struct, ITokenSink
+    {
+        foreach (var range in run.Split(separator))
+        {
+            var piece = run[range];
+            if (!piece.IsEmpty)
+            {
+                sink.Token(piece);
+            }
+        }
+    }
+
+    /// <summary>The tokens of <paramref name="text"/>, lowercased, in order (joined runs followed by their parts).</summary>
+    public static List<string> Tokens(string text)
+    {
+        var sink = new ListSink([]);
+        Tokenize(text, ref sink);
+        return sink.List;
+    }
+
+    /// <summary>The maximal runs of letters and digits, lowercased: the sequence phrases are matched against.</summary>
+    public static List<string> BaseTokens(ReadOnlySpan<char> text)
+    {
+        var list = new List<string>();
+        var i = 0;
+        while (i < text.Length)
+        {
+            while (i < text.Length && !IsWordChar(text[i]))
+            {
+                i++;
+            }
+            var start = i;
+            while (i < text.Length && IsWordChar(text[i]))
+            {
+                i++;
+            }
+            if (i > start)
+            {
+                list.Add(text[start..i].ToString().ToLowerInvariant());
+            }
+        }
+        return list;
+    }
+
+    /// <summary>The runs of <paramref name="text"/> as <see cref="Tokenize"/> cuts them (joined runs whole).</summary>
+    public static List<string> Runs(ReadOnlySpan<char> text)
+    {
+        var sink = new RunSink([]);
+        Tokenize(text, ref sink);
+        return sink.List;
+    }
+
+    /// <summary>True when <paramref name="token"/> (one run) is among the tokens of <paramref name="text"/>.</summary>
+    public static bool ContainsToken(ReadOnlySpan<char> text, ReadOnlySpan<char> token)
+    {
+        if (token.IsEmpty)
+        {
+            return false;
+        }
+        var offset = 0;
+        while (offset <= text.Length - token.Length)
+        {
+            var at = text[offset..].IndexOf(token, StringComparison.OrdinalIgnoreCase);
+            if (at < 0)
+            {
+                return false;
+            }
+            var pos = offset + at;
+            // Expand to the enclosing run and check whether its tokens contain this one.
+            var start = pos;
+            while (start > 0 && (IsWordChar(text[start - 1]) || (IsJoiner(text[start - 1]) && start - 2 >= 0 && IsWordChar(text[start - 2]))))
+            {
+                start--;
+            }
+            var end = pos + token.Length;
+            while (end < text.Length && (IsWordChar(text[end]) || (IsJoiner(text[end]) && end + 1 < text.Length && IsWordChar(text[end + 1]))))
+            {
+                end++;
+            }
+            var sink = new EqualsSink(token);
+            Tokenize(text[start..end], ref sink);
+            if (sink.Found)
+            {
+                return true;
+            }
+            offset = pos + 1;
+        }
+        return false;
+    }
+
+    /// <summary>True when the base tokens of <paramref name="text"/> contain <paramref name="phrase"/> contiguously.</summary>
+    public static bool ContainsPhrase(ReadOnlySpan<char> text, IReadOnlyList<string> phrase)
+    {
+        if (phrase.Count == 0)
+        {
+            return false;
+        }
+        if (text.IndexOf(phrase[0], StringComparison.OrdinalIgnoreCase) < 0)
+        {
+            return false;
+        }
+        var tokens = BaseTokens(text);
+        for (var i = 0; i + phrase.Count <= tokens.Count; i++)
+        {
+            var match = true;
+            for (var j = 0; j < phrase.Count; j++)
+            {
+                if (!string.Equals(tokens[i + j], phrase[j], StringComparison.Ordinal))
+                {
+                    match = false;
+                    break;
+                }
+            }
+            if (match)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>True when <paramref name="prefix"/> occurs in <paramref name="text"/> at the start of a token.</summary>
+    public static bool ContainsPrefixAtBoundary(ReadOnlySpan<char> text, ReadOnlySpan<char> prefix)
+    {
+        var offset = 0;
+        while (offset <= text.Length - prefix.Length)
+        {
+            var at = text[offset..].IndexOf(prefix, StringComparison.OrdinalIgnoreCase);
+            if (at < 0)
+            {
+                return false;
+            }
+            var pos = offset + at;
+            if (pos == 0 || !IsWordChar(text[pos - 1]))
+            {
+                return true;
+            }
+            offset = pos + 1;
+        }
+        return false;
+    }
+
+    private struct ListSink(List<string> list) : ITokenSink
+    {
+        public readonly List<string> List = list;
+        public readonly void Token(ReadOnlySpan<char> token) => List.Add(token.ToString().ToLowerInvariant());
+    }
+
+    private struct RunSink(List<string> list) : ITokenSink
+    {
+        public readonly List<string> List = list;
+        private int _skipUntil;
+
+        public void Token(ReadOnlySpan<char> token)
+        {
+            // Parts of a joined run follow the run itself; keep only the runs.
+            if (_skipUntil > 0)
+            {
+                _skipUntil--;
+                return;
+            }
+            List.Add(token.ToString().ToLowerInvariant());
+            if (token.ContainsAny('.', '_'))
+            {
+                _skipUntil = CountParts(token);
+            }
+        }
+
+        private static int CountParts(ReadOnlySpan<char> run)
+        {
+            var counter = new CountSink();
+            EmitJoinedRun(run, ref counter);
+            return counter.Count - 1;
+        }
+    }
+
+    private struct CountSink : ITokenSink
+    {
+        public int Count;
+        public void Token(ReadOnlySpan<char> token) => Count++;
+    }
+
+    private struct EqualsSink(ReadOnlySpan<char> target) : ITokenSink
+    {
+        private readonly string _target = target.ToString();
+        public bool Found;
+
+        public void Token(ReadOnlySpan<char> token)
+        {
+            if (!Found && token.Equals(_target, StringComparison.OrdinalIgnoreCase))
+            {
+                Found = true;
+            }
+        }
+    }
+}
+
+public interface ITokenSink
+{
+    void Token(ReadOnlySpan<char> token);
+}

@@ -1,0 +1,113 @@
+using System.Text.Json;
+using Logwell.Server.Hosting;
+using Logwell.Server.Security;
+using Logwell.Storage.Engine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Logwell.Server.Api;
+
+/// <summary><c>/api/v1/indexsets</c>: list, create, delete.</summary>
+internal static class IndexSetEndpoints
+{
+    public static void Map(IEndpointRouteBuilder routes)
+    {
+        routes.MapGet("/api/v1/indexsets", ListAsync).WithMetadata(Permission.ListIndexSets);
+        routes.MapPost("/api/v1/indexsets", CreateAsync).WithMetadata(Permission.ManageIndexSets);
+        routes.MapDelete("/api/v1/indexsets/{name}", DeleteAsync).WithMetadata(Permission.ManageIndexSets);
+    }
+
+    private static async Task ListAsync(HttpContext context)
+    {
+        var engine = context.RequestServices.GetEngine();
+        var sets = await Task.Run(engine.List, context.RequestAborted).ConfigureAwait(false);
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        writer.WriteStartArray("indexsets");
+        foreach (var set in sets)
+        {
+            WriteInfo(writer, set);
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static void WriteInfo(Utf8JsonWriter writer, IndexSetInfo set)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("name", set.Name);
+        writer.WriteNumber("retention_days", set.RetentionDays);
+        writer.WriteString("created", set.Created.UtcDateTime);
+        writer.WriteNumber("events", set.Events);
+        writer.WriteNumber("bytes_on_disk", set.DiskBytes);
+        writer.WriteNumber("segments", set.Segments);
+        writer.WriteEndObject();
+    }
+
+    private static async Task CreateAsync(HttpContext context)
+    {
+        var (body, error) = await RequestBodies.ReadJsonAsync(context, 64 * 1024).ConfigureAwait(false);
+        if (body is null)
+        {
+            await ErrorResponses.WriteAsync(context, error!.Status, error.Message, error.Position).ConfigureAwait(false);
+            return;
+        }
+        using var _ = body;
+        var root = body.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            await ErrorResponses.WriteAsync(context, 400, "expected a JSON object such as {\"name\": \"app\", \"retention_days\": 7}").ConfigureAwait(false);
+            return;
+        }
+        if (!root.TryGetProperty("name", out var nameElement) || nameElement.ValueKind != JsonValueKind.String)
+        {
+            await ErrorResponses.WriteAsync(context, 400, "'name' is required and must be a string").ConfigureAwait(false);
+            return;
+        }
+        int? days = null;
+        if (root.TryGetProperty("retention_days", out var daysElement) && daysElement.ValueKind != JsonValueKind.Null)
+        {
+            if (daysElement.ValueKind != JsonValueKind.Number || !daysElement.TryGetInt32(out var parsed))
+            {
+                await ErrorResponses.WriteAsync(context, 400, "'retention_days' must be a whole number of days").ConfigureAwait(false);
+                return;
+            }
+            days = parsed;
+        }
+        var engine = context.RequestServices.GetEngine();
+        var (outcome, message, store) = await engine.CreateAsync(nameElement.GetString()!, days).ConfigureAwait(false);
+        switch (outcome)
+        {
+            case CreateOutcome.Created:
+                context.Response.StatusCode = StatusCodes.Status201Created;
+                context.Response.Headers.Location = $"/api/v1/indexsets/{store!.Name}";
+                context.Response.ContentType = "application/json";
+                await using (var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions))
+                {
+                    WriteInfo(writer, store.Info());
+                    await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                }
+                break;
+            case CreateOutcome.AlreadyExists:
+                await ErrorResponses.WriteAsync(context, StatusCodes.Status409Conflict, message).ConfigureAwait(false);
+                break;
+            default:
+                await ErrorResponses.WriteAsync(context, StatusCodes.Status400BadRequest, message).ConfigureAwait(false);
+                break;
+        }
+    }
+
+    private static async Task DeleteAsync(HttpContext context, string name)
+    {
+        var engine = context.RequestServices.GetEngine();
+        if (!await engine.DeleteAsync(name).ConfigureAwait(false))
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status404NotFound, $"index set '{name}' does not exist").ConfigureAwait(false);
+            return;
+        }
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+}

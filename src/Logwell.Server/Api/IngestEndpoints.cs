@@ -1,0 +1,110 @@
+using System.Text.Json;
+using Logwell.Core.Events;
+using Logwell.Core.Ingest;
+using Logwell.Server.Hosting;
+using Logwell.Server.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Logwell.Server.Api;
+
+/// <summary>
+/// <c>POST /api/v1/indexsets/{name}/ingest</c>: JSON lines or plain text, optionally gzip. Answers only once the
+/// accepted events are durable.
+/// </summary>
+internal static class IngestEndpoints
+{
+    public static void Map(IEndpointRouteBuilder routes) =>
+        routes.MapPost("/api/v1/indexsets/{name}/ingest", IngestAsync).WithMetadata(Permission.Ingest);
+
+    private enum BodyFormat
+    {
+        JsonLines,
+        Text,
+        Guess,
+    }
+
+    private static async Task IngestAsync(HttpContext context, string name)
+    {
+        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
+        var engine = context.RequestServices.GetEngine();
+        if (!IndexSetName.IsValid(name, out var nameError))
+        {
+            await ErrorResponses.WriteAsync(context, 400, nameError).ConfigureAwait(false);
+            return;
+        }
+        var format = FormatOf(context.Request.ContentType);
+        if (format is null)
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status415UnsupportedMediaType,
+                $"Content-Type '{context.Request.ContentType}' is not supported: use application/x-ndjson or text/plain").ConfigureAwait(false);
+            return;
+        }
+        if (!engine.TryGet(name, out var store))
+        {
+            if (!options.AutoCreateIndexSets)
+            {
+                await ErrorResponses.WriteAsync(context, 404, $"index set '{name}' does not exist (create it with POST /api/v1/indexsets)").ConfigureAwait(false);
+                return;
+            }
+            store = await engine.GetOrCreateAsync(name).ConfigureAwait(false);
+        }
+
+        var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
+        if (body is null)
+        {
+            await ErrorResponses.WriteAsync(context, error!.Status, error.Message).ConfigureAwait(false);
+            return;
+        }
+        var received = DateTimeOffset.UtcNow;
+        var span = body.AsSpan(0, length);
+        if (format == BodyFormat.Guess)
+        {
+            var first = span.TrimStart(" \t\r\n"u8);
+            format = first.Length > 0 && first[0] == (byte)'{' ? BodyFormat.JsonLines : BodyFormat.Text;
+        }
+        var decoded = format == BodyFormat.JsonLines ? EventDecoder.DecodeJsonLines(span, received) : EventDecoder.DecodeText(span, received);
+        if (decoded.Events.Count > 0)
+        {
+            // Not tied to the request: once queued the batch is written, whether or not the client waits.
+            await store.AppendAsync(decoded.Events, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        writer.WriteNumber("accepted", decoded.Events.Count);
+        writer.WriteNumber("rejected", decoded.Rejected);
+        writer.WriteStartArray("errors");
+        foreach (var lineError in decoded.Errors)
+        {
+            writer.WriteStartObject();
+            writer.WriteNumber("line", lineError.Line);
+            writer.WriteString("error", lineError.Error);
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteBoolean("errors_truncated", decoded.Rejected > decoded.Errors.Count);
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static BodyFormat? FormatOf(string? contentType)
+    {
+        if (string.IsNullOrEmpty(contentType))
+        {
+            return BodyFormat.Guess;
+        }
+        var media = contentType.Split(';')[0].Trim().ToLowerInvariant();
+        return media switch
+        {
+            "application/x-ndjson" or "application/ndjson" or "application/jsonl" or "application/json" or "application/x-jsonlines" => BodyFormat.JsonLines,
+            "text/plain" => BodyFormat.Text,
+            "application/octet-stream" => BodyFormat.Guess,
+            _ => null,
+        };
+    }
+}

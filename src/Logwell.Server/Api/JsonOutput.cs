@@ -1,0 +1,85 @@
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Logwell.Core.Events;
+
+namespace Logwell.Server.Api;
+
+/// <summary>How events and cursors look on the wire.</summary>
+internal static class JsonOutput
+{
+    /// <summary>Readable output: quotes and non-ASCII text as they are; the body is JSON, never embedded in HTML.</summary>
+    public static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static string FormatId(long seq) => seq.ToString("x16", CultureInfo.InvariantCulture);
+
+    public static string FormatTime(long ticks) => new DateTime(ticks, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+
+    public static void WriteHit(Utf8JsonWriter writer, LogEvent evt)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("id", FormatId(evt.Seq));
+        writer.WriteString("t", FormatTime(evt.Timestamp));
+        writer.WriteString("message", evt.Message);
+        writer.WriteStartObject("fields");
+        foreach (var field in evt.Fields)
+        {
+            writer.WritePropertyName(field.Name);
+            WriteValue(writer, field.Value);
+        }
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+    }
+
+    private static void WriteValue(Utf8JsonWriter writer, FieldValue value)
+    {
+        switch (value.Kind)
+        {
+            case FieldKind.String:
+                writer.WriteStringValue(value.Text);
+                break;
+            case FieldKind.Long:
+                writer.WriteNumberValue(value.Long);
+                break;
+            case FieldKind.Double:
+                if (double.IsFinite(value.Double))
+                {
+                    writer.WriteNumberValue(value.Double);
+                }
+                else
+                {
+                    writer.WriteNullValue();
+                }
+                break;
+            case FieldKind.True:
+                writer.WriteBooleanValue(true);
+                break;
+            case FieldKind.False:
+                writer.WriteBooleanValue(false);
+                break;
+            case FieldKind.Json:
+                writer.WriteRawValue(value.Text!, skipInputValidation: true);
+                break;
+            default:
+                writer.WriteNullValue();
+                break;
+        }
+    }
+
+    public static string FormatCursor(EventPosition position) =>
+        string.Create(CultureInfo.InvariantCulture, $"{position.Timestamp:x}-{position.Seq:x}");
+
+    public static bool TryParseCursor(string text, out EventPosition position)
+    {
+        position = default;
+        var dash = text.IndexOf('-', StringComparison.Ordinal);
+        if (dash <= 0
+            || !long.TryParse(text.AsSpan(0, dash), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var ticks)
+            || !long.TryParse(text.AsSpan(dash + 1), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var seq))
+        {
+            return false;
+        }
+        position = new EventPosition(ticks, seq);
+        return true;
+    }
+}

@@ -1,0 +1,189 @@
+using System.Globalization;
+using System.Text.Json;
+using Logwell.Core.Events;
+using Logwell.Core.Query;
+using Logwell.Core.Time;
+using Logwell.Server.Hosting;
+using Logwell.Server.Security;
+using Logwell.Storage.Engine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Logwell.Server.Api;
+
+/// <summary><c>GET|POST /api/v1/search</c>: newest first, paged by cursor, as JSON or streamed NDJSON.</summary>
+internal static class SearchEndpoints
+{
+    public static void Map(IEndpointRouteBuilder routes)
+    {
+        routes.MapGet("/api/v1/search", SearchFromQueryAsync).WithMetadata(Permission.Search);
+        routes.MapPost("/api/v1/search", SearchFromBodyAsync).WithMetadata(Permission.Search);
+    }
+
+    private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor);
+
+    private static Task SearchFromQueryAsync(HttpContext context)
+    {
+        var q = context.Request.Query;
+        return SearchAsync(context, new SearchParameters(q["indexset"], q["q"], q["from"], q["to"], q["limit"], q["cursor"]));
+    }
+
+    private static async Task SearchFromBodyAsync(HttpContext context)
+    {
+        var (body, error) = await RequestBodies.ReadJsonAsync(context, 1 << 20).ConfigureAwait(false);
+        if (body is null)
+        {
+            await ErrorResponses.WriteAsync(context, error!.Status, error.Message, error.Position).ConfigureAwait(false);
+            return;
+        }
+        using var _ = body;
+        if (body.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            await ErrorResponses.WriteAsync(context, 400, "expected a JSON object such as {\"indexset\": \"default\", \"q\": \"error\"}").ConfigureAwait(false);
+            return;
+        }
+        string? Read(string name) => body.RootElement.TryGetProperty(name, out var value) ? value.ValueKind switch
+        {
+            JsonValueKind.String => value.GetString(),
+            JsonValueKind.Number => value.GetRawText(),
+            JsonValueKind.Null => null,
+            _ => value.GetRawText(),
+        } : null;
+        await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"))).ConfigureAwait(false);
+    }
+
+    private static async Task SearchAsync(HttpContext context, SearchParameters parameters)
+    {
+        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
+        var engine = context.RequestServices.GetEngine();
+        var indexSet = string.IsNullOrEmpty(parameters.IndexSet) ? IndexSetName.Default : parameters.IndexSet;
+        if (!QueryParser.TryParse(parameters.Query, out var query, out var queryError))
+        {
+            await ErrorResponses.WriteAsync(context, 400, $"query error at position {queryError!.Position}: {queryError.Message}", queryError.Position, queryError.Expected).ConfigureAwait(false);
+            return;
+        }
+        var now = DateTimeOffset.UtcNow;
+        long? from = null;
+        long? to = null;
+        if (!string.IsNullOrEmpty(parameters.From))
+        {
+            if (!TimeExpression.TryParse(parameters.From, now, out var value, out var timeError))
+            {
+                await ErrorResponses.WriteAsync(context, 400, $"bad 'from': {timeError}").ConfigureAwait(false);
+                return;
+            }
+            from = value.UtcTicks;
+        }
+        if (!string.IsNullOrEmpty(parameters.To))
+        {
+            if (!TimeExpression.TryParse(parameters.To, now, out var value, out var timeError))
+            {
+                await ErrorResponses.WriteAsync(context, 400, $"bad 'to': {timeError}").ConfigureAwait(false);
+                return;
+            }
+            to = value.UtcTicks;
+        }
+        if (from is not null && to is not null && from > to)
+        {
+            await ErrorResponses.WriteAsync(context, 400, "'from' is after 'to'").ConfigureAwait(false);
+            return;
+        }
+        var limit = options.DefaultSearchLimit;
+        if (!string.IsNullOrEmpty(parameters.Limit)
+            && (!int.TryParse(parameters.Limit, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit > options.MaxSearchLimit))
+        {
+            await ErrorResponses.WriteAsync(context, 400, $"'limit' must be a whole number from 0 to {options.MaxSearchLimit}").ConfigureAwait(false);
+            return;
+        }
+        EventPosition? after = null;
+        if (!string.IsNullOrEmpty(parameters.Cursor))
+        {
+            if (!JsonOutput.TryParseCursor(parameters.Cursor, out var position))
+            {
+                await ErrorResponses.WriteAsync(context, 400, "'cursor' is not a cursor this server issued").ConfigureAwait(false);
+                return;
+            }
+            after = position;
+        }
+        if (!engine.TryGet(indexSet, out var store))
+        {
+            await ErrorResponses.WriteAsync(context, 404, $"index set '{indexSet}' does not exist").ConfigureAwait(false);
+            return;
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        timeout.CancelAfter(TimeSpan.FromSeconds(options.SearchTimeoutSeconds));
+        var started = TimeProvider.System.GetTimestamp();
+        SearchResult result;
+        try
+        {
+            var request = new SearchRequest(query, from, to, after, limit);
+            result = await Task.Run(() => store.Search(request, timeout.Token), timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"search took longer than {options.SearchTimeoutSeconds} s: narrow the time range or the query").ConfigureAwait(false);
+            return;
+        }
+        var tookMs = TimeProvider.System.GetElapsedTime(started).TotalMilliseconds;
+        var nextCursor = result.NextCursor is { } next ? JsonOutput.FormatCursor(next) : null;
+
+        if (WantsNdjson(context.Request))
+        {
+            context.Response.ContentType = "application/x-ndjson";
+            context.Response.Headers["X-Logwell-Total"] = result.Total.ToString(CultureInfo.InvariantCulture);
+            context.Response.Headers["X-Logwell-Total-Is-Exact"] = result.TotalIsExact ? "true" : "false";
+            if (nextCursor is not null)
+            {
+                context.Response.Headers["X-Logwell-Next-Cursor"] = nextCursor;
+            }
+            await using var lineWriter = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+            foreach (var hit in result.Hits)
+            {
+                JsonOutput.WriteHit(lineWriter, hit);
+                await lineWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                lineWriter.Reset();
+                await context.Response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted).ConfigureAwait(false);
+            }
+            return;
+        }
+
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        writer.WriteStartArray("hits");
+        foreach (var hit in result.Hits)
+        {
+            JsonOutput.WriteHit(writer, hit);
+        }
+        writer.WriteEndArray();
+        writer.WriteNumber("total", result.Total);
+        writer.WriteBoolean("total_is_exact", result.TotalIsExact);
+        writer.WriteNumber("took_ms", Math.Round(tookMs, 3));
+        if (nextCursor is null)
+        {
+            writer.WriteNull("next_cursor");
+        }
+        else
+        {
+            writer.WriteString("next_cursor", nextCursor);
+        }
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static bool WantsNdjson(HttpRequest request)
+    {
+        foreach (var accept in request.Headers.Accept)
+        {
+            if (accept is not null && (accept.Contains("application/x-ndjson", StringComparison.OrdinalIgnoreCase) || accept.Contains("application/ndjson", StringComparison.OrdinalIgnoreCase)))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+}

@@ -1,0 +1,84 @@
+using System.Text.Json;
+using Logwell.Server.Api;
+using Logwell.Server.Security;
+using Logwell.Storage.Engine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Logwell.Server.Hosting;
+
+/// <summary>Builds the HTTP node: the engine, the endpoints, the error boundary and the authorization layer.</summary>
+public static class LogwellApp
+{
+    public static WebApplication Build(WebApplicationBuilder builder)
+    {
+        var options = builder.Configuration.GetSection(LogwellOptions.Section).Get<LogwellOptions>() ?? new LogwellOptions();
+        options.Validate();
+        builder.Services.AddSingleton(Options.Create(options));
+        builder.Services.AddSingleton(services => LogEngine.Open(options.ToEngineOptions(), services.GetRequiredService<ILoggerFactory>()));
+        builder.WebHost.UseUrls(options.Urls);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = options.MaxBodyBytes;
+            kestrel.AddServerHeader = false;
+        });
+        builder.Services.AddRouting();
+
+        var app = builder.Build();
+        _ = app.Services.GetRequiredService<LogEngine>();
+        app.UseMiddleware<ErrorBoundaryMiddleware>();
+        app.UseRouting();
+        app.UseMiddleware<AuthorizationMiddleware>();
+        app.MapGet("/healthz", static context => context.Response.WriteAsync("ok\n")).WithMetadata(Permission.Public);
+        app.MapGet("/", static context =>
+        {
+            context.Response.ContentType = "application/json";
+            return context.Response.WriteAsync("{\"name\":\"logwell\",\"api\":\"/api/v1\"}\n");
+        }).WithMetadata(Permission.Public);
+        IndexSetEndpoints.Map(app);
+        IngestEndpoints.Map(app);
+        SearchEndpoints.Map(app);
+        app.MapFallback(static context => ErrorResponses.WriteAsync(context, 404, $"no such endpoint: {context.Request.Method} {context.Request.Path}"))
+            .WithMetadata(Permission.Public);
+        return app;
+    }
+
+    internal static LogEngine GetEngine(this IServiceProvider services) => services.GetRequiredService<LogEngine>();
+}
+
+/// <summary>Turns what escapes an endpoint into a JSON error: the client's fault with its status, a bug as a logged 500.</summary>
+internal sealed class ErrorBoundaryMiddleware(RequestDelegate next, ILogger<ErrorBoundaryMiddleware> logger)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException e)
+        {
+            var message = e.StatusCode == StatusCodes.Status413PayloadTooLarge
+                ? $"request body exceeds the limit of {context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value.MaxBodyBytes} bytes"
+                : e.Message;
+            await ErrorResponses.WriteAsync(context, e.StatusCode, message).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+        catch (JsonException e)
+        {
+            await ErrorResponses.WriteAsync(context, 400, $"invalid JSON: {e.Message}").ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Unhandled error in {Method} {Path}", context.Request.Method, context.Request.Path);
+            await ErrorResponses.WriteAsync(context, 500, "internal error; the server log has the details").ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,54 @@
+using Logwell.Storage.Engine;
+
+namespace Logwell.Server.Hosting;
+
+/// <summary>Node settings, bound from the <c>Logwell</c> configuration section and validated once at start-up.</summary>
+public sealed record LogwellOptions
+{
+    public const string Section = "Logwell";
+
+    public string DataDirectory { get; init; } = "./data";
+    public string Urls { get; init; } = "http://127.0.0.1:5080";
+
+    /// <summary>Whether ingest into an unknown index set creates it (on in Development, off in Production).</summary>
+    public bool AutoCreateIndexSets { get; init; }
+
+    public long MaxBodyBytes { get; init; } = 64L << 20;
+    public int MaxSearchLimit { get; init; } = 10_000;
+    public int DefaultSearchLimit { get; init; } = 100;
+    public int SearchTimeoutSeconds { get; init; } = 55;
+    public int RequestTimeoutSeconds { get; init; } = 65;
+
+    public int BlockRows { get; init; } = 16_384;
+    public int MemTableMaxEvents { get; init; } = 262_144;
+    public long MemTableMaxBytes { get; init; } = 128L << 20;
+    public long BlockCacheBytes { get; init; } = 256L << 20;
+    public int DefaultRetentionDays { get; init; } = 7;
+
+    public EngineOptions ToEngineOptions() => new()
+    {
+        DataDirectory = Path.GetFullPath(DataDirectory),
+        BlockRows = BlockRows,
+        MemTableMaxEvents = MemTableMaxEvents,
+        MemTableMaxBytes = MemTableMaxBytes,
+        BlockCacheBytes = BlockCacheBytes,
+        DefaultRetentionDays = DefaultRetentionDays,
+    };
+
+    public void Validate()
+    {
+        if (MaxBodyBytes < 1024)
+        {
+            throw new ArgumentException("Logwell:MaxBodyBytes must be at least 1024");
+        }
+        if (DefaultSearchLimit < 1 || MaxSearchLimit < DefaultSearchLimit)
+        {
+            throw new ArgumentException("Logwell:DefaultSearchLimit must be at least 1 and at most MaxSearchLimit");
+        }
+        if (SearchTimeoutSeconds < 1 || RequestTimeoutSeconds < 1)
+        {
+            throw new ArgumentException("timeouts must be at least one second");
+        }
+        ToEngineOptions().Validate();
+    }
+}

@@ -1,0 +1,714 @@
+using System.Globalization;
+using System.Threading.Channels;
+using Logwell.Core.Events;
+using Logwell.Core.Query;
+using Logwell.Storage.Querying;
+using Logwell.Storage.Segments;
+using Logwell.Storage.Wal;
+using Microsoft.Extensions.Logging;
+
+namespace Logwell.Storage.Engine;
+
+/// <summary>
+/// The storage of one index set: a write-ahead log with group commit in front of a memory table, flushed into
+/// immutable per-day segments that are merged in the background and dropped whole when they expire.
+/// </summary>
+public sealed class IndexSetStore : IAsyncDisposable
+{
+    private const string SegmentDirectoryName = "segments";
+    private const string WalPrefix = "wal-";
+    private const string WalSuffix = ".log";
+
+    private readonly EngineOptions _options;
+    private readonly BlockCache _cache;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly string _segmentDirectory;
+    private readonly Channel<PendingAppend> _appends = Channel.CreateBounded<PendingAppend>(new BoundedChannelOptions(4096) { SingleReader = true });
+    private readonly SemaphoreSlim _maintenance = new(1, 1);
+    private readonly SemaphoreSlim _flushSignal = new(0, int.MaxValue);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Lock _stateLock = new();
+    private readonly Task _writer;
+    private readonly Task _flusher;
+    private State _state;
+    private Manifest _manifest;
+    private WriteAheadLog _wal;
+    private long _nextSeq;
+    private bool _disposed;
+
+    private sealed record State(IReadOnlyList<Segment> Segments, IReadOnlyList<MemTable> Frozen, MemTable Active);
+
+    private sealed record PendingAppend(List<LogEvent> Events, TaskCompletionSource Done, bool Rotate = false);
+
+    private IndexSetStore(string directory, IndexSetSettings settings, EngineOptions options, BlockCache cache, ILogger logger, TimeProvider time)
+    {
+        Directory = directory;
+        Settings = settings;
+        _options = options;
+        _cache = cache;
+        _logger = logger;
+        _time = time;
+        _segmentDirectory = Path.Combine(directory, SegmentDirectoryName);
+        System.IO.Directory.CreateDirectory(_segmentDirectory);
+        _manifest = Manifest.Load(directory);
+        var segments = OpenSegments();
+        var recoveredThrough = Recover(ref segments);
+        _nextSeq = Math.Max(recoveredThrough, _manifest.FlushedSeq) + 1;
+        var walPath = Path.Combine(directory, $"{WalPrefix}{_nextSeq.ToString("D20", CultureInfo.InvariantCulture)}{WalSuffix}");
+        _wal = WriteAheadLog.Create(walPath);
+        _state = new State(segments, [], new MemTable(walPath));
+        _writer = Task.Run(WriteLoopAsync);
+        _flusher = Task.Run(FlushLoopAsync);
+    }
+
+    public string Name => Settings.Name;
+    public string Directory { get; }
+    internal IndexSetSettings Settings { get; private set; }
+
+    internal static IndexSetStore Open(string directory, EngineOptions options, BlockCache cache, ILogger logger, TimeProvider time) =>
+        new(directory, IndexSetSettings.Load(directory), options, cache, logger, time);
+
+    internal static IndexSetStore Create(string directory, IndexSetSettings settings, EngineOptions options, BlockCache cache, ILogger logger, TimeProvider time)
+    {
+        System.IO.Directory.CreateDirectory(directory);
+        settings.Save(directory);
+        Encoding.DurableFile.SyncDirectory(Path.GetDirectoryName(directory)!);
+        return new IndexSetStore(directory, settings, options, cache, logger, time);
+    }
+
+    private List<Segment> OpenSegments()
+    {
+        var live = new HashSet<string>(_manifest.Segments.Select(s => s.File), StringComparer.Ordinal);
+        foreach (var file in System.IO.Directory.EnumerateFiles(_segmentDirectory))
+        {
+            // Leftovers of a flush or merge cut short: never in the manifest, so never acknowledged as segments.
+            if (!live.Contains(Path.GetFileName(file)))
+            {
+                File.Delete(file);
+            }
+        }
+        var segments = new List<Segment>();
+        foreach (var info in _manifest.Segments)
+        {
+            segments.Add(Segment.Open(Path.Combine(_segmentDirectory, info.File)));
+        }
+        return segments;
+    }
+
+    /// <summary>Replays the write-ahead logs into segments; returns the highest sequence number seen.</summary>
+    private long Recover(ref List<Segment> segments)
+    {
+        var walFiles = System.IO.Directory.EnumerateFiles(Directory, WalPrefix + "*" + WalSuffix).Order(StringComparer.Ordinal).ToList();
+        var events = new List<LogEvent>();
+        long maxSeq = 0;
+        foreach (var file in walFiles)
+        {
+            var (replayed, cut) = WriteAheadLog.Replay(file);
+            if (cut > 0)
+            {
+                _logger.LogWarning("Index set {Name}: cut {Bytes} bytes of torn or corrupt tail from {File}", Name, cut, Path.GetFileName(file));
+            }
+            foreach (var evt in replayed)
+            {
+                maxSeq = Math.Max(maxSeq, evt.Seq);
+                if (evt.Seq > _manifest.FlushedSeq)
+                {
+                    events.Add(evt);
+                }
+            }
+        }
+        if (events.Count > 0)
+        {
+            _logger.LogInformation("Index set {Name}: recovered {Count} events from the write-ahead log", Name, events.Count);
+            var written = WriteSegments(events, _options.FlushCompressionLevel, out var nextSegmentId);
+            _manifest = _manifest with
+            {
+                FlushedSeq = Math.Max(_manifest.FlushedSeq, maxSeq),
+                NextSegmentId = nextSegmentId,
+                Segments = [.. _manifest.Segments, .. written.Select(s => s.Info)],
+            };
+            _manifest.Save(Directory);
+            segments = [.. segments, .. written];
+        }
+        foreach (var file in walFiles)
+        {
+            File.Delete(file);
+        }
+        return maxSeq;
+    }
+
+    /// <summary>Makes <paramref name="events"/> durable; completes once they are fsynced and searchable.</summary>
+    public async Task AppendAsync(List<LogEvent> events, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (events.Count == 0)
+        {
+            return;
+        }
+        var pending = new PendingAppend(events, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        await _appends.Writer.WriteAsync(pending, cancellationToken).ConfigureAwait(false);
+        // Once queued the batch will be written whatever the caller does; wait for the outcome.
+        await pending.Done.Task.ConfigureAwait(false);
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var reader = _appends.Reader;
+        var batch = new List<PendingAppend>();
+        var added = new List<LogEvent>();
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            var events = 0;
+            while (events < 500_000 && reader.TryRead(out var pending))
+            {
+                batch.Add(pending);
+                events += pending.Events.Count;
+            }
+            try
+            {
+                added.Clear();
+                foreach (var pending in batch)
+                {
+                    if (pending.Events.Count == 0)
+                    {
+                        continue;
+                    }
+                    foreach (var evt in pending.Events)
+                    {
+                        evt.Seq = _nextSeq++;
+                    }
+                    _wal.Append(pending.Events);
+                    added.AddRange(pending.Events);
+                }
+                _wal.Sync();
+                var active = _state.Active;
+                active.Add(added);
+                var rotate = active.Count >= _options.MemTableMaxEvents || active.Bytes >= _options.MemTableMaxBytes
+                    || (active.Count > 0 && batch.Exists(p => p.Rotate));
+                if (rotate)
+                {
+                    RotateMemTable();
+                }
+                foreach (var pending in batch)
+                {
+                    pending.Done.TrySetResult();
+                }
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "Index set {Name}: write-ahead log append failed", Name);
+                foreach (var pending in batch)
+                {
+                    pending.Done.TrySetException(e);
+                }
+            }
+        }
+    }
+
+    /// <summary>Freezes the active memory table behind a new write-ahead log file and wakes the flusher.</summary>
+    private void RotateMemTable()
+    {
+        var walPath = Path.Combine(Directory, $"{WalPrefix}{_nextSeq.ToString("D20", CultureInfo.InvariantCulture)}{WalSuffix}");
+        var newWal = WriteAheadLog.Create(walPath);
+        var oldWal = _wal;
+        _wal = newWal;
+        oldWal.Dispose();
+        lock (_stateLock)
+        {
+            _state = _state with { Frozen = [.. _state.Frozen, _state.Active], Active = new MemTable(walPath) };
+        }
+        _flushSignal.Release();
+    }
+
+    private async Task FlushLoopAsync()
+    {
+        var backoff = TimeSpan.FromSeconds(1);
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await _flushSignal.WaitAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            try
+            {
+                await FlushFrozenAsync().ConfigureAwait(false);
+                await MergeAsync().ConfigureAwait(false);
+                backoff = TimeSpan.FromSeconds(1);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _logger.LogError(e, "Index set {Name}: flush failed; retrying in {Delay}", Name, backoff);
+                try
+                {
+                    await Task.Delay(backoff, _time, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromMinutes(1).Ticks));
+                _flushSignal.Release();
+            }
+        }
+    }
+
+    private async Task FlushFrozenAsync()
+    {
+        await _maintenance.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            while (true)
+            {
+                var frozen = _state.Frozen;
+                if (frozen.Count == 0)
+                {
+                    return;
+                }
+                var table = frozen[0];
+                var snapshot = table.Snapshot();
+                var events = new List<LogEvent>(snapshot.Count);
+                for (var i = 0; i < snapshot.Count; i++)
+                {
+                    events.Add(snapshot.Items[i]);
+                }
+                var written = WriteSegments(events, _options.FlushCompressionLevel, out var nextSegmentId);
+                var manifest = _manifest with
+                {
+                    FlushedSeq = Math.Max(_manifest.FlushedSeq, table.MaxSeq),
+                    NextSegmentId = nextSegmentId,
+                    Segments = [.. _manifest.Segments, .. written.Select(s => s.Info)],
+                };
+                manifest.Save(Directory);
+                _manifest = manifest;
+                lock (_stateLock)
+                {
+                    _state = _state with
+                    {
+                        Segments = [.. _state.Segments, .. written],
+                        Frozen = [.. _state.Frozen.Where(f => !ReferenceEquals(f, table))],
+                    };
+                }
+                File.Delete(table.WalPath);
+            }
+        }
+        finally
+        {
+            _maintenance.Release();
+        }
+    }
+
+    /// <summary>Writes events as one segment per UTC day, dropping days already past retention.</summary>
+    private List<Segment> WriteSegments(List<LogEvent> events, int compressionLevel, out long nextSegmentId)
+    {
+        events.Sort(static (a, b) => new EventPosition(a.Timestamp, a.Seq).CompareTo(new EventPosition(b.Timestamp, b.Seq)));
+        nextSegmentId = _manifest.NextSegmentId;
+        var expiredBefore = ExpiryCutoff();
+        var result = new List<Segment>();
+        var i = 0;
+        while (i < events.Count)
+        {
+            var day = DayOf(events[i].Timestamp);
+            var end = i;
+            while (end < events.Count && DayOf(events[end].Timestamp) == day)
+            {
+                end++;
+            }
+            if (DayStart(day) + TimeSpan.TicksPerDay > expiredBefore)
+            {
+                var path = Path.Combine(_segmentDirectory, $"seg-{nextSegmentId.ToString("D10", CultureInfo.InvariantCulture)}.lws");
+                nextSegmentId++;
+                using var writer = new SegmentWriter(path, day, _options.BlockRows, compressionLevel);
+                for (var j = i; j < end; j++)
+                {
+                    writer.Add(events[j]);
+                }
+                writer.Complete();
+                result.Add(Segment.Open(path));
+            }
+            i = end;
+        }
+        return result;
+    }
+
+    private static string DayOf(long ticks) => new DateTime(ticks - ticks % TimeSpan.TicksPerDay, DateTimeKind.Utc).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+    private static long DayStart(string day) => DateTime.ParseExact(day, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal).Ticks;
+
+    /// <summary>Events older than this (UTC ticks) are past retention.</summary>
+    private long ExpiryCutoff() => _time.GetUtcNow().UtcTicks - Settings.RetentionDays * TimeSpan.TicksPerDay;
+
+    /// <summary>Merges the small segments of each day partition into one, streaming block by block.</summary>
+    private async Task MergeAsync()
+    {
+        while (true)
+        {
+            await _maintenance.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                var group = PickMergeGroup();
+                if (group is null)
+                {
+                    return;
+                }
+                MergeGroup(group);
+            }
+            finally
+            {
+                _maintenance.Release();
+            }
+        }
+    }
+
+    private List<Segment>? PickMergeGroup()
+    {
+        foreach (var day in _state.Segments.GroupBy(s => s.Info.Day))
+        {
+            var small = day.OrderBy(s => s.Info.Events).ToList();
+            var group = new List<Segment>();
+            long total = 0;
+            foreach (var segment in small)
+            {
+                if (total + segment.Info.Events > _options.MergeMaxEvents || group.Count >= 16)
+                {
+                    break;
+                }
+                group.Add(segment);
+                total += segment.Info.Events;
+            }
+            if (group.Count >= _options.MergeMinSegments)
+            {
+                return group;
+            }
+        }
+        return null;
+    }
+
+    private void MergeGroup(List<Segment> group)
+    {
+        var nextSegmentId = _manifest.NextSegmentId;
+        var path = Path.Combine(_segmentDirectory, $"seg-{nextSegmentId.ToString("D10", CultureInfo.InvariantCulture)}.lws");
+        var day = group[0].Info.Day;
+        using (var writer = new SegmentWriter(path, day, _options.BlockRows, _options.MergeCompressionLevel))
+        {
+            foreach (var evt in MergeSorted(group))
+            {
+                writer.Add(evt);
+            }
+            writer.Complete();
+        }
+        var merged = Segment.Open(path);
+        var removed = new HashSet<string>(group.Select(s => s.Info.File), StringComparer.Ordinal);
+        var manifest = _manifest with
+        {
+            NextSegmentId = nextSegmentId + 1,
+            Segments = [.. _manifest.Segments.Where(s => !removed.Contains(s.File)), merged.Info],
+        };
+        manifest.Save(Directory);
+        _manifest = manifest;
+        lock (_stateLock)
+        {
+            _state = _state with { Segments = [.. _state.Segments.Where(s => !group.Contains(s)), merged] };
+        }
+        foreach (var segment in group)
+        {
+            _cache.Evict(segment.Id);
+            segment.Retire(deleteFile: true);
+        }
+        _logger.LogDebug("Index set {Name}: merged {Count} segments of {Day} into {File}", Name, group.Count, day, merged.Info.File);
+    }
+
+    private static IEnumerable<LogEvent> MergeSorted(List<Segment> segments)
+    {
+        var queue = new PriorityQueue<IEnumerator<LogEvent>, EventPosition>();
+        foreach (var segment in segments)
+        {
+            var enumerator = ReadAll(segment).GetEnumerator();
+            if (enumerator.MoveNext())
+            {
+                queue.Enqueue(enumerator, new EventPosition(enumerator.Current.Timestamp, enumerator.Current.Seq));
+            }
+        }
+        while (queue.TryDequeue(out var enumerator, out _))
+        {
+            yield return enumerator.Current;
+            if (enumerator.MoveNext())
+            {
+                queue.Enqueue(enumerator, new EventPosition(enumerator.Current.Timestamp, enumerator.Current.Seq));
+            }
+            else
+            {
+                enumerator.Dispose();
+            }
+        }
+    }
+
+    private static IEnumerable<LogEvent> ReadAll(Segment segment)
+    {
+        for (var b = 0; b < segment.Blocks.Length; b++)
+        {
+            foreach (var evt in segment.ReadBlock(b))
+            {
+                yield return evt;
+            }
+        }
+    }
+
+    /// <summary>Drops day partitions whose every event is past retention. Returns how many segments went.</summary>
+    public async Task<int> ApplyRetentionAsync()
+    {
+        await _maintenance.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            var cutoff = ExpiryCutoff();
+            var expired = _state.Segments.Where(s => DayStart(s.Info.Day) + TimeSpan.TicksPerDay <= cutoff).ToList();
+            if (expired.Count == 0)
+            {
+                return 0;
+            }
+            var removed = new HashSet<string>(expired.Select(s => s.Info.File), StringComparer.Ordinal);
+            var manifest = _manifest with { Segments = [.. _manifest.Segments.Where(s => !removed.Contains(s.File))] };
+            manifest.Save(Directory);
+            _manifest = manifest;
+            lock (_stateLock)
+            {
+                _state = _state with { Segments = [.. _state.Segments.Where(s => !expired.Contains(s))] };
+            }
+            foreach (var segment in expired)
+            {
+                _cache.Evict(segment.Id);
+                segment.Retire(deleteFile: true);
+            }
+            _logger.LogInformation("Index set {Name}: dropped {Count} expired segments ({Days})", Name, expired.Count, string.Join(", ", expired.Select(s => s.Info.Day).Distinct()));
+            return expired.Count;
+        }
+        finally
+        {
+            _maintenance.Release();
+        }
+    }
+
+    /// <summary>Freezes and flushes whatever is in memory now, and waits for it.</summary>
+    public async Task FlushAsync()
+    {
+        // An empty append asking for a rotation: once the writer reaches it, everything before it is frozen.
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _appends.Writer.WriteAsync(new PendingAppend([], done, Rotate: true)).ConfigureAwait(false);
+        await done.Task.ConfigureAwait(false);
+        await FlushFrozenAsync().ConfigureAwait(false);
+        await MergeAsync().ConfigureAwait(false);
+    }
+
+    public IndexSetInfo Info()
+    {
+        var state = _state;
+        long events = state.Segments.Sum(s => s.Info.Events) + state.Frozen.Sum(f => (long)f.Count) + state.Active.Count;
+        long bytes = 0;
+        foreach (var file in System.IO.Directory.EnumerateFiles(Directory, "*", SearchOption.AllDirectories))
+        {
+            try
+            {
+                bytes += new FileInfo(file).Length;
+            }
+            catch (IOException)
+            {
+                // A file removed by a merge while listing.
+            }
+        }
+        return new IndexSetInfo(Name, Settings.RetentionDays, Settings.Created, events, bytes, state.Segments.Count);
+    }
+
+    /// <summary>Searches segments and memory tables together, newest first.</summary>
+    public SearchResult Search(SearchRequest request, CancellationToken cancellationToken = default)
+    {
+        var matcher = EventMatcher.Compile(request.Query);
+        var from = request.From ?? long.MinValue;
+        var to = request.To ?? long.MaxValue;
+        var after = request.After;
+        var limit = Math.Max(0, request.Limit);
+        var matchAll = request.Query is MatchAllNode;
+
+        var (segments, tables) = AcquireSnapshot();
+        try
+        {
+            var sources = new List<Source>();
+            foreach (var table in tables)
+            {
+                if (table.Count > 0 && table.MaxTime >= from && table.MinTime < to && (after is null || table.MinTime <= after.Value.Timestamp))
+                {
+                    sources.Add(new Source(table.MinTime, table.MaxTime, table.Count, null, -1, table));
+                }
+            }
+            foreach (var segment in segments)
+            {
+                if (segment.Info.MaxTime < from || segment.Info.MinTime >= to || (after is not null && segment.Info.MinTime > after.Value.Timestamp))
+                {
+                    continue;
+                }
+                var candidates = BlockPlanner.CandidateBlocks(request.Query, segment);
+                for (var b = 0; b < segment.Blocks.Length; b++)
+                {
+                    var block = segment.Blocks[b];
+                    if (block.MaxTime < from || block.MinTime >= to || (after is not null && block.MinTime > after.Value.Timestamp))
+                    {
+                        continue;
+                    }
+                    if (candidates is not null && !candidates.Contains(b))
+                    {
+                        continue;
+                    }
+                    sources.Add(new Source(block.MinTime, block.MaxTime, block.Rows, segment, b, default));
+                }
+            }
+            sources.Sort(static (a, b) => b.MaxTime.CompareTo(a.MaxTime));
+
+            var heap = new PriorityQueue<LogEvent, EventPosition>(limit + 1);
+            long total = 0;
+            var exact = true;
+            for (var s = 0; s < sources.Count; s++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var source = sources[s];
+                var canHit = limit > 0 && (heap.Count < limit || (heap.TryPeek(out _, out var min) && source.MaxTime >= min.Timestamp));
+                if (!canHit && total >= _options.TrackTotalHitsUpTo)
+                {
+                    exact = false;
+                    break;
+                }
+                var inside = source.MinTime >= from && source.MaxTime < to && (after is null || source.MaxTime < after.Value.Timestamp);
+                if (!canHit && matchAll && inside)
+                {
+                    total += source.Rows;
+                    continue;
+                }
+                var events = source.Segment is not null ? LoadBlock(source.Segment, source.Block) : source.Table.Items;
+                var count = source.Segment is not null ? events.Length : source.Table.Count;
+                for (var i = 0; i < count; i++)
+                {
+                    var evt = events[i];
+                    var t = evt.Timestamp;
+                    if (t < from || t >= to)
+                    {
+                        continue;
+                    }
+                    var position = new EventPosition(t, evt.Seq);
+                    if (after is not null && position >= after.Value)
+                    {
+                        continue;
+                    }
+                    if (!matcher(evt))
+                    {
+                        continue;
+                    }
+                    total++;
+                    if (!canHit)
+                    {
+                        continue;
+                    }
+                    if (heap.Count < limit)
+                    {
+                        heap.Enqueue(evt, position);
+                    }
+                    else if (heap.TryPeek(out _, out var lowest) && position > lowest)
+                    {
+                        heap.DequeueEnqueue(evt, position);
+                    }
+                }
+            }
+            var hits = new LogEvent[heap.Count];
+            for (var i = hits.Length - 1; i >= 0; i--)
+            {
+                hits[i] = heap.Dequeue();
+            }
+            EventPosition? next = hits.Length == limit && limit > 0 ? new EventPosition(hits[^1].Timestamp, hits[^1].Seq) : null;
+            return new SearchResult(hits, total, exact, next);
+        }
+        finally
+        {
+            foreach (var segment in segments)
+            {
+                segment.Release();
+            }
+        }
+    }
+
+    private readonly record struct Source(long MinTime, long MaxTime, int Rows, Segment? Segment, int Block, MemTableSnapshot Table);
+
+    private LogEvent[] LoadBlock(Segment segment, int block)
+    {
+        var meta = segment.Blocks[block];
+        long estimate = 0;
+        foreach (var column in meta.Columns)
+        {
+            estimate += column.RawLength;
+        }
+        estimate = estimate * 3 + meta.Rows * 96L;
+        return _cache.GetOrAdd(segment.Id, block, estimate, () => segment.ReadBlock(block));
+    }
+
+    private (List<Segment> Segments, List<MemTableSnapshot> Tables) AcquireSnapshot()
+    {
+        lock (_stateLock)
+        {
+            var state = _state;
+            var segments = new List<Segment>(state.Segments.Count);
+            foreach (var segment in state.Segments)
+            {
+                if (segment.TryAcquire())
+                {
+                    segments.Add(segment);
+                }
+            }
+            var tables = new List<MemTableSnapshot>(state.Frozen.Count + 1);
+            foreach (var table in state.Frozen)
+            {
+                tables.Add(table.Snapshot());
+            }
+            tables.Add(state.Active.Snapshot());
+            return (segments, tables);
+        }
+    }
+
+    /// <summary>Stops accepting writes, finishes queued ones, flushes memory to segments and closes files.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        _appends.Writer.TryComplete();
+        await _writer.ConfigureAwait(false);
+        if (_state.Active.Count > 0)
+        {
+            RotateMemTable();
+        }
+        _stopping.Cancel();
+        await _flusher.ConfigureAwait(false);
+        try
+        {
+            await FlushFrozenAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The write-ahead log still holds everything; the next start replays it.
+            _logger.LogWarning(e, "Index set {Name}: final flush failed; events stay in the write-ahead log", Name);
+        }
+        _wal.Dispose();
+        // The last, empty log file is not needed; an unclean stop leaves it and recovery removes it.
+        if (_state.Active.Count == 0)
+        {
+            File.Delete(_wal.Path);
+        }
+        foreach (var segment in _state.Segments)
+        {
+            segment.Retire(deleteFile: false);
+        }
+        _stopping.Dispose();
+    }
+}

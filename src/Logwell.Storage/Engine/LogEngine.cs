@@ -1,0 +1,223 @@
+using Logwell.Core.Events;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Logwell.Storage.Engine;
+
+public enum CreateOutcome
+{
+    Created,
+    AlreadyExists,
+    InvalidName,
+    InvalidSettings,
+}
+
+/// <summary>
+/// The embedded log engine: the index sets under <c>DATA/indexsets/</c>, each with its own store, plus the block
+/// cache they share and the retention timer. An index set named <c>default</c> always exists.
+/// </summary>
+public sealed class LogEngine : IAsyncDisposable
+{
+    private readonly EngineOptions _options;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly BlockCache _cache;
+    private readonly string _root;
+    private readonly SemaphoreSlim _catalog = new(1, 1);
+    private readonly Dictionary<string, IndexSetStore> _stores = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _retention = Task.CompletedTask;
+
+    private LogEngine(EngineOptions options, ILoggerFactory loggers, TimeProvider time)
+    {
+        _options = options;
+        _loggers = loggers;
+        _logger = loggers.CreateLogger<LogEngine>();
+        _time = time;
+        _cache = new BlockCache(options.BlockCacheBytes);
+        _root = Path.Combine(options.DataDirectory, "indexsets");
+    }
+
+    public EngineOptions Options => _options;
+
+    public static LogEngine Open(EngineOptions options, ILoggerFactory? loggers = null, TimeProvider? time = null)
+    {
+        options.Validate();
+        var engine = new LogEngine(options, loggers ?? NullLoggerFactory.Instance, time ?? TimeProvider.System);
+        engine.Load();
+        return engine;
+    }
+
+    private void Load()
+    {
+        Directory.CreateDirectory(_root);
+        foreach (var directory in Directory.EnumerateDirectories(_root).Order(StringComparer.Ordinal))
+        {
+            var name = Path.GetFileName(directory);
+            if (!File.Exists(Path.Combine(directory, IndexSetSettings.FileName)))
+            {
+                // A creation or deletion cut short: no settings file, so it was never acknowledged.
+                Directory.Delete(directory, recursive: true);
+                continue;
+            }
+            _stores[name] = IndexSetStore.Open(directory, _options, _cache, _loggers.CreateLogger<IndexSetStore>(), _time);
+        }
+        if (!_stores.ContainsKey(IndexSetName.Default))
+        {
+            var settings = new IndexSetSettings(IndexSetName.Default, _options.DefaultRetentionDays, _time.GetUtcNow());
+            _stores[IndexSetName.Default] = IndexSetStore.Create(Path.Combine(_root, IndexSetName.Default), settings, _options, _cache, _loggers.CreateLogger<IndexSetStore>(), _time);
+        }
+        _retention = Task.Run(RetentionLoopAsync);
+    }
+
+    public bool TryGet(string name, out IndexSetStore store)
+    {
+        lock (_stores)
+        {
+            return _stores.TryGetValue(name, out store!);
+        }
+    }
+
+    public IReadOnlyList<IndexSetInfo> List()
+    {
+        List<IndexSetStore> stores;
+        lock (_stores)
+        {
+            stores = [.. _stores.Values.OrderBy(s => s.Name, StringComparer.Ordinal)];
+        }
+        return [.. stores.Select(s => s.Info())];
+    }
+
+    public async Task<(CreateOutcome Outcome, string Error, IndexSetStore? Store)> CreateAsync(string name, int? retentionDays)
+    {
+        if (!IndexSetName.IsValid(name, out var error))
+        {
+            return (CreateOutcome.InvalidName, error, null);
+        }
+        var days = retentionDays ?? _options.DefaultRetentionDays;
+        if (days is < 1 or > 36_500)
+        {
+            return (CreateOutcome.InvalidSettings, $"retention_days must be between 1 and 36500, not {days}", null);
+        }
+        await _catalog.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (TryGet(name, out var existing))
+            {
+                return (CreateOutcome.AlreadyExists, $"index set '{name}' already exists", existing);
+            }
+            var settings = new IndexSetSettings(name, days, _time.GetUtcNow());
+            var store = IndexSetStore.Create(Path.Combine(_root, name), settings, _options, _cache, _loggers.CreateLogger<IndexSetStore>(), _time);
+            lock (_stores)
+            {
+                _stores[name] = store;
+            }
+            _logger.LogInformation("Created index set {Name} (retention {Days} days)", name, days);
+            return (CreateOutcome.Created, "", store);
+        }
+        finally
+        {
+            _catalog.Release();
+        }
+    }
+
+    /// <summary>Returns the index set, creating it with default settings when it does not exist.</summary>
+    public async Task<IndexSetStore> GetOrCreateAsync(string name)
+    {
+        if (TryGet(name, out var store))
+        {
+            return store;
+        }
+        var (_, error, created) = await CreateAsync(name, null).ConfigureAwait(false);
+        return created ?? throw new ArgumentException(error, nameof(name));
+    }
+
+    public async Task<bool> DeleteAsync(string name)
+    {
+        await _catalog.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            IndexSetStore? store;
+            lock (_stores)
+            {
+                if (!_stores.Remove(name, out store))
+                {
+                    return false;
+                }
+            }
+            await store.DisposeAsync().ConfigureAwait(false);
+            // Remove the settings file first: a directory without it is discarded on the next start.
+            File.Delete(Path.Combine(store.Directory, IndexSetSettings.FileName));
+            Encoding.DurableFile.SyncDirectory(store.Directory);
+            Directory.Delete(store.Directory, recursive: true);
+            _logger.LogInformation("Deleted index set {Name}", name);
+            return true;
+        }
+        finally
+        {
+            _catalog.Release();
+        }
+    }
+
+    public async Task ApplyRetentionAsync()
+    {
+        List<IndexSetStore> stores;
+        lock (_stores)
+        {
+            stores = [.. _stores.Values];
+        }
+        foreach (var store in stores)
+        {
+            try
+            {
+                await store.ApplyRetentionAsync().ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                // Deleted meanwhile.
+            }
+        }
+    }
+
+    private async Task RetentionLoopAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await ApplyRetentionAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                _logger.LogError(e, "Retention pass failed");
+            }
+            try
+            {
+                await Task.Delay(_options.RetentionInterval, _time, _stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _retention.ConfigureAwait(false);
+        List<IndexSetStore> stores;
+        lock (_stores)
+        {
+            stores = [.. _stores.Values];
+            _stores.Clear();
+        }
+        foreach (var store in stores)
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
+        }
+        _stopping.Dispose();
+        _catalog.Dispose();
+    }
+}

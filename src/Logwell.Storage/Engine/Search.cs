@@ -1,0 +1,15 @@
+using Logwell.Core.Events;
+using Logwell.Core.Query;
+
+namespace Logwell.Storage.Engine;
+
+/// <summary>
+/// A search: events matching <see cref="Query"/> with <c>From &lt;= t &lt; To</c> (UTC ticks) that come strictly after
+/// <see cref="After"/> in newest-first order, at most <see cref="Limit"/> of them.
+/// </summary>
+public sealed record SearchRequest(QueryNode Query, long? From = null, long? To = null, EventPosition? After = null, int Limit = 100);
+
+public sealed record SearchResult(IReadOnlyList<LogEvent> Hits, long Total, bool TotalIsExact, EventPosition? NextCursor);
+
+/// <summary>What listing index sets shows.</summary>
+public sealed record IndexSetInfo(string Name, int RetentionDays, DateTimeOffset Created, long Events, long DiskBytes, int Segments);

@@ -1,0 +1,77 @@
+using Logwell.Core.Query;
+using Logwell.Core.Text;
+using Logwell.Storage.Segments;
+
+namespace Logwell.Storage.Querying;
+
+/// <summary>
+/// Uses a segment's token index to name the blocks that can hold a match. Null means "every block": the index cannot
+/// narrow that clause (NOT, match-all, a prefix with no whole token).
+/// </summary>
+internal static class BlockPlanner
+{
+    public static HashSet<int>? CandidateBlocks(QueryNode node, Segment segment) => node switch
+    {
+        TermNode term => Lookup(segment, term.Field, term.Token),
+        PhraseNode phrase => Intersect(phrase.Tokens.Select(t => Lookup(segment, phrase.Field, t))),
+        PrefixNode prefix => PrefixBlocks(prefix, segment),
+        AndNode and => Intersect(and.Children.Select(c => CandidateBlocks(c, segment))),
+        OrNode or => Union(or.Children.Select(c => CandidateBlocks(c, segment))),
+        _ => null,
+    };
+
+    private static HashSet<int>? PrefixBlocks(PrefixNode prefix, Segment segment)
+    {
+        // "web-1*": "web" is a whole token in every match; the trailing "1" may be the start of a longer one.
+        var tokens = Tokenizer.BaseTokens(prefix.Prefix);
+        var complete = prefix.Prefix.Length > 0 && !Tokenizer.IsWordChar(prefix.Prefix[^1]) ? tokens.Count : tokens.Count - 1;
+        if (complete <= 0)
+        {
+            return null;
+        }
+        return Intersect(tokens.Take(complete).Select(t => Lookup(segment, prefix.Field, t)));
+    }
+
+    private static HashSet<int> Lookup(Segment segment, string? field, string token)
+    {
+        var hash = field is null || string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal)
+            ? TokenHash.Of(token)
+            : TokenHash.Of(field, token);
+        return [.. segment.BlocksWithToken(hash).ToArray()];
+    }
+
+    private static HashSet<int>? Intersect(IEnumerable<HashSet<int>?> sets)
+    {
+        HashSet<int>? result = null;
+        foreach (var set in sets)
+        {
+            if (set is null)
+            {
+                continue;
+            }
+            if (result is null)
+            {
+                result = [.. set];
+            }
+            else
+            {
+                result.IntersectWith(set);
+            }
+        }
+        return result;
+    }
+
+    private static HashSet<int>? Union(IEnumerable<HashSet<int>?> sets)
+    {
+        var result = new HashSet<int>();
+        foreach (var set in sets)
+        {
+            if (set is null)
+            {
+                return null;
+            }
+            result.UnionWith(set);
+        }
+        return result;
+    }
+}

@@ -1,0 +1,80 @@
+using Logwell.Core.Events;
+using Logwell.Core.Query;
+using Logwell.Core.Text;
+
+namespace Logwell.Storage.Querying;
+
+/// <summary>
+/// Compiles a query into a predicate over events: the exact answer that the token index only narrows down. A bare
+/// clause matches the message or any field; <c>message:</c> names the message.
+/// </summary>
+public static class EventMatcher
+{
+    public const string MessageField = "message";
+
+    public static Func<LogEvent, bool> Compile(QueryNode node) => node switch
+    {
+        MatchAllNode => static _ => true,
+        TermNode term => Text(term.Field, text => Tokenizer.ContainsToken(text, term.Token)),
+        PhraseNode phrase => Text(phrase.Field, text => Tokenizer.ContainsPhrase(text, phrase.Tokens)),
+        PrefixNode prefix => Text(prefix.Field, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix)),
+        AndNode and => All([.. and.Children.Select(Compile)]),
+        OrNode or => Any([.. or.Children.Select(Compile)]),
+        NotNode not => Negate(Compile(not.Child)),
+        _ => throw new NotSupportedException($"query node {node.GetType().Name} is not supported"),
+    };
+
+    private static Func<LogEvent, bool> Negate(Func<LogEvent, bool> inner) => e => !inner(e);
+
+    private static Func<LogEvent, bool> All(Func<LogEvent, bool>[] children) => e =>
+    {
+        foreach (var child in children)
+        {
+            if (!child(e))
+            {
+                return false;
+            }
+        }
+        return true;
+    };
+
+    private static Func<LogEvent, bool> Any(Func<LogEvent, bool>[] children) => e =>
+    {
+        foreach (var child in children)
+        {
+            if (child(e))
+            {
+                return true;
+            }
+        }
+        return false;
+    };
+
+    private static Func<LogEvent, bool> Text(string? field, Func<string, bool> test)
+    {
+        if (field is null)
+        {
+            return e =>
+            {
+                if (test(e.Message))
+                {
+                    return true;
+                }
+                foreach (var f in e.Fields)
+                {
+                    var text = f.Value.SearchText;
+                    if (text is not null && test(text))
+                    {
+                        return true;
+                    }
+                }
+                return false;
+            };
+        }
+        if (string.Equals(field, MessageField, StringComparison.Ordinal))
+        {
+            return e => test(e.Message) || (e.TryGetField(field, out var v) && v.SearchText is { } t && test(t));
+        }
+        return e => e.TryGetField(field, out var value) && value.SearchText is { } text && test(text);
+    }
+}

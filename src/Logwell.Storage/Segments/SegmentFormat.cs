@@ -1,0 +1,34 @@
+namespace Logwell.Storage.Segments;
+
+/// <summary>
+/// Segment file layout: <c>"LWSG" u16 version u16 0</c>, then blocks of zstd-compressed columns, then a
+/// zstd-compressed footer (fields, block directory with time bounds and CRCs, token index), then a 16-byte trailer
+/// <c>[u32 footer length][u32 footer raw length][u32 footer crc32]["LWSF"]</c>.
+/// </summary>
+internal static class SegmentFormat
+{
+    public const ushort Version = 1;
+    public const int HeaderSize = 8;
+    public const int TrailerSize = 16;
+
+    public static ReadOnlySpan<byte> HeaderMagic => "LWSG"u8;
+    public static ReadOnlySpan<byte> TrailerMagic => "LWSF"u8;
+
+    /// <summary>Column ids below this are built-in columns; field i has column id <c>FirstField + i</c>.</summary>
+    public const int TimestampColumn = 0;
+    public const int SeqColumn = 1;
+    public const int MessageColumn = 2;
+    public const int FirstField = 3;
+
+    public const byte PlainStrings = 0;
+    public const byte DictionaryStrings = 1;
+}
+
+/// <summary>Where a column sits inside its block.</summary>
+internal readonly record struct ColumnMeta(int Column, int Offset, int Length, int RawLength);
+
+/// <summary>A block's place in the file, its row count, time bounds and checksum.</summary>
+internal sealed record BlockMeta(long Offset, int Length, uint Crc, int Rows, long MinTime, long MaxTime, long MaxSeq, ColumnMeta[] Columns);
+
+/// <summary>What the manifest records about a segment.</summary>
+internal sealed record SegmentInfo(string File, string Day, long Events, long MinTime, long MaxTime, long MinSeq, long MaxSeq, long Bytes);

@@ -1,0 +1,330 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using Logwell.Core.Events;
+using Logwell.Core.Text;
+using Logwell.Storage.Encoding;
+using Microsoft.Win32.SafeHandles;
+using ZstdSharp;
+
+namespace Logwell.Storage.Segments;
+
+/// <summary>
+/// Writes one immutable segment from events given in ascending (timestamp, seq) order, a block at a time, to a
+/// temporary file that <see cref="Complete"/> fsyncs and renames into place.
+/// </summary>
+internal sealed class SegmentWriter : IDisposable
+{
+    private readonly string _path;
+    private readonly string _tempPath;
+    private readonly string _day;
+    private readonly int _blockRows;
+    private readonly Compressor _compressor;
+    private readonly SafeFileHandle _handle;
+    private readonly List<LogEvent> _pending = [];
+    private readonly List<BlockMeta> _blocks = [];
+    private readonly Dictionary<string, int> _fieldIds = new(StringComparer.Ordinal);
+    private readonly List<string> _fieldNames = [];
+    private readonly Dictionary<uint, List<int>> _postings = [];
+    private readonly ByteWriter _raw = new(1 << 16);
+    private readonly ByteWriter _block = new(1 << 16);
+    private long _offset = SegmentFormat.HeaderSize;
+    private long _events;
+    private long _minTime = long.MaxValue;
+    private long _maxTime = long.MinValue;
+    private long _minSeq = long.MaxValue;
+    private long _maxSeq = long.MinValue;
+    private EventPosition _last = new(long.MinValue, long.MinValue);
+    private bool _completed;
+
+    public SegmentWriter(string path, string day, int blockRows, int compressionLevel)
+    {
+        _path = path;
+        _tempPath = path + ".tmp";
+        _day = day;
+        _blockRows = blockRows;
+        _compressor = new Compressor(compressionLevel);
+        _handle = File.OpenHandle(_tempPath, FileMode.Create, FileAccess.Write);
+        Span<byte> header = stackalloc byte[SegmentFormat.HeaderSize];
+        SegmentFormat.HeaderMagic.CopyTo(header);
+        BinaryPrimitives.WriteUInt16LittleEndian(header[4..], SegmentFormat.Version);
+        RandomAccess.Write(_handle, header, 0);
+    }
+
+    public long Events => _events + _pending.Count;
+
+    public void Add(LogEvent evt)
+    {
+        var position = new EventPosition(evt.Timestamp, evt.Seq);
+        if (position <= _last)
+        {
+            throw new InvalidOperationException("segment events must be added in ascending (timestamp, seq) order");
+        }
+        _last = position;
+        _pending.Add(evt);
+        if (_pending.Count >= _blockRows)
+        {
+            WriteBlock();
+        }
+    }
+
+    public SegmentInfo Complete()
+    {
+        if (_pending.Count > 0)
+        {
+            WriteBlock();
+        }
+        var footer = BuildFooter();
+        var compressed = _compressor.Wrap(footer.WrittenSpan).ToArray();
+        var trailer = new byte[SegmentFormat.TrailerSize];
+        BinaryPrimitives.WriteInt32LittleEndian(trailer, compressed.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(trailer.AsSpan(4), footer.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer.AsSpan(8), Crc32.HashToUInt32(compressed));
+        SegmentFormat.TrailerMagic.CopyTo(trailer.AsSpan(12));
+        RandomAccess.Write(_handle, compressed, _offset);
+        _offset += compressed.Length;
+        RandomAccess.Write(_handle, trailer, _offset);
+        _offset += trailer.Length;
+        RandomAccess.FlushToDisk(_handle);
+        _handle.Dispose();
+        File.Move(_tempPath, _path, overwrite: true);
+        DurableFile.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(_path))!);
+        _completed = true;
+        return new SegmentInfo(Path.GetFileName(_path), _day, _events, _minTime, _maxTime, _minSeq, _maxSeq, _offset);
+    }
+
+    private void WriteBlock()
+    {
+        var blockId = _blocks.Count;
+        var rows = _pending;
+        _block.Clear();
+        var columns = new List<ColumnMeta>();
+
+        // Timestamps: first value, then non-negative deltas.
+        _raw.Clear();
+        var previous = rows[0].Timestamp;
+        _raw.WriteVarInt(previous);
+        for (var i = 1; i < rows.Count; i++)
+        {
+            _raw.WriteVarUInt((ulong)(rows[i].Timestamp - previous));
+            previous = rows[i].Timestamp;
+        }
+        AddColumn(SegmentFormat.TimestampColumn, columns);
+
+        _raw.Clear();
+        var previousSeq = 0L;
+        foreach (var evt in rows)
+        {
+            _raw.WriteVarInt(evt.Seq - previousSeq);
+            previousSeq = evt.Seq;
+        }
+        AddColumn(SegmentFormat.SeqColumn, columns);
+
+        _raw.Clear();
+        var sink = new HashSink(_postings, blockId, null);
+        foreach (var evt in rows)
+        {
+            _raw.WriteString(evt.Message);
+            Tokenizer.Tokenize(evt.Message, ref sink);
+        }
+        AddColumn(SegmentFormat.MessageColumn, columns);
+
+        // One column per field present in this block.
+        var blockFields = new SortedDictionary<int, string>();
+        foreach (var evt in rows)
+        {
+            foreach (var field in evt.Fields)
+            {
+                if (!_fieldIds.TryGetValue(field.Name, out var id))
+                {
+                    id = _fieldNames.Count;
+                    _fieldIds[field.Name] = id;
+                    _fieldNames.Add(field.Name);
+                }
+                blockFields.TryAdd(id, field.Name);
+            }
+        }
+        foreach (var (id, name) in blockFields)
+        {
+            WriteFieldColumn(name, rows, blockId);
+            AddColumn(SegmentFormat.FirstField + id, columns);
+        }
+
+        var bytes = _block.WrittenSpan;
+        var crc = Crc32.HashToUInt32(bytes);
+        RandomAccess.Write(_handle, bytes, _offset);
+        long maxSeq = long.MinValue;
+        foreach (var evt in rows)
+        {
+            maxSeq = Math.Max(maxSeq, evt.Seq);
+            _minSeq = Math.Min(_minSeq, evt.Seq);
+        }
+        _maxSeq = Math.Max(_maxSeq, maxSeq);
+        _blocks.Add(new BlockMeta(_offset, bytes.Length, crc, rows.Count, rows[0].Timestamp, rows[^1].Timestamp, maxSeq, [.. columns]));
+        _offset += bytes.Length;
+        _minTime = Math.Min(_minTime, rows[0].Timestamp);
+        _maxTime = Math.Max(_maxTime, rows[^1].Timestamp);
+        _events += rows.Count;
+        _pending.Clear();
+    }
+
+    private void WriteFieldColumn(string name, List<LogEvent> rows, int blockId)
+    {
+        _raw.Clear();
+        // Strings repeat a lot in logs (hosts, levels, services): use a dictionary when few values are distinct.
+        Dictionary<string, int>? dictionary = new(StringComparer.Ordinal);
+        var stringCount = 0;
+        foreach (var evt in rows)
+        {
+            if (evt.TryGetField(name, out var value) && value.Kind == FieldKind.String)
+            {
+                stringCount++;
+                if (dictionary is not null && !dictionary.ContainsKey(value.Text!))
+                {
+                    dictionary[value.Text!] = dictionary.Count;
+                    if (dictionary.Count > 4096 || dictionary.Count > rows.Count / 4 + 16)
+                    {
+                        dictionary = null;
+                    }
+                }
+            }
+        }
+        if (stringCount == 0)
+        {
+            dictionary = null;
+        }
+        if (dictionary is not null)
+        {
+            _raw.WriteByte(SegmentFormat.DictionaryStrings);
+            _raw.WriteVarUInt((ulong)dictionary.Count);
+            foreach (var entry in dictionary.OrderBy(e => e.Value))
+            {
+                _raw.WriteString(entry.Key);
+            }
+        }
+        else
+        {
+            _raw.WriteByte(SegmentFormat.PlainStrings);
+        }
+
+        var sink = new HashSink(_postings, blockId, name);
+        foreach (var evt in rows)
+        {
+            if (!evt.TryGetField(name, out var value))
+            {
+                _raw.WriteByte(0);
+                continue;
+            }
+            if (value.Kind == FieldKind.String && dictionary is not null)
+            {
+                _raw.WriteByte((byte)FieldKind.String);
+                _raw.WriteVarUInt((ulong)dictionary[value.Text!]);
+            }
+            else
+            {
+                EventCodec.WriteValue(_raw, value);
+            }
+            var text = value.SearchText;
+            if (text is not null)
+            {
+                Tokenizer.Tokenize(text, ref sink);
+            }
+        }
+    }
+
+    private void AddColumn(int column, List<ColumnMeta> columns)
+    {
+        var offset = _block.Length;
+        var compressed = _compressor.Wrap(_raw.WrittenSpan);
+        _block.WriteBytes(compressed);
+        columns.Add(new ColumnMeta(column, offset, compressed.Length, _raw.Length));
+    }
+
+    private ByteWriter BuildFooter()
+    {
+        var footer = new ByteWriter(1 << 16);
+        footer.WriteVarUInt(SegmentFormat.Version);
+        footer.WriteString(_day);
+        footer.WriteVarUInt((ulong)_events);
+        footer.WriteInt64(_minTime);
+        footer.WriteInt64(_maxTime);
+        footer.WriteInt64(_minSeq);
+        footer.WriteInt64(_maxSeq);
+        footer.WriteVarUInt((ulong)_fieldNames.Count);
+        foreach (var name in _fieldNames)
+        {
+            footer.WriteString(name);
+        }
+        footer.WriteVarUInt((ulong)_blocks.Count);
+        foreach (var block in _blocks)
+        {
+            footer.WriteVarUInt((ulong)block.Offset);
+            footer.WriteVarUInt((ulong)block.Length);
+            footer.WriteUInt32(block.Crc);
+            footer.WriteVarUInt((ulong)block.Rows);
+            footer.WriteInt64(block.MinTime);
+            footer.WriteVarUInt((ulong)(block.MaxTime - block.MinTime));
+            footer.WriteVarInt(block.MaxSeq);
+            footer.WriteVarUInt((ulong)block.Columns.Length);
+            foreach (var column in block.Columns)
+            {
+                footer.WriteVarUInt((ulong)column.Column);
+                footer.WriteVarUInt((ulong)column.Offset);
+                footer.WriteVarUInt((ulong)column.Length);
+                footer.WriteVarUInt((ulong)column.RawLength);
+            }
+        }
+        // Token index: sorted hashes (delta-coded), each with its ascending block ids (delta-coded).
+        var hashes = _postings.Keys.ToArray();
+        Array.Sort(hashes);
+        footer.WriteVarUInt((ulong)hashes.Length);
+        uint previous = 0;
+        foreach (var hash in hashes)
+        {
+            footer.WriteVarUInt(hash - previous);
+            previous = hash;
+            var blocks = _postings[hash];
+            footer.WriteVarUInt((ulong)blocks.Count);
+            var previousBlock = 0;
+            foreach (var block in blocks)
+            {
+                footer.WriteVarUInt((ulong)(block - previousBlock));
+                previousBlock = block;
+            }
+        }
+        return footer;
+    }
+
+    public void Dispose()
+    {
+        _compressor.Dispose();
+        if (!_completed)
+        {
+            _handle.Dispose();
+            File.Delete(_tempPath);
+        }
+    }
+
+    private readonly struct HashSink(Dictionary<uint, List<int>> postings, int blockId, string? field) : ITokenSink
+    {
+        public void Token(ReadOnlySpan<char> token)
+        {
+            Add(TokenHash.Of(token));
+            if (field is not null)
+            {
+                Add(TokenHash.Of(field, token));
+            }
+        }
+
+        private void Add(uint hash)
+        {
+            if (!postings.TryGetValue(hash, out var list))
+            {
+                postings[hash] = [blockId];
+            }
+            else if (list[^1] != blockId)
+            {
+                list.Add(blockId);
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Logwell.Core.Time;
+
+namespace Logwell.Cli;
+
+/// <summary>Client verbs: they talk to a running node over its HTTP API.</summary>
+internal static class ClientCommands
+{
+    private const string DefaultServer = "http://127.0.0.1:5080";
+
+    private static HttpClient CreateClient(ParseResult result, Option<string> server)
+    {
+        var url = result.GetValue(server) ?? Environment.GetEnvironmentVariable("LOGWELL_URL") ?? DefaultServer;
+        return new HttpClient { BaseAddress = new Uri(url.TrimEnd('/') + "/"), Timeout = TimeSpan.FromMinutes(5) };
+    }
+
+    public static Command IndexSets(Option<string> server)
+    {
+        var command = new Command("indexsets", "Create, list and delete index sets.");
+
+        var list = new Command("list", "List index sets with their event counts and size on disk.");
+        list.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            using var response = await client.GetAsync("api/v1/indexsets", ct).ConfigureAwait(false);
+            using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            Console.WriteLine($"{"NAME",-24} {"RETENTION",9} {"EVENTS",12} {"ON DISK",10} {"SEGMENTS",8}");
+            foreach (var set in doc.RootElement.GetProperty("indexsets").EnumerateArray())
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{set.GetProperty("name").GetString(),-24} {set.GetProperty("retention_days").GetInt32() + "d",9} {set.GetProperty("events").GetInt64(),12:N0} {FormatBytes(set.GetProperty("bytes_on_disk").GetInt64()),10} {set.GetProperty("segments").GetInt32(),8}"));
+            }
+            return 0;
+        }));
+
+        var name = new Argument<string>("name") { Description = "index set name: lowercase letters, digits, '-' and '_'" };
+        var retention = new Option<int?>("--retention-days") { Description = "days to keep events (default 7)" };
+        var create = new Command("create", "Create an index set.") { name, retention };
+        create.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            var body = new Dictionary<string, object?> { ["name"] = result.GetValue(name), ["retention_days"] = result.GetValue(retention) };
+            using var content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
+            using var response = await client.PostAsync("api/v1/indexsets", content, ct).ConfigureAwait(false);
+            using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            Console.WriteLine($"created index set {doc.RootElement.GetProperty("name").GetString()} (retention {doc.RootElement.GetProperty("retention_days").GetInt32()} days)");
+            return 0;
+        }));
+
+        var deleteName = new Argument<string>("name") { Description = "index set to delete, with all its events" };
+        var delete = new Command("delete", "Delete an index set and all its events.") { deleteName };
+        delete.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            using var response = await client.DeleteAsync($"api/v1/indexsets/{Uri.EscapeDataString(result.GetValue(deleteName)!)}", ct).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                using var _ = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            }
+            Console.WriteLine($"deleted index set {result.GetValue(deleteName)}");
+            return 0;
+        }));
+
+        command.Subcommands.Add(list);
+        command.Subcommands.Add(create);
+        command.Subcommands.Add(delete);
+        return command;
+    }
+
+    public static Command Ingest(Option<string> server)
+    {
+        var index = new Option<string>("--index") { Description = "index set to ingest into", Required = true };
+        var file = new Argument<string>("file") { Description = "file of JSON lines or plain text lines, or - for standard input" };
+        var batchLines = new Option<int>("--batch-lines") { Description = "lines per request", DefaultValueFactory = _ => 20_000 };
+        var command = new Command("ingest", "Send a file of JSON lines or text lines to an index set, in batches.") { index, file, batchLines };
+        command.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            var path = result.GetValue(file)!;
+            await using var input = path == "-" ? Console.OpenStandardInput() : File.OpenRead(path);
+            using var reader = new StreamReader(input, Encoding.UTF8);
+            var indexName = result.GetValue(index)!;
+            var perBatch = Math.Max(1, result.GetValue(batchLines));
+            var showProgress = !Console.IsErrorRedirected;
+            long accepted = 0, rejected = 0, lineOffset = 0;
+            string? contentType = null;
+            var batch = new StringBuilder();
+            var linesInBatch = 0;
+            var started = TimeProvider.System.GetTimestamp();
+
+            async Task SendAsync()
+            {
+                if (linesInBatch == 0)
+                {
+                    return;
+                }
+                using var content = new StringContent(batch.ToString(), Encoding.UTF8);
+                content.Headers.ContentType = new MediaTypeHeaderValue(contentType!);
+                using var response = await client.PostAsync($"api/v1/indexsets/{Uri.EscapeDataString(indexName)}/ingest", content, ct).ConfigureAwait(false);
+                using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+                accepted += doc.RootElement.GetProperty("accepted").GetInt64();
+                rejected += doc.RootElement.GetProperty("rejected").GetInt64();
+                foreach (var error in doc.RootElement.GetProperty("errors").EnumerateArray())
+                {
+                    Console.Error.WriteLine($"line {lineOffset + error.GetProperty("line").GetInt64()}: {error.GetProperty("error").GetString()}");
+                }
+                lineOffset += linesInBatch;
+                batch.Clear();
+                linesInBatch = 0;
+                if (showProgress)
+                {
+                    var seconds = TimeProvider.System.GetElapsedTime(started).TotalSeconds;
+                    Console.Error.Write(string.Create(CultureInfo.InvariantCulture, $"\r{accepted:N0} accepted, {rejected:N0} rejected, {accepted / Math.Max(seconds, 0.001):N0} events/s   "));
+                }
+            }
+
+            while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+            {
+                if (contentType is null && line.Trim().Length > 0)
+                {
+                    contentType = line.TrimStart().StartsWith('{') ? "application/x-ndjson" : "text/plain";
+                }
+                batch.Append(line).Append('\n');
+                linesInBatch++;
+                if (linesInBatch >= perBatch || batch.Length >= 16 << 20)
+                {
+                    await SendAsync().ConfigureAwait(false);
+                }
+            }
+            await SendAsync().ConfigureAwait(false);
+            if (showProgress)
+            {
+                Console.Error.WriteLine();
+            }
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{accepted} accepted, {rejected} rejected into {indexName}"));
+            return rejected > 0 ? 1 : 0;
+        }));
+        return command;
+    }
+
+    public static Command Search(Option<string> server)
+    {
+        var index = new Option<string>("--index") { Description = "index set to search", DefaultValueFactory = _ => "default" };
+        var query = new Argument<string>("query") { Description = "query in Lucene syntax, e.g. 'error AND host:web-*'", DefaultValueFactory = _ => "" };
+        var since = new Option<string?>("--since") { Description = "only events newer than this, e.g. 15m, 1h, 2d" };
+        var from = new Option<string?>("--from") { Description = "start time: ISO 8601, epoch ms or now-1h" };
+        var to = new Option<string?>("--to") { Description = "end time: ISO 8601, epoch ms or now" };
+        var limit = new Option<int>("--limit") { Description = "how many events to show", DefaultValueFactory = _ => 20 };
+        var json = new Option<bool>("--json") { Description = "print each hit as a JSON line" };
+        var command = new Command("search", "Search an index set, newest first.") { index, query, since, from, to, limit, json };
+        command.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            var fromValue = result.GetValue(from);
+            if (result.GetValue(since) is { } sinceText)
+            {
+                if (!TimeExpression.TryParseDuration(sinceText, out _))
+                {
+                    Console.Error.WriteLine($"error: cannot read --since '{sinceText}': use 15m, 1h, 2d");
+                    return 2;
+                }
+                fromValue = "now-" + sinceText;
+            }
+            var url = new StringBuilder("api/v1/search?indexset=").Append(Uri.EscapeDataString(result.GetValue(index)!))
+                .Append("&q=").Append(Uri.EscapeDataString(result.GetValue(query) ?? ""))
+                .Append("&limit=").Append(result.GetValue(limit).ToString(CultureInfo.InvariantCulture));
+            if (fromValue is not null)
+            {
+                url.Append("&from=").Append(Uri.EscapeDataString(fromValue));
+            }
+            if (result.GetValue(to) is { } toValue)
+            {
+                url.Append("&to=").Append(Uri.EscapeDataString(toValue));
+            }
+            using var response = await client.GetAsync(url.ToString(), ct).ConfigureAwait(false);
+            using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            var root = doc.RootElement;
+            foreach (var hit in root.GetProperty("hits").EnumerateArray())
+            {
+                if (result.GetValue(json))
+                {
+                    Console.WriteLine(hit.GetRawText());
+                    continue;
+                }
+                var fields = hit.GetProperty("fields");
+                var extra = new StringBuilder();
+                foreach (var field in fields.EnumerateObject())
+                {
+                    extra.Append(' ').Append(field.Name).Append('=').Append(field.Value.ValueKind == JsonValueKind.String ? field.Value.GetString() : field.Value.GetRawText());
+                }
+                Console.WriteLine($"{hit.GetProperty("t").GetString()} {hit.GetProperty("message").GetString()}{extra}");
+            }
+            if (!result.GetValue(json))
+            {
+                var total = root.GetProperty("total").GetInt64();
+                var exact = root.GetProperty("total_is_exact").GetBoolean();
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{root.GetProperty("hits").GetArrayLength()} shown of {(exact ? "" : "at least ")}{total:N0} matching ({root.GetProperty("took_ms").GetDouble():0.#} ms)"));
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    private static async Task<JsonDocument> ReadOrFailAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            string message;
+            try
+            {
+                using var error = JsonDocument.Parse(text);
+                message = error.RootElement.GetProperty("error").GetString() ?? text;
+                if (error.RootElement.TryGetProperty("expected", out var expected))
+                {
+                    message += $" (expected {expected.GetString()})";
+                }
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                message = text;
+            }
+            throw new CliException($"{(int)response.StatusCode} {response.ReasonPhrase}: {message}");
+        }
+        return JsonDocument.Parse(text);
+    }
+
+    private static async Task<int> Guard(Func<Task<int>> action)
+    {
+        try
+        {
+            return await action().ConfigureAwait(false);
+        }
+        catch (CliException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+        catch (HttpRequestException e)
+        {
+            Console.Error.WriteLine($"error: cannot reach the Logwell node: {e.Message}");
+            return 1;
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static string FormatBytes(long bytes) => bytes switch
+    {
+        < 1024 => $"{bytes} B",
+        < 1024 * 1024 => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0:0.#} KiB"),
+        < 1024L * 1024 * 1024 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):0.#} MiB"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):0.##} GiB"),
+    };
+
+    private sealed class CliException(string message) : Exception(message);
+}

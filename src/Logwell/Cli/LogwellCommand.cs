@@ -1,0 +1,27 @@
+using System.CommandLine;
+
+namespace Logwell.Cli;
+
+/// <summary>The <c>logwell</c> verbs: the server role and the client verbs that talk to a running node.</summary>
+internal static class LogwellCommand
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var server = new Option<string>("--server")
+        {
+            Description = "URL of a running Logwell node (default: $LOGWELL_URL or http://127.0.0.1:5080)",
+            Recursive = true,
+        };
+
+        var root = new RootCommand("Logwell: collect, store and search logs.")
+        {
+            ServeCommand.Create(),
+            ClientCommands.IndexSets(server),
+            ClientCommands.Ingest(server),
+            ClientCommands.Search(server),
+        };
+        root.Options.Add(server);
+        // serve shuts down through the host (flushes the engine); no forced exit after Ctrl-C.
+        return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,83 @@
+using System.CommandLine;
+using Logwell.Server.Hosting;
+using Logwell.Storage.Engine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Logwell.Cli;
+
+/// <summary><c>logwell serve</c>: every role in one process on the embedded stores.</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string?>("--data") { Description = "data directory (default ./data)" };
+        var urls = new Option<string?>("--urls") { Description = "where to listen (default http://127.0.0.1:5080)" };
+        var environment = new Option<string?>("--environment") { Description = "Development (default for serve) or Production" };
+        var command = new Command("serve", "Run a Logwell node on the embedded default: HTTP API and the log engine in one process.")
+        {
+            data, urls, environment,
+        };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var env = result.GetValue(environment)
+                ?? Environment.GetEnvironmentVariable("LOGWELL_ENVIRONMENT")
+                ?? Environment.GetEnvironmentVariable("DOTNET_ENVIRONMENT")
+                ?? Environment.GetEnvironmentVariable("ASPNETCORE_ENVIRONMENT")
+                ?? "Development";
+            var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+            {
+                EnvironmentName = env,
+                ContentRootPath = AppContext.BaseDirectory,
+            });
+            builder.Configuration.AddInMemoryCollection(LogwellEnvironment());
+            var overrides = new Dictionary<string, string?>();
+            if (result.GetValue(data) is { } dataDir)
+            {
+                overrides["Logwell:DataDirectory"] = dataDir;
+            }
+            if (result.GetValue(urls) is { } listen)
+            {
+                overrides["Logwell:Urls"] = listen;
+            }
+            builder.Configuration.AddInMemoryCollection(overrides);
+            // Relative data paths are relative to where logwell was started, not to the binary.
+            var configured = builder.Configuration["Logwell:DataDirectory"] ?? "./data";
+            builder.Configuration["Logwell:DataDirectory"] = Path.GetFullPath(configured, Environment.CurrentDirectory);
+
+            await using var app = LogwellApp.Build(builder);
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+            var options = app.Services.GetRequiredService<IOptions<LogwellOptions>>().Value;
+            var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+            Console.WriteLine($"Logwell listening on {string.Join(", ", addresses)}");
+            Console.WriteLine($"Logwell data in {options.DataDirectory} (environment {env}, auto-create index sets {(options.AutoCreateIndexSets ? "on" : "off")})");
+            Console.Out.Flush();
+            await app.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
+            await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await app.Services.GetRequiredService<LogEngine>().DisposeAsync().ConfigureAwait(false);
+            Console.WriteLine("Logwell stopped; all acknowledged events are on disk.");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary><c>LOGWELL_X__Y=v</c> sets <c>Logwell:X:Y</c>.</summary>
+    private static Dictionary<string, string?> LogwellEnvironment()
+    {
+        var values = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
+        {
+            var key = (string)entry.Key;
+            if (key.StartsWith("LOGWELL_", StringComparison.Ordinal) && key is not "LOGWELL_URL" and not "LOGWELL_ENVIRONMENT" and not "LOGWELL_LOGHUB_DIR")
+            {
+                values["Logwell:" + key["LOGWELL_".Length..].Replace("__", ":", StringComparison.Ordinal)] = (string?)entry.Value;
+            }
+        }
+        return values;
+    }
+}

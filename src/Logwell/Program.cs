@@ -1,0 +1,3 @@
+using Logwell.Cli;
+
+return await LogwellCommand.RunAsync(args).ConfigureAwait(false);
