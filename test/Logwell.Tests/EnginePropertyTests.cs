@@ -1,0 +1,206 @@
+using System.Text.RegularExpressions;
+using Logwell.Core.Events;
+using Logwell.Core.Query;
+using Logwell.Storage.Engine;
+
+namespace Logwell.Tests;
+
+/// <summary>
+/// Random events and random queries: the engine (segments, token index, block pruning, memory tables, merges,
+/// cursors, recovery) must return exactly what a brute-force filter over the same events returns.
+/// </summary>
+public sealed partial class EnginePropertyTests
+{
+    private static readonly string[] Words = ["error", "warn", "timeout", "connection", "reset", "user_id", "svc.auth", "disk", "full", "login", "failed", "retry", "10.0.0.1", "peer", "Gateway"];
+    private static readonly string[] Separators = [" ", ", ", ": ", " - ", "="];
+    private static readonly string[] Levels = ["INFO", "INFO", "INFO", "WARN", "ERROR", "DEBUG"];
+    private static readonly DateTime Start = new(2026, 11, 20, 0, 0, 0, DateTimeKind.Utc);
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task EngineAnswersEqualABruteForceFilter(int seed)
+    {
+        var random = new Random(seed);
+        using var dir = new TempDirectory();
+        var options = new EngineOptions
+        {
+            DataDirectory = dir.Path,
+            BlockRows = 32,
+            MemTableMaxEvents = 150,
+            MergeMinSegments = 3,
+            DefaultRetentionDays = 36_500,
+        };
+        var events = new List<LogEvent>();
+        var engine = LogEngine.Open(options);
+        try
+        {
+            var store = await engine.GetOrCreateAsync("prop");
+            for (var batch = 0; batch < 25; batch++)
+            {
+                var size = random.Next(1, 90);
+                var list = Enumerable.Range(0, size).Select(_ => RandomEvent(random)).ToList();
+                await store.AppendAsync(list);
+                events.AddRange(list);
+            }
+            var queries = Enumerable.Range(0, 80).Select(_ => RandomQuery(random, 3)).ToList();
+            CheckAll(store, events, queries, random);
+
+            await engine.DisposeAsync();
+            engine = LogEngine.Open(options);
+            Assert.True(engine.TryGet("prop", out store));
+            CheckAll(store, events, queries, random);
+        }
+        finally
+        {
+            await engine.DisposeAsync();
+        }
+    }
+
+    private static void CheckAll(IndexSetStore store, List<LogEvent> events, List<string> queries, Random random)
+    {
+        foreach (var text in queries)
+        {
+            var query = QueryParser.Parse(text);
+            long? from = null, to = null;
+            if (random.Next(3) == 0)
+            {
+                from = Start.AddHours(random.Next(0, 72)).Ticks;
+                to = from + TimeSpan.FromHours(random.Next(1, 30)).Ticks;
+            }
+            var expected = events
+                .Where(e => (from is null || e.Timestamp >= from) && (to is null || e.Timestamp < to) && Reference(query, e))
+                .OrderByDescending(e => e.Timestamp).ThenByDescending(e => e.Seq)
+                .Select(e => e.Seq).ToList();
+
+            var limit = random.Next(1, 60);
+            var actual = new List<long>();
+            EventPosition? after = null;
+            var first = true;
+            while (true)
+            {
+                var result = store.Search(new SearchRequest(query, from, to, after, limit));
+                if (first)
+                {
+                    Assert.True(result.TotalIsExact);
+                    Assert.True(expected.Count == result.Total, $"total for '{text}': expected {expected.Count}, got {result.Total}");
+                    first = false;
+                }
+                actual.AddRange(result.Hits.Select(h => h.Seq));
+                if (result.NextCursor is null)
+                {
+                    break;
+                }
+                after = result.NextCursor;
+            }
+            Assert.True(expected.SequenceEqual(actual), $"hits for '{text}' (limit {limit}) differ: expected {expected.Count}, got {actual.Count}");
+        }
+    }
+
+    private static LogEvent RandomEvent(Random random)
+    {
+        var words = Enumerable.Range(0, random.Next(2, 8)).Select(_ => Words[random.Next(Words.Length)]);
+        var message = string.Join(Separators[random.Next(Separators.Length)], words);
+        var fields = new List<Field>();
+        if (random.Next(10) > 0)
+        {
+            fields.Add(new Field("host", FieldValue.FromString($"{(random.Next(4) == 0 ? "db" : "web")}-{random.Next(1, 13)}")));
+        }
+        fields.Add(new Field("level", FieldValue.FromString(Levels[random.Next(Levels.Length)])));
+        if (random.Next(2) == 0)
+        {
+            fields.Add(new Field("status", FieldValue.FromLong(random.Next(2) == 0 ? 200 : 500 + random.Next(4))));
+        }
+        if (random.Next(5) == 0)
+        {
+            fields.Add(new Field("detail", FieldValue.FromString(Words[random.Next(Words.Length)])));
+        }
+        var t = Start.AddSeconds(random.Next(0, 3 * 24 * 3600 / 600) * 600).Ticks;
+        return new LogEvent(t, message, [.. fields]);
+    }
+
+    private static string RandomQuery(Random random, int depth)
+    {
+        var pick = depth <= 0 ? random.Next(5) : random.Next(9);
+        return pick switch
+        {
+            0 => Words[random.Next(Words.Length)],
+            1 => $"{new[] { "host", "level", "message", "detail", "status" }[random.Next(5)]}:{new[] { "web-3", "ERROR", "info", "timeout", "500", "user_id", "db-1", "auth" }[random.Next(8)]}",
+            2 => $"\"{Words[random.Next(Words.Length)]} {Words[random.Next(Words.Length)]}\"",
+            3 => new[] { "web-1*", "host:web-*", "host:db-1*", "time*", "10.0*", "level:WA*", "svc.*" }[random.Next(7)],
+            4 => random.Next(10) == 0 ? "*" : "connection reset",
+            5 => $"{RandomQuery(random, depth - 1)} AND {RandomQuery(random, depth - 1)}",
+            6 => $"({RandomQuery(random, depth - 1)} OR {RandomQuery(random, depth - 1)})",
+            7 => $"NOT {RandomQuery(random, depth - 1)}",
+            _ => $"{RandomQuery(random, depth - 1)} -{Words[random.Next(Words.Length)]}",
+        };
+    }
+
+    // The reference: independent, slow, obviously right.
+    private static bool Reference(QueryNode node, LogEvent e) => node switch
+    {
+        MatchAllNode => true,
+        TermNode t => Texts(t.Field, e).Any(text => ReferenceTokens(text).Contains(t.Token)),
+        PhraseNode p => Texts(p.Field, e).Any(text => ContainsSequence(BaseTokens(text), p.Tokens)),
+        PrefixNode p => Texts(p.Field, e).Any(text => Regex.IsMatch(text, @"(?<![\p{L}\p{N}])" + Regex.Escape(p.Prefix), RegexOptions.IgnoreCase)),
+        AndNode a => a.Children.All(c => Reference(c, e)),
+        OrNode o => o.Children.Any(c => Reference(c, e)),
+        NotNode n => !Reference(n.Child, e),
+        _ => throw new NotSupportedException(),
+    };
+
+    private static IEnumerable<string> Texts(string? field, LogEvent e)
+    {
+        if (field is null || field == "message")
+        {
+            yield return e.Message;
+        }
+        foreach (var f in e.Fields)
+        {
+            if ((field is null || f.Name == field) && f.Value.SearchText is { } text)
+            {
+                yield return text;
+            }
+        }
+    }
+
+    private static HashSet<string> ReferenceTokens(string text)
+    {
+        var set = new HashSet<string>();
+        foreach (Match run in RunPattern().Matches(text))
+        {
+            var value = run.Value.ToLowerInvariant();
+            set.Add(value);
+            foreach (var piece in value.Split('.'))
+            {
+                set.Add(piece);
+                foreach (var part in piece.Split('_'))
+                {
+                    set.Add(part);
+                }
+            }
+        }
+        return set;
+    }
+
+    private static List<string> BaseTokens(string text) => [.. WordPattern().Matches(text).Select(m => m.Value.ToLowerInvariant())];
+
+    private static bool ContainsSequence(List<string> tokens, IReadOnlyList<string> phrase)
+    {
+        for (var i = 0; i + phrase.Count <= tokens.Count; i++)
+        {
+            if (phrase.Select((p, j) => tokens[i + j] == p).All(x => x))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    [GeneratedRegex(@"[\p{L}\p{N}]+(?:[._][\p{L}\p{N}]+)*")]
+    private static partial Regex RunPattern();
+
+    [GeneratedRegex(@"[\p{L}\p{N}]+")]
+    private static partial Regex WordPattern();
+}

@@ -1,0 +1,95 @@
+using Logwell.Core.Events;
+using Logwell.Core.Text;
+using Logwell.Storage.Segments;
+
+namespace Logwell.Tests;
+
+public sealed class SegmentTests
+{
+    private static LogEvent Event(long seq, string message, params Field[] fields) =>
+        new(new DateTime(2026, 11, 26, 0, 0, 0, DateTimeKind.Utc).Ticks + seq * TimeSpan.TicksPerSecond, message, fields) { Seq = seq };
+
+    [Fact]
+    public void BlocksRoundTripEveryFieldTypeAndTheIndexNamesTheRightBlocks()
+    {
+        using var dir = new TempDirectory();
+        var path = Path.Combine(dir.Path, "seg.lws");
+        var events = new List<LogEvent>();
+        for (var i = 1; i <= 100; i++)
+        {
+            events.Add(Event(i, i == 77 ? "needle in a haystack" : $"ordinary line {i % 5}",
+                new Field("host", FieldValue.FromString($"web-{i % 3}")),
+                new Field("status", FieldValue.FromLong(200 + i)),
+                new Field("ratio", FieldValue.FromDouble(i / 4.0)),
+                new Field("ok", FieldValue.FromBool(i % 2 == 0)),
+                new Field("tags", FieldValue.FromJson("[1,2]")),
+                new Field("gone", FieldValue.Null)));
+        }
+        using (var writer = new SegmentWriter(path, "2026-11-26", blockRows: 16, compressionLevel: 3))
+        {
+            foreach (var evt in events)
+            {
+                writer.Add(evt);
+            }
+            writer.Complete();
+        }
+        var segment = Segment.Open(path);
+        try
+        {
+            Assert.Equal(100, segment.Info.Events);
+            Assert.Equal(7, segment.Blocks.Length);
+            var read = Enumerable.Range(0, segment.Blocks.Length).SelectMany(segment.ReadBlock).ToList();
+            Assert.Equal(events.Select(e => (e.Timestamp, e.Seq, e.Message)), read.Select(e => (e.Timestamp, e.Seq, e.Message)));
+            for (var i = 0; i < events.Count; i++)
+            {
+                Assert.Equal(events[i].Fields, read[i].Fields);
+            }
+            // Event 77 is the 13th row of block 4 (rows 65..80).
+            Assert.Equal([4], segment.BlocksWithToken(TokenHash.Of("needle")).ToArray());
+            Assert.Equal(7, segment.BlocksWithToken(TokenHash.Of("host", "web")).Length);
+            Assert.Empty(segment.BlocksWithToken(TokenHash.Of("host", "needle")).ToArray());
+        }
+        finally
+        {
+            segment.Retire(deleteFile: false);
+        }
+    }
+
+    [Fact]
+    public void CorruptByteInABlockIsDetectedByItsChecksum()
+    {
+        using var dir = new TempDirectory();
+        var path = Path.Combine(dir.Path, "seg.lws");
+        using (var writer = new SegmentWriter(path, "2026-11-26", 16, 3))
+        {
+            for (var i = 1; i <= 40; i++)
+            {
+                writer.Add(Event(i, $"line {i}"));
+            }
+            writer.Complete();
+        }
+        var bytes = File.ReadAllBytes(path);
+        bytes[12] ^= 0x55;
+        File.WriteAllBytes(path, bytes);
+        var segment = Segment.Open(path);
+        try
+        {
+            var error = Assert.Throws<InvalidDataException>(() => segment.ReadBlock(0));
+            Assert.Contains("checksum", error.Message, StringComparison.Ordinal);
+            Assert.Equal(16, segment.ReadBlock(1).Length);
+        }
+        finally
+        {
+            segment.Retire(deleteFile: false);
+        }
+    }
+
+    [Fact]
+    public void EventsOutOfOrderAreRefused()
+    {
+        using var dir = new TempDirectory();
+        using var writer = new SegmentWriter(Path.Combine(dir.Path, "seg.lws"), "2026-11-26", 16, 3);
+        writer.Add(Event(5, "b"));
+        Assert.Throws<InvalidOperationException>(() => writer.Add(Event(4, "a")));
+    }
+}
