@@ -28,6 +28,7 @@ public sealed class LogEngine : IAsyncDisposable
     private readonly Dictionary<string, IndexSetStore> _stores = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private Task _retention = Task.CompletedTask;
+    private int _disposed;
 
     private LogEngine(EngineOptions options, ILoggerFactory loggers, TimeProvider time)
     {
@@ -205,6 +206,10 @@ public sealed class LogEngine : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _retention.ConfigureAwait(false);
         List<IndexSetStore> stores;

@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Logwell.IntegrationTests;
+
+/// <summary>The <c>logwell</c> client verbs, run as processes against a running node.</summary>
+public sealed class CliTests
+{
+    private static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(LogwellNode node, string? stdin, params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = stdin is not null,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(LogwellNode.LogwellDll);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        info.Environment["LOGWELL_URL"] = node.BaseAddress.ToString();
+        using var process = Process.Start(info)!;
+        if (stdin is not null)
+        {
+            await process.StandardInput.WriteAsync(stdin);
+            process.StandardInput.Close();
+        }
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    [Fact]
+    public async Task IndexSetsIngestAndSearchFromTheCommandLine()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path, "Production");
+
+        var (code, stdout, stderr) = await RunAsync(node, null, "indexsets", "create", "web", "--retention-days", "14");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("created index set web (retention 14 days)", stdout, StringComparison.Ordinal);
+
+        var file = Path.Combine(dir.Path, "access.ndjson");
+        await File.WriteAllLinesAsync(file, Enumerable.Range(0, 2500).Select(i =>
+            $"{{\"ts\":{1795168800 + i},\"message\":\"GET /item/{i} {(i % 100 == 0 ? 500 : 200)}\",\"host\":\"web-{i % 7}\"}}"));
+        (code, stdout, stderr) = await RunAsync(node, null, "ingest", "--index", "web", "--batch-lines", "1000", file);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("2500 accepted, 0 rejected into web", stdout, StringComparison.Ordinal);
+
+        (code, stdout, _) = await RunAsync(node, "plain text from stdin\nsecond line\n", "ingest", "--index", "web", "-");
+        Assert.Equal(0, code);
+        Assert.Contains("2 accepted", stdout, StringComparison.Ordinal);
+
+        (code, stdout, stderr) = await RunAsync(node, null, "search", "--index", "web", "500 AND host:web-0", "--limit", "100", "--json");
+        Assert.True(code == 0, stderr);
+        var hits = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        // i % 100 == 0 and i % 7 == 0: i = 0, 700, 1400, 2100.
+        Assert.Equal(["GET /item/2100 500", "GET /item/1400 500", "GET /item/700 500", "GET /item/0 500"], hits.Select(h => h.GetProperty("message").GetString()));
+
+        (code, stdout, stderr) = await RunAsync(node, null, "search", "--index", "web", "stdin", "--since", "1h");
+        Assert.Equal(0, code);
+        Assert.Contains("plain text from stdin", stdout, StringComparison.Ordinal);
+        Assert.Contains("1 shown of 1 matching", stderr, StringComparison.Ordinal);
+
+        (code, _, stderr) = await RunAsync(node, null, "search", "--index", "web", "\"unclosed");
+        Assert.Equal(1, code);
+        Assert.Contains("unclosed quote", stderr, StringComparison.Ordinal);
+
+        (code, _, stderr) = await RunAsync(node, null, "ingest", "--index", "nosuch", file);
+        Assert.Equal(1, code);
+        Assert.Contains("404", stderr, StringComparison.Ordinal);
+
+        (code, stdout, _) = await RunAsync(node, null, "indexsets", "list");
+        Assert.Equal(0, code);
+        Assert.Matches(@"web\s+14d\s+2,502", stdout);
+
+        (code, stdout, _) = await RunAsync(node, null, "indexsets", "delete", "web");
+        Assert.Equal(0, code);
+        (code, _, stderr) = await RunAsync(node, null, "indexsets", "delete", "web");
+        Assert.Equal(1, code);
+        Assert.Contains("does not exist", stderr, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,235 @@
+using System.IO.Compression;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+
+namespace Logwell.IntegrationTests;
+
+/// <summary>A real node over HTTP: index sets, ingest, search, and the errors a client can cause.</summary>
+public sealed class HttpApiTests
+{
+    internal static async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(HttpClient http, HttpMethod method, string url, HttpContent? content = null, string? accept = null)
+    {
+        using var request = new HttpRequestMessage(method, url) { Content = content };
+        if (accept is not null)
+        {
+            request.Headers.Accept.ParseAdd(accept);
+        }
+        using var response = await http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        var body = text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
+        return (response.StatusCode, body);
+    }
+
+    internal static StringContent Ndjson(string body) => new(body, Encoding.UTF8, "application/x-ndjson");
+
+    internal static async Task<JsonElement> IngestAsync(HttpClient http, string index, string body)
+    {
+        var (status, json) = await SendAsync(http, HttpMethod.Post, $"/api/v1/indexsets/{index}/ingest", Ndjson(body));
+        Assert.Equal(HttpStatusCode.OK, status);
+        return json;
+    }
+
+    [Fact]
+    public async Task IndexSetsAreCreatedListedAndDeleted()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var http = node.Http;
+
+        var (status, created) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets", new StringContent("{\"name\":\"payments\",\"retention_days\":3}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal(3, created.GetProperty("retention_days").GetInt32());
+
+        (status, var conflict) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets", new StringContent("{\"name\":\"payments\"}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Contains("already exists", conflict.GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        (status, var invalid) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets", new StringContent("{\"name\":\"Bad Name\"}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("invalid character 'B'", invalid.GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        (status, _) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets", new StringContent("{\"name\":", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+
+        await IngestAsync(http, "payments", "{\"message\":\"paid\"}\n{\"message\":\"refunded\"}\n");
+        (status, var list) = await SendAsync(http, HttpMethod.Get, "/api/v1/indexsets");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var sets = list.GetProperty("indexsets").EnumerateArray().ToDictionary(s => s.GetProperty("name").GetString()!);
+        Assert.Contains("default", sets.Keys);
+        Assert.Equal(2, sets["payments"].GetProperty("events").GetInt64());
+        Assert.True(sets["payments"].GetProperty("bytes_on_disk").GetInt64() > 0);
+
+        (status, _) = await SendAsync(http, HttpMethod.Delete, "/api/v1/indexsets/payments");
+        Assert.Equal(HttpStatusCode.NoContent, status);
+        (status, _) = await SendAsync(http, HttpMethod.Delete, "/api/v1/indexsets/payments");
+        Assert.Equal(HttpStatusCode.NotFound, status);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "indexsets", "payments")));
+    }
+
+    [Fact]
+    public async Task IngestedEventsComeBackBySearchWithTheirFields()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var http = node.Http;
+        var body = new StringBuilder();
+        body.Append("{\"@t\":\"2026-11-20T10:00:00Z\",\"message\":\"user login failed\",\"host\":\"web-1\",\"level\":\"ERROR\",\"status\":401,\"ctx\":{\"user\":\"bob\"}}\n");
+        body.Append("{\"@t\":\"2026-11-20T10:01:00Z\",\"msg\":\"connection reset by peer\",\"host\":\"web-12\",\"level\":\"WARN\"}\n");
+        body.Append("{\"@t\":\"2026-11-20T10:02:00Z\",\"log\":\"user login ok\",\"host\":\"db-1\",\"level\":\"INFO\"}\n");
+        body.Append("{broken\n");
+        var result = await IngestAsync(http, "default", body.ToString());
+        Assert.Equal(3, result.GetProperty("accepted").GetInt32());
+        Assert.Equal(1, result.GetProperty("rejected").GetInt32());
+        Assert.Equal(4, result.GetProperty("errors")[0].GetProperty("line").GetInt32());
+
+        var (status, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("login AND host:web-* AND NOT ok"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        var hit = Assert.Single(found.GetProperty("hits").EnumerateArray());
+        Assert.Equal("user login failed", hit.GetProperty("message").GetString());
+        Assert.Equal("2026-11-20T10:00:00.0000000Z", hit.GetProperty("t").GetString());
+        Assert.Equal(401, hit.GetProperty("fields").GetProperty("status").GetInt32());
+        Assert.Equal("bob", hit.GetProperty("fields").GetProperty("ctx.user").GetString());
+        Assert.True(found.GetProperty("total_is_exact").GetBoolean());
+
+        (status, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("\"reset by peer\" OR level:INFO"));
+        Assert.Equal(["user login ok", "connection reset by peer"], found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()));
+
+        (status, found) = await SendAsync(http, HttpMethod.Post, "/api/v1/search",
+            new StringContent("{\"indexset\":\"default\",\"q\":\"user\",\"from\":\"2026-11-20T10:00:30Z\",\"to\":1795168980000}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(["user login ok"], found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()));
+    }
+
+    [Fact]
+    public async Task GzipBodiesAndPlainTextAreAccepted()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        using var compressed = new MemoryStream();
+        await using (var gzip = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
+        {
+            gzip.Write(Encoding.UTF8.GetBytes(string.Concat(Enumerable.Range(0, 1000).Select(i => $"{{\"message\":\"gzip line {i}\"}}\n"))));
+        }
+        var content = new ByteArrayContent(compressed.ToArray());
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ndjson");
+        content.Headers.ContentEncoding.Add("gzip");
+        var (status, result) = await SendAsync(node.Http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", content);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(1000, result.GetProperty("accepted").GetInt32());
+
+        (status, result) = await SendAsync(node.Http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", new StringContent("Nov 26 kernel: oom-killer invoked\nplain second\n", Encoding.UTF8, "text/plain"));
+        Assert.Equal(2, result.GetProperty("accepted").GetInt32());
+        (_, var found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?q=oom");
+        Assert.Equal("Nov 26 kernel: oom-killer invoked", found.GetProperty("hits")[0].GetProperty("message").GetString());
+        (_, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?q=gzip&limit=0");
+        Assert.Equal(1000, found.GetProperty("total").GetInt64());
+    }
+
+    [Fact]
+    public async Task BadRequestsGetClearErrorsAndNeverA500()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path, "Production", new Dictionary<string, string> { ["LOGWELL_MAXBODYBYTES"] = "100000" });
+        var http = node.Http;
+
+        var (status, error) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/nosuch/ingest", Ndjson("{\"message\":\"x\"}\n"));
+        Assert.Equal(HttpStatusCode.NotFound, status);
+        Assert.Contains("'nosuch'", error.GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        (status, error) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", Ndjson(new string('x', 200_000)));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        Assert.Contains("100000 bytes", error.GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        // Small on the wire, over the limit once decompressed.
+        using var compressed = new MemoryStream();
+        await using (var gzip = new GZipStream(compressed, CompressionLevel.Optimal, leaveOpen: true))
+        {
+            gzip.Write(Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("{\"message\":\"aaaaaaaaaaaaaaaa\"}\n", 20_000))));
+        }
+        var bomb = new ByteArrayContent(compressed.ToArray());
+        bomb.Headers.ContentType = new MediaTypeHeaderValue("application/x-ndjson");
+        bomb.Headers.ContentEncoding.Add("gzip");
+        (status, _) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", bomb);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+
+        var corrupt = new ByteArrayContent([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7]);
+        corrupt.Headers.ContentEncoding.Add("gzip");
+        (status, _) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", corrupt);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+
+        (status, error) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", new StringContent("<xml/>", Encoding.UTF8, "application/xml"));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, status);
+
+        (status, error) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("error AND (timeout"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(18, error.GetProperty("position").GetInt32());
+        Assert.Equal("')'", error.GetProperty("expected").GetString());
+
+        (status, error) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=x&from=yesterday");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("'from'", error.GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?from=now&to=now-1h");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?limit=-4");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?cursor=zzz");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?indexset=nosuch");
+        Assert.Equal(HttpStatusCode.NotFound, status);
+        (status, _) = await SendAsync(http, HttpMethod.Post, "/api/v1/search", new StringContent("[1,2", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+
+        // The node is still healthy.
+        using var health = await http.GetAsync("/healthz");
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+    }
+
+    [Fact]
+    public async Task CursorPagesHaveNoDuplicatesOrGapsWhileIngestGoesOn()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var http = node.Http;
+        var start = new DateTime(2026, 11, 20, 0, 0, 0, DateTimeKind.Utc);
+        string Lines(int from, int count) => string.Concat(Enumerable.Range(from, count).Select(i =>
+            $"{{\"@t\":\"{start.AddSeconds(i % 50):O}\",\"message\":\"page event {i}\",\"n\":{i}}}\n"));
+        await IngestAsync(http, "default", Lines(0, 500));
+
+        var seen = new List<long>();
+        string? cursor = null;
+        var extra = 500;
+        do
+        {
+            var (status, page) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=page&limit=37" + (cursor is null ? "" : "&cursor=" + cursor));
+            Assert.Equal(HttpStatusCode.OK, status);
+            seen.AddRange(page.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("fields").GetProperty("n").GetInt64()));
+            cursor = page.GetProperty("next_cursor").GetString();
+            // New events land while paging: later ones and ones in the middle of the time range.
+            await IngestAsync(http, "default", Lines(extra, 20));
+            extra += 20;
+        }
+        while (cursor is not null);
+
+        Assert.Equal(seen.Count, seen.Distinct().Count());
+        Assert.Superset(Enumerable.Range(0, 500).Select(i => (long)i).ToHashSet(), seen.ToHashSet());
+    }
+
+    [Fact]
+    public async Task NdjsonAcceptStreamsOneHitPerLine()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        await IngestAsync(node.Http, "default", string.Concat(Enumerable.Range(0, 250).Select(i => $"{{\"message\":\"stream {i}\"}}\n")));
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/search?q=stream&limit=1000");
+        request.Headers.Accept.ParseAdd("application/x-ndjson");
+        using var response = await node.Http.SendAsync(request);
+        Assert.Equal("application/x-ndjson", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("250", response.Headers.GetValues("X-Logwell-Total").Single());
+        var lines = (await response.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(250, lines.Length);
+        Assert.All(lines, line => Assert.StartsWith("stream ", JsonDocument.Parse(line).RootElement.GetProperty("message").GetString(), StringComparison.Ordinal));
+    }
+}
