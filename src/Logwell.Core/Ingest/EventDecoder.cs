@@ -34,7 +34,7 @@ public sealed class DecodeResult
 /// </summary>
 public static class EventDecoder
 {
-    private static readonly string[] TimestampNames = ["@t", "@timestamp", "timestamp", "time", "ts"];
+    private static readonly string[] TimestampNames = ["@t", "@timestamp", "timestamp", "time", "ts", "t"];
     private static readonly string[] MessageNames = ["@m", "message", "msg", "log"];
 
     public static DecodeResult DecodeJsonLines(ReadOnlySpan<byte> body, DateTimeOffset received)

@@ -46,6 +46,10 @@ public sealed record EngineOptions
         {
             throw new ArgumentException("zstd compression levels go from 1 to 22");
         }
+        if (RetentionInterval < TimeSpan.FromSeconds(1) || RetentionInterval > TimeSpan.FromDays(1))
+        {
+            throw new ArgumentException($"RetentionInterval must be between 1 second and 1 day, not {RetentionInterval}");
+        }
         if (DefaultRetentionDays < 1)
         {
             throw new ArgumentException("DefaultRetentionDays must be at least 1");

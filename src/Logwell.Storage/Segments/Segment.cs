@@ -13,10 +13,10 @@ namespace Logwell.Storage.Segments;
 /// </summary>
 internal sealed class Segment
 {
-    private static long s_nextId;
+    private static long _nextId;
 
     [ThreadStatic]
-    private static Decompressor? t_decompressor;
+    private static Decompressor? _decompressor;
 
     private readonly SafeFileHandle _handle;
     private readonly uint[] _tokenHashes;
@@ -35,7 +35,7 @@ internal sealed class Segment
         _tokenHashes = tokenHashes;
         _postingStarts = postingStarts;
         _postings = postings;
-        Id = Interlocked.Increment(ref s_nextId);
+        Id = Interlocked.Increment(ref _nextId);
     }
 
     /// <summary>Unique within the process, for the block cache.</summary>
@@ -171,7 +171,7 @@ internal sealed class Segment
         {
             throw new InvalidDataException($"{Path}: block {index} checksum mismatch");
         }
-        var decompressor = t_decompressor ??= new Decompressor();
+        var decompressor = _decompressor ??= new Decompressor();
         var rows = meta.Rows;
         var timestamps = new long[rows];
         var seqs = new long[rows];
