@@ -66,4 +66,21 @@ public sealed class QueryParserTests
         Assert.Equal(position, error.Position);
         Assert.Equal(expected, error.Expected);
     }
+
+    [Fact]
+    public void DeeplyNestedQueryIsRefusedWithoutExhaustingTheStack()
+    {
+        var text = new string('(', 10_000) + "x" + new string(')', 10_000);
+        Assert.False(QueryParser.TryParse(text, out _, out var error));
+        Assert.Contains("nests deeper", error!.Message, StringComparison.Ordinal);
+        Assert.False(QueryParser.TryParse(string.Concat(Enumerable.Repeat("NOT ", 5_000)) + "x", out _, out error));
+        Assert.Equal(64 * 4, error!.Position);
+    }
+
+    [Fact]
+    public void OverlongQueryIsRefused()
+    {
+        Assert.False(QueryParser.TryParse(new string('a', QueryParser.MaxLength + 1), out _, out var error));
+        Assert.Contains("longer than", error!.Message, StringComparison.Ordinal);
+    }
 }

@@ -12,14 +12,27 @@ public sealed class QueryParser
 {
     private const string ClauseExpected = "a term, a \"phrase\", field:value or '('";
 
+    /// <summary>Longest query accepted, in characters.</summary>
+    public const int MaxLength = 32 * 1024;
+
+    /// <summary>Deepest nesting of parentheses and NOTs accepted; deeper queries are refused, not recursed into.</summary>
+    public const int MaxDepth = 64;
+
     private readonly string _text;
     private int _pos;
+    private int _depth;
 
     private QueryParser(string text) => _text = text;
 
     public static bool TryParse(string? text, out QueryNode query, out QueryError? error)
     {
         text ??= "";
+        if (text.Length > MaxLength)
+        {
+            query = MatchAllNode.Instance;
+            error = new QueryError(MaxLength, $"query is longer than {MaxLength} characters", "a shorter query");
+            return false;
+        }
         try
         {
             var parser = new QueryParser(text);
@@ -87,6 +100,22 @@ public sealed class QueryParser
     private QueryNode ParseUnary()
     {
         SkipSpace();
+        if (++_depth > MaxDepth)
+        {
+            throw Error(_pos, $"query nests deeper than {MaxDepth} levels", "fewer nested parentheses or NOTs");
+        }
+        try
+        {
+            return ParseUnaryClause();
+        }
+        finally
+        {
+            _depth--;
+        }
+    }
+
+    private QueryNode ParseUnaryClause()
+    {
         if (TryKeyword("NOT") || TrySymbol("!"))
         {
             return new NotNode(ParseUnary());

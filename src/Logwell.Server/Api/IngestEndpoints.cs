@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Threading.Channels;
 using Logwell.Core.Events;
 using Logwell.Core.Ingest;
 using Logwell.Server.Hosting;
@@ -69,8 +70,22 @@ internal static class IngestEndpoints
         var decoded = format == BodyFormat.JsonLines ? EventDecoder.DecodeJsonLines(span, received) : EventDecoder.DecodeText(span, received);
         if (decoded.Events.Count > 0)
         {
-            // Not tied to the request: once queued the batch is written, whether or not the client waits.
-            await store.AppendAsync(decoded.Events, CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                // Not tied to the request: once queued the batch is written, whether or not the client waits.
+                await store.AppendAsync(decoded.Events, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is ObjectDisposedException or ChannelClosedException)
+            {
+                await ErrorResponses.WriteAsync(context, 404, $"index set '{name}' was deleted; no event of this request was stored").ConfigureAwait(false);
+                return;
+            }
+            catch (IOException e)
+            {
+                await ErrorResponses.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
+                    $"could not make the events durable ({e.Message}); no event of this request was acknowledged, retry later").ConfigureAwait(false);
+                return;
+            }
         }
 
         context.Response.ContentType = "application/json";

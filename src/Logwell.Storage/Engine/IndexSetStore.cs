@@ -203,6 +203,16 @@ public sealed class IndexSetStore : IAsyncDisposable
                 {
                     pending.Done.TrySetException(e);
                 }
+                // What failed may sit half-written in the log file; later batches go to a fresh file so that
+                // replay never stops at the failed record before reaching acknowledged ones.
+                try
+                {
+                    RotateMemTable();
+                }
+                catch (Exception rotateError) when (rotateError is IOException or UnauthorizedAccessException)
+                {
+                    _logger.LogError(rotateError, "Index set {Name}: cannot start a new write-ahead log file", Name);
+                }
             }
         }
     }

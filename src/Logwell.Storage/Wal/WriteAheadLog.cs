@@ -37,9 +37,18 @@ internal sealed class WriteAheadLog : IDisposable
     public static WriteAheadLog Create(string path)
     {
         var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
-        RandomAccess.Write(handle, Magic, 0);
-        RandomAccess.FlushToDisk(handle);
-        DurableFile.SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        try
+        {
+            RandomAccess.Write(handle, Magic, 0);
+            RandomAccess.FlushToDisk(handle);
+            DurableFile.SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        }
+        catch
+        {
+            handle.Dispose();
+            File.Delete(path);
+            throw;
+        }
         return new WriteAheadLog(path, handle, Magic.Length);
     }
 
