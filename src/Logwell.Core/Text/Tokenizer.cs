@@ -7,7 +7,19 @@ namespace Logwell.Core.Text;
 /// </summary>
 public static class Tokenizer
 {
-    public static bool IsWordChar(char c) => char.IsLetterOrDigit(c);
+    public static bool IsWordChar(char c) => c < 128 ? AsciiWordChars[c] : char.IsLetterOrDigit(c);
+
+    private static readonly bool[] AsciiWordChars = BuildAsciiWordChars();
+
+    private static bool[] BuildAsciiWordChars()
+    {
+        var table = new bool[128];
+        for (var c = 0; c < 128; c++)
+        {
+            table[c] = char.IsLetterOrDigit((char)c);
+        }
+        return table;
+    }
 
     private static bool IsJoiner(char c) => c is '_' or '.';
 

@@ -323,13 +323,14 @@ public sealed class IndexSetStore : IAsyncDisposable
         var i = 0;
         while (i < events.Count)
         {
+            var dayNumber = events[i].Timestamp / TimeSpan.TicksPerDay;
             var day = DayOf(events[i].Timestamp);
             var end = i;
-            while (end < events.Count && DayOf(events[end].Timestamp) == day)
+            while (end < events.Count && events[end].Timestamp / TimeSpan.TicksPerDay == dayNumber)
             {
                 end++;
             }
-            if (DayStart(day) + TimeSpan.TicksPerDay > expiredBefore)
+            if ((dayNumber + 1) * TimeSpan.TicksPerDay > expiredBefore)
             {
                 var path = Path.Combine(_segmentDirectory, $"seg-{nextSegmentId.ToString("D10", CultureInfo.InvariantCulture)}.lws");
                 nextSegmentId++;

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using System.Runtime.InteropServices;
 using Logwell.Core.Events;
 using Logwell.Core.Text;
 using Logwell.Storage.Encoding;
@@ -24,7 +25,9 @@ internal sealed class SegmentWriter : IDisposable
     private readonly List<BlockMeta> _blocks = [];
     private readonly Dictionary<string, int> _fieldIds = new(StringComparer.Ordinal);
     private readonly List<string> _fieldNames = [];
-    private readonly Dictionary<uint, List<int>> _postings = [];
+    // Token index under construction: one (hash << 32 | block) entry per distinct token of each block.
+    private readonly List<ulong> _postings = [];
+    private readonly HashSet<uint> _blockTokens = [];
     private readonly ByteWriter _raw = new(1 << 16);
     private readonly ByteWriter _block = new(1 << 16);
     private long _offset = SegmentFormat.HeaderSize;
@@ -96,6 +99,7 @@ internal sealed class SegmentWriter : IDisposable
     {
         var blockId = _blocks.Count;
         var rows = _pending;
+        _blockTokens.Clear();
         _block.Clear();
         var columns = new List<ColumnMeta>();
 
@@ -120,7 +124,7 @@ internal sealed class SegmentWriter : IDisposable
         AddColumn(SegmentFormat.SeqColumn, columns);
 
         _raw.Clear();
-        var sink = new HashSink(_postings, blockId, null);
+        var sink = new HashSink(_postings, _blockTokens, blockId, null);
         foreach (var evt in rows)
         {
             _raw.WriteString(evt.Message);
@@ -128,11 +132,11 @@ internal sealed class SegmentWriter : IDisposable
         }
         AddColumn(SegmentFormat.MessageColumn, columns);
 
-        // One column per field present in this block.
-        var blockFields = new SortedDictionary<int, string>();
-        foreach (var evt in rows)
+        // One column per field present in this block, gathered in one pass over the rows.
+        var blockFields = new SortedDictionary<int, FieldValue[]>();
+        for (var row = 0; row < rows.Count; row++)
         {
-            foreach (var field in evt.Fields)
+            foreach (var field in rows[row].Fields)
             {
                 if (!_fieldIds.TryGetValue(field.Name, out var id))
                 {
@@ -140,12 +144,17 @@ internal sealed class SegmentWriter : IDisposable
                     _fieldIds[field.Name] = id;
                     _fieldNames.Add(field.Name);
                 }
-                blockFields.TryAdd(id, field.Name);
+                if (!blockFields.TryGetValue(id, out var values))
+                {
+                    values = new FieldValue[rows.Count];
+                    blockFields[id] = values;
+                }
+                values[row] = field.Value;
             }
         }
-        foreach (var (id, name) in blockFields)
+        foreach (var (id, values) in blockFields)
         {
-            WriteFieldColumn(name, rows, blockId);
+            WriteFieldColumn(_fieldNames[id], values, blockId);
             AddColumn(SegmentFormat.FirstField + id, columns);
         }
 
@@ -167,21 +176,22 @@ internal sealed class SegmentWriter : IDisposable
         _pending.Clear();
     }
 
-    private void WriteFieldColumn(string name, List<LogEvent> rows, int blockId)
+    /// <summary>Writes one field's column; <c>default</c> entries are rows without the field.</summary>
+    private void WriteFieldColumn(string name, FieldValue[] values, int blockId)
     {
         _raw.Clear();
         // Strings repeat a lot in logs (hosts, levels, services): use a dictionary when few values are distinct.
         Dictionary<string, int>? dictionary = new(StringComparer.Ordinal);
         var stringCount = 0;
-        foreach (var evt in rows)
+        foreach (var value in values)
         {
-            if (evt.TryGetField(name, out var value) && value.Kind == FieldKind.String)
+            if (value.Kind == FieldKind.String)
             {
                 stringCount++;
                 if (dictionary is not null && !dictionary.ContainsKey(value.Text!))
                 {
                     dictionary[value.Text!] = dictionary.Count;
-                    if (dictionary.Count > 4096 || dictionary.Count > rows.Count / 4 + 16)
+                    if (dictionary.Count > 4096 || dictionary.Count > values.Length / 4 + 16)
                     {
                         dictionary = null;
                     }
@@ -206,10 +216,10 @@ internal sealed class SegmentWriter : IDisposable
             _raw.WriteByte(SegmentFormat.PlainStrings);
         }
 
-        var sink = new HashSink(_postings, blockId, name);
-        foreach (var evt in rows)
+        var sink = new HashSink(_postings, _blockTokens, blockId, name);
+        foreach (var value in values)
         {
-            if (!evt.TryGetField(name, out var value))
+            if (value.Kind == 0)
             {
                 _raw.WriteByte(0);
                 continue;
@@ -274,22 +284,38 @@ internal sealed class SegmentWriter : IDisposable
             }
         }
         // Token index: sorted hashes (delta-coded), each with its ascending block ids (delta-coded).
-        var hashes = _postings.Keys.ToArray();
-        Array.Sort(hashes);
-        footer.WriteVarUInt((ulong)hashes.Length);
-        uint previous = 0;
-        foreach (var hash in hashes)
+        var entries = CollectionsMarshal.AsSpan(_postings);
+        entries.Sort();
+        var hashCount = 0;
+        for (var i = 0; i < entries.Length; i++)
         {
+            if (i == 0 || entries[i] >> 32 != entries[i - 1] >> 32)
+            {
+                hashCount++;
+            }
+        }
+        footer.WriteVarUInt((ulong)hashCount);
+        uint previous = 0;
+        var start = 0;
+        while (start < entries.Length)
+        {
+            var hash = (uint)(entries[start] >> 32);
+            var end = start;
+            while (end < entries.Length && (uint)(entries[end] >> 32) == hash)
+            {
+                end++;
+            }
             footer.WriteVarUInt(hash - previous);
             previous = hash;
-            var blocks = _postings[hash];
-            footer.WriteVarUInt((ulong)blocks.Count);
+            footer.WriteVarUInt((ulong)(end - start));
             var previousBlock = 0;
-            foreach (var block in blocks)
+            for (var i = start; i < end; i++)
             {
+                var block = (int)(uint)entries[i];
                 footer.WriteVarUInt((ulong)(block - previousBlock));
                 previousBlock = block;
             }
+            start = end;
         }
         return footer;
     }
@@ -304,7 +330,7 @@ internal sealed class SegmentWriter : IDisposable
         }
     }
 
-    private readonly struct HashSink(Dictionary<uint, List<int>> postings, int blockId, string? field) : ITokenSink
+    private readonly struct HashSink(List<ulong> postings, HashSet<uint> blockTokens, int blockId, string? field) : ITokenSink
     {
         public void Token(ReadOnlySpan<char> token)
         {
@@ -317,13 +343,9 @@ internal sealed class SegmentWriter : IDisposable
 
         private void Add(uint hash)
         {
-            if (!postings.TryGetValue(hash, out var list))
+            if (blockTokens.Add(hash))
             {
-                postings[hash] = [blockId];
-            }
-            else if (list[^1] != blockId)
-            {
-                list.Add(blockId);
+                postings.Add(((ulong)hash << 32) | (uint)blockId);
             }
         }
     }
