@@ -125,6 +125,15 @@ public sealed class HttpApiTests
         Assert.Equal("Nov 26 kernel: oom-killer invoked", found.GetProperty("hits")[0].GetProperty("message").GetString());
         (_, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?q=gzip&limit=0");
         Assert.Equal(1000, found.GetProperty("total").GetInt64());
+
+        // No content type, or curl's default form encoding: the body is sniffed.
+        (status, result) = await SendAsync(node.Http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", new ByteArrayContent("{\"message\":\"sniffed json\",\"k\":1}\n"u8.ToArray()));
+        Assert.Equal(HttpStatusCode.OK, status);
+        (status, result) = await SendAsync(node.Http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", new StringContent("sniffed text line\n", Encoding.UTF8, "application/x-www-form-urlencoded"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        (_, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?q=sniffed");
+        Assert.Equal(["sniffed text line", "sniffed json"], found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()));
+        Assert.Equal(1, found.GetProperty("hits")[1].GetProperty("fields").GetProperty("k").GetInt32());
     }
 
     [Fact]

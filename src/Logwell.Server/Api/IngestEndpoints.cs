@@ -118,7 +118,8 @@ internal static class IngestEndpoints
         {
             "application/x-ndjson" or "application/ndjson" or "application/jsonl" or "application/json" or "application/x-jsonlines" => BodyFormat.JsonLines,
             "text/plain" => BodyFormat.Text,
-            "application/octet-stream" => BodyFormat.Guess,
+            // curl --data-binary sends form encoding unless told otherwise; nobody posts a real form here.
+            "application/octet-stream" or "application/x-www-form-urlencoded" => BodyFormat.Guess,
             _ => null,
         };
     }
