@@ -61,6 +61,13 @@ public sealed class TimeAndDecodingTests
     }
 
     [Fact]
+    public void AFieldNamedTwiceKeepsItsLastValue()
+    {
+        var evt = Assert.Single(EventDecoder.DecodeJsonLines("{\"a\":1,\"b\":{\"c\":2},\"a\":\"x\",\"b.c\":3}"u8, Now).Events);
+        Assert.Equal([new Field("a", FieldValue.FromString("x")), new Field("b.c", FieldValue.FromLong(3))], evt.Fields);
+    }
+
+    [Fact]
     public void MissingTimestampMeansTimeReceived()
     {
         var evt = Assert.Single(EventDecoder.DecodeJsonLines("{\"message\":\"x\"}"u8, Now).Events);

@@ -104,6 +104,7 @@ public static class EventDecoder
             error = $"invalid JSON at column {(e.BytePositionInLine ?? 0) + 1}: {FirstSentence(e.Message)}";
             return false;
         }
+        strings.RemoveDuplicateNames(fields);
 
         var timestamp = received.UtcTicks;
         var timestampIndex = FindTopLevel(fields, TimestampNames);
@@ -319,7 +320,34 @@ public static class EventDecoder
         private readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _lookup;
         private readonly Dictionary<(string, string), string> _names = [];
 
+        private readonly Dictionary<string, int> _seen = new(StringComparer.Ordinal);
+
         public StringPool() => _lookup = _strings.GetAlternateLookup<ReadOnlySpan<char>>();
+
+        /// <summary>A name given twice keeps its last value, as JSON parsers commonly do.</summary>
+        public void RemoveDuplicateNames(List<Field> fields)
+        {
+            if (fields.Count < 2)
+            {
+                return;
+            }
+            _seen.Clear();
+            var duplicates = false;
+            for (var i = 0; i < fields.Count; i++)
+            {
+                if (!_seen.TryAdd(fields[i].Name, i))
+                {
+                    duplicates = true;
+                    _seen[fields[i].Name] = i;
+                }
+            }
+            if (duplicates)
+            {
+                var kept = fields.Where((field, i) => _seen[field.Name] == i).ToList();
+                fields.Clear();
+                fields.AddRange(kept);
+            }
+        }
 
         public string Name(ref Utf8JsonReader reader, string prefix)
         {
