@@ -77,11 +77,11 @@ public sealed class TimeAndDecodingTests
     [Fact]
     public void MalformedLinesAreRejectedWithTheirLineNumberAndTheRestAccepted()
     {
-        var body = "{\"message\":\"one\"}\n{\"message\": oops}\n\n[1,2]\n{\"message\":\"two\"}\r\n{\"@t\":\"someday\"}\n"u8;
+        var body = "{\"message\":\"one\"}\n{\"message\": oops}\n\n[1,2]\n{\"message\":\"two\"}\r\n{\"@t\":\"someday\"}\n{\"a\":\"\\ud800\"}\n"u8;
         var result = EventDecoder.DecodeJsonLines(body, Now);
         Assert.Equal(["one", "two"], result.Events.Select(e => e.Message));
-        Assert.Equal(3, result.Rejected);
-        Assert.Equal([2L, 4L, 6L], result.Errors.Select(e => e.Line));
+        Assert.Equal(4, result.Rejected);
+        Assert.Equal([2L, 4L, 6L, 7L], result.Errors.Select(e => e.Line));
         Assert.Contains("invalid JSON at column 13", result.Errors[0].Error, StringComparison.Ordinal);
         Assert.Contains("expected a JSON object", result.Errors[1].Error, StringComparison.Ordinal);
         Assert.Contains("timestamp", result.Errors[2].Error, StringComparison.Ordinal);

@@ -104,6 +104,12 @@ public static class EventDecoder
             error = $"invalid JSON at column {(e.BytePositionInLine ?? 0) + 1}: {FirstSentence(e.Message)}";
             return false;
         }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            // Valid JSON syntax that is not valid text or number, such as a lone UTF-16 surrogate escape.
+            error = $"invalid JSON value: {FirstSentence(e.Message)}";
+            return false;
+        }
         strings.RemoveDuplicateNames(fields);
 
         var timestamp = received.UtcTicks;
