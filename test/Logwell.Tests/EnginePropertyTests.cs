@@ -95,6 +95,17 @@ public sealed partial class EnginePropertyTests
                 after = result.NextCursor;
             }
             Assert.True(expected.SequenceEqual(actual), $"hits for '{text}' (limit {limit}) differ: expected {expected.Count}, got {actual.Count}");
+
+            var matching = events.Where(e => (from is null || e.Timestamp >= from) && (to is null || e.Timestamp < to) && Reference(query, e)).ToList();
+            var expectedLevels = matching.Where(e => e.TryGetField("level", out _))
+                .GroupBy(e => { e.TryGetField("level", out var v); return v.Text!; })
+                .ToDictionary(g => g.Key, g => (long)g.Count());
+            var levels = store.CountBy(new SearchRequest(query, from, to), "level");
+            Assert.Equal(expectedLevels.OrderBy(p => p.Key), levels.Counts.OrderBy(p => p.Key));
+            var hour = TimeSpan.TicksPerHour;
+            var expectedHours = matching.GroupBy(e => e.Timestamp / hour * hour).ToDictionary(g => g.Key, g => (long)g.Count());
+            var hours = store.Histogram(new SearchRequest(query, from, to), hour);
+            Assert.Equal(expectedHours.OrderBy(p => p.Key), hours.Counts.OrderBy(p => p.Key));
         }
     }
 

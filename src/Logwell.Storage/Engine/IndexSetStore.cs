@@ -648,6 +648,132 @@ public sealed class IndexSetStore : IAsyncDisposable
         }
     }
 
+    /// <summary>Counts matching events per value of <paramref name="field"/>.</summary>
+    public CountByResult CountBy(SearchRequest request, string field, CancellationToken cancellationToken = default)
+    {
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        long total = 0;
+        void Add(FieldValue value)
+        {
+            if (value.SearchText is { } key)
+            {
+                counts[key] = counts.GetValueOrDefault(key) + 1;
+                total++;
+            }
+        }
+        Scan(request, cancellationToken,
+            (segment, block) =>
+            {
+                var values = segment.ReadField(block, field);
+                if (values is not null)
+                {
+                    foreach (var value in values)
+                    {
+                        Add(value);
+                    }
+                }
+            },
+            evt =>
+            {
+                if (evt.TryGetField(field, out var value))
+                {
+                    Add(value);
+                }
+            });
+        return new CountByResult(counts, total);
+    }
+
+    /// <summary>Counts matching events per time bucket of <paramref name="bucketTicks"/>.</summary>
+    public HistogramResult Histogram(SearchRequest request, long bucketTicks, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(bucketTicks, 1);
+        var counts = new Dictionary<long, long>();
+        long total = 0;
+        void Add(long t)
+        {
+            var bucket = t - (((t % bucketTicks) + bucketTicks) % bucketTicks);
+            counts[bucket] = counts.GetValueOrDefault(bucket) + 1;
+            total++;
+        }
+        Scan(request, cancellationToken,
+            (segment, block) =>
+            {
+                foreach (var t in segment.ReadTimestamps(block))
+                {
+                    Add(t);
+                }
+            },
+            evt => Add(evt.Timestamp));
+        return new HistogramResult(counts, total);
+    }
+
+    /// <summary>
+    /// Visits every matching event: whole blocks that match entirely go to <paramref name="wholeBlock"/> (so only the
+    /// needed column is decoded), everything else event by event to <paramref name="matching"/>.
+    /// </summary>
+    private void Scan(SearchRequest request, CancellationToken cancellationToken, Action<Segment, int> wholeBlock, Action<LogEvent> matching)
+    {
+        var matcher = EventMatcher.Compile(request.Query);
+        var from = request.From ?? long.MinValue;
+        var to = request.To ?? long.MaxValue;
+        var after = request.After;
+        var matchAll = request.Query is MatchAllNode;
+        bool InWindow(LogEvent evt) =>
+            evt.Timestamp >= from && evt.Timestamp < to && (after is null || new EventPosition(evt.Timestamp, evt.Seq) < after.Value);
+
+        var (segments, tables) = AcquireSnapshot();
+        try
+        {
+            foreach (var table in tables)
+            {
+                for (var i = 0; i < table.Count; i++)
+                {
+                    var evt = table.Items[i];
+                    if (InWindow(evt) && matcher(evt))
+                    {
+                        matching(evt);
+                    }
+                }
+            }
+            foreach (var segment in segments)
+            {
+                if (segment.Info.MaxTime < from || segment.Info.MinTime >= to)
+                {
+                    continue;
+                }
+                var candidates = BlockPlanner.CandidateBlocks(request.Query, segment);
+                for (var b = 0; b < segment.Blocks.Length; b++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var block = segment.Blocks[b];
+                    if (block.MaxTime < from || block.MinTime >= to || (candidates is not null && !candidates.Contains(b)))
+                    {
+                        continue;
+                    }
+                    if (matchAll && after is null && block.MinTime >= from && block.MaxTime < to)
+                    {
+                        wholeBlock(segment, b);
+                        continue;
+                    }
+                    foreach (var evt in LoadBlock(segment, b))
+                    {
+                        if (InWindow(evt) && matcher(evt))
+                        {
+                            matching(evt);
+                        }
+                    }
+                }
+            }
+        }
+        finally
+        {
+            foreach (var segment in segments)
+            {
+                segment.Release();
+            }
+        }
+    }
+
     private readonly record struct Source(long MinTime, long MaxTime, int Rows, Segment? Segment, int Block, MemTableSnapshot Table);
 
     private LogEvent[] LoadBlock(Segment segment, int block)

@@ -13,3 +13,9 @@ public sealed record SearchResult(IReadOnlyList<LogEvent> Hits, long Total, bool
 
 /// <summary>What listing index sets shows.</summary>
 public sealed record IndexSetInfo(string Name, int RetentionDays, DateTimeOffset Created, long Events, long DiskBytes, int Segments);
+
+/// <summary>Counts of matching events per value of a field (events without the field are not counted).</summary>
+public sealed record CountByResult(IReadOnlyDictionary<string, long> Counts, long Total);
+
+/// <summary>Counts of matching events per time bucket; keys are bucket starts in UTC ticks.</summary>
+public sealed record HistogramResult(IReadOnlyDictionary<long, long> Counts, long Total);

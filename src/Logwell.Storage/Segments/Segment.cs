@@ -161,8 +161,7 @@ internal sealed class Segment
         return i < 0 ? [] : _postings.AsSpan(_postingStarts[i], _postingStarts[i + 1] - _postingStarts[i]);
     }
 
-    /// <summary>Reads, checks and decodes one block into events in ascending (timestamp, seq) order.</summary>
-    public LogEvent[] ReadBlock(int index)
+    private byte[] ReadVerifiedBlock(int index)
     {
         var meta = Blocks[index];
         var bytes = new byte[meta.Length];
@@ -171,6 +170,57 @@ internal sealed class Segment
         {
             throw new InvalidDataException($"{Path}: block {index} checksum mismatch");
         }
+        return bytes;
+    }
+
+    /// <summary>Decodes only the timestamps of a block.</summary>
+    public long[] ReadTimestamps(int index)
+    {
+        var meta = Blocks[index];
+        var bytes = ReadVerifiedBlock(index);
+        var column = meta.Columns.First(c => c.Column == SegmentFormat.TimestampColumn);
+        var raw = new byte[column.RawLength];
+        (_decompressor ??= new Decompressor()).Unwrap(bytes.AsSpan(column.Offset, column.Length), raw);
+        var reader = new ByteReader(raw);
+        var timestamps = new long[meta.Rows];
+        var t = reader.ReadVarInt();
+        timestamps[0] = t;
+        for (var i = 1; i < timestamps.Length; i++)
+        {
+            t += (long)reader.ReadVarUInt();
+            timestamps[i] = t;
+        }
+        return timestamps;
+    }
+
+    /// <summary>Decodes only one field's column of a block; null when no row of the block has the field.</summary>
+    public FieldValue[]? ReadField(int index, string name)
+    {
+        var fieldId = Array.IndexOf(FieldNames, name);
+        if (fieldId < 0)
+        {
+            return null;
+        }
+        var meta = Blocks[index];
+        var columnId = SegmentFormat.FirstField + fieldId;
+        var found = Array.FindIndex(meta.Columns, c => c.Column == columnId);
+        if (found < 0)
+        {
+            return null;
+        }
+        var column = meta.Columns[found];
+        var bytes = ReadVerifiedBlock(index);
+        var raw = new byte[column.RawLength];
+        (_decompressor ??= new Decompressor()).Unwrap(bytes.AsSpan(column.Offset, column.Length), raw);
+        var reader = new ByteReader(raw);
+        return ReadFieldColumn(ref reader, meta.Rows);
+    }
+
+    /// <summary>Reads, checks and decodes one block into events in ascending (timestamp, seq) order.</summary>
+    public LogEvent[] ReadBlock(int index)
+    {
+        var meta = Blocks[index];
+        var bytes = ReadVerifiedBlock(index);
         var decompressor = _decompressor ??= new Decompressor();
         var rows = meta.Rows;
         var timestamps = new long[rows];
