@@ -227,6 +227,31 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task TotalIsALowerBoundPastTenThousandUnlessAskedToCountAll()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path, env: new Dictionary<string, string> { ["LOGWELL_MEMTABLEMAXEVENTS"] = "2000", ["LOGWELL_BLOCKROWS"] = "500" });
+        var start = new DateTime(2026, 11, 20, 0, 0, 0, DateTimeKind.Utc);
+        for (var batch = 0; batch < 6; batch++)
+        {
+            await IngestAsync(node.Http, "default", string.Concat(Enumerable.Range(batch * 2000, 2000).Select(i => $"{{\"@t\":\"{start.AddSeconds(i):O}\",\"message\":\"many {i}\"}}\n")));
+        }
+        // Segments are written in the background: wait until the memory tables have drained.
+        for (var attempt = 0; attempt < 100 && Directory.GetFiles(Path.Combine(dir.Path, "indexsets", "default"), "wal-*.log").Length > 1; attempt++)
+        {
+            await Task.Delay(100);
+        }
+        var (_, result) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?q=many&limit=10");
+        Assert.False(result.GetProperty("total_is_exact").GetBoolean());
+        Assert.InRange(result.GetProperty("total").GetInt64(), 10_000, 12_000);
+        (_, result) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?q=many&limit=10&track_total_hits=true");
+        Assert.True(result.GetProperty("total_is_exact").GetBoolean());
+        Assert.Equal(12_000, result.GetProperty("total").GetInt64());
+        var (status, _) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?q=many&track_total_hits=maybe");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+    }
+
+    [Fact]
     public async Task NdjsonAcceptStreamsOneHitPerLine()
     {
         using var dir = new TempDirectory();

@@ -23,12 +23,12 @@ internal static class SearchEndpoints
         routes.MapPost("/api/v1/search", SearchFromBodyAsync).WithMetadata(Permission.Search);
     }
 
-    private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor);
+    private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor, string? TrackTotalHits);
 
     private static Task SearchFromQueryAsync(HttpContext context)
     {
         var q = context.Request.Query;
-        return SearchAsync(context, new SearchParameters(q["indexset"], q["q"], q["from"], q["to"], q["limit"], q["cursor"]));
+        return SearchAsync(context, new SearchParameters(q["indexset"], q["q"], q["from"], q["to"], q["limit"], q["cursor"], q["track_total_hits"]));
     }
 
     private static async Task SearchFromBodyAsync(HttpContext context)
@@ -52,7 +52,7 @@ internal static class SearchEndpoints
             JsonValueKind.Null => null,
             _ => value.GetRawText(),
         } : null;
-        await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"))).ConfigureAwait(false);
+        await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"), Read("track_total_hits"))).ConfigureAwait(false);
     }
 
     private static async Task SearchAsync(HttpContext context, SearchParameters parameters)
@@ -98,6 +98,23 @@ internal static class SearchEndpoints
             await ErrorResponses.WriteAsync(context, 400, $"'limit' must be a whole number from 0 to {options.MaxSearchLimit}").ConfigureAwait(false);
             return;
         }
+        long? trackTotal = null;
+        if (!string.IsNullOrEmpty(parameters.TrackTotalHits))
+        {
+            if (parameters.TrackTotalHits is "true" or "True")
+            {
+                trackTotal = long.MaxValue;
+            }
+            else if (long.TryParse(parameters.TrackTotalHits, NumberStyles.None, CultureInfo.InvariantCulture, out var upTo))
+            {
+                trackTotal = upTo;
+            }
+            else if (parameters.TrackTotalHits is not ("false" or "False"))
+            {
+                await ErrorResponses.WriteAsync(context, 400, "'track_total_hits' must be true, false or a number of matches").ConfigureAwait(false);
+                return;
+            }
+        }
         EventPosition? after = null;
         if (!string.IsNullOrEmpty(parameters.Cursor))
         {
@@ -120,7 +137,7 @@ internal static class SearchEndpoints
         SearchResult result;
         try
         {
-            var request = new SearchRequest(query, from, to, after, limit);
+            var request = new SearchRequest(query, from, to, after, limit, trackTotal);
             result = await Task.Run(() => store.Search(request, timeout.Token), timeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)

@@ -543,6 +543,7 @@ public sealed class IndexSetStore : IAsyncDisposable
         var after = request.After;
         var limit = Math.Max(0, request.Limit);
         var matchAll = request.Query is MatchAllNode;
+        var trackTotal = request.TrackTotalHitsUpTo ?? _options.TrackTotalHitsUpTo;
 
         var (segments, tables) = AcquireSnapshot();
         try
@@ -586,7 +587,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 cancellationToken.ThrowIfCancellationRequested();
                 var source = sources[s];
                 var canHit = limit > 0 && (heap.Count < limit || (heap.TryPeek(out _, out var min) && source.MaxTime >= min.Timestamp));
-                if (!canHit && total >= _options.TrackTotalHitsUpTo)
+                if (!canHit && total >= trackTotal)
                 {
                     exact = false;
                     break;

@@ -7,7 +7,8 @@ namespace Logwell.Storage.Engine;
 /// A search: events matching <see cref="Query"/> with <c>From &lt;= t &lt; To</c> (UTC ticks) that come strictly after
 /// <see cref="After"/> in newest-first order, at most <see cref="Limit"/> of them.
 /// </summary>
-public sealed record SearchRequest(QueryNode Query, long? From = null, long? To = null, EventPosition? After = null, int Limit = 100);
+/// <see cref="TrackTotalHitsUpTo"/> overrides how many matches are counted exactly before the total becomes a lower bound.
+public sealed record SearchRequest(QueryNode Query, long? From = null, long? To = null, EventPosition? After = null, int Limit = 100, long? TrackTotalHitsUpTo = null);
 
 public sealed record SearchResult(IReadOnlyList<LogEvent> Hits, long Total, bool TotalIsExact, EventPosition? NextCursor);
 
