@@ -11,8 +11,9 @@ namespace Logwell.Tests;
 /// </summary>
 public sealed partial class EnginePropertyTests
 {
-    private static readonly string[] Words = ["error", "warn", "timeout", "connection", "reset", "user_id", "svc.auth", "disk", "full", "login", "failed", "retry", "10.0.0.1", "peer", "Gateway"];
-    private static readonly string[] Separators = [" ", ", ", ": ", " - ", "="];
+    private static readonly string[] Words = ["error", "warn", "timeout", "connection", "reset", "user_id", "svc.auth", "disk", "full", "login", "failed", "retry", "10.0.0.1", "peer", "Gateway",
+        "a.user_id", "x_user_id", "user_id.b", "svc.auth.token", "auth_svc", "_id", "id."];
+    private static readonly string[] Separators = [" ", ", ", ": ", " - ", "=", "_", "."];
     private static readonly string[] Levels = ["INFO", "INFO", "INFO", "WARN", "ERROR", "DEBUG"];
     private static readonly DateTime Start = new(2026, 11, 20, 0, 0, 0, DateTimeKind.Utc);
 
@@ -136,7 +137,7 @@ public sealed partial class EnginePropertyTests
         var pick = depth <= 0 ? random.Next(5) : random.Next(9);
         return pick switch
         {
-            0 => Words[random.Next(Words.Length)],
+            0 => random.Next(3) == 0 ? new[] { "user_id", "auth", "svc.auth", "user", "id", "token", "auth.token", "svc" }[random.Next(8)] : Words[random.Next(Words.Length)],
             1 => $"{new[] { "host", "level", "message", "detail", "status" }[random.Next(5)]}:{new[] { "web-3", "ERROR", "info", "timeout", "500", "user_id", "db-1", "auth" }[random.Next(8)]}",
             2 => $"\"{Words[random.Next(Words.Length)]} {Words[random.Next(Words.Length)]}\"",
             3 => new[] { "web-1*", "host:web-*", "host:db-1*", "time*", "10.0*", "level:WA*", "svc.*" }[random.Next(7)],

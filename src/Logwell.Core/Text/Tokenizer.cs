@@ -146,13 +146,18 @@ public static class Tokenizer
         return sink.List;
     }
 
-    /// <summary>True when <paramref name="token"/> (one run) is among the tokens of <paramref name="text"/>.</summary>
+    /// <summary>
+    /// True when <paramref name="token"/> (one run, as <see cref="Runs"/> cuts it) is among the tokens of
+    /// <paramref name="text"/>, decided at each occurrence from its neighbours, without tokenizing the text.
+    /// </summary>
     public static bool ContainsToken(ReadOnlySpan<char> text, ReadOnlySpan<char> token)
     {
         if (token.IsEmpty)
         {
             return false;
         }
+        var hasDot = token.Contains('.');
+        var hasUnderscore = token.Contains('_');
         var offset = 0;
         while (offset <= text.Length - token.Length)
         {
@@ -162,24 +167,33 @@ public static class Tokenizer
                 return false;
             }
             var pos = offset + at;
-            // Expand to the enclosing run and check whether its tokens contain this one.
-            var start = pos;
-            while (start > 0 && (IsWordChar(text[start - 1]) || (IsJoiner(text[start - 1]) && start - 2 >= 0 && IsWordChar(text[start - 2]))))
-            {
-                start--;
-            }
             var end = pos + token.Length;
-            while (end < text.Length && (IsWordChar(text[end]) || (IsJoiner(text[end]) && end + 1 < text.Length && IsWordChar(text[end + 1]))))
+            offset = pos + 1;
+            if ((pos > 0 && IsWordChar(text[pos - 1])) || (end < text.Length && IsWordChar(text[end])))
             {
-                end++;
+                continue;
             }
-            var sink = new EqualsSink(token);
-            Tokenize(text[start..end], ref sink);
-            if (sink.Found)
+            // A joiner next to the occurrence is inside the run when a letter or digit follows it outward.
+            var joinedBefore = pos >= 2 && IsJoiner(text[pos - 1]) && IsWordChar(text[pos - 2]);
+            var joinedAfter = end + 1 < text.Length && IsJoiner(text[end]) && IsWordChar(text[end + 1]);
+            if (!joinedBefore && !joinedAfter)
             {
+                return true; // the whole run
+            }
+            if (hasDot)
+            {
+                continue; // only whole runs contain a dot
+            }
+            if (hasUnderscore)
+            {
+                // A dot-separated piece: its neighbours inside the run must be dots.
+                if ((joinedBefore && text[pos - 1] == '_') || (joinedAfter && text[end] == '_'))
+                {
+                    continue;
+                }
                 return true;
             }
-            offset = pos + 1;
+            return true; // letters and digits only: every such run is a token
         }
         return false;
     }
@@ -191,29 +205,45 @@ public static class Tokenizer
         {
             return false;
         }
-        if (text.IndexOf(phrase[0], StringComparison.OrdinalIgnoreCase) < 0)
+        var first = phrase[0].AsSpan();
+        var offset = 0;
+        while (offset <= text.Length - first.Length)
         {
-            return false;
-        }
-        var tokens = BaseTokens(text);
-        for (var i = 0; i + phrase.Count <= tokens.Count; i++)
-        {
-            var match = true;
-            for (var j = 0; j < phrase.Count; j++)
+            var at = text[offset..].IndexOf(first, StringComparison.OrdinalIgnoreCase);
+            if (at < 0)
             {
-                if (!string.Equals(tokens[i + j], phrase[j], StringComparison.Ordinal))
-                {
-                    match = false;
-                    break;
-                }
+                return false;
             }
-            if (match)
+            var pos = offset + at;
+            offset = pos + 1;
+            if (!IsBaseToken(text, pos, first.Length))
+            {
+                continue;
+            }
+            var i = pos + first.Length;
+            var matched = true;
+            for (var j = 1; j < phrase.Count && matched; j++)
+            {
+                while (i < text.Length && !IsWordChar(text[i]))
+                {
+                    i++;
+                }
+                var next = phrase[j].AsSpan();
+                matched = i + next.Length <= text.Length
+                    && text.Slice(i, next.Length).Equals(next, StringComparison.OrdinalIgnoreCase)
+                    && IsBaseToken(text, i, next.Length);
+                i += next.Length;
+            }
+            if (matched)
             {
                 return true;
             }
         }
         return false;
     }
+
+    private static bool IsBaseToken(ReadOnlySpan<char> text, int start, int length) =>
+        (start == 0 || !IsWordChar(text[start - 1])) && (start + length == text.Length || !IsWordChar(text[start + length]));
 
     /// <summary>True when <paramref name="prefix"/> occurs in <paramref name="text"/> at the start of a token.</summary>
     public static bool ContainsPrefixAtBoundary(ReadOnlySpan<char> text, ReadOnlySpan<char> prefix)
@@ -274,20 +304,6 @@ public static class Tokenizer
     {
         public int Count;
         public void Token(ReadOnlySpan<char> token) => Count++;
-    }
-
-    private struct EqualsSink(ReadOnlySpan<char> target) : ITokenSink
-    {
-        private readonly string _target = target.ToString();
-        public bool Found;
-
-        public void Token(ReadOnlySpan<char> token)
-        {
-            if (!Found && token.Equals(_target, StringComparison.OrdinalIgnoreCase))
-            {
-                Found = true;
-            }
-        }
     }
 }
 

@@ -62,7 +62,8 @@ public static class EventMatcher
                 }
                 foreach (var f in e.Fields)
                 {
-                    var text = f.Value.SearchText;
+                    // Strings are tested as they are; numbers and booleans through their text.
+                    var text = f.Value.Kind is FieldKind.String or FieldKind.Json ? f.Value.Text : f.Value.SearchText;
                     if (text is not null && test(text))
                     {
                         return true;
