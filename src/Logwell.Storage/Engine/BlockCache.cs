@@ -1,4 +1,4 @@
-using Logwell.Core.Events;
+using Logwell.Storage.Segments;
 
 namespace Logwell.Storage.Engine;
 
@@ -10,9 +10,9 @@ internal sealed class BlockCache(long capacityBytes)
     private readonly LinkedList<Entry> _order = new();
     private long _bytes;
 
-    private sealed record Entry((long Segment, int Block) Key, LogEvent[] Events, long Bytes);
+    private sealed record Entry((long Segment, int Block) Key, BlockRows Rows, long Bytes);
 
-    public LogEvent[] GetOrAdd(long segment, int block, long estimatedBytes, Func<LogEvent[]> load)
+    public BlockRows GetOrAdd(long segment, int block, long estimatedBytes, Func<BlockRows> load)
     {
         var key = (segment, block);
         lock (_lock)
@@ -21,7 +21,7 @@ internal sealed class BlockCache(long capacityBytes)
             {
                 _order.Remove(node);
                 _order.AddFirst(node);
-                return node.Value.Events;
+                return node.Value.Rows;
             }
         }
         var events = load();

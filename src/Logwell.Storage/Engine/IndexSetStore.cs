@@ -579,9 +579,20 @@ public sealed class IndexSetStore : IAsyncDisposable
             }
             sources.Sort(static (a, b) => b.MaxTime.CompareTo(a.MaxTime));
 
-            var heap = new PriorityQueue<LogEvent, EventPosition>(limit + 1);
+            var heap = new PriorityQueue<Hit, EventPosition>(limit + 1);
             long total = 0;
             var exact = true;
+            void Offer(in Hit hit, EventPosition position)
+            {
+                if (heap.Count < limit)
+                {
+                    heap.Enqueue(hit, position);
+                }
+                else if (heap.TryPeek(out _, out var lowest) && position > lowest)
+                {
+                    heap.DequeueEnqueue(hit, position);
+                }
+            }
             for (var s = 0; s < sources.Count; s++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -598,44 +609,49 @@ public sealed class IndexSetStore : IAsyncDisposable
                     total += source.Rows;
                     continue;
                 }
-                var events = source.Segment is not null ? LoadBlock(source.Segment, source.Block) : source.Table.Items;
-                var count = source.Segment is not null ? events.Length : source.Table.Count;
-                for (var i = 0; i < count; i++)
+                if (source.Segment is null)
                 {
-                    var evt = events[i];
-                    var t = evt.Timestamp;
-                    if (t < from || t >= to)
+                    var events = source.Table.Items;
+                    for (var i = 0; i < source.Table.Count; i++)
                     {
-                        continue;
+                        var evt = events[i];
+                        var position = new EventPosition(evt.Timestamp, evt.Seq);
+                        if (evt.Timestamp < from || evt.Timestamp >= to || (after is not null && position >= after.Value) || !matcher(evt))
+                        {
+                            continue;
+                        }
+                        total++;
+                        if (canHit)
+                        {
+                            Offer(new Hit(evt, null, 0), position);
+                        }
                     }
-                    var position = new EventPosition(t, evt.Seq);
-                    if (after is not null && position >= after.Value)
-                    {
-                        continue;
-                    }
-                    if (!matcher(evt))
+                    continue;
+                }
+                var rows = LoadRows(source.Segment, source.Block);
+                var rowMatcher = RowMatcher.Compile(request.Query, rows, source.Segment);
+                var timestamps = rows.Timestamps;
+                var seqs = rows.Seqs;
+                for (var i = 0; i < rows.Count; i++)
+                {
+                    var t = timestamps[i];
+                    var position = new EventPosition(t, seqs[i]);
+                    if (t < from || t >= to || (after is not null && position >= after.Value) || !rowMatcher(i))
                     {
                         continue;
                     }
                     total++;
-                    if (!canHit)
+                    if (canHit)
                     {
-                        continue;
-                    }
-                    if (heap.Count < limit)
-                    {
-                        heap.Enqueue(evt, position);
-                    }
-                    else if (heap.TryPeek(out _, out var lowest) && position > lowest)
-                    {
-                        heap.DequeueEnqueue(evt, position);
+                        Offer(new Hit(null, rows, i), position);
                     }
                 }
             }
             var hits = new LogEvent[heap.Count];
             for (var i = hits.Length - 1; i >= 0; i--)
             {
-                hits[i] = heap.Dequeue();
+                var hit = heap.Dequeue();
+                hits[i] = hit.Event ?? hit.Rows!.ToEvent(hit.Row);
             }
             EventPosition? next = hits.Length == limit && limit > 0 ? new EventPosition(hits[^1].Timestamp, hits[^1].Seq) : null;
             return new SearchResult(hits, total, exact, next);
@@ -680,6 +696,13 @@ public sealed class IndexSetStore : IAsyncDisposable
                 {
                     Add(value);
                 }
+            },
+            (rows, row) =>
+            {
+                if (rows.Field(field) is { } values && values[row].Kind != 0)
+                {
+                    Add(values[row]);
+                }
             });
         return new CountByResult(counts, total);
     }
@@ -704,15 +727,17 @@ public sealed class IndexSetStore : IAsyncDisposable
                     Add(t);
                 }
             },
-            evt => Add(evt.Timestamp));
+            evt => Add(evt.Timestamp),
+            (rows, row) => Add(rows.Timestamps[row]));
         return new HistogramResult(counts, total);
     }
 
     /// <summary>
     /// Visits every matching event: whole blocks that match entirely go to <paramref name="wholeBlock"/> (so only the
-    /// needed column is decoded), everything else event by event to <paramref name="matching"/>.
+    /// needed column is decoded), other rows of blocks to <paramref name="matchingRow"/>, events in memory to
+    /// <paramref name="matching"/>.
     /// </summary>
-    private void Scan(SearchRequest request, CancellationToken cancellationToken, Action<Segment, int> wholeBlock, Action<LogEvent> matching)
+    private void Scan(SearchRequest request, CancellationToken cancellationToken, Action<Segment, int> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int> matchingRow)
     {
         var matcher = EventMatcher.Compile(request.Query);
         var from = request.From ?? long.MinValue;
@@ -756,11 +781,14 @@ public sealed class IndexSetStore : IAsyncDisposable
                         wholeBlock(segment, b);
                         continue;
                     }
-                    foreach (var evt in LoadBlock(segment, b))
+                    var rows = LoadRows(segment, b);
+                    var rowMatcher = RowMatcher.Compile(request.Query, rows, segment);
+                    for (var i = 0; i < rows.Count; i++)
                     {
-                        if (InWindow(evt) && matcher(evt))
+                        var t = rows.Timestamps[i];
+                        if (t >= from && t < to && (after is null || new EventPosition(t, rows.Seqs[i]) < after.Value) && rowMatcher(i))
                         {
-                            matching(evt);
+                            matchingRow(rows, i);
                         }
                     }
                 }
@@ -777,16 +805,18 @@ public sealed class IndexSetStore : IAsyncDisposable
 
     private readonly record struct Source(long MinTime, long MaxTime, int Rows, Segment? Segment, int Block, MemTableSnapshot Table);
 
-    private LogEvent[] LoadBlock(Segment segment, int block)
+    /// <summary>A hit kept while searching: an event from memory, or a row of a block built into an event at the end.</summary>
+    private readonly record struct Hit(LogEvent? Event, BlockRows? Rows, int Row);
+
+    private BlockRows LoadRows(Segment segment, int block)
     {
         var meta = segment.Blocks[block];
-        long estimate = 0;
+        long estimate = meta.Length + meta.Rows * 16L;
         foreach (var column in meta.Columns)
         {
-            estimate += column.RawLength;
+            estimate += column.RawLength * 2L;
         }
-        estimate = estimate * 3 + meta.Rows * 96L;
-        return _cache.GetOrAdd(segment.Id, block, estimate, () => segment.ReadBlock(block));
+        return _cache.GetOrAdd(segment.Id, block, estimate, () => segment.OpenBlock(block));
     }
 
     private (List<Segment> Segments, List<MemTableSnapshot> Tables) AcquireSnapshot()

@@ -22,14 +22,16 @@ internal static class BlockPlanner
 
     private static HashSet<int>? PrefixBlocks(PrefixNode prefix, Segment segment)
     {
-        // "web-1*": "web" is a whole token in every match; the trailing "1" may be the start of a longer one.
-        var tokens = Tokenizer.BaseTokens(prefix.Prefix);
-        var complete = prefix.Prefix.Length > 0 && !Tokenizer.IsWordChar(prefix.Prefix[^1]) ? tokens.Count : tokens.Count - 1;
-        if (complete <= 0)
-        {
-            return null;
-        }
-        return Intersect(tokens.Take(complete).Select(t => Lookup(segment, prefix.Field, t)));
+        var tokens = WholeTokensOfPrefix(prefix.Prefix);
+        return tokens.Count == 0 ? null : Intersect(tokens.Select(t => Lookup(segment, prefix.Field, t)));
+    }
+
+    /// <summary>"web-1*": "web" is a whole token in every match; the trailing "1" may start a longer one.</summary>
+    public static List<string> WholeTokensOfPrefix(string prefix)
+    {
+        var tokens = Tokenizer.BaseTokens(prefix);
+        var complete = prefix.Length > 0 && !Tokenizer.IsWordChar(prefix[^1]) ? tokens.Count : tokens.Count - 1;
+        return complete <= 0 ? [] : tokens.GetRange(0, complete);
     }
 
     private static HashSet<int> Lookup(Segment segment, string? field, string token)

@@ -173,6 +173,21 @@ internal sealed class Segment
         return bytes;
     }
 
+    /// <summary>A block's columns, checked now and decoded on first use.</summary>
+    public BlockRows OpenBlock(int index) => new(this, index, ReadVerifiedBlock(index));
+
+    internal ReadOnlySpan<byte> DecodeColumn(byte[] block, ColumnMeta column, byte[] into)
+    {
+        (_decompressor ??= new Decompressor()).Unwrap(block.AsSpan(column.Offset, column.Length), into);
+        return into;
+    }
+
+    internal static FieldValue[] DecodeFieldColumn(ReadOnlySpan<byte> raw, int rows)
+    {
+        var reader = new ByteReader(raw);
+        return ReadFieldColumn(ref reader, rows);
+    }
+
     /// <summary>Decodes only the timestamps of a block.</summary>
     public long[] ReadTimestamps(int index)
     {
