@@ -48,6 +48,8 @@ public sealed class SegmentTests
             Assert.Equal([4], segment.BlocksWithToken(TokenHash.Of("needle")).ToArray());
             Assert.Equal(7, segment.BlocksWithToken(TokenHash.Of("host", "web")).Length);
             Assert.Empty(segment.BlocksWithToken(TokenHash.Of("host", "needle")).ToArray());
+            // Field tokens are indexed under their field only.
+            Assert.Empty(segment.BlocksWithToken(TokenHash.Of("web")).ToArray());
         }
         finally
         {

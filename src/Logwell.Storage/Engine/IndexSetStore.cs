@@ -679,17 +679,7 @@ public sealed class IndexSetStore : IAsyncDisposable
             }
         }
         Scan(request, cancellationToken,
-            (segment, block) =>
-            {
-                var values = segment.ReadField(block, field);
-                if (values is not null)
-                {
-                    foreach (var value in values)
-                    {
-                        Add(value);
-                    }
-                }
-            },
+            (segment, block) => total += segment.CountField(block, field, counts),
             evt =>
             {
                 if (evt.TryGetField(field, out var value))
@@ -722,9 +712,21 @@ public sealed class IndexSetStore : IAsyncDisposable
         Scan(request, cancellationToken,
             (segment, block) =>
             {
-                foreach (var t in segment.ReadTimestamps(block))
+                // Timestamps ascend within a block: count each bucket's run at once.
+                var timestamps = segment.ReadTimestamps(block);
+                var i = 0;
+                while (i < timestamps.Length)
                 {
-                    Add(t);
+                    var t = timestamps[i];
+                    var bucket = t - (((t % bucketTicks) + bucketTicks) % bucketTicks);
+                    var end = i;
+                    while (end < timestamps.Length && timestamps[end] < bucket + bucketTicks)
+                    {
+                        end++;
+                    }
+                    counts[bucket] = counts.GetValueOrDefault(bucket) + (end - i);
+                    total += end - i;
+                    i = end;
                 }
             },
             evt => Add(evt.Timestamp),

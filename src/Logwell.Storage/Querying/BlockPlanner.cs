@@ -36,10 +36,20 @@ internal static class BlockPlanner
 
     private static HashSet<int> Lookup(Segment segment, string? field, string token)
     {
-        var hash = field is null || string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal)
-            ? TokenHash.Of(token)
-            : TokenHash.Of(field, token);
-        return [.. segment.BlocksWithToken(hash).ToArray()];
+        if (field is not null && !string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal))
+        {
+            return [.. segment.BlocksWithToken(TokenHash.Of(field, token)).ToArray()];
+        }
+        // The message, and for a bare clause every field (or the field named "message" for message:).
+        var blocks = new HashSet<int>(segment.BlocksWithToken(TokenHash.Of(token)).ToArray());
+        foreach (var name in segment.FieldNames)
+        {
+            if (field is null || string.Equals(name, field, StringComparison.Ordinal))
+            {
+                blocks.UnionWith(segment.BlocksWithToken(TokenHash.Of(name, token)).ToArray());
+            }
+        }
+        return blocks;
     }
 
     private static HashSet<int>? Intersect(IEnumerable<HashSet<int>?> sets)

@@ -54,7 +54,7 @@ internal static class RowMatcher
     {
         var tests = new List<Func<int, bool>>();
         var isMessage = string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
-        if (field is null || isMessage)
+        if ((field is null || isMessage) && MayContain(segment, rows.Index, null, indexTokens))
         {
             var messages = rows.Messages;
             tests.Add(r => test(messages[r]));
@@ -62,7 +62,7 @@ internal static class RowMatcher
         IEnumerable<string> candidates = field is null ? rows.FieldNames : [field];
         foreach (var name in candidates)
         {
-            if (field is null && !MayContain(segment, rows.Index, name, indexTokens))
+            if (!MayContain(segment, rows.Index, name, indexTokens))
             {
                 continue;
             }
@@ -80,12 +80,15 @@ internal static class RowMatcher
         };
     }
 
-    /// <summary>False when the block's index shows the field lacks one of the tokens every match must have.</summary>
-    private static bool MayContain(Segment segment, int block, string field, IReadOnlyList<string> tokens)
+    /// <summary>
+    /// False when the block's index shows the field (null: the message) lacks one of the tokens every match must have.
+    /// </summary>
+    private static bool MayContain(Segment segment, int block, string? field, IReadOnlyList<string> tokens)
     {
         foreach (var token in tokens)
         {
-            if (segment.BlocksWithToken(TokenHash.Of(field, token)).BinarySearch(block) < 0)
+            var hash = field is null ? TokenHash.Of(token) : TokenHash.Of(field, token);
+            if (segment.BlocksWithToken(hash).BinarySearch(block) < 0)
             {
                 return false;
             }

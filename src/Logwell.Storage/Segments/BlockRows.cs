@@ -1,3 +1,4 @@
+using System.Buffers;
 using Logwell.Core.Events;
 using Logwell.Storage.Encoding;
 
@@ -10,17 +11,15 @@ namespace Logwell.Storage.Segments;
 internal sealed class BlockRows
 {
     private readonly Segment _segment;
-    private readonly byte[] _block;
     private readonly BlockMeta _meta;
     private readonly Lock _lock = new();
     private string[]? _messages;
     private readonly Dictionary<string, FieldValue[]?> _fields = new(StringComparer.Ordinal);
     private long _decodedBytes;
 
-    public BlockRows(Segment segment, int index, byte[] block)
+    public BlockRows(Segment segment, int index)
     {
         _segment = segment;
-        _block = block;
         _meta = segment.Blocks[index];
         Index = index;
         Count = _meta.Rows;
@@ -32,7 +31,8 @@ internal sealed class BlockRows
         {
             if (column.Column is SegmentFormat.TimestampColumn or SegmentFormat.SeqColumn)
             {
-                var raw = _segment.DecodeColumn(_block, column, new byte[column.RawLength]);
+                var raw = new byte[column.RawLength];
+                _segment.ReadColumn(index, column, raw);
                 var reader = new ByteReader(raw);
                 if (column.Column == SegmentFormat.TimestampColumn)
                 {
@@ -55,7 +55,7 @@ internal sealed class BlockRows
             }
         }
         FieldNames = [.. _meta.Columns.Where(c => c.Column >= SegmentFormat.FirstField).Select(c => segment.FieldNames[c.Column - SegmentFormat.FirstField])];
-        _decodedBytes = block.Length + Count * 16L;
+        _decodedBytes = Count * 16L;
     }
 
     public int Index { get; }
@@ -82,11 +82,20 @@ internal sealed class BlockRows
                 if (_messages is null)
                 {
                     var column = _meta.Columns.First(c => c.Column == SegmentFormat.MessageColumn);
-                    var reader = new ByteReader(_segment.DecodeColumn(_block, column, new byte[column.RawLength]));
+                    var raw = ArrayPool<byte>.Shared.Rent(Math.Max(1, column.RawLength));
                     var messages = new string[Count];
-                    for (var i = 0; i < Count; i++)
+                    try
                     {
-                        messages[i] = reader.ReadString();
+                        _segment.ReadColumn(Index, column, raw);
+                        var reader = new ByteReader(raw.AsSpan(0, column.RawLength));
+                        for (var i = 0; i < Count; i++)
+                        {
+                            messages[i] = reader.ReadString();
+                        }
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(raw);
                     }
                     Interlocked.Add(ref _decodedBytes, column.RawLength * 2L + Count * 24L);
                     _messages = messages;
@@ -114,7 +123,9 @@ internal sealed class BlockRows
                 {
                     if (column.Column == columnId)
                     {
-                        values = Segment.DecodeFieldColumn(_segment.DecodeColumn(_block, column, new byte[column.RawLength]), Count);
+                        var raw = new byte[column.RawLength];
+                        _segment.ReadColumn(Index, column, raw);
+                        values = Segment.DecodeFieldColumn(raw, Count);
                         Interlocked.Add(ref _decodedBytes, column.RawLength * 2L + Count * 24L);
                         break;
                     }

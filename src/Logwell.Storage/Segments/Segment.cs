@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using Logwell.Core.Events;
@@ -119,7 +120,6 @@ internal sealed class Segment
         {
             var offset = (long)reader.ReadVarUInt();
             var blockLength = (int)reader.ReadVarUInt();
-            var crc = reader.ReadUInt32();
             var rows = (int)reader.ReadVarUInt();
             var blockMin = reader.ReadInt64();
             var blockMax = blockMin + (long)reader.ReadVarUInt();
@@ -127,9 +127,9 @@ internal sealed class Segment
             var columns = new ColumnMeta[(int)reader.ReadVarUInt()];
             for (var c = 0; c < columns.Length; c++)
             {
-                columns[c] = new ColumnMeta((int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt());
+                columns[c] = new ColumnMeta((int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32());
             }
-            blocks[i] = new BlockMeta(offset, blockLength, crc, rows, blockMin, blockMax, blockMaxSeq, columns);
+            blocks[i] = new BlockMeta(offset, blockLength, rows, blockMin, blockMax, blockMaxSeq, columns);
         }
         var hashCount = (int)reader.ReadVarUInt();
         var hashes = new uint[hashCount];
@@ -161,26 +161,46 @@ internal sealed class Segment
         return i < 0 ? [] : _postings.AsSpan(_postingStarts[i], _postingStarts[i + 1] - _postingStarts[i]);
     }
 
-    private byte[] ReadVerifiedBlock(int index)
+    /// <summary>A block's columns, read, checked and decoded on first use.</summary>
+    public BlockRows OpenBlock(int index) => new(this, index);
+
+    /// <summary>Reads one column of a block, checks its CRC and decompresses it into <paramref name="raw"/>.</summary>
+    internal void ReadColumn(int index, ColumnMeta column, Span<byte> raw)
     {
         var meta = Blocks[index];
-        var bytes = new byte[meta.Length];
-        var read = RandomAccess.Read(_handle, bytes, meta.Offset);
-        if (read != meta.Length || Crc32.HashToUInt32(bytes) != meta.Crc)
+        var compressed = ArrayPool<byte>.Shared.Rent(Math.Max(1, column.Length));
+        try
         {
-            throw new InvalidDataException($"{Path}: block {index} checksum mismatch");
+            var span = compressed.AsSpan(0, column.Length);
+            var read = RandomAccess.Read(_handle, span, meta.Offset + column.Offset);
+            if (read != column.Length || Crc32.HashToUInt32(span) != column.Crc)
+            {
+                throw new InvalidDataException($"{Path}: block {index} column {column.Column} checksum mismatch");
+            }
+            (_decompressor ??= new Decompressor()).Unwrap(span, raw[..column.RawLength]);
         }
-        return bytes;
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(compressed);
+        }
     }
 
-    /// <summary>A block's columns, checked now and decoded on first use.</summary>
-    public BlockRows OpenBlock(int index) => new(this, index, ReadVerifiedBlock(index));
-
-    internal ReadOnlySpan<byte> DecodeColumn(byte[] block, ColumnMeta column, byte[] into)
+    /// <summary>Reads one column through a pooled buffer and hands its raw bytes to <paramref name="read"/>.</summary>
+    private T WithColumn<T>(int index, ColumnMeta column, ReadSpan<T> read)
     {
-        (_decompressor ??= new Decompressor()).Unwrap(block.AsSpan(column.Offset, column.Length), into);
-        return into;
+        var raw = ArrayPool<byte>.Shared.Rent(Math.Max(1, column.RawLength));
+        try
+        {
+            ReadColumn(index, column, raw);
+            return read(raw.AsSpan(0, column.RawLength));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(raw);
+        }
     }
+
+    private delegate T ReadSpan<T>(ReadOnlySpan<byte> raw);
 
     internal static FieldValue[] DecodeFieldColumn(ReadOnlySpan<byte> raw, int rows)
     {
@@ -192,20 +212,20 @@ internal sealed class Segment
     public long[] ReadTimestamps(int index)
     {
         var meta = Blocks[index];
-        var bytes = ReadVerifiedBlock(index);
         var column = meta.Columns.First(c => c.Column == SegmentFormat.TimestampColumn);
-        var raw = new byte[column.RawLength];
-        (_decompressor ??= new Decompressor()).Unwrap(bytes.AsSpan(column.Offset, column.Length), raw);
-        var reader = new ByteReader(raw);
-        var timestamps = new long[meta.Rows];
-        var t = reader.ReadVarInt();
-        timestamps[0] = t;
-        for (var i = 1; i < timestamps.Length; i++)
+        return WithColumn(index, column, raw =>
         {
-            t += (long)reader.ReadVarUInt();
-            timestamps[i] = t;
-        }
-        return timestamps;
+            var reader = new ByteReader(raw);
+            var timestamps = new long[meta.Rows];
+            var t = reader.ReadVarInt();
+            timestamps[0] = t;
+            for (var i = 1; i < timestamps.Length; i++)
+            {
+                t += (long)reader.ReadVarUInt();
+                timestamps[i] = t;
+            }
+            return timestamps;
+        });
     }
 
     /// <summary>Decodes only one field's column of a block; null when no row of the block has the field.</summary>
@@ -219,91 +239,86 @@ internal sealed class Segment
         var meta = Blocks[index];
         var columnId = SegmentFormat.FirstField + fieldId;
         var found = Array.FindIndex(meta.Columns, c => c.Column == columnId);
+        return found < 0 ? null : WithColumn(index, meta.Columns[found], raw => DecodeFieldColumn(raw, meta.Rows));
+    }
+
+    /// <summary>
+    /// Adds one block's values of a field to <paramref name="counts"/> (keyed by their search text) without building
+    /// the values: dictionary-coded strings are counted by code. Returns how many rows had a countable value.
+    /// </summary>
+    public long CountField(int index, string name, Dictionary<string, long> counts)
+    {
+        var fieldId = Array.IndexOf(FieldNames, name);
+        var meta = Blocks[index];
+        var found = fieldId < 0 ? -1 : Array.FindIndex(meta.Columns, c => c.Column == SegmentFormat.FirstField + fieldId);
         if (found < 0)
         {
-            return null;
+            return 0;
         }
-        var column = meta.Columns[found];
-        var bytes = ReadVerifiedBlock(index);
-        var raw = new byte[column.RawLength];
-        (_decompressor ??= new Decompressor()).Unwrap(bytes.AsSpan(column.Offset, column.Length), raw);
-        var reader = new ByteReader(raw);
-        return ReadFieldColumn(ref reader, meta.Rows);
+        return WithColumn(index, meta.Columns[found], raw =>
+        {
+            var reader = new ByteReader(raw);
+            var mode = reader.ReadByte();
+            string[] dictionary = [];
+            if (mode == SegmentFormat.DictionaryStrings)
+            {
+                dictionary = new string[(int)reader.ReadVarUInt()];
+                for (var i = 0; i < dictionary.Length; i++)
+                {
+                    dictionary[i] = reader.ReadString();
+                }
+            }
+            var perCode = new long[dictionary.Length];
+            long total = 0;
+            for (var row = 0; row < meta.Rows; row++)
+            {
+                var kind = reader.ReadByte();
+                if (kind == 0)
+                {
+                    continue;
+                }
+                if (kind == (byte)FieldKind.String && mode == SegmentFormat.DictionaryStrings)
+                {
+                    perCode[(int)reader.ReadVarUInt()]++;
+                    continue;
+                }
+                var value = kind switch
+                {
+                    (byte)FieldKind.Null => FieldValue.Null,
+                    (byte)FieldKind.True => FieldValue.True,
+                    (byte)FieldKind.False => FieldValue.False,
+                    (byte)FieldKind.Long => FieldValue.FromLong(reader.ReadVarInt()),
+                    (byte)FieldKind.Double => FieldValue.FromDouble(reader.ReadDouble()),
+                    (byte)FieldKind.String => FieldValue.FromString(reader.ReadString()),
+                    (byte)FieldKind.Json => FieldValue.FromJson(reader.ReadString()),
+                    _ => throw new InvalidDataException($"unknown field kind {kind}"),
+                };
+                if (value.SearchText is { } key)
+                {
+                    counts[key] = counts.GetValueOrDefault(key) + 1;
+                    total++;
+                }
+            }
+            for (var code = 0; code < perCode.Length; code++)
+            {
+                if (perCode[code] > 0)
+                {
+                    counts[dictionary[code]] = counts.GetValueOrDefault(dictionary[code]) + perCode[code];
+                    total += perCode[code];
+                }
+            }
+            return total;
+        });
     }
 
     /// <summary>Reads, checks and decodes one block into events in ascending (timestamp, seq) order.</summary>
     public LogEvent[] ReadBlock(int index)
     {
-        var meta = Blocks[index];
-        var bytes = ReadVerifiedBlock(index);
-        var decompressor = _decompressor ??= new Decompressor();
-        var rows = meta.Rows;
-        var timestamps = new long[rows];
-        var seqs = new long[rows];
-        var messages = new string[rows];
-        var fieldCounts = new int[rows];
-        var fieldValues = new List<(string Name, FieldValue[] Values)>();
-        byte[] raw = [];
-        foreach (var column in meta.Columns)
+        var rows = OpenBlock(index);
+        var events = new LogEvent[rows.Count];
+        for (var i = 0; i < events.Length; i++)
         {
-            if (raw.Length < column.RawLength)
-            {
-                raw = new byte[Math.Max(column.RawLength, raw.Length * 2)];
-            }
-            var span = raw.AsSpan(0, column.RawLength);
-            decompressor.Unwrap(bytes.AsSpan(column.Offset, column.Length), span);
-            var reader = new ByteReader(span);
-            switch (column.Column)
-            {
-                case SegmentFormat.TimestampColumn:
-                    var t = reader.ReadVarInt();
-                    timestamps[0] = t;
-                    for (var i = 1; i < rows; i++)
-                    {
-                        t += (long)reader.ReadVarUInt();
-                        timestamps[i] = t;
-                    }
-                    break;
-                case SegmentFormat.SeqColumn:
-                    var s = 0L;
-                    for (var i = 0; i < rows; i++)
-                    {
-                        s += reader.ReadVarInt();
-                        seqs[i] = s;
-                    }
-                    break;
-                case SegmentFormat.MessageColumn:
-                    for (var i = 0; i < rows; i++)
-                    {
-                        messages[i] = reader.ReadString();
-                    }
-                    break;
-                default:
-                    var values = ReadFieldColumn(ref reader, rows);
-                    for (var i = 0; i < rows; i++)
-                    {
-                        if (values[i].Kind != 0)
-                        {
-                            fieldCounts[i]++;
-                        }
-                    }
-                    fieldValues.Add((FieldNames[column.Column - SegmentFormat.FirstField], values));
-                    break;
-            }
-        }
-        var events = new LogEvent[rows];
-        for (var i = 0; i < rows; i++)
-        {
-            var fields = fieldCounts[i] == 0 ? [] : new Field[fieldCounts[i]];
-            var f = 0;
-            foreach (var (name, values) in fieldValues)
-            {
-                if (values[i].Kind != 0)
-                {
-                    fields[f++] = new Field(name, values[i]);
-                }
-            }
-            events[i] = new LogEvent(timestamps[i], messages[i], fields) { Seq = seqs[i] };
+            events[i] = rows.ToEvent(i);
         }
         return events;
     }

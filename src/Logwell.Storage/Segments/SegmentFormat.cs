@@ -1,13 +1,14 @@
 namespace Logwell.Storage.Segments;
 
 /// <summary>
-/// Segment file layout: <c>"LWSG" u16 version u16 0</c>, then blocks of zstd-compressed columns, then a
-/// zstd-compressed footer (fields, block directory with time bounds and CRCs, token index), then a 16-byte trailer
+/// Segment file layout: <c>"LWSG" u16 version u16 0</c>, then blocks of zstd-compressed columns (each with its CRC-32, so one column reads alone), then a
+/// zstd-compressed footer (fields, block directory with time bounds and CRCs, token index: message tokens hashed alone,
+/// field tokens hashed with their field name), then a 16-byte trailer
 /// <c>[u32 footer length][u32 footer raw length][u32 footer crc32]["LWSF"]</c>.
 /// </summary>
 internal static class SegmentFormat
 {
-    public const ushort Version = 1;
+    public const ushort Version = 2;
     public const int HeaderSize = 8;
     public const int TrailerSize = 16;
 
@@ -24,11 +25,11 @@ internal static class SegmentFormat
     public const byte DictionaryStrings = 1;
 }
 
-/// <summary>Where a column sits inside its block.</summary>
-internal readonly record struct ColumnMeta(int Column, int Offset, int Length, int RawLength);
+/// <summary>Where a column sits inside its block, and the CRC-32 of its compressed bytes.</summary>
+internal readonly record struct ColumnMeta(int Column, int Offset, int Length, int RawLength, uint Crc);
 
-/// <summary>A block's place in the file, its row count, time bounds and checksum.</summary>
-internal sealed record BlockMeta(long Offset, int Length, uint Crc, int Rows, long MinTime, long MaxTime, long MaxSeq, ColumnMeta[] Columns);
+/// <summary>A block's place in the file, its row count and time bounds; each column carries its own checksum.</summary>
+internal sealed record BlockMeta(long Offset, int Length, int Rows, long MinTime, long MaxTime, long MaxSeq, ColumnMeta[] Columns);
 
 /// <summary>What the manifest records about a segment.</summary>
 internal sealed record SegmentInfo(string File, string Day, long Events, long MinTime, long MaxTime, long MinSeq, long MaxSeq, long Bytes);

@@ -159,7 +159,6 @@ internal sealed class SegmentWriter : IDisposable
         }
 
         var bytes = _block.WrittenSpan;
-        var crc = Crc32.HashToUInt32(bytes);
         RandomAccess.Write(_handle, bytes, _offset);
         long maxSeq = long.MinValue;
         foreach (var evt in rows)
@@ -168,7 +167,7 @@ internal sealed class SegmentWriter : IDisposable
             _minSeq = Math.Min(_minSeq, evt.Seq);
         }
         _maxSeq = Math.Max(_maxSeq, maxSeq);
-        _blocks.Add(new BlockMeta(_offset, bytes.Length, crc, rows.Count, rows[0].Timestamp, rows[^1].Timestamp, maxSeq, [.. columns]));
+        _blocks.Add(new BlockMeta(_offset, bytes.Length, rows.Count, rows[0].Timestamp, rows[^1].Timestamp, maxSeq, [.. columns]));
         _offset += bytes.Length;
         _minTime = Math.Min(_minTime, rows[0].Timestamp);
         _maxTime = Math.Max(_maxTime, rows[^1].Timestamp);
@@ -246,7 +245,7 @@ internal sealed class SegmentWriter : IDisposable
         var offset = _block.Length;
         var compressed = _compressor.Wrap(_raw.WrittenSpan);
         _block.WriteBytes(compressed);
-        columns.Add(new ColumnMeta(column, offset, compressed.Length, _raw.Length));
+        columns.Add(new ColumnMeta(column, offset, compressed.Length, _raw.Length, Crc32.HashToUInt32(compressed)));
     }
 
     private ByteWriter BuildFooter()
@@ -269,7 +268,6 @@ internal sealed class SegmentWriter : IDisposable
         {
             footer.WriteVarUInt((ulong)block.Offset);
             footer.WriteVarUInt((ulong)block.Length);
-            footer.WriteUInt32(block.Crc);
             footer.WriteVarUInt((ulong)block.Rows);
             footer.WriteInt64(block.MinTime);
             footer.WriteVarUInt((ulong)(block.MaxTime - block.MinTime));
@@ -281,6 +279,7 @@ internal sealed class SegmentWriter : IDisposable
                 footer.WriteVarUInt((ulong)column.Offset);
                 footer.WriteVarUInt((ulong)column.Length);
                 footer.WriteVarUInt((ulong)column.RawLength);
+                footer.WriteUInt32(column.Crc);
             }
         }
         // Token index: sorted hashes (delta-coded), each with its ascending block ids (delta-coded).
@@ -332,14 +331,8 @@ internal sealed class SegmentWriter : IDisposable
 
     private readonly struct HashSink(List<ulong> postings, HashSet<uint> blockTokens, int blockId, string? field) : ITokenSink
     {
-        public void Token(ReadOnlySpan<char> token)
-        {
-            Add(TokenHash.Of(token));
-            if (field is not null)
-            {
-                Add(TokenHash.Of(field, token));
-            }
-        }
+        // Message tokens are indexed alone, field tokens scoped to their field.
+        public void Token(ReadOnlySpan<char> token) => Add(field is null ? TokenHash.Of(token) : TokenHash.Of(field, token));
 
         private void Add(uint hash)
         {
