@@ -20,8 +20,8 @@ public sealed record LogwellOptions
     public int RequestTimeoutSeconds { get; init; } = 65;
 
     public int BlockRows { get; init; } = 16_384;
-    public int MemTableMaxEvents { get; init; } = 262_144;
-    public long MemTableMaxBytes { get; init; } = 128L << 20;
+    public int MemTableMaxEvents { get; init; } = 131_072;
+    public long MemTableMaxBytes { get; init; } = 64L << 20;
     public long BlockCacheBytes { get; init; } = 256L << 20;
     public int DefaultRetentionDays { get; init; } = 7;
 

@@ -9,8 +9,8 @@ public sealed record EngineOptions
     public int BlockRows { get; init; } = 16_384;
 
     /// <summary>A memory table is frozen and written as segments when it reaches either bound.</summary>
-    public int MemTableMaxEvents { get; init; } = 262_144;
-    public long MemTableMaxBytes { get; init; } = 128L << 20;
+    public int MemTableMaxEvents { get; init; } = 131_072;
+    public long MemTableMaxBytes { get; init; } = 64L << 20;
 
     public int FlushCompressionLevel { get; init; } = 3;
     public int MergeCompressionLevel { get; init; } = 9;
