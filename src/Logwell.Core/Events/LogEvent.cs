@@ -53,8 +53,6 @@ public sealed class LogEvent(long timestamp, string message, Field[] fields)
     public Field[] Fields { get; } = fields;
     public long Seq { get; set; }
 
-    public DateTimeOffset Time => new(Timestamp, TimeSpan.Zero);
-
     public bool TryGetField(string name, out FieldValue value)
     {
         foreach (var field in Fields)

@@ -15,8 +15,6 @@ internal sealed class ByteWriter(int capacity = 256)
     /// <summary>The written bytes, for patching a header after the body is known.</summary>
     public Span<byte> WrittenSpanForUpdate => _buffer.AsSpan(0, Length);
 
-    public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, Length);
-
     public void Clear() => Length = 0;
 
     private Span<byte> Reserve(int count)

@@ -13,7 +13,7 @@ public sealed record EngineOptions
     public long MemTableMaxBytes { get; init; } = 64L << 20;
 
     public int FlushCompressionLevel { get; init; } = 3;
-    public int MergeCompressionLevel { get; init; } = 9;
+    public int MergeCompressionLevel { get; init; } = 6;
 
     /// <summary>A day partition with this many segments small enough to combine gets them merged.</summary>
     public int MergeMinSegments { get; init; } = 4;

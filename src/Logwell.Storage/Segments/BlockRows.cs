@@ -15,7 +15,6 @@ internal sealed class BlockRows
     private readonly Lock _lock = new();
     private string[]? _messages;
     private readonly Dictionary<string, FieldValue[]?> _fields = new(StringComparer.Ordinal);
-    private long _decodedBytes;
 
     public BlockRows(Segment segment, int index)
     {
@@ -55,7 +54,6 @@ internal sealed class BlockRows
             }
         }
         FieldNames = [.. _meta.Columns.Where(c => c.Column >= SegmentFormat.FirstField).Select(c => segment.FieldNames[c.Column - SegmentFormat.FirstField])];
-        _decodedBytes = Count * 16L;
     }
 
     public int Index { get; }
@@ -65,9 +63,6 @@ internal sealed class BlockRows
 
     /// <summary>Names of the fields some row of this block has.</summary>
     public string[] FieldNames { get; }
-
-    /// <summary>Memory held now, for the block cache.</summary>
-    public long DecodedBytes => Volatile.Read(ref _decodedBytes);
 
     public string[] Messages
     {
@@ -97,7 +92,6 @@ internal sealed class BlockRows
                     {
                         ArrayPool<byte>.Shared.Return(raw);
                     }
-                    Interlocked.Add(ref _decodedBytes, column.RawLength * 2L + Count * 24L);
                     _messages = messages;
                 }
                 return _messages;
@@ -126,7 +120,6 @@ internal sealed class BlockRows
                         var raw = new byte[column.RawLength];
                         _segment.ReadColumn(Index, column, raw);
                         values = Segment.DecodeFieldColumn(raw, Count);
-                        Interlocked.Add(ref _decodedBytes, column.RawLength * 2L + Count * 24L);
                         break;
                     }
                 }

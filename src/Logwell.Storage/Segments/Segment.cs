@@ -228,20 +228,6 @@ internal sealed class Segment
         });
     }
 
-    /// <summary>Decodes only one field's column of a block; null when no row of the block has the field.</summary>
-    public FieldValue[]? ReadField(int index, string name)
-    {
-        var fieldId = Array.IndexOf(FieldNames, name);
-        if (fieldId < 0)
-        {
-            return null;
-        }
-        var meta = Blocks[index];
-        var columnId = SegmentFormat.FirstField + fieldId;
-        var found = Array.FindIndex(meta.Columns, c => c.Column == columnId);
-        return found < 0 ? null : WithColumn(index, meta.Columns[found], raw => DecodeFieldColumn(raw, meta.Rows));
-    }
-
     /// <summary>
     /// Adds one block's values of a field to <paramref name="counts"/> (keyed by their search text) without building
     /// the values: dictionary-coded strings are counted by code. Returns how many rows had a countable value.

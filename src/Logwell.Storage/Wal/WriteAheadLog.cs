@@ -165,19 +165,5 @@ internal sealed class WriteAheadLog : IDisposable
 
     public void Sync() => RandomAccess.FlushToDisk(_handle);
 
-    public static SafeFileHandle OpenForAppend(string path, out long length)
-    {
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
-        length = RandomAccess.GetLength(handle);
-        return handle;
-    }
-
-    /// <summary>Opens an existing, already replayed log to append to it.</summary>
-    public static WriteAheadLog OpenExisting(string path)
-    {
-        var handle = OpenForAppend(path, out var length);
-        return new WriteAheadLog(path, handle, length);
-    }
-
     public void Dispose() => _handle.Dispose();
 }
