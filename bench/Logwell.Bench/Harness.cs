@@ -217,8 +217,13 @@ internal static class Harness
             await server.WaitUntilIdleAsync(TimeSpan.FromMinutes(10));
             var cpuSeconds = ProcessStats.CpuSeconds(server.Pid) - cpu;
             var rss = ProcessStats.PeakRssBytes(server.Pid);
+            var live = await system.LiveDataBytesAsync();
             await system.DisposeAsync();
-            result = IngestFigures(corpus, seconds, cpuSeconds, rss, ProcessStats.DirectoryBytes(data));
+            result = IngestFigures(corpus, seconds, cpuSeconds, rss, live ?? ProcessStats.DirectoryBytes(data));
+            if (live is not null)
+            {
+                result["disk_bytes_directory"] = ProcessStats.DirectoryBytes(data);
+            }
         }
         catch
         {

@@ -149,6 +149,13 @@ internal sealed class ClickHouseSystem : IBenchSystem
         return long.Parse(text.Trim(), CultureInfo.InvariantCulture);
     }
 
+    /// <summary>Active parts only: ClickHouse keeps merged-away parts on disk for minutes before deleting them.</summary>
+    public async Task<long?> LiveDataBytesAsync()
+    {
+        var text = await ExecuteAsync("SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND table = 'logs' FORMAT TabSeparated");
+        return long.Parse(text.Trim(), CultureInfo.InvariantCulture);
+    }
+
     public async ValueTask DisposeAsync()
     {
         _http.Dispose();

@@ -8,6 +8,12 @@ internal interface IBenchSystem : IAsyncDisposable
 
     /// <summary>The number of events the named query matches; null when the system cannot express it.</summary>
     Task<long?> QueryAsync(string name, QueryParameters p);
+
+    /// <summary>
+    /// Bytes of live data as the system itself reports them, where files on disk would overstate it (parts a merge
+    /// replaced but has not deleted yet); null to measure the directory.
+    /// </summary>
+    Task<long?> LiveDataBytesAsync() => Task.FromResult<long?>(null);
 }
 
 /// <summary>Reads the raw corpus in batches of whole lines.</summary>
