@@ -443,6 +443,11 @@ public sealed class IndexSetStore : IAsyncDisposable
                 {
                     foreach (var evt in MergeSorted(group))
                     {
+                        // A stop does not wait for a long merge: the unfinished output is deleted, the inputs stay.
+                        if ((writer.Events & 0x3FFF) == 0)
+                        {
+                            cancellationToken.ThrowIfCancellationRequested();
+                        }
                         writer.Add(evt);
                     }
                     writer.Complete();
