@@ -15,6 +15,12 @@ public static class ErrorResponses
         }
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json";
+        if (status == StatusCodes.Status413PayloadTooLarge || (context.Request.ContentLength ?? 0) > 0 && !context.Request.Body.CanSeek && IsRefusedBeforeReading(status))
+        {
+            // The request body may not have been read: close the connection rather than let the client reuse it
+            // while the rest of the body is still on the way.
+            context.Response.Headers.Connection = "close";
+        }
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         writer.WriteStartObject();
         writer.WriteString("error", message);
@@ -30,4 +36,7 @@ public static class ErrorResponses
         writer.WriteEndObject();
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
+
+    private static bool IsRefusedBeforeReading(int status) =>
+        status is StatusCodes.Status404NotFound or StatusCodes.Status415UnsupportedMediaType or StatusCodes.Status403Forbidden;
 }
