@@ -726,6 +726,18 @@ public sealed class IndexSetStore : IAsyncDisposable
                 }
                 var rows = LoadRows(source.Segment, source.Block);
                 var rowMatcher = RowMatcher.Compile(request.Query, rows, source.Segment);
+                if (!canHit && inside)
+                {
+                    // Only counted: every row is in the window, so no timestamps are needed.
+                    for (var i = 0; i < rows.Count; i++)
+                    {
+                        if (rowMatcher(i))
+                        {
+                            total++;
+                        }
+                    }
+                    continue;
+                }
                 var timestamps = rows.Timestamps;
                 var seqs = rows.Seqs;
                 for (var i = 0; i < rows.Count; i++)
@@ -881,10 +893,18 @@ public sealed class IndexSetStore : IAsyncDisposable
                     }
                     var rows = LoadRows(segment, b);
                     var rowMatcher = RowMatcher.Compile(request.Query, rows, segment);
+                    var whole = after is null && block.MinTime >= from && block.MaxTime < to;
                     for (var i = 0; i < rows.Count; i++)
                     {
-                        var t = rows.Timestamps[i];
-                        if (t >= from && t < to && (after is null || new EventPosition(t, rows.Seqs[i]) < after.Value) && rowMatcher(i))
+                        if (!whole)
+                        {
+                            var t = rows.Timestamps[i];
+                            if (t < from || t >= to || (after is not null && new EventPosition(t, rows.Seqs[i]) >= after.Value))
+                            {
+                                continue;
+                            }
+                        }
+                        if (rowMatcher(i))
                         {
                             matchingRow(rows, i);
                         }

@@ -14,6 +14,8 @@ internal sealed class BlockRows
     private readonly BlockMeta _meta;
     private readonly Lock _lock = new();
     private string[]? _messages;
+    private long[]? _timestamps;
+    private long[]? _seqs;
     private readonly Dictionary<string, FieldValue[]?> _fields = new(StringComparer.Ordinal);
 
     public BlockRows(Segment segment, int index)
@@ -22,44 +24,80 @@ internal sealed class BlockRows
         _meta = segment.Blocks[index];
         Index = index;
         Count = _meta.Rows;
-        Timestamps = new long[Count];
-        Seqs = new long[Count];
-        var t = 0L;
-        var s = 0L;
-        foreach (var column in _meta.Columns)
-        {
-            if (column.Column is SegmentFormat.TimestampColumn or SegmentFormat.SeqColumn)
-            {
-                var raw = new byte[column.RawLength];
-                _segment.ReadColumn(index, column, raw);
-                var reader = new ByteReader(raw);
-                if (column.Column == SegmentFormat.TimestampColumn)
-                {
-                    t = reader.ReadVarInt();
-                    Timestamps[0] = t;
-                    for (var i = 1; i < Count; i++)
-                    {
-                        t += (long)reader.ReadVarUInt();
-                        Timestamps[i] = t;
-                    }
-                }
-                else
-                {
-                    for (var i = 0; i < Count; i++)
-                    {
-                        s += reader.ReadVarInt();
-                        Seqs[i] = s;
-                    }
-                }
-            }
-        }
         FieldNames = [.. _meta.Columns.Where(c => c.Column >= SegmentFormat.FirstField).Select(c => segment.FieldNames[c.Column - SegmentFormat.FirstField])];
     }
 
     public int Index { get; }
     public int Count { get; }
-    public long[] Timestamps { get; }
-    public long[] Seqs { get; }
+
+    /// <summary>Timestamps of the rows, ascending (decoded on first use).</summary>
+    public long[] Timestamps
+    {
+        get
+        {
+            if (_timestamps is null)
+            {
+                lock (_lock)
+                {
+                    _timestamps ??= DecodeInt64Column(SegmentFormat.TimestampColumn);
+                }
+            }
+            return _timestamps;
+        }
+    }
+
+    /// <summary>Sequence numbers of the rows (decoded on first use).</summary>
+    public long[] Seqs
+    {
+        get
+        {
+            if (_seqs is null)
+            {
+                lock (_lock)
+                {
+                    _seqs ??= DecodeInt64Column(SegmentFormat.SeqColumn);
+                }
+            }
+            return _seqs;
+        }
+    }
+
+    private long[] DecodeInt64Column(int columnId)
+    {
+        var column = _meta.Columns.First(c => c.Column == columnId);
+        var raw = ArrayPool<byte>.Shared.Rent(Math.Max(1, column.RawLength));
+        try
+        {
+            _segment.ReadColumn(Index, column, raw);
+            var reader = new ByteReader(raw.AsSpan(0, column.RawLength));
+            var values = new long[Count];
+            if (columnId == SegmentFormat.TimestampColumn)
+            {
+                // First value, then non-negative deltas.
+                var t = reader.ReadVarInt();
+                values[0] = t;
+                for (var i = 1; i < Count; i++)
+                {
+                    t += (long)reader.ReadVarUInt();
+                    values[i] = t;
+                }
+            }
+            else
+            {
+                var s = 0L;
+                for (var i = 0; i < Count; i++)
+                {
+                    s += reader.ReadVarInt();
+                    values[i] = s;
+                }
+            }
+            return values;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(raw);
+        }
+    }
 
     /// <summary>Names of the fields some row of this block has.</summary>
     public string[] FieldNames { get; }
