@@ -51,19 +51,18 @@ internal static class EventCodec
         }
     }
 
-    public static FieldValue ReadValue(ref ByteReader reader)
+    public static FieldValue ReadValue(ref ByteReader reader) => ReadValue(ref reader, reader.ReadByte());
+
+    /// <summary>Reads the value that follows a kind byte already read.</summary>
+    public static FieldValue ReadValue(ref ByteReader reader, byte kind) => (FieldKind)kind switch
     {
-        var kind = (FieldKind)reader.ReadByte();
-        return kind switch
-        {
-            FieldKind.Null => FieldValue.Null,
-            FieldKind.True => FieldValue.True,
-            FieldKind.False => FieldValue.False,
-            FieldKind.Long => FieldValue.FromLong(reader.ReadVarInt()),
-            FieldKind.Double => FieldValue.FromDouble(reader.ReadDouble()),
-            FieldKind.String => FieldValue.FromString(reader.ReadString()),
-            FieldKind.Json => FieldValue.FromJson(reader.ReadString()),
-            _ => throw new InvalidDataException($"unknown field kind {(byte)kind}"),
-        };
-    }
+        FieldKind.Null => FieldValue.Null,
+        FieldKind.True => FieldValue.True,
+        FieldKind.False => FieldValue.False,
+        FieldKind.Long => FieldValue.FromLong(reader.ReadVarInt()),
+        FieldKind.Double => FieldValue.FromDouble(reader.ReadDouble()),
+        FieldKind.String => FieldValue.FromString(reader.ReadString()),
+        FieldKind.Json => FieldValue.FromJson(reader.ReadString()),
+        _ => throw new InvalidDataException($"unknown field kind {kind}"),
+    };
 }

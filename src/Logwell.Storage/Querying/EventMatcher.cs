@@ -18,36 +18,10 @@ public static class EventMatcher
         TermNode term => Text(term.Field, text => Tokenizer.ContainsToken(text, term.Token)),
         PhraseNode phrase => Text(phrase.Field, text => Tokenizer.ContainsPhrase(text, phrase.Tokens)),
         PrefixNode prefix => Text(prefix.Field, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix)),
-        AndNode and => All([.. and.Children.Select(Compile)]),
-        OrNode or => Any([.. or.Children.Select(Compile)]),
-        NotNode not => Negate(Compile(not.Child)),
+        AndNode and => Predicates.All([.. and.Children.Select(Compile)]),
+        OrNode or => Predicates.Any([.. or.Children.Select(Compile)]),
+        NotNode not => Predicates.Not(Compile(not.Child)),
         _ => throw new NotSupportedException($"query node {node.GetType().Name} is not supported"),
-    };
-
-    private static Func<LogEvent, bool> Negate(Func<LogEvent, bool> inner) => e => !inner(e);
-
-    private static Func<LogEvent, bool> All(Func<LogEvent, bool>[] children) => e =>
-    {
-        foreach (var child in children)
-        {
-            if (!child(e))
-            {
-                return false;
-            }
-        }
-        return true;
-    };
-
-    private static Func<LogEvent, bool> Any(Func<LogEvent, bool>[] children) => e =>
-    {
-        foreach (var child in children)
-        {
-            if (child(e))
-            {
-                return true;
-            }
-        }
-        return false;
     };
 
     private static Func<LogEvent, bool> Text(string? field, Func<string, bool> test)
@@ -78,4 +52,34 @@ public static class EventMatcher
         }
         return e => e.TryGetField(field, out var value) && value.SearchText is { } text && test(text);
     }
+}
+
+/// <summary>AND, OR and NOT over compiled predicates, for events and for block rows alike.</summary>
+internal static class Predicates
+{
+    public static Func<T, bool> Not<T>(Func<T, bool> inner) => x => !inner(x);
+
+    public static Func<T, bool> All<T>(Func<T, bool>[] children) => x =>
+    {
+        foreach (var child in children)
+        {
+            if (!child(x))
+            {
+                return false;
+            }
+        }
+        return true;
+    };
+
+    public static Func<T, bool> Any<T>(Func<T, bool>[] children) => x =>
+    {
+        foreach (var child in children)
+        {
+            if (child(x))
+            {
+                return true;
+            }
+        }
+        return false;
+    };
 }

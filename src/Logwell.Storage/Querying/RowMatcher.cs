@@ -18,36 +18,10 @@ internal static class RowMatcher
         TermNode term => Text(term.Field, [term.Token], text => Tokenizer.ContainsToken(text, term.Token), rows, segment),
         PhraseNode phrase => Text(phrase.Field, phrase.Tokens, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment),
         PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment),
-        AndNode and => All([.. and.Children.Select(c => Compile(c, rows, segment))]),
-        OrNode or => Any([.. or.Children.Select(c => Compile(c, rows, segment))]),
-        NotNode not => Negate(Compile(not.Child, rows, segment)),
+        AndNode and => Predicates.All([.. and.Children.Select(c => Compile(c, rows, segment))]),
+        OrNode or => Predicates.Any([.. or.Children.Select(c => Compile(c, rows, segment))]),
+        NotNode not => Predicates.Not(Compile(not.Child, rows, segment)),
         _ => throw new NotSupportedException($"query node {node.GetType().Name} is not supported"),
-    };
-
-    private static Func<int, bool> Negate(Func<int, bool> inner) => r => !inner(r);
-
-    private static Func<int, bool> All(Func<int, bool>[] children) => r =>
-    {
-        foreach (var child in children)
-        {
-            if (!child(r))
-            {
-                return false;
-            }
-        }
-        return true;
-    };
-
-    private static Func<int, bool> Any(Func<int, bool>[] children) => r =>
-    {
-        foreach (var child in children)
-        {
-            if (child(r))
-            {
-                return true;
-            }
-        }
-        return false;
     };
 
     private static Func<int, bool> Text(string? field, IReadOnlyList<string> indexTokens, Func<string, bool> test, BlockRows rows, Segment segment)
@@ -76,7 +50,7 @@ internal static class RowMatcher
         {
             0 => static _ => false,
             1 => tests[0],
-            _ => Any([.. tests]),
+            _ => Predicates.Any([.. tests]),
         };
     }
 

@@ -268,17 +268,7 @@ internal sealed class Segment
                     perCode[(int)reader.ReadVarUInt()]++;
                     continue;
                 }
-                var value = kind switch
-                {
-                    (byte)FieldKind.Null => FieldValue.Null,
-                    (byte)FieldKind.True => FieldValue.True,
-                    (byte)FieldKind.False => FieldValue.False,
-                    (byte)FieldKind.Long => FieldValue.FromLong(reader.ReadVarInt()),
-                    (byte)FieldKind.Double => FieldValue.FromDouble(reader.ReadDouble()),
-                    (byte)FieldKind.String => FieldValue.FromString(reader.ReadString()),
-                    (byte)FieldKind.Json => FieldValue.FromJson(reader.ReadString()),
-                    _ => throw new InvalidDataException($"unknown field kind {kind}"),
-                };
+                var value = EventCodec.ReadValue(ref reader, kind);
                 if (value.SearchText is { } key)
                 {
                     counts[key] = counts.GetValueOrDefault(key) + 1;
@@ -334,17 +324,7 @@ internal sealed class Segment
                 values[i] = FieldValue.FromString(dictionary[(int)reader.ReadVarUInt()]);
                 continue;
             }
-            values[i] = kind switch
-            {
-                (byte)FieldKind.Null => FieldValue.Null,
-                (byte)FieldKind.True => FieldValue.True,
-                (byte)FieldKind.False => FieldValue.False,
-                (byte)FieldKind.Long => FieldValue.FromLong(reader.ReadVarInt()),
-                (byte)FieldKind.Double => FieldValue.FromDouble(reader.ReadDouble()),
-                (byte)FieldKind.String => FieldValue.FromString(reader.ReadString()),
-                (byte)FieldKind.Json => FieldValue.FromJson(reader.ReadString()),
-                _ => throw new InvalidDataException($"unknown field kind {kind}"),
-            };
+            values[i] = EventCodec.ReadValue(ref reader, kind);
         }
         return values;
     }
