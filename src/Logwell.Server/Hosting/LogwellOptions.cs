@@ -17,7 +17,6 @@ public sealed record LogwellOptions
     public int MaxSearchLimit { get; init; } = 10_000;
     public int DefaultSearchLimit { get; init; } = 100;
     public int SearchTimeoutSeconds { get; init; } = 55;
-    public int RequestTimeoutSeconds { get; init; } = 65;
 
     public int BlockRows { get; init; } = 16_384;
     public int MemTableMaxEvents { get; init; } = 131_072;
@@ -45,9 +44,9 @@ public sealed record LogwellOptions
         {
             throw new ArgumentException("Logwell:DefaultSearchLimit must be at least 1 and at most MaxSearchLimit");
         }
-        if (SearchTimeoutSeconds < 1 || RequestTimeoutSeconds < 1)
+        if (SearchTimeoutSeconds < 1)
         {
-            throw new ArgumentException("timeouts must be at least one second");
+            throw new ArgumentException("Logwell:SearchTimeoutSeconds must be at least one second");
         }
         ToEngineOptions().Validate();
     }

@@ -72,7 +72,7 @@ public sealed class IndexSetStore : IAsyncDisposable
 
     public string Name => Settings.Name;
     public string Directory { get; }
-    internal IndexSetSettings Settings { get; private set; }
+    internal IndexSetSettings Settings { get; }
 
     internal static IndexSetStore Open(string directory, EngineOptions options, BlockCache cache, ILogger logger, TimeProvider time) =>
         new(directory, IndexSetSettings.Load(directory), options, cache, logger, time);
@@ -821,7 +821,7 @@ public sealed class IndexSetStore : IAsyncDisposable
             (segment, block) =>
             {
                 // Timestamps ascend within a block: count each bucket's run at once.
-                var timestamps = segment.ReadTimestamps(block);
+                var timestamps = segment.OpenBlock(block).Timestamps;
                 var i = 0;
                 while (i < timestamps.Length)
                 {

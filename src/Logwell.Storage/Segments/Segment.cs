@@ -208,26 +208,6 @@ internal sealed class Segment
         return ReadFieldColumn(ref reader, rows);
     }
 
-    /// <summary>Decodes only the timestamps of a block.</summary>
-    public long[] ReadTimestamps(int index)
-    {
-        var meta = Blocks[index];
-        var column = meta.Columns.First(c => c.Column == SegmentFormat.TimestampColumn);
-        return WithColumn(index, column, raw =>
-        {
-            var reader = new ByteReader(raw);
-            var timestamps = new long[meta.Rows];
-            var t = reader.ReadVarInt();
-            timestamps[0] = t;
-            for (var i = 1; i < timestamps.Length; i++)
-            {
-                t += (long)reader.ReadVarUInt();
-                timestamps[i] = t;
-            }
-            return timestamps;
-        });
-    }
-
     /// <summary>
     /// Adds one block's values of a field to <paramref name="counts"/> (keyed by their search text) without building
     /// the values: dictionary-coded strings are counted by code. Returns how many rows had a countable value.
