@@ -58,6 +58,49 @@ public sealed class SegmentTests
     }
 
     [Fact]
+    public void FrequentTokensGetRowPostingsAndRareOnesOnlyTheBlockIndex()
+    {
+        using var dir = new TempDirectory();
+        var path = Path.Combine(dir.Path, "seg.lws");
+        using (var writer = new SegmentWriter(path, "2026-11-26", blockRows: 64, compressionLevel: 3))
+        {
+            for (var i = 0; i < 64; i++)
+            {
+                // "reset" in every third row, "timeout" in rows 0-9, "needle" once; trace ids unique.
+                var message = (i % 3 == 0 ? "connection reset by peer" : "request served") + (i < 10 ? " after timeout" : "") + (i == 41 ? " needle" : "");
+                writer.Add(Event(i + 1, message, new Field("trace", FieldValue.FromString($"t{i:x4}")), new Field("level", FieldValue.FromString(i % 8 == 0 ? "ERROR" : "INFO"))));
+            }
+            writer.Complete();
+        }
+        var segment = Segment.Open(path);
+        try
+        {
+            var rows = segment.OpenBlock(0);
+            var postings = rows.Postings!;
+            int[] Rows(ulong hash) => postings.Rows(hash) is { } bits ? [.. Enumerable.Range(0, 64).Where(r => (bits[r >> 6] & (1UL << r)) != 0)] : [];
+
+            Assert.Equal(Enumerable.Range(0, 64).Where(r => r % 3 == 0), Rows(TokenHash.Of64("reset")));
+            // "connection", "reset", "by" and "peer" share one list; "timeout" is in 10 rows, over the threshold of 8.
+            Assert.Equal(Rows(TokenHash.Of64("reset")), Rows(TokenHash.Of64("PEER")));
+            Assert.Equal(Enumerable.Range(0, 10), Rows(TokenHash.Of64("timeout")));
+            // A token in one row, and the values of a dictionary-coded field, are only in the block index.
+            Assert.Null(postings.Rows(TokenHash.Of64("needle")));
+            Assert.Null(postings.Rows(TokenHash.Of64("level", "info")));
+            Assert.Null(postings.Rows(TokenHash.Of64("trace", "t0001")));
+            Assert.True(segment.BlockHasToken(TokenHash.Of("needle"), 0));
+            Assert.True(segment.BlockHasToken(TokenHash.Of("level", "error"), 0));
+            Assert.True(segment.BlockHasToken(TokenHash.Of("trace", "t0001"), 0));
+            var (dictionary, codes) = rows.FieldCodes("level")!.Value;
+            Assert.Equal(8, codes.Count(c => dictionary[c] == "ERROR"));
+            Assert.Null(rows.FieldCodes("trace"));
+        }
+        finally
+        {
+            segment.Retire(deleteFile: false);
+        }
+    }
+
+    [Fact]
     public void CorruptByteInABlockIsDetectedByItsChecksum()
     {
         using var dir = new TempDirectory();

@@ -5,18 +5,23 @@ using System.Runtime.InteropServices;
 namespace Logwell.Core.Text;
 
 /// <summary>
-/// 32-bit hashes of lowercased tokens, for the token index. A token is hashed alone (any field) and scoped to its
-/// field. Collisions only make the index name a block that the exact match then rejects.
+/// Hashes of lowercased tokens, for the token index. A token is hashed alone (the message) and scoped to its field.
+/// The 32-bit hash (the low half of the 64-bit one) names blocks, where a collision only makes the index name a block
+/// that the exact match then rejects; the 64-bit hash keys a block's row postings.
 /// </summary>
 public static class TokenHash
 {
     private const char FieldSeparator = '\u0001';
 
-    public static uint Of(ReadOnlySpan<char> token) => Hash(ReadOnlySpan<char>.Empty, token);
+    public static uint Of(ReadOnlySpan<char> token) => (uint)Hash(ReadOnlySpan<char>.Empty, token);
 
-    public static uint Of(string field, ReadOnlySpan<char> token) => Hash(field, token);
+    public static uint Of(string field, ReadOnlySpan<char> token) => (uint)Hash(field, token);
 
-    private static uint Hash(ReadOnlySpan<char> field, ReadOnlySpan<char> token)
+    public static ulong Of64(ReadOnlySpan<char> token) => Hash(ReadOnlySpan<char>.Empty, token);
+
+    public static ulong Of64(string field, ReadOnlySpan<char> token) => Hash(field, token);
+
+    private static ulong Hash(ReadOnlySpan<char> field, ReadOnlySpan<char> token)
     {
         var length = token.Length + (field.IsEmpty ? 0 : field.Length + 1);
         char[]? rented = null;
@@ -29,7 +34,7 @@ public static class TokenHash
             at = field.Length + 1;
         }
         token.ToLowerInvariant(buffer[at..]);
-        var hash = (uint)XxHash3.HashToUInt64(MemoryMarshal.AsBytes(buffer));
+        var hash = XxHash3.HashToUInt64(MemoryMarshal.AsBytes(buffer));
         if (rented is not null)
         {
             ArrayPool<char>.Shared.Return(rented);

@@ -51,6 +51,9 @@ internal sealed class ByteWriter(int capacity = 256)
         Length += i;
     }
 
+    /// <summary>How many bytes <see cref="WriteVarUInt"/> takes for <paramref name="value"/>.</summary>
+    public static int VarUIntSize(ulong value) => (70 - System.Numerics.BitOperations.LeadingZeroCount(value | 1)) / 7;
+
     public void WriteVarInt(long value) => WriteVarUInt((ulong)((value << 1) ^ (value >> 63)));
 
     public void WriteUInt32(uint value)
@@ -158,6 +161,10 @@ internal ref struct ByteReader(ReadOnlySpan<byte> data)
     }
 
     public long ReadInt64() => BinaryPrimitives.ReadInt64LittleEndian(ReadBytes(8));
+
+    public ulong ReadUInt64() => BinaryPrimitives.ReadUInt64LittleEndian(ReadBytes(8));
+
+    public void Skip(int count) => ReadBytes(count);
 
     public double ReadDouble() => BinaryPrimitives.ReadDoubleLittleEndian(ReadBytes(8));
 

@@ -725,26 +725,20 @@ public sealed class IndexSetStore : IAsyncDisposable
                     continue;
                 }
                 var rows = LoadRows(source.Segment, source.Block);
-                var rowMatcher = RowMatcher.Compile(request.Query, rows, source.Segment);
+                var matching = BlockQuery.Evaluate(request.Query, rows, source.Segment);
                 if (!canHit && inside)
                 {
                     // Only counted: every row is in the window, so no timestamps are needed.
-                    for (var i = 0; i < rows.Count; i++)
-                    {
-                        if (rowMatcher(i))
-                        {
-                            total++;
-                        }
-                    }
+                    total += RowBits.Count(matching);
                     continue;
                 }
                 var timestamps = rows.Timestamps;
                 var seqs = rows.Seqs;
-                for (var i = 0; i < rows.Count; i++)
+                foreach (var i in RowBits.Rows(matching))
                 {
                     var t = timestamps[i];
                     var position = new EventPosition(t, seqs[i]);
-                    if (t < from || t >= to || (after is not null && position >= after.Value) || !rowMatcher(i))
+                    if (t < from || t >= to || (after is not null && position >= after.Value))
                     {
                         continue;
                     }
@@ -892,9 +886,9 @@ public sealed class IndexSetStore : IAsyncDisposable
                         continue;
                     }
                     var rows = LoadRows(segment, b);
-                    var rowMatcher = RowMatcher.Compile(request.Query, rows, segment);
+                    var matchingRows = BlockQuery.Evaluate(request.Query, rows, segment);
                     var whole = after is null && block.MinTime >= from && block.MaxTime < to;
-                    for (var i = 0; i < rows.Count; i++)
+                    foreach (var i in RowBits.Rows(matchingRows))
                     {
                         if (!whole)
                         {
@@ -904,10 +898,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                                 continue;
                             }
                         }
-                        if (rowMatcher(i))
-                        {
-                            matchingRow(rows, i);
-                        }
+                        matchingRow(rows, i);
                     }
                 }
             }

@@ -5,18 +5,21 @@ using Logwell.Storage.Encoding;
 namespace Logwell.Storage.Segments;
 
 /// <summary>
-/// One block of a segment as columns: timestamps and sequence numbers at once, the message and each field only when a
-/// query first needs them. Events are built only for the rows a search returns.
+/// One block of a segment as columns, each read and decoded when a query first needs it: timestamps, sequence numbers,
+/// the messages (kept as UTF-8), each field (as values, or as dictionary codes) and the row postings. Events are built
+/// only for the rows a search returns.
 /// </summary>
 internal sealed class BlockRows
 {
     private readonly Segment _segment;
     private readonly BlockMeta _meta;
     private readonly Lock _lock = new();
-    private string[]? _messages;
+    private MessageColumn? _messages;
+    private BlockPostings? _postings;
     private long[]? _timestamps;
     private long[]? _seqs;
     private readonly Dictionary<string, FieldValue[]?> _fields = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string[] Dictionary, int[] Codes)?> _codes = new(StringComparer.Ordinal);
 
     public BlockRows(Segment segment, int index)
     {
@@ -102,39 +105,138 @@ internal sealed class BlockRows
     /// <summary>Names of the fields some row of this block has.</summary>
     public string[] FieldNames { get; }
 
-    public string[] Messages
+    /// <summary>The messages as UTF-8 (decoded on first use).</summary>
+    public MessageColumn Messages
     {
         get
         {
-            if (_messages is not null)
+            if (_messages is { } known)
             {
-                return _messages;
+                return known;
             }
             lock (_lock)
             {
                 if (_messages is null)
                 {
                     var column = _meta.Columns.First(c => c.Column == SegmentFormat.MessageColumn);
-                    var raw = ArrayPool<byte>.Shared.Rent(Math.Max(1, column.RawLength));
-                    var messages = new string[Count];
-                    try
+                    var raw = new byte[column.RawLength];
+                    _segment.ReadColumn(Index, column, raw);
+                    var offsets = new int[Count];
+                    var lengths = new int[Count];
+                    var reader = new ByteReader(raw);
+                    for (var i = 0; i < Count; i++)
                     {
-                        _segment.ReadColumn(Index, column, raw);
-                        var reader = new ByteReader(raw.AsSpan(0, column.RawLength));
-                        for (var i = 0; i < Count; i++)
-                        {
-                            messages[i] = reader.ReadString();
-                        }
+                        lengths[i] = reader.ReadLength();
+                        offsets[i] = reader.Position;
+                        reader.Skip(lengths[i]);
                     }
-                    finally
-                    {
-                        ArrayPool<byte>.Shared.Return(raw);
-                    }
-                    _messages = messages;
+                    _messages = new MessageColumn(raw, offsets, lengths);
                 }
                 return _messages;
             }
         }
+    }
+
+    public string Message(int row) => System.Text.Encoding.UTF8.GetString(Messages.Utf8(row));
+
+    /// <summary>The block's row postings; null for a block written before segments had them.</summary>
+    public BlockPostings? Postings
+    {
+        get
+        {
+            if (_meta.Postings is not { } column)
+            {
+                return null;
+            }
+            if (_postings is { } known)
+            {
+                return known;
+            }
+            lock (_lock)
+            {
+                if (_postings is null)
+                {
+                    var raw = new byte[column.RawLength];
+                    _segment.ReadColumn(Index, column, raw);
+                    _postings = BlockPostings.Parse(raw, Count);
+                }
+                return _postings;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A dictionary-coded field as its distinct strings and each row's code: <c>-1</c> where the row lacks the field,
+    /// <c>-2</c> where it holds a value of another kind (read it from <see cref="Field"/>). Null when the field is not
+    /// dictionary-coded in this block.
+    /// </summary>
+    public (string[] Dictionary, int[] Codes)? FieldCodes(string name)
+    {
+        lock (_lock)
+        {
+            if (_codes.TryGetValue(name, out var cached))
+            {
+                return cached;
+            }
+            (string[], int[])? result = null;
+            if (FieldColumn(name) is { } column)
+            {
+                var raw = new byte[column.RawLength];
+                _segment.ReadColumn(Index, column, raw);
+                var reader = new ByteReader(raw);
+                if (reader.ReadByte() == SegmentFormat.DictionaryStrings)
+                {
+                    var dictionary = new string[(int)reader.ReadVarUInt()];
+                    for (var i = 0; i < dictionary.Length; i++)
+                    {
+                        dictionary[i] = reader.ReadString();
+                    }
+                    var codes = new int[Count];
+                    for (var row = 0; row < Count; row++)
+                    {
+                        var kind = reader.ReadByte();
+                        if (kind == 0)
+                        {
+                            codes[row] = -1;
+                        }
+                        else if (kind == (byte)FieldKind.String)
+                        {
+                            var code = reader.ReadVarUInt();
+                            if (code >= (ulong)dictionary.Length)
+                            {
+                                throw new InvalidDataException($"{_segment.Path}: block {Index} field {name}: dictionary code out of range");
+                            }
+                            codes[row] = (int)code;
+                        }
+                        else
+                        {
+                            EventCodec.ReadValue(ref reader, kind);
+                            codes[row] = -2;
+                        }
+                    }
+                    result = (dictionary, codes);
+                }
+            }
+            _codes[name] = result;
+            return result;
+        }
+    }
+
+    private ColumnMeta? FieldColumn(string name)
+    {
+        var id = Array.IndexOf(_segment.FieldNames, name);
+        if (id >= 0)
+        {
+            var columnId = SegmentFormat.FirstField + id;
+            foreach (var column in _meta.Columns)
+            {
+                if (column.Column == columnId)
+                {
+                    return column;
+                }
+            }
+        }
+        return null;
     }
 
     /// <summary>The values of one field, <c>default</c> where a row lacks it; null when no row of the block has it.</summary>
@@ -147,20 +249,11 @@ internal sealed class BlockRows
                 return cached;
             }
             FieldValue[]? values = null;
-            var id = Array.IndexOf(_segment.FieldNames, name);
-            if (id >= 0)
+            if (FieldColumn(name) is { } column)
             {
-                var columnId = SegmentFormat.FirstField + id;
-                foreach (var column in _meta.Columns)
-                {
-                    if (column.Column == columnId)
-                    {
-                        var raw = new byte[column.RawLength];
-                        _segment.ReadColumn(Index, column, raw);
-                        values = Segment.DecodeFieldColumn(raw, Count);
-                        break;
-                    }
-                }
+                var raw = new byte[column.RawLength];
+                _segment.ReadColumn(Index, column, raw);
+                values = Segment.DecodeFieldColumn(raw, Count);
             }
             _fields[name] = values;
             return values;
@@ -179,6 +272,12 @@ internal sealed class BlockRows
                 fields.Add(new Core.Events.Field(name, values[row]));
             }
         }
-        return new LogEvent(Timestamps[row], Messages[row], [.. fields]) { Seq = Seqs[row] };
+        return new LogEvent(Timestamps[row], Message(row), [.. fields]) { Seq = Seqs[row] };
     }
+}
+
+/// <summary>A block's messages as UTF-8: row <c>i</c> is <c>Lengths[i]</c> bytes at <c>Offsets[i]</c> of <c>Bytes</c>.</summary>
+internal sealed record MessageColumn(byte[] Bytes, int[] Offsets, int[] Lengths)
+{
+    public ReadOnlySpan<byte> Utf8(int row) => Bytes.AsSpan(Offsets[row], Lengths[row]);
 }

@@ -74,7 +74,7 @@ internal sealed class Segment
             throw new InvalidDataException($"{path}: not a Logwell segment");
         }
         var version = BinaryPrimitives.ReadUInt16LittleEndian(header[4..]);
-        if (version != SegmentFormat.Version)
+        if (version is < SegmentFormat.MinVersion or > SegmentFormat.Version)
         {
             throw new InvalidDataException($"{path}: segment version {version} is not supported");
         }
@@ -129,7 +129,10 @@ internal sealed class Segment
             {
                 columns[c] = new ColumnMeta((int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32());
             }
-            blocks[i] = new BlockMeta(offset, blockLength, rows, blockMin, blockMax, blockMaxSeq, columns);
+            ColumnMeta? blockPostings = version >= 3
+                ? new ColumnMeta(SegmentFormat.PostingsColumn, (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32())
+                : null;
+            blocks[i] = new BlockMeta(offset, blockLength, rows, blockMin, blockMax, blockMaxSeq, columns, blockPostings);
         }
         var hashCount = (int)reader.ReadVarUInt();
         var hashes = new uint[hashCount];
@@ -160,6 +163,9 @@ internal sealed class Segment
         var i = Array.BinarySearch(_tokenHashes, hash);
         return i < 0 ? [] : _postings.AsSpan(_postingStarts[i], _postingStarts[i + 1] - _postingStarts[i]);
     }
+
+    /// <summary>Whether the block index places <paramref name="hash"/> in <paramref name="block"/>.</summary>
+    public bool BlockHasToken(uint hash, int block) => BlocksWithToken(hash).BinarySearch(block) >= 0;
 
     /// <summary>A block's columns, read, checked and decoded on first use.</summary>
     public BlockRows OpenBlock(int index) => new(this, index);

@@ -25,9 +25,9 @@ internal sealed class SegmentWriter : IDisposable
     private readonly List<BlockMeta> _blocks = [];
     private readonly Dictionary<string, int> _fieldIds = new(StringComparer.Ordinal);
     private readonly List<string> _fieldNames = [];
-    // Token index under construction: one (hash << 32 | block) entry per distinct token of each block.
-    private readonly List<ulong> _postings = [];
-    private readonly HashSet<uint> _blockTokens = [];
+    // Block index under construction: one (hash << 32 | block) entry per distinct token of each block.
+    private readonly List<ulong> _blockIndex = [];
+    private readonly PostingsBuilder _tokens = new();
     private readonly ByteWriter _raw = new(1 << 16);
     private readonly ByteWriter _block = new(1 << 16);
     private long _offset = SegmentFormat.HeaderSize;
@@ -99,7 +99,7 @@ internal sealed class SegmentWriter : IDisposable
     {
         var blockId = _blocks.Count;
         var rows = _pending;
-        _blockTokens.Clear();
+        _tokens.Clear();
         _block.Clear();
         var columns = new List<ColumnMeta>();
 
@@ -124,11 +124,12 @@ internal sealed class SegmentWriter : IDisposable
         AddColumn(SegmentFormat.SeqColumn, columns);
 
         _raw.Clear();
-        var sink = new HashSink(_postings, _blockTokens, blockId, null);
-        foreach (var evt in rows)
+        var sink = new HashSink(_tokens, null, keepRows: true);
+        for (var row = 0; row < rows.Count; row++)
         {
-            _raw.WriteString(evt.Message);
-            Tokenizer.Tokenize(evt.Message, ref sink);
+            _raw.WriteString(rows[row].Message);
+            sink.Row = row;
+            Tokenizer.Tokenize(rows[row].Message, ref sink);
         }
         AddColumn(SegmentFormat.MessageColumn, columns);
 
@@ -154,8 +155,16 @@ internal sealed class SegmentWriter : IDisposable
         }
         foreach (var (id, values) in blockFields)
         {
-            WriteFieldColumn(_fieldNames[id], values, blockId);
+            WriteFieldColumn(_fieldNames[id], values);
             AddColumn(SegmentFormat.FirstField + id, columns);
+        }
+
+        _raw.Clear();
+        _tokens.Write(_raw, rows.Count, SegmentFormat.PostingsMinRows(rows.Count));
+        var postings = AddColumn(SegmentFormat.PostingsColumn, null);
+        foreach (var hash in _tokens.Hashes)
+        {
+            _blockIndex.Add(((ulong)(uint)hash << 32) | (uint)blockId);
         }
 
         var bytes = _block.WrittenSpan;
@@ -167,7 +176,7 @@ internal sealed class SegmentWriter : IDisposable
             _minSeq = Math.Min(_minSeq, evt.Seq);
         }
         _maxSeq = Math.Max(_maxSeq, maxSeq);
-        _blocks.Add(new BlockMeta(_offset, bytes.Length, rows.Count, rows[0].Timestamp, rows[^1].Timestamp, maxSeq, [.. columns]));
+        _blocks.Add(new BlockMeta(_offset, bytes.Length, rows.Count, rows[0].Timestamp, rows[^1].Timestamp, maxSeq, [.. columns], postings));
         _offset += bytes.Length;
         _minTime = Math.Min(_minTime, rows[0].Timestamp);
         _maxTime = Math.Max(_maxTime, rows[^1].Timestamp);
@@ -175,8 +184,11 @@ internal sealed class SegmentWriter : IDisposable
         _pending.Clear();
     }
 
-    /// <summary>Writes one field's column; <c>default</c> entries are rows without the field.</summary>
-    private void WriteFieldColumn(string name, FieldValue[] values, int blockId)
+    /// <summary>
+    /// Writes one field's column; <c>default</c> entries are rows without the field. A dictionary-coded column keeps no
+    /// row postings (a query tests its few distinct values and then the codes); its tokens still enter the block index.
+    /// </summary>
+    private void WriteFieldColumn(string name, FieldValue[] values)
     {
         _raw.Clear();
         // Strings repeat a lot in logs (hosts, levels, services): use a dictionary when few values are distinct.
@@ -201,6 +213,7 @@ internal sealed class SegmentWriter : IDisposable
         {
             dictionary = null;
         }
+        var sink = new HashSink(_tokens, name, keepRows: dictionary is null);
         if (dictionary is not null)
         {
             _raw.WriteByte(SegmentFormat.DictionaryStrings);
@@ -208,6 +221,7 @@ internal sealed class SegmentWriter : IDisposable
             foreach (var entry in dictionary.OrderBy(e => e.Value))
             {
                 _raw.WriteString(entry.Key);
+                Tokenizer.Tokenize(entry.Key, ref sink);
             }
         }
         else
@@ -215,9 +229,9 @@ internal sealed class SegmentWriter : IDisposable
             _raw.WriteByte(SegmentFormat.PlainStrings);
         }
 
-        var sink = new HashSink(_postings, _blockTokens, blockId, name);
-        foreach (var value in values)
+        for (var row = 0; row < values.Length; row++)
         {
+            var value = values[row];
             if (value.Kind == 0)
             {
                 _raw.WriteByte(0);
@@ -227,25 +241,26 @@ internal sealed class SegmentWriter : IDisposable
             {
                 _raw.WriteByte((byte)FieldKind.String);
                 _raw.WriteVarUInt((ulong)dictionary[value.Text!]);
+                continue;
             }
-            else
-            {
-                EventCodec.WriteValue(_raw, value);
-            }
+            EventCodec.WriteValue(_raw, value);
             var text = value.SearchText;
             if (text is not null)
             {
+                sink.Row = row;
                 Tokenizer.Tokenize(text, ref sink);
             }
         }
     }
 
-    private void AddColumn(int column, List<ColumnMeta> columns)
+    private ColumnMeta AddColumn(int column, List<ColumnMeta>? columns)
     {
         var offset = _block.Length;
         var compressed = _compressor.Wrap(_raw.WrittenSpan);
         _block.WriteBytes(compressed);
-        columns.Add(new ColumnMeta(column, offset, compressed.Length, _raw.Length, Crc32.HashToUInt32(compressed)));
+        var meta = new ColumnMeta(column, offset, compressed.Length, _raw.Length, Crc32.HashToUInt32(compressed));
+        columns?.Add(meta);
+        return meta;
     }
 
     private ByteWriter BuildFooter()
@@ -281,10 +296,25 @@ internal sealed class SegmentWriter : IDisposable
                 footer.WriteVarUInt((ulong)column.RawLength);
                 footer.WriteUInt32(column.Crc);
             }
+            var postings = block.Postings!.Value;
+            footer.WriteVarUInt((ulong)postings.Offset);
+            footer.WriteVarUInt((ulong)postings.Length);
+            footer.WriteVarUInt((ulong)postings.RawLength);
+            footer.WriteUInt32(postings.Crc);
         }
-        // Token index: sorted hashes (delta-coded), each with its ascending block ids (delta-coded).
-        var entries = CollectionsMarshal.AsSpan(_postings);
-        entries.Sort();
+        // Block index: sorted 32-bit hashes (delta-coded), each with its ascending block ids (delta-coded). Distinct
+        // 64-bit hashes of a block can share their low half: such repeats are written once.
+        _blockIndex.Sort();
+        var unique = CollectionsMarshal.AsSpan(_blockIndex);
+        var kept = unique.Length == 0 ? 0 : 1;
+        for (var i = 1; i < unique.Length; i++)
+        {
+            if (unique[i] != unique[kept - 1])
+            {
+                unique[kept++] = unique[i];
+            }
+        }
+        var entries = unique[..kept];
         var hashCount = 0;
         for (var i = 0; i < entries.Length; i++)
         {
@@ -329,17 +359,12 @@ internal sealed class SegmentWriter : IDisposable
         }
     }
 
-    private readonly struct HashSink(List<ulong> postings, HashSet<uint> blockTokens, int blockId, string? field) : ITokenSink
+    private struct HashSink(PostingsBuilder tokens, string? field, bool keepRows) : ITokenSink
     {
-        // Message tokens are indexed alone, field tokens scoped to their field.
-        public void Token(ReadOnlySpan<char> token) => Add(field is null ? TokenHash.Of(token) : TokenHash.Of(field, token));
+        public int Row;
 
-        private void Add(uint hash)
-        {
-            if (blockTokens.Add(hash))
-            {
-                postings.Add(((ulong)hash << 32) | (uint)blockId);
-            }
-        }
+        // Message tokens are indexed alone, field tokens scoped to their field.
+        public readonly void Token(ReadOnlySpan<char> token) =>
+            tokens.Add(field is null ? TokenHash.Of64(token) : TokenHash.Of64(field, token), Row, keepRows);
     }
 }

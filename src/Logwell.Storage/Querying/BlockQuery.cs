@@ -1,0 +1,227 @@
+using System.Buffers;
+using Logwell.Core.Events;
+using Logwell.Core.Query;
+using Logwell.Core.Text;
+using Logwell.Storage.Segments;
+
+namespace Logwell.Storage.Querying;
+
+/// <summary>
+/// Answers a query for one block as the set of its matching rows, with the semantics of <see cref="EventMatcher"/>.
+/// A term is answered from the block's row postings when the token has them; a phrase or prefix takes its candidate
+/// rows from the postings of its whole tokens and tests only those; a dictionary-coded field is tested once per
+/// distinct value. Only a token too rare in the block to have postings makes the column be read and tested row by row.
+/// </summary>
+internal static class BlockQuery
+{
+    private delegate bool TextTest(ReadOnlySpan<char> text);
+
+    public static ulong[] Evaluate(QueryNode node, BlockRows rows, Segment segment) => node switch
+    {
+        MatchAllNode => RowBits.All(rows.Count),
+        TermNode term => Text(term.Field, [term.Token], exactFromPostings: true, text => Tokenizer.ContainsToken(text, term.Token), rows, segment),
+        PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment),
+        PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment),
+        AndNode and => And(and, rows, segment),
+        OrNode or => Or(or, rows, segment),
+        NotNode not => Not(not, rows, segment),
+        _ => throw new NotSupportedException($"query node {node.GetType().Name} is not supported"),
+    };
+
+    private static ulong[] And(AndNode and, BlockRows rows, Segment segment)
+    {
+        var result = Evaluate(and.Children[0], rows, segment);
+        for (var i = 1; i < and.Children.Count && RowBits.Any(result); i++)
+        {
+            RowBits.And(result, Evaluate(and.Children[i], rows, segment));
+        }
+        return result;
+    }
+
+    private static ulong[] Or(OrNode or, BlockRows rows, Segment segment)
+    {
+        var result = RowBits.None(rows.Count);
+        foreach (var child in or.Children)
+        {
+            RowBits.Or(result, Evaluate(child, rows, segment));
+        }
+        return result;
+    }
+
+    private static ulong[] Not(NotNode not, BlockRows rows, Segment segment)
+    {
+        var result = Evaluate(not.Child, rows, segment);
+        RowBits.Not(result, rows.Count);
+        return result;
+    }
+
+    private static ulong[] Text(string? field, IReadOnlyList<string> indexTokens, bool exactFromPostings, TextTest test, BlockRows rows, Segment segment)
+    {
+        var result = RowBits.None(rows.Count);
+        var isMessage = string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
+        if (field is null || isMessage)
+        {
+            if (Candidates(segment, rows, null, indexTokens, exactFromPostings) is var (candidates, exact) && candidates is not null)
+            {
+                if (!exact)
+                {
+                    VerifyMessages(candidates, rows.Messages, test);
+                }
+                RowBits.Or(result, candidates);
+            }
+        }
+        IEnumerable<string> names = field is null ? rows.FieldNames : [field];
+        foreach (var name in names)
+        {
+            if (rows.FieldCodes(name) is var (dictionary, codes))
+            {
+                if (MayContain(segment, rows.Index, name, indexTokens))
+                {
+                    MatchCodes(result, dictionary, codes, rows, name, test);
+                }
+                continue;
+            }
+            if (Candidates(segment, rows, name, indexTokens, exactFromPostings) is var (fieldRows, exact) && fieldRows is not null)
+            {
+                if (!exact)
+                {
+                    var values = rows.Field(name);
+                    if (values is null)
+                    {
+                        continue;
+                    }
+                    VerifyValues(fieldRows, values, test);
+                }
+                RowBits.Or(result, fieldRows);
+            }
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The rows of one column (null: the message) that can match, and whether they all do. Null rows when the block
+    /// index shows a token every match needs is missing; every row (to be tested) when no token has postings.
+    /// </summary>
+    private static (ulong[]? Rows, bool Exact) Candidates(Segment segment, BlockRows rows, string? field, IReadOnlyList<string> tokens, bool exactFromPostings)
+    {
+        ulong[]? candidates = null;
+        var exact = exactFromPostings && tokens.Count > 0;
+        var postings = rows.Postings;
+        foreach (var token in tokens)
+        {
+            var hash = field is null ? TokenHash.Of64(token) : TokenHash.Of64(field, token);
+            if (!segment.BlockHasToken((uint)hash, rows.Index))
+            {
+                return (null, false);
+            }
+            if (postings?.Rows(hash) is not { } tokenRows)
+            {
+                exact = false; // rare in this block (or a block without postings): test the rows
+                continue;
+            }
+            if (candidates is null)
+            {
+                candidates = tokenRows;
+            }
+            else if (!RowBits.And(candidates, tokenRows))
+            {
+                return (null, false);
+            }
+        }
+        return (candidates ?? RowBits.All(rows.Count), exact);
+    }
+
+    private static bool MayContain(Segment segment, int block, string field, IReadOnlyList<string> tokens)
+    {
+        foreach (var token in tokens)
+        {
+            if (!segment.BlockHasToken(TokenHash.Of(field, token), block))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static void VerifyMessages(ulong[] candidates, MessageColumn messages, TextTest test)
+    {
+        var buffer = ArrayPool<char>.Shared.Rent(1024);
+        try
+        {
+            foreach (var row in RowBits.Rows(candidates))
+            {
+                var utf8 = messages.Utf8(row);
+                if (utf8.Length > buffer.Length)
+                {
+                    ArrayPool<char>.Shared.Return(buffer);
+                    buffer = ArrayPool<char>.Shared.Rent(utf8.Length);
+                }
+                var length = System.Text.Encoding.UTF8.GetChars(utf8, buffer);
+                if (!test(buffer.AsSpan(0, length)))
+                {
+                    RowBits.Clear(candidates, row);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<char>.Shared.Return(buffer);
+        }
+    }
+
+    private static void VerifyValues(ulong[] candidates, FieldValue[] values, TextTest test)
+    {
+        foreach (var row in RowBits.Rows(candidates))
+        {
+            if (!MatchesValue(values[row], test))
+            {
+                RowBits.Clear(candidates, row);
+            }
+        }
+    }
+
+    /// <summary>Strings are tested as they are; numbers and booleans through their text; null never matches.</summary>
+    private static bool MatchesValue(FieldValue value, TextTest test) => value.Kind switch
+    {
+        0 or FieldKind.Null => false,
+        FieldKind.String or FieldKind.Json => test(value.Text),
+        _ => test(value.SearchText),
+    };
+
+    private static void MatchCodes(ulong[] result, string[] dictionary, int[] codes, BlockRows rows, string name, TextTest test)
+    {
+        var matches = new bool[dictionary.Length];
+        var anyMatch = false;
+        for (var code = 0; code < dictionary.Length; code++)
+        {
+            anyMatch |= matches[code] = test(dictionary[code]);
+        }
+        FieldValue[]? values = null;
+        for (var row = 0; row < codes.Length; row++)
+        {
+            var code = codes[row];
+            bool hit;
+            if (code >= 0)
+            {
+                if (!anyMatch)
+                {
+                    continue;
+                }
+                hit = matches[code];
+            }
+            else if (code == -1)
+            {
+                continue;
+            }
+            else
+            {
+                values ??= rows.Field(name)!;
+                hit = MatchesValue(values[row], test);
+            }
+            if (hit)
+            {
+                result[row >> 6] |= 1UL << row;
+            }
+        }
+    }
+}
