@@ -1,5 +1,7 @@
 using Logwell.Core.Events;
+using Logwell.Core.Query;
 using Logwell.Core.Text;
+using Logwell.Storage.Querying;
 using Logwell.Storage.Segments;
 
 namespace Logwell.Tests;
@@ -50,6 +52,38 @@ public sealed class SegmentTests
             Assert.Empty(segment.BlocksWithToken(TokenHash.Of("host", "needle")).ToArray());
             // Field tokens are indexed under their field only.
             Assert.Empty(segment.BlocksWithToken(TokenHash.Of("web")).ToArray());
+        }
+        finally
+        {
+            segment.Retire(deleteFile: false);
+        }
+    }
+
+    [Fact]
+    public void VersionTwoSegmentsWithoutPostingsAreStillSearched()
+    {
+        // Written by the version 2 writer: 40 events in blocks of 16, no row postings.
+        var segment = Segment.Open(Path.Combine(AppContext.BaseDirectory, "Fixtures", "segment-v2.lws"));
+        try
+        {
+            Assert.Equal(40, segment.Info.Events);
+            foreach (var text in new[] { "reset", "\"reset by peer\"", "level:ERROR", "level:ERR*", "status:201 AND served", "NOT connection", "peer -level:info" })
+            {
+                var query = QueryParser.Parse(text);
+                var matcher = EventMatcher.Compile(query);
+                var matched = 0;
+                for (var b = 0; b < segment.Blocks.Length; b++)
+                {
+                    var rows = segment.OpenBlock(b);
+                    Assert.Null(rows.Postings);
+                    var events = segment.ReadBlock(b);
+                    var expected = Enumerable.Range(0, events.Length).Where(r => matcher(events[r])).ToList();
+                    matched += expected.Count;
+                    var bits = BlockQuery.Evaluate(query, rows, segment);
+                    Assert.Equal(expected, Enumerable.Range(0, rows.Count).Where(r => (bits[r >> 6] & (1UL << r)) != 0));
+                }
+                Assert.InRange(matched, 1, 39);
+            }
         }
         finally
         {
