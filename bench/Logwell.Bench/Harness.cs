@@ -252,6 +252,7 @@ internal static class Harness
                     }
                     if (round == o.ColdRuns - 1)
                     {
+                        await WarmUp.RunAsync(() => coldSystem.QueryAsync(query, parameters));
                         for (var i = 0; i < o.Runs; i++)
                         {
                             watch.Restart();
@@ -286,6 +287,10 @@ internal static class Harness
                 {
                     break;
                 }
+            }
+            if (hits is not null)
+            {
+                await WarmUp.RunAsync(() => rg.QueryAsync(query, parameters));
             }
             for (var i = 0; i < o.Runs && hits is not null; i++)
             {

@@ -58,3 +58,20 @@ internal static class ProcessStats
         return sorted[low] + (sorted[high] - sorted[low]) * (rank - low);
     }
 }
+
+/// <summary>Warm runs measure a system in its steady state.</summary>
+internal static class WarmUp
+{
+    /// <summary>
+    /// Repeats a query untimed until 30 runs or 3 seconds have gone by, so that the .NET systems' tiered JIT has
+    /// optimized the hot loops and every system's caches hold what the query reads.
+    /// </summary>
+    public static async Task RunAsync(Func<Task> query)
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        for (var i = 0; i < 30 && watch.Elapsed < TimeSpan.FromSeconds(3); i++)
+        {
+            await query();
+        }
+    }
+}

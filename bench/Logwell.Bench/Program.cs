@@ -99,6 +99,10 @@ internal static class Worker
             result["first_ms"] = watch.Elapsed.TotalMilliseconds;
             result["hits"] = hits;
             var runs = new JsonArray();
+            if (hits is not null && o.Runs > 0)
+            {
+                await WarmUp.RunAsync(() => system.QueryAsync(o.Query!, parameters));
+            }
             for (var i = 0; i < o.Runs && hits is not null; i++)
             {
                 watch.Restart();

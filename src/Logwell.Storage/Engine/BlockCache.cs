@@ -2,17 +2,27 @@ using Logwell.Storage.Segments;
 
 namespace Logwell.Storage.Engine;
 
-/// <summary>Decoded blocks, least recently used first out, within a byte budget shared by all index sets.</summary>
+/// <summary>
+/// Blocks read by searches, least recently used first out, within a byte budget shared by all index sets. An entry
+/// starts small and grows as queries decode its columns: a block whose postings alone were read costs little.
+/// </summary>
 internal sealed class BlockCache(long capacityBytes)
 {
+    private const long EntryOverhead = 512;
+
     private readonly Lock _lock = new();
     private readonly Dictionary<(long Segment, int Block), LinkedListNode<Entry>> _entries = [];
     private readonly LinkedList<Entry> _order = new();
     private long _bytes;
 
-    private sealed record Entry((long Segment, int Block) Key, BlockRows Rows, long Bytes);
+    private sealed class Entry((long Segment, int Block) key, BlockRows rows)
+    {
+        public (long Segment, int Block) Key { get; } = key;
+        public BlockRows Rows { get; } = rows;
+        public long Bytes { get; set; } = EntryOverhead;
+    }
 
-    public BlockRows GetOrAdd(long segment, int block, long estimatedBytes, Func<BlockRows> load)
+    public BlockRows GetOrAdd(long segment, int block, Func<BlockRows> load)
     {
         var key = (segment, block);
         lock (_lock)
@@ -24,28 +34,50 @@ internal sealed class BlockCache(long capacityBytes)
                 return node.Value.Rows;
             }
         }
-        var events = load();
-        if (estimatedBytes > capacityBytes / 4)
-        {
-            return events;
-        }
+        var rows = load();
         lock (_lock)
         {
-            if (_entries.ContainsKey(key))
+            if (_entries.TryGetValue(key, out var existing))
             {
-                return events;
+                return existing.Value.Rows;
             }
-            var node = _order.AddFirst(new Entry(key, events, estimatedBytes));
-            _entries[key] = node;
-            _bytes += estimatedBytes;
-            while (_bytes > capacityBytes && _order.Last is { } last)
-            {
-                _order.RemoveLast();
-                _entries.Remove(last.Value.Key);
-                _bytes -= last.Value.Bytes;
-            }
+            var entry = new Entry(key, rows);
+            var added = _order.AddFirst(entry);
+            _entries[key] = added;
+            _bytes += entry.Bytes;
+            rows.OnDecoded = bytes => Grow(added, bytes);
+            Trim();
         }
-        return events;
+        return rows;
+    }
+
+    private void Grow(LinkedListNode<Entry> node, long bytes)
+    {
+        lock (_lock)
+        {
+            if (node.List is null)
+            {
+                return; // already evicted: the reader that holds it lets it go when done
+            }
+            node.Value.Bytes += bytes;
+            _bytes += bytes;
+            Trim();
+        }
+    }
+
+    private void Trim()
+    {
+        while (_bytes > capacityBytes && _order.Last is { } last)
+        {
+            Remove(last);
+        }
+    }
+
+    private void Remove(LinkedListNode<Entry> node)
+    {
+        _order.Remove(node);
+        _entries.Remove(node.Value.Key);
+        _bytes -= node.Value.Bytes;
     }
 
     public void Evict(long segment)
@@ -58,9 +90,7 @@ internal sealed class BlockCache(long capacityBytes)
                 var next = node.Next;
                 if (node.Value.Key.Segment == segment)
                 {
-                    _order.Remove(node);
-                    _entries.Remove(node.Value.Key);
-                    _bytes -= node.Value.Bytes;
+                    Remove(node);
                 }
                 node = next;
             }

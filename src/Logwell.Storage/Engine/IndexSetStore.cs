@@ -917,16 +917,7 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>A hit kept while searching: an event from memory, or a row of a block built into an event at the end.</summary>
     private readonly record struct Hit(LogEvent? Event, BlockRows? Rows, int Row);
 
-    private BlockRows LoadRows(Segment segment, int block)
-    {
-        var meta = segment.Blocks[block];
-        long estimate = meta.Length + meta.Rows * 16L;
-        foreach (var column in meta.Columns)
-        {
-            estimate += column.RawLength * 2L;
-        }
-        return _cache.GetOrAdd(segment.Id, block, estimate, () => segment.OpenBlock(block));
-    }
+    private BlockRows LoadRows(Segment segment, int block) => _cache.GetOrAdd(segment.Id, block, () => segment.OpenBlock(block));
 
     private (List<Segment> Segments, List<MemTableSnapshot> Tables) AcquireSnapshot()
     {

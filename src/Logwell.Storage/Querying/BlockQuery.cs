@@ -156,7 +156,10 @@ internal static class BlockQuery
                     ArrayPool<char>.Shared.Return(buffer);
                     buffer = ArrayPool<char>.Shared.Rent(utf8.Length);
                 }
-                var length = System.Text.Encoding.UTF8.GetChars(utf8, buffer);
+                // ASCII (the common case) widens without UTF-8 decoding.
+                var length = System.Text.Ascii.ToUtf16(utf8, buffer, out var written) == OperationStatus.Done
+                    ? written
+                    : System.Text.Encoding.UTF8.GetChars(utf8, buffer);
                 if (!test(buffer.AsSpan(0, length)))
                 {
                     RowBits.Clear(candidates, row);

@@ -31,6 +31,18 @@ internal sealed class BlockRows
     }
 
     public int Index { get; }
+
+    /// <summary>Told how many bytes each column takes once decoded (the block cache sizes its entry by them).</summary>
+    public Action<long>? OnDecoded { get; set; }
+
+    /// <summary>About how many bytes the columns decoded so far take.</summary>
+    public long DecodedBytes { get; private set; }
+
+    private void Decoded(long bytes)
+    {
+        DecodedBytes += bytes;
+        OnDecoded?.Invoke(bytes);
+    }
     public int Count { get; }
 
     /// <summary>Timestamps of the rows, ascending (decoded on first use).</summary>
@@ -42,7 +54,11 @@ internal sealed class BlockRows
             {
                 lock (_lock)
                 {
-                    _timestamps ??= DecodeInt64Column(SegmentFormat.TimestampColumn);
+                    if (_timestamps is null)
+                    {
+                        _timestamps = DecodeInt64Column(SegmentFormat.TimestampColumn);
+                        Decoded(Count * 8L);
+                    }
                 }
             }
             return _timestamps;
@@ -58,7 +74,11 @@ internal sealed class BlockRows
             {
                 lock (_lock)
                 {
-                    _seqs ??= DecodeInt64Column(SegmentFormat.SeqColumn);
+                    if (_seqs is null)
+                    {
+                        _seqs = DecodeInt64Column(SegmentFormat.SeqColumn);
+                        Decoded(Count * 8L);
+                    }
                 }
             }
             return _seqs;
@@ -131,6 +151,7 @@ internal sealed class BlockRows
                         reader.Skip(lengths[i]);
                     }
                     _messages = new MessageColumn(raw, offsets, lengths);
+                    Decoded(raw.Length + Count * 8L);
                 }
                 return _messages;
             }
@@ -159,6 +180,7 @@ internal sealed class BlockRows
                     var raw = new byte[column.RawLength];
                     _segment.ReadColumn(Index, column, raw);
                     _postings = BlockPostings.Parse(raw, Count);
+                    Decoded(raw.Length + _postings.Tokens * 12L);
                 }
                 return _postings;
             }
@@ -215,6 +237,7 @@ internal sealed class BlockRows
                         }
                     }
                     result = (dictionary, codes);
+                    Decoded(Count * 4L + dictionary.Sum(d => 24L + d.Length * 2L));
                 }
             }
             _codes[name] = result;
@@ -254,6 +277,7 @@ internal sealed class BlockRows
                 var raw = new byte[column.RawLength];
                 _segment.ReadColumn(Index, column, raw);
                 values = Segment.DecodeFieldColumn(raw, Count);
+                Decoded(Count * 32L + raw.Length * 2L);
             }
             _fields[name] = values;
             return values;
