@@ -5,21 +5,16 @@ using System.Runtime.InteropServices;
 namespace Logwell.Core.Text;
 
 /// <summary>
-/// Hashes of lowercased tokens, for the token index. A token is hashed alone (the message) and scoped to its field.
-/// The 32-bit hash (the low half of the 64-bit one) names blocks, where a collision only makes the index name a block
-/// that the exact match then rejects; the 64-bit hash keys a block's row postings.
+/// 64-bit hashes of lowercased tokens, for the token filters and row postings. A message token is hashed alone, a
+/// field token scoped to its field.
 /// </summary>
 public static class TokenHash
 {
     private const char FieldSeparator = '\u0001';
 
-    public static uint Of(ReadOnlySpan<char> token) => (uint)Hash(ReadOnlySpan<char>.Empty, token);
+    public static ulong Of(ReadOnlySpan<char> token) => Hash(ReadOnlySpan<char>.Empty, token);
 
-    public static uint Of(string field, ReadOnlySpan<char> token) => (uint)Hash(field, token);
-
-    public static ulong Of64(ReadOnlySpan<char> token) => Hash(ReadOnlySpan<char>.Empty, token);
-
-    public static ulong Of64(string field, ReadOnlySpan<char> token) => Hash(field, token);
+    public static ulong Of(string field, ReadOnlySpan<char> token) => Hash(field, token);
 
     private static ulong Hash(ReadOnlySpan<char> field, ReadOnlySpan<char> token)
     {

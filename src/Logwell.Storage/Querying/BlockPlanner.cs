@@ -38,15 +38,15 @@ internal static class BlockPlanner
     {
         if (field is not null && !string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal))
         {
-            return [.. segment.BlocksWithToken(TokenHash.Of(field, token)).ToArray()];
+            return [.. segment.BlocksWithToken(TokenHash.Of(field, token))];
         }
         // The message, and for a bare clause every field (or the field named "message" for message:).
-        var blocks = new HashSet<int>(segment.BlocksWithToken(TokenHash.Of(token)).ToArray());
+        var blocks = new HashSet<int>(segment.BlocksWithToken(TokenHash.Of(token)));
         foreach (var name in segment.FieldNames)
         {
             if (field is null || string.Equals(name, field, StringComparison.Ordinal))
             {
-                blocks.UnionWith(segment.BlocksWithToken(TokenHash.Of(name, token)).ToArray());
+                blocks.UnionWith(segment.BlocksWithToken(TokenHash.Of(name, token)));
             }
         }
         return blocks;

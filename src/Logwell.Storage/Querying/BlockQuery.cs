@@ -73,12 +73,13 @@ internal static class BlockQuery
         IEnumerable<string> names = field is null ? rows.FieldNames : [field];
         foreach (var name in names)
         {
+            if (!MayContain(segment, rows.Index, name, indexTokens))
+            {
+                continue;
+            }
             if (rows.FieldCodes(name) is var (dictionary, codes))
             {
-                if (MayContain(segment, rows.Index, name, indexTokens))
-                {
-                    MatchCodes(result, dictionary, codes, rows, name, test);
-                }
+                MatchCodes(result, dictionary, codes, rows, name, test);
                 continue;
             }
             if (Candidates(segment, rows, name, indexTokens, exactFromPostings) is var (fieldRows, exact) && fieldRows is not null)
@@ -109,14 +110,20 @@ internal static class BlockQuery
         var postings = rows.Postings;
         foreach (var token in tokens)
         {
-            var hash = field is null ? TokenHash.Of64(token) : TokenHash.Of64(field, token);
-            if (!segment.BlockHasToken((uint)hash, rows.Index))
+            var hash = field is null ? TokenHash.Of(token) : TokenHash.Of(field, token);
+            if (!segment.MayHaveToken(hash, rows.Index))
             {
                 return (null, false);
             }
             if (postings?.Rows(hash) is not { } tokenRows)
             {
-                exact = false; // rare in this block (or a block without postings): test the rows
+                // Rare in this block (or a block without postings): the rows will be tested, unless the column's
+                // bytes show the token is not there at all (the token filter can answer "maybe" for absent tokens).
+                exact = false;
+                if (candidates is null && IsAbsent(field is null ? rows.Messages.Bytes : rows.TextFieldBytes(field), token))
+                {
+                    return (null, false);
+                }
                 continue;
             }
             if (candidates is null)
@@ -131,11 +138,44 @@ internal static class BlockQuery
         return (candidates ?? RowBits.All(rows.Count), exact);
     }
 
+    /// <summary>
+    /// True when an ASCII token cannot match anywhere in a column's bytes (no case-insensitive occurrence). A token
+    /// with other characters, or a column that is not all text (null), is never called absent.
+    /// </summary>
+    private static bool IsAbsent(byte[]? column, string token)
+    {
+        if (column is null || token.Length == 0 || !System.Text.Ascii.IsValid(token))
+        {
+            return false;
+        }
+        Span<byte> needle = token.Length <= 256 ? stackalloc byte[token.Length] : new byte[token.Length];
+        System.Text.Ascii.ToLower(token, needle, out _);
+        var first = needle[0];
+        var firstUpper = (byte)char.ToUpperInvariant((char)first);
+        ReadOnlySpan<byte> haystack = column;
+        var offset = 0;
+        while (haystack.Length - offset >= needle.Length)
+        {
+            var at = haystack[offset..].IndexOfAny(first, firstUpper);
+            if (at < 0 || haystack.Length - offset - at < needle.Length)
+            {
+                return true;
+            }
+            offset += at;
+            if (System.Text.Ascii.EqualsIgnoreCase(haystack.Slice(offset, needle.Length), needle))
+            {
+                return false;
+            }
+            offset++;
+        }
+        return true;
+    }
+
     private static bool MayContain(Segment segment, int block, string field, IReadOnlyList<string> tokens)
     {
         foreach (var token in tokens)
         {
-            if (!segment.BlockHasToken(TokenHash.Of(field, token), block))
+            if (!segment.MayHaveToken(TokenHash.Of(field, token), block))
             {
                 return false;
             }

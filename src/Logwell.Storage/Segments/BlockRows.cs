@@ -18,6 +18,7 @@ internal sealed class BlockRows
     private BlockPostings? _postings;
     private long[]? _timestamps;
     private long[]? _seqs;
+    private readonly Dictionary<string, byte[]?> _fieldBytes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, FieldValue[]?> _fields = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (string[] Dictionary, int[] Codes)?> _codes = new(StringComparer.Ordinal);
 
@@ -201,10 +202,8 @@ internal sealed class BlockRows
                 return cached;
             }
             (string[], int[])? result = null;
-            if (FieldColumn(name) is { } column)
+            if (RawField(name) is { } raw)
             {
-                var raw = new byte[column.RawLength];
-                _segment.ReadColumn(Index, column, raw);
                 var reader = new ByteReader(raw);
                 if (reader.ReadByte() == SegmentFormat.DictionaryStrings)
                 {
@@ -245,6 +244,58 @@ internal sealed class BlockRows
         }
     }
 
+    /// <summary>
+    /// A field's column as stored (decompressed) when every value in it is text (strings, JSON, nulls), so a token that
+    /// does not occur in these bytes matches no row; null when the block lacks the field or holds other values in it.
+    /// </summary>
+    public byte[]? TextFieldBytes(string name)
+    {
+        lock (_lock)
+        {
+            if (RawField(name) is not { } raw)
+            {
+                return null;
+            }
+            var reader = new ByteReader(raw);
+            if (reader.ReadByte() != SegmentFormat.PlainStrings)
+            {
+                return null;
+            }
+            for (var row = 0; row < Count; row++)
+            {
+                switch ((FieldKind)reader.ReadByte())
+                {
+                    case 0 or FieldKind.Null:
+                        break;
+                    case FieldKind.String or FieldKind.Json:
+                        reader.Skip(reader.ReadLength());
+                        break;
+                    default:
+                        return null;
+                }
+            }
+            return raw;
+        }
+    }
+
+    // Callers hold the lock.
+    private byte[]? RawField(string name)
+    {
+        if (_fieldBytes.TryGetValue(name, out var cached))
+        {
+            return cached;
+        }
+        byte[]? raw = null;
+        if (FieldColumn(name) is { } column)
+        {
+            raw = new byte[column.RawLength];
+            _segment.ReadColumn(Index, column, raw);
+            Decoded(raw.Length);
+        }
+        _fieldBytes[name] = raw;
+        return raw;
+    }
+
     private ColumnMeta? FieldColumn(string name)
     {
         var id = Array.IndexOf(_segment.FieldNames, name);
@@ -272,12 +323,10 @@ internal sealed class BlockRows
                 return cached;
             }
             FieldValue[]? values = null;
-            if (FieldColumn(name) is { } column)
+            if (RawField(name) is { } raw)
             {
-                var raw = new byte[column.RawLength];
-                _segment.ReadColumn(Index, column, raw);
                 values = Segment.DecodeFieldColumn(raw, Count);
-                Decoded(Count * 32L + raw.Length * 2L);
+                Decoded(Count * 32L + raw.Length);
             }
             _fields[name] = values;
             return values;

@@ -20,22 +20,18 @@ internal sealed class Segment
     private static Decompressor? _decompressor;
 
     private readonly SafeFileHandle _handle;
-    private readonly uint[] _tokenHashes;
-    private readonly int[] _postingStarts;
-    private readonly int[] _postings;
+    private readonly BlockIndex _index;
     private int _references = 1;
     private bool _deleteWhenReleased;
 
-    private Segment(string path, SafeFileHandle handle, SegmentInfo info, string[] fieldNames, BlockMeta[] blocks, uint[] tokenHashes, int[] postingStarts, int[] postings)
+    private Segment(string path, SafeFileHandle handle, SegmentInfo info, string[] fieldNames, BlockMeta[] blocks, BlockIndex index)
     {
         Path = path;
         _handle = handle;
         Info = info;
         FieldNames = fieldNames;
         Blocks = blocks;
-        _tokenHashes = tokenHashes;
-        _postingStarts = postingStarts;
-        _postings = postings;
+        _index = index;
         Id = Interlocked.Increment(ref _nextId);
     }
 
@@ -116,6 +112,7 @@ internal sealed class Segment
             fieldNames[i] = reader.ReadString();
         }
         var blocks = new BlockMeta[(int)reader.ReadVarUInt()];
+        var filters = version >= 3 ? new uint[blocks.Length][] : null;
         for (var i = 0; i < blocks.Length; i++)
         {
             var offset = (long)reader.ReadVarUInt();
@@ -133,39 +130,41 @@ internal sealed class Segment
                 ? new ColumnMeta(SegmentFormat.PostingsColumn, (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32())
                 : null;
             blocks[i] = new BlockMeta(offset, blockLength, rows, blockMin, blockMax, blockMaxSeq, columns, blockPostings);
-        }
-        var hashCount = (int)reader.ReadVarUInt();
-        var hashes = new uint[hashCount];
-        var starts = new int[hashCount + 1];
-        var postings = new List<int>(hashCount * 2);
-        uint previous = 0;
-        for (var i = 0; i < hashCount; i++)
-        {
-            previous += (uint)reader.ReadVarUInt();
-            hashes[i] = previous;
-            starts[i] = postings.Count;
-            var count = (int)reader.ReadVarUInt();
-            var block = 0;
-            for (var j = 0; j < count; j++)
+            if (filters is not null)
             {
-                block += (int)reader.ReadVarUInt();
-                postings.Add(block);
+                var words = new uint[(int)reader.ReadVarUInt()];
+                if (words.Length == 0 || words.Length % 8 != 0)
+                {
+                    throw new InvalidDataException($"{path}: block {i} has a malformed token filter");
+                }
+                for (var w = 0; w < words.Length; w++)
+                {
+                    words[w] = reader.ReadUInt32();
+                }
+                filters[i] = words;
             }
         }
-        starts[hashCount] = postings.Count;
+        var index = filters is not null ? BlockIndex.FromFilters(filters) : BlockIndex.ReadHashList(ref reader);
         var info = new SegmentInfo(System.IO.Path.GetFileName(path), day, events, minTime, maxTime, minSeq, maxSeq, length);
-        return new Segment(path, handle, info, fieldNames, blocks, hashes, starts, [.. postings]);
+        return new Segment(path, handle, info, fieldNames, blocks, index);
     }
 
-    /// <summary>The blocks that may hold <paramref name="hash"/>, ascending; empty when none can.</summary>
-    public ReadOnlySpan<int> BlocksWithToken(uint hash)
+    /// <summary>Whether <paramref name="block"/> may hold the token of <paramref name="hash"/> (false: it does not).</summary>
+    public bool MayHaveToken(ulong hash, int block) => _index.MayHave(hash, block);
+
+    /// <summary>The blocks that may hold the token of <paramref name="hash"/>, ascending.</summary>
+    public List<int> BlocksWithToken(ulong hash)
     {
-        var i = Array.BinarySearch(_tokenHashes, hash);
-        return i < 0 ? [] : _postings.AsSpan(_postingStarts[i], _postingStarts[i + 1] - _postingStarts[i]);
+        var blocks = new List<int>();
+        for (var b = 0; b < Blocks.Length; b++)
+        {
+            if (_index.MayHave(hash, b))
+            {
+                blocks.Add(b);
+            }
+        }
+        return blocks;
     }
-
-    /// <summary>Whether the block index places <paramref name="hash"/> in <paramref name="block"/>.</summary>
-    public bool BlockHasToken(uint hash, int block) => BlocksWithToken(hash).BinarySearch(block) >= 0;
 
     /// <summary>A block's columns, read, checked and decoded on first use.</summary>
     public BlockRows OpenBlock(int index) => new(this, index);
@@ -349,5 +348,63 @@ internal sealed class Segment
     {
         _deleteWhenReleased = deleteFile;
         Release();
+    }
+}
+
+/// <summary>
+/// Which blocks hold which tokens: from format 3 a <see cref="TokenFilter"/> per block; in format 2 a sorted list of
+/// 32-bit token hashes, each with its blocks.
+/// </summary>
+internal sealed class BlockIndex
+{
+    private readonly uint[][]? _filters;
+    private readonly uint[] _hashes = [];
+    private readonly int[] _starts = [];
+    private readonly int[] _blocks = [];
+
+    private BlockIndex(uint[][] filters) => _filters = filters;
+
+    private BlockIndex(uint[] hashes, int[] starts, int[] blocks)
+    {
+        _hashes = hashes;
+        _starts = starts;
+        _blocks = blocks;
+    }
+
+    public static BlockIndex FromFilters(uint[][] filters) => new(filters);
+
+    public static BlockIndex ReadHashList(ref ByteReader reader)
+    {
+        var hashCount = (int)reader.ReadVarUInt();
+        var hashes = new uint[hashCount];
+        var starts = new int[hashCount + 1];
+        var blocks = new List<int>(hashCount * 2);
+        uint previous = 0;
+        for (var i = 0; i < hashCount; i++)
+        {
+            previous += (uint)reader.ReadVarUInt();
+            hashes[i] = previous;
+            starts[i] = blocks.Count;
+            var count = (int)reader.ReadVarUInt();
+            var block = 0;
+            for (var j = 0; j < count; j++)
+            {
+                block += (int)reader.ReadVarUInt();
+                blocks.Add(block);
+            }
+        }
+        starts[hashCount] = blocks.Count;
+        return new BlockIndex(hashes, starts, [.. blocks]);
+    }
+
+    public bool MayHave(ulong hash, int block)
+    {
+        if (_filters is not null)
+        {
+            return TokenFilter.MayContain(_filters[block], hash);
+        }
+        // Format 2 indexed the low half of the 64-bit hash.
+        var i = Array.BinarySearch(_hashes, (uint)hash);
+        return i >= 0 && _blocks.AsSpan(_starts[i], _starts[i + 1] - _starts[i]).BinarySearch(block) >= 0;
     }
 }

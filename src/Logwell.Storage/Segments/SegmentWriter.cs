@@ -25,9 +25,8 @@ internal sealed class SegmentWriter : IDisposable
     private readonly List<BlockMeta> _blocks = [];
     private readonly Dictionary<string, int> _fieldIds = new(StringComparer.Ordinal);
     private readonly List<string> _fieldNames = [];
-    // Block index under construction: one (hash << 32 | block) entry per distinct token of each block.
-    private readonly List<ulong> _blockIndex = [];
     private readonly PostingsBuilder _tokens = new();
+    private readonly List<uint[]> _filters = [];
     private readonly ByteWriter _raw = new(1 << 16);
     private readonly ByteWriter _block = new(1 << 16);
     private long _offset = SegmentFormat.HeaderSize;
@@ -97,7 +96,6 @@ internal sealed class SegmentWriter : IDisposable
 
     private void WriteBlock()
     {
-        var blockId = _blocks.Count;
         var rows = _pending;
         _tokens.Clear();
         _block.Clear();
@@ -162,10 +160,7 @@ internal sealed class SegmentWriter : IDisposable
         _raw.Clear();
         _tokens.Write(_raw, rows.Count, SegmentFormat.PostingsMinRows(rows.Count));
         var postings = AddColumn(SegmentFormat.PostingsColumn, null);
-        foreach (var hash in _tokens.Hashes)
-        {
-            _blockIndex.Add(((ulong)(uint)hash << 32) | (uint)blockId);
-        }
+        _filters.Add(TokenFilter.Build(CollectionsMarshal.AsSpan(_tokens.Hashes)));
 
         var bytes = _block.WrittenSpan;
         RandomAccess.Write(_handle, bytes, _offset);
@@ -279,8 +274,9 @@ internal sealed class SegmentWriter : IDisposable
             footer.WriteString(name);
         }
         footer.WriteVarUInt((ulong)_blocks.Count);
-        foreach (var block in _blocks)
+        for (var b = 0; b < _blocks.Count; b++)
         {
+            var block = _blocks[b];
             footer.WriteVarUInt((ulong)block.Offset);
             footer.WriteVarUInt((ulong)block.Length);
             footer.WriteVarUInt((ulong)block.Rows);
@@ -301,50 +297,12 @@ internal sealed class SegmentWriter : IDisposable
             footer.WriteVarUInt((ulong)postings.Length);
             footer.WriteVarUInt((ulong)postings.RawLength);
             footer.WriteUInt32(postings.Crc);
-        }
-        // Block index: sorted 32-bit hashes (delta-coded), each with its ascending block ids (delta-coded). Distinct
-        // 64-bit hashes of a block can share their low half: such repeats are written once.
-        _blockIndex.Sort();
-        var unique = CollectionsMarshal.AsSpan(_blockIndex);
-        var kept = unique.Length == 0 ? 0 : 1;
-        for (var i = 1; i < unique.Length; i++)
-        {
-            if (unique[i] != unique[kept - 1])
+            var filter = _filters[b];
+            footer.WriteVarUInt((ulong)filter.Length);
+            foreach (var word in filter)
             {
-                unique[kept++] = unique[i];
+                footer.WriteUInt32(word);
             }
-        }
-        var entries = unique[..kept];
-        var hashCount = 0;
-        for (var i = 0; i < entries.Length; i++)
-        {
-            if (i == 0 || entries[i] >> 32 != entries[i - 1] >> 32)
-            {
-                hashCount++;
-            }
-        }
-        footer.WriteVarUInt((ulong)hashCount);
-        uint previous = 0;
-        var start = 0;
-        while (start < entries.Length)
-        {
-            var hash = (uint)(entries[start] >> 32);
-            var end = start;
-            while (end < entries.Length && (uint)(entries[end] >> 32) == hash)
-            {
-                end++;
-            }
-            footer.WriteVarUInt(hash - previous);
-            previous = hash;
-            footer.WriteVarUInt((ulong)(end - start));
-            var previousBlock = 0;
-            for (var i = start; i < end; i++)
-            {
-                var block = (int)(uint)entries[i];
-                footer.WriteVarUInt((ulong)(block - previousBlock));
-                previousBlock = block;
-            }
-            start = end;
         }
         return footer;
     }
@@ -365,6 +323,6 @@ internal sealed class SegmentWriter : IDisposable
 
         // Message tokens are indexed alone, field tokens scoped to their field.
         public readonly void Token(ReadOnlySpan<char> token) =>
-            tokens.Add(field is null ? TokenHash.Of64(token) : TokenHash.Of64(field, token), Row, keepRows);
+            tokens.Add(field is null ? TokenHash.Of(token) : TokenHash.Of(field, token), Row, keepRows);
     }
 }
