@@ -124,6 +124,13 @@ public sealed class SegmentTests
             Assert.True(segment.MayHaveToken(TokenHash.Of("needle"), 0));
             Assert.True(segment.MayHaveToken(TokenHash.Of("level", "error"), 0));
             Assert.True(segment.MayHaveToken(TokenHash.Of("trace", "t0001"), 0));
+            // Positions count base tokens: "reset" is second wherever it stands; "timeout" follows a varying prefix.
+            var reset = postings.Positions(TokenHash.Of("reset"))!;
+            Assert.True(reset.Shared);
+            Assert.Equal([1], reset.Of(0).ToArray());
+            var timeout = postings.Positions(TokenHash.Of("timeout"))!;
+            Assert.Equal(Enumerable.Range(0, 10), timeout.Rows);
+            Assert.Equal([5, 3, 3], new[] { 0, 1, 2 }.Select(k => timeout.Of(k)[0]));
             var (dictionary, codes) = rows.FieldCodes("level")!.Value;
             Assert.Equal(8, codes.Count(c => dictionary[c] == "ERROR"));
             Assert.Null(rows.FieldCodes("trace"));

@@ -20,7 +20,7 @@ internal static class BlockQuery
     {
         MatchAllNode => RowBits.All(rows.Count),
         TermNode term => Text(term.Field, [term.Token], exactFromPostings: true, text => Tokenizer.ContainsToken(text, term.Token), rows, segment),
-        PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment),
+        PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment, phrase.Tokens),
         PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment),
         AndNode and => And(and, rows, segment),
         OrNode or => Or(or, rows, segment),
@@ -55,7 +55,7 @@ internal static class BlockQuery
         return result;
     }
 
-    private static ulong[] Text(string? field, IReadOnlyList<string> indexTokens, bool exactFromPostings, TextTest test, BlockRows rows, Segment segment)
+    private static ulong[] Text(string? field, IReadOnlyList<string> indexTokens, bool exactFromPostings, TextTest test, BlockRows rows, Segment segment, IReadOnlyList<string>? phrase = null)
     {
         var result = RowBits.None(rows.Count);
         var isMessage = string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
@@ -63,7 +63,7 @@ internal static class BlockQuery
         {
             if (Candidates(segment, rows, null, indexTokens, exactFromPostings) is var (candidates, exact) && candidates is not null)
             {
-                if (!exact)
+                if (!exact && !(phrase is not null && MatchPositions(rows.Postings, null, phrase, candidates)))
                 {
                     VerifyMessages(candidates, rows.Messages, test);
                 }
@@ -84,7 +84,7 @@ internal static class BlockQuery
             }
             if (Candidates(segment, rows, name, indexTokens, exactFromPostings) is var (fieldRows, exact) && fieldRows is not null)
             {
-                if (!exact)
+                if (!exact && !(phrase is not null && MatchPositions(rows.Postings, name, phrase, fieldRows)))
                 {
                     var values = rows.Field(name);
                     if (values is null)
@@ -169,6 +169,63 @@ internal static class BlockQuery
             offset++;
         }
         return true;
+    }
+
+    /// <summary>
+    /// Keeps the candidate rows where the phrase's tokens stand at consecutive positions, when every token has
+    /// positions in the block's postings; false (candidates untouched) when one does not.
+    /// </summary>
+    private static bool MatchPositions(BlockPostings? postings, string? field, IReadOnlyList<string> phrase, ulong[] candidates)
+    {
+        if (postings is null)
+        {
+            return false;
+        }
+        var tokens = new TokenPositions[phrase.Count];
+        for (var i = 0; i < tokens.Length; i++)
+        {
+            if (postings.Positions(field is null ? TokenHash.Of(phrase[i]) : TokenHash.Of(field, phrase[i])) is not { } positions)
+            {
+                return false;
+            }
+            tokens[i] = positions;
+        }
+        var cursors = new int[tokens.Length];
+        foreach (var row in RowBits.Rows(candidates))
+        {
+            var present = true;
+            for (var i = 0; i < tokens.Length && present; i++)
+            {
+                var rowsOf = tokens[i].Rows;
+                while (cursors[i] < rowsOf.Length && rowsOf[cursors[i]] < row)
+                {
+                    cursors[i]++;
+                }
+                present = cursors[i] < rowsOf.Length && rowsOf[cursors[i]] == row;
+            }
+            if (!present || !Consecutive(tokens, cursors))
+            {
+                RowBits.Clear(candidates, row);
+            }
+        }
+        return true;
+    }
+
+    private static bool Consecutive(TokenPositions[] tokens, int[] cursors)
+    {
+        foreach (var start in tokens[0].Of(cursors[0]))
+        {
+            var all = true;
+            for (var i = 1; i < tokens.Length && all; i++)
+            {
+                all = tokens[i].Of(cursors[i]).BinarySearch(start + i) >= 0;
+            }
+            if (all)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static bool MayContain(Segment segment, int block, string field, IReadOnlyList<string> tokens)

@@ -319,10 +319,26 @@ internal sealed class SegmentWriter : IDisposable
 
     private struct HashSink(PostingsBuilder tokens, string? field, bool keepRows) : ITokenSink
     {
-        public int Row;
+        private int _row;
+        private int _position;
 
-        // Message tokens are indexed alone, field tokens scoped to their field.
-        public readonly void Token(ReadOnlySpan<char> token) =>
-            tokens.Add(field is null ? TokenHash.Of(token) : TokenHash.Of(field, token), Row, keepRows);
+        /// <summary>The row whose text is tokenized next; base-token positions count from 0 in each.</summary>
+        public int Row
+        {
+            readonly get => _row;
+            set
+            {
+                _row = value;
+                _position = 0;
+            }
+        }
+
+        // Message tokens are indexed alone, field tokens scoped to their field. Tokens come in text order, so the
+        // base tokens (no '.' or '_' inside) are numbered as phrases count them.
+        public void Token(ReadOnlySpan<char> token)
+        {
+            var position = token.ContainsAny('.', '_') ? -1 : _position++;
+            tokens.Add(field is null ? TokenHash.Of(token) : TokenHash.Of(field, token), _row, position, keepRows);
+        }
     }
 }
