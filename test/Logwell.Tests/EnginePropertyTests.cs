@@ -134,7 +134,8 @@ public sealed partial class EnginePropertyTests
         }
         if (random.Next(5) == 0)
         {
-            fields.Add(new Field("detail", FieldValue.FromString(Words[random.Next(Words.Length)])));
+            // Mostly strings (dictionary-coded), sometimes a number in the same column.
+            fields.Add(new Field("detail", random.Next(6) == 0 ? FieldValue.FromLong(500) : FieldValue.FromString(Words[random.Next(Words.Length)])));
         }
         var t = Start.AddSeconds(random.Next(0, 3 * 24 * 3600 / 600) * 600).Ticks;
         return new LogEvent(t, message, [.. fields]);

@@ -77,9 +77,9 @@ internal static class BlockQuery
             {
                 continue;
             }
-            if (rows.FieldCodes(name) is var (dictionary, codes))
+            if (rows.FieldCodes(name) is { } dictionary)
             {
-                MatchCodes(result, dictionary, codes, rows, name, test);
+                MatchCodes(result, dictionary, rows, name, test);
                 continue;
             }
             if (Candidates(segment, rows, name, indexTokens, exactFromPostings) is var (fieldRows, exact) && fieldRows is not null)
@@ -288,39 +288,27 @@ internal static class BlockQuery
         _ => test(value.SearchText),
     };
 
-    private static void MatchCodes(ulong[] result, string[] dictionary, int[] codes, BlockRows rows, string name, TextTest test)
+    private static void MatchCodes(ulong[] result, DictionaryColumn column, BlockRows rows, string name, TextTest test)
     {
-        var matches = new bool[dictionary.Length];
-        var anyMatch = false;
-        for (var code = 0; code < dictionary.Length; code++)
+        for (var code = 0; code < column.Values.Length; code++)
         {
-            anyMatch |= matches[code] = test(dictionary[code]);
-        }
-        FieldValue[]? values = null;
-        for (var row = 0; row < codes.Length; row++)
-        {
-            var code = codes[row];
-            bool hit;
-            if (code >= 0)
+            if (test(column.Values[code]))
             {
-                if (!anyMatch)
+                foreach (var row in column.RowsOf(code))
                 {
-                    continue;
+                    result[row >> 6] |= 1UL << row;
                 }
-                hit = matches[code];
             }
-            else if (code == -1)
+        }
+        if (column.OtherRows.Length > 0)
+        {
+            var values = rows.Field(name)!;
+            foreach (var row in column.OtherRows)
             {
-                continue;
-            }
-            else
-            {
-                values ??= rows.Field(name)!;
-                hit = MatchesValue(values[row], test);
-            }
-            if (hit)
-            {
-                result[row >> 6] |= 1UL << row;
+                if (MatchesValue(values[row], test))
+                {
+                    result[row >> 6] |= 1UL << row;
+                }
             }
         }
     }

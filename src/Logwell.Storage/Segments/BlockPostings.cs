@@ -289,8 +289,11 @@ internal sealed class BlockPostings
     private readonly int[] _listOffsets;
     private readonly int[] _positionOffsets;
     private readonly int _rows;
+    // Row lists decoded as bitmaps by earlier queries (a block in the cache answers repeated terms from memory).
+    private readonly ulong[]?[] _bitmaps;
+    private readonly Action<long>? _decoded;
 
-    private BlockPostings(byte[] raw, ulong[] hashes, int[] listOf, int[] listOffsets, int[] positionOffsets, int rows)
+    private BlockPostings(byte[] raw, ulong[] hashes, int[] listOf, int[] listOffsets, int[] positionOffsets, int rows, Action<long>? decoded)
     {
         _raw = raw;
         _hashes = hashes;
@@ -298,11 +301,14 @@ internal sealed class BlockPostings
         _listOffsets = listOffsets;
         _positionOffsets = positionOffsets;
         _rows = rows;
+        _bitmaps = new ulong[]?[listOffsets.Length];
+        _decoded = decoded;
     }
 
     public int Tokens => _hashes.Length;
 
-    public static BlockPostings Parse(byte[] raw, int rows)
+    /// <summary>Reads a block's postings; <paramref name="decoded"/> is told the bytes of each row list later kept decoded.</summary>
+    public static BlockPostings Parse(byte[] raw, int rows, Action<long>? decoded = null)
     {
         var reader = new ByteReader(raw);
         var entries = (int)reader.ReadVarUInt();
@@ -349,10 +355,13 @@ internal sealed class BlockPostings
             positionOffsets[i] = reader.Position;
             reader.Skip(length);
         }
-        return new BlockPostings(raw, hashes, listOf, listOffsets, positionOffsets, rows);
+        return new BlockPostings(raw, hashes, listOf, listOffsets, positionOffsets, rows, decoded);
     }
 
-    /// <summary>The rows holding the token, as a bitmap; null when the token has no postings in this block.</summary>
+    /// <summary>
+    /// The rows holding the token, as a bitmap of the caller's own (free to change); null when the token has no
+    /// postings in this block.
+    /// </summary>
     public ulong[]? Rows(ulong hash)
     {
         var i = Array.BinarySearch(_hashes, hash);
@@ -360,9 +369,39 @@ internal sealed class BlockPostings
         {
             return null;
         }
-        var bits = new ulong[(_rows + 63) / 64];
-        foreach (var row in RowList(_listOf[i]))
+        var list = _listOf[i];
+        var bits = Volatile.Read(ref _bitmaps[list]);
+        if (bits is null)
         {
+            bits = DecodeBitmap(list);
+            Volatile.Write(ref _bitmaps[list], bits);
+            _decoded?.Invoke(bits.Length * 8L);
+        }
+        return (ulong[])bits.Clone();
+    }
+
+    private ulong[] DecodeBitmap(int list)
+    {
+        var reader = new ByteReader(_raw);
+        reader.Skip(_listOffsets[list]);
+        var count = (int)reader.ReadVarUInt();
+        var bits = new ulong[(_rows + 63) / 64];
+        if (reader.ReadByte() == BitmapList)
+        {
+            for (var w = 0; w < bits.Length; w++)
+            {
+                bits[w] = reader.ReadUInt64();
+            }
+            return bits;
+        }
+        var row = 0;
+        for (var j = 0; j < count; j++)
+        {
+            row += (int)reader.ReadVarUInt();
+            if ((uint)row >= (uint)_rows)
+            {
+                throw new InvalidDataException("block postings name a row past the block's end");
+            }
             bits[row >> 6] |= 1UL << row;
         }
         return bits;

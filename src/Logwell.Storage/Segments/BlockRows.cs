@@ -19,8 +19,9 @@ internal sealed class BlockRows
     private long[]? _timestamps;
     private long[]? _seqs;
     private readonly Dictionary<string, byte[]?> _fieldBytes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, byte[]?> _textFields = new(StringComparer.Ordinal);
     private readonly Dictionary<string, FieldValue[]?> _fields = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (string[] Dictionary, int[] Codes)?> _codes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DictionaryColumn?> _codes = new(StringComparer.Ordinal);
 
     public BlockRows(Segment segment, int index)
     {
@@ -36,14 +37,7 @@ internal sealed class BlockRows
     /// <summary>Told how many bytes each column takes once decoded (the block cache sizes its entry by them).</summary>
     public Action<long>? OnDecoded { get; set; }
 
-    /// <summary>About how many bytes the columns decoded so far take.</summary>
-    public long DecodedBytes { get; private set; }
-
-    private void Decoded(long bytes)
-    {
-        DecodedBytes += bytes;
-        OnDecoded?.Invoke(bytes);
-    }
+    private void Decoded(long bytes) => OnDecoded?.Invoke(bytes);
     public int Count { get; }
 
     /// <summary>Timestamps of the rows, ascending (decoded on first use).</summary>
@@ -180,7 +174,7 @@ internal sealed class BlockRows
                 {
                     var raw = new byte[column.RawLength];
                     _segment.ReadColumn(Index, column, raw);
-                    _postings = BlockPostings.Parse(raw, Count);
+                    _postings = BlockPostings.Parse(raw, Count, Decoded);
                     Decoded(raw.Length + _postings.Tokens * 12L);
                 }
                 return _postings;
@@ -189,11 +183,10 @@ internal sealed class BlockRows
     }
 
     /// <summary>
-    /// A dictionary-coded field as its distinct strings and each row's code: <c>-1</c> where the row lacks the field,
-    /// <c>-2</c> where it holds a value of another kind (read it from <see cref="Field"/>). Null when the field is not
-    /// dictionary-coded in this block.
+    /// A dictionary-coded field grouped by value: the rows holding each distinct string, and the rows holding a value
+    /// of another kind (read those from <see cref="Field"/>). Null when the field is not dictionary-coded in this block.
     /// </summary>
-    public (string[] Dictionary, int[] Codes)? FieldCodes(string name)
+    public DictionaryColumn? FieldCodes(string name)
     {
         lock (_lock)
         {
@@ -201,42 +194,14 @@ internal sealed class BlockRows
             {
                 return cached;
             }
-            (string[], int[])? result = null;
+            DictionaryColumn? result = null;
             if (RawField(name) is { } raw)
             {
                 var reader = new ByteReader(raw);
                 if (reader.ReadByte() == SegmentFormat.DictionaryStrings)
                 {
-                    var dictionary = new string[(int)reader.ReadVarUInt()];
-                    for (var i = 0; i < dictionary.Length; i++)
-                    {
-                        dictionary[i] = reader.ReadString();
-                    }
-                    var codes = new int[Count];
-                    for (var row = 0; row < Count; row++)
-                    {
-                        var kind = reader.ReadByte();
-                        if (kind == 0)
-                        {
-                            codes[row] = -1;
-                        }
-                        else if (kind == (byte)FieldKind.String)
-                        {
-                            var code = reader.ReadVarUInt();
-                            if (code >= (ulong)dictionary.Length)
-                            {
-                                throw new InvalidDataException($"{_segment.Path}: block {Index} field {name}: dictionary code out of range");
-                            }
-                            codes[row] = (int)code;
-                        }
-                        else
-                        {
-                            EventCodec.ReadValue(ref reader, kind);
-                            codes[row] = -2;
-                        }
-                    }
-                    result = (dictionary, codes);
-                    Decoded(Count * 4L + dictionary.Sum(d => 24L + d.Length * 2L));
+                    result = DictionaryColumn.Read(ref reader, Count);
+                    Decoded(Count * 4L + result.Values.Sum(d => 24L + d.Length * 2L));
                 }
             }
             _codes[name] = result;
@@ -252,30 +217,38 @@ internal sealed class BlockRows
     {
         lock (_lock)
         {
-            if (RawField(name) is not { } raw)
+            if (_textFields.TryGetValue(name, out var known))
             {
-                return null;
+                return known;
             }
-            var reader = new ByteReader(raw);
-            if (reader.ReadByte() != SegmentFormat.PlainStrings)
-            {
-                return null;
-            }
-            for (var row = 0; row < Count; row++)
-            {
-                switch ((FieldKind)reader.ReadByte())
-                {
-                    case 0 or FieldKind.Null:
-                        break;
-                    case FieldKind.String or FieldKind.Json:
-                        reader.Skip(reader.ReadLength());
-                        break;
-                    default:
-                        return null;
-                }
-            }
-            return raw;
+            var raw = RawField(name);
+            var text = raw is not null && IsAllText(raw) ? raw : null;
+            _textFields[name] = text;
+            return text;
         }
+    }
+
+    private bool IsAllText(byte[] raw)
+    {
+        var reader = new ByteReader(raw);
+        if (reader.ReadByte() != SegmentFormat.PlainStrings)
+        {
+            return false;
+        }
+        for (var row = 0; row < Count; row++)
+        {
+            switch ((FieldKind)reader.ReadByte())
+            {
+                case 0 or FieldKind.Null:
+                    break;
+                case FieldKind.String or FieldKind.Json:
+                    reader.Skip(reader.ReadLength());
+                    break;
+                default:
+                    return false;
+            }
+        }
+        return true;
     }
 
     // Callers hold the lock.
@@ -353,4 +326,63 @@ internal sealed class BlockRows
 internal sealed record MessageColumn(byte[] Bytes, int[] Offsets, int[] Lengths)
 {
     public ReadOnlySpan<byte> Utf8(int row) => Bytes.AsSpan(Offsets[row], Lengths[row]);
+}
+
+/// <summary>
+/// A dictionary-coded column grouped by value: the rows holding <c>Values[c]</c> are
+/// <c>Rows[Starts[c]..Starts[c+1]]</c>, ascending; <c>OtherRows</c> hold values that are not strings.
+/// </summary>
+internal sealed record DictionaryColumn(string[] Values, int[] Rows, int[] Starts, int[] OtherRows)
+{
+    public ReadOnlySpan<int> RowsOf(int code) => Rows.AsSpan(Starts[code], Starts[code + 1] - Starts[code]);
+
+    public static DictionaryColumn Read(ref ByteReader reader, int count)
+    {
+        var values = new string[(int)reader.ReadVarUInt()];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = reader.ReadString();
+        }
+        var codes = new int[count];
+        var perCode = new int[values.Length + 1];
+        var others = new List<int>();
+        for (var row = 0; row < count; row++)
+        {
+            var kind = reader.ReadByte();
+            if (kind == 0)
+            {
+                codes[row] = -1;
+            }
+            else if (kind == (byte)FieldKind.String)
+            {
+                var code = reader.ReadVarUInt();
+                if (code >= (ulong)values.Length)
+                {
+                    throw new InvalidDataException("dictionary code out of range");
+                }
+                codes[row] = (int)code;
+                perCode[code + 1]++;
+            }
+            else
+            {
+                EventCodec.ReadValue(ref reader, kind);
+                codes[row] = -1;
+                others.Add(row);
+            }
+        }
+        for (var c = 1; c < perCode.Length; c++)
+        {
+            perCode[c] += perCode[c - 1];
+        }
+        var starts = (int[])perCode.Clone();
+        var rows = new int[perCode[^1]];
+        for (var row = 0; row < count; row++)
+        {
+            if (codes[row] >= 0)
+            {
+                rows[perCode[codes[row]]++] = row;
+            }
+        }
+        return new DictionaryColumn(values, rows, starts, [.. others]);
+    }
 }
