@@ -171,6 +171,31 @@ public sealed class SegmentTests
     }
 
     [Fact]
+    public void CorruptTokenFilterIsDetectedWhenTheSegmentOpens()
+    {
+        using var dir = new TempDirectory();
+        var path = Path.Combine(dir.Path, "seg.lws");
+        using (var writer = new SegmentWriter(path, "2026-11-26", 16, 3))
+        {
+            for (var i = 1; i <= 40; i++)
+            {
+                writer.Add(Event(i, $"line {i}"));
+            }
+            writer.Complete();
+        }
+        var segment = Segment.Open(path);
+        var filter = segment.Blocks[1].Filter!.Value;
+        var at = segment.Blocks[1].Offset + filter.Offset + 3;
+        segment.Retire(deleteFile: false);
+        var bytes = File.ReadAllBytes(path);
+        bytes[at] ^= 0x01;
+        File.WriteAllBytes(path, bytes);
+        // A flipped filter bit could hide a block from a search: the segment is refused instead.
+        var error = Assert.Throws<InvalidDataException>(() => Segment.Open(path));
+        Assert.Contains("block 1 token filter checksum", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void EventsOutOfOrderAreRefused()
     {
         using var dir = new TempDirectory();

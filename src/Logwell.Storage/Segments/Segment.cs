@@ -129,24 +129,34 @@ internal sealed class Segment
             ColumnMeta? blockPostings = version >= 3
                 ? new ColumnMeta(SegmentFormat.PostingsColumn, (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32())
                 : null;
-            blocks[i] = new BlockMeta(offset, blockLength, rows, blockMin, blockMax, blockMaxSeq, columns, blockPostings);
+            ColumnMeta? filter = null;
             if (filters is not null)
             {
-                var words = new uint[(int)reader.ReadVarUInt()];
-                if (words.Length == 0 || words.Length % 8 != 0)
-                {
-                    throw new InvalidDataException($"{path}: block {i} has a malformed token filter");
-                }
-                for (var w = 0; w < words.Length; w++)
-                {
-                    words[w] = reader.ReadUInt32();
-                }
-                filters[i] = words;
+                var filterOffset = (int)reader.ReadVarUInt();
+                var filterLength = (int)reader.ReadVarUInt();
+                filter = new ColumnMeta(SegmentFormat.FilterColumn, filterOffset, filterLength, filterLength, reader.ReadUInt32());
+                filters[i] = ReadFilter(path, handle, offset, i, filter.Value);
             }
+            blocks[i] = new BlockMeta(offset, blockLength, rows, blockMin, blockMax, blockMaxSeq, columns, blockPostings, filter);
         }
         var index = filters is not null ? BlockIndex.FromFilters(filters) : BlockIndex.ReadHashList(ref reader);
         var info = new SegmentInfo(System.IO.Path.GetFileName(path), day, events, minTime, maxTime, minSeq, maxSeq, length);
         return new Segment(path, handle, info, fieldNames, blocks, index);
+    }
+
+    private static uint[] ReadFilter(string path, SafeFileHandle handle, long blockOffset, int block, ColumnMeta meta)
+    {
+        if (meta.Length <= 0 || meta.Length % 32 != 0)
+        {
+            throw new InvalidDataException($"{path}: block {block} has a malformed token filter");
+        }
+        var words = new uint[meta.Length / 4];
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(words.AsSpan());
+        if (RandomAccess.Read(handle, bytes, blockOffset + meta.Offset) != bytes.Length || Crc32.HashToUInt32(bytes) != meta.Crc)
+        {
+            throw new InvalidDataException($"{path}: block {block} token filter checksum mismatch");
+        }
+        return words;
     }
 
     /// <summary>Whether <paramref name="block"/> may hold the token of <paramref name="hash"/> (false: it does not).</summary>

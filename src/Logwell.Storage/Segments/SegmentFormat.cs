@@ -1,11 +1,12 @@
 namespace Logwell.Storage.Segments;
 
 /// <summary>
-/// Segment file layout: <c>"LWSG" u16 version u16 0</c>, then blocks of zstd-compressed columns (each with its CRC-32,
-/// so one column reads alone) and, from version 3, each block's row postings (see <see cref="BlockPostings"/>), then a
-/// zstd-compressed footer (fields, block directory with time bounds and CRCs, block index: which blocks hold each token,
-/// message tokens hashed alone, field tokens hashed with their field name), then a 16-byte trailer
-/// <c>[u32 footer length][u32 footer raw length][u32 footer crc32]["LWSF"]</c>.
+/// Segment file layout: <c>"LWSG" u16 version u16 0</c>, then blocks, then a zstd-compressed footer, then a 16-byte
+/// trailer <c>[u32 footer length][u32 footer raw length][u32 footer crc32]["LWSF"]</c>. A block holds its
+/// zstd-compressed columns (each with its own CRC-32, so one column reads alone) and, from version 3, its row postings
+/// (<see cref="BlockPostings"/>, compressed) and its token filter (<see cref="TokenFilter"/>, stored as is). The
+/// footer holds the field names and the block directory: offsets, row counts, time bounds, CRCs. Version 2 had no
+/// postings or filters but a segment-wide list of 32-bit token hashes with their blocks at the end of the footer.
 /// </summary>
 internal static class SegmentFormat
 {
@@ -25,8 +26,9 @@ internal static class SegmentFormat
     public const int MessageColumn = 2;
     public const int FirstField = 3;
 
-    /// <summary>The id given to a block's postings (kept apart from its columns in the footer).</summary>
+    /// <summary>The ids given to a block's postings and token filter (kept apart from its columns in the footer).</summary>
     public const int PostingsColumn = -1;
+    public const int FilterColumn = -2;
 
     /// <summary>A token gets row postings in a block when it is in at least this many of its rows.</summary>
     public static int PostingsMinRows(int rows) => Math.Max(8, rows / 256);
@@ -39,7 +41,7 @@ internal static class SegmentFormat
 internal readonly record struct ColumnMeta(int Column, int Offset, int Length, int RawLength, uint Crc);
 
 /// <summary>A block's place in the file, its row count and time bounds; each column carries its own checksum.</summary>
-internal sealed record BlockMeta(long Offset, int Length, int Rows, long MinTime, long MaxTime, long MaxSeq, ColumnMeta[] Columns, ColumnMeta? Postings);
+internal sealed record BlockMeta(long Offset, int Length, int Rows, long MinTime, long MaxTime, long MaxSeq, ColumnMeta[] Columns, ColumnMeta? Postings, ColumnMeta? Filter);
 
 /// <summary>What the manifest records about a segment.</summary>
 internal sealed record SegmentInfo(string File, string Day, long Events, long MinTime, long MaxTime, long MinSeq, long MaxSeq, long Bytes);

@@ -26,7 +26,6 @@ internal sealed class SegmentWriter : IDisposable
     private readonly Dictionary<string, int> _fieldIds = new(StringComparer.Ordinal);
     private readonly List<string> _fieldNames = [];
     private readonly PostingsBuilder _tokens = new();
-    private readonly List<uint[]> _filters = [];
     private readonly ByteWriter _raw = new(1 << 16);
     private readonly ByteWriter _block = new(1 << 16);
     private long _offset = SegmentFormat.HeaderSize;
@@ -160,7 +159,15 @@ internal sealed class SegmentWriter : IDisposable
         _raw.Clear();
         _tokens.Write(_raw, rows.Count, SegmentFormat.PostingsMinRows(rows.Count));
         var postings = AddColumn(SegmentFormat.PostingsColumn, null);
-        _filters.Add(TokenFilter.Build(CollectionsMarshal.AsSpan(_tokens.Hashes)));
+        // The token filter is random bits: stored as they are, not compressed.
+        var filterOffset = _block.Length;
+        var filter = MemoryMarshal.AsBytes(TokenFilter.Build(CollectionsMarshal.AsSpan(_tokens.Hashes)).AsSpan());
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("segments are written on little-endian machines");
+        }
+        _block.WriteBytes(filter);
+        var filterMeta = new ColumnMeta(SegmentFormat.FilterColumn, filterOffset, filter.Length, filter.Length, Crc32.HashToUInt32(filter));
 
         var bytes = _block.WrittenSpan;
         RandomAccess.Write(_handle, bytes, _offset);
@@ -171,7 +178,7 @@ internal sealed class SegmentWriter : IDisposable
             _minSeq = Math.Min(_minSeq, evt.Seq);
         }
         _maxSeq = Math.Max(_maxSeq, maxSeq);
-        _blocks.Add(new BlockMeta(_offset, bytes.Length, rows.Count, rows[0].Timestamp, rows[^1].Timestamp, maxSeq, [.. columns], postings));
+        _blocks.Add(new BlockMeta(_offset, bytes.Length, rows.Count, rows[0].Timestamp, rows[^1].Timestamp, maxSeq, [.. columns], postings, filterMeta));
         _offset += bytes.Length;
         _minTime = Math.Min(_minTime, rows[0].Timestamp);
         _maxTime = Math.Max(_maxTime, rows[^1].Timestamp);
@@ -274,9 +281,8 @@ internal sealed class SegmentWriter : IDisposable
             footer.WriteString(name);
         }
         footer.WriteVarUInt((ulong)_blocks.Count);
-        for (var b = 0; b < _blocks.Count; b++)
+        foreach (var block in _blocks)
         {
-            var block = _blocks[b];
             footer.WriteVarUInt((ulong)block.Offset);
             footer.WriteVarUInt((ulong)block.Length);
             footer.WriteVarUInt((ulong)block.Rows);
@@ -297,12 +303,10 @@ internal sealed class SegmentWriter : IDisposable
             footer.WriteVarUInt((ulong)postings.Length);
             footer.WriteVarUInt((ulong)postings.RawLength);
             footer.WriteUInt32(postings.Crc);
-            var filter = _filters[b];
+            var filter = block.Filter!.Value;
+            footer.WriteVarUInt((ulong)filter.Offset);
             footer.WriteVarUInt((ulong)filter.Length);
-            foreach (var word in filter)
-            {
-                footer.WriteUInt32(word);
-            }
+            footer.WriteUInt32(filter.Crc);
         }
         return footer;
     }
