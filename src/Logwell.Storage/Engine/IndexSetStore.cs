@@ -781,7 +781,35 @@ public sealed class IndexSetStore : IAsyncDisposable
             }
         }
         Scan(request, cancellationToken,
-            (segment, block) => total += segment.CountField(block, field, counts),
+            rows =>
+            {
+                if (rows.FieldCodes(field) is not { } dictionary)
+                {
+                    foreach (var value in rows.Field(field) ?? [])
+                    {
+                        Add(value);
+                    }
+                    return;
+                }
+                // Dictionary-coded: each value's row count is known; other kinds of values are counted one by one.
+                for (var code = 0; code < dictionary.Values.Length; code++)
+                {
+                    var n = dictionary.Starts[code + 1] - dictionary.Starts[code];
+                    if (n > 0)
+                    {
+                        counts[dictionary.Values[code]] = counts.GetValueOrDefault(dictionary.Values[code]) + n;
+                        total += n;
+                    }
+                }
+                if (dictionary.OtherRows.Length > 0)
+                {
+                    var values = rows.Field(field)!;
+                    foreach (var row in dictionary.OtherRows)
+                    {
+                        Add(values[row]);
+                    }
+                }
+            },
             evt =>
             {
                 if (evt.TryGetField(field, out var value))
@@ -812,20 +840,16 @@ public sealed class IndexSetStore : IAsyncDisposable
             total++;
         }
         Scan(request, cancellationToken,
-            (segment, block) =>
+            rows =>
             {
-                // Timestamps ascend within a block: count each bucket's run at once.
-                var timestamps = segment.OpenBlock(block).Timestamps;
+                // Timestamps ascend within a block: each bucket's run ends where a binary search says.
+                var timestamps = rows.Timestamps;
                 var i = 0;
                 while (i < timestamps.Length)
                 {
                     var t = timestamps[i];
                     var bucket = t - (((t % bucketTicks) + bucketTicks) % bucketTicks);
-                    var end = i;
-                    while (end < timestamps.Length && timestamps[end] < bucket + bucketTicks)
-                    {
-                        end++;
-                    }
+                    var end = FirstAtOrAfter(timestamps, i, bucket > long.MaxValue - bucketTicks ? long.MaxValue : bucket + bucketTicks);
                     counts[bucket] = counts.GetValueOrDefault(bucket) + (end - i);
                     total += end - i;
                     i = end;
@@ -836,12 +860,31 @@ public sealed class IndexSetStore : IAsyncDisposable
         return new HistogramResult(counts, total);
     }
 
+    /// <summary>The first index at or after <paramref name="from"/> whose value is at least <paramref name="value"/>.</summary>
+    private static int FirstAtOrAfter(long[] ascending, int from, long value)
+    {
+        int low = from, high = ascending.Length;
+        while (low < high)
+        {
+            var middle = (int)((uint)(low + high) >> 1);
+            if (ascending[middle] < value)
+            {
+                low = middle + 1;
+            }
+            else
+            {
+                high = middle;
+            }
+        }
+        return low;
+    }
+
     /// <summary>
     /// Visits every matching event: whole blocks that match entirely go to <paramref name="wholeBlock"/> (so only the
     /// needed column is decoded), other rows of blocks to <paramref name="matchingRow"/>, events in memory to
     /// <paramref name="matching"/>.
     /// </summary>
-    private void Scan(SearchRequest request, CancellationToken cancellationToken, Action<Segment, int> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int> matchingRow)
+    private void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int> matchingRow)
     {
         var matcher = EventMatcher.Compile(request.Query);
         var from = request.From ?? long.MinValue;
@@ -882,7 +925,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                     }
                     if (matchAll && after is null && block.MinTime >= from && block.MaxTime < to)
                     {
-                        wholeBlock(segment, b);
+                        wholeBlock(LoadRows(segment, b));
                         continue;
                     }
                     var rows = LoadRows(segment, b);

@@ -200,86 +200,10 @@ internal sealed class Segment
         }
     }
 
-    /// <summary>Reads one column through a pooled buffer and hands its raw bytes to <paramref name="read"/>.</summary>
-    private T WithColumn<T>(int index, ColumnMeta column, ReadSpan<T> read)
-    {
-        var raw = ArrayPool<byte>.Shared.Rent(Math.Max(1, column.RawLength));
-        try
-        {
-            ReadColumn(index, column, raw);
-            return read(raw.AsSpan(0, column.RawLength));
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(raw);
-        }
-    }
-
-    private delegate T ReadSpan<T>(ReadOnlySpan<byte> raw);
-
     internal static FieldValue[] DecodeFieldColumn(ReadOnlySpan<byte> raw, int rows)
     {
         var reader = new ByteReader(raw);
         return ReadFieldColumn(ref reader, rows);
-    }
-
-    /// <summary>
-    /// Adds one block's values of a field to <paramref name="counts"/> (keyed by their search text) without building
-    /// the values: dictionary-coded strings are counted by code. Returns how many rows had a countable value.
-    /// </summary>
-    public long CountField(int index, string name, Dictionary<string, long> counts)
-    {
-        var fieldId = Array.IndexOf(FieldNames, name);
-        var meta = Blocks[index];
-        var found = fieldId < 0 ? -1 : Array.FindIndex(meta.Columns, c => c.Column == SegmentFormat.FirstField + fieldId);
-        if (found < 0)
-        {
-            return 0;
-        }
-        return WithColumn(index, meta.Columns[found], raw =>
-        {
-            var reader = new ByteReader(raw);
-            var mode = reader.ReadByte();
-            string[] dictionary = [];
-            if (mode == SegmentFormat.DictionaryStrings)
-            {
-                dictionary = new string[(int)reader.ReadVarUInt()];
-                for (var i = 0; i < dictionary.Length; i++)
-                {
-                    dictionary[i] = reader.ReadString();
-                }
-            }
-            var perCode = new long[dictionary.Length];
-            long total = 0;
-            for (var row = 0; row < meta.Rows; row++)
-            {
-                var kind = reader.ReadByte();
-                if (kind == 0)
-                {
-                    continue;
-                }
-                if (kind == (byte)FieldKind.String && mode == SegmentFormat.DictionaryStrings)
-                {
-                    perCode[(int)reader.ReadVarUInt()]++;
-                    continue;
-                }
-                var value = EventCodec.ReadValue(ref reader, kind);
-                if (value.SearchText is { } key)
-                {
-                    counts[key] = counts.GetValueOrDefault(key) + 1;
-                    total++;
-                }
-            }
-            for (var code = 0; code < perCode.Length; code++)
-            {
-                if (perCode[code] > 0)
-                {
-                    counts[dictionary[code]] = counts.GetValueOrDefault(dictionary[code]) + perCode[code];
-                    total += perCode[code];
-                }
-            }
-            return total;
-        });
     }
 
     /// <summary>Reads, checks and decodes one block into events in ascending (timestamp, seq) order.</summary>
