@@ -117,7 +117,7 @@ public sealed class SegmentTests
             // "connection", "reset", "by" and "peer" share one list; "timeout" is in 10 rows, over the threshold of 8.
             Assert.Equal(Rows(TokenHash.Of("reset")), Rows(TokenHash.Of("PEER")));
             Assert.Equal(Enumerable.Range(0, 10), Rows(TokenHash.Of("timeout")));
-            // A token in one row, and the values of a dictionary-coded field, are only in the block index.
+            // A token in one row, and the values of a dictionary-coded field, are only in the token filter.
             Assert.Null(postings.Rows(TokenHash.Of("needle")));
             Assert.Null(postings.Rows(TokenHash.Of("level", "info")));
             Assert.Null(postings.Rows(TokenHash.Of("trace", "t0001")));

@@ -5,7 +5,7 @@ using Logwell.Storage.Segments;
 namespace Logwell.Storage.Querying;
 
 /// <summary>
-/// Uses a segment's token index to name the blocks that can hold a match. Null means "every block": the index cannot
+/// Uses a segment's token filters to name the blocks that can hold a match. Null means "every block": the filters cannot
 /// narrow that clause (NOT, match-all, a prefix with no whole token).
 /// </summary>
 internal static class BlockPlanner

@@ -65,7 +65,7 @@ internal static class BlockQuery
             {
                 if (!exact && !(phrase is not null && MatchPositions(rows.Postings, null, phrase, candidates)))
                 {
-                    VerifyMessages(candidates, rows.Messages, test);
+                    VerifyText(candidates, rows.Messages, test);
                 }
                 RowBits.Or(result, candidates);
             }
@@ -86,12 +86,18 @@ internal static class BlockQuery
             {
                 if (!exact && !(phrase is not null && MatchPositions(rows.Postings, name, phrase, fieldRows)))
                 {
-                    var values = rows.Field(name);
-                    if (values is null)
+                    if (rows.TextField(name) is { } text)
+                    {
+                        VerifyText(fieldRows, text, test);
+                    }
+                    else if (rows.Field(name) is { } values)
+                    {
+                        VerifyValues(fieldRows, values, test);
+                    }
+                    else
                     {
                         continue;
                     }
-                    VerifyValues(fieldRows, values, test);
                 }
                 RowBits.Or(result, fieldRows);
             }
@@ -100,8 +106,9 @@ internal static class BlockQuery
     }
 
     /// <summary>
-    /// The rows of one column (null: the message) that can match, and whether they all do. Null rows when the block
-    /// index shows a token every match needs is missing; every row (to be tested) when no token has postings.
+    /// The rows of one column (null: the message) that can match, and whether they all do. Null rows when the token
+    /// filter or the column shows a token every match needs is missing; every row (to be tested) when no token has
+    /// postings.
     /// </summary>
     private static (ulong[]? Rows, bool Exact) Candidates(Segment segment, BlockRows rows, string? field, IReadOnlyList<string> tokens, bool exactFromPostings)
     {
@@ -115,16 +122,22 @@ internal static class BlockQuery
             {
                 return (null, false);
             }
-            if (postings?.Rows(hash) is not { } tokenRows)
+            var tokenRows = postings?.Rows(hash);
+            if (tokenRows is null)
             {
-                // Rare in this block (or a block without postings): the rows will be tested, unless the column's
-                // bytes show the token is not there at all (the token filter can answer "maybe" for absent tokens).
+                // Rare in this block (or a block without postings; the filter may also have answered "maybe" for an
+                // absent token): the rows whose text holds the token's bytes are the ones to test.
                 exact = false;
-                if (candidates is null && IsAbsent(field is null ? rows.Messages.Bytes : rows.TextFieldBytes(field), token))
+                var text = field is null ? rows.Messages : rows.TextField(field);
+                tokenRows = text is null ? null : RowsContaining(text, token);
+                if (tokenRows is null)
+                {
+                    continue;
+                }
+                if (!RowBits.Any(tokenRows))
                 {
                     return (null, false);
                 }
-                continue;
             }
             if (candidates is null)
             {
@@ -139,36 +152,67 @@ internal static class BlockQuery
     }
 
     /// <summary>
-    /// True when an ASCII token cannot match anywhere in a column's bytes (no case-insensitive occurrence). A token
-    /// with other characters, or a column that is not all text (null), is never called absent.
+    /// The rows whose text holds an ASCII token's bytes, in any case: every row where the token can match. Null for a
+    /// token with other characters (it narrows nothing).
     /// </summary>
-    private static bool IsAbsent(byte[]? column, string token)
+    private static ulong[]? RowsContaining(TextColumn text, string token)
     {
-        if (column is null || token.Length == 0 || !System.Text.Ascii.IsValid(token))
+        if (token.Length == 0 || !System.Text.Ascii.IsValid(token))
         {
-            return false;
+            return null;
         }
         Span<byte> needle = token.Length <= 256 ? stackalloc byte[token.Length] : new byte[token.Length];
         System.Text.Ascii.ToLower(token, needle, out _);
-        var first = needle[0];
-        var firstUpper = (byte)char.ToUpperInvariant((char)first);
-        ReadOnlySpan<byte> haystack = column;
-        var offset = 0;
-        while (haystack.Length - offset >= needle.Length)
+        var rows = RowBits.None(text.Offsets.Length);
+        ReadOnlySpan<byte> haystack = text.Bytes;
+        // Search for the longest run without letters (the same in any case) when there is one, else for the first byte
+        // in either case; each hit is then compared whole, ignoring case.
+        var (anchorStart, anchorLength) = LongestCaselessRun(needle);
+        if (anchorLength < 2)
         {
-            var at = haystack[offset..].IndexOfAny(first, firstUpper);
-            if (at < 0 || haystack.Length - offset - at < needle.Length)
-            {
-                return true;
-            }
-            offset += at;
-            if (System.Text.Ascii.EqualsIgnoreCase(haystack.Slice(offset, needle.Length), needle))
-            {
-                return false;
-            }
-            offset++;
+            (anchorStart, anchorLength) = (0, 0);
         }
-        return true;
+        var anchor = needle.Slice(anchorStart, Math.Max(anchorLength, 1));
+        var upperFirst = (byte)char.ToUpperInvariant((char)needle[0]);
+        var offset = anchorStart;
+        while (offset < haystack.Length)
+        {
+            var rest = haystack[offset..];
+            var at = anchorLength > 0 || upperFirst == needle[0] ? rest.IndexOf(anchor) : rest.IndexOfAny(needle[0], upperFirst);
+            if (at < 0)
+            {
+                break;
+            }
+            var start = offset + at - anchorStart;
+            offset += at + 1;
+            if (start + needle.Length > haystack.Length || !System.Text.Ascii.EqualsIgnoreCase(haystack.Slice(start, needle.Length), needle))
+            {
+                continue;
+            }
+            var row = text.RowAt(start);
+            if (row >= 0 && start + needle.Length <= text.Offsets[row] + text.Lengths[row])
+            {
+                rows[row >> 6] |= 1UL << row;
+            }
+        }
+        return rows;
+    }
+
+    private static (int Start, int Length) LongestCaselessRun(ReadOnlySpan<byte> lower)
+    {
+        int bestStart = 0, bestLength = 0, start = 0;
+        for (var i = 0; i <= lower.Length; i++)
+        {
+            if (i == lower.Length || lower[i] is >= (byte)'a' and <= (byte)'z')
+            {
+                if (i - start > bestLength)
+                {
+                    (bestStart, bestLength) = (start, i - start);
+                }
+                start = i + 1;
+            }
+        }
+        return (bestStart, bestLength);
     }
 
     /// <summary>
@@ -240,14 +284,19 @@ internal static class BlockQuery
         return true;
     }
 
-    private static void VerifyMessages(ulong[] candidates, MessageColumn messages, TextTest test)
+    private static void VerifyText(ulong[] candidates, TextColumn text, TextTest test)
     {
         var buffer = ArrayPool<char>.Shared.Rent(1024);
         try
         {
             foreach (var row in RowBits.Rows(candidates))
             {
-                var utf8 = messages.Utf8(row);
+                var utf8 = text.Utf8(row);
+                if (utf8.IsEmpty)
+                {
+                    RowBits.Clear(candidates, row);
+                    continue;
+                }
                 if (utf8.Length > buffer.Length)
                 {
                     ArrayPool<char>.Shared.Return(buffer);

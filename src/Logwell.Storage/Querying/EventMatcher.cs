@@ -5,8 +5,9 @@ using Logwell.Core.Text;
 namespace Logwell.Storage.Querying;
 
 /// <summary>
-/// Compiles a query into a predicate over events: the exact answer that the token index only narrows down. A bare
-/// clause matches the message or any field; <c>message:</c> names the message.
+/// Compiles a query into a predicate over events: the semantics that segment blocks answer through their token index
+/// and that events in memory are tested against. A bare clause matches the message or any field; <c>message:</c>
+/// names the message.
 /// </summary>
 public static class EventMatcher
 {

@@ -14,12 +14,12 @@ internal sealed class BlockRows
     private readonly Segment _segment;
     private readonly BlockMeta _meta;
     private readonly Lock _lock = new();
-    private MessageColumn? _messages;
+    private TextColumn? _messages;
     private BlockPostings? _postings;
     private long[]? _timestamps;
     private long[]? _seqs;
     private readonly Dictionary<string, byte[]?> _fieldBytes = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, byte[]?> _textFields = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TextColumn?> _textFields = new(StringComparer.Ordinal);
     private readonly Dictionary<string, FieldValue[]?> _fields = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DictionaryColumn?> _codes = new(StringComparer.Ordinal);
 
@@ -121,7 +121,7 @@ internal sealed class BlockRows
     public string[] FieldNames { get; }
 
     /// <summary>The messages as UTF-8 (decoded on first use).</summary>
-    public MessageColumn Messages
+    public TextColumn Messages
     {
         get
         {
@@ -145,7 +145,7 @@ internal sealed class BlockRows
                         offsets[i] = reader.Position;
                         reader.Skip(lengths[i]);
                     }
-                    _messages = new MessageColumn(raw, offsets, lengths);
+                    _messages = new TextColumn(raw, offsets, lengths);
                     Decoded(raw.Length + Count * 8L);
                 }
                 return _messages;
@@ -210,10 +210,10 @@ internal sealed class BlockRows
     }
 
     /// <summary>
-    /// A field's column as stored (decompressed) when every value in it is text (strings, JSON, nulls), so a token that
-    /// does not occur in these bytes matches no row; null when the block lacks the field or holds other values in it.
+    /// A field whose every value is text (strings, JSON; rows without a value or with null are empty) as UTF-8, read
+    /// in place from the stored column; null when the block lacks the field or holds other kinds of values in it.
     /// </summary>
-    public byte[]? TextFieldBytes(string name)
+    public TextColumn? TextField(string name)
     {
         lock (_lock)
         {
@@ -222,33 +222,43 @@ internal sealed class BlockRows
                 return known;
             }
             var raw = RawField(name);
-            var text = raw is not null && IsAllText(raw) ? raw : null;
+            var text = raw is null ? null : ReadTextColumn(raw);
+            if (text is not null)
+            {
+                Decoded(Count * 8L);
+            }
             _textFields[name] = text;
             return text;
         }
     }
 
-    private bool IsAllText(byte[] raw)
+    private TextColumn? ReadTextColumn(byte[] raw)
     {
         var reader = new ByteReader(raw);
         if (reader.ReadByte() != SegmentFormat.PlainStrings)
         {
-            return false;
+            return null;
         }
+        var offsets = new int[Count];
+        var lengths = new int[Count];
         for (var row = 0; row < Count; row++)
         {
-            switch ((FieldKind)reader.ReadByte())
+            var kind = (FieldKind)reader.ReadByte();
+            offsets[row] = reader.Position;
+            switch (kind)
             {
                 case 0 or FieldKind.Null:
                     break;
                 case FieldKind.String or FieldKind.Json:
-                    reader.Skip(reader.ReadLength());
+                    lengths[row] = reader.ReadLength();
+                    offsets[row] = reader.Position;
+                    reader.Skip(lengths[row]);
                     break;
                 default:
-                    return false;
+                    return null;
             }
         }
-        return true;
+        return new TextColumn(raw, offsets, lengths);
     }
 
     // Callers hold the lock.
@@ -322,10 +332,24 @@ internal sealed class BlockRows
     }
 }
 
-/// <summary>A block's messages as UTF-8: row <c>i</c> is <c>Lengths[i]</c> bytes at <c>Offsets[i]</c> of <c>Bytes</c>.</summary>
-internal sealed record MessageColumn(byte[] Bytes, int[] Offsets, int[] Lengths)
+/// <summary>
+/// A column of text as UTF-8, read in place: row <c>i</c> is <c>Lengths[i]</c> bytes at <c>Offsets[i]</c> of
+/// <c>Bytes</c>; offsets ascend strictly (a row without text has length 0 at its place in the column).
+/// </summary>
+internal sealed record TextColumn(byte[] Bytes, int[] Offsets, int[] Lengths)
 {
     public ReadOnlySpan<byte> Utf8(int row) => Bytes.AsSpan(Offsets[row], Lengths[row]);
+
+    /// <summary>The row whose text holds byte <paramref name="offset"/> of <c>Bytes</c>; -1 when none does.</summary>
+    public int RowAt(int offset)
+    {
+        var i = Array.BinarySearch(Offsets, offset);
+        if (i < 0)
+        {
+            i = ~i - 1;
+        }
+        return i >= 0 && offset < Offsets[i] + Lengths[i] ? i : -1;
+    }
 }
 
 /// <summary>

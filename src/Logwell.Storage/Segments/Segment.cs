@@ -9,7 +9,7 @@ using ZstdSharp;
 namespace Logwell.Storage.Segments;
 
 /// <summary>
-/// An open, immutable segment: its block directory and token index are held in memory; blocks are read, checked and
+/// An open, immutable segment: its block directory and token filters are held in memory; blocks are read, checked and
 /// decoded on demand. Reference-counted so a merge or retention can retire it while searches still read it.
 /// </summary>
 internal sealed class Segment

@@ -188,7 +188,7 @@ internal sealed class SegmentWriter : IDisposable
 
     /// <summary>
     /// Writes one field's column; <c>default</c> entries are rows without the field. A dictionary-coded column keeps no
-    /// row postings (a query tests its few distinct values and then the codes); its tokens still enter the block index.
+    /// row postings (a query tests its few distinct values and then the codes); its tokens still enter the token filter.
     /// </summary>
     private void WriteFieldColumn(string name, FieldValue[] values)
     {

@@ -2,12 +2,12 @@ namespace Logwell.Storage.Segments;
 
 /// <summary>
 /// A block's token filter: a split-block Bloom filter over the 64-bit hashes of its distinct tokens. Each token sets
-/// 8 bits inside one 256-bit bucket, so a lookup touches one cache line. At 16 bits per token about one lookup in seven
+/// 8 bits inside one 256-bit bucket, so a lookup touches one cache line. At 12 bits per token about one lookup in two
 /// hundred answers "maybe" for an absent token; it never answers "no" for a present one.
 /// </summary>
 internal static class TokenFilter
 {
-    public const int BitsPerToken = 16;
+    public const int BitsPerToken = 12;
 
     private static readonly uint[] Salts = [0x47b6137bU, 0x44974d91U, 0x8824ad5bU, 0xa2b7289dU, 0x705495c7U, 0x2df1424bU, 0x9efc4947U, 0x5c6bfb31U];
 
