@@ -6,8 +6,8 @@ namespace Logwell.Storage.Segments;
 
 /// <summary>
 /// One block of a segment as columns, each read and decoded when a query first needs it: timestamps, sequence numbers,
-/// the messages (kept as UTF-8), each field (as values, or as dictionary codes) and the row postings. Events are built
-/// only for the rows a search returns.
+/// the messages and text fields (kept as UTF-8), each field as values or grouped by dictionary value, and the row
+/// postings. Events are built only for the rows a search returns.
 /// </summary>
 internal sealed class BlockRows
 {
@@ -33,12 +33,12 @@ internal sealed class BlockRows
     }
 
     public int Index { get; }
+    public int Count { get; }
 
     /// <summary>Told how many bytes each column takes once decoded (the block cache sizes its entry by them).</summary>
     public Action<long>? OnDecoded { get; set; }
 
     private void Decoded(long bytes) => OnDecoded?.Invoke(bytes);
-    public int Count { get; }
 
     /// <summary>Timestamps of the rows, ascending (decoded on first use).</summary>
     public long[] Timestamps
