@@ -141,19 +141,24 @@ public sealed class SegmentTests
         }
     }
 
+    /// <summary>Writes events 1 to 40 ("line N") in blocks of 16.</summary>
+    private static string WriteFortyLines(TempDirectory dir)
+    {
+        var path = Path.Combine(dir.Path, "seg.lws");
+        using var writer = new SegmentWriter(path, "2026-11-26", 16, 3);
+        for (var i = 1; i <= 40; i++)
+        {
+            writer.Add(Event(i, $"line {i}"));
+        }
+        writer.Complete();
+        return path;
+    }
+
     [Fact]
     public void CorruptByteInABlockIsDetectedByItsChecksum()
     {
         using var dir = new TempDirectory();
-        var path = Path.Combine(dir.Path, "seg.lws");
-        using (var writer = new SegmentWriter(path, "2026-11-26", 16, 3))
-        {
-            for (var i = 1; i <= 40; i++)
-            {
-                writer.Add(Event(i, $"line {i}"));
-            }
-            writer.Complete();
-        }
+        var path = WriteFortyLines(dir);
         var bytes = File.ReadAllBytes(path);
         bytes[12] ^= 0x55;
         File.WriteAllBytes(path, bytes);
@@ -174,15 +179,7 @@ public sealed class SegmentTests
     public void CorruptTokenFilterIsDetectedWhenTheSegmentOpens()
     {
         using var dir = new TempDirectory();
-        var path = Path.Combine(dir.Path, "seg.lws");
-        using (var writer = new SegmentWriter(path, "2026-11-26", 16, 3))
-        {
-            for (var i = 1; i <= 40; i++)
-            {
-                writer.Add(Event(i, $"line {i}"));
-            }
-            writer.Complete();
-        }
+        var path = WriteFortyLines(dir);
         var segment = Segment.Open(path);
         var filter = segment.Blocks[1].Filter!.Value;
         var at = segment.Blocks[1].Offset + filter.Offset + 3;
