@@ -147,18 +147,39 @@ public sealed partial class EnginePropertyTests
 
     private static string RandomQuery(Random random, int depth)
     {
-        var pick = depth <= 0 ? random.Next(5) : random.Next(9);
+        var pick = depth <= 0 ? random.Next(6) : random.Next(10);
         return pick switch
         {
+            5 => RandomRangeOrExists(random),
             0 => random.Next(3) == 0 ? new[] { "user_id", "auth", "svc.auth", "user", "id", "token", "auth.token", "svc" }[random.Next(8)] : Words[random.Next(Words.Length)],
             1 => $"{new[] { "host", "level", "message", "detail", "status" }[random.Next(5)]}:{new[] { "web-3", "ERROR", "info", "timeout", "500", "user_id", "db-1", "auth" }[random.Next(8)]}",
             2 => $"\"{Words[random.Next(Words.Length)]} {Words[random.Next(Words.Length)]}\"",
             3 => new[] { "web-1*", "host:web-*", "host:db-1*", "time*", "10.0*", "level:WA*", "svc.*" }[random.Next(7)],
             4 => random.Next(10) == 0 ? "*" : "connection reset",
-            5 => $"{RandomQuery(random, depth - 1)} AND {RandomQuery(random, depth - 1)}",
-            6 => $"({RandomQuery(random, depth - 1)} OR {RandomQuery(random, depth - 1)})",
-            7 => $"NOT {RandomQuery(random, depth - 1)}",
+            6 => $"{RandomQuery(random, depth - 1)} AND {RandomQuery(random, depth - 1)}",
+            7 => $"({RandomQuery(random, depth - 1)} OR {RandomQuery(random, depth - 1)})",
+            8 => $"NOT {RandomQuery(random, depth - 1)}",
             _ => $"{RandomQuery(random, depth - 1)} -{Words[random.Next(Words.Length)]}",
+        };
+    }
+
+    private static string RandomRangeOrExists(Random random)
+    {
+        string Time() => Start.AddMinutes(random.Next(0, 3 * 24 * 60)).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        string Open() => random.Next(2) == 0 ? "[" : "{";
+        string Close() => random.Next(2) == 0 ? "]" : "}";
+        return random.Next(10) switch
+        {
+            0 => $"status:{Open()}{500 + random.Next(4)} TO {(random.Next(4) == 0 ? "*" : (501 + random.Next(4)).ToString(System.Globalization.CultureInfo.InvariantCulture))}{Close()}",
+            1 => $"status:{new[] { ">", ">=", "<", "<=" }[random.Next(4)]}{new[] { "200", "500", "502", "250.5" }[random.Next(4)]}",
+            2 => $"detail:{new[] { ">", "<=" }[random.Next(2)]}{new[] { "400", "timeout", "m" }[random.Next(3)]}",
+            3 => $"host:{Open()}{new[] { "db-1", "db-5", "web-1" }[random.Next(3)]} TO {new[] { "web-2", "web-9", "*" }[random.Next(3)]}{Close()}",
+            4 => $"{new[] { "t", "@timestamp" }[random.Next(2)]}:{Open()}{Time()} TO {Time()}{Close()}",
+            5 => $"t:{new[] { ">", "<=" }[random.Next(2)]}{Time()}",
+            6 => $"_exists_:{new[] { "detail", "status", "host", "message", "nothere" }[random.Next(5)]}",
+            7 => $"level:({Levels[random.Next(Levels.Length)]} OR {Levels[random.Next(Levels.Length)]})",
+            8 => $"detail:(\"{Words[random.Next(Words.Length)]}\" OR 500)",
+            _ => $"host:(web* -{Words[random.Next(Words.Length)]})",
         };
     }
 
@@ -169,11 +190,47 @@ public sealed partial class EnginePropertyTests
         TermNode t => Texts(t.Field, e).Any(text => ReferenceTokens(text).Contains(t.Token)),
         PhraseNode p => Texts(p.Field, e).Any(text => ContainsSequence(BaseTokens(text), p.Tokens)),
         PrefixNode p => Texts(p.Field, e).Any(text => Regex.IsMatch(text, @"(?<![\p{L}\p{N}])" + Regex.Escape(p.Prefix), RegexOptions.IgnoreCase)),
+        ExistsNode x => (x.Field == "message" && e.Message.Length > 0) || e.Fields.Any(f => f.Name == x.Field && f.Value.Kind != FieldKind.Null),
+        RangeNode r => ReferenceRange(r, e),
         AndNode a => a.Children.All(c => Reference(c, e)),
         OrNode o => o.Children.Any(c => Reference(c, e)),
         NotNode n => !Reference(n.Child, e),
         _ => throw new NotSupportedException(),
     };
+
+    private static bool ReferenceRange(RangeNode r, LogEvent e)
+    {
+        static bool Inside(int low, int high, bool includeLower, bool includeUpper) =>
+            (low < 0 || (low == 0 && includeLower)) && (high > 0 || (high == 0 && includeUpper));
+        var culture = System.Globalization.CultureInfo.InvariantCulture;
+        if (r.Field is "t" or "@timestamp")
+        {
+            var t = e.Timestamp;
+            var low = r.Lower is null ? -1 : DateTimeOffset.Parse(r.Lower, culture).UtcTicks.CompareTo(t);
+            var high = r.Upper is null ? 1 : DateTimeOffset.Parse(r.Upper, culture).UtcTicks.CompareTo(t);
+            return Inside(low, high, r.IncludeLower, r.IncludeUpper);
+        }
+        var value = e.Fields.FirstOrDefault(f => f.Name == r.Field).Value;
+        bool IsNumber(string? s) => s is null || double.TryParse(s, System.Globalization.NumberStyles.Float, culture, out _);
+        if (IsNumber(r.Lower) && IsNumber(r.Upper))
+        {
+            double? number = value.Kind switch
+            {
+                FieldKind.Long => value.Long,
+                FieldKind.Double => value.Double,
+                FieldKind.String when double.TryParse(value.Text, System.Globalization.NumberStyles.Float, culture, out var d) => d,
+                _ => null,
+            };
+            return number is { } n && Inside(
+                r.Lower is null ? -1 : double.Parse(r.Lower, culture).CompareTo(n),
+                r.Upper is null ? 1 : double.Parse(r.Upper, culture).CompareTo(n),
+                r.IncludeLower, r.IncludeUpper);
+        }
+        return value.Kind == FieldKind.String && Inside(
+            r.Lower is null ? -1 : string.CompareOrdinal(r.Lower, value.Text),
+            r.Upper is null ? 1 : string.CompareOrdinal(r.Upper, value.Text),
+            r.IncludeLower, r.IncludeUpper);
+    }
 
     private static IEnumerable<string> Texts(string? field, LogEvent e)
     {

@@ -51,6 +51,39 @@ public sealed class QueryParserTests
         Assert.Equal(new TermNode(null, "user_id"), QueryParser.Parse("user_id"));
     }
 
+    [Fact]
+    public void FieldGroupsApplyTheirFieldToClausesWithoutOne()
+    {
+        Assert.Equal(
+            new OrNode([new TermNode("level", "error"), new TermNode("level", "warn"), new PhraseNode("level", ["very", "bad"], "very bad")]),
+            QueryParser.Parse("level:(error OR warn OR \"very bad\")"));
+        Assert.Equal(
+            new AndNode([new PrefixNode("host", "web"), new NotNode(new TermNode("service", "auth"))]),
+            QueryParser.Parse("host:(web* -service:auth)"));
+    }
+
+    [Theory]
+    [InlineData("status:[500 TO 599]", "status", "500", "599", true, true)]
+    [InlineData("status:{500 TO 599}", "status", "500", "599", false, false)]
+    [InlineData("status:[500 TO 599}", "status", "500", "599", true, false)]
+    [InlineData("status:[500 TO *]", "status", "500", null, true, true)]
+    [InlineData("latency:>2.5", "latency", "2.5", null, false, false)]
+    [InlineData("latency:>=2.5", "latency", "2.5", null, true, false)]
+    [InlineData("latency:<10", "latency", null, "10", false, false)]
+    [InlineData("latency:<=10", "latency", null, "10", false, true)]
+    [InlineData("user:[\"a b\" TO m]", "user", "a b", "m", true, true)]
+    [InlineData("@timestamp:[2026-11-20T00:00:00Z TO now-1h]", "@timestamp", "2026-11-20T00:00:00Z", "now-1h", true, true)]
+    public void RangesAndComparisons(string text, string field, string? lower, string? upper, bool includeLower, bool includeUpper)
+    {
+        Assert.Equal(new RangeNode(field, lower, upper, includeLower, includeUpper), QueryParser.Parse(text));
+    }
+
+    [Fact]
+    public void ExistsNamesAField()
+    {
+        Assert.Equal(new AndNode([new ExistsNode("http.status"), new NotNode(new ExistsNode("user"))]), QueryParser.Parse("_exists_:http.status NOT _exists_:user"));
+    }
+
     [Theory]
     [InlineData("\"unclosed phrase", 0, "a closing '\"'")]
     [InlineData("(error OR warn", 14, "')'")]
@@ -59,6 +92,14 @@ public sealed class QueryParserTests
     [InlineData("host:", 5, "a value, a \"phrase\" or '*'")]
     [InlineData("we*b", 2, "a term ending in '*'")]
     [InlineData("OR error", 0, "a term, a \"phrase\", field:value or '('")]
+    [InlineData("status:[500 599]", 12, "TO")]
+    [InlineData("status:[500 TO 599", 18, "']' or '}'")]
+    [InlineData("status:[ TO 599]", 9, "the lower bound or '*'")]
+    [InlineData("status:[500 TO ]", 15, "the upper bound or '*'")]
+    [InlineData("status:>", 8, "a number, a time or a value")]
+    [InlineData("t:>yesterday", 3, "ISO 8601, epoch milliseconds or now-15m")]
+    [InlineData("_exists_:(a)", 9, "a field name such as host or http.status")]
+    [InlineData("a:(b:(c))", 5, "a clause without a field, or field:value")]
     public void QueryWithAnErrorReportsItsPositionAndWhatWasExpected(string text, int position, string expected)
     {
         Assert.False(QueryParser.TryParse(text, out _, out var error));

@@ -70,7 +70,7 @@ public sealed class SegmentTests
             foreach (var text in new[] { "reset", "\"reset by peer\"", "level:ERROR", "level:ERR*", "status:201 AND served", "NOT connection", "peer -level:info" })
             {
                 var query = QueryParser.Parse(text);
-                var matcher = EventMatcher.Compile(query);
+                var matcher = EventMatcher.Compile(query, DateTimeOffset.UtcNow);
                 var matched = 0;
                 for (var b = 0; b < segment.Blocks.Length; b++)
                 {
@@ -79,7 +79,7 @@ public sealed class SegmentTests
                     var events = segment.ReadBlock(b);
                     var expected = Enumerable.Range(0, events.Length).Where(r => matcher(events[r])).ToList();
                     matched += expected.Count;
-                    var bits = BlockQuery.Evaluate(query, rows, segment);
+                    var bits = BlockQuery.Evaluate(query, rows, segment, DateTimeOffset.UtcNow);
                     Assert.Equal(expected, Enumerable.Range(0, rows.Count).Where(r => (bits[r >> 6] & (1UL << r)) != 0));
                 }
                 Assert.InRange(matched, 1, 39);

@@ -39,3 +39,13 @@ public sealed record OrNode(IReadOnlyList<QueryNode> Children) : QueryNode
 }
 
 public sealed record NotNode(QueryNode Child) : QueryNode;
+
+/// <summary><c>_exists_:field</c>: the event has the field with a value other than null (for <c>message</c>, a message).</summary>
+public sealed record ExistsNode(string Field) : QueryNode;
+
+/// <summary>
+/// <c>field:[a TO b]</c>, <c>{a TO b}</c>, mixed brackets, <c>field:&gt;a</c>, <c>&gt;=</c>, <c>&lt;</c>, <c>&lt;=</c>; a null
+/// bound is open (<c>*</c>). Numbers compare as numbers, the event time (<c>@timestamp</c>, <c>t</c>, ...) as instants,
+/// anything else as text in ordinal order. See <see cref="RangeMatcher"/>.
+/// </summary>
+public sealed record RangeNode(string Field, string? Lower, string? Upper, bool IncludeLower, bool IncludeUpper) : QueryNode;

@@ -4,9 +4,11 @@ using Logwell.Core.Text;
 namespace Logwell.Core.Query;
 
 /// <summary>
-/// Parses the Lucene <c>query_string</c> syntax: terms, "phrases", <c>field:value</c>, <c>field:"phrase"</c>, trailing
-/// wildcards, <c>AND</c>/<c>OR</c>/<c>NOT</c> (and <c>&amp;&amp;</c>, <c>||</c>, <c>!</c>, <c>-term</c>, <c>+term</c>),
-/// parentheses; the default operator is AND.
+/// Parses the Lucene <c>query_string</c> syntax: terms, "phrases", <c>field:value</c>, <c>field:"phrase"</c>,
+/// <c>field:(a OR b)</c>, trailing wildcards, ranges (<c>field:[a TO b]</c>, <c>{a TO b}</c>, mixed brackets, <c>*</c>
+/// for an open end), comparisons (<c>field:&gt;n</c>, <c>&gt;=</c>, <c>&lt;</c>, <c>&lt;=</c>), <c>_exists_:field</c>,
+/// <c>AND</c>/<c>OR</c>/<c>NOT</c> (and <c>&amp;&amp;</c>, <c>||</c>, <c>!</c>, <c>-term</c>, <c>+term</c>), parentheses;
+/// the default operator is AND.
 /// </summary>
 public sealed class QueryParser
 {
@@ -18,9 +20,13 @@ public sealed class QueryParser
     /// <summary>Deepest nesting of parentheses and NOTs accepted; deeper queries are refused, not recursed into.</summary>
     public const int MaxDepth = 64;
 
+    private const string ExistsField = "_exists_";
+
     private readonly string _text;
     private int _pos;
     private int _depth;
+    // Inside field:( ... ): the field that clauses without one of their own apply to.
+    private string? _groupField;
 
     private QueryParser(string text) => _text = text;
 
@@ -164,7 +170,7 @@ public sealed class QueryParser
         }
         if (c == '"')
         {
-            return ParsePhrase(null);
+            return ParsePhrase(_groupField);
         }
         if (IsOperatorAhead())
         {
@@ -179,16 +185,138 @@ public sealed class QueryParser
             {
                 throw Error(_pos, $"missing value after '{field}:'", "a value, a \"phrase\" or '*'");
             }
+            if (string.Equals(field, ExistsField, StringComparison.Ordinal))
+            {
+                return ParseExists();
+            }
             if (_text[_pos] == '"')
             {
                 return ParsePhrase(field);
             }
             if (_text[_pos] == '(')
             {
-                throw Error(_pos, "grouping after a field name is not supported yet", "a value or a \"phrase\"");
+                return ParseFieldGroup(field);
+            }
+            if (_text[_pos] is '[' or '{')
+            {
+                return ParseRange(field);
+            }
+            if (_text[_pos] is '>' or '<')
+            {
+                return ParseComparison(field);
             }
         }
-        return ParseWord(field, start);
+        return ParseWord(field ?? _groupField, start);
+    }
+
+    private QueryNode ParseExists()
+    {
+        var start = _pos;
+        var name = TryReadName();
+        if (name is null || (_pos < _text.Length && !IsWordEnd(_text[_pos])))
+        {
+            throw Error(start, "_exists_ needs a field name", "a field name such as host or http.status");
+        }
+        return new ExistsNode(name);
+    }
+
+    private QueryNode ParseFieldGroup(string field)
+    {
+        if (_groupField is not null)
+        {
+            throw Error(_pos, $"'{field}:(' inside the group of '{_groupField}:('", "a clause without a field, or field:value");
+        }
+        _groupField = field;
+        try
+        {
+            return ParsePrimary();
+        }
+        finally
+        {
+            _groupField = null;
+        }
+    }
+
+    private QueryNode ParseRange(string field)
+    {
+        var open = _pos;
+        var includeLower = _text[_pos] == '[';
+        _pos++;
+        SkipSpace();
+        var lower = ReadBound(field, "the lower bound or '*'");
+        SkipSpace();
+        if (!PeekSymbol("TO") || _pos + 2 >= _text.Length || !char.IsWhiteSpace(_text[_pos + 2]))
+        {
+            throw Error(_pos, "a range needs 'TO' between its bounds", "TO");
+        }
+        _pos += 2;
+        SkipSpace();
+        var upper = ReadBound(field, "the upper bound or '*'");
+        SkipSpace();
+        if (_pos >= _text.Length || _text[_pos] is not (']' or '}'))
+        {
+            throw Error(_pos, $"unclosed range opened at position {open}", "']' or '}'");
+        }
+        var includeUpper = _text[_pos] == ']';
+        _pos++;
+        return new RangeNode(field, lower, upper, includeLower, includeUpper);
+    }
+
+    private QueryNode ParseComparison(string field)
+    {
+        var op = _text[_pos];
+        _pos++;
+        var inclusive = _pos < _text.Length && _text[_pos] == '=';
+        if (inclusive)
+        {
+            _pos++;
+        }
+        if (_pos >= _text.Length || IsWordEnd(_text[_pos]))
+        {
+            throw Error(_pos, $"missing value after '{field}:{op}{(inclusive ? "=" : "")}'", "a number, a time or a value");
+        }
+        var bound = ReadBound(field, "a number, a time or a value") ?? throw Error(_pos - 1, "'*' cannot be compared with", "a number, a time or a value");
+        return op == '>'
+            ? new RangeNode(field, bound, null, inclusive, false)
+            : new RangeNode(field, null, bound, false, inclusive);
+    }
+
+    /// <summary>A range bound: a word or a "quoted" value, null for <c>*</c>; on the event time it must read as a time.</summary>
+    private string? ReadBound(string field, string expected)
+    {
+        var start = _pos;
+        string value;
+        if (_pos < _text.Length && _text[_pos] == '"')
+        {
+            var close = _text.IndexOf('"', _pos + 1);
+            if (close < 0)
+            {
+                throw Error(_pos, "unclosed quote", "a closing '\"'");
+            }
+            value = _text[(_pos + 1)..close];
+            _pos = close + 1;
+        }
+        else
+        {
+            while (_pos < _text.Length && !char.IsWhiteSpace(_text[_pos]) && _text[_pos] is not (']' or '}' or ')' or '('))
+            {
+                _pos++;
+            }
+            value = _text[start.._pos];
+            if (value.Length == 0 || value == "TO")
+            {
+                throw Error(start, "missing range bound", expected);
+            }
+            if (value == "*")
+            {
+                return null;
+            }
+        }
+        if (RangeMatcher.TimestampFields.Contains(field) && !RangeMatcher.IsTimeBound(value, out var error))
+        {
+            throw Error(start, $"'{value}' is not a time: {error}", "ISO 8601, epoch milliseconds or now-15m");
+        }
+        return value;
     }
 
     private QueryNode ParsePhrase(string? field)
@@ -289,11 +417,7 @@ public sealed class QueryParser
     /// <summary>Reads <c>name:</c> when the text at the cursor is a field name followed by a colon.</summary>
     private string? TryReadFieldName()
     {
-        var i = _pos;
-        while (i < _text.Length && (char.IsLetterOrDigit(_text[i]) || _text[i] is '_' or '.' or '@' or '-'))
-        {
-            i++;
-        }
+        var i = NameEnd(_pos);
         if (i > _pos && i < _text.Length && _text[i] == ':')
         {
             var name = _text[_pos..i];
@@ -301,6 +425,27 @@ public sealed class QueryParser
             return name;
         }
         return null;
+    }
+
+    private string? TryReadName()
+    {
+        var i = NameEnd(_pos);
+        if (i == _pos)
+        {
+            return null;
+        }
+        var name = _text[_pos..i];
+        _pos = i;
+        return name;
+    }
+
+    private int NameEnd(int i)
+    {
+        while (i < _text.Length && (char.IsLetterOrDigit(_text[i]) || _text[i] is '_' or '.' or '@' or '-'))
+        {
+            i++;
+        }
+        return i;
     }
 
     private bool IsOperatorAhead() => PeekKeyword("AND") || PeekKeyword("OR") || PeekSymbol("&&") || PeekSymbol("||");

@@ -633,7 +633,8 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>Searches segments and memory tables together, newest first.</summary>
     public SearchResult Search(SearchRequest request, CancellationToken cancellationToken = default)
     {
-        var matcher = EventMatcher.Compile(request.Query);
+        var now = _time.GetUtcNow();
+        var matcher = EventMatcher.Compile(request.Query, now);
         var from = request.From ?? long.MinValue;
         var to = request.To ?? long.MaxValue;
         var after = request.After;
@@ -725,7 +726,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                     continue;
                 }
                 var rows = LoadRows(source.Segment, source.Block);
-                var matching = BlockQuery.Evaluate(request.Query, rows, source.Segment);
+                var matching = BlockQuery.Evaluate(request.Query, rows, source.Segment, now);
                 if (!canHit && inside)
                 {
                     // Only counted: every row is in the window, so no timestamps are needed.
@@ -886,7 +887,8 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// </summary>
     private void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int> matchingRow)
     {
-        var matcher = EventMatcher.Compile(request.Query);
+        var now = _time.GetUtcNow();
+        var matcher = EventMatcher.Compile(request.Query, now);
         var from = request.From ?? long.MinValue;
         var to = request.To ?? long.MaxValue;
         var after = request.After;
@@ -929,7 +931,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                         continue;
                     }
                     var rows = LoadRows(segment, b);
-                    var matchingRows = BlockQuery.Evaluate(request.Query, rows, segment);
+                    var matchingRows = BlockQuery.Evaluate(request.Query, rows, segment, now);
                     var whole = after is null && block.MinTime >= from && block.MaxTime < to;
                     foreach (var i in RowBits.Rows(matchingRows))
                     {

@@ -16,43 +16,129 @@ internal static class BlockQuery
 {
     private delegate bool TextTest(ReadOnlySpan<char> text);
 
-    public static ulong[] Evaluate(QueryNode node, BlockRows rows, Segment segment) => node switch
+    /// <summary>The block's rows that match <paramref name="node"/>; ranges resolve relative times from <paramref name="now"/>.</summary>
+    public static ulong[] Evaluate(QueryNode node, BlockRows rows, Segment segment, DateTimeOffset now) => node switch
     {
         MatchAllNode => RowBits.All(rows.Count),
         TermNode term => Text(term.Field, [term.Token], exactFromPostings: true, text => Tokenizer.ContainsToken(text, term.Token), rows, segment),
         PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment, phrase.Tokens),
         PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment),
-        AndNode and => And(and, rows, segment),
-        OrNode or => Or(or, rows, segment),
-        NotNode not => Not(not, rows, segment),
+        ExistsNode exists => Exists(exists.Field, rows),
+        RangeNode range => Range(RangeMatcher.Create(range, now), range.Field, rows),
+        AndNode and => And(and, rows, segment, now),
+        OrNode or => Or(or, rows, segment, now),
+        NotNode not => Not(not, rows, segment, now),
         _ => throw new NotSupportedException($"query node {node.GetType().Name} is not supported"),
     };
 
-    private static ulong[] And(AndNode and, BlockRows rows, Segment segment)
+    private static ulong[] And(AndNode and, BlockRows rows, Segment segment, DateTimeOffset now)
     {
-        var result = Evaluate(and.Children[0], rows, segment);
+        var result = Evaluate(and.Children[0], rows, segment, now);
         for (var i = 1; i < and.Children.Count && RowBits.Any(result); i++)
         {
-            RowBits.And(result, Evaluate(and.Children[i], rows, segment));
+            RowBits.And(result, Evaluate(and.Children[i], rows, segment, now));
         }
         return result;
     }
 
-    private static ulong[] Or(OrNode or, BlockRows rows, Segment segment)
+    private static ulong[] Or(OrNode or, BlockRows rows, Segment segment, DateTimeOffset now)
     {
         var result = RowBits.None(rows.Count);
         foreach (var child in or.Children)
         {
-            RowBits.Or(result, Evaluate(child, rows, segment));
+            RowBits.Or(result, Evaluate(child, rows, segment, now));
         }
         return result;
     }
 
-    private static ulong[] Not(NotNode not, BlockRows rows, Segment segment)
+    private static ulong[] Not(NotNode not, BlockRows rows, Segment segment, DateTimeOffset now)
     {
-        var result = Evaluate(not.Child, rows, segment);
+        var result = Evaluate(not.Child, rows, segment, now);
         RowBits.Not(result, rows.Count);
         return result;
+    }
+
+    /// <summary>Rows where the field has a value other than null (for <c>message</c>: a message, or a field so named).</summary>
+    private static ulong[] Exists(string field, BlockRows rows)
+    {
+        var result = RowBits.None(rows.Count);
+        if (string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal))
+        {
+            var lengths = rows.Messages.Lengths;
+            for (var row = 0; row < lengths.Length; row++)
+            {
+                if (lengths[row] > 0)
+                {
+                    result[row >> 6] |= 1UL << row;
+                }
+            }
+        }
+        MatchValues(result, rows, field, static _ => true, static value => value.Kind is not (0 or FieldKind.Null));
+        return result;
+    }
+
+    private static ulong[] Range(RangeMatcher matcher, string field, BlockRows rows)
+    {
+        var result = RowBits.None(rows.Count);
+        if (matcher.IsTime)
+        {
+            var timestamps = rows.Timestamps;
+            for (var row = 0; row < timestamps.Length; row++)
+            {
+                if (matcher.MatchesTime(timestamps[row]))
+                {
+                    result[row >> 6] |= 1UL << row;
+                }
+            }
+            return result;
+        }
+        MatchValues(result, rows, field, matcher.Matches, matcher.Matches);
+        return result;
+    }
+
+    /// <summary>
+    /// Adds the rows whose value of <paramref name="field"/> passes: a dictionary-coded column tests each distinct string
+    /// once with <paramref name="text"/>, other values go to <paramref name="value"/>.
+    /// </summary>
+    private static void MatchValues(ulong[] result, BlockRows rows, string field, Func<string, bool> text, Func<FieldValue, bool> value)
+    {
+        if (rows.FieldCodes(field) is { } dictionary)
+        {
+            for (var code = 0; code < dictionary.Values.Length; code++)
+            {
+                if (text(dictionary.Values[code]))
+                {
+                    foreach (var row in dictionary.RowsOf(code))
+                    {
+                        result[row >> 6] |= 1UL << row;
+                    }
+                }
+            }
+            if (dictionary.OtherRows.Length == 0)
+            {
+                return;
+            }
+            var others = rows.Field(field)!;
+            foreach (var row in dictionary.OtherRows)
+            {
+                if (value(others[row]))
+                {
+                    result[row >> 6] |= 1UL << row;
+                }
+            }
+            return;
+        }
+        if (rows.Field(field) is not { } values)
+        {
+            return;
+        }
+        for (var row = 0; row < values.Length; row++)
+        {
+            if (values[row].Kind != 0 && value(values[row]))
+            {
+                result[row >> 6] |= 1UL << row;
+            }
+        }
     }
 
     private static ulong[] Text(string? field, IReadOnlyList<string> indexTokens, bool exactFromPostings, TextTest test, BlockRows rows, Segment segment, IReadOnlyList<string>? phrase = null)
@@ -77,9 +163,9 @@ internal static class BlockQuery
             {
                 continue;
             }
-            if (rows.FieldCodes(name) is { } dictionary)
+            if (rows.FieldCodes(name) is not null)
             {
-                MatchCodes(result, dictionary, rows, name, test);
+                MatchValues(result, rows, name, text => test(text), value => MatchesValue(value, test));
                 continue;
             }
             if (Candidates(segment, rows, name, indexTokens, exactFromPostings) is var (fieldRows, exact) && fieldRows is not null)
@@ -337,28 +423,4 @@ internal static class BlockQuery
         _ => test(value.SearchText),
     };
 
-    private static void MatchCodes(ulong[] result, DictionaryColumn column, BlockRows rows, string name, TextTest test)
-    {
-        for (var code = 0; code < column.Values.Length; code++)
-        {
-            if (test(column.Values[code]))
-            {
-                foreach (var row in column.RowsOf(code))
-                {
-                    result[row >> 6] |= 1UL << row;
-                }
-            }
-        }
-        if (column.OtherRows.Length > 0)
-        {
-            var values = rows.Field(name)!;
-            foreach (var row in column.OtherRows)
-            {
-                if (MatchesValue(values[row], test))
-                {
-                    result[row >> 6] |= 1UL << row;
-                }
-            }
-        }
-    }
 }

@@ -13,17 +13,34 @@ public static class EventMatcher
 {
     public const string MessageField = "message";
 
-    public static Func<LogEvent, bool> Compile(QueryNode node) => node switch
+    /// <summary>Compiles <paramref name="node"/>; relative times in ranges (<c>now-1h</c>) are taken from <paramref name="now"/>.</summary>
+    public static Func<LogEvent, bool> Compile(QueryNode node, DateTimeOffset now) => node switch
     {
         MatchAllNode => static _ => true,
         TermNode term => Text(term.Field, text => Tokenizer.ContainsToken(text, term.Token)),
         PhraseNode phrase => Text(phrase.Field, text => Tokenizer.ContainsPhrase(text, phrase.Tokens)),
         PrefixNode prefix => Text(prefix.Field, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix)),
-        AndNode and => Predicates.All([.. and.Children.Select(Compile)]),
-        OrNode or => Predicates.Any([.. or.Children.Select(Compile)]),
-        NotNode not => Predicates.Not(Compile(not.Child)),
+        ExistsNode exists => Exists(exists.Field),
+        RangeNode range => Range(RangeMatcher.Create(range, now), range.Field),
+        AndNode and => Predicates.All([.. and.Children.Select(c => Compile(c, now))]),
+        OrNode or => Predicates.Any([.. or.Children.Select(c => Compile(c, now))]),
+        NotNode not => Predicates.Not(Compile(not.Child, now)),
         _ => throw new NotSupportedException($"query node {node.GetType().Name} is not supported"),
     };
+
+    private static Func<LogEvent, bool> Exists(string field)
+    {
+        static bool HasValue(LogEvent e, string name) => e.TryGetField(name, out var value) && value.Kind is not (0 or FieldKind.Null);
+        if (string.Equals(field, MessageField, StringComparison.Ordinal))
+        {
+            return e => e.Message.Length > 0 || HasValue(e, field);
+        }
+        return e => HasValue(e, field);
+    }
+
+    private static Func<LogEvent, bool> Range(RangeMatcher matcher, string field) => matcher.IsTime
+        ? e => matcher.MatchesTime(e.Timestamp)
+        : e => e.TryGetField(field, out var value) && matcher.Matches(value);
 
     private static Func<LogEvent, bool> Text(string? field, Func<string, bool> test)
     {

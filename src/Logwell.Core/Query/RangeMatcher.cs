@@ -1,0 +1,137 @@
+using System.Globalization;
+using Logwell.Core.Events;
+using Logwell.Core.Time;
+
+namespace Logwell.Core.Query;
+
+/// <summary>
+/// A range clause made ready to test values. When both given bounds are numbers, numeric values (and strings that are
+/// numbers) compare numerically; otherwise strings compare in ordinal order. On the event time the bounds are time
+/// expressions (ISO 8601, epoch milliseconds, <c>now-15m</c>) resolved against one <c>now</c> for the whole search.
+/// </summary>
+public sealed class RangeMatcher
+{
+    /// <summary>Field names that mean the event's own timestamp (the names ingest reads it from).</summary>
+    public static readonly IReadOnlySet<string> TimestampFields = new HashSet<string>(["@t", "@timestamp", "timestamp", "time", "ts", "t"], StringComparer.Ordinal);
+
+    private readonly RangeNode _node;
+    private readonly double? _lowerNumber;
+    private readonly double? _upperNumber;
+    private readonly bool _numeric;
+
+    private RangeMatcher(RangeNode node, long lowerTicks, long upperTicks)
+    {
+        _node = node;
+        LowerTicks = lowerTicks;
+        UpperTicks = upperTicks;
+        IsTime = TimestampFields.Contains(node.Field);
+        _lowerNumber = ParseNumber(node.Lower);
+        _upperNumber = ParseNumber(node.Upper);
+        _numeric = (node.Lower is null || _lowerNumber is not null) && (node.Upper is null || _upperNumber is not null);
+    }
+
+    /// <summary>Whether the range is on the event time rather than on a field.</summary>
+    public bool IsTime { get; }
+
+    /// <summary>For a time range: the first and last tick inside it.</summary>
+    public long LowerTicks { get; }
+    public long UpperTicks { get; }
+
+    public static RangeMatcher Create(RangeNode node, DateTimeOffset now)
+    {
+        long lower = long.MinValue, upper = long.MaxValue;
+        if (TimestampFields.Contains(node.Field))
+        {
+            if (node.Lower is not null)
+            {
+                lower = TimeBound(node.Lower, now) + (node.IncludeLower ? 0 : 1);
+            }
+            if (node.Upper is not null)
+            {
+                upper = TimeBound(node.Upper, now) - (node.IncludeUpper ? 0 : 1);
+            }
+        }
+        return new RangeMatcher(node, lower, upper);
+    }
+
+    /// <summary>Whether <paramref name="text"/> can be a bound of a range on the event time.</summary>
+    public static bool IsTimeBound(string text, out string error) => TimeExpression.TryParse(text, DateTimeOffset.UnixEpoch, out _, out error);
+
+    private static long TimeBound(string text, DateTimeOffset now) =>
+        TimeExpression.TryParse(text, now, out var value, out var error) ? value.UtcTicks : throw new ArgumentException(error);
+
+    public bool MatchesTime(long ticks) => ticks >= LowerTicks && ticks <= UpperTicks;
+
+    public bool Matches(FieldValue value)
+    {
+        switch (value.Kind)
+        {
+            case FieldKind.Long when _numeric:
+                return InRange(value.Long);
+            case FieldKind.Double when _numeric:
+                return InRange(value.Double);
+            case FieldKind.String when _numeric:
+                return double.TryParse(value.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && InRange(number);
+            case FieldKind.String:
+                return InRange(value.Text!);
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>Tests a string value (a dictionary entry) as <see cref="Matches"/> would.</summary>
+    public bool Matches(string text) => Matches(FieldValue.FromString(text));
+
+    private bool InRange(long value)
+    {
+        // Whole bounds compare exactly with whole values (no rounding of large longs through double).
+        if ((_lowerNumber is null || IsWhole(_lowerNumber.Value)) && (_upperNumber is null || IsWhole(_upperNumber.Value)))
+        {
+            if (_lowerNumber is { } low && (value < (long)low || (!_node.IncludeLower && value == (long)low)))
+            {
+                return false;
+            }
+            return _upperNumber is not { } high || (value <= (long)high && (_node.IncludeUpper || value != (long)high));
+        }
+        return InRange((double)value);
+    }
+
+    private bool InRange(double value)
+    {
+        if (double.IsNaN(value))
+        {
+            return false;
+        }
+        if (_lowerNumber is { } low && (value < low || (!_node.IncludeLower && value == low)))
+        {
+            return false;
+        }
+        return _upperNumber is not { } high || (value <= high && (_node.IncludeUpper || value != high));
+    }
+
+    private bool InRange(string value)
+    {
+        if (_node.Lower is { } low)
+        {
+            var c = string.CompareOrdinal(value, low);
+            if (c < 0 || (c == 0 && !_node.IncludeLower))
+            {
+                return false;
+            }
+        }
+        if (_node.Upper is { } high)
+        {
+            var c = string.CompareOrdinal(value, high);
+            if (c > 0 || (c == 0 && !_node.IncludeUpper))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static bool IsWhole(double value) => Math.Abs(value) < 9e18 && Math.Floor(value) == value;
+
+    private static double? ParseNumber(string? text) =>
+        text is not null && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && double.IsFinite(value) ? value : null;
+}
