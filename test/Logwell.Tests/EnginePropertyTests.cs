@@ -154,7 +154,7 @@ public sealed partial class EnginePropertyTests
             0 => random.Next(3) == 0 ? new[] { "user_id", "auth", "svc.auth", "user", "id", "token", "auth.token", "svc" }[random.Next(8)] : Words[random.Next(Words.Length)],
             1 => $"{new[] { "host", "level", "message", "detail", "status" }[random.Next(5)]}:{new[] { "web-3", "ERROR", "info", "timeout", "500", "user_id", "db-1", "auth" }[random.Next(8)]}",
             2 => $"\"{Words[random.Next(Words.Length)]} {Words[random.Next(Words.Length)]}\"",
-            3 => new[] { "web-1*", "host:web-*", "host:db-1*", "time*", "10.0*", "level:WA*", "svc.*" }[random.Next(7)],
+            3 => new[] { "web-1*", "host:web-*", "host:db-1*", "time*", "10.0*", "level:WA*", "svc.*", "*out", "t?me*", "host:*-1?", "c*n*", "/re(set|try)/", "host:/(web|db)-[0-9]/", "/[a-z]+_id/", "message:/.*peer/" }[random.Next(15)],
             4 => random.Next(10) == 0 ? "*" : "connection reset",
             6 => $"{RandomQuery(random, depth - 1)} AND {RandomQuery(random, depth - 1)}",
             7 => $"({RandomQuery(random, depth - 1)} OR {RandomQuery(random, depth - 1)})",
@@ -190,6 +190,8 @@ public sealed partial class EnginePropertyTests
         TermNode t => Texts(t.Field, e).Any(text => ReferenceTokens(text).Contains(t.Token)),
         PhraseNode p => Texts(p.Field, e).Any(text => ContainsSequence(BaseTokens(text), p.Tokens)),
         PrefixNode p => Texts(p.Field, e).Any(text => Regex.IsMatch(text, @"(?<![\p{L}\p{N}])" + Regex.Escape(p.Prefix), RegexOptions.IgnoreCase)),
+        WildcardNode w => Texts(w.Field, e).Any(text => Candidates(text).Any(c => Glob(w.Pattern, c.ToLowerInvariant()))),
+        RegexNode r => Texts(r.Field, e).Any(text => Candidates(text).Any(c => Regex.IsMatch(c, $"^(?:{r.Pattern})$", RegexOptions.IgnoreCase | RegexOptions.Singleline))),
         ExistsNode x => (x.Field == "message" && e.Message.Length > 0) || e.Fields.Any(f => f.Name == x.Field && f.Value.Kind != FieldKind.Null),
         RangeNode r => ReferenceRange(r, e),
         AndNode a => a.Children.All(c => Reference(c, e)),
@@ -245,6 +247,23 @@ public sealed partial class EnginePropertyTests
                 yield return text;
             }
         }
+    }
+
+    // A wildcard or regex clause may match the whole text or any one of its tokens.
+    private static IEnumerable<string> Candidates(string text) => ReferenceTokens(text).Prepend(text);
+
+    private static bool Glob(string pattern, string text)
+    {
+        if (pattern.Length == 0)
+        {
+            return text.Length == 0;
+        }
+        return pattern[0] switch
+        {
+            '*' => Enumerable.Range(0, text.Length + 1).Any(i => Glob(pattern[1..], text[i..])),
+            '?' => text.Length > 0 && Glob(pattern[1..], text[1..]),
+            _ => text.Length > 0 && text[0] == pattern[0] && Glob(pattern[1..], text[1..]),
+        };
     }
 
     private static HashSet<string> ReferenceTokens(string text)

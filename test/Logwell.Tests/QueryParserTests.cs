@@ -79,6 +79,21 @@ public sealed class QueryParserTests
     }
 
     [Fact]
+    public void WildcardsInsideATermAndRegularExpressions()
+    {
+        Assert.Equal(new WildcardNode(null, "we*b"), QueryParser.Parse("We*b"));
+        Assert.Equal(new WildcardNode("host", "web-?2"), QueryParser.Parse("host:web-?2"));
+        Assert.Equal(new WildcardNode(null, "*error"), QueryParser.Parse("*error"));
+        // An escaped star is a literal one: here the term is the prefix "a*b".
+        Assert.Equal(new PrefixNode(null, "a*b"), QueryParser.Parse("a\\*b*"));
+        Assert.Equal(new WildcardNode(null, "a\\*b?"), QueryParser.Parse("a\\*b?"));
+        Assert.Equal(new PrefixNode(null, "retr"), QueryParser.Parse("retr*"));
+        Assert.Equal(new RegexNode(null, "conn[a-z]+"), QueryParser.Parse("/conn[a-z]+/"));
+        Assert.Equal(new RegexNode("path", "/api/v[0-9]"), QueryParser.Parse("path:/\\/api\\/v[0-9]/"));
+        Assert.Equal(new OrNode([new RegexNode("level", "err.*"), new TermNode("level", "warn")]), QueryParser.Parse("level:(/err.*/ OR warn)"));
+    }
+
+    [Fact]
     public void ExistsNamesAField()
     {
         Assert.Equal(new AndNode([new ExistsNode("http.status"), new NotNode(new ExistsNode("user"))]), QueryParser.Parse("_exists_:http.status NOT _exists_:user"));
@@ -90,7 +105,9 @@ public sealed class QueryParserTests
     [InlineData("error AND", 9, "a term, a \"phrase\", field:value or '('")]
     [InlineData("error)", 5, "an operator, a clause or the end of the query")]
     [InlineData("host:", 5, "a value, a \"phrase\" or '*'")]
-    [InlineData("we*b", 2, "a term ending in '*'")]
+    [InlineData("/conn(ection/", 1, "a regular expression without backreferences or lookarounds")]
+    [InlineData("/(a)\\1/", 1, "a regular expression without backreferences or lookarounds")]
+    [InlineData("message:/open", 8, "a closing '/'")]
     [InlineData("OR error", 0, "a term, a \"phrase\", field:value or '('")]
     [InlineData("status:[500 599]", 12, "TO")]
     [InlineData("status:[500 TO 599", 18, "']' or '}'")]

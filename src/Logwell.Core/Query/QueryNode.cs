@@ -49,3 +49,12 @@ public sealed record ExistsNode(string Field) : QueryNode;
 /// anything else as text in ordinal order. See <see cref="RangeMatcher"/>.
 /// </summary>
 public sealed record RangeNode(string Field, string? Lower, string? Upper, bool IncludeLower, bool IncludeUpper) : QueryNode;
+
+/// <summary>
+/// A term with <c>*</c> (any characters) or <c>?</c> (one character) inside: matches when a token of the text, or the
+/// whole text, fits the pattern, ignoring case. A lone trailing <c>*</c> is a <see cref="PrefixNode"/>.
+/// </summary>
+public sealed record WildcardNode(string? Field, string Pattern) : QueryNode;
+
+/// <summary><c>/pattern/</c>: a regular expression that must match a whole token of the text, or the whole text, ignoring case.</summary>
+public sealed record RegexNode(string? Field, string Pattern) : QueryNode;

@@ -172,6 +172,10 @@ public sealed class QueryParser
         {
             return ParsePhrase(_groupField);
         }
+        if (c == '/')
+        {
+            return ParseRegex(_groupField);
+        }
         if (IsOperatorAhead())
         {
             throw Error(_pos, $"operator '{CurrentWord()}' without a clause before it", ClauseExpected);
@@ -197,6 +201,10 @@ public sealed class QueryParser
             {
                 return ParseFieldGroup(field);
             }
+            if (_text[_pos] == '/')
+            {
+                return ParseRegex(field);
+            }
             if (_text[_pos] is '[' or '{')
             {
                 return ParseRange(field);
@@ -207,6 +215,38 @@ public sealed class QueryParser
             }
         }
         return ParseWord(field ?? _groupField, start);
+    }
+
+    private QueryNode ParseRegex(string? field)
+    {
+        var open = _pos;
+        _pos++;
+        var sb = new StringBuilder();
+        while (_pos < _text.Length && _text[_pos] != '/')
+        {
+            if (_text[_pos] == '\\' && _pos + 1 < _text.Length)
+            {
+                // "\/" is a slash inside the expression; other escapes belong to the expression.
+                if (_text[_pos + 1] != '/')
+                {
+                    sb.Append('\\');
+                }
+                _pos++;
+            }
+            sb.Append(_text[_pos]);
+            _pos++;
+        }
+        if (_pos >= _text.Length)
+        {
+            throw Error(open, "unclosed regular expression", "a closing '/'");
+        }
+        _pos++;
+        var pattern = sb.ToString();
+        if (TokenPattern.RegexError(pattern) is { } error)
+        {
+            throw Error(open + 1, $"bad regular expression: {error}", "a regular expression without backreferences or lookarounds");
+        }
+        return new RegexNode(field, pattern);
     }
 
     private QueryNode ParseExists()
@@ -351,8 +391,10 @@ public sealed class QueryParser
     {
         var start = _pos;
         var sb = new StringBuilder();
-        var wildcardAt = -1;
-        var escapedEnd = false;
+        // The pattern keeps escapes ("\*" is a literal star) for a wildcard term.
+        var pattern = new StringBuilder();
+        var wildcards = 0;
+        var trailingStar = false;
         while (_pos < _text.Length)
         {
             var c = _text[_pos];
@@ -367,23 +409,18 @@ public sealed class QueryParser
                     throw Error(_pos, "dangling escape character", "a character after '\\'");
                 }
                 sb.Append(_text[_pos + 1]);
+                pattern.Append('\\').Append(_text[_pos + 1]);
                 _pos += 2;
-                escapedEnd = true;
+                trailingStar = false;
                 continue;
             }
-            escapedEnd = false;
             if (c is '*' or '?')
             {
-                if (wildcardAt < 0)
-                {
-                    wildcardAt = _pos;
-                }
-                if (c == '?' || (_pos + 1 < _text.Length && !IsWordEnd(_text[_pos + 1])))
-                {
-                    throw Error(_pos, "wildcards are supported only at the end of a term", "a term ending in '*'");
-                }
+                wildcards++;
             }
+            trailingStar = c == '*';
             sb.Append(c);
+            pattern.Append(c);
             _pos++;
         }
         var word = sb.ToString();
@@ -391,7 +428,7 @@ public sealed class QueryParser
         {
             throw Error(start, "empty term", ClauseExpected);
         }
-        if (wildcardAt >= 0 && !escapedEnd && word.EndsWith('*'))
+        if (wildcards == 1 && trailingStar)
         {
             var prefix = word[..^1];
             if (prefix.Length == 0 && field is null)
@@ -399,6 +436,10 @@ public sealed class QueryParser
                 return MatchAllNode.Instance;
             }
             return new PrefixNode(field, prefix.ToLowerInvariant());
+        }
+        if (wildcards > 0)
+        {
+            return new WildcardNode(field, pattern.ToString().ToLowerInvariant());
         }
         var runs = Tokenizer.Runs(word);
         if (runs.Count == 0)

@@ -23,6 +23,8 @@ internal static class BlockQuery
         TermNode term => Text(term.Field, [term.Token], exactFromPostings: true, text => Tokenizer.ContainsToken(text, term.Token), rows, segment),
         PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment, phrase.Tokens),
         PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment),
+        WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TokenPattern.For(wildcard).Matches, rows, segment),
+        RegexNode regex => Text(regex.Field, [], exactFromPostings: false, TokenPattern.For(regex).Matches, rows, segment),
         ExistsNode exists => Exists(exists.Field, rows),
         RangeNode range => Range(RangeMatcher.Create(range, now), range.Field, rows),
         AndNode and => And(and, rows, segment, now),

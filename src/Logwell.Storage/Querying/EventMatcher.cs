@@ -20,6 +20,8 @@ public static class EventMatcher
         TermNode term => Text(term.Field, text => Tokenizer.ContainsToken(text, term.Token)),
         PhraseNode phrase => Text(phrase.Field, text => Tokenizer.ContainsPhrase(text, phrase.Tokens)),
         PrefixNode prefix => Text(prefix.Field, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix)),
+        WildcardNode wildcard => Text(wildcard.Field, text => TokenPattern.For(wildcard).Matches(text)),
+        RegexNode regex => Text(regex.Field, text => TokenPattern.For(regex).Matches(text)),
         ExistsNode exists => Exists(exists.Field),
         RangeNode range => Range(RangeMatcher.Create(range, now), range.Field),
         AndNode and => Predicates.All([.. and.Children.Select(c => Compile(c, now))]),
