@@ -103,6 +103,52 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task StructuredFiltersNarrowTheQueryAndBadOnesAreRefused()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var http = node.Http;
+        await IngestAsync(http, "default", string.Join('\n',
+            "{\"@t\":\"2026-11-20T10:00:00Z\",\"message\":\"payment failed\",\"level\":\"ERROR\",\"status\":502,\"user\":\"bob\"}",
+            "{\"@t\":\"2026-11-20T10:01:00Z\",\"message\":\"payment retried\",\"level\":\"WARN\",\"status\":503}",
+            "{\"@t\":\"2026-11-20T10:02:00Z\",\"message\":\"payment ok\",\"level\":\"INFO\",\"status\":200,\"user\":\"alice\"}") + "\n");
+
+        async Task<string[]> Messages(string q, string filters)
+        {
+            var (status, found) = await SendAsync(http, HttpMethod.Get, $"/api/v1/search?q={Uri.EscapeDataString(q)}&filters={Uri.EscapeDataString(filters)}");
+            Assert.Equal(HttpStatusCode.OK, status);
+            return [.. found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()!)];
+        }
+
+        Assert.Equal(["payment retried", "payment failed"], await Messages("payment", "[{\"field\":\"status\",\"op\":\"between\",\"value\":[500,599]}]"));
+        Assert.Equal(["payment failed"], await Messages("", "[{\"field\":\"status\",\"op\":\"gte\",\"value\":500},{\"field\":\"user\",\"op\":\"exists\"}]"));
+        Assert.Equal(["payment ok"], await Messages("payment", "[{\"field\":\"level\",\"op\":\"is\",\"value\":\"INFO\"}]"));
+        Assert.Equal(["payment retried", "payment failed"], await Messages("payment", "[{\"field\":\"user\",\"op\":\"not_contains\",\"value\":\"LIC\"}]"));
+        Assert.Equal(["payment failed"], await Messages("payment", "[{\"field\":\"@timestamp\",\"op\":\"lt\",\"value\":\"2026-11-20T10:01:00Z\"}]"));
+
+        // In a POST body the filters are a JSON array, not a string.
+        var (postStatus, posted) = await SendAsync(http, HttpMethod.Post, "/api/v1/search",
+            new StringContent("{\"q\":\"payment\",\"filters\":[{\"field\":\"level\",\"op\":\"is_not\",\"value\":\"INFO\"}]}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, postStatus);
+        Assert.Equal(2, posted.GetProperty("hits").GetArrayLength());
+
+        foreach (var (filters, error) in new[]
+        {
+            ("{\"field\":\"a\"}", "'filters' must be a JSON array"),
+            ("[{\"field\":\"a\",\"op\":\"like\",\"value\":1}]", "filters[0]: 'op' must be one of"),
+            ("[{\"field\":\"status\",\"op\":\"gt\"}, {\"field\":\"x\",\"op\":\"between\",\"value\":[1]}]", "filters[0]: 'gt' needs"),
+            ("[{\"op\":\"exists\"}]", "filters[0]: \"field\" must be a field name"),
+            ("[{\"field\":\"t\",\"op\":\"gt\",\"value\":\"soon\"}]", "filters[0]: 'soon' is not a time"),
+            ("[1,", "'filters' is not JSON"),
+        })
+        {
+            var (status, body) = await SendAsync(http, HttpMethod.Get, $"/api/v1/search?q=payment&filters={Uri.EscapeDataString(filters)}");
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.StartsWith(error, body.GetProperty("error").GetString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task GzipBodiesAndPlainTextAreAccepted()
     {
         using var dir = new TempDirectory();

@@ -23,12 +23,12 @@ internal static class SearchEndpoints
         routes.MapPost("/api/v1/search", SearchFromBodyAsync).WithMetadata(Permission.Search);
     }
 
-    private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor, string? TrackTotalHits);
+    private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor, string? TrackTotalHits, string? Filters);
 
     private static Task SearchFromQueryAsync(HttpContext context)
     {
         var q = context.Request.Query;
-        return SearchAsync(context, new SearchParameters(q["indexset"], q["q"], q["from"], q["to"], q["limit"], q["cursor"], q["track_total_hits"]));
+        return SearchAsync(context, new SearchParameters(q["indexset"], q["q"], q["from"], q["to"], q["limit"], q["cursor"], q["track_total_hits"], q["filters"]));
     }
 
     private static async Task SearchFromBodyAsync(HttpContext context)
@@ -52,7 +52,7 @@ internal static class SearchEndpoints
             JsonValueKind.Null => null,
             _ => value.GetRawText(),
         } : null;
-        await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"), Read("track_total_hits"))).ConfigureAwait(false);
+        await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"), Read("track_total_hits"), Read("filters"))).ConfigureAwait(false);
     }
 
     private static async Task SearchAsync(HttpContext context, SearchParameters parameters)
@@ -64,6 +64,16 @@ internal static class SearchEndpoints
         {
             await ErrorResponses.WriteAsync(context, 400, $"query error at position {queryError!.Position}: {queryError.Message}", queryError.Position, queryError.Expected).ConfigureAwait(false);
             return;
+        }
+        if (!StructuredFilters.TryParse(parameters.Filters, out var filters, out var filterError))
+        {
+            await ErrorResponses.WriteAsync(context, 400, filterError!).ConfigureAwait(false);
+            return;
+        }
+        if (filters.Count > 0)
+        {
+            // The filters narrow the query: every result satisfies them all.
+            query = query is MatchAllNode ? (filters.Count == 1 ? filters[0] : new AndNode(filters)) : new AndNode([query, .. filters]);
         }
         var now = DateTimeOffset.UtcNow;
         long? from = null;
