@@ -149,6 +149,46 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task HistogramCountsEveryIntervalOfTheWindow()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var http = node.Http;
+        // 10:00:10 and 10:00:50 error, 10:01:30 ok, 10:03:05 error: minutes 10:00 (2 errors), 10:01 (1 ok), 10:03 (1 error).
+        await IngestAsync(http, "default", string.Join('\n',
+            "{\"@t\":\"2026-11-20T10:00:10Z\",\"message\":\"error a\"}",
+            "{\"@t\":\"2026-11-20T10:00:50Z\",\"message\":\"error b\"}",
+            "{\"@t\":\"2026-11-20T10:01:30Z\",\"message\":\"ok\"}",
+            "{\"@t\":\"2026-11-20T10:03:05Z\",\"message\":\"error c\"}") + "\n");
+
+        var (status, body) = await SendAsync(http, HttpMethod.Get, "/api/v1/histogram?q=error&interval=1m&from=2026-11-20T10:00:00Z&to=2026-11-20T10:05:00Z");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(60_000, body.GetProperty("interval_ms").GetInt64());
+        Assert.Equal(3, body.GetProperty("total").GetInt64());
+        Assert.Equal([2L, 0, 0, 1, 0], body.GetProperty("buckets").EnumerateArray().Select(b => b.GetProperty("count").GetInt64()));
+        Assert.Equal("2026-11-20T10:03:00.0000000Z", body.GetProperty("buckets")[3].GetProperty("t").GetString());
+
+        // Without a window or an interval: the data's own span, in round intervals of at most 60 bars.
+        (status, body) = await SendAsync(http, HttpMethod.Get, "/api/v1/histogram");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(5_000, body.GetProperty("interval_ms").GetInt64());
+        Assert.Equal(4, body.GetProperty("total").GetInt64());
+        Assert.Equal(4, body.GetProperty("buckets").EnumerateArray().Sum(b => b.GetProperty("count").GetInt64()));
+
+        foreach (var (url, error) in new[]
+        {
+            ("/api/v1/histogram?interval=5x", "'interval' must be auto"),
+            ("/api/v1/histogram?interval=1s&from=2026-11-01T00:00:00Z&to=2026-11-30T00:00:00Z", "an interval of 1s makes"),
+            ("/api/v1/histogram?q=(error", "query error at position 6"),
+        })
+        {
+            (status, body) = await SendAsync(http, HttpMethod.Get, url);
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.StartsWith(error, body.GetProperty("error").GetString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task GzipBodiesAndPlainTextAreAccepted()
     {
         using var dir = new TempDirectory();

@@ -55,20 +55,23 @@ internal static class SearchEndpoints
         await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"), Read("track_total_hits"), Read("filters"))).ConfigureAwait(false);
     }
 
-    private static async Task SearchAsync(HttpContext context, SearchParameters parameters)
+    /// <summary>What every search-like request names: the index set, the query with its filters, the time window.</summary>
+    internal sealed record Selection(IndexSetStore Store, QueryNode Query, long? From, long? To);
+
+    /// <summary>Reads the selection, or answers the client's mistake (400, 404) and returns null.</summary>
+    internal static async Task<Selection?> ReadSelectionAsync(HttpContext context, string? indexSetName, string? q, string? filterJson, string? fromText, string? toText)
     {
-        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
         var engine = context.RequestServices.GetEngine();
-        var indexSet = string.IsNullOrEmpty(parameters.IndexSet) ? IndexSetName.Default : parameters.IndexSet;
-        if (!QueryParser.TryParse(parameters.Query, out var query, out var queryError))
+        var indexSet = string.IsNullOrEmpty(indexSetName) ? IndexSetName.Default : indexSetName;
+        if (!QueryParser.TryParse(q, out var query, out var queryError))
         {
             await ErrorResponses.WriteAsync(context, 400, $"query error at position {queryError!.Position}: {queryError.Message}", queryError.Position, queryError.Expected).ConfigureAwait(false);
-            return;
+            return null;
         }
-        if (!StructuredFilters.TryParse(parameters.Filters, out var filters, out var filterError))
+        if (!StructuredFilters.TryParse(filterJson, out var filters, out var filterError))
         {
             await ErrorResponses.WriteAsync(context, 400, filterError!).ConfigureAwait(false);
-            return;
+            return null;
         }
         if (filters.Count > 0)
         {
@@ -78,27 +81,42 @@ internal static class SearchEndpoints
         var now = DateTimeOffset.UtcNow;
         long? from = null;
         long? to = null;
-        if (!string.IsNullOrEmpty(parameters.From))
+        if (!string.IsNullOrEmpty(fromText))
         {
-            if (!TimeExpression.TryParse(parameters.From, now, out var value, out var timeError))
+            if (!TimeExpression.TryParse(fromText, now, out var value, out var timeError))
             {
                 await ErrorResponses.WriteAsync(context, 400, $"bad 'from': {timeError}").ConfigureAwait(false);
-                return;
+                return null;
             }
             from = value.UtcTicks;
         }
-        if (!string.IsNullOrEmpty(parameters.To))
+        if (!string.IsNullOrEmpty(toText))
         {
-            if (!TimeExpression.TryParse(parameters.To, now, out var value, out var timeError))
+            if (!TimeExpression.TryParse(toText, now, out var value, out var timeError))
             {
                 await ErrorResponses.WriteAsync(context, 400, $"bad 'to': {timeError}").ConfigureAwait(false);
-                return;
+                return null;
             }
             to = value.UtcTicks;
         }
         if (from is not null && to is not null && from > to)
         {
             await ErrorResponses.WriteAsync(context, 400, "'from' is after 'to'").ConfigureAwait(false);
+            return null;
+        }
+        if (!engine.TryGet(indexSet, out var store))
+        {
+            await ErrorResponses.WriteAsync(context, 404, $"index set '{indexSet}' does not exist").ConfigureAwait(false);
+            return null;
+        }
+        return new Selection(store, query, from, to);
+    }
+
+    private static async Task SearchAsync(HttpContext context, SearchParameters parameters)
+    {
+        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
+        if (await ReadSelectionAsync(context, parameters.IndexSet, parameters.Query, parameters.Filters, parameters.From, parameters.To).ConfigureAwait(false) is not var (store, query, from, to))
+        {
             return;
         }
         var limit = options.DefaultSearchLimit;
@@ -135,12 +153,6 @@ internal static class SearchEndpoints
             }
             after = position;
         }
-        if (!engine.TryGet(indexSet, out var store))
-        {
-            await ErrorResponses.WriteAsync(context, 404, $"index set '{indexSet}' does not exist").ConfigureAwait(false);
-            return;
-        }
-
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         timeout.CancelAfter(TimeSpan.FromSeconds(options.SearchTimeoutSeconds));
         var started = TimeProvider.System.GetTimestamp();

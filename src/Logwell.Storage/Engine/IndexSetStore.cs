@@ -630,6 +630,28 @@ public sealed class IndexSetStore : IAsyncDisposable
         return new IndexSetInfo(Name, Settings.RetentionDays, Settings.Created, events, bytes, state.Segments.Count);
     }
 
+    /// <summary>The earliest and latest event times held, or null when the index set is empty.</summary>
+    public (long Min, long Max)? TimeBounds()
+    {
+        var state = _state;
+        long min = long.MaxValue, max = long.MinValue;
+        foreach (var segment in state.Segments)
+        {
+            min = Math.Min(min, segment.Info.MinTime);
+            max = Math.Max(max, segment.Info.MaxTime);
+        }
+        foreach (var table in state.Frozen.Append(state.Active))
+        {
+            var snapshot = table.Snapshot();
+            if (snapshot.Count > 0)
+            {
+                min = Math.Min(min, snapshot.MinTime);
+                max = Math.Max(max, snapshot.MaxTime);
+            }
+        }
+        return min <= max ? (min, max) : null;
+    }
+
     /// <summary>Searches segments and memory tables together, newest first.</summary>
     public SearchResult Search(SearchRequest request, CancellationToken cancellationToken = default)
     {

@@ -1,0 +1,138 @@
+using System.Globalization;
+using System.Text.Json;
+using Logwell.Server.Hosting;
+using Logwell.Server.Security;
+using Logwell.Storage.Engine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Logwell.Server.Api;
+
+/// <summary>
+/// <c>GET /api/v1/histogram</c>: how many events match per interval of the window, every interval listed (empty ones
+/// as 0), for the chart above the hits. The interval is given (<c>30s</c>, <c>5m</c>, <c>1h</c>, <c>1d</c>) or picked
+/// for about 60 bars (<c>auto</c>, the default).
+/// </summary>
+internal static class HistogramEndpoints
+{
+    /// <summary>Most intervals one answer lists.</summary>
+    public const int MaxBuckets = 10_000;
+
+    private static readonly TimeSpan[] NiceIntervals =
+    [
+        TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30),
+        TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(30),
+        TimeSpan.FromHours(1), TimeSpan.FromHours(3), TimeSpan.FromHours(6), TimeSpan.FromHours(12),
+        TimeSpan.FromDays(1), TimeSpan.FromDays(7), TimeSpan.FromDays(30),
+    ];
+
+    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/histogram", HistogramAsync).WithMetadata(Permission.Search);
+
+    private static async Task HistogramAsync(HttpContext context)
+    {
+        var q = context.Request.Query;
+        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], q["q"], q["filters"], q["from"], q["to"]).ConfigureAwait(false) is not var (store, query, fromTicks, toTicks))
+        {
+            return;
+        }
+        // An open end of the window is where the data ends.
+        var bounds = store.TimeBounds();
+        var from = fromTicks ?? bounds?.Min ?? DateTimeOffset.UtcNow.UtcTicks;
+        var to = toTicks ?? (bounds is { } b ? b.Max + 1 : from + 1);
+        if (to <= from)
+        {
+            to = from + 1;
+        }
+        var intervalText = q["interval"].ToString();
+        long interval;
+        if (string.IsNullOrEmpty(intervalText) || intervalText == "auto")
+        {
+            interval = AutoInterval(to - from);
+        }
+        else if (!TryParseInterval(intervalText, out interval))
+        {
+            await ErrorResponses.WriteAsync(context, 400, "'interval' must be auto or a number with s, m, h or d, such as 30s or 5m").ConfigureAwait(false);
+            return;
+        }
+        var first = from - Mod(from, interval);
+        var buckets = (to - 1 - first) / interval + 1;
+        if (buckets > MaxBuckets)
+        {
+            await ErrorResponses.WriteAsync(context, 400, $"an interval of {intervalText} makes {buckets} bars over this window; at most {MaxBuckets}: widen the interval or narrow the window").ConfigureAwait(false);
+            return;
+        }
+
+        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        timeout.CancelAfter(TimeSpan.FromSeconds(options.SearchTimeoutSeconds));
+        HistogramResult result;
+        try
+        {
+            var request = new SearchRequest(query, from, to);
+            result = await Task.Run(() => store.Histogram(request, interval, timeout.Token), timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"histogram took longer than {options.SearchTimeoutSeconds} s: narrow the time range or the query").ConfigureAwait(false);
+            return;
+        }
+
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        writer.WriteString("from", JsonOutput.FormatTime(from));
+        writer.WriteString("to", JsonOutput.FormatTime(to));
+        writer.WriteNumber("interval_ms", interval / TimeSpan.TicksPerMillisecond);
+        writer.WriteNumber("total", result.Total);
+        writer.WriteStartArray("buckets");
+        for (var i = 0L; i < buckets; i++)
+        {
+            var start = first + i * interval;
+            writer.WriteStartObject();
+            writer.WriteString("t", JsonOutput.FormatTime(start));
+            writer.WriteNumber("count", result.Counts.GetValueOrDefault(start));
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>The smallest round interval that draws the window in at most 60 bars.</summary>
+    internal static long AutoInterval(long windowTicks)
+    {
+        foreach (var interval in NiceIntervals)
+        {
+            if (windowTicks / interval.Ticks <= 60)
+            {
+                return interval.Ticks;
+            }
+        }
+        // Beyond 60 months: whole multiples of 30 days.
+        var month = NiceIntervals[^1].Ticks;
+        return ((windowTicks / 60 / month) + 1) * month;
+    }
+
+    private static bool TryParseInterval(string text, out long ticks)
+    {
+        ticks = 0;
+        if (text.Length < 2 || !long.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n <= 0 || n > 100_000)
+        {
+            return false;
+        }
+        ticks = text[^1] switch
+        {
+            's' => n * TimeSpan.TicksPerSecond,
+            'm' => n * TimeSpan.TicksPerMinute,
+            'h' => n * TimeSpan.TicksPerHour,
+            'd' => n * TimeSpan.TicksPerDay,
+            _ => 0,
+        };
+        return ticks > 0;
+    }
+
+    private static long Mod(long value, long interval) => ((value % interval) + interval) % interval;
+}
