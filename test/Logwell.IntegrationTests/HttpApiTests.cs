@@ -189,6 +189,38 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task FieldsListTypesAndTopValuesOfTheMatchingEvents()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var http = node.Http;
+        var lines = Enumerable.Range(0, 12).Select(i =>
+            $"{{\"@t\":\"2026-11-20T10:00:{i:00}Z\",\"message\":\"{(i < 10 ? "request" : "other")}\",\"host\":\"web-{i % 3}\",\"status\":{(i % 4 == 0 ? "\"n/a\"" : "200")},\"tags\":[1,2]{(i == 0 ? ",\"rare\":true" : "")}}}");
+        await IngestAsync(http, "default", string.Join('\n', lines) + "\n");
+
+        var (status, body) = await SendAsync(http, HttpMethod.Get, "/api/v1/fields?q=request");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(10, body.GetProperty("events").GetInt32());
+        Assert.False(body.GetProperty("sampled").GetBoolean());
+        var fields = body.GetProperty("fields").EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!);
+        Assert.Equal(["host", "status", "tags", "rare"], fields.Keys);
+        Assert.Equal(10, fields["host"].GetProperty("count").GetInt32());
+        // Events 0-9: web-0 at 0,3,6,9; web-1 at 1,4,7; web-2 at 2,5,8.
+        Assert.Equal([("web-0", 4), ("web-1", 3), ("web-2", 3)],
+            fields["host"].GetProperty("top").EnumerateArray().Select(v => (v.GetProperty("value").GetString(), v.GetProperty("count").GetInt32())));
+        Assert.Equal(["number", "string"], fields["status"].GetProperty("types").EnumerateArray().Select(t => t.GetString()));
+        Assert.Equal(["boolean"], fields["rare"].GetProperty("types").EnumerateArray().Select(t => t.GetString()));
+
+        (status, body) = await SendAsync(http, HttpMethod.Get, "/api/v1/fields?sample=5");
+        Assert.Equal(5, body.GetProperty("events").GetInt32());
+        Assert.True(body.GetProperty("sampled").GetBoolean());
+        Assert.Equal(12, body.GetProperty("total").GetInt64());
+
+        (status, body) = await SendAsync(http, HttpMethod.Get, "/api/v1/fields?sample=0");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+    }
+
+    [Fact]
     public async Task GzipBodiesAndPlainTextAreAccepted()
     {
         using var dir = new TempDirectory();

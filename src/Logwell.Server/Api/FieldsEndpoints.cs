@@ -1,0 +1,129 @@
+using System.Globalization;
+using System.Text.Json;
+using Logwell.Core.Events;
+using Logwell.Server.Hosting;
+using Logwell.Server.Security;
+using Logwell.Storage.Engine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Logwell.Server.Api;
+
+/// <summary>
+/// <c>GET /api/v1/fields</c>: the fields of the matching events (the search page's sidebar): for each, how many events
+/// have it, the types of its values and its 5 most frequent values. Computed over the newest <c>sample</c> matches
+/// (10,000 unless asked); the answer says whether that was all of them.
+/// </summary>
+internal static class FieldsEndpoints
+{
+    public const int DefaultSample = 10_000;
+    public const int MaxSample = 100_000;
+    private const int TopValues = 5;
+    // Distinct values counted per field; past this, new values of a field are no longer tracked (counts stay exact
+    // for the ones that are).
+    private const int MaxTrackedValues = 10_000;
+
+    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/fields", FieldsAsync).WithMetadata(Permission.Search);
+
+    private sealed class FieldStats
+    {
+        public long Count;
+        public readonly SortedSet<string> Types = new(StringComparer.Ordinal);
+        public readonly Dictionary<string, long> Values = new(StringComparer.Ordinal);
+    }
+
+    private static async Task FieldsAsync(HttpContext context)
+    {
+        var q = context.Request.Query;
+        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], q["q"], q["filters"], q["from"], q["to"]).ConfigureAwait(false) is not var (store, query, from, to))
+        {
+            return;
+        }
+        var sample = DefaultSample;
+        var sampleText = q["sample"].ToString();
+        if (sampleText.Length > 0 && (!int.TryParse(sampleText, NumberStyles.None, CultureInfo.InvariantCulture, out sample) || sample < 1 || sample > MaxSample))
+        {
+            await ErrorResponses.WriteAsync(context, 400, $"'sample' must be a whole number from 1 to {MaxSample}").ConfigureAwait(false);
+            return;
+        }
+
+        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        timeout.CancelAfter(TimeSpan.FromSeconds(options.SearchTimeoutSeconds));
+        SearchResult result;
+        try
+        {
+            var request = new SearchRequest(query, from, to, null, sample);
+            result = await Task.Run(() => store.Search(request, timeout.Token), timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"fields took longer than {options.SearchTimeoutSeconds} s: narrow the time range or the query").ConfigureAwait(false);
+            return;
+        }
+
+        var fields = new Dictionary<string, FieldStats>(StringComparer.Ordinal);
+        foreach (var hit in result.Hits)
+        {
+            foreach (var field in hit.Fields)
+            {
+                if (!fields.TryGetValue(field.Name, out var stats))
+                {
+                    fields[field.Name] = stats = new FieldStats();
+                }
+                stats.Count++;
+                stats.Types.Add(TypeName(field.Value.Kind));
+                if (field.Value.SearchText is { } value && (stats.Values.Count < MaxTrackedValues || stats.Values.ContainsKey(value)))
+                {
+                    stats.Values[value] = stats.Values.GetValueOrDefault(value) + 1;
+                }
+            }
+        }
+
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        writer.WriteNumber("events", result.Hits.Count);
+        writer.WriteBoolean("sampled", result.Hits.Count < result.Total || !result.TotalIsExact);
+        writer.WriteNumber("total", result.Total);
+        writer.WriteBoolean("total_is_exact", result.TotalIsExact);
+        writer.WriteStartArray("fields");
+        foreach (var (name, stats) in fields.OrderByDescending(f => f.Value.Count).ThenBy(f => f.Key, StringComparer.Ordinal))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("name", name);
+            writer.WriteNumber("count", stats.Count);
+            writer.WriteStartArray("types");
+            foreach (var type in stats.Types)
+            {
+                writer.WriteStringValue(type);
+            }
+            writer.WriteEndArray();
+            writer.WriteStartArray("top");
+            foreach (var (value, count) in stats.Values.OrderByDescending(v => v.Value).ThenBy(v => v.Key, StringComparer.Ordinal).Take(TopValues))
+            {
+                writer.WriteStartObject();
+                writer.WriteString("value", value);
+                writer.WriteNumber("count", count);
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static string TypeName(FieldKind kind) => kind switch
+    {
+        FieldKind.String => "string",
+        FieldKind.Long or FieldKind.Double => "number",
+        FieldKind.True or FieldKind.False => "boolean",
+        FieldKind.Json => "array",
+        _ => "null",
+    };
+}
