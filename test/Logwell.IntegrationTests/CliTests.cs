@@ -34,6 +34,37 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task TailPrintsMatchingEventsUntilStopped()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[] { LogwellNode.LogwellDll, "tail", "level:ERROR" })
+        {
+            info.ArgumentList.Add(arg);
+        }
+        info.Environment["LOGWELL_URL"] = node.BaseAddress.ToString();
+        using var process = Process.Start(info)!;
+        try
+        {
+            // The tail may not be subscribed yet when the first events arrive: send until one shows.
+            var line = process.StandardOutput.ReadLineAsync();
+            for (var i = 0; !line.IsCompleted && i < 150; i++)
+            {
+                await HttpApiTests.IngestAsync(node.Http, "default", $"{{\"message\":\"disk full {i}\",\"level\":\"ERROR\",\"host\":\"db-1\"}}\n{{\"message\":\"fine\",\"level\":\"INFO\"}}\n");
+                await Task.WhenAny(line, Task.Delay(200));
+            }
+            Assert.True(line.IsCompleted, "tail printed nothing");
+            Assert.Matches(@"^\d{4}-\d\d-\d\dT\S+Z disk full \d+ level=ERROR host=db-1$", await line);
+        }
+        finally
+        {
+            process.Kill();
+            await process.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
     public async Task IndexSetsIngestAndSearchFromTheCommandLine()
     {
         using var dir = new TempDirectory();

@@ -221,6 +221,38 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task TailStreamsMatchingEventsAsTheyAreAcknowledged()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        using var tailClient = new HttpClient { BaseAddress = node.Http.BaseAddress, Timeout = TimeSpan.FromMinutes(1) };
+        using var response = await tailClient.GetAsync("/api/v1/tail?q=" + Uri.EscapeDataString("level:ERROR"), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        // The first comment says the subscription is in place: what is ingested from now on is streamed.
+        Assert.StartsWith(": tailing default", await reader.ReadLineAsync());
+
+        await IngestAsync(node.Http, "default", "{\"message\":\"first\",\"level\":\"ERROR\"}\n{\"message\":\"quiet\",\"level\":\"INFO\"}\n");
+        await IngestAsync(node.Http, "default", "{\"message\":\"second\",\"level\":\"ERROR\"}\n");
+        var messages = new List<string>();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (messages.Count < 2)
+        {
+            var line = await reader.ReadLineAsync(deadline.Token);
+            Assert.NotNull(line);
+            if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                messages.Add(JsonDocument.Parse(line["data: ".Length..]).RootElement.GetProperty("message").GetString()!);
+            }
+        }
+        Assert.Equal(["first", "second"], messages);
+
+        var (status, _) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/tail?q=" + Uri.EscapeDataString("(broken"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+    }
+
+    [Fact]
     public async Task GzipBodiesAndPlainTextAreAccepted()
     {
         using var dir = new TempDirectory();

@@ -45,6 +45,7 @@ public static class LogwellApp
         SearchEndpoints.Map(app);
         HistogramEndpoints.Map(app);
         FieldsEndpoints.Map(app);
+        TailEndpoints.Map(app);
         app.MapFallback(static context => ErrorResponses.WriteAsync(context, 404, $"no such endpoint: {context.Request.Method} {context.Request.Path}"))
             .WithMetadata(Permission.Public);
         return app;

@@ -32,6 +32,7 @@ public sealed class IndexSetStore : IAsyncDisposable
     private readonly SemaphoreSlim _frozenDrained = new(0, int.MaxValue);
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _stateLock = new();
+    private readonly List<TailSubscription> _tails = [];
     private readonly Task _writer;
     private readonly Task _flusher;
     private readonly Task _merger;
@@ -193,6 +194,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 _wal.Sync();
                 var active = _state.Active;
                 active.Add(added);
+                PublishToTails(added);
                 var full = active.Count >= _options.MemTableMaxEvents || active.Bytes >= _options.MemTableMaxBytes;
                 var asked = active.Count > 0 && batch.Exists(p => p.Rotate);
                 if (asked)
@@ -231,6 +233,52 @@ public sealed class IndexSetStore : IAsyncDisposable
                     _logger.LogError(rotateError, "Index set {Name}: cannot start a new write-ahead log file", Name);
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Follows the events of this index set as they are acknowledged (after their write-ahead log fsync). A subscriber
+    /// that lets more than <paramref name="capacity"/> batches wait is cut off.
+    /// </summary>
+    public TailSubscription Tail(int capacity = 256)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        var subscription = new TailSubscription(capacity, s =>
+        {
+            lock (_tails)
+            {
+                _tails.Remove(s);
+            }
+        });
+        lock (_tails)
+        {
+            if (_disposed)
+            {
+                subscription.Close();
+            }
+            else
+            {
+                _tails.Add(subscription);
+            }
+        }
+        return subscription;
+    }
+
+    private void PublishToTails(List<LogEvent> added)
+    {
+        TailSubscription[] tails;
+        lock (_tails)
+        {
+            if (_tails.Count == 0 || added.Count == 0)
+            {
+                return;
+            }
+            tails = [.. _tails];
+        }
+        var batch = added.ToArray();
+        foreach (var tail in tails)
+        {
+            tail.Offer(batch);
         }
     }
 
@@ -1019,6 +1067,14 @@ public sealed class IndexSetStore : IAsyncDisposable
         _disposed = true;
         _appends.Writer.TryComplete();
         await _writer.ConfigureAwait(false);
+        lock (_tails)
+        {
+            foreach (var tail in _tails)
+            {
+                tail.Close();
+            }
+            _tails.Clear();
+        }
         if (_state.Active.Count > 0)
         {
             RotateMemTable();

@@ -181,18 +181,7 @@ internal static class ClientCommands
             var root = doc.RootElement;
             foreach (var hit in root.GetProperty("hits").EnumerateArray())
             {
-                if (result.GetValue(json))
-                {
-                    Console.WriteLine(hit.GetRawText());
-                    continue;
-                }
-                var fields = hit.GetProperty("fields");
-                var extra = new StringBuilder();
-                foreach (var field in fields.EnumerateObject())
-                {
-                    extra.Append(' ').Append(field.Name).Append('=').Append(field.Value.ValueKind == JsonValueKind.String ? field.Value.GetString() : field.Value.GetRawText());
-                }
-                Console.WriteLine($"{hit.GetProperty("t").GetString()} {hit.GetProperty("message").GetString()}{extra}");
+                PrintHit(hit, result.GetValue(json));
             }
             if (!result.GetValue(json))
             {
@@ -204,6 +193,72 @@ internal static class ClientCommands
             return 0;
         }));
         return command;
+    }
+
+    public static Command Tail(Option<string> server)
+    {
+        var index = new Option<string>("--index") { Description = "index set to follow", DefaultValueFactory = _ => "default" };
+        var query = new Argument<string>("query") { Description = "only events matching this query, e.g. 'level:ERROR'", DefaultValueFactory = _ => "" };
+        var json = new Option<bool>("--json") { Description = "print each event as a JSON line" };
+        var command = new Command("tail", "Follow an index set: print matching events as they arrive, until Ctrl-C.") { index, query, json };
+        command.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            client.Timeout = Timeout.InfiniteTimeSpan;
+            var url = "api/v1/tail?indexset=" + Uri.EscapeDataString(result.GetValue(index)!) + "&q=" + Uri.EscapeDataString(result.GetValue(query) ?? "");
+            using var response = await client.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                (await ReadOrFailAsync(response, ct).ConfigureAwait(false)).Dispose();
+            }
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false));
+            string? eventName = null;
+            try
+            {
+                while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+                {
+                    if (line.StartsWith("event: ", StringComparison.Ordinal))
+                    {
+                        eventName = line["event: ".Length..];
+                    }
+                    else if (line.StartsWith("data: ", StringComparison.Ordinal))
+                    {
+                        using var data = JsonDocument.Parse(line["data: ".Length..]);
+                        if (eventName is not null)
+                        {
+                            throw new CliException($"tail ended: {data.RootElement.GetProperty("error").GetString()}");
+                        }
+                        PrintHit(data.RootElement, result.GetValue(json));
+                    }
+                    else if (line.Length == 0)
+                    {
+                        eventName = null;
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return 0;
+            }
+            throw new CliException("the node closed the tail");
+        }));
+        return command;
+    }
+
+    /// <summary>One hit as a line: its time, message and fields; or its JSON.</summary>
+    private static void PrintHit(JsonElement hit, bool json)
+    {
+        if (json)
+        {
+            Console.WriteLine(hit.GetRawText());
+            return;
+        }
+        var extra = new StringBuilder();
+        foreach (var field in hit.GetProperty("fields").EnumerateObject())
+        {
+            extra.Append(' ').Append(field.Name).Append('=').Append(field.Value.ValueKind == JsonValueKind.String ? field.Value.GetString() : field.Value.GetRawText());
+        }
+        Console.WriteLine($"{hit.GetProperty("t").GetString()} {hit.GetProperty("message").GetString()}{extra}");
     }
 
     private static async Task<JsonDocument> ReadOrFailAsync(HttpResponseMessage response, CancellationToken ct)

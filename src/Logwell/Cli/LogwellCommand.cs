@@ -19,6 +19,7 @@ internal static class LogwellCommand
             ClientCommands.IndexSets(server),
             ClientCommands.Ingest(server),
             ClientCommands.Search(server),
+            ClientCommands.Tail(server),
         };
         root.Options.Add(server);
         // serve shuts down through the host (flushes the engine); no forced exit after Ctrl-C.

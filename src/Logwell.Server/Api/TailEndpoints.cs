@@ -1,0 +1,97 @@
+using System.Buffers;
+using System.Text.Json;
+using Logwell.Server.Security;
+using Logwell.Storage.Querying;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Logwell.Server.Api;
+
+/// <summary>
+/// <c>GET /api/v1/tail</c>: Server-Sent Events, one <c>data:</c> line per matching event as soon as it is
+/// acknowledged. A comment line every 15 seconds keeps the connection alive. A client that reads too slowly is cut off
+/// with a final <c>event: dropped</c> rather than making the server hold events for it.
+/// </summary>
+internal static class TailEndpoints
+{
+    /// <summary>Acknowledged batches a tail client may have waiting before it is cut off.</summary>
+    public const int Capacity = 64;
+
+    private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
+
+    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/tail", TailAsync).WithMetadata(Permission.Search);
+
+    private static async Task TailAsync(HttpContext context)
+    {
+        var q = context.Request.Query;
+        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], q["q"], q["filters"], null, null).ConfigureAwait(false) is not var (store, query, _, _))
+        {
+            return;
+        }
+        var matches = EventMatcher.Compile(query, DateTimeOffset.UtcNow);
+        using var subscription = store.Tail(Capacity);
+        var aborted = context.RequestAborted;
+        context.Response.ContentType = "text/event-stream";
+        context.Response.Headers.CacheControl = "no-cache";
+        context.Response.Headers["X-Accel-Buffering"] = "no";
+        var body = context.Response.Body;
+        await body.WriteAsync(System.Text.Encoding.UTF8.GetBytes($": tailing {store.Name}\n\n"), aborted).ConfigureAwait(false);
+        await body.FlushAsync(aborted).ConfigureAwait(false);
+
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        await using var json = new Utf8JsonWriter(buffer, JsonOutput.WriterOptions);
+        try
+        {
+            while (true)
+            {
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+                wait.CancelAfter(KeepAlive);
+                bool more;
+                try
+                {
+                    more = await subscription.Batches.WaitToReadAsync(wait.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+                {
+                    await body.WriteAsync(": keep-alive\n\n"u8.ToArray(), aborted).ConfigureAwait(false);
+                    await body.FlushAsync(aborted).ConfigureAwait(false);
+                    continue;
+                }
+                if (!more)
+                {
+                    var end = subscription.Overflowed
+                        ? "event: dropped\ndata: {\"error\":\"this client read too slowly and was cut off; reconnect to go on\"}\n\n"
+                        : "event: end\ndata: {\"error\":\"the index set closed\"}\n\n";
+                    await body.WriteAsync(System.Text.Encoding.UTF8.GetBytes(end), aborted).ConfigureAwait(false);
+                    return;
+                }
+                buffer.Clear();
+                while (subscription.Batches.TryRead(out var batch))
+                {
+                    foreach (var evt in batch)
+                    {
+                        if (!matches(evt))
+                        {
+                            continue;
+                        }
+                        buffer.Write("data: "u8);
+                        json.Reset();
+                        JsonOutput.WriteHit(json, evt);
+                        await json.FlushAsync(aborted).ConfigureAwait(false);
+                        buffer.Write("\n\n"u8);
+                    }
+                }
+                if (buffer.WrittenCount > 0)
+                {
+                    await body.WriteAsync(buffer.WrittenMemory, aborted).ConfigureAwait(false);
+                    await body.FlushAsync(aborted).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException && aborted.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+    }
+}
