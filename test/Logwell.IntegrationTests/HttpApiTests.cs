@@ -253,6 +253,41 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task PipesAnswerWithATable()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var http = node.Http;
+        await IngestAsync(http, "default", string.Join('\n',
+            "{\"@t\":\"2026-11-20T10:00:00Z\",\"message\":\"req\",\"host\":\"a\",\"latency\":10}",
+            "{\"@t\":\"2026-11-20T10:00:30Z\",\"message\":\"req\",\"host\":\"a\",\"latency\":30}",
+            "{\"@t\":\"2026-11-20T10:01:10Z\",\"message\":\"req\",\"host\":\"b\",\"latency\":5}",
+            "{\"@t\":\"2026-11-20T10:02:00Z\",\"message\":\"other\",\"host\":\"b\"}") + "\n");
+
+        async Task<JsonElement> Table(string q, string extra = "")
+        {
+            var (status, body) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString(q) + extra);
+            Assert.Equal(HttpStatusCode.OK, status);
+            return body;
+        }
+        static string Rows(JsonElement table) => string.Join(";", table.GetProperty("rows").EnumerateArray().Select(r => string.Join(",", r.EnumerateArray().Select(c => c.ToString()))));
+
+        var stats = await Table("req | stats count() as n, avg(latency), max(latency) by host | sort by n desc");
+        Assert.Equal(["host", "n", "avg(latency)", "max(latency)"], stats.GetProperty("columns").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal("a,2,20,30;b,1,5,5", Rows(stats));
+        Assert.Equal("a,2,66.67", Rows(await Table("req | top 1 host")));
+        Assert.Equal("2026-11-20T10:00:00.0000000Z,2;2026-11-20T10:01:00.0000000Z,1;2026-11-20T10:02:00.0000000Z,0",
+            Rows(await Table("req | timechart span=1m count()", "&from=2026-11-20T10:00:00Z&to=2026-11-20T10:03:00Z")));
+        Assert.Equal("other;req", Rows(await Table("* | fields message | head 2")));
+
+        var (badStatus, bad) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("req | stats nope(x)"));
+        Assert.Equal(HttpStatusCode.BadRequest, badStatus);
+        Assert.Equal(6, bad.GetProperty("position").GetInt32());
+        (badStatus, bad) = await SendAsync(http, HttpMethod.Get, "/api/v1/histogram?q=" + Uri.EscapeDataString("req | stats count()"));
+        Assert.Equal(HttpStatusCode.BadRequest, badStatus);
+    }
+
+    [Fact]
     public async Task GzipBodiesAndPlainTextAreAccepted()
     {
         using var dir = new TempDirectory();

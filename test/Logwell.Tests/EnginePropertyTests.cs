@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using Logwell.Core.Events;
 using Logwell.Core.Query;
 using Logwell.Storage.Engine;
+using Logwell.Storage.Querying;
 
 namespace Logwell.Tests;
 
@@ -115,12 +116,58 @@ public sealed partial class EnginePropertyTests
                     .ToDictionary(g => g.Key, g => (long)g.Count());
                 Assert.Equal(expectedValues.OrderBy(p => p.Key), store.CountBy(new SearchRequest(query, from, to), field).Counts.OrderBy(p => p.Key));
             }
+            CheckPipes(store, query, from, to, matching);
+
             var hour = TimeSpan.TicksPerHour;
             var expectedHours = matching.GroupBy(e => e.Timestamp / hour * hour).ToDictionary(g => g.Key, g => (long)g.Count());
             var hours = store.Histogram(new SearchRequest(query, from, to), hour);
             Assert.Equal(expectedHours.OrderBy(p => p.Key), hours.Counts.OrderBy(p => p.Key));
         }
     }
+
+    private static void CheckPipes(IndexSetStore store, QueryNode query, long? from, long? to, List<LogEvent> matching)
+    {
+        var culture = System.Globalization.CultureInfo.InvariantCulture;
+        double? Status(LogEvent e) => e.TryGetField("status", out var v) && v.Kind == FieldKind.Long ? v.Long : null;
+        var stats = Assert.IsType<StatsStage>(Assert.Single(Parse("| stats count() as n, sum(status), min(status), max(status), p50(status), count_distinct(host) by level").Stages));
+        var table = PipelineRunner.Run(store, new Pipeline(query, [stats]), from, to, CancellationToken.None);
+        Assert.Equal(["level", "n", "sum(status)", "min(status)", "max(status)", "p50(status)", "count_distinct(host)"], table.Columns);
+        var expected = matching.Where(e => e.TryGetField("level", out _))
+            .GroupBy(e => { e.TryGetField("level", out var v); return v.Text!; })
+            .OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g =>
+            {
+                var statuses = g.Select(Status).Where(s => s is not null).Select(s => s!.Value).Order().ToList();
+                object? Or(Func<double> f) => statuses.Count == 0 ? null : f();
+                return new object?[]
+                {
+                    g.Key, (long)g.Count(), Or(statuses.Sum), Or(statuses.Min), Or(statuses.Max),
+                    Or(() => statuses[(int)Math.Ceiling(statuses.Count * 0.5) - 1]),
+                    (long)g.Select(e => e.TryGetField("host", out var h) ? h.Text : null).Where(h => h is not null).Distinct().Count(),
+                };
+            }).ToList();
+        Assert.Equal(expected.Select(r => string.Join("|", r.Select(c => Convert.ToString(c, culture)))), table.Rows.Select(r => string.Join("|", r.Select(c => Convert.ToString(c, culture)))));
+
+        var top = PipelineRunner.Run(store, new Pipeline(query, Parse("| top 3 host | sort by host asc").Stages), from, to, CancellationToken.None);
+        var expectedTop = matching.Where(e => e.TryGetField("host", out _)).GroupBy(e => { e.TryGetField("host", out var v); return v.Text!; })
+            .OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal).Take(3).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => $"{g.Key}={g.Count()}");
+        Assert.Equal(expectedTop, top.Rows.Select(r => $"{r[0]}={r[1]}"));
+
+        if (from is not null)
+        {
+            var chart = PipelineRunner.Run(store, new Pipeline(query, Parse("| timechart span=1h count()").Stages), from, to, CancellationToken.None);
+            var hour = TimeSpan.TicksPerHour;
+            var byHour = matching.GroupBy(e => e.Timestamp - e.Timestamp % hour).ToDictionary(g => g.Key, g => (long)g.Count());
+            foreach (var row in chart.Rows)
+            {
+                Assert.Equal(byHour.GetValueOrDefault(((DateTime)row[0]!).Ticks), (long)row[1]!);
+            }
+            Assert.Equal(matching.Count, chart.Rows.Sum(r => (long)r[1]!));
+        }
+    }
+
+    private static Pipeline Parse(string text) => PipelineParser.TryParse(text, out var pipeline, out var error) ? pipeline : throw new ArgumentException(error!.ToString());
 
     private static LogEvent RandomEvent(Random random)
     {

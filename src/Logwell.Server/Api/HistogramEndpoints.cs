@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Logwell.Core.Time;
 using Logwell.Server.Hosting;
 using Logwell.Server.Security;
 using Logwell.Storage.Engine;
@@ -20,14 +21,6 @@ internal static class HistogramEndpoints
 {
     /// <summary>Most intervals one answer lists.</summary>
     public const int MaxBuckets = 10_000;
-
-    private static readonly TimeSpan[] NiceIntervals =
-    [
-        TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30),
-        TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(30),
-        TimeSpan.FromHours(1), TimeSpan.FromHours(3), TimeSpan.FromHours(6), TimeSpan.FromHours(12),
-        TimeSpan.FromDays(1), TimeSpan.FromDays(7), TimeSpan.FromDays(30),
-    ];
 
     public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/histogram", HistogramAsync).WithMetadata(Permission.Search);
 
@@ -50,14 +43,14 @@ internal static class HistogramEndpoints
         long interval;
         if (string.IsNullOrEmpty(intervalText) || intervalText == "auto")
         {
-            interval = AutoInterval(to - from);
+            interval = Intervals.Auto(to - from);
         }
-        else if (!TryParseInterval(intervalText, out interval))
+        else if (!Intervals.TryParse(intervalText, out interval))
         {
             await ErrorResponses.WriteAsync(context, 400, "'interval' must be auto or a number with s, m, h or d, such as 30s or 5m").ConfigureAwait(false);
             return;
         }
-        var first = from - Mod(from, interval);
+        var first = Intervals.Floor(from, interval);
         var buckets = (to - 1 - first) / interval + 1;
         if (buckets > MaxBuckets)
         {
@@ -101,38 +94,4 @@ internal static class HistogramEndpoints
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
-    /// <summary>The smallest round interval that draws the window in at most 60 bars.</summary>
-    internal static long AutoInterval(long windowTicks)
-    {
-        foreach (var interval in NiceIntervals)
-        {
-            if (windowTicks / interval.Ticks <= 60)
-            {
-                return interval.Ticks;
-            }
-        }
-        // Beyond 60 months: whole multiples of 30 days.
-        var month = NiceIntervals[^1].Ticks;
-        return ((windowTicks / 60 / month) + 1) * month;
-    }
-
-    private static bool TryParseInterval(string text, out long ticks)
-    {
-        ticks = 0;
-        if (text.Length < 2 || !long.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n <= 0 || n > 100_000)
-        {
-            return false;
-        }
-        ticks = text[^1] switch
-        {
-            's' => n * TimeSpan.TicksPerSecond,
-            'm' => n * TimeSpan.TicksPerMinute,
-            'h' => n * TimeSpan.TicksPerHour,
-            'd' => n * TimeSpan.TicksPerDay,
-            _ => 0,
-        };
-        return ticks > 0;
-    }
-
-    private static long Mod(long value, long interval) => ((value % interval) + interval) % interval;
 }

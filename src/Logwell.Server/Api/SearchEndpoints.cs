@@ -6,6 +6,7 @@ using Logwell.Core.Time;
 using Logwell.Server.Hosting;
 using Logwell.Server.Security;
 using Logwell.Storage.Engine;
+using Logwell.Storage.Querying;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -56,18 +57,28 @@ internal static class SearchEndpoints
     }
 
     /// <summary>What every search-like request names: the index set, the query with its filters, the time window.</summary>
-    internal sealed record Selection(IndexSetStore Store, QueryNode Query, long? From, long? To);
+    internal sealed record Selection(IndexSetStore Store, QueryNode Query, long? From, long? To)
+    {
+        /// <summary>The stages after <c>|</c> (only the search runs them).</summary>
+        public IReadOnlyList<PipeStage> Stages { get; init; } = [];
+    }
 
     /// <summary>Reads the selection, or answers the client's mistake (400, 404) and returns null.</summary>
-    internal static async Task<Selection?> ReadSelectionAsync(HttpContext context, string? indexSetName, string? q, string? filterJson, string? fromText, string? toText)
+    internal static async Task<Selection?> ReadSelectionAsync(HttpContext context, string? indexSetName, string? q, string? filterJson, string? fromText, string? toText, bool pipesAllowed = false)
     {
         var engine = context.RequestServices.GetEngine();
         var indexSet = string.IsNullOrEmpty(indexSetName) ? IndexSetName.Default : indexSetName;
-        if (!QueryParser.TryParse(q, out var query, out var queryError))
+        if (!PipelineParser.TryParse(q, out var pipeline, out var queryError))
         {
             await ErrorResponses.WriteAsync(context, 400, $"query error at position {queryError!.Position}: {queryError.Message}", queryError.Position, queryError.Expected).ConfigureAwait(false);
             return null;
         }
+        if (pipeline.Stages.Count > 0 && !pipesAllowed)
+        {
+            await ErrorResponses.WriteAsync(context, 400, "pipes ('| stats ...') are for /api/v1/search; this endpoint takes a query alone").ConfigureAwait(false);
+            return null;
+        }
+        var query = pipeline.Query;
         if (!StructuredFilters.TryParse(filterJson, out var filters, out var filterError))
         {
             await ErrorResponses.WriteAsync(context, 400, filterError!).ConfigureAwait(false);
@@ -109,14 +120,20 @@ internal static class SearchEndpoints
             await ErrorResponses.WriteAsync(context, 404, $"index set '{indexSet}' does not exist").ConfigureAwait(false);
             return null;
         }
-        return new Selection(store, query, from, to);
+        return new Selection(store, query, from, to) { Stages = pipeline.Stages };
     }
 
     private static async Task SearchAsync(HttpContext context, SearchParameters parameters)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        if (await ReadSelectionAsync(context, parameters.IndexSet, parameters.Query, parameters.Filters, parameters.From, parameters.To).ConfigureAwait(false) is not var (store, query, from, to))
+        var selection = await ReadSelectionAsync(context, parameters.IndexSet, parameters.Query, parameters.Filters, parameters.From, parameters.To, pipesAllowed: true).ConfigureAwait(false);
+        if (selection is not var (store, query, from, to))
         {
+            return;
+        }
+        if (selection.Stages.Count > 0)
+        {
+            await RunPipelineAsync(context, options, selection).ConfigureAwait(false);
             return;
         }
         var limit = options.DefaultSearchLimit;
@@ -210,6 +227,77 @@ internal static class SearchEndpoints
         {
             writer.WriteString("next_cursor", nextCursor);
         }
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>A query with pipes: the table its stages make, as <c>{"columns", "rows"}</c>.</summary>
+    private static async Task RunPipelineAsync(HttpContext context, LogwellOptions options, Selection selection)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        timeout.CancelAfter(TimeSpan.FromSeconds(options.SearchTimeoutSeconds));
+        var started = TimeProvider.System.GetTimestamp();
+        ResultTable table;
+        try
+        {
+            var pipeline = new Pipeline(selection.Query, selection.Stages);
+            table = await Task.Run(() => PipelineRunner.Run(selection.Store, pipeline, selection.From, selection.To, timeout.Token), timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"search took longer than {options.SearchTimeoutSeconds} s: narrow the time range or the query").ConfigureAwait(false);
+            return;
+        }
+        catch (ArgumentException e)
+        {
+            await ErrorResponses.WriteAsync(context, 400, e.Message).ConfigureAwait(false);
+            return;
+        }
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        writer.WriteStartArray("columns");
+        foreach (var column in table.Columns)
+        {
+            writer.WriteStringValue(column);
+        }
+        writer.WriteEndArray();
+        writer.WriteStartArray("rows");
+        foreach (var row in table.Rows)
+        {
+            writer.WriteStartArray();
+            foreach (var cell in row)
+            {
+                switch (cell)
+                {
+                    case null:
+                        writer.WriteNullValue();
+                        break;
+                    case long n:
+                        writer.WriteNumberValue(n);
+                        break;
+                    case double d when double.IsFinite(d):
+                        writer.WriteNumberValue(d);
+                        break;
+                    case double:
+                        writer.WriteNullValue();
+                        break;
+                    case bool b:
+                        writer.WriteBooleanValue(b);
+                        break;
+                    case DateTime t:
+                        writer.WriteStringValue(JsonOutput.FormatTime(t.Ticks));
+                        break;
+                    default:
+                        writer.WriteStringValue(Convert.ToString(cell, CultureInfo.InvariantCulture));
+                        break;
+                }
+            }
+            writer.WriteEndArray();
+        }
+        writer.WriteEndArray();
+        writer.WriteBoolean("truncated", table.Truncated);
+        writer.WriteNumber("took_ms", Math.Round(TimeProvider.System.GetElapsedTime(started).TotalMilliseconds, 3));
         writer.WriteEndObject();
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }

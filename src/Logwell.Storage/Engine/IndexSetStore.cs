@@ -955,7 +955,7 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// needed column is decoded), other rows of blocks to <paramref name="matchingRow"/>, events in memory to
     /// <paramref name="matching"/>.
     /// </summary>
-    private void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int> matchingRow)
+    internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int> matchingRow)
     {
         var now = _time.GetUtcNow();
         var matcher = EventMatcher.Compile(request.Query, now);

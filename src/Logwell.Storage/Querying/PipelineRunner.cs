@@ -1,0 +1,347 @@
+using System.Globalization;
+using Logwell.Core.Events;
+using Logwell.Core.Query;
+using Logwell.Core.Time;
+using Logwell.Storage.Engine;
+using Logwell.Storage.Segments;
+
+namespace Logwell.Storage.Querying;
+
+/// <summary>The table a pipeline produces: named columns, rows of strings, numbers or nulls.</summary>
+public sealed record ResultTable(IReadOnlyList<string> Columns, IReadOnlyList<object?[]> Rows, bool Truncated);
+
+/// <summary>
+/// Runs a query's pipe stages over an index set. <c>stats</c>, <c>timechart</c>, <c>top</c> and <c>rare</c> visit every
+/// match (reading only the columns they name); without one of them the table starts as the newest matching events
+/// (at most <see cref="PipelineParser.MaxRows"/>). <c>fields</c>, <c>sort</c> and <c>head</c> then shape the table.
+/// </summary>
+public static class PipelineRunner
+{
+    private const int MaxSeries = 20;
+
+    public static ResultTable Run(IndexSetStore store, Pipeline pipeline, long? from, long? to, CancellationToken cancellationToken)
+    {
+        var request = new SearchRequest(pipeline.Query, from, to);
+        var stages = pipeline.Stages;
+        ResultTable table;
+        var rest = 1;
+        switch (stages[0])
+        {
+            case StatsStage stats:
+                table = Stats(store, request, stats, cancellationToken);
+                break;
+            case TopStage top:
+                table = Top(store, request, top, cancellationToken);
+                break;
+            case TimechartStage chart:
+                table = Timechart(store, request, chart, cancellationToken);
+                break;
+            default:
+                table = Events(store, request with { Limit = PipelineParser.MaxRows }, cancellationToken);
+                rest = 0;
+                break;
+        }
+        foreach (var stage in stages.Skip(rest))
+        {
+            table = stage switch
+            {
+                FieldsStage fields => Project(table, fields.Columns),
+                SortStage sort => Sort(table, sort),
+                HeadStage head => table with { Rows = [.. table.Rows.Take(head.Count)] },
+                _ => throw new InvalidOperationException($"stage {stage} must come first"),
+            };
+        }
+        return table;
+    }
+
+    /// <summary>A matching event as the aggregations see it: its time and its fields by name.</summary>
+    private readonly struct Row(LogEvent? evt, BlockRows? rows, int row)
+    {
+        public long Time => evt?.Timestamp ?? rows!.Timestamps[row];
+
+        public FieldValue Get(string name)
+        {
+            if (evt is not null)
+            {
+                if (evt.TryGetField(name, out var value))
+                {
+                    return value;
+                }
+                return string.Equals(name, EventMatcher.MessageField, StringComparison.Ordinal) ? FieldValue.FromString(evt.Message) : default;
+            }
+            if (rows!.Field(name) is { } values)
+            {
+                return values[row];
+            }
+            return string.Equals(name, EventMatcher.MessageField, StringComparison.Ordinal) ? FieldValue.FromString(rows.Message(row)) : default;
+        }
+    }
+
+    private static void Visit(IndexSetStore store, SearchRequest request, CancellationToken cancellationToken, Action<Row> visit) =>
+        store.Scan(request, cancellationToken,
+            rows =>
+            {
+                for (var i = 0; i < rows.Count; i++)
+                {
+                    visit(new Row(null, rows, i));
+                }
+            },
+            evt => visit(new Row(evt, null, 0)),
+            (rows, i) => visit(new Row(null, rows, i)));
+
+    private sealed class Accumulator(Aggregation aggregation)
+    {
+        private long _count;
+        private double _sum;
+        private double _min = double.PositiveInfinity;
+        private double _max = double.NegativeInfinity;
+        private HashSet<string>? _distinct;
+        private List<double>? _values;
+
+        public void Add(Row row)
+        {
+            if (aggregation.Field is null)
+            {
+                _count++;
+                return;
+            }
+            var value = row.Get(aggregation.Field);
+            if (value.Kind is 0 or FieldKind.Null)
+            {
+                return;
+            }
+            switch (aggregation.Function)
+            {
+                case "count":
+                    _count++;
+                    return;
+                case "count_distinct":
+                    (_distinct ??= new HashSet<string>(StringComparer.Ordinal)).Add(value.SearchText!);
+                    return;
+            }
+            if (Number(value) is not { } number)
+            {
+                return;
+            }
+            _count++;
+            _sum += number;
+            _min = Math.Min(_min, number);
+            _max = Math.Max(_max, number);
+            if (aggregation.Function == "percentile")
+            {
+                (_values ??= []).Add(number);
+            }
+        }
+
+        public object? Result() => aggregation.Function switch
+        {
+            "count" => _count,
+            "count_distinct" => (long)(_distinct?.Count ?? 0),
+            _ when _count == 0 => null,
+            "sum" => _sum,
+            "avg" => _sum / _count,
+            "min" => _min,
+            "max" => _max,
+            "percentile" => Percentile(_values!, aggregation.Percentile),
+            _ => throw new InvalidOperationException($"unknown aggregation {aggregation.Function}"),
+        };
+
+        // Nearest rank: the smallest value with at least p% of the values at or below it.
+        private static double Percentile(List<double> values, int p)
+        {
+            values.Sort();
+            var rank = (int)Math.Ceiling(p / 100.0 * values.Count);
+            return values[Math.Clamp(rank - 1, 0, values.Count - 1)];
+        }
+    }
+
+    private static double? Number(FieldValue value) => value.Kind switch
+    {
+        FieldKind.Long => value.Long,
+        FieldKind.Double => value.Double,
+        FieldKind.String when double.TryParse(value.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) => d,
+        _ => null,
+    };
+
+    private static ResultTable Stats(IndexSetStore store, SearchRequest request, StatsStage stats, CancellationToken cancellationToken)
+    {
+        var groups = new Dictionary<string, (string[] Keys, Accumulator[] Accumulators)>(StringComparer.Ordinal);
+        var keys = new string[stats.By.Count];
+        Visit(store, request, cancellationToken, row =>
+        {
+            for (var i = 0; i < keys.Length; i++)
+            {
+                // Events without a by field are left out, as they have no group.
+                if (row.Get(stats.By[i]).SearchText is not { } key)
+                {
+                    return;
+                }
+                keys[i] = key;
+            }
+            var id = string.Join('\u0001', keys);
+            if (!groups.TryGetValue(id, out var group))
+            {
+                group = ([.. keys], [.. stats.Aggregations.Select(a => new Accumulator(a))]);
+                groups[id] = group;
+            }
+            foreach (var accumulator in group.Accumulators)
+            {
+                accumulator.Add(row);
+            }
+        });
+        if (groups.Count == 0 && stats.By.Count == 0)
+        {
+            groups[""] = ([], [.. stats.Aggregations.Select(a => new Accumulator(a))]);
+        }
+        var rows = groups.Values
+            .OrderBy(g => string.Join('\u0001', g.Keys), StringComparer.Ordinal)
+            .Select(g => g.Keys.Cast<object?>().Concat(g.Accumulators.Select(a => a.Result())).ToArray())
+            .ToList();
+        return Limit([.. stats.By, .. stats.Aggregations.Select(a => a.Name)], rows);
+    }
+
+    private static ResultTable Top(IndexSetStore store, SearchRequest request, TopStage top, CancellationToken cancellationToken)
+    {
+        var counts = store.CountBy(request, top.Field, cancellationToken);
+        var ordered = top.Rare
+            ? counts.Counts.OrderBy(c => c.Value).ThenBy(c => c.Key, StringComparer.Ordinal)
+            : counts.Counts.OrderByDescending(c => c.Value).ThenBy(c => c.Key, StringComparer.Ordinal);
+        var rows = ordered.Take(top.Count)
+            .Select(c => new object?[] { c.Key, c.Value, Math.Round(100.0 * c.Value / Math.Max(1, counts.Total), 2) })
+            .ToList();
+        return new ResultTable([top.Field, "count", "percent"], rows, false);
+    }
+
+    private static ResultTable Timechart(IndexSetStore store, SearchRequest request, TimechartStage chart, CancellationToken cancellationToken)
+    {
+        var bounds = store.TimeBounds();
+        var from = request.From ?? bounds?.Min ?? 0;
+        var to = request.To ?? (bounds is { } b ? b.Max + 1 : from + 1);
+        var span = chart.SpanTicks > 0 ? chart.SpanTicks : Intervals.Auto(Math.Max(1, to - from));
+        if ((to - from) / span > PipelineParser.MaxRows)
+        {
+            throw new ArgumentException($"span makes more than {PipelineParser.MaxRows} rows over this window: widen the span or narrow the window");
+        }
+        var cells = new Dictionary<(long Bucket, string Series), Accumulator>();
+        var seriesRows = new Dictionary<string, long>(StringComparer.Ordinal);
+        var name = chart.By is null ? chart.Aggregation.Name : null;
+        Visit(store, request with { From = from, To = to }, cancellationToken, row =>
+        {
+            var series = name;
+            if (series is null && row.Get(chart.By!).SearchText is not { } value)
+            {
+                return;
+            }
+            series ??= row.Get(chart.By!).SearchText!;
+            var bucket = Intervals.Floor(row.Time, span);
+            if (!cells.TryGetValue((bucket, series), out var accumulator))
+            {
+                cells[(bucket, series)] = accumulator = new Accumulator(chart.Aggregation);
+            }
+            accumulator.Add(row);
+            seriesRows[series] = seriesRows.GetValueOrDefault(series) + 1;
+        });
+        // The series with the most events, at most 20 of them.
+        var columns = seriesRows.OrderByDescending(s => s.Value).ThenBy(s => s.Key, StringComparer.Ordinal).Take(MaxSeries).Select(s => s.Key).ToList();
+        if (chart.By is null)
+        {
+            columns = [name!];
+        }
+        var rows = new List<object?[]>();
+        var empty = new Accumulator(chart.Aggregation).Result();
+        for (var bucket = Intervals.Floor(from, span); bucket < to; bucket += span)
+        {
+            var row = new object?[columns.Count + 1];
+            row[0] = new DateTime(bucket, DateTimeKind.Utc);
+            for (var c = 0; c < columns.Count; c++)
+            {
+                row[c + 1] = cells.TryGetValue((bucket, columns[c]), out var accumulator) ? accumulator.Result() : empty;
+            }
+            rows.Add(row);
+        }
+        return new ResultTable(["t", .. columns], rows, seriesRows.Count > columns.Count);
+    }
+
+    private static ResultTable Events(IndexSetStore store, SearchRequest request, CancellationToken cancellationToken)
+    {
+        var result = store.Search(request, cancellationToken);
+        var names = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var hit in result.Hits)
+        {
+            foreach (var field in hit.Fields)
+            {
+                if (seen.Add(field.Name))
+                {
+                    names.Add(field.Name);
+                }
+            }
+        }
+        var rows = result.Hits.Select(hit =>
+        {
+            var row = new object?[names.Count + 2];
+            row[0] = new DateTime(hit.Timestamp, DateTimeKind.Utc);
+            row[1] = hit.Message;
+            for (var i = 0; i < names.Count; i++)
+            {
+                row[i + 2] = hit.TryGetField(names[i], out var value) ? Cell(value) : null;
+            }
+            return row;
+        }).ToList();
+        return new ResultTable(["t", EventMatcher.MessageField, .. names], rows, result.Total > rows.Count);
+    }
+
+    private static object? Cell(FieldValue value) => value.Kind switch
+    {
+        FieldKind.Long => value.Long,
+        FieldKind.Double => value.Double,
+        FieldKind.True => true,
+        FieldKind.False => false,
+        FieldKind.String or FieldKind.Json => value.Text,
+        _ => null,
+    };
+
+    private static ResultTable Limit(List<string> columns, List<object?[]> rows) =>
+        new(columns, rows.Count > PipelineParser.MaxRows ? rows.GetRange(0, PipelineParser.MaxRows) : rows, rows.Count > PipelineParser.MaxRows);
+
+    private static ResultTable Project(ResultTable table, IReadOnlyList<string> columns)
+    {
+        var indexes = columns.Select(c => table.Columns.ToList().IndexOf(c)).ToArray();
+        var rows = table.Rows.Select(r => indexes.Select(i => i < 0 ? null : r[i]).ToArray()).ToList();
+        return new ResultTable([.. columns], rows, table.Truncated);
+    }
+
+    private static ResultTable Sort(ResultTable table, SortStage sort)
+    {
+        var index = table.Columns.ToList().IndexOf(sort.Column);
+        if (index < 0)
+        {
+            throw new ArgumentException($"'sort by {sort.Column}': the table has no such column (it has {string.Join(", ", table.Columns)})");
+        }
+        var comparer = Comparer<object?>.Create(CompareCells);
+        var rows = sort.Descending
+            ? table.Rows.OrderByDescending(r => r[index], comparer).ToList()
+            : table.Rows.OrderBy(r => r[index], comparer).ToList();
+        return table with { Rows = rows };
+    }
+
+    /// <summary>Numbers by value, before text; text in ordinal order; nulls first.</summary>
+    private static int CompareCells(object? a, object? b)
+    {
+        if (a is null || b is null)
+        {
+            return (a is null ? 0 : 1) - (b is null ? 0 : 1);
+        }
+        var x = a is long or double ? Convert.ToDouble(a, CultureInfo.InvariantCulture) : (double?)null;
+        var y = b is long or double ? Convert.ToDouble(b, CultureInfo.InvariantCulture) : (double?)null;
+        if (x is not null && y is not null)
+        {
+            return x.Value.CompareTo(y.Value);
+        }
+        if (x is not null || y is not null)
+        {
+            return x is not null ? -1 : 1;
+        }
+        return string.CompareOrdinal(Convert.ToString(a, CultureInfo.InvariantCulture), Convert.ToString(b, CultureInfo.InvariantCulture));
+    }
+}

@@ -1,0 +1,48 @@
+using Logwell.Core.Query;
+
+namespace Logwell.Tests;
+
+public sealed class PipelineParserTests
+{
+    private static Pipeline Parse(string text) => PipelineParser.TryParse(text, out var pipeline, out var error) ? pipeline : throw new ArgumentException(error!.ToString());
+
+    [Fact]
+    public void StagesAfterTheQuery()
+    {
+        var pipeline = Parse("level:ERROR || \"a | b\" | stats count() as n, avg(latency), p95(latency) by host, service | sort by n desc | head 5");
+        Assert.IsType<OrNode>(pipeline.Query);
+        Assert.Equal(3, pipeline.Stages.Count);
+        var stats = Assert.IsType<StatsStage>(pipeline.Stages[0]);
+        Assert.Equal([new Aggregation("count", null, "n"), new Aggregation("avg", "latency", "avg(latency)"), new Aggregation("percentile", "latency", "p95(latency)", 95)], stats.Aggregations);
+        Assert.Equal(["host", "service"], stats.By);
+        Assert.Equal(new SortStage("n", true), pipeline.Stages[1]);
+        Assert.Equal(new HeadStage(5), pipeline.Stages[2]);
+    }
+
+    [Fact]
+    public void TimechartTopRareAndFields()
+    {
+        Assert.Equal(new TimechartStage(5 * TimeSpan.TicksPerMinute, new Aggregation("count", null, "count()"), "host"), Parse("* | timechart span=5m count() by host").Stages[0]);
+        Assert.Equal(new TimechartStage(0, new Aggregation("count", null, "count()"), null), Parse("| timechart").Stages[0]);
+        Assert.Equal(new TopStage(3, "host", false), Parse("error | top 3 host").Stages[0]);
+        Assert.Equal(new TopStage(10, "path", true), Parse("error | rare path").Stages[0]);
+        Assert.Equal(["t", "host"], Assert.IsType<FieldsStage>(Parse("error | fields t, host").Stages[0]).Columns);
+        // A slash inside a regular expression and a pipe inside quotes are not stages.
+        Assert.Empty(Parse("path:/a|b/ \"x|y\"").Stages);
+    }
+
+    [Theory]
+    [InlineData("error | frobnicate", 8, "stats, timechart, top, rare, fields, sort or head")]
+    [InlineData("error |", 7, "stats, timechart, top, rare, fields, sort or head")]
+    [InlineData("error | stats avg()", 8, "avg(latency)")]
+    [InlineData("error | stats p100(x)", 8, "p1 to p99")]
+    [InlineData("error | head 5 | stats count()", 16, "sort, head or fields after the first stage")]
+    [InlineData("error | timechart span=7q count()", 8, "span=auto or a number with s, m, h or d, such as span=5m")]
+    [InlineData("(error | stats count()", 7, "')'")]
+    public void BadStagesReportTheirPosition(string text, int position, string expected)
+    {
+        Assert.False(PipelineParser.TryParse(text, out _, out var error));
+        Assert.Equal(position, error!.Position);
+        Assert.Equal(expected, error.Expected);
+    }
+}
