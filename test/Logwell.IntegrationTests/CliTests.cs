@@ -96,6 +96,16 @@ public sealed class CliTests
         Assert.Contains("plain text from stdin", stdout, StringComparison.Ordinal);
         Assert.Contains("1 shown of 1 matching", stderr, StringComparison.Ordinal);
 
+        // A pipe makes a table: aligned columns, numbers to the right.
+        (code, stdout, stderr) = await RunAsync(node, null, "search", "--index", "web", "500 | stats count() as errors by host | sort by errors desc | head 2");
+        Assert.True(code == 0, stderr);
+        // 25 errors, at i = 0, 100, ..., 2400, spread over the hosts web-(i % 7).
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Matches(@"^host\s+errors$", lines[0]);
+        var errorsByHost = Enumerable.Range(0, 25).Select(k => k * 100).GroupBy(i => $"web-{i % 7}").Select(g => (g.Key, g.Count()))
+            .OrderByDescending(g => g.Item2).ThenBy(g => g.Key, StringComparer.Ordinal).Take(2).ToList();
+        Assert.Equal(errorsByHost.Select(g => $"{g.Key}  {g.Item2,6}"), lines[1..]);
+
         (code, _, stderr) = await RunAsync(node, null, "search", "--index", "web", "\"unclosed");
         Assert.Equal(1, code);
         Assert.Contains("unclosed quote", stderr, StringComparison.Ordinal);

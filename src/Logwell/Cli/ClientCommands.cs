@@ -179,6 +179,11 @@ internal static class ClientCommands
             using var response = await client.GetAsync(url.ToString(), ct).ConfigureAwait(false);
             using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
             var root = doc.RootElement;
+            if (root.TryGetProperty("columns", out var columns))
+            {
+                PrintTable(columns, root.GetProperty("rows"), result.GetValue(json));
+                return 0;
+            }
             foreach (var hit in root.GetProperty("hits").EnumerateArray())
             {
                 PrintHit(hit, result.GetValue(json));
@@ -243,6 +248,40 @@ internal static class ClientCommands
             throw new CliException("the node closed the tail");
         }));
         return command;
+    }
+
+    /// <summary>A pipeline's table: aligned columns (numbers to the right), or one JSON object per row.</summary>
+    private static void PrintTable(JsonElement columns, JsonElement rows, bool json)
+    {
+        var names = columns.EnumerateArray().Select(c => c.GetString() ?? "").ToArray();
+        var cells = rows.EnumerateArray().Select(r => r.EnumerateArray().ToArray()).ToList();
+        if (json)
+        {
+            foreach (var row in cells)
+            {
+                var line = new StringBuilder("{");
+                for (var i = 0; i < names.Length; i++)
+                {
+                    line.Append(i == 0 ? "" : ",").Append(JsonSerializer.Serialize(names[i])).Append(':').Append(row[i].GetRawText());
+                }
+                Console.WriteLine(line.Append('}'));
+            }
+            return;
+        }
+        static string Text(JsonElement cell) => cell.ValueKind switch
+        {
+            JsonValueKind.String => cell.GetString()!,
+            JsonValueKind.Null => "",
+            _ => cell.GetRawText(),
+        };
+        var widths = names.Select((name, i) => Math.Max(name.Length, cells.Count == 0 ? 0 : cells.Max(r => Text(r[i]).Length))).ToArray();
+        var numeric = names.Select((_, i) => cells.Count > 0 && cells.All(r => r[i].ValueKind is JsonValueKind.Number or JsonValueKind.Null)).ToArray();
+        string Line(IEnumerable<string> values) => string.Join("  ", values.Select((v, i) => numeric[i] ? v.PadLeft(widths[i]) : v.PadRight(widths[i]))).TrimEnd();
+        Console.WriteLine(Line(names));
+        foreach (var row in cells)
+        {
+            Console.WriteLine(Line(row.Select(Text)));
+        }
     }
 
     /// <summary>One hit as a line: its time, message and fields; or its JSON.</summary>
