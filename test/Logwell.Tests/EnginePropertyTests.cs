@@ -148,6 +148,10 @@ public sealed partial class EnginePropertyTests
             }).ToList();
         Assert.Equal(expected.Select(r => string.Join("|", r.Select(c => Convert.ToString(c, culture)))), table.Rows.Select(r => string.Join("|", r.Select(c => Convert.ToString(c, culture)))));
 
+        // Counts by one field take the engine's CountBy: the same groups as the general path.
+        var counts = PipelineRunner.Run(store, new Pipeline(query, Parse("| stats count() by level").Stages), from, to, CancellationToken.None);
+        Assert.Equal(expected.Select(r => $"{r[0]}={r[1]}"), counts.Rows.Select(r => $"{r[0]}={r[1]}"));
+
         var top = PipelineRunner.Run(store, new Pipeline(query, Parse("| top 3 host | sort by host asc").Stages), from, to, CancellationToken.None);
         var expectedTop = matching.Where(e => e.TryGetField("host", out _)).GroupBy(e => { e.TryGetField("host", out var v); return v.Text!; })
             .OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal).Take(3).OrderBy(g => g.Key, StringComparer.Ordinal)
@@ -164,6 +168,19 @@ public sealed partial class EnginePropertyTests
                 Assert.Equal(byHour.GetValueOrDefault(((DateTime)row[0]!).Ticks), (long)row[1]!);
             }
             Assert.Equal(matching.Count, chart.Rows.Sum(r => (long)r[1]!));
+
+            var byLevel = PipelineRunner.Run(store, new Pipeline(query, Parse("| timechart span=1h count() by level").Stages), from, to, CancellationToken.None);
+            var levelHours = matching.Where(e => e.TryGetField("level", out _))
+                .GroupBy(e => (e.Timestamp - e.Timestamp % hour, e.Fields.First(f => f.Name == "level").Value.Text!))
+                .ToDictionary(g => g.Key, g => (long)g.Count());
+            foreach (var row in byLevel.Rows)
+            {
+                for (var c = 1; c < byLevel.Columns.Count; c++)
+                {
+                    Assert.Equal(levelHours.GetValueOrDefault((((DateTime)row[0]!).Ticks, byLevel.Columns[c])), (long)row[c]!);
+                }
+            }
+            Assert.Equal(levelHours.Values.Sum(), byLevel.Rows.Sum(r => r.Skip(1).Sum(c => (long)c!)));
         }
     }
 

@@ -729,7 +729,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 {
                     continue;
                 }
-                var candidates = BlockPlanner.CandidateBlocks(request.Query, segment);
+                var candidates = BlockPlanner.CandidateBlocks(request.Query, segment, now);
                 for (var b = 0; b < segment.Blocks.Length; b++)
                 {
                     var block = segment.Blocks[b];
@@ -986,7 +986,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 {
                     continue;
                 }
-                var candidates = BlockPlanner.CandidateBlocks(request.Query, segment);
+                var candidates = BlockPlanner.CandidateBlocks(request.Query, segment, now);
                 for (var b = 0; b < segment.Blocks.Length; b++)
                 {
                     cancellationToken.ThrowIfCancellationRequested();

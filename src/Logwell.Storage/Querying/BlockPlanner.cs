@@ -10,15 +10,30 @@ namespace Logwell.Storage.Querying;
 /// </summary>
 internal static class BlockPlanner
 {
-    public static HashSet<int>? CandidateBlocks(QueryNode node, Segment segment) => node switch
+    public static HashSet<int>? CandidateBlocks(QueryNode node, Segment segment, DateTimeOffset now) => node switch
     {
         TermNode term => Lookup(segment, term.Field, term.Token),
         PhraseNode phrase => Intersect(phrase.Tokens.Select(t => Lookup(segment, phrase.Field, t))),
         PrefixNode prefix => PrefixBlocks(prefix, segment),
-        AndNode and => Intersect(and.Children.Select(c => CandidateBlocks(c, segment))),
-        OrNode or => Union(or.Children.Select(c => CandidateBlocks(c, segment))),
+        RangeNode range when RangeMatcher.TimestampFields.Contains(range.Field) => TimeBlocks(segment, RangeMatcher.Create(range, now)),
+        AndNode and => Intersect(and.Children.Select(c => CandidateBlocks(c, segment, now))),
+        OrNode or => Union(or.Children.Select(c => CandidateBlocks(c, segment, now))),
         _ => null,
     };
+
+    /// <summary>The blocks whose time bounds meet a range on the event time.</summary>
+    private static HashSet<int> TimeBlocks(Segment segment, RangeMatcher range)
+    {
+        var blocks = new HashSet<int>();
+        for (var b = 0; b < segment.Blocks.Length; b++)
+        {
+            if (segment.Blocks[b].MaxTime >= range.LowerTicks && segment.Blocks[b].MinTime <= range.UpperTicks)
+            {
+                blocks.Add(b);
+            }
+        }
+        return blocks;
+    }
 
     private static HashSet<int>? PrefixBlocks(PrefixNode prefix, Segment segment)
     {

@@ -75,7 +75,10 @@ internal static class BlockQuery
                 }
             }
         }
-        MatchValues(result, rows, field, static _ => true, static value => value.Kind is not (0 or FieldKind.Null));
+        if (rows.Present(field) is { } present)
+        {
+            RowBits.Or(result, present);
+        }
         return result;
     }
 

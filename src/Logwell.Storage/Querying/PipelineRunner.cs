@@ -165,6 +165,15 @@ public static class PipelineRunner
 
     private static ResultTable Stats(IndexSetStore store, SearchRequest request, StatsStage stats, CancellationToken cancellationToken)
     {
+        if (stats.By.Count == 1 && stats.Aggregations.All(a => a.Function == "count" && a.Field is null))
+        {
+            // Counts by one field: the engine counts them from dictionary codes and postings.
+            var counts = store.CountBy(request, stats.By[0], cancellationToken);
+            var counted = counts.Counts.OrderBy(c => c.Key, StringComparer.Ordinal)
+                .Select(c => new object?[] { c.Key }.Concat(stats.Aggregations.Select(_ => (object?)c.Value)).ToArray())
+                .ToList();
+            return Limit([stats.By[0], .. stats.Aggregations.Select(a => a.Name)], counted);
+        }
         var groups = new Dictionary<string, (string[] Keys, Accumulator[] Accumulators)>(StringComparer.Ordinal);
         var keys = new string[stats.By.Count];
         Visit(store, request, cancellationToken, row =>
@@ -221,6 +230,17 @@ public static class PipelineRunner
         if ((to - from) / span > PipelineParser.MaxRows)
         {
             throw new ArgumentException($"span makes more than {PipelineParser.MaxRows} rows over this window: widen the span or narrow the window");
+        }
+        if (chart.By is null && chart.Aggregation is { Function: "count", Field: null })
+        {
+            // Counts per interval: the engine's histogram, from timestamps alone.
+            var histogram = store.Histogram(request with { From = from, To = to }, span, cancellationToken);
+            var counted = new List<object?[]>();
+            for (var bucket = Intervals.Floor(from, span); bucket < to; bucket += span)
+            {
+                counted.Add([new DateTime(bucket, DateTimeKind.Utc), histogram.Counts.GetValueOrDefault(bucket)]);
+            }
+            return new ResultTable(["t", chart.Aggregation.Name], counted, false);
         }
         var cells = new Dictionary<(long Bucket, string Series), Accumulator>();
         var seriesRows = new Dictionary<string, long>(StringComparer.Ordinal);

@@ -261,6 +261,80 @@ internal sealed class BlockRows
         return new TextColumn(raw, offsets, lengths);
     }
 
+    /// <summary>
+    /// The rows where the field has a value other than null, read from the stored column without building values;
+    /// null when no row of the block has the field.
+    /// </summary>
+    public ulong[]? Present(string name)
+    {
+        byte[]? raw;
+        lock (_lock)
+        {
+            raw = RawField(name);
+        }
+        if (raw is null)
+        {
+            return null;
+        }
+        var bits = new ulong[(Count + 63) / 64];
+        var reader = new ByteReader(raw);
+        if (reader.ReadByte() == SegmentFormat.DictionaryStrings)
+        {
+            var entries = (int)reader.ReadVarUInt();
+            for (var i = 0; i < entries; i++)
+            {
+                reader.Skip(reader.ReadLength());
+            }
+            for (var row = 0; row < Count; row++)
+            {
+                var kind = (FieldKind)reader.ReadByte();
+                if (kind == FieldKind.String)
+                {
+                    reader.ReadVarUInt();
+                }
+                else
+                {
+                    SkipValue(ref reader, kind);
+                }
+                if (kind is not (0 or FieldKind.Null))
+                {
+                    bits[row >> 6] |= 1UL << row;
+                }
+            }
+            return bits;
+        }
+        for (var row = 0; row < Count; row++)
+        {
+            var kind = (FieldKind)reader.ReadByte();
+            SkipValue(ref reader, kind);
+            if (kind is not (0 or FieldKind.Null))
+            {
+                bits[row >> 6] |= 1UL << row;
+            }
+        }
+        return bits;
+    }
+
+    private static void SkipValue(ref ByteReader reader, FieldKind kind)
+    {
+        switch (kind)
+        {
+            case FieldKind.Long:
+                reader.ReadVarUInt();
+                break;
+            case FieldKind.Double:
+                reader.Skip(8);
+                break;
+            case FieldKind.String or FieldKind.Json:
+                reader.Skip(reader.ReadLength());
+                break;
+            case 0 or FieldKind.Null or FieldKind.True or FieldKind.False:
+                break;
+            default:
+                throw new InvalidDataException($"unknown field kind {(int)kind}");
+        }
+    }
+
     // Callers hold the lock.
     private byte[]? RawField(string name)
     {
