@@ -152,6 +152,11 @@ public sealed partial class EnginePropertyTests
         var counts = PipelineRunner.Run(store, new Pipeline(query, Parse("| stats count() by level").Stages), from, to, CancellationToken.None);
         Assert.Equal(expected.Select(r => $"{r[0]}={r[1]}"), counts.Rows.Select(r => $"{r[0]}={r[1]}"));
 
+        var busy = PipelineRunner.Run(store, new Pipeline(query, Parse("| stats count() as n by host | where n >= 3 AND NOT host = web-1 | fields host").Stages), from, to, CancellationToken.None);
+        var expectedBusy = matching.Where(e => e.TryGetField("host", out _)).GroupBy(e => { e.TryGetField("host", out var v); return v.Text!; })
+            .Where(g => g.Count() >= 3 && g.Key != "web-1").Select(g => g.Key).Order(StringComparer.Ordinal);
+        Assert.Equal(expectedBusy, busy.Rows.Select(r => (string)r[0]!));
+
         var top = PipelineRunner.Run(store, new Pipeline(query, Parse("| top 3 host | sort by host asc").Stages), from, to, CancellationToken.None);
         var expectedTop = matching.Where(e => e.TryGetField("host", out _)).GroupBy(e => { e.TryGetField("host", out var v); return v.Text!; })
             .OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal).Take(3).OrderBy(g => g.Key, StringComparer.Ordinal)

@@ -31,12 +31,33 @@ public sealed class PipelineParserTests
         Assert.Empty(Parse("path:/a|b/ \"x|y\"").Stages);
     }
 
+    [Fact]
+    public void WhereConditions()
+    {
+        var where = Assert.IsType<WhereStage>(Parse("* | stats count() as n by host | where n >= 10 AND NOT (host = \"web 1\" OR host == db-2)").Stages[1]);
+        var row = new Dictionary<string, object?> { ["n"] = 12L, ["host"] = "web-3" };
+        Assert.True(where.Condition.Matches(c => row.GetValueOrDefault(c)));
+        row["host"] = "db-2";
+        Assert.False(where.Condition.Matches(c => row.GetValueOrDefault(c)));
+        row["host"] = "web 1";
+        Assert.False(where.Condition.Matches(c => row.GetValueOrDefault(c)));
+        row["host"] = "web-3";
+        row["n"] = 9.5;
+        Assert.False(where.Condition.Matches(c => row.GetValueOrDefault(c)));
+        // A missing column makes a comparison false.
+        Assert.False(Assert.IsType<WhereStage>(Parse("| where nothere != 1").Stages[0]).Condition.Matches(_ => null));
+    }
+
     [Theory]
-    [InlineData("error | frobnicate", 8, "stats, timechart, top, rare, fields, sort or head")]
-    [InlineData("error |", 7, "stats, timechart, top, rare, fields, sort or head")]
+    [InlineData("error | where n >", 17, "a value")]
+    [InlineData("error | where n 5", 16, "=, !=, >, >=, < or <=")]
+    [InlineData("error | where (n > 5", 20, "')'")]
+    [InlineData("error | where n > 5 m", 20, "AND, OR or the end of the condition")]
+    [InlineData("error | frobnicate", 8, "stats, timechart, top, rare, fields, sort, head or where")]
+    [InlineData("error |", 7, "stats, timechart, top, rare, fields, sort, head or where")]
     [InlineData("error | stats avg()", 8, "avg(latency)")]
     [InlineData("error | stats p100(x)", 8, "p1 to p99")]
-    [InlineData("error | head 5 | stats count()", 16, "sort, head or fields after the first stage")]
+    [InlineData("error | head 5 | stats count()", 16, "sort, head, fields or where after the first stage")]
     [InlineData("error | timechart span=7q count()", 8, "span=auto or a number with s, m, h or d, such as span=5m")]
     [InlineData("(error | stats count()", 7, "')'")]
     public void BadStagesReportTheirPosition(string text, int position, string expected)

@@ -25,6 +25,9 @@ public sealed record SortStage(string Column, bool Descending) : PipeStage;
 
 public sealed record HeadStage(int Count) : PipeStage;
 
+/// <summary><c>where &lt;condition&gt;</c>: keeps the rows the condition holds for.</summary>
+public sealed record WhereStage(WhereExpression Condition) : PipeStage;
+
 /// <summary>A query and the stages that turn its matches into a table.</summary>
 public sealed record Pipeline(QueryNode Query, IReadOnlyList<PipeStage> Stages);
 
@@ -58,7 +61,7 @@ public static partial class PipelineParser
             }
             if (stages.Count > 0 && stage is StatsStage or TimechartStage or TopStage)
             {
-                error = new QueryError(start, $"'{text[start..end].Trim()}' works on events and must come first", "sort, head or fields after the first stage");
+                error = new QueryError(start, $"'{text[start..end].Trim()}' works on events and must come first", "sort, head, fields or where after the first stage");
                 return false;
             }
             stages.Add(stage);
@@ -178,8 +181,13 @@ public static partial class PipelineParser
                         ? new HeadStage(n)
                         : Fail(out error, at, $"'head' takes a count from 1 to {MaxRows}", "head 10");
                 }
+            case "where":
+                {
+                    var conditionAt = at + trimmed.Length - rest.Length;
+                    return WhereExpression.TryParse(rest, conditionAt, out var condition, out error) ? new WhereStage(condition) : null;
+                }
             default:
-                return Fail(out error, at, command.Length == 0 ? "empty stage after '|'" : $"unknown stage '{command}'", "stats, timechart, top, rare, fields, sort or head");
+                return Fail(out error, at, command.Length == 0 ? "empty stage after '|'" : $"unknown stage '{command}'", "stats, timechart, top, rare, fields, sort, head or where");
         }
     }
 

@@ -48,6 +48,7 @@ public static class PipelineRunner
                 FieldsStage fields => Project(table, fields.Columns),
                 SortStage sort => Sort(table, sort),
                 HeadStage head => table with { Rows = [.. table.Rows.Take(head.Count)] },
+                WhereStage where => Where(table, where.Condition),
                 _ => throw new InvalidOperationException($"stage {stage} must come first"),
             };
         }
@@ -323,6 +324,16 @@ public static class PipelineRunner
 
     private static ResultTable Limit(List<string> columns, List<object?[]> rows) =>
         new(columns, rows.Count > PipelineParser.MaxRows ? rows.GetRange(0, PipelineParser.MaxRows) : rows, rows.Count > PipelineParser.MaxRows);
+
+    private static ResultTable Where(ResultTable table, WhereExpression condition)
+    {
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < table.Columns.Count; i++)
+        {
+            index.TryAdd(table.Columns[i], i);
+        }
+        return table with { Rows = [.. table.Rows.Where(row => condition.Matches(column => index.TryGetValue(column, out var i) ? row[i] : null))] };
+    }
 
     private static ResultTable Project(ResultTable table, IReadOnlyList<string> columns)
     {
