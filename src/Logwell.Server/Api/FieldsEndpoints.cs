@@ -1,14 +1,11 @@
 using System.Globalization;
 using System.Text.Json;
 using Logwell.Core.Events;
-using Logwell.Server.Hosting;
 using Logwell.Server.Security;
 using Logwell.Storage.Engine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 
 namespace Logwell.Server.Api;
 
@@ -50,18 +47,9 @@ internal static class FieldsEndpoints
             return;
         }
 
-        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        timeout.CancelAfter(TimeSpan.FromSeconds(options.SearchTimeoutSeconds));
-        SearchResult result;
-        try
+        var request = new SearchRequest(query, from, to, null, sample);
+        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "fields", ct => store.Search(request, ct)).ConfigureAwait(false) is not { } result)
         {
-            var request = new SearchRequest(query, from, to, null, sample);
-            result = await Task.Run(() => store.Search(request, timeout.Token), timeout.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
-        {
-            await ErrorResponses.WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"fields took longer than {options.SearchTimeoutSeconds} s: narrow the time range or the query").ConfigureAwait(false);
             return;
         }
 

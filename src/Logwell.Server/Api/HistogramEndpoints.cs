@@ -1,14 +1,10 @@
-using System.Globalization;
 using System.Text.Json;
 using Logwell.Core.Time;
-using Logwell.Server.Hosting;
 using Logwell.Server.Security;
 using Logwell.Storage.Engine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 
 namespace Logwell.Server.Api;
 
@@ -58,18 +54,9 @@ internal static class HistogramEndpoints
             return;
         }
 
-        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        timeout.CancelAfter(TimeSpan.FromSeconds(options.SearchTimeoutSeconds));
-        HistogramResult result;
-        try
+        var request = new SearchRequest(query, from, to);
+        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "histogram", ct => store.Histogram(request, interval, ct)).ConfigureAwait(false) is not { } result)
         {
-            var request = new SearchRequest(query, from, to);
-            result = await Task.Run(() => store.Histogram(request, interval, timeout.Token), timeout.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
-        {
-            await ErrorResponses.WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"histogram took longer than {options.SearchTimeoutSeconds} s: narrow the time range or the query").ConfigureAwait(false);
             return;
         }
 

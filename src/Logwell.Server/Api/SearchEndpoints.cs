@@ -133,7 +133,7 @@ internal static class SearchEndpoints
         }
         if (selection.Stages.Count > 0)
         {
-            await RunPipelineAsync(context, options, selection).ConfigureAwait(false);
+            await RunPipelineAsync(context, selection).ConfigureAwait(false);
             return;
         }
         var limit = options.DefaultSearchLimit;
@@ -170,18 +170,10 @@ internal static class SearchEndpoints
             }
             after = position;
         }
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        timeout.CancelAfter(TimeSpan.FromSeconds(options.SearchTimeoutSeconds));
         var started = TimeProvider.System.GetTimestamp();
-        SearchResult result;
-        try
+        var request = new SearchRequest(query, from, to, after, limit, trackTotal);
+        if (await RunWithinTimeoutAsync(context, "search", ct => store.Search(request, ct)).ConfigureAwait(false) is not { } result)
         {
-            var request = new SearchRequest(query, from, to, after, limit, trackTotal);
-            result = await Task.Run(() => store.Search(request, timeout.Token), timeout.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
-        {
-            await ErrorResponses.WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"search took longer than {options.SearchTimeoutSeconds} s: narrow the time range or the query").ConfigureAwait(false);
             return;
         }
         var tookMs = TimeProvider.System.GetElapsedTime(started).TotalMilliseconds;
@@ -231,26 +223,43 @@ internal static class SearchEndpoints
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
-    /// <summary>A query with pipes: the table its stages make, as <c>{"columns", "rows"}</c>.</summary>
-    private static async Task RunPipelineAsync(HttpContext context, LogwellOptions options, Selection selection)
+    /// <summary>
+    /// Runs engine work off the request's thread within the search timeout (a client that goes away cancels it).
+    /// Null after answering 504 when the time ran out.
+    /// </summary>
+    internal static async Task<T?> RunWithinTimeoutAsync<T>(HttpContext context, string what, Func<CancellationToken, T> work) where T : class
     {
+        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         timeout.CancelAfter(TimeSpan.FromSeconds(options.SearchTimeoutSeconds));
-        var started = TimeProvider.System.GetTimestamp();
-        ResultTable table;
         try
         {
-            var pipeline = new Pipeline(selection.Query, selection.Stages);
-            table = await Task.Run(() => PipelineRunner.Run(selection.Store, pipeline, selection.From, selection.To, timeout.Token), timeout.Token).ConfigureAwait(false);
+            return await Task.Run(() => work(timeout.Token), timeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
         {
-            await ErrorResponses.WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"search took longer than {options.SearchTimeoutSeconds} s: narrow the time range or the query").ConfigureAwait(false);
-            return;
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"{what} took longer than {options.SearchTimeoutSeconds} s: narrow the time range or the query").ConfigureAwait(false);
+            return null;
+        }
+    }
+
+    /// <summary>A query with pipes: the table its stages make, as <c>{"columns", "rows"}</c>.</summary>
+    private static async Task RunPipelineAsync(HttpContext context, Selection selection)
+    {
+        var started = TimeProvider.System.GetTimestamp();
+        var pipeline = new Pipeline(selection.Query, selection.Stages);
+        ResultTable? table;
+        try
+        {
+            table = await RunWithinTimeoutAsync(context, "search", ct => PipelineRunner.Run(selection.Store, pipeline, selection.From, selection.To, ct)).ConfigureAwait(false);
         }
         catch (ArgumentException e)
         {
             await ErrorResponses.WriteAsync(context, 400, e.Message).ConfigureAwait(false);
+            return;
+        }
+        if (table is null)
+        {
             return;
         }
         context.Response.ContentType = "application/json";
