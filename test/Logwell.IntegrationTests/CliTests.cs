@@ -106,6 +106,12 @@ public sealed class CliTests
             .OrderByDescending(g => g.Item2).ThenBy(g => g.Key, StringComparer.Ordinal).Take(2).ToList();
         Assert.Equal(errorsByHost.Select(g => $"{g.Key}  {g.Item2,6}"), lines[1..]);
 
+        (code, stdout, stderr) = await RunAsync(node, null, "fields", "--index", "web", "500");
+        Assert.True(code == 0, stderr);
+        // 25 events match; host has 7 values, web-0 among the most frequent.
+        Assert.Matches(@"^host\s+25\s+string\s+web-\d \(4\)", stdout.Split('\n')[1]);
+        Assert.Contains("from all 25 matching events", stderr, StringComparison.Ordinal);
+
         (code, _, stderr) = await RunAsync(node, null, "search", "--index", "web", "\"unclosed");
         Assert.Equal(1, code);
         Assert.Contains("unclosed quote", stderr, StringComparison.Ordinal);

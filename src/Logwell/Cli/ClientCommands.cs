@@ -250,6 +250,44 @@ internal static class ClientCommands
         return command;
     }
 
+    public static Command Fields(Option<string> server)
+    {
+        var index = new Option<string>("--index") { Description = "index set to look at", DefaultValueFactory = _ => "default" };
+        var query = new Argument<string>("query") { Description = "only events matching this query", DefaultValueFactory = _ => "" };
+        var since = new Option<string?>("--since") { Description = "only events newer than this, e.g. 15m, 1h, 2d" };
+        var command = new Command("fields", "List the fields of the matching events with their types and most frequent values.") { index, query, since };
+        command.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            var url = new StringBuilder("api/v1/fields?indexset=").Append(Uri.EscapeDataString(result.GetValue(index)!))
+                .Append("&q=").Append(Uri.EscapeDataString(result.GetValue(query) ?? ""));
+            if (result.GetValue(since) is { } sinceText)
+            {
+                if (!TimeExpression.TryParseDuration(sinceText, out _))
+                {
+                    Console.Error.WriteLine($"error: cannot read --since '{sinceText}': use 15m, 1h, 2d");
+                    return 2;
+                }
+                url.Append("&from=").Append(Uri.EscapeDataString("now-" + sinceText));
+            }
+            using var response = await client.GetAsync(url.ToString(), ct).ConfigureAwait(false);
+            using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            var root = doc.RootElement;
+            Console.WriteLine($"{"FIELD",-30} {"EVENTS",8}  {"TYPES",-16} TOP VALUES");
+            foreach (var field in root.GetProperty("fields").EnumerateArray())
+            {
+                var types = string.Join(",", field.GetProperty("types").EnumerateArray().Select(t => t.GetString()));
+                var top = string.Join("  ", field.GetProperty("top").EnumerateArray().Select(v => $"{v.GetProperty("value").GetString()} ({v.GetProperty("count").GetInt64()})"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{field.GetProperty("name").GetString(),-30} {field.GetProperty("count").GetInt64(),8}  {types,-16} {top}"));
+            }
+            Console.Error.WriteLine(root.GetProperty("sampled").GetBoolean()
+                ? string.Create(CultureInfo.InvariantCulture, $"from the newest {root.GetProperty("events").GetInt64():N0} matching events")
+                : string.Create(CultureInfo.InvariantCulture, $"from all {root.GetProperty("events").GetInt64():N0} matching events"));
+            return 0;
+        }));
+        return command;
+    }
+
     /// <summary>A pipeline's table: aligned columns (numbers to the right), or one JSON object per row.</summary>
     private static void PrintTable(JsonElement columns, JsonElement rows, bool json)
     {

@@ -20,6 +20,7 @@ internal static class LogwellCommand
             ClientCommands.Ingest(server),
             ClientCommands.Search(server),
             ClientCommands.Tail(server),
+            ClientCommands.Fields(server),
         };
         root.Options.Add(server);
         // serve shuts down through the host (flushes the engine); no forced exit after Ctrl-C.
