@@ -288,6 +288,37 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task ARequestCanSetItsOwnTimeout()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var http = node.Http;
+        var body = new StringBuilder();
+        for (var i = 0; i < 50_000; i++)
+        {
+            body.Append("{\"message\":\"request ").Append(i).Append(" served in ").Append(i % 997).Append(" ms by worker-").Append(i % 13).Append("\"}\n");
+        }
+        await IngestAsync(http, "default", body.ToString());
+
+        // A regular expression reads every message: far more than a millisecond of work.
+        var regex = Uri.EscapeDataString("/w[aeiou]rker/ | stats count()");
+        var (status, answer) = await SendAsync(http, HttpMethod.Get, $"/api/v1/search?q={regex}&timeout=0.001");
+        Assert.Equal(HttpStatusCode.GatewayTimeout, status);
+        Assert.StartsWith("search took longer than 0.001 s", answer.GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        (status, answer) = await SendAsync(http, HttpMethod.Get, $"/api/v1/search?q={regex}&timeout=60");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(50_000, answer.GetProperty("rows")[0][0].GetInt64());
+
+        foreach (var bad in new[] { "0", "0.0001", "-1", "abc", "100000" })
+        {
+            (status, answer) = await SendAsync(http, HttpMethod.Get, $"/api/v1/histogram?timeout={bad}");
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.StartsWith("'timeout' must be a number of seconds", answer.GetProperty("error").GetString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task GzipBodiesAndPlainTextAreAccepted()
     {
         using var dir = new TempDirectory();

@@ -35,10 +35,11 @@ internal static class FieldsEndpoints
     private static async Task FieldsAsync(HttpContext context)
     {
         var q = context.Request.Query;
-        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], q["q"], q["filters"], q["from"], q["to"]).ConfigureAwait(false) is not var (store, query, from, to))
+        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], q["q"], q["filters"], q["from"], q["to"], q["timeout"]).ConfigureAwait(false) is not { } selection)
         {
             return;
         }
+        var (store, query, from, to) = selection;
         var sample = DefaultSample;
         var sampleText = q["sample"].ToString();
         if (sampleText.Length > 0 && (!int.TryParse(sampleText, NumberStyles.None, CultureInfo.InvariantCulture, out sample) || sample < 1 || sample > MaxSample))
@@ -48,7 +49,7 @@ internal static class FieldsEndpoints
         }
 
         var request = new SearchRequest(query, from, to, null, sample);
-        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "fields", ct => store.Search(request, ct)).ConfigureAwait(false) is not { } result)
+        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "fields", selection.Timeout, ct => store.Search(request, ct)).ConfigureAwait(false) is not { } result)
         {
             return;
         }

@@ -23,10 +23,11 @@ internal static class HistogramEndpoints
     private static async Task HistogramAsync(HttpContext context)
     {
         var q = context.Request.Query;
-        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], q["q"], q["filters"], q["from"], q["to"]).ConfigureAwait(false) is not var (store, query, fromTicks, toTicks))
+        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], q["q"], q["filters"], q["from"], q["to"], q["timeout"]).ConfigureAwait(false) is not { } selection)
         {
             return;
         }
+        var (store, query, fromTicks, toTicks) = selection;
         // An open end of the window is where the data ends.
         var bounds = store.TimeBounds();
         var from = fromTicks ?? bounds?.Min ?? DateTimeOffset.UtcNow.UtcTicks;
@@ -55,7 +56,7 @@ internal static class HistogramEndpoints
         }
 
         var request = new SearchRequest(query, from, to);
-        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "histogram", ct => store.Histogram(request, interval, ct)).ConfigureAwait(false) is not { } result)
+        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "histogram", selection.Timeout, ct => store.Histogram(request, interval, ct)).ConfigureAwait(false) is not { } result)
         {
             return;
         }

@@ -24,12 +24,12 @@ internal static class SearchEndpoints
         routes.MapPost("/api/v1/search", SearchFromBodyAsync).WithMetadata(Permission.Search);
     }
 
-    private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor, string? TrackTotalHits, string? Filters);
+    private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor, string? TrackTotalHits, string? Filters, string? Timeout);
 
     private static Task SearchFromQueryAsync(HttpContext context)
     {
         var q = context.Request.Query;
-        return SearchAsync(context, new SearchParameters(q["indexset"], q["q"], q["from"], q["to"], q["limit"], q["cursor"], q["track_total_hits"], q["filters"]));
+        return SearchAsync(context, new SearchParameters(q["indexset"], q["q"], q["from"], q["to"], q["limit"], q["cursor"], q["track_total_hits"], q["filters"], q["timeout"]));
     }
 
     private static async Task SearchFromBodyAsync(HttpContext context)
@@ -53,19 +53,33 @@ internal static class SearchEndpoints
             JsonValueKind.Null => null,
             _ => value.GetRawText(),
         } : null;
-        await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"), Read("track_total_hits"), Read("filters"))).ConfigureAwait(false);
+        await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"), Read("track_total_hits"), Read("filters"), Read("timeout"))).ConfigureAwait(false);
     }
 
     /// <summary>What every search-like request names: the index set, the query with its filters, the time window.</summary>
     internal sealed record Selection(IndexSetStore Store, QueryNode Query, long? From, long? To)
     {
+        /// <summary>How long the work may take: the request's <c>timeout</c>, else the node's setting.</summary>
+        public TimeSpan Timeout { get; init; }
+
         /// <summary>The stages after <c>|</c> (only the search runs them).</summary>
         public IReadOnlyList<PipeStage> Stages { get; init; } = [];
     }
 
     /// <summary>Reads the selection, or answers the client's mistake (400, 404) and returns null.</summary>
-    internal static async Task<Selection?> ReadSelectionAsync(HttpContext context, string? indexSetName, string? q, string? filterJson, string? fromText, string? toText, bool pipesAllowed = false)
+    internal static async Task<Selection?> ReadSelectionAsync(HttpContext context, string? indexSetName, string? q, string? filterJson, string? fromText, string? toText, string? timeoutText, bool pipesAllowed = false)
     {
+        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
+        var timeout = TimeSpan.FromSeconds(options.SearchTimeoutSeconds);
+        if (!string.IsNullOrEmpty(timeoutText))
+        {
+            if (!double.TryParse(timeoutText, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) || !(seconds >= 0.001) || seconds > options.MaxSearchTimeoutSeconds)
+            {
+                await ErrorResponses.WriteAsync(context, 400, $"'timeout' must be a number of seconds from 0.001 to {options.MaxSearchTimeoutSeconds}").ConfigureAwait(false);
+                return null;
+            }
+            timeout = TimeSpan.FromSeconds(seconds);
+        }
         var engine = context.RequestServices.GetEngine();
         var indexSet = string.IsNullOrEmpty(indexSetName) ? IndexSetName.Default : indexSetName;
         if (!PipelineParser.TryParse(q, out var pipeline, out var queryError))
@@ -120,13 +134,13 @@ internal static class SearchEndpoints
             await ErrorResponses.WriteAsync(context, 404, $"index set '{indexSet}' does not exist").ConfigureAwait(false);
             return null;
         }
-        return new Selection(store, query, from, to) { Stages = pipeline.Stages };
+        return new Selection(store, query, from, to) { Stages = pipeline.Stages, Timeout = timeout };
     }
 
     private static async Task SearchAsync(HttpContext context, SearchParameters parameters)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        var selection = await ReadSelectionAsync(context, parameters.IndexSet, parameters.Query, parameters.Filters, parameters.From, parameters.To, pipesAllowed: true).ConfigureAwait(false);
+        var selection = await ReadSelectionAsync(context, parameters.IndexSet, parameters.Query, parameters.Filters, parameters.From, parameters.To, parameters.Timeout, pipesAllowed: true).ConfigureAwait(false);
         if (selection is not var (store, query, from, to))
         {
             return;
@@ -172,7 +186,7 @@ internal static class SearchEndpoints
         }
         var started = TimeProvider.System.GetTimestamp();
         var request = new SearchRequest(query, from, to, after, limit, trackTotal);
-        if (await RunWithinTimeoutAsync(context, "search", ct => store.Search(request, ct)).ConfigureAwait(false) is not { } result)
+        if (await RunWithinTimeoutAsync(context, "search", selection.Timeout, ct => store.Search(request, ct)).ConfigureAwait(false) is not { } result)
         {
             return;
         }
@@ -227,18 +241,17 @@ internal static class SearchEndpoints
     /// Runs engine work off the request's thread within the search timeout (a client that goes away cancels it).
     /// Null after answering 504 when the time ran out.
     /// </summary>
-    internal static async Task<T?> RunWithinTimeoutAsync<T>(HttpContext context, string what, Func<CancellationToken, T> work) where T : class
+    internal static async Task<T?> RunWithinTimeoutAsync<T>(HttpContext context, string what, TimeSpan limit, Func<CancellationToken, T> work) where T : class
     {
-        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        timeout.CancelAfter(TimeSpan.FromSeconds(options.SearchTimeoutSeconds));
+        timeout.CancelAfter(limit);
         try
         {
             return await Task.Run(() => work(timeout.Token), timeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
         {
-            await ErrorResponses.WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"{what} took longer than {options.SearchTimeoutSeconds} s: narrow the time range or the query").ConfigureAwait(false);
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status504GatewayTimeout, string.Create(CultureInfo.InvariantCulture, $"{what} took longer than {limit.TotalSeconds:0.###} s: narrow the time range or the query")).ConfigureAwait(false);
             return null;
         }
     }
@@ -251,7 +264,7 @@ internal static class SearchEndpoints
         ResultTable? table;
         try
         {
-            table = await RunWithinTimeoutAsync(context, "search", ct => PipelineRunner.Run(selection.Store, pipeline, selection.From, selection.To, ct)).ConfigureAwait(false);
+            table = await RunWithinTimeoutAsync(context, "search", selection.Timeout, ct => PipelineRunner.Run(selection.Store, pipeline, selection.From, selection.To, ct)).ConfigureAwait(false);
         }
         catch (ArgumentException e)
         {

@@ -25,7 +25,7 @@ internal static class TailEndpoints
     private static async Task TailAsync(HttpContext context)
     {
         var q = context.Request.Query;
-        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], q["q"], q["filters"], null, null).ConfigureAwait(false) is not var (store, query, _, _))
+        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], q["q"], q["filters"], null, null, null).ConfigureAwait(false) is not var (store, query, _, _))
         {
             return;
         }

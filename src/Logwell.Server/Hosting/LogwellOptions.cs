@@ -18,6 +18,9 @@ public sealed record LogwellOptions
     public int DefaultSearchLimit { get; init; } = 100;
     public int SearchTimeoutSeconds { get; init; } = 55;
 
+    /// <summary>The longest <c>timeout</c> a request may ask for, in seconds.</summary>
+    public int MaxSearchTimeoutSeconds { get; init; } = 600;
+
     public int BlockRows { get; init; } = 16_384;
     public int MemTableMaxEvents { get; init; } = 131_072;
     public long MemTableMaxBytes { get; init; } = 64L << 20;
@@ -44,9 +47,9 @@ public sealed record LogwellOptions
         {
             throw new ArgumentException("Logwell:DefaultSearchLimit must be at least 1 and at most MaxSearchLimit");
         }
-        if (SearchTimeoutSeconds < 1)
+        if (SearchTimeoutSeconds < 1 || MaxSearchTimeoutSeconds < SearchTimeoutSeconds)
         {
-            throw new ArgumentException("Logwell:SearchTimeoutSeconds must be at least one second");
+            throw new ArgumentException("Logwell:SearchTimeoutSeconds must be at least one second and at most MaxSearchTimeoutSeconds");
         }
         ToEngineOptions().Validate();
     }

@@ -781,6 +781,10 @@ public sealed class IndexSetStore : IAsyncDisposable
                     var events = source.Table.Items;
                     for (var i = 0; i < source.Table.Count; i++)
                     {
+                        if ((i & 0xFFF) == 0xFFF)
+                        {
+                            cancellationToken.ThrowIfCancellationRequested();
+                        }
                         var evt = events[i];
                         var position = new EventPosition(evt.Timestamp, evt.Seq);
                         if (evt.Timestamp < from || evt.Timestamp >= to || (after is not null && position >= after.Value) || !matcher(evt))
@@ -973,6 +977,11 @@ public sealed class IndexSetStore : IAsyncDisposable
             {
                 for (var i = 0; i < table.Count; i++)
                 {
+                    // A memory table holds up to MemTableMaxEvents: a slow clause must still stop in time.
+                    if ((i & 0xFFF) == 0xFFF)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                    }
                     var evt = table.Items[i];
                     if (InWindow(evt) && matcher(evt))
                     {
