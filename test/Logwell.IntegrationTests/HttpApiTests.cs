@@ -96,6 +96,13 @@ public sealed class HttpApiTests
         (status, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("\"reset by peer\" OR level:INFO"));
         Assert.Equal(["user login ok", "connection reset by peer"], found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()));
 
+        (status, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?sort=asc&limit=2");
+        Assert.Equal(["user login failed", "connection reset by peer"], found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()));
+        (status, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?sort=asc&limit=2&cursor=" + Uri.EscapeDataString(found.GetProperty("next_cursor").GetString()!));
+        Assert.Equal(["user login ok"], found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()));
+        (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?sort=up");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+
         (status, found) = await SendAsync(http, HttpMethod.Post, "/api/v1/search",
             new StringContent("{\"indexset\":\"default\",\"q\":\"user\",\"from\":\"2026-11-20T10:00:30Z\",\"to\":1795168980000}", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, status);

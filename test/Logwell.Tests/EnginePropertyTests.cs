@@ -102,6 +102,21 @@ public sealed partial class EnginePropertyTests
             }
             Assert.True(expected.SequenceEqual(actual), $"hits for '{text}' (limit {limit}) differ: expected {expected.Count}, got {actual.Count}");
 
+            // Oldest first, paged the same way, finds the same events in the opposite order.
+            var oldest = new List<long>();
+            after = null;
+            while (true)
+            {
+                var result = store.Search(new SearchRequest(query, from, to, after, limit) { OldestFirst = true });
+                oldest.AddRange(result.Hits.Select(h => h.Seq));
+                if (result.NextCursor is null)
+                {
+                    break;
+                }
+                after = result.NextCursor;
+            }
+            Assert.True(Enumerable.Reverse(expected).SequenceEqual(oldest), $"oldest-first hits for '{text}' (limit {limit}) differ: expected {expected.Count}, got {oldest.Count}");
+
             var matching = events.Where(e => (from is null || e.Timestamp >= from) && (to is null || e.Timestamp < to) && Reference(query, e)).ToList();
             var expectedLevels = matching.Where(e => e.TryGetField("level", out _))
                 .GroupBy(e => { e.TryGetField("level", out var v); return v.Text!; })

@@ -24,12 +24,12 @@ internal static class SearchEndpoints
         routes.MapPost("/api/v1/search", SearchFromBodyAsync).WithMetadata(Permission.Search);
     }
 
-    private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor, string? TrackTotalHits, string? Filters, string? Timeout);
+    private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor, string? TrackTotalHits, string? Filters, string? Timeout, string? Sort);
 
     private static Task SearchFromQueryAsync(HttpContext context)
     {
         var q = context.Request.Query;
-        return SearchAsync(context, new SearchParameters(q["indexset"], q["q"], q["from"], q["to"], q["limit"], q["cursor"], q["track_total_hits"], q["filters"], q["timeout"]));
+        return SearchAsync(context, new SearchParameters(q["indexset"], q["q"], q["from"], q["to"], q["limit"], q["cursor"], q["track_total_hits"], q["filters"], q["timeout"], q["sort"]));
     }
 
     private static async Task SearchFromBodyAsync(HttpContext context)
@@ -53,7 +53,7 @@ internal static class SearchEndpoints
             JsonValueKind.Null => null,
             _ => value.GetRawText(),
         } : null;
-        await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"), Read("track_total_hits"), Read("filters"), Read("timeout"))).ConfigureAwait(false);
+        await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"), Read("track_total_hits"), Read("filters"), Read("timeout"), Read("sort"))).ConfigureAwait(false);
     }
 
     /// <summary>What every search-like request names: the index set, the query with its filters, the time window.</summary>
@@ -184,8 +184,19 @@ internal static class SearchEndpoints
             }
             after = position;
         }
+        var oldestFirst = parameters.Sort switch
+        {
+            null or "" or "desc" => false,
+            "asc" => true,
+            _ => (bool?)null,
+        };
+        if (oldestFirst is null)
+        {
+            await ErrorResponses.WriteAsync(context, 400, "'sort' must be desc (newest first, the default) or asc (oldest first)").ConfigureAwait(false);
+            return;
+        }
         var started = TimeProvider.System.GetTimestamp();
-        var request = new SearchRequest(query, from, to, after, limit, trackTotal);
+        var request = new SearchRequest(query, from, to, after, limit, trackTotal) { OldestFirst = oldestFirst.Value };
         if (await RunWithinTimeoutAsync(context, "search", selection.Timeout, ct => store.Search(request, ct)).ConfigureAwait(false) is not { } result)
         {
             return;

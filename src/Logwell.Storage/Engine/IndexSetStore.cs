@@ -700,9 +700,13 @@ public sealed class IndexSetStore : IAsyncDisposable
         return min <= max ? (min, max) : null;
     }
 
-    /// <summary>Searches segments and memory tables together, newest first.</summary>
+    /// <summary>Searches segments and memory tables together, newest first (or oldest first).</summary>
     public SearchResult Search(SearchRequest request, CancellationToken cancellationToken = default)
     {
+        var oldestFirst = request.OldestFirst;
+        // "Later in the order": newer for newest first, older for oldest first. The heap keeps the `limit` earliest
+        // in the order; its top is the latest of them, the first to go.
+        var order = oldestFirst ? Comparer<EventPosition>.Create(static (a, b) => b.CompareTo(a)) : Comparer<EventPosition>.Default;
         var now = _time.GetUtcNow();
         var matcher = EventMatcher.Compile(request.Query, now);
         var from = request.From ?? long.MinValue;
@@ -711,6 +715,10 @@ public sealed class IndexSetStore : IAsyncDisposable
         var limit = Math.Max(0, request.Limit);
         var matchAll = request.Query is MatchAllNode;
         var trackTotal = request.TrackTotalHitsUpTo ?? _options.TrackTotalHitsUpTo;
+        // Whether a position comes strictly after the cursor in the search's order, and whether a source whose events
+        // span [min, max] can hold such a position.
+        bool Follows(EventPosition position) => after is null || order.Compare(after.Value, position) > 0;
+        bool MayFollow(long min, long max) => after is null || (oldestFirst ? max >= after.Value.Timestamp : min <= after.Value.Timestamp);
 
         var (segments, tables) = AcquireSnapshot();
         try
@@ -718,14 +726,14 @@ public sealed class IndexSetStore : IAsyncDisposable
             var sources = new List<Source>();
             foreach (var table in tables)
             {
-                if (table.Count > 0 && table.MaxTime >= from && table.MinTime < to && (after is null || table.MinTime <= after.Value.Timestamp))
+                if (table.Count > 0 && table.MaxTime >= from && table.MinTime < to && MayFollow(table.MinTime, table.MaxTime))
                 {
                     sources.Add(new Source(table.MinTime, table.MaxTime, table.Count, null, -1, table));
                 }
             }
             foreach (var segment in segments)
             {
-                if (segment.Info.MaxTime < from || segment.Info.MinTime >= to || (after is not null && segment.Info.MinTime > after.Value.Timestamp))
+                if (segment.Info.MaxTime < from || segment.Info.MinTime >= to || !MayFollow(segment.Info.MinTime, segment.Info.MaxTime))
                 {
                     continue;
                 }
@@ -733,7 +741,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 for (var b = 0; b < segment.Blocks.Length; b++)
                 {
                     var block = segment.Blocks[b];
-                    if (block.MaxTime < from || block.MinTime >= to || (after is not null && block.MinTime > after.Value.Timestamp))
+                    if (block.MaxTime < from || block.MinTime >= to || !MayFollow(block.MinTime, block.MaxTime))
                     {
                         continue;
                     }
@@ -744,9 +752,17 @@ public sealed class IndexSetStore : IAsyncDisposable
                     sources.Add(new Source(block.MinTime, block.MaxTime, block.Rows, segment, b, default));
                 }
             }
-            sources.Sort(static (a, b) => b.MaxTime.CompareTo(a.MaxTime));
+            // Sources in the order their first events come.
+            if (oldestFirst)
+            {
+                sources.Sort(static (a, b) => a.MinTime.CompareTo(b.MinTime));
+            }
+            else
+            {
+                sources.Sort(static (a, b) => b.MaxTime.CompareTo(a.MaxTime));
+            }
 
-            var heap = new PriorityQueue<Hit, EventPosition>(limit + 1);
+            var heap = new PriorityQueue<Hit, EventPosition>(limit + 1, order);
             long total = 0;
             var exact = true;
             void Offer(in Hit hit, EventPosition position)
@@ -755,7 +771,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 {
                     heap.Enqueue(hit, position);
                 }
-                else if (heap.TryPeek(out _, out var lowest) && position > lowest)
+                else if (heap.TryPeek(out _, out var last) && order.Compare(position, last) > 0)
                 {
                     heap.DequeueEnqueue(hit, position);
                 }
@@ -764,13 +780,14 @@ public sealed class IndexSetStore : IAsyncDisposable
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var source = sources[s];
-                var canHit = limit > 0 && (heap.Count < limit || (heap.TryPeek(out _, out var min) && source.MaxTime >= min.Timestamp));
+                var canHit = limit > 0 && (heap.Count < limit || (heap.TryPeek(out _, out var last) && (oldestFirst ? source.MinTime <= last.Timestamp : source.MaxTime >= last.Timestamp)));
                 if (!canHit && total >= trackTotal)
                 {
                     exact = false;
                     break;
                 }
-                var inside = source.MinTime >= from && source.MaxTime < to && (after is null || source.MaxTime < after.Value.Timestamp);
+                var inside = source.MinTime >= from && source.MaxTime < to
+                    && (after is null || (oldestFirst ? source.MinTime > after.Value.Timestamp : source.MaxTime < after.Value.Timestamp));
                 if (!canHit && matchAll && inside)
                 {
                     total += source.Rows;
@@ -787,7 +804,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                         }
                         var evt = events[i];
                         var position = new EventPosition(evt.Timestamp, evt.Seq);
-                        if (evt.Timestamp < from || evt.Timestamp >= to || (after is not null && position >= after.Value) || !matcher(evt))
+                        if (evt.Timestamp < from || evt.Timestamp >= to || !Follows(position) || !matcher(evt))
                         {
                             continue;
                         }
@@ -813,7 +830,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 {
                     var t = timestamps[i];
                     var position = new EventPosition(t, seqs[i]);
-                    if (t < from || t >= to || (after is not null && position >= after.Value))
+                    if (t < from || t >= to || !Follows(position))
                     {
                         continue;
                     }

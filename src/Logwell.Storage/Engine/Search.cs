@@ -5,10 +5,14 @@ namespace Logwell.Storage.Engine;
 
 /// <summary>
 /// A search: events matching <see cref="Query"/> with <c>From &lt;= t &lt; To</c> (UTC ticks) that come strictly after
-/// <see cref="After"/> in newest-first order, at most <see cref="Limit"/> of them.
+/// <see cref="After"/> in the search's order (newest first, or oldest first with <see cref="OldestFirst"/>), at most
+/// <see cref="Limit"/> of them.
 /// </summary>
 /// <see cref="TrackTotalHitsUpTo"/> overrides how many matches are counted exactly before the total becomes a lower bound.
-public sealed record SearchRequest(QueryNode Query, long? From = null, long? To = null, EventPosition? After = null, int Limit = 100, long? TrackTotalHitsUpTo = null);
+public sealed record SearchRequest(QueryNode Query, long? From = null, long? To = null, EventPosition? After = null, int Limit = 100, long? TrackTotalHitsUpTo = null)
+{
+    public bool OldestFirst { get; init; }
+}
 
 public sealed record SearchResult(IReadOnlyList<LogEvent> Hits, long Total, bool TotalIsExact, EventPosition? NextCursor);
 
