@@ -326,6 +326,41 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task ContextShowsTheLinesAroundAnEventFromTheSameSource()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var http = node.Http;
+        // Two hosts interleaved, one line a second: a-0, b-0, a-1, b-1, ...
+        var lines = Enumerable.Range(0, 20).Select(i => $"{{\"@t\":\"2026-11-20T10:00:{i:00}Z\",\"message\":\"{(i % 2 == 0 ? "a" : "b")}-{i / 2}\",\"host\":\"{(i % 2 == 0 ? "a" : "b")}\"}}");
+        await IngestAsync(http, "default", string.Join('\n', lines) + "\n");
+        var (_, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("\"a-5\""));
+        var id = found.GetProperty("hits")[0].GetProperty("id").GetString()!;
+
+        static string[] Messages(JsonElement events) => [.. events.EnumerateArray().Select(e => e.GetProperty("message").GetString()!)];
+        var (status, around) = await SendAsync(http, HttpMethod.Get, $"/api/v1/context?id={id}&before=3&after=2");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("a-5", around.GetProperty("event").GetProperty("message").GetString());
+        Assert.Equal("a", around.GetProperty("source").GetProperty("host").GetString());
+        Assert.Equal(["a-2", "a-3", "a-4"], Messages(around.GetProperty("before")));
+        Assert.Equal(["a-6", "a-7"], Messages(around.GetProperty("after")));
+
+        // Near the end there is less after it.
+        (_, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("\"b-9\""));
+        (_, around) = await SendAsync(http, HttpMethod.Get, $"/api/v1/context?id={found.GetProperty("hits")[0].GetProperty("id").GetString()}");
+        Assert.Equal(10 - 1, around.GetProperty("before").GetArrayLength());
+        Assert.Equal(0, around.GetProperty("after").GetArrayLength());
+
+        (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/context?id=00000000000fffff");
+        Assert.Equal(HttpStatusCode.NotFound, status);
+        foreach (var bad in new[] { "id=xyz", $"id={id}&before=-1", $"id={id}&after=5000" })
+        {
+            (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/context?" + bad);
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+        }
+    }
+
+    [Fact]
     public async Task GzipBodiesAndPlainTextAreAccepted()
     {
         using var dir = new TempDirectory();

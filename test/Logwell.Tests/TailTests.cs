@@ -49,3 +49,32 @@ public sealed class TailTests
         }
     }
 }
+
+public sealed class FindBySeqTests
+{
+    [Fact]
+    public async Task EventsAreFoundByTheirIdInMemoryAndInSegments()
+    {
+        using var dir = new TempDirectory();
+        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, MemTableMaxEvents = 50, DefaultRetentionDays = 36_500 });
+        try
+        {
+            var store = await engine.GetOrCreateAsync("ids");
+            var start = new DateTime(2026, 11, 20, 0, 0, 0, DateTimeKind.Utc).Ticks;
+            // Out of time order, so sequence numbers and block order differ.
+            var events = Enumerable.Range(0, 120).Select(i => new LogEvent(start + (i * 37 % 120) * TimeSpan.TicksPerSecond, $"event {i}", [])).ToList();
+            await store.AppendAsync(events[..100]);
+            await store.FlushAsync();
+            await store.AppendAsync(events[100..]);
+            foreach (var evt in events)
+            {
+                Assert.Equal(evt.Message, store.FindBySeq(evt.Seq)?.Message);
+            }
+            Assert.Null(store.FindBySeq(events.Max(e => e.Seq) + 1));
+        }
+        finally
+        {
+            await engine.DisposeAsync();
+        }
+    }
+}

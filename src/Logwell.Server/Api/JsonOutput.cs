@@ -13,6 +13,9 @@ internal static class JsonOutput
 
     public static string FormatId(long seq) => seq.ToString("x16", CultureInfo.InvariantCulture);
 
+    public static bool TryParseId(string? text, out long seq) =>
+        long.TryParse(text, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out seq) && text!.Length == 16 && seq >= 0;
+
     public static string FormatTime(long ticks) => new DateTime(ticks, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
 
     public static void WriteHit(Utf8JsonWriter writer, LogEvent evt)

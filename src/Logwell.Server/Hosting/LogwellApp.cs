@@ -46,6 +46,7 @@ public static class LogwellApp
         HistogramEndpoints.Map(app);
         FieldsEndpoints.Map(app);
         TailEndpoints.Map(app);
+        ContextEndpoints.Map(app);
         app.MapFallback(static context => ErrorResponses.WriteAsync(context, 404, $"no such endpoint: {context.Request.Method} {context.Request.Path}"))
             .WithMetadata(Permission.Public);
         return app;

@@ -700,6 +700,54 @@ public sealed class IndexSetStore : IAsyncDisposable
         return min <= max ? (min, max) : null;
     }
 
+    /// <summary>The event with sequence number <paramref name="seq"/> (its id), or null when it is not (or no longer) here.</summary>
+    public LogEvent? FindBySeq(long seq, CancellationToken cancellationToken = default)
+    {
+        var (segments, tables) = AcquireSnapshot();
+        try
+        {
+            foreach (var table in tables)
+            {
+                for (var i = 0; i < table.Count; i++)
+                {
+                    if (table.Items[i].Seq == seq)
+                    {
+                        return table.Items[i];
+                    }
+                }
+            }
+            foreach (var segment in segments)
+            {
+                if (seq < segment.Info.MinSeq || seq > segment.Info.MaxSeq)
+                {
+                    continue;
+                }
+                for (var b = 0; b < segment.Blocks.Length; b++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    if (segment.Blocks[b].MaxSeq < seq)
+                    {
+                        continue;
+                    }
+                    var rows = LoadRows(segment, b);
+                    var row = Array.IndexOf(rows.Seqs, seq);
+                    if (row >= 0)
+                    {
+                        return rows.ToEvent(row);
+                    }
+                }
+            }
+            return null;
+        }
+        finally
+        {
+            foreach (var segment in segments)
+            {
+                segment.Release();
+            }
+        }
+    }
+
     /// <summary>Searches segments and memory tables together, newest first (or oldest first).</summary>
     public SearchResult Search(SearchRequest request, CancellationToken cancellationToken = default)
     {

@@ -1,0 +1,114 @@
+using System.Globalization;
+using System.Text.Json;
+using Logwell.Core.Events;
+using Logwell.Core.Query;
+using Logwell.Server.Security;
+using Logwell.Storage.Engine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Logwell.Server.Api;
+
+/// <summary>
+/// <c>GET /api/v1/context</c>: the events just before and after one event (its <c>id</c> from a search) from the same
+/// source, in time order: the same <c>host</c> and <c>path</c> when the event has them, else the whole index set.
+/// </summary>
+internal static class ContextEndpoints
+{
+    public const int DefaultCount = 10;
+    public const int MaxCount = 1_000;
+
+    private static readonly string[] SourceFields = ["host", "path"];
+
+    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/context", ContextAsync).WithMetadata(Permission.Search);
+
+    private static async Task ContextAsync(HttpContext context)
+    {
+        var q = context.Request.Query;
+        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], null, null, null, null, q["timeout"]).ConfigureAwait(false) is not { } selection)
+        {
+            return;
+        }
+        if (!JsonOutput.TryParseId(q["id"], out var seq))
+        {
+            await ErrorResponses.WriteAsync(context, 400, "'id' must be the id of an event, as a search returns it (16 hex digits)").ConfigureAwait(false);
+            return;
+        }
+        if (!TryCount(q["before"], out var before) || !TryCount(q["after"], out var after))
+        {
+            await ErrorResponses.WriteAsync(context, 400, $"'before' and 'after' must be whole numbers from 0 to {MaxCount}").ConfigureAwait(false);
+            return;
+        }
+        var store = selection.Store;
+        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "context", selection.Timeout, ct => Around(store, seq, before, after, ct)).ConfigureAwait(false) is not { } found)
+        {
+            return;
+        }
+        if (found.Event is null)
+        {
+            await ErrorResponses.WriteAsync(context, 404, $"no event with id {q["id"]} in index set '{store.Name}'").ConfigureAwait(false);
+            return;
+        }
+
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        writer.WritePropertyName("event");
+        JsonOutput.WriteHit(writer, found.Event);
+        writer.WriteStartObject("source");
+        foreach (var (name, value) in found.Source)
+        {
+            writer.WriteString(name, value);
+        }
+        writer.WriteEndObject();
+        foreach (var (name, events) in new[] { ("before", found.Before), ("after", found.After) })
+        {
+            writer.WriteStartArray(name);
+            foreach (var evt in events)
+            {
+                JsonOutput.WriteHit(writer, evt);
+            }
+            writer.WriteEndArray();
+        }
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private sealed record Found(LogEvent? Event, List<(string Name, string Value)> Source, IReadOnlyList<LogEvent> Before, IReadOnlyList<LogEvent> After);
+
+    private static Found Around(IndexSetStore store, long seq, int before, int after, CancellationToken cancellationToken)
+    {
+        var evt = store.FindBySeq(seq, cancellationToken);
+        if (evt is null)
+        {
+            return new Found(null, [], [], []);
+        }
+        var source = new List<(string, string)>();
+        var clauses = new List<QueryNode>();
+        foreach (var name in SourceFields)
+        {
+            if (evt.TryGetField(name, out var value) && value.Kind == FieldKind.String)
+            {
+                source.Add((name, value.Text!));
+                clauses.Add(new RangeNode(name, value.Text, value.Text, true, true));
+            }
+        }
+        QueryNode query = clauses.Count switch
+        {
+            0 => MatchAllNode.Instance,
+            1 => clauses[0],
+            _ => new AndNode(clauses),
+        };
+        var position = new EventPosition(evt.Timestamp, evt.Seq);
+        var older = before == 0 ? [] : store.Search(new SearchRequest(query, After: position, Limit: before), cancellationToken).Hits.Reverse().ToList();
+        var newer = after == 0 ? [] : store.Search(new SearchRequest(query, After: position, Limit: after) { OldestFirst = true }, cancellationToken).Hits;
+        return new Found(evt, source, older, newer);
+    }
+
+    private static bool TryCount(string? text, out int count)
+    {
+        count = DefaultCount;
+        return string.IsNullOrEmpty(text) || (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out count) && count <= MaxCount);
+    }
+}
