@@ -103,6 +103,14 @@ public sealed class HttpApiTests
         (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?sort=up");
         Assert.Equal(HttpStatusCode.BadRequest, status);
 
+        // Side by side, AND by default; with default_operator=OR either clause will do.
+        (_, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("failed reset"));
+        Assert.Equal(0, found.GetProperty("hits").GetArrayLength());
+        (_, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?default_operator=OR&q=" + Uri.EscapeDataString("failed reset"));
+        Assert.Equal(2, found.GetProperty("hits").GetArrayLength());
+        (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?default_operator=XOR");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+
         (status, found) = await SendAsync(http, HttpMethod.Post, "/api/v1/search",
             new StringContent("{\"indexset\":\"default\",\"q\":\"user\",\"from\":\"2026-11-20T10:00:30Z\",\"to\":1795168980000}", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, status);

@@ -18,6 +18,32 @@ public sealed class QueryParserTests
         Assert.Equal([new TermNode(null, "error"), new TermNode(null, "timeout")], node.Children);
     }
 
+    [Theory]
+    [InlineData("a b", "Or(a,b)")]
+    [InlineData("a OR b", "Or(a,b)")]
+    [InlineData("a AND b c", "And(a,b)")]
+    [InlineData("a b -c", "And(Or(a,b),Not(c))")]
+    [InlineData("+a b", "a")]
+    [InlineData("a NOT b", "And(a,Not(b))")]
+    [InlineData("-c", "And(*,Not(c))")]
+    [InlineData("(a b) AND c", "And(Or(a,b),c)")]
+    [InlineData("level:(error warn) -debug", "And(Or(level:error,level:warn),Not(debug))")]
+    public void WithOrAsTheDefaultOperatorClausesAreOptionalAsInLucene(string text, string expected)
+    {
+        Assert.True(QueryParser.TryParse(text, defaultOr: true, out var query, out var error), error?.ToString());
+        Assert.Equal(expected, Show(query));
+    }
+
+    private static string Show(QueryNode node) => node switch
+    {
+        MatchAllNode => "*",
+        TermNode t => t.Field is null ? t.Token : $"{t.Field}:{t.Token}",
+        AndNode a => $"And({string.Join(",", a.Children.Select(Show))})",
+        OrNode o => $"Or({string.Join(",", o.Children.Select(Show))})",
+        NotNode n => $"Not({Show(n.Child)})",
+        _ => node.ToString(),
+    };
+
     [Fact]
     public void OrBindsLooserThanAnd()
     {

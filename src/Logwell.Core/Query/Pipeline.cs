@@ -39,13 +39,16 @@ public static partial class PipelineParser
 {
     public const int MaxRows = 10_000;
 
-    public static bool TryParse(string? text, out Pipeline pipeline, out QueryError? error)
+    public static bool TryParse(string? text, out Pipeline pipeline, out QueryError? error) => TryParse(text, defaultOr: false, out pipeline, out error);
+
+    /// <summary>As <see cref="TryParse(string?, out Pipeline, out QueryError?)"/>, with OR between side-by-side clauses when <paramref name="defaultOr"/>.</summary>
+    public static bool TryParse(string? text, bool defaultOr, out Pipeline pipeline, out QueryError? error)
     {
         text ??= "";
         pipeline = new Pipeline(MatchAllNode.Instance, []);
         var cuts = PipePositions(text);
         var queryText = cuts.Count == 0 ? text : text[..cuts[0]];
-        if (!QueryParser.TryParse(queryText, out var query, out error))
+        if (!QueryParser.TryParse(queryText, defaultOr, out var query, out error))
         {
             return false;
         }

@@ -28,9 +28,23 @@ public sealed class QueryParser
     // Inside field:( ... ): the field that clauses without one of their own apply to.
     private string? _groupField;
 
-    private QueryParser(string text) => _text = text;
+    // With OR as the default operator, clauses side by side are optional ("should"), as in Lucene.
+    private readonly bool _defaultOr;
 
-    public static bool TryParse(string? text, out QueryNode query, out QueryError? error)
+    private QueryParser(string text, bool defaultOr)
+    {
+        _text = text;
+        _defaultOr = defaultOr;
+    }
+
+    public static bool TryParse(string? text, out QueryNode query, out QueryError? error) => TryParse(text, defaultOr: false, out query, out error);
+
+    /// <summary>
+    /// Parses with AND (the default) or OR between clauses written side by side. With OR, as in Lucene: <c>+a</c> and
+    /// clauses joined by <c>AND</c> must match, <c>-a</c> and <c>NOT a</c> must not, and of the other clauses at least
+    /// one must match when nothing is required (<c>a b -c</c> is <c>(a OR b) AND NOT c</c>; in <c>+a b</c> only a counts).
+    /// </summary>
+    public static bool TryParse(string? text, bool defaultOr, out QueryNode query, out QueryError? error)
     {
         text ??= "";
         if (text.Length > MaxLength)
@@ -41,7 +55,7 @@ public sealed class QueryParser
         }
         try
         {
-            var parser = new QueryParser(text);
+            var parser = new QueryParser(text, defaultOr);
             query = parser.ParseQuery();
             error = null;
             return true;
@@ -79,6 +93,10 @@ public sealed class QueryParser
 
     private QueryNode ParseOr()
     {
+        if (_defaultOr)
+        {
+            return ParseClauses();
+        }
         var children = new List<QueryNode> { ParseAnd() };
         while (TryKeyword("OR") || TrySymbol("||"))
         {
@@ -101,6 +119,87 @@ public sealed class QueryParser
             children.Add(ParseUnary());
         }
         return children.Count == 1 ? children[0] : new AndNode(children);
+    }
+
+    private enum Occur
+    {
+        Should,
+        Must,
+        MustNot,
+    }
+
+    /// <summary>A run of clauses with OR as the default operator (see <see cref="TryParse(string?, bool, out QueryNode, out QueryError?)"/>).</summary>
+    private QueryNode ParseClauses()
+    {
+        var clauses = new List<(Occur Occur, QueryNode Node)>();
+        var nextMust = false;
+        while (true)
+        {
+            SkipSpace();
+            if (_pos >= _text.Length || _text[_pos] == ')')
+            {
+                break;
+            }
+            if (clauses.Count > 0 && (TryKeyword("AND") || TrySymbol("&&")))
+            {
+                if (clauses[^1].Occur == Occur.Should)
+                {
+                    clauses[^1] = (Occur.Must, clauses[^1].Node);
+                }
+                nextMust = true;
+                continue;
+            }
+            if (clauses.Count > 0 && (TryKeyword("OR") || TrySymbol("||")))
+            {
+                nextMust = false;
+                continue;
+            }
+            var occur = nextMust ? Occur.Must : Occur.Should;
+            nextMust = false;
+            if (TryKeyword("NOT") || TrySymbol("!"))
+            {
+                clauses.Add((Occur.MustNot, ParseUnary()));
+                continue;
+            }
+            if (_text[_pos] is '-' or '+' && _pos + 1 < _text.Length && !char.IsWhiteSpace(_text[_pos + 1]))
+            {
+                occur = _text[_pos] == '-' ? Occur.MustNot : Occur.Must;
+                _pos++;
+            }
+            clauses.Add((occur, ParseUnaryInClauses()));
+        }
+        if (clauses.Count == 0)
+        {
+            throw Error(_pos, "unexpected end of query", ClauseExpected);
+        }
+        var required = clauses.Where(c => c.Occur == Occur.Must).Select(c => c.Node).ToList();
+        var optional = clauses.Where(c => c.Occur == Occur.Should).Select(c => c.Node).ToList();
+        if (required.Count == 0 && optional.Count > 0)
+        {
+            required.Add(optional.Count == 1 ? optional[0] : new OrNode(optional));
+        }
+        if (required.Count == 0)
+        {
+            required.Add(MatchAllNode.Instance); // only exclusions: everything but them
+        }
+        required.AddRange(clauses.Where(c => c.Occur == Occur.MustNot).Select(c => (QueryNode)new NotNode(c.Node)));
+        return required.Count == 1 ? required[0] : new AndNode(required);
+    }
+
+    private QueryNode ParseUnaryInClauses()
+    {
+        if (++_depth > MaxDepth)
+        {
+            throw Error(_pos, $"query nests deeper than {MaxDepth} levels", "fewer nested parentheses or NOTs");
+        }
+        try
+        {
+            return ParsePrimary();
+        }
+        finally
+        {
+            _depth--;
+        }
     }
 
     private QueryNode ParseUnary()

@@ -82,7 +82,17 @@ internal static class SearchEndpoints
         }
         var engine = context.RequestServices.GetEngine();
         var indexSet = string.IsNullOrEmpty(indexSetName) ? IndexSetName.Default : indexSetName;
-        if (!PipelineParser.TryParse(q, out var pipeline, out var queryError))
+        var defaultOperator = context.Request.Query["default_operator"].ToString();
+        if (defaultOperator.Length == 0)
+        {
+            defaultOperator = options.DefaultOperator;
+        }
+        if (defaultOperator is not ("AND" or "OR"))
+        {
+            await ErrorResponses.WriteAsync(context, 400, "'default_operator' must be AND or OR").ConfigureAwait(false);
+            return null;
+        }
+        if (!PipelineParser.TryParse(q, defaultOperator == "OR", out var pipeline, out var queryError))
         {
             await ErrorResponses.WriteAsync(context, 400, $"query error at position {queryError!.Position}: {queryError.Message}", queryError.Position, queryError.Expected).ConfigureAwait(false);
             return null;

@@ -18,6 +18,9 @@ public sealed record LogwellOptions
     public int DefaultSearchLimit { get; init; } = 100;
     public int SearchTimeoutSeconds { get; init; } = 55;
 
+    /// <summary>The operator between clauses written side by side: AND (every clause must match) or OR (as in Lucene).</summary>
+    public string DefaultOperator { get; init; } = "AND";
+
     /// <summary>The longest <c>timeout</c> a request may ask for, in seconds.</summary>
     public int MaxSearchTimeoutSeconds { get; init; } = 600;
 
@@ -50,6 +53,10 @@ public sealed record LogwellOptions
         if (SearchTimeoutSeconds < 1 || MaxSearchTimeoutSeconds < SearchTimeoutSeconds)
         {
             throw new ArgumentException("Logwell:SearchTimeoutSeconds must be at least one second and at most MaxSearchTimeoutSeconds");
+        }
+        if (DefaultOperator is not ("AND" or "OR"))
+        {
+            throw new ArgumentException($"Logwell:DefaultOperator must be AND or OR, not '{DefaultOperator}'");
         }
         ToEngineOptions().Validate();
     }
