@@ -920,36 +920,58 @@ public sealed class IndexSetStore : IAsyncDisposable
                 total++;
             }
         }
-        Scan(request, cancellationToken,
-            rows =>
+        // Counts one block's rows (all of them, or those in the mask): dictionary-coded values by their groups.
+        void CountBlock(BlockRows rows, ulong[]? mask)
+        {
+            if (rows.FieldCodes(field) is not { } dictionary)
             {
-                if (rows.FieldCodes(field) is not { } dictionary)
+                if (rows.Field(field) is not { } values)
                 {
-                    foreach (var value in rows.Field(field) ?? [])
-                    {
-                        Add(value);
-                    }
                     return;
                 }
-                // Dictionary-coded: each value's row count is known; other kinds of values are counted one by one.
-                for (var code = 0; code < dictionary.Values.Length; code++)
+                for (var row = 0; row < values.Length; row++)
                 {
-                    var n = dictionary.Starts[code + 1] - dictionary.Starts[code];
-                    if (n > 0)
-                    {
-                        counts[dictionary.Values[code]] = counts.GetValueOrDefault(dictionary.Values[code]) + n;
-                        total += n;
-                    }
-                }
-                if (dictionary.OtherRows.Length > 0)
-                {
-                    var values = rows.Field(field)!;
-                    foreach (var row in dictionary.OtherRows)
+                    if (values[row].Kind != 0 && (mask is null || RowBits.Contains(mask, row)))
                     {
                         Add(values[row]);
                     }
                 }
-            },
+                return;
+            }
+            for (var code = 0; code < dictionary.Values.Length; code++)
+            {
+                long n = 0;
+                if (mask is null)
+                {
+                    n = dictionary.Starts[code + 1] - dictionary.Starts[code];
+                }
+                else
+                {
+                    foreach (var row in dictionary.RowsOf(code))
+                    {
+                        n += (long)(mask[row >> 6] >> row) & 1;
+                    }
+                }
+                if (n > 0)
+                {
+                    counts[dictionary.Values[code]] = counts.GetValueOrDefault(dictionary.Values[code]) + n;
+                    total += n;
+                }
+            }
+            if (dictionary.OtherRows.Length > 0)
+            {
+                var values = rows.Field(field)!;
+                foreach (var row in dictionary.OtherRows)
+                {
+                    if (mask is null || RowBits.Contains(mask, row))
+                    {
+                        Add(values[row]);
+                    }
+                }
+            }
+        }
+        Scan(request, cancellationToken,
+            rows => CountBlock(rows, null),
             evt =>
             {
                 if (evt.TryGetField(field, out var value))
@@ -957,13 +979,8 @@ public sealed class IndexSetStore : IAsyncDisposable
                     Add(value);
                 }
             },
-            (rows, row) =>
-            {
-                if (rows.Field(field) is { } values && values[row].Kind != 0)
-                {
-                    Add(values[row]);
-                }
-            });
+            matchingRow: null,
+            matchingBlock: CountBlock);
         return new CountByResult(counts, total);
     }
 
@@ -1024,7 +1041,7 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// needed column is decoded), other rows of blocks to <paramref name="matchingRow"/>, events in memory to
     /// <paramref name="matching"/>.
     /// </summary>
-    internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int> matchingRow)
+    internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int>? matchingRow, Action<BlockRows, ulong[]>? matchingBlock = null)
     {
         var now = _time.GetUtcNow();
         var matcher = EventMatcher.Compile(request.Query, now);
@@ -1076,18 +1093,25 @@ public sealed class IndexSetStore : IAsyncDisposable
                     }
                     var rows = LoadRows(segment, b);
                     var matchingRows = BlockQuery.Evaluate(request.Query, rows, segment, now);
-                    var whole = after is null && block.MinTime >= from && block.MaxTime < to;
-                    foreach (var i in RowBits.Rows(matchingRows))
+                    if (!(after is null && block.MinTime >= from && block.MaxTime < to))
                     {
-                        if (!whole)
+                        foreach (var i in RowBits.Rows(matchingRows))
                         {
                             var t = rows.Timestamps[i];
                             if (t < from || t >= to || (after is not null && new EventPosition(t, rows.Seqs[i]) >= after.Value))
                             {
-                                continue;
+                                RowBits.Clear(matchingRows, i);
                             }
                         }
-                        matchingRow(rows, i);
+                    }
+                    if (matchingBlock is not null)
+                    {
+                        matchingBlock(rows, matchingRows);
+                        continue;
+                    }
+                    foreach (var i in RowBits.Rows(matchingRows))
+                    {
+                        matchingRow!(rows, i);
                     }
                 }
             }
