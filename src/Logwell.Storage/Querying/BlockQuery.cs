@@ -23,7 +23,7 @@ internal static class BlockQuery
         TermNode term => Text(term.Field, [term.Token], exactFromPostings: true, text => Tokenizer.ContainsToken(text, term.Token), rows, segment),
         PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment, phrase.Tokens),
         PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment),
-        WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TokenPattern.For(wildcard).Matches, rows, segment),
+        WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TokenPattern.For(wildcard).Matches, rows, segment, literal: LongestLiteral(wildcard.Pattern)),
         RegexNode regex => Text(regex.Field, [], exactFromPostings: false, TokenPattern.For(regex).Matches, rows, segment),
         ExistsNode exists => Exists(exists.Field, rows),
         RangeNode range => Range(RangeMatcher.Create(range, now), range.Field, rows),
@@ -146,7 +146,8 @@ internal static class BlockQuery
         }
     }
 
-    private static ulong[] Text(string? field, IReadOnlyList<string> indexTokens, bool exactFromPostings, TextTest test, BlockRows rows, Segment segment, IReadOnlyList<string>? phrase = null)
+    /// <param name="literal">Text every match holds (a wildcard's longest fixed part): only rows whose bytes hold it are tested.</param>
+    private static ulong[] Text(string? field, IReadOnlyList<string> indexTokens, bool exactFromPostings, TextTest test, BlockRows rows, Segment segment, IReadOnlyList<string>? phrase = null, string? literal = null)
     {
         var result = RowBits.None(rows.Count);
         var isMessage = string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
@@ -156,6 +157,7 @@ internal static class BlockQuery
             {
                 if (!exact && !(phrase is not null && MatchPositions(rows.Postings, null, phrase, candidates)))
                 {
+                    Narrow(candidates, rows.Messages, literal);
                     VerifyText(candidates, rows.Messages, test);
                 }
                 RowBits.Or(result, candidates);
@@ -179,6 +181,7 @@ internal static class BlockQuery
                 {
                     if (rows.TextField(name) is { } text)
                     {
+                        Narrow(fieldRows, text, literal);
                         VerifyText(fieldRows, text, test);
                     }
                     else if (rows.Field(name) is { } values)
@@ -287,6 +290,35 @@ internal static class BlockQuery
             }
         }
         return rows;
+    }
+
+    /// <summary>Drops the candidates whose text lacks <paramref name="literal"/> (when there is one to look for).</summary>
+    private static void Narrow(ulong[] candidates, TextColumn text, string? literal)
+    {
+        if (literal is not null && RowsContaining(text, literal) is { } holding)
+        {
+            RowBits.And(candidates, holding);
+        }
+    }
+
+    /// <summary>
+    /// The longest run of a wildcard pattern without <c>*</c>, <c>?</c> or escapes, when it has at least 3 characters:
+    /// every text the pattern matches (a token of it or the whole of it) holds that run, in some case.
+    /// </summary>
+    private static string? LongestLiteral(string pattern)
+    {
+        var best = "";
+        foreach (var part in pattern.Split('*', '?'))
+        {
+            if (part.Length > best.Length && !part.Contains('\\'))
+            {
+                best = part;
+            }
+        }
+        // The pattern ignores case the way .NET's regular expressions do, where 'k' also matches the Kelvin sign (the
+        // one ASCII letter with a non-ASCII case twin there): a byte search could miss such rows, so runs with 'k'
+        // narrow nothing.
+        return best.Length >= 3 && !best.Contains('k') ? best : null;
     }
 
     private static (int Start, int Length) LongestCaselessRun(ReadOnlySpan<byte> lower)
