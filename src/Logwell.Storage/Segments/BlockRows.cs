@@ -41,42 +41,21 @@ internal sealed class BlockRows
     private void Decoded(long bytes) => OnDecoded?.Invoke(bytes);
 
     /// <summary>Timestamps of the rows, ascending (decoded on first use).</summary>
-    public long[] Timestamps
-    {
-        get
-        {
-            if (_timestamps is null)
-            {
-                lock (_lock)
-                {
-                    if (_timestamps is null)
-                    {
-                        _timestamps = DecodeInt64Column(SegmentFormat.TimestampColumn);
-                        Decoded(Count * 8L);
-                    }
-                }
-            }
-            return _timestamps;
-        }
-    }
+    public long[] Timestamps => _timestamps ?? DecodeOnce(ref _timestamps, SegmentFormat.TimestampColumn);
 
     /// <summary>Sequence numbers of the rows (decoded on first use).</summary>
-    public long[] Seqs
+    public long[] Seqs => _seqs ?? DecodeOnce(ref _seqs, SegmentFormat.SeqColumn);
+
+    private long[] DecodeOnce(ref long[]? decoded, int columnId)
     {
-        get
+        lock (_lock)
         {
-            if (_seqs is null)
+            if (decoded is null)
             {
-                lock (_lock)
-                {
-                    if (_seqs is null)
-                    {
-                        _seqs = DecodeInt64Column(SegmentFormat.SeqColumn);
-                        Decoded(Count * 8L);
-                    }
-                }
+                decoded = DecodeInt64Column(columnId);
+                Decoded(Count * 8L);
             }
-            return _seqs;
+            return decoded;
         }
     }
 
