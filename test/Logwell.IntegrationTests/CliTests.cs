@@ -91,6 +91,11 @@ public sealed class CliTests
         // i % 100 == 0 and i % 7 == 0: i = 0, 700, 1400, 2100.
         Assert.Equal(["GET /item/2100 500", "GET /item/1400 500", "GET /item/700 500", "GET /item/0 500"], hits.Select(h => h.GetProperty("message").GetString()));
 
+        // Ordered by a field over every match: the host names descending, ties newest first.
+        (code, stdout, stderr) = await RunAsync(node, null, "search", "--index", "web", "500", "--sort", "host:desc", "--limit", "2", "--json");
+        Assert.True(code == 0, stderr);
+        Assert.Equal(["GET /item/2400 500", "GET /item/1700 500"], stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("message").GetString()));
+
         (code, stdout, stderr) = await RunAsync(node, null, "search", "--index", "web", "stdin", "--since", "1h");
         Assert.Equal(0, code);
         Assert.Contains("plain text from stdin", stdout, StringComparison.Ordinal);

@@ -100,7 +100,7 @@ public sealed class HttpApiTests
         Assert.Equal(["user login failed", "connection reset by peer"], found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()));
         (status, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?sort=asc&limit=2&cursor=" + Uri.EscapeDataString(found.GetProperty("next_cursor").GetString()!));
         Assert.Equal(["user login ok"], found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()));
-        (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?sort=up");
+        (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?sort=up:down");
         Assert.Equal(HttpStatusCode.BadRequest, status);
 
         // Side by side, AND by default; with default_operator=OR either clause will do.
@@ -115,6 +115,62 @@ public sealed class HttpApiTests
             new StringContent("{\"indexset\":\"default\",\"q\":\"user\",\"from\":\"2026-11-20T10:00:30Z\",\"to\":1795168980000}", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal(["user login ok"], found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()));
+        (status, found) = await SendAsync(http, HttpMethod.Post, "/api/v1/search",
+            new StringContent("{\"q\":\"failed reset\",\"default_operator\":\"OR\"}", Encoding.UTF8, "application/json"));
+        Assert.Equal(2, found.GetProperty("hits").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task HitsSortByAFieldAcrossEveryMatchAndPageByCursor()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var http = node.Http;
+        // Latencies in a shuffled order of time; one event without latency, one with text.
+        var latencies = new[] { "12", "3.5", "250", null, "\"slow\"", "7", "1000", "0.25" };
+        await IngestAsync(http, "default", string.Concat(latencies.Select((l, i) =>
+            $"{{\"@t\":\"2026-11-20T10:0{i}:00Z\",\"message\":\"request {i}\"{(l is null ? "" : ",\"latency\":" + l)}}}\n")));
+
+        async Task<(string[] Messages, string? Cursor, long Total)> Page(string sort, string? cursor = null)
+        {
+            var (status, found) = await SendAsync(http, HttpMethod.Get, $"/api/v1/search?limit=3&sort={sort}" + (cursor is null ? "" : "&cursor=" + Uri.EscapeDataString(cursor)));
+            Assert.Equal(HttpStatusCode.OK, status);
+            var next = found.GetProperty("next_cursor");
+            return ([.. found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()!)],
+                next.ValueKind == JsonValueKind.Null ? null : next.GetString(), found.GetProperty("total").GetInt64());
+        }
+        async Task<List<string>> All(string sort)
+        {
+            var all = new List<string>();
+            string? cursor = null;
+            do
+            {
+                var page = await Page(sort, cursor);
+                all.AddRange(page.Messages);
+                cursor = page.Cursor;
+            }
+            while (cursor is not null);
+            return all;
+        }
+        // Numbers by value, then text; events without the field last in both directions.
+        Assert.Equal(["request 7", "request 1", "request 5", "request 0", "request 2", "request 6", "request 4", "request 3"], await All("latency:asc"));
+        Assert.Equal(["request 4", "request 6", "request 2", "request 0", "request 5", "request 1", "request 7", "request 3"], await All("latency:desc"));
+        Assert.Equal(8, (await Page("latency")).Total);
+        Assert.Equal(["request 7", "request 6", "request 5"], (await Page("@timestamp:desc")).Messages);
+        Assert.Equal(["request 0", "request 1", "request 2"], (await Page("t:asc")).Messages);
+
+        // A cursor continues only the order it came from.
+        var (_, cursorOfAsc, _) = await Page("latency:asc");
+        var (status, error) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?sort=latency:desc&cursor=" + Uri.EscapeDataString(cursorOfAsc!));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("cursor", error.GetProperty("error").GetString());
+        (status, _) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?sort=latency:sideways");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+
+        // As a first pipe stage, sort orders every match too, not only the newest page.
+        (status, var table) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("* | sort by latency desc | head 2 | fields message, latency"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("[[\"request 4\",\"slow\"],[\"request 6\",1000]]", table.GetProperty("rows").GetRawText());
     }
 
     [Fact]

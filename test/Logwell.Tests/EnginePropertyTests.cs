@@ -64,6 +64,49 @@ public sealed partial class EnginePropertyTests
         }
     }
 
+    [Fact]
+    public async Task AFirstSortPipeOrdersEveryMatchNotOnlyTheNewestPage()
+    {
+        using var dir = new TempDirectory();
+        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 1024, MemTableMaxEvents = 4096, DefaultRetentionDays = 36_500 });
+        await using (engine)
+        {
+            var store = await engine.GetOrCreateAsync("sorted");
+            // The slowest request is the oldest of more events than a table holds.
+            var events = Enumerable.Range(0, PipelineParser.MaxRows + 500)
+                .Select(i => new LogEvent(Start.AddSeconds(i).Ticks, $"request {i}", [new Field("latency", FieldValue.FromLong(i == 0 ? 99_999 : i % 1000))]))
+                .ToList();
+            await store.AppendAsync(events);
+            var table = PipelineRunner.Run(store, Parse("* | sort by latency desc | head 3 | fields message, latency"), null, null, CancellationToken.None);
+            // Ties come newest first.
+            Assert.Equal(["request 0=99999", "request 9999=999", "request 8999=999"], table.Rows.Select(r => $"{r[0]}={r[1]}"));
+            var fastest = PipelineRunner.Run(store, Parse("* | sort by latency asc | fields message"), null, null, CancellationToken.None);
+            Assert.Equal(PipelineParser.MaxRows, fastest.Rows.Count);
+            Assert.True(fastest.Truncated);
+            Assert.Equal(["request 10000", "request 9000"], fastest.Rows.Take(2).Select(r => (string)r[0]!));
+        }
+    }
+
+    [Fact]
+    public async Task FieldOrderTiesGoNewestFirstAcrossSegmentsWithTheSameTimes()
+    {
+        using var dir = new TempDirectory();
+        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, MemTableMaxEvents = 1000, MergeMinSegments = 100, DefaultRetentionDays = 36_500 });
+        await using (engine)
+        {
+            var store = await engine.GetOrCreateAsync("ties");
+            // Three segments of events at one instant with one host: only the sequence numbers tell them apart.
+            for (var segment = 0; segment < 3; segment++)
+            {
+                await store.AppendAsync([.. Enumerable.Range(0, 40).Select(i => new LogEvent(Start.Ticks, $"event {segment}-{i}", [new Field("host", FieldValue.FromString("web-1"))]))]);
+                await store.FlushAsync();
+            }
+            var result = store.Search(new SearchRequest(new MatchAllNode(), Limit: 5) { OrderBy = new FieldOrder("host", Descending: false) });
+            Assert.Equal(["event 2-39", "event 2-38", "event 2-37", "event 2-36", "event 2-35"], result.Hits.Select(h => h.Message));
+            Assert.Equal(120, result.Total);
+        }
+    }
+
     private static void CheckAll(IndexSetStore store, List<LogEvent> events, List<string> queries, Random random)
     {
         foreach (var text in queries)
@@ -118,6 +161,7 @@ public sealed partial class EnginePropertyTests
             Assert.True(Enumerable.Reverse(expected).SequenceEqual(oldest), $"oldest-first hits for '{text}' (limit {limit}) differ: expected {expected.Count}, got {oldest.Count}");
 
             var matching = events.Where(e => (from is null || e.Timestamp >= from) && (to is null || e.Timestamp < to) && Reference(query, e)).ToList();
+            CheckFieldOrder(store, query, from, to, matching, random.Next(30, 200), random);
             var expectedLevels = matching.Where(e => e.TryGetField("level", out _))
                 .GroupBy(e => { e.TryGetField("level", out var v); return v.Text!; })
                 .ToDictionary(g => g.Key, g => (long)g.Count());
@@ -138,6 +182,50 @@ public sealed partial class EnginePropertyTests
             var hours = store.Histogram(new SearchRequest(query, from, to), hour);
             Assert.Equal(expectedHours.OrderBy(p => p.Key), hours.Counts.OrderBy(p => p.Key));
         }
+    }
+
+    /// <summary>
+    /// Pages through the matches ordered by a field and compares with a LINQ ordering of the reference (pages are larger
+    /// than the time-ordered ones: every page reads all matches).
+    /// </summary>
+    private static void CheckFieldOrder(IndexSetStore store, QueryNode query, long? from, long? to, List<LogEvent> matching, int limit, Random random)
+    {
+        var field = new[] { "status", "detail", "host", "message" }[random.Next(4)];
+        var descending = random.Next(2) == 0;
+        (int Missing, int Text, double Number, string Value) Key(LogEvent e)
+        {
+            if (field == "message")
+            {
+                return (0, 1, 0, e.Message);
+            }
+            if (!e.TryGetField(field, out var v) || v.Kind == FieldKind.Null)
+            {
+                return (1, 0, 0, "");
+            }
+            return v.Kind == FieldKind.Long ? (0, 0, v.Long, "") : (0, 1, 0, v.SearchText!);
+        }
+        var keyed = matching.Select(e => (Event: e, Key: Key(e))).OrderBy(p => p.Key.Missing);
+        var ordered = descending
+            ? keyed.ThenByDescending(p => p.Key.Text).ThenByDescending(p => p.Key.Number).ThenByDescending(p => p.Key.Value, StringComparer.Ordinal)
+            : keyed.ThenBy(p => p.Key.Text).ThenBy(p => p.Key.Number).ThenBy(p => p.Key.Value, StringComparer.Ordinal);
+        var expected = ordered.ThenByDescending(p => p.Event.Timestamp).ThenByDescending(p => p.Event.Seq).Select(p => p.Event.Seq).ToList();
+
+        var actual = new List<long>();
+        OrderKey? after = null;
+        var order = new FieldOrder(field, descending);
+        while (true)
+        {
+            var result = store.Search(new SearchRequest(query, from, to, null, limit) { OrderBy = order, AfterKey = after });
+            Assert.True(result.TotalIsExact);
+            Assert.Equal(expected.Count - actual.Count, result.Total);
+            actual.AddRange(result.Hits.Select(h => h.Seq));
+            if (result.NextOrderKey is null)
+            {
+                break;
+            }
+            after = result.NextOrderKey;
+        }
+        Assert.True(expected.SequenceEqual(actual), $"hits ordered by {field} {(descending ? "desc" : "asc")} (limit {limit}) differ: expected {string.Join(",", expected.Take(20))}, got {string.Join(",", actual.Take(20))}");
     }
 
     private static void CheckPipes(IndexSetStore store, QueryNode query, long? from, long? to, List<LogEvent> matching)

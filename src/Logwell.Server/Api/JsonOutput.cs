@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text.Encodings.Web;
+using System.Buffers.Text;
 using System.Text.Json;
 using Logwell.Core.Events;
+using Logwell.Storage.Engine;
 
 namespace Logwell.Server.Api;
 
@@ -71,6 +73,55 @@ internal static class JsonOutput
 
     public static string FormatCursor(EventPosition position) =>
         string.Create(CultureInfo.InvariantCulture, $"{position.Timestamp:x}-{position.Seq:x}");
+
+    /// <summary>
+    /// A cursor into an order by field: <c>f~{a|d}~{field}~{value}~{ticks}-{seq}</c>, the field base64url-coded, the
+    /// value <c>n</c> and a number, <c>s</c> and base64url text, or <c>m</c> for missing. It names its order, so a
+    /// cursor cannot continue a different one.
+    /// </summary>
+    public static string FormatCursor(FieldOrder order, OrderKey key)
+    {
+        var value = key.Value.IsNumber ? "n" + key.Value.Number.ToString("R", CultureInfo.InvariantCulture)
+            : key.Value.Text is { } text ? "s" + Base64Url.EncodeToString(System.Text.Encoding.UTF8.GetBytes(text))
+            : "m";
+        return $"f~{(order.Descending ? 'd' : 'a')}~{Base64Url.EncodeToString(System.Text.Encoding.UTF8.GetBytes(order.Field))}~{value}~{FormatCursor(key.Position)}";
+    }
+
+    public static bool TryParseCursor(string text, FieldOrder order, out OrderKey key)
+    {
+        key = default;
+        var parts = text.Split('~');
+        if (parts.Length != 5 || parts[0] != "f" || parts[1] != (order.Descending ? "d" : "a")
+            || parts[2] != Base64Url.EncodeToString(System.Text.Encoding.UTF8.GetBytes(order.Field))
+            || parts[3].Length == 0 || !TryParseCursor(parts[4], out var position))
+        {
+            return false;
+        }
+        OrderValue value;
+        switch (parts[3][0])
+        {
+            case 'n' when double.TryParse(parts[3].AsSpan(1), NumberStyles.Float, CultureInfo.InvariantCulture, out var number):
+                value = new OrderValue(true, number, null);
+                break;
+            case 's':
+                try
+                {
+                    value = new OrderValue(false, 0, System.Text.Encoding.UTF8.GetString(Base64Url.DecodeFromChars(parts[3].AsSpan(1))));
+                }
+                catch (FormatException)
+                {
+                    return false;
+                }
+                break;
+            case 'm' when parts[3].Length == 1:
+                value = OrderValue.Missing;
+                break;
+            default:
+                return false;
+        }
+        key = new OrderKey(value, position);
+        return true;
+    }
 
     public static bool TryParseCursor(string text, out EventPosition position)
     {

@@ -24,12 +24,12 @@ internal static class SearchEndpoints
         routes.MapPost("/api/v1/search", SearchFromBodyAsync).WithMetadata(Permission.Search);
     }
 
-    private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor, string? TrackTotalHits, string? Filters, string? Timeout, string? Sort);
+    private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor, string? TrackTotalHits, string? Filters, string? Timeout, string? Sort, string? DefaultOperator);
 
     private static Task SearchFromQueryAsync(HttpContext context)
     {
         var q = context.Request.Query;
-        return SearchAsync(context, new SearchParameters(q["indexset"], q["q"], q["from"], q["to"], q["limit"], q["cursor"], q["track_total_hits"], q["filters"], q["timeout"], q["sort"]));
+        return SearchAsync(context, new SearchParameters(q["indexset"], q["q"], q["from"], q["to"], q["limit"], q["cursor"], q["track_total_hits"], q["filters"], q["timeout"], q["sort"], q["default_operator"]));
     }
 
     private static async Task SearchFromBodyAsync(HttpContext context)
@@ -53,7 +53,7 @@ internal static class SearchEndpoints
             JsonValueKind.Null => null,
             _ => value.GetRawText(),
         } : null;
-        await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"), Read("track_total_hits"), Read("filters"), Read("timeout"), Read("sort"))).ConfigureAwait(false);
+        await SearchAsync(context, new SearchParameters(Read("indexset"), Read("q"), Read("from"), Read("to"), Read("limit"), Read("cursor"), Read("track_total_hits"), Read("filters"), Read("timeout"), Read("sort"), Read("default_operator"))).ConfigureAwait(false);
     }
 
     /// <summary>What every search-like request names: the index set, the query with its filters, the time window.</summary>
@@ -66,8 +66,11 @@ internal static class SearchEndpoints
         public IReadOnlyList<PipeStage> Stages { get; init; } = [];
     }
 
-    /// <summary>Reads the selection, or answers the client's mistake (400, 404) and returns null.</summary>
-    internal static async Task<Selection?> ReadSelectionAsync(HttpContext context, string? indexSetName, string? q, string? filterJson, string? fromText, string? toText, string? timeoutText, bool pipesAllowed = false)
+    /// <summary>
+    /// Reads the selection, or answers the client's mistake (400, 404) and returns null. The default operator comes from
+    /// <paramref name="defaultOperatorText"/> (a POST body's), else the URL's <c>default_operator</c>, else the setting.
+    /// </summary>
+    internal static async Task<Selection?> ReadSelectionAsync(HttpContext context, string? indexSetName, string? q, string? filterJson, string? fromText, string? toText, string? timeoutText, bool pipesAllowed = false, string? defaultOperatorText = null)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
         var timeout = TimeSpan.FromSeconds(options.SearchTimeoutSeconds);
@@ -82,7 +85,7 @@ internal static class SearchEndpoints
         }
         var engine = context.RequestServices.GetEngine();
         var indexSet = string.IsNullOrEmpty(indexSetName) ? IndexSetName.Default : indexSetName;
-        var defaultOperator = context.Request.Query["default_operator"].ToString();
+        var defaultOperator = defaultOperatorText ?? context.Request.Query["default_operator"].ToString();
         if (defaultOperator.Length == 0)
         {
             defaultOperator = options.DefaultOperator;
@@ -150,7 +153,7 @@ internal static class SearchEndpoints
     private static async Task SearchAsync(HttpContext context, SearchParameters parameters)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        var selection = await ReadSelectionAsync(context, parameters.IndexSet, parameters.Query, parameters.Filters, parameters.From, parameters.To, parameters.Timeout, pipesAllowed: true).ConfigureAwait(false);
+        var selection = await ReadSelectionAsync(context, parameters.IndexSet, parameters.Query, parameters.Filters, parameters.From, parameters.To, parameters.Timeout, pipesAllowed: true, parameters.DefaultOperator).ConfigureAwait(false);
         if (selection is not var (store, query, from, to))
         {
             return;
@@ -184,35 +187,42 @@ internal static class SearchEndpoints
                 return;
             }
         }
-        EventPosition? after = null;
-        if (!string.IsNullOrEmpty(parameters.Cursor))
+        if (!TryReadSort(parameters.Sort, out var oldestFirst, out var fieldOrder))
         {
-            if (!JsonOutput.TryParseCursor(parameters.Cursor, out var position))
-            {
-                await ErrorResponses.WriteAsync(context, 400, "'cursor' is not a cursor this server issued").ConfigureAwait(false);
-                return;
-            }
-            after = position;
-        }
-        var oldestFirst = parameters.Sort switch
-        {
-            null or "" or "desc" => false,
-            "asc" => true,
-            _ => (bool?)null,
-        };
-        if (oldestFirst is null)
-        {
-            await ErrorResponses.WriteAsync(context, 400, "'sort' must be desc (newest first, the default) or asc (oldest first)").ConfigureAwait(false);
+            await ErrorResponses.WriteAsync(context, 400, "'sort' must be desc (newest first, the default), asc (oldest first) or a field with :asc or :desc, such as latency:desc").ConfigureAwait(false);
             return;
         }
+        EventPosition? after = null;
+        OrderKey? afterKey = null;
+        if (!string.IsNullOrEmpty(parameters.Cursor))
+        {
+            bool read;
+            if (fieldOrder is null)
+            {
+                read = JsonOutput.TryParseCursor(parameters.Cursor, out var position);
+                after = position;
+            }
+            else
+            {
+                read = JsonOutput.TryParseCursor(parameters.Cursor, fieldOrder, out var key);
+                afterKey = key;
+            }
+            if (!read)
+            {
+                await ErrorResponses.WriteAsync(context, 400, "'cursor' is not a cursor this server issued for this sort").ConfigureAwait(false);
+                return;
+            }
+        }
         var started = TimeProvider.System.GetTimestamp();
-        var request = new SearchRequest(query, from, to, after, limit, trackTotal) { OldestFirst = oldestFirst.Value };
+        var request = new SearchRequest(query, from, to, after, limit, trackTotal) { OldestFirst = oldestFirst, OrderBy = fieldOrder, AfterKey = afterKey };
         if (await RunWithinTimeoutAsync(context, "search", selection.Timeout, ct => store.Search(request, ct)).ConfigureAwait(false) is not { } result)
         {
             return;
         }
         var tookMs = TimeProvider.System.GetElapsedTime(started).TotalMilliseconds;
-        var nextCursor = result.NextCursor is { } next ? JsonOutput.FormatCursor(next) : null;
+        var nextCursor = result.NextCursor is { } next ? JsonOutput.FormatCursor(next)
+            : result.NextOrderKey is { } nextKey ? JsonOutput.FormatCursor(fieldOrder!, nextKey)
+            : null;
 
         if (WantsNdjson(context.Request))
         {
@@ -256,6 +266,40 @@ internal static class SearchEndpoints
         }
         writer.WriteEndObject();
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <c>desc</c> (or nothing) is newest first, <c>asc</c> oldest first; <c>field</c>, <c>field:asc</c> and
+    /// <c>field:desc</c> order by a field (ascending unless <c>:desc</c>), where the names of the event time
+    /// (<c>@timestamp</c>, <c>t</c>, ...) mean time order.
+    /// </summary>
+    internal static bool TryReadSort(string? text, out bool oldestFirst, out FieldOrder? fieldOrder)
+    {
+        oldestFirst = false;
+        fieldOrder = null;
+        if (string.IsNullOrEmpty(text) || text == "desc")
+        {
+            return true;
+        }
+        if (text == "asc")
+        {
+            oldestFirst = true;
+            return true;
+        }
+        var colon = text.LastIndexOf(':');
+        var field = colon < 0 ? text : text[..colon];
+        var direction = colon < 0 ? "asc" : text[(colon + 1)..];
+        if (field.Length == 0 || direction is not ("asc" or "desc"))
+        {
+            return false;
+        }
+        if (RangeMatcher.TimestampFields.Contains(field))
+        {
+            oldestFirst = direction == "asc";
+            return true;
+        }
+        fieldOrder = new FieldOrder(field, direction == "desc");
+        return true;
     }
 
     /// <summary>

@@ -751,6 +751,10 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>Searches segments and memory tables together, newest first (or oldest first).</summary>
     public SearchResult Search(SearchRequest request, CancellationToken cancellationToken = default)
     {
+        if (request.OrderBy is { } fieldOrder)
+        {
+            return SearchByField(request, fieldOrder, cancellationToken);
+        }
         var oldestFirst = request.OldestFirst;
         // "Later in the order": newer for newest first, older for oldest first. The heap keeps the `limit` earliest
         // in the order; its top is the latest of them, the first to go.
@@ -907,6 +911,183 @@ public sealed class IndexSetStore : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Every match is read, so the total is exact: the first <c>Limit</c> in the field order after the cursor key stay
+    /// in a heap whose top is the last of them.
+    /// </summary>
+    private SearchResult SearchByField(SearchRequest request, FieldOrder order, CancellationToken cancellationToken)
+    {
+        var limit = Math.Max(0, request.Limit);
+        var after = request.AfterKey;
+        var field = order.Field;
+        var heap = new PriorityQueue<Hit, OrderKey>(limit + 1, Comparer<OrderKey>.Create((a, b) => order.Compare(b, a)));
+        long total = 0;
+        LogEvent[] hits = [];
+        OrderKey lastKey = default;
+        void Offer(in Hit hit, OrderKey key)
+        {
+            if (after is not null && order.Compare(key, after.Value) <= 0)
+            {
+                return;
+            }
+            total++;
+            if (heap.Count < limit)
+            {
+                heap.Enqueue(hit, key);
+            }
+            else if (limit > 0 && heap.TryPeek(out _, out var last) && order.Compare(key, last) < 0)
+            {
+                heap.DequeueEnqueue(hit, key);
+            }
+        }
+        void OfferRows(BlockRows rows, ulong[]? mask)
+        {
+            if (rows.FieldCodes(field) is { } dictionary)
+            {
+                OfferGroups(rows, mask, dictionary);
+                return;
+            }
+            var values = rows.Field(field);
+            var ofMessage = values is null && string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
+            var timestamps = rows.Timestamps;
+            var seqs = rows.Seqs;
+            for (var i = 0; i < rows.Count; i++)
+            {
+                if (mask is not null && !RowBits.Contains(mask, i))
+                {
+                    continue;
+                }
+                var value = values is not null ? OrderValue.Of(values[i]) : ofMessage ? new OrderValue(false, 0, rows.Message(i)) : OrderValue.Missing;
+                Offer(new Hit(null, rows, i), new OrderKey(value, new EventPosition(timestamps[i], seqs[i])));
+            }
+        }
+        // A dictionary-coded block is visited value by value in the order: once the heap is full, a value that comes
+        // after its top cannot enter, and its rows are only counted.
+        void OfferGroups(BlockRows rows, ulong[]? mask, DictionaryColumn dictionary)
+        {
+            // Positions are decoded only for rows that may enter.
+            long[]? timestamps = null;
+            long[]? seqs = null;
+            EventPosition Position(int row) => new((timestamps ??= rows.Timestamps)[row], (seqs ??= rows.Seqs)[row]);
+            var codes = new int[dictionary.Values.Length];
+            for (var c = 0; c < codes.Length; c++)
+            {
+                codes[c] = c;
+            }
+            var values = dictionary.Values;
+            Array.Sort(codes, (a, b) => order.CompareValues(new OrderValue(false, 0, values[a]), new OrderValue(false, 0, values[b])));
+            var present = 0;
+            foreach (var code in codes)
+            {
+                var value = new OrderValue(false, 0, values[code]);
+                var group = dictionary.RowsOf(code);
+                if (after is not null && order.CompareValues(value, after.Value.Value) < 0)
+                {
+                    // Every row of this value came on an earlier page.
+                    present += CountIn(group, mask);
+                    continue;
+                }
+                // Ties go newest first, so a tie from a block older than the top cannot enter either.
+                if (heap.Count >= limit && (limit == 0 || (heap.TryPeek(out _, out var last) && order.CompareValues(value, last.Value) is var byValue
+                    && (byValue > 0 || (byValue == 0 && rows.MaxTime < last.Position.Timestamp)))))
+                {
+                    var n = CountIn(group, mask);
+                    present += n;
+                    total += n;
+                    continue;
+                }
+                foreach (var row in group)
+                {
+                    if (mask is null || RowBits.Contains(mask, row))
+                    {
+                        present++;
+                        Offer(new Hit(null, rows, row), new OrderKey(value, Position(row)));
+                    }
+                }
+            }
+            if (dictionary.OtherRows.Length > 0)
+            {
+                var others = rows.Field(field)!;
+                foreach (var row in dictionary.OtherRows)
+                {
+                    if (mask is null || RowBits.Contains(mask, row))
+                    {
+                        present++;
+                        Offer(new Hit(null, rows, row), new OrderKey(OrderValue.Of(others[row]), Position(row)));
+                    }
+                }
+            }
+            // Rows without the field come last: they are offered only while they could still enter the heap.
+            var missing = (mask is null ? rows.Count : RowBits.Count(mask)) - present;
+            if (missing == 0)
+            {
+                return;
+            }
+            if (heap.Count >= limit && (limit == 0 || (heap.TryPeek(out _, out var top) && !top.Value.IsMissing)))
+            {
+                total += missing;
+                return;
+            }
+            var covered = new ulong[(rows.Count + 63) >> 6];
+            foreach (var row in dictionary.Rows)
+            {
+                RowBits.Set(covered, row);
+            }
+            foreach (var row in dictionary.OtherRows)
+            {
+                RowBits.Set(covered, row);
+            }
+            for (var row = 0; row < rows.Count; row++)
+            {
+                if (!RowBits.Contains(covered, row) && (mask is null || RowBits.Contains(mask, row)))
+                {
+                    Offer(new Hit(null, rows, row), new OrderKey(OrderValue.Missing, Position(row)));
+                }
+            }
+        }
+        static int CountIn(ReadOnlySpan<int> group, ulong[]? mask)
+        {
+            if (mask is null)
+            {
+                return group.Length;
+            }
+            var n = 0;
+            foreach (var row in group)
+            {
+                n += (int)(mask[row >> 6] >> row) & 1;
+            }
+            return n;
+        }
+        Scan(request with { After = null }, cancellationToken,
+            rows => OfferRows(rows, null),
+            evt =>
+            {
+                var value = evt.TryGetField(field, out var fieldValue) ? OrderValue.Of(fieldValue)
+                    : string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal) ? new OrderValue(false, 0, evt.Message)
+                    : OrderValue.Missing;
+                Offer(new Hit(evt, null, 0), new OrderKey(value, new EventPosition(evt.Timestamp, evt.Seq)));
+            },
+            matchingRow: null,
+            matchingBlock: OfferRows,
+            newestFirst: true,
+            finish: () =>
+            {
+                // Rows become events before the segments they come from may go.
+                hits = new LogEvent[heap.Count];
+                for (var i = hits.Length - 1; i >= 0; i--)
+                {
+                    heap.TryDequeue(out var hit, out var key);
+                    if (i == hits.Length - 1)
+                    {
+                        lastKey = key;
+                    }
+                    hits[i] = hit.Event ?? hit.Rows!.ToEvent(hit.Row);
+                }
+            });
+        var more = hits.Length == limit && limit > 0;
+        return new SearchResult(hits, total, true, null) { NextOrderKey = more ? lastKey : null };
+    }
+
     /// <summary>Counts matching events per value of <paramref name="field"/>.</summary>
     public CountByResult CountBy(SearchRequest request, string field, CancellationToken cancellationToken = default)
     {
@@ -1039,9 +1220,10 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>
     /// Visits every matching event: whole blocks that match entirely go to <paramref name="wholeBlock"/> (so only the
     /// needed column is decoded), other rows of blocks to <paramref name="matchingRow"/>, events in memory to
-    /// <paramref name="matching"/>.
+    /// <paramref name="matching"/>. <paramref name="finish"/> runs last, while the blocks' segments are still held.
+    /// <paramref name="newestFirst"/> visits segments by their newest event and blocks from the end, newest first.
     /// </summary>
-    internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int>? matchingRow, Action<BlockRows, ulong[]>? matchingBlock = null)
+    internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int>? matchingRow, Action<BlockRows, ulong[]>? matchingBlock = null, Action? finish = null, bool newestFirst = false)
     {
         var now = _time.GetUtcNow();
         var matcher = EventMatcher.Compile(request.Query, now);
@@ -1071,6 +1253,10 @@ public sealed class IndexSetStore : IAsyncDisposable
                     }
                 }
             }
+            if (newestFirst)
+            {
+                segments = [.. segments.OrderByDescending(segment => segment.Info.MaxTime)];
+            }
             foreach (var segment in segments)
             {
                 if (segment.Info.MaxTime < from || segment.Info.MinTime >= to)
@@ -1078,9 +1264,10 @@ public sealed class IndexSetStore : IAsyncDisposable
                     continue;
                 }
                 var candidates = BlockPlanner.CandidateBlocks(request.Query, segment, now);
-                for (var b = 0; b < segment.Blocks.Length; b++)
+                for (var n = 0; n < segment.Blocks.Length; n++)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
+                    var b = newestFirst ? segment.Blocks.Length - 1 - n : n;
                     var block = segment.Blocks[b];
                     if (block.MaxTime < from || block.MinTime >= to || (candidates is not null && !candidates.Contains(b)))
                     {
@@ -1115,6 +1302,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                     }
                 }
             }
+            finish?.Invoke();
         }
         finally
         {

@@ -12,9 +12,72 @@ namespace Logwell.Storage.Engine;
 public sealed record SearchRequest(QueryNode Query, long? From = null, long? To = null, EventPosition? After = null, int Limit = 100, long? TrackTotalHitsUpTo = null)
 {
     public bool OldestFirst { get; init; }
+
+    /// <summary>Orders the hits by a field's value rather than by time (every match is read; the total is exact).</summary>
+    public FieldOrder? OrderBy { get; init; }
+
+    /// <summary>With <see cref="OrderBy"/>: only hits that come strictly after this key (the cursor of a previous page).</summary>
+    public OrderKey? AfterKey { get; init; }
 }
 
-public sealed record SearchResult(IReadOnlyList<LogEvent> Hits, long Total, bool TotalIsExact, EventPosition? NextCursor);
+/// <summary>
+/// <see cref="NextCursor"/> continues a time-ordered search, <see cref="NextOrderKey"/> one ordered by a field; either is
+/// null on the last page.
+/// </summary>
+public sealed record SearchResult(IReadOnlyList<LogEvent> Hits, long Total, bool TotalIsExact, EventPosition? NextCursor)
+{
+    public OrderKey? NextOrderKey { get; init; }
+}
+
+/// <summary>
+/// Hits ordered by <see cref="Field"/>: numbers by value before text in ordinal order (ascending, or the reverse when
+/// <see cref="Descending"/>), events without a value last either way, ties newest first. <c>message</c> names the
+/// message unless events have a field of that name.
+/// </summary>
+public sealed record FieldOrder(string Field, bool Descending) : IComparer<OrderKey>
+{
+    public int Compare(OrderKey x, OrderKey y)
+    {
+        var byValue = CompareValues(x.Value, y.Value);
+        return byValue != 0 ? byValue : y.Position.CompareTo(x.Position);
+    }
+
+    /// <summary>The order of two values alone: missing last, others by value in this order's direction.</summary>
+    public int CompareValues(OrderValue x, OrderValue y)
+    {
+        if (x.IsMissing || y.IsMissing)
+        {
+            return (x.IsMissing ? 1 : 0) - (y.IsMissing ? 1 : 0);
+        }
+        var byValue = x.CompareTo(y);
+        return Descending ? -byValue : byValue;
+    }
+}
+
+/// <summary>A value to sort by: a number, a text, or nothing (the event has no value, or null).</summary>
+public readonly record struct OrderValue(bool IsNumber, double Number, string? Text)
+{
+    public static readonly OrderValue Missing = default;
+
+    public bool IsMissing => !IsNumber && Text is null;
+
+    /// <summary>Numbers are numbers; true, false, strings and arrays sort as their text; null and absent are missing.</summary>
+    public static OrderValue Of(FieldValue value) => value.Kind switch
+    {
+        FieldKind.Long => new OrderValue(true, value.Long, null),
+        FieldKind.Double => new OrderValue(true, value.Double, null),
+        _ => new OrderValue(false, 0, value.SearchText),
+    };
+
+    /// <summary>Numbers before text; numbers by value, text in ordinal order. Neither may be missing.</summary>
+    public int CompareTo(OrderValue other) =>
+        IsNumber != other.IsNumber ? (IsNumber ? -1 : 1)
+        : IsNumber ? Number.CompareTo(other.Number)
+        : string.CompareOrdinal(Text, other.Text);
+}
+
+/// <summary>Where a hit stands in a field order: its value, then its position.</summary>
+public readonly record struct OrderKey(OrderValue Value, EventPosition Position);
 
 /// <summary>What listing index sets shows.</summary>
 public sealed record IndexSetInfo(string Name, int RetentionDays, DateTimeOffset Created, long Events, long DiskBytes, int Segments);

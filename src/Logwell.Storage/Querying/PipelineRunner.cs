@@ -12,8 +12,10 @@ public sealed record ResultTable(IReadOnlyList<string> Columns, IReadOnlyList<ob
 
 /// <summary>
 /// Runs a query's pipe stages over an index set. <c>stats</c>, <c>timechart</c>, <c>top</c> and <c>rare</c> visit every
-/// match (reading only the columns they name); without one of them the table starts as the newest matching events
-/// (at most <see cref="PipelineParser.MaxRows"/>). <c>fields</c>, <c>sort</c> and <c>head</c> then shape the table.
+/// match (reading only the columns they name); so does a first <c>sort</c>, which keeps the first matching events in its
+/// order. Otherwise the table starts as the newest matching events. Either holds at most
+/// <see cref="PipelineParser.MaxRows"/> events (fewer when a <c>head</c> follows). <c>fields</c>, <c>sort</c>,
+/// <c>head</c> and <c>where</c> then shape the table.
 /// </summary>
 public static class PipelineRunner
 {
@@ -36,8 +38,16 @@ public static class PipelineRunner
             case TimechartStage chart:
                 table = Timechart(store, request, chart, cancellationToken);
                 break;
+            case SortStage sort:
+                // The engine orders every match, not only the newest page.
+                var ordered = request with { Limit = FirstRows(stages, 1) };
+                ordered = RangeMatcher.TimestampFields.Contains(sort.Column)
+                    ? ordered with { OldestFirst = !sort.Descending }
+                    : ordered with { OrderBy = new FieldOrder(sort.Column, sort.Descending) };
+                table = Events(store, ordered, cancellationToken);
+                break;
             default:
-                table = Events(store, request with { Limit = PipelineParser.MaxRows }, cancellationToken);
+                table = Events(store, request with { Limit = FirstRows(stages, 0) }, cancellationToken);
                 rest = 0;
                 break;
         }
@@ -54,6 +64,10 @@ public static class PipelineRunner
         }
         return table;
     }
+
+    /// <summary>How many events the table needs: a <c>head</c> at <paramref name="at"/> says, else the most a table holds.</summary>
+    private static int FirstRows(IReadOnlyList<PipeStage> stages, int at) =>
+        at < stages.Count && stages[at] is HeadStage head ? Math.Min(head.Count, PipelineParser.MaxRows) : PipelineParser.MaxRows;
 
     /// <summary>A matching event as the aggregations see it: its time and its fields by name.</summary>
     private readonly struct Row(LogEvent? evt, BlockRows? rows, int row)
@@ -350,13 +364,14 @@ public static class PipelineRunner
             throw new ArgumentException($"'sort by {sort.Column}': the table has no such column (it has {string.Join(", ", table.Columns)})");
         }
         var comparer = Comparer<object?>.Create(CompareCells);
+        var present = table.Rows.OrderBy(r => r[index] is null);
         var rows = sort.Descending
-            ? table.Rows.OrderByDescending(r => r[index], comparer).ToList()
-            : table.Rows.OrderBy(r => r[index], comparer).ToList();
+            ? present.ThenByDescending(r => r[index], comparer).ToList()
+            : present.ThenBy(r => r[index], comparer).ToList();
         return table with { Rows = rows };
     }
 
-    /// <summary>Numbers by value, before text; text in ordinal order; nulls first.</summary>
+    /// <summary>Numbers by value, before text; text in ordinal order (a sort puts empty cells last either way).</summary>
     private static int CompareCells(object? a, object? b)
     {
         if (a is null || b is null)

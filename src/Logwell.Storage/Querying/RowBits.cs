@@ -67,6 +67,8 @@ internal static class RowBits
 
     public static void Clear(ulong[] bits, int row) => bits[row >> 6] &= ~(1UL << row);
 
+    public static void Set(ulong[] bits, int row) => bits[row >> 6] |= 1UL << row;
+
     public static bool Contains(ulong[] bits, int row) => (bits[row >> 6] & (1UL << row)) != 0;
 
     /// <summary>The rows in the set, ascending.</summary>

@@ -35,6 +35,9 @@ internal sealed class BlockRows
     public int Index { get; }
     public int Count { get; }
 
+    /// <summary>The newest timestamp in the block (from its metadata, without decoding).</summary>
+    public long MaxTime => _meta.MaxTime;
+
     /// <summary>Told how many bytes each column takes once decoded (the block cache sizes its entry by them).</summary>
     public Action<long>? OnDecoded { get; set; }
 

@@ -151,7 +151,8 @@ internal static class ClientCommands
         var to = new Option<string?>("--to") { Description = "end time: ISO 8601, epoch ms or now" };
         var limit = new Option<int>("--limit") { Description = "how many events to show", DefaultValueFactory = _ => 20 };
         var json = new Option<bool>("--json") { Description = "print each hit as a JSON line" };
-        var command = new Command("search", "Search an index set, newest first.") { index, query, since, from, to, limit, json };
+        var sort = new Option<string?>("--sort") { Description = "desc (newest first, the default), asc, or a field: latency:desc" };
+        var command = new Command("search", "Search an index set, newest first.") { index, query, since, from, to, limit, json, sort };
         command.SetAction((result, ct) => Guard(async () =>
         {
             using var client = CreateClient(result, server);
@@ -175,6 +176,10 @@ internal static class ClientCommands
             if (result.GetValue(to) is { } toValue)
             {
                 url.Append("&to=").Append(Uri.EscapeDataString(toValue));
+            }
+            if (result.GetValue(sort) is { } sortValue)
+            {
+                url.Append("&sort=").Append(Uri.EscapeDataString(sortValue));
             }
             using var response = await client.GetAsync(url.ToString(), ct).ConfigureAwait(false);
             using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
