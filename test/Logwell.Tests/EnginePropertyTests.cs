@@ -326,7 +326,7 @@ public sealed partial class EnginePropertyTests
             0 => random.Next(3) == 0 ? new[] { "user_id", "auth", "svc.auth", "user", "id", "token", "auth.token", "svc" }[random.Next(8)] : Words[random.Next(Words.Length)],
             1 => $"{new[] { "host", "level", "message", "detail", "status" }[random.Next(5)]}:{new[] { "web-3", "ERROR", "info", "timeout", "500", "user_id", "db-1", "auth" }[random.Next(8)]}",
             2 => $"\"{Words[random.Next(Words.Length)]} {Words[random.Next(Words.Length)]}\"",
-            3 => new[] { "web-1*", "host:web-*", "host:db-1*", "time*", "10.0*", "level:WA*", "svc.*", "*out", "t?me*", "host:*-1?", "c*n*", "/re(set|try)/", "host:/(web|db)-[0-9]/", "/[a-z]+_id/", "message:/.*peer/" }[random.Next(15)],
+            3 => new[] { "web-1*", "host:web-*", "host:db-1*", "time*", "10.0*", "level:WA*", "svc.*", "*out", "t?me*", "host:*-1?", "c*n*", "/re(set|try)/", "host:/(web|db)-[0-9]/", "/[a-z]+_id/", "message:/.*peer/", "/log+in/", "/CONN?ection/", "/(re)?tr(y|ied)/" }[random.Next(18)],
             4 => random.Next(10) == 0 ? "*" : "connection reset",
             6 => $"{RandomQuery(random, depth - 1)} AND {RandomQuery(random, depth - 1)}",
             7 => $"({RandomQuery(random, depth - 1)} OR {RandomQuery(random, depth - 1)})",

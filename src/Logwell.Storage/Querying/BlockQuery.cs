@@ -24,7 +24,7 @@ internal static class BlockQuery
         PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment, phrase.Tokens),
         PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment),
         WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TokenPattern.For(wildcard).Matches, rows, segment, literal: LongestLiteral(wildcard.Pattern)),
-        RegexNode regex => Text(regex.Field, [], exactFromPostings: false, TokenPattern.For(regex).Matches, rows, segment),
+        RegexNode regex => Text(regex.Field, [], exactFromPostings: false, TokenPattern.For(regex).Matches, rows, segment, literal: RegexLiteral(regex.Pattern)),
         ExistsNode exists => Exists(exists.Field, rows),
         RangeNode range => Range(RangeMatcher.Create(range, now), range.Field, rows),
         AndNode and => And(and, rows, segment, now),
@@ -319,6 +319,85 @@ internal static class BlockQuery
         // one ASCII letter with a non-ASCII case twin there): a byte search could miss such rows, so runs with 'k'
         // narrow nothing.
         return best.Length >= 3 && !best.Contains('k') ? best : null;
+    }
+
+    /// <summary>
+    /// The longest run of plain characters that every match of a regular expression holds, when it has at least 3:
+    /// only runs outside groups and classes count, none when an alternation stands outside groups, and a character
+    /// that a quantifier may repeat zero times ends the run before it (one that may repeat ends the run after it).
+    /// </summary>
+    internal static string? RegexLiteral(string pattern)
+    {
+        var best = "";
+        var run = new System.Text.StringBuilder();
+        // Runs with 'k' narrow nothing (see LongestLiteral).
+        void End()
+        {
+            if (run.Length > best.Length && run.ToString() is var text && !text.Contains('k', StringComparison.OrdinalIgnoreCase))
+            {
+                best = text;
+            }
+            run.Clear();
+        }
+        var depth = 0;
+        for (var i = 0; i < pattern.Length; i++)
+        {
+            var c = pattern[i];
+            switch (c)
+            {
+                case '\\':
+                    End();
+                    i++;
+                    continue;
+                case '[':
+                    End();
+                    // Skip the class: a ']' right after '[' or '[^' is part of it; escapes may hide a ']'.
+                    i++;
+                    if (i < pattern.Length && pattern[i] == '^')
+                    {
+                        i++;
+                    }
+                    if (i < pattern.Length && pattern[i] == ']')
+                    {
+                        i++;
+                    }
+                    while (i < pattern.Length && pattern[i] != ']')
+                    {
+                        i += pattern[i] == '\\' ? 2 : 1;
+                    }
+                    continue;
+                case '(':
+                    End();
+                    depth++;
+                    continue;
+                case ')':
+                    End();
+                    depth--;
+                    continue;
+                case '|' when depth == 0:
+                    return null;
+                case '*' or '?' or '{':
+                    if (run.Length > 0)
+                    {
+                        run.Length--;
+                    }
+                    End();
+                    continue;
+                case '+':
+                    End();
+                    continue;
+            }
+            if (depth == 0 && (char.IsAsciiLetterOrDigit(c) || c is ' ' or '_' or '-' or ':' or '=' or '/' or ',' or '@' or '#'))
+            {
+                run.Append(c);
+            }
+            else
+            {
+                End();
+            }
+        }
+        End();
+        return best.Length >= 3 ? best : null;
     }
 
     private static (int Start, int Length) LongestCaselessRun(ReadOnlySpan<byte> lower)
