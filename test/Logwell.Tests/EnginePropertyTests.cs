@@ -255,6 +255,18 @@ public sealed partial class EnginePropertyTests
         var counts = PipelineRunner.Run(store, new Pipeline(query, Parse("| stats count() by level").Stages), from, to, CancellationToken.None);
         Assert.Equal(expected.Select(r => $"{r[0]}={r[1]}"), counts.Rows.Select(r => $"{r[0]}={r[1]}"));
 
+        // Two by fields (dictionary codes combined per block), and a field holding strings and numbers.
+        foreach (var (by, text) in new[] { (new[] { "level", "host" }, "| stats count() as n by level, host"), (["detail", "level"], "| stats count() as n, count_distinct(status) by detail, level") })
+        {
+            var grouped = PipelineRunner.Run(store, new Pipeline(query, Parse(text).Stages), from, to, CancellationToken.None);
+            string? Text(LogEvent e, string field) => e.TryGetField(field, out var v) ? v.SearchText : null;
+            var expectedGroups = matching.Where(e => by.All(f => Text(e, f) is not null))
+                .GroupBy(e => string.Join('\u0001', by.Select(f => Text(e, f))))
+                .OrderBy(g => g.Key, StringComparer.Ordinal)
+                .Select(g => $"{g.Key.Replace('\u0001', '/')}={g.Count()}" + (by[0] == "detail" ? $",{g.Select(e => Text(e, "status")).Where(v => v is not null).Distinct().Count()}" : ""));
+            Assert.Equal(expectedGroups, grouped.Rows.Select(r => $"{r[0]}/{r[1]}={r[2]}" + (by[0] == "detail" ? $",{r[3]}" : "")));
+        }
+
         var busy = PipelineRunner.Run(store, new Pipeline(query, Parse("| stats count() as n by host | where n >= 3 AND NOT host = web-1 | fields host").Stages), from, to, CancellationToken.None);
         var expectedBusy = matching.Where(e => e.TryGetField("host", out _)).GroupBy(e => { e.TryGetField("host", out var v); return v.Text!; })
             .Where(g => g.Count() >= 3 && g.Key != "web-1").Select(g => g.Key).Order(StringComparer.Ordinal);

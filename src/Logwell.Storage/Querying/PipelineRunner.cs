@@ -69,41 +69,6 @@ public static class PipelineRunner
     private static int FirstRows(IReadOnlyList<PipeStage> stages, int at) =>
         at < stages.Count && stages[at] is HeadStage head ? Math.Min(head.Count, PipelineParser.MaxRows) : PipelineParser.MaxRows;
 
-    /// <summary>A matching event as the aggregations see it: its time and its fields by name.</summary>
-    private readonly struct Row(LogEvent? evt, BlockRows? rows, int row)
-    {
-        public long Time => evt?.Timestamp ?? rows!.Timestamps[row];
-
-        public FieldValue Get(string name)
-        {
-            if (evt is not null)
-            {
-                if (evt.TryGetField(name, out var value))
-                {
-                    return value;
-                }
-                return string.Equals(name, EventMatcher.MessageField, StringComparison.Ordinal) ? FieldValue.FromString(evt.Message) : default;
-            }
-            if (rows!.Field(name) is { } values)
-            {
-                return values[row];
-            }
-            return string.Equals(name, EventMatcher.MessageField, StringComparison.Ordinal) ? FieldValue.FromString(rows.Message(row)) : default;
-        }
-    }
-
-    private static void Visit(IndexSetStore store, SearchRequest request, CancellationToken cancellationToken, Action<Row> visit) =>
-        store.Scan(request, cancellationToken,
-            rows =>
-            {
-                for (var i = 0; i < rows.Count; i++)
-                {
-                    visit(new Row(null, rows, i));
-                }
-            },
-            evt => visit(new Row(evt, null, 0)),
-            (rows, i) => visit(new Row(null, rows, i)));
-
     private sealed class Accumulator(Aggregation aggregation)
     {
         private long _count;
@@ -113,14 +78,14 @@ public static class PipelineRunner
         private HashSet<string>? _distinct;
         private List<double>? _values;
 
-        public void Add(Row row)
+        /// <summary>Adds a row: its value of the aggregation's field (anything for <c>count()</c>).</summary>
+        public void Add(in FieldValue value)
         {
             if (aggregation.Field is null)
             {
                 _count++;
                 return;
             }
-            var value = row.Get(aggregation.Field);
             if (value.Kind is 0 or FieldKind.Null)
             {
                 return;
@@ -189,35 +154,35 @@ public static class PipelineRunner
                 .ToList();
             return Limit([stats.By[0], .. stats.Aggregations.Select(a => a.Name)], counted);
         }
-        var groups = new Dictionary<string, (string[] Keys, Accumulator[] Accumulators)>(StringComparer.Ordinal);
-        var keys = new string[stats.By.Count];
-        Visit(store, request, cancellationToken, row =>
+        var scan = new GroupScan(stats.By, [.. stats.Aggregations.Select(a => a.Field)], withTimes: false);
+        var groups = new List<Accumulator[]>();
+        scan.Run(store, request, cancellationToken, batch =>
         {
-            for (var i = 0; i < keys.Length; i++)
+            foreach (var row in batch.Rows)
             {
-                // Events without a by field are left out, as they have no group.
-                if (row.Get(stats.By[i]).SearchText is not { } key)
+                var group = batch.Group(row);
+                if (group < 0)
                 {
-                    return;
+                    // Events without a by field are left out, as they have no group.
+                    continue;
                 }
-                keys[i] = key;
-            }
-            var id = string.Join('\u0001', keys);
-            if (!groups.TryGetValue(id, out var group))
-            {
-                group = ([.. keys], [.. stats.Aggregations.Select(a => new Accumulator(a))]);
-                groups[id] = group;
-            }
-            foreach (var accumulator in group.Accumulators)
-            {
-                accumulator.Add(row);
+                while (groups.Count <= group)
+                {
+                    groups.Add([.. stats.Aggregations.Select(a => new Accumulator(a))]);
+                }
+                var accumulators = groups[group];
+                for (var a = 0; a < accumulators.Length; a++)
+                {
+                    accumulators[a].Add(batch.Value(a, row));
+                }
             }
         });
         if (groups.Count == 0 && stats.By.Count == 0)
         {
-            groups[""] = ([], [.. stats.Aggregations.Select(a => new Accumulator(a))]);
+            scan.Keys.Add([]);
+            groups.Add([.. stats.Aggregations.Select(a => new Accumulator(a))]);
         }
-        var rows = groups.Values
+        var rows = groups.Select((accumulators, id) => (Keys: scan.Keys[id], Accumulators: accumulators))
             .OrderBy(g => string.Join('\u0001', g.Keys), StringComparer.Ordinal)
             .Select(g => g.Keys.Cast<object?>().Concat(g.Accumulators.Select(a => a.Result())).ToArray())
             .ToList();
@@ -257,44 +222,49 @@ public static class PipelineRunner
             }
             return new ResultTable(["t", chart.Aggregation.Name], counted, false);
         }
-        var cells = new Dictionary<(long Bucket, string Series), Accumulator>();
-        var seriesRows = new Dictionary<string, long>(StringComparer.Ordinal);
-        var name = chart.By is null ? chart.Aggregation.Name : null;
-        Visit(store, request with { From = from, To = to }, cancellationToken, row =>
+        // Per series (a group of the by field, or the one group without it), an accumulator per interval.
+        var first = Intervals.Floor(from, span);
+        var intervals = (int)((to - first + span - 1) / span);
+        var scan = new GroupScan(chart.By is null ? [] : [chart.By], [chart.Aggregation.Field], withTimes: true);
+        var cells = new List<Accumulator?[]>();
+        var seriesRows = new List<long>();
+        scan.Run(store, request with { From = from, To = to }, cancellationToken, batch =>
         {
-            var series = name;
-            if (series is null && row.Get(chart.By!).SearchText is not { } value)
+            foreach (var row in batch.Rows)
             {
-                return;
+                var series = batch.Group(row);
+                if (series < 0)
+                {
+                    continue;
+                }
+                while (cells.Count <= series)
+                {
+                    cells.Add(new Accumulator?[intervals]);
+                    seriesRows.Add(0);
+                }
+                var interval = (int)((batch.Time(row) - first) / span);
+                (cells[series][interval] ??= new Accumulator(chart.Aggregation)).Add(batch.Value(0, row));
+                seriesRows[series]++;
             }
-            series ??= row.Get(chart.By!).SearchText!;
-            var bucket = Intervals.Floor(row.Time, span);
-            if (!cells.TryGetValue((bucket, series), out var accumulator))
-            {
-                cells[(bucket, series)] = accumulator = new Accumulator(chart.Aggregation);
-            }
-            accumulator.Add(row);
-            seriesRows[series] = seriesRows.GetValueOrDefault(series) + 1;
         });
         // The series with the most events, at most 20 of them.
-        var columns = seriesRows.OrderByDescending(s => s.Value).ThenBy(s => s.Key, StringComparer.Ordinal).Take(MaxSeries).Select(s => s.Key).ToList();
-        if (chart.By is null)
-        {
-            columns = [name!];
-        }
+        var shown = chart.By is null
+            ? Enumerable.Range(0, cells.Count).ToList()
+            : [.. Enumerable.Range(0, cells.Count).OrderByDescending(s => seriesRows[s]).ThenBy(s => scan.Keys[s][0], StringComparer.Ordinal).Take(MaxSeries)];
+        var columns = chart.By is null ? [chart.Aggregation.Name] : shown.Select(s => scan.Keys[s][0]).ToList();
         var rows = new List<object?[]>();
         var empty = new Accumulator(chart.Aggregation).Result();
-        for (var bucket = Intervals.Floor(from, span); bucket < to; bucket += span)
+        for (var interval = 0; interval < intervals; interval++)
         {
             var row = new object?[columns.Count + 1];
-            row[0] = new DateTime(bucket, DateTimeKind.Utc);
+            row[0] = new DateTime(first + interval * span, DateTimeKind.Utc);
             for (var c = 0; c < columns.Count; c++)
             {
-                row[c + 1] = cells.TryGetValue((bucket, columns[c]), out var accumulator) ? accumulator.Result() : empty;
+                row[c + 1] = c < shown.Count && cells[shown[c]][interval] is { } accumulator ? accumulator.Result() : empty;
             }
             rows.Add(row);
         }
-        return new ResultTable(["t", .. columns], rows, seriesRows.Count > columns.Count);
+        return new ResultTable(["t", .. columns], rows, chart.By is not null && cells.Count > columns.Count);
     }
 
     private static ResultTable Events(IndexSetStore store, SearchRequest request, CancellationToken cancellationToken)
