@@ -7,7 +7,7 @@ using Logwell.Bench.Systems;
 
 // Logwell's benchmark harness: one corpus, every system, the same queries, figures and ratios.
 //   dotnet run -c Release --project bench/Logwell.Bench -- --events N --out DIR [--loghub DIR] [--loghub-systems HDFS,Spark]
-//       [--systems logwell,logwell-http,sqlite-fts5,lucene,clickhouse,ripgrep,zstd] [--runs 10] [--cold-runs 3]
+//       [--systems logwell,logwell-http,logwell-bulk,sqlite-fts5,lucene,clickhouse,ripgrep,zstd] [--runs 10] [--cold-runs 3]
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var options = Options.Parse(args);
@@ -19,7 +19,7 @@ return await Harness.RunAsync(options);
 
 internal sealed record Options
 {
-    public static readonly string[] AllSystems = ["logwell", "logwell-http", "sqlite-fts5", "lucene", "clickhouse", "ripgrep", "zstd"];
+    public static readonly string[] AllSystems = ["logwell", "logwell-http", "logwell-bulk", "sqlite-fts5", "lucene", "clickhouse", "ripgrep", "zstd"];
 
     public long Events { get; init; } = 1_000_000;
     public string Out { get; init; } = "bench-out";

@@ -5,20 +5,27 @@ using System.Text.Json;
 
 namespace Logwell.Bench.Systems;
 
-/// <summary>A <c>logwell serve</c> process fed over HTTP by two concurrent clients, as shippers would.</summary>
+/// <summary>
+/// A <c>logwell serve</c> process fed over HTTP by two concurrent clients, as shippers would: JSON lines to the native
+/// ingest endpoint, or with <c>bulk</c> the same lines as Elasticsearch bulk requests (an action line before each, and
+/// the <c>filter_path</c> Filebeat asks for).
+/// </summary>
 internal sealed class LogwellHttpSystem : IBenchSystem
 {
+    private static readonly byte[] IndexAction = "{\"index\":{}}\n"u8.ToArray();
     private readonly HttpClient _http;
+    private readonly bool _bulk;
 
-    private LogwellHttpSystem(ServerProcess server, HttpClient http)
+    private LogwellHttpSystem(ServerProcess server, HttpClient http, bool bulk)
     {
         Server = server;
         _http = http;
+        _bulk = bulk;
     }
 
     public ServerProcess Server { get; }
 
-    public static async Task<LogwellHttpSystem> StartAsync(string dataDirectory)
+    public static async Task<LogwellHttpSystem> StartAsync(string dataDirectory, bool bulk)
     {
         var port = ServerProcess.FreePort();
         var server = ServerProcess.Start("dotnet",
@@ -26,7 +33,7 @@ internal sealed class LogwellHttpSystem : IBenchSystem
             new Dictionary<string, string> { ["LOGWELL_DEFAULTRETENTIONDAYS"] = "3650" });
         var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromMinutes(10) };
         await server.WaitForAsync(async () => (await http.GetAsync("healthz")).IsSuccessStatusCode, TimeSpan.FromSeconds(60));
-        return new LogwellHttpSystem(server, http);
+        return new LogwellHttpSystem(server, http, bulk);
     }
 
     private static string LogwellDll()
@@ -52,14 +59,18 @@ internal sealed class LogwellHttpSystem : IBenchSystem
             {
                 try
                 {
-                    using var content = new ByteArrayContent(buffer, 0, length);
+                    var (body, bodyLength) = _bulk ? AsBulk(buffer, length, lines) : (buffer, length);
+                    using var content = new ByteArrayContent(body, 0, bodyLength);
                     content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ndjson");
-                    using var response = await _http.PostAsync("api/v1/indexsets/default/ingest", content);
+                    using var response = await _http.PostAsync(_bulk ? "default/_bulk?filter_path=errors,items.*.error,items.*.status" : "api/v1/indexsets/default/ingest", content);
                     var text = await response.Content.ReadAsStringAsync();
                     using var doc = JsonDocument.Parse(text);
-                    if (!response.IsSuccessStatusCode || doc.RootElement.GetProperty("accepted").GetInt32() != lines)
+                    var stored = !response.IsSuccessStatusCode ? -1
+                        : _bulk ? (doc.RootElement.GetProperty("errors").GetBoolean() ? -1 : doc.RootElement.GetProperty("items").GetArrayLength())
+                        : doc.RootElement.GetProperty("accepted").GetInt32();
+                    if (stored != lines)
                     {
-                        throw new InvalidOperationException($"logwell-http ingest failed: {(int)response.StatusCode} {text}");
+                        throw new InvalidOperationException($"logwell-http ingest failed: {(int)response.StatusCode} {text[..Math.Min(text.Length, 2000)]}");
                     }
                 }
                 finally
@@ -70,6 +81,26 @@ internal sealed class LogwellHttpSystem : IBenchSystem
             tasks.RemoveAll(t => t.IsCompletedSuccessfully);
         }
         await Task.WhenAll(tasks);
+    }
+
+    /// <summary>The lines of a batch, each after an index action.</summary>
+    private static (byte[] Body, int Length) AsBulk(byte[] buffer, int length, int lines)
+    {
+        var body = new byte[length + (lines + 1) * (IndexAction.Length + 1)];
+        var written = 0;
+        var start = 0;
+        while (start < length)
+        {
+            var end = Array.IndexOf(buffer, (byte)'\n', start, length - start);
+            end = end < 0 ? length : end;
+            IndexAction.CopyTo(body, written);
+            written += IndexAction.Length;
+            Buffer.BlockCopy(buffer, start, body, written, end - start);
+            written += end - start;
+            body[written++] = (byte)'\n';
+            start = end + 1;
+        }
+        return (body, written);
     }
 
     public async Task<long?> QueryAsync(string name, QueryParameters p)

@@ -40,8 +40,7 @@ public static class EventDecoder
     public static DecodeResult DecodeJsonLines(ReadOnlySpan<byte> body, DateTimeOffset received)
     {
         var result = new DecodeResult();
-        var fields = new List<Field>();
-        var strings = new StringPool();
+        var documents = new DocumentDecoder();
         long lineNumber = 0;
         foreach (var line in EnumerateLines(body))
         {
@@ -51,8 +50,7 @@ public static class EventDecoder
             {
                 continue;
             }
-            fields.Clear();
-            if (TryDecodeJsonLine(span, received, fields, strings, out var evt, out var error))
+            if (documents.TryDecode(span, received, out var evt, out var error))
             {
                 result.Events.Add(evt!);
             }
@@ -281,7 +279,23 @@ public static class EventDecoder
         return (cut > 0 ? message[..cut] : message).TrimEnd('.', ' ');
     }
 
-    private static bool IsBlank(ReadOnlySpan<byte> span)
+    /// <summary>
+    /// Decodes JSON objects one at a time into events (time and message from their usual names, nested objects
+    /// flattened), sharing repeated strings across the objects it decodes. Not thread-safe.
+    /// </summary>
+    public sealed class DocumentDecoder
+    {
+        private readonly List<Field> _fields = [];
+        private readonly StringPool _strings = new();
+
+        public bool TryDecode(ReadOnlySpan<byte> json, DateTimeOffset received, out LogEvent? evt, out string error)
+        {
+            _fields.Clear();
+            return TryDecodeJsonLine(json, received, _fields, _strings, out evt, out error);
+        }
+    }
+
+    public static bool IsBlank(ReadOnlySpan<byte> span)
     {
         foreach (var b in span)
         {
@@ -293,9 +307,10 @@ public static class EventDecoder
         return true;
     }
 
-    private readonly record struct LineRange(int Start, int Length);
+    public readonly record struct LineRange(int Start, int Length);
 
-    private static List<LineRange> EnumerateLines(ReadOnlySpan<byte> body)
+    /// <summary>The lines of a body: ranges between newlines, without a trailing carriage return.</summary>
+    public static List<LineRange> EnumerateLines(ReadOnlySpan<byte> body)
     {
         var lines = new List<LineRange>();
         var start = 0;

@@ -35,13 +35,10 @@ public static class LogwellApp
         app.UseRouting();
         app.UseMiddleware<AuthorizationMiddleware>();
         app.MapGet("/healthz", static context => context.Response.WriteAsync("ok\n")).WithMetadata(Permission.Public);
-        app.MapGet("/", static context =>
-        {
-            context.Response.ContentType = "application/json";
-            return context.Response.WriteAsync("{\"name\":\"logwell\",\"api\":\"/api/v1\"}\n");
-        }).WithMetadata(Permission.Public);
         IndexSetEndpoints.Map(app);
         IngestEndpoints.Map(app);
+        ElasticsearchEndpoints.Map(app);
+        SeqEndpoints.Map(app);
         SearchEndpoints.Map(app);
         HistogramEndpoints.Map(app);
         FieldsEndpoints.Map(app);

@@ -14,6 +14,18 @@ public sealed record LogwellOptions
     public bool AutoCreateIndexSets { get; init; }
 
     public long MaxBodyBytes { get; init; } = 64L << 20;
+
+    /// <summary>
+    /// How an Elasticsearch index name becomes an index set: when this pattern matches, its <c>name</c> group; else the
+    /// whole name. The default drops a date suffix: <c>logs-2026.11.26</c> and <c>logs-2026.11</c> go to <c>logs</c>.
+    /// </summary>
+    /// <summary>Where CLEF sent to <c>/api/events/raw</c> goes when no API keys are configured.</summary>
+    public string SeqIndexSet { get; init; } = "default";
+
+    /// <summary>Seq API keys and the index set each sends to; when any is set, a request needs one of them.</summary>
+    public Dictionary<string, string> SeqApiKeys { get; init; } = new(StringComparer.Ordinal);
+
+    public string ElasticsearchIndexPattern { get; init; } = @"^(?<name>.+?)[-_.]\d{4}[-_.]\d{2}(?:[-_.]\d{2})?$";
     public int MaxSearchLimit { get; init; } = 10_000;
     public int DefaultSearchLimit { get; init; } = 100;
     public int SearchTimeoutSeconds { get; init; } = 55;
@@ -53,6 +65,17 @@ public sealed record LogwellOptions
         if (SearchTimeoutSeconds < 1 || MaxSearchTimeoutSeconds < SearchTimeoutSeconds)
         {
             throw new ArgumentException("Logwell:SearchTimeoutSeconds must be at least one second and at most MaxSearchTimeoutSeconds");
+        }
+        try
+        {
+            if (Array.IndexOf(new System.Text.RegularExpressions.Regex(ElasticsearchIndexPattern).GetGroupNames(), "name") < 0)
+            {
+                throw new ArgumentException($"Logwell:ElasticsearchIndexPattern must have a group named 'name': {ElasticsearchIndexPattern}");
+            }
+        }
+        catch (System.Text.RegularExpressions.RegexParseException e)
+        {
+            throw new ArgumentException($"Logwell:ElasticsearchIndexPattern is not a regular expression: {e.Message}");
         }
         if (DefaultOperator is not ("AND" or "OR"))
         {

@@ -1,0 +1,118 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using Logwell.Core.Ingest;
+using Logwell.Server.Hosting;
+using Logwell.Server.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Logwell.Server.Api;
+
+/// <summary>
+/// <c>POST /api/events/raw</c>: Seq's ingestion endpoint, taking CLEF as Serilog's Seq sink sends it. The index set
+/// comes from the API key (<c>X-Seq-ApiKey</c> or <c>?apiKey=</c>) when <see cref="LogwellOptions.SeqApiKeys"/> lists
+/// keys, else from <see cref="LogwellOptions.SeqIndexSet"/>. Errors are Seq's <c>{"Error": "..."}</c>.
+/// </summary>
+internal static class SeqEndpoints
+{
+    public static void Map(IEndpointRouteBuilder routes) =>
+        routes.MapPost("/api/events/raw", IngestAsync).WithMetadata(Permission.Ingest);
+
+    private static async Task IngestAsync(HttpContext context)
+    {
+        var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
+        var indexSet = options.SeqIndexSet;
+        if (options.SeqApiKeys.Count > 0)
+        {
+            var key = context.Request.Headers["X-Seq-ApiKey"].ToString();
+            if (key.Length == 0)
+            {
+                key = context.Request.Query["apiKey"].ToString();
+            }
+            if (key.Length == 0 || !options.SeqApiKeys.TryGetValue(key, out var keyed))
+            {
+                await WriteAsync(context, StatusCodes.Status401Unauthorized, key.Length == 0 ? "an API key is required: send it in X-Seq-ApiKey or ?apiKey=" : "the API key is not known").ConfigureAwait(false);
+                return;
+            }
+            indexSet = keyed;
+        }
+        var media = (context.Request.ContentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
+        if (media is not ("application/vnd.serilog.clef" or "application/x-ndjson" or "application/json" or ""))
+        {
+            await WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, $"Content-Type '{context.Request.ContentType}' is not supported: send CLEF as application/vnd.serilog.clef").ConfigureAwait(false);
+            return;
+        }
+        var engine = context.RequestServices.GetEngine();
+        if (!engine.TryGet(indexSet, out var store))
+        {
+            if (!options.AutoCreateIndexSets)
+            {
+                await WriteAsync(context, StatusCodes.Status404NotFound, $"index set '{indexSet}' does not exist").ConfigureAwait(false);
+                return;
+            }
+            store = await engine.GetOrCreateAsync(indexSet).ConfigureAwait(false);
+        }
+        var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
+        if (body is null)
+        {
+            await WriteAsync(context, error!.Status, error.Message).ConfigureAwait(false);
+            return;
+        }
+        var decoded = ClefDecoder.Decode(body.AsSpan(0, length));
+        if (decoded.Events.Count == 0 && decoded.Rejected > 0)
+        {
+            await WriteAsync(context, 400, $"no event could be read; line {decoded.Errors[0].Line}: {decoded.Errors[0].Error}").ConfigureAwait(false);
+            return;
+        }
+        if (decoded.Events.Count > 0)
+        {
+            try
+            {
+                await store.AppendAsync(decoded.Events, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is ObjectDisposedException or ChannelClosedException)
+            {
+                await WriteAsync(context, 404, $"index set '{indexSet}' was deleted; no event of this request was stored").ConfigureAwait(false);
+                return;
+            }
+            catch (IOException e)
+            {
+                await WriteAsync(context, 503, $"could not make the events durable ({e.Message}); retry later").ConfigureAwait(false);
+                return;
+            }
+        }
+        context.Response.StatusCode = StatusCodes.Status201Created;
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        // No level is filtered out: the sink sends everything it is configured to.
+        writer.WriteNull("MinimumLevelAccepted");
+        writer.WriteNumber("Accepted", decoded.Events.Count);
+        writer.WriteNumber("Rejected", decoded.Rejected);
+        writer.WriteStartArray("Errors");
+        foreach (var lineError in decoded.Errors)
+        {
+            writer.WriteStartObject();
+            writer.WriteNumber("Line", lineError.Line);
+            writer.WriteString("Error", lineError.Error);
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static async Task WriteAsync(HttpContext context, int status, string message)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        writer.WriteString("Error", message);
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,156 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Elastic.Clients.Elasticsearch;
+using Serilog;
+using static Logwell.IntegrationTests.HttpApiTests;
+
+namespace Logwell.IntegrationTests;
+
+/// <summary>The protocols of the shippers operators already run, spoken by their own client libraries.</summary>
+public sealed class ShipperProtocolTests
+{
+    private sealed record ShopEvent(
+        [property: System.Text.Json.Serialization.JsonPropertyName("@timestamp")] DateTimeOffset Timestamp,
+        [property: System.Text.Json.Serialization.JsonPropertyName("message")] string Message,
+        [property: System.Text.Json.Serialization.JsonPropertyName("log.level")] string Level,
+        [property: System.Text.Json.Serialization.JsonPropertyName("host")] string Host,
+        [property: System.Text.Json.Serialization.JsonPropertyName("status")] int Status);
+
+    [Fact]
+    public async Task TheElasticsearchClientBulkIndexesIntoTheIndexSetOfItsDailyIndex()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var client = new ElasticsearchClient(new ElasticsearchClientSettings(node.BaseAddress));
+
+        var info = await client.InfoAsync();
+        Assert.True(info.IsValidResponse, info.DebugInformation);
+        Assert.StartsWith("8.", info.Version.Number, StringComparison.Ordinal);
+
+        var start = new DateTimeOffset(2026, 11, 26, 9, 0, 0, TimeSpan.Zero);
+        var events = Enumerable.Range(0, 500).Select(i => new ShopEvent(start.AddSeconds(i), $"order {i} {(i % 50 == 0 ? "failed: card declined" : "paid")}",
+            i % 50 == 0 ? "ERROR" : "INFO", $"web-{i % 3}", i % 50 == 0 ? 502 : 200)).ToList();
+        var response = await client.BulkAsync(b => b.Index("shop-2026.11.26").IndexMany(events));
+        Assert.True(response.IsValidResponse, response.DebugInformation);
+        Assert.False(response.Errors);
+        Assert.Equal(500, response.Items.Count);
+        Assert.All(response.Items, item => Assert.Equal(201, item.Status));
+
+        var (status, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?indexset=shop&q=" + Uri.EscapeDataString("log.level:ERROR AND declined") + "&sort=asc");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var hits = found.GetProperty("hits").EnumerateArray().ToList();
+        Assert.Equal(10, hits.Count);
+        Assert.Equal("order 0 failed: card declined", hits[0].GetProperty("message").GetString());
+        Assert.Equal("2026-11-26T09:00:00.0000000Z", hits[0].GetProperty("t").GetString());
+        Assert.Equal("web-0", hits[0].GetProperty("fields").GetProperty("host").GetString());
+        Assert.Equal(502, hits[0].GetProperty("fields").GetProperty("status").GetInt32());
+    }
+
+    [Fact]
+    public async Task TheBulkEndpointAnswersEachItemAndRefusesOnlyWhatIsBroken()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path, "Production");
+        var http = node.Http;
+        Assert.Equal(HttpStatusCode.Created, (await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets", new StringContent("{\"name\":\"app\"}", Encoding.UTF8, "application/json"))).Status);
+
+        // A good item, a broken document, an index set that does not exist, a delete, a create into a daily index.
+        var body = string.Join('\n',
+            "{\"index\":{\"_index\":\"app\"}}", "{\"@timestamp\":\"2026-11-26T10:00:00Z\",\"message\":\"first\"}",
+            "{\"index\":{}}", "{\"message\": broken}",
+            "{\"index\":{\"_index\":\"nosuch-2026.11.26\"}}", "{\"message\":\"lost\"}",
+            "{\"delete\":{\"_index\":\"app\",\"_id\":\"1\"}}",
+            "{\"create\":{\"_index\":\"app-2026.11.26\"}}", "{\"@timestamp\":\"2026-11-26T10:00:01Z\",\"message\":\"second\"}") + "\n";
+        var (status, answer) = await SendAsync(http, HttpMethod.Post, "/app/_bulk", new StringContent(body, Encoding.UTF8, "application/x-ndjson"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.True(answer.GetProperty("errors").GetBoolean());
+        var items = answer.GetProperty("items").EnumerateArray().ToList();
+        Assert.Equal([201, 400, 404, 400, 201], items.Select(i => i.EnumerateObject().Single().Value.GetProperty("status").GetInt32()));
+        Assert.Equal("create", items[4].EnumerateObject().Single().Name);
+        Assert.Equal("document_parsing_exception", items[1].GetProperty("index").GetProperty("error").GetProperty("type").GetString());
+        Assert.Contains("line [4]", items[1].GetProperty("index").GetProperty("error").GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Equal("index_not_found_exception", items[2].GetProperty("index").GetProperty("error").GetProperty("type").GetString());
+
+        (_, var found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?indexset=app&sort=asc");
+        Assert.Equal(["first", "second"], found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()));
+        Assert.Equal(items[0].GetProperty("index").GetProperty("_id").GetString(), found.GetProperty("hits")[0].GetProperty("id").GetString());
+
+        // A malformed action line loses the pairing of actions and documents: nothing of the request is stored.
+        (status, answer) = await SendAsync(http, HttpMethod.Post, "/_bulk", new StringContent("{\"index\":{\"_index\":\"app\"}}\n{\"message\":\"third\"}\n[1]\n{}\n", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("line [3]", answer.GetProperty("error").GetProperty("reason").GetString(), StringComparison.Ordinal);
+        (_, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?indexset=app");
+        Assert.Equal(2, found.GetProperty("total").GetInt32());
+
+        // What shippers ask before sending.
+        using var head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/"));
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.Equal("Elasticsearch", head.Headers.GetValues("X-Elastic-Product").Single());
+        (status, answer) = await SendAsync(http, HttpMethod.Get, "/_cluster/health");
+        Assert.Equal("green", answer.GetProperty("status").GetString());
+        (status, answer) = await SendAsync(http, HttpMethod.Get, "/_license");
+        Assert.Equal("active", answer.GetProperty("license").GetProperty("status").GetString());
+        (status, _) = await SendAsync(http, HttpMethod.Get, "/_index_template/logs");
+        Assert.Equal(HttpStatusCode.NotFound, status);
+        (status, answer) = await SendAsync(http, HttpMethod.Put, "/_index_template/logs", new StringContent("{}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("no index templates", answer.GetProperty("error").GetProperty("reason").GetString(), StringComparison.Ordinal);
+
+        // A single document, as rsyslog's omelasticsearch sends without bulk mode.
+        (status, answer) = await SendAsync(http, HttpMethod.Post, "/app-2026.11.27/_doc", new StringContent("{\"@timestamp\":\"2026-11-27T00:00:00Z\",\"message\":\"single\"}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal("created", answer.GetProperty("result").GetString());
+    }
+
+    [Fact]
+    public async Task SerilogsSeqSinkSendsClefWithRenderedMessagesLevelsAndProperties()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path, env: new Dictionary<string, string> { ["LOGWELL_SEQAPIKEYS__payments-key"] = "payments" });
+        var before = DateTimeOffset.UtcNow;
+        using (var log = new LoggerConfiguration().MinimumLevel.Verbose()
+            .Enrich.WithProperty("Service", "checkout")
+            .WriteTo.Seq(node.BaseAddress.ToString(), apiKey: "payments-key")
+            .CreateLogger())
+        {
+            log.Information("Order {OrderId} paid by {@Customer} in {Elapsed:0.0} ms", 42, new { Name = "ada", Tier = "gold" }, 12.345);
+            log.Error(new InvalidOperationException("card declined"), "Payment {PaymentId} failed", "p-9");
+            log.Debug("Cache {{warm}} after {Count} loads", 3);
+        }
+        var after = DateTimeOffset.UtcNow;
+
+        var (status, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?indexset=payments&sort=asc");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var hits = found.GetProperty("hits").EnumerateArray().ToList();
+        Assert.Equal(["Order 42 paid by {\"Name\":\"ada\",\"Tier\":\"gold\"} in 12.3 ms", "Payment p-9 failed", "Cache {warm} after 3 loads"],
+            hits.Select(h => h.GetProperty("message").GetString()));
+        Assert.Equal(["Information", "Error", "Debug"], hits.Select(h => h.GetProperty("fields").GetProperty("level").GetString()));
+        var first = hits[0].GetProperty("fields");
+        Assert.Equal(42, first.GetProperty("OrderId").GetInt32());
+        Assert.Equal("gold", first.GetProperty("Customer.Tier").GetString());
+        Assert.Equal("checkout", first.GetProperty("Service").GetString());
+        Assert.Equal("Order {OrderId} paid by {@Customer} in {Elapsed:0.0} ms", first.GetProperty("message_template").GetString());
+        var time = DateTimeOffset.Parse(hits[0].GetProperty("t").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(time, before.AddSeconds(-1), after.AddSeconds(1));
+        Assert.Contains("System.InvalidOperationException: card declined", hits[1].GetProperty("fields").GetProperty("exception").GetString(), StringComparison.Ordinal);
+
+        // Searchable like any event: by level and by the exception's text.
+        (_, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?indexset=payments&q=" + Uri.EscapeDataString("level:error AND exception:declined"));
+        Assert.Equal(1, found.GetProperty("total").GetInt32());
+
+        // A wrong key is refused in Seq's error format; a broken line fails alone.
+        using var wrong = new HttpRequestMessage(HttpMethod.Post, "/api/events/raw") { Content = new StringContent("{\"@t\":\"2026-11-26T10:00:00Z\",\"@m\":\"x\"}\n", Encoding.UTF8, "application/vnd.serilog.clef") };
+        wrong.Headers.Add("X-Seq-ApiKey", "nope");
+        using var refused = await node.Http.SendAsync(wrong);
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.Contains("\"Error\"", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        (status, var answer) = await SendAsync(node.Http, HttpMethod.Post, "/api/events/raw?apiKey=payments-key",
+            new StringContent("{\"@t\":\"2026-11-26T10:00:00Z\",\"@mt\":\"kept {N}\",\"N\":1}\n{\"@m\":\"no time\"}\nnot json\n", Encoding.UTF8, "application/vnd.serilog.clef"));
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal(1, answer.GetProperty("Accepted").GetInt32());
+        Assert.Equal([2, 3], answer.GetProperty("Errors").EnumerateArray().Select(e => e.GetProperty("Line").GetInt32()));
+        (_, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?indexset=payments&q=kept");
+        Assert.Equal("kept 1", found.GetProperty("hits")[0].GetProperty("message").GetString());
+    }
+}
