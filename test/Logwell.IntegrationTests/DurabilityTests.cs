@@ -67,6 +67,49 @@ public sealed class DurabilityTests
     }
 
     [Fact]
+    public async Task AStoreThatCannotKeepUpAnswers429AndKeepsExactlyWhatItAcknowledged()
+    {
+        using var dir = new TempDirectory();
+        // Tiny memory tables make every request wait for a flush; a small queue bound makes waiting requests visible.
+        await using var node = await LogwellNode.StartAsync(dir.Path, env: new Dictionary<string, string>
+        {
+            ["LOGWELL_MEMTABLEMAXEVENTS"] = "64",
+            ["LOGWELL_BLOCKROWS"] = "64",
+            ["LOGWELL_MAXQUEUEDEVENTS"] = "2000",
+        });
+        var acknowledged = new ConcurrentBag<long>();
+        var refused = 0;
+        var retryAfter = new ConcurrentBag<string>();
+        await Parallel.ForAsync(0, 6, async (sender, ct) =>
+        {
+            for (var batch = 0; batch < 15; batch++)
+            {
+                var first = (sender * 100 + batch) * 3000L;
+                using var content = new StringContent(string.Concat(Enumerable.Range(0, 3000).Select(i => $"{{\"message\":\"pressure event\",\"n\":{first + i}}}\n")), Encoding.UTF8, "application/x-ndjson");
+                using var response = await node.Http.PostAsync("/api/v1/indexsets/default/ingest", content, ct);
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    for (var i = 0; i < 3000; i++)
+                    {
+                        acknowledged.Add(first + i);
+                    }
+                }
+                else
+                {
+                    Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
+                    Interlocked.Increment(ref refused);
+                    retryAfter.Add(response.Headers.RetryAfter?.ToString() ?? "");
+                }
+            }
+        });
+        Assert.True(refused > 0, "no request was refused: the store kept up");
+        Assert.All(retryAfter, value => Assert.Equal("1", value));
+        Assert.NotEmpty(acknowledged);
+        var found = await AllValuesOfN(node.Http, "pressure");
+        Assert.Equal(acknowledged.Order(), found.Order());
+    }
+
+    [Fact]
     public async Task GracefulStopFlushesAndRestartKeepsEverything()
     {
         using var dir = new TempDirectory();

@@ -213,6 +213,10 @@ internal static class ElasticsearchEndpoints
         await StoreAsync(context, options, [item]).ConfigureAwait(false);
         if (item.Status >= 300)
         {
+            if (item.Status == StatusCodes.Status429TooManyRequests)
+            {
+                context.Response.Headers.RetryAfter = ErrorResponses.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+            }
             await WriteErrorAsync(context, item.Status, item.ErrorType!, item.Reason!).ConfigureAwait(false);
             return;
         }
@@ -257,6 +261,14 @@ internal static class ElasticsearchEndpoints
             }
             if (batch.Store is null)
             {
+                Fail(item, batch.Status, batch.Type, batch.Reason);
+                continue;
+            }
+            if (batch.Items.Count == 0 && batch.Store.IsBackedUp)
+            {
+                // Shippers retry items refused with 429.
+                batch = (null, [], 429, "es_rejected_execution_exception", ErrorResponses.BackedUpMessage(batch.Store.Name));
+                batches[item.Index] = batch;
                 Fail(item, batch.Status, batch.Type, batch.Reason);
                 continue;
             }

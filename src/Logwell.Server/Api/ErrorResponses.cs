@@ -37,6 +37,19 @@ public static class ErrorResponses
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
+    /// <summary>How long a client refused because the store cannot keep up should wait before retrying.</summary>
+    public const int RetryAfterSeconds = 1;
+
+    /// <summary>429 with <c>Retry-After</c>: the index set cannot keep up, and the request's events were not taken.</summary>
+    public static Task WriteBackedUpAsync(HttpContext context, string indexSet)
+    {
+        context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return WriteAsync(context, StatusCodes.Status429TooManyRequests, BackedUpMessage(indexSet));
+    }
+
+    public static string BackedUpMessage(string indexSet) =>
+        $"index set '{indexSet}' cannot keep up with ingest right now; no event of this request was taken, retry after {RetryAfterSeconds} s";
+
     private static bool IsRefusedBeforeReading(int status) =>
         status is StatusCodes.Status404NotFound or StatusCodes.Status415UnsupportedMediaType or StatusCodes.Status403Forbidden;
 }

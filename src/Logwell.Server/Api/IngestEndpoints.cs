@@ -54,6 +54,11 @@ internal static class IngestEndpoints
             store = await engine.GetOrCreateAsync(name).ConfigureAwait(false);
         }
 
+        if (store.IsBackedUp)
+        {
+            await ErrorResponses.WriteBackedUpAsync(context, name).ConfigureAwait(false);
+            return;
+        }
         var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
         if (body is null)
         {

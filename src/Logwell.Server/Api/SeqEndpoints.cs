@@ -55,6 +55,12 @@ internal static class SeqEndpoints
             }
             store = await engine.GetOrCreateAsync(indexSet).ConfigureAwait(false);
         }
+        if (store.IsBackedUp)
+        {
+            context.Response.Headers.RetryAfter = ErrorResponses.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await WriteAsync(context, StatusCodes.Status429TooManyRequests, ErrorResponses.BackedUpMessage(indexSet)).ConfigureAwait(false);
+            return;
+        }
         var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
         if (body is null)
         {

@@ -40,6 +40,7 @@ public sealed record LogwellOptions
     public int MemTableMaxEvents { get; init; } = 131_072;
     public long MemTableMaxBytes { get; init; } = 64L << 20;
     public long BlockCacheBytes { get; init; } = 256L << 20;
+    public long MaxQueuedEvents { get; init; } = 1_000_000;
     public int DefaultRetentionDays { get; init; } = 7;
 
     public EngineOptions ToEngineOptions() => new()
@@ -49,6 +50,7 @@ public sealed record LogwellOptions
         MemTableMaxEvents = MemTableMaxEvents,
         MemTableMaxBytes = MemTableMaxBytes,
         BlockCacheBytes = BlockCacheBytes,
+        MaxQueuedEvents = MaxQueuedEvents,
         DefaultRetentionDays = DefaultRetentionDays,
     };
 

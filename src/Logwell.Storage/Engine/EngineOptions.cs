@@ -21,6 +21,12 @@ public sealed record EngineOptions
 
     public long BlockCacheBytes { get; init; } = 256L << 20;
 
+    /// <summary>
+    /// Events waiting for the write-ahead log above which an index set reports itself backed up, and ingest answers
+    /// 429 rather than queue more in memory.
+    /// </summary>
+    public long MaxQueuedEvents { get; init; } = 1_000_000;
+
     public int DefaultRetentionDays { get; init; } = 7;
 
     public TimeSpan RetentionInterval { get; init; } = TimeSpan.FromHours(1);
@@ -49,6 +55,10 @@ public sealed record EngineOptions
         if (RetentionInterval < TimeSpan.FromSeconds(1) || RetentionInterval > TimeSpan.FromDays(1))
         {
             throw new ArgumentException($"RetentionInterval must be between 1 second and 1 day, not {RetentionInterval}");
+        }
+        if (MaxQueuedEvents < 1)
+        {
+            throw new ArgumentException("MaxQueuedEvents must be at least 1");
         }
         if (DefaultRetentionDays < 1)
         {

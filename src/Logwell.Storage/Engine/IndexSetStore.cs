@@ -147,6 +147,16 @@ public sealed class IndexSetStore : IAsyncDisposable
         return maxSeq;
     }
 
+    /// <summary>
+    /// Whether the index set cannot keep up: the writer waits for memory tables to reach disk, or more than
+    /// <see cref="EngineOptions.MaxQueuedEvents"/> events wait for the write-ahead log. Ingest should then refuse new
+    /// work (429) instead of holding it in memory.
+    /// </summary>
+    public bool IsBackedUp => _stalled || Interlocked.Read(ref _queuedEvents) > _options.MaxQueuedEvents;
+
+    private long _queuedEvents;
+    private volatile bool _stalled;
+
     /// <summary>Makes <paramref name="events"/> durable; completes once they are fsynced and searchable.</summary>
     public async Task AppendAsync(List<LogEvent> events, CancellationToken cancellationToken = default)
     {
@@ -156,7 +166,16 @@ public sealed class IndexSetStore : IAsyncDisposable
             return;
         }
         var pending = new PendingAppend(events, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        await _appends.Writer.WriteAsync(pending, cancellationToken).ConfigureAwait(false);
+        Interlocked.Add(ref _queuedEvents, events.Count);
+        try
+        {
+            await _appends.Writer.WriteAsync(pending, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            Interlocked.Add(ref _queuedEvents, -events.Count);
+            throw;
+        }
         // Once queued the batch will be written whatever the caller does; wait for the outcome.
         await pending.Done.Task.ConfigureAwait(false);
     }
@@ -175,6 +194,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 batch.Add(pending);
                 events += pending.Events.Count;
             }
+            Interlocked.Add(ref _queuedEvents, -events);
             try
             {
                 added.Clear();
@@ -210,8 +230,10 @@ public sealed class IndexSetStore : IAsyncDisposable
                     // Ingest faster than flushing: hold further appends until a frozen table is on disk.
                     while (_state.Frozen.Count >= MaxFrozenMemTables && !_stopping.IsCancellationRequested)
                     {
+                        _stalled = true;
                         await _frozenDrained.WaitAsync(TimeSpan.FromMilliseconds(200)).ConfigureAwait(false);
                     }
+                    _stalled = false;
                     RotateMemTable();
                 }
             }
