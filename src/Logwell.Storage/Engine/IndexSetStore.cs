@@ -148,14 +148,13 @@ public sealed class IndexSetStore : IAsyncDisposable
     }
 
     /// <summary>
-    /// Whether the index set cannot keep up: the writer waits for memory tables to reach disk, or more than
-    /// <see cref="EngineOptions.MaxQueuedEvents"/> events wait for the write-ahead log. Ingest should then refuse new
-    /// work (429) instead of holding it in memory.
+    /// Whether the index set cannot keep up: more than <see cref="EngineOptions.MaxQueuedEvents"/> events wait for the
+    /// write-ahead log (they pile up while the writer waits for memory tables to reach disk). Ingest should then refuse
+    /// new work (429) instead of holding it in memory.
     /// </summary>
-    public bool IsBackedUp => _stalled || Interlocked.Read(ref _queuedEvents) > _options.MaxQueuedEvents;
+    public bool IsBackedUp => Interlocked.Read(ref _queuedEvents) > _options.MaxQueuedEvents;
 
     private long _queuedEvents;
-    private volatile bool _stalled;
 
     /// <summary>Makes <paramref name="events"/> durable; completes once they are fsynced and searchable.</summary>
     public async Task AppendAsync(List<LogEvent> events, CancellationToken cancellationToken = default)
@@ -230,10 +229,8 @@ public sealed class IndexSetStore : IAsyncDisposable
                     // Ingest faster than flushing: hold further appends until a frozen table is on disk.
                     while (_state.Frozen.Count >= MaxFrozenMemTables && !_stopping.IsCancellationRequested)
                     {
-                        _stalled = true;
                         await _frozenDrained.WaitAsync(TimeSpan.FromMilliseconds(200)).ConfigureAwait(false);
                     }
-                    _stalled = false;
                     RotateMemTable();
                 }
             }
