@@ -40,7 +40,7 @@ public sealed record LogwellOptions
     public int MemTableMaxEvents { get; init; } = 131_072;
     public long MemTableMaxBytes { get; init; } = 64L << 20;
     public long BlockCacheBytes { get; init; } = 256L << 20;
-    public long MaxQueuedEvents { get; init; } = 1_000_000;
+    public long MaxQueuedEvents { get; init; } = 250_000;
     public int DefaultRetentionDays { get; init; } = 7;
 
     public EngineOptions ToEngineOptions() => new()

@@ -25,7 +25,7 @@ public sealed record EngineOptions
     /// Events waiting for the write-ahead log above which an index set reports itself backed up, and ingest answers
     /// 429 rather than queue more in memory.
     /// </summary>
-    public long MaxQueuedEvents { get; init; } = 1_000_000;
+    public long MaxQueuedEvents { get; init; } = 250_000;
 
     public int DefaultRetentionDays { get; init; } = 7;
 
