@@ -2,6 +2,10 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Elastic.Clients.Elasticsearch;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Logs;
+using OpenTelemetry.Resources;
 using Serilog;
 using static Logwell.IntegrationTests.HttpApiTests;
 
@@ -152,5 +156,89 @@ public sealed class ShipperProtocolTests
         Assert.Equal([2, 3], answer.GetProperty("Errors").EnumerateArray().Select(e => e.GetProperty("Line").GetInt32()));
         (_, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?indexset=payments&q=kept");
         Assert.Equal("kept 1", found.GetProperty("hits")[0].GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task TheOpenTelemetryExporterSendsOtlpProtobufWithSeverityAttributesResourceAndTrace()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var before = DateTimeOffset.UtcNow;
+        string? traceId;
+        using (var activitySource = new System.Diagnostics.ActivitySource("shop"))
+        using (var listener = new System.Diagnostics.ActivityListener { ShouldListenTo = _ => true, Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded })
+        {
+            System.Diagnostics.ActivitySource.AddActivityListener(listener);
+            using var loggers = LoggerFactory.Create(builder => builder.AddOpenTelemetry(otel =>
+            {
+                otel.SetResourceBuilder(ResourceBuilder.CreateEmpty().AddService("checkout", serviceVersion: "1.4.2"));
+                otel.IncludeFormattedMessage = true;
+                otel.AddOtlpExporter(exporter =>
+                {
+                    exporter.Endpoint = new Uri(node.BaseAddress, "/v1/logs");
+                    exporter.Protocol = OtlpExportProtocol.HttpProtobuf;
+                });
+            }));
+            var logger = loggers.CreateLogger("Shop.Payments");
+            using (var activity = activitySource.StartActivity("pay"))
+            {
+                logger.LogError("Payment {PaymentId} failed after {Attempts} attempts", "p-9", 3);
+                Assert.NotNull(activity);
+                traceId = activity.TraceId.ToHexString();
+            }
+            logger.LogInformation("Order {OrderId} shipped", 42);
+        }
+        var after = DateTimeOffset.UtcNow;
+
+        var (status, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?sort=asc&q=" + Uri.EscapeDataString("service.name:checkout"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        var hits = found.GetProperty("hits").EnumerateArray().ToList();
+        Assert.Equal(["Payment p-9 failed after 3 attempts", "Order 42 shipped"], hits.Select(h => h.GetProperty("message").GetString()));
+        var error = hits[0].GetProperty("fields");
+        // The SDK sends its own severity text; the number says the same in OTLP's scale.
+        Assert.Equal("Error", error.GetProperty("level").GetString());
+        Assert.Equal(17, error.GetProperty("severity_number").GetInt32());
+        Assert.Equal("p-9", error.GetProperty("PaymentId").GetString());
+        Assert.Equal(3, error.GetProperty("Attempts").GetInt32());
+        Assert.Equal("1.4.2", error.GetProperty("service.version").GetString());
+        Assert.Equal("Shop.Payments", error.GetProperty("scope.name").GetString());
+        Assert.Equal(traceId, error.GetProperty("trace_id").GetString());
+        Assert.Equal("Information", hits[1].GetProperty("fields").GetProperty("level").GetString());
+        var time = DateTimeOffset.Parse(hits[0].GetProperty("t").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(time, before.AddSeconds(-1), after.AddSeconds(1));
+    }
+
+    [Fact]
+    public async Task OtlpJsonBodiesKeepStructuredBodiesAndHexIdsAndBrokenBodiesAreRefused()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        const string body = """
+            {"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
+              "scopeLogs": [{"scope": {"name": "jobs"}, "logRecords": [
+                {"timeUnixNano": "1795168800000000000", "severityNumber": 13, "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                 "body": {"kvlistValue": {"values": [{"key": "invoice", "value": {"intValue": "77"}}, {"key": "state", "value": {"stringValue": "overdue"}}]}},
+                 "attributes": [{"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"boolValue": true}]}}}]}]}]}]}
+            """;
+        var (status, _) = await SendAsync(node.Http, HttpMethod.Post, "/v1/logs", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        var (_, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?q=service.name:billing");
+        var hit = Assert.Single(found.GetProperty("hits").EnumerateArray());
+        Assert.Equal("2026-11-20T10:00:00.0000000Z", hit.GetProperty("t").GetString());
+        Assert.Equal("{\"invoice\":77,\"state\":\"overdue\"}", hit.GetProperty("message").GetString());
+        var fields = hit.GetProperty("fields");
+        Assert.Equal("WARN", fields.GetProperty("level").GetString());
+        Assert.Equal(77, fields.GetProperty("body.invoice").GetInt32());
+        Assert.Equal("5b8efff798038103d269b633813fc60c", fields.GetProperty("trace_id").GetString());
+        Assert.Equal("eee19b7ec3c1b174", fields.GetProperty("span_id").GetString());
+        Assert.Equal("[\"a\",true]", fields.GetProperty("tags").GetRawText().Replace(" ", "", StringComparison.Ordinal));
+
+        (status, var answer) = await SendAsync(node.Http, HttpMethod.Post, "/v1/logs", new StringContent("{\"resourceLogs\": [", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(3, answer.GetProperty("code").GetInt32());
+        using var broken = new ByteArrayContent([0x0a, 0xff, 0xff]);
+        broken.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-protobuf");
+        using var refused = await node.Http.PostAsync("/v1/logs", broken);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
     }
 }

@@ -39,6 +39,7 @@ public static class LogwellApp
         IngestEndpoints.Map(app);
         ElasticsearchEndpoints.Map(app);
         SeqEndpoints.Map(app);
+        OtlpEndpoints.Map(app);
         SearchEndpoints.Map(app);
         HistogramEndpoints.Map(app);
         FieldsEndpoints.Map(app);

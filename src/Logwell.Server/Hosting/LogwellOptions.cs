@@ -19,6 +19,9 @@ public sealed record LogwellOptions
     /// How an Elasticsearch index name becomes an index set: when this pattern matches, its <c>name</c> group; else the
     /// whole name. The default drops a date suffix: <c>logs-2026.11.26</c> and <c>logs-2026.11</c> go to <c>logs</c>.
     /// </summary>
+    /// <summary>Where OTLP log records sent to <c>/v1/logs</c> go.</summary>
+    public string OtlpIndexSet { get; init; } = "default";
+
     /// <summary>Where CLEF sent to <c>/api/events/raw</c> goes when no API keys are configured.</summary>
     public string SeqIndexSet { get; init; } = "default";
 
