@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every Logwell test: builds in Release, then unit, engine and integration tests (which start real
-# `logwell serve` processes on free loopback ports). Installs what the tests need when it is missing; today that is
-# only the .NET SDK pinned in global.json, which must already be on PATH.
+# `logwell serve` processes on free loopback ports and drive them with real shipper clients). Installs what the tests
+# need when it is missing: Node.js and npm from Debian (the npm shipper libraries install themselves on first use).
+# The .NET SDK pinned in global.json must already be on PATH. Without root, missing tools are named and the tests
+# that need them are skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,6 +12,19 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "test.sh: the .NET 10 SDK (dotnet) is not on PATH; install it (see global.json) and run again" >&2
   exit 1
+fi
+
+missing=()
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing ${missing[*]} from Debian"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+      || echo "test.sh: could not install ${missing[*]}; the tests that need them are skipped" >&2
+  else
+    echo "test.sh: ${missing[*]} missing and not installable here (needs root and apt-get); the tests that need them are skipped" >&2
+  fi
 fi
 
 log="$(mktemp)"

@@ -241,4 +241,43 @@ public sealed class ShipperProtocolTests
         using var refused = await node.Http.PostAsync("/v1/logs", broken);
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
     }
+
+    [SkippableFact]
+    public async Task WinstonLokiPushesSnappyProtobufAndJsonWithItsLabels()
+    {
+        var (clients, why) = await NodeClients.EnsureAsync();
+        Skip.If(clients is null, why);
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var before = DateTimeOffset.UtcNow;
+        foreach (var mode in new[] { "protobuf", "json" })
+        {
+            var (code, output) = await NodeClients.RunAsync("node", ["loki-push.js", node.BaseAddress.ToString().TrimEnd('/'), mode], clients!, TimeSpan.FromSeconds(60));
+            Assert.True(code == 0, $"winston-loki ({mode}) failed: {output}");
+        }
+        var after = DateTimeOffset.UtcNow;
+
+        foreach (var mode in new[] { "protobuf", "json" })
+        {
+            var (status, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?sort=asc&q=" + Uri.EscapeDataString($"app:shop AND mode:{mode}"));
+            Assert.Equal(HttpStatusCode.OK, status);
+            var hits = found.GetProperty("hits").EnumerateArray().ToList();
+            Assert.Equal(3, hits.Count);
+            var declined = Assert.Single(hits, h => h.GetProperty("fields").GetProperty("level").GetString() == "error");
+            Assert.StartsWith($"payment 2 declined ({mode})", declined.GetProperty("message").GetString(), StringComparison.Ordinal);
+            Assert.Equal(["debug", "error", "info"], hits.Select(h => h.GetProperty("fields").GetProperty("level").GetString()).Order());
+            Assert.All(hits, h => Assert.Single(h.GetProperty("fields").EnumerateObject(), f => f.Name == "level"));
+            var time = DateTimeOffset.Parse(declined.GetProperty("t").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.InRange(time, before.AddSeconds(-1), after.AddSeconds(1));
+        }
+
+        // Loki's own error answers: plain text, with the status that fits.
+        using var broken = new ByteArrayContent([1, 2, 3]);
+        broken.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-protobuf");
+        using var refused = await node.Http.PostAsync("/loki/api/v1/push", broken);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        using var badTime = await node.Http.PostAsync("/loki/api/v1/push", new StringContent("{\"streams\":[{\"stream\":{},\"values\":[[1,\"x\"]]}]}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, badTime.StatusCode);
+        Assert.Contains("streams[0].values[0]", await badTime.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
 }

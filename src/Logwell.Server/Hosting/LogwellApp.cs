@@ -40,6 +40,7 @@ public static class LogwellApp
         ElasticsearchEndpoints.Map(app);
         SeqEndpoints.Map(app);
         OtlpEndpoints.Map(app);
+        LokiEndpoints.Map(app);
         SearchEndpoints.Map(app);
         HistogramEndpoints.Map(app);
         FieldsEndpoints.Map(app);

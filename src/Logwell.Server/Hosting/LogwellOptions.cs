@@ -19,6 +19,9 @@ public sealed record LogwellOptions
     /// How an Elasticsearch index name becomes an index set: when this pattern matches, its <c>name</c> group; else the
     /// whole name. The default drops a date suffix: <c>logs-2026.11.26</c> and <c>logs-2026.11</c> go to <c>logs</c>.
     /// </summary>
+    /// <summary>Where lines pushed to <c>/loki/api/v1/push</c> go.</summary>
+    public string LokiIndexSet { get; init; } = "default";
+
     /// <summary>Where OTLP log records sent to <c>/v1/logs</c> go.</summary>
     public string OtlpIndexSet { get; init; } = "default";
 
