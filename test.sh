@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Logwell test: builds in Release, then unit, engine and integration tests (which start real
 # `logwell serve` processes on free loopback ports and drive them with real shipper clients). Installs what the tests
-# need when it is missing: Node.js and npm from Debian (the npm shipper libraries install themselves on first use).
+# need when it is missing, from Debian: Node.js and npm (the npm shipper libraries install themselves on first use),
+# rsyslog and its omelasticsearch module.
 # The .NET SDK pinned in global.json must already be on PATH. Without root, missing tools are named and the tests
 # that need them are skipped.
 set -euo pipefail
@@ -17,6 +18,8 @@ fi
 missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+[ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+find /usr/lib -name omelasticsearch.so 2>/dev/null | grep -q . || missing+=(rsyslog-elasticsearch)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]} from Debian"

@@ -28,6 +28,8 @@ public static class LogwellApp
             kestrel.AddServerHeader = false;
         });
         builder.Services.AddRouting();
+        builder.Services.AddSingleton<SyslogListener>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<SyslogListener>());
 
         var app = builder.Build();
         _ = app.Services.GetRequiredService<LogEngine>();

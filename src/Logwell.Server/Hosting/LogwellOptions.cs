@@ -1,3 +1,4 @@
+using Logwell.Core.Events;
 using Logwell.Storage.Engine;
 
 namespace Logwell.Server.Hosting;
@@ -19,6 +20,21 @@ public sealed record LogwellOptions
     /// How an Elasticsearch index name becomes an index set: when this pattern matches, its <c>name</c> group; else the
     /// whole name. The default drops a date suffix: <c>logs-2026.11.26</c> and <c>logs-2026.11</c> go to <c>logs</c>.
     /// </summary>
+    /// <summary>Syslog over TCP on this port (0: off).</summary>
+    public int SyslogTcpPort { get; init; }
+
+    /// <summary>Syslog over UDP on this port (0: off).</summary>
+    public int SyslogUdpPort { get; init; }
+
+    /// <summary>The address the syslog ports listen on.</summary>
+    public string SyslogAddress { get; init; } = "127.0.0.1";
+
+    /// <summary>Where syslog messages go (created when a syslog port is on).</summary>
+    public string SyslogIndexSet { get; init; } = "syslog";
+
+    /// <summary>Syslog messages are cut at this size and marked <c>truncated</c>.</summary>
+    public int SyslogMaxMessageBytes { get; init; } = 64 * 1024;
+
     /// <summary>Where lines pushed to <c>/loki/api/v1/push</c> go.</summary>
     public string LokiIndexSet { get; init; } = "default";
 
@@ -84,6 +100,22 @@ public sealed record LogwellOptions
         catch (System.Text.RegularExpressions.RegexParseException e)
         {
             throw new ArgumentException($"Logwell:ElasticsearchIndexPattern is not a regular expression: {e.Message}");
+        }
+        if (SyslogTcpPort is < 0 or > 65535 || SyslogUdpPort is < 0 or > 65535)
+        {
+            throw new ArgumentException("Logwell:SyslogTcpPort and SyslogUdpPort must be ports from 1 to 65535, or 0 for off");
+        }
+        if (!System.Net.IPAddress.TryParse(SyslogAddress, out _))
+        {
+            throw new ArgumentException($"Logwell:SyslogAddress must be an IP address, not '{SyslogAddress}'");
+        }
+        if (SyslogMaxMessageBytes is < 480 or > 16 << 20)
+        {
+            throw new ArgumentException("Logwell:SyslogMaxMessageBytes must be between 480 and 16777216");
+        }
+        if ((SyslogTcpPort != 0 || SyslogUdpPort != 0) && !IndexSetName.IsValid(SyslogIndexSet, out var syslogIndexError))
+        {
+            throw new ArgumentException($"Logwell:SyslogIndexSet: {syslogIndexError}");
         }
         if (DefaultOperator is not ("AND" or "OR"))
         {

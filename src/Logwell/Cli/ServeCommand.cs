@@ -19,9 +19,12 @@ internal static class ServeCommand
         var data = new Option<string?>("--data") { Description = "data directory (default ./data)" };
         var urls = new Option<string?>("--urls") { Description = "where to listen (default http://127.0.0.1:5080)" };
         var environment = new Option<string?>("--environment") { Description = "Development (default for serve) or Production" };
+        var syslogTcp = new Option<int?>("--syslog-tcp") { Description = "receive syslog over TCP on this port (RFC 5424 and 3164, octet-counted or newline-framed)" };
+        var syslogUdp = new Option<int?>("--syslog-udp") { Description = "receive syslog over UDP on this port" };
+        var syslogIndex = new Option<string?>("--syslog-index") { Description = "index set for syslog messages (default syslog)" };
         var command = new Command("serve", "Run a Logwell node on the embedded default: HTTP API and the log engine in one process.")
         {
-            data, urls, environment,
+            data, urls, environment, syslogTcp, syslogUdp, syslogIndex,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -45,6 +48,18 @@ internal static class ServeCommand
             {
                 overrides["Logwell:Urls"] = listen;
             }
+            if (result.GetValue(syslogTcp) is { } tcpPort)
+            {
+                overrides["Logwell:SyslogTcpPort"] = tcpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+            if (result.GetValue(syslogUdp) is { } udpPort)
+            {
+                overrides["Logwell:SyslogUdpPort"] = udpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+            if (result.GetValue(syslogIndex) is { } syslogIndexSet)
+            {
+                overrides["Logwell:SyslogIndexSet"] = syslogIndexSet;
+            }
             builder.Configuration.AddInMemoryCollection(overrides);
             // Relative data paths are relative to where logwell was started, not to the binary.
             var configured = builder.Configuration["Logwell:DataDirectory"] ?? "./data";
@@ -56,6 +71,10 @@ internal static class ServeCommand
             var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
             Console.WriteLine($"Logwell listening on {string.Join(", ", addresses)}");
             Console.WriteLine($"Logwell data in {options.DataDirectory} (environment {env}, auto-create index sets {(options.AutoCreateIndexSets ? "on" : "off")})");
+            if (options.SyslogTcpPort != 0 || options.SyslogUdpPort != 0)
+            {
+                Console.WriteLine($"Logwell syslog on {options.SyslogAddress}: tcp {(options.SyslogTcpPort != 0 ? options.SyslogTcpPort : "off")}, udp {(options.SyslogUdpPort != 0 ? options.SyslogUdpPort : "off")}, into index set {options.SyslogIndexSet}");
+            }
             Console.Out.Flush();
             await app.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
             await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
