@@ -152,100 +152,100 @@ public sealed class CleaningPipeline
             case "raw":
                 return (null, type);
             case "json":
-            {
-                var decoder = new ThreadLocal<EventDecoder.DocumentDecoder>(() => new EventDecoder.DocumentDecoder());
-                return (evt =>
                 {
-                    var text = Text(evt, source).Trim();
-                    if (!text.StartsWith('{') || !decoder.Value!.TryDecode(Encoding.UTF8.GetBytes(text), new DateTimeOffset(evt.Timestamp, TimeSpan.Zero), out var parsed, out _))
+                    var decoder = new ThreadLocal<EventDecoder.DocumentDecoder>(() => new EventDecoder.DocumentDecoder());
+                    return (evt =>
                     {
-                        return null;
-                    }
-                    return With(evt, Merge(evt.Fields, [.. parsed!.Fields]), parsed.Message.Length > 0 ? parsed.Message : evt.Message, parsed.Timestamp);
-                }, type);
-            }
+                        var text = Text(evt, source).Trim();
+                        if (!text.StartsWith('{') || !decoder.Value!.TryDecode(Encoding.UTF8.GetBytes(text), new DateTimeOffset(evt.Timestamp, TimeSpan.Zero), out var parsed, out _))
+                        {
+                            return null;
+                        }
+                        return With(evt, Merge(evt.Fields, [.. parsed!.Fields]), parsed.Message.Length > 0 ? parsed.Message : evt.Message, parsed.Timestamp);
+                    }, type);
+                }
             case "delimiter":
-            {
-                var delimiter = RequiredString(element, "delimiter", at);
-                if (delimiter.Length == 0)
                 {
-                    throw new PipelineDefinitionException("parse.delimiter must not be empty");
-                }
-                var names = StringList(element, "fields", at);
-                var quote = OptionalString(element, "quote", at);
-                if (quote is { Length: not 1 })
-                {
-                    throw new PipelineDefinitionException("parse.quote must be one character, such as \"");
-                }
-                return (evt =>
-                {
-                    var values = Split(Text(evt, source), delimiter, quote?[0]);
-                    if (values is null || values.Count != names.Count)
+                    var delimiter = RequiredString(element, "delimiter", at);
+                    if (delimiter.Length == 0)
                     {
-                        return null;
+                        throw new PipelineDefinitionException("parse.delimiter must not be empty");
                     }
-                    return With(evt, Merge(evt.Fields, [.. names.Select((n, i) => new Field(n, FieldValue.FromString(values[i])))]));
-                }, type);
-            }
+                    var names = StringList(element, "fields", at);
+                    var quote = OptionalString(element, "quote", at);
+                    if (quote is { Length: not 1 })
+                    {
+                        throw new PipelineDefinitionException("parse.quote must be one character, such as \"");
+                    }
+                    return (evt =>
+                    {
+                        var values = Split(Text(evt, source), delimiter, quote?[0]);
+                        if (values is null || values.Count != names.Count)
+                        {
+                            return null;
+                        }
+                        return With(evt, Merge(evt.Fields, [.. names.Select((n, i) => new Field(n, FieldValue.FromString(values[i])))]));
+                    }, type);
+                }
             case "regex":
             case "grok":
-            {
-                var pattern = RequiredString(element, "pattern", at);
-                IReadOnlyList<Grok.Capture> captures;
-                string expression;
-                try
                 {
-                    (expression, captures) = type == "grok" ? Grok.Expand(pattern) : (pattern, []);
-                }
-                catch (ArgumentException e)
-                {
-                    throw new PipelineDefinitionException($"parse.pattern: {e.Message}");
-                }
-                Regex regex;
-                try
-                {
-                    regex = new Regex(expression, Options, TimeSpan.FromMilliseconds(250));
-                }
-                catch (ArgumentException e)
-                {
-                    throw new PipelineDefinitionException($"parse.pattern is not a usable regular expression: {e.Message}");
-                }
-                catch (NotSupportedException e)
-                {
-                    throw new PipelineDefinitionException($"parse.pattern uses what the linear-time engine cannot run (backreferences, lookarounds): {e.Message}");
-                }
-                var groups = type == "grok"
-                    ? captures.Select(c => (c.Group, c.Field, c.Conversion)).ToList()
-                    : [.. regex.GetGroupNames().Where(g => !int.TryParse(g, out _)).Select(g => (g, g, Grok.Conversion.None))];
-                if (groups.Count == 0)
-                {
-                    throw new PipelineDefinitionException($"parse.pattern captures no field: name them, as {(type == "grok" ? "%{IP:client}" : "(?<client>\\S+)")}");
-                }
-                return (evt =>
-                {
-                    var match = regex.Match(Text(evt, source));
-                    if (!match.Success)
+                    var pattern = RequiredString(element, "pattern", at);
+                    IReadOnlyList<Grok.Capture> captures;
+                    string expression;
+                    try
                     {
-                        return null;
+                        (expression, captures) = type == "grok" ? Grok.Expand(pattern) : (pattern, []);
                     }
-                    var fields = new List<Field>();
-                    foreach (var (group, field, conversion) in groups)
+                    catch (ArgumentException e)
                     {
-                        var capture = match.Groups[group];
-                        if (!capture.Success)
+                        throw new PipelineDefinitionException($"parse.pattern: {e.Message}");
+                    }
+                    Regex regex;
+                    try
+                    {
+                        regex = new Regex(expression, Options, TimeSpan.FromMilliseconds(250));
+                    }
+                    catch (ArgumentException e)
+                    {
+                        throw new PipelineDefinitionException($"parse.pattern is not a usable regular expression: {e.Message}");
+                    }
+                    catch (NotSupportedException e)
+                    {
+                        throw new PipelineDefinitionException($"parse.pattern uses what the linear-time engine cannot run (backreferences, lookarounds): {e.Message}");
+                    }
+                    var groups = type == "grok"
+                        ? captures.Select(c => (c.Group, c.Field, c.Conversion)).ToList()
+                        : [.. regex.GetGroupNames().Where(g => !int.TryParse(g, out _)).Select(g => (g, g, Grok.Conversion.None))];
+                    if (groups.Count == 0)
+                    {
+                        throw new PipelineDefinitionException($"parse.pattern captures no field: name them, as {(type == "grok" ? "%{IP:client}" : "(?<client>\\S+)")}");
+                    }
+                    return (evt =>
+                    {
+                        var match = regex.Match(Text(evt, source));
+                        if (!match.Success)
                         {
-                            continue;
+                            return null;
                         }
-                        fields.Add(new Field(field, conversion switch
+                        var fields = new List<Field>();
+                        foreach (var (group, field, conversion) in groups)
                         {
-                            Grok.Conversion.Int when long.TryParse(capture.ValueSpan, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l) => FieldValue.FromLong(l),
-                            Grok.Conversion.Float when double.TryParse(capture.ValueSpan, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => FieldValue.FromDouble(d),
-                            _ => FieldValue.FromString(capture.Value),
-                        }));
-                    }
-                    return With(evt, Merge(evt.Fields, fields));
-                }, type);
-            }
+                            var capture = match.Groups[group];
+                            if (!capture.Success)
+                            {
+                                continue;
+                            }
+                            fields.Add(new Field(field, conversion switch
+                            {
+                                Grok.Conversion.Int when long.TryParse(capture.ValueSpan, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l) => FieldValue.FromLong(l),
+                                Grok.Conversion.Float when double.TryParse(capture.ValueSpan, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => FieldValue.FromDouble(d),
+                                _ => FieldValue.FromString(capture.Value),
+                            }));
+                        }
+                        return With(evt, Merge(evt.Fields, fields));
+                    }, type);
+                }
             default:
                 throw new PipelineDefinitionException($"parse.type '{type}' is not known: use raw, json, delimiter, regex or grok");
         }
@@ -315,167 +315,172 @@ public sealed class CleaningPipeline
         switch (type)
         {
             case "time":
-            {
-                var field = RequiredString(step, "field", at);
-                var format = OptionalString(step, "format", at) ?? "iso8601";
-                var zone = Zone(OptionalString(step, "timezone", at) ?? "UTC", at);
-                var remove = !step.TryGetProperty("remove", out var removeElement) || removeElement.ValueKind != JsonValueKind.False;
-                return (name, (evt, fields) =>
                 {
-                    var index = fields.FindIndex(f => f.Name == field);
-                    if (index < 0)
+                    var field = RequiredString(step, "field", at);
+                    var format = OptionalString(step, "format", at) ?? "iso8601";
+                    var zone = Zone(OptionalString(step, "timezone", at) ?? "UTC", at);
+                    var remove = !step.TryGetProperty("remove", out var removeElement) || removeElement.ValueKind != JsonValueKind.False;
+                    return (name, (evt, fields) =>
                     {
-                        return (evt, $"no field '{field}'");
+                        var index = fields.FindIndex(f => f.Name == field);
+                        if (index < 0)
+                        {
+                            return (evt, $"no field '{field}'");
+                        }
+                        if (!TryReadTime(fields[index].Value, format, zone, out var ticks))
+                        {
+                            return (evt, $"cannot read '{fields[index].Value.SearchText}' as a time in the format {format}");
+                        }
+                        if (remove)
+                        {
+                            fields.RemoveAt(index);
+                        }
+                        return (With(evt, fields, timestamp: ticks), null);
                     }
-                    if (!TryReadTime(fields[index].Value, format, zone, out var ticks))
-                    {
-                        return (evt, $"cannot read '{fields[index].Value.SearchText}' as a time in the format {format}");
-                    }
-                    if (remove)
-                    {
-                        fields.RemoveAt(index);
-                    }
-                    return (With(evt, fields, timestamp: ticks), null);
-                });
-            }
-            case "convert":
-            {
-                var field = RequiredString(step, "field", at);
-                var to = RequiredString(step, "to", at);
-                if (to is not ("int" or "float" or "bool" or "time"))
-                {
-                    throw new PipelineDefinitionException($"{at}.to '{to}' is not known: use int, float, bool or time");
+                    );
                 }
-                return (name, (evt, fields) =>
+            case "convert":
                 {
-                    var index = fields.FindIndex(f => f.Name == field);
-                    if (index < 0)
+                    var field = RequiredString(step, "field", at);
+                    var to = RequiredString(step, "to", at);
+                    if (to is not ("int" or "float" or "bool" or "time"))
                     {
-                        return (evt, null);
+                        throw new PipelineDefinitionException($"{at}.to '{to}' is not known: use int, float, bool or time");
                     }
-                    var text = fields[index].Value.SearchText ?? "";
-                    FieldValue? converted = to switch
+                    return (name, (evt, fields) =>
                     {
-                        "int" when long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l) => FieldValue.FromLong(l),
-                        "int" when double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d == Math.Truncate(d) && Math.Abs(d) < 9e18 => FieldValue.FromLong((long)d),
-                        "float" when double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) => FieldValue.FromDouble(d),
-                        "bool" when text.ToLowerInvariant() is "true" or "yes" or "on" or "1" => FieldValue.True,
-                        "bool" when text.ToLowerInvariant() is "false" or "no" or "off" or "0" => FieldValue.False,
-                        "time" when EventDecoder.TryReadTimestamp(fields[index].Value, out var ticks) => FieldValue.FromString(new DateTime(ticks, DateTimeKind.Utc).ToString("O", CultureInfo.InvariantCulture)),
-                        _ => null,
-                    };
-                    if (converted is null)
-                    {
-                        return (evt, $"'{field}' = '{text}' is not a {to}; kept as it was");
+                        var index = fields.FindIndex(f => f.Name == field);
+                        if (index < 0)
+                        {
+                            return (evt, null);
+                        }
+                        var text = fields[index].Value.SearchText ?? "";
+                        FieldValue? converted = to switch
+                        {
+                            "int" when long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l) => FieldValue.FromLong(l),
+                            "int" when double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d == Math.Truncate(d) && Math.Abs(d) < 9e18 => FieldValue.FromLong((long)d),
+                            "float" when double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) => FieldValue.FromDouble(d),
+                            "bool" when text.ToLowerInvariant() is "true" or "yes" or "on" or "1" => FieldValue.True,
+                            "bool" when text.ToLowerInvariant() is "false" or "no" or "off" or "0" => FieldValue.False,
+                            "time" when EventDecoder.TryReadTimestamp(fields[index].Value, out var ticks) => FieldValue.FromString(new DateTime(ticks, DateTimeKind.Utc).ToString("O", CultureInfo.InvariantCulture)),
+                            _ => null,
+                        };
+                        if (converted is null)
+                        {
+                            return (evt, $"'{field}' = '{text}' is not a {to}; kept as it was");
+                        }
+                        fields[index] = new Field(field, converted.Value);
+                        return (With(evt, fields), null);
                     }
-                    fields[index] = new Field(field, converted.Value);
-                    return (With(evt, fields), null);
-                });
-            }
+                    );
+                }
             case "rename":
-            {
-                var field = RequiredString(step, "field", at);
-                var to = RequiredString(step, "to", at);
-                return (name, (evt, fields) =>
                 {
-                    var index = fields.FindIndex(f => f.Name == field);
-                    if (index < 0)
+                    var field = RequiredString(step, "field", at);
+                    var to = RequiredString(step, "to", at);
+                    return (name, (evt, fields) =>
                     {
-                        return (evt, null);
+                        var index = fields.FindIndex(f => f.Name == field);
+                        if (index < 0)
+                        {
+                            return (evt, null);
+                        }
+                        var value = fields[index].Value;
+                        fields.RemoveAt(index);
+                        fields.RemoveAll(f => f.Name == to);
+                        fields.Add(new Field(to, value));
+                        return (With(evt, fields), null);
                     }
-                    var value = fields[index].Value;
-                    fields.RemoveAt(index);
-                    fields.RemoveAll(f => f.Name == to);
-                    fields.Add(new Field(to, value));
-                    return (With(evt, fields), null);
-                });
-            }
+                    );
+                }
             case "drop":
             case "keep":
-            {
-                var names = new HashSet<string>(StringList(step, "fields", at), StringComparer.Ordinal);
-                var keep = type == "keep";
-                return (name, (evt, fields) =>
                 {
-                    // The pipeline's own error field always stays.
-                    fields.RemoveAll(f => f.Name != ErrorField && names.Contains(f.Name) != keep);
-                    return (With(evt, fields), null);
-                });
-            }
+                    var names = new HashSet<string>(StringList(step, "fields", at), StringComparer.Ordinal);
+                    var keep = type == "keep";
+                    return (name, (evt, fields) =>
+                    {
+                        // The pipeline's own error field always stays.
+                        fields.RemoveAll(f => f.Name != ErrorField && names.Contains(f.Name) != keep);
+                        return (With(evt, fields), null);
+                    }
+                    );
+                }
             case "add":
-            {
-                if (!step.TryGetProperty("fields", out var added) || added.ValueKind != JsonValueKind.Object)
                 {
-                    throw new PipelineDefinitionException($"{at}.fields must be an object of names and values, such as {{\"env\": \"prod\"}}");
-                }
-                var values = new List<Field>();
-                foreach (var property in added.EnumerateObject())
-                {
-                    values.Add(new Field(property.Name, property.Value.ValueKind switch
+                    if (!step.TryGetProperty("fields", out var added) || added.ValueKind != JsonValueKind.Object)
                     {
-                        JsonValueKind.String => FieldValue.FromString(property.Value.GetString()!),
-                        JsonValueKind.Number when property.Value.TryGetInt64(out var l) => FieldValue.FromLong(l),
-                        JsonValueKind.Number => FieldValue.FromDouble(property.Value.GetDouble()),
-                        JsonValueKind.True => FieldValue.True,
-                        JsonValueKind.False => FieldValue.False,
-                        _ => throw new PipelineDefinitionException($"{at}.fields.{property.Name} must be a string, number or boolean"),
-                    }));
-                }
-                return (name, (evt, fields) => (With(evt, Merge(fields, values)), null));
-            }
-            case "mask":
-            {
-                var field = RequiredString(step, "field", at);
-                var pattern = OptionalString(step, "pattern", at);
-                Func<string, string> mask;
-                if (pattern is not null)
-                {
-                    Regex regex;
-                    try
-                    {
-                        regex = new Regex(pattern, Options, TimeSpan.FromMilliseconds(250));
+                        throw new PipelineDefinitionException($"{at}.fields must be an object of names and values, such as {{\"env\": \"prod\"}}");
                     }
-                    catch (Exception e) when (e is ArgumentException or NotSupportedException)
+                    var values = new List<Field>();
+                    foreach (var property in added.EnumerateObject())
                     {
-                        throw new PipelineDefinitionException($"{at}.pattern is not a usable regular expression: {e.Message}");
-                    }
-                    var replacement = OptionalString(step, "replacement", at) ?? "****";
-                    mask = text => regex.Replace(text, replacement.Replace("$", "$$", StringComparison.Ordinal));
-                }
-                else
-                {
-                    var first = OptionalInt(step, "keep_first", at);
-                    var last = OptionalInt(step, "keep_last", at);
-                    var with = OptionalString(step, "with", at) ?? "*";
-                    if (with.Length != 1)
-                    {
-                        throw new PipelineDefinitionException($"{at}.with must be one character");
-                    }
-                    mask = text =>
-                    {
-                        // Too short to hide anything while keeping both ends: hide it all.
-                        if (first + last >= text.Length)
+                        values.Add(new Field(property.Name, property.Value.ValueKind switch
                         {
-                            return new string(with[0], text.Length);
-                        }
-                        return string.Concat(text.AsSpan(0, first), new string(with[0], text.Length - first - last), text.AsSpan(text.Length - last));
-                    };
+                            JsonValueKind.String => FieldValue.FromString(property.Value.GetString()!),
+                            JsonValueKind.Number when property.Value.TryGetInt64(out var l) => FieldValue.FromLong(l),
+                            JsonValueKind.Number => FieldValue.FromDouble(property.Value.GetDouble()),
+                            JsonValueKind.True => FieldValue.True,
+                            JsonValueKind.False => FieldValue.False,
+                            _ => throw new PipelineDefinitionException($"{at}.fields.{property.Name} must be a string, number or boolean"),
+                        }));
+                    }
+                    return (name, (evt, fields) => (With(evt, Merge(fields, values)), null));
                 }
-                return (name, (evt, fields) =>
+            case "mask":
                 {
-                    var index = fields.FindIndex(f => f.Name == field);
-                    if (index < 0)
+                    var field = RequiredString(step, "field", at);
+                    var pattern = OptionalString(step, "pattern", at);
+                    Func<string, string> mask;
+                    if (pattern is not null)
                     {
-                        return field == MessageField ? (With(evt, fields, mask(evt.Message)), null) : (evt, null);
+                        Regex regex;
+                        try
+                        {
+                            regex = new Regex(pattern, Options, TimeSpan.FromMilliseconds(250));
+                        }
+                        catch (Exception e) when (e is ArgumentException or NotSupportedException)
+                        {
+                            throw new PipelineDefinitionException($"{at}.pattern is not a usable regular expression: {e.Message}");
+                        }
+                        var replacement = OptionalString(step, "replacement", at) ?? "****";
+                        mask = text => regex.Replace(text, replacement.Replace("$", "$$", StringComparison.Ordinal));
                     }
-                    if (fields[index].Value.SearchText is not { } text)
+                    else
                     {
-                        return (evt, null);
+                        var first = OptionalInt(step, "keep_first", at);
+                        var last = OptionalInt(step, "keep_last", at);
+                        var with = OptionalString(step, "with", at) ?? "*";
+                        if (with.Length != 1)
+                        {
+                            throw new PipelineDefinitionException($"{at}.with must be one character");
+                        }
+                        mask = text =>
+                        {
+                            // Too short to hide anything while keeping both ends: hide it all.
+                            if (first + last >= text.Length)
+                            {
+                                return new string(with[0], text.Length);
+                            }
+                            return string.Concat(text.AsSpan(0, first), new string(with[0], text.Length - first - last), text.AsSpan(text.Length - last));
+                        };
                     }
-                    fields[index] = new Field(field, FieldValue.FromString(mask(text)));
-                    return (With(evt, fields), null);
-                });
-            }
+                    return (name, (evt, fields) =>
+                    {
+                        var index = fields.FindIndex(f => f.Name == field);
+                        if (index < 0)
+                        {
+                            return field == MessageField ? (With(evt, fields, mask(evt.Message)), null) : (evt, null);
+                        }
+                        if (fields[index].Value.SearchText is not { } text)
+                        {
+                            return (evt, null);
+                        }
+                        fields[index] = new Field(field, FieldValue.FromString(mask(text)));
+                        return (With(evt, fields), null);
+                    }
+                    );
+                }
             default:
                 throw new PipelineDefinitionException($"{at}.type '{type}' is not known: use time, convert, rename, drop, keep, add or mask");
         }
