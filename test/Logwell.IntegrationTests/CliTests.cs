@@ -6,7 +6,7 @@ namespace Logwell.IntegrationTests;
 /// <summary>The <c>logwell</c> client verbs, run as processes against a running node.</summary>
 public sealed class CliTests
 {
-    private static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(LogwellNode node, string? stdin, params string[] args)
+    internal static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(LogwellNode node, string? stdin, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet")
         {

@@ -24,9 +24,9 @@ public sealed class HttpApiTests
 
     internal static StringContent Ndjson(string body) => new(body, Encoding.UTF8, "application/x-ndjson");
 
-    internal static async Task<JsonElement> IngestAsync(HttpClient http, string index, string body)
+    internal static async Task<JsonElement> IngestAsync(HttpClient http, string index, string body, string? contentType = null)
     {
-        var (status, json) = await SendAsync(http, HttpMethod.Post, $"/api/v1/indexsets/{index}/ingest", Ndjson(body));
+        var (status, json) = await SendAsync(http, HttpMethod.Post, $"/api/v1/indexsets/{index}/ingest", contentType is null ? Ndjson(body) : new StringContent(body, Encoding.UTF8, contentType));
         Assert.Equal(HttpStatusCode.OK, status);
         return json;
     }

@@ -283,10 +283,13 @@ internal static class ElasticsearchEndpoints
             try
             {
                 // Not tied to the request: once queued the batch is written, whether or not the client waits.
-                await store.AppendAsync([.. batchItems.Select(i => i.Event!)], CancellationToken.None).ConfigureAwait(false);
-                foreach (var item in batchItems)
+                // The index set's cleaning pipeline replaces events in the list: read them back from it.
+                var events = batchItems.Select(i => i.Event!).ToList();
+                await store.AppendAsync(events, CancellationToken.None).ConfigureAwait(false);
+                for (var i = 0; i < batchItems.Count; i++)
                 {
-                    item.Status = 201;
+                    batchItems[i].Event = events[i];
+                    batchItems[i].Status = 201;
                 }
             }
             catch (Exception e) when (e is ObjectDisposedException or ChannelClosedException)

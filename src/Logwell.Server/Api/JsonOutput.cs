@@ -20,10 +20,13 @@ internal static class JsonOutput
 
     public static string FormatTime(long ticks) => new DateTime(ticks, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
 
-    public static void WriteHit(Utf8JsonWriter writer, LogEvent evt)
+    public static void WriteHit(Utf8JsonWriter writer, LogEvent evt, bool withId = true)
     {
         writer.WriteStartObject();
-        writer.WriteString("id", FormatId(evt.Seq));
+        if (withId)
+        {
+            writer.WriteString("id", FormatId(evt.Seq));
+        }
         writer.WriteString("t", FormatTime(evt.Timestamp));
         writer.WriteString("message", evt.Message);
         writer.WriteStartObject("fields");

@@ -38,6 +38,7 @@ public static class LogwellApp
         app.UseMiddleware<AuthorizationMiddleware>();
         app.MapGet("/healthz", static context => context.Response.WriteAsync("ok\n")).WithMetadata(Permission.Public);
         IndexSetEndpoints.Map(app);
+        PipelineEndpoints.Map(app);
         IngestEndpoints.Map(app);
         ElasticsearchEndpoints.Map(app);
         SeqEndpoints.Map(app);

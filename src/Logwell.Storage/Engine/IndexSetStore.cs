@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Threading.Channels;
+using Logwell.Core.Cleaning;
 using Logwell.Core.Events;
 using Logwell.Core.Query;
+using Logwell.Storage.Encoding;
 using Logwell.Storage.Querying;
 using Logwell.Storage.Segments;
 using Logwell.Storage.Wal;
@@ -57,6 +59,7 @@ public sealed class IndexSetStore : IAsyncDisposable
         _segmentDirectory = Path.Combine(directory, SegmentDirectoryName);
         System.IO.Directory.CreateDirectory(_segmentDirectory);
         _manifest = Manifest.Load(directory);
+        LoadPipeline();
         var segments = OpenSegments();
         var recoveredThrough = Recover(ref segments);
         _nextSeq = Math.Max(recoveredThrough, _manifest.FlushedSeq) + 1;
@@ -156,13 +159,57 @@ public sealed class IndexSetStore : IAsyncDisposable
 
     private long _queuedEvents;
 
-    /// <summary>Makes <paramref name="events"/> durable; completes once they are fsynced and searchable.</summary>
+    /// <summary>The file beside the index set's data that holds its cleaning pipeline.</summary>
+    public const string PipelineFileName = "pipeline.json";
+
+    private volatile CleaningPipeline? _pipeline;
+
+    /// <summary>The cleaning pipeline every appended event goes through; null for none.</summary>
+    public CleaningPipeline? Pipeline => _pipeline;
+
+    /// <summary>Saves (durably) and starts using a cleaning pipeline; null removes it.</summary>
+    public void SetPipeline(CleaningPipeline? pipeline)
+    {
+        var path = Path.Combine(Directory, PipelineFileName);
+        if (pipeline is null)
+        {
+            File.Delete(path);
+            DurableFile.SyncDirectory(Directory);
+        }
+        else
+        {
+            DurableFile.WriteAtomically(path, System.Text.Encoding.UTF8.GetBytes(pipeline.Definition));
+        }
+        _pipeline = pipeline;
+    }
+
+    private void LoadPipeline()
+    {
+        var path = Path.Combine(Directory, PipelineFileName);
+        if (File.Exists(path))
+        {
+            // A saved pipeline was valid when saved; one that no longer reads stops the open with its reason.
+            _pipeline = CleaningPipeline.Parse(File.ReadAllText(path));
+        }
+    }
+
+    /// <summary>
+    /// Makes <paramref name="events"/> durable; completes once they are fsynced and searchable. With a cleaning
+    /// pipeline, each event in the list is replaced by its cleaned form first.
+    /// </summary>
     public async Task AppendAsync(List<LogEvent> events, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (events.Count == 0)
         {
             return;
+        }
+        if (_pipeline is { } pipeline)
+        {
+            for (var i = 0; i < events.Count; i++)
+            {
+                events[i] = pipeline.Apply(events[i]);
+            }
         }
         var pending = new PendingAppend(events, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         Interlocked.Add(ref _queuedEvents, events.Count);

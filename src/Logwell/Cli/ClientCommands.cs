@@ -71,6 +71,86 @@ internal static class ClientCommands
         return command;
     }
 
+    public static Command Pipeline(Option<string> server)
+    {
+        var command = new Command("pipeline", "Show, set, preview or remove an index set's cleaning pipeline.");
+        Option<string> Index() => new("--index") { Description = "index set", Required = true };
+
+        var showIndex = Index();
+        var show = new Command("show", "Print the index set's pipeline as JSON (null when it has none).") { showIndex };
+        show.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            using var response = await client.GetAsync($"api/v1/indexsets/{Uri.EscapeDataString(result.GetValue(showIndex)!)}/pipeline", ct).ConfigureAwait(false);
+            using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            Console.WriteLine(JsonSerializer.Serialize(doc.RootElement.GetProperty("pipeline"), IndentedJson));
+            return 0;
+        }));
+
+        var setIndex = Index();
+        var file = new Argument<string>("file") { Description = "the pipeline definition, a JSON file ('-' for standard input)" };
+        var set = new Command("set", "Save a pipeline: every event ingested afterwards goes through it.") { setIndex, file };
+        set.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            var definition = await ReadTextAsync(result.GetValue(file)!, ct).ConfigureAwait(false);
+            using var content = new StringContent(definition, Encoding.UTF8, "application/json");
+            using var response = await client.PutAsync($"api/v1/indexsets/{Uri.EscapeDataString(result.GetValue(setIndex)!)}/pipeline", content, ct).ConfigureAwait(false);
+            using var _ = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            Console.WriteLine($"pipeline of {result.GetValue(setIndex)} saved");
+            return 0;
+        }));
+
+        var previewIndex = Index();
+        var previewPipeline = new Option<string?>("--pipeline") { Description = "a definition to try (JSON file); default the saved one" };
+        var lines = new Argument<string>("lines") { Description = "sample lines, a file ('-' for standard input)", DefaultValueFactory = _ => "-" };
+        var json = new Option<bool>("--json") { Description = "print each event as a JSON line" };
+        var preview = new Command("preview", "Run a pipeline over sample lines and print the events they become.") { previewIndex, previewPipeline, lines, json };
+        preview.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            var body = new StringBuilder("{\"lines\":");
+            var sample = (await ReadTextAsync(result.GetValue(lines)!, ct).ConfigureAwait(false)).Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToArray();
+            body.Append(JsonSerializer.Serialize(sample));
+            if (result.GetValue(previewPipeline) is { } pipelineFile)
+            {
+                body.Append(",\"pipeline\":").Append(await ReadTextAsync(pipelineFile, ct).ConfigureAwait(false));
+            }
+            body.Append('}');
+            using var content = new StringContent(body.ToString(), Encoding.UTF8, "application/json");
+            using var response = await client.PostAsync($"api/v1/indexsets/{Uri.EscapeDataString(result.GetValue(previewIndex)!)}/pipeline/preview", content, ct).ConfigureAwait(false);
+            using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            foreach (var evt in doc.RootElement.GetProperty("events").EnumerateArray())
+            {
+                PrintHit(evt, result.GetValue(json));
+            }
+            Console.Error.WriteLine($"{doc.RootElement.GetProperty("events").GetArrayLength()} lines, {doc.RootElement.GetProperty("failed").GetInt32()} failed");
+            return 0;
+        }));
+
+        var removeIndex = Index();
+        var remove = new Command("remove", "Remove the index set's pipeline: events are stored as they arrive.") { removeIndex };
+        remove.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            using var response = await client.DeleteAsync($"api/v1/indexsets/{Uri.EscapeDataString(result.GetValue(removeIndex)!)}/pipeline", ct).ConfigureAwait(false);
+            using var _ = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            Console.WriteLine($"pipeline of {result.GetValue(removeIndex)} removed");
+            return 0;
+        }));
+
+        command.Subcommands.Add(show);
+        command.Subcommands.Add(set);
+        command.Subcommands.Add(preview);
+        command.Subcommands.Add(remove);
+        return command;
+    }
+
+    private static readonly JsonSerializerOptions IndentedJson = new() { WriteIndented = true };
+
+    private static async Task<string> ReadTextAsync(string path, CancellationToken ct) =>
+        path == "-" ? await Console.In.ReadToEndAsync(ct).ConfigureAwait(false) : await File.ReadAllTextAsync(path, ct).ConfigureAwait(false);
+
     public static Command Ingest(Option<string> server)
     {
         var index = new Option<string>("--index") { Description = "index set to ingest into", Required = true };

@@ -17,6 +17,7 @@ internal static class LogwellCommand
         {
             ServeCommand.Create(),
             ClientCommands.IndexSets(server),
+            ClientCommands.Pipeline(server),
             ClientCommands.Ingest(server),
             ClientCommands.Search(server),
             ClientCommands.Tail(server),
