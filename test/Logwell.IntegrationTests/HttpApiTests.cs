@@ -32,6 +32,25 @@ public sealed class HttpApiTests
     }
 
     [Fact]
+    public async Task ALineOverTheLimitIsRejectedAloneInEveryLineProtocol()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path, env: new Dictionary<string, string> { ["LOGWELL_MAXLINEBYTES"] = "300" });
+        var big = new string('x', 400);
+        var result = await IngestAsync(node.Http, "default", $"{{\"message\":\"small one\"}}\n{{\"message\":\"{big}\"}}\n");
+        Assert.Equal(1, result.GetProperty("accepted").GetInt32());
+        Assert.Equal("line of 414 bytes is over the limit of 300 bytes (MaxLineBytes)", result.GetProperty("errors")[0].GetProperty("error").GetString());
+        result = await IngestAsync(node.Http, "default", $"short text\n{big}\n", "text/plain");
+        Assert.Equal(2, result.GetProperty("errors")[0].GetProperty("line").GetInt32());
+
+        var (_, bulk) = await SendAsync(node.Http, HttpMethod.Post, "/default/_bulk", new StringContent($"{{\"index\":{{}}}}\n{{\"message\":\"{big}\"}}\n{{\"index\":{{}}}}\n{{\"message\":\"fits\"}}\n", Encoding.UTF8, "application/x-ndjson"));
+        Assert.Equal([400, 201], bulk.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("index").GetProperty("status").GetInt32()));
+        var (_, clef) = await SendAsync(node.Http, HttpMethod.Post, "/api/events/raw", new StringContent($"{{\"@t\":\"2026-11-26T10:00:00Z\",\"@m\":\"{big}\"}}\n{{\"@t\":\"2026-11-26T10:00:00Z\",\"@m\":\"ok\"}}\n", Encoding.UTF8, "application/vnd.serilog.clef"));
+        Assert.Equal(1, clef.GetProperty("Accepted").GetInt32());
+        Assert.Equal(1, clef.GetProperty("Rejected").GetInt32());
+    }
+
+    [Fact]
     public async Task IndexSetsAreCreatedListedAndDeleted()
     {
         using var dir = new TempDirectory();

@@ -276,8 +276,12 @@ public sealed class ShipperProtocolTests
         broken.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-protobuf");
         using var refused = await node.Http.PostAsync("/loki/api/v1/push", broken);
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
-        using var badTime = await node.Http.PostAsync("/loki/api/v1/push", new StringContent("{\"streams\":[{\"stream\":{},\"values\":[[1,\"x\"]]}]}", Encoding.UTF8, "application/json"));
+        // A malformed entry fails alone: the others are stored, the answer names it.
+        using var badTime = await node.Http.PostAsync("/loki/api/v1/push", new StringContent(
+            "{\"streams\":[{\"stream\":{\"app\":\"mixed\"},\"values\":[[1,\"x\"],[\"1795168800000000000\",\"kept entry\"]]}]}", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.BadRequest, badTime.StatusCode);
-        Assert.Contains("streams[0].values[0]", await badTime.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Contains("1 entries rejected, 1 stored: streams[0].values[0]", await badTime.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        var (_, mixed) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?q=app:mixed");
+        Assert.Equal("kept entry", Assert.Single(mixed.GetProperty("hits").EnumerateArray()).GetProperty("message").GetString());
     }
 }

@@ -14,7 +14,7 @@ namespace Logwell.Core.Ingest;
 /// </summary>
 public static class ClefDecoder
 {
-    public static DecodeResult Decode(ReadOnlySpan<byte> body)
+    public static DecodeResult Decode(ReadOnlySpan<byte> body, int maxLineBytes = int.MaxValue)
     {
         var result = new DecodeResult();
         long lineNumber = 0;
@@ -24,6 +24,11 @@ public static class ClefDecoder
             var span = body.Slice(line.Start, line.Length);
             if (EventDecoder.IsBlank(span))
             {
+                continue;
+            }
+            if (span.Length > maxLineBytes)
+            {
+                result.Reject(lineNumber, EventDecoder.LineTooLong(span.Length, maxLineBytes));
                 continue;
             }
             if (TryDecode(span, out var evt, out var error))

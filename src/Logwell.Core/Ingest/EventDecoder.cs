@@ -37,7 +37,10 @@ public static class EventDecoder
     private static readonly string[] TimestampNames = ["@t", "@timestamp", "timestamp", "time", "ts", "t"];
     private static readonly string[] MessageNames = ["@m", "message", "msg", "log"];
 
-    public static DecodeResult DecodeJsonLines(ReadOnlySpan<byte> body, DateTimeOffset received)
+    /// <summary>The error of a line longer than the limit (it is rejected, not cut).</summary>
+    public static string LineTooLong(int length, int limit) => $"line of {length} bytes is over the limit of {limit} bytes (MaxLineBytes)";
+
+    public static DecodeResult DecodeJsonLines(ReadOnlySpan<byte> body, DateTimeOffset received, int maxLineBytes = int.MaxValue)
     {
         var result = new DecodeResult();
         var documents = new DocumentDecoder();
@@ -48,6 +51,11 @@ public static class EventDecoder
             var span = body.Slice(line.Start, line.Length);
             if (IsBlank(span))
             {
+                continue;
+            }
+            if (span.Length > maxLineBytes)
+            {
+                result.Reject(lineNumber, LineTooLong(span.Length, maxLineBytes));
                 continue;
             }
             if (documents.TryDecode(span, received, out var evt, out var error))
@@ -62,15 +70,22 @@ public static class EventDecoder
         return result;
     }
 
-    public static DecodeResult DecodeText(ReadOnlySpan<byte> body, DateTimeOffset received)
+    public static DecodeResult DecodeText(ReadOnlySpan<byte> body, DateTimeOffset received, int maxLineBytes = int.MaxValue)
     {
         var result = new DecodeResult();
         var ticks = received.UtcTicks;
+        long lineNumber = 0;
         foreach (var line in EnumerateLines(body))
         {
+            lineNumber++;
             var span = body.Slice(line.Start, line.Length);
             if (IsBlank(span))
             {
+                continue;
+            }
+            if (span.Length > maxLineBytes)
+            {
+                result.Reject(lineNumber, LineTooLong(span.Length, maxLineBytes));
                 continue;
             }
             result.Events.Add(new LogEvent(ticks, Encoding.UTF8.GetString(span), []));

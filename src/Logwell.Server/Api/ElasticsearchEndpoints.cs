@@ -154,7 +154,11 @@ internal static class ElasticsearchEndpoints
                 Fail(item, 400, "illegal_argument_exception", "Logwell keeps logs append-only: bulk 'update' is not supported");
                 continue;
             }
-            if (documents.TryDecode(span.Slice(lines[n].Start, lines[n].Length), received, out var evt, out var error))
+            if (lines[n].Length > options.MaxLineBytes)
+            {
+                Fail(item, 400, "document_parsing_exception", $"line [{n + 1}]: {EventDecoder.LineTooLong(lines[n].Length, options.MaxLineBytes)}");
+            }
+            else if (documents.TryDecode(span.Slice(lines[n].Start, lines[n].Length), received, out var evt, out var error))
             {
                 item.Event = evt;
             }

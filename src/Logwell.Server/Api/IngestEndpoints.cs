@@ -72,7 +72,7 @@ internal static class IngestEndpoints
             var first = span.TrimStart(" \t\r\n"u8);
             format = first.Length > 0 && first[0] == (byte)'{' ? BodyFormat.JsonLines : BodyFormat.Text;
         }
-        var decoded = format == BodyFormat.JsonLines ? EventDecoder.DecodeJsonLines(span, received) : EventDecoder.DecodeText(span, received);
+        var decoded = format == BodyFormat.JsonLines ? EventDecoder.DecodeJsonLines(span, received, options.MaxLineBytes) : EventDecoder.DecodeText(span, received, options.MaxLineBytes);
         if (decoded.Events.Count > 0)
         {
             try

@@ -62,9 +62,10 @@ internal static class LokiEndpoints
             return;
         }
         List<LogEvent> events;
+        var rejected = new List<string>();
         try
         {
-            events = json ? FromJson(body.AsSpan(0, length)) : FromProtobuf(Decompress(body.AsSpan(0, length), options.MaxBodyBytes));
+            events = json ? FromJson(body.AsSpan(0, length), options.MaxLineBytes, rejected) : FromProtobuf(Decompress(body.AsSpan(0, length), options.MaxBodyBytes), options.MaxLineBytes, rejected);
         }
         catch (Exception e) when (e is InvalidProtocolBufferException or JsonException or InvalidDataException or FormatException)
         {
@@ -93,6 +94,12 @@ internal static class LokiEndpoints
                 return;
             }
         }
+        if (rejected.Count > 0)
+        {
+            // As Loki does for entries it refuses: the others are stored, the answer says which failed.
+            await WriteAsync(context, 400, $"{rejected.Count} entries rejected, {events.Count} stored: {string.Join("; ", rejected.Take(10))}").ConfigureAwait(false);
+            return;
+        }
         context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 
@@ -109,15 +116,32 @@ internal static class LokiEndpoints
         return Snappy.DecompressToArray(compressed);
     }
 
-    internal static List<LogEvent> FromProtobuf(byte[] body)
+    /// <summary>The entries of a push; those that cannot be taken are named in <paramref name="rejected"/>.</summary>
+    internal static List<LogEvent> FromProtobuf(byte[] body, int maxLineBytes, List<string> rejected)
     {
         var request = PushRequest.Parser.ParseFrom(body);
         var events = new List<LogEvent>();
-        foreach (var stream in request.Streams)
+        for (var s = 0; s < request.Streams.Count; s++)
         {
-            var labels = ParseLabels(stream.Labels);
-            foreach (var entry in stream.Entries)
+            var stream = request.Streams[s];
+            List<Field> labels;
+            try
             {
+                labels = ParseLabels(stream.Labels);
+            }
+            catch (FormatException e)
+            {
+                rejected.Add($"streams[{s}]: {e.Message}");
+                continue;
+            }
+            for (var v = 0; v < stream.Entries.Count; v++)
+            {
+                var entry = stream.Entries[v];
+                if (Encoding.UTF8.GetByteCount(entry.Line) > maxLineBytes)
+                {
+                    rejected.Add($"streams[{s}].entries[{v}]: {Core.Ingest.EventDecoder.LineTooLong(Encoding.UTF8.GetByteCount(entry.Line), maxLineBytes)}");
+                    continue;
+                }
                 var fields = new List<Field>(labels);
                 foreach (var pair in entry.StructuredMetadata)
                 {
@@ -130,7 +154,7 @@ internal static class LokiEndpoints
         return events;
     }
 
-    internal static List<LogEvent> FromJson(ReadOnlySpan<byte> body)
+    internal static List<LogEvent> FromJson(ReadOnlySpan<byte> body, int maxLineBytes, List<string> rejected)
     {
         using var document = JsonDocument.Parse(body.ToArray(), new JsonDocumentOptions { MaxDepth = 16 });
         if (!document.RootElement.TryGetProperty("streams", out var streams) || streams.ValueKind != JsonValueKind.Array)
@@ -159,7 +183,13 @@ internal static class LokiEndpoints
                 if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() < 2 || value[0].ValueKind != JsonValueKind.String || value[1].ValueKind != JsonValueKind.String
                     || !long.TryParse(value[0].GetString(), NumberStyles.None, CultureInfo.InvariantCulture, out var nanos))
                 {
-                    throw new FormatException($"streams[{s}].values[{v}] must be [\"<unix epoch in nanoseconds>\", \"<line>\"(, {{metadata}})]");
+                    rejected.Add($"streams[{s}].values[{v++}] must be [\"<unix epoch in nanoseconds>\", \"<line>\"(, {{metadata}})]");
+                    continue;
+                }
+                if (Encoding.UTF8.GetByteCount(value[1].GetString()!) is var size && size > maxLineBytes)
+                {
+                    rejected.Add($"streams[{s}].values[{v++}]: {Core.Ingest.EventDecoder.LineTooLong(size, maxLineBytes)}");
+                    continue;
                 }
                 var fields = new List<Field>(labels);
                 if (value.GetArrayLength() > 2 && value[2].ValueKind == JsonValueKind.Object)

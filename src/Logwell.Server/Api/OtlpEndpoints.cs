@@ -77,6 +77,8 @@ internal static class OtlpEndpoints
             return;
         }
         var events = ToEvents(request, DateTimeOffset.UtcNow, json);
+        // A record over the line limit fails alone, reported as OTLP's partial success.
+        var rejected = events.RemoveAll(e => Encoding.UTF8.GetByteCount(e.Message) > options.MaxLineBytes);
         if (events.Count > 0)
         {
             try
@@ -95,6 +97,14 @@ internal static class OtlpEndpoints
             }
         }
         var response = new ExportLogsServiceResponse();
+        if (rejected > 0)
+        {
+            response.PartialSuccess = new ExportLogsPartialSuccess
+            {
+                RejectedLogRecords = rejected,
+                ErrorMessage = $"{rejected} records have a body over the limit of {options.MaxLineBytes} bytes (MaxLineBytes)",
+            };
+        }
         context.Response.StatusCode = 200;
         if (json)
         {

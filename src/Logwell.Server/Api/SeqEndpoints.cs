@@ -67,7 +67,7 @@ internal static class SeqEndpoints
             await WriteAsync(context, error!.Status, error.Message).ConfigureAwait(false);
             return;
         }
-        var decoded = ClefDecoder.Decode(body.AsSpan(0, length));
+        var decoded = ClefDecoder.Decode(body.AsSpan(0, length), options.MaxLineBytes);
         if (decoded.Events.Count == 0 && decoded.Rejected > 0)
         {
             await WriteAsync(context, 400, $"no event could be read; line {decoded.Errors[0].Line}: {decoded.Errors[0].Error}").ConfigureAwait(false);

@@ -16,6 +16,9 @@ public sealed record LogwellOptions
 
     public long MaxBodyBytes { get; init; } = 64L << 20;
 
+    /// <summary>The longest line (an event) that line-based ingest takes; a longer one is rejected and reported.</summary>
+    public int MaxLineBytes { get; init; } = 1 << 20;
+
     /// <summary>
     /// How an Elasticsearch index name becomes an index set: when this pattern matches, its <c>name</c> group; else the
     /// whole name. The default drops a date suffix: <c>logs-2026.11.26</c> and <c>logs-2026.11</c> go to <c>logs</c>.
@@ -78,6 +81,10 @@ public sealed record LogwellOptions
 
     public void Validate()
     {
+        if (MaxLineBytes < 256)
+        {
+            throw new ArgumentException("Logwell:MaxLineBytes must be at least 256");
+        }
         if (MaxBodyBytes < 1024)
         {
             throw new ArgumentException("Logwell:MaxBodyBytes must be at least 1024");
