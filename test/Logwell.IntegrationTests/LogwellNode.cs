@@ -52,7 +52,8 @@ internal sealed partial class LogwellNode : IAsyncDisposable
         }
     }
 
-    public static async Task<LogwellNode> StartAsync(string dataDirectory, string environment = "Development", IDictionary<string, string>? env = null)
+    /// <param name="arguments">More options for <c>serve</c>, such as <c>--syslog-tcp</c>.</param>
+    public static async Task<LogwellNode> StartAsync(string dataDirectory, string environment = "Development", IDictionary<string, string>? env = null, IEnumerable<string>? arguments = null)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -60,7 +61,7 @@ internal sealed partial class LogwellNode : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { LogwellDll, "serve", "--urls", "http://127.0.0.1:0", "--data", dataDirectory, "--environment", environment })
+        foreach (var arg in new[] { LogwellDll, "serve", "--urls", "http://127.0.0.1:0", "--data", dataDirectory, "--environment", environment }.Concat(arguments ?? []))
         {
             info.ArgumentList.Add(arg);
         }

@@ -96,10 +96,9 @@ public sealed class SyslogIngestTests
             "rsyslog's omelasticsearch module is not installed (package rsyslog-elasticsearch)");
         using var dir = new TempDirectory();
         var tcpPort = FreePort(SocketType.Stream);
-        await using var node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "data"), "Development", new Dictionary<string, string>
-        {
-            ["LOGWELL_SYSLOGTCPPORT"] = tcpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        });
+        // Turned on from the command line this time, into an index set of its own.
+        await using var node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "data"), "Development",
+            arguments: ["--syslog-tcp", tcpPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--syslog-index", "forwarded"]);
         var work = Path.Combine(dir.Path, "rsyslog");
         Directory.CreateDirectory(work);
         var socket = Path.Combine(work, "log.sock");
@@ -135,7 +134,7 @@ public sealed class SyslogIngestTests
             var (code, output) = await NodeClients.RunAsync("logger", ["--socket", socket, "-t", "shop", "-p", "local3.err", "payment declined for order 7"], work, TimeSpan.FromSeconds(10));
             Assert.True(code == 0, output);
 
-            var forwarded = await WaitForAsync(node.Http, "syslog", "declined", 1);
+            var forwarded = await WaitForAsync(node.Http, "forwarded", "declined", 1);
             var viaTcp = Assert.Single(forwarded).GetProperty("fields");
             Assert.Equal("err", viaTcp.GetProperty("level").GetString());
             Assert.Equal("local3", viaTcp.GetProperty("facility").GetString());
