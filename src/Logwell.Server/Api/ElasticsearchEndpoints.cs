@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using System.Threading.Channels;
 using Logwell.Core.Events;
 using Logwell.Core.Ingest;
 using Logwell.Server.Hosting;
@@ -284,25 +283,17 @@ internal static class ElasticsearchEndpoints
             {
                 continue;
             }
-            try
+            // The index set's cleaning pipeline replaces events in the list: read them back from it.
+            var events = batchItems.Select(i => i.Event!).ToList();
+            if (await IngestPath.AppendAsync(store, events).ConfigureAwait(false) is { } failed)
             {
-                // Not tied to the request: once queued the batch is written, whether or not the client waits.
-                // The index set's cleaning pipeline replaces events in the list: read them back from it.
-                var events = batchItems.Select(i => i.Event!).ToList();
-                await store.AppendAsync(events, CancellationToken.None).ConfigureAwait(false);
-                for (var i = 0; i < batchItems.Count; i++)
-                {
-                    batchItems[i].Event = events[i];
-                    batchItems[i].Status = 201;
-                }
+                batchItems.ForEach(item => Fail(item, failed.Status, failed.Status == 404 ? "index_not_found_exception" : "unavailable_shards_exception", failed.Message));
+                continue;
             }
-            catch (Exception e) when (e is ObjectDisposedException or ChannelClosedException)
+            for (var i = 0; i < batchItems.Count; i++)
             {
-                batchItems.ForEach(item => Fail(item, 404, "index_not_found_exception", $"index set '{store.Name}' was deleted; the event was not stored"));
-            }
-            catch (IOException e)
-            {
-                batchItems.ForEach(item => Fail(item, 503, "unavailable_shards_exception", $"could not make the event durable ({e.Message}); retry later"));
+                batchItems[i].Event = events[i];
+                batchItems[i].Status = 201;
             }
         }
     }

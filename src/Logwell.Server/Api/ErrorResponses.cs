@@ -40,13 +40,6 @@ public static class ErrorResponses
     /// <summary>How long a client refused because the store cannot keep up should wait before retrying.</summary>
     public const int RetryAfterSeconds = 1;
 
-    /// <summary>429 with <c>Retry-After</c>: the index set cannot keep up, and the request's events were not taken.</summary>
-    public static Task WriteBackedUpAsync(HttpContext context, string indexSet)
-    {
-        context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return WriteAsync(context, StatusCodes.Status429TooManyRequests, BackedUpMessage(indexSet));
-    }
-
     public static string BackedUpMessage(string indexSet) =>
         $"index set '{indexSet}' cannot keep up with ingest right now; no event of this request was taken, retry after {RetryAfterSeconds} s";
 

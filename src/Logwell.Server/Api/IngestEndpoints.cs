@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Threading.Channels;
 using Logwell.Core.Events;
 using Logwell.Core.Ingest;
 using Logwell.Server.Hosting;
@@ -31,7 +30,6 @@ internal static class IngestEndpoints
     private static async Task IngestAsync(HttpContext context, string name)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        var engine = context.RequestServices.GetEngine();
         if (!IndexSetName.IsValid(name, out var nameError))
         {
             await ErrorResponses.WriteAsync(context, 400, nameError).ConfigureAwait(false);
@@ -44,53 +42,26 @@ internal static class IngestEndpoints
                 $"Content-Type '{context.Request.ContentType}' is not supported: use application/x-ndjson or text/plain").ConfigureAwait(false);
             return;
         }
-        if (!engine.TryGet(name, out var store))
+        var (store, refused) = await IngestPath.TargetAsync(context, options, name).ConfigureAwait(false);
+        var (body, length, unread) = refused is null ? await IngestPath.ReadBodyAsync(context, options).ConfigureAwait(false) : (null, 0, refused);
+        if (unread is not null)
         {
-            if (!options.AutoCreateIndexSets)
-            {
-                await ErrorResponses.WriteAsync(context, 404, $"index set '{name}' does not exist (create it with POST /api/v1/indexsets)").ConfigureAwait(false);
-                return;
-            }
-            store = await engine.GetOrCreateAsync(name).ConfigureAwait(false);
-        }
-
-        if (store.IsBackedUp)
-        {
-            await ErrorResponses.WriteBackedUpAsync(context, name).ConfigureAwait(false);
-            return;
-        }
-        var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
-        if (body is null)
-        {
-            await ErrorResponses.WriteAsync(context, error!.Status, error.Message).ConfigureAwait(false);
+            unread.SetHeaders(context);
+            await ErrorResponses.WriteAsync(context, unread.Status, unread.Message).ConfigureAwait(false);
             return;
         }
         var received = DateTimeOffset.UtcNow;
-        var span = body.AsSpan(0, length);
+        var span = body!.AsSpan(0, length);
         if (format == BodyFormat.Guess)
         {
             var first = span.TrimStart(" \t\r\n"u8);
             format = first.Length > 0 && first[0] == (byte)'{' ? BodyFormat.JsonLines : BodyFormat.Text;
         }
         var decoded = format == BodyFormat.JsonLines ? EventDecoder.DecodeJsonLines(span, received, options.MaxLineBytes) : EventDecoder.DecodeText(span, received, options.MaxLineBytes);
-        if (decoded.Events.Count > 0)
+        if (await IngestPath.AppendAsync(store!, decoded.Events).ConfigureAwait(false) is { } failed)
         {
-            try
-            {
-                // Not tied to the request: once queued the batch is written, whether or not the client waits.
-                await store.AppendAsync(decoded.Events, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is ObjectDisposedException or ChannelClosedException)
-            {
-                await ErrorResponses.WriteAsync(context, 404, $"index set '{name}' was deleted; no event of this request was stored").ConfigureAwait(false);
-                return;
-            }
-            catch (IOException e)
-            {
-                await ErrorResponses.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
-                    $"could not make the events durable ({e.Message}); no event of this request was acknowledged, retry later").ConfigureAwait(false);
-                return;
-            }
+            await ErrorResponses.WriteAsync(context, failed.Status, failed.Message).ConfigureAwait(false);
+            return;
         }
 
         context.Response.ContentType = "application/json";

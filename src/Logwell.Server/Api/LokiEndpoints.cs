@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Threading.Channels;
 using Google.Protobuf;
 using Logwell.Core.Events;
 using Logwell.Server.Hosting;
@@ -38,34 +37,19 @@ internal static class LokiEndpoints
             await WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, $"unsupported Content-Type '{context.Request.ContentType}': send application/x-protobuf (snappy) or application/json").ConfigureAwait(false);
             return;
         }
-        var engine = context.RequestServices.GetEngine();
-        var indexSet = options.LokiIndexSet;
-        if (!engine.TryGet(indexSet, out var store))
+        var (store, refused) = await IngestPath.TargetAsync(context, options, options.LokiIndexSet).ConfigureAwait(false);
+        var (body, length, unread) = refused is null ? await IngestPath.ReadBodyAsync(context, options).ConfigureAwait(false) : (null, 0, refused);
+        if (unread is not null)
         {
-            if (!options.AutoCreateIndexSets)
-            {
-                await WriteAsync(context, 404, $"index set '{indexSet}' does not exist").ConfigureAwait(false);
-                return;
-            }
-            store = await engine.GetOrCreateAsync(indexSet).ConfigureAwait(false);
-        }
-        if (store.IsBackedUp)
-        {
-            context.Response.Headers.RetryAfter = ErrorResponses.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
-            await WriteAsync(context, StatusCodes.Status429TooManyRequests, ErrorResponses.BackedUpMessage(indexSet)).ConfigureAwait(false);
-            return;
-        }
-        var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
-        if (body is null)
-        {
-            await WriteAsync(context, error!.Status, error.Message).ConfigureAwait(false);
+            unread.SetHeaders(context);
+            await WriteAsync(context, unread.Status, unread.Message).ConfigureAwait(false);
             return;
         }
         List<LogEvent> events;
         var rejected = new List<string>();
         try
         {
-            events = json ? FromJson(body.AsSpan(0, length), options.MaxLineBytes, rejected) : FromProtobuf(Decompress(body.AsSpan(0, length), options.MaxBodyBytes), options.MaxLineBytes, rejected);
+            events = json ? FromJson(body!.AsSpan(0, length), options.MaxLineBytes, rejected) : FromProtobuf(Decompress(body!.AsSpan(0, length), options.MaxBodyBytes), options.MaxLineBytes, rejected);
         }
         catch (Exception e) when (e is InvalidProtocolBufferException or JsonException or InvalidDataException or FormatException)
         {
@@ -77,22 +61,10 @@ internal static class LokiEndpoints
             await WriteAsync(context, StatusCodes.Status413PayloadTooLarge, e.Message).ConfigureAwait(false);
             return;
         }
-        if (events.Count > 0)
+        if (await IngestPath.AppendAsync(store!, events).ConfigureAwait(false) is { } failed)
         {
-            try
-            {
-                await store.AppendAsync(events, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is ObjectDisposedException or ChannelClosedException)
-            {
-                await WriteAsync(context, 404, $"index set '{indexSet}' was deleted; no line of this request was stored").ConfigureAwait(false);
-                return;
-            }
-            catch (IOException e)
-            {
-                await WriteAsync(context, 503, $"could not make the lines durable ({e.Message}); retry later").ConfigureAwait(false);
-                return;
-            }
+            await WriteAsync(context, failed.Status, failed.Message).ConfigureAwait(false);
+            return;
         }
         if (rejected.Count > 0)
         {

@@ -1,7 +1,5 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Threading.Channels;
 using Google.Protobuf;
 using Logwell.Core.Events;
 using Logwell.Server.Hosting;
@@ -40,36 +38,21 @@ internal static class OtlpEndpoints
             await WriteStatusAsync(context, json, StatusCodes.Status415UnsupportedMediaType, $"Content-Type '{context.Request.ContentType}' is not supported: send application/x-protobuf or application/json").ConfigureAwait(false);
             return;
         }
-        var engine = context.RequestServices.GetEngine();
-        var indexSet = options.OtlpIndexSet;
-        if (!engine.TryGet(indexSet, out var store))
+        // OTLP exporters retry 429 and 503 (after Retry-After).
+        var (store, refused) = await IngestPath.TargetAsync(context, options, options.OtlpIndexSet).ConfigureAwait(false);
+        var (body, length, unread) = refused is null ? await IngestPath.ReadBodyAsync(context, options).ConfigureAwait(false) : (null, 0, refused);
+        if (unread is not null)
         {
-            if (!options.AutoCreateIndexSets)
-            {
-                await WriteStatusAsync(context, json, 404, $"index set '{indexSet}' does not exist").ConfigureAwait(false);
-                return;
-            }
-            store = await engine.GetOrCreateAsync(indexSet).ConfigureAwait(false);
-        }
-        if (store.IsBackedUp)
-        {
-            // OTLP exporters retry 429 after Retry-After.
-            context.Response.Headers.RetryAfter = ErrorResponses.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
-            await WriteStatusAsync(context, json, StatusCodes.Status429TooManyRequests, ErrorResponses.BackedUpMessage(indexSet)).ConfigureAwait(false);
-            return;
-        }
-        var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
-        if (body is null)
-        {
-            await WriteStatusAsync(context, json, error!.Status, error.Message).ConfigureAwait(false);
+            unread.SetHeaders(context);
+            await WriteStatusAsync(context, json, unread.Status, unread.Message).ConfigureAwait(false);
             return;
         }
         ExportLogsServiceRequest request;
         try
         {
             request = json
-                ? Json.Parse<ExportLogsServiceRequest>(Encoding.UTF8.GetString(body, 0, length))
-                : ExportLogsServiceRequest.Parser.ParseFrom(body, 0, length);
+                ? Json.Parse<ExportLogsServiceRequest>(Encoding.UTF8.GetString(body!, 0, length))
+                : ExportLogsServiceRequest.Parser.ParseFrom(body!, 0, length);
         }
         catch (Exception e) when (e is InvalidProtocolBufferException or InvalidJsonException or FormatException)
         {
@@ -79,22 +62,10 @@ internal static class OtlpEndpoints
         var events = ToEvents(request, DateTimeOffset.UtcNow, json);
         // A record over the line limit fails alone, reported as OTLP's partial success.
         var rejected = events.RemoveAll(e => Encoding.UTF8.GetByteCount(e.Message) > options.MaxLineBytes);
-        if (events.Count > 0)
+        if (await IngestPath.AppendAsync(store!, events).ConfigureAwait(false) is { } failed)
         {
-            try
-            {
-                await store.AppendAsync(events, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is ObjectDisposedException or ChannelClosedException)
-            {
-                await WriteStatusAsync(context, json, 404, $"index set '{indexSet}' was deleted; no record of this request was stored").ConfigureAwait(false);
-                return;
-            }
-            catch (IOException e)
-            {
-                await WriteStatusAsync(context, json, 503, $"could not make the records durable ({e.Message}); retry later").ConfigureAwait(false);
-                return;
-            }
+            await WriteStatusAsync(context, json, failed.Status, failed.Message).ConfigureAwait(false);
+            return;
         }
         var response = new ExportLogsServiceResponse();
         if (rejected > 0)

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Threading.Channels;
 using Logwell.Core.Ingest;
 using Logwell.Server.Hosting;
 using Logwell.Server.Security;
@@ -45,50 +44,24 @@ internal static class SeqEndpoints
             await WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, $"Content-Type '{context.Request.ContentType}' is not supported: send CLEF as application/vnd.serilog.clef").ConfigureAwait(false);
             return;
         }
-        var engine = context.RequestServices.GetEngine();
-        if (!engine.TryGet(indexSet, out var store))
+        var (store, refused) = await IngestPath.TargetAsync(context, options, indexSet).ConfigureAwait(false);
+        var (body, length, unread) = refused is null ? await IngestPath.ReadBodyAsync(context, options).ConfigureAwait(false) : (null, 0, refused);
+        if (unread is not null)
         {
-            if (!options.AutoCreateIndexSets)
-            {
-                await WriteAsync(context, StatusCodes.Status404NotFound, $"index set '{indexSet}' does not exist").ConfigureAwait(false);
-                return;
-            }
-            store = await engine.GetOrCreateAsync(indexSet).ConfigureAwait(false);
-        }
-        if (store.IsBackedUp)
-        {
-            context.Response.Headers.RetryAfter = ErrorResponses.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            await WriteAsync(context, StatusCodes.Status429TooManyRequests, ErrorResponses.BackedUpMessage(indexSet)).ConfigureAwait(false);
+            unread.SetHeaders(context);
+            await WriteAsync(context, unread.Status, unread.Message).ConfigureAwait(false);
             return;
         }
-        var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
-        if (body is null)
-        {
-            await WriteAsync(context, error!.Status, error.Message).ConfigureAwait(false);
-            return;
-        }
-        var decoded = ClefDecoder.Decode(body.AsSpan(0, length), options.MaxLineBytes);
+        var decoded = ClefDecoder.Decode(body!.AsSpan(0, length), options.MaxLineBytes);
         if (decoded.Events.Count == 0 && decoded.Rejected > 0)
         {
             await WriteAsync(context, 400, $"no event could be read; line {decoded.Errors[0].Line}: {decoded.Errors[0].Error}").ConfigureAwait(false);
             return;
         }
-        if (decoded.Events.Count > 0)
+        if (await IngestPath.AppendAsync(store!, decoded.Events).ConfigureAwait(false) is { } failed)
         {
-            try
-            {
-                await store.AppendAsync(decoded.Events, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is ObjectDisposedException or ChannelClosedException)
-            {
-                await WriteAsync(context, 404, $"index set '{indexSet}' was deleted; no event of this request was stored").ConfigureAwait(false);
-                return;
-            }
-            catch (IOException e)
-            {
-                await WriteAsync(context, 503, $"could not make the events durable ({e.Message}); retry later").ConfigureAwait(false);
-                return;
-            }
+            await WriteAsync(context, failed.Status, failed.Message).ConfigureAwait(false);
+            return;
         }
         context.Response.StatusCode = StatusCodes.Status201Created;
         context.Response.ContentType = "application/json";

@@ -1,0 +1,75 @@
+using System.Globalization;
+using System.Threading.Channels;
+using Logwell.Core.Events;
+using Logwell.Server.Hosting;
+using Logwell.Storage.Engine;
+using Microsoft.AspNetCore.Http;
+
+namespace Logwell.Server.Api;
+
+/// <summary>A reason an ingest request is refused, which each protocol writes in its own error format.</summary>
+internal sealed record IngestError(int Status, string Message)
+{
+    /// <summary>Sets the headers that go with the status: <c>Retry-After</c> on 429.</summary>
+    public void SetHeaders(HttpContext context)
+    {
+        if (Status == StatusCodes.Status429TooManyRequests)
+        {
+            context.Response.Headers.RetryAfter = ErrorResponses.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+        }
+    }
+}
+
+/// <summary>
+/// What every ingest endpoint does around its protocol: find the index set (creating it where the node auto-creates),
+/// refuse before reading the body when the index set is backed up, read the body within the limit, append durably.
+/// </summary>
+internal static class IngestPath
+{
+    /// <summary>The index set's store, or why the request is refused (404, 429).</summary>
+    public static async Task<(IndexSetStore? Store, IngestError? Error)> TargetAsync(HttpContext context, LogwellOptions options, string indexSet)
+    {
+        var engine = context.RequestServices.GetEngine();
+        if (!engine.TryGet(indexSet, out var store))
+        {
+            if (!options.AutoCreateIndexSets)
+            {
+                return (null, new IngestError(404, $"index set '{indexSet}' does not exist (create it with POST /api/v1/indexsets)"));
+            }
+            store = await engine.GetOrCreateAsync(indexSet).ConfigureAwait(false);
+        }
+        return store.IsBackedUp ? (null, new IngestError(StatusCodes.Status429TooManyRequests, ErrorResponses.BackedUpMessage(indexSet))) : (store, null);
+    }
+
+    /// <summary>The request body (decompressed, within <see cref="LogwellOptions.MaxBodyBytes"/>), or why not.</summary>
+    public static async Task<(byte[]? Body, int Length, IngestError? Error)> ReadBodyAsync(HttpContext context, LogwellOptions options)
+    {
+        var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
+        return body is null ? (null, 0, new IngestError(error!.Status, error.Message)) : (body, length, null);
+    }
+
+    /// <summary>
+    /// Appends and waits until the events are durable; null when they are, else why none of them was acknowledged.
+    /// Not tied to the request: once queued the batch is written, whether or not the client waits.
+    /// </summary>
+    public static async Task<IngestError?> AppendAsync(IndexSetStore store, List<LogEvent> events)
+    {
+        if (events.Count == 0)
+        {
+            return null;
+        }
+        try
+        {
+            await store.AppendAsync(events, CancellationToken.None).ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception e) when (e is ObjectDisposedException or ChannelClosedException)
+        {
+            return new IngestError(404, $"index set '{store.Name}' was deleted; no event of this request was stored");
+        }
+        catch (IOException e)
+        {
+            return new IngestError(StatusCodes.Status503ServiceUnavailable, $"could not make the events durable ({e.Message}); no event of this request was acknowledged, retry later");
+        }
+    }
+}
