@@ -42,12 +42,11 @@ internal static class IngestEndpoints
                 $"Content-Type '{context.Request.ContentType}' is not supported: use application/x-ndjson or text/plain").ConfigureAwait(false);
             return;
         }
-        var (store, refused) = await IngestPath.TargetAsync(context, options, name).ConfigureAwait(false);
-        var (body, length, unread) = refused is null ? await IngestPath.ReadBodyAsync(context, options).ConfigureAwait(false) : (null, 0, refused);
-        if (unread is not null)
+        var (store, body, length, refused) = await IngestPath.BeginAsync(context, options, name).ConfigureAwait(false);
+        if (refused is not null)
         {
-            unread.SetHeaders(context);
-            await ErrorResponses.WriteAsync(context, unread.Status, unread.Message).ConfigureAwait(false);
+            refused.SetHeaders(context);
+            await ErrorResponses.WriteAsync(context, refused.Status, refused.Message).ConfigureAwait(false);
             return;
         }
         var received = DateTimeOffset.UtcNow;

@@ -26,8 +26,26 @@ internal sealed record IngestError(int Status, string Message)
 /// </summary>
 internal static class IngestPath
 {
+    /// <summary>The media type of the request, without parameters, in lower case ("" when none).</summary>
+    public static string MediaType(HttpContext context) => (context.Request.ContentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
+
+    /// <summary>
+    /// The index set's store and the request body, or why the request is refused (404, 429 before the body is read,
+    /// 413, 415 for an unknown encoding). The caller sets <see cref="IngestError.SetHeaders"/> and answers in its format.
+    /// </summary>
+    public static async Task<(IndexSetStore? Store, byte[]? Body, int Length, IngestError? Error)> BeginAsync(HttpContext context, LogwellOptions options, string indexSet)
+    {
+        var (store, refused) = await TargetAsync(context, options, indexSet).ConfigureAwait(false);
+        if (refused is not null)
+        {
+            return (null, null, 0, refused);
+        }
+        var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
+        return body is null ? (null, null, 0, new IngestError(error!.Status, error.Message)) : (store, body, length, null);
+    }
+
     /// <summary>The index set's store, or why the request is refused (404, 429).</summary>
-    public static async Task<(IndexSetStore? Store, IngestError? Error)> TargetAsync(HttpContext context, LogwellOptions options, string indexSet)
+    private static async Task<(IndexSetStore? Store, IngestError? Error)> TargetAsync(HttpContext context, LogwellOptions options, string indexSet)
     {
         var engine = context.RequestServices.GetEngine();
         if (!engine.TryGet(indexSet, out var store))
@@ -39,13 +57,6 @@ internal static class IngestPath
             store = await engine.GetOrCreateAsync(indexSet).ConfigureAwait(false);
         }
         return store.IsBackedUp ? (null, new IngestError(StatusCodes.Status429TooManyRequests, ErrorResponses.BackedUpMessage(indexSet))) : (store, null);
-    }
-
-    /// <summary>The request body (decompressed, within <see cref="LogwellOptions.MaxBodyBytes"/>), or why not.</summary>
-    public static async Task<(byte[]? Body, int Length, IngestError? Error)> ReadBodyAsync(HttpContext context, LogwellOptions options)
-    {
-        var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
-        return body is null ? (null, 0, new IngestError(error!.Status, error.Message)) : (body, length, null);
     }
 
     /// <summary>

@@ -30,19 +30,18 @@ internal static class LokiEndpoints
     private static async Task PushAsync(HttpContext context)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        var media = (context.Request.ContentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
+        var media = IngestPath.MediaType(context);
         var json = media == "application/json";
         if (!json && media != "application/x-protobuf")
         {
             await WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, $"unsupported Content-Type '{context.Request.ContentType}': send application/x-protobuf (snappy) or application/json").ConfigureAwait(false);
             return;
         }
-        var (store, refused) = await IngestPath.TargetAsync(context, options, options.LokiIndexSet).ConfigureAwait(false);
-        var (body, length, unread) = refused is null ? await IngestPath.ReadBodyAsync(context, options).ConfigureAwait(false) : (null, 0, refused);
-        if (unread is not null)
+        var (store, body, length, refused) = await IngestPath.BeginAsync(context, options, options.LokiIndexSet).ConfigureAwait(false);
+        if (refused is not null)
         {
-            unread.SetHeaders(context);
-            await WriteAsync(context, unread.Status, unread.Message).ConfigureAwait(false);
+            refused.SetHeaders(context);
+            await WriteAsync(context, refused.Status, refused.Message).ConfigureAwait(false);
             return;
         }
         List<LogEvent> events;

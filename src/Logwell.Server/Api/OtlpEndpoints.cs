@@ -31,7 +31,7 @@ internal static class OtlpEndpoints
     private static async Task ExportAsync(HttpContext context)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        var media = (context.Request.ContentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
+        var media = IngestPath.MediaType(context);
         var json = media == "application/json";
         if (!json && media != "application/x-protobuf")
         {
@@ -39,12 +39,11 @@ internal static class OtlpEndpoints
             return;
         }
         // OTLP exporters retry 429 and 503 (after Retry-After).
-        var (store, refused) = await IngestPath.TargetAsync(context, options, options.OtlpIndexSet).ConfigureAwait(false);
-        var (body, length, unread) = refused is null ? await IngestPath.ReadBodyAsync(context, options).ConfigureAwait(false) : (null, 0, refused);
-        if (unread is not null)
+        var (store, body, length, refused) = await IngestPath.BeginAsync(context, options, options.OtlpIndexSet).ConfigureAwait(false);
+        if (refused is not null)
         {
-            unread.SetHeaders(context);
-            await WriteStatusAsync(context, json, unread.Status, unread.Message).ConfigureAwait(false);
+            refused.SetHeaders(context);
+            await WriteStatusAsync(context, json, refused.Status, refused.Message).ConfigureAwait(false);
             return;
         }
         ExportLogsServiceRequest request;

@@ -38,18 +38,17 @@ internal static class SeqEndpoints
             }
             indexSet = keyed;
         }
-        var media = (context.Request.ContentType ?? "").Split(';')[0].Trim().ToLowerInvariant();
+        var media = IngestPath.MediaType(context);
         if (media is not ("application/vnd.serilog.clef" or "application/x-ndjson" or "application/json" or ""))
         {
             await WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, $"Content-Type '{context.Request.ContentType}' is not supported: send CLEF as application/vnd.serilog.clef").ConfigureAwait(false);
             return;
         }
-        var (store, refused) = await IngestPath.TargetAsync(context, options, indexSet).ConfigureAwait(false);
-        var (body, length, unread) = refused is null ? await IngestPath.ReadBodyAsync(context, options).ConfigureAwait(false) : (null, 0, refused);
-        if (unread is not null)
+        var (store, body, length, refused) = await IngestPath.BeginAsync(context, options, indexSet).ConfigureAwait(false);
+        if (refused is not null)
         {
-            unread.SetHeaders(context);
-            await WriteAsync(context, unread.Status, unread.Message).ConfigureAwait(false);
+            refused.SetHeaders(context);
+            await WriteAsync(context, refused.Status, refused.Message).ConfigureAwait(false);
             return;
         }
         var decoded = ClefDecoder.Decode(body!.AsSpan(0, length), options.MaxLineBytes);
