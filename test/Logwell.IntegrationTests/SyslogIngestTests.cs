@@ -43,11 +43,12 @@ public sealed class SyslogIngestTests
             ["LOGWELL_SYSLOGMAXMESSAGEBYTES"] = "1000",
         });
         // The node says where syslog listens (right after it says where HTTP does).
-        for (var wait = 0; wait < 100 && !node.Output.Contains("into index set syslog", StringComparison.Ordinal); wait++)
+        var announced = $"Logwell syslog on 127.0.0.1: tcp {tcpPort}, udp {udpPort}, into index set syslog";
+        for (var wait = 0; wait < 100 && !node.Output.Contains(announced, StringComparison.Ordinal); wait++)
         {
             await Task.Delay(50);
         }
-        Assert.Contains($"tcp {tcpPort}, udp {udpPort}, into index set syslog", node.Output, StringComparison.Ordinal);
+        Assert.Contains(announced, node.Output, StringComparison.Ordinal);
 
         // One connection counts octets; another sends lines, one of them not syslog at all and one too long.
         using (var counted = new TcpClient())
