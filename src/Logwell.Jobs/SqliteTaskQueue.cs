@@ -1,0 +1,270 @@
+using Microsoft.Data.Sqlite;
+
+namespace Logwell.Jobs;
+
+/// <summary>
+/// The embedded task queue: one SQLite file (write-ahead journal, full sync) that every process of a node opens. Each
+/// change is one immediate transaction, so processes take turns and a task is leased to one worker at a time; an
+/// acknowledged enqueue or completion is on disk before the call returns.
+/// </summary>
+public sealed class SqliteTaskQueue : ITaskQueue
+{
+    private static readonly TimeSpan RetryBase = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan RetryCap = TimeSpan.FromMinutes(10);
+
+    private readonly string _connectionString;
+    private readonly TimeProvider _time;
+    private readonly Random _random = new();
+    private readonly TimeSpan _retryBase;
+
+    /// <param name="retryBase">The first retry's bound (tests shorten it); later ones double up to 10 minutes.</param>
+    public SqliteTaskQueue(string path, TimeProvider? time = null, TimeSpan? retryBase = null)
+    {
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
+        _time = time ?? TimeProvider.System;
+        _retryBase = retryBase ?? RetryBase;
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE IF NOT EXISTS tasks (
+                id INTEGER PRIMARY KEY,
+                queue TEXT NOT NULL,
+                name TEXT NOT NULL,
+                args TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'dead')),
+                run_at INTEGER NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                max_retries INTEGER NOT NULL,
+                soft_ms INTEGER,
+                hard_ms INTEGER,
+                unique_key TEXT,
+                lease_owner TEXT,
+                lease_until INTEGER,
+                lease_token INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT,
+                enqueued_at INTEGER NOT NULL,
+                finished_at INTEGER
+            );
+            CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (queue, state, run_at);
+            CREATE INDEX IF NOT EXISTS tasks_unique ON tasks (unique_key) WHERE unique_key IS NOT NULL;
+            """;
+        command.ExecuteNonQuery();
+    }
+
+    private SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        // Every acknowledged change survives a power loss; a busy file is waited for, not failed.
+        pragma.CommandText = "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000;";
+        pragma.ExecuteNonQuery();
+        return connection;
+    }
+
+    private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    public Task<long> EnqueueAsync(TaskRequest request, CancellationToken cancellationToken = default) => Task.Run(() =>
+    {
+        ArgumentException.ThrowIfNullOrEmpty(request.Name);
+        ArgumentException.ThrowIfNullOrEmpty(request.Queue);
+        ArgumentOutOfRangeException.ThrowIfNegative(request.MaxRetries);
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction();
+        if (request.UniqueKey is not null)
+        {
+            using var find = connection.CreateCommand();
+            find.CommandText = "SELECT id FROM tasks WHERE unique_key = $key AND state IN ('pending', 'running') LIMIT 1";
+            find.Parameters.AddWithValue("$key", request.UniqueKey);
+            if (find.ExecuteScalar() is long existing)
+            {
+                return existing;
+            }
+        }
+        using var insert = connection.CreateCommand();
+        insert.CommandText = """
+            INSERT INTO tasks (queue, name, args, state, run_at, max_retries, soft_ms, hard_ms, unique_key, enqueued_at)
+            VALUES ($queue, $name, $args, 'pending', $runAt, $maxRetries, $soft, $hard, $key, $now)
+            RETURNING id
+            """;
+        var now = Now;
+        insert.Parameters.AddWithValue("$queue", request.Queue);
+        insert.Parameters.AddWithValue("$name", request.Name);
+        insert.Parameters.AddWithValue("$args", request.Arguments);
+        insert.Parameters.AddWithValue("$runAt", request.RunAt?.ToUnixTimeMilliseconds() ?? now);
+        insert.Parameters.AddWithValue("$maxRetries", request.MaxRetries);
+        insert.Parameters.AddWithValue("$soft", (object?)(long?)request.SoftTimeLimit?.TotalMilliseconds ?? DBNull.Value);
+        insert.Parameters.AddWithValue("$hard", (object?)(long?)request.HardTimeLimit?.TotalMilliseconds ?? DBNull.Value);
+        insert.Parameters.AddWithValue("$key", (object?)request.UniqueKey ?? DBNull.Value);
+        insert.Parameters.AddWithValue("$now", now);
+        var id = (long)insert.ExecuteScalar()!;
+        transaction.Commit();
+        return id;
+    }, cancellationToken);
+
+    public Task<IReadOnlyList<LeasedTask>> LeaseAsync(IReadOnlyList<string> queues, string owner, int max, TimeSpan lease, CancellationToken cancellationToken = default) => Task.Run<IReadOnlyList<LeasedTask>>(() =>
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        if (queues.Count == 0)
+        {
+            return [];
+        }
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction();
+        var now = Now;
+        var queueList = string.Join(", ", queues.Select((_, i) => $"$q{i}"));
+        // A task whose worker died more often than it may fail is dead, not handed out again.
+        using (var bury = connection.CreateCommand())
+        {
+            bury.CommandText = $"""
+                UPDATE tasks SET state = 'dead', finished_at = $now, lease_owner = NULL, lease_until = NULL,
+                    last_error = 'its worker stopped renewing the lease ' || attempts || ' times (the worker died or hung)'
+                WHERE queue IN ({queueList}) AND state = 'running' AND lease_until < $now AND attempts > max_retries
+                """;
+            AddQueues(bury, queues);
+            bury.Parameters.AddWithValue("$now", now);
+            bury.ExecuteNonQuery();
+        }
+        using var take = connection.CreateCommand();
+        take.CommandText = $"""
+            UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = $owner, lease_until = $until,
+                lease_token = lease_token + 1
+            WHERE id IN (
+                SELECT id FROM tasks
+                WHERE queue IN ({queueList})
+                  AND ((state = 'pending' AND run_at <= $now) OR (state = 'running' AND lease_until < $now))
+                ORDER BY run_at, id
+                LIMIT $max)
+            RETURNING id, queue, name, args, attempts, max_retries, lease_token, soft_ms, hard_ms
+            """;
+        AddQueues(take, queues);
+        take.Parameters.AddWithValue("$owner", owner);
+        take.Parameters.AddWithValue("$until", now + (long)lease.TotalMilliseconds);
+        take.Parameters.AddWithValue("$now", now);
+        take.Parameters.AddWithValue("$max", max);
+        var leased = new List<LeasedTask>();
+        using (var reader = take.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                leased.Add(new LeasedTask(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4), reader.GetInt32(5), reader.GetInt64(6),
+                    reader.IsDBNull(7) ? null : TimeSpan.FromMilliseconds(reader.GetInt64(7)),
+                    reader.IsDBNull(8) ? null : TimeSpan.FromMilliseconds(reader.GetInt64(8))));
+            }
+        }
+        transaction.Commit();
+        return [.. leased.OrderBy(t => t.Id)];
+    }, cancellationToken);
+
+    private static void AddQueues(SqliteCommand command, IReadOnlyList<string> queues)
+    {
+        for (var i = 0; i < queues.Count; i++)
+        {
+            command.Parameters.AddWithValue($"$q{i}", queues[i]);
+        }
+    }
+
+    public Task<bool> RenewAsync(LeasedTask task, TimeSpan lease, CancellationToken cancellationToken = default) =>
+        ChangeAsync(task, "lease_until = $until", command => command.Parameters.AddWithValue("$until", Now + (long)lease.TotalMilliseconds), cancellationToken);
+
+    public Task<bool> CompleteAsync(LeasedTask task, CancellationToken cancellationToken = default) =>
+        ChangeAsync(task, "state = 'done', finished_at = $now, lease_owner = NULL, lease_until = NULL", command => command.Parameters.AddWithValue("$now", Now), cancellationToken);
+
+    public Task<bool> ReleaseAsync(LeasedTask task, CancellationToken cancellationToken = default) =>
+        ChangeAsync(task, "state = 'pending', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL", _ => { }, cancellationToken);
+
+    public Task<bool> FailAsync(LeasedTask task, string error, CancellationToken cancellationToken = default)
+    {
+        var now = Now;
+        if (task.Attempt > task.MaxRetries)
+        {
+            return ChangeAsync(task, "state = 'dead', finished_at = $now, last_error = $error, lease_owner = NULL, lease_until = NULL", command =>
+            {
+                command.Parameters.AddWithValue("$now", now);
+                command.Parameters.AddWithValue("$error", error);
+            }, cancellationToken);
+        }
+        var delay = Backoff.Delay(task.Attempt, _retryBase, RetryCap, _random);
+        return ChangeAsync(task, "state = 'pending', run_at = $runAt, last_error = $error, lease_owner = NULL, lease_until = NULL", command =>
+        {
+            command.Parameters.AddWithValue("$runAt", now + (long)delay.TotalMilliseconds);
+            command.Parameters.AddWithValue("$error", error);
+        }, cancellationToken);
+    }
+
+    /// <summary>One update of a leased task, fenced by its token: nothing happens once the lease passed to another.</summary>
+    private Task<bool> ChangeAsync(LeasedTask task, string set, Action<SqliteCommand> parameters, CancellationToken cancellationToken) => Task.Run(() =>
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"UPDATE tasks SET {set} WHERE id = $id AND lease_token = $token AND state = 'running'";
+        command.Parameters.AddWithValue("$id", task.Id);
+        command.Parameters.AddWithValue("$token", task.Token);
+        parameters(command);
+        return command.ExecuteNonQuery() == 1;
+    }, cancellationToken);
+
+    public Task<IReadOnlyList<QueueStats>> StatsAsync(CancellationToken cancellationToken = default) => Task.Run<IReadOnlyList<QueueStats>>(() =>
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT queue,
+                   SUM(state = 'pending' AND run_at <= $now),
+                   SUM(state = 'pending' AND run_at > $now),
+                   SUM(state = 'running'),
+                   SUM(state = 'pending' AND attempts > 0),
+                   SUM(state = 'dead'),
+                   SUM(state = 'done'),
+                   MIN(CASE WHEN state = 'pending' AND run_at <= $now THEN run_at END)
+            FROM tasks GROUP BY queue ORDER BY queue
+            """;
+        var now = Now;
+        command.Parameters.AddWithValue("$now", now);
+        var stats = new List<QueueStats>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            stats.Add(new QueueStats(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6),
+                reader.IsDBNull(7) ? null : TimeSpan.FromMilliseconds(Math.Max(0, now - reader.GetInt64(7)))));
+        }
+        return stats;
+    }, cancellationToken);
+
+    public Task<long> RetryDeadAsync(string queue, CancellationToken cancellationToken = default) =>
+        ExecuteAsync("UPDATE tasks SET state = 'pending', attempts = 0, run_at = $now, finished_at = NULL WHERE queue = $queue AND state = 'dead'", queue, cancellationToken);
+
+    public Task<long> PurgeDeadAsync(string queue, CancellationToken cancellationToken = default) =>
+        ExecuteAsync("DELETE FROM tasks WHERE queue = $queue AND state = 'dead'", queue, cancellationToken);
+
+    private Task<long> ExecuteAsync(string sql, string queue, CancellationToken cancellationToken) => Task.Run(() =>
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Parameters.AddWithValue("$queue", queue);
+        if (sql.Contains("$now", StringComparison.Ordinal))
+        {
+            command.Parameters.AddWithValue("$now", Now);
+        }
+        return (long)command.ExecuteNonQuery();
+    }, cancellationToken);
+
+    /// <summary>The last error of a task, and its state (for operators and tests).</summary>
+    public Task<(string State, int Attempts, string? LastError)?> InspectAsync(long id, CancellationToken cancellationToken = default) => Task.Run<(string, int, string?)?>(() =>
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT state, attempts, last_error FROM tasks WHERE id = $id";
+        command.Parameters.AddWithValue("$id", id);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? (reader.GetString(0), reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2)) : null;
+    }, cancellationToken);
+
+    public ValueTask DisposeAsync()
+    {
+        SqliteConnection.ClearAllPools();
+        return ValueTask.CompletedTask;
+    }
+}
