@@ -1,0 +1,162 @@
+using System.Collections.Concurrent;
+using Logwell.Jobs;
+
+namespace Logwell.Tests;
+
+/// <summary>Workers over the embedded queue, in process, with the lease times shortened.</summary>
+public sealed class WorkerTests : IAsyncLifetime
+{
+    private readonly TempDirectory _dir = new();
+    private SqliteTaskQueue _queue = null!;
+
+    public Task InitializeAsync()
+    {
+        _queue = new SqliteTaskQueue(Path.Combine(_dir.Path, "queue.db"), retryBase: TimeSpan.FromMilliseconds(20));
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _queue.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private static WorkerOptions Options(int concurrency = 4) => new(["default"])
+    {
+        Concurrency = concurrency,
+        Lease = TimeSpan.FromMilliseconds(300),
+        PollInterval = TimeSpan.FromMilliseconds(20),
+        GracePeriod = TimeSpan.FromMilliseconds(300),
+    };
+
+    private async Task<QueueStats> StatsAsync() => Assert.Single(await _queue.StatsAsync());
+
+    [Fact]
+    public async Task WorkersRunEveryTaskOnceAndRecycleWithoutLosingAny()
+    {
+        var effects = new ConcurrentDictionary<string, int>();
+        var handlers = new Dictionary<string, TaskHandler>
+        {
+            ["count"] = (task, _) =>
+            {
+                effects.AddOrUpdate(task.Arguments, 1, (_, n) => n + 1);
+                return Task.CompletedTask;
+            },
+        };
+        for (var i = 0; i < 300; i++)
+        {
+            await _queue.EnqueueAsync(new TaskRequest("count", $"{{\"n\":{i}}}"));
+        }
+        // Two workers, each recycled after 50 tasks and replaced, as the supervisor does.
+        var exits = new ConcurrentBag<WorkerExit>();
+        await Parallel.ForAsync(0, 2, async (w, _) =>
+        {
+            for (var generation = 0; ; generation++)
+            {
+                // Leases long enough that none runs out on a loaded machine: each task runs exactly once.
+                var worker = new Worker(_queue, handlers, Options() with { MaxTasksPerChild = 50, Lease = TimeSpan.FromSeconds(10) }, $"w{w}.{generation}");
+                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                var exit = await worker.RunAsync(stop.Token);
+                exits.Add(exit);
+                if ((await StatsAsync()).Pending == 0 && (await StatsAsync()).Running == 0)
+                {
+                    return;
+                }
+                Assert.Equal(WorkerExit.Recycle, exit);
+                Assert.Equal(50, worker.Finished);
+            }
+        });
+        Assert.Equal(300, effects.Count);
+        Assert.All(effects.Values, n => Assert.Equal(1, n));
+        Assert.Equal(300, (await StatsAsync()).Done);
+        Assert.Contains(WorkerExit.Recycle, exits);
+    }
+
+    [Fact]
+    public async Task ATaskLongerThanThreeLeasesIsNeverRunTwiceWhileAlive()
+    {
+        var starts = 0;
+        var handlers = new Dictionary<string, TaskHandler>
+        {
+            ["slow"] = async (_, ct) =>
+            {
+                Interlocked.Increment(ref starts);
+                await Task.Delay(TimeSpan.FromMilliseconds(3200), ct);
+            },
+        };
+        await _queue.EnqueueAsync(new TaskRequest("slow", "{}"));
+        using var stop = new CancellationTokenSource();
+        // A one-second lease, renewed every third of it, over a task of more than three leases.
+        var options = Options() with { Lease = TimeSpan.FromSeconds(1) };
+        var first = new Worker(_queue, handlers, options, "first");
+        var second = new Worker(_queue, handlers, options, "second");
+        var running = Task.WhenAll(first.RunAsync(stop.Token), second.RunAsync(stop.Token));
+        for (var wait = 0; wait < 500 && (await StatsAsync()).Done == 0; wait++)
+        {
+            await Task.Delay(20);
+        }
+        await stop.CancelAsync();
+        await running;
+        Assert.Equal(1, starts);
+        Assert.Equal(1, (await StatsAsync()).Done);
+    }
+
+    [Fact]
+    public async Task SoftLimitsCancelAndFailThenRetryAndHardLimitsGiveUpTheProcess()
+    {
+        var attempts = 0;
+        var handlers = new Dictionary<string, TaskHandler>
+        {
+            ["stuck"] = async (_, ct) =>
+            {
+                Interlocked.Increment(ref attempts);
+                await Task.Delay(Timeout.Infinite, ct);
+            },
+            // Ignores its cancellation token.
+            ["deaf"] = (_, _) => Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None),
+        };
+        var stuck = await _queue.EnqueueAsync(new TaskRequest("stuck", "{}") { SoftTimeLimit = TimeSpan.FromMilliseconds(50), MaxRetries = 1 });
+        using (var stop = new CancellationTokenSource())
+        {
+            var run = new Worker(_queue, handlers, Options(), "w").RunAsync(stop.Token);
+            for (var wait = 0; wait < 200 && (await StatsAsync()).Dead == 0; wait++)
+            {
+                await Task.Delay(20);
+            }
+            await stop.CancelAsync();
+            Assert.Equal(WorkerExit.Stopped, await run);
+        }
+        Assert.Equal(2, attempts);
+        var (state, _, error) = (await _queue.InspectAsync(stuck))!.Value;
+        Assert.Equal("dead", state);
+        Assert.StartsWith("soft time limit of 0.05 s exceeded", error, StringComparison.Ordinal);
+
+        await _queue.EnqueueAsync(new TaskRequest("deaf", "{}") { HardTimeLimit = TimeSpan.FromMilliseconds(100) });
+        using var never = new CancellationTokenSource();
+        Assert.Equal(WorkerExit.HardLimit, await new Worker(_queue, handlers, Options(), "w2").RunAsync(never.Token));
+    }
+
+    [Fact]
+    public async Task AWarmShutdownFinishesWhatItCanAndHandsBackTheRest()
+    {
+        var handlers = new Dictionary<string, TaskHandler>
+        {
+            ["quick"] = (_, ct) => Task.Delay(50, ct),
+            ["long"] = (_, ct) => Task.Delay(Timeout.Infinite, ct),
+        };
+        await _queue.EnqueueAsync(new TaskRequest("quick", "{}"));
+        var longId = await _queue.EnqueueAsync(new TaskRequest("long", "{}"));
+        using var stop = new CancellationTokenSource();
+        var run = new Worker(_queue, handlers, Options(), "w").RunAsync(stop.Token);
+        for (var wait = 0; wait < 100 && (await StatsAsync()).Running < 2; wait++)
+        {
+            await Task.Delay(10);
+        }
+        await stop.CancelAsync();
+        Assert.Equal(WorkerExit.Stopped, await run);
+        var stats = await StatsAsync();
+        Assert.Equal((1L, 1L, 0L), (stats.Done, stats.Pending, stats.Running));
+        // Handed back without spending an attempt.
+        Assert.Equal(("pending", 0), ((await _queue.InspectAsync(longId))!.Value.State, (await _queue.InspectAsync(longId))!.Value.Attempts));
+    }
+}
