@@ -40,16 +40,17 @@ public sealed class TaskQueueTests : IAsyncLifetime
     public async Task ALiveLeaseKeepsItsTaskAndAnExpiredOneHandsItOverFenced()
     {
         await _queue.EnqueueAsync(new TaskRequest("long", "{}"));
-        var first = Assert.Single(await _queue.LeaseAsync(["default"], "w1", 1, TimeSpan.FromMilliseconds(400)));
-        // Renewed three times over more than twice the lease time: never handed to another worker.
+        var lease = TimeSpan.FromMilliseconds(1500);
+        var first = Assert.Single(await _queue.LeaseAsync(["default"], "w1", 1, lease));
+        // Renewed three times over more than the lease time: never handed to another worker.
         for (var i = 0; i < 3; i++)
         {
-            await Task.Delay(250);
-            Assert.True(await _queue.RenewAsync(first, TimeSpan.FromMilliseconds(400)));
-            Assert.Empty(await _queue.LeaseAsync(["default"], "w2", 1, TimeSpan.FromMilliseconds(400)));
+            await Task.Delay(500);
+            Assert.True(await _queue.RenewAsync(first, lease));
+            Assert.Empty(await _queue.LeaseAsync(["default"], "w2", 1, lease));
         }
         // The worker stops renewing (it died): once the lease runs out the task goes to another worker.
-        await Task.Delay(500);
+        await Task.Delay(1700);
         var second = Assert.Single(await _queue.LeaseAsync(["default"], "w2", 1, TimeSpan.FromSeconds(30)));
         Assert.Equal((first.Id, 2), (second.Id, second.Attempt));
         // The first worker, were it still alive, can no longer renew, complete or fail the task.

@@ -21,10 +21,11 @@ public sealed class WorkerTests : IAsyncLifetime
         _dir.Dispose();
     }
 
+    // Leases long enough that no renewal is late on a loaded machine, unless a test is about leases.
     private static WorkerOptions Options(int concurrency = 4) => new(["default"])
     {
         Concurrency = concurrency,
-        Lease = TimeSpan.FromMilliseconds(300),
+        Lease = TimeSpan.FromSeconds(5),
         PollInterval = TimeSpan.FromMilliseconds(20),
         GracePeriod = TimeSpan.FromMilliseconds(300),
     };
@@ -53,8 +54,7 @@ public sealed class WorkerTests : IAsyncLifetime
         {
             for (var generation = 0; ; generation++)
             {
-                // Leases long enough that none runs out on a loaded machine: each task runs exactly once.
-                var worker = new Worker(_queue, handlers, Options() with { MaxTasksPerChild = 50, Lease = TimeSpan.FromSeconds(10) }, $"w{w}.{generation}");
+                var worker = new Worker(_queue, handlers, Options() with { MaxTasksPerChild = 50 }, $"w{w}.{generation}");
                 using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
                 var exit = await worker.RunAsync(stop.Token);
                 exits.Add(exit);
@@ -81,17 +81,18 @@ public sealed class WorkerTests : IAsyncLifetime
             ["slow"] = async (_, ct) =>
             {
                 Interlocked.Increment(ref starts);
-                await Task.Delay(TimeSpan.FromMilliseconds(3200), ct);
+                await Task.Delay(TimeSpan.FromMilliseconds(6500), ct);
             },
         };
         await _queue.EnqueueAsync(new TaskRequest("slow", "{}"));
         using var stop = new CancellationTokenSource();
-        // A one-second lease, renewed every third of it, over a task of more than three leases.
-        var options = Options() with { Lease = TimeSpan.FromSeconds(1) };
+        // A two-second lease, renewed every third of it, over a task of more than three leases (shorter leases leave
+        // too little slack for renewals on a loaded two-core machine running the other tests at once).
+        var options = Options() with { Lease = TimeSpan.FromSeconds(2) };
         var first = new Worker(_queue, handlers, options, "first");
         var second = new Worker(_queue, handlers, options, "second");
         var running = Task.WhenAll(first.RunAsync(stop.Token), second.RunAsync(stop.Token));
-        for (var wait = 0; wait < 500 && (await StatsAsync()).Done == 0; wait++)
+        for (var wait = 0; wait < 1000 && (await StatsAsync()).Done == 0; wait++)
         {
             await Task.Delay(20);
         }
