@@ -56,6 +56,8 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
     public async Task<WorkerExit> RunAsync(CancellationToken stop)
     {
         var started = 0;
+        // One task for the stop, made once: a wait per poll would leave a registration on the token each time.
+        var stopped = Task.Delay(Timeout.Infinite, stop);
         while (!stop.IsCancellationRequested && !_hardLimit.Task.IsCompleted)
         {
             lock (_running)
@@ -95,7 +97,7 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
                 // Idle or full: wait for a slot, the poll interval or the stop.
                 var running = Running();
                 var slot = running.Count >= options.Concurrency ? Task.WhenAny(running) : Task.Delay(options.PollInterval, CancellationToken.None);
-                await Task.WhenAny(slot, Task.Delay(Timeout.Infinite, stop), _hardLimit.Task).ConfigureAwait(false);
+                await Task.WhenAny(slot, stopped, _hardLimit.Task).ConfigureAwait(false);
             }
         }
         if (_hardLimit.Task.IsCompleted)
