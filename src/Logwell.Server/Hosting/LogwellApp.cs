@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Logwell.Jobs;
 using Logwell.Server.Api;
 using Logwell.Server.Security;
 using Logwell.Storage.Engine;
@@ -28,6 +29,8 @@ public static class LogwellApp
             kestrel.AddServerHeader = false;
         });
         builder.Services.AddRouting();
+        // The task queues every process of the node shares: a file beside the index sets.
+        builder.Services.AddSingleton<ITaskQueue>(_ => new SqliteTaskQueue(TaskQueueFile(options)));
         builder.Services.AddSingleton<SyslogListener>();
         builder.Services.AddHostedService(services => services.GetRequiredService<SyslogListener>());
 
@@ -49,12 +52,21 @@ public static class LogwellApp
         FieldsEndpoints.Map(app);
         TailEndpoints.Map(app);
         ContextEndpoints.Map(app);
+        QueueEndpoints.Map(app);
         app.MapFallback(static context => ErrorResponses.WriteAsync(context, 404, $"no such endpoint: {context.Request.Method} {context.Request.Path}"))
             .WithMetadata(Permission.Public);
         return app;
     }
 
     internal static LogEngine GetEngine(this IServiceProvider services) => services.GetRequiredService<LogEngine>();
+
+    /// <summary>The embedded task queue's file in the data directory.</summary>
+    public static string TaskQueueFile(LogwellOptions options)
+    {
+        var directory = Path.GetFullPath(options.DataDirectory);
+        Directory.CreateDirectory(directory);
+        return Path.Combine(directory, "tasks.db");
+    }
 }
 
 /// <summary>Turns what escapes an endpoint into a JSON error: the client's fault with its status, a bug as a logged 500.</summary>

@@ -11,6 +11,8 @@ public sealed record Permission(string Action, string Resource)
     public static readonly Permission ManageIndexSets = new("manage", "indexset");
     public static readonly Permission Ingest = new("ingest", "indexset");
     public static readonly Permission Search = new("search", "indexset");
+    public static readonly Permission ViewQueues = new("view", "queue");
+    public static readonly Permission ManageQueues = new("manage", "queue");
 }
 
 /// <summary>

@@ -146,6 +146,40 @@ internal static class ClientCommands
         return command;
     }
 
+    public static Command Queues(Option<string> server)
+    {
+        var command = new Command("queues", "Show the task queues: pending, delayed, running, failed, dead and done tasks, and the oldest pending task's age.");
+        command.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            using var response = await client.GetAsync("api/v1/queues", ct).ConfigureAwait(false);
+            using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            Console.WriteLine($"{"QUEUE",-16} {"PENDING",8} {"DELAYED",8} {"RUNNING",8} {"FAILED",8} {"DEAD",8} {"DONE",10} {"OLDEST",10}");
+            foreach (var queue in doc.RootElement.GetProperty("queues").EnumerateArray())
+            {
+                var oldest = queue.GetProperty("oldest_pending_seconds");
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{queue.GetProperty("name").GetString(),-16} {queue.GetProperty("pending").GetInt64(),8} {queue.GetProperty("delayed").GetInt64(),8} {queue.GetProperty("running").GetInt64(),8} {queue.GetProperty("failed").GetInt64(),8} {queue.GetProperty("dead").GetInt64(),8} {queue.GetProperty("done").GetInt64(),10} {(oldest.ValueKind == JsonValueKind.Null ? "-" : $"{oldest.GetDouble():0.#}s"),10}"));
+            }
+            return 0;
+        }));
+        foreach (var (verb, description) in new[] { ("retry", "Put a queue's dead tasks back to pending, with fresh attempts."), ("purge", "Delete a queue's dead tasks.") })
+        {
+            var queueName = new Argument<string>("queue") { Description = "queue name, such as export" };
+            var action = new Command($"{verb}-dead", description) { queueName };
+            action.SetAction((result, ct) => Guard(async () =>
+            {
+                using var client = CreateClient(result, server);
+                using var response = await client.PostAsync($"api/v1/queues/{Uri.EscapeDataString(result.GetValue(queueName)!)}/dead/{verb}", null, ct).ConfigureAwait(false);
+                using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+                Console.WriteLine($"{doc.RootElement.GetProperty(verb == "retry" ? "retried" : "purged").GetInt64()} dead tasks of {result.GetValue(queueName)} {(verb == "retry" ? "retried" : "purged")}");
+                return 0;
+            }));
+            command.Subcommands.Add(action);
+        }
+        return command;
+    }
+
     private static readonly JsonSerializerOptions IndentedJson = new() { WriteIndented = true };
 
     private static async Task<string> ReadTextAsync(string path, CancellationToken ct) =>

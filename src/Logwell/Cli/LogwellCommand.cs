@@ -18,6 +18,7 @@ internal static class LogwellCommand
             ServeCommand.Create(),
             ClientCommands.IndexSets(server),
             ClientCommands.Pipeline(server),
+            ClientCommands.Queues(server),
             ClientCommands.Ingest(server),
             ClientCommands.Search(server),
             ClientCommands.Tail(server),

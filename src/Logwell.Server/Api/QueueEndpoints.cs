@@ -1,0 +1,69 @@
+using System.Text.Json;
+using Logwell.Jobs;
+using Logwell.Server.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Logwell.Server.Api;
+
+/// <summary>
+/// <c>GET /api/v1/queues</c>: per task queue, tasks pending, delayed, running, failed (waiting to retry), dead and done,
+/// and the oldest pending task's age. <c>POST /api/v1/queues/{queue}/dead/retry</c> and <c>.../dead/purge</c> act on
+/// a queue's dead tasks.
+/// </summary>
+internal static class QueueEndpoints
+{
+    public static void Map(IEndpointRouteBuilder routes)
+    {
+        routes.MapGet("/api/v1/queues", ListAsync).WithMetadata(Permission.ViewQueues);
+        routes.MapPost("/api/v1/queues/{queue}/dead/retry", (HttpContext context, string queue) => ActAsync(context, queue, retry: true)).WithMetadata(Permission.ManageQueues);
+        routes.MapPost("/api/v1/queues/{queue}/dead/purge", (HttpContext context, string queue) => ActAsync(context, queue, retry: false)).WithMetadata(Permission.ManageQueues);
+    }
+
+    private static async Task ListAsync(HttpContext context)
+    {
+        var stats = await context.RequestServices.GetRequiredService<ITaskQueue>().StatsAsync(context.RequestAborted).ConfigureAwait(false);
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        writer.WriteStartArray("queues");
+        foreach (var queue in stats)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("name", queue.Queue);
+            writer.WriteNumber("pending", queue.Pending);
+            writer.WriteNumber("delayed", queue.Delayed);
+            writer.WriteNumber("running", queue.Running);
+            writer.WriteNumber("failed", queue.Failed);
+            writer.WriteNumber("dead", queue.Dead);
+            writer.WriteNumber("done", queue.Done);
+            if (queue.OldestPendingAge is { } age)
+            {
+                writer.WriteNumber("oldest_pending_seconds", Math.Round(age.TotalSeconds, 3));
+            }
+            else
+            {
+                writer.WriteNull("oldest_pending_seconds");
+            }
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static async Task ActAsync(HttpContext context, string queue, bool retry)
+    {
+        var tasks = context.RequestServices.GetRequiredService<ITaskQueue>();
+        var count = retry ? await tasks.RetryDeadAsync(queue, context.RequestAborted).ConfigureAwait(false) : await tasks.PurgeDeadAsync(queue, context.RequestAborted).ConfigureAwait(false);
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        writer.WriteString("queue", queue);
+        writer.WriteNumber(retry ? "retried" : "purged", count);
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+}
