@@ -48,6 +48,12 @@ public sealed class SqliteTaskQueue : ITaskQueue
             );
             CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (queue, state, run_at);
             CREATE INDEX IF NOT EXISTS tasks_unique ON tasks (unique_key) WHERE unique_key IS NOT NULL;
+            CREATE TABLE IF NOT EXISTS rate_limits (
+                name TEXT PRIMARY KEY,
+                per_second INTEGER NOT NULL,
+                second INTEGER NOT NULL DEFAULT 0,
+                used INTEGER NOT NULL DEFAULT 0
+            );
             """;
         command.ExecuteNonQuery();
     }
@@ -126,16 +132,31 @@ public sealed class SqliteTaskQueue : ITaskQueue
             bury.Parameters.AddWithValue("$now", now);
             bury.ExecuteNonQuery();
         }
+        // Rate limits hold across every worker: each name's starts this second are counted in the same transaction.
+        bool limited;
+        using (var limits = connection.CreateCommand())
+        {
+            limits.CommandText = "UPDATE rate_limits SET second = $second, used = 0 WHERE second <> $second; SELECT EXISTS (SELECT 1 FROM rate_limits)";
+            limits.Parameters.AddWithValue("$second", now / 1000);
+            limited = (long)limits.ExecuteScalar()! != 0;
+        }
+        const string ready = "((t.state = 'pending' AND t.run_at <= $now) OR (t.state = 'running' AND t.lease_until < $now))";
+        var candidates = limited
+            ? $"""
+                SELECT id FROM (
+                    SELECT t.id, t.run_at, r.per_second - r.used AS room,
+                           ROW_NUMBER() OVER (PARTITION BY t.name ORDER BY t.run_at, t.id) AS rank
+                    FROM tasks t LEFT JOIN rate_limits r ON r.name = t.name
+                    WHERE t.queue IN ({queueList}) AND {ready})
+                WHERE room IS NULL OR rank <= room
+                ORDER BY run_at, id LIMIT $max
+                """
+            : $"SELECT t.id FROM tasks t WHERE t.queue IN ({queueList}) AND {ready} ORDER BY t.run_at, t.id LIMIT $max";
         using var take = connection.CreateCommand();
         take.CommandText = $"""
             UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = $owner, lease_until = $until,
                 lease_token = lease_token + 1
-            WHERE id IN (
-                SELECT id FROM tasks
-                WHERE queue IN ({queueList})
-                  AND ((state = 'pending' AND run_at <= $now) OR (state = 'running' AND lease_until < $now))
-                ORDER BY run_at, id
-                LIMIT $max)
+            WHERE id IN ({candidates})
             RETURNING id, queue, name, args, attempts, max_retries, lease_token, soft_ms, hard_ms
             """;
         AddQueues(take, queues);
@@ -151,6 +172,17 @@ public sealed class SqliteTaskQueue : ITaskQueue
                 leased.Add(new LeasedTask(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4), reader.GetInt32(5), reader.GetInt64(6),
                     reader.IsDBNull(7) ? null : TimeSpan.FromMilliseconds(reader.GetInt64(7)),
                     reader.IsDBNull(8) ? null : TimeSpan.FromMilliseconds(reader.GetInt64(8))));
+            }
+        }
+        if (limited)
+        {
+            foreach (var group in leased.GroupBy(t => t.Name))
+            {
+                using var count = connection.CreateCommand();
+                count.CommandText = "UPDATE rate_limits SET used = used + $n WHERE name = $name";
+                count.Parameters.AddWithValue("$n", group.Count());
+                count.Parameters.AddWithValue("$name", group.Key);
+                count.ExecuteNonQuery();
             }
         }
         transaction.Commit();
@@ -230,6 +262,22 @@ public sealed class SqliteTaskQueue : ITaskQueue
                 reader.IsDBNull(7) ? null : TimeSpan.FromMilliseconds(Math.Max(0, now - reader.GetInt64(7)))));
         }
         return stats;
+    }, cancellationToken);
+
+    public Task SetRateLimitAsync(string name, int? perSecond, CancellationToken cancellationToken = default) => Task.Run(() =>
+    {
+        if (perSecond is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(perSecond), "a rate limit is at least one task per second");
+        }
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = perSecond is null
+            ? "DELETE FROM rate_limits WHERE name = $name"
+            : "INSERT INTO rate_limits (name, per_second) VALUES ($name, $rate) ON CONFLICT (name) DO UPDATE SET per_second = $rate";
+        command.Parameters.AddWithValue("$name", name);
+        command.Parameters.AddWithValue("$rate", (object?)perSecond ?? DBNull.Value);
+        command.ExecuteNonQuery();
     }, cancellationToken);
 
     public Task<long> RetryDeadAsync(string queue, CancellationToken cancellationToken = default) =>

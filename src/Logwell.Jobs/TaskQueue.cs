@@ -58,6 +58,12 @@ public interface ITaskQueue : IAsyncDisposable
 
     Task<IReadOnlyList<QueueStats>> StatsAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// At most <paramref name="perSecond"/> tasks of this name start per second, across every worker and process
+    /// (null removes the limit). Tasks over the limit wait in their queue; others pass them.
+    /// </summary>
+    Task SetRateLimitAsync(string name, int? perSecond, CancellationToken cancellationToken = default);
+
     /// <summary>Dead tasks of a queue back to pending with fresh attempts; how many.</summary>
     Task<long> RetryDeadAsync(string queue, CancellationToken cancellationToken = default);
 

@@ -127,6 +127,55 @@ public sealed class TaskQueueTests : IAsyncLifetime
         Assert.Contains("stopped renewing the lease 2 times", error, StringComparison.Ordinal);
     }
 
+    /// <summary>A clock the test moves by hand.</summary>
+    private sealed class ManualTime(DateTimeOffset start) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = start;
+
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
+    [Fact]
+    public async Task ARateLimitPerNameHoldsAcrossWorkersWhileOtherTasksPass()
+    {
+        var time = new ManualTime(new DateTimeOffset(2026, 11, 26, 10, 0, 0, 100, TimeSpan.Zero));
+        await using var queue = new SqliteTaskQueue(Path.Combine(_dir.Path, "limited.db"), time);
+        await queue.SetRateLimitAsync("mail", 5);
+        for (var i = 0; i < 12; i++)
+        {
+            await queue.EnqueueAsync(new TaskRequest("mail", $"{{\"n\":{i}}}"));
+        }
+        for (var i = 0; i < 10; i++)
+        {
+            await queue.EnqueueAsync(new TaskRequest("thumbnail", "{}"));
+        }
+        // Within one second, three workers leasing until nothing comes start 5 mails and every thumbnail.
+        async Task<List<string>> DrainAsync()
+        {
+            var started = new ConcurrentBag<string>();
+            await Parallel.ForAsync(0, 3, async (w, ct) =>
+            {
+                while (await queue.LeaseAsync(["default"], $"w{w}", 2, TimeSpan.FromMinutes(5), ct) is { Count: > 0 } leased)
+                {
+                    foreach (var task in leased)
+                    {
+                        started.Add(task.Name);
+                    }
+                }
+            });
+            return [.. started];
+        }
+        var first = await DrainAsync();
+        Assert.Equal((5, 10), (first.Count(n => n == "mail"), first.Count(n => n == "thumbnail")));
+        time.Now = time.Now.AddMilliseconds(850);
+        Assert.Empty(await DrainAsync());
+        time.Now = time.Now.AddMilliseconds(100);
+        Assert.Equal(5, (await DrainAsync()).Count);
+        // Without the limit the rest starts at once.
+        await queue.SetRateLimitAsync("mail", null);
+        Assert.Equal(2, (await DrainAsync()).Count);
+    }
+
     [Fact]
     public async Task ConcurrentWorkersCompleteEveryTaskExactlyOnce()
     {
