@@ -6,20 +6,11 @@ namespace Logwell.Tests;
 /// <summary>Workers over the embedded queue, in process, with the lease times shortened.</summary>
 public sealed class WorkerTests : IAsyncLifetime
 {
-    private readonly TempDirectory _dir = new();
-    private SqliteTaskQueue _queue = null!;
+    private readonly QueueFile _file = new();
 
-    public Task InitializeAsync()
-    {
-        _queue = new SqliteTaskQueue(Path.Combine(_dir.Path, "queue.db"), retryBase: TimeSpan.FromMilliseconds(20));
-        return Task.CompletedTask;
-    }
+    public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        await _queue.DisposeAsync();
-        _dir.Dispose();
-    }
+    public Task DisposeAsync() => _file.DisposeAsync().AsTask();
 
     // Leases long enough that no renewal is late on a loaded machine, unless a test is about leases.
     private static WorkerOptions Options(int concurrency = 4) => new(["default"])
@@ -30,7 +21,7 @@ public sealed class WorkerTests : IAsyncLifetime
         GracePeriod = TimeSpan.FromMilliseconds(300),
     };
 
-    private async Task<QueueStats> StatsAsync() => Assert.Single(await _queue.StatsAsync());
+    private async Task<QueueStats> StatsAsync() => Assert.Single(await _file.Queue.StatsAsync());
 
     [Fact]
     public async Task WorkersRunEveryTaskOnceAndRecycleWithoutLosingAny()
@@ -46,7 +37,7 @@ public sealed class WorkerTests : IAsyncLifetime
         };
         for (var i = 0; i < 300; i++)
         {
-            await _queue.EnqueueAsync(new TaskRequest("count", $"{{\"n\":{i}}}"));
+            await _file.Queue.EnqueueAsync(new TaskRequest("count", $"{{\"n\":{i}}}"));
         }
         // Two workers, each recycled after 50 tasks and replaced, as the supervisor does.
         var exits = new ConcurrentBag<WorkerExit>();
@@ -54,7 +45,7 @@ public sealed class WorkerTests : IAsyncLifetime
         {
             for (var generation = 0; ; generation++)
             {
-                var worker = new Worker(_queue, handlers, Options() with { MaxTasksPerChild = 50 }, $"w{w}.{generation}");
+                var worker = new Worker(_file.Queue, handlers, Options() with { MaxTasksPerChild = 50 }, $"w{w}.{generation}");
                 using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
                 var exit = await worker.RunAsync(stop.Token);
                 exits.Add(exit);
@@ -84,13 +75,13 @@ public sealed class WorkerTests : IAsyncLifetime
                 await Task.Delay(TimeSpan.FromMilliseconds(6500), ct);
             },
         };
-        await _queue.EnqueueAsync(new TaskRequest("slow", "{}"));
+        await _file.Queue.EnqueueAsync(new TaskRequest("slow", "{}"));
         using var stop = new CancellationTokenSource();
         // A two-second lease, renewed every third of it, over a task of more than three leases (shorter leases leave
         // too little slack for renewals on a loaded two-core machine running the other tests at once).
         var options = Options() with { Lease = TimeSpan.FromSeconds(2) };
-        var first = new Worker(_queue, handlers, options, "first");
-        var second = new Worker(_queue, handlers, options, "second");
+        var first = new Worker(_file.Queue, handlers, options, "first");
+        var second = new Worker(_file.Queue, handlers, options, "second");
         var running = Task.WhenAll(first.RunAsync(stop.Token), second.RunAsync(stop.Token));
         for (var wait = 0; wait < 1000 && (await StatsAsync()).Done == 0; wait++)
         {
@@ -116,10 +107,10 @@ public sealed class WorkerTests : IAsyncLifetime
             // Ignores its cancellation token.
             ["deaf"] = (_, _) => Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None),
         };
-        var stuck = await _queue.EnqueueAsync(new TaskRequest("stuck", "{}") { SoftTimeLimit = TimeSpan.FromMilliseconds(50), MaxRetries = 1 });
+        var stuck = await _file.Queue.EnqueueAsync(new TaskRequest("stuck", "{}") { SoftTimeLimit = TimeSpan.FromMilliseconds(50), MaxRetries = 1 });
         using (var stop = new CancellationTokenSource())
         {
-            var run = new Worker(_queue, handlers, Options(), "w").RunAsync(stop.Token);
+            var run = new Worker(_file.Queue, handlers, Options(), "w").RunAsync(stop.Token);
             for (var wait = 0; wait < 200 && (await StatsAsync()).Dead == 0; wait++)
             {
                 await Task.Delay(20);
@@ -128,13 +119,13 @@ public sealed class WorkerTests : IAsyncLifetime
             Assert.Equal(WorkerExit.Stopped, await run);
         }
         Assert.Equal(2, attempts);
-        var (state, _, error) = (await _queue.InspectAsync(stuck))!.Value;
+        var (state, _, error) = (await _file.Queue.InspectAsync(stuck))!.Value;
         Assert.Equal("dead", state);
         Assert.StartsWith("soft time limit of 0.05 s exceeded", error, StringComparison.Ordinal);
 
-        await _queue.EnqueueAsync(new TaskRequest("deaf", "{}") { HardTimeLimit = TimeSpan.FromMilliseconds(100) });
+        await _file.Queue.EnqueueAsync(new TaskRequest("deaf", "{}") { HardTimeLimit = TimeSpan.FromMilliseconds(100) });
         using var never = new CancellationTokenSource();
-        Assert.Equal(WorkerExit.HardLimit, await new Worker(_queue, handlers, Options(), "w2").RunAsync(never.Token));
+        Assert.Equal(WorkerExit.HardLimit, await new Worker(_file.Queue, handlers, Options(), "w2").RunAsync(never.Token));
     }
 
     [Fact]
@@ -145,11 +136,11 @@ public sealed class WorkerTests : IAsyncLifetime
             ["quick"] = (_, ct) => Task.Delay(50, ct),
             ["long"] = (_, ct) => Task.Delay(Timeout.Infinite, ct),
         };
-        await _queue.EnqueueAsync(new TaskRequest("quick", "{}"));
-        var longId = await _queue.EnqueueAsync(new TaskRequest("long", "{}"));
+        await _file.Queue.EnqueueAsync(new TaskRequest("quick", "{}"));
+        var longId = await _file.Queue.EnqueueAsync(new TaskRequest("long", "{}"));
         using var stop = new CancellationTokenSource();
         // A grace period long enough for the quick task on a loaded machine, not for the endless one.
-        var run = new Worker(_queue, handlers, Options() with { GracePeriod = TimeSpan.FromSeconds(2) }, "w").RunAsync(stop.Token);
+        var run = new Worker(_file.Queue, handlers, Options() with { GracePeriod = TimeSpan.FromSeconds(2) }, "w").RunAsync(stop.Token);
         for (var wait = 0; wait < 500 && (await StatsAsync()).Running < 2; wait++)
         {
             await Task.Delay(10);
@@ -159,6 +150,6 @@ public sealed class WorkerTests : IAsyncLifetime
         var stats = await StatsAsync();
         Assert.Equal((1L, 1L, 0L), (stats.Done, stats.Pending, stats.Running));
         // Handed back without spending an attempt.
-        Assert.Equal(("pending", 0), ((await _queue.InspectAsync(longId))!.Value.State, (await _queue.InspectAsync(longId))!.Value.Attempts));
+        Assert.Equal(("pending", 0), ((await _file.Queue.InspectAsync(longId))!.Value.State, (await _file.Queue.InspectAsync(longId))!.Value.Attempts));
     }
 }
