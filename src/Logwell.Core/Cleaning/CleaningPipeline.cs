@@ -34,7 +34,15 @@ public sealed class CleaningPipeline
 
     private readonly Func<LogEvent, LogEvent?>? _parse;
     private readonly string _parseName;
-    private readonly List<(string Name, Func<LogEvent, List<Field>, (LogEvent Event, string? Error)> Apply)> _steps = [];
+    private readonly List<(string Name, Func<Draft, string?> Apply)> _steps = [];
+
+    /// <summary>The event the steps change in place; it becomes a <see cref="LogEvent"/> once, at the end.</summary>
+    private sealed class Draft(LogEvent evt)
+    {
+        public long Timestamp { get; set; } = evt.Timestamp;
+        public string Message { get; set; } = evt.Message;
+        public List<Field> Fields { get; set; } = [.. evt.Fields];
+    }
 
     private CleaningPipeline(string definition, Func<LogEvent, LogEvent?>? parse, string parseName)
     {
@@ -111,18 +119,21 @@ public sealed class CleaningPipeline
             }
             current = parsed;
         }
+        if (_steps.Count == 0)
+        {
+            return current;
+        }
+        var draft = new Draft(current);
         string? firstError = null;
         foreach (var (name, apply) in _steps)
         {
-            var fields = new List<Field>(current.Fields);
-            var (next, error) = apply(current, fields);
-            current = next;
-            if (error is not null)
+            if (apply(draft) is { } error)
             {
                 firstError ??= $"{name}: {error}";
             }
         }
-        return firstError is null ? current : WithError(current, firstError);
+        var cleaned = new LogEvent(draft.Timestamp, draft.Message, [.. draft.Fields]) { Seq = evt.Seq };
+        return firstError is null ? cleaned : WithError(cleaned, firstError);
     }
 
     private static LogEvent WithError(LogEvent evt, string error) =>
@@ -304,7 +315,7 @@ public sealed class CleaningPipeline
         }
     }
 
-    private static (string, Func<LogEvent, List<Field>, (LogEvent, string?)>) ReadStep(JsonElement step, string at)
+    private static (string, Func<Draft, string?>) ReadStep(JsonElement step, string at)
     {
         if (step.ValueKind != JsonValueKind.Object)
         {
@@ -320,22 +331,24 @@ public sealed class CleaningPipeline
                     var format = OptionalString(step, "format", at) ?? "iso8601";
                     var zone = Zone(OptionalString(step, "timezone", at) ?? "UTC", at);
                     var remove = !step.TryGetProperty("remove", out var removeElement) || removeElement.ValueKind != JsonValueKind.False;
-                    return (name, (evt, fields) =>
+                    return (name, draft =>
                     {
+                        var fields = draft.Fields;
                         var index = fields.FindIndex(f => f.Name == field);
                         if (index < 0)
                         {
-                            return (evt, $"no field '{field}'");
+                            return $"no field '{field}'";
                         }
                         if (!TryReadTime(fields[index].Value, format, zone, out var ticks))
                         {
-                            return (evt, $"cannot read '{fields[index].Value.SearchText}' as a time in the format {format}");
+                            return $"cannot read '{fields[index].Value.SearchText}' as a time in the format {format}";
                         }
                         if (remove)
                         {
                             fields.RemoveAt(index);
                         }
-                        return (With(evt, fields, timestamp: ticks), null);
+                        draft.Timestamp = ticks;
+                        return null;
                     }
                     );
                 }
@@ -347,12 +360,13 @@ public sealed class CleaningPipeline
                     {
                         throw new PipelineDefinitionException($"{at}.to '{to}' is not known: use int, float, bool or time");
                     }
-                    return (name, (evt, fields) =>
+                    return (name, draft =>
                     {
+                        var fields = draft.Fields;
                         var index = fields.FindIndex(f => f.Name == field);
                         if (index < 0)
                         {
-                            return (evt, null);
+                            return null;
                         }
                         var text = fields[index].Value.SearchText ?? "";
                         FieldValue? converted = to switch
@@ -367,10 +381,10 @@ public sealed class CleaningPipeline
                         };
                         if (converted is null)
                         {
-                            return (evt, $"'{field}' = '{text}' is not a {to}; kept as it was");
+                            return $"'{field}' = '{text}' is not a {to}; kept as it was";
                         }
                         fields[index] = new Field(field, converted.Value);
-                        return (With(evt, fields), null);
+                        return null;
                     }
                     );
                 }
@@ -378,18 +392,19 @@ public sealed class CleaningPipeline
                 {
                     var field = RequiredString(step, "field", at);
                     var to = RequiredString(step, "to", at);
-                    return (name, (evt, fields) =>
+                    return (name, draft =>
                     {
+                        var fields = draft.Fields;
                         var index = fields.FindIndex(f => f.Name == field);
                         if (index < 0)
                         {
-                            return (evt, null);
+                            return null;
                         }
                         var value = fields[index].Value;
                         fields.RemoveAt(index);
                         fields.RemoveAll(f => f.Name == to);
                         fields.Add(new Field(to, value));
-                        return (With(evt, fields), null);
+                        return null;
                     }
                     );
                 }
@@ -398,11 +413,12 @@ public sealed class CleaningPipeline
                 {
                     var names = new HashSet<string>(StringList(step, "fields", at), StringComparer.Ordinal);
                     var keep = type == "keep";
-                    return (name, (evt, fields) =>
+                    return (name, draft =>
                     {
+                        var fields = draft.Fields;
                         // The pipeline's own error field always stays.
                         fields.RemoveAll(f => f.Name != ErrorField && names.Contains(f.Name) != keep);
-                        return (With(evt, fields), null);
+                        return null;
                     }
                     );
                 }
@@ -425,7 +441,12 @@ public sealed class CleaningPipeline
                             _ => throw new PipelineDefinitionException($"{at}.fields.{property.Name} must be a string, number or boolean"),
                         }));
                     }
-                    return (name, (evt, fields) => (With(evt, Merge(fields, values)), null));
+                    return (name, draft =>
+                    {
+                        draft.Fields = Merge(draft.Fields, values);
+                        return null;
+                    }
+                    );
                 }
             case "mask":
                 {
@@ -465,19 +486,24 @@ public sealed class CleaningPipeline
                             return string.Concat(text.AsSpan(0, first), new string(with[0], text.Length - first - last), text.AsSpan(text.Length - last));
                         };
                     }
-                    return (name, (evt, fields) =>
+                    return (name, draft =>
                     {
+                        var fields = draft.Fields;
                         var index = fields.FindIndex(f => f.Name == field);
                         if (index < 0)
                         {
-                            return field == MessageField ? (With(evt, fields, mask(evt.Message)), null) : (evt, null);
+                            if (field == MessageField)
+                            {
+                                draft.Message = mask(draft.Message);
+                            }
+                            return null;
                         }
                         if (fields[index].Value.SearchText is not { } text)
                         {
-                            return (evt, null);
+                            return null;
                         }
                         fields[index] = new Field(field, FieldValue.FromString(mask(text)));
-                        return (With(evt, fields), null);
+                        return null;
                     }
                     );
                 }
