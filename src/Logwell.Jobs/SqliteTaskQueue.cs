@@ -48,6 +48,16 @@ public sealed class SqliteTaskQueue : ITaskQueue
             );
             CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (queue, state, run_at);
             CREATE INDEX IF NOT EXISTS tasks_unique ON tasks (unique_key) WHERE unique_key IS NOT NULL;
+            CREATE TABLE IF NOT EXISTS leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                token INTEGER NOT NULL,
+                until INTEGER NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS schedule_slots (
+                entry TEXT PRIMARY KEY,
+                slot INTEGER NOT NULL
+            );
             CREATE TABLE IF NOT EXISTS rate_limits (
                 name TEXT PRIMARY KEY,
                 per_second INTEGER NOT NULL,
@@ -73,11 +83,24 @@ public sealed class SqliteTaskQueue : ITaskQueue
 
     public Task<long> EnqueueAsync(TaskRequest request, CancellationToken cancellationToken = default) => Task.Run(() =>
     {
+        Validate(request);
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction();
+        var id = Enqueue(connection, request);
+        transaction.Commit();
+        return id;
+    }, cancellationToken);
+
+    private static void Validate(TaskRequest request)
+    {
         ArgumentException.ThrowIfNullOrEmpty(request.Name);
         ArgumentException.ThrowIfNullOrEmpty(request.Queue);
         ArgumentOutOfRangeException.ThrowIfNegative(request.MaxRetries);
-        using var connection = Open();
-        using var transaction = connection.BeginTransaction();
+    }
+
+    /// <summary>Inserts the task inside the caller's transaction (or finds the pending one with its unique key).</summary>
+    private long Enqueue(SqliteConnection connection, TaskRequest request)
+    {
         if (request.UniqueKey is not null)
         {
             using var find = connection.CreateCommand();
@@ -104,10 +127,8 @@ public sealed class SqliteTaskQueue : ITaskQueue
         insert.Parameters.AddWithValue("$hard", (object?)(long?)request.HardTimeLimit?.TotalMilliseconds ?? DBNull.Value);
         insert.Parameters.AddWithValue("$key", (object?)request.UniqueKey ?? DBNull.Value);
         insert.Parameters.AddWithValue("$now", now);
-        var id = (long)insert.ExecuteScalar()!;
-        transaction.Commit();
-        return id;
-    }, cancellationToken);
+        return (long)insert.ExecuteScalar()!;
+    }
 
     public Task<IReadOnlyList<LeasedTask>> LeaseAsync(IReadOnlyList<string> queues, string owner, int max, TimeSpan lease, CancellationToken cancellationToken = default) => Task.Run<IReadOnlyList<LeasedTask>>(() =>
     {
@@ -249,7 +270,8 @@ public sealed class SqliteTaskQueue : ITaskQueue
                    SUM(state = 'pending' AND attempts > 0),
                    SUM(state = 'dead'),
                    SUM(state = 'done'),
-                   MIN(CASE WHEN state = 'pending' AND run_at <= $now THEN run_at END)
+                   MIN(CASE WHEN state = 'pending' AND run_at <= $now THEN run_at END),
+                   SUM(state = 'done' AND finished_at >= $now - 60000)
             FROM tasks GROUP BY queue ORDER BY queue
             """;
         var now = Now;
@@ -259,7 +281,7 @@ public sealed class SqliteTaskQueue : ITaskQueue
         while (reader.Read())
         {
             stats.Add(new QueueStats(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6),
-                reader.IsDBNull(7) ? null : TimeSpan.FromMilliseconds(Math.Max(0, now - reader.GetInt64(7)))));
+                reader.IsDBNull(7) ? null : TimeSpan.FromMilliseconds(Math.Max(0, now - reader.GetInt64(7))), reader.GetInt64(8)));
         }
         return stats;
     }, cancellationToken);
@@ -297,6 +319,148 @@ public sealed class SqliteTaskQueue : ITaskQueue
             command.Parameters.AddWithValue("$now", Now);
         }
         return (long)command.ExecuteNonQuery();
+    }, cancellationToken);
+
+    public Task<long> RecoverExpiredAsync(CancellationToken cancellationToken = default) => Task.Run(() =>
+    {
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction();
+        using var command = connection.CreateCommand();
+        var now = Now;
+        command.CommandText = """
+            UPDATE tasks SET state = 'dead', finished_at = $now, lease_owner = NULL, lease_until = NULL,
+                last_error = 'its worker stopped renewing the lease ' || attempts || ' times (the worker died or hung)'
+            WHERE state = 'running' AND lease_until < $now AND attempts > max_retries;
+            UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_until = NULL,
+                last_error = 'its worker stopped renewing the lease (the worker died or hung)'
+            WHERE state = 'running' AND lease_until < $now;
+            """;
+        command.Parameters.AddWithValue("$now", now);
+        var changed = (long)command.ExecuteNonQuery();
+        transaction.Commit();
+        return changed;
+    }, cancellationToken);
+
+    public Task<long> PurgeDoneAsync(DateTimeOffset finishedBefore, CancellationToken cancellationToken = default) => Task.Run(() =>
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM tasks WHERE state = 'done' AND finished_at < $before";
+        command.Parameters.AddWithValue("$before", finishedBefore.ToUnixTimeMilliseconds());
+        return (long)command.ExecuteNonQuery();
+    }, cancellationToken);
+
+    public Task<long?> HoldLeaseAsync(string name, string holder, TimeSpan duration, CancellationToken cancellationToken = default) => Task.Run(() =>
+    {
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction();
+        var now = Now;
+        using var read = connection.CreateCommand();
+        read.CommandText = "SELECT holder, token, until FROM leases WHERE name = $name";
+        read.Parameters.AddWithValue("$name", name);
+        long token;
+        using (var reader = read.ExecuteReader())
+        {
+            if (!reader.Read())
+            {
+                token = 1;
+            }
+            else if (reader.GetString(0) == holder && reader.GetInt64(2) >= now)
+            {
+                token = reader.GetInt64(1);
+            }
+            else if (reader.GetInt64(2) < now)
+            {
+                // Expired: a new holding, with a token no earlier holder has.
+                token = reader.GetInt64(1) + 1;
+            }
+            else
+            {
+                return (long?)null;
+            }
+        }
+        using var write = connection.CreateCommand();
+        write.CommandText = """
+            INSERT INTO leases (name, holder, token, until) VALUES ($name, $holder, $token, $until)
+            ON CONFLICT (name) DO UPDATE SET holder = $holder, token = $token, until = $until
+            """;
+        write.Parameters.AddWithValue("$name", name);
+        write.Parameters.AddWithValue("$holder", holder);
+        write.Parameters.AddWithValue("$token", token);
+        write.Parameters.AddWithValue("$until", now + (long)duration.TotalMilliseconds);
+        write.ExecuteNonQuery();
+        transaction.Commit();
+        return token;
+    }, cancellationToken);
+
+    public Task<bool> ReleaseLeaseAsync(string name, string holder, long token, CancellationToken cancellationToken = default) => Task.Run(() =>
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        // Expire it now, keeping the token so the next holder's is higher.
+        command.CommandText = "UPDATE leases SET until = $now - 1 WHERE name = $name AND holder = $holder AND token = $token";
+        command.Parameters.AddWithValue("$name", name);
+        command.Parameters.AddWithValue("$holder", holder);
+        command.Parameters.AddWithValue("$token", token);
+        command.Parameters.AddWithValue("$now", Now);
+        return command.ExecuteNonQuery() == 1;
+    }, cancellationToken);
+
+    public Task<LeaseHolder?> LeaseHolderAsync(string name, CancellationToken cancellationToken = default) => Task.Run(() =>
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT holder, token, until FROM leases WHERE name = $name AND until >= $now";
+        command.Parameters.AddWithValue("$name", name);
+        command.Parameters.AddWithValue("$now", Now);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? new LeaseHolder(reader.GetString(0), reader.GetInt64(1), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2))) : null;
+    }, cancellationToken);
+
+    public Task<DateTimeOffset?> LastSlotAsync(string entry, CancellationToken cancellationToken = default) => Task.Run(() =>
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT slot FROM schedule_slots WHERE entry = $entry";
+        command.Parameters.AddWithValue("$entry", entry);
+        return command.ExecuteScalar() is long slot ? DateTimeOffset.FromUnixTimeMilliseconds(slot) : (DateTimeOffset?)null;
+    }, cancellationToken);
+
+    public Task<bool> IssueSlotAsync(ScheduledSlot slot, TaskRequest? request, CancellationToken cancellationToken = default) => Task.Run(() =>
+    {
+        if (request is not null)
+        {
+            Validate(request);
+        }
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction();
+        using var check = connection.CreateCommand();
+        // Fenced: only the current holder of the lease, within its time, and each slot of an entry once.
+        check.CommandText = """
+            SELECT (SELECT COUNT(*) FROM leases WHERE name = $lease AND holder = $holder AND token = $token AND until >= $now)
+                 + (SELECT COUNT(*) FROM schedule_slots WHERE entry = $entry AND slot >= $slot) * 2
+            """;
+        check.Parameters.AddWithValue("$lease", slot.Lease);
+        check.Parameters.AddWithValue("$holder", slot.Holder);
+        check.Parameters.AddWithValue("$token", slot.Token);
+        check.Parameters.AddWithValue("$now", Now);
+        check.Parameters.AddWithValue("$entry", slot.Entry);
+        check.Parameters.AddWithValue("$slot", slot.Slot.ToUnixTimeMilliseconds());
+        if ((long)check.ExecuteScalar()! != 1)
+        {
+            return false;
+        }
+        using var record = connection.CreateCommand();
+        record.CommandText = "INSERT INTO schedule_slots (entry, slot) VALUES ($entry, $slot) ON CONFLICT (entry) DO UPDATE SET slot = $slot";
+        record.Parameters.AddWithValue("$entry", slot.Entry);
+        record.Parameters.AddWithValue("$slot", slot.Slot.ToUnixTimeMilliseconds());
+        record.ExecuteNonQuery();
+        if (request is not null)
+        {
+            Enqueue(connection, request);
+        }
+        transaction.Commit();
+        return true;
     }, cancellationToken);
 
     /// <summary>The last error of a task, and its state (for operators and tests).</summary>

@@ -28,7 +28,14 @@ public sealed record TaskRequest(string Name, string Arguments, string Queue = "
 public sealed record LeasedTask(long Id, string Queue, string Name, string Arguments, int Attempt, int MaxRetries, long Token, TimeSpan? SoftTimeLimit, TimeSpan? HardTimeLimit);
 
 /// <summary>Counts of one queue's tasks by state, and how long its oldest pending task has waited.</summary>
-public sealed record QueueStats(string Queue, long Pending, long Delayed, long Running, long Failed, long Dead, long Done, TimeSpan? OldestPendingAge);
+/// <param name="DoneLastMinute">Tasks completed in the last 60 seconds: the queue's throughput.</param>
+public sealed record QueueStats(string Queue, long Pending, long Delayed, long Running, long Failed, long Dead, long Done, TimeSpan? OldestPendingAge, long DoneLastMinute);
+
+/// <summary>Who holds a named lease, with its fencing token, until when.</summary>
+public sealed record LeaseHolder(string Holder, long Token, DateTimeOffset Until);
+
+/// <summary>One run of a periodic task, issued by the holder of <see cref="Lease"/> with its fencing <see cref="Token"/>.</summary>
+public sealed record ScheduledSlot(string Lease, string Holder, long Token, string Entry, DateTimeOffset Slot);
 
 /// <summary>
 /// Durable task queues, shared by every process of a node (or of several nodes with a shared backend). At least once:
@@ -69,6 +76,37 @@ public interface ITaskQueue : IAsyncDisposable
 
     /// <summary>Deletes a queue's dead tasks; how many.</summary>
     Task<long> PurgeDeadAsync(string queue, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Running tasks whose lease expired (their worker died or hung) back to pending, or dead once they used up their
+    /// retries; how many. Leasing does the same for the tasks it hands out; this keeps the counts true in between.
+    /// </summary>
+    Task<long> RecoverExpiredAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes tasks done before this time; how many.</summary>
+    Task<long> PurgeDoneAsync(DateTimeOffset finishedBefore, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Takes or extends the named lease for <paramref name="holder"/>: its fencing token while it holds it, null while
+    /// another holds it. A new holding gets a higher token than every earlier one.
+    /// </summary>
+    Task<long?> HoldLeaseAsync(string name, string holder, TimeSpan duration, CancellationToken cancellationToken = default);
+
+    /// <summary>Gives the lease up at once (so another can take it without waiting); false when it was not held.</summary>
+    Task<bool> ReleaseLeaseAsync(string name, string holder, long token, CancellationToken cancellationToken = default);
+
+    /// <summary>The lease's current holder; null when nobody holds it.</summary>
+    Task<LeaseHolder?> LeaseHolderAsync(string name, CancellationToken cancellationToken = default);
+
+    /// <summary>The last slot issued for a periodic entry.</summary>
+    Task<DateTimeOffset?> LastSlotAsync(string entry, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Records <paramref name="slot"/> as the entry's last and enqueues <paramref name="request"/> (none: only records
+    /// it), atomically, only while the slot's holder still holds the lease with that token and the entry has no later
+    /// or equal slot. False otherwise: a slot is issued once, and never by a holder that lost its lease.
+    /// </summary>
+    Task<bool> IssueSlotAsync(ScheduledSlot slot, TaskRequest? request, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Retry delays: exponential from a base, capped, with full jitter (a uniform draw below the bound).</summary>

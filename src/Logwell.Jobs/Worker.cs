@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Logwell.Jobs;
 
@@ -44,8 +46,9 @@ public enum WorkerExit
 /// process at a hard one. It recycles after <see cref="WorkerOptions.MaxTasksPerChild"/> tasks or above
 /// <see cref="WorkerOptions.MaxMemoryBytes"/>; no task is lost or run twice by that.
 /// </summary>
-public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHandler> handlers, WorkerOptions options, string owner)
+public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHandler> handlers, WorkerOptions options, string owner, ILogger? logger = null)
 {
+    private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly List<(LeasedTask Task, CancellationTokenSource Cancel, Task Running)> _running = [];
     private readonly TaskCompletionSource _hardLimit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _finished;
@@ -157,6 +160,7 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
         {
             // The task is abandoned with its lease: it runs again once the lease expires, in another process.
             await stopRenewing.CancelAsync().ConfigureAwait(false);
+            _logger.LogError("Task {Id} ({Name}) outlived its hard time limit of {Limit}; abandoning it and this worker", task.Id, task.Name, hard);
             _hardLimit.TrySetResult();
             return;
         }
@@ -175,9 +179,14 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
         }
         await stopRenewing.CancelAsync().ConfigureAwait(false);
         await renewal.ConfigureAwait(false);
-        if (lost.IsCancellationRequested || handBack.IsCancellationRequested)
+        if (lost.IsCancellationRequested)
         {
-            // Another worker has the task now, or it was handed back: this run changes nothing.
+            _logger.LogWarning("Task {Id} ({Name}): lease lost; another worker runs it now and this run's outcome is dropped", task.Id, task.Name);
+            return;
+        }
+        if (handBack.IsCancellationRequested)
+        {
+            // Handed back by a warm shutdown: the loop releases it, so it runs again without counting an attempt.
             return;
         }
         await FinishAsync(task, error).ConfigureAwait(false);
@@ -185,6 +194,10 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
 
     private async Task FinishAsync(LeasedTask task, string? error)
     {
+        if (error is not null)
+        {
+            _logger.LogWarning("Task {Id} ({Name}) attempt {Attempt} of {Tries} failed: {Error}", task.Id, task.Name, task.Attempt, task.MaxRetries + 1, error);
+        }
         var changed = error is null
             ? await queue.CompleteAsync(task, CancellationToken.None).ConfigureAwait(false)
             : await queue.FailAsync(task, error, CancellationToken.None).ConfigureAwait(false);
