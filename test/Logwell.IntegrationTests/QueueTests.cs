@@ -11,7 +11,8 @@ public sealed class QueueTests
     public async Task QueuesShowWhatOtherProcessesEnqueuedAndDeadTasksCanBeRetriedOrPurged()
     {
         using var dir = new TempDirectory();
-        await using var node = await LogwellNode.StartAsync(dir.Path);
+        // No worker in the node: the tasks stay where this test puts them.
+        await using var node = await LogwellNode.StartAsync(dir.Path, env: new Dictionary<string, string> { ["LOGWELL_ServeWorkerQueues"] = "" });
         await using (var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db")))
         {
             for (var i = 0; i < 3; i++)

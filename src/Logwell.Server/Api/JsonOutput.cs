@@ -39,7 +39,45 @@ internal static class JsonOutput
         writer.WriteEndObject();
     }
 
-    private static void WriteValue(Utf8JsonWriter writer, FieldValue value)
+    /// <summary>Reads back a hit written by <see cref="WriteHit"/>: the same event, with its id as <see cref="LogEvent.Seq"/>.</summary>
+    /// <exception cref="FormatException">The text is not such a hit.</exception>
+    public static LogEvent ReadHit(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        var root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object
+            || !root.TryGetProperty("t", out var t) || t.ValueKind != JsonValueKind.String
+            || !DateTime.TryParse(t.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var time))
+        {
+            throw new FormatException($"not a search hit: {(json.Length > 200 ? json[..200] + "..." : json)}");
+        }
+        var message = root.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString()! : "";
+        var fields = new List<Field>();
+        if (root.TryGetProperty("fields", out var f) && f.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var property in f.EnumerateObject())
+            {
+                var value = property.Value;
+                fields.Add(new Field(property.Name, value.ValueKind switch
+                {
+                    JsonValueKind.String => FieldValue.FromString(value.GetString()!),
+                    JsonValueKind.Number => value.TryGetInt64(out var whole) ? FieldValue.FromLong(whole) : FieldValue.FromDouble(value.GetDouble()),
+                    JsonValueKind.True => FieldValue.True,
+                    JsonValueKind.False => FieldValue.False,
+                    JsonValueKind.Null => FieldValue.Null,
+                    _ => FieldValue.FromJson(value.GetRawText()),
+                }));
+            }
+        }
+        var evt = new LogEvent(time.Ticks, message, [.. fields]);
+        if (root.TryGetProperty("id", out var id) && TryParseId(id.GetString(), out var seq))
+        {
+            evt.Seq = seq;
+        }
+        return evt;
+    }
+
+    public static void WriteValue(Utf8JsonWriter writer, FieldValue value)
     {
         switch (value.Kind)
         {

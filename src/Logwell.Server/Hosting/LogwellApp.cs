@@ -1,6 +1,8 @@
 using System.Text.Json;
 using Logwell.Jobs;
 using Logwell.Server.Api;
+using Logwell.Server.Exports;
+using Logwell.Server.Tasks;
 using Logwell.Server.Security;
 using Logwell.Storage.Engine;
 using Microsoft.AspNetCore.Builder;
@@ -30,7 +32,11 @@ public static class LogwellApp
         });
         builder.Services.AddRouting();
         // The task queues every process of the node shares: a file beside the index sets.
-        builder.Services.AddSingleton<ITaskQueue>(_ => new SqliteTaskQueue(TaskQueueFile(options)));
+        builder.Services.AddSingleton(_ => TaskQueues.Open(options));
+        builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory)));
+        builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<LogEngine>()));
+        builder.Services.AddHostedService<WorkerHost>();
+        builder.Services.AddHostedService<SchedulerHost>();
         builder.Services.AddSingleton<SyslogListener>();
         builder.Services.AddHostedService(services => services.GetRequiredService<SyslogListener>());
 
@@ -53,6 +59,18 @@ public static class LogwellApp
         TailEndpoints.Map(app);
         ContextEndpoints.Map(app);
         QueueEndpoints.Map(app);
+        ExportEndpoints.Map(app);
+        app.MapPost("/api/v1/maintenance/retention", static async context =>
+        {
+            await context.RequestServices.GetEngine().ApplyRetentionAsync().ConfigureAwait(false);
+            context.Response.StatusCode = StatusCodes.Status204NoContent;
+        }).WithMetadata(Permission.ManageIndexSets);
+        app.MapPost("/api/v1/maintenance/merge", static context =>
+        {
+            context.RequestServices.GetEngine().RequestMerges();
+            context.Response.StatusCode = StatusCodes.Status204NoContent;
+            return Task.CompletedTask;
+        }).WithMetadata(Permission.ManageIndexSets);
         app.MapFallback(static context => ErrorResponses.WriteAsync(context, 404, $"no such endpoint: {context.Request.Method} {context.Request.Path}"))
             .WithMetadata(Permission.Public);
         return app;

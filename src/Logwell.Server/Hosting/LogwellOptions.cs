@@ -19,10 +19,6 @@ public sealed record LogwellOptions
     /// <summary>The longest line (an event) that line-based ingest takes; a longer one is rejected and reported.</summary>
     public int MaxLineBytes { get; init; } = 1 << 20;
 
-    /// <summary>
-    /// How an Elasticsearch index name becomes an index set: when this pattern matches, its <c>name</c> group; else the
-    /// whole name. The default drops a date suffix: <c>logs-2026.11.26</c> and <c>logs-2026.11</c> go to <c>logs</c>.
-    /// </summary>
     /// <summary>Syslog over TCP on this port (0: off).</summary>
     public int SyslogTcpPort { get; init; }
 
@@ -50,6 +46,10 @@ public sealed record LogwellOptions
     /// <summary>Seq API keys and the index set each sends to; when any is set, a request needs one of them.</summary>
     public Dictionary<string, string> SeqApiKeys { get; init; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// How an Elasticsearch index name becomes an index set: when this pattern matches, its <c>name</c> group; else the
+    /// whole name. The default drops a date suffix: <c>logs-2026.11.26</c> and <c>logs-2026.11</c> go to <c>logs</c>.
+    /// </summary>
     public string ElasticsearchIndexPattern { get; init; } = @"^(?<name>.+?)[-_.]\d{4}[-_.]\d{2}(?:[-_.]\d{2})?$";
     public int MaxSearchLimit { get; init; } = 10_000;
     public int DefaultSearchLimit { get; init; } = 100;
@@ -67,6 +67,51 @@ public sealed record LogwellOptions
     public long BlockCacheBytes { get; init; } = 256L << 20;
     public long MaxQueuedEvents { get; init; } = 250_000;
     public int DefaultRetentionDays { get; init; } = 7;
+
+    /// <summary>Where the task queues, leases and schedule live: <c>sqlite</c> (<c>tasks.db</c> in the data directory) or <c>redis</c>.</summary>
+    public string QueueBackend { get; init; } = "sqlite";
+
+    /// <summary>The Redis server of the <c>redis</c> backend, as a StackExchange.Redis configuration string.</summary>
+    public string RedisConnection { get; init; } = "127.0.0.1:6379";
+
+    /// <summary>Prefix of every Redis key Logwell writes, so several clusters can share one Redis.</summary>
+    public string RedisPrefix { get; init; } = "logwell:";
+
+    /// <summary>The queues <c>serve</c> runs tasks from in its own process (empty: none, leave them to <c>logwell worker</c>).</summary>
+    public string ServeWorkerQueues { get; init; } = "default,export,pipeline,schedule";
+
+    /// <summary>How many tasks <c>serve</c> runs at once.</summary>
+    public int ServeWorkerConcurrency { get; init; } = 4;
+
+    /// <summary>Whether <c>serve</c> runs a scheduler (it issues only while it holds the scheduler lease).</summary>
+    public bool ServeScheduler { get; init; } = true;
+
+    /// <summary>How long a task's lease lasts without renewal; a dead worker's task runs again after this.</summary>
+    public int TaskLeaseSeconds { get; init; } = 30;
+
+    /// <summary>The scheduler lease; a standby takes over within about this after the active scheduler dies.</summary>
+    public int SchedulerLeaseSeconds { get; init; } = 10;
+
+    /// <summary>Done tasks are deleted after this many days.</summary>
+    public int TaskKeepDays { get; init; } = 7;
+
+    /// <summary>Periodic tasks beside the built-in ones, by name.</summary>
+    public Dictionary<string, PeriodicTaskOptions> Schedule { get; init; } = new(StringComparer.Ordinal);
+
+    /// <summary>The most events one asynchronous export writes (the newest ones; the export says it was truncated).</summary>
+    public int ExportMaxEvents { get; init; } = 2_000_000;
+
+    /// <summary>Exports one user may have queued or running at once.</summary>
+    public int ExportsPerUser { get; init; } = 3;
+
+    /// <summary>How long a finished export can be downloaded.</summary>
+    public int ExportDownloadHours { get; init; } = 24;
+
+    /// <summary>When an export's file and record are deleted, in days after it finished.</summary>
+    public int ExportKeepDays { get; init; } = 2;
+
+    /// <summary>The most events <c>GET /api/v1/export</c> streams at once; more need an asynchronous export.</summary>
+    public int SyncExportMaxEvents { get; init; } = 10_000;
 
     public EngineOptions ToEngineOptions() => new()
     {
@@ -128,6 +173,77 @@ public sealed record LogwellOptions
         {
             throw new ArgumentException($"Logwell:DefaultOperator must be AND or OR, not '{DefaultOperator}'");
         }
+        if (QueueBackend is not "sqlite")
+        {
+            throw new ArgumentException($"Logwell:QueueBackend must be sqlite, not '{QueueBackend}'");
+        }
+        if (ServeWorkerConcurrency < 1 || TaskLeaseSeconds < 3 || SchedulerLeaseSeconds < 3 || TaskKeepDays < 1)
+        {
+            throw new ArgumentException("Logwell:ServeWorkerConcurrency must be at least 1, TaskLeaseSeconds and SchedulerLeaseSeconds at least 3, TaskKeepDays at least 1");
+        }
+        if (ExportMaxEvents < 1 || ExportsPerUser < 1 || ExportDownloadHours < 1 || ExportKeepDays < 1 || SyncExportMaxEvents < 1)
+        {
+            throw new ArgumentException("Logwell:ExportMaxEvents, ExportsPerUser, ExportDownloadHours, ExportKeepDays and SyncExportMaxEvents must be at least 1");
+        }
+        foreach (var (name, entry) in Schedule)
+        {
+            try
+            {
+                entry.ToPeriodicTask(name);
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException)
+            {
+                throw new ArgumentException($"Logwell:Schedule:{name}: {e.Message}", e);
+            }
+        }
         ToEngineOptions().Validate();
+    }
+}
+
+/// <summary>A periodic task from configuration: every <see cref="Every"/>, or at the times of <see cref="Cron"/> in <see cref="TimeZone"/>.</summary>
+public sealed record PeriodicTaskOptions
+{
+    /// <summary>The task's name (what a worker runs).</summary>
+    public string Task { get; init; } = "";
+
+    public string Queue { get; init; } = "default";
+
+    /// <summary>The task's arguments as a JSON object; the scheduler adds <c>slot</c>.</summary>
+    public string Arguments { get; init; } = "{}";
+
+    public TimeSpan? Every { get; init; }
+
+    /// <summary>Five fields (minute hour day month weekday), or six with seconds first.</summary>
+    public string? Cron { get; init; }
+
+    /// <summary>The zone the cron expression is read in (an IANA name such as Europe/Paris).</summary>
+    public string TimeZone { get; init; } = "UTC";
+
+    public int MaxRetries { get; init; } = 3;
+
+    public Logwell.Jobs.PeriodicTask ToPeriodicTask(string name)
+    {
+        if (string.IsNullOrEmpty(Task))
+        {
+            throw new FormatException("Task (the task's name) is required");
+        }
+        try
+        {
+            if (System.Text.Json.Nodes.JsonNode.Parse(Arguments) is not System.Text.Json.Nodes.JsonObject)
+            {
+                throw new FormatException("Arguments must be a JSON object");
+            }
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new FormatException($"Arguments is not JSON: {e.Message}", e);
+        }
+        var request = new Logwell.Jobs.TaskRequest(Task, Arguments, Queue) { MaxRetries = MaxRetries };
+        return (Every, Cron) switch
+        {
+            ({ } every, null) => Logwell.Jobs.PeriodicTask.Interval(name, every, request),
+            (null, { } cron) => Logwell.Jobs.PeriodicTask.CronSchedule(name, cron, TimeZone, request),
+            _ => throw new FormatException("set exactly one of Every (such as 00:05:00) and Cron (such as \"0 3 * * *\")"),
+        };
     }
 }

@@ -13,6 +13,7 @@ public sealed record Permission(string Action, string Resource)
     public static readonly Permission Search = new("search", "indexset");
     public static readonly Permission ViewQueues = new("view", "queue");
     public static readonly Permission ManageQueues = new("manage", "queue");
+    public static readonly Permission Export = new("export", "indexset");
 }
 
 /// <summary>

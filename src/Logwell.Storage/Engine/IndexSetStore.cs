@@ -486,6 +486,15 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>Events older than this (UTC ticks) are past retention.</summary>
     private long ExpiryCutoff() => _time.GetUtcNow().UtcTicks - Settings.RetentionDays * TimeSpan.TicksPerDay;
 
+    /// <summary>Wakes the merge loop for a pass over every day partition (merges also follow each flush).</summary>
+    public void RequestMerge()
+    {
+        if (_mergeSignal.CurrentCount == 0)
+        {
+            _mergeSignal.Release();
+        }
+    }
+
     private async Task MergeLoopAsync()
     {
         while (!_stopping.IsCancellationRequested)

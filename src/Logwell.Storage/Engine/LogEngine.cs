@@ -161,6 +161,18 @@ public sealed class LogEngine : IAsyncDisposable
         }
     }
 
+    /// <summary>Starts a merge pass on every index set.</summary>
+    public void RequestMerges()
+    {
+        lock (_stores)
+        {
+            foreach (var store in _stores.Values)
+            {
+                store.RequestMerge();
+            }
+        }
+    }
+
     public async Task ApplyRetentionAsync()
     {
         List<IndexSetStore> stores;

@@ -12,7 +12,7 @@ internal static class ClientCommands
 {
     private const string DefaultServer = "http://127.0.0.1:5080";
 
-    private static HttpClient CreateClient(ParseResult result, Option<string> server)
+    internal static HttpClient CreateClient(ParseResult result, Option<string> server)
     {
         var url = result.GetValue(server) ?? Environment.GetEnvironmentVariable("LOGWELL_URL") ?? DefaultServer;
         return new HttpClient { BaseAddress = new Uri(url.TrimEnd('/') + "/"), Timeout = TimeSpan.FromMinutes(5) };
@@ -314,6 +314,98 @@ internal static class ClientCommands
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{root.GetProperty("hits").GetArrayLength()} shown of {(exact ? "" : "at least ")}{total:N0} matching ({root.GetProperty("took_ms").GetDouble():0.#} ms)"));
             }
+            return 0;
+        }));
+        return command;
+    }
+
+    public static Command Export(Option<string> server)
+    {
+        var index = new Option<string>("--index") { Description = "index set to export", DefaultValueFactory = _ => "default" };
+        var query = new Argument<string>("query") { Description = "query in Lucene syntax (no pipes)", DefaultValueFactory = _ => "" };
+        var since = new Option<string?>("--since") { Description = "only events newer than this, e.g. 15m, 1h, 2d" };
+        var from = new Option<string?>("--from") { Description = "start time: ISO 8601, epoch ms or now-1h" };
+        var to = new Option<string?>("--to") { Description = "end time: ISO 8601, epoch ms or now" };
+        var fields = new Option<string?>("--fields") { Description = "columns, comma-separated (t is the time, message the message)" };
+        var format = new Option<string>("--format") { Description = "csv or ndjson", DefaultValueFactory = _ => "csv" };
+        var wait = new Option<bool>("--wait") { Description = "wait for the export, showing progress, then download it" };
+        var output = new Option<string?>("--output", "-o") { Description = "with --wait: the file to write (default logwell-export-ID.FORMAT.gz)" };
+        var command = new Command("export", "Start an asynchronous export of the matching events (newest first) to a gzip file on the node.")
+        {
+            index, query, since, from, to, fields, format, wait, output,
+        };
+        command.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            var fromValue = result.GetValue(from);
+            if (result.GetValue(since) is { } sinceText)
+            {
+                if (!TimeExpression.TryParseDuration(sinceText, out _))
+                {
+                    Console.Error.WriteLine($"error: cannot read --since '{sinceText}': use 15m, 1h, 2d");
+                    return 2;
+                }
+                fromValue = "now-" + sinceText;
+            }
+            var body = JsonSerializer.Serialize(new Dictionary<string, string?>
+            {
+                ["indexset"] = result.GetValue(index),
+                ["q"] = result.GetValue(query) ?? "",
+                ["from"] = fromValue,
+                ["to"] = result.GetValue(to),
+                ["fields"] = result.GetValue(fields),
+                ["format"] = result.GetValue(format),
+            });
+            using var created = await client.PostAsync("api/v1/exports", new StringContent(body, Encoding.UTF8, "application/json"), ct).ConfigureAwait(false);
+            using var record = await ReadOrFailAsync(created, ct).ConfigureAwait(false);
+            var id = record.RootElement.GetProperty("id").GetString()!;
+            if (!result.GetValue(wait))
+            {
+                Console.WriteLine(id);
+                Console.Error.WriteLine($"export {id} queued; follow it with GET /api/v1/exports/{id}");
+                return 0;
+            }
+            string state;
+            while (true)
+            {
+                using var shown = await client.GetAsync($"api/v1/exports/{id}", ct).ConfigureAwait(false);
+                using var doc = await ReadOrFailAsync(shown, ct).ConfigureAwait(false);
+                var root = doc.RootElement;
+                state = root.GetProperty("state").GetString()!;
+                var percent = root.GetProperty("percent");
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"export {id}: {state}, {root.GetProperty("events_written").GetInt64():N0} events{(percent.ValueKind == JsonValueKind.Number ? $" ({percent.GetDouble():0.#}%)" : "")}"));
+                if (state is "done" or "failed" or "expired")
+                {
+                    if (state == "failed")
+                    {
+                        throw new CliException($"export {id} failed: {root.GetProperty("error").GetString()}");
+                    }
+                    if (root.GetProperty("truncated").GetBoolean())
+                    {
+                        Console.Error.WriteLine($"export {id}: more events matched than one export holds; the file has the newest {root.GetProperty("events_written").GetInt64():N0}");
+                    }
+                    break;
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false);
+            }
+            if (state != "done")
+            {
+                throw new CliException($"export {id} is {state}");
+            }
+            var path = result.GetValue(output) ?? $"logwell-export-{id}.{result.GetValue(format)}.gz";
+            using var download = await client.GetAsync($"api/v1/exports/{id}/download", HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+            if (!download.IsSuccessStatusCode)
+            {
+                using var _ = await ReadOrFailAsync(download, ct).ConfigureAwait(false);
+            }
+            var temporary = path + ".part";
+            await using (var file = File.Create(temporary))
+            {
+                await download.Content.CopyToAsync(file, ct).ConfigureAwait(false);
+            }
+            File.Move(temporary, path, overwrite: true);
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"export {id}: {new FileInfo(path).Length:N0} bytes written to {path}"));
             return 0;
         }));
         return command;

@@ -16,6 +16,8 @@ internal static class LogwellCommand
         var root = new RootCommand("Logwell: collect, store and search logs.")
         {
             ServeCommand.Create(),
+            RoleCommands.Worker(server),
+            RoleCommands.Scheduler(),
             ClientCommands.IndexSets(server),
             ClientCommands.Pipeline(server),
             ClientCommands.Queues(server),
@@ -23,6 +25,7 @@ internal static class LogwellCommand
             ClientCommands.Search(server),
             ClientCommands.Tail(server),
             ClientCommands.Fields(server),
+            ClientCommands.Export(server),
         };
         root.Options.Add(server);
         // serve shuts down through the host (flushes the engine); no forced exit after Ctrl-C.

@@ -22,23 +22,19 @@ internal static class ServeCommand
         var syslogTcp = new Option<int?>("--syslog-tcp") { Description = "receive syslog over TCP on this port (RFC 5424 and 3164, octet-counted or newline-framed)" };
         var syslogUdp = new Option<int?>("--syslog-udp") { Description = "receive syslog over UDP on this port" };
         var syslogIndex = new Option<string?>("--syslog-index") { Description = "index set for syslog messages (default syslog)" };
-        var command = new Command("serve", "Run a Logwell node on the embedded default: HTTP API and the log engine in one process.")
+        var command = new Command("serve", "Run a Logwell node on the embedded default: HTTP API, log engine, task worker and scheduler in one process.")
         {
             data, urls, environment, syslogTcp, syslogUdp, syslogIndex,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
-            var env = result.GetValue(environment)
-                ?? Environment.GetEnvironmentVariable("LOGWELL_ENVIRONMENT")
-                ?? Environment.GetEnvironmentVariable("DOTNET_ENVIRONMENT")
-                ?? Environment.GetEnvironmentVariable("ASPNETCORE_ENVIRONMENT")
-                ?? "Development";
+            var env = Settings.EnvironmentName(result.GetValue(environment));
             var builder = WebApplication.CreateBuilder(new WebApplicationOptions
             {
                 EnvironmentName = env,
                 ContentRootPath = AppContext.BaseDirectory,
             });
-            builder.Configuration.AddInMemoryCollection(LogwellEnvironment());
+            builder.Configuration.AddInMemoryCollection(Settings.LogwellEnvironment());
             var overrides = new Dictionary<string, string?>();
             if (result.GetValue(data) is { } dataDir)
             {
@@ -83,20 +79,5 @@ internal static class ServeCommand
             return 0;
         });
         return command;
-    }
-
-    /// <summary><c>LOGWELL_X__Y=v</c> sets <c>Logwell:X:Y</c>.</summary>
-    private static Dictionary<string, string?> LogwellEnvironment()
-    {
-        var values = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
-        {
-            var key = (string)entry.Key;
-            if (key.StartsWith("LOGWELL_", StringComparison.Ordinal) && key is not "LOGWELL_URL" and not "LOGWELL_ENVIRONMENT" and not "LOGWELL_LOGHUB_DIR")
-            {
-                values["Logwell:" + key["LOGWELL_".Length..].Replace("__", ":", StringComparison.Ordinal)] = (string?)entry.Value;
-            }
-        }
-        return values;
     }
 }

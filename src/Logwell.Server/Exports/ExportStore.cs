@@ -1,0 +1,285 @@
+using System.Security.Cryptography;
+using Microsoft.Data.Sqlite;
+
+namespace Logwell.Server.Exports;
+
+/// <summary>The states of an export, in order; <c>done</c>, <c>failed</c> and <c>expired</c> are final.</summary>
+public static class ExportState
+{
+    public const string Queued = "queued";
+    public const string Running = "running";
+    public const string Packaging = "packaging";
+    public const string Done = "done";
+    public const string Failed = "failed";
+    public const string Expired = "expired";
+
+    public static bool IsActive(string state) => state is Queued or Running or Packaging;
+}
+
+/// <summary>One export: what it selects, who asked, how far it got, where its file is.</summary>
+public sealed record ExportRecord(
+    string Id,
+    string Owner,
+    string IndexSet,
+    string Query,
+    long? From,
+    long? To,
+    IReadOnlyList<string> Fields,
+    string Format,
+    bool DefaultOr,
+    long MaxEvents,
+    string State,
+    long EventsWritten,
+    long? EventsTotal,
+    bool Truncated,
+    string? Error,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? FinishedAt,
+    DateTimeOffset? ExpiresAt,
+    long? FileBytes)
+{
+    /// <summary>Written events as a share of the events to write (0 to 100); null before the total is known.</summary>
+    public double? Percent => EventsTotal is { } total
+        ? total == 0 ? 100 : Math.Round(100.0 * EventsWritten / Math.Min(total, MaxEvents), 1)
+        : null;
+
+    public string FileName => $"{Id}.{Format}.gz";
+}
+
+/// <summary>Thrown when an owner already has as many exports running as allowed.</summary>
+public sealed class ExportLimitException(string message) : Exception(message);
+
+/// <summary>
+/// Export records in the node's metadata file (<c>meta.db</c> in the data directory), shared by the API and the
+/// workers. Every change is one transaction; the per-owner limit is checked in the transaction that creates.
+/// </summary>
+public sealed class ExportStore
+{
+    private readonly string _connectionString;
+    private readonly TimeProvider _time;
+
+    public ExportStore(string dataDirectory, TimeProvider? time = null)
+    {
+        Directory.CreateDirectory(dataDirectory);
+        FilesDirectory = Path.Combine(dataDirectory, "exports");
+        Directory.CreateDirectory(FilesDirectory);
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = Path.Combine(dataDirectory, "meta.db"), Pooling = true, DefaultTimeout = 30 }.ToString();
+        _time = time ?? TimeProvider.System;
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE IF NOT EXISTS exports (
+                id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                indexset TEXT NOT NULL,
+                query TEXT NOT NULL,
+                from_ticks INTEGER,
+                to_ticks INTEGER,
+                fields TEXT NOT NULL,
+                format TEXT NOT NULL,
+                default_or INTEGER NOT NULL,
+                max_events INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                events_written INTEGER NOT NULL DEFAULT 0,
+                events_total INTEGER,
+                truncated INTEGER NOT NULL DEFAULT 0,
+                error TEXT,
+                created_at INTEGER NOT NULL,
+                finished_at INTEGER,
+                expires_at INTEGER,
+                file_bytes INTEGER
+            );
+            CREATE INDEX IF NOT EXISTS exports_owner ON exports (owner, state);
+            """;
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>Where export files are written (<c>exports/</c> in the data directory).</summary>
+    public string FilesDirectory { get; }
+
+    public string FilePath(ExportRecord record) => Path.Combine(FilesDirectory, record.FileName);
+
+    private SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000;";
+        pragma.ExecuteNonQuery();
+        return connection;
+    }
+
+    private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>A new queued export with a fresh id.</summary>
+    /// <exception cref="ExportLimitException">The owner has <paramref name="maxActive"/> exports queued or running.</exception>
+    /// <param name="maxEvents">The most events this export writes (the newest ones).</param>
+    public ExportRecord Create(string owner, string indexSet, string query, long? from, long? to, IReadOnlyList<string> fields, string format, bool defaultOr, long maxEvents, int maxActive)
+    {
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction();
+        using (var count = connection.CreateCommand())
+        {
+            count.CommandText = "SELECT COUNT(*) FROM exports WHERE owner = $owner AND state IN ('queued', 'running', 'packaging')";
+            count.Parameters.AddWithValue("$owner", owner);
+            var active = (long)count.ExecuteScalar()!;
+            if (active >= maxActive)
+            {
+                throw new ExportLimitException($"'{owner}' already has {active} exports in progress (at most {maxActive}); wait for one to finish");
+            }
+        }
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
+        using var insert = connection.CreateCommand();
+        insert.CommandText = """
+            INSERT INTO exports (id, owner, indexset, query, from_ticks, to_ticks, fields, format, default_or, max_events, state, created_at)
+            VALUES ($id, $owner, $indexset, $query, $from, $to, $fields, $format, $or, $max, 'queued', $now)
+            """;
+        insert.Parameters.AddWithValue("$id", id);
+        insert.Parameters.AddWithValue("$owner", owner);
+        insert.Parameters.AddWithValue("$indexset", indexSet);
+        insert.Parameters.AddWithValue("$query", query);
+        insert.Parameters.AddWithValue("$from", (object?)from ?? DBNull.Value);
+        insert.Parameters.AddWithValue("$to", (object?)to ?? DBNull.Value);
+        insert.Parameters.AddWithValue("$fields", string.Join('\n', fields));
+        insert.Parameters.AddWithValue("$format", format);
+        insert.Parameters.AddWithValue("$or", defaultOr ? 1 : 0);
+        insert.Parameters.AddWithValue("$max", maxEvents);
+        insert.Parameters.AddWithValue("$now", Now);
+        insert.ExecuteNonQuery();
+        transaction.Commit();
+        return Get(id)!;
+    }
+
+    public ExportRecord? Get(string id)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT * FROM exports WHERE id = $id";
+        command.Parameters.AddWithValue("$id", id);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? Read(reader) : null;
+    }
+
+    /// <summary>The newest exports first (of one owner, or of everyone).</summary>
+    public IReadOnlyList<ExportRecord> List(string? owner, int limit = 100)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = owner is null
+            ? "SELECT * FROM exports ORDER BY created_at DESC, id LIMIT $limit"
+            : "SELECT * FROM exports WHERE owner = $owner ORDER BY created_at DESC, id LIMIT $limit";
+        command.Parameters.AddWithValue("$owner", (object?)owner ?? DBNull.Value);
+        command.Parameters.AddWithValue("$limit", limit);
+        var records = new List<ExportRecord>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            records.Add(Read(reader));
+        }
+        return records;
+    }
+
+    /// <summary>The export starts (again): nothing written yet. False when it is no longer queued or running.</summary>
+    public bool Start(string id) => Execute(
+        "UPDATE exports SET state = 'running', events_written = 0, events_total = NULL, truncated = 0, error = NULL WHERE id = $id AND state IN ('queued', 'running', 'packaging')",
+        id) == 1;
+
+    public void Progress(string id, long written, long? total, bool truncated) => Execute(
+        "UPDATE exports SET events_written = $written, events_total = COALESCE($total, events_total), truncated = $truncated WHERE id = $id AND state = 'running'",
+        id, ("$written", written), ("$total", (object?)total ?? DBNull.Value), ("$truncated", truncated ? 1 : 0));
+
+    public void Packaging(string id) => Execute("UPDATE exports SET state = 'packaging' WHERE id = $id AND state = 'running'", id);
+
+    public void Done(string id, long fileBytes, TimeSpan validFor)
+    {
+        var now = Now;
+        Execute("UPDATE exports SET state = 'done', finished_at = $now, expires_at = $expires, file_bytes = $bytes WHERE id = $id AND state = 'packaging'",
+            id, ("$now", now), ("$expires", now + (long)validFor.TotalMilliseconds), ("$bytes", fileBytes));
+    }
+
+    /// <summary>The export failed for good (its task used up its retries), or is queued again after an error.</summary>
+    public void Failed(string id, string error, bool final) => Execute(
+        final
+            ? "UPDATE exports SET state = 'failed', error = $error, finished_at = $now WHERE id = $id AND state IN ('queued', 'running', 'packaging')"
+            : "UPDATE exports SET state = 'queued', error = $error WHERE id = $id AND state IN ('queued', 'running', 'packaging')",
+        id, ("$error", error), ("$now", Now));
+
+    /// <summary>Done exports past their download time become expired; their ids.</summary>
+    public IReadOnlyList<string> ExpireDownloads()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE exports SET state = 'expired' WHERE state = 'done' AND expires_at < $now RETURNING id";
+        command.Parameters.AddWithValue("$now", Now);
+        var ids = new List<string>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            ids.Add(reader.GetString(0));
+        }
+        return ids;
+    }
+
+    /// <summary>Finished exports (done, failed or expired) that finished before this time.</summary>
+    public IReadOnlyList<ExportRecord> FinishedBefore(DateTimeOffset before)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT * FROM exports WHERE state IN ('done', 'failed', 'expired') AND finished_at < $before";
+        command.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
+        var records = new List<ExportRecord>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            records.Add(Read(reader));
+        }
+        return records;
+    }
+
+    public void Delete(string id) => Execute("DELETE FROM exports WHERE id = $id", id);
+
+    private int Execute(string sql, string id, params (string Name, object Value)[] parameters)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Parameters.AddWithValue("$id", id);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+        if (sql.Contains("$now", StringComparison.Ordinal) && !command.Parameters.Contains("$now"))
+        {
+            command.Parameters.AddWithValue("$now", Now);
+        }
+        return command.ExecuteNonQuery();
+    }
+
+    private static ExportRecord Read(SqliteDataReader r)
+    {
+        long? Long(string column) => r.IsDBNull(r.GetOrdinal(column)) ? null : r.GetInt64(r.GetOrdinal(column));
+        DateTimeOffset? Time(string column) => Long(column) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+        var fields = r.GetString(r.GetOrdinal("fields"));
+        return new ExportRecord(
+            r.GetString(r.GetOrdinal("id")),
+            r.GetString(r.GetOrdinal("owner")),
+            r.GetString(r.GetOrdinal("indexset")),
+            r.GetString(r.GetOrdinal("query")),
+            Long("from_ticks"),
+            Long("to_ticks"),
+            fields.Length == 0 ? [] : fields.Split('\n'),
+            r.GetString(r.GetOrdinal("format")),
+            r.GetInt64(r.GetOrdinal("default_or")) != 0,
+            r.GetInt64(r.GetOrdinal("max_events")),
+            r.GetString(r.GetOrdinal("state")),
+            r.GetInt64(r.GetOrdinal("events_written")),
+            Long("events_total"),
+            r.GetInt64(r.GetOrdinal("truncated")) != 0,
+            r.IsDBNull(r.GetOrdinal("error")) ? null : r.GetString(r.GetOrdinal("error")),
+            Time("created_at")!.Value,
+            Time("finished_at"),
+            Time("expires_at"),
+            Long("file_bytes"));
+    }
+}

@@ -1,0 +1,189 @@
+using System.Globalization;
+using System.IO.Compression;
+using System.Text.Json;
+using Logwell.Jobs;
+using Logwell.Server.Exports;
+using Logwell.Server.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Logwell.Server.Tasks;
+
+/// <summary>The tasks every Logwell worker knows, by name, and the periodic ones the scheduler issues.</summary>
+public static class BuiltinTasks
+{
+    public const string Export = "export.run";
+    public const string ExportCleanup = "export.cleanup";
+    public const string Retention = "store.retention";
+    public const string Merge = "store.merge";
+    public const string RecoverLeases = "queues.recover";
+
+    /// <summary>The queues of the default deployment.</summary>
+    public static readonly IReadOnlyList<string> Queues = ["default", "export", "pipeline", "schedule"];
+
+    public static IReadOnlyDictionary<string, TaskHandler> Create(LogwellOptions options, ITaskQueue queue, ExportStore exports, ILogStoreAccess store, ILoggerFactory loggers)
+    {
+        var logger = loggers.CreateLogger("Logwell.Tasks");
+        var runner = new ExportRunner(options, exports, store, logger);
+        return new Dictionary<string, TaskHandler>(StringComparer.Ordinal)
+        {
+            [Export] = runner.RunAsync,
+            [ExportCleanup] = (_, ct) => CleanExportsAsync(options, exports, logger, ct),
+            [Retention] = (_, ct) => store.ApplyRetentionAsync(ct),
+            [Merge] = (_, ct) => store.MergeAsync(ct),
+            [RecoverLeases] = async (_, ct) =>
+            {
+                var recovered = await queue.RecoverExpiredAsync(ct).ConfigureAwait(false);
+                var purged = await queue.PurgeDoneAsync(DateTimeOffset.UtcNow - TimeSpan.FromDays(options.TaskKeepDays), ct).ConfigureAwait(false);
+                if (recovered > 0 || purged > 0)
+                {
+                    logger.LogInformation("Queues: {Recovered} tasks with expired leases recovered, {Purged} old done tasks deleted", recovered, purged);
+                }
+            },
+            ["diag.noop"] = (_, _) => Task.CompletedTask,
+            ["diag.sleep"] = (task, ct) => Task.Delay(TimeSpan.FromMilliseconds(Argument(task, "ms", 0)), ct),
+            ["diag.record"] = (task, ct) => RecordAsync(options, task, ct),
+            ["diag.fail"] = (task, _) => throw new InvalidOperationException(ArgumentText(task, "error") ?? "diag.fail always fails"),
+        };
+    }
+
+    /// <summary>The periodic tasks of every node, then those configured under <c>Logwell:Schedule</c>.</summary>
+    public static IReadOnlyList<PeriodicTask> Schedule(LogwellOptions options)
+    {
+        var entries = new List<PeriodicTask>
+        {
+            PeriodicTask.Interval(Retention, TimeSpan.FromHours(1), new TaskRequest(Retention, "{}", "schedule") { MaxRetries = 1 }),
+            PeriodicTask.Interval(Merge, TimeSpan.FromMinutes(10), new TaskRequest(Merge, "{}", "schedule") { MaxRetries = 1 }),
+            PeriodicTask.Interval(ExportCleanup, TimeSpan.FromMinutes(10), new TaskRequest(ExportCleanup, "{}", "schedule") { MaxRetries = 1 }),
+            PeriodicTask.Interval(RecoverLeases, TimeSpan.FromMinutes(1), new TaskRequest(RecoverLeases, "{}", "schedule") { MaxRetries = 1 }),
+        };
+        foreach (var (name, entry) in options.Schedule.OrderBy(e => e.Key, StringComparer.Ordinal))
+        {
+            entries.Add(entry.ToPeriodicTask(name));
+        }
+        return entries;
+    }
+
+    private static int Argument(LeasedTask task, string name, int fallback)
+    {
+        using var document = JsonDocument.Parse(task.Arguments);
+        return document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty(name, out var value) && value.TryGetInt32(out var number)
+            ? number
+            : fallback;
+    }
+
+    internal static string? ArgumentText(LeasedTask task, string name)
+    {
+        using var document = JsonDocument.Parse(task.Arguments);
+        return document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String
+            ? value.GetString()
+            : null;
+    }
+
+    /// <summary>
+    /// <c>diag.record {"mark", "ms"}</c>: appends <c>start</c>, waits <c>ms</c>, appends <c>done</c> to this process's
+    /// file under <c>diag/</c> in the data directory — a visible effect for checking a deployment's workers.
+    /// </summary>
+    private static async Task RecordAsync(LogwellOptions options, LeasedTask task, CancellationToken cancellationToken)
+    {
+        var directory = Path.Combine(Path.GetFullPath(options.DataDirectory), "diag");
+        Directory.CreateDirectory(directory);
+        var file = Path.Combine(directory, $"records-{Environment.ProcessId}.log");
+        var mark = ArgumentText(task, "mark") ?? ArgumentText(task, "slot") ?? task.Id.ToString(CultureInfo.InvariantCulture);
+        var line = string.Create(CultureInfo.InvariantCulture, $"{mark} {task.Id} {task.Attempt} {Environment.ProcessId}");
+        Append(file, $"start {line}\n");
+        await Task.Delay(TimeSpan.FromMilliseconds(Argument(task, "ms", 0)), cancellationToken).ConfigureAwait(false);
+        Append(file, $"done {line}\n");
+    }
+
+    private static readonly Lock RecordLock = new();
+
+    /// <summary>One writer at a time: appends from parallel tasks of a process would otherwise overwrite each other.</summary>
+    private static void Append(string file, string text)
+    {
+        lock (RecordLock)
+        {
+            File.AppendAllText(file, text);
+        }
+    }
+
+    /// <summary>Done exports past their download time expire; files and records of finished exports older than the keep time go.</summary>
+    private static Task CleanExportsAsync(LogwellOptions options, ExportStore exports, ILogger logger, CancellationToken cancellationToken) => Task.Run(() =>
+    {
+        var expired = exports.ExpireDownloads();
+        foreach (var record in exports.FinishedBefore(DateTimeOffset.UtcNow - TimeSpan.FromDays(options.ExportKeepDays)))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            File.Delete(exports.FilePath(record));
+            File.Delete(exports.FilePath(record) + ".tmp");
+            exports.Delete(record.Id);
+            logger.LogInformation("Export {Id}: deleted after {Days} days", record.Id, options.ExportKeepDays);
+        }
+        if (expired.Count > 0)
+        {
+            logger.LogInformation("Exports past their download time: {Ids}", string.Join(", ", expired));
+        }
+    }, cancellationToken);
+}
+
+/// <summary>
+/// <c>export.run {"id"}</c>: writes an export's events, newest first, to <c>exports/ID.FORMAT.gz</c>, reporting
+/// progress after each page. Every attempt starts the file over, so a re-run after a crash gives the same file.
+/// </summary>
+internal sealed class ExportRunner(LogwellOptions options, ExportStore exports, ILogStoreAccess store, ILogger logger)
+{
+    private const int PageSize = 5_000;
+
+    public async Task RunAsync(LeasedTask task, CancellationToken cancellationToken)
+    {
+        var id = BuiltinTasks.ArgumentText(task, "id") ?? throw new InvalidOperationException("export.run needs {\"id\": ...}");
+        var record = exports.Get(id);
+        if (record is null || !ExportState.IsActive(record.State) || !exports.Start(id))
+        {
+            return;
+        }
+        var path = exports.FilePath(record);
+        var temporary = path + ".tmp";
+        try
+        {
+            await WriteAsync(record, temporary, cancellationToken).ConfigureAwait(false);
+            exports.Packaging(id);
+            File.Move(temporary, path, overwrite: true);
+            exports.Done(id, new FileInfo(path).Length, TimeSpan.FromHours(options.ExportDownloadHours));
+            logger.LogInformation("Export {Id}: done, {Bytes} bytes", id, new FileInfo(path).Length);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            File.Delete(temporary);
+            exports.Failed(id, e.Message, final: task.Attempt > task.MaxRetries);
+            throw;
+        }
+    }
+
+    private async Task WriteAsync(ExportRecord record, string temporary, CancellationToken cancellationToken)
+    {
+        var selection = new EventSelection(record.IndexSet, record.Query, record.From, record.To, record.DefaultOr);
+        var max = record.MaxEvents;
+        await using var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
+        long written = 0;
+        long? total = null;
+        await using (var gzip = new GZipStream(file, CompressionLevel.Fastest, leaveOpen: true))
+        {
+            using var writer = new ExportWriter(gzip, record.Format, record.Fields);
+            string? cursor = null;
+            do
+            {
+                var limit = (int)Math.Min(PageSize, max - written);
+                var page = await store.PageAsync(selection, cursor, limit, total is null ? max + 1 : 0, cancellationToken).ConfigureAwait(false);
+                total ??= page.Total;
+                writer.Write(page.Events);
+                written += page.Events.Count;
+                cursor = page.NextCursor;
+                exports.Progress(record.Id, written, total, truncated: total > max);
+            }
+            while (cursor is not null && written < max);
+            writer.Finish();
+        }
+        await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        file.Flush(flushToDisk: true);
+    }
+}

@@ -1,0 +1,127 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Logwell.Core.Events;
+using Logwell.Core.Query;
+using Logwell.Server.Api;
+using Logwell.Storage.Engine;
+
+namespace Logwell.Server.Tasks;
+
+/// <summary>Which events a task reads: an index set, a query without pipes, a time window (UTC ticks).</summary>
+/// <param name="DefaultOr">Clauses side by side are ORed (Lucene's default) rather than ANDed.</param>
+public sealed record EventSelection(string IndexSet, string Query, long? From, long? To, bool DefaultOr = false);
+
+/// <summary>One page of matching events, newest first; <see cref="NextCursor"/> continues it (null on the last page).</summary>
+public sealed record EventPage(IReadOnlyList<LogEvent> Events, long Total, bool TotalIsExact, string? NextCursor);
+
+/// <summary>
+/// What tasks need of the log store: read matching events page by page, apply retention, merge segments. Under
+/// <c>serve</c> the engine is in the same process; a <c>logwell worker</c> reaches it through the node's HTTP API.
+/// </summary>
+public interface ILogStoreAccess
+{
+    /// <param name="trackTotalUpTo">Count matches exactly up to this many (the first page's total says how many there are).</param>
+    Task<EventPage> PageAsync(EventSelection selection, string? cursor, int limit, long trackTotalUpTo, CancellationToken cancellationToken);
+
+    Task ApplyRetentionAsync(CancellationToken cancellationToken);
+
+    /// <summary>Starts a merge pass on every index set (merges also follow every flush).</summary>
+    Task MergeAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>The engine in this process.</summary>
+public sealed class LocalLogStore(LogEngine engine) : ILogStoreAccess
+{
+    public Task<EventPage> PageAsync(EventSelection selection, string? cursor, int limit, long trackTotalUpTo, CancellationToken cancellationToken) => Task.Run(() =>
+    {
+        if (!engine.TryGet(selection.IndexSet, out var store))
+        {
+            throw new InvalidOperationException($"index set '{selection.IndexSet}' does not exist");
+        }
+        if (!QueryParser.TryParse(selection.Query, selection.DefaultOr, out var query, out var error))
+        {
+            throw new InvalidOperationException($"query error at position {error!.Position}: {error.Message}");
+        }
+        EventPosition? after = null;
+        if (cursor is not null)
+        {
+            if (!JsonOutput.TryParseCursor(cursor, out var position))
+            {
+                throw new InvalidOperationException($"bad cursor '{cursor}'");
+            }
+            after = position;
+        }
+        var result = store.Search(new SearchRequest(query, selection.From, selection.To, after, limit, trackTotalUpTo), cancellationToken);
+        return new EventPage(result.Hits, result.Total, result.TotalIsExact, result.NextCursor is { } next ? JsonOutput.FormatCursor(next) : null);
+    }, cancellationToken);
+
+    public Task ApplyRetentionAsync(CancellationToken cancellationToken) => engine.ApplyRetentionAsync();
+
+    public Task MergeAsync(CancellationToken cancellationToken)
+    {
+        engine.RequestMerges();
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>A node's engine through its HTTP API (search pages as NDJSON, maintenance endpoints).</summary>
+public sealed class HttpLogStore(HttpClient client) : ILogStoreAccess
+{
+    public async Task<EventPage> PageAsync(EventSelection selection, string? cursor, int limit, long trackTotalUpTo, CancellationToken cancellationToken)
+    {
+        var url = new System.Text.StringBuilder("api/v1/search?indexset=").Append(Uri.EscapeDataString(selection.IndexSet))
+            .Append("&q=").Append(Uri.EscapeDataString(selection.Query))
+            .Append("&limit=").Append(limit.ToString(CultureInfo.InvariantCulture))
+            .Append("&track_total_hits=").Append(trackTotalUpTo.ToString(CultureInfo.InvariantCulture))
+            .Append("&default_operator=").Append(selection.DefaultOr ? "OR" : "AND");
+        if (selection.From is { } from)
+        {
+            url.Append("&from=").Append(Uri.EscapeDataString(JsonOutput.FormatTime(from)));
+        }
+        if (selection.To is { } to)
+        {
+            url.Append("&to=").Append(Uri.EscapeDataString(JsonOutput.FormatTime(to)));
+        }
+        if (cursor is not null)
+        {
+            url.Append("&cursor=").Append(Uri.EscapeDataString(cursor));
+        }
+        using var request = new HttpRequestMessage(HttpMethod.Get, url.ToString());
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/x-ndjson"));
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"search on {client.BaseAddress} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}");
+        }
+        var total = long.Parse(Header(response, "X-Logwell-Total") ?? "0", CultureInfo.InvariantCulture);
+        var exact = Header(response, "X-Logwell-Total-Is-Exact") == "true";
+        var next = Header(response, "X-Logwell-Next-Cursor");
+        var events = new List<LogEvent>(Math.Min(limit, 10_000));
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        {
+            if (line.Length > 0)
+            {
+                events.Add(JsonOutput.ReadHit(line));
+            }
+        }
+        return new EventPage(events, total, exact, next);
+    }
+
+    private static string? Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) ? values.FirstOrDefault() : null;
+
+    public Task ApplyRetentionAsync(CancellationToken cancellationToken) => PostAsync("api/v1/maintenance/retention", cancellationToken);
+
+    public Task MergeAsync(CancellationToken cancellationToken) => PostAsync("api/v1/maintenance/merge", cancellationToken);
+
+    private async Task PostAsync(string path, CancellationToken cancellationToken)
+    {
+        using var response = await client.PostAsync(path, null, cancellationToken).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"{path} on {client.BaseAddress} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}");
+        }
+    }
+}
