@@ -4,7 +4,10 @@ using Logwell.Jobs;
 
 namespace Logwell.Bench;
 
-/// <summary>No-op tasks per second through a task queue backend: enqueue them all, then drain them with N workers.</summary>
+/// <summary>
+/// No-op tasks per second through a task queue backend (the embedded SQLite file, or Redis with <c>--redis host:port</c>):
+/// enqueue them all, then drain them with N workers.
+/// </summary>
 internal static class QueueBench
 {
     public static async Task<int> RunAsync(string[] args)
@@ -12,6 +15,7 @@ internal static class QueueBench
         var tasks = 20_000;
         var workers = 3;
         var dir = Path.Combine(Path.GetTempPath(), "logwell-queue-bench-" + Guid.NewGuid().ToString("N"));
+        string? redis = null;
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -26,12 +30,17 @@ internal static class QueueBench
                 case "--out":
                     dir = Next();
                     break;
+                case "--redis":
+                    redis = Next();
+                    break;
                 default:
                     throw new ArgumentException($"unknown argument {args[i]}");
             }
         }
         Directory.CreateDirectory(dir);
-        await using var queue = new SqliteTaskQueue(Path.Combine(dir, "queue.db"));
+        await using ITaskQueue queue = redis is null
+            ? new SqliteTaskQueue(Path.Combine(dir, "queue.db"))
+            : RedisTaskQueue.Connect(redis, $"bench-{Guid.NewGuid():N}:");
         var clock = Stopwatch.StartNew();
         // Enqueued by 4 producers at once, as API workers would.
         await Parallel.ForAsync(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (i, ct) => await queue.EnqueueAsync(new TaskRequest("noop", "{}"), ct));
@@ -58,7 +67,7 @@ internal static class QueueBench
         });
         var drainSeconds = clock.Elapsed.TotalSeconds;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"embedded (SQLite, full sync): {tasks} no-op tasks; enqueue {tasks / enqueueSeconds:0} tasks/s (4 producers); lease+complete {done / drainSeconds:0} tasks/s ({workers} workers, leases of 16)"));
+            $"{(redis is null ? "embedded (SQLite, full sync)" : $"redis at {redis}")}: {tasks} no-op tasks; enqueue {tasks / enqueueSeconds:0} tasks/s (4 producers); lease+complete {done / drainSeconds:0} tasks/s ({workers} workers, leases of 16)"));
         return done == tasks ? 0 : 1;
     }
 }

@@ -463,7 +463,6 @@ public sealed class SqliteTaskQueue : ITaskQueue
         return true;
     }, cancellationToken);
 
-    /// <summary>The last error of a task, and its state (for operators and tests).</summary>
     public Task<(string State, int Attempts, string? LastError)?> InspectAsync(long id, CancellationToken cancellationToken = default) => Task.Run<(string, int, string?)?>(() =>
     {
         using var connection = Open();

@@ -107,6 +107,9 @@ public interface ITaskQueue : IAsyncDisposable
     /// or equal slot. False otherwise: a slot is issued once, and never by a holder that lost its lease.
     /// </summary>
     Task<bool> IssueSlotAsync(ScheduledSlot slot, TaskRequest? request, CancellationToken cancellationToken = default);
+
+    /// <summary>A task's state, attempts so far and last error; null when there is no such task.</summary>
+    Task<(string State, int Attempts, string? LastError)?> InspectAsync(long id, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Retry delays: exponential from a base, capped, with full jitter (a uniform draw below the bound).</summary>

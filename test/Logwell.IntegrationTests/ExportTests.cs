@@ -198,16 +198,14 @@ public sealed class ExportTests
         Assert.Equal(3, list.GetProperty("exports").GetArrayLength());
     }
 
-    [Fact]
-    public async Task ExportsAreLimitedPerUserCappedInSizeAndRunByAWorkerProcessThroughTheApi()
+    [SkippableTheory]
+    [MemberData(nameof(QueueBackend.All), MemberType = typeof(QueueBackend))]
+    public async Task ExportsAreLimitedPerUserCappedInSizeAndRunByAWorkerProcessThroughTheApi(string backend)
     {
         using var dir = new TempDirectory();
+        await using var queues = QueueBackend.Open(backend, dir.Path);
         // The node runs no export tasks itself, and an export holds at most 1,000 events.
-        await using var node = await LogwellNode.StartAsync(dir.Path, env: new Dictionary<string, string>
-        {
-            ["LOGWELL_ServeWorkerQueues"] = "default",
-            ["LOGWELL_ExportMaxEvents"] = "1000",
-        });
+        await using var node = await LogwellNode.StartAsync(dir.Path, env: queues.With(("LOGWELL_ServeWorkerQueues", "default"), ("LOGWELL_ExportMaxEvents", "1000")));
         var events = MakeEvents(3_000);
         await IngestAsync(node.Http, "app", events);
 
@@ -220,7 +218,7 @@ public sealed class ExportTests
         Assert.Equal(HttpStatusCode.Conflict, early);
         Assert.Contains("queued", earlyBody.GetProperty("error").GetString(), StringComparison.Ordinal);
 
-        await using var worker = RoleProcess.Start(["worker", "-Q", "export", "-c", "2", "--data", dir.Path, "--server", node.BaseAddress.ToString()]);
+        await using var worker = RoleProcess.Start(["worker", "-Q", "export", "-c", "2", "--data", dir.Path, "--server", node.BaseAddress.ToString()], queues.Settings);
         var allDone = await WaitDoneAsync(node.Http, all.GetProperty("id").GetString()!, () => worker.Output);
         Assert.True(allDone.GetProperty("truncated").GetBoolean());
         Assert.Equal(1000, allDone.GetProperty("events_written").GetInt32());

@@ -33,7 +33,9 @@ public sealed class QueueTests
 
         var (code, stdout, stderr) = await CliTests.RunAsync(node, null, "queues");
         Assert.True(code == 0, stderr);
-        Assert.Matches(@"(?m)^export\s+2\s+0\s+0\s+0\s+1\s+0\s+\S+s$", stdout);
+        Assert.Matches(@"(?m)^export\s+2\s+0\s+0\s+0\s+1\s+0\s+0\s+\S+s$", stdout);
+        // The node's own scheduler holds the lease.
+        Assert.Matches(@"(?m)^scheduler: serve@\S+ \(lease token 1\)$", stdout);
         (code, stdout, _) = await CliTests.RunAsync(node, null, "queues", "retry-dead", "export");
         Assert.Equal(0, code);
         Assert.Contains("1 dead tasks of export retried", stdout, StringComparison.Ordinal);

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Logwell.Jobs;
-using Microsoft.Data.Sqlite;
+using System.Text.Json;
 
 namespace Logwell.IntegrationTests;
 
@@ -10,72 +10,62 @@ public sealed class SchedulerProcessTests
     private const int LeaseSeconds = 3;
 
     /// <summary>A periodic <c>diag.record</c> every second, and a short scheduler lease.</summary>
-    private static Dictionary<string, string> Settings() => new()
-    {
-        ["LOGWELL_SchedulerLeaseSeconds"] = LeaseSeconds.ToString(CultureInfo.InvariantCulture),
-        ["LOGWELL_Schedule__tick__Task"] = "diag.record",
-        ["LOGWELL_Schedule__tick__Every"] = "00:00:01",
-    };
+    private static Dictionary<string, string> Settings(QueueBackend queues) => queues.With(
+        ("LOGWELL_SchedulerLeaseSeconds", LeaseSeconds.ToString(CultureInfo.InvariantCulture)),
+        ("LOGWELL_Schedule__tick__Task", "diag.record"),
+        ("LOGWELL_Schedule__tick__Every", "00:00:01"));
 
-    /// <summary>The slots issued for <c>tick</c>, in the order they were enqueued.</summary>
-    private static List<DateTimeOffset> IssuedSlots(string dataDirectory)
+    /// <summary>Takes the issued <c>tick</c> tasks off the queue: their slots, in the order they were enqueued.</summary>
+    private static async Task<List<DateTimeOffset>> TakeIssuedAsync(ITaskQueue queue)
     {
-        using var connection = new SqliteConnection($"Data Source={Path.Combine(dataDirectory, "tasks.db")};Pooling=false");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT unique_key FROM tasks WHERE name = 'diag.record' ORDER BY id";
-        var slots = new List<DateTimeOffset>();
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
+        var tasks = new List<LeasedTask>();
+        while (await queue.LeaseAsync(["default"], "test", 100, TimeSpan.FromHours(1)) is { Count: > 0 } leased)
         {
-            var key = reader.GetString(0);
-            Assert.StartsWith("schedule:tick@", key, StringComparison.Ordinal);
-            slots.Add(DateTimeOffset.Parse(key["schedule:tick@".Length..], CultureInfo.InvariantCulture));
+            tasks.AddRange(leased);
         }
-        return slots;
+        return [.. tasks.OrderBy(t => t.Id).Select(t => DateTimeOffset.Parse(JsonDocument.Parse(t.Arguments).RootElement.GetProperty("slot").GetString()!, CultureInfo.InvariantCulture))];
     }
 
-    [Fact]
-    public async Task WhenTheActiveSchedulerIsKilledTheOtherTakesOverWithinTwoLeasesAndNoSlotIsIssuedTwice()
+    [SkippableTheory]
+    [MemberData(nameof(QueueBackend.All), MemberType = typeof(QueueBackend))]
+    public async Task WhenTheActiveSchedulerIsKilledTheOtherTakesOverWithinTwoLeasesAndNoSlotIsIssuedTwice(string backend)
     {
         using var dir = new TempDirectory();
-        var queueFile = Path.Combine(dir.Path, "tasks.db");
-        await using var first = RoleProcess.Start(["scheduler", "--data", dir.Path], Settings());
-        await using (var queue = new SqliteTaskQueue(queueFile))
+        await using var queues = QueueBackend.Open(backend, dir.Path);
+        var queue = queues.Queue;
+        var slots = new List<DateTimeOffset>();
+        async Task<int> IssuedAsync()
         {
-            await WorkerProcessTests.WaitForAsync(() => queue.LeaseHolderAsync(Scheduler.LeaseName).Result?.Holder.Contains($":{first.Id}:", StringComparison.Ordinal) == true,
-                TimeSpan.FromSeconds(60), () => first.Output);
+            slots.AddRange(await TakeIssuedAsync(queue));
+            return slots.Count;
         }
-        await using var second = RoleProcess.Start(["scheduler", "--data", dir.Path], Settings());
-        await WorkerProcessTests.WaitForAsync(() => IssuedSlots(dir.Path).Count >= 3, TimeSpan.FromSeconds(60), () => first.Output + second.Output);
+        await using var first = RoleProcess.Start(["scheduler", "--data", dir.Path], Settings(queues));
+        await WorkerProcessTests.WaitForAsync(() => queue.LeaseHolderAsync(Scheduler.LeaseName).Result?.Holder.Contains($":{first.Id}:", StringComparison.Ordinal) == true,
+            TimeSpan.FromSeconds(60), () => first.Output);
+        await using var second = RoleProcess.Start(["scheduler", "--data", dir.Path], Settings(queues));
+        await WorkerProcessTests.WaitForAsync(() => IssuedAsync().Result >= 3, TimeSpan.FromSeconds(60), () => first.Output + second.Output);
         await Task.Delay(TimeSpan.FromSeconds(3));
         Assert.False(second.HasExited, second.Output);
         Assert.DoesNotContain("active with lease", second.Output, StringComparison.Ordinal);
 
-        LeaseHolder before;
-        await using (var queue = new SqliteTaskQueue(queueFile))
-        {
-            before = (await queue.LeaseHolderAsync(Scheduler.LeaseName))!;
-        }
+        var before = (await queue.LeaseHolderAsync(Scheduler.LeaseName))!;
         RoleProcess.Signal(first.Id, "KILL");
         var killed = DateTimeOffset.UtcNow;
-        var lastBeforeKill = IssuedSlots(dir.Path).Max();
+        await IssuedAsync();
+        var lastBeforeKill = slots.Max();
         await WorkerProcessTests.WaitForAsync(() => second.Output.Contains("active with lease", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => second.Output);
         var tookOverAt = DateTimeOffset.UtcNow;
         var takeover = tookOverAt - killed;
         Assert.True(takeover < TimeSpan.FromSeconds(2 * LeaseSeconds), $"took over after {takeover.TotalSeconds:0.0} s");
-        await using (var queue = new SqliteTaskQueue(queueFile))
-        {
-            var after = (await queue.LeaseHolderAsync(Scheduler.LeaseName))!;
-            Assert.Contains($":{second.Id}:", after.Holder, StringComparison.Ordinal);
-            Assert.True(after.Token > before.Token, "the new holder's fencing token is higher");
-        }
-        var issuedAtTakeover = IssuedSlots(dir.Path).Count;
-        await WorkerProcessTests.WaitForAsync(() => IssuedSlots(dir.Path).Count >= issuedAtTakeover + 3, TimeSpan.FromSeconds(60), () => second.Output);
+        var after = (await queue.LeaseHolderAsync(Scheduler.LeaseName))!;
+        Assert.Contains($":{second.Id}:", after.Holder, StringComparison.Ordinal);
+        Assert.True(after.Token > before.Token, "the new holder's fencing token is higher");
+        var issuedAtTakeover = await IssuedAsync();
+        await WorkerProcessTests.WaitForAsync(() => IssuedAsync().Result >= issuedAtTakeover + 3, TimeSpan.FromSeconds(60), () => second.Output);
         RoleProcess.Signal(second.Id, "TERM");
         Assert.Equal(0, await second.WaitAsync(TimeSpan.FromSeconds(30)));
+        await IssuedAsync();
 
-        var slots = IssuedSlots(dir.Path);
         Assert.Equal(slots.Count, slots.Distinct().Count());
         // In issue order, slots only move forward, on whole seconds.
         for (var i = 1; i < slots.Count; i++)

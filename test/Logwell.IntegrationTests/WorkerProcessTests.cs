@@ -4,7 +4,7 @@ using Logwell.Jobs;
 namespace Logwell.IntegrationTests;
 
 /// <summary>
-/// <c>logwell worker</c> processes on a node's queue file, running <c>diag.record</c> tasks that leave a line per start
+/// <c>logwell worker</c> processes on a node's task queue (each backend), running <c>diag.record</c> tasks that leave a line per start
 /// and per completion: the effects are counted from those lines.
 /// </summary>
 public sealed class WorkerProcessTests
@@ -47,20 +47,19 @@ public sealed class WorkerProcessTests
         }
     }
 
-    private static Dictionary<string, string> LeaseSeconds(int seconds) => new() { ["LOGWELL_TaskLeaseSeconds"] = seconds.ToString(CultureInfo.InvariantCulture) };
+    private static (string, string) LeaseSeconds(int seconds) => ("LOGWELL_TaskLeaseSeconds", seconds.ToString(CultureInfo.InvariantCulture));
 
     private static string[] WorkerArguments(string data, params string[] more) => ["worker", "--data", data, .. more];
 
-    [Fact]
-    public async Task AWorkerKilledInTheMiddleOfATaskIsReplacedAndTheTaskRunsAgainAndCompletesOnce()
+    [SkippableTheory]
+    [MemberData(nameof(QueueBackend.All), MemberType = typeof(QueueBackend))]
+    public async Task AWorkerKilledInTheMiddleOfATaskIsReplacedAndTheTaskRunsAgainAndCompletesOnce(string backend)
     {
         using var dir = new TempDirectory();
-        long id;
-        await using (var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db")))
-        {
-            id = await queue.EnqueueAsync(new TaskRequest("diag.record", """{"mark":"killed","ms":3000}"""));
-        }
-        await using var worker = RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "1"), LeaseSeconds(3));
+        await using var queues = QueueBackend.Open(backend, dir.Path);
+        var queue = queues.Queue;
+        var id = await queue.EnqueueAsync(new TaskRequest("diag.record", """{"mark":"killed","ms":3000}"""));
+        await using var worker = RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "1"), queues.With(LeaseSeconds(3)));
         await WaitForAsync(() => ReadRecords(dir.Path).Any(r => r.Kind == "start"), TimeSpan.FromSeconds(60), () => worker.Output);
         var first = ReadRecords(dir.Path).Single();
         RoleProcess.Signal(first.Pid, "KILL");
@@ -75,38 +74,34 @@ public sealed class WorkerProcessTests
         var done = Assert.Single(records, r => r.Kind == "done");
         Assert.Equal(2, done.Attempt);
         Assert.Contains("starting a new one", worker.Output, StringComparison.Ordinal);
-        await using (var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db")))
-        {
-            await WaitForAsync(() => queue.InspectAsync(id).Result?.State == "done", TimeSpan.FromSeconds(10), () => worker.Output);
-        }
+        await WaitForAsync(() => queue.InspectAsync(id).Result?.State == "done", TimeSpan.FromSeconds(10), () => worker.Output);
     }
 
-    [Fact]
-    public async Task ATaskRunningThreeTimesItsLeaseIsNeverStartedASecondTimeWhileAlive()
+    [SkippableTheory]
+    [MemberData(nameof(QueueBackend.All), MemberType = typeof(QueueBackend))]
+    public async Task ATaskRunningThreeTimesItsLeaseIsNeverStartedASecondTimeWhileAlive(string backend)
     {
         using var dir = new TempDirectory();
-        long id;
-        await using (var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db")))
-        {
-            id = await queue.EnqueueAsync(new TaskRequest("diag.record", """{"mark":"long","ms":9000}"""));
-        }
+        await using var queues = QueueBackend.Open(backend, dir.Path);
+        var id = await queues.Queue.EnqueueAsync(new TaskRequest("diag.record", """{"mark":"long","ms":9000}"""));
         // Two workers with free slots: either would take the task if its lease lapsed.
-        await using var one = RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "2"), LeaseSeconds(3));
-        await using var two = RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "2"), LeaseSeconds(3));
+        await using var one = RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "2"), queues.With(LeaseSeconds(3)));
+        await using var two = RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "2"), queues.With(LeaseSeconds(3)));
         await WaitForAsync(() => ReadRecords(dir.Path).Any(r => r.Kind == "done"), TimeSpan.FromSeconds(90), () => one.Output + two.Output);
         var records = ReadRecords(dir.Path);
         Assert.Single(records, r => r.Kind == "start");
         Assert.Equal(1, Assert.Single(records, r => r.Kind == "done").Attempt);
-        await using var queueAfter = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db"));
-        await WaitForAsync(() => queueAfter.InspectAsync(id).Result is ("done", 1, null), TimeSpan.FromSeconds(10), () => $"{queueAfter.InspectAsync(id).Result}");
+        await WaitForAsync(() => queues.Queue.InspectAsync(id).Result is ("done", 1, null), TimeSpan.FromSeconds(10), () => $"{queues.Queue.InspectAsync(id).Result}");
     }
 
-    [Fact]
-    public async Task TenThousandTasksAcrossThreeRecyclingWorkerProcessesEachCompleteExactlyOnce()
+    [SkippableTheory]
+    [MemberData(nameof(QueueBackend.All), MemberType = typeof(QueueBackend))]
+    public async Task TenThousandTasksAcrossThreeRecyclingWorkerProcessesEachCompleteExactlyOnce(string backend)
     {
         const int Tasks = 10_000;
         using var dir = new TempDirectory();
-        await using var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db"));
+        await using var queues = QueueBackend.Open(backend, dir.Path);
+        var queue = queues.Queue;
         for (var i = 0; i < Tasks; i++)
         {
             await queue.EnqueueAsync(new TaskRequest("diag.record", $$"""{"mark":"t{{i}}"}"""));
@@ -116,7 +111,7 @@ public sealed class WorkerProcessTests
         {
             for (var i = 0; i < 3; i++)
             {
-                workers.Add(RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "4", "--max-tasks-per-child", "1500")));
+                workers.Add(RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "4", "--max-tasks-per-child", "1500"), queues.Settings));
             }
             await WaitForAsync(() => queue.StatsAsync().Result.SingleOrDefault(q => q.Queue == "default")?.Done == Tasks, TimeSpan.FromMinutes(5),
                 () => string.Join("\n", queue.StatsAsync().Result) + string.Concat(workers.Select(w => w.Output)));
@@ -138,14 +133,16 @@ public sealed class WorkerProcessTests
         }
     }
 
-    [Fact]
-    public async Task SigtermFinishesTheRunningTaskWithinTheGraceAndHandsBackTheOneThatWouldOutliveIt()
+    [SkippableTheory]
+    [MemberData(nameof(QueueBackend.All), MemberType = typeof(QueueBackend))]
+    public async Task SigtermFinishesTheRunningTaskWithinTheGraceAndHandsBackTheOneThatWouldOutliveIt(string backend)
     {
         using var dir = new TempDirectory();
-        await using var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db"));
+        await using var queues = QueueBackend.Open(backend, dir.Path);
+        var queue = queues.Queue;
         var shortTask = await queue.EnqueueAsync(new TaskRequest("diag.record", """{"mark":"short","ms":1500}"""));
         var longTask = await queue.EnqueueAsync(new TaskRequest("diag.record", """{"mark":"long","ms":120000}"""));
-        await using var worker = RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "2", "--grace", "4"));
+        await using var worker = RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "2", "--grace", "4"), queues.Settings);
         await WaitForAsync(() => ReadRecords(dir.Path).Count(r => r.Kind == "start") == 2, TimeSpan.FromSeconds(60), () => worker.Output);
 
         RoleProcess.Signal(worker.Id, "TERM");
@@ -156,14 +153,16 @@ public sealed class WorkerProcessTests
         Assert.DoesNotContain(ReadRecords(dir.Path), r => r.Kind == "done" && r.Mark == "long");
     }
 
-    [Fact]
-    public async Task ATaskPastItsHardTimeLimitGetsItsWorkerProcessReplaced()
+    [SkippableTheory]
+    [MemberData(nameof(QueueBackend.All), MemberType = typeof(QueueBackend))]
+    public async Task ATaskPastItsHardTimeLimitGetsItsWorkerProcessReplaced(string backend)
     {
         using var dir = new TempDirectory();
-        await using var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db"));
+        await using var queues = QueueBackend.Open(backend, dir.Path);
+        var queue = queues.Queue;
         // diag.record ignores nothing: without a soft limit only the hard one stops it.
         var stuck = await queue.EnqueueAsync(new TaskRequest("diag.record", """{"mark":"stuck","ms":60000}""") { HardTimeLimit = TimeSpan.FromSeconds(1), MaxRetries = 0 });
-        await using var worker = RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "1"), LeaseSeconds(3));
+        await using var worker = RoleProcess.Start(WorkerArguments(dir.Path, "-Q", "default", "-c", "1"), queues.With(LeaseSeconds(3)));
         await WaitForAsync(() => worker.Output.Contains("replacing the process", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => worker.Output);
         // The abandoned task ran once and was never completed; with no retries left it is buried once its lease lapses.
         await WaitForAsync(() => queue.InspectAsync(stuck).Result?.State == "dead", TimeSpan.FromSeconds(60), () => $"{queue.InspectAsync(stuck).Result}\n{worker.Output}");

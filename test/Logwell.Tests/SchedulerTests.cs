@@ -39,10 +39,11 @@ public sealed class SchedulerTests
         Assert.Contains("unknown time zone", Assert.Throws<FormatException>(() => PeriodicTask.CronSchedule("bad", "0 * * * *", "Mars/Olympus", Tick)).Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task OnlyTheLeaseHolderIssuesAndEachSlotOnce()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task OnlyTheLeaseHolderIssuesAndEachSlotOnce(string backend)
     {
-        await using var file = new QueueFile();
+        await using var file = TestQueue.Create(backend);
         var queue = file.Queue;
         var lease = TimeSpan.FromMilliseconds(400);
         var a = await queue.HoldLeaseAsync("scheduler", "a", lease);
@@ -73,18 +74,20 @@ public sealed class SchedulerTests
         Assert.True(await queue.HoldLeaseAsync("scheduler", "c", lease) > b);
     }
 
-    [Fact]
-    public async Task TwoSchedulersIssueEverySlotOnceBetweenThem()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task TwoSchedulersIssueEverySlotOnceBetweenThem(string backend)
     {
-        await using var file = new QueueFile();
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
         var options = new SchedulerOptions { Lease = TimeSpan.FromMilliseconds(900), Tick = TimeSpan.FromMilliseconds(100) };
         var entries = new[] { PeriodicTask.Interval("second", TimeSpan.FromSeconds(1), Tick) };
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(4.5));
-        var one = new Scheduler(file.Queue, entries, options, "one", NullLogger.Instance).RunAsync(stop.Token);
-        var two = new Scheduler(file.Queue, entries, options, "two", NullLogger.Instance).RunAsync(stop.Token);
+        var one = new Scheduler(queue, entries, options, "one", NullLogger.Instance).RunAsync(stop.Token);
+        var two = new Scheduler(queue, entries, options, "two", NullLogger.Instance).RunAsync(stop.Token);
         await Task.WhenAll(one, two);
         var issued = new List<LeasedTask>();
-        while (await file.Queue.LeaseAsync(["default"], "reader", 100, TimeSpan.FromMinutes(1)) is { Count: > 0 } leased)
+        while (await queue.LeaseAsync(["default"], "reader", 100, TimeSpan.FromMinutes(1)) is { Count: > 0 } leased)
         {
             issued.AddRange(leased);
         }

@@ -3,64 +3,67 @@ using Logwell.Jobs;
 
 namespace Logwell.Tests;
 
-/// <summary>The embedded queue on a real SQLite file, with the lease times shortened.</summary>
-public sealed class TaskQueueTests : IAsyncLifetime
+/// <summary>The queue semantics, the same on both backends (a real SQLite file, a real Redis), with the lease times shortened.</summary>
+public sealed class TaskQueueTests
 {
-    private readonly QueueFile _file = new();
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _file.DisposeAsync().AsTask();
-
-    [Fact]
-    public async Task ATaskIsLeasedToOneWorkerCompletedOnceAndCounted()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task ATaskIsLeasedToOneWorkerCompletedOnceAndCounted(string backend)
     {
-        var id = await _file.Queue.EnqueueAsync(new TaskRequest("export", """{"q":"error"}""", "export"));
-        Assert.Empty(await _file.Queue.LeaseAsync(["default"], "w1", 10, TimeSpan.FromSeconds(30)));
-        var leased = Assert.Single(await _file.Queue.LeaseAsync(["export", "default"], "w1", 10, TimeSpan.FromSeconds(30)));
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
+        var id = await queue.EnqueueAsync(new TaskRequest("export", """{"q":"error"}""", "export"));
+        Assert.Empty(await queue.LeaseAsync(["default"], "w1", 10, TimeSpan.FromSeconds(30)));
+        var leased = Assert.Single(await queue.LeaseAsync(["export", "default"], "w1", 10, TimeSpan.FromSeconds(30)));
         Assert.Equal((id, "export", """{"q":"error"}""", 1), (leased.Id, leased.Name, leased.Arguments, leased.Attempt));
-        Assert.Empty(await _file.Queue.LeaseAsync(["export"], "w2", 10, TimeSpan.FromSeconds(30)));
-        var running = Assert.Single(await _file.Queue.StatsAsync());
+        Assert.Empty(await queue.LeaseAsync(["export"], "w2", 10, TimeSpan.FromSeconds(30)));
+        var running = Assert.Single(await queue.StatsAsync());
         Assert.Equal(("export", 0L, 1L), (running.Queue, running.Pending, running.Running));
-        Assert.True(await _file.Queue.CompleteAsync(leased));
-        Assert.False(await _file.Queue.CompleteAsync(leased));
-        Assert.Equal(1, Assert.Single(await _file.Queue.StatsAsync()).Done);
+        Assert.True(await queue.CompleteAsync(leased));
+        Assert.False(await queue.CompleteAsync(leased));
+        Assert.Equal(1, Assert.Single(await queue.StatsAsync()).Done);
     }
 
-    [Fact]
-    public async Task ALiveLeaseKeepsItsTaskAndAnExpiredOneHandsItOverFenced()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task ALiveLeaseKeepsItsTaskAndAnExpiredOneHandsItOverFenced(string backend)
     {
-        await _file.Queue.EnqueueAsync(new TaskRequest("long", "{}"));
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
+        await queue.EnqueueAsync(new TaskRequest("long", "{}"));
         var lease = TimeSpan.FromMilliseconds(1500);
-        var first = Assert.Single(await _file.Queue.LeaseAsync(["default"], "w1", 1, lease));
+        var first = Assert.Single(await queue.LeaseAsync(["default"], "w1", 1, lease));
         // Renewed three times over more than the lease time: never handed to another worker.
         for (var i = 0; i < 3; i++)
         {
             await Task.Delay(500);
-            Assert.True(await _file.Queue.RenewAsync(first, lease));
-            Assert.Empty(await _file.Queue.LeaseAsync(["default"], "w2", 1, lease));
+            Assert.True(await queue.RenewAsync(first, lease));
+            Assert.Empty(await queue.LeaseAsync(["default"], "w2", 1, lease));
         }
         // The worker stops renewing (it died): once the lease runs out the task goes to another worker.
         await Task.Delay(1700);
-        var second = Assert.Single(await _file.Queue.LeaseAsync(["default"], "w2", 1, TimeSpan.FromSeconds(30)));
+        var second = Assert.Single(await queue.LeaseAsync(["default"], "w2", 1, TimeSpan.FromSeconds(30)));
         Assert.Equal((first.Id, 2), (second.Id, second.Attempt));
         // The first worker, were it still alive, can no longer renew, complete or fail the task.
-        Assert.False(await _file.Queue.RenewAsync(first, TimeSpan.FromSeconds(1)));
-        Assert.False(await _file.Queue.CompleteAsync(first));
-        Assert.False(await _file.Queue.FailAsync(first, "late"));
-        Assert.True(await _file.Queue.CompleteAsync(second));
+        Assert.False(await queue.RenewAsync(first, TimeSpan.FromSeconds(1)));
+        Assert.False(await queue.CompleteAsync(first));
+        Assert.False(await queue.FailAsync(first, "late"));
+        Assert.True(await queue.CompleteAsync(second));
     }
 
-    [Fact]
-    public async Task FailuresAreRetriedWithBackoffThenTheTaskIsDeadWithItsLastError()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task FailuresAreRetriedWithBackoffThenTheTaskIsDeadWithItsLastError(string backend)
     {
-        var id = await _file.Queue.EnqueueAsync(new TaskRequest("flaky", "{}") { MaxRetries = 2 });
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
+        var id = await queue.EnqueueAsync(new TaskRequest("flaky", "{}") { MaxRetries = 2 });
         for (var attempt = 1; attempt <= 3; attempt++)
         {
             LeasedTask? task = null;
             for (var wait = 0; wait < 100 && task is null; wait++)
             {
-                task = (await _file.Queue.LeaseAsync(["default"], "w", 1, TimeSpan.FromSeconds(30))).SingleOrDefault();
+                task = (await queue.LeaseAsync(["default"], "w", 1, TimeSpan.FromSeconds(30))).SingleOrDefault();
                 if (task is null)
                 {
                     await Task.Delay(20);
@@ -68,52 +71,58 @@ public sealed class TaskQueueTests : IAsyncLifetime
             }
             Assert.NotNull(task);
             Assert.Equal(attempt, task.Attempt);
-            Assert.True(await _file.Queue.FailAsync(task, $"boom {attempt}"));
+            Assert.True(await queue.FailAsync(task, $"boom {attempt}"));
         }
-        Assert.Equal(("dead", 3, "boom 3"), (await _file.Queue.InspectAsync(id))!.Value);
-        Assert.Empty(await _file.Queue.LeaseAsync(["default"], "w", 1, TimeSpan.FromSeconds(30)));
-        Assert.Equal(1, Assert.Single(await _file.Queue.StatsAsync()).Dead);
+        Assert.Equal(("dead", 3, "boom 3"), (await queue.InspectAsync(id))!.Value);
+        Assert.Empty(await queue.LeaseAsync(["default"], "w", 1, TimeSpan.FromSeconds(30)));
+        Assert.Equal(1, Assert.Single(await queue.StatsAsync()).Dead);
 
-        Assert.Equal(1, await _file.Queue.RetryDeadAsync("default"));
-        var again = Assert.Single(await _file.Queue.LeaseAsync(["default"], "w", 1, TimeSpan.FromSeconds(30)));
+        Assert.Equal(1, await queue.RetryDeadAsync("default"));
+        var again = Assert.Single(await queue.LeaseAsync(["default"], "w", 1, TimeSpan.FromSeconds(30)));
         Assert.Equal(1, again.Attempt);
-        Assert.True(await _file.Queue.FailAsync(again, "still"));
+        Assert.True(await queue.FailAsync(again, "still"));
     }
 
-    [Fact]
-    public async Task UniqueKeysDelaysAndReleasesBehaveAsTold()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task UniqueKeysDelaysAndReleasesBehaveAsTold(string backend)
     {
-        var first = await _file.Queue.EnqueueAsync(new TaskRequest("merge", "{}") { UniqueKey = "merge:app" });
-        Assert.Equal(first, await _file.Queue.EnqueueAsync(new TaskRequest("merge", "{}") { UniqueKey = "merge:app" }));
-        var later = await _file.Queue.EnqueueAsync(new TaskRequest("report", "{}") { RunAt = DateTimeOffset.UtcNow.AddHours(1) });
-        var stats = Assert.Single(await _file.Queue.StatsAsync());
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
+        var first = await queue.EnqueueAsync(new TaskRequest("merge", "{}") { UniqueKey = "merge:app" });
+        Assert.Equal(first, await queue.EnqueueAsync(new TaskRequest("merge", "{}") { UniqueKey = "merge:app" }));
+        var later = await queue.EnqueueAsync(new TaskRequest("report", "{}") { RunAt = DateTimeOffset.UtcNow.AddHours(1) });
+        var stats = Assert.Single(await queue.StatsAsync());
         Assert.Equal((1L, 1L), (stats.Pending, stats.Delayed));
 
-        var leased = Assert.Single(await _file.Queue.LeaseAsync(["default"], "w", 10, TimeSpan.FromSeconds(30)));
+        var leased = Assert.Single(await queue.LeaseAsync(["default"], "w", 10, TimeSpan.FromSeconds(30)));
         Assert.Equal(first, leased.Id);
         // Still running: the key still holds.
-        Assert.Equal(first, await _file.Queue.EnqueueAsync(new TaskRequest("merge", "{}") { UniqueKey = "merge:app" }));
+        Assert.Equal(first, await queue.EnqueueAsync(new TaskRequest("merge", "{}") { UniqueKey = "merge:app" }));
         // Handed back at shutdown: it runs again, and the attempt does not count.
-        Assert.True(await _file.Queue.ReleaseAsync(leased));
-        var again = Assert.Single(await _file.Queue.LeaseAsync(["default"], "w", 10, TimeSpan.FromSeconds(30)));
+        Assert.True(await queue.ReleaseAsync(leased));
+        var again = Assert.Single(await queue.LeaseAsync(["default"], "w", 10, TimeSpan.FromSeconds(30)));
         Assert.Equal((first, 1), (again.Id, again.Attempt));
-        Assert.True(await _file.Queue.CompleteAsync(again));
+        Assert.True(await queue.CompleteAsync(again));
         // Done: the key is free again.
-        Assert.NotEqual(first, await _file.Queue.EnqueueAsync(new TaskRequest("merge", "{}") { UniqueKey = "merge:app" }));
+        Assert.NotEqual(first, await queue.EnqueueAsync(new TaskRequest("merge", "{}") { UniqueKey = "merge:app" }));
         Assert.NotEqual(later, first);
     }
 
-    [Fact]
-    public async Task AWorkerThatKeepsDyingMakesItsTaskDeadInsteadOfLooping()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task AWorkerThatKeepsDyingMakesItsTaskDeadInsteadOfLooping(string backend)
     {
-        var id = await _file.Queue.EnqueueAsync(new TaskRequest("poison", "{}") { MaxRetries = 1 });
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
+        var id = await queue.EnqueueAsync(new TaskRequest("poison", "{}") { MaxRetries = 1 });
         for (var i = 0; i < 2; i++)
         {
-            Assert.Single(await _file.Queue.LeaseAsync(["default"], $"w{i}", 1, TimeSpan.FromMilliseconds(50)));
+            Assert.Single(await queue.LeaseAsync(["default"], $"w{i}", 1, TimeSpan.FromMilliseconds(50)));
             await Task.Delay(120);
         }
-        Assert.Empty(await _file.Queue.LeaseAsync(["default"], "w9", 1, TimeSpan.FromSeconds(30)));
-        var (state, _, error) = (await _file.Queue.InspectAsync(id))!.Value;
+        Assert.Empty(await queue.LeaseAsync(["default"], "w9", 1, TimeSpan.FromSeconds(30)));
+        var (state, _, error) = (await queue.InspectAsync(id))!.Value;
         Assert.Equal("dead", state);
         Assert.Contains("stopped renewing the lease 2 times", error, StringComparison.Ordinal);
     }
@@ -126,11 +135,13 @@ public sealed class TaskQueueTests : IAsyncLifetime
         public override DateTimeOffset GetUtcNow() => Now;
     }
 
-    [Fact]
-    public async Task ARateLimitPerNameHoldsAcrossWorkersWhileOtherTasksPass()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task ARateLimitPerNameHoldsAcrossWorkersWhileOtherTasksPass(string backend)
     {
         var time = new ManualTime(new DateTimeOffset(2026, 11, 26, 10, 0, 0, 100, TimeSpan.Zero));
-        await using var queue = new SqliteTaskQueue(Path.Combine(_file.Directory.Path, "limited.db"), time);
+        await using var file = TestQueue.Create(backend, time);
+        var queue = file.Queue;
         await queue.SetRateLimitAsync("mail", 5);
         for (var i = 0; i < 12; i++)
         {
@@ -167,30 +178,33 @@ public sealed class TaskQueueTests : IAsyncLifetime
         Assert.Equal(2, (await DrainAsync()).Count);
     }
 
-    [Fact]
-    public async Task ConcurrentWorkersCompleteEveryTaskExactlyOnce()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task ConcurrentWorkersCompleteEveryTaskExactlyOnce(string backend)
     {
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
         const int tasks = 2000;
-        await Parallel.ForAsync(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (i, ct) => await _file.Queue.EnqueueAsync(new TaskRequest("noop", $"{{\"n\":{i}}}"), ct));
+        await Parallel.ForAsync(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (i, ct) => await queue.EnqueueAsync(new TaskRequest("noop", $"{{\"n\":{i}}}"), ct));
         var completed = new ConcurrentDictionary<long, int>();
         await Parallel.ForAsync(0, 4, async (worker, ct) =>
         {
             while (true)
             {
-                var leased = await _file.Queue.LeaseAsync(["default"], $"w{worker}", 16, TimeSpan.FromSeconds(30), ct);
+                var leased = await queue.LeaseAsync(["default"], $"w{worker}", 16, TimeSpan.FromSeconds(30), ct);
                 if (leased.Count == 0)
                 {
                     return;
                 }
                 foreach (var task in leased)
                 {
-                    Assert.True(await _file.Queue.CompleteAsync(task, ct));
+                    Assert.True(await queue.CompleteAsync(task, ct));
                     completed.AddOrUpdate(task.Id, 1, (_, n) => n + 1);
                 }
             }
         });
         Assert.Equal(tasks, completed.Count);
         Assert.All(completed.Values, n => Assert.Equal(1, n));
-        Assert.Equal(tasks, Assert.Single(await _file.Queue.StatsAsync()).Done);
+        Assert.Equal(tasks, Assert.Single(await queue.StatsAsync()).Done);
     }
 }

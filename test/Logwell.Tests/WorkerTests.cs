@@ -3,15 +3,9 @@ using Logwell.Jobs;
 
 namespace Logwell.Tests;
 
-/// <summary>Workers over the embedded queue, in process, with the lease times shortened.</summary>
-public sealed class WorkerTests : IAsyncLifetime
+/// <summary>Workers in process over each queue backend, with the lease times shortened.</summary>
+public sealed class WorkerTests
 {
-    private readonly QueueFile _file = new();
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _file.DisposeAsync().AsTask();
-
     // Leases long enough that no renewal is late on a loaded machine, unless a test is about leases.
     private static WorkerOptions Options(int concurrency = 4) => new(["default"])
     {
@@ -21,11 +15,14 @@ public sealed class WorkerTests : IAsyncLifetime
         GracePeriod = TimeSpan.FromMilliseconds(300),
     };
 
-    private async Task<QueueStats> StatsAsync() => Assert.Single(await _file.Queue.StatsAsync());
+    private static async Task<QueueStats> StatsAsync(ITaskQueue queue) => Assert.Single(await queue.StatsAsync());
 
-    [Fact]
-    public async Task WorkersRunEveryTaskOnceAndRecycleWithoutLosingAny()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task WorkersRunEveryTaskOnceAndRecycleWithoutLosingAny(string backend)
     {
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
         var effects = new ConcurrentDictionary<string, int>();
         var handlers = new Dictionary<string, TaskHandler>
         {
@@ -37,7 +34,7 @@ public sealed class WorkerTests : IAsyncLifetime
         };
         for (var i = 0; i < 300; i++)
         {
-            await _file.Queue.EnqueueAsync(new TaskRequest("count", $"{{\"n\":{i}}}"));
+            await queue.EnqueueAsync(new TaskRequest("count", $"{{\"n\":{i}}}"));
         }
         // Two workers, each recycled after 50 tasks and replaced, as the supervisor does.
         var exits = new ConcurrentBag<WorkerExit>();
@@ -45,11 +42,11 @@ public sealed class WorkerTests : IAsyncLifetime
         {
             for (var generation = 0; ; generation++)
             {
-                var worker = new Worker(_file.Queue, handlers, Options() with { MaxTasksPerChild = 50 }, $"w{w}.{generation}");
+                var worker = new Worker(queue, handlers, Options() with { MaxTasksPerChild = 50 }, $"w{w}.{generation}");
                 using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
                 var exit = await worker.RunAsync(stop.Token);
                 exits.Add(exit);
-                if ((await StatsAsync()).Pending == 0 && (await StatsAsync()).Running == 0)
+                if ((await StatsAsync(queue)).Pending == 0 && (await StatsAsync(queue)).Running == 0)
                 {
                     return;
                 }
@@ -59,13 +56,16 @@ public sealed class WorkerTests : IAsyncLifetime
         });
         Assert.Equal(300, effects.Count);
         Assert.All(effects.Values, n => Assert.Equal(1, n));
-        Assert.Equal(300, (await StatsAsync()).Done);
+        Assert.Equal(300, (await StatsAsync(queue)).Done);
         Assert.Contains(WorkerExit.Recycle, exits);
     }
 
-    [Fact]
-    public async Task ATaskLongerThanThreeLeasesIsNeverRunTwiceWhileAlive()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task ATaskLongerThanThreeLeasesIsNeverRunTwiceWhileAlive(string backend)
     {
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
         var starts = 0;
         var handlers = new Dictionary<string, TaskHandler>
         {
@@ -75,27 +75,30 @@ public sealed class WorkerTests : IAsyncLifetime
                 await Task.Delay(TimeSpan.FromMilliseconds(6500), ct);
             },
         };
-        await _file.Queue.EnqueueAsync(new TaskRequest("slow", "{}"));
+        await queue.EnqueueAsync(new TaskRequest("slow", "{}"));
         using var stop = new CancellationTokenSource();
         // A two-second lease, renewed every third of it, over a task of more than three leases (shorter leases leave
         // too little slack for renewals on a loaded two-core machine running the other tests at once).
         var options = Options() with { Lease = TimeSpan.FromSeconds(2) };
-        var first = new Worker(_file.Queue, handlers, options, "first");
-        var second = new Worker(_file.Queue, handlers, options, "second");
+        var first = new Worker(queue, handlers, options, "first");
+        var second = new Worker(queue, handlers, options, "second");
         var running = Task.WhenAll(first.RunAsync(stop.Token), second.RunAsync(stop.Token));
-        for (var wait = 0; wait < 1000 && (await StatsAsync()).Done == 0; wait++)
+        for (var wait = 0; wait < 1000 && (await StatsAsync(queue)).Done == 0; wait++)
         {
             await Task.Delay(20);
         }
         await stop.CancelAsync();
         await running;
         Assert.Equal(1, starts);
-        Assert.Equal(1, (await StatsAsync()).Done);
+        Assert.Equal(1, (await StatsAsync(queue)).Done);
     }
 
-    [Fact]
-    public async Task SoftLimitsCancelAndFailThenRetryAndHardLimitsGiveUpTheProcess()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task SoftLimitsCancelAndFailThenRetryAndHardLimitsGiveUpTheProcess(string backend)
     {
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
         var attempts = 0;
         var handlers = new Dictionary<string, TaskHandler>
         {
@@ -107,11 +110,11 @@ public sealed class WorkerTests : IAsyncLifetime
             // Ignores its cancellation token.
             ["deaf"] = (_, _) => Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None),
         };
-        var stuck = await _file.Queue.EnqueueAsync(new TaskRequest("stuck", "{}") { SoftTimeLimit = TimeSpan.FromMilliseconds(50), MaxRetries = 1 });
+        var stuck = await queue.EnqueueAsync(new TaskRequest("stuck", "{}") { SoftTimeLimit = TimeSpan.FromMilliseconds(50), MaxRetries = 1 });
         using (var stop = new CancellationTokenSource())
         {
-            var run = new Worker(_file.Queue, handlers, Options(), "w").RunAsync(stop.Token);
-            for (var wait = 0; wait < 200 && (await StatsAsync()).Dead == 0; wait++)
+            var run = new Worker(queue, handlers, Options(), "w").RunAsync(stop.Token);
+            for (var wait = 0; wait < 200 && (await StatsAsync(queue)).Dead == 0; wait++)
             {
                 await Task.Delay(20);
             }
@@ -119,37 +122,40 @@ public sealed class WorkerTests : IAsyncLifetime
             Assert.Equal(WorkerExit.Stopped, await run);
         }
         Assert.Equal(2, attempts);
-        var (state, _, error) = (await _file.Queue.InspectAsync(stuck))!.Value;
+        var (state, _, error) = (await queue.InspectAsync(stuck))!.Value;
         Assert.Equal("dead", state);
         Assert.StartsWith("soft time limit of 0.05 s exceeded", error, StringComparison.Ordinal);
 
-        await _file.Queue.EnqueueAsync(new TaskRequest("deaf", "{}") { HardTimeLimit = TimeSpan.FromMilliseconds(100) });
+        await queue.EnqueueAsync(new TaskRequest("deaf", "{}") { HardTimeLimit = TimeSpan.FromMilliseconds(100) });
         using var never = new CancellationTokenSource();
-        Assert.Equal(WorkerExit.HardLimit, await new Worker(_file.Queue, handlers, Options(), "w2").RunAsync(never.Token));
+        Assert.Equal(WorkerExit.HardLimit, await new Worker(queue, handlers, Options(), "w2").RunAsync(never.Token));
     }
 
-    [Fact]
-    public async Task AWarmShutdownFinishesWhatItCanAndHandsBackTheRest()
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task AWarmShutdownFinishesWhatItCanAndHandsBackTheRest(string backend)
     {
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
         var handlers = new Dictionary<string, TaskHandler>
         {
             ["quick"] = (_, ct) => Task.Delay(50, ct),
             ["long"] = (_, ct) => Task.Delay(Timeout.Infinite, ct),
         };
-        await _file.Queue.EnqueueAsync(new TaskRequest("quick", "{}"));
-        var longId = await _file.Queue.EnqueueAsync(new TaskRequest("long", "{}"));
+        await queue.EnqueueAsync(new TaskRequest("quick", "{}"));
+        var longId = await queue.EnqueueAsync(new TaskRequest("long", "{}"));
         using var stop = new CancellationTokenSource();
         // A grace period long enough for the quick task on a loaded machine, not for the endless one.
-        var run = new Worker(_file.Queue, handlers, Options() with { GracePeriod = TimeSpan.FromSeconds(2) }, "w").RunAsync(stop.Token);
-        for (var wait = 0; wait < 500 && (await StatsAsync()).Running < 2; wait++)
+        var run = new Worker(queue, handlers, Options() with { GracePeriod = TimeSpan.FromSeconds(2) }, "w").RunAsync(stop.Token);
+        for (var wait = 0; wait < 500 && (await StatsAsync(queue)).Running < 2; wait++)
         {
             await Task.Delay(10);
         }
         await stop.CancelAsync();
         Assert.Equal(WorkerExit.Stopped, await run);
-        var stats = await StatsAsync();
+        var stats = await StatsAsync(queue);
         Assert.Equal((1L, 1L, 0L), (stats.Done, stats.Pending, stats.Running));
         // Handed back without spending an attempt.
-        Assert.Equal(("pending", 0), ((await _file.Queue.InspectAsync(longId))!.Value.State, (await _file.Queue.InspectAsync(longId))!.Value.Attempts));
+        Assert.Equal(("pending", 0), ((await queue.InspectAsync(longId))!.Value.State, (await queue.InspectAsync(longId))!.Value.Attempts));
     }
 }

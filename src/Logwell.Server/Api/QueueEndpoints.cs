@@ -10,7 +10,7 @@ namespace Logwell.Server.Api;
 
 /// <summary>
 /// <c>GET /api/v1/queues</c>: per task queue, tasks pending, delayed, running, failed (waiting to retry), dead and done,
-/// and the oldest pending task's age. <c>POST /api/v1/queues/{queue}/dead/retry</c> and <c>.../dead/purge</c> act on
+/// completed in the last minute, and the oldest pending task's age; and the scheduler lease's holder. <c>POST /api/v1/queues/{queue}/dead/retry</c> and <c>.../dead/purge</c> act on
 /// a queue's dead tasks.
 /// </summary>
 internal static class QueueEndpoints
@@ -24,7 +24,9 @@ internal static class QueueEndpoints
 
     private static async Task ListAsync(HttpContext context)
     {
-        var stats = await context.RequestServices.GetRequiredService<ITaskQueue>().StatsAsync(context.RequestAborted).ConfigureAwait(false);
+        var queues = context.RequestServices.GetRequiredService<ITaskQueue>();
+        var stats = await queues.StatsAsync(context.RequestAborted).ConfigureAwait(false);
+        var scheduler = await queues.LeaseHolderAsync(Scheduler.LeaseName, context.RequestAborted).ConfigureAwait(false);
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         writer.WriteStartObject();
@@ -39,6 +41,7 @@ internal static class QueueEndpoints
             writer.WriteNumber("failed", queue.Failed);
             writer.WriteNumber("dead", queue.Dead);
             writer.WriteNumber("done", queue.Done);
+            writer.WriteNumber("done_last_minute", queue.DoneLastMinute);
             if (queue.OldestPendingAge is { } age)
             {
                 writer.WriteNumber("oldest_pending_seconds", Math.Round(age.TotalSeconds, 3));
@@ -50,6 +53,18 @@ internal static class QueueEndpoints
             writer.WriteEndObject();
         }
         writer.WriteEndArray();
+        if (scheduler is null)
+        {
+            writer.WriteNull("scheduler");
+        }
+        else
+        {
+            writer.WriteStartObject("scheduler");
+            writer.WriteString("holder", scheduler.Holder);
+            writer.WriteNumber("token", scheduler.Token);
+            writer.WriteString("lease_until", scheduler.Until.UtcDateTime.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+            writer.WriteEndObject();
+        }
         writer.WriteEndObject();
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }

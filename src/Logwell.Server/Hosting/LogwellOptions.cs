@@ -173,9 +173,9 @@ public sealed record LogwellOptions
         {
             throw new ArgumentException($"Logwell:DefaultOperator must be AND or OR, not '{DefaultOperator}'");
         }
-        if (QueueBackend is not "sqlite")
+        if (QueueBackend is not ("sqlite" or "redis"))
         {
-            throw new ArgumentException($"Logwell:QueueBackend must be sqlite, not '{QueueBackend}'");
+            throw new ArgumentException($"Logwell:QueueBackend must be sqlite or redis, not '{QueueBackend}'");
         }
         if (ServeWorkerConcurrency < 1 || TaskLeaseSeconds < 3 || SchedulerLeaseSeconds < 3 || TaskKeepDays < 1)
         {

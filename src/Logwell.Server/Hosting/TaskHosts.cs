@@ -10,7 +10,9 @@ namespace Logwell.Server.Hosting;
 /// <summary>Opens the task queue backend the settings name.</summary>
 public static class TaskQueues
 {
-    public static ITaskQueue Open(LogwellOptions options) => new SqliteTaskQueue(LogwellApp.TaskQueueFile(options));
+    public static ITaskQueue Open(LogwellOptions options) => options.QueueBackend == "redis"
+        ? RedisTaskQueue.Connect(options.RedisConnection, options.RedisPrefix)
+        : new SqliteTaskQueue(LogwellApp.TaskQueueFile(options));
 
     /// <summary>A name for a worker or scheduler that is unique on the network: host, process and a random part.</summary>
     public static string ProcessName(string role) =>

@@ -154,13 +154,17 @@ internal static class ClientCommands
             using var client = CreateClient(result, server);
             using var response = await client.GetAsync("api/v1/queues", ct).ConfigureAwait(false);
             using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
-            Console.WriteLine($"{"QUEUE",-16} {"PENDING",8} {"DELAYED",8} {"RUNNING",8} {"FAILED",8} {"DEAD",8} {"DONE",10} {"OLDEST",10}");
+            Console.WriteLine($"{"QUEUE",-16} {"PENDING",8} {"DELAYED",8} {"RUNNING",8} {"FAILED",8} {"DEAD",8} {"DONE",10} {"DONE/MIN",9} {"OLDEST",10}");
             foreach (var queue in doc.RootElement.GetProperty("queues").EnumerateArray())
             {
                 var oldest = queue.GetProperty("oldest_pending_seconds");
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{queue.GetProperty("name").GetString(),-16} {queue.GetProperty("pending").GetInt64(),8} {queue.GetProperty("delayed").GetInt64(),8} {queue.GetProperty("running").GetInt64(),8} {queue.GetProperty("failed").GetInt64(),8} {queue.GetProperty("dead").GetInt64(),8} {queue.GetProperty("done").GetInt64(),10} {(oldest.ValueKind == JsonValueKind.Null ? "-" : $"{oldest.GetDouble():0.#}s"),10}"));
+                    $"{queue.GetProperty("name").GetString(),-16} {queue.GetProperty("pending").GetInt64(),8} {queue.GetProperty("delayed").GetInt64(),8} {queue.GetProperty("running").GetInt64(),8} {queue.GetProperty("failed").GetInt64(),8} {queue.GetProperty("dead").GetInt64(),8} {queue.GetProperty("done").GetInt64(),10} {queue.GetProperty("done_last_minute").GetInt64(),9} {(oldest.ValueKind == JsonValueKind.Null ? "-" : $"{oldest.GetDouble():0.#}s"),10}"));
             }
+            var scheduler = doc.RootElement.GetProperty("scheduler");
+            Console.WriteLine(scheduler.ValueKind == JsonValueKind.Null
+                ? "scheduler: none active"
+                : $"scheduler: {scheduler.GetProperty("holder").GetString()} (lease token {scheduler.GetProperty("token").GetInt64()})");
             return 0;
         }));
         foreach (var (verb, description) in new[] { ("retry", "Put a queue's dead tasks back to pending, with fresh attempts."), ("purge", "Delete a queue's dead tasks.") })
