@@ -97,12 +97,13 @@ internal static class ExportEndpoints
         }
         try
         {
-            await context.RequestServices.GetRequiredService<ITaskQueue>().EnqueueAsync(new TaskRequest(BuiltinTasks.Export, JsonSerializer.Serialize(new { id = record.Id }), "export")
+            var taskId = await context.RequestServices.GetRequiredService<ITaskQueue>().EnqueueAsync(new TaskRequest(BuiltinTasks.Export, JsonSerializer.Serialize(new { id = record.Id }), "export")
             {
                 UniqueKey = "export:" + record.Id,
                 MaxRetries = 2,
                 SoftTimeLimit = TimeSpan.FromHours(2),
-            }, context.RequestAborted).ConfigureAwait(false);
+            }, CancellationToken.None).ConfigureAwait(false);
+            exports.SetTask(record.Id, taskId);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

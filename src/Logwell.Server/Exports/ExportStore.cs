@@ -36,7 +36,8 @@ public sealed record ExportRecord(
     DateTimeOffset CreatedAt,
     DateTimeOffset? FinishedAt,
     DateTimeOffset? ExpiresAt,
-    long? FileBytes)
+    long? FileBytes,
+    long? TaskId)
 {
     /// <summary>Written events as a share of the events to write (0 to 100); null before the total is known.</summary>
     public double? Percent => EventsTotal is { } total
@@ -88,7 +89,8 @@ public sealed class ExportStore
                 created_at INTEGER NOT NULL,
                 finished_at INTEGER,
                 expires_at INTEGER,
-                file_bytes INTEGER
+                file_bytes INTEGER,
+                task_id INTEGER
             );
             CREATE INDEX IF NOT EXISTS exports_owner ON exports (owner, state);
             """;
@@ -110,7 +112,10 @@ public sealed class ExportStore
         return connection;
     }
 
-    private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
+    /// <summary>The store's clock: what creation, finish and expiry times are read against.</summary>
+    public DateTimeOffset Now => _time.GetUtcNow();
+
+    private long NowMs => Now.ToUnixTimeMilliseconds();
 
     /// <summary>A new queued export with a fresh id.</summary>
     /// <exception cref="ExportLimitException">The owner has <paramref name="maxActive"/> exports queued or running.</exception>
@@ -145,7 +150,7 @@ public sealed class ExportStore
         insert.Parameters.AddWithValue("$format", format);
         insert.Parameters.AddWithValue("$or", defaultOr ? 1 : 0);
         insert.Parameters.AddWithValue("$max", maxEvents);
-        insert.Parameters.AddWithValue("$now", Now);
+        insert.Parameters.AddWithValue("$now", NowMs);
         insert.ExecuteNonQuery();
         transaction.Commit();
         return Get(id)!;
@@ -193,7 +198,7 @@ public sealed class ExportStore
 
     public void Done(string id, long fileBytes, TimeSpan validFor)
     {
-        var now = Now;
+        var now = NowMs;
         Execute("UPDATE exports SET state = 'done', finished_at = $now, expires_at = $expires, file_bytes = $bytes WHERE id = $id AND state = 'packaging'",
             id, ("$now", now), ("$expires", now + (long)validFor.TotalMilliseconds), ("$bytes", fileBytes));
     }
@@ -203,7 +208,7 @@ public sealed class ExportStore
         final
             ? "UPDATE exports SET state = 'failed', error = $error, finished_at = $now WHERE id = $id AND state IN ('queued', 'running', 'packaging')"
             : "UPDATE exports SET state = 'queued', error = $error WHERE id = $id AND state IN ('queued', 'running', 'packaging')",
-        id, ("$error", error), ("$now", Now));
+        id, ("$error", error), ("$now", NowMs));
 
     /// <summary>Done exports past their download time become expired; their ids.</summary>
     public IReadOnlyList<string> ExpireDownloads()
@@ -211,7 +216,7 @@ public sealed class ExportStore
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = "UPDATE exports SET state = 'expired' WHERE state = 'done' AND expires_at < $now RETURNING id";
-        command.Parameters.AddWithValue("$now", Now);
+        command.Parameters.AddWithValue("$now", NowMs);
         var ids = new List<string>();
         using var reader = command.ExecuteReader();
         while (reader.Read())
@@ -239,6 +244,25 @@ public sealed class ExportStore
 
     public void Delete(string id) => Execute("DELETE FROM exports WHERE id = $id", id);
 
+    /// <summary>Records the task that writes the export.</summary>
+    public void SetTask(string id, long taskId) => Execute("UPDATE exports SET task_id = $task WHERE id = $id", id, ("$task", taskId));
+
+    /// <summary>Exports still queued, running or packaging that were created before this time.</summary>
+    public IReadOnlyList<ExportRecord> ActiveCreatedBefore(DateTimeOffset before)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT * FROM exports WHERE state IN ('queued', 'running', 'packaging') AND created_at < $before";
+        command.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
+        var records = new List<ExportRecord>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            records.Add(Read(reader));
+        }
+        return records;
+    }
+
     private int Execute(string sql, string id, params (string Name, object Value)[] parameters)
     {
         using var connection = Open();
@@ -251,7 +275,7 @@ public sealed class ExportStore
         }
         if (sql.Contains("$now", StringComparison.Ordinal) && !command.Parameters.Contains("$now"))
         {
-            command.Parameters.AddWithValue("$now", Now);
+            command.Parameters.AddWithValue("$now", NowMs);
         }
         return command.ExecuteNonQuery();
     }
@@ -280,6 +304,7 @@ public sealed class ExportStore
             Time("created_at")!.Value,
             Time("finished_at"),
             Time("expires_at"),
-            Long("file_bytes"));
+            Long("file_bytes"),
+            Long("task_id"));
     }
 }

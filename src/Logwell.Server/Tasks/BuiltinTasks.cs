@@ -27,7 +27,7 @@ public static class BuiltinTasks
         return new Dictionary<string, TaskHandler>(StringComparer.Ordinal)
         {
             [Export] = runner.RunAsync,
-            [ExportCleanup] = (_, ct) => CleanExportsAsync(options, exports, logger, ct),
+            [ExportCleanup] = (_, ct) => CleanExportsAsync(options, queue, exports, logger, ct),
             [Retention] = (_, ct) => store.ApplyRetentionAsync(ct),
             [Merge] = (_, ct) => store.MergeAsync(ct),
             [RecoverLeases] = async (_, ct) =>
@@ -106,11 +106,35 @@ public static class BuiltinTasks
         }
     }
 
-    /// <summary>Done exports past their download time expire; files and records of finished exports older than the keep time go.</summary>
-    private static Task CleanExportsAsync(LogwellOptions options, ExportStore exports, ILogger logger, CancellationToken cancellationToken) => Task.Run(() =>
+    /// <summary>
+    /// Exports whose task ended without finishing them (it went dead after its worker died again and again, or was
+    /// purged) fail; done exports past their download time expire; files and records of finished exports older than
+    /// the keep time go.
+    /// </summary>
+    internal static async Task CleanExportsAsync(LogwellOptions options, ITaskQueue queue, ExportStore exports, ILogger logger, CancellationToken cancellationToken)
+    {
+        foreach (var record in exports.ActiveCreatedBefore(exports.Now - TimeSpan.FromMinutes(1)))
+        {
+            if (record.TaskId is not { } taskId)
+            {
+                continue;
+            }
+            var task = await queue.InspectAsync(taskId, cancellationToken).ConfigureAwait(false);
+            if (task is null or { State: "dead" or "done" })
+            {
+                var reason = task is { State: "dead" } ? $"its task went dead: {task.Value.LastError}" : "its task ended without finishing it";
+                exports.Failed(record.Id, reason, final: true);
+                File.Delete(exports.FilePath(record) + ".tmp");
+                logger.LogWarning("Export {Id}: failed, {Reason}", record.Id, reason);
+            }
+        }
+        await Task.Run(() => DeleteOldExports(options, exports, logger, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    private static void DeleteOldExports(LogwellOptions options, ExportStore exports, ILogger logger, CancellationToken cancellationToken)
     {
         var expired = exports.ExpireDownloads();
-        foreach (var record in exports.FinishedBefore(DateTimeOffset.UtcNow - TimeSpan.FromDays(options.ExportKeepDays)))
+        foreach (var record in exports.FinishedBefore(exports.Now - TimeSpan.FromDays(options.ExportKeepDays)))
         {
             cancellationToken.ThrowIfCancellationRequested();
             File.Delete(exports.FilePath(record));
@@ -122,7 +146,7 @@ public static class BuiltinTasks
         {
             logger.LogInformation("Exports past their download time: {Ids}", string.Join(", ", expired));
         }
-    }, cancellationToken);
+    }
 }
 
 /// <summary>
