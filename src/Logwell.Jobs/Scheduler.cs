@@ -175,8 +175,15 @@ public sealed class Scheduler(ITaskQueue queue, IReadOnlyList<PeriodicTask> entr
             if (Token is var token && token != 0)
             {
                 // Hand over at once rather than make the standby wait out the lease.
-                await queue.ReleaseLeaseAsync(LeaseName, holder, token, CancellationToken.None).ConfigureAwait(false);
-                logger.LogInformation("Scheduler {Holder}: stopped, lease {Token} released", holder, token);
+                try
+                {
+                    await queue.ReleaseLeaseAsync(LeaseName, holder, token, CancellationToken.None).ConfigureAwait(false);
+                    logger.LogInformation("Scheduler {Holder}: stopped, lease {Token} released", holder, token);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    logger.LogWarning("Scheduler {Holder}: stopped; could not release lease {Token} ({Error}), it expires on its own", holder, token, e.Message);
+                }
             }
         }
     }

@@ -84,7 +84,17 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
             IReadOnlyList<LeasedTask> leased = [];
             if (free > 0)
             {
-                leased = await queue.LeaseAsync(options.Queues, owner, free, options.Lease, CancellationToken.None).ConfigureAwait(false);
+                try
+                {
+                    leased = await queue.LeaseAsync(options.Queues, owner, free, options.Lease, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The queue is unreachable or busy: tasks wait there; try again after a pause.
+                    _logger.LogWarning("Worker {Owner}: cannot lease tasks ({Error}); trying again", owner, e.Message);
+                    await Task.WhenAny(Task.Delay(options.PollInterval * 5, CancellationToken.None), stopped).ConfigureAwait(false);
+                    continue;
+                }
             }
             foreach (var task in leased)
             {
@@ -119,7 +129,15 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
             foreach (var (task, cancel, _) in left)
             {
                 await cancel.CancelAsync().ConfigureAwait(false);
-                await queue.ReleaseAsync(task, CancellationToken.None).ConfigureAwait(false);
+                try
+                {
+                    await queue.ReleaseAsync(task, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // Not handed back: it runs again once its lease expires.
+                    _logger.LogWarning("Task {Id} ({Name}): cannot hand it back ({Error}); it runs again after its lease", task.Id, task.Name, e.Message);
+                }
             }
         }
         return WorkerExit.Stopped;
@@ -133,9 +151,10 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
         }
     }
 
+    /// <summary>After its allowance of tasks, or above the memory bound once it has run a task (a bound below what an idle worker uses would otherwise recycle it forever).</summary>
     private bool ShouldRecycle(int started) =>
         (options.MaxTasksPerChild > 0 && started >= options.MaxTasksPerChild)
-        || (options.MaxMemoryBytes > 0 && Environment.WorkingSet > options.MaxMemoryBytes);
+        || (options.MaxMemoryBytes > 0 && started > 0 && Environment.WorkingSet > options.MaxMemoryBytes);
 
     /// <param name="handBack">Cancelled by a warm shutdown that hands the task back (the loop releases it).</param>
     private async Task RunOneAsync(LeasedTask task, CancellationTokenSource handBack)
@@ -198,12 +217,31 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
         {
             _logger.LogWarning("Task {Id} ({Name}) attempt {Attempt} of {Tries} failed: {Error}", task.Id, task.Name, task.Attempt, task.MaxRetries + 1, error);
         }
-        var changed = error is null
-            ? await queue.CompleteAsync(task, CancellationToken.None).ConfigureAwait(false)
-            : await queue.FailAsync(task, error, CancellationToken.None).ConfigureAwait(false);
-        if (changed)
+        // The outcome is retried for as long as the lease lasts; after that the task runs again elsewhere anyway.
+        var until = DateTime.UtcNow + options.Lease;
+        while (true)
         {
-            Interlocked.Increment(ref _finished);
+            try
+            {
+                var changed = error is null
+                    ? await queue.CompleteAsync(task, CancellationToken.None).ConfigureAwait(false)
+                    : await queue.FailAsync(task, error, CancellationToken.None).ConfigureAwait(false);
+                if (changed)
+                {
+                    Interlocked.Increment(ref _finished);
+                }
+                return;
+            }
+            catch (Exception e) when (e is not OperationCanceledException && DateTime.UtcNow < until)
+            {
+                _logger.LogWarning("Task {Id} ({Name}): cannot record its outcome ({Error}); trying again", task.Id, task.Name, e.Message);
+                await Task.Delay(options.PollInterval, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _logger.LogError("Task {Id} ({Name}): its outcome could not be recorded before its lease ended ({Error}); it will run again", task.Id, task.Name, e.Message);
+                return;
+            }
         }
     }
 
@@ -211,6 +249,7 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
     private async Task RenewAsync(LeasedTask task, CancellationTokenSource lost, CancellationToken stop)
     {
         var every = options.Lease / 3;
+        var lastRenewal = DateTime.UtcNow;
         while (!stop.IsCancellationRequested)
         {
             try
@@ -221,7 +260,19 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
             {
                 return;
             }
-            if (!await queue.RenewAsync(task, options.Lease, CancellationToken.None).ConfigureAwait(false))
+            bool renewed;
+            try
+            {
+                renewed = await queue.RenewAsync(task, options.Lease, CancellationToken.None).ConfigureAwait(false);
+                lastRenewal = DateTime.UtcNow;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Unreachable for now: keep trying while the lease may still hold; past it, another worker may have the task.
+                renewed = DateTime.UtcNow - lastRenewal < options.Lease;
+                _logger.LogWarning("Task {Id} ({Name}): cannot renew its lease ({Error})", task.Id, task.Name, e.Message);
+            }
+            if (!renewed)
             {
                 await lost.CancelAsync().ConfigureAwait(false);
                 return;

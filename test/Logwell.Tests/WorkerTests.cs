@@ -36,17 +36,25 @@ public sealed class WorkerTests
         {
             await queue.EnqueueAsync(new TaskRequest("count", $"{{\"n\":{i}}}"));
         }
-        // Two workers, each recycled after 50 tasks and replaced, as the supervisor does.
+        // Two workers, each recycled after 50 tasks and replaced, as the supervisor does, until every task is done.
         var exits = new ConcurrentBag<WorkerExit>();
+        using var allDone = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var watch = Task.Run(async () =>
+        {
+            while ((await StatsAsync(queue)).Done < 300 && !allDone.IsCancellationRequested)
+            {
+                await Task.Delay(20);
+            }
+            await allDone.CancelAsync();
+        });
         await Parallel.ForAsync(0, 2, async (w, _) =>
         {
             for (var generation = 0; ; generation++)
             {
                 var worker = new Worker(queue, handlers, Options() with { MaxTasksPerChild = 50 }, $"w{w}.{generation}");
-                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-                var exit = await worker.RunAsync(stop.Token);
+                var exit = await worker.RunAsync(allDone.Token);
                 exits.Add(exit);
-                if ((await StatsAsync(queue)).Pending == 0 && (await StatsAsync(queue)).Running == 0)
+                if (exit == WorkerExit.Stopped)
                 {
                     return;
                 }
@@ -54,6 +62,7 @@ public sealed class WorkerTests
                 Assert.Equal(50, worker.Finished);
             }
         });
+        await watch;
         Assert.Equal(300, effects.Count);
         Assert.All(effects.Values, n => Assert.Equal(1, n));
         Assert.Equal(300, (await StatsAsync(queue)).Done);
@@ -157,5 +166,123 @@ public sealed class WorkerTests
         Assert.Equal((1L, 1L, 0L), (stats.Done, stats.Pending, stats.Running));
         // Handed back without spending an attempt.
         Assert.Equal(("pending", 0), ((await queue.InspectAsync(longId))!.Value.State, (await queue.InspectAsync(longId))!.Value.Attempts));
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task AWorkerAboveItsMemoryBoundRecyclesAfterTheTasksItTookAndNeverBefore(string backend)
+    {
+        await using var file = TestQueue.Create(backend);
+        var queue = file.Queue;
+        var effects = new ConcurrentDictionary<string, int>();
+        var handlers = new Dictionary<string, TaskHandler>
+        {
+            ["count"] = (task, _) =>
+            {
+                effects.AddOrUpdate(task.Arguments, 1, (_, n) => n + 1);
+                return Task.CompletedTask;
+            },
+        };
+        for (var i = 0; i < 9; i++)
+        {
+            await queue.EnqueueAsync(new TaskRequest("count", $"{{\"n\":{i}}}"));
+        }
+        // Every process uses more than one byte: each worker runs the tasks of one lease, then recycles.
+        for (var generation = 0; effects.Count < 9; generation++)
+        {
+            Assert.True(generation < 20, "the workers stopped making progress");
+            var worker = new Worker(queue, handlers, Options(concurrency: 2) with { MaxMemoryBytes = 1 }, $"w{generation}");
+            Assert.Equal(WorkerExit.Recycle, await worker.RunAsync(CancellationToken.None));
+            Assert.InRange(worker.Finished, 1, 2);
+        }
+        Assert.All(effects.Values, n => Assert.Equal(1, n));
+    }
+
+    /// <summary>The real queue behind calls that fail now and then, as a queue server that restarts or a busy file would.</summary>
+    private sealed class UnreliableQueue(ITaskQueue inner) : ITaskQueue
+    {
+        private int _calls;
+
+        private void MaybeFail()
+        {
+            if (Interlocked.Increment(ref _calls) % 3 == 0)
+            {
+                throw new IOException("connection reset (injected)");
+            }
+        }
+
+        public Task<long> EnqueueAsync(TaskRequest request, CancellationToken cancellationToken = default) => inner.EnqueueAsync(request, cancellationToken);
+
+        public Task<IReadOnlyList<LeasedTask>> LeaseAsync(IReadOnlyList<string> queues, string owner, int max, TimeSpan lease, CancellationToken cancellationToken = default)
+        {
+            MaybeFail();
+            return inner.LeaseAsync(queues, owner, max, lease, cancellationToken);
+        }
+
+        public Task<bool> RenewAsync(LeasedTask task, TimeSpan lease, CancellationToken cancellationToken = default)
+        {
+            MaybeFail();
+            return inner.RenewAsync(task, lease, cancellationToken);
+        }
+
+        public Task<bool> CompleteAsync(LeasedTask task, CancellationToken cancellationToken = default)
+        {
+            MaybeFail();
+            return inner.CompleteAsync(task, cancellationToken);
+        }
+
+        public Task<bool> FailAsync(LeasedTask task, string error, CancellationToken cancellationToken = default)
+        {
+            MaybeFail();
+            return inner.FailAsync(task, error, cancellationToken);
+        }
+
+        public Task<bool> ReleaseAsync(LeasedTask task, CancellationToken cancellationToken = default) => inner.ReleaseAsync(task, cancellationToken);
+        public Task<IReadOnlyList<QueueStats>> StatsAsync(CancellationToken cancellationToken = default) => inner.StatsAsync(cancellationToken);
+        public Task SetRateLimitAsync(string name, int? perSecond, CancellationToken cancellationToken = default) => inner.SetRateLimitAsync(name, perSecond, cancellationToken);
+        public Task<long> RetryDeadAsync(string queue, CancellationToken cancellationToken = default) => inner.RetryDeadAsync(queue, cancellationToken);
+        public Task<long> PurgeDeadAsync(string queue, CancellationToken cancellationToken = default) => inner.PurgeDeadAsync(queue, cancellationToken);
+        public Task<long> RecoverExpiredAsync(CancellationToken cancellationToken = default) => inner.RecoverExpiredAsync(cancellationToken);
+        public Task<long> PurgeDoneAsync(DateTimeOffset finishedBefore, CancellationToken cancellationToken = default) => inner.PurgeDoneAsync(finishedBefore, cancellationToken);
+        public Task<long?> HoldLeaseAsync(string name, string holder, TimeSpan duration, CancellationToken cancellationToken = default) => inner.HoldLeaseAsync(name, holder, duration, cancellationToken);
+        public Task<bool> ReleaseLeaseAsync(string name, string holder, long token, CancellationToken cancellationToken = default) => inner.ReleaseLeaseAsync(name, holder, token, cancellationToken);
+        public Task<LeaseHolder?> LeaseHolderAsync(string name, CancellationToken cancellationToken = default) => inner.LeaseHolderAsync(name, cancellationToken);
+        public Task<DateTimeOffset?> LastSlotAsync(string entry, CancellationToken cancellationToken = default) => inner.LastSlotAsync(entry, cancellationToken);
+        public Task<bool> IssueSlotAsync(ScheduledSlot slot, TaskRequest? request, CancellationToken cancellationToken = default) => inner.IssueSlotAsync(slot, request, cancellationToken);
+        public Task<(string State, int Attempts, string? LastError)?> InspectAsync(long id, CancellationToken cancellationToken = default) => inner.InspectAsync(id, cancellationToken);
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
+    public async Task AWorkerRidesOutQueueErrorsAndStillRunsEveryTaskOnce(string backend)
+    {
+        await using var file = TestQueue.Create(backend);
+        var effects = new ConcurrentDictionary<string, int>();
+        var handlers = new Dictionary<string, TaskHandler>
+        {
+            ["count"] = async (task, ct) =>
+            {
+                // Long enough for renewals, some of which fail.
+                await Task.Delay(700, ct);
+                effects.AddOrUpdate(task.Arguments, 1, (_, n) => n + 1);
+            },
+        };
+        for (var i = 0; i < 12; i++)
+        {
+            await file.Queue.EnqueueAsync(new TaskRequest("count", $"{{\"n\":{i}}}"));
+        }
+        var worker = new Worker(new UnreliableQueue(file.Queue), handlers, Options() with { Lease = TimeSpan.FromSeconds(1.5) }, "w");
+        using var stop = new CancellationTokenSource();
+        var run = worker.RunAsync(stop.Token);
+        for (var wait = 0; wait < 600 && (await StatsAsync(file.Queue)).Done < 12; wait++)
+        {
+            await Task.Delay(50);
+        }
+        await stop.CancelAsync();
+        Assert.Equal(WorkerExit.Stopped, await run);
+        Assert.Equal(12, (await StatsAsync(file.Queue)).Done);
+        Assert.Equal(12, effects.Count);
+        Assert.All(effects.Values, n => Assert.Equal(1, n));
     }
 }
