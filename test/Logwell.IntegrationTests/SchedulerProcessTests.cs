@@ -77,4 +77,18 @@ public sealed class SchedulerProcessTests
         var missed = slots.Where(s => s > lastBeforeKill && s < tookOverAt - TimeSpan.FromSeconds(1.5)).ToList();
         Assert.True(missed.Count == 0, $"missed slots issued one by one: {string.Join(", ", missed)}; killed at {killed:O}, took over at {tookOverAt:O}");
     }
+
+    [Fact]
+    public async Task ABadPeriodicTaskSettingStopsTheSchedulerWithItsName()
+    {
+        using var dir = new TempDirectory();
+        await using var scheduler = RoleProcess.Start(["scheduler", "--data", dir.Path], new Dictionary<string, string>
+        {
+            ["LOGWELL_Schedule__report__Task"] = "diag.noop",
+            ["LOGWELL_Schedule__report__Cron"] = "0 25 * * *",
+        });
+        Assert.Equal(2, await scheduler.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("error: invalid settings: Logwell:Schedule:report: periodic task 'report': bad cron expression '0 25 * * *'", scheduler.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", scheduler.Output, StringComparison.Ordinal);
+    }
 }

@@ -124,7 +124,20 @@ public sealed record LogwellOptions
         DefaultRetentionDays = DefaultRetentionDays,
     };
 
+    /// <exception cref="SettingsException">A setting is missing its mark; the message names it.</exception>
     public void Validate()
+    {
+        try
+        {
+            ValidateEach();
+        }
+        catch (ArgumentException e) when (e is not SettingsException)
+        {
+            throw new SettingsException(e.Message, e);
+        }
+    }
+
+    private void ValidateEach()
     {
         if (MaxLineBytes < 256)
         {
@@ -199,6 +212,9 @@ public sealed record LogwellOptions
         ToEngineOptions().Validate();
     }
 }
+
+/// <summary>Settings that cannot be used; the message names the setting and what it must be.</summary>
+public sealed class SettingsException(string message, Exception inner) : ArgumentException(message, inner);
 
 /// <summary>A periodic task from configuration: every <see cref="Every"/>, or at the times of <see cref="Cron"/> in <see cref="TimeZone"/>.</summary>
 public sealed record PeriodicTaskOptions

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Logwell.Server.Hosting;
 
 namespace Logwell.Cli;
 
@@ -29,6 +30,19 @@ internal static class LogwellCommand
         };
         root.Options.Add(server);
         // serve shuts down through the host (flushes the engine); no forced exit after Ctrl-C.
-        return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
+        try
+        {
+            return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
+        }
+        catch (SettingsException e)
+        {
+            Console.Error.WriteLine($"error: invalid settings: {e.Message}");
+            return 2;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Console.Error.WriteLine($"Unhandled exception: {e}");
+            return 1;
+        }
     }
 }
