@@ -156,6 +156,10 @@ public sealed class Scheduler(ITaskQueue queue, IReadOnlyList<PeriodicTask> entr
                 {
                     await TickAsync(stop).ConfigureAwait(false);
                 }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    break;
+                }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
                     logger.LogError(e, "Scheduler {Holder}: tick failed; trying again", holder);

@@ -19,6 +19,8 @@ internal static class LogwellCommand
             ServeCommand.Create(),
             RoleCommands.Worker(server),
             RoleCommands.Scheduler(),
+            SuperviseCommands.Supervise(),
+            SuperviseCommands.Ctl(),
             ClientCommands.IndexSets(server),
             ClientCommands.Pipeline(server),
             ClientCommands.Queues(server),

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Logwell.Hosting;
 using Logwell.Jobs;
 using Logwell.Server.Exports;
 using Logwell.Server.Hosting;
@@ -12,7 +13,7 @@ using Microsoft.Extensions.Logging;
 namespace Logwell.Cli;
 
 /// <summary>The background roles: <c>logwell worker</c> and <c>logwell scheduler</c>.</summary>
-internal static partial class RoleCommands
+internal static class RoleCommands
 {
     public static Command Worker(Option<string> server)
     {
@@ -115,7 +116,7 @@ internal static partial class RoleCommands
             stop.Cancel();
             if (child is { HasExited: false } running)
             {
-                _ = Kill(running.Id, context.Signal == PosixSignal.SIGINT ? SIGINT : SIGTERM);
+                Signals.Send(running.Id, context.Signal == PosixSignal.SIGINT ? 2 : 15);
             }
         }
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Forward);
@@ -162,12 +163,6 @@ internal static partial class RoleCommands
             }
         }
     }
-
-    private const int SIGINT = 2;
-    private const int SIGTERM = 15;
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 
     /// <summary>512MB, 1GB, 2048KB or a number of bytes; units are powers of 1024.</summary>
     internal static bool TryParseSize(string text, out long bytes)

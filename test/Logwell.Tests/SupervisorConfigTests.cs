@@ -1,0 +1,90 @@
+using Logwell.Hosting.Supervisor;
+
+namespace Logwell.Tests;
+
+/// <summary>supervisord's configuration format as <c>logwell supervise</c> reads it.</summary>
+public sealed class SupervisorConfigTests
+{
+    private static SupervisorConfig Parse(string text) => SupervisorConfig.Parse("/etc/logwell/supervisor.conf", text, "/var/lib/logwell");
+
+    [Fact]
+    public void ProgramsGroupsAndExpansionsAreReadAsSupervisordReadsThem()
+    {
+        var config = Parse("""
+            ; a comment
+            [supervisord]
+            environment = REGION="eu-west",TIER=prod
+
+            [program:api]
+            command = /usr/bin/logwell api --port 80%(process_num)02d --name "%(program_name)s node"   ; inline comment
+            process_name = %(program_name)s-%(process_num)d
+            numprocs = 2
+            numprocs_start = 1
+            priority = 10
+            autorestart = true
+            exitcodes = 0,3
+            stopsignal = QUIT
+            stopwaitsecs = 30
+            stopasgroup = true
+            environment = ROLE="api",
+                PORT_BASE='8000'
+            stdout_logfile = %(here)s/logs/%(process_name)s.out
+            stdout_logfile_maxbytes = 1MB
+            stdout_logfile_backups = 5
+            redirect_stderr = true
+
+            [program:worker]
+            command = logwell worker -Q default
+
+            [group:backend]
+            programs = worker
+            priority = 20
+            """);
+        var api = config.Processes.Where(p => p.Program == "api").ToList();
+        // Several processes of one program are shown as program:process, as supervisorctl shows them.
+        Assert.Equal(["api:api-1", "api:api-2"], api.Select(p => p.FullName));
+        Assert.Equal(["/usr/bin/logwell", "api", "--port", "8001", "--name", "api node"], api[0].Command);
+        Assert.Equal(AutoRestart.True, api[0].AutoRestart);
+        Assert.Equal([0, 3], api[0].ExitCodes);
+        Assert.Equal((3, 30, true, true), (api[0].StopSignal, api[0].StopWaitSecs, api[0].StopAsGroup, api[0].KillAsGroup));
+        Assert.Equal(["REGION=eu-west", "TIER=prod", "ROLE=api", "PORT_BASE=8000"], api[0].Environment.Select(e => $"{e.Key}={e.Value}"));
+        Assert.Equal(new LogTarget("/etc/logwell/logs/api-2.out", 1 << 20, 5), api[1].Stdout);
+        Assert.Null(api[1].Stderr.Path);
+
+        var worker = Assert.Single(config.Processes, p => p.Program == "worker");
+        Assert.Equal(("backend:worker", 20), (worker.FullName, worker.Priority));
+        // The defaults are supervisord's.
+        Assert.Equal((AutoRestart.Unexpected, 1, 3, 15, 10, false), (worker.AutoRestart, worker.StartSecs, worker.StartRetries, worker.StopSignal, worker.StopWaitSecs, worker.KillAsGroup));
+        Assert.Equal(new LogTarget("/var/lib/logwell/logs/backend_worker-stdout.log", 50L << 20, 10), worker.Stdout);
+    }
+
+    [Theory]
+    [InlineData("[program:a]\ncommand = x\ncommnd = y\n", ":3: unknown option 'commnd' in [program:a]")]
+    [InlineData("[program:a]\ncommand = x\nautorestart = sometimes\n", ":3: autorestart must be true, false or unexpected, not 'sometimes'")]
+    [InlineData("[program:a]\ncommand = x\nstartsecs = -1\n", ":3: startsecs must be a whole number of at least 0, not '-1'")]
+    [InlineData("[program:a]\ncommand = x\nexitcodes = 0,300\n", ":3: exitcodes must be whole numbers from 0 to 255, not '300'")]
+    [InlineData("[program:a]\ncommand = x\nstopsignal = 15\n", ":3: stopsignal must be a signal name")]
+    [InlineData("[program:a]\ncommand = x\nstdout_logfile_maxbytes = lots\n", ":3: stdout_logfile_maxbytes must be a size such as 50MB, not 'lots'")]
+    [InlineData("[program:a]\ncommand = x\nnumprocs = 2\n", ":3: [program:a] has numprocs = 2, so process_name must contain %(process_num)s")]
+    [InlineData("[program:a]\nautostart = true\n", ":1: [program:a] needs a command")]
+    [InlineData("[program:a]\ncommand = x\n[program:a]\ncommand = y\n", ":3: section [program:a] appears twice")]
+    [InlineData("[programs:a]\ncommand = x\n", ":1: unknown section [programs:a]")]
+    [InlineData("[program:a]\ncommand = x\nenvironment = A=\"1\",B\n", ":3: environment must be KEY=\"value\" pairs")]
+    [InlineData("[group:g]\nprograms = nope\n", ":2: [group:g] lists 'nope', which has no [program:nope]")]
+    [InlineData("[program:a]\ncommand = run %(nothing)s\n", ":2: '%(nothing)s' names nothing that can be expanded here")]
+    [InlineData("command = x\n", ":1: an option before any [section]")]
+    public void MistakesNameTheFileAndLine(string text, string expected)
+    {
+        var error = Assert.Throws<ConfigException>(() => Parse(text));
+        Assert.StartsWith("/etc/logwell/supervisor.conf:", error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheSectionsOfSupervisorctlAndTheHttpServerAreReadAndIgnored()
+    {
+        var config = Parse("[unix_http_server]\nfile = /tmp/supervisor.sock\n[supervisorctl]\nserverurl = unix:///tmp/supervisor.sock\n[program:a]\ncommand = x\n");
+        Assert.Equal(["unix_http_server", "supervisorctl"], config.Ignored);
+        Assert.Single(config.Processes);
+    }
+}
