@@ -74,6 +74,8 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
             if (ShouldRecycle(started))
             {
                 await Task.WhenAny(Task.WhenAll(Running()), _hardLimit.Task).ConfigureAwait(false);
+                var reason = _hardLimit.Task.IsCompleted ? "hard_limit" : options.MaxTasksPerChild > 0 && started >= options.MaxTasksPerChild ? "max_tasks" : "max_memory";
+                JobMetrics.Recycles.Add(1, new KeyValuePair<string, object?>("reason", reason));
                 return _hardLimit.Task.IsCompleted ? WorkerExit.HardLimit : WorkerExit.Recycle;
             }
             var free = options.Concurrency - Running().Count;
@@ -115,6 +117,7 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
         }
         if (_hardLimit.Task.IsCompleted)
         {
+            JobMetrics.Recycles.Add(1, new KeyValuePair<string, object?>("reason", "hard_limit"));
             return WorkerExit.HardLimit;
         }
         // Warm shutdown: running tasks get the grace period, then are cancelled and handed back.
@@ -174,41 +177,52 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
         }
         var renewal = RenewAsync(task, lost, stopRenewing.Token);
         var clock = Stopwatch.StartNew();
-        var work = Task.Run(() => handler(task, token.Token), CancellationToken.None);
-        if (task.HardTimeLimit is { } hard && await Task.WhenAny(work, Task.Delay(hard, CancellationToken.None)).ConfigureAwait(false) != work)
-        {
-            // The task is abandoned with its lease: it runs again once the lease expires, in another process.
-            await stopRenewing.CancelAsync().ConfigureAwait(false);
-            _logger.LogError("Task {Id} ({Name}) outlived its hard time limit of {Limit}; abandoning it and this worker", task.Id, task.Name, hard);
-            _hardLimit.TrySetResult();
-            return;
-        }
-        string? error = null;
+        JobMetrics.Running.Add(1);
         try
         {
-            await work.ConfigureAwait(false);
+            var work = Task.Run(() => handler(task, token.Token), CancellationToken.None);
+            if (task.HardTimeLimit is { } hard && await Task.WhenAny(work, Task.Delay(hard, CancellationToken.None)).ConfigureAwait(false) != work)
+            {
+                // The task is abandoned with its lease: it runs again once the lease expires, in another process.
+                await stopRenewing.CancelAsync().ConfigureAwait(false);
+                _logger.LogError("Task {Id} ({Name}) outlived its hard time limit of {Limit}; abandoning it and this worker", task.Id, task.Name, hard);
+                _hardLimit.TrySetResult();
+                return;
+            }
+            string? error = null;
+            try
+            {
+                await work.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                error = $"soft time limit of {task.SoftTimeLimit?.TotalSeconds:0.###} s exceeded after {clock.Elapsed.TotalSeconds:0.###} s";
+            }
+            catch (Exception e)
+            {
+                error = $"{e.GetType().Name}: {e.Message}";
+            }
+            await stopRenewing.CancelAsync().ConfigureAwait(false);
+            await renewal.ConfigureAwait(false);
+            if (lost.IsCancellationRequested)
+            {
+                _logger.LogWarning("Task {Id} ({Name}): lease lost; another worker runs it now and this run's outcome is dropped", task.Id, task.Name);
+                JobMetrics.Finished(task, "lost", clock.Elapsed);
+                return;
+            }
+            if (handBack.IsCancellationRequested)
+            {
+                // Handed back by a warm shutdown: the loop releases it, so it runs again without counting an attempt.
+                JobMetrics.Finished(task, "handed_back", clock.Elapsed);
+                return;
+            }
+            JobMetrics.Finished(task, error is null ? "completed" : "failed", clock.Elapsed);
+            await FinishAsync(task, error).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        finally
         {
-            error = $"soft time limit of {task.SoftTimeLimit?.TotalSeconds:0.###} s exceeded after {clock.Elapsed.TotalSeconds:0.###} s";
+            JobMetrics.Running.Add(-1);
         }
-        catch (Exception e)
-        {
-            error = $"{e.GetType().Name}: {e.Message}";
-        }
-        await stopRenewing.CancelAsync().ConfigureAwait(false);
-        await renewal.ConfigureAwait(false);
-        if (lost.IsCancellationRequested)
-        {
-            _logger.LogWarning("Task {Id} ({Name}): lease lost; another worker runs it now and this run's outcome is dropped", task.Id, task.Name);
-            return;
-        }
-        if (handBack.IsCancellationRequested)
-        {
-            // Handed back by a warm shutdown: the loop releases it, so it runs again without counting an attempt.
-            return;
-        }
-        await FinishAsync(task, error).ConfigureAwait(false);
     }
 
     private async Task FinishAsync(LeasedTask task, string? error)

@@ -165,7 +165,19 @@ public sealed partial class SupervisorTests
             stdout_logfile_backups = 2
             """);
         var log = Path.Combine(s.Dir.Path, "chatty.log");
-        await WorkerProcessTests.WaitForAsync(() => File.Exists(log) && File.ReadAllText(log).Contains("line 499 ", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => s.Process.Output);
+        // The file is briefly missing while it is rotated.
+        static bool Holds(string path, string text)
+        {
+            try
+            {
+                return File.ReadAllText(path).Contains(text, StringComparison.Ordinal);
+            }
+            catch (FileNotFoundException)
+            {
+                return false;
+            }
+        }
+        await WorkerProcessTests.WaitForAsync(() => Holds(log, "line 499 "), TimeSpan.FromSeconds(60), () => s.Process.Output);
         Assert.True(File.Exists(log + ".1"));
         Assert.True(File.Exists(log + ".2"));
         Assert.False(File.Exists(log + ".3"));

@@ -41,6 +41,10 @@ internal static class IngestPath
             return (null, null, 0, refused);
         }
         var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
+        if (body is not null)
+        {
+            ServerMetrics.IngestedBytes.Add(length, new KeyValuePair<string, object?>("indexset", indexSet));
+        }
         return body is null ? (null, null, 0, new IngestError(error!.Status, error.Message)) : (store, body, length, null);
     }
 

@@ -310,9 +310,12 @@ internal static class SearchEndpoints
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         timeout.CancelAfter(limit);
+        var started = TimeProvider.System.GetTimestamp();
         try
         {
-            return await Task.Run(() => work(timeout.Token), timeout.Token).ConfigureAwait(false);
+            var result = await Task.Run(() => work(timeout.Token), timeout.Token).ConfigureAwait(false);
+            ServerMetrics.QueryDuration.Record(TimeProvider.System.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("kind", what));
+            return result;
         }
         catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
         {

@@ -244,6 +244,15 @@ public sealed class ExportStore
 
     public void Delete(string id) => Execute("DELETE FROM exports WHERE id = $id", id);
 
+    /// <summary>How many exports are queued, running or packaging (it also shows the file answers).</summary>
+    public long CountActive()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM exports WHERE state IN ('queued', 'running', 'packaging')";
+        return (long)command.ExecuteScalar()!;
+    }
+
     /// <summary>Records the task that writes the export.</summary>
     public void SetTask(string id, long taskId) => Execute("UPDATE exports SET task_id = $task WHERE id = $id", id, ("$task", taskId));
 

@@ -12,6 +12,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Prometheus;
 
 namespace Logwell.Server.Hosting;
 
@@ -45,7 +46,11 @@ public static class LogwellApp
         app.UseMiddleware<ErrorBoundaryMiddleware>();
         app.UseRouting();
         app.UseMiddleware<AuthorizationMiddleware>();
-        app.MapGet("/healthz", static context => context.Response.WriteAsync("ok\n")).WithMetadata(Permission.Public);
+        // Request counts and durations by endpoint, for /metrics.
+        app.UseHttpMetrics();
+        HealthEndpoints.Map(app);
+        ServerMetrics.Start(app.Services.GetRequiredService<ITaskQueue>());
+        app.MapMetrics("/metrics").WithMetadata(Permission.ViewMetrics);
         IndexSetEndpoints.Map(app);
         PipelineEndpoints.Map(app);
         IngestEndpoints.Map(app);

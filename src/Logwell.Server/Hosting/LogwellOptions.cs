@@ -113,6 +113,12 @@ public sealed record LogwellOptions
     /// <summary>The most events <c>GET /api/v1/export</c> streams at once; more need an asynchronous export.</summary>
     public int SyncExportMaxEvents { get; init; } = 10_000;
 
+    /// <summary>A queue with this many pending tasks makes <c>/healthz</c> fail.</summary>
+    public int HealthQueueBacklog { get; init; } = 10_000;
+
+    /// <summary>Less free space than this on the data disk makes <c>/healthz</c> fail.</summary>
+    public int HealthMinFreeDiskMegabytes { get; init; } = 500;
+
     public EngineOptions ToEngineOptions() => new()
     {
         DataDirectory = Path.GetFullPath(DataDirectory),
@@ -193,6 +199,10 @@ public sealed record LogwellOptions
         if (ServeWorkerConcurrency < 1 || TaskLeaseSeconds < 3 || SchedulerLeaseSeconds < 3 || TaskKeepDays < 1)
         {
             throw new ArgumentException("Logwell:ServeWorkerConcurrency must be at least 1, TaskLeaseSeconds and SchedulerLeaseSeconds at least 3, TaskKeepDays at least 1");
+        }
+        if (HealthQueueBacklog < 1 || HealthMinFreeDiskMegabytes < 0)
+        {
+            throw new ArgumentException("Logwell:HealthQueueBacklog must be at least 1 and HealthMinFreeDiskMegabytes at least 0");
         }
         if (ExportMaxEvents < 1 || ExportsPerUser < 1 || ExportDownloadHours < 1 || ExportKeepDays < 1 || SyncExportMaxEvents < 1)
         {

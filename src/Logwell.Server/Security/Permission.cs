@@ -14,6 +14,7 @@ public sealed record Permission(string Action, string Resource)
     public static readonly Permission ViewQueues = new("view", "queue");
     public static readonly Permission ManageQueues = new("manage", "queue");
     public static readonly Permission Export = new("export", "indexset");
+    public static readonly Permission ViewMetrics = new("view", "metrics");
 }
 
 /// <summary>

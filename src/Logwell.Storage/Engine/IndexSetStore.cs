@@ -224,6 +224,7 @@ public sealed class IndexSetStore : IAsyncDisposable
         }
         // Once queued the batch will be written whatever the caller does; wait for the outcome.
         await pending.Done.Task.ConfigureAwait(false);
+        StorageMetrics.IngestedEvents.Add(events.Count, new KeyValuePair<string, object?>("indexset", Name));
     }
 
     private async Task WriteLoopAsync()

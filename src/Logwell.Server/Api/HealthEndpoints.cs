@@ -1,0 +1,159 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Logwell.Jobs;
+using Logwell.Server.Exports;
+using Logwell.Server.Hosting;
+using Logwell.Server.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Logwell.Server.Api;
+
+/// <summary>
+/// <c>/livez</c> (the process answers), <c>/readyz</c> (it can serve: its stores answer) and <c>/healthz</c> (one
+/// result per component). The status code says it: 200 healthy, 503 not. The text form is Kubernetes's (<c>[+]name
+/// ok</c> / <c>[-]name failed: why</c>, then a last line), JSON with <c>Accept: application/json</c> or
+/// <c>?format=json</c>; <c>include=</c> and <c>exclude=</c> pick components (comma-separated or repeated).
+/// </summary>
+internal static class HealthEndpoints
+{
+    private sealed record Check(string Name, bool Healthy, string Detail);
+
+    public static void Map(IEndpointRouteBuilder routes)
+    {
+        routes.MapGet("/livez", static context => WriteAsync(context, "livez", [new Check("process", true, "answering")])).WithMetadata(Permission.Public);
+        routes.MapGet("/readyz", static async context => await WriteAsync(context, "readyz", await CheckAsync(context, ready: true).ConfigureAwait(false)).ConfigureAwait(false)).WithMetadata(Permission.Public);
+        routes.MapGet("/healthz", static async context => await WriteAsync(context, "healthz", await CheckAsync(context, ready: false).ConfigureAwait(false)).ConfigureAwait(false)).WithMetadata(Permission.Public);
+    }
+
+    /// <summary>The components: with <paramref name="ready"/> only whether each store answers, else their health too.</summary>
+    private static async Task<List<Check>> CheckAsync(HttpContext context, bool ready)
+    {
+        var services = context.RequestServices;
+        var options = services.GetRequiredService<IOptions<LogwellOptions>>().Value;
+        var checks = new List<Check>
+        {
+            Run("log-store", () =>
+            {
+                var engine = services.GetEngine();
+                var backedUp = engine.List().Select(i => i.Name).Where(name => engine.TryGet(name, out var store) && store.IsBackedUp).ToList();
+                if (ready)
+                {
+                    return new Check("log-store", true, "open, write-ahead logs replayed");
+                }
+                var free = new DriveInfo(Path.GetFullPath(options.DataDirectory)).AvailableFreeSpace;
+                var minimum = (long)options.HealthMinFreeDiskMegabytes << 20;
+                if (free < minimum)
+                {
+                    return new Check("log-store", false, string.Create(CultureInfo.InvariantCulture, $"{free >> 20} MiB free on the data disk, under {options.HealthMinFreeDiskMegabytes} MiB"));
+                }
+                return backedUp.Count > 0
+                    ? new Check("log-store", false, $"write-ahead log backlog over {options.MaxQueuedEvents} events in {string.Join(", ", backedUp)}")
+                    : new Check("log-store", true, string.Create(CultureInfo.InvariantCulture, $"{free >> 20} MiB free, no write-ahead log backlog"));
+            }),
+            Run("metadata", () =>
+            {
+                var exports = services.GetRequiredService<ExportStore>();
+                return new Check("metadata", true, $"{exports.CountActive()} exports in progress");
+            }),
+        };
+        var queue = services.GetRequiredService<ITaskQueue>();
+        checks.Add(await RunAsync("queues", async () =>
+        {
+            var stats = await queue.StatsAsync(context.RequestAborted).ConfigureAwait(false);
+            var over = stats.Where(s => s.Pending >= options.HealthQueueBacklog).ToList();
+            if (ready || over.Count == 0)
+            {
+                return new Check("queues", true, stats.Count == 0 ? "no tasks" : string.Join(", ", stats.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Queue} {s.Pending} pending"))));
+            }
+            return new Check("queues", false, string.Join(", ", over.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Queue} has {s.Pending} pending (threshold {options.HealthQueueBacklog})"))));
+        }).ConfigureAwait(false));
+        if (!ready)
+        {
+            checks.Add(await RunAsync("scheduler", async () =>
+            {
+                var holder = await queue.LeaseHolderAsync(Scheduler.LeaseName, context.RequestAborted).ConfigureAwait(false);
+                return holder is null
+                    ? new Check("scheduler", false, "no scheduler holds the lease: periodic tasks are not issued")
+                    : new Check("scheduler", true, $"active: {holder.Holder}");
+            }).ConfigureAwait(false));
+        }
+        return checks;
+    }
+
+    private static Check Run(string name, Func<Check> check)
+    {
+        try
+        {
+            return check();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return new Check(name, false, $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private static async Task<Check> RunAsync(string name, Func<Task<Check>> check)
+    {
+        try
+        {
+            return await check().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return new Check(name, false, $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private static async Task WriteAsync(HttpContext context, string endpoint, List<Check> checks)
+    {
+        var query = context.Request.Query;
+        static HashSet<string> Names(Microsoft.Extensions.Primitives.StringValues values) =>
+            [.. values.SelectMany(v => (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))];
+        var include = Names(query["include"]);
+        var exclude = Names(query["exclude"]);
+        var unknown = include.Concat(exclude).Where(name => checks.All(c => c.Name != name)).ToList();
+        if (unknown.Count > 0)
+        {
+            await ErrorResponses.WriteAsync(context, 400, $"no component named {string.Join(", ", unknown)}: {endpoint} has {string.Join(", ", checks.Select(c => c.Name))}").ConfigureAwait(false);
+            return;
+        }
+        var chosen = checks.Where(c => (include.Count == 0 || include.Contains(c.Name)) && !exclude.Contains(c.Name)).ToList();
+        var healthy = chosen.All(c => c.Healthy);
+        context.Response.StatusCode = healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+        context.Response.Headers.CacheControl = "no-store";
+        var json = query["format"] == "json" || context.Request.Headers.Accept.Any(a => a is not null && a.Contains("application/json", StringComparison.OrdinalIgnoreCase));
+        if (json)
+        {
+            context.Response.ContentType = "application/json";
+            await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+            writer.WriteStartObject();
+            writer.WriteString("status", healthy ? "healthy" : "unhealthy");
+            writer.WriteStartArray("components");
+            foreach (var check in chosen)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", check.Name);
+                writer.WriteString("status", check.Healthy ? "healthy" : "unhealthy");
+                writer.WriteString("detail", check.Detail);
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+            await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+            return;
+        }
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        var text = new StringBuilder();
+        foreach (var check in chosen)
+        {
+            text.Append(check.Healthy ? $"[+]{check.Name} ok: {check.Detail}\n" : $"[-]{check.Name} failed: {check.Detail}\n");
+        }
+        text.Append(healthy ? $"{endpoint} check passed\n" : $"{endpoint} check failed\n");
+        await context.Response.WriteAsync(text.ToString(), context.RequestAborted).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,63 @@
+using System.Diagnostics.Metrics;
+using Logwell.Jobs;
+using Prometheus;
+
+namespace Logwell.Server.Hosting;
+
+/// <summary>
+/// The node's measurements. Ingest and queries are .NET metrics like the engine's and the workers'; prometheus-net
+/// exports them all at <c>/metrics</c>, with its HTTP request histograms, the process's CPU, memory and GC figures and
+/// the queue depths read at each scrape.
+/// </summary>
+internal static class ServerMetrics
+{
+    private static readonly Meter Meter = new("Logwell.Server");
+
+    /// <summary>Request bodies read for ingest (after decompression), by index set.</summary>
+    public static readonly Counter<long> IngestedBytes = Meter.CreateCounter<long>("ingest.bytes", "By", "Ingest request bytes read");
+
+    /// <summary>How long searches, pipes, histograms, fields and context lookups took, by kind.</summary>
+    public static readonly Histogram<double> QueryDuration = Meter.CreateHistogram<double>("query.duration", "s", "Query time in the engine");
+
+    private static readonly Gauge QueueTasks = Metrics.CreateGauge("logwell_queue_tasks", "Tasks in each queue by state, read at scrape time", "queue", "state");
+    private static readonly Gauge QueueOldest = Metrics.CreateGauge("logwell_queue_oldest_pending_seconds", "Age of the oldest ready task of each queue", "queue");
+    private static int _queuesWatched;
+
+    /// <summary>
+    /// Starts listening to the .NET metrics now (not at the first scrape, which would miss what came before it) and
+    /// reads the queue depths before each scrape; once per process. The meters <c>Logwell.Storage</c>,
+    /// <c>Logwell.Jobs</c> and <c>Logwell.Server</c> come out as <c>logwell_storage_*</c>, <c>logwell_jobs_*</c> and
+    /// <c>logwell_server_*</c>.
+    /// </summary>
+    public static void Start(ITaskQueue queue)
+    {
+        if (Interlocked.Exchange(ref _queuesWatched, 1) == 1)
+        {
+            return;
+        }
+        MeterAdapter.StartListening();
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(async cancellationToken =>
+        {
+            IReadOnlyList<QueueStats> stats;
+            try
+            {
+                stats = await queue.StatsAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Unreachable queues show as missing figures; /healthz says why.
+                return;
+            }
+            foreach (var queueStats in stats)
+            {
+                QueueTasks.WithLabels(queueStats.Queue, "pending").Set(queueStats.Pending);
+                QueueTasks.WithLabels(queueStats.Queue, "delayed").Set(queueStats.Delayed);
+                QueueTasks.WithLabels(queueStats.Queue, "running").Set(queueStats.Running);
+                QueueTasks.WithLabels(queueStats.Queue, "failed").Set(queueStats.Failed);
+                QueueTasks.WithLabels(queueStats.Queue, "dead").Set(queueStats.Dead);
+                QueueTasks.WithLabels(queueStats.Queue, "done").Set(queueStats.Done);
+                QueueOldest.WithLabels(queueStats.Queue).Set(queueStats.OldestPendingAge?.TotalSeconds ?? 0);
+            }
+        });
+    }
+}
