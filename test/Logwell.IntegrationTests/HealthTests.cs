@@ -34,7 +34,7 @@ public sealed class HealthTests
         Assert.Matches(@"^\[\+\]log-store ok: .*\n\[\+\]metadata ok: .*\n\[\+\]queues ok: .*\nreadyz check passed\n$", ready);
         await WorkerProcessTests.WaitForAsync(() => GetAsync(node.Http, "/healthz").Result.Status == HttpStatusCode.OK, TimeSpan.FromSeconds(30), () => GetAsync(node.Http, "/healthz").Result.Body);
         var (_, healthy) = await GetAsync(node.Http, "/healthz");
-        Assert.Matches(@"^\[\+\]log-store ok: \d+ MiB free, no write-ahead log backlog\n\[\+\]metadata ok: 0 exports in progress\n\[\+\]queues ok: .*\n\[\+\]scheduler ok: active: serve@\S+\nhealthz check passed\n$", healthy);
+        Assert.Matches(@"^\[\+\]log-store ok: \d+ MiB free, no write-ahead log backlog\n\[\+\]metadata ok: 0 exports in progress\n\[\+\]queues ok: .*\n\[\+\]registry ok: registered as \S+:\d+\n\[\+\]scheduler ok: active: serve@\S+\nhealthz check passed\n$", healthy);
 
         await using var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db"));
         for (var i = 0; i < 5; i++)
@@ -58,7 +58,7 @@ public sealed class HealthTests
         var root = JsonDocument.Parse(json).RootElement;
         Assert.Equal("unhealthy", root.GetProperty("status").GetString());
         var components = root.GetProperty("components").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("status").GetString());
-        Assert.Equal(new Dictionary<string, string?> { ["log-store"] = "healthy", ["metadata"] = "healthy", ["queues"] = "unhealthy", ["scheduler"] = "healthy" }, components);
+        Assert.Equal(new Dictionary<string, string?> { ["log-store"] = "healthy", ["metadata"] = "healthy", ["queues"] = "unhealthy", ["registry"] = "healthy", ["scheduler"] = "healthy" }, components);
 
         // The backlog drains: healthy again.
         while (await queue.LeaseAsync(["export"], "test", 10, TimeSpan.FromMinutes(1)) is { Count: > 0 } leased)
@@ -95,5 +95,48 @@ public sealed class HealthTests
         Assert.Matches(@"(?m)^dotnet_total_memory_bytes \d", metrics);
         Assert.Matches(@"(?m)^dotnet_collection_count_total\{generation=""0""\} \d", metrics);
         Assert.Matches(@"(?m)^process_cpu_seconds_total \d", metrics);
+    }
+
+    [Fact]
+    public async Task NodesRegisterWhenReadyTurnCriticalWhenSilentAndAreRemovedOrDeregistered()
+    {
+        using var dir = new TempDirectory();
+        // Two nodes of one machine sharing a registry, with heartbeats every second.
+        var settings = new Dictionary<string, string>
+        {
+            ["LOGWELL_RegistryFile"] = Path.Combine(dir.Path, "registry.db"),
+            ["LOGWELL_RegistryHeartbeatSeconds"] = "1",
+            ["LOGWELL_RegistryCriticalSeconds"] = "3",
+            ["LOGWELL_RegistryRemoveSeconds"] = "6",
+        };
+        await using var first = await LogwellNode.StartAsync(Path.Combine(dir.Path, "a"), env: new Dictionary<string, string>(settings) { ["LOGWELL_NodeId"] = "node-a", ["LOGWELL_NodeTags__0"] = "eu" });
+        await using var second = await LogwellNode.StartAsync(Path.Combine(dir.Path, "b"), env: new Dictionary<string, string>(settings) { ["LOGWELL_NodeId"] = "node-b" });
+        async Task<Dictionary<string, JsonElement>> NodesAsync()
+        {
+            var (status, body) = await HttpApiTests.SendAsync(first.Http, HttpMethod.Get, "/api/v1/nodes");
+            Assert.Equal(HttpStatusCode.OK, status);
+            return body.GetProperty("nodes").EnumerateArray().ToDictionary(n => n.GetProperty("id").GetString()!);
+        }
+        await WorkerProcessTests.WaitForAsync(() => NodesAsync().Result.Count == 2, TimeSpan.FromSeconds(30), () => "");
+        var nodes = await NodesAsync();
+        Assert.Equal(("127.0.0.1", first.BaseAddress.Port, "serve", "passing"), (nodes["node-a"].GetProperty("address").GetString(), nodes["node-a"].GetProperty("port").GetInt32(), nodes["node-a"].GetProperty("role").GetString(), nodes["node-a"].GetProperty("health").GetString()));
+        Assert.Equal(["eu"], nodes["node-a"].GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+        Assert.Equal("passing", nodes["node-b"].GetProperty("health").GetString());
+        var (code, stdout, _) = await CliTests.RunAsync(first, null, "nodes");
+        Assert.Equal(0, code);
+        Assert.Matches(@"(?m)^node-b\s+127\.0\.0\.1:\d+\s+serve\s+\S+\s+passing\s+\S+$", stdout);
+
+        // Killed: no deregistration, so its heartbeats just stop.
+        await second.KillAsync();
+        await WorkerProcessTests.WaitForAsync(() => NodesAsync().Result.GetValueOrDefault("node-b").ValueKind == JsonValueKind.Object && NodesAsync().Result["node-b"].GetProperty("health").GetString() == "critical",
+            TimeSpan.FromSeconds(30), () => "");
+        await WorkerProcessTests.WaitForAsync(() => !NodesAsync().Result.ContainsKey("node-b"), TimeSpan.FromSeconds(30), () => first.Output);
+        Assert.Contains("Registry: removed node node-b", first.Output, StringComparison.Ordinal);
+
+        // Stopped: it deregisters on the way out.
+        await using var third = await LogwellNode.StartAsync(Path.Combine(dir.Path, "c"), env: new Dictionary<string, string>(settings) { ["LOGWELL_NodeId"] = "node-c" });
+        await WorkerProcessTests.WaitForAsync(() => NodesAsync().Result.ContainsKey("node-c"), TimeSpan.FromSeconds(30), () => "");
+        Assert.Equal(0, await third.StopAsync());
+        Assert.False((await NodesAsync()).ContainsKey("node-c"));
     }
 }

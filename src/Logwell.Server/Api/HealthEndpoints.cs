@@ -74,6 +74,16 @@ internal static class HealthEndpoints
         }).ConfigureAwait(false));
         if (!ready)
         {
+            checks.Add(Run("registry", () =>
+            {
+                var host = services.GetRequiredService<RegistryHost>();
+                var age = DateTimeOffset.UtcNow - host.LastHeartbeat;
+                return host.NodeId is null
+                    ? new Check("registry", false, "this node is not registered yet")
+                    : age > TimeSpan.FromSeconds(options.RegistryCriticalSeconds)
+                        ? new Check("registry", false, string.Create(CultureInfo.InvariantCulture, $"{host.NodeId}: no heartbeat recorded for {age?.TotalSeconds:0} s"))
+                        : new Check("registry", true, $"registered as {host.NodeId}");
+            }));
             checks.Add(await RunAsync("scheduler", async () =>
             {
                 var holder = await queue.LeaseHolderAsync(Scheduler.LeaseName, context.RequestAborted).ConfigureAwait(false);

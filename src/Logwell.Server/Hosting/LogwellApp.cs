@@ -36,6 +36,9 @@ public static class LogwellApp
         builder.Services.AddSingleton(_ => TaskQueues.Open(options));
         builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory)));
         builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<LogEngine>()));
+        builder.Services.AddSingleton(_ => new NodeRegistry(options.RegistryPath));
+        builder.Services.AddSingleton<RegistryHost>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<RegistryHost>());
         builder.Services.AddHostedService<WorkerHost>();
         builder.Services.AddHostedService<SchedulerHost>();
         builder.Services.AddSingleton<SyslogListener>();
@@ -65,6 +68,7 @@ public static class LogwellApp
         ContextEndpoints.Map(app);
         QueueEndpoints.Map(app);
         ExportEndpoints.Map(app);
+        NodeEndpoints.Map(app);
         app.MapPost("/api/v1/maintenance/retention", static async context =>
         {
             await context.RequestServices.GetEngine().ApplyRetentionAsync().ConfigureAwait(false);

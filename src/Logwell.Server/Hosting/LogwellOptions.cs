@@ -113,6 +113,25 @@ public sealed record LogwellOptions
     /// <summary>The most events <c>GET /api/v1/export</c> streams at once; more need an asynchronous export.</summary>
     public int SyncExportMaxEvents { get; init; } = 10_000;
 
+    /// <summary>This node's id in the registry (default HOST:PORT).</summary>
+    public string NodeId { get; init; } = "";
+
+    /// <summary>Tags this node registers with.</summary>
+    public List<string> NodeTags { get; init; } = [];
+
+    /// <summary>The registry's file (default <c>meta.db</c> in the data directory); nodes of one machine may share one.</summary>
+    public string RegistryFile { get; init; } = "";
+
+    public int RegistryHeartbeatSeconds { get; init; } = 10;
+
+    /// <summary>A node silent this long is critical.</summary>
+    public int RegistryCriticalSeconds { get; init; } = 30;
+
+    /// <summary>A node silent this long is removed from the registry.</summary>
+    public int RegistryRemoveSeconds { get; init; } = 90;
+
+    public string RegistryPath => string.IsNullOrEmpty(RegistryFile) ? Path.Combine(Path.GetFullPath(DataDirectory), "meta.db") : Path.GetFullPath(RegistryFile);
+
     /// <summary>A queue with this many pending tasks makes <c>/healthz</c> fail.</summary>
     public int HealthQueueBacklog { get; init; } = 10_000;
 
@@ -199,6 +218,10 @@ public sealed record LogwellOptions
         if (ServeWorkerConcurrency < 1 || TaskLeaseSeconds < 3 || SchedulerLeaseSeconds < 3 || TaskKeepDays < 1)
         {
             throw new ArgumentException("Logwell:ServeWorkerConcurrency must be at least 1, TaskLeaseSeconds and SchedulerLeaseSeconds at least 3, TaskKeepDays at least 1");
+        }
+        if (RegistryHeartbeatSeconds < 1 || RegistryCriticalSeconds <= RegistryHeartbeatSeconds || RegistryRemoveSeconds < RegistryCriticalSeconds)
+        {
+            throw new ArgumentException("Logwell:RegistryHeartbeatSeconds must be at least 1, RegistryCriticalSeconds more than it, and RegistryRemoveSeconds at least RegistryCriticalSeconds");
         }
         if (HealthQueueBacklog < 1 || HealthMinFreeDiskMegabytes < 0)
         {

@@ -15,6 +15,7 @@ public sealed record Permission(string Action, string Resource)
     public static readonly Permission ManageQueues = new("manage", "queue");
     public static readonly Permission Export = new("export", "indexset");
     public static readonly Permission ViewMetrics = new("view", "metrics");
+    public static readonly Permission ViewNodes = new("view", "node");
 }
 
 /// <summary>

@@ -415,6 +415,25 @@ internal static class ClientCommands
         return command;
     }
 
+    public static Command Nodes(Option<string> server)
+    {
+        var command = new Command("nodes", "List the registered nodes with their health (passing, or critical when their heartbeats stopped).");
+        command.SetAction((result, ct) => Guard(async () =>
+        {
+            using var client = CreateClient(result, server);
+            using var response = await client.GetAsync("api/v1/nodes", ct).ConfigureAwait(false);
+            using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            Console.WriteLine($"{"ID",-28} {"ADDRESS",-22} {"ROLE",-6} {"VERSION",-10} {"HEALTH",-9} LAST HEARTBEAT");
+            foreach (var node in doc.RootElement.GetProperty("nodes").EnumerateArray())
+            {
+                var address = $"{node.GetProperty("address").GetString()}:{node.GetProperty("port").GetInt32()}";
+                Console.WriteLine($"{node.GetProperty("id").GetString(),-28} {address,-22} {node.GetProperty("role").GetString(),-6} {node.GetProperty("version").GetString(),-10} {node.GetProperty("health").GetString(),-9} {node.GetProperty("heartbeat_at").GetString()}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+
     public static Command Tail(Option<string> server)
     {
         var index = new Option<string>("--index") { Description = "index set to follow", DefaultValueFactory = _ => "default" };

@@ -29,6 +29,7 @@ internal static class LogwellCommand
             ClientCommands.Tail(server),
             ClientCommands.Fields(server),
             ClientCommands.Export(server),
+            ClientCommands.Nodes(server),
         };
         root.Options.Add(server);
         // serve shuts down through the host (flushes the engine); no forced exit after Ctrl-C.

@@ -1,0 +1,217 @@
+using System.Reflection;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Logwell.Server.Hosting;
+
+/// <summary>A node in the registry and how its heartbeats stand: passing, or critical once they stopped.</summary>
+public sealed record NodeEntry(string Id, string Address, int Port, string Role, string Version, IReadOnlyList<string> Tags, DateTimeOffset RegisteredAt, DateTimeOffset HeartbeatAt, string Health);
+
+/// <summary>
+/// The service registry: each node registers itself (id, address, port, role, version, tags) once it serves, sends a
+/// heartbeat every <c>RegistryHeartbeatSeconds</c> and deregisters when it stops. A node whose heartbeats stopped for
+/// <c>RegistryCriticalSeconds</c> is critical; after <c>RegistryRemoveSeconds</c> any node removes it. The rows live in
+/// the metadata store (<c>RegistryFile</c>, by default <c>meta.db</c> in the data directory, which nodes of one machine
+/// can share).
+/// </summary>
+public sealed class NodeRegistry
+{
+    private readonly string _connectionString;
+    private readonly TimeProvider _time;
+
+    public NodeRegistry(string file, TimeProvider? time = null)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = file, Pooling = true, DefaultTimeout = 30 }.ToString();
+        _time = time ?? TimeProvider.System;
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE IF NOT EXISTS nodes (
+                id TEXT PRIMARY KEY,
+                address TEXT NOT NULL,
+                port INTEGER NOT NULL,
+                role TEXT NOT NULL,
+                version TEXT NOT NULL,
+                tags TEXT NOT NULL,
+                registered_at INTEGER NOT NULL,
+                heartbeat_at INTEGER NOT NULL
+            );
+            """;
+        command.ExecuteNonQuery();
+    }
+
+    private SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA busy_timeout = 30000;";
+        pragma.ExecuteNonQuery();
+        return connection;
+    }
+
+    private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    public void Register(string id, string address, int port, string role, string version, IReadOnlyList<string> tags)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            INSERT INTO nodes (id, address, port, role, version, tags, registered_at, heartbeat_at)
+            VALUES ($id, $address, $port, $role, $version, $tags, $now, $now)
+            ON CONFLICT (id) DO UPDATE SET address = $address, port = $port, role = $role, version = $version, tags = $tags,
+                registered_at = $now, heartbeat_at = $now
+            """;
+        command.Parameters.AddWithValue("$id", id);
+        command.Parameters.AddWithValue("$address", address);
+        command.Parameters.AddWithValue("$port", port);
+        command.Parameters.AddWithValue("$role", role);
+        command.Parameters.AddWithValue("$version", version);
+        command.Parameters.AddWithValue("$tags", string.Join(',', tags));
+        command.Parameters.AddWithValue("$now", Now);
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>Records a heartbeat; false when the node is not registered (it was removed meanwhile).</summary>
+    public bool Heartbeat(string id) => Execute("UPDATE nodes SET heartbeat_at = $now WHERE id = $id", id) == 1;
+
+    public bool Deregister(string id) => Execute("DELETE FROM nodes WHERE id = $id", id) == 1;
+
+    /// <summary>Removes nodes whose last heartbeat is older than <paramref name="after"/>; their ids.</summary>
+    public IReadOnlyList<string> RemoveSilent(TimeSpan after)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM nodes WHERE heartbeat_at < $cutoff RETURNING id";
+        command.Parameters.AddWithValue("$cutoff", Now - (long)after.TotalMilliseconds);
+        var removed = new List<string>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            removed.Add(reader.GetString(0));
+        }
+        return removed;
+    }
+
+    /// <summary>Every registered node; critical when its last heartbeat is older than <paramref name="critical"/>.</summary>
+    public IReadOnlyList<NodeEntry> List(TimeSpan critical)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, address, port, role, version, tags, registered_at, heartbeat_at FROM nodes ORDER BY id";
+        var now = Now;
+        var nodes = new List<NodeEntry>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            var heartbeat = reader.GetInt64(7);
+            nodes.Add(new NodeEntry(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetString(3), reader.GetString(4),
+                reader.GetString(5).Split(',', StringSplitOptions.RemoveEmptyEntries),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)), DateTimeOffset.FromUnixTimeMilliseconds(heartbeat),
+                now - heartbeat > critical.TotalMilliseconds ? "critical" : "passing"));
+        }
+        return nodes;
+    }
+
+    private int Execute(string sql, string id)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Parameters.AddWithValue("$id", id);
+        command.Parameters.AddWithValue("$now", Now);
+        return command.ExecuteNonQuery();
+    }
+}
+
+/// <summary>Registers this node once it listens, heartbeats, removes silent nodes, and deregisters on the way out.</summary>
+internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegistry registry, IServer server, IHostApplicationLifetime lifetime, ILogger<RegistryHost> logger) : BackgroundService
+{
+    /// <summary>This node's id once registered.</summary>
+    public string? NodeId { get; private set; }
+
+    /// <summary>When this node's last heartbeat was recorded.</summary>
+    public DateTimeOffset? LastHeartbeat { get; private set; }
+
+    public static string Version => typeof(RegistryHost).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var options = settings.Value;
+        // Ready means listening: register only then.
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
+        using (stoppingToken.Register(() => started.TrySetCanceled()))
+        {
+            try
+            {
+                await started.Task.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+        var address = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? options.Urls;
+        var uri = new Uri(address.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal));
+        var id = string.IsNullOrEmpty(options.NodeId) ? $"{Environment.MachineName}:{uri.Port}" : options.NodeId;
+        var heartbeat = TimeSpan.FromSeconds(options.RegistryHeartbeatSeconds);
+        try
+        {
+            registry.Register(id, uri.Host, uri.Port, "serve", Version, [.. options.NodeTags]);
+            NodeId = id;
+            LastHeartbeat = DateTimeOffset.UtcNow;
+            logger.LogInformation("Registry: registered node {Id} at {Host}:{Port}", id, uri.Host, uri.Port);
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(heartbeat, stoppingToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                try
+                {
+                    if (!registry.Heartbeat(id))
+                    {
+                        // Removed while silent (paused, or cut off): register again.
+                        registry.Register(id, uri.Host, uri.Port, "serve", Version, [.. options.NodeTags]);
+                        logger.LogWarning("Registry: node {Id} had been removed; registered again", id);
+                    }
+                    LastHeartbeat = DateTimeOffset.UtcNow;
+                    foreach (var removed in registry.RemoveSilent(TimeSpan.FromSeconds(options.RegistryRemoveSeconds)))
+                    {
+                        logger.LogWarning("Registry: removed node {Id}: no heartbeat for {Seconds} s", removed, options.RegistryRemoveSeconds);
+                    }
+                }
+                catch (SqliteException e)
+                {
+                    logger.LogWarning("Registry: heartbeat failed ({Error}); trying again", e.Message);
+                }
+            }
+        }
+        finally
+        {
+            if (NodeId is not null)
+            {
+                try
+                {
+                    registry.Deregister(NodeId);
+                    logger.LogInformation("Registry: deregistered node {Id}", NodeId);
+                }
+                catch (SqliteException e)
+                {
+                    logger.LogWarning("Registry: could not deregister {Id} ({Error}); it is removed once silent", NodeId, e.Message);
+                }
+            }
+        }
+    }
+}
