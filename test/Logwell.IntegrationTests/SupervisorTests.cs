@@ -270,6 +270,100 @@ public sealed partial class SupervisorTests
         Assert.Contains($"error: {config}:3: startsecs must be a whole number of at least 0, not 'soon'", supervise.Output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task TheDefaultDeploymentRestartsAKilledStoreAndLosesNoAcknowledgedEvent()
+    {
+        using var dir = new TempDirectory();
+        var data = Path.Combine(dir.Path, "data");
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+        async Task<bool> ReadyAsync()
+        {
+            try
+            {
+                using var response = await http.GetAsync("/readyz");
+                return response.IsSuccessStatusCode;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }
+        await using var supervise = RoleProcess.Start(["supervise", "--data", data, "--urls", http.BaseAddress.ToString().TrimEnd('/')]);
+        await WorkerProcessTests.WaitForAsync(() => ReadyAsync().Result, TimeSpan.FromSeconds(90), () => supervise.Output);
+        async Task<(int Code, string Output)> CtlAsync(params string[] words)
+        {
+            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var argument in new[] { LogwellNode.LogwellDll, "ctl", "--data", data }.Concat(words))
+            {
+                info.ArgumentList.Add(argument);
+            }
+            using var ctl = System.Diagnostics.Process.Start(info)!;
+            var output = await ctl.StandardOutput.ReadToEndAsync();
+            await ctl.WaitForExitAsync();
+            return (ctl.ExitCode, output);
+        }
+        await WorkerProcessTests.WaitForAsync(() => CtlAsync("status").Result.Code == 0, TimeSpan.FromSeconds(60), () => CtlAsync("status").Result.Output + supervise.Output);
+        var (_, status) = await CtlAsync("status");
+        Assert.Matches(@"^scheduler\s+RUNNING.*\nstore\s+RUNNING.*\nworkers:worker-default\s+RUNNING.*\nworkers:worker-export\s+RUNNING.*\nworkers:worker-pipeline\s+RUNNING.*\nworkers:worker-schedule\s+RUNNING.*\n$", status);
+
+        // Production: index sets are created first.
+        using (var created = await http.PostAsync("/api/v1/indexsets", new StringContent("""{"name": "app"}""", System.Text.Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Created, created.StatusCode);
+        }
+        // Batches of 100 events go in while the store is killed and restarted; the acknowledged ones are counted.
+        var acknowledged = new List<int>();
+        var next = 0;
+        var killed = false;
+        var batchesAfterRestart = 0;
+        while (batchesAfterRestart < 10)
+        {
+            var batch = Enumerable.Range(next, 100).ToList();
+            next += 100;
+            var body = string.Concat(batch.Select(n => $$"""{"message":"event {{n}}","n":{{n}}}""" + "\n"));
+            try
+            {
+                using var response = await http.PostAsync("/api/v1/indexsets/app/ingest", new StringContent(body, System.Text.Encoding.UTF8, "application/x-ndjson"));
+                if (response.IsSuccessStatusCode)
+                {
+                    acknowledged.AddRange(batch);
+                    batchesAfterRestart += killed ? 1 : 0;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                await Task.Delay(100);
+            }
+            if (!killed && acknowledged.Count >= 2000)
+            {
+                var pid = int.Parse(WebPid().Match((await CtlAsync("status", "store")).Output).Groups[1].Value, CultureInfo.InvariantCulture);
+                RoleProcess.Signal(pid, "KILL");
+                killed = true;
+            }
+        }
+        Assert.Equal(2, StoreSpawns(supervise.Output));
+        using var export = await http.GetAsync("/api/v1/export?indexset=app&fields=n&format=csv");
+        Assert.Equal(System.Net.HttpStatusCode.OK, export.StatusCode);
+        var stored = (await export.Content.ReadAsStringAsync()).Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(n => int.Parse(n, CultureInfo.InvariantCulture)).ToHashSet();
+        var lost = acknowledged.Where(n => !stored.Contains(n)).ToList();
+        Assert.True(lost.Count == 0, $"{lost.Count} acknowledged events lost, the first {string.Join(", ", lost.Take(10))}");
+
+        // The export worker of the deployment runs exports through the store's API.
+        using var started = await http.PostAsync("/api/v1/exports", new StringContent("""{"indexset": "app", "q": "n:[0 TO 99]", "format": "ndjson"}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, started.StatusCode);
+        var id = System.Text.Json.JsonDocument.Parse(await started.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString();
+        await WorkerProcessTests.WaitForAsync(() => http.GetStringAsync($"/api/v1/exports/{id}").Result.Contains("\"state\":\"done\"", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => supervise.Output);
+
+        Assert.Equal((0, "Shut down\n"), await CtlAsync("shutdown"));
+        Assert.Equal(0, await supervise.WaitAsync(TimeSpan.FromSeconds(120)));
+    }
+
+    private static int StoreSpawns(string output) => output.Split('\n').Count(line => line.Contains("spawned: 'store'", StringComparison.Ordinal));
+
     [GeneratedRegex(@"pid (\d+)")]
     private static partial Regex WebPid();
 }

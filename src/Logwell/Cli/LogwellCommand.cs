@@ -17,6 +17,7 @@ internal static class LogwellCommand
         var root = new RootCommand("Logwell: collect, store and search logs.")
         {
             ServeCommand.Create(),
+            ServeCommand.Store(),
             RoleCommands.Worker(server),
             RoleCommands.Scheduler(),
             SuperviseCommands.Supervise(),

@@ -11,10 +11,20 @@ using Microsoft.Extensions.Options;
 
 namespace Logwell.Cli;
 
-/// <summary><c>logwell serve</c>: every role in one process on the embedded stores.</summary>
+/// <summary>
+/// <c>logwell serve</c>: every role in one process on the embedded stores. <c>logwell store</c>: the same node without
+/// its own task worker and scheduler, for a deployment where <c>logwell worker</c> and <c>logwell scheduler</c> run as
+/// processes of their own (the supervisor's default).
+/// </summary>
 internal static class ServeCommand
 {
-    public static Command Create()
+    public static Command Create() => Create("serve", "Run a Logwell node on the embedded default: HTTP API, log engine, task worker and scheduler in one process.", []);
+
+    public static Command Store() => Create("store", "Run the node's log engine and HTTP API without a task worker or scheduler: those run as logwell worker and logwell scheduler processes.",
+        new Dictionary<string, string?> { ["Logwell:ServeWorkerQueues"] = "", ["Logwell:ServeScheduler"] = "false" });
+
+    /// <param name="roleDefaults">Settings of this role: they override the settings files; LOGWELL_ variables and flags override them.</param>
+    private static Command Create(string verb, string description, Dictionary<string, string?> roleDefaults)
     {
         var data = new Option<string?>("--data") { Description = "data directory (default ./data)" };
         var urls = new Option<string?>("--urls") { Description = "where to listen (default http://127.0.0.1:5080)" };
@@ -22,7 +32,7 @@ internal static class ServeCommand
         var syslogTcp = new Option<int?>("--syslog-tcp") { Description = "receive syslog over TCP on this port (RFC 5424 and 3164, octet-counted or newline-framed)" };
         var syslogUdp = new Option<int?>("--syslog-udp") { Description = "receive syslog over UDP on this port" };
         var syslogIndex = new Option<string?>("--syslog-index") { Description = "index set for syslog messages (default syslog)" };
-        var command = new Command("serve", "Run a Logwell node on the embedded default: HTTP API, log engine, task worker and scheduler in one process.")
+        var command = new Command(verb, description)
         {
             data, urls, environment, syslogTcp, syslogUdp, syslogIndex,
         };
@@ -34,6 +44,7 @@ internal static class ServeCommand
                 EnvironmentName = env,
                 ContentRootPath = AppContext.BaseDirectory,
             });
+            builder.Configuration.AddInMemoryCollection(roleDefaults);
             builder.Configuration.AddInMemoryCollection(Settings.LogwellEnvironment());
             var overrides = new Dictionary<string, string?>();
             if (result.GetValue(data) is { } dataDir)

@@ -9,17 +9,28 @@ internal static class SuperviseCommands
 {
     public static Command Supervise()
     {
-        var config = new Option<string?>("--config", "-c") { Description = "a supervisord configuration file ([supervisord], [program:NAME], [group:NAME])" };
+        var config = new Option<string?>("--config", "-c") { Description = "a supervisord configuration file ([supervisord], [program:NAME], [group:NAME]); without it, the default deployment of one node" };
         var data = new Option<string?>("--data") { Description = "data directory: the control socket (run/supervisor.sock) and process logs (logs/) go there (default ./data)" };
-        var command = new Command("supervise", "Run and watch processes as supervisord does, from its configuration format; logwell ctl controls them.") { config, data };
+        var urls = new Option<string?>("--urls") { Description = "without -c: where the node listens (default http://127.0.0.1:5080)" };
+        var printDefault = new Option<bool>("--print-default-config") { Description = "print the default deployment's configuration and exit" };
+        var command = new Command("supervise", "Run and watch processes as supervisord does, from its configuration format; logwell ctl controls them.") { config, data, urls, printDefault };
         command.SetAction(async (result, _) =>
         {
-            if (result.GetValue(config) is not { } path)
-            {
-                Console.Error.WriteLine("error: give the configuration with -c FILE");
-                return 2;
-            }
             var dataDirectory = Path.GetFullPath(result.GetValue(data) ?? "./data");
+            var defaultConfig = DefaultDeployment(dataDirectory, result.GetValue(urls) ?? "http://127.0.0.1:5080");
+            if (result.GetValue(printDefault))
+            {
+                Console.Write(defaultConfig);
+                return 0;
+            }
+            var path = result.GetValue(config);
+            if (path is null)
+            {
+                // The default deployment, written where the supervisor's other files are.
+                path = Path.Combine(dataDirectory, "run", "default-supervisor.conf");
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                await File.WriteAllTextAsync(path, defaultConfig, CancellationToken.None).ConfigureAwait(false);
+            }
             Supervisor supervisor;
             try
             {
@@ -45,6 +56,59 @@ internal static class SuperviseCommands
         });
         return command;
     }
+
+    /// <summary>
+    /// One node's processes in the Production environment: the store (log engine and HTTP API), a worker program per
+    /// queue (4 tasks at once, replaced after 50), and the scheduler; all on the embedded stores of the data directory.
+    /// </summary>
+    internal static string DefaultDeployment(string dataDirectory, string urls)
+    {
+        var logwell = Environment.ProcessPath is { } process && Path.GetFileNameWithoutExtension(process) == "dotnet"
+            ? $"{Quote(process)} {Quote(typeof(SuperviseCommands).Assembly.Location)}"
+            : Quote(Environment.ProcessPath ?? "logwell");
+        var data = Quote(dataDirectory);
+        var text = new System.Text.StringBuilder();
+        text.Append(System.Globalization.CultureInfo.InvariantCulture, $"""
+            ; The default deployment of one Logwell node (logwell supervise --print-default-config).
+            [supervisord]
+            identifier = logwell
+            environment = LOGWELL_ENVIRONMENT="Production"
+
+            [program:store]
+            command = {logwell} store --data {data} --urls {Quote(urls)}
+            priority = 10
+            autorestart = true
+            startsecs = 2
+            stopwaitsecs = 60
+
+            """).Append('\n');
+        foreach (var queue in Logwell.Server.Tasks.BuiltinTasks.Queues)
+        {
+            text.Append(System.Globalization.CultureInfo.InvariantCulture, $"""
+                [program:worker-{queue}]
+                command = {logwell} worker -Q {queue} -c 4 --max-tasks-per-child 50 --once --data {data} --server {Quote(urls)}
+                priority = 20
+                autorestart = true
+                stopwaitsecs = 35
+
+                """).Append('\n');
+        }
+        text.Append(System.Globalization.CultureInfo.InvariantCulture, $"""
+            [program:scheduler]
+            command = {logwell} scheduler --data {data}
+            priority = 30
+            autorestart = true
+
+            [group:workers]
+            programs = {string.Join(",", Logwell.Server.Tasks.BuiltinTasks.Queues.Select(q => "worker-" + q))}
+
+            """);
+        return text.ToString();
+    }
+
+    private static string Quote(string value) => value.Any(c => char.IsWhiteSpace(c) || c is '"' or '\'' or '\\' or '%')
+        ? "'" + value.Replace("%", "%%", StringComparison.Ordinal).Replace("'", "'\"'\"'", StringComparison.Ordinal) + "'"
+        : value;
 
     public static Command Ctl()
     {
