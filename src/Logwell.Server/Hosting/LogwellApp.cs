@@ -46,6 +46,29 @@ public static class LogwellApp
 
         var app = builder.Build();
         _ = app.Services.GetRequiredService<LogEngine>();
+        // A Unix socket to listen on (http://unix:/path) needs its directory; a socket file left by a process that
+        // ended is replaced, one that still answers is not.
+        foreach (var url in options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (url.StartsWith("http://unix:", StringComparison.OrdinalIgnoreCase))
+            {
+                var path = url["http://unix:".Length..];
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                if (File.Exists(path))
+                {
+                    using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                    try
+                    {
+                        probe.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+                        throw new InvalidOperationException($"another process listens on {path}");
+                    }
+                    catch (System.Net.Sockets.SocketException)
+                    {
+                        File.Delete(path);
+                    }
+                }
+            }
+        }
         app.UseMiddleware<ErrorBoundaryMiddleware>();
         app.UseRouting();
         app.UseMiddleware<AuthorizationMiddleware>();

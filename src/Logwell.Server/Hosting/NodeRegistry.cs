@@ -159,15 +159,18 @@ internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegist
             }
         }
         var address = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? options.Urls;
-        var uri = new Uri(address.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal));
-        var id = string.IsNullOrEmpty(options.NodeId) ? $"{Environment.MachineName}:{uri.Port}" : options.NodeId;
+        // A node on a Unix socket (http://unix:/path) registers the path, with port 0.
+        var (host, port) = address.StartsWith("http://unix:", StringComparison.OrdinalIgnoreCase)
+            ? ("unix:" + address["http://unix:".Length..], 0)
+            : new Uri(address.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal)) is var uri ? (uri.Host, uri.Port) : default;
+        var id = string.IsNullOrEmpty(options.NodeId) ? $"{Environment.MachineName}:{(port == 0 ? host : port.ToString(System.Globalization.CultureInfo.InvariantCulture))}" : options.NodeId;
         var heartbeat = TimeSpan.FromSeconds(options.RegistryHeartbeatSeconds);
         try
         {
-            registry.Register(id, uri.Host, uri.Port, "serve", Version, [.. options.NodeTags]);
+            registry.Register(id, host, port, "serve", Version, [.. options.NodeTags]);
             NodeId = id;
             LastHeartbeat = DateTimeOffset.UtcNow;
-            logger.LogInformation("Registry: registered node {Id} at {Host}:{Port}", id, uri.Host, uri.Port);
+            logger.LogInformation("Registry: registered node {Id} at {Host}:{Port}", id, host, port);
             while (!stoppingToken.IsCancellationRequested)
             {
                 try
@@ -183,7 +186,7 @@ internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegist
                     if (!registry.Heartbeat(id))
                     {
                         // Removed while silent (paused, or cut off): register again.
-                        registry.Register(id, uri.Host, uri.Port, "serve", Version, [.. options.NodeTags]);
+                        registry.Register(id, host, port, "serve", Version, [.. options.NodeTags]);
                         logger.LogWarning("Registry: node {Id} had been removed; registered again", id);
                     }
                     LastHeartbeat = DateTimeOffset.UtcNow;

@@ -18,6 +18,8 @@ internal static class LogwellCommand
         {
             ServeCommand.Create(),
             ServeCommand.Store(),
+            ApiCommands.Api(),
+            ApiCommands.Worker(),
             RoleCommands.Worker(server),
             RoleCommands.Scheduler(),
             SuperviseCommands.Supervise(),

@@ -1,0 +1,320 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Logwell.Hosting.ApiMaster;
+
+/// <summary>The API master's settings, named after gunicorn's and uWSGI's options.</summary>
+public sealed record ApiMasterOptions
+{
+    public required Uri Listen { get; init; }
+
+    /// <summary>The command line of one worker process; the master adds nothing but the listening socket's descriptor in <c>LOGWELL_API_LISTEN_FD</c>.</summary>
+    public required IReadOnlyList<string> WorkerCommand { get; init; }
+
+    public int Workers { get; init; } = 16;
+    public int CheaperInitial { get; init; } = 4;
+
+    /// <summary>A worker serves this many requests (plus up to <see cref="MaxRequestsJitter"/>), then is replaced; 0: never.</summary>
+    public int MaxRequests { get; init; } = 1000;
+
+    public int MaxRequestsJitter { get; init; } = 50;
+
+    /// <summary>Stopping workers get this long to finish their requests before SIGKILL.</summary>
+    public TimeSpan GracefulTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    public int Backlog { get; init; } = 2048;
+}
+
+/// <summary>
+/// The API master: it owns the listening socket and runs worker processes that accept on it, as gunicorn and uWSGI do.
+/// A worker that served its requests says so (DRAINING), is replaced at once, drains and ends with exit code 3; one that
+/// dies is replaced at once. SIGHUP
+/// replaces every worker one at a time, each new one ready before the old one drains; SIGTTIN and SIGTTOU add and
+/// remove a worker; SIGTERM drains every worker and stops.
+/// </summary>
+public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
+{
+    /// <summary>A worker's exit code once it served its requests.</summary>
+    public const int RecycleExitCode = 3;
+
+    private readonly Lock _lock = new();
+    private readonly List<WorkerProcess> _workers = [];
+    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private readonly Random _random = new();
+    private int _target;
+    private int _generation;
+    private bool _reload;
+    private Socket? _listener;
+
+    private sealed class WorkerProcess(Process process, int number)
+    {
+        public Process Process { get; } = process;
+        public int Number { get; } = number;
+        public TaskCompletionSource Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public bool Retiring { get; set; }
+        public int Id => Process.Id;
+    }
+
+    private void Log(string line)
+    {
+        lock (log)
+        {
+            log.WriteLine($"{DateTime.Now.ToString("yyyy-MM-dd HH:mm:ss,fff", CultureInfo.InvariantCulture)} [master {Environment.ProcessId}] {line}");
+            log.Flush();
+        }
+    }
+
+    /// <summary>Workers running now (for tests and status).</summary>
+    public int WorkerCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _workers.Count(w => !w.Retiring);
+            }
+        }
+    }
+
+    public async Task<int> RunAsync(CancellationToken stop)
+    {
+        _listener = Bind(options.Listen, options.Backlog);
+        Log($"listening on {options.Listen} (socket {_listener.SafeHandle.DangerousGetHandle()}), starting {options.CheaperInitial} workers");
+        using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true;
+            _reload = true;
+            _wake.Release();
+        });
+        // SIGTTIN and SIGTTOU: one worker more or less.
+        using var ttin = PosixSignalRegistration.Create((PosixSignal)21, context =>
+        {
+            context.Cancel = true;
+            Interlocked.Exchange(ref _target, Math.Min(options.Workers, Volatile.Read(ref _target) + 1));
+            _wake.Release();
+        });
+        using var ttou = PosixSignalRegistration.Create((PosixSignal)22, context =>
+        {
+            context.Cancel = true;
+            Interlocked.Exchange(ref _target, Math.Max(1, Volatile.Read(ref _target) - 1));
+            _wake.Release();
+        });
+        _target = Math.Clamp(options.CheaperInitial, 1, options.Workers);
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                Reap();
+                await ScaleAsync().ConfigureAwait(false);
+                if (_reload)
+                {
+                    _reload = false;
+                    await ReloadAsync(stop).ConfigureAwait(false);
+                }
+                try
+                {
+                    await _wake.WaitAsync(TimeSpan.FromMilliseconds(100), stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+            Log("stopping: draining every worker");
+            List<WorkerProcess> all;
+            lock (_lock)
+            {
+                all = [.. _workers];
+            }
+            await Task.WhenAll(all.Select(RetireAsync)).ConfigureAwait(false);
+            Log("stopped");
+            return 0;
+        }
+        finally
+        {
+            _listener.Dispose();
+        }
+    }
+
+    /// <summary>Notices workers that ended: a recycled one is replaced by <see cref="ScaleAsync"/>, like a dead one.</summary>
+    private void Reap()
+    {
+        lock (_lock)
+        {
+            foreach (var worker in _workers.Where(w => w.Process.HasExited).ToList())
+            {
+                var code = worker.Process.ExitCode;
+                if (!worker.Retiring)
+                {
+                    Log(code == RecycleExitCode
+                        ? $"worker {worker.Number} (pid {worker.Id}) served its requests; replacing it"
+                        : $"worker {worker.Number} (pid {worker.Id}) died ({(code > 128 ? $"signal {code - 128}" : $"exit {code}")}); replacing it");
+                }
+                else if (code is not (0 or RecycleExitCode))
+                {
+                    Log($"worker {worker.Number} (pid {worker.Id}) ended with {(code > 128 ? $"signal {code - 128}" : $"exit {code}")} while stopping");
+                }
+                _workers.Remove(worker);
+                worker.Process.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Starts workers up to the target and retires the extra ones.</summary>
+    private async Task ScaleAsync()
+    {
+        int running;
+        lock (_lock)
+        {
+            running = _workers.Count(w => !w.Retiring);
+        }
+        var target = Volatile.Read(ref _target);
+        for (; running < target; running++)
+        {
+            Spawn();
+        }
+        if (running > target)
+        {
+            WorkerProcess? extra;
+            lock (_lock)
+            {
+                extra = _workers.LastOrDefault(w => !w.Retiring);
+            }
+            if (extra is not null)
+            {
+                Log($"removing worker {extra.Number} (pid {extra.Id}): {target} wanted");
+                _ = RetireAsync(extra);
+            }
+        }
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    private WorkerProcess Spawn()
+    {
+        var info = new ProcessStartInfo(options.WorkerCommand[0]) { UseShellExecute = false, RedirectStandardOutput = true };
+        foreach (var argument in options.WorkerCommand.Skip(1))
+        {
+            info.ArgumentList.Add(argument);
+        }
+        var number = Interlocked.Increment(ref _generation);
+        var maxRequests = options.MaxRequests == 0 ? 0 : options.MaxRequests + _random.Next(options.MaxRequestsJitter + 1);
+        info.Environment["LOGWELL_API_LISTEN_FD"] = _listener!.SafeHandle.DangerousGetHandle().ToString(CultureInfo.InvariantCulture);
+        info.Environment["LOGWELL_API_MAX_REQUESTS"] = maxRequests.ToString(CultureInfo.InvariantCulture);
+        info.Environment["LOGWELL_API_WORKER"] = number.ToString(CultureInfo.InvariantCulture);
+        info.Environment["LOGWELL_API_GRACEFUL_TIMEOUT"] = ((int)options.GracefulTimeout.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+        var process = Process.Start(info)!;
+        var worker = new WorkerProcess(process, number);
+        process.EnableRaisingEvents = true;
+        process.Exited += (_, _) => _wake.Release();
+        _ = Task.Run(async () =>
+        {
+            // The worker prints READY once it accepts; every other line is its log.
+            while (await process.StandardOutput.ReadLineAsync().ConfigureAwait(false) is { } line)
+            {
+                if (line == "READY")
+                {
+                    worker.Ready.TrySetResult();
+                }
+                else if (line == "DRAINING")
+                {
+                    bool recycled;
+                    lock (_lock)
+                    {
+                        recycled = !worker.Retiring;
+                        worker.Retiring = true;
+                    }
+                    if (recycled)
+                    {
+                        Log($"worker {worker.Number} (pid {worker.Id}) served its requests; draining it and starting its replacement");
+                    }
+                    _wake.Release();
+                }
+                else
+                {
+                    lock (log)
+                    {
+                        log.WriteLine(line);
+                    }
+                }
+            }
+            worker.Ready.TrySetResult();
+        });
+        lock (_lock)
+        {
+            _workers.Add(worker);
+        }
+        Log($"worker {number} started (pid {process.Id}, {(maxRequests == 0 ? "no request limit" : $"replaced after {maxRequests} requests")})");
+        return worker;
+    }
+
+    /// <summary>SIGTERM (the worker stops accepting and finishes its requests), then SIGKILL after the graceful timeout.</summary>
+    private async Task RetireAsync(WorkerProcess worker)
+    {
+        lock (_lock)
+        {
+            worker.Retiring = true;
+        }
+        if (worker.Process.HasExited)
+        {
+            return;
+        }
+        Signals.Send(worker.Id, 15);
+        using var timeout = new CancellationTokenSource(options.GracefulTimeout);
+        try
+        {
+            await worker.Process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            Log($"worker {worker.Number} (pid {worker.Id}) still busy after the graceful timeout; killing it");
+            Signals.Send(worker.Id, Signals.Kill);
+            await worker.Process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        _wake.Release();
+    }
+
+    /// <summary>SIGHUP: each worker in turn is replaced by a new one, which accepts before the old one drains.</summary>
+    private async Task ReloadAsync(CancellationToken stop)
+    {
+        List<WorkerProcess> old;
+        lock (_lock)
+        {
+            old = [.. _workers.Where(w => !w.Retiring)];
+        }
+        Log($"reloading {old.Count} workers one at a time");
+        foreach (var worker in old)
+        {
+            if (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            var fresh = Spawn();
+            await Task.WhenAny(fresh.Ready.Task, Task.Delay(TimeSpan.FromSeconds(60), stop)).ConfigureAwait(false);
+            await RetireAsync(worker).ConfigureAwait(false);
+            Reap();
+        }
+        Log("reload done");
+    }
+
+    private static Socket Bind(Uri listen, int backlog)
+    {
+        var address = listen.Host is "localhost" ? IPAddress.Loopback : listen.Host is "*" or "+" or "0.0.0.0" ? IPAddress.Any : IPAddress.Parse(listen.Host);
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        socket.Bind(new IPEndPoint(address, listen.Port));
+        socket.Listen(backlog);
+        // Workers inherit the socket: clear close-on-exec.
+        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+        if (Fcntl(fd, 2 /* F_SETFD */, 0) != 0)
+        {
+            throw new IOException($"fcntl(F_SETFD) failed on the listening socket: errno {Marshal.GetLastPInvokeError()}");
+        }
+        return socket;
+    }
+
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int Fcntl(int fd, int command, int argument);
+}

@@ -1,0 +1,222 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Logwell.Server.Hosting;
+
+/// <summary>
+/// One worker process of <c>logwell api</c>: it accepts on the socket its master owns (the descriptor in
+/// <c>LOGWELL_API_LISTEN_FD</c>) and hands each request to the node's store process, so it holds no state and any
+/// worker can serve any request. After <c>LOGWELL_API_MAX_REQUESTS</c> requests it drains: every answer closes its
+/// connection, so clients leave its keep-alive connections after their current request; once none is open (after at
+/// least a second, at most half the graceful timeout) it stops accepting, finishes what it has (the other half) and
+/// exits with code 3. It prints DRAINING when it starts, so the master starts its replacement at once. SIGTERM drains
+/// it the same way; it exits with 0.
+/// </summary>
+public static class ApiWorker
+{
+    /// <summary>How long a stopping worker keeps accepting while it closes its keep-alive connections.</summary>
+    private static readonly TimeSpan DrainWindow = TimeSpan.FromSeconds(1);
+
+    /// <summary>The host's lifetime without its signal handlers: the worker handles SIGTERM and SIGINT itself.</summary>
+    private sealed class SignalFreeLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
+    private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "TE", "Trailer", "Host",
+    };
+
+    /// <summary>An HTTP client for a store at <c>http://host:port</c> or on a Unix socket, <c>http://unix:/path</c>.</summary>
+    public static HttpClient StoreClient(string storeUrl, TimeSpan timeout)
+    {
+        const string unix = "http://unix:";
+        if (storeUrl.StartsWith(unix, StringComparison.OrdinalIgnoreCase))
+        {
+            var path = storeUrl[unix.Length..].TrimEnd('/');
+            var handler = new SocketsHttpHandler
+            {
+                ConnectCallback = async (_, cancellationToken) =>
+                {
+                    var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                    try
+                    {
+                        await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken).ConfigureAwait(false);
+                        return new NetworkStream(socket, ownsSocket: true);
+                    }
+                    catch
+                    {
+                        socket.Dispose();
+                        throw;
+                    }
+                },
+            };
+            return new HttpClient(handler) { BaseAddress = new Uri("http://store/"), Timeout = timeout };
+        }
+        return new HttpClient { BaseAddress = new Uri(storeUrl.TrimEnd('/') + "/"), Timeout = timeout };
+    }
+
+    public static async Task<int> RunAsync(string storeUrl, long maxBodyBytes, CancellationToken cancellationToken)
+    {
+        var fd = ulong.Parse(Environment.GetEnvironmentVariable("LOGWELL_API_LISTEN_FD") ?? throw new InvalidOperationException("an API worker is started by logwell api (LOGWELL_API_LISTEN_FD is not set)"), CultureInfo.InvariantCulture);
+        var maxRequests = long.Parse(Environment.GetEnvironmentVariable("LOGWELL_API_MAX_REQUESTS") ?? "0", CultureInfo.InvariantCulture);
+        var number = Environment.GetEnvironmentVariable("LOGWELL_API_WORKER") ?? "?";
+        var graceful = TimeSpan.FromSeconds(int.Parse(Environment.GetEnvironmentVariable("LOGWELL_API_GRACEFUL_TIMEOUT") ?? "30", CultureInfo.InvariantCulture));
+
+        long openConnections = 0;
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(console => { console.SingleLine = true; console.TimestampFormat = "yyyy-MM-dd HH:mm:ss,fff "; });
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.ListenHandle(fd, listen => listen.Use(next => async connection =>
+            {
+                // Connections open on this worker, from accept to close: a drain waits for them to go.
+                Interlocked.Increment(ref openConnections);
+                try
+                {
+                    await next(connection).ConfigureAwait(false);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref openConnections);
+                }
+            }));
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = maxBodyBytes;
+        });
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = graceful / 2);
+        // Signals are handled here, not by the host: a stop drains first.
+        builder.Services.AddSingleton<IHostLifetime, SignalFreeLifetime>();
+        await using var app = builder.Build();
+        using var store = StoreClient(storeUrl, Timeout.InfiniteTimeSpan);
+        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+        long served = 0;
+        var exitCode = 0;
+        var draining = 0;
+        // Before it stops accepting, a worker answers for a while with Connection: close, so clients leave its
+        // keep-alive connections after their current request instead of finding them closed under a new one.
+        void Drain(int code)
+        {
+            if (Interlocked.Exchange(ref draining, 1) == 1)
+            {
+                return;
+            }
+            exitCode = code;
+            // Tells the master, which starts the replacement now rather than when this one exits.
+            Console.WriteLine("DRAINING");
+            Console.Out.Flush();
+            _ = Task.Run(async () =>
+            {
+                // Every answer now closes its connection; stop once none is left: after at least the drain window, at most
+                // half the graceful timeout (the other half is for the requests still running).
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                while (clock.Elapsed < graceful / 2 && (clock.Elapsed < DrainWindow || Interlocked.Read(ref openConnections) > 0))
+                {
+                    await Task.Delay(50, CancellationToken.None).ConfigureAwait(false);
+                }
+                lifetime.StopApplication();
+            }, CancellationToken.None);
+        }
+        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            Drain(0);
+        });
+        using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, context =>
+        {
+            context.Cancel = true;
+            Drain(0);
+        });
+        app.Use(async (context, next) =>
+        {
+            var count = Interlocked.Increment(ref served);
+            if (maxRequests > 0 && count >= maxRequests)
+            {
+                // The allowance is used up: the master starts a replacement once this one exits.
+                Drain(3);
+            }
+            if (Volatile.Read(ref draining) == 1)
+            {
+                context.Response.Headers.Connection = "close";
+            }
+            await next(context).ConfigureAwait(false);
+        });
+        app.MapGet("/livez", static context => context.Response.WriteAsync("[+]process ok: answering\nlivez check passed\n"));
+        app.Run(context => ProxyAsync(context, store));
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        Console.WriteLine("READY");
+        Console.Out.Flush();
+        await app.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{DateTime.Now:yyyy-MM-dd HH:mm:ss,fff} [worker {number} {Environment.ProcessId}] stopped after {Interlocked.Read(ref served)} requests"));
+        return exitCode;
+    }
+
+    /// <summary>Hands the request to the store and streams its answer back (server-sent events included, chunk by chunk).</summary>
+    private static async Task ProxyAsync(HttpContext context, HttpClient store)
+    {
+        var client = context.Connection.RemoteIpAddress;
+        if (client is not null && !IPAddress.IsLoopback(client) && context.Request.Path.Value is not ("/livez" or "/readyz" or "/healthz"))
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status403Forbidden, "the API is allowed from loopback only until users and roles are configured").ConfigureAwait(false);
+            return;
+        }
+        using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), context.Request.Path.Value!.TrimStart('/') + context.Request.QueryString.Value);
+        if (context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0)
+        {
+            request.Content = new StreamContent(context.Request.Body);
+        }
+        foreach (var (name, values) in context.Request.Headers)
+        {
+            if (HopByHop.Contains(name))
+            {
+                continue;
+            }
+            if (!request.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
+            {
+                request.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
+            }
+        }
+        request.Headers.TryAddWithoutValidation("X-Forwarded-For", client?.ToString());
+        HttpResponseMessage response;
+        try
+        {
+            response = await store.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, $"the node's store does not answer ({e.Message}); retry shortly").ConfigureAwait(false);
+            return;
+        }
+        using (response)
+        {
+            context.Response.StatusCode = (int)response.StatusCode;
+            foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
+            {
+                if (!HopByHop.Contains(name))
+                {
+                    context.Response.Headers[name] = values.ToArray();
+                }
+            }
+            await using var body = await response.Content.ReadAsStreamAsync(context.RequestAborted).ConfigureAwait(false);
+            var buffer = new byte[64 * 1024];
+            int read;
+            while ((read = await body.ReadAsync(buffer, context.RequestAborted).ConfigureAwait(false)) > 0)
+            {
+                await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted).ConfigureAwait(false);
+                await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+            }
+        }
+    }
+}

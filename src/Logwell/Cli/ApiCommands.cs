@@ -1,0 +1,67 @@
+using System.CommandLine;
+using Logwell.Hosting.ApiMaster;
+using Logwell.Server.Hosting;
+
+namespace Logwell.Cli;
+
+/// <summary><c>logwell api</c>: the API master, and <c>logwell api-worker</c>, the processes it runs.</summary>
+internal static class ApiCommands
+{
+    public static Command Api()
+    {
+        var urls = new Option<string>("--urls") { Description = "where to listen", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
+        var store = new Option<string?>("--store") { Description = "the node's store: http://unix:/path/to.sock or http://host:port (default http://unix:DATA/run/store.sock)" };
+        var data = new Option<string?>("--data") { Description = "data directory (default ./data)" };
+        var workers = new Option<int>("--workers") { Description = "most worker processes", DefaultValueFactory = _ => 16 };
+        var cheaperInitial = new Option<int>("--cheaper-initial") { Description = "worker processes at start", DefaultValueFactory = _ => 4 };
+        var maxRequests = new Option<int>("--max-requests") { Description = "requests a worker serves before it is replaced (0: never)", DefaultValueFactory = _ => 1000 };
+        var jitter = new Option<int>("--max-requests-jitter") { Description = "up to this many more, drawn per worker, so workers are not replaced all at once", DefaultValueFactory = _ => 50 };
+        var graceful = new Option<int>("--graceful-timeout") { Description = "seconds a stopping worker gets to finish its requests", DefaultValueFactory = _ => 30 };
+        var command = new Command("api", "Run the HTTP API as a master and worker processes on one listening socket (gunicorn and uWSGI semantics); the workers reach the log store through the store process.")
+        {
+            urls, store, data, workers, cheaperInitial, maxRequests, jitter, graceful,
+        };
+        command.SetAction(async (result, _) =>
+        {
+            if (result.GetValue(workers) < 1 || result.GetValue(cheaperInitial) < 1 || result.GetValue(maxRequests) < 0 || result.GetValue(jitter) < 0 || result.GetValue(graceful) < 1)
+            {
+                Console.Error.WriteLine("error: --workers and --cheaper-initial must be at least 1, --max-requests and --max-requests-jitter at least 0, --graceful-timeout at least 1");
+                return 2;
+            }
+            var dataDirectory = Path.GetFullPath(result.GetValue(data) ?? "./data");
+            var storeUrl = result.GetValue(store) ?? $"http://unix:{Path.Combine(dataDirectory, "run", "store.sock")}";
+            var self = Environment.ProcessPath!;
+            List<string> worker = Path.GetFileNameWithoutExtension(self) == "dotnet" ? [self, typeof(ApiCommands).Assembly.Location] : [self];
+            worker.AddRange(["api-worker", "--store", storeUrl, "--data", dataDirectory]);
+            var master = new ApiMaster(new ApiMasterOptions
+            {
+                Listen = new Uri(result.GetValue(urls)!),
+                WorkerCommand = worker,
+                Workers = result.GetValue(workers),
+                CheaperInitial = result.GetValue(cheaperInitial),
+                MaxRequests = result.GetValue(maxRequests),
+                MaxRequestsJitter = result.GetValue(jitter),
+                GracefulTimeout = TimeSpan.FromSeconds(result.GetValue(graceful)),
+            }, Console.Out);
+            using var stop = new CancellationTokenSource();
+            using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
+            using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, context => { context.Cancel = true; stop.Cancel(); });
+            return await master.RunAsync(stop.Token).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    public static Command Worker()
+    {
+        var store = new Option<string>("--store") { Description = "the node's store", Required = true };
+        var data = new Option<string?>("--data") { Description = "data directory (default ./data)" };
+        var command = new Command("api-worker", "One worker process of logwell api (started by it).") { store, data };
+        command.Hidden = true;
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var options = Settings.Load(result.GetValue(data));
+            return await ApiWorker.RunAsync(result.GetValue(store)!, options.MaxBodyBytes, cancellationToken).ConfigureAwait(false);
+        });
+        return command;
+    }
+}

@@ -1,0 +1,149 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Logwell.IntegrationTests;
+
+/// <summary><c>logwell api</c> in front of a <c>logwell store</c>: worker processes recycled, reloaded, killed and scaled under load.</summary>
+public sealed partial class ApiMasterTests
+{
+    private sealed class Deployment : IAsyncDisposable
+    {
+        public required TempDirectory Dir { get; init; }
+        public required RoleProcess Store { get; init; }
+        public required RoleProcess Master { get; init; }
+        public required HttpClient Http { get; init; }
+
+        public async ValueTask DisposeAsync()
+        {
+            Http.Dispose();
+            await Master.DisposeAsync();
+            await Store.DisposeAsync();
+            Dir.Dispose();
+        }
+
+        /// <summary>When the master logged each line matching <paramref name="pattern"/>, with the match.</summary>
+        public List<(DateTime At, Match Match)> Logged(string pattern) =>
+        [
+            .. Master.Output.Split('\n')
+                .Select(line => (Line: line, Match: Regex.Match(line, pattern)))
+                .Where(x => x.Match.Success && x.Line.Contains("[master ", StringComparison.Ordinal))
+                .Select(x => (DateTime.ParseExact(x.Line[..23], "yyyy-MM-dd HH:mm:ss,fff", CultureInfo.InvariantCulture), x.Match)),
+        ];
+    }
+
+    private static async Task<Deployment> StartAsync(params string[] apiArguments)
+    {
+        var dir = new TempDirectory();
+        var data = Path.Combine(dir.Path, "data");
+        var socket = Path.Combine(data, "run", "store.sock");
+        var store = RoleProcess.Start(["store", "--data", data, "--urls", $"http://unix:{socket}"]);
+        await WorkerProcessTests.WaitForAsync(() => store.Output.Contains("Logwell listening", StringComparison.Ordinal) || store.HasExited, TimeSpan.FromSeconds(60), () => store.Output);
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var master = RoleProcess.Start(["api", "--data", data, "--urls", $"http://127.0.0.1:{port}", .. apiArguments]);
+        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+        await WorkerProcessTests.WaitForAsync(() =>
+        {
+            try
+            {
+                return http.GetAsync("/readyz").Result.IsSuccessStatusCode;
+            }
+            catch (AggregateException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(60), () => master.Output + store.Output);
+        return new Deployment { Dir = dir, Store = store, Master = master, Http = http };
+    }
+
+    [Fact]
+    public async Task RecyclingByMaxRequestsAndAReloadUnderLoadFailNoRequest()
+    {
+        await using var d = await StartAsync("--cheaper-initial", "2", "--max-requests", "40", "--max-requests-jitter", "10");
+        Assert.Equal(HttpStatusCode.Created, (await d.Http.PostAsync("/api/v1/indexsets", new StringContent("""{"name": "app"}""", Encoding.UTF8, "application/json"))).StatusCode);
+        var failures = new List<string>();
+        var succeeded = 0;
+        var acknowledged = 0;
+        using var stop = new CancellationTokenSource();
+        async Task ClientAsync(int client)
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                try
+                {
+                    using var response = i % 3 == 0
+                        ? await d.Http.PostAsync("/api/v1/indexsets/app/ingest", new StringContent($$"""{"message":"client {{client}} request {{i}}","n":{{i}}}""" + "\n", Encoding.UTF8, "application/x-ndjson"))
+                        : await d.Http.GetAsync("/api/v1/search?indexset=app&q=request&limit=5");
+                    if (response.IsSuccessStatusCode)
+                    {
+                        Interlocked.Increment(ref succeeded);
+                        if (i % 3 == 0)
+                        {
+                            Interlocked.Increment(ref acknowledged);
+                        }
+                    }
+                    else
+                    {
+                        var text = await response.Content.ReadAsStringAsync();
+                        lock (failures)
+                        {
+                            failures.Add($"{(int)response.StatusCode}: {text}");
+                        }
+                    }
+                }
+                catch (HttpRequestException e)
+                {
+                    lock (failures)
+                    {
+                        failures.Add($"{(i % 3 == 0 ? "POST" : "GET")} {e.Message} {e.InnerException?.Message}");
+                    }
+                }
+            }
+        }
+        var clients = Enumerable.Range(0, 3).Select(c => Task.Run(() => ClientAsync(c))).ToList();
+        await WorkerProcessTests.WaitForAsync(() => d.Logged("served its requests").Count >= 3, TimeSpan.FromSeconds(60), () => d.Master.Output);
+        RoleProcess.Signal(d.Master.Id, "HUP");
+        await WorkerProcessTests.WaitForAsync(() => d.Logged("reload done").Count == 1, TimeSpan.FromSeconds(60), () => d.Master.Output);
+        await WorkerProcessTests.WaitForAsync(() => d.Logged("served its requests").Count >= 6, TimeSpan.FromSeconds(60), () => d.Master.Output);
+        await stop.CancelAsync();
+        await Task.WhenAll(clients);
+
+        Assert.True(failures.Count == 0, $"{failures.Count} of {succeeded + failures.Count} requests failed: {string.Join(" | ", failures.Take(5))}");
+        Assert.True(succeeded > 300, $"{succeeded} requests");
+        // Every acknowledged event is in the store.
+        using var search = await d.Http.GetAsync("/api/v1/search?indexset=app&limit=0&track_total_hits=true");
+        var total = System.Text.Json.JsonDocument.Parse(await search.Content.ReadAsStringAsync()).RootElement.GetProperty("total").GetInt32();
+        Assert.Equal(acknowledged, total);
+    }
+
+    [Fact]
+    public async Task AKilledWorkerIsReplacedAtOnceAndSignalsScaleAndStopTheMaster()
+    {
+        await using var d = await StartAsync("--cheaper-initial", "2", "--workers", "4", "--max-requests", "0", "--graceful-timeout", "4");
+        var first = d.Logged(@"worker (\d+) started \(pid (\d+),");
+        Assert.Equal(2, first.Count);
+        var pid = int.Parse(first[0].Match.Groups[2].Value, CultureInfo.InvariantCulture);
+        RoleProcess.Signal(pid, "KILL");
+        var killed = DateTime.Now;
+        await WorkerProcessTests.WaitForAsync(() => d.Logged(@"worker (\d+) started").Count == 3, TimeSpan.FromSeconds(30), () => d.Master.Output);
+        Assert.Single(d.Logged($@"\(pid {pid}\) died \(signal 9\); replacing it"));
+        var replaced = d.Logged(@"worker 3 started")[0].At;
+        Assert.True(replaced - killed < TimeSpan.FromSeconds(1), $"replaced {(replaced - killed).TotalMilliseconds:0} ms after the kill");
+        Assert.Equal(HttpStatusCode.OK, (await d.Http.GetAsync("/livez")).StatusCode);
+
+        // SIGTTIN adds a worker, up to --workers; SIGTTOU removes one.
+        RoleProcess.Signal(d.Master.Id, "TTIN");
+        await WorkerProcessTests.WaitForAsync(() => d.Logged(@"worker (\d+) started").Count == 4, TimeSpan.FromSeconds(30), () => d.Master.Output);
+        RoleProcess.Signal(d.Master.Id, "TTOU");
+        await WorkerProcessTests.WaitForAsync(() => d.Logged("removing worker").Count == 1, TimeSpan.FromSeconds(30), () => d.Master.Output);
+
+        RoleProcess.Signal(d.Master.Id, "TERM");
+        Assert.Equal(0, await d.Master.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Single(d.Logged("stopped$"));
+    }
+}
