@@ -308,7 +308,7 @@ public sealed partial class SupervisorTests
         }
         await WorkerProcessTests.WaitForAsync(() => CtlAsync("status").Result.Code == 0, TimeSpan.FromSeconds(60), () => CtlAsync("status").Result.Output + supervise.Output);
         var (_, status) = await CtlAsync("status");
-        Assert.Matches(@"^scheduler\s+RUNNING.*\nstore\s+RUNNING.*\nworkers:worker-default\s+RUNNING.*\nworkers:worker-export\s+RUNNING.*\nworkers:worker-pipeline\s+RUNNING.*\nworkers:worker-schedule\s+RUNNING.*\n$", status);
+        Assert.Matches(@"^api\s+RUNNING.*\nscheduler\s+RUNNING.*\nstore\s+RUNNING.*\nworkers:worker-default\s+RUNNING.*\nworkers:worker-export\s+RUNNING.*\nworkers:worker-pipeline\s+RUNNING.*\nworkers:worker-schedule\s+RUNNING.*\n$", status);
 
         // Production: index sets are created first.
         using (var created = await http.PostAsync("/api/v1/indexsets", new StringContent("""{"name": "app"}""", System.Text.Encoding.UTF8, "application/json")))

@@ -55,7 +55,11 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         public int Number { get; } = number;
         public TaskCompletionSource Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public bool Retiring { get; set; }
-        public int Id => Process.Id;
+
+        /// <summary>Reaped: it exited and its process object is disposed.</summary>
+        public bool Gone { get; set; }
+
+        public int Id { get; } = process.Id;
     }
 
     private void Log(string line)
@@ -158,6 +162,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                     Log($"worker {worker.Number} (pid {worker.Id}) ended with {(code > 128 ? $"signal {code - 128}" : $"exit {code}")} while stopping");
                 }
                 _workers.Remove(worker);
+                worker.Gone = true;
                 worker.Process.Dispose();
             }
         }
@@ -253,25 +258,34 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
     /// <summary>SIGTERM (the worker stops accepting and finishes its requests), then SIGKILL after the graceful timeout.</summary>
     private async Task RetireAsync(WorkerProcess worker)
     {
+        Process process;
         lock (_lock)
         {
+            if (worker.Gone)
+            {
+                return;
+            }
             worker.Retiring = true;
+            process = worker.Process;
         }
-        if (worker.Process.HasExited)
-        {
-            return;
-        }
-        Signals.Send(worker.Id, 15);
-        using var timeout = new CancellationTokenSource(options.GracefulTimeout);
         try
         {
-            await worker.Process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+            Signals.Send(worker.Id, 15);
+            using var timeout = new CancellationTokenSource(options.GracefulTimeout);
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                Log($"worker {worker.Number} (pid {worker.Id}) still busy after the graceful timeout; killing it");
+                Signals.Send(worker.Id, Signals.Kill);
+                await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            }
         }
-        catch (OperationCanceledException)
+        catch (InvalidOperationException)
         {
-            Log($"worker {worker.Number} (pid {worker.Id}) still busy after the graceful timeout; killing it");
-            Signals.Send(worker.Id, Signals.Kill);
-            await worker.Process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            // Reaped meanwhile: it has exited.
         }
         _wake.Release();
     }
@@ -279,6 +293,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
     /// <summary>SIGHUP: each worker in turn is replaced by a new one, which accepts before the old one drains.</summary>
     private async Task ReloadAsync(CancellationToken stop)
     {
+        // Workers already draining (they served their requests) are being replaced anyway.
         List<WorkerProcess> old;
         lock (_lock)
         {

@@ -15,7 +15,8 @@ internal static class ClientCommands
     internal static HttpClient CreateClient(ParseResult result, Option<string> server)
     {
         var url = result.GetValue(server) ?? Environment.GetEnvironmentVariable("LOGWELL_URL") ?? DefaultServer;
-        return new HttpClient { BaseAddress = new Uri(url.TrimEnd('/') + "/"), Timeout = TimeSpan.FromMinutes(5) };
+        // http://host:port, or a store's Unix socket: http://unix:/path.
+        return Logwell.Server.Hosting.ApiWorker.StoreClient(url, TimeSpan.FromMinutes(5));
     }
 
     public static Command IndexSets(Option<string> server)

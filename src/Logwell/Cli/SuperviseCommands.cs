@@ -58,8 +58,9 @@ internal static class SuperviseCommands
     }
 
     /// <summary>
-    /// One node's processes in the Production environment: the store (log engine and HTTP API), a worker program per
-    /// queue (4 tasks at once, replaced after 50), and the scheduler; all on the embedded stores of the data directory.
+    /// One node's processes in the Production environment: the store (the log engine, on a Unix socket), the API master
+    /// on the node's URL, a worker program per queue (4 tasks at once, replaced after 50), and the scheduler; all on the
+    /// embedded stores of the data directory.
     /// </summary>
     internal static string DefaultDeployment(string dataDirectory, string urls)
     {
@@ -67,6 +68,7 @@ internal static class SuperviseCommands
             ? $"{Quote(process)} {Quote(typeof(SuperviseCommands).Assembly.Location)}"
             : Quote(Environment.ProcessPath ?? "logwell");
         var data = Quote(dataDirectory);
+        var store = Quote("http://unix:" + Path.Combine(dataDirectory, "run", "store.sock"));
         var text = new System.Text.StringBuilder();
         text.Append(System.Globalization.CultureInfo.InvariantCulture, $"""
             ; The default deployment of one Logwell node (logwell supervise --print-default-config).
@@ -75,18 +77,24 @@ internal static class SuperviseCommands
             environment = LOGWELL_ENVIRONMENT="Production"
 
             [program:store]
-            command = {logwell} store --data {data} --urls {Quote(urls)}
+            command = {logwell} store --data {data} --urls {store}
             priority = 10
             autorestart = true
             startsecs = 2
             stopwaitsecs = 60
+
+            [program:api]
+            command = {logwell} api --data {data} --urls {Quote(urls)} --store {store} --workers 16 --cheaper-initial 4 --max-requests 1000 --max-requests-jitter 50 --graceful-timeout 30
+            priority = 15
+            autorestart = true
+            stopwaitsecs = 40
 
             """).Append('\n');
         foreach (var queue in Logwell.Server.Tasks.BuiltinTasks.Queues)
         {
             text.Append(System.Globalization.CultureInfo.InvariantCulture, $"""
                 [program:worker-{queue}]
-                command = {logwell} worker -Q {queue} -c 4 --max-tasks-per-child 50 --once --data {data} --server {Quote(urls)}
+                command = {logwell} worker -Q {queue} -c 4 --max-tasks-per-child 50 --once --data {data} --server {store}
                 priority = 20
                 autorestart = true
                 stopwaitsecs = 35
