@@ -115,6 +115,9 @@ public sealed partial class ApiMasterTests
 
         Assert.True(failures.Count == 0, $"{failures.Count} of {succeeded + failures.Count} requests failed: {string.Join(" | ", failures.Take(5))}");
         Assert.True(succeeded > 300, $"{succeeded} requests");
+        // The access log, in gunicorn's default format with the duration.
+        Assert.Matches(@"(?m)^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] ""GET /api/v1/search\?indexset=app&q=request&limit=5 HTTP/1\.1"" 200 \d+ ""-"" ""-"" \d+ms$", d.Master.Output);
+        Assert.Matches(@"(?m)^127\.0\.0\.1 - - \[[^]]+\] ""POST /api/v1/indexsets/app/ingest HTTP/1\.1"" 200 \d+ ""-"" ""-"" \d+ms$", d.Master.Output);
         // Every acknowledged event is in the store.
         using var search = await d.Http.GetAsync("/api/v1/search?indexset=app&limit=0&track_total_hits=true");
         var total = System.Text.Json.JsonDocument.Parse(await search.Content.ReadAsStringAsync()).RootElement.GetProperty("total").GetInt32();
@@ -145,5 +148,44 @@ public sealed partial class ApiMasterTests
         RoleProcess.Signal(d.Master.Id, "TERM");
         Assert.Equal(0, await d.Master.WaitAsync(TimeSpan.FromSeconds(60)));
         Assert.Single(d.Logged("stopped$"));
+    }
+
+    /// <summary>A body that sends a first line, then nothing for a long time: a request that does not end.</summary>
+    private sealed class StalledContent : HttpContent
+    {
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+        {
+            await stream.WriteAsync("{\"message\":\"first\"}\n"u8.ToArray(), cancellationToken);
+            await stream.FlushAsync(cancellationToken);
+            await Task.Delay(TimeSpan.FromSeconds(60), cancellationToken);
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
+    [Fact]
+    public async Task ARequestPastTheTimeoutGetsItsWorkerKilledAndReplacedWithTheRequestLogged()
+    {
+        await using var d = await StartAsync("--cheaper-initial", "1", "--max-requests", "0", "--timeout", "2");
+        Assert.Equal(HttpStatusCode.Created, (await d.Http.PostAsync("/api/v1/indexsets", new StringContent("""{"name": "app"}""", Encoding.UTF8, "application/json"))).StatusCode);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/indexsets/app/ingest?source=stalled") { Content = new StalledContent() };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-ndjson");
+        using var giveUp = new CancellationTokenSource();
+        var sending = d.Http.SendAsync(request, giveUp.Token);
+        await WorkerProcessTests.WaitForAsync(() => d.Logged("killed: ").Count == 1, TimeSpan.FromSeconds(30), () => d.Master.Output);
+        await giveUp.CancelAsync();
+        await Assert.ThrowsAnyAsync<Exception>(() => sending);
+        var killed = Assert.Single(d.Logged(@"worker 1 \(pid \d+\) killed: 'POST /api/v1/indexsets/app/ingest\?source=stalled' has run for (\d+\.\d) s \(timeout 2 s\)"));
+        Assert.True(double.Parse(killed.Match.Groups[1].Value, CultureInfo.InvariantCulture) >= 2);
+        await WorkerProcessTests.WaitForAsync(() => d.Logged("worker 2 started").Count == 1, TimeSpan.FromSeconds(30), () => d.Master.Output);
+        Assert.Single(d.Logged(@"worker 1 \(pid \d+\) died \(signal 9\); replacing it"));
+        // The replacement serves.
+        await WorkerProcessTests.WaitForAsync(() => d.Http.GetAsync("/api/v1/indexsets").Result.IsSuccessStatusCode, TimeSpan.FromSeconds(30), () => d.Master.Output);
     }
 }

@@ -26,6 +26,9 @@ public sealed record ApiMasterOptions
     public TimeSpan GracefulTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     public int Backlog { get; init; } = 2048;
+
+    /// <summary>A request running longer gets its worker killed and replaced (the live tail excepted); zero: no limit.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(65);
 }
 
 /// <summary>
@@ -58,6 +61,11 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
 
         /// <summary>Reaped: it exited and its process object is disposed.</summary>
         public bool Gone { get; set; }
+
+        /// <summary>Its oldest request in flight, as of its last report: when it started (by the master's clock) and its line.</summary>
+        public (DateTime Started, string Line)? Oldest { get; set; }
+
+        public bool TimedOut { get; set; }
 
         public int Id { get; } = process.Id;
     }
@@ -111,6 +119,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         {
             while (!stop.IsCancellationRequested)
             {
+                KillTimedOut();
                 Reap();
                 await ScaleAsync().ConfigureAwait(false);
                 if (_reload)
@@ -140,6 +149,25 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         finally
         {
             _listener.Dispose();
+        }
+    }
+
+    /// <summary>A worker whose oldest request has run past the timeout is killed (and then replaced, as a dead one is).</summary>
+    private void KillTimedOut()
+    {
+        if (options.Timeout <= TimeSpan.Zero)
+        {
+            return;
+        }
+        lock (_lock)
+        {
+            foreach (var worker in _workers.Where(w => !w.Gone && !w.TimedOut && w.Oldest is { } oldest && DateTime.UtcNow - oldest.Started > options.Timeout))
+            {
+                worker.TimedOut = true;
+                Log(string.Create(CultureInfo.InvariantCulture,
+                    $"worker {worker.Number} (pid {worker.Id}) killed: '{worker.Oldest!.Value.Line}' has run for {(DateTime.UtcNow - worker.Oldest.Value.Started).TotalSeconds:0.0} s (timeout {options.Timeout.TotalSeconds:0} s)"));
+                Signals.Send(worker.Id, Signals.Kill);
+            }
         }
     }
 
@@ -222,6 +250,18 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                 if (line == "READY")
                 {
                     worker.Ready.TrySetResult();
+                }
+                else if (line.StartsWith("STATUS ", StringComparison.Ordinal))
+                {
+                    // STATUS <in flight> <age of the oldest in ms> <its request line>
+                    var parts = line.Split(' ', 4);
+                    if (parts.Length == 4 && long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var ageMs))
+                    {
+                        lock (_lock)
+                        {
+                            worker.Oldest = parts[1] == "0" ? null : (DateTime.UtcNow - TimeSpan.FromMilliseconds(ageMs), parts[3]);
+                        }
+                    }
                 }
                 else if (line == "DRAINING")
                 {

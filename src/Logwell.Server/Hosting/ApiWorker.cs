@@ -66,7 +66,13 @@ public static class ApiWorker
         return new HttpClient { BaseAddress = new Uri(storeUrl.TrimEnd('/') + "/"), Timeout = timeout };
     }
 
-    public static async Task<int> RunAsync(string storeUrl, long maxBodyBytes, CancellationToken cancellationToken)
+    /// <summary>gunicorn's default access log line, with the duration in milliseconds added.</summary>
+    public const string DefaultAccessLogFormat = "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\" %(M)sms";
+
+    /// <param name="accessLogFormat">gunicorn's access log atoms (<c>%(h)s</c> client, <c>%(t)s</c> time, <c>%(r)s</c> request line,
+    /// <c>%(m)s</c>, <c>%(U)s</c>, <c>%(q)s</c>, <c>%(s)s</c> status, <c>%(b)s</c> bytes, <c>%(f)s</c> referer, <c>%(a)s</c>
+    /// user agent, <c>%(D)s</c> µs, <c>%(M)s</c> ms, <c>%(L)s</c> s, <c>%(p)s</c> worker pid); null: no access log.</param>
+    public static async Task<int> RunAsync(string storeUrl, long maxBodyBytes, string? accessLogFormat, CancellationToken cancellationToken)
     {
         var fd = ulong.Parse(Environment.GetEnvironmentVariable("LOGWELL_API_LISTEN_FD") ?? throw new InvalidOperationException("an API worker is started by logwell api (LOGWELL_API_LISTEN_FD is not set)"), CultureInfo.InvariantCulture);
         var maxRequests = long.Parse(Environment.GetEnvironmentVariable("LOGWELL_API_MAX_REQUESTS") ?? "0", CultureInfo.InvariantCulture);
@@ -139,6 +145,55 @@ public static class ApiWorker
             context.Cancel = true;
             Drain(0);
         });
+        // What the master watches: requests in flight and the oldest one, reported every second on standard output.
+        var inFlight = new System.Collections.Concurrent.ConcurrentDictionary<long, (long Started, string Line)>();
+        long nextRequest = 0;
+        using var reporter = new Timer(_ =>
+        {
+            var now = Environment.TickCount64;
+            var oldest = inFlight.Values.OrderBy(r => r.Started).FirstOrDefault();
+            Console.WriteLine(inFlight.IsEmpty
+                ? "STATUS 0 0 -"
+                : string.Create(CultureInfo.InvariantCulture, $"STATUS {inFlight.Count} {now - oldest.Started} {oldest.Line}"));
+            Console.Out.Flush();
+        }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        if (accessLogFormat is not null)
+        {
+            app.Use(async (context, next) =>
+            {
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                try
+                {
+                    await next(context).ConfigureAwait(false);
+                }
+                finally
+                {
+                    var line = AccessLine(accessLogFormat, context, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+                    lock (Console.Out)
+                    {
+                        Console.WriteLine(line);
+                    }
+                }
+            });
+        }
+        app.Use(async (context, next) =>
+        {
+            // Streams that last by design (the live tail) are not requests the timeout is about.
+            var watched = !context.Request.Path.StartsWithSegments("/api/v1/tail", StringComparison.Ordinal);
+            var id = Interlocked.Increment(ref nextRequest);
+            if (watched)
+            {
+                inFlight[id] = (Environment.TickCount64, $"{context.Request.Method} {context.Request.Path}{context.Request.QueryString}");
+            }
+            try
+            {
+                await next(context).ConfigureAwait(false);
+            }
+            finally
+            {
+                inFlight.TryRemove(id, out _);
+            }
+        });
         app.Use(async (context, next) =>
         {
             var count = Interlocked.Increment(ref served);
@@ -161,6 +216,39 @@ public static class ApiWorker
         await app.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{DateTime.Now:yyyy-MM-dd HH:mm:ss,fff} [worker {number} {Environment.ProcessId}] stopped after {Interlocked.Read(ref served)} requests"));
         return exitCode;
+    }
+
+    private const string BytesSent = "logwell.bytes-sent";
+
+    /// <summary>Common Log Format time: <c>[26/Nov/2026:10:00:00 +0100]</c>.</summary>
+    private static string Time(DateTimeOffset now) => string.Create(CultureInfo.InvariantCulture,
+        $"[{now:dd/MMM/yyyy:HH:mm:ss} {(now.Offset < TimeSpan.Zero ? '-' : '+')}{now.Offset:hhmm}]");
+
+    private static string AccessLine(string format, HttpContext context, TimeSpan took)
+    {
+        var request = context.Request;
+        var bytes = context.Items[BytesSent] as long? ?? context.Response.ContentLength ?? 0;
+        string Quoted(string? value) => string.IsNullOrEmpty(value) ? "-" : value.Replace("\"", "\\\"", StringComparison.Ordinal);
+        return System.Text.RegularExpressions.Regex.Replace(format, @"%\((?<atom>[A-Za-z]+)\)s", match => match.Groups["atom"].Value switch
+        {
+            "h" => context.Connection.RemoteIpAddress?.ToString() ?? "-",
+            "l" or "u" => "-",
+            "t" => Time(DateTimeOffset.Now),
+            "r" => Quoted($"{request.Method} {request.Path}{request.QueryString} {request.Protocol}"),
+            "m" => request.Method,
+            "U" => request.Path.Value ?? "/",
+            "q" => request.QueryString.HasValue ? request.QueryString.Value![1..] : "",
+            "s" => context.Response.StatusCode.ToString(CultureInfo.InvariantCulture),
+            "b" => bytes == 0 ? "-" : bytes.ToString(CultureInfo.InvariantCulture),
+            "B" => bytes.ToString(CultureInfo.InvariantCulture),
+            "f" => Quoted(request.Headers.Referer),
+            "a" => Quoted(request.Headers.UserAgent),
+            "D" => ((long)took.TotalMicroseconds).ToString(CultureInfo.InvariantCulture),
+            "M" => ((long)took.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
+            "L" => took.TotalSeconds.ToString("0.000000", CultureInfo.InvariantCulture),
+            "p" => $"<{Environment.ProcessId}>",
+            _ => "-",
+        });
     }
 
     /// <summary>Hands the request to the store and streams its answer back (server-sent events included, chunk by chunk).</summary>
@@ -216,6 +304,7 @@ public static class ApiWorker
             {
                 await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted).ConfigureAwait(false);
                 await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                context.Items[BytesSent] = (context.Items[BytesSent] as long? ?? 0) + read;
             }
         }
     }

@@ -17,15 +17,18 @@ internal static class ApiCommands
         var maxRequests = new Option<int>("--max-requests") { Description = "requests a worker serves before it is replaced (0: never)", DefaultValueFactory = _ => 1000 };
         var jitter = new Option<int>("--max-requests-jitter") { Description = "up to this many more, drawn per worker, so workers are not replaced all at once", DefaultValueFactory = _ => 50 };
         var graceful = new Option<int>("--graceful-timeout") { Description = "seconds a stopping worker gets to finish its requests", DefaultValueFactory = _ => 30 };
+        var accessLog = new Option<string>("--access-log-format") { Description = "the access log line, in gunicorn's atoms (%(h)s client, %(t)s time, %(r)s request, %(s)s status, %(b)s bytes, %(M)s ms, %(f)s referer, %(a)s agent...)", DefaultValueFactory = _ => ApiWorker.DefaultAccessLogFormat };
+        var noAccessLog = new Option<bool>("--no-access-log") { Description = "write no access log" };
+        var timeout = new Option<int>("--timeout") { Description = "seconds a request may run before its worker is killed and replaced (0: no limit; the live tail is exempt)", DefaultValueFactory = _ => 65 };
         var command = new Command("api", "Run the HTTP API as a master and worker processes on one listening socket (gunicorn and uWSGI semantics); the workers reach the log store through the store process.")
         {
-            urls, store, data, workers, cheaperInitial, maxRequests, jitter, graceful,
+            urls, store, data, workers, cheaperInitial, maxRequests, jitter, graceful, timeout, accessLog, noAccessLog,
         };
         command.SetAction(async (result, _) =>
         {
-            if (result.GetValue(workers) < 1 || result.GetValue(cheaperInitial) < 1 || result.GetValue(maxRequests) < 0 || result.GetValue(jitter) < 0 || result.GetValue(graceful) < 1)
+            if (result.GetValue(workers) < 1 || result.GetValue(cheaperInitial) < 1 || result.GetValue(maxRequests) < 0 || result.GetValue(jitter) < 0 || result.GetValue(graceful) < 1 || result.GetValue(timeout) < 0)
             {
-                Console.Error.WriteLine("error: --workers and --cheaper-initial must be at least 1, --max-requests and --max-requests-jitter at least 0, --graceful-timeout at least 1");
+                Console.Error.WriteLine("error: --workers and --cheaper-initial must be at least 1, --max-requests and --max-requests-jitter at least 0, --graceful-timeout at least 1, --timeout at least 0");
                 return 2;
             }
             var dataDirectory = Path.GetFullPath(result.GetValue(data) ?? "./data");
@@ -33,6 +36,10 @@ internal static class ApiCommands
             var self = Environment.ProcessPath!;
             List<string> worker = Path.GetFileNameWithoutExtension(self) == "dotnet" ? [self, typeof(ApiCommands).Assembly.Location] : [self];
             worker.AddRange(["api-worker", "--store", storeUrl, "--data", dataDirectory]);
+            if (!result.GetValue(noAccessLog))
+            {
+                worker.AddRange(["--access-log-format", result.GetValue(accessLog)!]);
+            }
             var master = new ApiMaster(new ApiMasterOptions
             {
                 Listen = new Uri(result.GetValue(urls)!),
@@ -42,6 +49,7 @@ internal static class ApiCommands
                 MaxRequests = result.GetValue(maxRequests),
                 MaxRequestsJitter = result.GetValue(jitter),
                 GracefulTimeout = TimeSpan.FromSeconds(result.GetValue(graceful)),
+                Timeout = TimeSpan.FromSeconds(result.GetValue(timeout)),
             }, Console.Out);
             using var stop = new CancellationTokenSource();
             using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
@@ -55,12 +63,13 @@ internal static class ApiCommands
     {
         var store = new Option<string>("--store") { Description = "the node's store", Required = true };
         var data = new Option<string?>("--data") { Description = "data directory (default ./data)" };
-        var command = new Command("api-worker", "One worker process of logwell api (started by it).") { store, data };
+        var accessLog = new Option<string?>("--access-log-format") { Description = "the access log line; none: no access log" };
+        var command = new Command("api-worker", "One worker process of logwell api (started by it).") { store, data, accessLog };
         command.Hidden = true;
         command.SetAction(async (result, cancellationToken) =>
         {
             var options = Settings.Load(result.GetValue(data));
-            return await ApiWorker.RunAsync(result.GetValue(store)!, options.MaxBodyBytes, cancellationToken).ConfigureAwait(false);
+            return await ApiWorker.RunAsync(result.GetValue(store)!, options.MaxBodyBytes, result.GetValue(accessLog), cancellationToken).ConfigureAwait(false);
         });
         return command;
     }
