@@ -64,7 +64,7 @@ public sealed partial class ApiMasterTests
     [Fact]
     public async Task RecyclingByMaxRequestsAndAReloadUnderLoadFailNoRequest()
     {
-        await using var d = await StartAsync("--cheaper-initial", "2", "--max-requests", "40", "--max-requests-jitter", "10");
+        await using var d = await StartAsync("--cheaper", "2", "--cheaper-initial", "2", "--max-requests", "40", "--max-requests-jitter", "10");
         Assert.Equal(HttpStatusCode.Created, (await d.Http.PostAsync("/api/v1/indexsets", new StringContent("""{"name": "app"}""", Encoding.UTF8, "application/json"))).StatusCode);
         var failures = new List<string>();
         var succeeded = 0;
@@ -127,7 +127,7 @@ public sealed partial class ApiMasterTests
     [Fact]
     public async Task AKilledWorkerIsReplacedAtOnceAndSignalsScaleAndStopTheMaster()
     {
-        await using var d = await StartAsync("--cheaper-initial", "2", "--workers", "4", "--max-requests", "0", "--graceful-timeout", "4");
+        await using var d = await StartAsync("--cheaper", "1", "--cheaper-initial", "2", "--workers", "4", "--max-requests", "0", "--graceful-timeout", "4");
         var first = d.Logged(@"worker (\d+) started \(pid (\d+),");
         Assert.Equal(2, first.Count);
         var pid = int.Parse(first[0].Match.Groups[2].Value, CultureInfo.InvariantCulture);
@@ -172,7 +172,7 @@ public sealed partial class ApiMasterTests
     [Fact]
     public async Task ARequestPastTheTimeoutGetsItsWorkerKilledAndReplacedWithTheRequestLogged()
     {
-        await using var d = await StartAsync("--cheaper-initial", "1", "--max-requests", "0", "--timeout", "2");
+        await using var d = await StartAsync("--cheaper", "1", "--cheaper-initial", "1", "--max-requests", "0", "--timeout", "2");
         Assert.Equal(HttpStatusCode.Created, (await d.Http.PostAsync("/api/v1/indexsets", new StringContent("""{"name": "app"}""", Encoding.UTF8, "application/json"))).StatusCode);
         using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/indexsets/app/ingest?source=stalled") { Content = new StalledContent() };
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-ndjson");
@@ -187,5 +187,37 @@ public sealed partial class ApiMasterTests
         Assert.Single(d.Logged(@"worker 1 \(pid \d+\) died \(signal 9\); replacing it"));
         // The replacement serves.
         await WorkerProcessTests.WaitForAsync(() => d.Http.GetAsync("/api/v1/indexsets").Result.IsSuccessStatusCode, TimeSpan.FromSeconds(30), () => d.Master.Output);
+    }
+
+    [Fact]
+    public async Task TheBusynessAlgorithmGrowsTheWorkersUnderLoadAndShrinksThemWhenIdle()
+    {
+        await using var d = await StartAsync("--cheaper", "1", "--cheaper-initial", "1", "--workers", "3", "--cheaper-step", "1", "--cheaper-overload", "1",
+            "--cheaper-busyness-multiplier", "2", "--max-requests", "0", "--no-access-log");
+        Assert.Equal(HttpStatusCode.Created, (await d.Http.PostAsync("/api/v1/indexsets", new StringContent("""{"name": "app"}""", Encoding.UTF8, "application/json"))).StatusCode);
+        // Clients that always have a request in flight keep the workers busy all the time.
+        using var stop = new CancellationTokenSource();
+        var clients = Enumerable.Range(0, 4).Select(c => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using var response = await d.Http.PostAsync("/api/v1/indexsets/app/ingest", new StringContent($$"""{"message":"load {{c}}"}""" + "\n", Encoding.UTF8, "application/x-ndjson"));
+                }
+                catch (HttpRequestException)
+                {
+                }
+            }
+        })).ToList();
+        await WorkerProcessTests.WaitForAsync(() => d.Logged(@"cheaper: .*; workers 2 -> 3").Count == 1, TimeSpan.FromSeconds(60), () => d.Master.Output);
+        Assert.Single(d.Logged(@"cheaper: busyness \d+% over 1 s is above 50%; workers 1 -> 2"));
+        Assert.Equal(3, d.Logged(@"worker \d+ started").Count);
+        await stop.CancelAsync();
+        await Task.WhenAll(clients);
+        // Idle: one worker goes per two quiet checks, down to --cheaper.
+        await WorkerProcessTests.WaitForAsync(() => d.Logged(@"cheaper: busyness \d+% is below 25% for 2 checks; workers 2 -> 1").Count == 1, TimeSpan.FromSeconds(60), () => d.Master.Output);
+        Assert.Single(d.Logged(@"workers 3 -> 2$"));
+        Assert.Equal(2, d.Logged("removing worker").Count);
     }
 }

@@ -27,6 +27,26 @@ public sealed record ApiMasterOptions
 
     public int Backlog { get; init; } = 2048;
 
+    /// <summary>uWSGI's cheaper subsystem: at least this many workers.</summary>
+    public int Cheaper { get; init; } = 4;
+
+    /// <summary>Workers added at once when the busyness is over its maximum or the backlog builds up.</summary>
+    public int CheaperStep { get; init; } = 2;
+
+    /// <summary>How often the average busyness is checked.</summary>
+    public TimeSpan CheaperOverload { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Busyness (percent) over which workers are added, under which one idle worker goes.</summary>
+    public int BusynessMax { get; init; } = 50;
+
+    public int BusynessMin { get; init; } = 25;
+
+    /// <summary>Checks in a row under the minimum before a worker goes.</summary>
+    public int BusynessMultiplier { get; init; } = 10;
+
+    /// <summary>Connections waiting in the listen queue that add workers at once.</summary>
+    public int BacklogAlert { get; init; } = 33;
+
     /// <summary>A request running longer gets its worker killed and replaced (the live tail excepted); zero: no limit.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(65);
 }
@@ -66,6 +86,11 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         public (DateTime Started, string Line)? Oldest { get; set; }
 
         public bool TimedOut { get; set; }
+
+        /// <summary>Busy and reported milliseconds since the last busyness check.</summary>
+        public long BusyMs { get; set; }
+
+        public long ReportedMs { get; set; }
 
         public int Id { get; } = process.Id;
     }
@@ -114,11 +139,22 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
             Interlocked.Exchange(ref _target, Math.Max(1, Volatile.Read(ref _target) - 1));
             _wake.Release();
         });
-        _target = Math.Clamp(options.CheaperInitial, 1, options.Workers);
+        _target = Math.Clamp(options.CheaperInitial, Math.Min(options.Cheaper, options.Workers), options.Workers);
         try
         {
+            var lastCheck = DateTime.UtcNow;
+            var quietChecks = 0;
             while (!stop.IsCancellationRequested)
             {
+                if (DateTime.UtcNow - lastCheck >= options.CheaperOverload)
+                {
+                    lastCheck = DateTime.UtcNow;
+                    quietChecks = Cheaper(quietChecks);
+                }
+                else if (Backlog() is var waiting && waiting > options.BacklogAlert)
+                {
+                    Grow($"{waiting} connections wait in the listen queue (alert at {options.BacklogAlert})");
+                }
                 KillTimedOut();
                 Reap();
                 await ScaleAsync().ConfigureAwait(false);
@@ -150,6 +186,93 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         {
             _listener.Dispose();
         }
+    }
+
+    /// <summary>
+    /// uWSGI's busyness algorithm, once per overload window: average busyness over the maximum adds
+    /// <see cref="ApiMasterOptions.CheaperStep"/> workers; under the minimum for
+    /// <see cref="ApiMasterOptions.BusynessMultiplier"/> windows in a row removes one, down to
+    /// <see cref="ApiMasterOptions.Cheaper"/>. Returns the windows in a row under the minimum.
+    /// </summary>
+    private int Cheaper(int quietChecks)
+    {
+        long busy = 0;
+        long reported = 0;
+        lock (_lock)
+        {
+            foreach (var worker in _workers.Where(w => !w.Retiring))
+            {
+                busy += worker.BusyMs;
+                reported += worker.ReportedMs;
+                worker.BusyMs = 0;
+                worker.ReportedMs = 0;
+            }
+        }
+        if (reported == 0)
+        {
+            return quietChecks;
+        }
+        var busyness = (int)(100 * busy / reported);
+        if (busyness > options.BusynessMax)
+        {
+            Grow($"busyness {busyness}% over {options.CheaperOverload.TotalSeconds:0} s is above {options.BusynessMax}%");
+            return 0;
+        }
+        if (busyness >= options.BusynessMin)
+        {
+            return 0;
+        }
+        if (++quietChecks < options.BusynessMultiplier)
+        {
+            return quietChecks;
+        }
+        var target = Volatile.Read(ref _target);
+        if (target > options.Cheaper)
+        {
+            Interlocked.Exchange(ref _target, target - 1);
+            Log($"cheaper: busyness {busyness}% is below {options.BusynessMin}% for {quietChecks} checks; workers {target} -> {target - 1}");
+        }
+        return 0;
+    }
+
+    private void Grow(string why)
+    {
+        var target = Volatile.Read(ref _target);
+        var grown = Math.Min(options.Workers, target + options.CheaperStep);
+        if (grown > target)
+        {
+            Interlocked.Exchange(ref _target, grown);
+            Log($"cheaper: {why}; workers {target} -> {grown}");
+        }
+    }
+
+    /// <summary>Connections waiting to be accepted on the listening socket (Linux: its receive queue in /proc/net/tcp); 0 when unknown.</summary>
+    private int Backlog()
+    {
+        try
+        {
+            var port = ((IPEndPoint)_listener!.LocalEndPoint!).Port.ToString("X4", CultureInfo.InvariantCulture);
+            foreach (var file in new[] { "/proc/net/tcp", "/proc/net/tcp6" })
+            {
+                if (!File.Exists(file))
+                {
+                    continue;
+                }
+                foreach (var line in File.ReadLines(file).Skip(1))
+                {
+                    // sl local_address rem_address st tx_queue:rx_queue ...; state 0A is LISTEN.
+                    var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    if (fields.Length > 4 && fields[3] == "0A" && fields[1].EndsWith(":" + port, StringComparison.Ordinal))
+                    {
+                        return int.Parse(fields[4].Split(':')[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                    }
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return 0;
     }
 
     /// <summary>A worker whose oldest request has run past the timeout is killed (and then replaced, as a dead one is).</summary>
@@ -253,13 +376,16 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                 }
                 else if (line.StartsWith("STATUS ", StringComparison.Ordinal))
                 {
-                    // STATUS <in flight> <age of the oldest in ms> <its request line>
-                    var parts = line.Split(' ', 4);
-                    if (parts.Length == 4 && long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var ageMs))
+                    // STATUS <in flight> <busy ms in the last second> <age of the oldest in ms> <its request line>
+                    var parts = line.Split(' ', 5);
+                    if (parts.Length == 5 && long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var busyMs)
+                        && long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var ageMs))
                     {
                         lock (_lock)
                         {
-                            worker.Oldest = parts[1] == "0" ? null : (DateTime.UtcNow - TimeSpan.FromMilliseconds(ageMs), parts[3]);
+                            worker.Oldest = parts[1] == "0" ? null : (DateTime.UtcNow - TimeSpan.FromMilliseconds(ageMs), parts[4]);
+                            worker.BusyMs += Math.Min(busyMs, 1000);
+                            worker.ReportedMs += 1000;
                         }
                     }
                 }

@@ -148,13 +148,25 @@ public static class ApiWorker
         // What the master watches: requests in flight and the oldest one, reported every second on standard output.
         var inFlight = new System.Collections.Concurrent.ConcurrentDictionary<long, (long Started, string Line)>();
         long nextRequest = 0;
+        // Busy time: how much of each second had at least one request in flight (uWSGI's busyness).
+        var busy = new Lock();
+        var active = 0;
+        long busySince = 0;
+        long busyMs = 0;
         using var reporter = new Timer(_ =>
         {
             var now = Environment.TickCount64;
+            long busyThisSecond;
+            lock (busy)
+            {
+                busyThisSecond = busyMs + (active > 0 ? now - busySince : 0);
+                busyMs = 0;
+                busySince = now;
+            }
             var oldest = inFlight.Values.OrderBy(r => r.Started).FirstOrDefault();
             Console.WriteLine(inFlight.IsEmpty
-                ? "STATUS 0 0 -"
-                : string.Create(CultureInfo.InvariantCulture, $"STATUS {inFlight.Count} {now - oldest.Started} {oldest.Line}"));
+                ? string.Create(CultureInfo.InvariantCulture, $"STATUS 0 {busyThisSecond} 0 -")
+                : string.Create(CultureInfo.InvariantCulture, $"STATUS {inFlight.Count} {busyThisSecond} {now - oldest.Started} {oldest.Line}"));
             Console.Out.Flush();
         }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         if (accessLogFormat is not null)
@@ -185,6 +197,13 @@ public static class ApiWorker
             {
                 inFlight[id] = (Environment.TickCount64, $"{context.Request.Method} {context.Request.Path}{context.Request.QueryString}");
             }
+            lock (busy)
+            {
+                if (active++ == 0)
+                {
+                    busySince = Environment.TickCount64;
+                }
+            }
             try
             {
                 await next(context).ConfigureAwait(false);
@@ -192,6 +211,13 @@ public static class ApiWorker
             finally
             {
                 inFlight.TryRemove(id, out _);
+                lock (busy)
+                {
+                    if (--active == 0)
+                    {
+                        busyMs += Environment.TickCount64 - busySince;
+                    }
+                }
             }
         });
         app.Use(async (context, next) =>

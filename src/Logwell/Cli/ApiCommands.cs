@@ -14,6 +14,13 @@ internal static class ApiCommands
         var data = new Option<string?>("--data") { Description = "data directory (default ./data)" };
         var workers = new Option<int>("--workers") { Description = "most worker processes", DefaultValueFactory = _ => 16 };
         var cheaperInitial = new Option<int>("--cheaper-initial") { Description = "worker processes at start", DefaultValueFactory = _ => 4 };
+        var cheaper = new Option<int>("--cheaper") { Description = "fewest worker processes", DefaultValueFactory = _ => 4 };
+        var cheaperStep = new Option<int>("--cheaper-step") { Description = "workers added at once under load", DefaultValueFactory = _ => 2 };
+        var cheaperOverload = new Option<int>("--cheaper-overload") { Description = "seconds between busyness checks", DefaultValueFactory = _ => 5 };
+        var busynessMax = new Option<int>("--cheaper-busyness-max") { Description = "average busyness (percent) over which workers are added", DefaultValueFactory = _ => 50 };
+        var busynessMin = new Option<int>("--cheaper-busyness-min") { Description = "average busyness (percent) under which a worker goes", DefaultValueFactory = _ => 25 };
+        var busynessMultiplier = new Option<int>("--cheaper-busyness-multiplier") { Description = "checks in a row under the minimum before a worker goes", DefaultValueFactory = _ => 10 };
+        var backlogAlert = new Option<int>("--cheaper-busyness-backlog-alert") { Description = "connections waiting in the listen queue that add workers at once", DefaultValueFactory = _ => 33 };
         var maxRequests = new Option<int>("--max-requests") { Description = "requests a worker serves before it is replaced (0: never)", DefaultValueFactory = _ => 1000 };
         var jitter = new Option<int>("--max-requests-jitter") { Description = "up to this many more, drawn per worker, so workers are not replaced all at once", DefaultValueFactory = _ => 50 };
         var graceful = new Option<int>("--graceful-timeout") { Description = "seconds a stopping worker gets to finish its requests", DefaultValueFactory = _ => 30 };
@@ -22,10 +29,17 @@ internal static class ApiCommands
         var timeout = new Option<int>("--timeout") { Description = "seconds a request may run before its worker is killed and replaced (0: no limit; the live tail is exempt)", DefaultValueFactory = _ => 65 };
         var command = new Command("api", "Run the HTTP API as a master and worker processes on one listening socket (gunicorn and uWSGI semantics); the workers reach the log store through the store process.")
         {
-            urls, store, data, workers, cheaperInitial, maxRequests, jitter, graceful, timeout, accessLog, noAccessLog,
+            urls, store, data, workers, cheaperInitial, cheaper, cheaperStep, cheaperOverload, busynessMax, busynessMin, busynessMultiplier, backlogAlert,
+            maxRequests, jitter, graceful, timeout, accessLog, noAccessLog,
         };
         command.SetAction(async (result, _) =>
         {
+            if (result.GetValue(cheaper) < 1 || result.GetValue(cheaper) > result.GetValue(workers) || result.GetValue(cheaperStep) < 1 || result.GetValue(cheaperOverload) < 1
+                || result.GetValue(busynessMin) < 0 || result.GetValue(busynessMax) > 100 || result.GetValue(busynessMin) >= result.GetValue(busynessMax) || result.GetValue(busynessMultiplier) < 1 || result.GetValue(backlogAlert) < 1)
+            {
+                Console.Error.WriteLine("error: --cheaper must be from 1 to --workers, --cheaper-step and --cheaper-overload at least 1, 0 <= --cheaper-busyness-min < --cheaper-busyness-max <= 100, the multiplier and backlog alert at least 1");
+                return 2;
+            }
             if (result.GetValue(workers) < 1 || result.GetValue(cheaperInitial) < 1 || result.GetValue(maxRequests) < 0 || result.GetValue(jitter) < 0 || result.GetValue(graceful) < 1 || result.GetValue(timeout) < 0)
             {
                 Console.Error.WriteLine("error: --workers and --cheaper-initial must be at least 1, --max-requests and --max-requests-jitter at least 0, --graceful-timeout at least 1, --timeout at least 0");
@@ -46,6 +60,13 @@ internal static class ApiCommands
                 WorkerCommand = worker,
                 Workers = result.GetValue(workers),
                 CheaperInitial = result.GetValue(cheaperInitial),
+                Cheaper = result.GetValue(cheaper),
+                CheaperStep = result.GetValue(cheaperStep),
+                CheaperOverload = TimeSpan.FromSeconds(result.GetValue(cheaperOverload)),
+                BusynessMax = result.GetValue(busynessMax),
+                BusynessMin = result.GetValue(busynessMin),
+                BusynessMultiplier = result.GetValue(busynessMultiplier),
+                BacklogAlert = result.GetValue(backlogAlert),
                 MaxRequests = result.GetValue(maxRequests),
                 MaxRequestsJitter = result.GetValue(jitter),
                 GracefulTimeout = TimeSpan.FromSeconds(result.GetValue(graceful)),

@@ -84,7 +84,7 @@ internal static class SuperviseCommands
             stopwaitsecs = 60
 
             [program:api]
-            command = {logwell} api --data {data} --urls {Quote(urls)} --store {store} --workers 16 --cheaper-initial 4 --max-requests 1000 --max-requests-jitter 50 --graceful-timeout 30
+            command = {logwell} api --data {data} --urls {Quote(urls)} --store {store} --workers 16 --cheaper 4 --cheaper-initial 4 --cheaper-step 2 --cheaper-overload 5 --max-requests 1000 --max-requests-jitter 50 --timeout 65 --graceful-timeout 30
             priority = 15
             autorestart = true
             stopwaitsecs = 40
