@@ -138,6 +138,14 @@ public sealed partial class ApiMasterTests
         var replaced = d.Logged(@"worker 3 started")[0].At;
         Assert.True(replaced - killed < TimeSpan.FromSeconds(1), $"replaced {(replaced - killed).TotalMilliseconds:0} ms after the kill");
         Assert.Equal(HttpStatusCode.OK, (await d.Http.GetAsync("/livez")).StatusCode);
+        // The master registered the node with its address and the role api; the store registered itself as store.
+        var (_, nodes) = await HttpApiTests.SendAsync(d.Http, HttpMethod.Get, "/api/v1/nodes");
+        var roles = nodes.GetProperty("nodes").EnumerateArray().ToDictionary(n => n.GetProperty("role").GetString()!, n => (n.GetProperty("address").GetString(), n.GetProperty("port").GetInt32(), n.GetProperty("health").GetString()));
+        Assert.Equal(("127.0.0.1", d.Http.BaseAddress!.Port, "passing"), roles["api"]);
+        Assert.Equal(0, roles["store"].Item2);
+        await WorkerProcessTests.WaitForAsync(() => d.Http.GetStringAsync("/metrics").Result.Contains("logwell_api_worker_ends{reason=\"died\"} 1\n", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), () => d.Http.GetStringAsync("/metrics").Result);
+        Assert.StartsWith("unix:", roles["store"].Item1, StringComparison.Ordinal);
 
         // SIGTTIN adds a worker, up to --workers; SIGTTOU removes one.
         RoleProcess.Signal(d.Master.Id, "TTIN");
@@ -148,6 +156,7 @@ public sealed partial class ApiMasterTests
         RoleProcess.Signal(d.Master.Id, "TERM");
         Assert.Equal(0, await d.Master.WaitAsync(TimeSpan.FromSeconds(60)));
         Assert.Single(d.Logged("stopped$"));
+        Assert.Single(d.Logged(@"registry: deregistered node \S+:\d+$"));
     }
 
     /// <summary>A body that sends a first line, then nothing for a long time: a request that does not end.</summary>
@@ -212,7 +221,8 @@ public sealed partial class ApiMasterTests
         })).ToList();
         await WorkerProcessTests.WaitForAsync(() => d.Logged(@"cheaper: .*; workers 2 -> 3").Count == 1, TimeSpan.FromSeconds(60), () => d.Master.Output);
         Assert.Single(d.Logged(@"cheaper: busyness \d+% over 1 s is above 50%; workers 1 -> 2"));
-        Assert.Equal(3, d.Logged(@"worker \d+ started").Count);
+        // The third worker starts right after the decision is logged.
+        await WorkerProcessTests.WaitForAsync(() => d.Logged(@"worker \d+ started").Count == 3, TimeSpan.FromSeconds(10), () => d.Master.Output);
         await stop.CancelAsync();
         await Task.WhenAll(clients);
         // Idle: one worker goes per two quiet checks, down to --cheaper.

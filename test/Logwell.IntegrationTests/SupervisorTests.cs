@@ -346,6 +346,12 @@ public sealed partial class SupervisorTests
             }
         }
         Assert.Equal(2, StoreSpawns(supervise.Output));
+        // /metrics (the store's, through the API) counts the supervisor's restarts and the API master's workers.
+        await WorkerProcessTests.WaitForAsync(() => http.GetStringAsync("/metrics").Result.Contains("logwell_supervisor_process_spawns{process=\"store\"} 2\n", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), () => http.GetStringAsync("/metrics").Result);
+        var metrics = await http.GetStringAsync("/metrics");
+        Assert.Contains("logwell_supervisor_process_running{process=\"workers:worker-export\",state=\"RUNNING\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("logwell_api_workers{kind=\"serving\"} 4\n", metrics, StringComparison.Ordinal);
         using var export = await http.GetAsync("/api/v1/export?indexset=app&fields=n&format=csv");
         Assert.Equal(System.Net.HttpStatusCode.OK, export.StatusCode);
         var stored = (await export.Content.ReadAsStringAsync()).Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(n => int.Parse(n, CultureInfo.InvariantCulture)).ToHashSet();

@@ -14,6 +14,9 @@ public sealed record ApiMasterOptions
     /// <summary>The command line of one worker process; the master adds nothing but the listening socket's descriptor in <c>LOGWELL_API_LISTEN_FD</c>.</summary>
     public required IReadOnlyList<string> WorkerCommand { get; init; }
 
+    /// <summary>Where the master writes its counts every second (workers, recycles, deaths, timeouts), for <c>/metrics</c>.</summary>
+    public string? StatusFile { get; init; }
+
     public int Workers { get; init; } = 16;
     public int CheaperInitial { get; init; } = 4;
 
@@ -68,9 +71,17 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly Random _random = new();
     private int _target;
+    private long _recycles;
+    private long _deaths;
+    private long _timeouts;
+    private DateTime _statusWritten;
     private int _generation;
     private bool _reload;
     private Socket? _listener;
+    private readonly TaskCompletionSource _firstReady = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once a worker accepts: the API is ready to serve.</summary>
+    public Task FirstReady => _firstReady.Task;
 
     private sealed class WorkerProcess(Process process, int number)
     {
@@ -142,6 +153,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         _target = Math.Clamp(options.CheaperInitial, Math.Min(options.Cheaper, options.Workers), options.Workers);
         try
         {
+            WriteStatus();
             var lastCheck = DateTime.UtcNow;
             var quietChecks = 0;
             while (!stop.IsCancellationRequested)
@@ -157,6 +169,10 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                 }
                 KillTimedOut();
                 Reap();
+                if (DateTime.UtcNow - _statusWritten >= TimeSpan.FromSeconds(1))
+                {
+                    WriteStatus();
+                }
                 await ScaleAsync().ConfigureAwait(false);
                 if (_reload)
                 {
@@ -275,6 +291,31 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         return 0;
     }
 
+    private void WriteStatus()
+    {
+        _statusWritten = DateTime.UtcNow;
+        if (options.StatusFile is not { } path)
+        {
+            return;
+        }
+        int workers;
+        lock (_lock)
+        {
+            workers = _workers.Count(w => !w.Retiring);
+        }
+        var text = string.Create(CultureInfo.InvariantCulture,
+            $"{{\"workers\":{workers},\"target\":{Volatile.Read(ref _target)},\"recycles\":{Interlocked.Read(ref _recycles)},\"deaths\":{Interlocked.Read(ref _deaths)},\"timeouts\":{Interlocked.Read(ref _timeouts)}}}");
+        try
+        {
+            File.WriteAllText(path + ".tmp", text);
+            File.Move(path + ".tmp", path, overwrite: true);
+        }
+        catch (IOException)
+        {
+            // Next second.
+        }
+    }
+
     /// <summary>A worker whose oldest request has run past the timeout is killed (and then replaced, as a dead one is).</summary>
     private void KillTimedOut()
     {
@@ -287,6 +328,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
             foreach (var worker in _workers.Where(w => !w.Gone && !w.TimedOut && w.Oldest is { } oldest && DateTime.UtcNow - oldest.Started > options.Timeout))
             {
                 worker.TimedOut = true;
+                Interlocked.Increment(ref _timeouts);
                 Log(string.Create(CultureInfo.InvariantCulture,
                     $"worker {worker.Number} (pid {worker.Id}) killed: '{worker.Oldest!.Value.Line}' has run for {(DateTime.UtcNow - worker.Oldest.Value.Started).TotalSeconds:0.0} s (timeout {options.Timeout.TotalSeconds:0} s)"));
                 Signals.Send(worker.Id, Signals.Kill);
@@ -304,6 +346,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                 var code = worker.Process.ExitCode;
                 if (!worker.Retiring)
                 {
+                    Interlocked.Increment(ref code == RecycleExitCode ? ref _recycles : ref _deaths);
                     Log(code == RecycleExitCode
                         ? $"worker {worker.Number} (pid {worker.Id}) served its requests; replacing it"
                         : $"worker {worker.Number} (pid {worker.Id}) died ({(code > 128 ? $"signal {code - 128}" : $"exit {code}")}); replacing it");
@@ -373,6 +416,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                 if (line == "READY")
                 {
                     worker.Ready.TrySetResult();
+                    _firstReady.TrySetResult();
                 }
                 else if (line.StartsWith("STATUS ", StringComparison.Ordinal))
                 {
@@ -399,6 +443,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                     }
                     if (recycled)
                     {
+                        Interlocked.Increment(ref _recycles);
                         Log($"worker {worker.Number} (pid {worker.Id}) served its requests; draining it and starting its replacement");
                     }
                     _wake.Release();

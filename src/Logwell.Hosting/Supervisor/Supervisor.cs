@@ -156,6 +156,8 @@ public sealed class Supervisor
         }
     }
 
+    private DateTimeOffset _statusWritten;
+
     private void Tick()
     {
         lock (_lock)
@@ -165,8 +167,34 @@ public sealed class Supervisor
             {
                 process.Transition(now, _stopping);
             }
+            if (now - _statusWritten >= TimeSpan.FromSeconds(1))
+            {
+                _statusWritten = now;
+                WriteStatus();
+            }
         }
     }
+
+    /// <summary>
+    /// <c>run/supervisor.status.json</c>: each process's state and how many times it was started, rewritten every
+    /// second for the node's <c>/metrics</c> to read.
+    /// </summary>
+    private void WriteStatus()
+    {
+        var path = Path.Combine(_dataDirectory, "run", StatusFileName);
+        var status = _processes.Select(p => new { name = p.Config.FullName, state = p.State.ToString().ToUpperInvariant(), spawns = p.Spawns }).ToList();
+        try
+        {
+            File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(status));
+            File.Move(path + ".tmp", path, overwrite: true);
+        }
+        catch (IOException)
+        {
+            // Next second.
+        }
+    }
+
+    public const string StatusFileName = "supervisor.status.json";
 
     private List<SupervisedProcess> Ordered(bool reverse)
     {

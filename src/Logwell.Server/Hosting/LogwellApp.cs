@@ -75,7 +75,7 @@ public static class LogwellApp
         // Request counts and durations by endpoint, for /metrics.
         app.UseHttpMetrics();
         HealthEndpoints.Map(app);
-        ServerMetrics.Start(app.Services.GetRequiredService<ITaskQueue>());
+        ServerMetrics.Start(app.Services.GetRequiredService<ITaskQueue>(), Path.GetFullPath(options.DataDirectory));
         app.MapMetrics("/metrics").WithMetadata(Permission.ViewMetrics);
         IndexSetEndpoints.Map(app);
         PipelineEndpoints.Map(app);

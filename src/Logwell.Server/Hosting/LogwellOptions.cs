@@ -116,6 +116,9 @@ public sealed record LogwellOptions
     /// <summary>This node's id in the registry (default HOST:PORT).</summary>
     public string NodeId { get; init; } = "";
 
+    /// <summary>The role this process registers with: <c>serve</c>, or <c>store</c> behind an API master.</summary>
+    public string NodeRole { get; init; } = "serve";
+
     /// <summary>Tags this node registers with.</summary>
     public List<string> NodeTags { get; init; } = [];
 

@@ -130,7 +130,58 @@ public sealed class NodeRegistry
     }
 }
 
-/// <summary>Registers this node once it listens, heartbeats, removes silent nodes, and deregisters on the way out.</summary>
+/// <summary>Keeps one registration alive: register, heartbeat (registering again if it was removed), remove silent nodes, deregister at the end.</summary>
+public static class RegistryLoop
+{
+    public static async Task RunAsync(NodeRegistry registry, string id, string host, int port, string role, LogwellOptions options, Action<string> log, CancellationToken stop)
+    {
+        registry.Register(id, host, port, role, RegistryHost.Version, [.. options.NodeTags]);
+        log($"registered node {id} ({role}) at {host}:{port}");
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(options.RegistryHeartbeatSeconds), stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                try
+                {
+                    if (!registry.Heartbeat(id))
+                    {
+                        registry.Register(id, host, port, role, RegistryHost.Version, [.. options.NodeTags]);
+                    }
+                    foreach (var removed in registry.RemoveSilent(TimeSpan.FromSeconds(options.RegistryRemoveSeconds)))
+                    {
+                        log($"removed node {removed}: no heartbeat for {options.RegistryRemoveSeconds} s");
+                    }
+                }
+                catch (SqliteException e)
+                {
+                    log($"heartbeat failed ({e.Message}); trying again");
+                }
+            }
+        }
+        finally
+        {
+            try
+            {
+                registry.Deregister(id);
+                log($"deregistered node {id}");
+            }
+            catch (SqliteException)
+            {
+                // Removed once silent.
+            }
+        }
+    }
+}
+
+/// <summary>Registers this process once it listens (as <c>NodeRole</c>), heartbeats, removes silent nodes, and deregisters on the way out.</summary>
 internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegistry registry, IServer server, IHostApplicationLifetime lifetime, ILogger<RegistryHost> logger) : BackgroundService
 {
     /// <summary>This node's id once registered.</summary>
@@ -167,7 +218,7 @@ internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegist
         var heartbeat = TimeSpan.FromSeconds(options.RegistryHeartbeatSeconds);
         try
         {
-            registry.Register(id, host, port, "serve", Version, [.. options.NodeTags]);
+            registry.Register(id, host, port, options.NodeRole, Version, [.. options.NodeTags]);
             NodeId = id;
             LastHeartbeat = DateTimeOffset.UtcNow;
             logger.LogInformation("Registry: registered node {Id} at {Host}:{Port}", id, host, port);
@@ -186,7 +237,7 @@ internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegist
                     if (!registry.Heartbeat(id))
                     {
                         // Removed while silent (paused, or cut off): register again.
-                        registry.Register(id, host, port, "serve", Version, [.. options.NodeTags]);
+                        registry.Register(id, host, port, options.NodeRole, Version, [.. options.NodeTags]);
                         logger.LogWarning("Registry: node {Id} had been removed; registered again", id);
                     }
                     LastHeartbeat = DateTimeOffset.UtcNow;

@@ -21,7 +21,26 @@ internal static class ServerMetrics
 
     private static readonly Gauge QueueTasks = Metrics.CreateGauge("logwell_queue_tasks", "Tasks in each queue by state, read at scrape time", "queue", "state");
     private static readonly Gauge QueueOldest = Metrics.CreateGauge("logwell_queue_oldest_pending_seconds", "Age of the oldest ready task of each queue", "queue");
+    private static readonly Gauge SupervisedSpawns = Metrics.CreateGauge("logwell_supervisor_process_spawns", "Times the supervisor started each process (restarts are this minus one)", "process");
+    private static readonly Gauge SupervisedRunning = Metrics.CreateGauge("logwell_supervisor_process_running", "1 when the process is RUNNING", "process", "state");
+    private static readonly Gauge ApiWorkers = Metrics.CreateGauge("logwell_api_workers", "API worker processes serving, and the number wanted", "kind");
+    private static readonly Gauge ApiWorkerEnds = Metrics.CreateGauge("logwell_api_worker_ends", "API workers ended since the master started, by reason", "reason");
     private static int _queuesWatched;
+
+    /// <summary>A status file written in the last 10 seconds, parsed; null when there is none (that role does not run here).</summary>
+    private static System.Text.Json.JsonDocument? Fresh(string path)
+    {
+        try
+        {
+            return File.Exists(path) && DateTime.UtcNow - File.GetLastWriteTimeUtc(path) < TimeSpan.FromSeconds(10)
+                ? System.Text.Json.JsonDocument.Parse(File.ReadAllText(path))
+                : null;
+        }
+        catch (Exception e) when (e is IOException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>
     /// Starts listening to the .NET metrics now (not at the first scrape, which would miss what came before it) and
@@ -29,13 +48,39 @@ internal static class ServerMetrics
     /// <c>Logwell.Jobs</c> and <c>Logwell.Server</c> come out as <c>logwell_storage_*</c>, <c>logwell_jobs_*</c> and
     /// <c>logwell_server_*</c>.
     /// </summary>
-    public static void Start(ITaskQueue queue)
+    public static void Start(ITaskQueue queue, string dataDirectory)
     {
         if (Interlocked.Exchange(ref _queuesWatched, 1) == 1)
         {
             return;
         }
         MeterAdapter.StartListening();
+        // The supervisor and the API master of this data directory write their counts to run/; they are read here.
+        var run = Path.Combine(dataDirectory, "run");
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(() =>
+        {
+            if (Fresh(Path.Combine(run, "supervisor.status.json")) is { } supervisor)
+            {
+                foreach (var process in supervisor.RootElement.EnumerateArray())
+                {
+                    var name = process.GetProperty("name").GetString()!;
+                    var state = process.GetProperty("state").GetString()!;
+                    SupervisedSpawns.WithLabels(name).Set(process.GetProperty("spawns").GetInt32());
+                    SupervisedRunning.WithLabels(name, state).Set(state == "RUNNING" ? 1 : 0);
+                }
+                supervisor.Dispose();
+            }
+            if (Fresh(Path.Combine(run, "api-master.status.json")) is { } master)
+            {
+                var root = master.RootElement;
+                ApiWorkers.WithLabels("serving").Set(root.GetProperty("workers").GetInt32());
+                ApiWorkers.WithLabels("wanted").Set(root.GetProperty("target").GetInt32());
+                ApiWorkerEnds.WithLabels("recycled").Set(root.GetProperty("recycles").GetInt64());
+                ApiWorkerEnds.WithLabels("died").Set(root.GetProperty("deaths").GetInt64());
+                ApiWorkerEnds.WithLabels("timeout").Set(root.GetProperty("timeouts").GetInt64());
+                master.Dispose();
+            }
+        });
         Metrics.DefaultRegistry.AddBeforeCollectCallback(async cancellationToken =>
         {
             IReadOnlyList<QueueStats> stats;

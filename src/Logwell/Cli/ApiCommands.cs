@@ -58,6 +58,7 @@ internal static class ApiCommands
             {
                 Listen = new Uri(result.GetValue(urls)!),
                 WorkerCommand = worker,
+                StatusFile = Path.Combine(dataDirectory, "run", "api-master.status.json"),
                 Workers = result.GetValue(workers),
                 CheaperInitial = result.GetValue(cheaperInitial),
                 Cheaper = result.GetValue(cheaper),
@@ -75,7 +76,25 @@ internal static class ApiCommands
             using var stop = new CancellationTokenSource();
             using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
             using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, context => { context.Cancel = true; stop.Cancel(); });
-            return await master.RunAsync(stop.Token).ConfigureAwait(false);
+            // The master is the node in the registry, with its listening address and the role api.
+            var settings = Settings.Load(dataDirectory);
+            var listen = new Uri(result.GetValue(urls)!);
+            using var registered = new CancellationTokenSource();
+            var registry = Task.Run(async () =>
+            {
+                // Registered once ready: when a worker accepts.
+                await Task.WhenAny(master.FirstReady, Task.Delay(Timeout.Infinite, registered.Token)).ConfigureAwait(false);
+                if (registered.IsCancellationRequested)
+                {
+                    return;
+                }
+                await RegistryLoop.RunAsync(new NodeRegistry(settings.RegistryPath), string.IsNullOrEmpty(settings.NodeId) ? $"{Environment.MachineName}:{listen.Port}" : settings.NodeId,
+                    listen.Host, listen.Port, "api", settings, line => Console.WriteLine($"{DateTime.Now:yyyy-MM-dd HH:mm:ss,fff} [master {Environment.ProcessId}] registry: {line}"), registered.Token).ConfigureAwait(false);
+            }, CancellationToken.None);
+            var code = await master.RunAsync(stop.Token).ConfigureAwait(false);
+            await registered.CancelAsync().ConfigureAwait(false);
+            await registry.ConfigureAwait(false);
+            return code;
         });
         return command;
     }

@@ -21,7 +21,7 @@ internal static class ServeCommand
     public static Command Create() => Create("serve", "Run a Logwell node on the embedded default: HTTP API, log engine, task worker and scheduler in one process.", []);
 
     public static Command Store() => Create("store", "Run the node's log engine and HTTP API without a task worker or scheduler: those run as logwell worker and logwell scheduler processes.",
-        new Dictionary<string, string?> { ["Logwell:ServeWorkerQueues"] = "", ["Logwell:ServeScheduler"] = "false" });
+        new Dictionary<string, string?> { ["Logwell:ServeWorkerQueues"] = "", ["Logwell:ServeScheduler"] = "false", ["Logwell:NodeRole"] = "store" });
 
     /// <param name="roleDefaults">Settings of this role: they override the settings files; LOGWELL_ variables and flags override them.</param>
     private static Command Create(string verb, string description, Dictionary<string, string?> roleDefaults)
