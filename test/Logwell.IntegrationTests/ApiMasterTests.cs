@@ -131,12 +131,37 @@ public sealed partial class ApiMasterTests
         var first = d.Logged(@"worker (\d+) started \(pid (\d+),");
         Assert.Equal(2, first.Count);
         var pid = int.Parse(first[0].Match.Groups[2].Value, CultureInfo.InvariantCulture);
+        // Two clients keep a request going each; only a request the killed worker held can fail.
+        var failed = 0;
+        var served = 0;
+        using var stopClients = new CancellationTokenSource();
+        var clients = Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
+        {
+            while (!stopClients.IsCancellationRequested)
+            {
+                try
+                {
+                    using var response = await d.Http.GetAsync("/api/v1/indexsets");
+                    Interlocked.Increment(ref response.IsSuccessStatusCode ? ref served : ref failed);
+                }
+                catch (HttpRequestException)
+                {
+                    Interlocked.Increment(ref failed);
+                }
+            }
+        })).ToList();
+        await WorkerProcessTests.WaitForAsync(() => Volatile.Read(ref served) > 50, TimeSpan.FromSeconds(30), () => d.Master.Output);
         RoleProcess.Signal(pid, "KILL");
         var killed = DateTime.Now;
         await WorkerProcessTests.WaitForAsync(() => d.Logged(@"worker (\d+) started").Count == 3, TimeSpan.FromSeconds(30), () => d.Master.Output);
         Assert.Single(d.Logged($@"\(pid {pid}\) died \(signal 9\); replacing it"));
         var replaced = d.Logged(@"worker 3 started")[0].At;
         Assert.True(replaced - killed < TimeSpan.FromSeconds(1), $"replaced {(replaced - killed).TotalMilliseconds:0} ms after the kill");
+        var servedAtReplacement = Volatile.Read(ref served);
+        await WorkerProcessTests.WaitForAsync(() => Volatile.Read(ref served) > servedAtReplacement + 50, TimeSpan.FromSeconds(30), () => d.Master.Output);
+        await stopClients.CancelAsync();
+        await Task.WhenAll(clients);
+        Assert.InRange(failed, 0, 2);
         Assert.Equal(HttpStatusCode.OK, (await d.Http.GetAsync("/livez")).StatusCode);
         // The master registered the node with its address and the role api; the store registered itself as store.
         var (_, nodes) = await HttpApiTests.SendAsync(d.Http, HttpMethod.Get, "/api/v1/nodes");

@@ -227,11 +227,15 @@ public sealed class ExportStore
     }
 
     /// <summary>Finished exports (done, failed or expired) that finished before this time.</summary>
-    public IReadOnlyList<ExportRecord> FinishedBefore(DateTimeOffset before)
+    public IReadOnlyList<ExportRecord> FinishedBefore(DateTimeOffset before) =>
+        Select("state IN ('done', 'failed', 'expired') AND finished_at < $before", before);
+
+    /// <summary>The records matching a condition on <c>$before</c> (milliseconds since the epoch).</summary>
+    private List<ExportRecord> Select(string condition, DateTimeOffset before)
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT * FROM exports WHERE state IN ('done', 'failed', 'expired') AND finished_at < $before";
+        command.CommandText = $"SELECT * FROM exports WHERE {condition}";
         command.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
         var records = new List<ExportRecord>();
         using var reader = command.ExecuteReader();
@@ -257,20 +261,8 @@ public sealed class ExportStore
     public void SetTask(string id, long taskId) => Execute("UPDATE exports SET task_id = $task WHERE id = $id", id, ("$task", taskId));
 
     /// <summary>Exports still queued, running or packaging that were created before this time.</summary>
-    public IReadOnlyList<ExportRecord> ActiveCreatedBefore(DateTimeOffset before)
-    {
-        using var connection = Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT * FROM exports WHERE state IN ('queued', 'running', 'packaging') AND created_at < $before";
-        command.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
-        var records = new List<ExportRecord>();
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
-        {
-            records.Add(Read(reader));
-        }
-        return records;
-    }
+    public IReadOnlyList<ExportRecord> ActiveCreatedBefore(DateTimeOffset before) =>
+        Select("state IN ('queued', 'running', 'packaging') AND created_at < $before", before);
 
     private int Execute(string sql, string id, params (string Name, object Value)[] parameters)
     {
