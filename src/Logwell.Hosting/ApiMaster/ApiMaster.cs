@@ -115,18 +115,6 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         }
     }
 
-    /// <summary>Workers running now (for tests and status).</summary>
-    public int WorkerCount
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _workers.Count(w => !w.Retiring);
-            }
-        }
-    }
-
     public async Task<int> RunAsync(CancellationToken stop)
     {
         _listener = Bind(options.Listen, options.Backlog);
@@ -155,6 +143,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         {
             WriteStatus();
             var lastCheck = DateTime.UtcNow;
+            var lastBacklog = DateTime.UtcNow;
             var quietChecks = 0;
             while (!stop.IsCancellationRequested)
             {
@@ -163,9 +152,14 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                     lastCheck = DateTime.UtcNow;
                     quietChecks = Cheaper(quietChecks);
                 }
-                else if (Backlog() is var waiting && waiting > options.BacklogAlert)
+                else if (DateTime.UtcNow - lastBacklog >= TimeSpan.FromSeconds(1))
                 {
-                    Grow($"{waiting} connections wait in the listen queue (alert at {options.BacklogAlert})");
+                    // The listen queue, once a second.
+                    lastBacklog = DateTime.UtcNow;
+                    if (Backlog() is var waiting && waiting > options.BacklogAlert)
+                    {
+                        Grow($"{waiting} connections wait in the listen queue (alert at {options.BacklogAlert})");
+                    }
                 }
                 KillTimedOut();
                 Reap();

@@ -163,10 +163,17 @@ public static class ApiWorker
                 busyMs = 0;
                 busySince = now;
             }
-            var oldest = inFlight.Values.OrderBy(r => r.Started).FirstOrDefault();
-            Console.WriteLine(inFlight.IsEmpty
-                ? string.Create(CultureInfo.InvariantCulture, $"STATUS 0 {busyThisSecond} 0 -")
-                : string.Create(CultureInfo.InvariantCulture, $"STATUS {inFlight.Count} {busyThisSecond} {now - oldest.Started} {oldest.Line}"));
+            // One snapshot: requests end while this runs, and an empty set has no oldest.
+            var requests = inFlight.Values.ToArray();
+            if (requests.Length == 0)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"STATUS 0 {busyThisSecond} 0 -"));
+            }
+            else
+            {
+                var oldest = requests.MinBy(r => r.Started);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"STATUS {requests.Length} {busyThisSecond} {Math.Max(0, now - oldest.Started)} {oldest.Line}"));
+            }
             Console.Out.Flush();
         }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         if (accessLogFormat is not null)
