@@ -20,7 +20,7 @@ public sealed class SqliteTaskQueue : ITaskQueue
     /// <param name="retryBase">The first retry's bound (tests shorten it); later ones double up to 10 minutes.</param>
     public SqliteTaskQueue(string path, TimeProvider? time = null, TimeSpan? retryBase = null)
     {
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
+        _connectionString = SqliteFiles.ConnectionString(path);
         _time = time ?? TimeProvider.System;
         _retryBase = retryBase ?? RetryBase;
         using var connection = Open();
@@ -68,16 +68,8 @@ public sealed class SqliteTaskQueue : ITaskQueue
         command.ExecuteNonQuery();
     }
 
-    private SqliteConnection Open()
-    {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        using var pragma = connection.CreateCommand();
-        // Every acknowledged change survives a power loss; a busy file is waited for, not failed.
-        pragma.CommandText = "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000;";
-        pragma.ExecuteNonQuery();
-        return connection;
-    }
+    // Every acknowledged change survives a power loss.
+    private SqliteConnection Open() => SqliteFiles.Open(_connectionString, fullSync: true);
 
     private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
 

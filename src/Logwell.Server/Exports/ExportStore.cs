@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Logwell.Jobs;
 using Microsoft.Data.Sqlite;
 
 namespace Logwell.Server.Exports;
@@ -64,7 +65,7 @@ public sealed class ExportStore
         Directory.CreateDirectory(dataDirectory);
         FilesDirectory = Path.Combine(dataDirectory, "exports");
         Directory.CreateDirectory(FilesDirectory);
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = Path.Combine(dataDirectory, "meta.db"), Pooling = true, DefaultTimeout = 30 }.ToString();
+        _connectionString = SqliteFiles.ConnectionString(Path.Combine(dataDirectory, "meta.db"));
         _time = time ?? TimeProvider.System;
         using var connection = Open();
         using var command = connection.CreateCommand();
@@ -102,15 +103,7 @@ public sealed class ExportStore
 
     public string FilePath(ExportRecord record) => Path.Combine(FilesDirectory, record.FileName);
 
-    private SqliteConnection Open()
-    {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000;";
-        pragma.ExecuteNonQuery();
-        return connection;
-    }
+    private SqliteConnection Open() => SqliteFiles.Open(_connectionString, fullSync: true);
 
     /// <summary>The store's clock: what creation, finish and expiry times are read against.</summary>
     public DateTimeOffset Now => _time.GetUtcNow();

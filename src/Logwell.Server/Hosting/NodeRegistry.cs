@@ -1,6 +1,7 @@
 using System.Reflection;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Logwell.Jobs;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -26,7 +27,7 @@ public sealed class NodeRegistry
     public NodeRegistry(string file, TimeProvider? time = null)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = file, Pooling = true, DefaultTimeout = 30 }.ToString();
+        _connectionString = SqliteFiles.ConnectionString(file);
         _time = time ?? TimeProvider.System;
         using var connection = Open();
         using var command = connection.CreateCommand();
@@ -46,15 +47,7 @@ public sealed class NodeRegistry
         command.ExecuteNonQuery();
     }
 
-    private SqliteConnection Open()
-    {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA busy_timeout = 30000;";
-        pragma.ExecuteNonQuery();
-        return connection;
-    }
+    private SqliteConnection Open() => SqliteFiles.Open(_connectionString, fullSync: false);
 
     private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
@@ -133,9 +126,11 @@ public sealed class NodeRegistry
 /// <summary>Keeps one registration alive: register, heartbeat (registering again if it was removed), remove silent nodes, deregister at the end.</summary>
 public static class RegistryLoop
 {
-    public static async Task RunAsync(NodeRegistry registry, string id, string host, int port, string role, LogwellOptions options, Action<string> log, CancellationToken stop)
+    /// <param name="heartbeat">Called after each registration or heartbeat is recorded.</param>
+    public static async Task RunAsync(NodeRegistry registry, string id, string host, int port, string role, LogwellOptions options, Action<string> log, CancellationToken stop, Action? heartbeat = null)
     {
         registry.Register(id, host, port, role, RegistryHost.Version, [.. options.NodeTags]);
+        heartbeat?.Invoke();
         log($"registered node {id} ({role}) at {host}:{port}");
         try
         {
@@ -153,8 +148,11 @@ public static class RegistryLoop
                 {
                     if (!registry.Heartbeat(id))
                     {
+                        // Removed while silent (paused, or cut off): register again.
                         registry.Register(id, host, port, role, RegistryHost.Version, [.. options.NodeTags]);
+                        log($"node {id} had been removed; registered again");
                     }
+                    heartbeat?.Invoke();
                     foreach (var removed in registry.RemoveSilent(TimeSpan.FromSeconds(options.RegistryRemoveSeconds)))
                     {
                         log($"removed node {removed}: no heartbeat for {options.RegistryRemoveSeconds} s");
@@ -215,57 +213,8 @@ internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegist
             ? ("unix:" + address["http://unix:".Length..], 0)
             : new Uri(address.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal)) is var uri ? (uri.Host, uri.Port) : default;
         var id = string.IsNullOrEmpty(options.NodeId) ? $"{Environment.MachineName}:{(port == 0 ? host : port.ToString(System.Globalization.CultureInfo.InvariantCulture))}" : options.NodeId;
-        var heartbeat = TimeSpan.FromSeconds(options.RegistryHeartbeatSeconds);
-        try
-        {
-            registry.Register(id, host, port, options.NodeRole, Version, [.. options.NodeTags]);
-            NodeId = id;
-            LastHeartbeat = DateTimeOffset.UtcNow;
-            logger.LogInformation("Registry: registered node {Id} at {Host}:{Port}", id, host, port);
-            while (!stoppingToken.IsCancellationRequested)
-            {
-                try
-                {
-                    await Task.Delay(heartbeat, stoppingToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-                try
-                {
-                    if (!registry.Heartbeat(id))
-                    {
-                        // Removed while silent (paused, or cut off): register again.
-                        registry.Register(id, host, port, options.NodeRole, Version, [.. options.NodeTags]);
-                        logger.LogWarning("Registry: node {Id} had been removed; registered again", id);
-                    }
-                    LastHeartbeat = DateTimeOffset.UtcNow;
-                    foreach (var removed in registry.RemoveSilent(TimeSpan.FromSeconds(options.RegistryRemoveSeconds)))
-                    {
-                        logger.LogWarning("Registry: removed node {Id}: no heartbeat for {Seconds} s", removed, options.RegistryRemoveSeconds);
-                    }
-                }
-                catch (SqliteException e)
-                {
-                    logger.LogWarning("Registry: heartbeat failed ({Error}); trying again", e.Message);
-                }
-            }
-        }
-        finally
-        {
-            if (NodeId is not null)
-            {
-                try
-                {
-                    registry.Deregister(NodeId);
-                    logger.LogInformation("Registry: deregistered node {Id}", NodeId);
-                }
-                catch (SqliteException e)
-                {
-                    logger.LogWarning("Registry: could not deregister {Id} ({Error}); it is removed once silent", NodeId, e.Message);
-                }
-            }
-        }
+        NodeId = id;
+        await RegistryLoop.RunAsync(registry, id, host, port, options.NodeRole, options, line => logger.LogInformation("Registry: {Line}", line), stoppingToken,
+            heartbeat: () => LastHeartbeat = DateTimeOffset.UtcNow).ConfigureAwait(false);
     }
 }
