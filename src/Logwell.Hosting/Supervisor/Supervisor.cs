@@ -176,13 +176,15 @@ public sealed class Supervisor
     }
 
     /// <summary>
-    /// <c>run/supervisor.status.json</c>: each process's state and how many times it was started, rewritten every
-    /// second for the node's <c>/metrics</c> to read.
+    /// <c>run/supervisor.status.json</c>: each process's state, how many times it was started, its pid and
+    /// supervisorctl's description, rewritten every second for the node's <c>/metrics</c> and
+    /// <c>/api/v1/supervisor</c> to read.
     /// </summary>
     private void WriteStatus()
     {
         var path = Path.Combine(_dataDirectory, "run", StatusFileName);
-        var status = _processes.Select(p => new { name = p.Config.FullName, state = p.State.ToString().ToUpperInvariant(), spawns = p.Spawns }).ToList();
+        var now = DateTimeOffset.Now;
+        var status = Ordered(reverse: false).Select(p => new { name = p.Config.FullName, state = p.State.ToString().ToUpperInvariant(), spawns = p.Spawns, pid = p.State == ProcessState.Running ? p.Pid : null, description = p.Describe(now) }).ToList();
         try
         {
             File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(status));

@@ -27,7 +27,6 @@ internal static class ElasticsearchEndpoints
 
     public static void Map(IEndpointRouteBuilder routes)
     {
-        routes.MapMethods("/", ["GET", "HEAD"], InfoAsync).WithMetadata(Permission.Public);
         routes.MapGet("/_cluster/health", HealthAsync).WithMetadata(Permission.Public);
         routes.MapGet("/_license", LicenseAsync).WithMetadata(Permission.Public);
         foreach (var kind in new[] { "_index_template", "_template", "_component_template" })
@@ -42,7 +41,8 @@ internal static class ElasticsearchEndpoints
         routes.MapMethods("/{index}/_create/{id}", ["POST", "PUT"], (HttpContext context, string index) => DocumentAsync(context, index, "create")).WithMetadata(Permission.Ingest);
     }
 
-    private static Task InfoAsync(HttpContext context) => WriteAsync(context, 200, writer =>
+    /// <summary><c>GET /</c> for Elasticsearch clients (a browser gets the web UI there).</summary>
+    internal static Task InfoAsync(HttpContext context) => WriteAsync(context, 200, writer =>
     {
         writer.WriteString("name", Environment.MachineName);
         writer.WriteString("cluster_name", "logwell");

@@ -8,13 +8,14 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Logwell.Server.Api;
 
-/// <summary><c>/api/v1/indexsets</c>: list, create, delete.</summary>
+/// <summary><c>/api/v1/indexsets</c>: list, create, change retention (<c>PATCH</c>), delete.</summary>
 internal static class IndexSetEndpoints
 {
     public static void Map(IEndpointRouteBuilder routes)
     {
         routes.MapGet("/api/v1/indexsets", ListAsync).WithMetadata(Permission.ListIndexSets);
         routes.MapPost("/api/v1/indexsets", CreateAsync).WithMetadata(Permission.ManageIndexSets);
+        routes.MapMethods("/api/v1/indexsets/{name}", ["PATCH"], UpdateAsync).WithMetadata(Permission.ManageIndexSets);
         routes.MapDelete("/api/v1/indexsets/{name}", DeleteAsync).WithMetadata(Permission.ManageIndexSets);
     }
 
@@ -98,6 +99,51 @@ internal static class IndexSetEndpoints
                 await ErrorResponses.WriteAsync(context, StatusCodes.Status400BadRequest, message).ConfigureAwait(false);
                 break;
         }
+    }
+
+    private static async Task UpdateAsync(HttpContext context, string name)
+    {
+        var (body, error) = await RequestBodies.ReadJsonAsync(context, 64 * 1024).ConfigureAwait(false);
+        if (body is null)
+        {
+            await ErrorResponses.WriteAsync(context, error!.Status, error.Message, error.Position).ConfigureAwait(false);
+            return;
+        }
+        using var _ = body;
+        var root = body.RootElement;
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("retention_days", out var daysElement))
+        {
+            await ErrorResponses.WriteAsync(context, 400, "expected a JSON object such as {\"retention_days\": 30}").ConfigureAwait(false);
+            return;
+        }
+        foreach (var property in root.EnumerateObject())
+        {
+            if (property.Name != "retention_days")
+            {
+                await ErrorResponses.WriteAsync(context, 400, $"'{property.Name}' cannot be changed; only 'retention_days' can").ConfigureAwait(false);
+                return;
+            }
+        }
+        if (daysElement.ValueKind != JsonValueKind.Number || !daysElement.TryGetInt32(out var days))
+        {
+            await ErrorResponses.WriteAsync(context, 400, "'retention_days' must be a whole number of days").ConfigureAwait(false);
+            return;
+        }
+        var (found, message, info) = await context.RequestServices.GetEngine().SetRetentionAsync(name, days).ConfigureAwait(false);
+        if (!found)
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status404NotFound, $"index set '{name}' does not exist").ConfigureAwait(false);
+            return;
+        }
+        if (message is not null)
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status400BadRequest, message).ConfigureAwait(false);
+            return;
+        }
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        WriteInfo(writer, info!);
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
     private static async Task DeleteAsync(HttpContext context, string name)

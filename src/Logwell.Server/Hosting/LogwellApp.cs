@@ -2,6 +2,7 @@ using System.Text.Json;
 using Logwell.Jobs;
 using Logwell.Server.Api;
 using Logwell.Server.Exports;
+using Logwell.Server.SavedSearches;
 using Logwell.Server.Tasks;
 using Logwell.Server.Security;
 using Logwell.Storage.Engine;
@@ -35,6 +36,7 @@ public static class LogwellApp
         // The task queues every process of the node shares: a file beside the index sets.
         builder.Services.AddSingleton(_ => TaskQueues.Open(options));
         builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory)));
+        builder.Services.AddSingleton(_ => new SavedSearchStore(Path.GetFullPath(options.DataDirectory)));
         builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<LogEngine>()));
         builder.Services.AddSingleton(_ => new NodeRegistry(options.RegistryPath));
         builder.Services.AddSingleton<RegistryHost>();
@@ -81,6 +83,7 @@ public static class LogwellApp
         PipelineEndpoints.Map(app);
         IngestEndpoints.Map(app);
         ElasticsearchEndpoints.Map(app);
+        WebUiEndpoints.Map(app, ElasticsearchEndpoints.InfoAsync);
         SeqEndpoints.Map(app);
         OtlpEndpoints.Map(app);
         LokiEndpoints.Map(app);
@@ -92,6 +95,8 @@ public static class LogwellApp
         QueueEndpoints.Map(app);
         ExportEndpoints.Map(app);
         NodeEndpoints.Map(app);
+        SavedSearchEndpoints.Map(app);
+        SupervisorEndpoints.Map(app);
         app.MapPost("/api/v1/maintenance/retention", static async context =>
         {
             await context.RequestServices.GetEngine().ApplyRetentionAsync().ConfigureAwait(false);

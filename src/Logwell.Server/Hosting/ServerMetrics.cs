@@ -27,21 +27,6 @@ internal static class ServerMetrics
     private static readonly Gauge ApiWorkerEnds = Metrics.CreateGauge("logwell_api_worker_ends", "API workers ended since the master started, by reason", "reason");
     private static int _queuesWatched;
 
-    /// <summary>A status file written in the last 10 seconds, parsed; null when there is none (that role does not run here).</summary>
-    private static System.Text.Json.JsonDocument? Fresh(string path)
-    {
-        try
-        {
-            return File.Exists(path) && DateTime.UtcNow - File.GetLastWriteTimeUtc(path) < TimeSpan.FromSeconds(10)
-                ? System.Text.Json.JsonDocument.Parse(File.ReadAllText(path))
-                : null;
-        }
-        catch (Exception e) when (e is IOException or System.Text.Json.JsonException)
-        {
-            return null;
-        }
-    }
-
     /// <summary>
     /// Starts listening to the .NET metrics now (not at the first scrape, which would miss what came before it) and
     /// reads the queue depths before each scrape; once per process. The meters <c>Logwell.Storage</c>,
@@ -59,7 +44,7 @@ internal static class ServerMetrics
         var run = Path.Combine(dataDirectory, "run");
         Metrics.DefaultRegistry.AddBeforeCollectCallback(() =>
         {
-            if (Fresh(Path.Combine(run, "supervisor.status.json")) is { } supervisor)
+            if (RunStatus.Read(run, "supervisor.status.json") is { } supervisor)
             {
                 foreach (var process in supervisor.RootElement.EnumerateArray())
                 {
@@ -70,7 +55,7 @@ internal static class ServerMetrics
                 }
                 supervisor.Dispose();
             }
-            if (Fresh(Path.Combine(run, "api-master.status.json")) is { } master)
+            if (RunStatus.Read(run, "api-master.status.json") is { } master)
             {
                 var root = master.RootElement;
                 ApiWorkers.WithLabels("serving").Set(root.GetProperty("workers").GetInt32());

@@ -16,6 +16,7 @@ public sealed record Permission(string Action, string Resource)
     public static readonly Permission Export = new("export", "indexset");
     public static readonly Permission ViewMetrics = new("view", "metrics");
     public static readonly Permission ViewNodes = new("view", "node");
+    public static readonly Permission ManageSavedSearches = new("manage", "savedsearch");
 }
 
 /// <summary>

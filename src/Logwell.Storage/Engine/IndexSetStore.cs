@@ -76,7 +76,15 @@ public sealed class IndexSetStore : IAsyncDisposable
 
     public string Name => Settings.Name;
     public string Directory { get; }
-    internal IndexSetSettings Settings { get; }
+    internal IndexSetSettings Settings { get; private set; }
+
+    /// <summary>Keeps events for <paramref name="days"/> from now on: saved beside the data before it takes effect.</summary>
+    internal void SetRetention(int days)
+    {
+        var settings = Settings with { RetentionDays = days };
+        settings.Save(Directory);
+        Settings = settings;
+    }
 
     internal static IndexSetStore Open(string directory, EngineOptions options, BlockCache cache, ILogger logger, TimeProvider time) =>
         new(directory, IndexSetSettings.Load(directory), options, cache, logger, time);

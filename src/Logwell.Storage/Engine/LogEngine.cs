@@ -161,6 +161,33 @@ public sealed class LogEngine : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Changes how long an index set keeps its events; the next retention pass applies it. Null when the index set
+    /// does not exist; an error when the number is out of range.
+    /// </summary>
+    public async Task<(bool Found, string? Error, IndexSetInfo? Info)> SetRetentionAsync(string name, int retentionDays)
+    {
+        if (retentionDays is < 1 or > 36_500)
+        {
+            return (true, $"retention_days must be between 1 and 36500, not {retentionDays}", null);
+        }
+        await _catalog.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (!TryGet(name, out var store))
+            {
+                return (false, null, null);
+            }
+            store.SetRetention(retentionDays);
+            _logger.LogInformation("Index set {Name} keeps events for {Days} days", name, retentionDays);
+            return (true, null, store.Info());
+        }
+        finally
+        {
+            _catalog.Release();
+        }
+    }
+
     /// <summary>Starts a merge pass on every index set.</summary>
     public void RequestMerges()
     {

@@ -1,0 +1,92 @@
+using System.Security.Cryptography;
+using Logwell.Jobs;
+using Microsoft.Data.Sqlite;
+
+namespace Logwell.Server.SavedSearches;
+
+/// <summary>
+/// A search kept under a name: the index set, the query and the time range as the user wrote it (a relative range
+/// such as <c>now-1h</c> stays relative). Shared by everyone who may search.
+/// </summary>
+public sealed record SavedSearch(string Id, string Name, string IndexSet, string Query, string? From, string? To, DateTimeOffset CreatedAt);
+
+/// <summary>Saved searches in the node's <c>meta.db</c>, so any API worker or node on that directory serves them.</summary>
+public sealed class SavedSearchStore
+{
+    public const int MaxNameLength = 200;
+
+    private readonly string _connectionString;
+    private readonly TimeProvider _time;
+
+    public SavedSearchStore(string dataDirectory, TimeProvider? time = null)
+    {
+        Directory.CreateDirectory(dataDirectory);
+        _connectionString = SqliteFiles.ConnectionString(Path.Combine(dataDirectory, "meta.db"));
+        _time = time ?? TimeProvider.System;
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE IF NOT EXISTS saved_searches (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                indexset TEXT NOT NULL,
+                query TEXT NOT NULL,
+                from_text TEXT,
+                to_text TEXT,
+                created_at INTEGER NOT NULL
+            );
+            """;
+        command.ExecuteNonQuery();
+    }
+
+    private SqliteConnection Open() => SqliteFiles.Open(_connectionString, fullSync: true);
+
+    /// <summary>Every saved search, by name.</summary>
+    public IReadOnlyList<SavedSearch> List()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, name, indexset, query, from_text, to_text, created_at FROM saved_searches ORDER BY name COLLATE NOCASE, name";
+        using var reader = command.ExecuteReader();
+        var searches = new List<SavedSearch>();
+        while (reader.Read())
+        {
+            searches.Add(new SavedSearch(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+                reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6))));
+        }
+        return searches;
+    }
+
+    /// <summary>Saves a new search; null when one with this name exists already.</summary>
+    public SavedSearch? Create(string name, string indexSet, string query, string? from, string? to)
+    {
+        var search = new SavedSearch(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), name, indexSet, query, from, to, _time.GetUtcNow());
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            INSERT INTO saved_searches (id, name, indexset, query, from_text, to_text, created_at)
+            VALUES ($id, $name, $indexset, $query, $from, $to, $created)
+            ON CONFLICT (name) DO NOTHING
+            """;
+        command.Parameters.AddWithValue("$id", search.Id);
+        command.Parameters.AddWithValue("$name", name);
+        command.Parameters.AddWithValue("$indexset", indexSet);
+        command.Parameters.AddWithValue("$query", query);
+        command.Parameters.AddWithValue("$from", (object?)from ?? DBNull.Value);
+        command.Parameters.AddWithValue("$to", (object?)to ?? DBNull.Value);
+        command.Parameters.AddWithValue("$created", search.CreatedAt.ToUnixTimeMilliseconds());
+        return command.ExecuteNonQuery() == 1 ? search : null;
+    }
+
+    /// <summary>Removes a saved search; false when there is none with this id.</summary>
+    public bool Delete(string id)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM saved_searches WHERE id = $id";
+        command.Parameters.AddWithValue("$id", id);
+        return command.ExecuteNonQuery() == 1;
+    }
+}

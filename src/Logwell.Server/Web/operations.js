@@ -1,0 +1,112 @@
+// The operations page: registered nodes, this node's health components, its supervisor's processes and API
+// workers, the task queues (retry or purge dead tasks) and the scheduler's active holder. Refreshed every 5 s.
+import { get, post } from './api.js';
+import { confirmDialog, formatDuration, formatNumber, formatTime, h, replace, toast } from './util.js';
+
+export function mount(root) {
+  const nodes = h('div', { id: 'nodes' });
+  const health = h('div', { id: 'health' });
+  const processes = h('div', { id: 'processes' });
+  const queues = h('div', { id: 'queues' });
+  const scheduler = h('div', { id: 'scheduler' });
+  const updated = h('span', { class: 'muted small', id: 'updated' });
+  root.append(h('section', { class: 'page operations' },
+    h('div', { class: 'page-head' }, h('h1', {}, 'Operations'), updated),
+    h('div', { class: 'cards' },
+      h('section', { class: 'card' }, h('h2', {}, 'Health of this node'), health),
+      h('section', { class: 'card' }, h('h2', {}, 'Scheduler'), scheduler)),
+    h('section', { class: 'card' }, h('h2', {}, 'Nodes'), nodes),
+    h('section', { class: 'card' }, h('h2', {}, 'Task queues'), queues),
+    h('section', { class: 'card' }, h('h2', {}, 'Supervised processes'), processes)));
+
+  const badge = (ok, text) => h('span', { class: `badge ${ok ? 'ok' : 'bad'}` }, text);
+  const failure = e => h('p', { class: 'error' }, e.message);
+
+  async function load() {
+    const [healthData, nodeData, queueData, supervisorData] = await Promise.allSettled([
+      get('/healthz', { format: 'json' }).catch(e => (e.status === 503 ? e.body : Promise.reject(e))),
+      get('/api/v1/nodes'),
+      get('/api/v1/queues'),
+      get('/api/v1/supervisor'),
+    ]);
+    showHealth(healthData);
+    showNodes(nodeData);
+    showQueues(queueData);
+    showSupervisor(supervisorData);
+    updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
+  }
+
+  function showHealth(result) {
+    if (result.status === 'rejected') return replace(health, failure(result.reason));
+    const data = result.value;
+    replace(health, h('p', {}, badge(data.status === 'healthy', data.status)),
+      h('table', { class: 'data-table compact' }, h('tbody', {}, data.components.map(check => h('tr', { dataset: { component: check.name } },
+        h('td', {}, badge(check.status === 'healthy', check.status === 'healthy' ? 'ok' : 'failed')), h('th', {}, check.name), h('td', {}, check.detail))))));
+  }
+
+  function showNodes(result) {
+    if (result.status === 'rejected') return replace(nodes, failure(result.reason));
+    const list = result.value.nodes;
+    replace(nodes, list.length === 0 ? h('p', { class: 'muted' }, 'No node is registered.') : h('div', { class: 'table-scroll' }, h('table', { class: 'data-table' },
+      h('thead', {}, h('tr', {}, ['Health', 'Node', 'Role', 'Address', 'Version', 'Last heartbeat', 'Registered'].map(c => h('th', {}, c)))),
+      h('tbody', {}, list.map(node => h('tr', { dataset: { node: node.id } },
+        h('td', {}, badge(node.health === 'passing', node.health)), h('td', {}, node.id), h('td', {}, node.role),
+        h('td', {}, `${node.address}:${node.port}`), h('td', {}, node.version),
+        h('td', {}, formatTime(node.heartbeat_at)), h('td', {}, formatTime(node.registered_at))))))));
+  }
+
+  function showQueues(result) {
+    if (result.status === 'rejected') {
+      replace(queues, failure(result.reason));
+      replace(scheduler, failure(result.reason));
+      return;
+    }
+    const data = result.value;
+    replace(scheduler, data.scheduler
+      ? h('dl', { class: 'facts' }, h('dt', {}, 'Active holder'), h('dd', { id: 'scheduler-holder' }, data.scheduler.holder),
+        h('dt', {}, 'Fencing token'), h('dd', {}, formatNumber(data.scheduler.token)),
+        h('dt', {}, 'Lease until'), h('dd', {}, formatTime(data.scheduler.lease_until)))
+      : h('p', {}, badge(false, 'none'), ' No scheduler holds the lease: periodic tasks are not issued.'));
+    replace(queues, data.queues.length === 0 ? h('p', { class: 'muted' }, 'No task has been queued yet.') : h('div', { class: 'table-scroll' }, h('table', { class: 'data-table' },
+      h('thead', {}, h('tr', {}, ['Queue', 'Pending', 'Delayed', 'Running', 'Failed', 'Dead', 'Done', 'Done/min', 'Oldest pending', ''].map(c => h('th', {}, c)))),
+      h('tbody', {}, data.queues.map(queue => h('tr', { dataset: { queue: queue.name } },
+        h('th', {}, queue.name),
+        ['pending', 'delayed', 'running', 'failed', 'dead', 'done', 'done_last_minute'].map(k => h('td', { class: `number ${k}${k === 'dead' && queue.dead ? ' bad' : ''}` }, formatNumber(queue[k]))),
+        h('td', {}, formatDuration(queue.oldest_pending_seconds)),
+        h('td', { class: 'actions' },
+          h('button', { type: 'button', class: 'secondary small', disabled: queue.dead === 0, onclick: () => act(queue.name, 'retry') }, 'Retry dead'),
+          h('button', { type: 'button', class: 'danger small', disabled: queue.dead === 0, onclick: () => act(queue.name, 'purge') }, 'Purge dead'))))))));
+  }
+
+  async function act(queue, action) {
+    if (action === 'purge' && !await confirmDialog(`Purge the dead tasks of ${queue}?`, 'They are removed and will not run.', 'Purge')) return;
+    try {
+      const result = await post(`/api/v1/queues/${encodeURIComponent(queue)}/dead/${action}`);
+      toast(action === 'retry' ? `${result.retried} tasks queued again` : `${result.purged} tasks purged`);
+      load();
+    } catch (e) {
+      toast(e.message, 'error');
+    }
+  }
+
+  function showSupervisor(result) {
+    if (result.status === 'rejected') return replace(processes, failure(result.reason));
+    const data = result.value;
+    const master = data.api_master
+      ? h('p', {}, `API master: ${data.api_master.workers} workers serving (${data.api_master.target} wanted); `,
+        `${formatNumber(data.api_master.recycles)} recycled, ${formatNumber(data.api_master.deaths)} died, ${formatNumber(data.api_master.timeouts)} killed for time`)
+      : null;
+    replace(processes, data.processes === null
+      ? h('p', { class: 'muted' }, 'This node does not run under logwell supervise: no process list.')
+      : h('div', { class: 'table-scroll' }, h('table', { class: 'data-table' },
+        h('thead', {}, h('tr', {}, ['Process', 'State', 'Starts', 'Description'].map(c => h('th', {}, c)))),
+        h('tbody', {}, data.processes.map(p => h('tr', { dataset: { process: p.name } },
+          h('th', {}, p.name), h('td', {}, h('span', { class: `badge ${p.state === 'RUNNING' ? 'ok' : ['FATAL', 'BACKOFF', 'EXITED'].includes(p.state) ? 'bad' : 'neutral'}` }, p.state)),
+          h('td', { class: 'number' }, formatNumber(p.spawns)), h('td', {}, p.description ?? '')))))),
+    master);
+  }
+
+  load();
+  const timer = setInterval(() => { if (!document.hidden) load(); }, 5000);
+  return { unmount() { clearInterval(timer); } };
+}
