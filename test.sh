@@ -2,7 +2,8 @@
 # Runs every Logwell test: builds in Release, then unit, engine and integration tests (which start real
 # `logwell serve` processes on free loopback ports and drive them with real shipper clients). Installs what the tests
 # need when it is missing, from Debian: Node.js and npm (the npm shipper libraries install themselves on first use),
-# rsyslog and its omelasticsearch module, and redis-server (the tests start their own on a free port).
+# rsyslog and its omelasticsearch module, redis-server (the tests start their own on a free port) and chromium (the
+# web UI tests drive it headless through Playwright; no browser is downloaded).
 # The .NET SDK pinned in global.json must already be on PATH. Without root, missing tools are named and the tests
 # that need them are skipped.
 set -euo pipefail
@@ -21,6 +22,7 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
 find /usr/lib -name omelasticsearch.so 2>/dev/null | grep -q . || missing+=(rsyslog-elasticsearch)
 [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]} from Debian"

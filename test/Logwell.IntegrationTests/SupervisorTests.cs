@@ -364,6 +364,25 @@ public sealed partial class SupervisorTests
         var id = System.Text.Json.JsonDocument.Parse(await started.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString();
         await WorkerProcessTests.WaitForAsync(() => http.GetStringAsync($"/api/v1/exports/{id}").Result.Contains("\"state\":\"done\"", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => supervise.Output);
 
+        // The operations page's view of the supervisor: every process with its state, and the API master's workers.
+        System.Text.Json.JsonElement Supervisor() => System.Text.Json.JsonDocument.Parse(http.GetStringAsync("/api/v1/supervisor").Result).RootElement;
+        System.Text.Json.JsonElement Store() => Supervisor().GetProperty("processes").EnumerateArray().Single(p => p.GetProperty("name").GetString() == "store");
+        await WorkerProcessTests.WaitForAsync(() => Store().GetProperty("state").GetString() == "RUNNING", TimeSpan.FromSeconds(30), () => Store().ToString());
+        var supervisor = Supervisor();
+        var store = Store();
+        Assert.Equal(2, store.GetProperty("spawns").GetInt32());
+        Assert.StartsWith($"pid {store.GetProperty("pid").GetInt32()}, uptime ", store.GetProperty("description").GetString(), StringComparison.Ordinal);
+        Assert.Equal(7, supervisor.GetProperty("processes").GetArrayLength());
+        Assert.Equal(4, supervisor.GetProperty("api_master").GetProperty("workers").GetInt32());
+        // The web UI, through the API master's workers.
+        using (var page = new HttpRequestMessage(HttpMethod.Get, "/"))
+        {
+            page.Headers.Accept.ParseAdd("text/html");
+            using var response = await http.SendAsync(page);
+            Assert.Equal("text/html", response.Content.Headers.ContentType?.MediaType);
+            Assert.Contains("<title>Logwell</title>", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
         Assert.Equal((0, "Shut down\n"), await CtlAsync("shutdown"));
         Assert.Equal(0, await supervise.WaitAsync(TimeSpan.FromSeconds(120)));
     }

@@ -27,7 +27,7 @@ export function mount(root, params) {
         h('button', { type: 'submit', class: 'primary', id: 'create' }, 'Create'))),
     createError,
     h('div', { class: 'table-scroll' }, h('table', { class: 'data-table' },
-      h('thead', {}, h('tr', {}, ['Name', 'Events', 'On disk', 'Segments', 'Retention', 'Created', ''].map(c => h('th', {}, c)))),
+      h('thead', {}, h('tr', {}, ['Name', 'Events', 'On disk', 'Segments', 'Retention', 'Created', ''].map((c, i) => h('th', { class: i >= 1 && i <= 3 ? 'number' : '' }, c)))),
       table)),
     editor));
 

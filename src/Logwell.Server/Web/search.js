@@ -210,6 +210,7 @@ export function mount(root, params, navigate) {
     const signal = controller.signal;
     clearError();
     notice.hidden = true;
+    nextCursor = null;
     remember({ indexset: state.indexset, q: state.q, from: state.from, to: state.to });
     summary.textContent = 'Searching…';
     expanded.clear();
@@ -250,6 +251,7 @@ export function mount(root, params, navigate) {
       delete summary.dataset.total;
       list.setItems([]);
       replace(chartBox);
+      replace(fieldsPane);
       showError(e);
     }
   }
