@@ -299,13 +299,13 @@ public sealed class WebUiTests(WebUiFixture fixture, ITestOutputHelper output) :
         await TotalAsync(page);
         await page.FillAsync("#query", "* | stats count() by level");
         await page.PressAsync("#query", "Enter");
-        var table = page.Locator("#table .result-table");
-        await table.WaitForAsync();
-        Assert.Equal(["level", "count()"], await table.Locator("thead th").AllTextContentsAsync());
+        var table = page.GetByRole(AriaRole.Table, new() { Name = "result" });
+        await table.Locator("[role=cell]").First.WaitForAsync();
+        Assert.Equal(["level", "count()"], await table.GetByRole(AriaRole.Columnheader).AllTextContentsAsync());
         var rows = new Dictionary<string, string>();
-        foreach (var row in await table.Locator("tbody tr").AllAsync())
+        foreach (var row in await table.Locator("[role=rowgroup] [role=row]").AllAsync())
         {
-            var cells = await row.Locator("td").AllTextContentsAsync();
+            var cells = await row.GetByRole(AriaRole.Cell).AllTextContentsAsync();
             rows[cells[0]] = cells[1];
         }
         Assert.Equal(new Dictionary<string, string> { ["ERROR"] = "100", ["WARN"] = "300", ["INFO"] = "800" }, rows);

@@ -359,13 +359,23 @@ export function mount(root, params, navigate) {
     const chart = h('div', { class: 'chart-box', id: 'timechart' });
     const kindButtons = isTimechart ? h('div', { class: 'segmented', role: 'group', 'aria-label': 'chart kind' },
       ['line', 'bar'].map(kind => h('button', { type: 'button', class: kind === chartKind ? 'selected' : '', 'aria-pressed': String(kind === chartKind), dataset: { kind }, onclick: () => { chartKind = kind; showTable(lastTable); } }, kind === 'line' ? 'Lines' : 'Bars'))) : null;
+    // Up to 10,000 rows: only those in view are in the page.
+    const template = table.columns.map((c, i) => {
+      const widest = Math.max(c.length, ...table.rows.slice(0, 200).map(row => String(row[i] ?? '').length));
+      return `minmax(${Math.min(Math.max(widest, 4), 48) + 2}ch, ${i === 0 ? 2 : 1}fr)`;
+    }).join(' ');
+    const cellText = (cell, i) => cell === null ? '' : table.columns[i] === 't' && isTimechart ? formatTime(cell) : typeof cell === 'number' ? formatNumber(cell) : String(cell);
+    const rowsViewport = h('div', { class: 'grid-rows', role: 'rowgroup' });
     replace(tableBox,
       isTimechart ? h('div', { class: 'chart-head' }, kindButtons) : null,
       isTimechart ? chart : null,
-      h('div', { class: 'table-scroll' }, h('table', { class: 'result-table' },
-        h('thead', {}, h('tr', {}, table.columns.map(c => h('th', {}, c)))),
-        h('tbody', {}, table.rows.map(row => h('tr', {}, row.map((cell, i) => h('td', { class: typeof cell === 'number' ? 'number' : '' },
-          cell === null ? '' : table.columns[i] === 't' && isTimechart ? formatTime(cell) : typeof cell === 'number' ? formatNumber(cell) : String(cell)))))))));
+      h('div', { class: 'result-grid', role: 'table', 'aria-label': 'result', 'aria-rowcount': table.rows.length + 1 },
+        h('div', { class: 'grid-row head', role: 'row', style: `grid-template-columns: ${template}` }, table.columns.map((c, i) => h('div', { role: 'columnheader', class: typeof table.rows[0]?.[i] === 'number' ? 'number' : '' }, c))),
+        rowsViewport));
+    const rows = table.rows.map((row, index) => ({ row, index }));
+    const grid = new VirtualList(rowsViewport, ({ row, index }) => h('div', { class: 'grid-row', role: 'row', 'aria-rowindex': index + 2, style: `grid-template-columns: ${template}` },
+      row.map((cell, i) => h('div', { role: 'cell', class: typeof cell === 'number' ? 'number' : '' }, cellText(cell, i)))), item => item.index, 27);
+    grid.setItems(rows);
     if (isTimechart) timechart(chart, table.columns, table.rows, chartKind);
   }
 

@@ -8,6 +8,8 @@ export function h(tag, attributes, ...children) {
     if (name.startsWith('on')) element.addEventListener(name.slice(2), value);
     else if (name === 'dataset') Object.assign(element.dataset, value);
     else if (name === 'value') element.value = value;
+    // Through the CSS object model: the page's Content-Security-Policy refuses style attributes.
+    else if (name === 'style') element.style.cssText = value;
     else element.setAttribute(name, value === true ? '' : String(value));
   }
   append(element, children);
