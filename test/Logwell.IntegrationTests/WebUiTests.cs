@@ -449,6 +449,44 @@ public sealed class WebUiTests(WebUiFixture fixture, ITestOutputHelper output) :
     }
 
     [SkippableFact]
+    public async Task A_custom_range_searches_exactly_that_range()
+    {
+        var page = await OpenAsync("/?indexset=web");
+        Assert.Equal(WebUiFixture.Events, await TotalAsync(page));
+        await page.Locator("#range").ClickAsync();
+        // Events 100 to 199.
+        await page.FillAsync("#custom-from", fixture.First.AddSeconds(2 * 100 - 1).ToString("O", CultureInfo.InvariantCulture));
+        await page.FillAsync("#custom-to", fixture.First.AddSeconds(2 * 200 - 1).ToString("O", CultureInfo.InvariantCulture));
+        await page.Locator("#custom-apply").ClickAsync();
+        Assert.Equal(100, await NewTotalAsync(page, WebUiFixture.Events));
+        Assert.Contains(WebUiFixture.Message(199), await page.Locator(".hit .message").First.TextContentAsync());
+        Assert.Contains("→", await page.Locator("#range").TextContentAsync());
+    }
+
+    [SkippableFact]
+    public async Task Dead_tasks_are_retried_and_purged_from_the_operations_page()
+    {
+        var page = await OpenAsync("/operations");
+        // A task that always fails and has no retries goes dead on the node's own worker.
+        var queue = new Logwell.Jobs.SqliteTaskQueue(Path.Combine(fixture.Node.DataDirectory, "tasks.db"));
+        await queue.EnqueueAsync(new Logwell.Jobs.TaskRequest("diag.fail", """{"error": "broken on purpose"}""", "default") { MaxRetries = 0 });
+        var row = page.Locator("#queues tr[data-queue='default']");
+        await row.Locator("td.dead", new() { HasTextString = "1" }).WaitForAsync();
+        await row.GetByRole(AriaRole.Button, new() { Name = "Retry dead" }).ClickAsync();
+        await page.Locator(".toast", new() { HasTextString = "1 task queued again" }).WaitForAsync();
+        // It fails again, and is dead again.
+        await row.Locator("td.dead", new() { HasTextString = "1" }).WaitForAsync();
+        await row.GetByRole(AriaRole.Button, new() { Name = "Purge dead" }).ClickAsync();
+        await page.Locator("dialog[open] button[data-confirm]").ClickAsync();
+        await page.Locator(".toast", new() { HasTextString = "1 task purged" }).WaitForAsync();
+        // A queue left with no task at all is no longer listed.
+        await page.WaitForFunctionAsync("() => { const row = document.querySelector(\"#queues tr[data-queue='default']\"); return !row || row.querySelector('td.dead').textContent === '0'; }");
+        var stats = (await queue.StatsAsync()).SingleOrDefault(q => q.Queue == "default");
+        Assert.Equal(0, stats?.Dead ?? 0);
+        Assert.Equal(0, (stats?.Pending ?? 0) + (stats?.Running ?? 0) + (stats?.Failed ?? 0));
+    }
+
+    [SkippableFact]
     public async Task The_operations_page_shows_health_queues_and_the_scheduler()
     {
         var page = await OpenAsync("/operations", dark: true);

@@ -82,7 +82,8 @@ export function mount(root) {
     if (action === 'purge' && !await confirmDialog(`Purge the dead tasks of ${queue}?`, 'They are removed and will not run.', 'Purge')) return;
     try {
       const result = await post(`/api/v1/queues/${encodeURIComponent(queue)}/dead/${action}`);
-      toast(action === 'retry' ? `${result.retried} tasks queued again` : `${result.purged} tasks purged`);
+      const count = action === 'retry' ? result.retried : result.purged;
+      toast(`${formatNumber(count)} ${count === 1 ? 'task' : 'tasks'} ${action === 'retry' ? 'queued again' : 'purged'}`);
       load();
     } catch (e) {
       toast(e.message, 'error');

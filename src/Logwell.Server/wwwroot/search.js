@@ -74,7 +74,7 @@ function remember(entry) {
   localStorage.setItem(RecentKey, JSON.stringify(list.slice(0, RecentLimit)));
 }
 
-export function mount(root, params, navigate) {
+export function mount(root, params) {
   const state = {
     indexset: params.get('indexset') || 'default',
     q: params.get('q') ?? '',

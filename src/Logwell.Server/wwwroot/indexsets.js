@@ -13,7 +13,7 @@ const ExampleLines = '10.0.0.7 GET /api/orders?id=42 200\n10.0.0.9 POST /api/pay
 
 export function mount(root, params) {
   const table = h('tbody', { id: 'indexset-rows' });
-  const name = h('input', { id: 'new-name', required: true, placeholder: 'app-logs', pattern: '[a-z0-9][a-z0-9._-]*', 'aria-label': 'name' });
+  const name = h('input', { id: 'new-name', required: true, placeholder: 'app-logs', 'aria-label': 'name' });
   const days = h('input', { id: 'new-retention', type: 'number', min: 1, max: 36500, placeholder: 'default', 'aria-label': 'retention days' });
   const createError = h('p', { class: 'error', hidden: true });
   const editor = h('section', { id: 'pipeline-editor', class: 'panel', hidden: true });
