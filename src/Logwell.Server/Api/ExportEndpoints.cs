@@ -35,10 +35,9 @@ internal static class ExportEndpoints
     private static async Task CreateAsync(HttpContext context)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        var (body, error) = await RequestBodies.ReadJsonAsync(context, 1 << 20).ConfigureAwait(false);
+        var body = await RequestBodies.ReadJsonOrAnswerAsync(context, 1 << 20).ConfigureAwait(false);
         if (body is null)
         {
-            await ErrorResponses.WriteAsync(context, error!.Status, error.Message, error.Position).ConfigureAwait(false);
             return;
         }
         using var _ = body;

@@ -50,10 +50,9 @@ internal static class IndexSetEndpoints
 
     private static async Task CreateAsync(HttpContext context)
     {
-        var (body, error) = await RequestBodies.ReadJsonAsync(context, 64 * 1024).ConfigureAwait(false);
+        var body = await RequestBodies.ReadJsonOrAnswerAsync(context, 64 * 1024).ConfigureAwait(false);
         if (body is null)
         {
-            await ErrorResponses.WriteAsync(context, error!.Status, error.Message, error.Position).ConfigureAwait(false);
             return;
         }
         using var _ = body;
@@ -103,10 +102,9 @@ internal static class IndexSetEndpoints
 
     private static async Task UpdateAsync(HttpContext context, string name)
     {
-        var (body, error) = await RequestBodies.ReadJsonAsync(context, 64 * 1024).ConfigureAwait(false);
+        var body = await RequestBodies.ReadJsonOrAnswerAsync(context, 64 * 1024).ConfigureAwait(false);
         if (body is null)
         {
-            await ErrorResponses.WriteAsync(context, error!.Status, error.Message, error.Position).ConfigureAwait(false);
             return;
         }
         using var _ = body;

@@ -52,10 +52,9 @@ internal static class PipelineEndpoints
         {
             return;
         }
-        var (body, error) = await RequestBodies.ReadJsonAsync(context, 256 * 1024).ConfigureAwait(false);
+        var body = await RequestBodies.ReadJsonOrAnswerAsync(context, 256 * 1024).ConfigureAwait(false);
         if (body is null)
         {
-            await ErrorResponses.WriteAsync(context, error!.Status, error.Message, error.Position).ConfigureAwait(false);
             return;
         }
         using var document = body;
@@ -111,10 +110,9 @@ internal static class PipelineEndpoints
         {
             return;
         }
-        var (body, error) = await RequestBodies.ReadJsonAsync(context, 4 << 20).ConfigureAwait(false);
+        var body = await RequestBodies.ReadJsonOrAnswerAsync(context, 4 << 20).ConfigureAwait(false);
         if (body is null)
         {
-            await ErrorResponses.WriteAsync(context, error!.Status, error.Message, error.Position).ConfigureAwait(false);
             return;
         }
         using var document = body;

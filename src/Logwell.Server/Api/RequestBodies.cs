@@ -80,7 +80,18 @@ internal static class RequestBodies
         }
     }
 
-    public static async Task<(JsonDocument? Document, BodyError? Error)> ReadJsonAsync(HttpContext context, long limit)
+    /// <summary>The body as JSON, or null after answering the client's mistake (413, 400 with the position, ...).</summary>
+    public static async Task<JsonDocument?> ReadJsonOrAnswerAsync(HttpContext context, long limit)
+    {
+        var (document, error) = await ReadJsonAsync(context, limit).ConfigureAwait(false);
+        if (document is null)
+        {
+            await ErrorResponses.WriteAsync(context, error!.Status, error.Message, error.Position).ConfigureAwait(false);
+        }
+        return document;
+    }
+
+    private static async Task<(JsonDocument? Document, BodyError? Error)> ReadJsonAsync(HttpContext context, long limit)
     {
         var (body, length, error) = await ReadAsync(context, limit).ConfigureAwait(false);
         if (body is null)

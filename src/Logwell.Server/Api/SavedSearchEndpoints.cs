@@ -55,10 +55,9 @@ internal static class SavedSearchEndpoints
 
     private static async Task CreateAsync(HttpContext context)
     {
-        var (body, error) = await RequestBodies.ReadJsonAsync(context, 64 * 1024).ConfigureAwait(false);
+        var body = await RequestBodies.ReadJsonOrAnswerAsync(context, 64 * 1024).ConfigureAwait(false);
         if (body is null)
         {
-            await ErrorResponses.WriteAsync(context, error!.Status, error.Message, error.Position).ConfigureAwait(false);
             return;
         }
         using var document = body;

@@ -34,10 +34,9 @@ internal static class SearchEndpoints
 
     private static async Task SearchFromBodyAsync(HttpContext context)
     {
-        var (body, error) = await RequestBodies.ReadJsonAsync(context, 1 << 20).ConfigureAwait(false);
+        var body = await RequestBodies.ReadJsonOrAnswerAsync(context, 1 << 20).ConfigureAwait(false);
         if (body is null)
         {
-            await ErrorResponses.WriteAsync(context, error!.Status, error.Message, error.Position).ConfigureAwait(false);
             return;
         }
         using var _ = body;

@@ -538,21 +538,22 @@ export function mount(root, params) {
     tail.addEventListener('dropped', () => toast('Live tail fell behind and reconnects', 'error'));
     tail.onerror = () => { tailStatus.textContent = 'live · reconnecting…'; };
     tail.onopen = () => { tailStatus.textContent = 'live · waiting for events'; };
-    liveButton.setAttribute('aria-pressed', 'true');
-    liveButton.classList.add('active');
-    liveButton.textContent = 'Stop live';
-    pauseButton.hidden = false;
-    pauseButton.textContent = 'Pause';
+    showLive(true);
   }
 
   function stopTail() {
     tail?.close();
     tail = null;
-    liveButton.setAttribute('aria-pressed', 'false');
-    liveButton.classList.remove('active');
-    liveButton.textContent = 'Live tail';
-    pauseButton.hidden = true;
+    showLive(false);
     tailStatus.textContent = '';
+  }
+
+  function showLive(on) {
+    liveButton.setAttribute('aria-pressed', String(on));
+    liveButton.classList.toggle('active', on);
+    liveButton.textContent = on ? 'Stop live' : 'Live tail';
+    pauseButton.hidden = !on;
+    pauseButton.textContent = 'Pause';
   }
 
   /** Shows the events that came while the list was not updated, newest on top. */
