@@ -400,6 +400,7 @@ public sealed class WebUiTests(WebUiFixture fixture, ITestOutputHelper output) :
         await ShotAsync(page, "14-query-error");
         await page.Keyboard.PressAsync("Escape");
         await error.WaitForAsync(new() { State = WaitForSelectorState.Hidden });
+        Assert.Equal("level:(ERROR", await page.InputValueAsync("#query"));
     }
 
     [SkippableFact]

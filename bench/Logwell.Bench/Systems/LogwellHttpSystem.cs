@@ -25,6 +25,9 @@ internal sealed class LogwellHttpSystem : IBenchSystem
 
     public ServerProcess Server { get; }
 
+    /// <summary>Where the node listens.</summary>
+    public Uri BaseAddress => _http.BaseAddress!;
+
     public static async Task<LogwellHttpSystem> StartAsync(string dataDirectory, bool bulk)
     {
         var port = ServerProcess.FreePort();

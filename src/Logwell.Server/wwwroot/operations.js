@@ -68,7 +68,7 @@ export function mount(root) {
         h('dt', {}, 'Lease until'), h('dd', {}, formatTime(data.scheduler.lease_until)))
       : h('p', {}, badge(false, 'none'), ' No scheduler holds the lease: periodic tasks are not issued.'));
     replace(queues, data.queues.length === 0 ? h('p', { class: 'muted' }, 'No task has been queued yet.') : h('div', { class: 'table-scroll' }, h('table', { class: 'data-table' },
-      h('thead', {}, h('tr', {}, ['Queue', 'Pending', 'Delayed', 'Running', 'Failed', 'Dead', 'Done', 'Done/min', 'Oldest pending', ''].map(c => h('th', {}, c)))),
+      h('thead', {}, h('tr', {}, ['Queue', 'Pending', 'Delayed', 'Running', 'Failed', 'Dead', 'Done', 'Done/min', 'Oldest pending', ''].map((c, i) => h('th', { class: i >= 1 && i <= 7 ? 'number' : '' }, c)))),
       h('tbody', {}, data.queues.map(queue => h('tr', { dataset: { queue: queue.name } },
         h('th', {}, queue.name),
         ['pending', 'delayed', 'running', 'failed', 'dead', 'done', 'done_last_minute'].map(k => h('td', { class: `number ${k}${k === 'dead' && queue.dead ? ' bad' : ''}` }, formatNumber(queue[k]))),
@@ -100,7 +100,7 @@ export function mount(root) {
     replace(processes, data.processes === null
       ? h('p', { class: 'muted' }, 'This node does not run under logwell supervise: no process list.')
       : h('div', { class: 'table-scroll' }, h('table', { class: 'data-table' },
-        h('thead', {}, h('tr', {}, ['Process', 'State', 'Starts', 'Description'].map(c => h('th', {}, c)))),
+        h('thead', {}, h('tr', {}, ['Process', 'State', 'Starts', 'Description'].map(c => h('th', { class: c === 'Starts' ? 'number' : '' }, c)))),
         h('tbody', {}, data.processes.map(p => h('tr', { dataset: { process: p.name } },
           h('th', {}, p.name), h('td', {}, h('span', { class: `badge ${p.state === 'RUNNING' ? 'ok' : ['FATAL', 'BACKOFF', 'EXITED'].includes(p.state) ? 'bad' : 'neutral'}` }, p.state)),
           h('td', { class: 'number' }, formatNumber(p.spawns)), h('td', {}, p.description ?? '')))))),

@@ -319,7 +319,9 @@ export function mount(root, params) {
           h('tr', {}, h('th', {}, 'message'), h('td', { class: 'value' }, hit.message), h('td', {})),
           Object.entries(hit.fields ?? {}).map(([name, value]) => {
             const text = typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
-            return h('tr', {}, h('th', {}, name), h('td', { class: 'value' }, text), h('td', {}, value === null ? null : filterButtons(name, text)));
+            // Objects and arrays are kept as JSON text: a filter on that text would not find them.
+            const filterable = value !== null && typeof value !== 'object';
+            return h('tr', {}, h('th', {}, name), h('td', { class: 'value' }, text), h('td', {}, filterable ? filterButtons(name, text) : null));
           }))));
   }
 
@@ -575,6 +577,9 @@ export function mount(root, params) {
       if (!rangeMenu.hidden) rangeMenu.hidden = true;
       else if (!drawer.hidden) closeDrawer();
       else if (!queryError.hidden) clearError();
+      else return false;
+      // Closing a panel does not also clear the query box, as Esc in a search field otherwise does.
+      event.preventDefault();
       return true;
     }
     if (event.key === '/' && !isTyping(event.target)) {
