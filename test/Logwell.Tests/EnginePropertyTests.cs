@@ -352,8 +352,10 @@ public sealed partial class EnginePropertyTests
         string Time() => Start.AddMinutes(random.Next(0, 3 * 24 * 60)).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
         string Open() => random.Next(2) == 0 ? "[" : "{";
         string Close() => random.Next(2) == 0 ? "]" : "}";
-        return random.Next(10) switch
+        return random.Next(11) switch
         {
+            // Equality: the whole value, which the token index narrows unless the value is a number.
+            10 => $"{new[] { "host", "level", "detail", "status" }[random.Next(4)]}:={new[] { "web-1", "web-12", "db-1", "ERROR", "error", "timeout", "500", "\"500\"", "\"web-3\"" }[random.Next(9)]}",
             0 => $"status:{Open()}{500 + random.Next(4)} TO {(random.Next(4) == 0 ? "*" : (501 + random.Next(4)).ToString(System.Globalization.CultureInfo.InvariantCulture))}{Close()}",
             1 => $"status:{new[] { ">", ">=", "<", "<=" }[random.Next(4)]}{new[] { "200", "500", "502", "250.5" }[random.Next(4)]}",
             2 => $"detail:{new[] { ">", "<=" }[random.Next(2)]}{new[] { "400", "timeout", "m" }[random.Next(3)]}",

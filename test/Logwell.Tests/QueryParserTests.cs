@@ -99,9 +99,25 @@ public sealed class QueryParserTests
     [InlineData("latency:<=10", "latency", null, "10", false, true)]
     [InlineData("user:[\"a b\" TO m]", "user", "a b", "m", true, true)]
     [InlineData("@timestamp:[2026-11-20T00:00:00Z TO now-1h]", "@timestamp", "2026-11-20T00:00:00Z", "now-1h", true, true)]
+    [InlineData("host:=web-1", "host", "web-1", "web-1", true, true)]
+    [InlineData("status:=500", "status", "500", "500", true, true)]
+    [InlineData("route:=\"/a:b/{id}\"", "route", "/a:b/{id}", "/a:b/{id}", true, true)]
+    [InlineData("file:=\"C:\\\\temp\\\\\\\"x\\\" (1).log\"", "file", "C:\\temp\\\"x\" (1).log", "C:\\temp\\\"x\" (1).log", true, true)]
+    [InlineData("user:[\"a \\\"b\\\"\" TO m]", "user", "a \"b\"", "m", true, true)]
     public void RangesAndComparisons(string text, string field, string? lower, string? upper, bool includeLower, bool includeUpper)
     {
         Assert.Equal(new RangeNode(field, lower, upper, includeLower, includeUpper), QueryParser.Parse(text));
+    }
+
+    [Theory]
+    [InlineData("host:=", 6)]
+    [InlineData("host:= web", 6)]
+    [InlineData("host:=*", 6)]
+    [InlineData("host:=\"web", 6)]
+    public void AnEqualityWithoutAValueIsRefusedAtItsPosition(string text, int position)
+    {
+        Assert.False(QueryParser.TryParse(text, out _, out var error));
+        Assert.Equal(position, error!.Position);
     }
 
     [Fact]

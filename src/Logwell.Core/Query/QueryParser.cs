@@ -308,7 +308,7 @@ public sealed class QueryParser
             {
                 return ParseRange(field);
             }
-            if (_text[_pos] is '>' or '<')
+            if (_text[_pos] is '>' or '<' or '=')
             {
                 return ParseComparison(field);
             }
@@ -401,39 +401,60 @@ public sealed class QueryParser
         return new RangeNode(field, lower, upper, includeLower, includeUpper);
     }
 
+    /// <summary>
+    /// <c>field:&gt;v</c>, <c>&gt;=</c>, <c>&lt;</c>, <c>&lt;=</c>, and <c>field:=v</c>: the whole value equals
+    /// <c>v</c> (the range from <c>v</c> to <c>v</c>).
+    /// </summary>
     private QueryNode ParseComparison(string field)
     {
         var op = _text[_pos];
         _pos++;
-        var inclusive = _pos < _text.Length && _text[_pos] == '=';
-        if (inclusive)
+        var inclusive = op == '=' || (_pos < _text.Length && _text[_pos] == '=');
+        if (inclusive && op != '=')
         {
             _pos++;
         }
-        if (_pos >= _text.Length || IsWordEnd(_text[_pos]))
+        var written = op == '=' ? "=" : inclusive ? $"{op}=" : $"{op}";
+        if (_pos >= _text.Length || (IsWordEnd(_text[_pos]) && _text[_pos] != '"'))
         {
-            throw Error(_pos, $"missing value after '{field}:{op}{(inclusive ? "=" : "")}'", "a number, a time or a value");
+            throw Error(_pos, $"missing value after '{field}:{written}'", "a number, a time or a value");
         }
         var bound = ReadBound(field, "a number, a time or a value") ?? throw Error(_pos - 1, "'*' cannot be compared with", "a number, a time or a value");
-        return op == '>'
-            ? new RangeNode(field, bound, null, inclusive, false)
-            : new RangeNode(field, null, bound, false, inclusive);
+        return op switch
+        {
+            '>' => new RangeNode(field, bound, null, inclusive, false),
+            '<' => new RangeNode(field, null, bound, false, inclusive),
+            _ => new RangeNode(field, bound, bound, true, true),
+        };
     }
 
-    /// <summary>A range bound: a word or a "quoted" value, null for <c>*</c>; on the event time it must read as a time.</summary>
+    /// <summary>
+    /// A range bound: a word or a "quoted" value (where <c>\</c> escapes the next character, as in a phrase), null for
+    /// <c>*</c>; on the event time it must read as a time.
+    /// </summary>
     private string? ReadBound(string field, string expected)
     {
         var start = _pos;
         string value;
         if (_pos < _text.Length && _text[_pos] == '"')
         {
-            var close = _text.IndexOf('"', _pos + 1);
-            if (close < 0)
+            var sb = new StringBuilder();
+            _pos++;
+            while (_pos < _text.Length && _text[_pos] != '"')
             {
-                throw Error(_pos, "unclosed quote", "a closing '\"'");
+                if (_text[_pos] == '\\' && _pos + 1 < _text.Length)
+                {
+                    _pos++;
+                }
+                sb.Append(_text[_pos]);
+                _pos++;
             }
-            value = _text[(_pos + 1)..close];
-            _pos = close + 1;
+            if (_pos >= _text.Length)
+            {
+                throw Error(start, "unclosed quote", "a closing '\"'");
+            }
+            _pos++;
+            value = sb.ToString();
         }
         else
         {

@@ -39,10 +39,12 @@ export function hasPipe(query) {
   return false;
 }
 
-/** `field:"value"`, escaped for the query syntax. */
+/** Whether the query syntax can name the field: letters, digits, `_`, `.`, `@` and `-`. */
+export const canFilter = name => /^[\p{L}\p{N}_.@-]+$/u.test(name);
+
+/** `field:="value"`: the whole value equals it (a phrase would also find longer values), escaped for the query syntax. */
 export function fieldClause(name, value) {
-  const field = name.replace(/[\s:\\()[\]{}"'^~*?!+\-&|/<>=]/g, m => `\\${m}`);
-  return `${field}:"${String(value).replace(/[\\"]/g, m => `\\${m}`)}"`;
+  return `${name}:="${String(value).replace(/[\\"]/g, m => `\\${m}`)}"`;
 }
 
 /** The query narrowed by one more clause. */
@@ -320,7 +322,7 @@ export function mount(root, params) {
           Object.entries(hit.fields ?? {}).map(([name, value]) => {
             const text = typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
             // Objects and arrays are kept as JSON text: a filter on that text would not find them.
-            const filterable = value !== null && typeof value !== 'object';
+            const filterable = value !== null && typeof value !== 'object' && canFilter(name);
             return h('tr', {}, h('th', {}, name), h('td', { class: 'value' }, text), h('td', {}, filterable ? filterButtons(name, text) : null));
           }))));
   }
@@ -337,11 +339,12 @@ export function mount(root, params) {
       h('h3', {}, 'Fields', sampled ? h('span', { class: 'muted', title: `top values of the newest ${formatNumber(data.events)} matches` }, ` (newest ${formatNumber(data.events)})`) : null),
       data.fields.length === 0 ? h('p', { class: 'muted' }, 'No fields in these events.') : null,
       h('ul', { class: 'field-list' }, data.fields.map(field => {
+        const filterable = canFilter(field.name);
         const values = h('ul', { class: 'top-values', hidden: true }, field.top.map(top => h('li', {},
           h('span', { class: 'top-value', title: top.value }, top.value === '' ? '(empty)' : top.value),
           h('span', { class: 'count' }, formatNumber(top.count)),
-          h('button', { type: 'button', class: 'icon', title: `Only ${field.name}: ${top.value}`, 'aria-label': `filter ${field.name} is ${top.value}`, onclick: () => filter(field.name, top.value, false) }, '+'),
-          h('button', { type: 'button', class: 'icon', title: `Without ${field.name}: ${top.value}`, 'aria-label': `filter ${field.name} is not ${top.value}`, onclick: () => filter(field.name, top.value, true) }, '−'))));
+          filterable ? h('button', { type: 'button', class: 'icon', title: `Only ${field.name}: ${top.value}`, 'aria-label': `filter ${field.name} is ${top.value}`, onclick: () => filter(field.name, top.value, false) }, '+') : null,
+          filterable ? h('button', { type: 'button', class: 'icon', title: `Without ${field.name}: ${top.value}`, 'aria-label': `filter ${field.name} is not ${top.value}`, onclick: () => filter(field.name, top.value, true) }, '−') : null)));
         const share = data.events ? Math.round((field.count / data.events) * 100) : 0;
         return h('li', { class: 'field', dataset: { field: field.name } },
           h('button', { type: 'button', class: 'field-name', 'aria-expanded': 'false', onclick: event => {

@@ -16,10 +16,22 @@ internal static class BlockPlanner
         PhraseNode phrase => Intersect(phrase.Tokens.Select(t => Lookup(segment, phrase.Field, t))),
         PrefixNode prefix => PrefixBlocks(prefix, segment),
         RangeNode range when RangeMatcher.TimestampFields.Contains(range.Field) => TimeBlocks(segment, RangeMatcher.Create(range, now)),
+        RangeNode range when EqualityTokens(range) is { Count: > 0 } tokens => Intersect(tokens.Select(t => Lookup(segment, range.Field, t))),
         AndNode and => Intersect(and.Children.Select(c => CandidateBlocks(c, segment, now))),
         OrNode or => Union(or.Children.Select(c => CandidateBlocks(c, segment, now))),
         _ => null,
     };
+
+    /// <summary>
+    /// The tokens of the value an equality (<c>field:=v</c>, <c>[v TO v]</c>, the filter <c>is</c>) asks for, when the
+    /// token index can narrow it: a value that is not a number is matched as that exact text, so every match holds its
+    /// tokens in that field. A number is compared by value (<c>500</c> equals <c>"500.0"</c>), so it is not narrowed.
+    /// </summary>
+    private static List<string>? EqualityTokens(RangeNode range) =>
+        range is { Lower: { } value, IncludeLower: true, IncludeUpper: true } && range.Upper == value
+            && !double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _)
+            ? Tokenizer.BaseTokens(value)
+            : null;
 
     /// <summary>The blocks whose time bounds meet a range on the event time.</summary>
     private static HashSet<int> TimeBlocks(Segment segment, RangeMatcher range)
