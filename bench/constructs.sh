@@ -10,6 +10,8 @@ queries=(
   'service:auth AND NOT level:INFO'
   '"connection reset" OR timeout'
   'host:web-1*'
+  'host:=web-1'
+  'NOT level:=INFO'
   '/upstre.m/'
   'message:/.*peer/'
   '_exists_:trace_id'
@@ -25,6 +27,9 @@ queries=(
   '* | sort by host asc | head 10'
 )
 encode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
+# Equality on a field with a value per event: the newest event's trace id.
+trace_id=$(curl -sf "$url/api/v1/search?indexset=$indexset&limit=1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["hits"][0]["fields"].get("trace_id", "none"))')
+queries+=("trace_id:=$trace_id")
 measure() {
   local target=$1 times=()
   for _ in 1 2 3; do curl -sf -o /dev/null "$target"; done

@@ -122,6 +122,11 @@ public sealed class HealthTests
         Assert.Equal(("127.0.0.1", first.BaseAddress.Port, "serve", "passing"), (nodes["node-a"].GetProperty("address").GetString(), nodes["node-a"].GetProperty("port").GetInt32(), nodes["node-a"].GetProperty("role").GetString(), nodes["node-a"].GetProperty("health").GetString()));
         Assert.Equal(["eu"], nodes["node-a"].GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
         Assert.Equal("passing", nodes["node-b"].GetProperty("health").GetString());
+        // Each node's health components come with its heartbeats: node-a sees node-b's.
+        await WorkerProcessTests.WaitForAsync(() => NodesAsync().Result["node-b"].GetProperty("checks").GetArrayLength() > 0, TimeSpan.FromSeconds(30), () => "");
+        var components = (await NodesAsync())["node-b"].GetProperty("checks").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("status").GetString());
+        Assert.Equal(["log-store", "metadata", "queues", "registry", "scheduler"], components.Keys.Order());
+        Assert.Equal("healthy", components["log-store"]);
         var (code, stdout, _) = await CliTests.RunAsync(first, null, "nodes");
         Assert.Equal(0, code);
         Assert.Matches(@"(?m)^node-b\s+127\.0\.0\.1:\d+\s+serve\s+\S+\s+passing\s+\S+$", stdout);

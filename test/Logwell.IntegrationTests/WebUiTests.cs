@@ -532,7 +532,8 @@ public sealed class WebUiTests(WebUiFixture fixture, ITestOutputHelper output) :
         await page.Locator("#health tr[data-component='log-store']").WaitForAsync();
         await page.Locator("#scheduler-holder").WaitForAsync();
         Assert.False(string.IsNullOrWhiteSpace(await page.Locator("#scheduler-holder").TextContentAsync()));
-        await page.Locator("#nodes tr[data-node]").First.WaitForAsync();
+        // Each node's components, as it reported them with its last heartbeat.
+        await page.Locator("#nodes tr[data-node] .component[data-component='log-store'].ok").First.WaitForAsync();
         Assert.Contains("does not run under logwell supervise", await page.Locator("#processes").TextContentAsync());
         await ShotAsync(page, "15-operations-dark");
     }

@@ -21,19 +21,18 @@ namespace Logwell.Server.Api;
 /// </summary>
 internal static class HealthEndpoints
 {
-    private sealed record Check(string Name, bool Healthy, string Detail);
+    internal sealed record Check(string Name, bool Healthy, string Detail);
 
     public static void Map(IEndpointRouteBuilder routes)
     {
         routes.MapGet("/livez", static context => WriteAsync(context, "livez", [new Check("process", true, "answering")])).WithMetadata(Permission.Public);
-        routes.MapGet("/readyz", static async context => await WriteAsync(context, "readyz", await CheckAsync(context, ready: true).ConfigureAwait(false)).ConfigureAwait(false)).WithMetadata(Permission.Public);
-        routes.MapGet("/healthz", static async context => await WriteAsync(context, "healthz", await CheckAsync(context, ready: false).ConfigureAwait(false)).ConfigureAwait(false)).WithMetadata(Permission.Public);
+        routes.MapGet("/readyz", static async context => await WriteAsync(context, "readyz", await CheckAsync(context.RequestServices, ready: true, context.RequestAborted).ConfigureAwait(false)).ConfigureAwait(false)).WithMetadata(Permission.Public);
+        routes.MapGet("/healthz", static async context => await WriteAsync(context, "healthz", await CheckAsync(context.RequestServices, ready: false, context.RequestAborted).ConfigureAwait(false)).ConfigureAwait(false)).WithMetadata(Permission.Public);
     }
 
     /// <summary>The components: with <paramref name="ready"/> only whether each store answers, else their health too.</summary>
-    private static async Task<List<Check>> CheckAsync(HttpContext context, bool ready)
+    internal static async Task<List<Check>> CheckAsync(IServiceProvider services, bool ready, CancellationToken cancellationToken)
     {
-        var services = context.RequestServices;
         var options = services.GetRequiredService<IOptions<LogwellOptions>>().Value;
         var checks = new List<Check>
         {
@@ -64,7 +63,7 @@ internal static class HealthEndpoints
         var queue = services.GetRequiredService<ITaskQueue>();
         checks.Add(await RunAsync("queues", async () =>
         {
-            var stats = await queue.StatsAsync(context.RequestAborted).ConfigureAwait(false);
+            var stats = await queue.StatsAsync(cancellationToken).ConfigureAwait(false);
             var over = stats.Where(s => s.Pending >= options.HealthQueueBacklog).ToList();
             if (ready || over.Count == 0)
             {
@@ -86,13 +85,38 @@ internal static class HealthEndpoints
             }));
             checks.Add(await RunAsync("scheduler", async () =>
             {
-                var holder = await queue.LeaseHolderAsync(Scheduler.LeaseName, context.RequestAborted).ConfigureAwait(false);
+                var holder = await queue.LeaseHolderAsync(Scheduler.LeaseName, cancellationToken).ConfigureAwait(false);
                 return holder is null
                     ? new Check("scheduler", false, "no scheduler holds the lease: periodic tasks are not issued")
                     : new Check("scheduler", true, $"active: {holder.Holder}");
             }).ConfigureAwait(false));
         }
         return checks;
+    }
+
+    /// <summary>The components as the registry keeps them with each heartbeat: <c>[{"name", "status", "detail"}]</c>.</summary>
+    internal static string ToJson(List<Check> checks)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            WriteComponents(writer, checks);
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    private static void WriteComponents(Utf8JsonWriter writer, IEnumerable<Check> checks)
+    {
+        writer.WriteStartArray();
+        foreach (var check in checks)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("name", check.Name);
+            writer.WriteString("status", check.Healthy ? "healthy" : "unhealthy");
+            writer.WriteString("detail", check.Detail);
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
     }
 
     private static Check Run(string name, Func<Check> check)
@@ -143,16 +167,8 @@ internal static class HealthEndpoints
             await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
             writer.WriteStartObject();
             writer.WriteString("status", healthy ? "healthy" : "unhealthy");
-            writer.WriteStartArray("components");
-            foreach (var check in chosen)
-            {
-                writer.WriteStartObject();
-                writer.WriteString("name", check.Name);
-                writer.WriteString("status", check.Healthy ? "healthy" : "unhealthy");
-                writer.WriteString("detail", check.Detail);
-                writer.WriteEndObject();
-            }
-            writer.WriteEndArray();
+            writer.WritePropertyName("components");
+            WriteComponents(writer, chosen);
             writer.WriteEndObject();
             await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
             return;

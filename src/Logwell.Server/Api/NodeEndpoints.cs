@@ -10,7 +10,10 @@ using Microsoft.Extensions.Options;
 
 namespace Logwell.Server.Api;
 
-/// <summary><c>GET /api/v1/nodes</c>: the registered nodes with their health (passing, or critical once their heartbeats stopped).</summary>
+/// <summary>
+/// <c>GET /api/v1/nodes</c>: the registered nodes with their health (passing, or critical once their heartbeats stopped)
+/// and the health components each last reported.
+/// </summary>
 internal static class NodeEndpoints
 {
     public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/nodes", ListAsync).WithMetadata(Permission.ViewNodes);
@@ -40,10 +43,31 @@ internal static class NodeEndpoints
             writer.WriteString("registered_at", node.RegisteredAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
             writer.WriteString("heartbeat_at", node.HeartbeatAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
             writer.WriteString("health", node.Health);
+            writer.WritePropertyName("checks");
+            WriteChecks(writer, node.Checks);
             writer.WriteEndObject();
         }
         writer.WriteEndArray();
         writer.WriteEndObject();
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>The components a node last reported, as stored; an unreadable report is left out rather than failing the list.</summary>
+    private static void WriteChecks(Utf8JsonWriter writer, string checks)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(checks);
+            if (document.RootElement.ValueKind == JsonValueKind.Array)
+            {
+                document.RootElement.WriteTo(writer);
+                return;
+            }
+        }
+        catch (JsonException)
+        {
+        }
+        writer.WriteStartArray();
+        writer.WriteEndArray();
     }
 }

@@ -10,7 +10,9 @@ using Microsoft.Extensions.Options;
 namespace Logwell.Server.Hosting;
 
 /// <summary>A node in the registry and how its heartbeats stand: passing, or critical once they stopped.</summary>
-public sealed record NodeEntry(string Id, string Address, int Port, string Role, string Version, IReadOnlyList<string> Tags, DateTimeOffset RegisteredAt, DateTimeOffset HeartbeatAt, string Health);
+/// <param name="Checks">The node's health components as it last reported them with a heartbeat: a JSON array of
+/// <c>{"name", "status", "detail"}</c>, empty for a node that reports none (an API master).</param>
+public sealed record NodeEntry(string Id, string Address, int Port, string Role, string Version, IReadOnlyList<string> Tags, DateTimeOffset RegisteredAt, DateTimeOffset HeartbeatAt, string Health, string Checks);
 
 /// <summary>
 /// The service registry: each node registers itself (id, address, port, role, version, tags) once it serves, sends a
@@ -41,10 +43,18 @@ public sealed class NodeRegistry
                 version TEXT NOT NULL,
                 tags TEXT NOT NULL,
                 registered_at INTEGER NOT NULL,
-                heartbeat_at INTEGER NOT NULL
+                heartbeat_at INTEGER NOT NULL,
+                checks TEXT NOT NULL DEFAULT '[]'
             );
             """;
         command.ExecuteNonQuery();
+        // A registry file from before nodes reported their health components.
+        command.CommandText = "SELECT count(*) FROM pragma_table_info('nodes') WHERE name = 'checks'";
+        if (Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+        {
+            command.CommandText = "ALTER TABLE nodes ADD COLUMN checks TEXT NOT NULL DEFAULT '[]'";
+            command.ExecuteNonQuery();
+        }
     }
 
     private SqliteConnection Open() => SqliteFiles.Open(_connectionString, fullSync: false);
@@ -71,8 +81,20 @@ public sealed class NodeRegistry
         command.ExecuteNonQuery();
     }
 
-    /// <summary>Records a heartbeat; false when the node is not registered (it was removed meanwhile).</summary>
-    public bool Heartbeat(string id) => Execute("UPDATE nodes SET heartbeat_at = $now WHERE id = $id", id) == 1;
+    /// <summary>
+    /// Records a heartbeat, with the node's health components when it reports them (<paramref name="checks"/>, a JSON
+    /// array); false when the node is not registered (it was removed meanwhile).
+    /// </summary>
+    public bool Heartbeat(string id, string? checks = null)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE nodes SET heartbeat_at = $now, checks = coalesce($checks, checks) WHERE id = $id";
+        command.Parameters.AddWithValue("$id", id);
+        command.Parameters.AddWithValue("$now", Now);
+        command.Parameters.AddWithValue("$checks", (object?)checks ?? DBNull.Value);
+        return command.ExecuteNonQuery() == 1;
+    }
 
     public bool Deregister(string id) => Execute("DELETE FROM nodes WHERE id = $id", id) == 1;
 
@@ -97,7 +119,7 @@ public sealed class NodeRegistry
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, address, port, role, version, tags, registered_at, heartbeat_at FROM nodes ORDER BY id";
+        command.CommandText = "SELECT id, address, port, role, version, tags, registered_at, heartbeat_at, checks FROM nodes ORDER BY id";
         var now = Now;
         var nodes = new List<NodeEntry>();
         using var reader = command.ExecuteReader();
@@ -107,7 +129,7 @@ public sealed class NodeRegistry
             nodes.Add(new NodeEntry(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetString(3), reader.GetString(4),
                 reader.GetString(5).Split(',', StringSplitOptions.RemoveEmptyEntries),
                 DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)), DateTimeOffset.FromUnixTimeMilliseconds(heartbeat),
-                now - heartbeat > critical.TotalMilliseconds ? "critical" : "passing"));
+                now - heartbeat > critical.TotalMilliseconds ? "critical" : "passing", reader.GetString(8)));
         }
         return nodes;
     }
@@ -127,7 +149,8 @@ public sealed class NodeRegistry
 public static class RegistryLoop
 {
     /// <param name="heartbeat">Called after each registration or heartbeat is recorded.</param>
-    public static async Task RunAsync(NodeRegistry registry, string id, string host, int port, string role, LogwellOptions options, Action<string> log, CancellationToken stop, Action? heartbeat = null)
+    /// <param name="checks">The node's health components as a JSON array, sent with each heartbeat; none when null.</param>
+    public static async Task RunAsync(NodeRegistry registry, string id, string host, int port, string role, LogwellOptions options, Action<string> log, CancellationToken stop, Action? heartbeat = null, Func<CancellationToken, Task<string>>? checks = null)
     {
         registry.Register(id, host, port, role, RegistryHost.Version, [.. options.NodeTags]);
         heartbeat?.Invoke();
@@ -144,9 +167,21 @@ public static class RegistryLoop
                 {
                     break;
                 }
+                string? report = null;
+                if (checks is not null)
+                {
+                    try
+                    {
+                        report = await checks(stop).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        break;
+                    }
+                }
                 try
                 {
-                    if (!registry.Heartbeat(id))
+                    if (!registry.Heartbeat(id, report))
                     {
                         // Removed while silent (paused, or cut off): register again.
                         registry.Register(id, host, port, role, RegistryHost.Version, [.. options.NodeTags]);
@@ -179,8 +214,11 @@ public static class RegistryLoop
     }
 }
 
-/// <summary>Registers this process once it listens (as <c>NodeRole</c>), heartbeats, removes silent nodes, and deregisters on the way out.</summary>
-internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegistry registry, IServer server, IHostApplicationLifetime lifetime, ILogger<RegistryHost> logger) : BackgroundService
+/// <summary>
+/// Registers this process once it listens (as <c>NodeRole</c>), heartbeats with its health components (what
+/// <c>/healthz</c> answers), removes silent nodes, and deregisters on the way out.
+/// </summary>
+internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegistry registry, IServer server, IHostApplicationLifetime lifetime, IServiceProvider services, ILogger<RegistryHost> logger) : BackgroundService
 {
     /// <summary>This node's id once registered.</summary>
     public string? NodeId { get; private set; }
@@ -215,6 +253,7 @@ internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegist
         var id = string.IsNullOrEmpty(options.NodeId) ? $"{Environment.MachineName}:{(port == 0 ? host : port.ToString(System.Globalization.CultureInfo.InvariantCulture))}" : options.NodeId;
         NodeId = id;
         await RegistryLoop.RunAsync(registry, id, host, port, options.NodeRole, options, line => logger.LogInformation("Registry: {Line}", line), stoppingToken,
-            heartbeat: () => LastHeartbeat = DateTimeOffset.UtcNow).ConfigureAwait(false);
+            heartbeat: () => LastHeartbeat = DateTimeOffset.UtcNow,
+            checks: async ct => Api.HealthEndpoints.ToJson(await Api.HealthEndpoints.CheckAsync(services, ready: false, ct).ConfigureAwait(false))).ConfigureAwait(false);
     }
 }
