@@ -51,11 +51,11 @@ export function mount(root) {
       h('thead', {}, h('tr', {}, ['Health', 'Node', 'Role', 'Components', 'Address', 'Version', 'Last heartbeat'].map(c => h('th', {}, c)))),
       h('tbody', {}, list.map(node => h('tr', { dataset: { node: node.id } },
         h('td', {}, badge(node.health === 'passing', node.health)), h('td', {}, node.id), h('td', {}, node.role),
-        h('td', { class: 'components' }, node.checks.length === 0 ? h('span', { class: 'muted' }, 'none reported')
+        h('td', {}, h('div', { class: 'components' }, node.checks.length === 0 ? h('span', { class: 'muted' }, 'none reported')
           : node.checks.map(check => h('span', { class: `component ${check.status === 'healthy' ? 'ok' : 'bad'}`, title: check.detail, dataset: { component: check.name } },
-            check.status === 'healthy' ? '✓ ' : '✗ ', check.name))),
+            check.status === 'healthy' ? '✓ ' : '✗ ', check.name)))),
         h('td', {}, node.port ? `${node.address}:${node.port}` : node.address), h('td', {}, node.version),
-        h('td', {}, formatTime(node.heartbeat_at))))))));
+        h('td', { class: 'nowrap' }, formatTime(node.heartbeat_at))))))));
   }
 
   function showQueues(result) {
