@@ -438,23 +438,7 @@ public sealed class QueryParser
         string value;
         if (_pos < _text.Length && _text[_pos] == '"')
         {
-            var sb = new StringBuilder();
-            _pos++;
-            while (_pos < _text.Length && _text[_pos] != '"')
-            {
-                if (_text[_pos] == '\\' && _pos + 1 < _text.Length)
-                {
-                    _pos++;
-                }
-                sb.Append(_text[_pos]);
-                _pos++;
-            }
-            if (_pos >= _text.Length)
-            {
-                throw Error(start, "unclosed quote", "a closing '\"'");
-            }
-            _pos++;
-            value = sb.ToString();
+            value = ReadQuoted();
         }
         else
         {
@@ -479,7 +463,8 @@ public sealed class QueryParser
         return value;
     }
 
-    private QueryNode ParsePhrase(string? field)
+    /// <summary>The "quoted" text at the cursor, with <c>\</c> making the next character plain; the cursor ends past the closing quote.</summary>
+    private string ReadQuoted()
     {
         var open = _pos;
         _pos++;
@@ -498,7 +483,13 @@ public sealed class QueryParser
             throw Error(open, "unclosed quote", "a closing '\"'");
         }
         _pos++;
-        var text = sb.ToString();
+        return sb.ToString();
+    }
+
+    private QueryNode ParsePhrase(string? field)
+    {
+        var open = _pos;
+        var text = ReadQuoted();
         var tokens = Tokenizer.BaseTokens(text);
         if (tokens.Count == 0)
         {
