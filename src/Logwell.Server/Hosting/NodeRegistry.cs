@@ -53,7 +53,14 @@ public sealed class NodeRegistry
         if (Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
         {
             command.CommandText = "ALTER TABLE nodes ADD COLUMN checks TEXT NOT NULL DEFAULT '[]'";
-            command.ExecuteNonQuery();
+            try
+            {
+                command.ExecuteNonQuery();
+            }
+            catch (SqliteException e) when (e.Message.Contains("duplicate column name", StringComparison.Ordinal))
+            {
+                // Another process of the node (the store and the API master start together) added it first.
+            }
         }
     }
 
@@ -148,6 +155,8 @@ public sealed class NodeRegistry
 /// <summary>Keeps one registration alive: register, heartbeat (registering again if it was removed), remove silent nodes, deregister at the end.</summary>
 public static class RegistryLoop
 {
+    private static readonly TimeSpan ChecksTimeout = TimeSpan.FromSeconds(2);
+
     /// <param name="heartbeat">Called after each registration or heartbeat is recorded.</param>
     /// <param name="checks">The node's health components as a JSON array, sent with each heartbeat; none when null.</param>
     public static async Task RunAsync(NodeRegistry registry, string id, string host, int port, string role, LogwellOptions options, Action<string> log, CancellationToken stop, Action? heartbeat = null, Func<CancellationToken, Task<string>>? checks = null)
@@ -172,7 +181,13 @@ public static class RegistryLoop
                 {
                     try
                     {
-                        report = await checks(stop).ConfigureAwait(false);
+                        // A component that does not answer (a queue server away) must not hold the heartbeat back:
+                        // past this, the heartbeat goes with the components last reported.
+                        report = await checks(stop).WaitAsync(ChecksTimeout, stop).ConfigureAwait(false);
+                    }
+                    catch (TimeoutException)
+                    {
+                        log(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"health components took over {ChecksTimeout.TotalSeconds:0} s; heartbeat sent without them"));
                     }
                     catch (OperationCanceledException)
                     {

@@ -85,7 +85,6 @@ export function mount(root, params) {
   };
   const expanded = new Set();
   const asJson = new Set();
-  let hits = [];
   let nextCursor = null;
   let loadingMore = false;
   let running = null;
@@ -241,9 +240,8 @@ export function mount(root, params) {
       fields.then(data => !signal.aborted && showFields(data), () => {});
       const result = await search;
       if (signal.aborted) return;
-      hits = result.hits;
       nextCursor = result.next_cursor;
-      list.setItems(hits);
+      list.setItems(result.hits);
       summary.textContent = `${formatNumber(result.total)}${result.total_is_exact ? '' : '+'} ${result.total === 1 ? 'hit' : 'hits'} · ${Math.round(result.took_ms)} ms`;
       summary.dataset.total = result.total;
       if (result.total === 0) showEmpty();
@@ -272,7 +270,6 @@ export function mount(root, params) {
       const result = await get('/api/v1/search', { ...apiParams(), limit: PageSize, cursor }, running?.signal);
       if (cursor !== nextCursor) return;
       nextCursor = result.next_cursor;
-      hits = hits.concat(result.hits);
       list.append(result.hits);
     } catch (e) {
       if (e.name !== 'AbortError') toast(e.message, 'error');
