@@ -19,6 +19,26 @@ internal static class ClientCommands
         return Logwell.Server.Hosting.ApiWorker.StoreClient(url, TimeSpan.FromMinutes(5));
     }
 
+    /// <summary>
+    /// <c>--since 15m</c> as the time bound <c>now-15m</c> (null without <c>--since</c>); false after saying why it
+    /// cannot be read.
+    /// </summary>
+    private static bool TryReadSince(string? since, out string? from)
+    {
+        from = null;
+        if (since is null)
+        {
+            return true;
+        }
+        if (!TimeExpression.TryParseDuration(since, out _))
+        {
+            Console.Error.WriteLine($"error: cannot read --since '{since}': use 15m, 1h, 2d");
+            return false;
+        }
+        from = "now-" + since;
+        return true;
+    }
+
     public static Command IndexSets(Option<string> server)
     {
         var command = new Command("indexsets", "Create, list and delete index sets.");
@@ -275,16 +295,11 @@ internal static class ClientCommands
         command.SetAction((result, ct) => Guard(async () =>
         {
             using var client = CreateClient(result, server);
-            var fromValue = result.GetValue(from);
-            if (result.GetValue(since) is { } sinceText)
+            if (!TryReadSince(result.GetValue(since), out var sinceFrom))
             {
-                if (!TimeExpression.TryParseDuration(sinceText, out _))
-                {
-                    Console.Error.WriteLine($"error: cannot read --since '{sinceText}': use 15m, 1h, 2d");
-                    return 2;
-                }
-                fromValue = "now-" + sinceText;
+                return 2;
             }
+            var fromValue = sinceFrom ?? result.GetValue(from);
             var url = new StringBuilder("api/v1/search?indexset=").Append(Uri.EscapeDataString(result.GetValue(index)!))
                 .Append("&q=").Append(Uri.EscapeDataString(result.GetValue(query) ?? ""))
                 .Append("&limit=").Append(result.GetValue(limit).ToString(CultureInfo.InvariantCulture));
@@ -342,16 +357,11 @@ internal static class ClientCommands
         command.SetAction((result, ct) => Guard(async () =>
         {
             using var client = CreateClient(result, server);
-            var fromValue = result.GetValue(from);
-            if (result.GetValue(since) is { } sinceText)
+            if (!TryReadSince(result.GetValue(since), out var sinceFrom))
             {
-                if (!TimeExpression.TryParseDuration(sinceText, out _))
-                {
-                    Console.Error.WriteLine($"error: cannot read --since '{sinceText}': use 15m, 1h, 2d");
-                    return 2;
-                }
-                fromValue = "now-" + sinceText;
+                return 2;
             }
+            var fromValue = sinceFrom ?? result.GetValue(from);
             var body = JsonSerializer.Serialize(new Dictionary<string, string?>
             {
                 ["indexset"] = result.GetValue(index),
@@ -496,14 +506,13 @@ internal static class ClientCommands
             using var client = CreateClient(result, server);
             var url = new StringBuilder("api/v1/fields?indexset=").Append(Uri.EscapeDataString(result.GetValue(index)!))
                 .Append("&q=").Append(Uri.EscapeDataString(result.GetValue(query) ?? ""));
-            if (result.GetValue(since) is { } sinceText)
+            if (!TryReadSince(result.GetValue(since), out var sinceFrom))
             {
-                if (!TimeExpression.TryParseDuration(sinceText, out _))
-                {
-                    Console.Error.WriteLine($"error: cannot read --since '{sinceText}': use 15m, 1h, 2d");
-                    return 2;
-                }
-                url.Append("&from=").Append(Uri.EscapeDataString("now-" + sinceText));
+                return 2;
+            }
+            if (sinceFrom is not null)
+            {
+                url.Append("&from=").Append(Uri.EscapeDataString(sinceFrom));
             }
             using var response = await client.GetAsync(url.ToString(), ct).ConfigureAwait(false);
             using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
