@@ -6,7 +6,10 @@ namespace Logwell.IntegrationTests;
 /// <summary>The <c>logwell</c> client verbs, run as processes against a running node.</summary>
 public sealed class CliTests
 {
-    internal static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(LogwellNode node, string? stdin, params string[] args)
+    internal static Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(LogwellNode node, string? stdin, params string[] args) =>
+        RunInAsync(Environment.CurrentDirectory, node, stdin, args);
+
+    internal static async Task<(int ExitCode, string Stdout, string Stderr)> RunInAsync(string workingDirectory, LogwellNode node, string? stdin, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -14,6 +17,7 @@ public sealed class CliTests
             RedirectStandardError = true,
             RedirectStandardInput = stdin is not null,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory,
         };
         info.ArgumentList.Add(LogwellNode.LogwellDll);
         foreach (var arg in args)

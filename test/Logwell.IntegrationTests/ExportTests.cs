@@ -12,7 +12,7 @@ public sealed class ExportTests
 {
     private sealed record Source(DateTime Time, int N, string Level, string Host, string Message);
 
-    private static readonly DateTime Start = new(2026, 11, 20, 8, 0, 0, DateTimeKind.Utc);
+    private static readonly DateTime Start = Logwell.Tests.EventTime.At("08:00:00").UtcDateTime;
 
     /// <summary>Events with distinct times, awkward messages (commas, quotes, line breaks, non-ASCII) and a level every third.</summary>
     private static List<Source> MakeEvents(int count) =>

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using static Logwell.Tests.EventTime;
 
 namespace Logwell.IntegrationTests;
 
@@ -45,7 +46,7 @@ public sealed class HttpApiTests
 
         var (_, bulk) = await SendAsync(node.Http, HttpMethod.Post, "/default/_bulk", new StringContent($"{{\"index\":{{}}}}\n{{\"message\":\"{big}\"}}\n{{\"index\":{{}}}}\n{{\"message\":\"fits\"}}\n", Encoding.UTF8, "application/x-ndjson"));
         Assert.Equal([400, 201], bulk.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("index").GetProperty("status").GetInt32()));
-        var (_, clef) = await SendAsync(node.Http, HttpMethod.Post, "/api/events/raw", new StringContent($"{{\"@t\":\"2026-11-26T10:00:00Z\",\"@m\":\"{big}\"}}\n{{\"@t\":\"2026-11-26T10:00:00Z\",\"@m\":\"ok\"}}\n", Encoding.UTF8, "application/vnd.serilog.clef"));
+        var (_, clef) = await SendAsync(node.Http, HttpMethod.Post, "/api/events/raw", new StringContent($"{{\"@t\":\"{Day}T10:00:00Z\",\"@m\":\"{big}\"}}\n{{\"@t\":\"{Day}T10:00:00Z\",\"@m\":\"ok\"}}\n", Encoding.UTF8, "application/vnd.serilog.clef"));
         Assert.Equal(1, clef.GetProperty("Accepted").GetInt32());
         Assert.Equal(1, clef.GetProperty("Rejected").GetInt32());
     }
@@ -94,9 +95,9 @@ public sealed class HttpApiTests
         await using var node = await LogwellNode.StartAsync(dir.Path);
         var http = node.Http;
         var body = new StringBuilder();
-        body.Append("{\"@t\":\"2026-11-20T10:00:00Z\",\"message\":\"user login failed\",\"host\":\"web-1\",\"level\":\"ERROR\",\"status\":401,\"ctx\":{\"user\":\"bob\"}}\n");
-        body.Append("{\"@t\":\"2026-11-20T10:01:00Z\",\"msg\":\"connection reset by peer\",\"host\":\"web-12\",\"level\":\"WARN\"}\n");
-        body.Append("{\"@t\":\"2026-11-20T10:02:00Z\",\"log\":\"user login ok\",\"host\":\"db-1\",\"level\":\"INFO\"}\n");
+        body.Append($"{{\"@t\":\"{Day}T10:00:00Z\",\"message\":\"user login failed\",\"host\":\"web-1\",\"level\":\"ERROR\",\"status\":401,\"ctx\":{{\"user\":\"bob\"}}}}\n");
+        body.Append($"{{\"@t\":\"{Day}T10:01:00Z\",\"msg\":\"connection reset by peer\",\"host\":\"web-12\",\"level\":\"WARN\"}}\n");
+        body.Append($"{{\"@t\":\"{Day}T10:02:00Z\",\"log\":\"user login ok\",\"host\":\"db-1\",\"level\":\"INFO\"}}\n");
         body.Append("{broken\n");
         var result = await IngestAsync(http, "default", body.ToString());
         Assert.Equal(3, result.GetProperty("accepted").GetInt32());
@@ -107,7 +108,7 @@ public sealed class HttpApiTests
         Assert.Equal(HttpStatusCode.OK, status);
         var hit = Assert.Single(found.GetProperty("hits").EnumerateArray());
         Assert.Equal("user login failed", hit.GetProperty("message").GetString());
-        Assert.Equal("2026-11-20T10:00:00.0000000Z", hit.GetProperty("t").GetString());
+        Assert.Equal($"{Day}T10:00:00.0000000Z", hit.GetProperty("t").GetString());
         Assert.Equal(401, hit.GetProperty("fields").GetProperty("status").GetInt32());
         Assert.Equal("bob", hit.GetProperty("fields").GetProperty("ctx.user").GetString());
         Assert.True(found.GetProperty("total_is_exact").GetBoolean());
@@ -131,7 +132,7 @@ public sealed class HttpApiTests
         Assert.Equal(HttpStatusCode.BadRequest, status);
 
         (status, found) = await SendAsync(http, HttpMethod.Post, "/api/v1/search",
-            new StringContent("{\"indexset\":\"default\",\"q\":\"user\",\"from\":\"2026-11-20T10:00:30Z\",\"to\":1795168980000}", Encoding.UTF8, "application/json"));
+            new StringContent($"{{\"indexset\":\"default\",\"q\":\"user\",\"from\":\"{Day}T10:00:30Z\",\"to\":{At("10:03:00").ToUnixTimeMilliseconds()}}}", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal(["user login ok"], found.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()));
         (status, found) = await SendAsync(http, HttpMethod.Post, "/api/v1/search",
@@ -148,7 +149,7 @@ public sealed class HttpApiTests
         // Latencies in a shuffled order of time; one event without latency, one with text.
         var latencies = new[] { "12", "3.5", "250", null, "\"slow\"", "7", "1000", "0.25" };
         await IngestAsync(http, "default", string.Concat(latencies.Select((l, i) =>
-            $"{{\"@t\":\"2026-11-20T10:0{i}:00Z\",\"message\":\"request {i}\"{(l is null ? "" : ",\"latency\":" + l)}}}\n")));
+            $"{{\"@t\":\"{Day}T10:0{i}:00Z\",\"message\":\"request {i}\"{(l is null ? "" : ",\"latency\":" + l)}}}\n")));
 
         async Task<(string[] Messages, string? Cursor, long Total)> Page(string sort, string? cursor = null)
         {
@@ -199,9 +200,9 @@ public sealed class HttpApiTests
         await using var node = await LogwellNode.StartAsync(dir.Path);
         var http = node.Http;
         await IngestAsync(http, "default", string.Join('\n',
-            "{\"@t\":\"2026-11-20T10:00:00Z\",\"message\":\"payment failed\",\"level\":\"ERROR\",\"status\":502,\"user\":\"bob\"}",
-            "{\"@t\":\"2026-11-20T10:01:00Z\",\"message\":\"payment retried\",\"level\":\"WARN\",\"status\":503}",
-            "{\"@t\":\"2026-11-20T10:02:00Z\",\"message\":\"payment ok\",\"level\":\"INFO\",\"status\":200,\"user\":\"alice\"}") + "\n");
+            $"{{\"@t\":\"{Day}T10:00:00Z\",\"message\":\"payment failed\",\"level\":\"ERROR\",\"status\":502,\"user\":\"bob\"}}",
+            $"{{\"@t\":\"{Day}T10:01:00Z\",\"message\":\"payment retried\",\"level\":\"WARN\",\"status\":503}}",
+            $"{{\"@t\":\"{Day}T10:02:00Z\",\"message\":\"payment ok\",\"level\":\"INFO\",\"status\":200,\"user\":\"alice\"}}") + "\n");
 
         async Task<string[]> Messages(string q, string filters)
         {
@@ -214,7 +215,7 @@ public sealed class HttpApiTests
         Assert.Equal(["payment failed"], await Messages("", "[{\"field\":\"status\",\"op\":\"gte\",\"value\":500},{\"field\":\"user\",\"op\":\"exists\"}]"));
         Assert.Equal(["payment ok"], await Messages("payment", "[{\"field\":\"level\",\"op\":\"is\",\"value\":\"INFO\"}]"));
         Assert.Equal(["payment retried", "payment failed"], await Messages("payment", "[{\"field\":\"user\",\"op\":\"not_contains\",\"value\":\"LIC\"}]"));
-        Assert.Equal(["payment failed"], await Messages("payment", "[{\"field\":\"@timestamp\",\"op\":\"lt\",\"value\":\"2026-11-20T10:01:00Z\"}]"));
+        Assert.Equal(["payment failed"], await Messages("payment", $"[{{\"field\":\"@timestamp\",\"op\":\"lt\",\"value\":\"{Day}T10:01:00Z\"}}]"));
 
         // In a POST body the filters are a JSON array, not a string.
         var (postStatus, posted) = await SendAsync(http, HttpMethod.Post, "/api/v1/search",
@@ -246,17 +247,17 @@ public sealed class HttpApiTests
         var http = node.Http;
         // 10:00:10 and 10:00:50 error, 10:01:30 ok, 10:03:05 error: minutes 10:00 (2 errors), 10:01 (1 ok), 10:03 (1 error).
         await IngestAsync(http, "default", string.Join('\n',
-            "{\"@t\":\"2026-11-20T10:00:10Z\",\"message\":\"error a\"}",
-            "{\"@t\":\"2026-11-20T10:00:50Z\",\"message\":\"error b\"}",
-            "{\"@t\":\"2026-11-20T10:01:30Z\",\"message\":\"ok\"}",
-            "{\"@t\":\"2026-11-20T10:03:05Z\",\"message\":\"error c\"}") + "\n");
+            $"{{\"@t\":\"{Day}T10:00:10Z\",\"message\":\"error a\"}}",
+            $"{{\"@t\":\"{Day}T10:00:50Z\",\"message\":\"error b\"}}",
+            $"{{\"@t\":\"{Day}T10:01:30Z\",\"message\":\"ok\"}}",
+            $"{{\"@t\":\"{Day}T10:03:05Z\",\"message\":\"error c\"}}") + "\n");
 
-        var (status, body) = await SendAsync(http, HttpMethod.Get, "/api/v1/histogram?q=error&interval=1m&from=2026-11-20T10:00:00Z&to=2026-11-20T10:05:00Z");
+        var (status, body) = await SendAsync(http, HttpMethod.Get, $"/api/v1/histogram?q=error&interval=1m&from={Day}T10:00:00Z&to={Day}T10:05:00Z");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal(60_000, body.GetProperty("interval_ms").GetInt64());
         Assert.Equal(3, body.GetProperty("total").GetInt64());
         Assert.Equal([2L, 0, 0, 1, 0], body.GetProperty("buckets").EnumerateArray().Select(b => b.GetProperty("count").GetInt64()));
-        Assert.Equal("2026-11-20T10:03:00.0000000Z", body.GetProperty("buckets")[3].GetProperty("t").GetString());
+        Assert.Equal($"{Day}T10:03:00.0000000Z", body.GetProperty("buckets")[3].GetProperty("t").GetString());
 
         // Without a window or an interval: the data's own span, in round intervals of at most 60 bars.
         (status, body) = await SendAsync(http, HttpMethod.Get, "/api/v1/histogram");
@@ -285,7 +286,7 @@ public sealed class HttpApiTests
         await using var node = await LogwellNode.StartAsync(dir.Path);
         var http = node.Http;
         var lines = Enumerable.Range(0, 12).Select(i =>
-            $"{{\"@t\":\"2026-11-20T10:00:{i:00}Z\",\"message\":\"{(i < 10 ? "request" : "other")}\",\"host\":\"web-{i % 3}\",\"status\":{(i % 4 == 0 ? "\"n/a\"" : "200")},\"tags\":[1,2]{(i == 0 ? ",\"rare\":true" : "")}}}");
+            $"{{\"@t\":\"{Day}T10:00:{i:00}Z\",\"message\":\"{(i < 10 ? "request" : "other")}\",\"host\":\"web-{i % 3}\",\"status\":{(i % 4 == 0 ? "\"n/a\"" : "200")},\"tags\":[1,2]{(i == 0 ? ",\"rare\":true" : "")}}}");
         await IngestAsync(http, "default", string.Join('\n', lines) + "\n");
 
         var (status, body) = await SendAsync(http, HttpMethod.Get, "/api/v1/fields?q=request");
@@ -349,10 +350,10 @@ public sealed class HttpApiTests
         await using var node = await LogwellNode.StartAsync(dir.Path);
         var http = node.Http;
         await IngestAsync(http, "default", string.Join('\n',
-            "{\"@t\":\"2026-11-20T10:00:00Z\",\"message\":\"req\",\"host\":\"a\",\"latency\":10}",
-            "{\"@t\":\"2026-11-20T10:00:30Z\",\"message\":\"req\",\"host\":\"a\",\"latency\":30}",
-            "{\"@t\":\"2026-11-20T10:01:10Z\",\"message\":\"req\",\"host\":\"b\",\"latency\":5}",
-            "{\"@t\":\"2026-11-20T10:02:00Z\",\"message\":\"other\",\"host\":\"b\"}") + "\n");
+            $"{{\"@t\":\"{Day}T10:00:00Z\",\"message\":\"req\",\"host\":\"a\",\"latency\":10}}",
+            $"{{\"@t\":\"{Day}T10:00:30Z\",\"message\":\"req\",\"host\":\"a\",\"latency\":30}}",
+            $"{{\"@t\":\"{Day}T10:01:10Z\",\"message\":\"req\",\"host\":\"b\",\"latency\":5}}",
+            $"{{\"@t\":\"{Day}T10:02:00Z\",\"message\":\"other\",\"host\":\"b\"}}") + "\n");
 
         async Task<JsonElement> Table(string q, string extra = "")
         {
@@ -366,8 +367,8 @@ public sealed class HttpApiTests
         Assert.Equal(["host", "n", "avg(latency)", "max(latency)"], stats.GetProperty("columns").EnumerateArray().Select(c => c.GetString()));
         Assert.Equal("a,2,20,30;b,1,5,5", Rows(stats));
         Assert.Equal("a,2,66.67", Rows(await Table("req | top 1 host")));
-        Assert.Equal("2026-11-20T10:00:00.0000000Z,2;2026-11-20T10:01:00.0000000Z,1;2026-11-20T10:02:00.0000000Z,0",
-            Rows(await Table("req | timechart span=1m count()", "&from=2026-11-20T10:00:00Z&to=2026-11-20T10:03:00Z")));
+        Assert.Equal($"{Day}T10:00:00.0000000Z,2;{Day}T10:01:00.0000000Z,1;{Day}T10:02:00.0000000Z,0",
+            Rows(await Table("req | timechart span=1m count()", $"&from={Day}T10:00:00Z&to={Day}T10:03:00Z")));
         Assert.Equal("other;req", Rows(await Table("* | fields message | head 2")));
 
         var (badStatus, bad) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("req | stats nope(x)"));
@@ -415,7 +416,7 @@ public sealed class HttpApiTests
         await using var node = await LogwellNode.StartAsync(dir.Path);
         var http = node.Http;
         // Two hosts interleaved, one line a second: a-0, b-0, a-1, b-1, ...
-        var lines = Enumerable.Range(0, 20).Select(i => $"{{\"@t\":\"2026-11-20T10:00:{i:00}Z\",\"message\":\"{(i % 2 == 0 ? "a" : "b")}-{i / 2}\",\"host\":\"{(i % 2 == 0 ? "a" : "b")}\"}}");
+        var lines = Enumerable.Range(0, 20).Select(i => $"{{\"@t\":\"{Day}T10:00:{i:00}Z\",\"message\":\"{(i % 2 == 0 ? "a" : "b")}-{i / 2}\",\"host\":\"{(i % 2 == 0 ? "a" : "b")}\"}}");
         await IngestAsync(http, "default", string.Join('\n', lines) + "\n");
         var (_, found) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("\"a-5\""));
         var id = found.GetProperty("hits")[0].GetProperty("id").GetString()!;
@@ -543,7 +544,7 @@ public sealed class HttpApiTests
         using var dir = new TempDirectory();
         await using var node = await LogwellNode.StartAsync(dir.Path);
         var http = node.Http;
-        var start = new DateTime(2026, 11, 20, 0, 0, 0, DateTimeKind.Utc);
+        var start = Yesterday;
         string Lines(int from, int count) => string.Concat(Enumerable.Range(from, count).Select(i =>
             $"{{\"@t\":\"{start.AddSeconds(i % 50):O}\",\"message\":\"page event {i}\",\"n\":{i}}}\n"));
         await IngestAsync(http, "default", Lines(0, 500));
@@ -572,7 +573,7 @@ public sealed class HttpApiTests
     {
         using var dir = new TempDirectory();
         await using var node = await LogwellNode.StartAsync(dir.Path, env: new Dictionary<string, string> { ["LOGWELL_MEMTABLEMAXEVENTS"] = "2000", ["LOGWELL_BLOCKROWS"] = "500" });
-        var start = new DateTime(2026, 11, 20, 0, 0, 0, DateTimeKind.Utc);
+        var start = Yesterday;
         for (var batch = 0; batch < 6; batch++)
         {
             await IngestAsync(node.Http, "default", string.Concat(Enumerable.Range(batch * 2000, 2000).Select(i => $"{{\"@t\":\"{start.AddSeconds(i):O}\",\"message\":\"many {i}\"}}\n")));

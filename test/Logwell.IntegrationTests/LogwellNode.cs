@@ -32,22 +32,27 @@ internal sealed partial class LogwellNode : IAsyncDisposable
         }
     }
 
+    /// <summary>The checkout's root directory (the one holding <c>Logwell.slnx</c>).</summary>
+    public static string RepositoryRoot
+    {
+        get
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Logwell.slnx")))
+            {
+                dir = dir.Parent;
+            }
+            return dir?.FullName ?? throw new InvalidOperationException("cannot find the repository root (Logwell.slnx) above " + AppContext.BaseDirectory);
+        }
+    }
+
     public static string LogwellDll
     {
         get
         {
             var configuration = typeof(LogwellNode).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
                 .First(a => a.Key == "Configuration").Value;
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Logwell.slnx")))
-            {
-                dir = dir.Parent;
-            }
-            if (dir is null)
-            {
-                throw new InvalidOperationException("cannot find the repository root (Logwell.slnx) above " + AppContext.BaseDirectory);
-            }
-            var path = Path.Combine(dir.FullName, "src", "Logwell", "bin", configuration!, "net10.0", "logwell.dll");
+            var path = Path.Combine(RepositoryRoot, "src", "Logwell", "bin", configuration!, "net10.0", "logwell.dll");
             return File.Exists(path) ? path : throw new FileNotFoundException("build src/Logwell first", path);
         }
     }

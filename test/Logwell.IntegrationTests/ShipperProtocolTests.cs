@@ -8,6 +8,7 @@ using OpenTelemetry.Logs;
 using OpenTelemetry.Resources;
 using Serilog;
 using static Logwell.IntegrationTests.HttpApiTests;
+using static Logwell.Tests.EventTime;
 
 namespace Logwell.IntegrationTests;
 
@@ -32,7 +33,7 @@ public sealed class ShipperProtocolTests
         Assert.True(info.IsValidResponse, info.DebugInformation);
         Assert.StartsWith("8.", info.Version.Number, StringComparison.Ordinal);
 
-        var start = new DateTimeOffset(2026, 11, 26, 9, 0, 0, TimeSpan.Zero);
+        var start = At("09:00:00");
         var events = Enumerable.Range(0, 500).Select(i => new ShopEvent(start.AddSeconds(i), $"order {i} {(i % 50 == 0 ? "failed: card declined" : "paid")}",
             i % 50 == 0 ? "ERROR" : "INFO", $"web-{i % 3}", i % 50 == 0 ? 502 : 200)).ToList();
         var response = await client.BulkAsync(b => b.Index("shop-2026.11.26").IndexMany(events));
@@ -46,7 +47,7 @@ public sealed class ShipperProtocolTests
         var hits = found.GetProperty("hits").EnumerateArray().ToList();
         Assert.Equal(10, hits.Count);
         Assert.Equal("order 0 failed: card declined", hits[0].GetProperty("message").GetString());
-        Assert.Equal("2026-11-26T09:00:00.0000000Z", hits[0].GetProperty("t").GetString());
+        Assert.Equal($"{Day}T09:00:00.0000000Z", hits[0].GetProperty("t").GetString());
         Assert.Equal("web-0", hits[0].GetProperty("fields").GetProperty("host").GetString());
         Assert.Equal(502, hits[0].GetProperty("fields").GetProperty("status").GetInt32());
     }
@@ -61,11 +62,11 @@ public sealed class ShipperProtocolTests
 
         // A good item, a broken document, an index set that does not exist, a delete, a create into a daily index.
         var body = string.Join('\n',
-            "{\"index\":{\"_index\":\"app\"}}", "{\"@timestamp\":\"2026-11-26T10:00:00Z\",\"message\":\"first\"}",
+            "{\"index\":{\"_index\":\"app\"}}", $"{{\"@timestamp\":\"{Day}T10:00:00Z\",\"message\":\"first\"}}",
             "{\"index\":{}}", "{\"message\": broken}",
             "{\"index\":{\"_index\":\"nosuch-2026.11.26\"}}", "{\"message\":\"lost\"}",
             "{\"delete\":{\"_index\":\"app\",\"_id\":\"1\"}}",
-            "{\"create\":{\"_index\":\"app-2026.11.26\"}}", "{\"@timestamp\":\"2026-11-26T10:00:01Z\",\"message\":\"second\"}") + "\n";
+            "{\"create\":{\"_index\":\"app-2026.11.26\"}}", $"{{\"@timestamp\":\"{Day}T10:00:01Z\",\"message\":\"second\"}}") + "\n";
         var (status, answer) = await SendAsync(http, HttpMethod.Post, "/app/_bulk", new StringContent(body, Encoding.UTF8, "application/x-ndjson"));
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.True(answer.GetProperty("errors").GetBoolean());
@@ -102,7 +103,7 @@ public sealed class ShipperProtocolTests
         Assert.Contains("no index templates", answer.GetProperty("error").GetProperty("reason").GetString(), StringComparison.Ordinal);
 
         // A single document, as rsyslog's omelasticsearch sends without bulk mode.
-        (status, answer) = await SendAsync(http, HttpMethod.Post, "/app-2026.11.27/_doc", new StringContent("{\"@timestamp\":\"2026-11-27T00:00:00Z\",\"message\":\"single\"}", Encoding.UTF8, "application/json"));
+        (status, answer) = await SendAsync(http, HttpMethod.Post, "/app-2026.11.27/_doc", new StringContent($"{{\"@timestamp\":\"{Day}T00:00:00Z\",\"message\":\"single\"}}", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.Created, status);
         Assert.Equal("created", answer.GetProperty("result").GetString());
     }
@@ -144,13 +145,13 @@ public sealed class ShipperProtocolTests
         Assert.Equal(1, found.GetProperty("total").GetInt32());
 
         // A wrong key is refused in Seq's error format; a broken line fails alone.
-        using var wrong = new HttpRequestMessage(HttpMethod.Post, "/api/events/raw") { Content = new StringContent("{\"@t\":\"2026-11-26T10:00:00Z\",\"@m\":\"x\"}\n", Encoding.UTF8, "application/vnd.serilog.clef") };
+        using var wrong = new HttpRequestMessage(HttpMethod.Post, "/api/events/raw") { Content = new StringContent($"{{\"@t\":\"{Day}T10:00:00Z\",\"@m\":\"x\"}}\n", Encoding.UTF8, "application/vnd.serilog.clef") };
         wrong.Headers.Add("X-Seq-ApiKey", "nope");
         using var refused = await node.Http.SendAsync(wrong);
         Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
         Assert.Contains("\"Error\"", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         (status, var answer) = await SendAsync(node.Http, HttpMethod.Post, "/api/events/raw?apiKey=payments-key",
-            new StringContent("{\"@t\":\"2026-11-26T10:00:00Z\",\"@mt\":\"kept {N}\",\"N\":1}\n{\"@m\":\"no time\"}\nnot json\n", Encoding.UTF8, "application/vnd.serilog.clef"));
+            new StringContent($"{{\"@t\":\"{Day}T10:00:00Z\",\"@mt\":\"kept {{N}}\",\"N\":1}}\n{{\"@m\":\"no time\"}}\nnot json\n", Encoding.UTF8, "application/vnd.serilog.clef"));
         Assert.Equal(HttpStatusCode.Created, status);
         Assert.Equal(1, answer.GetProperty("Accepted").GetInt32());
         Assert.Equal([2, 3], answer.GetProperty("Errors").EnumerateArray().Select(e => e.GetProperty("Line").GetInt32()));
@@ -213,18 +214,19 @@ public sealed class ShipperProtocolTests
     {
         using var dir = new TempDirectory();
         await using var node = await LogwellNode.StartAsync(dir.Path);
-        const string body = """
+        // timeUnixNano is 10:00 yesterday.
+        var body = """
             {"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
               "scopeLogs": [{"scope": {"name": "jobs"}, "logRecords": [
-                {"timeUnixNano": "1795168800000000000", "severityNumber": 13, "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                {"timeUnixNano": "TIME_NANOS", "severityNumber": 13, "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
                  "body": {"kvlistValue": {"values": [{"key": "invoice", "value": {"intValue": "77"}}, {"key": "state", "value": {"stringValue": "overdue"}}]}},
                  "attributes": [{"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"boolValue": true}]}}}]}]}]}]}
-            """;
+            """.Replace("TIME_NANOS", $"{At("10:00:00").ToUnixTimeMilliseconds()}000000", StringComparison.Ordinal);
         var (status, _) = await SendAsync(node.Http, HttpMethod.Post, "/v1/logs", new StringContent(body, Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, status);
         var (_, found) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?q=service.name:billing");
         var hit = Assert.Single(found.GetProperty("hits").EnumerateArray());
-        Assert.Equal("2026-11-20T10:00:00.0000000Z", hit.GetProperty("t").GetString());
+        Assert.Equal($"{Day}T10:00:00.0000000Z", hit.GetProperty("t").GetString());
         Assert.Equal("{\"invoice\":77,\"state\":\"overdue\"}", hit.GetProperty("message").GetString());
         var fields = hit.GetProperty("fields");
         Assert.Equal("WARN", fields.GetProperty("level").GetString());

@@ -1,7 +1,9 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using static Logwell.IntegrationTests.HttpApiTests;
+using static Logwell.Tests.EventTime;
 
 namespace Logwell.IntegrationTests;
 
@@ -54,20 +56,21 @@ public sealed class SyslogIngestTests
         using (var counted = new TcpClient())
         {
             await counted.ConnectAsync(IPAddress.Loopback, tcpPort);
-            var first = "<165>1 2026-11-26T10:15:03Z web-1 shop 8710 ID47 [order@1 id=\"42\"] order 42 paid";
-            var second = "<163>1 2026-11-26T10:15:04Z web-1 shop 8710 - - payment\nfailed";
+            var first = $"<165>1 {Day}T10:15:03Z web-1 shop 8710 ID47 [order@1 id=\"42\"] order 42 paid";
+            var second = $"<163>1 {Day}T10:15:04Z web-1 shop 8710 - - payment\nfailed";
             var frames = $"{Encoding.UTF8.GetByteCount(first)} {first}{Encoding.UTF8.GetByteCount(second)} {second}";
             await counted.GetStream().WriteAsync(Encoding.UTF8.GetBytes(frames));
         }
         using (var lines = new TcpClient())
         {
             await lines.ConnectAsync(IPAddress.Loopback, tcpPort);
-            var text = $"<34>Nov 26 09:05:07 db-1 sshd[4242]: Failed password for root\nthis is not syslog\n<14>1 - web-2 big - - - {new string('x', 2000)}\n<14>1 - web-2 tail - - - after the long one\n";
+            // RFC 3164 has no year and pads the day with a space.
+            var text = $"<34>{Yesterday.ToString("MMM", CultureInfo.InvariantCulture)} {Yesterday.Day,2} 09:05:07 db-1 sshd[4242]: Failed password for root\nthis is not syslog\n<14>1 - web-2 big - - - {new string('x', 2000)}\n<14>1 - web-2 tail - - - after the long one\n";
             await lines.GetStream().WriteAsync(Encoding.UTF8.GetBytes(text));
         }
         using (var udp = new UdpClient())
         {
-            var datagram = Encoding.UTF8.GetBytes("<30>1 2026-11-26T10:20:00.5Z host-u daemon - - - over udp");
+            var datagram = Encoding.UTF8.GetBytes($"<30>1 {Day}T10:20:00.5Z host-u daemon - - - over udp");
             await udp.SendAsync(datagram, new IPEndPoint(IPAddress.Loopback, udpPort));
         }
 
@@ -78,7 +81,7 @@ public sealed class SyslogIngestTests
         Assert.Equal("notice", paid.GetProperty("level").GetString());
         Assert.Equal("local4", paid.GetProperty("facility").GetString());
         Assert.Equal("42", paid.GetProperty("sd.order@1.id").GetString());
-        Assert.Equal("2026-11-26T10:15:03.0000000Z", Hit("order 42 paid").GetProperty("t").GetString());
+        Assert.Equal($"{Day}T10:15:03.0000000Z", Hit("order 42 paid").GetProperty("t").GetString());
         Assert.Equal("payment\nfailed", Hit("payment").GetProperty("message").GetString());
         Assert.Equal("sshd", Hit("Failed password").GetProperty("fields").GetProperty("app").GetString());
         Assert.Equal("no <PRI> at the start", Hit("this is not syslog").GetProperty("fields").GetProperty("syslog_error").GetString());

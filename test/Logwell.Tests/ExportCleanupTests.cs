@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Logwell.Jobs;
 using Logwell.Server.Exports;
 using Logwell.Server.Hosting;
@@ -9,13 +10,6 @@ namespace Logwell.Tests;
 /// <summary>The periodic export clean-up: exports whose task died fail, old downloads expire, old files go.</summary>
 public sealed class ExportCleanupTests
 {
-    private sealed class ManualTime(DateTimeOffset start) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = start;
-
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
-
     [SkippableTheory]
     [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
     public async Task ExportsOfDeadTasksFailAndFinishedOnesExpireThenVanish(string backend)
@@ -23,7 +17,7 @@ public sealed class ExportCleanupTests
         await using var file = TestQueue.Create(backend);
         var queue = file.Queue;
         using var dir = new TempDirectory();
-        var clock = new ManualTime(DateTimeOffset.UtcNow);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var exports = new ExportStore(dir.Path, clock);
         var options = new LogwellOptions { DataDirectory = dir.Path };
         ExportRecord Create() => exports.Create("local", "app", "", null, null, [], "csv", false, 1000, 10);
@@ -49,7 +43,7 @@ public sealed class ExportCleanupTests
         await BuiltinTasks.CleanExportsAsync(options, queue, exports, NullLogger.Instance, CancellationToken.None);
         Assert.Equal(ExportState.Running, exports.Get(orphan.Id)!.State);
 
-        clock.Now += TimeSpan.FromMinutes(2);
+        clock.Advance(TimeSpan.FromMinutes(2));
         await BuiltinTasks.CleanExportsAsync(options, queue, exports, NullLogger.Instance, CancellationToken.None);
         var failed = exports.Get(orphan.Id)!;
         Assert.Equal(ExportState.Failed, failed.State);
@@ -57,12 +51,12 @@ public sealed class ExportCleanupTests
         Assert.Equal(ExportState.Queued, exports.Get(waiting.Id)!.State);
         Assert.Equal(ExportState.Done, exports.Get(finished.Id)!.State);
 
-        clock.Now += TimeSpan.FromHours(25);
+        clock.Advance(TimeSpan.FromHours(25));
         await BuiltinTasks.CleanExportsAsync(options, queue, exports, NullLogger.Instance, CancellationToken.None);
         Assert.Equal(ExportState.Expired, exports.Get(finished.Id)!.State);
         Assert.True(File.Exists(exports.FilePath(finished)));
 
-        clock.Now += TimeSpan.FromDays(2);
+        clock.Advance(TimeSpan.FromDays(2));
         await BuiltinTasks.CleanExportsAsync(options, queue, exports, NullLogger.Instance, CancellationToken.None);
         Assert.Null(exports.Get(finished.Id));
         Assert.Null(exports.Get(orphan.Id));

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Collections.Concurrent;
 using Logwell.Jobs;
 
@@ -127,19 +128,11 @@ public sealed class TaskQueueTests
         Assert.Contains("stopped renewing the lease 2 times", error, StringComparison.Ordinal);
     }
 
-    /// <summary>A clock the test moves by hand.</summary>
-    private sealed class ManualTime(DateTimeOffset start) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = start;
-
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
-
     [SkippableTheory]
     [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
     public async Task ARateLimitPerNameHoldsAcrossWorkersWhileOtherTasksPass(string backend)
     {
-        var time = new ManualTime(new DateTimeOffset(2026, 11, 26, 10, 0, 0, 100, TimeSpan.Zero));
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 26, 10, 0, 0, 100, TimeSpan.Zero));
         await using var file = TestQueue.Create(backend, time);
         var queue = file.Queue;
         await queue.SetRateLimitAsync("mail", 5);
@@ -169,9 +162,9 @@ public sealed class TaskQueueTests
         }
         var first = await DrainAsync();
         Assert.Equal((5, 10), (first.Count(n => n == "mail"), first.Count(n => n == "thumbnail")));
-        time.Now = time.Now.AddMilliseconds(850);
+        time.Advance(TimeSpan.FromMilliseconds(850));
         Assert.Empty(await DrainAsync());
-        time.Now = time.Now.AddMilliseconds(100);
+        time.Advance(TimeSpan.FromMilliseconds(100));
         Assert.Equal(5, (await DrainAsync()).Count);
         // Without the limit the rest starts at once.
         await queue.SetRateLimitAsync("mail", null);

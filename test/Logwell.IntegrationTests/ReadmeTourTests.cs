@@ -1,0 +1,91 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Logwell.IntegrationTests;
+
+/// <summary>The README's tour, command by command, against a fresh node: it prints what the README shows, on any date.</summary>
+public sealed partial class ReadmeTourTests
+{
+    /// <summary>The commands of the README's first <c>console</c> block, each with the lines printed after it.</summary>
+    private static List<(string Command, List<string> Output)> Tour()
+    {
+        var lines = File.ReadAllLines(Path.Combine(LogwellNode.RepositoryRoot, "README.md"));
+        var start = Array.IndexOf(lines, "```console");
+        Assert.True(start >= 0, "README.md has no ```console block");
+        var steps = new List<(string, List<string>)>();
+        for (var i = start + 1; lines[i] != "```"; i++)
+        {
+            if (lines[i].StartsWith("$ ", StringComparison.Ordinal))
+            {
+                steps.Add((lines[i][2..], []));
+            }
+            else if (lines[i].Length > 0)
+            {
+                steps[^1].Item2.Add(lines[i]);
+            }
+        }
+        return steps;
+    }
+
+    /// <summary>Words as a POSIX shell splits them, for the quoting the tour uses: '…' and "…".</summary>
+    private static List<string> Words(string command)
+    {
+        var words = new List<string>();
+        var word = new StringBuilder();
+        var inWord = false;
+        for (var i = 0; i < command.Length; i++)
+        {
+            var c = command[i];
+            if (c is '\'' or '"')
+            {
+                var end = command.IndexOf(c, i + 1);
+                Assert.True(end > i, $"unclosed quote in '{command}'");
+                word.Append(command, i + 1, end - i - 1);
+                i = end;
+                inWord = true;
+            }
+            else if (c == ' ')
+            {
+                if (inWord)
+                {
+                    words.Add(word.ToString());
+                    word.Clear();
+                    inWord = false;
+                }
+            }
+            else
+            {
+                word.Append(c);
+                inWord = true;
+            }
+        }
+        if (inWord)
+        {
+            words.Add(word.ToString());
+        }
+        return words;
+    }
+
+    /// <summary>Figures that differ from run to run: how long a search took, and bytes on disk (an index set's settings hold its creation time).</summary>
+    [GeneratedRegex(@"\(\d+(\.\d+)? ms\)|\s+\d+ B\b")]
+    private static partial Regex Varying();
+
+    private static string Normalize(string line) => Varying().Replace(line, m => m.Value.EndsWith('B') ? " … B" : "(… ms)");
+
+    [Fact]
+    public async Task TheTourPrintsWhatTheReadmeShows()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var tour = Tour();
+        Assert.True(tour.Count >= 5, "the tour has fewer commands than expected");
+        foreach (var (command, expected) in tour)
+        {
+            var words = Words(command);
+            Assert.Equal("logwell", words[0]);
+            var (_, stdout, stderr) = await CliTests.RunInAsync(LogwellNode.RepositoryRoot, node, null, [.. words.Skip(1)]);
+            var printed = (stdout + stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => Normalize(l.TrimEnd('\r')));
+            Assert.Equal(string.Join('\n', expected.Select(Normalize)), string.Join('\n', printed));
+        }
+    }
+}
