@@ -39,8 +39,8 @@ internal static class QueueBench
         }
         Directory.CreateDirectory(dir);
         await using ITaskQueue queue = redis is null
-            ? new SqliteTaskQueue(Path.Combine(dir, "queue.db"))
-            : RedisTaskQueue.Connect(redis, $"bench-{Guid.NewGuid():N}:");
+            ? new SqliteTaskQueue(Path.Combine(dir, "queue.db"), TimeProvider.System)
+            : RedisTaskQueue.Connect(redis, $"bench-{Guid.NewGuid():N}:", TimeProvider.System);
         var clock = Stopwatch.StartNew();
         // Enqueued by 4 producers at once, as API workers would.
         await Parallel.ForAsync(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (i, ct) => await queue.EnqueueAsync(new TaskRequest("noop", "{}"), ct));

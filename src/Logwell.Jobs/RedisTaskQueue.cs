@@ -25,18 +25,18 @@ public sealed class RedisTaskQueue : ITaskQueue
     private readonly TimeSpan _retryBase;
     private readonly Random _random = new();
 
-    private RedisTaskQueue(ConnectionMultiplexer redis, string prefix, TimeProvider? time, TimeSpan? retryBase)
+    private RedisTaskQueue(ConnectionMultiplexer redis, string prefix, TimeProvider time, TimeSpan? retryBase)
     {
         _redis = redis;
         _db = redis.GetDatabase();
         _prefix = prefix;
-        _time = time ?? TimeProvider.System;
+        _time = time;
         _retryBase = retryBase ?? RetryBase;
     }
 
     /// <param name="configuration">A StackExchange.Redis configuration string, such as <c>127.0.0.1:6379</c>.</param>
     /// <param name="prefix">Prefix of every key (several clusters, or tests, can share one Redis).</param>
-    public static RedisTaskQueue Connect(string configuration, string prefix = "logwell:", TimeProvider? time = null, TimeSpan? retryBase = null)
+    public static RedisTaskQueue Connect(string configuration, string prefix, TimeProvider time, TimeSpan? retryBase = null)
     {
         var options = ConfigurationOptions.Parse(configuration);
         options.AbortOnConnectFail = false;

@@ -127,11 +127,11 @@ public sealed record SchedulerOptions
 /// within the lease time plus a tick. Slots missed while nobody held the lease are issued once, as the latest of them.
 /// A new entry starts counting from when it is first seen.
 /// </summary>
-public sealed class Scheduler(ITaskQueue queue, IReadOnlyList<PeriodicTask> entries, SchedulerOptions options, string holder, ILogger logger, TimeProvider? time = null)
+public sealed class Scheduler(ITaskQueue queue, IReadOnlyList<PeriodicTask> entries, SchedulerOptions options, string holder, TimeProvider time, ILogger logger)
 {
     public const string LeaseName = "scheduler";
 
-    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly TimeProvider _time = time;
     private long _token;
 
     /// <summary>The fencing token while this scheduler is the active one, else 0.</summary>
@@ -148,6 +148,7 @@ public sealed class Scheduler(ITaskQueue queue, IReadOnlyList<PeriodicTask> entr
                 throw new ArgumentException($"two periodic tasks are named '{entry.Name}'");
             }
         }
+        logger.LogInformation("Scheduler {Holder}: started with {Count} periodic tasks; it issues them while it holds the lease", holder, entries.Count);
         try
         {
             while (!stop.IsCancellationRequested)

@@ -18,10 +18,10 @@ public sealed class SqliteTaskQueue : ITaskQueue
     private readonly TimeSpan _retryBase;
 
     /// <param name="retryBase">The first retry's bound (tests shorten it); later ones double up to 10 minutes.</param>
-    public SqliteTaskQueue(string path, TimeProvider? time = null, TimeSpan? retryBase = null)
+    public SqliteTaskQueue(string path, TimeProvider time, TimeSpan? retryBase = null)
     {
         _connectionString = SqliteFiles.ConnectionString(path);
-        _time = time ?? TimeProvider.System;
+        _time = time;
         _retryBase = retryBase ?? RetryBase;
         using var connection = Open();
         using var command = connection.CreateCommand();

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -46,7 +45,8 @@ public enum WorkerExit
 /// process at a hard one. It recycles after <see cref="WorkerOptions.MaxTasksPerChild"/> tasks or above
 /// <see cref="WorkerOptions.MaxMemoryBytes"/>; no task is lost or run twice by that.
 /// </summary>
-public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHandler> handlers, WorkerOptions options, string owner, ILogger? logger = null)
+/// <remarks>Every wait and every reading of the time goes through <c>time</c>, so tests can run a worker on a fake clock.</remarks>
+public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHandler> handlers, WorkerOptions options, string owner, TimeProvider time, ILogger? logger = null)
 {
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly List<(LeasedTask Task, CancellationTokenSource Cancel, Task Running)> _running = [];
@@ -60,7 +60,7 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
     {
         var started = 0;
         // One task for the stop, made once: a wait per poll would leave a registration on the token each time.
-        var stopped = Task.Delay(Timeout.Infinite, stop);
+        var stopped = Task.Delay(Timeout.InfiniteTimeSpan, time, stop);
         while (!stop.IsCancellationRequested && !_hardLimit.Task.IsCompleted)
         {
             lock (_running)
@@ -94,7 +94,7 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
                 {
                     // The queue is unreachable or busy: tasks wait there; try again after a pause.
                     _logger.LogWarning("Worker {Owner}: cannot lease tasks ({Error}); trying again", owner, e.Message);
-                    await Task.WhenAny(Task.Delay(options.PollInterval * 5, CancellationToken.None), stopped).ConfigureAwait(false);
+                    await Task.WhenAny(Task.Delay(options.PollInterval * 5, time, CancellationToken.None), stopped).ConfigureAwait(false);
                     continue;
                 }
             }
@@ -111,7 +111,7 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
             {
                 // Idle or full: wait for a slot, the poll interval or the stop.
                 var running = Running();
-                var slot = running.Count >= options.Concurrency ? Task.WhenAny(running) : Task.Delay(options.PollInterval, CancellationToken.None);
+                var slot = running.Count >= options.Concurrency ? Task.WhenAny(running) : Task.Delay(options.PollInterval, time, CancellationToken.None);
                 await Task.WhenAny(slot, stopped, _hardLimit.Task).ConfigureAwait(false);
             }
         }
@@ -122,7 +122,7 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
         }
         // Warm shutdown: running tasks get the grace period, then are cancelled and handed back.
         var all = Task.WhenAll(Running());
-        if (await Task.WhenAny(all, Task.Delay(options.GracePeriod, CancellationToken.None), _hardLimit.Task).ConfigureAwait(false) != all)
+        if (await Task.WhenAny(all, Task.Delay(options.GracePeriod, time, CancellationToken.None), _hardLimit.Task).ConfigureAwait(false) != all)
         {
             List<(LeasedTask Task, CancellationTokenSource Cancel, Task Running)> left;
             lock (_running)
@@ -167,21 +167,17 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
             await FinishAsync(task, $"no handler for task '{task.Name}' in this worker").ConfigureAwait(false);
             return;
         }
-        using var soft = new CancellationTokenSource();
+        using var soft = task.SoftTimeLimit is { } softLimit ? new CancellationTokenSource(softLimit, time) : new CancellationTokenSource();
         using var lost = new CancellationTokenSource();
         using var stopRenewing = new CancellationTokenSource();
         using var token = CancellationTokenSource.CreateLinkedTokenSource(handBack.Token, soft.Token, lost.Token);
-        if (task.SoftTimeLimit is { } softLimit)
-        {
-            soft.CancelAfter(softLimit);
-        }
         var renewal = RenewAsync(task, lost, stopRenewing.Token);
-        var clock = Stopwatch.StartNew();
+        var started = time.GetTimestamp();
         JobMetrics.Running.Add(1);
         try
         {
             var work = Task.Run(() => handler(task, token.Token), CancellationToken.None);
-            if (task.HardTimeLimit is { } hard && await Task.WhenAny(work, Task.Delay(hard, CancellationToken.None)).ConfigureAwait(false) != work)
+            if (task.HardTimeLimit is { } hard && await Task.WhenAny(work, Task.Delay(hard, time, CancellationToken.None)).ConfigureAwait(false) != work)
             {
                 // The task is abandoned with its lease: it runs again once the lease expires, in another process.
                 await stopRenewing.CancelAsync().ConfigureAwait(false);
@@ -196,7 +192,7 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
-                error = $"soft time limit of {task.SoftTimeLimit?.TotalSeconds:0.###} s exceeded after {clock.Elapsed.TotalSeconds:0.###} s";
+                error = $"soft time limit of {task.SoftTimeLimit?.TotalSeconds:0.###} s exceeded after {time.GetElapsedTime(started).TotalSeconds:0.###} s";
             }
             catch (Exception e)
             {
@@ -207,16 +203,16 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
             if (lost.IsCancellationRequested)
             {
                 _logger.LogWarning("Task {Id} ({Name}): lease lost; another worker runs it now and this run's outcome is dropped", task.Id, task.Name);
-                JobMetrics.Finished(task, "lost", clock.Elapsed);
+                JobMetrics.Finished(task, "lost", time.GetElapsedTime(started));
                 return;
             }
             if (handBack.IsCancellationRequested)
             {
                 // Handed back by a warm shutdown: the loop releases it, so it runs again without counting an attempt.
-                JobMetrics.Finished(task, "handed_back", clock.Elapsed);
+                JobMetrics.Finished(task, "handed_back", time.GetElapsedTime(started));
                 return;
             }
-            JobMetrics.Finished(task, error is null ? "completed" : "failed", clock.Elapsed);
+            JobMetrics.Finished(task, error is null ? "completed" : "failed", time.GetElapsedTime(started));
             await FinishAsync(task, error).ConfigureAwait(false);
         }
         finally
@@ -232,7 +228,7 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
             _logger.LogWarning("Task {Id} ({Name}) attempt {Attempt} of {Tries} failed: {Error}", task.Id, task.Name, task.Attempt, task.MaxRetries + 1, error);
         }
         // The outcome is retried for as long as the lease lasts; after that the task runs again elsewhere anyway.
-        var until = DateTime.UtcNow + options.Lease;
+        var until = time.GetUtcNow() + options.Lease;
         while (true)
         {
             try
@@ -246,10 +242,10 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
                 }
                 return;
             }
-            catch (Exception e) when (e is not OperationCanceledException && DateTime.UtcNow < until)
+            catch (Exception e) when (e is not OperationCanceledException && time.GetUtcNow() < until)
             {
                 _logger.LogWarning("Task {Id} ({Name}): cannot record its outcome ({Error}); trying again", task.Id, task.Name, e.Message);
-                await Task.Delay(options.PollInterval, CancellationToken.None).ConfigureAwait(false);
+                await Task.Delay(options.PollInterval, time, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -263,12 +259,12 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
     private async Task RenewAsync(LeasedTask task, CancellationTokenSource lost, CancellationToken stop)
     {
         var every = options.Lease / 3;
-        var lastRenewal = DateTime.UtcNow;
+        var lastRenewal = time.GetUtcNow();
         while (!stop.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(every, stop).ConfigureAwait(false);
+                await Task.Delay(every, time, stop).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -278,12 +274,12 @@ public sealed class Worker(ITaskQueue queue, IReadOnlyDictionary<string, TaskHan
             try
             {
                 renewed = await queue.RenewAsync(task, options.Lease, CancellationToken.None).ConfigureAwait(false);
-                lastRenewal = DateTime.UtcNow;
+                lastRenewal = time.GetUtcNow();
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // Unreachable for now: keep trying while the lease may still hold; past it, another worker may have the task.
-                renewed = DateTime.UtcNow - lastRenewal < options.Lease;
+                renewed = time.GetUtcNow() - lastRenewal < options.Lease;
                 _logger.LogWarning("Task {Id} ({Name}): cannot renew its lease ({Error})", task.Id, task.Name, e.Message);
             }
             if (!renewed)

@@ -36,7 +36,7 @@ public sealed class HealthTests
         var (_, healthy) = await GetAsync(node.Http, "/healthz");
         Assert.Matches(@"^\[\+\]log-store ok: \d+ MiB free, no write-ahead log backlog\n\[\+\]metadata ok: 0 exports in progress\n\[\+\]queues ok: .*\n\[\+\]registry ok: registered as \S+:\d+\n\[\+\]scheduler ok: active: serve@\S+\nhealthz check passed\n$", healthy);
 
-        await using var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db"));
+        await using var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db"), TimeProvider.System);
         for (var i = 0; i < 5; i++)
         {
             await queue.EnqueueAsync(new TaskRequest("diag.noop", "{}", "export"));

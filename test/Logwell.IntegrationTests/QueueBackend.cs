@@ -38,14 +38,14 @@ internal sealed class QueueBackend : IAsyncDisposable
         {
             var address = RedisServer.Address;
             var prefix = $"it-{Guid.NewGuid():N}:";
-            return new QueueBackend(RedisTaskQueue.Connect(address, prefix), new Dictionary<string, string>
+            return new QueueBackend(RedisTaskQueue.Connect(address, prefix, TimeProvider.System), new Dictionary<string, string>
             {
                 ["LOGWELL_QueueBackend"] = "redis",
                 ["LOGWELL_RedisConnection"] = address,
                 ["LOGWELL_RedisPrefix"] = prefix,
             });
         }
-        return new QueueBackend(new SqliteTaskQueue(Path.Combine(dataDirectory, "tasks.db")), []);
+        return new QueueBackend(new SqliteTaskQueue(Path.Combine(dataDirectory, "tasks.db"), TimeProvider.System), []);
     }
 
     public ValueTask DisposeAsync() => Queue.DisposeAsync();

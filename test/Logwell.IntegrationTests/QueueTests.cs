@@ -13,7 +13,7 @@ public sealed class QueueTests
         using var dir = new TempDirectory();
         // No worker in the node: the tasks stay where this test puts them.
         await using var node = await LogwellNode.StartAsync(dir.Path, env: new Dictionary<string, string> { ["LOGWELL_ServeWorkerQueues"] = "" });
-        await using (var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db")))
+        await using (var queue = new SqliteTaskQueue(Path.Combine(dir.Path, "tasks.db"), TimeProvider.System))
         {
             for (var i = 0; i < 3; i++)
             {

@@ -507,7 +507,7 @@ public sealed class WebUiTests(WebUiFixture fixture, ITestOutputHelper output) :
     {
         var page = await OpenAsync("/operations");
         // A task that always fails and has no retries goes dead on the node's own worker.
-        var queue = new Logwell.Jobs.SqliteTaskQueue(Path.Combine(fixture.Node.DataDirectory, "tasks.db"));
+        var queue = new Logwell.Jobs.SqliteTaskQueue(Path.Combine(fixture.Node.DataDirectory, "tasks.db"), TimeProvider.System);
         await queue.EnqueueAsync(new Logwell.Jobs.TaskRequest("diag.fail", """{"error": "broken on purpose"}""", "default") { MaxRetries = 0 });
         var row = page.Locator("#queues tr[data-queue='default']");
         await row.Locator("td.dead", new() { HasTextString = "1" }).WaitForAsync();

@@ -39,7 +39,7 @@ public sealed partial class EnginePropertyTests
             DefaultRetentionDays = 36_500,
         };
         var events = new List<LogEvent>();
-        var engine = LogEngine.Open(options);
+        var engine = LogEngine.Open(options, TimeProvider.System);
         try
         {
             var store = await engine.GetOrCreateAsync("prop");
@@ -54,7 +54,7 @@ public sealed partial class EnginePropertyTests
             CheckAll(store, events, queries, random);
 
             await engine.DisposeAsync();
-            engine = LogEngine.Open(options);
+            engine = LogEngine.Open(options, TimeProvider.System);
             Assert.True(engine.TryGet("prop", out store));
             CheckAll(store, events, queries, random);
         }
@@ -68,7 +68,7 @@ public sealed partial class EnginePropertyTests
     public async Task AFirstSortPipeOrdersEveryMatchNotOnlyTheNewestPage()
     {
         using var dir = new TempDirectory();
-        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 1024, MemTableMaxEvents = 4096, DefaultRetentionDays = 36_500 });
+        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 1024, MemTableMaxEvents = 4096, DefaultRetentionDays = 36_500 }, TimeProvider.System);
         await using (engine)
         {
             var store = await engine.GetOrCreateAsync("sorted");
@@ -91,7 +91,7 @@ public sealed partial class EnginePropertyTests
     public async Task FieldOrderTiesGoNewestFirstAcrossSegmentsWithTheSameTimes()
     {
         using var dir = new TempDirectory();
-        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, MemTableMaxEvents = 1000, MergeMinSegments = 100, DefaultRetentionDays = 36_500 });
+        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, MemTableMaxEvents = 1000, MergeMinSegments = 100, DefaultRetentionDays = 36_500 }, TimeProvider.System);
         await using (engine)
         {
             var store = await engine.GetOrCreateAsync("ties");

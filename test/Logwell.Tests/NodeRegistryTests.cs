@@ -1,5 +1,6 @@
 using Logwell.Server.Hosting;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Logwell.Tests;
 
@@ -9,7 +10,7 @@ public sealed class NodeRegistryTests
     public void HeartbeatsCarryTheNodesComponentsAndKeepThemWhenTheyCarryNone()
     {
         using var dir = new TempDirectory();
-        var registry = new NodeRegistry(Path.Combine(dir.Path, "meta.db"));
+        var registry = new NodeRegistry(Path.Combine(dir.Path, "meta.db"), new FakeTimeProvider());
         registry.Register("a", "127.0.0.1", 5080, "serve", "1.0.0", []);
         Assert.Equal("[]", registry.List(TimeSpan.FromMinutes(1)).Single().Checks);
         Assert.True(registry.Heartbeat("a", """[{"name":"log-store","status":"healthy","detail":"ok"}]"""));
@@ -34,12 +35,13 @@ public sealed class NodeRegistryTests
                 """;
             command.ExecuteNonQuery();
         }
-        var registry = new NodeRegistry(file);
+        var time = new FakeTimeProvider();
+        var registry = new NodeRegistry(file, time);
         var old = registry.List(TimeSpan.FromMinutes(1)).Single();
         Assert.Equal(("old", "[]", "critical"), (old.Id, old.Checks, old.Health));
         registry.Register("new", "127.0.0.1", 5081, "serve", "1.0.0", []);
         Assert.True(registry.Heartbeat("new", """[{"name":"queues","status":"healthy","detail":"no tasks"}]"""));
         // Opened again: the column is there already.
-        Assert.Contains("queues", new NodeRegistry(file).List(TimeSpan.FromMinutes(1)).Single(n => n.Id == "new").Checks, StringComparison.Ordinal);
+        Assert.Contains("queues", new NodeRegistry(file, time).List(TimeSpan.FromMinutes(1)).Single(n => n.Id == "new").Checks, StringComparison.Ordinal);
     }
 }

@@ -18,7 +18,7 @@ public sealed class QueryLanguageDocTests
         Assert.True(events.Count >= 5 && examples.Count >= 20, "the examples section was not found whole");
 
         using var dir = new TempDirectory();
-        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, DefaultRetentionDays = 36_500 });
+        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, DefaultRetentionDays = 36_500 }, TimeProvider.System);
         try
         {
             var store = await engine.GetOrCreateAsync("docs");

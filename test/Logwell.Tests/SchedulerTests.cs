@@ -1,5 +1,6 @@
 using Logwell.Jobs;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Logwell.Tests;
 
@@ -43,7 +44,8 @@ public sealed class SchedulerTests
     [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
     public async Task OnlyTheLeaseHolderIssuesAndEachSlotOnce(string backend)
     {
-        await using var file = TestQueue.Create(backend);
+        var time = new FakeTimeProvider(Utc(1, 10, 0));
+        await using var file = TestQueue.Create(backend, time);
         var queue = file.Queue;
         var lease = TimeSpan.FromMilliseconds(400);
         var a = await queue.HoldLeaseAsync("scheduler", "a", lease);
@@ -60,7 +62,7 @@ public sealed class SchedulerTests
         Assert.Equal(slot, await queue.LastSlotAsync("tick"));
 
         // a stops renewing: b takes over with a higher token, and a, paused meanwhile, can issue nothing.
-        await Task.Delay(500);
+        time.Advance(TimeSpan.FromMilliseconds(500));
         Assert.Null(await queue.LeaseHolderAsync("scheduler"));
         var b = await queue.HoldLeaseAsync("scheduler", "b", lease);
         Assert.True(b > a);
@@ -78,13 +80,21 @@ public sealed class SchedulerTests
     [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
     public async Task TwoSchedulersIssueEverySlotOnceBetweenThem(string backend)
     {
-        await using var file = TestQueue.Create(backend);
+        var time = new FakeTimeProvider(Utc(1, 10, 0));
+        await using var file = TestQueue.Create(backend, time);
         var queue = file.Queue;
         var options = new SchedulerOptions { Lease = TimeSpan.FromMilliseconds(900), Tick = TimeSpan.FromMilliseconds(100) };
         var entries = new[] { PeriodicTask.Interval("second", TimeSpan.FromSeconds(1), Tick) };
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(4.5));
-        var one = new Scheduler(queue, entries, options, "one", NullLogger.Instance).RunAsync(stop.Token);
-        var two = new Scheduler(queue, entries, options, "two", NullLogger.Instance).RunAsync(stop.Token);
+        using var stop = new CancellationTokenSource();
+        var one = new Scheduler(queue, entries, options, "one", time, NullLogger.Instance).RunAsync(stop.Token);
+        var two = new Scheduler(queue, entries, options, "two", time, NullLogger.Instance).RunAsync(stop.Token);
+        // Four and a half seconds on the schedulers' clock, a tick at a time.
+        for (var tick = 0; tick < 45; tick++)
+        {
+            time.Advance(options.Tick);
+            await Task.Delay(10);
+        }
+        await stop.CancelAsync();
         await Task.WhenAll(one, two);
         var issued = new List<LeasedTask>();
         while (await queue.LeaseAsync(["default"], "reader", 100, TimeSpan.FromMinutes(1)) is { Count: > 0 } leased)

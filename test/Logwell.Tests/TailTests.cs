@@ -11,7 +11,7 @@ public sealed class TailTests
     public async Task SubscribersGetAcknowledgedBatchesInOrderAndASlowOneIsCutOff()
     {
         using var dir = new TempDirectory();
-        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path });
+        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path }, TimeProvider.System);
         try
         {
             var store = await engine.GetOrCreateAsync("tail");
@@ -56,7 +56,7 @@ public sealed class FindBySeqTests
     public async Task EventsAreFoundByTheirIdInMemoryAndInSegments()
     {
         using var dir = new TempDirectory();
-        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, MemTableMaxEvents = 50, DefaultRetentionDays = 36_500 });
+        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, MemTableMaxEvents = 50, DefaultRetentionDays = 36_500 }, TimeProvider.System);
         try
         {
             var store = await engine.GetOrCreateAsync("ids");

@@ -29,7 +29,8 @@ public sealed class TaskQueueTests
     [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
     public async Task ALiveLeaseKeepsItsTaskAndAnExpiredOneHandsItOverFenced(string backend)
     {
-        await using var file = TestQueue.Create(backend);
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var file = TestQueue.Create(backend, time);
         var queue = file.Queue;
         await queue.EnqueueAsync(new TaskRequest("long", "{}"));
         var lease = TimeSpan.FromMilliseconds(1500);
@@ -37,12 +38,12 @@ public sealed class TaskQueueTests
         // Renewed three times over more than the lease time: never handed to another worker.
         for (var i = 0; i < 3; i++)
         {
-            await Task.Delay(500);
+            time.Advance(TimeSpan.FromMilliseconds(500));
             Assert.True(await queue.RenewAsync(first, lease));
             Assert.Empty(await queue.LeaseAsync(["default"], "w2", 1, lease));
         }
         // The worker stops renewing (it died): once the lease runs out the task goes to another worker.
-        await Task.Delay(1700);
+        time.Advance(TimeSpan.FromMilliseconds(1700));
         var second = Assert.Single(await queue.LeaseAsync(["default"], "w2", 1, TimeSpan.FromSeconds(30)));
         Assert.Equal((first.Id, 2), (second.Id, second.Attempt));
         // The first worker, were it still alive, can no longer renew, complete or fail the task.
@@ -56,7 +57,8 @@ public sealed class TaskQueueTests
     [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
     public async Task FailuresAreRetriedWithBackoffThenTheTaskIsDeadWithItsLastError(string backend)
     {
-        await using var file = TestQueue.Create(backend);
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var file = TestQueue.Create(backend, time);
         var queue = file.Queue;
         var id = await queue.EnqueueAsync(new TaskRequest("flaky", "{}") { MaxRetries = 2 });
         for (var attempt = 1; attempt <= 3; attempt++)
@@ -67,7 +69,8 @@ public sealed class TaskQueueTests
                 task = (await queue.LeaseAsync(["default"], "w", 1, TimeSpan.FromSeconds(30))).SingleOrDefault();
                 if (task is null)
                 {
-                    await Task.Delay(20);
+                    // Backing off: not yet due.
+                    time.Advance(TimeSpan.FromMilliseconds(20));
                 }
             }
             Assert.NotNull(task);
@@ -114,13 +117,15 @@ public sealed class TaskQueueTests
     [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
     public async Task AWorkerThatKeepsDyingMakesItsTaskDeadInsteadOfLooping(string backend)
     {
-        await using var file = TestQueue.Create(backend);
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var file = TestQueue.Create(backend, time);
         var queue = file.Queue;
         var id = await queue.EnqueueAsync(new TaskRequest("poison", "{}") { MaxRetries = 1 });
         for (var i = 0; i < 2; i++)
         {
             Assert.Single(await queue.LeaseAsync(["default"], $"w{i}", 1, TimeSpan.FromMilliseconds(50)));
-            await Task.Delay(120);
+            // Its worker dies: the lease runs out unrenewed.
+            time.Advance(TimeSpan.FromMilliseconds(120));
         }
         Assert.Empty(await queue.LeaseAsync(["default"], "w9", 1, TimeSpan.FromSeconds(30)));
         var (state, _, error) = (await queue.InspectAsync(id))!.Value;

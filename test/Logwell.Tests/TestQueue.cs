@@ -21,8 +21,10 @@ internal sealed class TestQueue : IAsyncDisposable
 
     public ITaskQueue Queue { get; }
 
+    /// <param name="time">The queue's clock (leases, retries, rate limits); the system clock unless a test moves its own.</param>
     public static TestQueue Create(string backend, TimeProvider? time = null)
     {
+        time ??= TimeProvider.System;
         var retryBase = TimeSpan.FromMilliseconds(20);
         if (backend == "redis")
         {

@@ -1,19 +1,22 @@
 using System.Collections.Concurrent;
 using Logwell.Jobs;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Logwell.Tests;
 
-/// <summary>Workers in process over each queue backend, with the lease times shortened.</summary>
+/// <summary>Workers in process over each queue backend; leases, limits and grace periods on a fake clock the tests move.</summary>
 public sealed class WorkerTests
 {
-    // Leases long enough that no renewal is late on a loaded machine, unless a test is about leases.
     private static WorkerOptions Options(int concurrency = 4) => new(["default"])
     {
         Concurrency = concurrency,
-        Lease = TimeSpan.FromSeconds(5),
+        Lease = TimeSpan.FromSeconds(30),
         PollInterval = TimeSpan.FromMilliseconds(20),
         GracePeriod = TimeSpan.FromMilliseconds(300),
     };
+
+    /// <summary>A fake clock for a worker and its queue; it starts at an arbitrary fixed instant.</summary>
+    private static FakeTimeProvider Clock() => new(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero));
 
     private static async Task<QueueStats> StatsAsync(ITaskQueue queue) => Assert.Single(await queue.StatsAsync());
 
@@ -51,7 +54,7 @@ public sealed class WorkerTests
         {
             for (var generation = 0; ; generation++)
             {
-                var worker = new Worker(queue, handlers, Options() with { MaxTasksPerChild = 50 }, $"w{w}.{generation}");
+                var worker = new Worker(queue, handlers, Options() with { MaxTasksPerChild = 50 }, $"w{w}.{generation}", TimeProvider.System);
                 var exit = await worker.RunAsync(allDone.Token);
                 exits.Add(exit);
                 if (exit == WorkerExit.Stopped)
@@ -73,32 +76,30 @@ public sealed class WorkerTests
     [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
     public async Task ATaskLongerThanThreeLeasesIsNeverRunTwiceWhileAlive(string backend)
     {
-        await using var file = TestQueue.Create(backend);
-        var queue = file.Queue;
+        var time = Clock();
+        await using var file = TestQueue.Create(backend, time);
+        var queue = new InstrumentedQueue(file.Queue);
         var starts = 0;
         var handlers = new Dictionary<string, TaskHandler>
         {
             ["slow"] = async (_, ct) =>
             {
                 Interlocked.Increment(ref starts);
-                await Task.Delay(TimeSpan.FromMilliseconds(6500), ct);
+                await Task.Delay(TimeSpan.FromSeconds(100), time, ct);
             },
         };
         await queue.EnqueueAsync(new TaskRequest("slow", "{}"));
         using var stop = new CancellationTokenSource();
-        // A two-second lease, renewed every third of it, over a task of more than three leases (shorter leases leave
-        // too little slack for renewals on a loaded two-core machine running the other tests at once).
-        var options = Options() with { Lease = TimeSpan.FromSeconds(2) };
-        var first = new Worker(queue, handlers, options, "first");
-        var second = new Worker(queue, handlers, options, "second");
+        // A 30-second lease, renewed every 10 seconds, over a task of 100 seconds; a second worker polls all along.
+        var first = new Worker(queue, handlers, Options(), "first", time);
+        var second = new Worker(queue, handlers, Options(), "second", time);
         var running = Task.WhenAll(first.RunAsync(stop.Token), second.RunAsync(stop.Token));
-        for (var wait = 0; wait < 1000 && (await StatsAsync(queue)).Done == 0; wait++)
-        {
-            await Task.Delay(20);
-        }
+        await FakeClock.WaitUntilAsync(() => Task.FromResult(Volatile.Read(ref starts) == 1), "the task starts");
+        await time.AdvanceUntilAsync(async () => (await StatsAsync(queue)).Done == 1, TimeSpan.FromSeconds(1), "the task completes");
         await stop.CancelAsync();
         await running;
         Assert.Equal(1, starts);
+        Assert.InRange(queue.Renewals, 9, 10);
         Assert.Equal(1, (await StatsAsync(queue)).Done);
     }
 
@@ -106,7 +107,8 @@ public sealed class WorkerTests
     [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
     public async Task SoftLimitsCancelAndFailThenRetryAndHardLimitsGiveUpTheProcess(string backend)
     {
-        await using var file = TestQueue.Create(backend);
+        var time = Clock();
+        await using var file = TestQueue.Create(backend, time);
         var queue = file.Queue;
         var attempts = 0;
         var handlers = new Dictionary<string, TaskHandler>
@@ -114,19 +116,16 @@ public sealed class WorkerTests
             ["stuck"] = async (_, ct) =>
             {
                 Interlocked.Increment(ref attempts);
-                await Task.Delay(Timeout.Infinite, ct);
+                await Task.Delay(Timeout.InfiniteTimeSpan, time, ct);
             },
             // Ignores its cancellation token.
-            ["deaf"] = (_, _) => Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None),
+            ["deaf"] = (_, _) => Task.Delay(TimeSpan.FromSeconds(5), time, CancellationToken.None),
         };
         var stuck = await queue.EnqueueAsync(new TaskRequest("stuck", "{}") { SoftTimeLimit = TimeSpan.FromMilliseconds(50), MaxRetries = 1 });
         using (var stop = new CancellationTokenSource())
         {
-            var run = new Worker(queue, handlers, Options(), "w").RunAsync(stop.Token);
-            for (var wait = 0; wait < 200 && (await StatsAsync(queue)).Dead == 0; wait++)
-            {
-                await Task.Delay(20);
-            }
+            var run = new Worker(queue, handlers, Options(), "w", time).RunAsync(stop.Token);
+            await time.AdvanceUntilAsync(async () => (await StatsAsync(queue)).Dead == 1, TimeSpan.FromMilliseconds(10), "the stuck task is dead");
             await stop.CancelAsync();
             Assert.Equal(WorkerExit.Stopped, await run);
         }
@@ -137,30 +136,33 @@ public sealed class WorkerTests
 
         await queue.EnqueueAsync(new TaskRequest("deaf", "{}") { HardTimeLimit = TimeSpan.FromMilliseconds(100) });
         using var never = new CancellationTokenSource();
-        Assert.Equal(WorkerExit.HardLimit, await new Worker(queue, handlers, Options(), "w2").RunAsync(never.Token));
+        var deaf = new Worker(queue, handlers, Options(), "w2", time).RunAsync(never.Token);
+        await time.AdvanceUntilAsync(() => Task.FromResult(deaf.IsCompleted), TimeSpan.FromMilliseconds(10), "the worker gives up");
+        Assert.Equal(WorkerExit.HardLimit, await deaf);
     }
 
     [SkippableTheory]
     [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
     public async Task AWarmShutdownFinishesWhatItCanAndHandsBackTheRest(string backend)
     {
-        await using var file = TestQueue.Create(backend);
+        var time = Clock();
+        await using var file = TestQueue.Create(backend, time);
         var queue = file.Queue;
         var handlers = new Dictionary<string, TaskHandler>
         {
-            ["quick"] = (_, ct) => Task.Delay(50, ct),
-            ["long"] = (_, ct) => Task.Delay(Timeout.Infinite, ct),
+            ["quick"] = (_, ct) => Task.Delay(TimeSpan.FromSeconds(1), time, ct),
+            ["long"] = (_, ct) => Task.Delay(Timeout.InfiniteTimeSpan, time, ct),
         };
         await queue.EnqueueAsync(new TaskRequest("quick", "{}"));
         var longId = await queue.EnqueueAsync(new TaskRequest("long", "{}"));
         using var stop = new CancellationTokenSource();
-        // A grace period long enough for the quick task on a loaded machine, not for the endless one.
-        var run = new Worker(queue, handlers, Options() with { GracePeriod = TimeSpan.FromSeconds(2) }, "w").RunAsync(stop.Token);
-        for (var wait = 0; wait < 500 && (await StatsAsync(queue)).Running < 2; wait++)
-        {
-            await Task.Delay(10);
-        }
+        var run = new Worker(queue, handlers, Options() with { GracePeriod = TimeSpan.FromSeconds(5) }, "w", time).RunAsync(stop.Token);
+        await FakeClock.WaitUntilAsync(async () => (await StatsAsync(queue)).Running == 2, "both tasks run");
+        // Stopped while both run: the quick one finishes within the grace period, the endless one is handed back after it.
         await stop.CancelAsync();
+        await time.AdvanceUntilAsync(async () => (await StatsAsync(queue)).Done == 1, TimeSpan.FromMilliseconds(100), "the quick task completes");
+        Assert.False(run.IsCompleted);
+        await time.AdvanceUntilAsync(() => Task.FromResult(run.IsCompleted), TimeSpan.FromMilliseconds(100), "the grace period ends");
         Assert.Equal(WorkerExit.Stopped, await run);
         var stats = await StatsAsync(queue);
         Assert.Equal((1L, 1L, 0L), (stats.Done, stats.Pending, stats.Running));
@@ -191,21 +193,27 @@ public sealed class WorkerTests
         for (var generation = 0; effects.Count < 9; generation++)
         {
             Assert.True(generation < 20, "the workers stopped making progress");
-            var worker = new Worker(queue, handlers, Options(concurrency: 2) with { MaxMemoryBytes = 1 }, $"w{generation}");
+            var worker = new Worker(queue, handlers, Options(concurrency: 2) with { MaxMemoryBytes = 1 }, $"w{generation}", TimeProvider.System);
             Assert.Equal(WorkerExit.Recycle, await worker.RunAsync(CancellationToken.None));
             Assert.InRange(worker.Finished, 1, 2);
         }
         Assert.All(effects.Values, n => Assert.Equal(1, n));
     }
 
-    /// <summary>The real queue behind calls that fail now and then, as a queue server that restarts or a busy file would.</summary>
-    private sealed class UnreliableQueue(ITaskQueue inner) : ITaskQueue
+    /// <summary>
+    /// The real queue, counting the lease renewals that reached it; when <paramref name="unreliable"/>, every third
+    /// lease, renewal and outcome fails, as with a queue server that restarts or a busy file.
+    /// </summary>
+    private sealed class InstrumentedQueue(ITaskQueue inner, bool unreliable = false) : ITaskQueue
     {
         private int _calls;
+        private int _renewals;
+
+        public int Renewals => Volatile.Read(ref _renewals);
 
         private void MaybeFail()
         {
-            if (Interlocked.Increment(ref _calls) % 3 == 0)
+            if (unreliable && Interlocked.Increment(ref _calls) % 3 == 0)
             {
                 throw new IOException("connection reset (injected)");
             }
@@ -219,10 +227,12 @@ public sealed class WorkerTests
             return inner.LeaseAsync(queues, owner, max, lease, cancellationToken);
         }
 
-        public Task<bool> RenewAsync(LeasedTask task, TimeSpan lease, CancellationToken cancellationToken = default)
+        public async Task<bool> RenewAsync(LeasedTask task, TimeSpan lease, CancellationToken cancellationToken = default)
         {
             MaybeFail();
-            return inner.RenewAsync(task, lease, cancellationToken);
+            var renewed = await inner.RenewAsync(task, lease, cancellationToken);
+            Interlocked.Increment(ref _renewals);
+            return renewed;
         }
 
         public Task<bool> CompleteAsync(LeasedTask task, CancellationToken cancellationToken = default)
@@ -257,14 +267,15 @@ public sealed class WorkerTests
     [MemberData(nameof(TestQueue.Backends), MemberType = typeof(TestQueue))]
     public async Task AWorkerRidesOutQueueErrorsAndStillRunsEveryTaskOnce(string backend)
     {
-        await using var file = TestQueue.Create(backend);
+        var time = Clock();
+        await using var file = TestQueue.Create(backend, time);
         var effects = new ConcurrentDictionary<string, int>();
         var handlers = new Dictionary<string, TaskHandler>
         {
             ["count"] = async (task, ct) =>
             {
                 // Long enough for renewals, some of which fail.
-                await Task.Delay(700, ct);
+                await Task.Delay(TimeSpan.FromSeconds(25), time, ct);
                 effects.AddOrUpdate(task.Arguments, 1, (_, n) => n + 1);
             },
         };
@@ -272,13 +283,10 @@ public sealed class WorkerTests
         {
             await file.Queue.EnqueueAsync(new TaskRequest("count", $"{{\"n\":{i}}}"));
         }
-        var worker = new Worker(new UnreliableQueue(file.Queue), handlers, Options() with { Lease = TimeSpan.FromSeconds(1.5) }, "w");
+        var worker = new Worker(new InstrumentedQueue(file.Queue, unreliable: true), handlers, Options(), "w", time);
         using var stop = new CancellationTokenSource();
         var run = worker.RunAsync(stop.Token);
-        for (var wait = 0; wait < 600 && (await StatsAsync(file.Queue)).Done < 12; wait++)
-        {
-            await Task.Delay(50);
-        }
+        await time.AdvanceUntilAsync(async () => (await StatsAsync(file.Queue)).Done == 12, TimeSpan.FromSeconds(1), "every task is done");
         await stop.CancelAsync();
         Assert.Equal(WorkerExit.Stopped, await run);
         Assert.Equal(12, (await StatsAsync(file.Queue)).Done);

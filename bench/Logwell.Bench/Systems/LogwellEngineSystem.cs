@@ -12,7 +12,7 @@ internal sealed class LogwellEngineSystem : IBenchSystem
 
     public LogwellEngineSystem(string dataDirectory)
     {
-        _engine = LogEngine.Open(new EngineOptions { DataDirectory = dataDirectory, DefaultRetentionDays = 3650 });
+        _engine = LogEngine.Open(new EngineOptions { DataDirectory = dataDirectory, DefaultRetentionDays = 3650 }, TimeProvider.System);
         _store = _engine.GetOrCreateAsync("bench").GetAwaiter().GetResult();
     }
 

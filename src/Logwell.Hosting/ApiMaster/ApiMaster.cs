@@ -61,7 +61,7 @@ public sealed record ApiMasterOptions
 /// replaces every worker one at a time, each new one ready before the old one drains; SIGTTIN and SIGTTOU add and
 /// remove a worker; SIGTERM drains every worker and stops.
 /// </summary>
-public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
+public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log, TimeProvider time)
 {
     /// <summary>A worker's exit code once it served its requests.</summary>
     public const int RecycleExitCode = 3;
@@ -70,11 +70,12 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
     private readonly List<WorkerProcess> _workers = [];
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly Random _random = new();
+    private readonly BusynessAlgorithm _busyness = new(options);
     private int _target;
     private long _recycles;
     private long _deaths;
     private long _timeouts;
-    private DateTime _statusWritten;
+    private DateTimeOffset _statusWritten;
     private int _generation;
     private bool _reload;
     private Socket? _listener;
@@ -94,7 +95,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         public bool Gone { get; set; }
 
         /// <summary>Its oldest request in flight, as of its last report: when it started (by the master's clock) and its line.</summary>
-        public (DateTime Started, string Line)? Oldest { get; set; }
+        public (DateTimeOffset Started, string Line)? Oldest { get; set; }
 
         public bool TimedOut { get; set; }
 
@@ -110,7 +111,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
     {
         lock (log)
         {
-            log.WriteLine($"{DateTime.Now.ToString("yyyy-MM-dd HH:mm:ss,fff", CultureInfo.InvariantCulture)} [master {Environment.ProcessId}] {line}");
+            log.WriteLine($"{time.GetLocalNow().ToString("yyyy-MM-dd HH:mm:ss,fff", CultureInfo.InvariantCulture)} [master {Environment.ProcessId}] {line}");
             log.Flush();
         }
     }
@@ -142,20 +143,20 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         try
         {
             WriteStatus();
-            var lastCheck = DateTime.UtcNow;
-            var lastBacklog = DateTime.UtcNow;
-            var quietChecks = 0;
+            var lastCheck = time.GetUtcNow();
+            var lastBacklog = lastCheck;
             while (!stop.IsCancellationRequested)
             {
-                if (DateTime.UtcNow - lastCheck >= options.CheaperOverload)
+                var now = time.GetUtcNow();
+                if (now - lastCheck >= options.CheaperOverload)
                 {
-                    lastCheck = DateTime.UtcNow;
-                    quietChecks = Cheaper(quietChecks);
+                    lastCheck = now;
+                    Cheaper();
                 }
-                else if (DateTime.UtcNow - lastBacklog >= TimeSpan.FromSeconds(1))
+                else if (now - lastBacklog >= TimeSpan.FromSeconds(1))
                 {
                     // The listen queue, once a second.
-                    lastBacklog = DateTime.UtcNow;
+                    lastBacklog = now;
                     if (Backlog() is var waiting && waiting > options.BacklogAlert)
                     {
                         Grow($"{waiting} connections wait in the listen queue (alert at {options.BacklogAlert})");
@@ -163,7 +164,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                 }
                 KillTimedOut();
                 Reap();
-                if (DateTime.UtcNow - _statusWritten >= TimeSpan.FromSeconds(1))
+                if (time.GetUtcNow() - _statusWritten >= TimeSpan.FromSeconds(1))
                 {
                     WriteStatus();
                 }
@@ -198,13 +199,8 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         }
     }
 
-    /// <summary>
-    /// uWSGI's busyness algorithm, once per overload window: average busyness over the maximum adds
-    /// <see cref="ApiMasterOptions.CheaperStep"/> workers; under the minimum for
-    /// <see cref="ApiMasterOptions.BusynessMultiplier"/> windows in a row removes one, down to
-    /// <see cref="ApiMasterOptions.Cheaper"/>. Returns the windows in a row under the minimum.
-    /// </summary>
-    private int Cheaper(int quietChecks)
+    /// <summary>Once per overload window: the workers' busyness since the last window decides the worker count (<see cref="BusynessAlgorithm"/>).</summary>
+    private void Cheaper()
     {
         long busy = 0;
         long reported = 0;
@@ -218,31 +214,12 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                 worker.ReportedMs = 0;
             }
         }
-        if (reported == 0)
-        {
-            return quietChecks;
-        }
-        var busyness = (int)(100 * busy / reported);
-        if (busyness > options.BusynessMax)
-        {
-            Grow($"busyness {busyness}% over {options.CheaperOverload.TotalSeconds:0} s is above {options.BusynessMax}%");
-            return 0;
-        }
-        if (busyness >= options.BusynessMin)
-        {
-            return 0;
-        }
-        if (++quietChecks < options.BusynessMultiplier)
-        {
-            return quietChecks;
-        }
         var target = Volatile.Read(ref _target);
-        if (target > options.Cheaper)
+        if (_busyness.Check(busy, reported, target) is var (wanted, why))
         {
-            Interlocked.Exchange(ref _target, target - 1);
-            Log($"cheaper: busyness {busyness}% is below {options.BusynessMin}% for {quietChecks} checks; workers {target} -> {target - 1}");
+            Interlocked.Exchange(ref _target, wanted);
+            Log($"cheaper: {why}; workers {target} -> {wanted}");
         }
-        return 0;
     }
 
     private void Grow(string why)
@@ -287,7 +264,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
 
     private void WriteStatus()
     {
-        _statusWritten = DateTime.UtcNow;
+        _statusWritten = time.GetUtcNow();
         if (options.StatusFile is not { } path)
         {
             return;
@@ -319,12 +296,13 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         }
         lock (_lock)
         {
-            foreach (var worker in _workers.Where(w => !w.Gone && !w.TimedOut && w.Oldest is { } oldest && DateTime.UtcNow - oldest.Started > options.Timeout))
+            var now = time.GetUtcNow();
+            foreach (var worker in _workers.Where(w => !w.Gone && !w.TimedOut && w.Oldest is { } oldest && now - oldest.Started > options.Timeout))
             {
                 worker.TimedOut = true;
                 Interlocked.Increment(ref _timeouts);
                 Log(string.Create(CultureInfo.InvariantCulture,
-                    $"worker {worker.Number} (pid {worker.Id}) killed: '{worker.Oldest!.Value.Line}' has run for {(DateTime.UtcNow - worker.Oldest.Value.Started).TotalSeconds:0.0} s (timeout {options.Timeout.TotalSeconds:0} s)"));
+                    $"worker {worker.Number} (pid {worker.Id}) killed: '{worker.Oldest!.Value.Line}' has run for {(now - worker.Oldest.Value.Started).TotalSeconds:0.0} s (timeout {options.Timeout.TotalSeconds:0} s)"));
                 Signals.Send(worker.Id, Signals.Kill);
             }
         }
@@ -385,6 +363,13 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         await Task.CompletedTask.ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The requests one worker serves before it is replaced: <see cref="ApiMasterOptions.MaxRequests"/> plus a draw of up to
+    /// <see cref="ApiMasterOptions.MaxRequestsJitter"/>, so workers started together are not replaced together; 0: never.
+    /// </summary>
+    internal static int RequestAllowance(ApiMasterOptions options, Random random) =>
+        options.MaxRequests == 0 ? 0 : options.MaxRequests + random.Next(options.MaxRequestsJitter + 1);
+
     private WorkerProcess Spawn()
     {
         var info = new ProcessStartInfo(options.WorkerCommand[0]) { UseShellExecute = false, RedirectStandardOutput = true };
@@ -393,7 +378,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
             info.ArgumentList.Add(argument);
         }
         var number = Interlocked.Increment(ref _generation);
-        var maxRequests = options.MaxRequests == 0 ? 0 : options.MaxRequests + _random.Next(options.MaxRequestsJitter + 1);
+        var maxRequests = RequestAllowance(options, _random);
         info.Environment["LOGWELL_API_LISTEN_FD"] = _listener!.SafeHandle.DangerousGetHandle().ToString(CultureInfo.InvariantCulture);
         info.Environment["LOGWELL_API_MAX_REQUESTS"] = maxRequests.ToString(CultureInfo.InvariantCulture);
         info.Environment["LOGWELL_API_WORKER"] = number.ToString(CultureInfo.InvariantCulture);
@@ -421,7 +406,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                     {
                         lock (_lock)
                         {
-                            worker.Oldest = parts[1] == "0" ? null : (DateTime.UtcNow - TimeSpan.FromMilliseconds(ageMs), parts[4]);
+                            worker.Oldest = parts[1] == "0" ? null : (time.GetUtcNow() - TimeSpan.FromMilliseconds(ageMs), parts[4]);
                             worker.BusyMs += Math.Min(busyMs, 1000);
                             worker.ReportedMs += 1000;
                         }
@@ -476,7 +461,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
         try
         {
             Signals.Send(worker.Id, 15);
-            using var timeout = new CancellationTokenSource(options.GracefulTimeout);
+            using var timeout = new CancellationTokenSource(options.GracefulTimeout, time);
             try
             {
                 await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
@@ -512,7 +497,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log)
                 return;
             }
             var fresh = Spawn();
-            await Task.WhenAny(fresh.Ready.Task, Task.Delay(TimeSpan.FromSeconds(60), stop)).ConfigureAwait(false);
+            await Task.WhenAny(fresh.Ready.Task, Task.Delay(TimeSpan.FromSeconds(60), time, stop)).ConfigureAwait(false);
             await RetireAsync(worker).ConfigureAwait(false);
             Reap();
         }

@@ -28,7 +28,7 @@ public enum ProcessState
 /// </list>
 /// Processes start through <c>setsid</c>, so each leads its own process group.
 /// </summary>
-internal sealed class SupervisedProcess(ProcessConfig config, Action<string> log, Action changed)
+internal sealed class SupervisedProcess(ProcessConfig config, Action<string> log, Action changed, TimeProvider time)
 {
     private Process? _process;
     private RotatingLog? _stdout;
@@ -62,7 +62,7 @@ internal sealed class SupervisedProcess(ProcessConfig config, Action<string> log
         if (state == ProcessState.Backoff)
         {
             Backoff++;
-            _delay = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(Backoff);
+            _delay = time.GetUtcNow() + TimeSpan.FromSeconds(Backoff);
         }
         State = state;
         changed();
@@ -134,7 +134,7 @@ internal sealed class SupervisedProcess(ProcessConfig config, Action<string> log
         }
         _spawns++;
         _everStarted = true;
-        StartedAt = DateTimeOffset.UtcNow;
+        StartedAt = time.GetUtcNow();
         log($"INFO spawned: '{Config.FullName}' with pid {_process.Id}");
         SetState(ProcessState.Starting);
     }
@@ -188,7 +188,7 @@ internal sealed class SupervisedProcess(ProcessConfig config, Action<string> log
             return State == ProcessState.Stopping;
         }
         _killing = true;
-        _delay = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(Config.StopWaitSecs);
+        _delay = time.GetUtcNow() + TimeSpan.FromSeconds(Config.StopWaitSecs);
         log($"INFO waiting for {Config.FullName} to stop");
         SetState(ProcessState.Stopping);
         Signals.Send(_process!.Id, Config.StopSignal, Config.StopAsGroup);

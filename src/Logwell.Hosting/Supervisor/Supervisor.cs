@@ -15,6 +15,7 @@ public sealed class Supervisor
     private readonly string _configPath;
     private readonly string _dataDirectory;
     private readonly TextWriter _output;
+    private readonly TimeProvider _time;
     private readonly Lock _lock = new();
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly CancellationTokenSource _shutdown = new();
@@ -23,8 +24,9 @@ public sealed class Supervisor
     private List<SupervisedProcess> _processes;
     private bool _stopping;
 
-    public Supervisor(string configPath, string dataDirectory, TextWriter output)
+    public Supervisor(string configPath, string dataDirectory, TextWriter output, TimeProvider time)
     {
+        _time = time;
         _configPath = configPath;
         _dataDirectory = Path.GetFullPath(dataDirectory);
         _output = output;
@@ -34,11 +36,11 @@ public sealed class Supervisor
 
     public static string SocketPath(string dataDirectory) => Path.Combine(Path.GetFullPath(dataDirectory), "run", "supervisor.sock");
 
-    private SupervisedProcess NewProcess(ProcessConfig config) => new(config, Log, () => _wake.Release());
+    private SupervisedProcess NewProcess(ProcessConfig config) => new(config, Log, () => _wake.Release(), _time);
 
     private void Log(string line)
     {
-        var text = $"{DateTime.Now.ToString("yyyy-MM-dd HH:mm:ss,fff", CultureInfo.InvariantCulture)} {line}";
+        var text = $"{_time.GetLocalNow().ToString("yyyy-MM-dd HH:mm:ss,fff", CultureInfo.InvariantCulture)} {line}";
         lock (_output)
         {
             _output.WriteLine(text);
@@ -111,7 +113,7 @@ public sealed class Supervisor
                 {
                     lock (_lock)
                     {
-                        process.Transition(DateTimeOffset.UtcNow, stopping: true);
+                        process.Transition(_time.GetUtcNow(), stopping: true);
                         if (process.State is not (ProcessState.Stopping or ProcessState.Starting or ProcessState.Running))
                         {
                             break;
@@ -162,7 +164,7 @@ public sealed class Supervisor
     {
         lock (_lock)
         {
-            var now = DateTimeOffset.UtcNow;
+            var now = _time.GetUtcNow();
             foreach (var process in _processes.OrderBy(p => p.Config.Priority))
             {
                 process.Transition(now, _stopping);
@@ -183,7 +185,7 @@ public sealed class Supervisor
     private void WriteStatus()
     {
         var path = Path.Combine(_dataDirectory, "run", StatusFileName);
-        var now = DateTimeOffset.Now;
+        var now = _time.GetUtcNow();
         var status = Ordered(reverse: false).Select(p => new { name = p.Config.FullName, state = p.State.ToString().ToUpperInvariant(), spawns = p.Spawns, pid = p.State == ProcessState.Running ? p.Pid : null, description = p.Describe(now) }).ToList();
         try
         {
@@ -331,7 +333,7 @@ public sealed class Supervisor
         {
             return 4;
         }
-        var now = DateTimeOffset.UtcNow;
+        var now = _time.GetUtcNow();
         var allRunning = true;
         lock (_lock)
         {
@@ -394,7 +396,7 @@ public sealed class Supervisor
                     code = 1;
                     break;
                 }
-                await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken).ConfigureAwait(false);
             }
         }
         return code;
@@ -438,7 +440,7 @@ public sealed class Supervisor
                         break;
                     }
                 }
-                await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken).ConfigureAwait(false);
             }
             await writer.WriteLineAsync($"{process.Config.FullName}: stopped").ConfigureAwait(false);
         }
@@ -518,7 +520,7 @@ public sealed class Supervisor
                 return 0;
             }
             await output.FlushAsync(cancellationToken).ConfigureAwait(false);
-            await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromMilliseconds(200), _time, cancellationToken).ConfigureAwait(false);
             if (file.Length < file.Position)
             {
                 // Rotated: the name points at a new file.

@@ -107,7 +107,8 @@ internal static class ElasticsearchEndpoints
 
     private static async Task BulkAsync(HttpContext context, string? pathIndex)
     {
-        var started = TimeProvider.System.GetTimestamp();
+        var time = context.RequestServices.GetTime();
+        var started = time.GetTimestamp();
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
         var (body, length, bodyError) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
         if (body is null)
@@ -115,7 +116,7 @@ internal static class ElasticsearchEndpoints
             await WriteErrorAsync(context, bodyError!.Status, bodyError.Status == 413 ? "content_too_long_exception" : "illegal_argument_exception", bodyError.Message).ConfigureAwait(false);
             return;
         }
-        var received = DateTimeOffset.UtcNow;
+        var received = time.GetUtcNow();
         var span = body.AsSpan(0, length);
         var lines = EventDecoder.EnumerateLines(span);
         var items = new List<Item>();
@@ -175,7 +176,7 @@ internal static class ElasticsearchEndpoints
         {
             if (filter.Includes("took"))
             {
-                writer.WriteNumber("took", (long)TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
+                writer.WriteNumber("took", (long)time.GetElapsedTime(started).TotalMilliseconds);
             }
             if (filter.Includes("errors"))
             {
@@ -205,7 +206,7 @@ internal static class ElasticsearchEndpoints
             return;
         }
         var item = new Item(action, index);
-        if (new EventDecoder.DocumentDecoder().TryDecode(body.AsSpan(0, length), DateTimeOffset.UtcNow, out var evt, out var error))
+        if (new EventDecoder.DocumentDecoder().TryDecode(body.AsSpan(0, length), context.RequestServices.GetTime().GetUtcNow(), out var evt, out var error))
         {
             item.Event = evt;
         }

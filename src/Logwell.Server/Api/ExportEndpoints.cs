@@ -148,9 +148,10 @@ internal static class ExportEndpoints
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         writer.WriteStartObject();
         writer.WriteStartArray("exports");
+        var now = context.RequestServices.GetTime().GetUtcNow();
         foreach (var record in records)
         {
-            WriteRecord(writer, record, options);
+            WriteRecord(writer, record, options, now);
         }
         writer.WriteEndArray();
         writer.WriteEndObject();
@@ -175,8 +176,8 @@ internal static class ExportEndpoints
     }
 
     /// <summary>The state a client sees: a done export past its download time is expired even before the clean-up runs.</summary>
-    private static string VisibleState(ExportRecord record) =>
-        record.State == ExportState.Done && record.ExpiresAt < DateTimeOffset.UtcNow ? ExportState.Expired : record.State;
+    private static string VisibleState(ExportRecord record, DateTimeOffset now) =>
+        record.State == ExportState.Done && record.ExpiresAt < now ? ExportState.Expired : record.State;
 
     private static async Task Download(HttpContext context, string id)
     {
@@ -186,7 +187,7 @@ internal static class ExportEndpoints
             await ErrorResponses.WriteAsync(context, 404, $"no export '{id}'").ConfigureAwait(false);
             return;
         }
-        var state = VisibleState(record);
+        var state = VisibleState(record, context.RequestServices.GetTime().GetUtcNow());
         if (state is ExportState.Expired or ExportState.Failed)
         {
             await ErrorResponses.WriteAsync(context, StatusCodes.Status410Gone, state == ExportState.Expired
@@ -259,13 +260,13 @@ internal static class ExportEndpoints
     {
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
-        WriteRecord(writer, record, options);
+        WriteRecord(writer, record, options, context.RequestServices.GetTime().GetUtcNow());
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
-    private static void WriteRecord(Utf8JsonWriter writer, ExportRecord record, LogwellOptions options)
+    private static void WriteRecord(Utf8JsonWriter writer, ExportRecord record, LogwellOptions options, DateTimeOffset now)
     {
-        var state = VisibleState(record);
+        var state = VisibleState(record, now);
         writer.WriteStartObject();
         writer.WriteString("id", record.Id);
         writer.WriteString("state", state);

@@ -76,7 +76,7 @@ internal static class HealthEndpoints
             checks.Add(Run("registry", () =>
             {
                 var host = services.GetRequiredService<RegistryHost>();
-                var age = DateTimeOffset.UtcNow - host.LastHeartbeat;
+                var age = services.GetTime().GetUtcNow() - host.LastHeartbeat;
                 return host.NodeId is null
                     ? new Check("registry", false, "this node is not registered yet")
                     : age > TimeSpan.FromSeconds(options.RegistryCriticalSeconds)

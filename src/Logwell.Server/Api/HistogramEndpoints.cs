@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Logwell.Server.Hosting;
 using Logwell.Core.Time;
 using Logwell.Server.Security;
 using Logwell.Storage.Engine;
@@ -30,7 +31,7 @@ internal static class HistogramEndpoints
         var (store, query, fromTicks, toTicks) = selection;
         // An open end of the window is where the data ends.
         var bounds = store.TimeBounds();
-        var from = fromTicks ?? bounds?.Min ?? DateTimeOffset.UtcNow.UtcTicks;
+        var from = fromTicks ?? bounds?.Min ?? context.RequestServices.GetTime().GetUtcNow().UtcTicks;
         var to = toTicks ?? (bounds is { } b ? b.Max + 1 : from + 1);
         if (to <= from)
         {

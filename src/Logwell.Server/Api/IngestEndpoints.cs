@@ -49,7 +49,7 @@ internal static class IngestEndpoints
             await ErrorResponses.WriteAsync(context, refused.Status, refused.Message).ConfigureAwait(false);
             return;
         }
-        var received = DateTimeOffset.UtcNow;
+        var received = context.RequestServices.GetTime().GetUtcNow();
         var span = body!.AsSpan(0, length);
         if (format == BodyFormat.Guess)
         {

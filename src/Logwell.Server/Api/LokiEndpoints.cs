@@ -48,7 +48,7 @@ internal static class LokiEndpoints
         var rejected = new List<string>();
         try
         {
-            events = json ? FromJson(body!.AsSpan(0, length), options.MaxLineBytes, rejected) : FromProtobuf(Decompress(body!.AsSpan(0, length), options.MaxBodyBytes), options.MaxLineBytes, rejected);
+            events = json ? FromJson(body!.AsSpan(0, length), options.MaxLineBytes, rejected) : FromProtobuf(Decompress(body!.AsSpan(0, length), options.MaxBodyBytes), options.MaxLineBytes, rejected, context.RequestServices.GetTime().GetUtcNow());
         }
         catch (Exception e) when (e is InvalidProtocolBufferException or JsonException or InvalidDataException or FormatException)
         {
@@ -87,8 +87,8 @@ internal static class LokiEndpoints
         return Snappy.DecompressToArray(compressed);
     }
 
-    /// <summary>The entries of a push; those that cannot be taken are named in <paramref name="rejected"/>.</summary>
-    internal static List<LogEvent> FromProtobuf(byte[] body, int maxLineBytes, List<string> rejected)
+    /// <summary>The entries of a push; those that cannot be taken are named in <paramref name="rejected"/>. An entry without a timestamp is dated <paramref name="received"/>.</summary>
+    internal static List<LogEvent> FromProtobuf(byte[] body, int maxLineBytes, List<string> rejected, DateTimeOffset received)
     {
         var request = PushRequest.Parser.ParseFrom(body);
         var events = new List<LogEvent>();
@@ -118,7 +118,7 @@ internal static class LokiEndpoints
                 {
                     AddMetadata(fields, pair.Name, pair.Value);
                 }
-                var ticks = entry.Timestamp is { } t ? DateTime.UnixEpoch.Ticks + t.Seconds * TimeSpan.TicksPerSecond + t.Nanos / 100 : DateTime.UtcNow.Ticks;
+                var ticks = entry.Timestamp is { } t ? DateTime.UnixEpoch.Ticks + t.Seconds * TimeSpan.TicksPerSecond + t.Nanos / 100 : received.UtcTicks;
                 events.Add(new LogEvent(ticks, entry.Line, [.. fields]));
             }
         }

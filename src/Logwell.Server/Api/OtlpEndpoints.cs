@@ -58,7 +58,7 @@ internal static class OtlpEndpoints
             await WriteStatusAsync(context, json, 400, $"cannot read the OTLP {(json ? "JSON" : "protobuf")} body: {e.Message}").ConfigureAwait(false);
             return;
         }
-        var events = ToEvents(request, DateTimeOffset.UtcNow, json);
+        var events = ToEvents(request, context.RequestServices.GetTime().GetUtcNow(), json);
         // A record over the line limit fails alone, reported as OTLP's partial success.
         var rejected = events.RemoveAll(e => Encoding.UTF8.GetByteCount(e.Message) > options.MaxLineBytes);
         if (await IngestPath.AppendAsync(store!, events).ConfigureAwait(false) is { } failed)

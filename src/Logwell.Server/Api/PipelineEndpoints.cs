@@ -141,7 +141,7 @@ internal static class PipelineEndpoints
                 return;
             }
         }
-        var received = DateTimeOffset.UtcNow.UtcTicks;
+        var received = context.RequestServices.GetTime().GetUtcNow().UtcTicks;
         var events = lines.EnumerateArray().Select(l => new LogEvent(received, l.GetString()!, [])).Select(e => pipeline?.Apply(e) ?? e).ToList();
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Logwell.Server.Hosting;
 using Logwell.Core.Query;
 using Logwell.Core.Time;
 using Logwell.Server.SavedSearches;
@@ -97,7 +98,7 @@ internal static class SavedSearchEndpoints
         }
         foreach (var bound in new[] { "from", "to" })
         {
-            if (values.GetValueOrDefault(bound) is { Length: > 0 } text && !TimeExpression.TryParse(text, DateTimeOffset.UtcNow, out _, out var timeError))
+            if (values.GetValueOrDefault(bound) is { Length: > 0 } text && !TimeExpression.TryParse(text, context.RequestServices.GetTime().GetUtcNow(), out _, out var timeError))
             {
                 await ErrorResponses.WriteAsync(context, 400, $"bad '{bound}': {timeError}").ConfigureAwait(false);
                 return;

@@ -115,7 +115,7 @@ internal static class SearchEndpoints
             // The filters narrow the query: every result satisfies them all.
             query = query is MatchAllNode ? (filters.Count == 1 ? filters[0] : new AndNode(filters)) : new AndNode([query, .. filters]);
         }
-        var now = DateTimeOffset.UtcNow;
+        var now = context.RequestServices.GetTime().GetUtcNow();
         long? from = null;
         long? to = null;
         if (!string.IsNullOrEmpty(fromText))
@@ -212,13 +212,14 @@ internal static class SearchEndpoints
                 return;
             }
         }
-        var started = TimeProvider.System.GetTimestamp();
+        var time = context.RequestServices.GetTime();
+        var started = time.GetTimestamp();
         var request = new SearchRequest(query, from, to, after, limit, trackTotal) { OldestFirst = oldestFirst, OrderBy = fieldOrder, AfterKey = afterKey };
         if (await RunWithinTimeoutAsync(context, "search", selection.Timeout, ct => store.Search(request, ct)).ConfigureAwait(false) is not { } result)
         {
             return;
         }
-        var tookMs = TimeProvider.System.GetElapsedTime(started).TotalMilliseconds;
+        var tookMs = time.GetElapsedTime(started).TotalMilliseconds;
         var nextCursor = result.NextCursor is { } next ? JsonOutput.FormatCursor(next)
             : result.NextOrderKey is { } nextKey ? JsonOutput.FormatCursor(fieldOrder!, nextKey)
             : null;
@@ -307,13 +308,14 @@ internal static class SearchEndpoints
     /// </summary>
     internal static async Task<T?> RunWithinTimeoutAsync<T>(HttpContext context, string what, TimeSpan limit, Func<CancellationToken, T> work) where T : class
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        timeout.CancelAfter(limit);
-        var started = TimeProvider.System.GetTimestamp();
+        var time = context.RequestServices.GetTime();
+        using var expiry = new CancellationTokenSource(limit, time);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, expiry.Token);
+        var started = time.GetTimestamp();
         try
         {
             var result = await Task.Run(() => work(timeout.Token), timeout.Token).ConfigureAwait(false);
-            ServerMetrics.QueryDuration.Record(TimeProvider.System.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("kind", what));
+            ServerMetrics.QueryDuration.Record(time.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("kind", what));
             return result;
         }
         catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
@@ -326,7 +328,8 @@ internal static class SearchEndpoints
     /// <summary>A query with pipes: the table its stages make, as <c>{"columns", "rows"}</c>.</summary>
     private static async Task RunPipelineAsync(HttpContext context, Selection selection)
     {
-        var started = TimeProvider.System.GetTimestamp();
+        var time = context.RequestServices.GetTime();
+        var started = time.GetTimestamp();
         var pipeline = new Pipeline(selection.Query, selection.Stages);
         ResultTable? table;
         try
@@ -386,7 +389,7 @@ internal static class SearchEndpoints
         }
         writer.WriteEndArray();
         writer.WriteBoolean("truncated", table.Truncated);
-        writer.WriteNumber("took_ms", Math.Round(TimeProvider.System.GetElapsedTime(started).TotalMilliseconds, 3));
+        writer.WriteNumber("took_ms", Math.Round(time.GetElapsedTime(started).TotalMilliseconds, 3));
         writer.WriteEndObject();
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }

@@ -22,8 +22,9 @@ internal static class SupervisorEndpoints
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
         var run = Path.Combine(Path.GetFullPath(options.DataDirectory), "run");
-        using var supervisor = RunStatus.Read(run, "supervisor.status.json");
-        using var master = RunStatus.Read(run, "api-master.status.json");
+        var now = context.RequestServices.GetTime().GetUtcNow();
+        using var supervisor = RunStatus.Read(run, "supervisor.status.json", now);
+        using var master = RunStatus.Read(run, "api-master.status.json", now);
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         writer.WriteStartObject();

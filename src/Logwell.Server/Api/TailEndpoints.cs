@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using Logwell.Server.Hosting;
 using Logwell.Server.Security;
 using Logwell.Storage.Querying;
 using Microsoft.AspNetCore.Builder;
@@ -29,7 +30,8 @@ internal static class TailEndpoints
         {
             return;
         }
-        var matches = EventMatcher.Compile(query, DateTimeOffset.UtcNow);
+        var time = context.RequestServices.GetTime();
+        var matches = EventMatcher.Compile(query, time.GetUtcNow());
         using var subscription = store.Tail(Capacity);
         var aborted = context.RequestAborted;
         context.Response.ContentType = "text/event-stream";
@@ -45,8 +47,8 @@ internal static class TailEndpoints
         {
             while (true)
             {
-                using var wait = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-                wait.CancelAfter(KeepAlive);
+                using var keepAlive = new CancellationTokenSource(KeepAlive, time);
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(aborted, keepAlive.Token);
                 bool more;
                 try
                 {

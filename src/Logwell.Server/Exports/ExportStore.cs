@@ -60,13 +60,13 @@ public sealed class ExportStore
     private readonly string _connectionString;
     private readonly TimeProvider _time;
 
-    public ExportStore(string dataDirectory, TimeProvider? time = null)
+    public ExportStore(string dataDirectory, TimeProvider time)
     {
         Directory.CreateDirectory(dataDirectory);
         FilesDirectory = Path.Combine(dataDirectory, "exports");
         Directory.CreateDirectory(FilesDirectory);
         _connectionString = SqliteFiles.ConnectionString(Path.Combine(dataDirectory, "meta.db"));
-        _time = time ?? TimeProvider.System;
+        _time = time;
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = """

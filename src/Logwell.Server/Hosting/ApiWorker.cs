@@ -72,8 +72,11 @@ public static class ApiWorker
     /// <param name="accessLogFormat">gunicorn's access log atoms (<c>%(h)s</c> client, <c>%(t)s</c> time, <c>%(r)s</c> request line,
     /// <c>%(m)s</c>, <c>%(U)s</c>, <c>%(q)s</c>, <c>%(s)s</c> status, <c>%(b)s</c> bytes, <c>%(f)s</c> referer, <c>%(a)s</c>
     /// user agent, <c>%(D)s</c> µs, <c>%(M)s</c> ms, <c>%(L)s</c> s, <c>%(p)s</c> worker pid); null: no access log.</param>
-    public static async Task<int> RunAsync(string storeUrl, long maxBodyBytes, string? accessLogFormat, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(string storeUrl, long maxBodyBytes, string? accessLogFormat, TimeProvider time, CancellationToken cancellationToken)
     {
+        // Milliseconds on the monotonic clock, for request ages and busy time.
+        long Ms() => (long)(time.GetTimestamp() * 1000.0 / time.TimestampFrequency);
+
         var fd = ulong.Parse(Environment.GetEnvironmentVariable("LOGWELL_API_LISTEN_FD") ?? throw new InvalidOperationException("an API worker is started by logwell api (LOGWELL_API_LISTEN_FD is not set)"), CultureInfo.InvariantCulture);
         var maxRequests = long.Parse(Environment.GetEnvironmentVariable("LOGWELL_API_MAX_REQUESTS") ?? "0", CultureInfo.InvariantCulture);
         var number = Environment.GetEnvironmentVariable("LOGWELL_API_WORKER") ?? "?";
@@ -127,10 +130,10 @@ public static class ApiWorker
             {
                 // Every answer now closes its connection; stop once none is left: after at least the drain window, at most
                 // half the graceful timeout (the other half is for the requests still running).
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                while (clock.Elapsed < graceful / 2 && (clock.Elapsed < DrainWindow || Interlocked.Read(ref openConnections) > 0))
+                var drainStarted = time.GetTimestamp();
+                while (time.GetElapsedTime(drainStarted) < graceful / 2 && (time.GetElapsedTime(drainStarted) < DrainWindow || Interlocked.Read(ref openConnections) > 0))
                 {
-                    await Task.Delay(50, CancellationToken.None).ConfigureAwait(false);
+                    await Task.Delay(TimeSpan.FromMilliseconds(50), time, CancellationToken.None).ConfigureAwait(false);
                 }
                 lifetime.StopApplication();
             }, CancellationToken.None);
@@ -153,9 +156,9 @@ public static class ApiWorker
         var active = 0;
         long busySince = 0;
         long busyMs = 0;
-        using var reporter = new Timer(_ =>
+        using var reporter = time.CreateTimer(_ =>
         {
-            var now = Environment.TickCount64;
+            var now = Ms();
             long busyThisSecond;
             lock (busy)
             {
@@ -180,14 +183,14 @@ public static class ApiWorker
         {
             app.Use(async (context, next) =>
             {
-                var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                var started = time.GetTimestamp();
                 try
                 {
                     await next(context).ConfigureAwait(false);
                 }
                 finally
                 {
-                    var line = AccessLine(accessLogFormat, context, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+                    var line = AccessLine(accessLogFormat, context, time.GetLocalNow(), time.GetElapsedTime(started));
                     lock (Console.Out)
                     {
                         Console.WriteLine(line);
@@ -202,13 +205,13 @@ public static class ApiWorker
             var id = Interlocked.Increment(ref nextRequest);
             if (watched)
             {
-                inFlight[id] = (Environment.TickCount64, $"{context.Request.Method} {context.Request.Path}{context.Request.QueryString}");
+                inFlight[id] = (Ms(), $"{context.Request.Method} {context.Request.Path}{context.Request.QueryString}");
             }
             lock (busy)
             {
                 if (active++ == 0)
                 {
-                    busySince = Environment.TickCount64;
+                    busySince = Ms();
                 }
             }
             try
@@ -222,7 +225,7 @@ public static class ApiWorker
                 {
                     if (--active == 0)
                     {
-                        busyMs += Environment.TickCount64 - busySince;
+                        busyMs += Ms() - busySince;
                     }
                 }
             }
@@ -247,7 +250,7 @@ public static class ApiWorker
         Console.WriteLine("READY");
         Console.Out.Flush();
         await app.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{DateTime.Now:yyyy-MM-dd HH:mm:ss,fff} [worker {number} {Environment.ProcessId}] stopped after {Interlocked.Read(ref served)} requests"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{time.GetLocalNow():yyyy-MM-dd HH:mm:ss,fff} [worker {number} {Environment.ProcessId}] stopped after {Interlocked.Read(ref served)} requests"));
         return exitCode;
     }
 
@@ -257,7 +260,7 @@ public static class ApiWorker
     private static string Time(DateTimeOffset now) => string.Create(CultureInfo.InvariantCulture,
         $"[{now:dd/MMM/yyyy:HH:mm:ss} {(now.Offset < TimeSpan.Zero ? '-' : '+')}{now.Offset:hhmm}]");
 
-    private static string AccessLine(string format, HttpContext context, TimeSpan took)
+    private static string AccessLine(string format, HttpContext context, DateTimeOffset now, TimeSpan took)
     {
         var request = context.Request;
         var bytes = context.Items[BytesSent] as long? ?? context.Response.ContentLength ?? 0;
@@ -266,7 +269,7 @@ public static class ApiWorker
         {
             "h" => context.Connection.RemoteIpAddress?.ToString() ?? "-",
             "l" or "u" => "-",
-            "t" => Time(DateTimeOffset.Now),
+            "t" => Time(now),
             "r" => Quoted($"{request.Method} {request.Path}{request.QueryString} {request.Protocol}"),
             "m" => request.Method,
             "U" => request.Path.Value ?? "/",

@@ -20,12 +20,14 @@ namespace Logwell.Server.Hosting;
 /// <summary>Builds the HTTP node: the engine, the endpoints, the error boundary and the authorization layer.</summary>
 public static class LogwellApp
 {
-    public static WebApplication Build(WebApplicationBuilder builder)
+    /// <param name="time">The clock of every component of the node: the engine, queues, stores, endpoints and hosts.</param>
+    public static WebApplication Build(WebApplicationBuilder builder, TimeProvider time)
     {
         var options = builder.Configuration.GetSection(LogwellOptions.Section).Get<LogwellOptions>() ?? new LogwellOptions();
         options.Validate();
         builder.Services.AddSingleton(Options.Create(options));
-        builder.Services.AddSingleton(services => LogEngine.Open(options.ToEngineOptions(), services.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddSingleton(time);
+        builder.Services.AddSingleton(services => LogEngine.Open(options.ToEngineOptions(), time, services.GetRequiredService<ILoggerFactory>()));
         builder.WebHost.UseUrls(options.Urls);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -34,11 +36,11 @@ public static class LogwellApp
         });
         builder.Services.AddRouting();
         // The task queues every process of the node shares: a file beside the index sets.
-        builder.Services.AddSingleton(_ => TaskQueues.Open(options));
-        builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory)));
-        builder.Services.AddSingleton(_ => new SavedSearchStore(Path.GetFullPath(options.DataDirectory)));
+        builder.Services.AddSingleton(_ => TaskQueues.Open(options, time));
+        builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory), time));
+        builder.Services.AddSingleton(_ => new SavedSearchStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<LogEngine>()));
-        builder.Services.AddSingleton(_ => new NodeRegistry(options.RegistryPath));
+        builder.Services.AddSingleton(_ => new NodeRegistry(options.RegistryPath, time));
         builder.Services.AddSingleton<RegistryHost>();
         builder.Services.AddHostedService(services => services.GetRequiredService<RegistryHost>());
         builder.Services.AddHostedService<WorkerHost>();
@@ -77,7 +79,7 @@ public static class LogwellApp
         // Request counts and durations by endpoint, for /metrics.
         app.UseHttpMetrics();
         HealthEndpoints.Map(app);
-        ServerMetrics.Start(app.Services.GetRequiredService<ITaskQueue>(), Path.GetFullPath(options.DataDirectory));
+        ServerMetrics.Start(app.Services.GetRequiredService<ITaskQueue>(), Path.GetFullPath(options.DataDirectory), time);
         app.MapMetrics("/metrics").WithMetadata(Permission.ViewMetrics);
         IndexSetEndpoints.Map(app);
         PipelineEndpoints.Map(app);
@@ -114,6 +116,9 @@ public static class LogwellApp
     }
 
     internal static LogEngine GetEngine(this IServiceProvider services) => services.GetRequiredService<LogEngine>();
+
+    /// <summary>The node's one clock, given to <see cref="Build"/>.</summary>
+    internal static TimeProvider GetTime(this IServiceProvider services) => services.GetRequiredService<TimeProvider>();
 
     /// <summary>The embedded task queue's file in the data directory.</summary>
     public static string TaskQueueFile(LogwellOptions options)

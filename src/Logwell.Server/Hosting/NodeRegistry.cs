@@ -26,11 +26,11 @@ public sealed class NodeRegistry
     private readonly string _connectionString;
     private readonly TimeProvider _time;
 
-    public NodeRegistry(string file, TimeProvider? time = null)
+    public NodeRegistry(string file, TimeProvider time)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
         _connectionString = SqliteFiles.ConnectionString(file);
-        _time = time ?? TimeProvider.System;
+        _time = time;
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = """
@@ -159,7 +159,7 @@ public static class RegistryLoop
 
     /// <param name="heartbeat">Called after each registration or heartbeat is recorded.</param>
     /// <param name="checks">The node's health components as a JSON array, sent with each heartbeat; none when null.</param>
-    public static async Task RunAsync(NodeRegistry registry, string id, string host, int port, string role, LogwellOptions options, Action<string> log, CancellationToken stop, Action? heartbeat = null, Func<CancellationToken, Task<string>>? checks = null)
+    public static async Task RunAsync(NodeRegistry registry, string id, string host, int port, string role, LogwellOptions options, TimeProvider time, Action<string> log, CancellationToken stop, Action? heartbeat = null, Func<CancellationToken, Task<string>>? checks = null)
     {
         registry.Register(id, host, port, role, RegistryHost.Version, [.. options.NodeTags]);
         heartbeat?.Invoke();
@@ -170,7 +170,7 @@ public static class RegistryLoop
             {
                 try
                 {
-                    await Task.Delay(TimeSpan.FromSeconds(options.RegistryHeartbeatSeconds), stop).ConfigureAwait(false);
+                    await Task.Delay(TimeSpan.FromSeconds(options.RegistryHeartbeatSeconds), time, stop).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
@@ -233,7 +233,7 @@ public static class RegistryLoop
 /// Registers this process once it listens (as <c>NodeRole</c>), heartbeats with its health components (what
 /// <c>/healthz</c> answers), removes silent nodes, and deregisters on the way out.
 /// </summary>
-internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegistry registry, IServer server, IHostApplicationLifetime lifetime, IServiceProvider services, ILogger<RegistryHost> logger) : BackgroundService
+internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegistry registry, IServer server, IHostApplicationLifetime lifetime, IServiceProvider services, TimeProvider time, ILogger<RegistryHost> logger) : BackgroundService
 {
     /// <summary>This node's id once registered.</summary>
     public string? NodeId { get; private set; }
@@ -267,8 +267,8 @@ internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegist
             : new Uri(address.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal)) is var uri ? (uri.Host, uri.Port) : default;
         var id = string.IsNullOrEmpty(options.NodeId) ? $"{Environment.MachineName}:{(port == 0 ? host : port.ToString(System.Globalization.CultureInfo.InvariantCulture))}" : options.NodeId;
         NodeId = id;
-        await RegistryLoop.RunAsync(registry, id, host, port, options.NodeRole, options, line => logger.LogInformation("Registry: {Line}", line), stoppingToken,
-            heartbeat: () => LastHeartbeat = DateTimeOffset.UtcNow,
+        await RegistryLoop.RunAsync(registry, id, host, port, options.NodeRole, options, time, line => logger.LogInformation("Registry: {Line}", line), stoppingToken,
+            heartbeat: () => LastHeartbeat = time.GetUtcNow(),
             checks: async ct => Api.HealthEndpoints.ToJson(await Api.HealthEndpoints.CheckAsync(services, ready: false, ct).ConfigureAwait(false))).ConfigureAwait(false);
     }
 }

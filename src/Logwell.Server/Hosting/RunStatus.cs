@@ -11,13 +11,13 @@ internal static class RunStatus
     /// <summary>Older than this, a file is left by a process that no longer runs.</summary>
     private static readonly TimeSpan Fresh = TimeSpan.FromSeconds(10);
 
-    /// <summary>The file parsed when it was written in the last 10 seconds; null when there is none (that role does not run here).</summary>
-    public static JsonDocument? Read(string runDirectory, string fileName)
+    /// <summary>The file parsed when it was written in the 10 seconds before <paramref name="now"/>; null when there is none (that role does not run here).</summary>
+    public static JsonDocument? Read(string runDirectory, string fileName, DateTimeOffset now)
     {
         var path = Path.Combine(runDirectory, fileName);
         try
         {
-            return File.Exists(path) && DateTime.UtcNow - File.GetLastWriteTimeUtc(path) < Fresh
+            return File.Exists(path) && now - File.GetLastWriteTimeUtc(path) < Fresh
                 ? JsonDocument.Parse(File.ReadAllText(path))
                 : null;
         }

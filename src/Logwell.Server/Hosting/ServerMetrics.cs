@@ -33,7 +33,7 @@ internal static class ServerMetrics
     /// <c>Logwell.Jobs</c> and <c>Logwell.Server</c> come out as <c>logwell_storage_*</c>, <c>logwell_jobs_*</c> and
     /// <c>logwell_server_*</c>.
     /// </summary>
-    public static void Start(ITaskQueue queue, string dataDirectory)
+    public static void Start(ITaskQueue queue, string dataDirectory, TimeProvider time)
     {
         if (Interlocked.Exchange(ref _queuesWatched, 1) == 1)
         {
@@ -44,7 +44,7 @@ internal static class ServerMetrics
         var run = Path.Combine(dataDirectory, "run");
         Metrics.DefaultRegistry.AddBeforeCollectCallback(() =>
         {
-            if (RunStatus.Read(run, "supervisor.status.json") is { } supervisor)
+            if (RunStatus.Read(run, "supervisor.status.json", time.GetUtcNow()) is { } supervisor)
             {
                 foreach (var process in supervisor.RootElement.EnumerateArray())
                 {
@@ -55,7 +55,7 @@ internal static class ServerMetrics
                 }
                 supervisor.Dispose();
             }
-            if (RunStatus.Read(run, "api-master.status.json") is { } master)
+            if (RunStatus.Read(run, "api-master.status.json", time.GetUtcNow()) is { } master)
             {
                 var root = master.RootElement;
                 ApiWorkers.WithLabels("serving").Set(root.GetProperty("workers").GetInt32());

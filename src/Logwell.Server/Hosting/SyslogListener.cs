@@ -20,7 +20,7 @@ namespace Logwell.Server.Hosting;
 /// <see cref="LogwellOptions.SyslogMaxMessageBytes"/> is cut there and marked <c>truncated</c>. When the store falls
 /// behind, TCP senders are slowed by not reading; UDP datagrams that find the queue full are counted and logged.
 /// </summary>
-internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine engine, ILogger<SyslogListener> logger) : IHostedService, IAsyncDisposable
+internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine engine, TimeProvider time, ILogger<SyslogListener> logger) : IHostedService, IAsyncDisposable
 {
     private readonly LogwellOptions _options = options.Value;
     private readonly Channel<LogEvent> _queue = Channel.CreateBounded<LogEvent>(new BoundedChannelOptions(50_000) { SingleReader = true });
@@ -280,7 +280,7 @@ internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine
 
     private LogEvent Parse(byte[] frame, bool truncated)
     {
-        var evt = SyslogParser.Parse(Encoding.UTF8.GetString(frame), DateTimeOffset.UtcNow, TimeZoneInfo.Local);
+        var evt = SyslogParser.Parse(Encoding.UTF8.GetString(frame), time.GetUtcNow(), TimeZoneInfo.Local);
         return truncated ? new LogEvent(evt.Timestamp, evt.Message, [.. evt.Fields, new Field("truncated", FieldValue.True)]) : evt;
     }
 

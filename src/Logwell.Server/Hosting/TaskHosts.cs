@@ -10,9 +10,9 @@ namespace Logwell.Server.Hosting;
 /// <summary>Opens the task queue backend the settings name.</summary>
 public static class TaskQueues
 {
-    public static ITaskQueue Open(LogwellOptions options) => options.QueueBackend == "redis"
-        ? RedisTaskQueue.Connect(options.RedisConnection, options.RedisPrefix)
-        : new SqliteTaskQueue(LogwellApp.TaskQueueFile(options));
+    public static ITaskQueue Open(LogwellOptions options, TimeProvider time) => options.QueueBackend == "redis"
+        ? RedisTaskQueue.Connect(options.RedisConnection, options.RedisPrefix, time)
+        : new SqliteTaskQueue(LogwellApp.TaskQueueFile(options), time);
 
     /// <summary>A name for a worker or scheduler that is unique on the network: host, process and a random part.</summary>
     public static string ProcessName(string role) =>
@@ -23,7 +23,7 @@ public static class TaskQueues
 }
 
 /// <summary>Under <c>serve</c>: a worker in the node's own process, on the queues <c>ServeWorkerQueues</c> names.</summary>
-internal sealed class WorkerHost(IOptions<LogwellOptions> settings, ITaskQueue queue, ExportStore exports, ILogStoreAccess store, ILoggerFactory loggers) : BackgroundService
+internal sealed class WorkerHost(IOptions<LogwellOptions> settings, ITaskQueue queue, ExportStore exports, ILogStoreAccess store, TimeProvider time, ILoggerFactory loggers) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -34,7 +34,7 @@ internal sealed class WorkerHost(IOptions<LogwellOptions> settings, ITaskQueue q
             return;
         }
         var logger = loggers.CreateLogger<WorkerHost>();
-        var handlers = BuiltinTasks.Create(options, queue, exports, store, loggers);
+        var handlers = BuiltinTasks.Create(options, queue, exports, store, time, loggers);
         var workerOptions = new WorkerOptions(queues)
         {
             Concurrency = options.ServeWorkerConcurrency,
@@ -44,7 +44,7 @@ internal sealed class WorkerHost(IOptions<LogwellOptions> settings, ITaskQueue q
         logger.LogInformation("Worker: running queues {Queues} with concurrency {Concurrency}", string.Join(",", queues), workerOptions.Concurrency);
         while (!stoppingToken.IsCancellationRequested)
         {
-            var exit = await new Worker(queue, handlers, workerOptions, TaskQueues.ProcessName("serve"), logger).RunAsync(stoppingToken).ConfigureAwait(false);
+            var exit = await new Worker(queue, handlers, workerOptions, TaskQueues.ProcessName("serve"), time, logger).RunAsync(stoppingToken).ConfigureAwait(false);
             if (exit == WorkerExit.HardLimit)
             {
                 // A process cannot replace itself: the abandoned task keeps its lease until it expires, then runs again.
@@ -55,7 +55,7 @@ internal sealed class WorkerHost(IOptions<LogwellOptions> settings, ITaskQueue q
 }
 
 /// <summary>Under <c>serve</c>: a scheduler that issues the periodic tasks while it holds the cluster's scheduler lease.</summary>
-internal sealed class SchedulerHost(IOptions<LogwellOptions> settings, ITaskQueue queue, ILoggerFactory loggers) : BackgroundService
+internal sealed class SchedulerHost(IOptions<LogwellOptions> settings, ITaskQueue queue, TimeProvider time, ILoggerFactory loggers) : BackgroundService
 {
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -66,7 +66,7 @@ internal sealed class SchedulerHost(IOptions<LogwellOptions> settings, ITaskQueu
         }
         var lease = TimeSpan.FromSeconds(options.SchedulerLeaseSeconds);
         var scheduler = new Scheduler(queue, BuiltinTasks.Schedule(options), new SchedulerOptions { Lease = lease, Tick = lease / 5 },
-            TaskQueues.ProcessName("serve"), loggers.CreateLogger<Scheduler>());
+            TaskQueues.ProcessName("serve"), time, loggers.CreateLogger<Scheduler>());
         return scheduler.RunAsync(stoppingToken);
     }
 }

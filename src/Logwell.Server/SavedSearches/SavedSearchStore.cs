@@ -18,11 +18,11 @@ public sealed class SavedSearchStore
     private readonly string _connectionString;
     private readonly TimeProvider _time;
 
-    public SavedSearchStore(string dataDirectory, TimeProvider? time = null)
+    public SavedSearchStore(string dataDirectory, TimeProvider time)
     {
         Directory.CreateDirectory(dataDirectory);
         _connectionString = SqliteFiles.ConnectionString(Path.Combine(dataDirectory, "meta.db"));
-        _time = time ?? TimeProvider.System;
+        _time = time;
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = """

@@ -20,7 +20,7 @@ public static class BuiltinTasks
     /// <summary>The queues of the default deployment.</summary>
     public static readonly IReadOnlyList<string> Queues = ["default", "export", "pipeline", "schedule"];
 
-    public static IReadOnlyDictionary<string, TaskHandler> Create(LogwellOptions options, ITaskQueue queue, ExportStore exports, ILogStoreAccess store, ILoggerFactory loggers)
+    public static IReadOnlyDictionary<string, TaskHandler> Create(LogwellOptions options, ITaskQueue queue, ExportStore exports, ILogStoreAccess store, TimeProvider time, ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("Logwell.Tasks");
         var runner = new ExportRunner(options, exports, store, logger);
@@ -33,15 +33,15 @@ public static class BuiltinTasks
             [RecoverLeases] = async (_, ct) =>
             {
                 var recovered = await queue.RecoverExpiredAsync(ct).ConfigureAwait(false);
-                var purged = await queue.PurgeDoneAsync(DateTimeOffset.UtcNow - TimeSpan.FromDays(options.TaskKeepDays), ct).ConfigureAwait(false);
+                var purged = await queue.PurgeDoneAsync(time.GetUtcNow() - TimeSpan.FromDays(options.TaskKeepDays), ct).ConfigureAwait(false);
                 if (recovered > 0 || purged > 0)
                 {
                     logger.LogInformation("Queues: {Recovered} tasks with expired leases recovered, {Purged} old done tasks deleted", recovered, purged);
                 }
             },
             ["diag.noop"] = (_, _) => Task.CompletedTask,
-            ["diag.sleep"] = (task, ct) => Task.Delay(TimeSpan.FromMilliseconds(Argument(task, "ms", 0)), ct),
-            ["diag.record"] = (task, ct) => RecordAsync(options, task, ct),
+            ["diag.sleep"] = (task, ct) => Task.Delay(TimeSpan.FromMilliseconds(Argument(task, "ms", 0)), time, ct),
+            ["diag.record"] = (task, ct) => RecordAsync(options, task, time, ct),
             ["diag.fail"] = (task, _) => throw new InvalidOperationException(ArgumentText(task, "error") ?? "diag.fail always fails"),
         };
     }
@@ -83,7 +83,7 @@ public static class BuiltinTasks
     /// <c>diag.record {"mark", "ms"}</c>: appends <c>start</c>, waits <c>ms</c>, appends <c>done</c> to this process's
     /// file under <c>diag/</c> in the data directory — a visible effect for checking a deployment's workers.
     /// </summary>
-    private static async Task RecordAsync(LogwellOptions options, LeasedTask task, CancellationToken cancellationToken)
+    private static async Task RecordAsync(LogwellOptions options, LeasedTask task, TimeProvider time, CancellationToken cancellationToken)
     {
         var directory = Path.Combine(Path.GetFullPath(options.DataDirectory), "diag");
         Directory.CreateDirectory(directory);
@@ -91,7 +91,7 @@ public static class BuiltinTasks
         var mark = ArgumentText(task, "mark") ?? ArgumentText(task, "slot") ?? task.Id.ToString(CultureInfo.InvariantCulture);
         var line = string.Create(CultureInfo.InvariantCulture, $"{mark} {task.Id} {task.Attempt} {Environment.ProcessId}");
         Append(file, $"start {line}\n");
-        await Task.Delay(TimeSpan.FromMilliseconds(Argument(task, "ms", 0)), cancellationToken).ConfigureAwait(false);
+        await Task.Delay(TimeSpan.FromMilliseconds(Argument(task, "ms", 0)), time, cancellationToken).ConfigureAwait(false);
         Append(file, $"done {line}\n");
     }
 

@@ -42,10 +42,10 @@ public sealed class LogEngine : IAsyncDisposable
 
     public EngineOptions Options => _options;
 
-    public static LogEngine Open(EngineOptions options, ILoggerFactory? loggers = null, TimeProvider? time = null)
+    public static LogEngine Open(EngineOptions options, TimeProvider time, ILoggerFactory? loggers = null)
     {
         options.Validate();
-        var engine = new LogEngine(options, loggers ?? NullLoggerFactory.Instance, time ?? TimeProvider.System);
+        var engine = new LogEngine(options, loggers ?? NullLoggerFactory.Instance, time);
         engine.Load();
         return engine;
     }

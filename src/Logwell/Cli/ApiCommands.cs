@@ -72,7 +72,7 @@ internal static class ApiCommands
                 MaxRequestsJitter = result.GetValue(jitter),
                 GracefulTimeout = TimeSpan.FromSeconds(result.GetValue(graceful)),
                 Timeout = TimeSpan.FromSeconds(result.GetValue(timeout)),
-            }, Console.Out);
+            }, Console.Out, Settings.Time);
             using var stop = new CancellationTokenSource();
             using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
             using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, context => { context.Cancel = true; stop.Cancel(); });
@@ -83,13 +83,13 @@ internal static class ApiCommands
             var registry = Task.Run(async () =>
             {
                 // Registered once ready: when a worker accepts.
-                await Task.WhenAny(master.FirstReady, Task.Delay(Timeout.Infinite, registered.Token)).ConfigureAwait(false);
+                await Task.WhenAny(master.FirstReady, Task.Delay(Timeout.InfiniteTimeSpan, Settings.Time, registered.Token)).ConfigureAwait(false);
                 if (registered.IsCancellationRequested)
                 {
                     return;
                 }
-                await RegistryLoop.RunAsync(new NodeRegistry(settings.RegistryPath), string.IsNullOrEmpty(settings.NodeId) ? $"{Environment.MachineName}:{listen.Port}" : settings.NodeId,
-                    listen.Host, listen.Port, "api", settings, line => Console.WriteLine($"{DateTime.Now:yyyy-MM-dd HH:mm:ss,fff} [master {Environment.ProcessId}] registry: {line}"), registered.Token).ConfigureAwait(false);
+                await RegistryLoop.RunAsync(new NodeRegistry(settings.RegistryPath, Settings.Time), string.IsNullOrEmpty(settings.NodeId) ? $"{Environment.MachineName}:{listen.Port}" : settings.NodeId,
+                    listen.Host, listen.Port, "api", settings, Settings.Time, line => Console.WriteLine($"{Settings.Time.GetLocalNow():yyyy-MM-dd HH:mm:ss,fff} [master {Environment.ProcessId}] registry: {line}"), registered.Token).ConfigureAwait(false);
             }, CancellationToken.None);
             var code = await master.RunAsync(stop.Token).ConfigureAwait(false);
             await registered.CancelAsync().ConfigureAwait(false);
@@ -109,7 +109,7 @@ internal static class ApiCommands
         command.SetAction(async (result, cancellationToken) =>
         {
             var options = Settings.Load(result.GetValue(data));
-            return await ApiWorker.RunAsync(result.GetValue(store)!, options.MaxBodyBytes, result.GetValue(accessLog), cancellationToken).ConfigureAwait(false);
+            return await ApiWorker.RunAsync(result.GetValue(store)!, options.MaxBodyBytes, result.GetValue(accessLog), Settings.Time, cancellationToken).ConfigureAwait(false);
         });
         return command;
     }

@@ -229,7 +229,7 @@ internal static class ClientCommands
             string? contentType = null;
             var batch = new StringBuilder();
             var linesInBatch = 0;
-            var started = TimeProvider.System.GetTimestamp();
+            var started = Settings.Time.GetTimestamp();
 
             async Task SendAsync()
             {
@@ -252,7 +252,7 @@ internal static class ClientCommands
                 linesInBatch = 0;
                 if (showProgress)
                 {
-                    var seconds = TimeProvider.System.GetElapsedTime(started).TotalSeconds;
+                    var seconds = Settings.Time.GetElapsedTime(started).TotalSeconds;
                     Console.Error.Write(string.Create(CultureInfo.InvariantCulture, $"\r{accepted:N0} accepted, {rejected:N0} rejected, {accepted / Math.Max(seconds, 0.001):N0} events/s   "));
                 }
             }
@@ -402,7 +402,7 @@ internal static class ClientCommands
                     }
                     break;
                 }
-                await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromMilliseconds(500), Settings.Time, ct).ConfigureAwait(false);
             }
             if (state != "done")
             {

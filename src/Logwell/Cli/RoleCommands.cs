@@ -51,9 +51,9 @@ internal static class RoleCommands
             var options = Settings.Load(result.GetValue(data));
             using var loggers = Settings.CreateLoggers();
             var logger = loggers.CreateLogger("Logwell.Worker");
-            await using var queue = TaskQueues.Open(options);
+            await using var queue = TaskQueues.Open(options, Settings.Time);
             using var client = ClientCommands.CreateClient(result, server);
-            var handlers = BuiltinTasks.Create(options, queue, new ExportStore(Path.GetFullPath(options.DataDirectory)), new HttpLogStore(client), loggers);
+            var handlers = BuiltinTasks.Create(options, queue, new ExportStore(Path.GetFullPath(options.DataDirectory), Settings.Time), new HttpLogStore(client), Settings.Time, loggers);
             var name = TaskQueues.ProcessName("worker");
             var worker = new Worker(queue, handlers, new WorkerOptions(queueList)
             {
@@ -62,7 +62,7 @@ internal static class RoleCommands
                 MaxMemoryBytes = maxBytes,
                 Lease = TimeSpan.FromSeconds(options.TaskLeaseSeconds),
                 GracePeriod = TimeSpan.FromSeconds(result.GetValue(grace)),
-            }, name, logger);
+            }, name, Settings.Time, logger);
             using var stop = new CancellationTokenSource();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
             using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => { context.Cancel = true; stop.Cancel(); });
@@ -82,10 +82,10 @@ internal static class RoleCommands
         {
             var options = Settings.Load(result.GetValue(data));
             using var loggers = Settings.CreateLoggers();
-            await using var queue = TaskQueues.Open(options);
+            await using var queue = TaskQueues.Open(options, Settings.Time);
             var lease = TimeSpan.FromSeconds(options.SchedulerLeaseSeconds);
             var scheduler = new Scheduler(queue, BuiltinTasks.Schedule(options), new SchedulerOptions { Lease = lease, Tick = lease / 5 },
-                TaskQueues.ProcessName("scheduler"), loggers.CreateLogger("Logwell.Scheduler"));
+                TaskQueues.ProcessName("scheduler"), Settings.Time, loggers.CreateLogger("Logwell.Scheduler"));
             using var stop = new CancellationTokenSource();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
             using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => { context.Cancel = true; stop.Cancel(); });
@@ -153,7 +153,7 @@ internal static class RoleCommands
                     Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"logwell {role}: process exited with {code}; starting a new one in 1 s"));
                     try
                     {
-                        await Task.Delay(TimeSpan.FromSeconds(1), stop.Token).ConfigureAwait(false);
+                        await Task.Delay(TimeSpan.FromSeconds(1), Settings.Time, stop.Token).ConfigureAwait(false);
                     }
                     catch (OperationCanceledException)
                     {
@@ -197,6 +197,14 @@ internal static class RoleCommands
 /// <summary>Settings for roles that run without the web host: the same files, <c>LOGWELL_</c> variables and flags as <c>serve</c>.</summary>
 internal static class Settings
 {
+    /// <summary>
+    /// The clock of every component this process builds, and the one place the system clock is named: everything else
+    /// reads the time and waits through the <see cref="TimeProvider"/> it is given (src/BannedSymbols.txt).
+    /// </summary>
+#pragma warning disable RS0030 // The composition root.
+    public static TimeProvider Time { get; } = TimeProvider.System;
+#pragma warning restore RS0030
+
     public static string EnvironmentName(string? flag = null) => flag
         ?? Environment.GetEnvironmentVariable("LOGWELL_ENVIRONMENT")
         ?? Environment.GetEnvironmentVariable("DOTNET_ENVIRONMENT")

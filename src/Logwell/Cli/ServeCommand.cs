@@ -72,7 +72,7 @@ internal static class ServeCommand
             var configured = builder.Configuration["Logwell:DataDirectory"] ?? "./data";
             builder.Configuration["Logwell:DataDirectory"] = Path.GetFullPath(configured, Environment.CurrentDirectory);
 
-            await using var app = LogwellApp.Build(builder);
+            await using var app = LogwellApp.Build(builder, Settings.Time);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
             var options = app.Services.GetRequiredService<IOptions<LogwellOptions>>().Value;
             var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];

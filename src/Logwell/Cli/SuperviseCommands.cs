@@ -34,7 +34,7 @@ internal static class SuperviseCommands
             Supervisor supervisor;
             try
             {
-                supervisor = new Supervisor(path, dataDirectory, Console.Out);
+                supervisor = new Supervisor(path, dataDirectory, Console.Out, Settings.Time);
             }
             catch (Exception e) when (e is ConfigException or IOException)
             {
