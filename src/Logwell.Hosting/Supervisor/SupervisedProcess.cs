@@ -55,14 +55,15 @@ internal sealed class SupervisedProcess(ProcessConfig config, Action<string> log
 
     private void SetState(ProcessState state)
     {
-        if (state == State)
-        {
-            return;
-        }
+        // A spawn that fails in BACKOFF enters it again: one more retry, waiting one second longer.
         if (state == ProcessState.Backoff)
         {
             Backoff++;
             _delay = time.GetUtcNow() + TimeSpan.FromSeconds(Backoff);
+        }
+        if (state == State)
+        {
+            return;
         }
         State = state;
         changed();
