@@ -2,8 +2,11 @@
 # Runs every Logwell test: builds in Release, then unit, engine and integration tests (which start real
 # `logwell serve` processes on free loopback ports and drive them with real shipper clients). Installs what the tests
 # need when it is missing, from Debian: Node.js and npm (the npm shipper libraries install themselves on first use),
-# rsyslog and its omelasticsearch module, redis-server (the tests start their own on a free port) and chromium (the
-# web UI tests drive it headless through Playwright; no browser is downloaded).
+# rsyslog and its omelasticsearch module, redis-server (the tests start their own on a free port), chromium (the
+# web UI tests drive it headless through Playwright; no browser is downloaded) and faketime.
+# Then it runs the tests that see event times again with the clock 400 days ahead (faketime -f '+400d'): every unit
+# test and the integration classes marked Category=DateSensitive. A fixed event date fails that pass on the day it is
+# written, not on the day retention or a time window makes it expire.
 # The .NET SDK pinned in global.json must already be on PATH. Without root, missing tools are named and the tests
 # that need them are skipped.
 set -euo pipefail
@@ -23,6 +26,7 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 find /usr/lib -name omelasticsearch.so 2>/dev/null | grep -q . || missing+=(rsyslog-elasticsearch)
 [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]} from Debian"
@@ -34,19 +38,34 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+shifted="$(mktemp)"
+trap 'rm -f "$log" "$shifted"' EXIT
+
+# One closing line for a run, summed over the test assemblies.
+summary() {
+  awk -v label="$2" '/^(Passed|Failed)!/ {
+         for (i = 1; i <= NF; i++) {
+           if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1)
+         }
+       }
+       END { gsub(",", "", p); printf "%s: %d passed, %d failed, %d skipped\n", label, p, f, s }' "$1"
+}
 
 dotnet build Logwell.slnx -c Release -nologo -v quiet
 set +e
 dotnet test Logwell.slnx -c Release --no-build -nologo 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+shifted_status=0
+if command -v faketime >/dev/null 2>&1; then
+  echo "test.sh: again with the clock 400 days ahead: every unit test and Category=DateSensitive"
+  faketime -f '+400d' dotnet test Logwell.slnx -c Release --no-build -nologo \
+    --filter 'FullyQualifiedName~Logwell.Tests.|Category=DateSensitive' 2>&1 | tee "$shifted"
+  shifted_status=${PIPESTATUS[0]}
+else
+  echo "test.sh: faketime is missing (Debian package faketime): the pass with the clock 400 days ahead is skipped" >&2
+fi
 set -e
 
-# One closing line for the whole run, summed over the test assemblies.
-awk '/^(Passed|Failed)!/ {
-       for (i = 1; i <= NF; i++) {
-         if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1)
-       }
-     }
-     END { gsub(",", "", p); printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
-exit "$status"
+summary "$log" "tests"
+command -v faketime >/dev/null 2>&1 && summary "$shifted" "tests with the clock 400 days ahead"
+[ "$status" -eq 0 ] && [ "$shifted_status" -eq 0 ]

@@ -4,6 +4,7 @@ using System.Text.Json;
 namespace Logwell.IntegrationTests;
 
 /// <summary>The <c>logwell</c> client verbs, run as processes against a running node.</summary>
+[Trait(Logwell.Tests.DateSensitive.Category, Logwell.Tests.DateSensitive.Value)]
 public sealed class CliTests
 {
     internal static Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(LogwellNode node, string? stdin, params string[] args) =>

@@ -8,6 +8,7 @@ using static Logwell.IntegrationTests.HttpApiTests;
 namespace Logwell.IntegrationTests;
 
 /// <summary>Exports of a known set of events: asynchronous (a task writes a gzip file) and streamed at once.</summary>
+[Trait(Logwell.Tests.DateSensitive.Category, Logwell.Tests.DateSensitive.Value)]
 public sealed class ExportTests
 {
     private sealed record Source(DateTime Time, int N, string Level, string Host, string Message);

@@ -8,6 +8,7 @@ using static Logwell.Tests.EventTime;
 namespace Logwell.IntegrationTests;
 
 /// <summary>A real node over HTTP: index sets, ingest, search, and the errors a client can cause.</summary>
+[Trait(Logwell.Tests.DateSensitive.Category, Logwell.Tests.DateSensitive.Value)]
 public sealed class HttpApiTests
 {
     internal static async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(HttpClient http, HttpMethod method, string url, HttpContent? content = null, string? accept = null)

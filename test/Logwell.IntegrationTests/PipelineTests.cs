@@ -5,6 +5,7 @@ using static Logwell.IntegrationTests.HttpApiTests;
 namespace Logwell.IntegrationTests;
 
 /// <summary>Cleaning pipelines on a real node: previewed, saved, applied to every protocol, kept across restarts.</summary>
+[Trait(Logwell.Tests.DateSensitive.Category, Logwell.Tests.DateSensitive.Value)]
 public sealed class PipelineTests
 {
     private const string AccessLog = """

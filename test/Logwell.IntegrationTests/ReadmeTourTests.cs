@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 namespace Logwell.IntegrationTests;
 
 /// <summary>The README's tour, command by command, against a fresh node: it prints what the README shows, on any date.</summary>
+[Trait(Logwell.Tests.DateSensitive.Category, Logwell.Tests.DateSensitive.Value)]
 public sealed partial class ReadmeTourTests
 {
     /// <summary>The commands of the README's first <c>console</c> block, each with the lines printed after it.</summary>

@@ -13,6 +13,7 @@ using static Logwell.Tests.EventTime;
 namespace Logwell.IntegrationTests;
 
 /// <summary>The protocols of the shippers operators already run, spoken by their own client libraries.</summary>
+[Trait(Logwell.Tests.DateSensitive.Category, Logwell.Tests.DateSensitive.Value)]
 public sealed class ShipperProtocolTests
 {
     private sealed record ShopEvent(

@@ -8,6 +8,7 @@ using static Logwell.Tests.EventTime;
 namespace Logwell.IntegrationTests;
 
 /// <summary>Syslog into a real node: raw TCP and UDP senders, and rsyslog from Debian forwarding to it.</summary>
+[Trait(Logwell.Tests.DateSensitive.Category, Logwell.Tests.DateSensitive.Value)]
 public sealed class SyslogIngestTests
 {
     private static int FreePort(SocketType type)

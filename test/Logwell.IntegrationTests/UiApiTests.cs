@@ -6,6 +6,7 @@ using System.Text.Json;
 namespace Logwell.IntegrationTests;
 
 /// <summary>The endpoints the web UI added, and how the node serves the UI's files, with the errors a client can cause.</summary>
+[Trait(Logwell.Tests.DateSensitive.Category, Logwell.Tests.DateSensitive.Value)]
 public sealed class UiApiTests
 {
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
