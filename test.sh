@@ -14,6 +14,12 @@ cd "$(dirname "$0")"
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
+# Run under `faketime -f '@2027-03-01 23:59:00' ./test.sh`, every process would start its clock at that instant again;
+# the test host and the nodes it starts must share one clock running on from there.
+if [[ "${FAKETIME:-}" == @* ]]; then
+  export FAKETIME_DONT_RESET=1
+fi
+
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "test.sh: the .NET 10 SDK (dotnet) is not on PATH; install it (see global.json) and run again" >&2
   exit 1
