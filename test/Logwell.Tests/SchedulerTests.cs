@@ -88,11 +88,12 @@ public sealed class SchedulerTests
         using var stop = new CancellationTokenSource();
         var one = new Scheduler(queue, entries, options, "one", time, NullLogger.Instance).RunAsync(stop.Token);
         var two = new Scheduler(queue, entries, options, "two", time, NullLogger.Instance).RunAsync(stop.Token);
-        // Four and a half seconds on the schedulers' clock, a tick at a time.
-        for (var tick = 0; tick < 45; tick++)
+        // Four seconds on the schedulers' clock, half a tick at a time, each second until its slot (or a later one) is issued.
+        var start = time.GetUtcNow();
+        for (var second = 1; second <= 4; second++)
         {
-            time.Advance(options.Tick);
-            await Task.Delay(10);
+            var slot = start + TimeSpan.FromSeconds(second);
+            await time.AdvanceUntilAsync(async () => await queue.LastSlotAsync("second") >= slot, options.Tick / 2, $"slot {slot:T}");
         }
         await stop.CancelAsync();
         await Task.WhenAll(one, two);

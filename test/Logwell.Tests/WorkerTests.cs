@@ -85,21 +85,24 @@ public sealed class WorkerTests
             ["slow"] = async (_, ct) =>
             {
                 Interlocked.Increment(ref starts);
-                await Task.Delay(TimeSpan.FromSeconds(100), time, ct);
+                await Task.Delay(TimeSpan.FromMinutes(7), time, ct);
             },
         };
         await queue.EnqueueAsync(new TaskRequest("slow", "{}"));
         using var stop = new CancellationTokenSource();
-        // A 30-second lease, renewed every 10 seconds, over a task of 100 seconds; a second worker polls all along.
-        var first = new Worker(queue, handlers, Options(), "first", time);
-        var second = new Worker(queue, handlers, Options(), "second", time);
+        // A two-minute lease, renewed every 40 seconds, over a task of seven minutes; a second worker polls all along.
+        // The clock moves 2 s a step, so a renewal may come 40 steps late and still hold the lease.
+        var options = Options() with { Lease = TimeSpan.FromMinutes(2) };
+        var first = new Worker(queue, handlers, options, "first", time);
+        var second = new Worker(queue, handlers, options, "second", time);
         var running = Task.WhenAll(first.RunAsync(stop.Token), second.RunAsync(stop.Token));
         await FakeClock.WaitUntilAsync(() => Task.FromResult(Volatile.Read(ref starts) == 1), "the task starts");
-        await time.AdvanceUntilAsync(async () => (await StatsAsync(queue)).Done == 1, TimeSpan.FromSeconds(1), "the task completes");
+        await time.AdvanceUntilAsync(async () => (await StatsAsync(queue)).Done == 1, TimeSpan.FromSeconds(2), "the task completes");
         await stop.CancelAsync();
         await running;
         Assert.Equal(1, starts);
-        Assert.InRange(queue.Renewals, 9, 10);
+        // Kept across more than three lease times by its renewals.
+        Assert.True(queue.Renewals >= 4, $"{queue.Renewals} renewals");
         Assert.Equal(1, (await StatsAsync(queue)).Done);
     }
 
@@ -274,8 +277,8 @@ public sealed class WorkerTests
         {
             ["count"] = async (task, ct) =>
             {
-                // Long enough for renewals, some of which fail.
-                await Task.Delay(TimeSpan.FromSeconds(25), time, ct);
+                // Long enough for a renewal, which may fail; well inside the lease if it does.
+                await Task.Delay(TimeSpan.FromSeconds(15), time, ct);
                 effects.AddOrUpdate(task.Arguments, 1, (_, n) => n + 1);
             },
         };

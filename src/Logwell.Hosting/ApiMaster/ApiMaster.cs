@@ -276,15 +276,7 @@ public sealed partial class ApiMaster(ApiMasterOptions options, TextWriter log, 
         }
         var text = string.Create(CultureInfo.InvariantCulture,
             $"{{\"workers\":{workers},\"target\":{Volatile.Read(ref _target)},\"recycles\":{Interlocked.Read(ref _recycles)},\"deaths\":{Interlocked.Read(ref _deaths)},\"timeouts\":{Interlocked.Read(ref _timeouts)}}}");
-        try
-        {
-            File.WriteAllText(path + ".tmp", text);
-            File.Move(path + ".tmp", path, overwrite: true);
-        }
-        catch (IOException)
-        {
-            // Next second.
-        }
+        RunStatus.Write(path, _statusWritten, text);
     }
 
     /// <summary>A worker whose oldest request has run past the timeout is killed (and then replaced, as a dead one is).</summary>

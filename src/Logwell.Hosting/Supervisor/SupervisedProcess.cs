@@ -296,7 +296,7 @@ internal sealed class SupervisedProcess(ProcessConfig config, Action<string> log
             case ProcessState.Backoff or ProcessState.Fatal:
                 return SpawnError ?? "unknown error (try \"tail\")";
             case ProcessState.Stopped or ProcessState.Exited:
-                return StoppedAt is { } at ? at.ToLocalTime().ToString("MMM dd hh:mm tt", CultureInfo.InvariantCulture) : "Not started";
+                return StoppedAt is { } at ? TimeZoneInfo.ConvertTime(at, time.LocalTimeZone).ToString("MMM dd hh:mm tt", CultureInfo.InvariantCulture) : "Not started";
             default:
                 return "";
         }

@@ -187,15 +187,7 @@ public sealed class Supervisor
         var path = Path.Combine(_dataDirectory, "run", StatusFileName);
         var now = _time.GetUtcNow();
         var status = Ordered(reverse: false).Select(p => new { name = p.Config.FullName, state = p.State.ToString().ToUpperInvariant(), spawns = p.Spawns, pid = p.State == ProcessState.Running ? p.Pid : null, description = p.Describe(now) }).ToList();
-        try
-        {
-            File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(status));
-            File.Move(path + ".tmp", path, overwrite: true);
-        }
-        catch (IOException)
-        {
-            // Next second.
-        }
+        RunStatus.Write(path, now, JsonSerializer.Serialize(status));
     }
 
     public const string StatusFileName = "supervisor.status.json";

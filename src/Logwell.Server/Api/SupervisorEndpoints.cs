@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Logwell.Hosting;
 using Logwell.Server.Hosting;
 using Logwell.Server.Security;
 using Microsoft.AspNetCore.Builder;

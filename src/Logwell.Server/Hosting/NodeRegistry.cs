@@ -183,7 +183,7 @@ public static class RegistryLoop
                     {
                         // A component that does not answer (a queue server away) must not hold the heartbeat back:
                         // past this, the heartbeat goes with the components last reported.
-                        report = await checks(stop).WaitAsync(ChecksTimeout, stop).ConfigureAwait(false);
+                        report = await checks(stop).WaitAsync(ChecksTimeout, time, stop).ConfigureAwait(false);
                     }
                     catch (TimeoutException)
                     {

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Logwell.Hosting;
 using Logwell.Jobs;
 using Prometheus;
 

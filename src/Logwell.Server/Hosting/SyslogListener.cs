@@ -280,7 +280,7 @@ internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine
 
     private LogEvent Parse(byte[] frame, bool truncated)
     {
-        var evt = SyslogParser.Parse(Encoding.UTF8.GetString(frame), time.GetUtcNow(), TimeZoneInfo.Local);
+        var evt = SyslogParser.Parse(Encoding.UTF8.GetString(frame), time.GetUtcNow(), time.LocalTimeZone);
         return truncated ? new LogEvent(evt.Timestamp, evt.Message, [.. evt.Fields, new Field("truncated", FieldValue.True)]) : evt;
     }
 
