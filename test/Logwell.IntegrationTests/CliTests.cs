@@ -80,8 +80,9 @@ public sealed class CliTests
         Assert.Contains("created index set web (retention 14 days)", stdout, StringComparison.Ordinal);
 
         var file = Path.Combine(dir.Path, "access.ndjson");
+        var start = Logwell.Tests.EventTime.At("10:00:00").ToUnixTimeSeconds();
         await File.WriteAllLinesAsync(file, Enumerable.Range(0, 2500).Select(i =>
-            $"{{\"ts\":{1795168800 + i},\"message\":\"GET /item/{i} {(i % 100 == 0 ? 500 : 200)}\",\"host\":\"web-{i % 7}\"}}"));
+            $"{{\"ts\":{start + i},\"message\":\"GET /item/{i} {(i % 100 == 0 ? 500 : 200)}\",\"host\":\"web-{i % 7}\"}}"));
         (code, stdout, stderr) = await RunAsync(node, null, "ingest", "--index", "web", "--batch-lines", "1000", file);
         Assert.True(code == 0, stderr);
         Assert.Contains("2500 accepted, 0 rejected into web", stdout, StringComparison.Ordinal);

@@ -281,7 +281,7 @@ public sealed class ShipperProtocolTests
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         // A malformed entry fails alone: the others are stored, the answer names it.
         using var badTime = await node.Http.PostAsync("/loki/api/v1/push", new StringContent(
-            "{\"streams\":[{\"stream\":{\"app\":\"mixed\"},\"values\":[[1,\"x\"],[\"1795168800000000000\",\"kept entry\"]]}]}", Encoding.UTF8, "application/json"));
+            $"{{\"streams\":[{{\"stream\":{{\"app\":\"mixed\"}},\"values\":[[1,\"x\"],[\"{At("10:00:00").ToUnixTimeMilliseconds()}000000\",\"kept entry\"]]}}]}}", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.BadRequest, badTime.StatusCode);
         Assert.Contains("1 entries rejected, 1 stored: streams[0].values[0]", await badTime.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         var (_, mixed) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/search?q=app:mixed");

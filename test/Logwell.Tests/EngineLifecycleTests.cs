@@ -46,6 +46,34 @@ public sealed class EngineLifecycleTests
     }
 
     [Fact]
+    public async Task AnExpiredDayIsGoneForReadsAtOnceWhetherFlushedOrNot()
+    {
+        using var dir = new TempDirectory();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero));
+        await using var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 64 }, time);
+        var (_, _, store) = await engine.CreateAsync("short", 2);
+        Assert.NotNull(store);
+        // One day in a segment, the next still in the memory table.
+        await store.AppendAsync(Day(new DateTime(2026, 11, 22, 0, 0, 0, DateTimeKind.Utc), 10, "flushed"));
+        await store.FlushAsync();
+        await store.AppendAsync(Day(new DateTime(2026, 11, 23, 0, 0, 0, DateTimeKind.Utc), 10, "unflushed"));
+        var seq = store.Search(new SearchRequest(QueryParser.Parse("unflushed"), Limit: 1)).Hits[0].Seq;
+        Assert.Equal(20, store.Search(new SearchRequest(MatchAllNode.Instance, Limit: 100)).Total);
+
+        // Two days of retention on the 25th: the 22nd has expired, the 23rd has not.
+        time.SetUtcNow(new DateTimeOffset(2026, 11, 25, 12, 0, 0, TimeSpan.Zero));
+        Assert.Equal(["unflushed"], store.Search(new SearchRequest(MatchAllNode.Instance, Limit: 100)).Hits.Select(h => h.Message.Split(' ')[0]).Distinct());
+        Assert.Equal(new DateTime(2026, 11, 23, 0, 0, 0, DateTimeKind.Utc).Ticks, store.TimeBounds()!.Value.Min);
+
+        // On the 26th the 23rd has expired too, though no flush or retention pass has run since.
+        time.SetUtcNow(new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero));
+        Assert.Equal(0, store.Search(new SearchRequest(MatchAllNode.Instance, Limit: 100)).Total);
+        Assert.Equal(0, store.Search(new SearchRequest(QueryParser.Parse("unflushed"), From: new DateTime(2026, 11, 1, 0, 0, 0, DateTimeKind.Utc).Ticks)).Total);
+        Assert.Null(store.TimeBounds());
+        Assert.Null(store.FindBySeq(seq));
+    }
+
+    [Fact]
     public async Task SmallSegmentsOfADayAreMergedIntoOneAndStaySearchable()
     {
         using var dir = new TempDirectory();

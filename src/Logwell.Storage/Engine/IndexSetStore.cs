@@ -495,6 +495,24 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>Events older than this (UTC ticks) are past retention.</summary>
     private long ExpiryCutoff() => _time.GetUtcNow().UtcTicks - Settings.RetentionDays * TimeSpan.TicksPerDay;
 
+    /// <summary>
+    /// The start of the oldest UTC day still inside retention. Reads see nothing older: an expired event is gone for
+    /// searches at once, whether it still sits in a memory table or in a segment the next retention pass drops, so what
+    /// a search finds does not depend on when flushes and retention passes happen to run.
+    /// </summary>
+    private long RetainedFrom()
+    {
+        var cutoff = ExpiryCutoff();
+        return cutoff - cutoff % TimeSpan.TicksPerDay;
+    }
+
+    /// <summary>The request with its lower time bound raised to <see cref="RetainedFrom"/>.</summary>
+    private SearchRequest WithinRetention(SearchRequest request)
+    {
+        var retained = RetainedFrom();
+        return request.From is { } from && from >= retained ? request : request with { From = retained };
+    }
+
     /// <summary>Wakes the merge loop for a pass over every day partition (merges also follow each flush).</summary>
     public void RequestMerge()
     {
@@ -765,6 +783,7 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>The earliest and latest event times held, or null when the index set is empty.</summary>
     public (long Min, long Max)? TimeBounds()
     {
+        var retained = RetainedFrom();
         var state = _state;
         long min = long.MaxValue, max = long.MinValue;
         foreach (var segment in state.Segments)
@@ -781,11 +800,15 @@ public sealed class IndexSetStore : IAsyncDisposable
                 max = Math.Max(max, snapshot.MaxTime);
             }
         }
+        min = Math.Max(min, retained);
         return min <= max ? (min, max) : null;
     }
 
     /// <summary>The event with sequence number <paramref name="seq"/> (its id), or null when it is not (or no longer) here.</summary>
-    public LogEvent? FindBySeq(long seq, CancellationToken cancellationToken = default)
+    public LogEvent? FindBySeq(long seq, CancellationToken cancellationToken = default) =>
+        FindAnyBySeq(seq, cancellationToken) is { } found && found.Timestamp >= RetainedFrom() ? found : null;
+
+    private LogEvent? FindAnyBySeq(long seq, CancellationToken cancellationToken)
     {
         var (segments, tables) = AcquireSnapshot();
         try
@@ -835,6 +858,7 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>Searches segments and memory tables together, newest first (or oldest first).</summary>
     public SearchResult Search(SearchRequest request, CancellationToken cancellationToken = default)
     {
+        request = WithinRetention(request);
         if (request.OrderBy is { } fieldOrder)
         {
             return SearchByField(request, fieldOrder, cancellationToken);
@@ -1175,6 +1199,7 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>Counts matching events per value of <paramref name="field"/>.</summary>
     public CountByResult CountBy(SearchRequest request, string field, CancellationToken cancellationToken = default)
     {
+        request = WithinRetention(request);
         var counts = new Dictionary<string, long>(StringComparer.Ordinal);
         long total = 0;
         void Add(FieldValue value)
@@ -1252,6 +1277,7 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>Counts matching events per time bucket of <paramref name="bucketTicks"/>.</summary>
     public HistogramResult Histogram(SearchRequest request, long bucketTicks, CancellationToken cancellationToken = default)
     {
+        request = WithinRetention(request);
         ArgumentOutOfRangeException.ThrowIfLessThan(bucketTicks, 1);
         var counts = new Dictionary<long, long>();
         long total = 0;
@@ -1309,6 +1335,7 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// </summary>
     internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int>? matchingRow, Action<BlockRows, ulong[]>? matchingBlock = null, Action? finish = null, bool newestFirst = false)
     {
+        request = WithinRetention(request);
         var now = _time.GetUtcNow();
         var matcher = EventMatcher.Compile(request.Query, now);
         var from = request.From ?? long.MinValue;
