@@ -85,14 +85,14 @@ public sealed class WorkerTests
             ["slow"] = async (_, ct) =>
             {
                 Interlocked.Increment(ref starts);
-                await Task.Delay(TimeSpan.FromMinutes(7), time, ct);
+                await Task.Delay(TimeSpan.FromMinutes(16), time, ct);
             },
         };
         await queue.EnqueueAsync(new TaskRequest("slow", "{}"));
         using var stop = new CancellationTokenSource();
-        // A two-minute lease, renewed every 40 seconds, over a task of seven minutes; a second worker polls all along.
-        // The clock moves 2 s a step, so a renewal may come 40 steps late and still hold the lease.
-        var options = Options() with { Lease = TimeSpan.FromMinutes(2) };
+        // A five-minute lease, renewed every 100 seconds, over a task of sixteen minutes; a second worker polls all along.
+        // The clock moves 2 s a step: a renewal may come 100 steps (a second or more of real time) late and still hold.
+        var options = Options() with { Lease = TimeSpan.FromMinutes(5) };
         var first = new Worker(queue, handlers, options, "first", time);
         var second = new Worker(queue, handlers, options, "second", time);
         var running = Task.WhenAll(first.RunAsync(stop.Token), second.RunAsync(stop.Token));
@@ -159,13 +159,15 @@ public sealed class WorkerTests
         await queue.EnqueueAsync(new TaskRequest("quick", "{}"));
         var longId = await queue.EnqueueAsync(new TaskRequest("long", "{}"));
         using var stop = new CancellationTokenSource();
-        var run = new Worker(queue, handlers, Options() with { GracePeriod = TimeSpan.FromSeconds(5) }, "w", time).RunAsync(stop.Token);
+        // A grace period of a minute, inside a lease of ten: the quick task has many steps of the fake clock to record its
+        // outcome before the grace ends, and no renewal is needed while the grace runs.
+        var run = new Worker(queue, handlers, Options() with { GracePeriod = TimeSpan.FromMinutes(1), Lease = TimeSpan.FromMinutes(10) }, "w", time).RunAsync(stop.Token);
         await FakeClock.WaitUntilAsync(async () => (await StatsAsync(queue)).Running == 2, "both tasks run");
         // Stopped while both run: the quick one finishes within the grace period, the endless one is handed back after it.
         await stop.CancelAsync();
         await time.AdvanceUntilAsync(async () => (await StatsAsync(queue)).Done == 1, TimeSpan.FromMilliseconds(100), "the quick task completes");
         Assert.False(run.IsCompleted);
-        await time.AdvanceUntilAsync(() => Task.FromResult(run.IsCompleted), TimeSpan.FromMilliseconds(100), "the grace period ends");
+        await time.AdvanceUntilAsync(() => Task.FromResult(run.IsCompleted), TimeSpan.FromSeconds(1), "the grace period ends");
         Assert.Equal(WorkerExit.Stopped, await run);
         var stats = await StatsAsync(queue);
         Assert.Equal((1L, 1L, 0L), (stats.Done, stats.Pending, stats.Running));
@@ -278,7 +280,7 @@ public sealed class WorkerTests
             ["count"] = async (task, ct) =>
             {
                 // Long enough for a renewal, which may fail; well inside the lease if it does.
-                await Task.Delay(TimeSpan.FromSeconds(15), time, ct);
+                await Task.Delay(TimeSpan.FromSeconds(150), time, ct);
                 effects.AddOrUpdate(task.Arguments, 1, (_, n) => n + 1);
             },
         };
@@ -286,10 +288,12 @@ public sealed class WorkerTests
         {
             await file.Queue.EnqueueAsync(new TaskRequest("count", $"{{\"n\":{i}}}"));
         }
-        var worker = new Worker(new InstrumentedQueue(file.Queue, unreliable: true), handlers, Options(), "w", time);
+        // A five-minute lease, renewed every 100 s; the clock moves 2 s a step, so an outcome recorded 75 steps late
+        // still falls inside the lease even when the renewal failed.
+        var worker = new Worker(new InstrumentedQueue(file.Queue, unreliable: true), handlers, Options() with { Lease = TimeSpan.FromMinutes(5) }, "w", time);
         using var stop = new CancellationTokenSource();
         var run = worker.RunAsync(stop.Token);
-        await time.AdvanceUntilAsync(async () => (await StatsAsync(file.Queue)).Done == 12, TimeSpan.FromSeconds(1), "every task is done");
+        await time.AdvanceUntilAsync(async () => (await StatsAsync(file.Queue)).Done == 12, TimeSpan.FromSeconds(2), "every task is done");
         await stop.CancelAsync();
         Assert.Equal(WorkerExit.Stopped, await run);
         Assert.Equal(12, (await StatsAsync(file.Queue)).Done);
