@@ -127,7 +127,10 @@ public sealed partial class ApiMasterTests
     [Fact]
     public async Task AKilledWorkerIsReplacedAndSignalsScaleAndStopTheMaster()
     {
-        await using var d = await StartAsync("--cheaper", "1", "--cheaper-initial", "2", "--workers", "4", "--max-requests", "0", "--graceful-timeout", "4");
+        // The busyness algorithm is kept out of it (busyness is never above 100% or below 0%): the test's own load must not
+        // add or remove workers while it counts the ones the kill and the signals start and stop.
+        await using var d = await StartAsync("--cheaper", "1", "--cheaper-initial", "2", "--workers", "4", "--max-requests", "0", "--graceful-timeout", "4",
+            "--cheaper-busyness-max", "100", "--cheaper-busyness-min", "0");
         var first = d.Logged(@"worker (\d+) started \(pid (\d+),");
         Assert.Equal(2, first.Count);
         var pid = int.Parse(first[0].Match.Groups[2].Value, CultureInfo.InvariantCulture);
