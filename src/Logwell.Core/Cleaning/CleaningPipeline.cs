@@ -465,7 +465,21 @@ public sealed class CleaningPipeline
                             throw new PipelineDefinitionException($"{at}.pattern is not a usable regular expression: {e.Message}");
                         }
                         var replacement = OptionalString(step, "replacement", at) ?? "****";
-                        mask = text => regex.Replace(text, replacement.Replace("$", "$$", StringComparison.Ordinal));
+                        var literal = replacement.Replace("$", "$$", StringComparison.Ordinal);
+                        // The first match builds the matcher's first states: done here, not against an event's time limit.
+                        _ = regex.IsMatch("");
+                        mask = text =>
+                        {
+                            try
+                            {
+                                return regex.Replace(text, literal);
+                            }
+                            catch (RegexMatchTimeoutException)
+                            {
+                                // Fails closed: a value that could not be searched within the time limit is masked whole.
+                                return replacement;
+                            }
+                        };
                     }
                     else
                     {
