@@ -17,7 +17,4 @@ internal static class EventTime
 
     /// <summary>The day before the run at a time of day (<c>"10:00:30"</c>).</summary>
     public static DateTimeOffset At(string timeOfDay) => Yesterday + TimeSpan.Parse(timeOfDay, CultureInfo.InvariantCulture);
-
-    /// <summary>As Logwell prints a time: seven fraction digits and <c>Z</c>.</summary>
-    public static string Printed(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
 }

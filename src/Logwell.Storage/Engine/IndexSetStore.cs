@@ -1199,7 +1199,6 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>Counts matching events per value of <paramref name="field"/>.</summary>
     public CountByResult CountBy(SearchRequest request, string field, CancellationToken cancellationToken = default)
     {
-        request = WithinRetention(request);
         var counts = new Dictionary<string, long>(StringComparer.Ordinal);
         long total = 0;
         void Add(FieldValue value)
@@ -1277,7 +1276,6 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>Counts matching events per time bucket of <paramref name="bucketTicks"/>.</summary>
     public HistogramResult Histogram(SearchRequest request, long bucketTicks, CancellationToken cancellationToken = default)
     {
-        request = WithinRetention(request);
         ArgumentOutOfRangeException.ThrowIfLessThan(bucketTicks, 1);
         var counts = new Dictionary<long, long>();
         long total = 0;
