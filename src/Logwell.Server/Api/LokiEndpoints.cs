@@ -77,14 +77,30 @@ internal static class LokiEndpoints
     private sealed class BodyTooLargeException(string message) : Exception(message);
 
     /// <summary>Snappy's block format, within the body limit once decompressed.</summary>
-    private static byte[] Decompress(ReadOnlySpan<byte> compressed, long limit)
+    internal static byte[] Decompress(ReadOnlySpan<byte> compressed, long limit)
     {
-        var size = Snappy.GetUncompressedLength(compressed);
+        int size;
+        try
+        {
+            size = Snappy.GetUncompressedLength(compressed);
+        }
+        catch (Exception e) when (e is InvalidDataException or OverflowException or ArgumentException or IndexOutOfRangeException)
+        {
+            // A length varint that does not fit in 32 bits is a broken body, not a failure of the node.
+            throw new InvalidDataException($"the snappy block's length header is not valid ({e.Message})", e);
+        }
         if (size > limit)
         {
             throw new BodyTooLargeException($"the push request decompresses to {size} bytes, over the limit of {limit}");
         }
-        return Snappy.DecompressToArray(compressed);
+        try
+        {
+            return Snappy.DecompressToArray(compressed);
+        }
+        catch (Exception e) when (e is InvalidDataException or OverflowException or ArgumentException or IndexOutOfRangeException)
+        {
+            throw new InvalidDataException($"the snappy block is not valid ({e.Message})", e);
+        }
     }
 
     /// <summary>The entries of a push; those that cannot be taken are named in <paramref name="rejected"/>. An entry without a timestamp is dated <paramref name="received"/>.</summary>

@@ -1,0 +1,67 @@
+using Logwell.Server.Hosting;
+using Logwell.Storage.Engine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Logwell.Tests;
+
+/// <summary>
+/// A node's whole HTTP pipeline (middleware, endpoints, engine on a temporary directory) served in this process by
+/// ASP.NET Core's test server: requests without sockets, for request-level tests and fuzzing. No task worker, no
+/// scheduler, no syslog.
+/// </summary>
+internal sealed class InProcessNode : IAsyncDisposable
+{
+    private readonly TempDirectory _directory;
+    private readonly WebApplication _app;
+
+    private InProcessNode(WebApplication app, TempDirectory directory)
+    {
+        _app = app;
+        _directory = directory;
+        Http = app.GetTestClient();
+    }
+
+    public HttpClient Http { get; }
+
+    public string DataDirectory => _directory.Path;
+
+    public IServiceProvider Services => _app.Services;
+
+    public static async Task<InProcessNode> StartAsync(IDictionary<string, string?>? settings = null, TimeProvider? time = null)
+    {
+        var directory = new TempDirectory();
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Development" });
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseTestServer();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Logwell:DataDirectory"] = directory.Path,
+            ["Logwell:AutoCreateIndexSets"] = "true",
+            ["Logwell:ServeWorkerQueues"] = "",
+            ["Logwell:ServeScheduler"] = "false",
+        });
+        if (settings is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(settings);
+        }
+        var app = LogwellApp.Build(builder, time ?? TimeProvider.System);
+        await app.StartAsync().ConfigureAwait(false);
+        return new InProcessNode(app, directory);
+    }
+
+    public LogEngine Engine => _app.Services.GetRequiredService<LogEngine>();
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await _app.StopAsync().ConfigureAwait(false);
+        await Engine.DisposeAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        _directory.Dispose();
+    }
+}
