@@ -197,6 +197,13 @@ public sealed class ExportTests
         var (listed, list) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/exports");
         Assert.Equal(HttpStatusCode.OK, listed);
         Assert.Equal(3, list.GetProperty("exports").GetArrayLength());
+
+        // Logs stay with the account Logwell runs as: segments, logs, queues, exports and the CLI's download alike.
+        static UnixFileMode Mode(string path) => OperatingSystem.IsWindows() ? 0 : File.GetUnixFileMode(path);
+        const UnixFileMode GroupOrOthers = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        var entries = Directory.EnumerateFileSystemEntries(dir.Path, "*", SearchOption.AllDirectories).ToList();
+        Assert.Contains(entries, e => e.EndsWith(".gz", StringComparison.Ordinal) && e.Contains("export", StringComparison.Ordinal));
+        Assert.All(entries, e => Assert.True((Mode(e) & GroupOrOthers) == 0, $"{e} is {Mode(e)}"));
     }
 
     [SkippableTheory]

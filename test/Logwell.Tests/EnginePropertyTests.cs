@@ -342,7 +342,7 @@ public sealed partial class EnginePropertyTests
             4 => random.Next(10) == 0 ? "*" : "connection reset",
             6 => $"{RandomQuery(random, depth - 1)} AND {RandomQuery(random, depth - 1)}",
             7 => $"({RandomQuery(random, depth - 1)} OR {RandomQuery(random, depth - 1)})",
-            8 => $"NOT {RandomQuery(random, depth - 1)}",
+            8 => $"NOT ({RandomQuery(random, depth - 1)})",
             _ => $"{RandomQuery(random, depth - 1)} -{Words[random.Next(Words.Length)]}",
         };
     }

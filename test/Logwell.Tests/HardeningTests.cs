@@ -23,4 +23,67 @@ public sealed class HardeningTests
         Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode}: {text}");
         Assert.Contains("snappy", text, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task NumbersKeepTheirExactValue()
+    {
+        await using var node = await InProcessNode.StartAsync();
+        var line = "{\"@t\":\"" + EventTime.At("10:00:00").ToString("O") + "\",\"msg\":\"n\",\"big\":9007199254740993,\"huge\":1e400,\"u64\":18446744073709551615,\"neg\":-9223372036854775809,\"small\":1e-400,\"pi\":3.14}";
+        using var posted = await node.Http.PostAsync("/api/v1/indexsets/n/ingest", new StringContent(line, System.Text.Encoding.UTF8, "application/x-ndjson"));
+        Assert.Equal(HttpStatusCode.OK, posted.StatusCode);
+        var text = await node.Http.GetStringAsync("/api/v1/search?indexset=n&q=*&from=now-30d");
+        Assert.Contains("\"big\":9007199254740993", text, StringComparison.Ordinal);
+        Assert.Contains("\"huge\":1e400", text, StringComparison.Ordinal);
+        Assert.Contains("\"u64\":18446744073709551615", text, StringComparison.Ordinal);
+        Assert.Contains("\"neg\":-9223372036854775809", text, StringComparison.Ordinal);
+        Assert.Contains("\"pi\":3.14", text, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{\"@t\":{\"a\":1},\"msg\":\"x\"}", "'@t' (an object)")]
+    [InlineData("{\"@t\":[1],\"msg\":\"x\"}", "'@t' ([1])")]
+    [InlineData("{\"timestamp\":{},\"msg\":\"x\"}", "'timestamp' (an object)")]
+    public void ATimestampThatIsNotATimeIsRejectedWhateverItsType(string line, string named)
+    {
+        var result = Logwell.Core.Ingest.EventDecoder.DecodeJsonLines(System.Text.Encoding.UTF8.GetBytes(line), EventTime.Yesterday);
+        Assert.Empty(result.Events);
+        Assert.Contains(named, Assert.Single(result.Errors).Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AnObjectUnderALowerTimeNameKeepsItsFields()
+    {
+        var line = "{\"@t\":\"" + EventTime.At("10:00:00").ToString("O") + "\",\"time\":{\"took\":5}}";
+        var evt = Assert.Single(Logwell.Core.Ingest.EventDecoder.DecodeJsonLines(System.Text.Encoding.UTF8.GetBytes(line), EventTime.Yesterday).Events);
+        Assert.Equal(EventTime.At("10:00:00").UtcTicks, evt.Timestamp);
+        Assert.Equal(["time.took"], evt.Fields.Select(f => f.Name));
+    }
+
+    [Theory]
+    [InlineData("utf-16")]
+    [InlineData("utf-16BE")]
+    [InlineData("UTF-32")]
+    [InlineData("iso-8859-1")]
+    public async Task TextInAnotherCharsetIsDecoded(string charset)
+    {
+        await using var node = await InProcessNode.StartAsync();
+        var encoding = System.Text.Encoding.GetEncoding(charset);
+        using var content = new ByteArrayContent([.. encoding.GetPreamble(), .. encoding.GetBytes("caf\u00e9 ouvert\n")]);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse($"text/plain; charset={charset}");
+        using var posted = await node.Http.PostAsync("/api/v1/indexsets/c/ingest", content);
+        Assert.Equal(HttpStatusCode.OK, posted.StatusCode);
+        var text = await node.Http.GetStringAsync("/api/v1/search?indexset=c&q=ouvert&from=now-1h");
+        Assert.Contains("\"message\":\"caf\u00e9 ouvert\"", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnUnknownCharsetIsRefusedWith415()
+    {
+        await using var node = await InProcessNode.StartAsync();
+        using var content = new StringContent("x");
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse("text/plain; charset=klingon");
+        using var posted = await node.Http.PostAsync("/api/v1/indexsets/c/ingest", content);
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, posted.StatusCode);
+        Assert.Contains("klingon", await posted.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
 }

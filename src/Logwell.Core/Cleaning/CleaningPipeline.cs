@@ -434,8 +434,7 @@ public sealed class CleaningPipeline
                         values.Add(new Field(property.Name, property.Value.ValueKind switch
                         {
                             JsonValueKind.String => FieldValue.FromString(property.Value.GetString()!),
-                            JsonValueKind.Number when property.Value.TryGetInt64(out var l) => FieldValue.FromLong(l),
-                            JsonValueKind.Number => FieldValue.FromDouble(property.Value.GetDouble()),
+                            JsonValueKind.Number => EventDecoder.NumberValue(property.Value),
                             JsonValueKind.True => FieldValue.True,
                             JsonValueKind.False => FieldValue.False,
                             _ => throw new PipelineDefinitionException($"{at}.fields.{property.Name} must be a string, number or boolean"),

@@ -11,7 +11,7 @@ public enum FieldKind : byte
     Long = 4,
     Double = 5,
     String = 6,
-    /// <summary>An array kept as its JSON text.</summary>
+    /// <summary>JSON text: an array, or a number that neither a long nor a double holds exactly.</summary>
     Json = 7,
 }
 

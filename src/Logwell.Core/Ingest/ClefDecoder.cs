@@ -212,7 +212,7 @@ public static class ClefDecoder
                 fields.Add(new Field(name, FieldValue.FromString(value.GetString()!)));
                 break;
             case JsonValueKind.Number:
-                fields.Add(new Field(name, value.TryGetInt64(out var l) ? FieldValue.FromLong(l) : FieldValue.FromDouble(value.GetDouble())));
+                fields.Add(new Field(name, EventDecoder.NumberValue(value)));
                 break;
             case JsonValueKind.True:
                 fields.Add(new Field(name, FieldValue.True));

@@ -132,11 +132,14 @@ public static class EventDecoder
             var field = fields[timestampIndex];
             if (!TryReadTimestamp(field.Value, out timestamp))
             {
-                error = $"cannot read timestamp field '{field.Name}' ({field.Value.SearchText ?? "null"}): use ISO 8601 or epoch seconds/milliseconds";
+                var shown = field.Value.Text == "{" ? "an object" : field.Value.SearchText ?? "null";
+                error = $"cannot read timestamp field '{field.Name}' ({shown}): use ISO 8601 or epoch seconds/milliseconds";
                 return false;
             }
             fields.RemoveAt(timestampIndex);
         }
+        // The markers of objects under other time names go; their fields stay, flattened.
+        fields.RemoveAll(static f => f.Value.Kind == FieldKind.Json && f.Value.Text == "{");
         var message = "";
         var messageIndex = FindTopLevel(fields, MessageNames);
         if (messageIndex >= 0)
@@ -161,6 +164,11 @@ public static class EventDecoder
             switch (reader.TokenType)
             {
                 case JsonTokenType.StartObject:
+                    if (prefix.Length == 0 && Array.IndexOf(TimestampNames, name) >= 0)
+                    {
+                        // Kept as a marker, so that an object where the time belongs is refused as an array is.
+                        fields.Add(new Field(name, FieldValue.FromJson("{")));
+                    }
                     ReadObject(ref reader, line, name, fields, strings);
                     break;
                 case JsonTokenType.StartArray:
@@ -173,7 +181,7 @@ public static class EventDecoder
                     fields.Add(new Field(name, FieldValue.FromString(strings.Value(ref reader))));
                     break;
                 case JsonTokenType.Number:
-                    fields.Add(new Field(name, reader.TryGetInt64(out var l) ? FieldValue.FromLong(l) : FieldValue.FromDouble(reader.GetDouble())));
+                    fields.Add(new Field(name, ReadNumber(ref reader, line)));
                     break;
                 case JsonTokenType.True:
                     fields.Add(new Field(name, FieldValue.True));
@@ -186,6 +194,37 @@ public static class EventDecoder
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// A whole number a long holds, else a double; a number neither holds exactly (a whole number beyond 64 bits, or
+    /// beyond a double's range such as <c>1e400</c>) keeps its JSON text, so it reads back as it was sent.
+    /// </summary>
+    private static FieldValue ReadNumber(ref Utf8JsonReader reader, ReadOnlySpan<byte> line)
+    {
+        if (reader.TryGetInt64(out var whole))
+        {
+            return FieldValue.FromLong(whole);
+        }
+        var text = line.Slice((int)reader.TokenStartIndex, reader.ValueSpan.Length);
+        var isWhole = text.IndexOfAny((byte)'.', (byte)'e', (byte)'E') < 0;
+        if (!isWhole && reader.TryGetDouble(out var number) && double.IsFinite(number))
+        {
+            return FieldValue.FromDouble(number);
+        }
+        return FieldValue.FromJson(Encoding.UTF8.GetString(text));
+    }
+
+    /// <summary>A JSON number as <see cref="ReadNumber"/> keeps it.</summary>
+    public static FieldValue NumberValue(JsonElement number)
+    {
+        if (number.TryGetInt64(out var whole))
+        {
+            return FieldValue.FromLong(whole);
+        }
+        var text = number.GetRawText();
+        var isWhole = text.AsSpan().IndexOfAny('.', 'e', 'E') < 0;
+        return !isWhole && number.TryGetDouble(out var value) && double.IsFinite(value) ? FieldValue.FromDouble(value) : FieldValue.FromJson(text);
     }
 
     private static int FindTopLevel(List<Field> fields, string[] names)

@@ -158,6 +158,7 @@ public sealed class QueryParser
             nextMust = false;
             if (TryKeyword("NOT") || TrySymbol("!"))
             {
+                RefuseSecondModifier();
                 clauses.Add((Occur.MustNot, ParseUnary()));
                 continue;
             }
@@ -165,6 +166,7 @@ public sealed class QueryParser
             {
                 occur = _text[_pos] == '-' ? Occur.MustNot : Occur.Must;
                 _pos++;
+                RefuseSecondModifier();
             }
             clauses.Add((occur, ParseUnaryInClauses()));
         }
@@ -223,16 +225,19 @@ public sealed class QueryParser
     {
         if (TryKeyword("NOT") || TrySymbol("!"))
         {
+            RefuseSecondModifier();
             return new NotNode(ParseUnary());
         }
         if (_pos < _text.Length && _text[_pos] == '-' && _pos + 1 < _text.Length && !char.IsWhiteSpace(_text[_pos + 1]))
         {
             _pos++;
+            RefuseSecondModifier();
             return new NotNode(ParsePrimary());
         }
         if (_pos < _text.Length && _text[_pos] == '+' && _pos + 1 < _text.Length && !char.IsWhiteSpace(_text[_pos + 1]))
         {
             _pos++;
+            RefuseSecondModifier();
         }
         return ParsePrimary();
     }
@@ -620,6 +625,27 @@ public sealed class QueryParser
         }
         var end = _pos + keyword.Length;
         return end == _text.Length || char.IsWhiteSpace(_text[end]) || _text[end] is '(' or '"';
+    }
+
+    /// <summary>
+    /// A clause takes one of <c>+</c>, <c>-</c>, <c>NOT</c>, <c>!</c>, as in Elasticsearch: <c>--web</c> and
+    /// <c>NOT NOT web</c> are refused rather than guessed at; <c>NOT (NOT web)</c> says it with parentheses.
+    /// </summary>
+    private void RefuseSecondModifier()
+    {
+        SkipSpace();
+        if (_pos >= _text.Length)
+        {
+            return;
+        }
+        var second = PeekKeyword("NOT") ? "NOT"
+            : PeekSymbol("!") ? "!"
+            : _text[_pos] is '-' or '+' && _pos + 1 < _text.Length && !char.IsWhiteSpace(_text[_pos + 1]) ? _text[_pos].ToString()
+            : null;
+        if (second is not null)
+        {
+            throw Error(_pos, $"a second modifier '{second}': a clause takes one of +, -, NOT, ! (write NOT (NOT x) to negate twice)", ClauseExpected);
+        }
     }
 
     private bool TryKeyword(string keyword)

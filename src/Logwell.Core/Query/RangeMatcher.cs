@@ -70,7 +70,7 @@ public sealed class RangeMatcher
                 return InRange(value.Long);
             case FieldKind.Double when _numeric:
                 return InRange(value.Double);
-            case FieldKind.String when _numeric:
+            case FieldKind.String or FieldKind.Json when _numeric:
                 return double.TryParse(value.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && InRange(number);
             case FieldKind.String:
                 return InRange(value.Text!);

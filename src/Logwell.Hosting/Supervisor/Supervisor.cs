@@ -57,6 +57,8 @@ public sealed class Supervisor
     public async Task<int> RunAsync(CancellationToken stop)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, _shutdown.Token);
+        // The programs inherit the configured mask, as under supervisord (whose default is 022).
+        FileModes.SetMask(_config.Umask);
         var socketPath = SocketPath(_dataDirectory);
         var runDirectory = Path.GetDirectoryName(socketPath)!;
         Directory.CreateDirectory(runDirectory);

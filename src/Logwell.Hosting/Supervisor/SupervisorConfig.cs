@@ -64,6 +64,9 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
     /// <summary>Sections read and ignored, to tell the operator about.</summary>
     public IReadOnlyList<string> Ignored { get; init; } = [];
 
+    /// <summary>The file-creation mask the programs start with: <c>[supervisord] umask</c>, octal, 022 by default.</summary>
+    public uint Umask { get; init; } = 0b000_010_010;
+
     public static SupervisorConfig Load(string path, string dataDirectory) =>
         Parse(System.IO.Path.GetFullPath(path), File.ReadAllText(path), dataDirectory);
 
@@ -75,6 +78,7 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
         string? logFile = null;
         string? pidFile = null;
         var identifier = "supervisor";
+        uint umask = 0b000_010_010;
         var globalEnvironment = new List<KeyValuePair<string, string>>();
         var ignored = new List<string>();
         var programs = new List<(Section Section, string Name)>();
@@ -101,6 +105,12 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
                 if (section.Get("pidfile") is { } pid)
                 {
                     pidFile = System.IO.Path.GetFullPath(Expand(section, "pidfile", pid.Value, new() { ["here"] = here }), here);
+                }
+                if (section.Get("umask") is { } mask)
+                {
+                    umask = mask.Value.Length is > 0 and <= 4 && mask.Value.All(c => c is >= '0' and <= '7')
+                        ? Convert.ToUInt32(mask.Value, 8)
+                        : throw section.Error("umask", $"umask '{mask.Value}' is not an octal mask such as 022");
                 }
                 if (section.Get("identifier") is { } id)
                 {
@@ -172,7 +182,7 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
                 throw new ConfigException($"{path}: two processes are named '{process.FullName}'");
             }
         }
-        return new SupervisorConfig(path, childLogDirectory, logFile, pidFile, identifier, processes) { Ignored = ignored };
+        return new SupervisorConfig(path, childLogDirectory, logFile, pidFile, identifier, processes) { Ignored = ignored, Umask = umask };
     }
 
     private static string CheckName(Section section, string name)

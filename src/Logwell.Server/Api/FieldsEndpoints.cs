@@ -64,7 +64,7 @@ internal static class FieldsEndpoints
                     fields[field.Name] = stats = new FieldStats();
                 }
                 stats.Count++;
-                stats.Types.Add(TypeName(field.Value.Kind));
+                stats.Types.Add(TypeName(field.Value));
                 if (field.Value.SearchText is { } value && (stats.Values.Count < MaxTrackedValues || stats.Values.ContainsKey(value)))
                 {
                     stats.Values[value] = stats.Values.GetValueOrDefault(value) + 1;
@@ -107,12 +107,13 @@ internal static class FieldsEndpoints
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
-    private static string TypeName(FieldKind kind) => kind switch
+    private static string TypeName(FieldValue value) => value.Kind switch
     {
         FieldKind.String => "string",
         FieldKind.Long or FieldKind.Double => "number",
         FieldKind.True or FieldKind.False => "boolean",
-        FieldKind.Json => "array",
+        // JSON text: an array, or a number too large to hold exactly.
+        FieldKind.Json => value.Text is ['[', ..] ? "array" : "number",
         _ => "null",
     };
 }

@@ -3,6 +3,7 @@ using System.Text.Encodings.Web;
 using System.Buffers.Text;
 using System.Text.Json;
 using Logwell.Core.Events;
+using Logwell.Core.Ingest;
 using Logwell.Storage.Engine;
 
 namespace Logwell.Server.Api;
@@ -61,7 +62,7 @@ internal static class JsonOutput
                 fields.Add(new Field(property.Name, value.ValueKind switch
                 {
                     JsonValueKind.String => FieldValue.FromString(value.GetString()!),
-                    JsonValueKind.Number => value.TryGetInt64(out var whole) ? FieldValue.FromLong(whole) : FieldValue.FromDouble(value.GetDouble()),
+                    JsonValueKind.Number => EventDecoder.NumberValue(value),
                     JsonValueKind.True => FieldValue.True,
                     JsonValueKind.False => FieldValue.False,
                     JsonValueKind.Null => FieldValue.Null,

@@ -61,7 +61,7 @@ internal static class RequestBodies
                 }
                 length += read;
             }
-            return (buffer, length, null);
+            return ToUtf8(request.ContentType, buffer, length);
         }
         catch (InvalidDataException)
         {
@@ -77,6 +77,56 @@ internal static class RequestBodies
             {
                 await source.DisposeAsync().ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>
+    /// A body whose Content-Type names a charset other than UTF-8 (text/plain; charset=utf-16, say) is decoded and
+    /// read on as UTF-8, which every decoder expects; a charset .NET cannot decode is refused with 415. Binary media
+    /// types are left alone.
+    /// </summary>
+    internal static (byte[]? Body, int Length, BodyError? Error) ToUtf8(string? contentType, byte[] body, int length)
+    {
+        if (string.IsNullOrEmpty(contentType) || !Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)
+            || media.Charset.Length == 0 || media.MediaType.Value is not { } type || type.EndsWith("protobuf", StringComparison.OrdinalIgnoreCase)
+            || type.Equals("application/octet-stream", StringComparison.OrdinalIgnoreCase))
+        {
+            return (body, length, null);
+        }
+        var charset = media.Charset.ToString().Trim('"');
+        if (charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) || charset.Equals("utf8", StringComparison.OrdinalIgnoreCase)
+            || charset.Equals("us-ascii", StringComparison.OrdinalIgnoreCase))
+        {
+            return (body, length, null);
+        }
+        System.Text.Encoding encoding;
+        try
+        {
+            encoding = System.Text.Encoding.GetEncoding(charset, System.Text.EncoderFallback.ExceptionFallback, System.Text.DecoderFallback.ExceptionFallback);
+        }
+        catch (ArgumentException)
+        {
+            return (null, 0, new BodyError(StatusCodes.Status415UnsupportedMediaType, $"charset '{charset}' is not supported: send UTF-8, UTF-16, UTF-32 or ISO-8859-1"));
+        }
+        try
+        {
+            // A byte order mark that agrees with the charset is not part of the text; "utf-16" follows its mark.
+            var span = body.AsSpan(0, length);
+            if (encoding.CodePage == 1200 && span is [0xFE, 0xFF, ..])
+            {
+                encoding = new System.Text.UnicodeEncoding(bigEndian: true, byteOrderMark: true, throwOnInvalidBytes: true);
+            }
+            var preamble = encoding.Preamble;
+            if (preamble.Length > 0 && span.StartsWith(preamble))
+            {
+                span = span[preamble.Length..];
+            }
+            var utf8 = System.Text.Encoding.UTF8.GetBytes(encoding.GetString(span));
+            return (utf8, utf8.Length, null);
+        }
+        catch (System.Text.DecoderFallbackException e)
+        {
+            return (null, 0, new BodyError(StatusCodes.Status400BadRequest, $"the body is not valid {encoding.WebName} at byte {e.Index}", e.Index));
         }
     }
 

@@ -8,6 +8,8 @@ internal static class LogwellCommand
 {
     public static async Task<int> RunAsync(string[] args)
     {
+        // Data, exports, logs and sockets are for the account Logwell runs as.
+        Logwell.Hosting.FileModes.SetMask(Logwell.Hosting.FileModes.OwnerOnly);
         var server = new Option<string>("--server")
         {
             Description = "URL of a running Logwell node (default: $LOGWELL_URL or http://127.0.0.1:5080)",

@@ -1,0 +1,20 @@
+using System.Runtime.InteropServices;
+
+namespace Logwell.Hosting;
+
+/// <summary>
+/// The process's file-creation mask. Logwell's files hold logs, so its processes create them for their owner alone
+/// (0600 files, 0700 directories), as PostgreSQL does for its data directory; the supervisor sets the mask its
+/// configuration names for the programs it starts.
+/// </summary>
+public static partial class FileModes
+{
+    /// <summary>Group and others get no access to files and directories created from now on.</summary>
+    public const uint OwnerOnly = 0b000_111_111; // 077
+
+    /// <summary>Sets the mask (on Unix; elsewhere nothing) and returns the previous one.</summary>
+    public static uint SetMask(uint mask) => OperatingSystem.IsWindows() ? 0 : Umask(mask);
+
+    [LibraryImport("libc", EntryPoint = "umask")]
+    private static partial uint Umask(uint mask);
+}
