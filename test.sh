@@ -3,7 +3,8 @@
 # `logwell serve` processes on free loopback ports and drive them with real shipper clients). Installs what the tests
 # need when it is missing, from Debian: Node.js and npm (the npm shipper libraries install themselves on first use),
 # rsyslog and its omelasticsearch module, redis-server (the tests start their own on a free port), chromium (the
-# web UI tests drive it headless through Playwright; no browser is downloaded) and faketime.
+# web UI tests drive it headless through Playwright; no browser is downloaded), faketime and curl (the README's HTTP
+# example runs as written).
 # Then it runs the tests that see event times again with the clock 400 days ahead (faketime -f '+400d'): every unit
 # test and the integration classes marked Category=DateSensitive. A fixed event date fails that pass on the day it is
 # written, not on the day retention or a time window makes it expire.
@@ -33,6 +34,7 @@ find /usr/lib -name omelasticsearch.so 2>/dev/null | grep -q . || missing+=(rsys
 [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]} from Debian"

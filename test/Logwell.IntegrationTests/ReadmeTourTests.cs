@@ -89,4 +89,37 @@ public sealed partial class ReadmeTourTests
             Assert.Equal(string.Join('\n', expected.Select(Normalize)), string.Join('\n', printed));
         }
     }
+
+    /// <summary>The README's HTTP example, run by bash and curl as a reader would, against a fresh node.</summary>
+    [SkippableFact]
+    public async Task TheHttpExampleFindsWhatItSends()
+    {
+        Skip.IfNot(File.Exists("/usr/bin/curl"), "curl is not installed (test.sh installs it from Debian when run as root)");
+        var lines = File.ReadAllLines(Path.Combine(LogwellNode.RepositoryRoot, "README.md"));
+        var start = Array.IndexOf(lines, "The same over HTTP:") + 2;
+        Assert.Equal("```sh", lines[start]);
+        var end = Array.IndexOf(lines, "```", start + 1);
+        var script = string.Join('\n', lines[(start + 1)..end]);
+        Assert.Contains("localhost:5080", script, StringComparison.Ordinal);
+
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(dir.Path);
+        var address = node.BaseAddress.Authority;
+        var run = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("bash", ["-euo", "pipefail", "-c", script.Replace("localhost:5080", address, StringComparison.Ordinal).Replace("curl ", "curl -sS --fail-with-body ", StringComparison.Ordinal)])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        var stdout = run.StandardOutput.ReadToEndAsync();
+        var stderr = run.StandardError.ReadToEndAsync();
+        await run.WaitForExitAsync();
+        Assert.True(run.ExitCode == 0, $"{await stdout}\n{await stderr}");
+        // Three answers: the index set, the ingest, the search that finds the error line alone.
+        var answers = (await stdout).Replace("}{", "}\n{", StringComparison.Ordinal).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, answers.Length);
+        Assert.Contains("\"accepted\":2", answers[1], StringComparison.Ordinal);
+        using var search = System.Text.Json.JsonDocument.Parse(answers[2]);
+        var hit = Assert.Single(search.RootElement.GetProperty("hits").EnumerateArray());
+        Assert.Equal("payment failed: gateway timeout", hit.GetProperty("message").GetString());
+    }
 }

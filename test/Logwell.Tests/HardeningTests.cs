@@ -86,4 +86,86 @@ public sealed class HardeningTests
         Assert.Equal(HttpStatusCode.UnsupportedMediaType, posted.StatusCode);
         Assert.Contains("klingon", await posted.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("evil.example:5080", 421)]
+    [InlineData("evil.example", 421)]
+    [InlineData("logs.example.com", 200)]
+    [InlineData("a.internal.example.com:8080", 200)]
+    [InlineData("localhost:5080", 200)]
+    [InlineData("127.0.0.1:5080", 200)]
+    [InlineData("[::1]:5080", 200)]
+    [InlineData("10.1.2.3", 200)]
+    public async Task OnlyTheNodesOwnHostNamesAreServed(string host, int status)
+    {
+        await using var node = await InProcessNode.StartAsync(new Dictionary<string, string?> { ["Logwell:AllowedHosts"] = "logs.example.com; *.internal.example.com" });
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/search?indexset=default&q=x");
+        request.Headers.Host = host;
+        using var response = await node.Http.SendAsync(request);
+        Assert.True((int)response.StatusCode == status || (status == 200 && response.StatusCode == HttpStatusCode.NotFound), $"{host}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        if (status == 421)
+        {
+            Assert.Contains("AllowedHosts", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData("Origin", "http://evil.example", 403)]
+    [InlineData("Origin", "null", 403)]
+    [InlineData("Origin", "http://localhost:3000", 403)]
+    [InlineData("Sec-Fetch-Site", "cross-site", 403)]
+    [InlineData("Sec-Fetch-Site", "same-site", 403)]
+    [InlineData("Origin", "http://localhost", 201)]
+    [InlineData("Origin", "https://localhost", 201)]
+    [InlineData("Sec-Fetch-Site", "same-origin", 201)]
+    [InlineData(null, null, 201)]
+    public async Task StateChangingRequestsFromPagesOfOtherSitesAreRefused(string? header, string? value, int status)
+    {
+        await using var node = await InProcessNode.StartAsync();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/indexsets")
+        {
+            Content = new StringContent("{\"name\": \"made\"}", System.Text.Encoding.UTF8, "application/json"),
+        };
+        if (header is not null)
+        {
+            request.Headers.TryAddWithoutValidation(header, value);
+        }
+        using var response = await node.Http.SendAsync(request);
+        Assert.True((int)response.StatusCode == status, $"{header}: {value}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        var list = await node.Http.GetStringAsync("/api/v1/indexsets");
+        Assert.Equal(status == 201, list.Contains("\"made\"", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("text/plain")]
+    [InlineData("application/x-www-form-urlencoded")]
+    [InlineData("multipart/form-data; boundary=x")]
+    [InlineData(null)]
+    public async Task JsonEndpointsTakeOnlyJsonBodies(string? contentType)
+    {
+        await using var node = await InProcessNode.StartAsync();
+        using var content = new ByteArrayContent("{\"name\": \"made\"}"u8.ToArray());
+        if (contentType is not null)
+        {
+            content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
+        }
+        foreach (var path in new[] { "/api/v1/indexsets", "/api/v1/exports", "/api/v1/saved-searches", "/api/v1/search" })
+        {
+            using var response = await node.Http.PostAsync(path, content);
+            Assert.True(response.StatusCode == HttpStatusCode.UnsupportedMediaType, $"{path}: {(int)response.StatusCode}");
+            Assert.Contains("application/json", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        Assert.DoesNotContain("made", await node.Http.GetStringAsync("/api/v1/indexsets"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ShippersWithoutAnOriginStillIngest()
+    {
+        await using var node = await InProcessNode.StartAsync();
+        using var posted = await node.Http.PostAsync("/api/v1/indexsets/shipped/ingest", new StringContent("{\"msg\":\"hello\"}\n", System.Text.Encoding.UTF8, "application/x-www-form-urlencoded"));
+        Assert.Equal(HttpStatusCode.OK, posted.StatusCode);
+        using var bulk = new StringContent("{\"index\":{\"_index\":\"shipped\"}}\n{\"message\":\"bulk\"}\n", System.Text.Encoding.UTF8, "application/x-ndjson");
+        using var bulked = await node.Http.PostAsync("/_bulk", bulk);
+        Assert.Equal(HttpStatusCode.OK, bulked.StatusCode);
+    }
 }

@@ -143,6 +143,13 @@ internal static class RequestBodies
 
     private static async Task<(JsonDocument? Document, BodyError? Error)> ReadJsonAsync(HttpContext context, long limit)
     {
+        // As Elasticsearch does: a JSON body says so. A form or text/plain body is what a page of another site can
+        // send without asking; it is refused before it is read.
+        if (!IsJson(context.Request.ContentType))
+        {
+            return (null, new BodyError(StatusCodes.Status415UnsupportedMediaType,
+                $"Content-Type '{context.Request.ContentType}' is not supported here: send the JSON body with Content-Type: application/json"));
+        }
         var (body, length, error) = await ReadAsync(context, limit).ConfigureAwait(false);
         if (body is null)
         {
@@ -158,6 +165,12 @@ internal static class RequestBodies
             return (null, new BodyError(StatusCodes.Status400BadRequest,
                 $"invalid JSON body at line {(e.LineNumber ?? 0) + 1}, column {position + 1}", position));
         }
+    }
+
+    private static bool IsJson(string? contentType)
+    {
+        var media = (contentType ?? "").Split(';')[0].Trim();
+        return media.Equals("application/json", StringComparison.OrdinalIgnoreCase) || media.EndsWith("+json", StringComparison.OrdinalIgnoreCase);
     }
 
     private static BodyError TooLarge(long limit) =>

@@ -74,6 +74,7 @@ public static class LogwellApp
             }
         }
         app.UseMiddleware<ErrorBoundaryMiddleware>();
+        app.UseMiddleware<RequestOriginMiddleware>(options.AllowedHosts, options.Urls);
         app.UseRouting();
         app.UseMiddleware<AuthorizationMiddleware>();
         // Request counts and durations by endpoint, for /metrics.

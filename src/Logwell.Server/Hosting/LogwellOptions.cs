@@ -11,6 +11,12 @@ public sealed record LogwellOptions
     public string DataDirectory { get; init; } = "./data";
     public string Urls { get; init; } = "http://127.0.0.1:5080";
 
+    /// <summary>
+    /// Host names the node answers to besides IP addresses, localhost, the machine's name and the hosts of
+    /// <see cref="Urls"/>, separated by <c>;</c>: <c>logs.example.com;*.internal.example.com</c>, or <c>*</c> for any.
+    /// </summary>
+    public string AllowedHosts { get; init; } = "";
+
     /// <summary>Whether ingest into an unknown index set creates it (on in Development, off in Production).</summary>
     public bool AutoCreateIndexSets { get; init; }
 
