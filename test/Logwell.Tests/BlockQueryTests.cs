@@ -1,4 +1,7 @@
+using Logwell.Core.Events;
+using Logwell.Core.Query;
 using Logwell.Storage.Querying;
+using Logwell.Storage.Segments;
 
 namespace Logwell.Tests;
 
@@ -24,4 +27,42 @@ public sealed class BlockQueryTests
     [InlineData("x.y.z", null)]
     public void ARegexNarrowsByTheRunEveryMatchHolds(string pattern, string? literal) =>
         Assert.Equal(literal, BlockQuery.RegexLiteral(pattern));
+
+    [Fact]
+    public void ACancelledSearchStopsInsideABlockNotAfterIt()
+    {
+        using var dir = new TempDirectory();
+        var path = Path.Combine(dir.Path, "seg.lws");
+        using (var writer = new SegmentWriter(path, "2026-11-26", blockRows: 256, compressionLevel: 3))
+        {
+            for (var i = 0; i < 256; i++)
+            {
+                writer.Add(new LogEvent(EventTime.Yesterday.UtcTicks + i, $"request {i} served", [new Field("host", FieldValue.FromString($"web-{i % 7}"))]) { Seq = i + 1 });
+            }
+            writer.Complete();
+        }
+        var segment = Segment.Open(path);
+        try
+        {
+            var rows = segment.OpenBlock(0);
+            var query = QueryParser.Parse(string.Join(" OR ", Enumerable.Range(0, 100).Select(i => $"rare{i}")));
+            Assert.False(RowBits.Any(BlockQuery.Evaluate(query, rows, segment, EventTime.Yesterday)));
+            using var cancelled = new CancellationTokenSource();
+            cancelled.Cancel();
+            Assert.ThrowsAny<OperationCanceledException>(() => BlockQuery.Evaluate(query, rows, segment, EventTime.Yesterday, cancelled.Token));
+        }
+        finally
+        {
+            segment.Retire(deleteFile: false);
+        }
+    }
+
+    [Fact]
+    public void AQueryWithMoreClausesThanTheLimitIsRefusedBeforeItRuns()
+    {
+        var atLimit = string.Join(" OR ", Enumerable.Range(0, QueryNode.MaxClauses).Select(i => $"t{i}"));
+        Assert.True(QueryParser.TryParse(atLimit, out _, out var error), error?.ToString());
+        Assert.False(QueryParser.TryParse(atLimit + " OR host:(a b)", out _, out error));
+        Assert.Contains($"{QueryNode.MaxClauses + 2} clauses, over the limit of {QueryNode.MaxClauses}", error!.Message, StringComparison.Ordinal);
+    }
 }

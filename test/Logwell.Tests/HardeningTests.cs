@@ -168,4 +168,19 @@ public sealed class HardeningTests
         using var bulked = await node.Http.PostAsync("/_bulk", bulk);
         Assert.Equal(HttpStatusCode.OK, bulked.StatusCode);
     }
+
+    [Theory]
+    [InlineData("/api/v1/search")]
+    [InlineData("/api/v1/histogram")]
+    [InlineData("/api/v1/fields")]
+    public async Task AQueryOverTheClauseLimitIsA400NamingTheLimit(string path)
+    {
+        await using var node = await InProcessNode.StartAsync();
+        using var posted = await node.Http.PostAsync("/api/v1/indexsets/default/ingest", new StringContent("x\n", System.Text.Encoding.UTF8, "text/plain"));
+        var q = Uri.EscapeDataString(string.Join(" OR ", Enumerable.Range(0, 3000).Select(i => $"r{i}")));
+        using var response = await node.Http.GetAsync($"{path}?indexset=default&q={q}&timeout=5");
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode}: {text}");
+        Assert.Contains("3000 clauses, over the limit of 1024", text, StringComparison.Ordinal);
+    }
 }

@@ -3,7 +3,59 @@ namespace Logwell.Core.Query;
 /// <summary>
 /// The parsed form of a query. <c>Field</c> is null for a bare clause, which matches the message and every field.
 /// </summary>
-public abstract record QueryNode;
+public abstract record QueryNode
+{
+    /// <summary>
+    /// The most clauses (terms, phrases, prefixes, wildcards, regular expressions, ranges, <c>_exists_</c>) one query may
+    /// hold, filters included: Lucene's and Elasticsearch's default <c>max_clause_count</c>. Each clause costs a pass
+    /// over the postings or the text of every block it reaches, so a longer query is refused before it runs.
+    /// </summary>
+    public const int MaxClauses = 1024;
+
+    /// <summary>The clauses of <paramref name="node"/>, counted without recursion (a deep tree cannot exhaust the stack).</summary>
+    public static int CountClauses(QueryNode node)
+    {
+        var count = 0;
+        var pending = new Stack<QueryNode>();
+        pending.Push(node);
+        while (pending.Count > 0)
+        {
+            switch (pending.Pop())
+            {
+                case AndNode and:
+                    foreach (var child in and.Children)
+                    {
+                        pending.Push(child);
+                    }
+                    break;
+                case OrNode or:
+                    foreach (var child in or.Children)
+                    {
+                        pending.Push(child);
+                    }
+                    break;
+                case NotNode not:
+                    pending.Push(not.Child);
+                    break;
+                case MatchAllNode:
+                    break;
+                default:
+                    count++;
+                    break;
+            }
+        }
+        return count;
+    }
+
+    /// <summary>Why <paramref name="node"/> is too costly to run, or null.</summary>
+    public static string? CostError(QueryNode node)
+    {
+        var clauses = CountClauses(node);
+        return clauses > MaxClauses
+            ? $"the query has {clauses} clauses, over the limit of {MaxClauses} (as Elasticsearch's max_clause_count): split it into several searches"
+            : null;
+    }
+}
 
 /// <summary>Matches every event (an empty query or <c>*</c>).</summary>
 public sealed record MatchAllNode : QueryNode

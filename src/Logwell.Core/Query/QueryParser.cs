@@ -57,6 +57,12 @@ public sealed class QueryParser
         {
             var parser = new QueryParser(text, defaultOr);
             query = parser.ParseQuery();
+            if (QueryNode.CostError(query) is { } cost)
+            {
+                query = MatchAllNode.Instance;
+                error = new QueryError(0, cost, $"at most {QueryNode.MaxClauses} clauses");
+                return false;
+            }
             error = null;
             return true;
         }

@@ -114,6 +114,11 @@ internal static class SearchEndpoints
         {
             // The filters narrow the query: every result satisfies them all.
             query = query is MatchAllNode ? (filters.Count == 1 ? filters[0] : new AndNode(filters)) : new AndNode([query, .. filters]);
+            if (QueryNode.CostError(query) is { } cost)
+            {
+                await ErrorResponses.WriteAsync(context, 400, $"{cost} (the filters count too)").ConfigureAwait(false);
+                return null;
+            }
         }
         var now = context.RequestServices.GetTime().GetUtcNow();
         long? from = null;

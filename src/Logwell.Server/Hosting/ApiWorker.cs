@@ -61,7 +61,7 @@ public static class ApiWorker
                     }
                 },
             };
-            return new HttpClient(handler) { BaseAddress = new Uri("http://store/"), Timeout = timeout };
+            return new HttpClient(handler) { BaseAddress = new Uri("http://localhost/"), Timeout = timeout };
         }
         return new HttpClient { BaseAddress = new Uri(storeUrl.TrimEnd('/') + "/"), Timeout = timeout };
     }
@@ -313,6 +313,11 @@ public static class ApiWorker
             }
         }
         request.Headers.TryAddWithoutValidation("X-Forwarded-For", client?.ToString());
+        // The store checks the name the client used (and the page's Origin against it), as if it were reached directly.
+        if (context.Request.Host.HasValue)
+        {
+            request.Headers.Host = context.Request.Host.Value;
+        }
         HttpResponseMessage response;
         try
         {

@@ -958,7 +958,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                     var events = source.Table.Items;
                     for (var i = 0; i < source.Table.Count; i++)
                     {
-                        if ((i & 0xFFF) == 0xFFF)
+                        if ((i & 0xFF) == 0xFF)
                         {
                             cancellationToken.ThrowIfCancellationRequested();
                         }
@@ -977,7 +977,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                     continue;
                 }
                 var rows = LoadRows(source.Segment, source.Block);
-                var matching = BlockQuery.Evaluate(request.Query, rows, source.Segment, now);
+                var matching = BlockQuery.Evaluate(request.Query, rows, source.Segment, now, cancellationToken);
                 if (!canHit && inside)
                 {
                     // Only counted: every row is in the window, so no timestamps are needed.
@@ -1351,7 +1351,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 for (var i = 0; i < table.Count; i++)
                 {
                     // A memory table holds up to MemTableMaxEvents: a slow clause must still stop in time.
-                    if ((i & 0xFFF) == 0xFFF)
+                    if ((i & 0xFF) == 0xFF)
                     {
                         cancellationToken.ThrowIfCancellationRequested();
                     }
@@ -1388,7 +1388,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                         continue;
                     }
                     var rows = LoadRows(segment, b);
-                    var matchingRows = BlockQuery.Evaluate(request.Query, rows, segment, now);
+                    var matchingRows = BlockQuery.Evaluate(request.Query, rows, segment, now, cancellationToken);
                     if (!(after is null && block.MinTime >= from && block.MaxTime < to))
                     {
                         foreach (var i in RowBits.Rows(matchingRows))

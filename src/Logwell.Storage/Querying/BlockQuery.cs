@@ -17,45 +17,52 @@ internal static class BlockQuery
     private delegate bool TextTest(ReadOnlySpan<char> text);
 
     /// <summary>The block's rows that match <paramref name="node"/>; ranges resolve relative times from <paramref name="now"/>.</summary>
-    public static ulong[] Evaluate(QueryNode node, BlockRows rows, Segment segment, DateTimeOffset now) => node switch
+    /// <param name="cancellationToken">Checked before each clause and each column, so a long query stops within one of them of its timeout.</param>
+    public static ulong[] Evaluate(QueryNode node, BlockRows rows, Segment segment, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return EvaluateNode(node, rows, segment, now, cancellationToken);
+    }
+
+    private static ulong[] EvaluateNode(QueryNode node, BlockRows rows, Segment segment, DateTimeOffset now, CancellationToken cancellationToken) => node switch
     {
         MatchAllNode => RowBits.All(rows.Count),
-        TermNode term => Text(term.Field, [term.Token], exactFromPostings: true, text => Tokenizer.ContainsToken(text, term.Token), rows, segment),
-        PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment, phrase.Tokens),
-        PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment),
-        WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TokenPattern.For(wildcard).Matches, rows, segment, literal: LongestLiteral(wildcard.Pattern)),
-        RegexNode regex => Text(regex.Field, [], exactFromPostings: false, TokenPattern.For(regex).Matches, rows, segment, literal: RegexLiteral(regex.Pattern)),
+        TermNode term => Text(term.Field, [term.Token], exactFromPostings: true, text => Tokenizer.ContainsToken(text, term.Token), rows, segment, cancellationToken),
+        PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment, cancellationToken, phrase.Tokens),
+        PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment, cancellationToken),
+        WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TokenPattern.For(wildcard).Matches, rows, segment, cancellationToken, literal: LongestLiteral(wildcard.Pattern)),
+        RegexNode regex => Text(regex.Field, [], exactFromPostings: false, TokenPattern.For(regex).Matches, rows, segment, cancellationToken, literal: RegexLiteral(regex.Pattern)),
         ExistsNode exists => Exists(exists.Field, rows),
         RangeNode range => Range(RangeMatcher.Create(range, now), range.Field, rows),
-        AndNode and => And(and, rows, segment, now),
-        OrNode or => Or(or, rows, segment, now),
-        NotNode not => Not(not, rows, segment, now),
+        AndNode and => And(and, rows, segment, now, cancellationToken),
+        OrNode or => Or(or, rows, segment, now, cancellationToken),
+        NotNode not => Not(not, rows, segment, now, cancellationToken),
         _ => throw new NotSupportedException($"query node {node.GetType().Name} is not supported"),
     };
 
-    private static ulong[] And(AndNode and, BlockRows rows, Segment segment, DateTimeOffset now)
+    private static ulong[] And(AndNode and, BlockRows rows, Segment segment, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var result = Evaluate(and.Children[0], rows, segment, now);
+        var result = Evaluate(and.Children[0], rows, segment, now, cancellationToken);
         for (var i = 1; i < and.Children.Count && RowBits.Any(result); i++)
         {
-            RowBits.And(result, Evaluate(and.Children[i], rows, segment, now));
+            RowBits.And(result, Evaluate(and.Children[i], rows, segment, now, cancellationToken));
         }
         return result;
     }
 
-    private static ulong[] Or(OrNode or, BlockRows rows, Segment segment, DateTimeOffset now)
+    private static ulong[] Or(OrNode or, BlockRows rows, Segment segment, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var result = RowBits.None(rows.Count);
         foreach (var child in or.Children)
         {
-            RowBits.Or(result, Evaluate(child, rows, segment, now));
+            RowBits.Or(result, Evaluate(child, rows, segment, now, cancellationToken));
         }
         return result;
     }
 
-    private static ulong[] Not(NotNode not, BlockRows rows, Segment segment, DateTimeOffset now)
+    private static ulong[] Not(NotNode not, BlockRows rows, Segment segment, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var result = Evaluate(not.Child, rows, segment, now);
+        var result = Evaluate(not.Child, rows, segment, now, cancellationToken);
         RowBits.Not(result, rows.Count);
         return result;
     }
@@ -147,7 +154,7 @@ internal static class BlockQuery
     }
 
     /// <param name="literal">Text every match holds (a wildcard's longest fixed part): only rows whose bytes hold it are tested.</param>
-    private static ulong[] Text(string? field, IReadOnlyList<string> indexTokens, bool exactFromPostings, TextTest test, BlockRows rows, Segment segment, IReadOnlyList<string>? phrase = null, string? literal = null)
+    private static ulong[] Text(string? field, IReadOnlyList<string> indexTokens, bool exactFromPostings, TextTest test, BlockRows rows, Segment segment, CancellationToken cancellationToken, IReadOnlyList<string>? phrase = null, string? literal = null)
     {
         var result = RowBits.None(rows.Count);
         var isMessage = string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
@@ -166,6 +173,7 @@ internal static class BlockQuery
         IEnumerable<string> names = field is null ? rows.FieldNames : [field];
         foreach (var name in names)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (!MayContain(segment, rows.Index, name, indexTokens))
             {
                 continue;
