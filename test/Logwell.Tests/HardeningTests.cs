@@ -183,4 +183,39 @@ public sealed class HardeningTests
         Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode}: {text}");
         Assert.Contains("3000 clauses, over the limit of 1024", text, StringComparison.Ordinal);
     }
+
+    /// <summary>The request that poisoned an index set: 1,000 events of 1,000 distinct field names each (17 MB).</summary>
+    [Fact]
+    public async Task WideEventsKeepTheIndexSetWithinItsFieldLimit()
+    {
+        await using var node = await InProcessNode.StartAsync();
+        var body = new System.Text.StringBuilder();
+        for (var e = 0; e < 1_000; e++)
+        {
+            body.Append("{\"msg\":\"wide ").Append(e).Append('"');
+            for (var f = 0; f < 1_000; f++)
+            {
+                body.Append(",\"e").Append(e).Append("_f").Append(f).Append("\":").Append(f);
+            }
+            body.Append("}\n");
+        }
+        using var posted = await node.Http.PostAsync("/api/v1/indexsets/wide/ingest", new StringContent(body.ToString(), System.Text.Encoding.UTF8, "application/x-ndjson"));
+        Assert.Contains("\"accepted\":1000", await posted.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        using var fields = System.Text.Json.JsonDocument.Parse(await node.Http.GetStringAsync("/api/v1/fields?indexset=wide&from=now-1h&timeout=30"));
+        var names = fields.RootElement.GetProperty("fields").EnumerateArray().Select(f => f.GetProperty("name").GetString()).ToList();
+        Assert.Equal(1_001, names.Count);
+        Assert.Contains("_overflow", names);
+        // Written out as a segment and read back: every event, every value, within 1,001 columns.
+        Assert.True(node.Engine.TryGet("wide", out var store));
+        await store.FlushAsync();
+        Assert.Equal((1_000, 1_000), (store.Info().Fields, store.Info().MaxFields));
+        using var last = System.Text.Json.JsonDocument.Parse(await node.Http.GetStringAsync("/api/v1/search?indexset=wide&q=%22wide%20999%22&from=now-1h"));
+        var hits = last.RootElement.GetProperty("hits").EnumerateArray().ToList();
+        Assert.True(hits.Count == 1, $"{hits.Count} hits");
+        var hit = hits[0];
+        using var overflow = System.Text.Json.JsonDocument.Parse(hit.GetProperty("fields").GetProperty("_overflow").GetRawText());
+        Assert.Equal(1_000, overflow.RootElement.EnumerateObject().Count());
+        Assert.Equal(999, overflow.RootElement.GetProperty("e999_f999").GetInt32());
+    }
 }

@@ -22,6 +22,8 @@ internal static class FieldsEndpoints
     // Distinct values counted per field; past this, new values of a field are no longer tracked (counts stay exact
     // for the ones that are).
     private const int MaxTrackedValues = 10_000;
+    // Field values read for one answer, whatever the shape of the events (10,000 events of 100 fields).
+    private const long MaxFieldValues = 1_000_000;
 
     public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/fields", FieldsAsync).WithMetadata(Permission.Search);
 
@@ -49,34 +51,18 @@ internal static class FieldsEndpoints
         }
 
         var request = new SearchRequest(query, from, to, null, sample);
-        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "fields", selection.Timeout, ct => store.Search(request, ct)).ConfigureAwait(false) is not { } result)
+        // The whole of the work, counting included, runs within the timeout; it reads at most MaxFieldValues values.
+        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "fields", selection.Timeout, ct => Count(store.Search(request, ct), ct)).ConfigureAwait(false) is not { } counted)
         {
             return;
         }
-
-        var fields = new Dictionary<string, FieldStats>(StringComparer.Ordinal);
-        foreach (var hit in result.Hits)
-        {
-            foreach (var field in hit.Fields)
-            {
-                if (!fields.TryGetValue(field.Name, out var stats))
-                {
-                    fields[field.Name] = stats = new FieldStats();
-                }
-                stats.Count++;
-                stats.Types.Add(TypeName(field.Value));
-                if (field.Value.SearchText is { } value && (stats.Values.Count < MaxTrackedValues || stats.Values.ContainsKey(value)))
-                {
-                    stats.Values[value] = stats.Values.GetValueOrDefault(value) + 1;
-                }
-            }
-        }
+        var (result, fields, examined) = counted;
 
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         writer.WriteStartObject();
-        writer.WriteNumber("events", result.Hits.Count);
-        writer.WriteBoolean("sampled", result.Hits.Count < result.Total || !result.TotalIsExact);
+        writer.WriteNumber("events", examined);
+        writer.WriteBoolean("sampled", examined < result.Total || !result.TotalIsExact);
         writer.WriteNumber("total", result.Total);
         writer.WriteBoolean("total_is_exact", result.TotalIsExact);
         writer.WriteStartArray("fields");
@@ -106,6 +92,43 @@ internal static class FieldsEndpoints
         writer.WriteEndObject();
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The field statistics of the hits, newest first, until <see cref="MaxFieldValues"/> values have been read: with
+    /// wide events the sample shrinks rather than the cost growing.
+    /// </summary>
+    private static Counted Count(SearchResult result, CancellationToken cancellationToken)
+    {
+        var fields = new Dictionary<string, FieldStats>(StringComparer.Ordinal);
+        var values = 0L;
+        var examined = 0;
+        foreach (var hit in result.Hits)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (values >= MaxFieldValues)
+            {
+                break;
+            }
+            examined++;
+            foreach (var field in hit.Fields)
+            {
+                values++;
+                if (!fields.TryGetValue(field.Name, out var stats))
+                {
+                    fields[field.Name] = stats = new FieldStats();
+                }
+                stats.Count++;
+                stats.Types.Add(TypeName(field.Value));
+                if (field.Value.SearchText is { } value && (stats.Values.Count < MaxTrackedValues || stats.Values.ContainsKey(value)))
+                {
+                    stats.Values[value] = stats.Values.GetValueOrDefault(value) + 1;
+                }
+            }
+        }
+        return new Counted(result, fields, examined);
+    }
+
+    private sealed record Counted(SearchResult Result, Dictionary<string, FieldStats> Fields, int Examined);
 
     private static string TypeName(FieldValue value) => value.Kind switch
     {

@@ -45,6 +45,8 @@ internal static class IndexSetEndpoints
         writer.WriteNumber("events", set.Events);
         writer.WriteNumber("bytes_on_disk", set.DiskBytes);
         writer.WriteNumber("segments", set.Segments);
+        writer.WriteNumber("fields", set.Fields);
+        writer.WriteNumber("max_fields", set.MaxFields);
         writer.WriteEndObject();
     }
 

@@ -74,6 +74,12 @@ public sealed record LogwellOptions
     public long MaxQueuedEvents { get; init; } = 250_000;
     public int DefaultRetentionDays { get; init; } = 7;
 
+    /// <summary>
+    /// Distinct field names one index set takes (as Elasticsearch's total_fields.limit); an event's fields under further
+    /// names are kept together as a JSON object in the field <c>_overflow</c>.
+    /// </summary>
+    public int MaxFieldsPerIndexSet { get; init; } = Logwell.Core.Events.FieldLimit.DefaultMax;
+
     /// <summary>Where the task queues, leases and schedule live: <c>sqlite</c> (<c>tasks.db</c> in the data directory) or <c>redis</c>.</summary>
     public string QueueBackend { get; init; } = "sqlite";
 
@@ -156,6 +162,7 @@ public sealed record LogwellOptions
         BlockCacheBytes = BlockCacheBytes,
         MaxQueuedEvents = MaxQueuedEvents,
         DefaultRetentionDays = DefaultRetentionDays,
+        MaxFieldsPerIndexSet = MaxFieldsPerIndexSet,
     };
 
     /// <exception cref="SettingsException">A setting is missing its mark; the message names it.</exception>

@@ -29,6 +29,9 @@ public sealed record EngineOptions
 
     public int DefaultRetentionDays { get; init; } = 7;
 
+    /// <summary>Distinct field names an index set takes; fields under further names go to <c>_overflow</c> (see <see cref="Core.Events.FieldLimit"/>).</summary>
+    public int MaxFieldsPerIndexSet { get; init; } = Core.Events.FieldLimit.DefaultMax;
+
     public TimeSpan RetentionInterval { get; init; } = TimeSpan.FromHours(1);
 
     /// <summary>Matches counted exactly before a search may stop early and report a lower bound.</summary>
@@ -55,6 +58,10 @@ public sealed record EngineOptions
         if (RetentionInterval < TimeSpan.FromSeconds(1) || RetentionInterval > TimeSpan.FromDays(1))
         {
             throw new ArgumentException($"RetentionInterval must be between 1 second and 1 day, not {RetentionInterval}");
+        }
+        if (MaxFieldsPerIndexSet is < 1 or > 100_000)
+        {
+            throw new ArgumentException($"MaxFieldsPerIndexSet must be between 1 and 100000, not {MaxFieldsPerIndexSet}");
         }
         if (MaxQueuedEvents < 1)
         {

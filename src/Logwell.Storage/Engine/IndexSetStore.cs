@@ -44,6 +44,10 @@ public sealed class IndexSetStore : IAsyncDisposable
     private long _nextSeq;
     private bool _disposed;
 
+    /// <summary>The index set's distinct field names, bounded; applied by the writer (and on recovery) in log order.</summary>
+    private readonly FieldLimit _fields;
+    private int _fieldCount;
+
     private sealed record State(IReadOnlyList<Segment> Segments, IReadOnlyList<MemTable> Frozen, MemTable Active);
 
     private sealed record PendingAppend(List<LogEvent> Events, TaskCompletionSource Done, bool Rotate = false);
@@ -61,7 +65,10 @@ public sealed class IndexSetStore : IAsyncDisposable
         _manifest = Manifest.Load(directory);
         LoadPipeline();
         var segments = OpenSegments();
+        _fields = new FieldLimit(options.MaxFieldsPerIndexSet);
+        _fields.Know(segments.SelectMany(segment => segment.FieldNames));
         var recoveredThrough = Recover(ref segments);
+        _fieldCount = _fields.Count;
         _nextSeq = Math.Max(recoveredThrough, _manifest.FlushedSeq) + 1;
         var walPath = Path.Combine(directory, $"{WalPrefix}{_nextSeq.ToString("D20", CultureInfo.InvariantCulture)}{WalSuffix}");
         _wal = WriteAheadLog.Create(walPath);
@@ -134,7 +141,8 @@ public sealed class IndexSetStore : IAsyncDisposable
                 maxSeq = Math.Max(maxSeq, evt.Seq);
                 if (evt.Seq > _manifest.FlushedSeq)
                 {
-                    events.Add(evt);
+                    // Logs written before the limit held may hold any number of fields: recovery keeps to it too.
+                    events.Add(_fields.Apply(evt));
                 }
             }
         }
@@ -259,10 +267,14 @@ public sealed class IndexSetStore : IAsyncDisposable
                     {
                         continue;
                     }
-                    foreach (var evt in pending.Events)
+                    var list = pending.Events;
+                    for (var i = 0; i < list.Count; i++)
                     {
+                        var evt = _fields.Apply(list[i]);
                         evt.Seq = _nextSeq++;
+                        list[i] = evt;
                     }
+                    Volatile.Write(ref _fieldCount, _fields.Count);
                     _wal.Append(pending.Events);
                     added.AddRange(pending.Events);
                 }
@@ -777,7 +789,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 // A file removed by a merge while listing.
             }
         }
-        return new IndexSetInfo(Name, Settings.RetentionDays, Settings.Created, events, bytes, state.Segments.Count);
+        return new IndexSetInfo(Name, Settings.RetentionDays, Settings.Created, events, bytes, state.Segments.Count, Volatile.Read(ref _fieldCount), _fields.Max);
     }
 
     /// <summary>The earliest and latest event times held, or null when the index set is empty.</summary>

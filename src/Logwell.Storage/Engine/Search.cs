@@ -80,7 +80,8 @@ public readonly record struct OrderValue(bool IsNumber, double Number, string? T
 public readonly record struct OrderKey(OrderValue Value, EventPosition Position);
 
 /// <summary>What listing index sets shows.</summary>
-public sealed record IndexSetInfo(string Name, int RetentionDays, DateTimeOffset Created, long Events, long DiskBytes, int Segments);
+/// <param name="Fields">Distinct field names taken, out of <paramref name="MaxFields"/>.</param>
+public sealed record IndexSetInfo(string Name, int RetentionDays, DateTimeOffset Created, long Events, long DiskBytes, int Segments, int Fields, int MaxFields);
 
 /// <summary>Counts of matching events per value of a field (events without the field are not counted).</summary>
 public sealed record CountByResult(IReadOnlyDictionary<string, long> Counts, long Total);

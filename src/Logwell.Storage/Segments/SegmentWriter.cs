@@ -130,8 +130,10 @@ internal sealed class SegmentWriter : IDisposable
         }
         AddColumn(SegmentFormat.MessageColumn, columns);
 
-        // One column per field present in this block, gathered in one pass over the rows.
-        var blockFields = new SortedDictionary<int, FieldValue[]>();
+        // One column per field present in this block, gathered in one pass over the rows as (row, value) lists: memory
+        // follows the values present, not rows times columns, however sparse the fields are. Each column is then laid
+        // out over the rows in one reused array and written.
+        var blockFields = new SortedDictionary<int, List<(int Row, FieldValue Value)>>();
         for (var row = 0; row < rows.Count; row++)
         {
             foreach (var field in rows[row].Fields)
@@ -142,16 +144,22 @@ internal sealed class SegmentWriter : IDisposable
                     _fieldIds[field.Name] = id;
                     _fieldNames.Add(field.Name);
                 }
-                if (!blockFields.TryGetValue(id, out var values))
+                if (!blockFields.TryGetValue(id, out var present))
                 {
-                    values = new FieldValue[rows.Count];
-                    blockFields[id] = values;
+                    present = [];
+                    blockFields[id] = present;
                 }
-                values[row] = field.Value;
+                present.Add((row, field.Value));
             }
         }
-        foreach (var (id, values) in blockFields)
+        var values = new FieldValue[rows.Count];
+        foreach (var (id, present) in blockFields)
         {
+            Array.Clear(values);
+            foreach (var (row, value) in present)
+            {
+                values[row] = value;
+            }
             WriteFieldColumn(_fieldNames[id], values);
             AddColumn(SegmentFormat.FirstField + id, columns);
         }
