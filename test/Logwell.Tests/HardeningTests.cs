@@ -218,4 +218,47 @@ public sealed class HardeningTests
         Assert.Equal(1_000, overflow.RootElement.EnumerateObject().Count());
         Assert.Equal(999, overflow.RootElement.GetProperty("e999_f999").GetInt32());
     }
+
+    [Fact]
+    public async Task ANodeStartsWhenAnIndexSetCannotBeOpenedAndServesTheOthers()
+    {
+        using var dir = new TempDirectory();
+        var settings = new Dictionary<string, string?> { ["Logwell:DataDirectory"] = dir.Path };
+        await using (var node = await InProcessNode.StartAsync(settings))
+        {
+            foreach (var name in new[] { "good", "broken" })
+            {
+                using var posted = await node.Http.PostAsync($"/api/v1/indexsets/{name}/ingest", new StringContent($"{name} line\n", System.Text.Encoding.UTF8, "text/plain"));
+                Assert.Equal(HttpStatusCode.OK, posted.StatusCode);
+                Assert.True(node.Engine.TryGet(name, out var store));
+                await store.FlushAsync();
+            }
+        }
+        var segment = Assert.Single(Directory.GetFiles(Path.Combine(dir.Path, "indexsets", "broken", "segments"), "*.lws"));
+        await File.WriteAllBytesAsync(segment, new byte[4096]);
+
+        await using (var node = await InProcessNode.StartAsync(settings))
+        {
+            Assert.Contains("good line", await node.Http.GetStringAsync("/api/v1/search?indexset=good&q=good"), StringComparison.Ordinal);
+            using var list = System.Text.Json.JsonDocument.Parse(await node.Http.GetStringAsync("/api/v1/indexsets"));
+            var broken = list.RootElement.GetProperty("indexsets").EnumerateArray().Single(s => s.GetProperty("name").GetString() == "broken");
+            Assert.False(broken.GetProperty("available").GetBoolean());
+            using var health = await node.Http.GetAsync("/healthz");
+            var text = await health.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+            Assert.Contains("[-]log-store failed: index set broken is unavailable", text, StringComparison.Ordinal);
+            using var readyz = await node.Http.GetAsync("/readyz");
+            Assert.Equal(HttpStatusCode.OK, readyz.StatusCode);
+            using var search = await node.Http.GetAsync("/api/v1/search?indexset=broken&q=x");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, search.StatusCode);
+            using var ingest = await node.Http.PostAsync("/api/v1/indexsets/broken/ingest", new StringContent("x\n", System.Text.Encoding.UTF8, "text/plain"));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, ingest.StatusCode);
+            // Deleting it is how the operator starts it afresh.
+            using var deleted = await node.Http.DeleteAsync("/api/v1/indexsets/broken");
+            Assert.True(deleted.IsSuccessStatusCode, $"{(int)deleted.StatusCode}");
+            Assert.False(Directory.Exists(Path.Combine(dir.Path, "indexsets", "broken")));
+            using var healthy = await node.Http.GetAsync("/healthz?include=log-store");
+            Assert.True(healthy.StatusCode == HttpStatusCode.OK, await healthy.Content.ReadAsStringAsync());
+        }
+    }
 }

@@ -35,6 +35,12 @@ internal sealed class InProcessNode : IAsyncDisposable
     public static async Task<InProcessNode> StartAsync(IDictionary<string, string?>? settings = null, TimeProvider? time = null)
     {
         var directory = new TempDirectory();
+        if (settings?.TryGetValue("Logwell:DataDirectory", out var data) == true && data is not null)
+        {
+            // A data directory of the caller's, kept when the node is disposed (a restart reopens it).
+            directory.Dispose();
+            directory = new TempDirectory(data);
+        }
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Development" });
         builder.Logging.ClearProviders();
         builder.WebHost.UseTestServer();

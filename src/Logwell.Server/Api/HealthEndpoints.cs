@@ -50,6 +50,11 @@ internal static class HealthEndpoints
                 {
                     return new Check("log-store", false, string.Create(CultureInfo.InvariantCulture, $"{free >> 20} MiB free on the data disk, under {options.HealthMinFreeDiskMegabytes} MiB"));
                 }
+                if (engine.Unavailable is { Count: > 0 } unavailable)
+                {
+                    // The other index sets serve; this one needs the operator.
+                    return new Check("log-store", false, string.Join("; ", unavailable.Select(u => $"index set {u.Key} is unavailable: {u.Value}")));
+                }
                 return backedUp.Count > 0
                     ? new Check("log-store", false, $"write-ahead log backlog over {options.MaxQueuedEvents} events in {string.Join(", ", backedUp)}")
                     : new Check("log-store", true, string.Create(CultureInfo.InvariantCulture, $"{free >> 20} MiB free, no write-ahead log backlog"));

@@ -31,6 +31,15 @@ internal static class IndexSetEndpoints
         {
             WriteInfo(writer, set);
         }
+        // Index sets that could not be opened at start: listed, so they can be seen and deleted.
+        foreach (var (name, reason) in engine.Unavailable.OrderBy(u => u.Key, StringComparer.Ordinal))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("name", name);
+            writer.WriteBoolean("available", false);
+            writer.WriteString("error", reason);
+            writer.WriteEndObject();
+        }
         writer.WriteEndArray();
         writer.WriteEndObject();
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
@@ -40,6 +49,7 @@ internal static class IndexSetEndpoints
     {
         writer.WriteStartObject();
         writer.WriteString("name", set.Name);
+        writer.WriteBoolean("available", true);
         writer.WriteNumber("retention_days", set.RetentionDays);
         writer.WriteString("created", set.Created.UtcDateTime);
         writer.WriteNumber("events", set.Events);

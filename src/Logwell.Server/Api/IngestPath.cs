@@ -54,6 +54,10 @@ internal static class IngestPath
         var engine = context.RequestServices.GetEngine();
         if (!engine.TryGet(indexSet, out var store))
         {
+            if (engine.Unavailable.TryGetValue(indexSet, out var reason))
+            {
+                return (null, new IngestError(StatusCodes.Status503ServiceUnavailable, $"index set '{indexSet}' is unavailable ({reason}); no event of this request was stored"));
+            }
             if (!options.AutoCreateIndexSets)
             {
                 return (null, new IngestError(404, $"index set '{indexSet}' does not exist (create it with POST /api/v1/indexsets)"));

@@ -148,7 +148,9 @@ internal static class SearchEndpoints
         }
         if (!engine.TryGet(indexSet, out var store))
         {
-            await ErrorResponses.WriteAsync(context, 404, $"index set '{indexSet}' does not exist").ConfigureAwait(false);
+            await (engine.Unavailable.TryGetValue(indexSet, out var reason)
+                ? ErrorResponses.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, $"index set '{indexSet}' is unavailable: {reason}")
+                : ErrorResponses.WriteAsync(context, 404, $"index set '{indexSet}' does not exist")).ConfigureAwait(false);
             return null;
         }
         return new Selection(store, query, from, to) { Stages = pipeline.Stages, Timeout = timeout };

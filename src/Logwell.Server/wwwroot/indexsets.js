@@ -41,6 +41,14 @@ export function mount(root, params) {
   }
 
   function row(set) {
+    if (set.available === false) {
+      // Could not be opened when the node started: shown with the reason, and it can be deleted.
+      return h('tr', { dataset: { name: set.name }, class: 'unavailable' },
+        h('td', {}, set.name),
+        h('td', { colspan: 5, class: 'error' }, `unavailable: ${set.error}`),
+        h('td', { class: 'actions' },
+          h('button', { type: 'button', class: 'danger small', 'aria-label': `delete ${set.name}`, onclick: () => remove(set) }, 'Delete')));
+    }
     const retention = h('td', { class: 'retention' }, `${formatNumber(set.retention_days)} days`,
       h('button', { type: 'button', class: 'link small', 'aria-label': `edit retention of ${set.name}`, onclick: () => editRetention(retention, set) }, 'Edit'));
     return h('tr', { dataset: { name: set.name } },
@@ -89,7 +97,8 @@ export function mount(root, params) {
 
   async function remove(set) {
     const sure = await confirmDialog(`Delete ${set.name}?`,
-      `Its ${formatNumber(set.events)} events (${formatBytes(set.bytes_on_disk)}) and its pipeline are removed from disk. This cannot be undone.`, 'Delete');
+      set.available === false ? 'Everything in its directory is removed from disk. This cannot be undone.'
+        : `Its ${formatNumber(set.events)} events (${formatBytes(set.bytes_on_disk)}) and its pipeline are removed from disk. This cannot be undone.`, 'Delete');
     if (!sure) return;
     try {
       await del(`/api/v1/indexsets/${encodeURIComponent(set.name)}`);

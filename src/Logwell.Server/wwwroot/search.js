@@ -145,7 +145,7 @@ export function mount(root, params) {
   list.onNearEnd = () => loadMore();
 
   get('/api/v1/indexsets').then(data => {
-    const names = data.indexsets.map(s => s.name);
+    const names = data.indexsets.filter(s => s.available !== false).map(s => s.name);
     if (!names.includes(state.indexset)) names.unshift(state.indexset);
     replace(indexSelect, names.map(name => h('option', { value: name, selected: name === state.indexset }, name)));
   }).catch(e => toast(e.message, 'error'));

@@ -26,6 +26,19 @@ public sealed class LogEngine : IAsyncDisposable
     private readonly string _root;
     private readonly SemaphoreSlim _catalog = new(1, 1);
     private readonly Dictionary<string, IndexSetStore> _stores = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _unavailable = new(StringComparer.Ordinal);
+
+    /// <summary>Index sets on disk that could not be opened at start, with the reason; the others serve.</summary>
+    public IReadOnlyDictionary<string, string> Unavailable
+    {
+        get
+        {
+            lock (_stores)
+            {
+                return new Dictionary<string, string>(_unavailable, StringComparer.Ordinal);
+            }
+        }
+    }
     private readonly CancellationTokenSource _stopping = new();
     private Task _retention = Task.CompletedTask;
     private int _disposed;
@@ -62,9 +75,19 @@ public sealed class LogEngine : IAsyncDisposable
                 Directory.Delete(directory, recursive: true);
                 continue;
             }
-            _stores[name] = IndexSetStore.Open(directory, _options, _cache, _loggers.CreateLogger<IndexSetStore>(), _time);
+            try
+            {
+                _stores[name] = IndexSetStore.Open(directory, _options, _cache, _loggers.CreateLogger<IndexSetStore>(), _time);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // One index set that cannot be opened does not keep the others from serving: it is reported (log,
+                // health, API) and left as it is on disk for the operator.
+                _logger.LogError(e, "Index set {Name} cannot be opened and is unavailable: {Reason}", name, e.Message);
+                _unavailable[name] = $"{e.GetType().Name}: {e.Message}";
+            }
         }
-        if (!_stores.ContainsKey(IndexSetName.Default))
+        if (!_stores.ContainsKey(IndexSetName.Default) && !_unavailable.ContainsKey(IndexSetName.Default))
         {
             var settings = new IndexSetSettings(IndexSetName.Default, _options.DefaultRetentionDays, _time.GetUtcNow());
             _stores[IndexSetName.Default] = IndexSetStore.Create(Path.Combine(_root, IndexSetName.Default), settings, _options, _cache, _loggers.CreateLogger<IndexSetStore>(), _time);
@@ -108,6 +131,10 @@ public sealed class LogEngine : IAsyncDisposable
             {
                 return (CreateOutcome.AlreadyExists, $"index set '{name}' already exists", existing);
             }
+            if (_unavailable.TryGetValue(name, out var reason))
+            {
+                return (CreateOutcome.AlreadyExists, $"index set '{name}' exists but is unavailable ({reason}); delete it to start afresh", null);
+            }
             var settings = new IndexSetSettings(name, days, _time.GetUtcNow());
             var store = IndexSetStore.Create(Path.Combine(_root, name), settings, _options, _cache, _loggers.CreateLogger<IndexSetStore>(), _time);
             lock (_stores)
@@ -140,18 +167,31 @@ public sealed class LogEngine : IAsyncDisposable
         try
         {
             IndexSetStore? store;
+            string directory;
             lock (_stores)
             {
-                if (!_stores.Remove(name, out store))
+                if (_stores.Remove(name, out store))
+                {
+                    directory = store.Directory;
+                }
+                else if (_unavailable.Remove(name))
+                {
+                    // An index set that could not be opened is deleted from disk as it is.
+                    directory = Path.Combine(_root, name);
+                }
+                else
                 {
                     return false;
                 }
             }
-            await store.DisposeAsync().ConfigureAwait(false);
+            if (store is not null)
+            {
+                await store.DisposeAsync().ConfigureAwait(false);
+            }
             // Remove the settings file first: a directory without it is discarded on the next start.
-            File.Delete(Path.Combine(store.Directory, IndexSetSettings.FileName));
-            Encoding.DurableFile.SyncDirectory(store.Directory);
-            Directory.Delete(store.Directory, recursive: true);
+            File.Delete(Path.Combine(directory, IndexSetSettings.FileName));
+            Encoding.DurableFile.SyncDirectory(directory);
+            Directory.Delete(directory, recursive: true);
             _logger.LogInformation("Deleted index set {Name}", name);
             return true;
         }

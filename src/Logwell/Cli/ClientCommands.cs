@@ -52,6 +52,11 @@ internal static class ClientCommands
             Console.WriteLine($"{"NAME",-24} {"RETENTION",9} {"EVENTS",12} {"ON DISK",10} {"SEGMENTS",8}");
             foreach (var set in doc.RootElement.GetProperty("indexsets").EnumerateArray())
             {
+                if (set.TryGetProperty("available", out var available) && available.ValueKind == JsonValueKind.False)
+                {
+                    Console.WriteLine($"{set.GetProperty("name").GetString(),-24} unavailable: {set.GetProperty("error").GetString()}");
+                    continue;
+                }
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{set.GetProperty("name").GetString(),-24} {set.GetProperty("retention_days").GetInt32() + "d",9} {set.GetProperty("events").GetInt64(),12:N0} {FormatBytes(set.GetProperty("bytes_on_disk").GetInt64()),10} {set.GetProperty("segments").GetInt32(),8}"));
             }
