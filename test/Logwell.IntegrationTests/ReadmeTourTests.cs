@@ -105,6 +105,7 @@ public sealed partial class ReadmeTourTests
         using var dir = new TempDirectory();
         await using var node = await LogwellNode.StartAsync(dir.Path);
         var address = node.BaseAddress.Authority;
+        Assert.Contains($"Logwell web UI at http://{address}/", node.Output, StringComparison.Ordinal);
         var run = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("bash", ["-euo", "pipefail", "-c", script.Replace("localhost:5080", address, StringComparison.Ordinal).Replace("curl ", "curl -sS --fail-with-body ", StringComparison.Ordinal)])
         {
             RedirectStandardOutput = true,

@@ -87,4 +87,15 @@ public sealed class SupervisorConfigTests
         Assert.Equal(["unix_http_server", "supervisorctl"], config.Ignored);
         Assert.Single(config.Processes);
     }
+
+    [Fact]
+    public void SectionNamesAreTrimmedAfterTheColonAndTheUmaskIsRead()
+    {
+        var config = Parse("[supervisord]\numask = 027\n\n[program: celery]\ncommand = /bin/true\n\n[group: workers]\nprograms = celery\n");
+        var process = Assert.Single(config.Processes);
+        Assert.Equal(("celery", "workers"), (process.Name, process.Group));
+        Assert.Equal(0b000_010_111u, config.Umask);
+        Assert.Equal(0b000_010_010u, Parse("[program:x]\ncommand = /bin/true\n").Umask);
+        Assert.Throws<ConfigException>(() => Parse("[supervisord]\numask = 0999\n"));
+    }
 }

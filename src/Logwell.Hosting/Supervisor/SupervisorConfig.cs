@@ -127,11 +127,11 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
             }
             else if (section.Name.StartsWith("program:", StringComparison.Ordinal))
             {
-                programs.Add((section, CheckName(section, section.Name["program:".Length..])));
+                programs.Add((section, CheckName(section, section.Name["program:".Length..].Trim())));
             }
             else if (section.Name.StartsWith("group:", StringComparison.Ordinal))
             {
-                groups.Add((section, CheckName(section, section.Name["group:".Length..])));
+                groups.Add((section, CheckName(section, section.Name["group:".Length..].Trim())));
             }
             else if (IgnoredSections.Contains(section.Name))
             {

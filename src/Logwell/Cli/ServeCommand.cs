@@ -77,6 +77,11 @@ internal static class ServeCommand
             var options = app.Services.GetRequiredService<IOptions<LogwellOptions>>().Value;
             var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
             Console.WriteLine($"Logwell listening on {string.Join(", ", addresses)}");
+            if (addresses.FirstOrDefault(a => a.StartsWith("http", StringComparison.OrdinalIgnoreCase) && !a.Contains("unix:", StringComparison.OrdinalIgnoreCase)) is { } web)
+            {
+                // The root answers shippers with the Elasticsearch banner, and browsers with the UI.
+                Console.WriteLine($"Logwell web UI at {web.TrimEnd('/')}/ (open it in a browser)");
+            }
             Console.WriteLine($"Logwell data in {options.DataDirectory} (environment {env}, auto-create index sets {(options.AutoCreateIndexSets ? "on" : "off")})");
             if (options.SyslogTcpPort != 0 || options.SyslogUdpPort != 0)
             {
