@@ -92,7 +92,8 @@ public sealed class FieldLimit(int max)
         return new LogEvent(evt.Timestamp, evt.Message, [.. kept]) { Seq = evt.Seq };
     }
 
-    private static void WriteValue(Utf8JsonWriter writer, FieldValue value)
+    /// <summary>A field value as JSON: its own type; a JSON text (array, large number) as it is; a non-finite double as null.</summary>
+    public static void WriteValue(Utf8JsonWriter writer, FieldValue value)
     {
         switch (value.Kind)
         {

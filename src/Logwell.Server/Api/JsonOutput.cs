@@ -78,40 +78,7 @@ internal static class JsonOutput
         return evt;
     }
 
-    public static void WriteValue(Utf8JsonWriter writer, FieldValue value)
-    {
-        switch (value.Kind)
-        {
-            case FieldKind.String:
-                writer.WriteStringValue(value.Text);
-                break;
-            case FieldKind.Long:
-                writer.WriteNumberValue(value.Long);
-                break;
-            case FieldKind.Double:
-                if (double.IsFinite(value.Double))
-                {
-                    writer.WriteNumberValue(value.Double);
-                }
-                else
-                {
-                    writer.WriteNullValue();
-                }
-                break;
-            case FieldKind.True:
-                writer.WriteBooleanValue(true);
-                break;
-            case FieldKind.False:
-                writer.WriteBooleanValue(false);
-                break;
-            case FieldKind.Json:
-                writer.WriteRawValue(value.Text!, skipInputValidation: true);
-                break;
-            default:
-                writer.WriteNullValue();
-                break;
-        }
-    }
+    public static void WriteValue(Utf8JsonWriter writer, FieldValue value) => FieldLimit.WriteValue(writer, value);
 
     public static string FormatCursor(EventPosition position) =>
         string.Create(CultureInfo.InvariantCulture, $"{position.Timestamp:x}-{position.Seq:x}");
