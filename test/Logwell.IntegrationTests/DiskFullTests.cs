@@ -43,6 +43,64 @@ public sealed class DiskFullTests
         Assert.Superset(acknowledged.ToHashSet(), found.ToHashSet());
     }
 
+    [SkippableFact]
+    public async Task ANodeStartsOnAFullDiskServesWhatItRecoveredAndFlushesItOnceSpaceReturns()
+    {
+        using var mount = Tmpfs.TryMount(3, out var reason);
+        Skip.If(mount is null, reason);
+        var data = Path.Combine(mount.Path, "data");
+        var acknowledged = new List<long>();
+        await using (var node = await LogwellNode.StartAsync(data))
+        {
+            var refused = 0;
+            for (var batch = 0; batch < 400 && refused < 3; batch++)
+            {
+                refused += await IngestBatchAsync(node.Http, batch, acknowledged) == HttpStatusCode.OK ? 0 : 1;
+            }
+            Assert.True(refused > 0, "the disk never filled up");
+            await node.KillAsync();
+        }
+
+        // The write-ahead logs cannot be written out as segments: the node starts all the same, from memory.
+        await using (var node = await LogwellNode.StartAsync(data))
+        {
+            var walDirectory = Path.Combine(data, "indexsets", "default");
+            await WorkerProcessTests.WaitForAsync(() => node.Output.Contains("the disk is full", StringComparison.Ordinal), TimeSpan.FromSeconds(30), () => node.Output);
+            var found = await DurabilityTests.AllValuesOfN(node.Http, "fill");
+            Assert.Equal(acknowledged.Count, found.Count);
+            Assert.Equal(acknowledged.Order(), found.Order());
+
+            var status = await IngestBatchAsync(node.Http, 2000, acknowledged);
+            Assert.True(status is HttpStatusCode.ServiceUnavailable or HttpStatusCode.InsufficientStorage, $"ingest on a full disk answered {(int)status}");
+            using (var create = await node.Http.PostAsync("/api/v1/indexsets", new StringContent("""{"name":"more"}""", Encoding.UTF8, "application/json")))
+            {
+                var body = await create.Content.ReadAsStringAsync();
+                Assert.True(create.StatusCode == HttpStatusCode.InsufficientStorage, $"{(int)create.StatusCode} {body}");
+                Assert.Contains("disk is full", body, StringComparison.Ordinal);
+            }
+            using (var health = await node.Http.GetAsync("/healthz"))
+            {
+                var body = await health.Content.ReadAsStringAsync();
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+                Assert.Contains("MiB free", body, StringComparison.Ordinal);
+            }
+
+            // Space comes back: ingest and index-set creation work, and the recovered events reach segments.
+            mount.Resize(64);
+            Assert.Equal(HttpStatusCode.OK, await IngestBatchAsync(node.Http, 3000, acknowledged));
+            using (var create = await node.Http.PostAsync("/api/v1/indexsets", new StringContent("""{"name":"more"}""", Encoding.UTF8, "application/json")))
+            {
+                Assert.Equal(HttpStatusCode.Created, create.StatusCode);
+            }
+            await WorkerProcessTests.WaitForAsync(() => Directory.GetFiles(walDirectory, "wal-*.log").Length == 1, TimeSpan.FromSeconds(60), () => string.Join(", ", Directory.GetFiles(walDirectory)) + node.Output);
+            await node.KillAsync();
+        }
+
+        await using var restarted = await LogwellNode.StartAsync(data);
+        var all = await DurabilityTests.AllValuesOfN(restarted.Http, "fill");
+        Assert.Equal(acknowledged.Order(), all.Order());
+    }
+
     private static async Task<HttpStatusCode> IngestBatchAsync(HttpClient http, int batch, List<long> acknowledged)
     {
         var padding = new string('x', 200);

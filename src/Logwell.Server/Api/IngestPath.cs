@@ -1,3 +1,4 @@
+using Logwell.Storage.Encoding;
 using System.Globalization;
 using System.Threading.Channels;
 using Logwell.Core.Events;
@@ -88,7 +89,9 @@ internal static class IngestPath
         }
         catch (IOException e)
         {
-            return new IngestError(StatusCodes.Status503ServiceUnavailable, $"could not make the events durable ({e.Message}); no event of this request was acknowledged, retry later");
+            // 503 rather than 507 for a full disk: every shipper retries a 503.
+            var cause = DurableFile.IsDiskFull(e) ? $"the data disk is full: {e.Message}" : e.Message;
+            return new IngestError(StatusCodes.Status503ServiceUnavailable, $"could not make the events durable ({cause}); no event of this request was acknowledged, retry later");
         }
     }
 }

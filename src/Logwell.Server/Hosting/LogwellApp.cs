@@ -1,3 +1,4 @@
+using Logwell.Storage.Encoding;
 using System.Text.Json;
 using Logwell.Jobs;
 using Logwell.Server.Api;
@@ -153,6 +154,11 @@ internal sealed class ErrorBoundaryMiddleware(RequestDelegate next, ILogger<Erro
         catch (JsonException e)
         {
             await ErrorResponses.WriteAsync(context, 400, $"invalid JSON: {e.Message}").ConfigureAwait(false);
+        }
+        catch (Exception e) when (DurableFile.IsDiskFull(e) || e is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 13 /* SQLITE_FULL */ })
+        {
+            logger.LogWarning("{Method} {Path}: the data disk is full ({Error})", context.Request.Method, context.Request.Path, e.Message);
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status507InsufficientStorage, $"the data disk is full ({e.Message}); nothing of this request was stored, retry once space is freed").ConfigureAwait(false);
         }
         catch (Exception e)
         {

@@ -161,13 +161,26 @@ public static class RegistryLoop
     /// <param name="checks">The node's health components as a JSON array, sent with each heartbeat; none when null.</param>
     public static async Task RunAsync(NodeRegistry registry, string id, string host, int port, string role, LogwellOptions options, TimeProvider time, Action<string> log, CancellationToken stop, Action? heartbeat = null, Func<CancellationToken, Task<string>>? checks = null)
     {
-        registry.Register(id, host, port, role, RegistryHost.Version, [.. options.NodeTags]);
-        heartbeat?.Invoke();
-        log($"registered node {id} ({role}) at {host}:{port}");
+        // Registration is tried again at each heartbeat until it is recorded (the registry's disk may be full).
+        var registered = false;
         try
         {
             while (!stop.IsCancellationRequested)
             {
+                if (!registered)
+                {
+                    try
+                    {
+                        registry.Register(id, host, port, role, RegistryHost.Version, [.. options.NodeTags]);
+                        registered = true;
+                        heartbeat?.Invoke();
+                        log($"registered node {id} ({role}) at {host}:{port}");
+                    }
+                    catch (SqliteException e)
+                    {
+                        log($"registration failed ({e.Message}); trying again");
+                    }
+                }
                 try
                 {
                     await Task.Delay(TimeSpan.FromSeconds(options.RegistryHeartbeatSeconds), time, stop).ConfigureAwait(false);
@@ -175,6 +188,10 @@ public static class RegistryLoop
                 catch (OperationCanceledException)
                 {
                     break;
+                }
+                if (!registered)
+                {
+                    continue;
                 }
                 string? report = null;
                 if (checks is not null)

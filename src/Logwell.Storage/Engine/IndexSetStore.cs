@@ -40,7 +40,8 @@ public sealed class IndexSetStore : IAsyncDisposable
     private readonly Task _merger;
     private State _state;
     private Manifest _manifest;
-    private WriteAheadLog _wal;
+    /// <summary>The active memory table's log; null while it could not be created (the writer tries again).</summary>
+    private WriteAheadLog? _wal;
     private long _nextSeq;
     private bool _disposed;
 
@@ -67,16 +68,30 @@ public sealed class IndexSetStore : IAsyncDisposable
         var segments = OpenSegments();
         _fields = new FieldLimit(options.MaxFieldsPerIndexSet);
         _fields.Know(segments.SelectMany(segment => segment.FieldNames));
-        var recoveredThrough = Recover(ref segments);
+        var recoveredThrough = Recover(out var recovered);
         _fieldCount = _fields.Count;
         _nextSeq = Math.Max(recoveredThrough, _manifest.FlushedSeq) + 1;
-        var walPath = Path.Combine(directory, $"{WalPrefix}{_nextSeq.ToString("D20", CultureInfo.InvariantCulture)}{WalSuffix}");
-        _wal = WriteAheadLog.Create(walPath);
-        _state = new State(segments, [], new MemTable(walPath));
+        var walPath = NextWalPath();
+        try
+        {
+            _wal = WriteAheadLog.Create(walPath);
+        }
+        catch (IOException e)
+        {
+            // A full disk: the recovered events serve from memory; the writer creates the log with the first append.
+            _logger.LogWarning("Index set {Name}: cannot create a write-ahead log file yet ({Error}); ingest is refused until it can", Name, e.Message);
+        }
+        _state = new State(segments, recovered, new MemTable(walPath));
         _writer = Task.Run(WriteLoopAsync);
         _flusher = Task.Run(FlushLoopAsync);
         _merger = Task.Run(MergeLoopAsync);
+        if (recovered.Count > 0)
+        {
+            _flushSignal.Release();
+        }
     }
+
+    private string NextWalPath() => Path.Combine(Directory, $"{WalPrefix}{_nextSeq.ToString("D20", CultureInfo.InvariantCulture)}{WalSuffix}");
 
     /// <summary>Frozen memory tables allowed to wait for their flush before appends wait too (bounds memory).</summary>
     private const int MaxFrozenMemTables = 2;
@@ -123,12 +138,17 @@ public sealed class IndexSetStore : IAsyncDisposable
         return segments;
     }
 
-    /// <summary>Replays the write-ahead logs into segments; returns the highest sequence number seen.</summary>
-    private long Recover(ref List<Segment> segments)
+    /// <summary>
+    /// Replays the write-ahead logs: each file with events not yet in a segment becomes a frozen memory table backed by
+    /// that same file, which the flusher writes out as segments (and retries while the disk is full); files with
+    /// nothing left to write out are deleted. Returns the highest sequence number seen.
+    /// </summary>
+    private long Recover(out List<MemTable> recovered)
     {
         var walFiles = System.IO.Directory.EnumerateFiles(Directory, WalPrefix + "*" + WalSuffix).Order(StringComparer.Ordinal).ToList();
-        var events = new List<LogEvent>();
+        recovered = [];
         long maxSeq = 0;
+        var count = 0;
         foreach (var file in walFiles)
         {
             var (replayed, cut) = WriteAheadLog.Replay(file);
@@ -136,6 +156,7 @@ public sealed class IndexSetStore : IAsyncDisposable
             {
                 _logger.LogWarning("Index set {Name}: cut {Bytes} bytes of torn or corrupt tail from {File}", Name, cut, Path.GetFileName(file));
             }
+            var events = new List<LogEvent>();
             foreach (var evt in replayed)
             {
                 maxSeq = Math.Max(maxSeq, evt.Seq);
@@ -145,23 +166,19 @@ public sealed class IndexSetStore : IAsyncDisposable
                     events.Add(_fields.Apply(evt));
                 }
             }
-        }
-        if (events.Count > 0)
-        {
-            _logger.LogInformation("Index set {Name}: recovered {Count} events from the write-ahead log", Name, events.Count);
-            var written = WriteSegments(events, _options.FlushCompressionLevel, out var nextSegmentId);
-            _manifest = _manifest with
+            if (events.Count == 0)
             {
-                FlushedSeq = Math.Max(_manifest.FlushedSeq, maxSeq),
-                NextSegmentId = nextSegmentId,
-                Segments = [.. _manifest.Segments, .. written.Select(s => s.Info)],
-            };
-            _manifest.Save(Directory);
-            segments = [.. segments, .. written];
+                File.Delete(file);
+                continue;
+            }
+            var table = new MemTable(file);
+            table.Add(events);
+            recovered.Add(table);
+            count += events.Count;
         }
-        foreach (var file in walFiles)
+        if (count > 0)
         {
-            File.Delete(file);
+            _logger.LogInformation("Index set {Name}: recovered {Count} events from the write-ahead log", Name, count);
         }
         return maxSeq;
     }
@@ -261,6 +278,7 @@ public sealed class IndexSetStore : IAsyncDisposable
             try
             {
                 added.Clear();
+                var wal = _wal ??= WriteAheadLog.Create(_state.Active.WalPath);
                 foreach (var pending in batch)
                 {
                     if (pending.Events.Count == 0)
@@ -275,10 +293,10 @@ public sealed class IndexSetStore : IAsyncDisposable
                         list[i] = evt;
                     }
                     Volatile.Write(ref _fieldCount, _fields.Count);
-                    _wal.Append(pending.Events);
+                    wal.Append(pending.Events);
                     added.AddRange(pending.Events);
                 }
-                _wal.Sync();
+                wal.Sync();
                 var active = _state.Active;
                 active.Add(added);
                 PublishToTails(added);
@@ -309,17 +327,46 @@ public sealed class IndexSetStore : IAsyncDisposable
                 {
                     pending.Done.TrySetException(e);
                 }
-                // What failed may sit half-written in the log file; later batches go to a fresh file so that
-                // replay never stops at the failed record before reaching acknowledged ones.
-                try
+                StartFreshWal();
+            }
+        }
+    }
+
+    /// <summary>
+    /// After a failed append: what failed may sit half-written in the log file, so later batches go to a fresh file
+    /// and replay never stops at the failed record before reaching acknowledged ones. A memory table with
+    /// acknowledged events is frozen (its file holds them); an empty one's file held only the failure and goes.
+    /// </summary>
+    private void StartFreshWal()
+    {
+        var old = _wal;
+        _wal = null;
+        old?.Dispose();
+        var path = NextWalPath();
+        lock (_stateLock)
+        {
+            if (_state.Active.Count == 0)
+            {
+                _state = _state with { Active = new MemTable(path) };
+                if (old is not null)
                 {
-                    RotateMemTable();
-                }
-                catch (Exception rotateError) when (rotateError is IOException or UnauthorizedAccessException)
-                {
-                    _logger.LogError(rotateError, "Index set {Name}: cannot start a new write-ahead log file", Name);
+                    File.Delete(old.Path);
                 }
             }
+            else
+            {
+                _state = _state with { Frozen = [.. _state.Frozen, _state.Active], Active = new MemTable(path) };
+                _flushSignal.Release();
+            }
+        }
+        try
+        {
+            _wal = WriteAheadLog.Create(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Created by the next append instead, which fails (refused, not acknowledged) while this one would.
+            _logger.LogError("Index set {Name}: cannot start a new write-ahead log file ({Error}); appends are refused until it can", Name, e.Message);
         }
     }
 
@@ -372,11 +419,11 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// <summary>Freezes the active memory table behind a new write-ahead log file and wakes the flusher.</summary>
     private void RotateMemTable()
     {
-        var walPath = Path.Combine(Directory, $"{WalPrefix}{_nextSeq.ToString("D20", CultureInfo.InvariantCulture)}{WalSuffix}");
+        var walPath = NextWalPath();
         var newWal = WriteAheadLog.Create(walPath);
         var oldWal = _wal;
         _wal = newWal;
-        oldWal.Dispose();
+        oldWal?.Dispose();
         lock (_stateLock)
         {
             _state = _state with { Frozen = [.. _state.Frozen, _state.Active], Active = new MemTable(walPath) };
@@ -405,7 +452,14 @@ public sealed class IndexSetStore : IAsyncDisposable
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                _logger.LogError(e, "Index set {Name}: flush failed; retrying in {Delay}", Name, backoff);
+                if (DurableFile.IsDiskFull(e))
+                {
+                    _logger.LogWarning("Index set {Name}: the disk is full, memory tables wait in memory and their write-ahead logs; writing them out again in {Delay}", Name, backoff);
+                }
+                else
+                {
+                    _logger.LogError(e, "Index set {Name}: flush failed; retrying in {Delay}", Name, backoff);
+                }
                 try
                 {
                     await Task.Delay(backoff, _time, _stopping.Token).ConfigureAwait(false);
@@ -414,7 +468,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 {
                     break;
                 }
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromMinutes(1).Ticks));
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(15).Ticks));
                 _flushSignal.Release();
             }
         }
@@ -446,7 +500,15 @@ public sealed class IndexSetStore : IAsyncDisposable
                     NextSegmentId = nextSegmentId,
                     Segments = [.. _manifest.Segments, .. written.Select(s => s.Info)],
                 };
-                manifest.Save(Directory);
+                try
+                {
+                    manifest.Save(Directory);
+                }
+                catch
+                {
+                    Discard(written);
+                    throw;
+                }
                 _manifest = manifest;
                 lock (_stateLock)
                 {
@@ -473,6 +535,29 @@ public sealed class IndexSetStore : IAsyncDisposable
         nextSegmentId = _manifest.NextSegmentId;
         var expiredBefore = ExpiryCutoff();
         var result = new List<Segment>();
+        try
+        {
+            WriteDays(events, compressionLevel, expiredBefore, result, ref nextSegmentId);
+        }
+        catch
+        {
+            // Written days not yet in the manifest are nobody's: they go, so a retry (a full disk) starts clean.
+            Discard(result);
+            throw;
+        }
+        return result;
+    }
+
+    private static void Discard(List<Segment> segments)
+    {
+        foreach (var segment in segments)
+        {
+            segment.Retire(deleteFile: true);
+        }
+    }
+
+    private void WriteDays(List<LogEvent> events, int compressionLevel, long expiredBefore, List<Segment> result, ref long nextSegmentId)
+    {
         var i = 0;
         while (i < events.Count)
         {
@@ -497,7 +582,6 @@ public sealed class IndexSetStore : IAsyncDisposable
             }
             i = end;
         }
-        return result;
     }
 
     private static string DayOf(long ticks) => new DateTime(ticks - ticks % TimeSpan.TicksPerDay, DateTimeKind.Utc).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
@@ -1498,9 +1582,9 @@ public sealed class IndexSetStore : IAsyncDisposable
             // The write-ahead log still holds everything; the next start replays it.
             _logger.LogWarning(e, "Index set {Name}: final flush failed; events stay in the write-ahead log", Name);
         }
-        _wal.Dispose();
+        _wal?.Dispose();
         // The last, empty log file is not needed; an unclean stop leaves it and recovery removes it.
-        if (_state.Active.Count == 0)
+        if (_state.Active.Count == 0 && _wal is not null)
         {
             File.Delete(_wal.Path);
         }

@@ -136,7 +136,24 @@ public sealed class LogEngine : IAsyncDisposable
                 return (CreateOutcome.AlreadyExists, $"index set '{name}' exists but is unavailable ({reason}); delete it to start afresh", null);
             }
             var settings = new IndexSetSettings(name, days, _time.GetUtcNow());
-            var store = IndexSetStore.Create(Path.Combine(_root, name), settings, _options, _cache, _loggers.CreateLogger<IndexSetStore>(), _time);
+            var directory = Path.Combine(_root, name);
+            IndexSetStore store;
+            try
+            {
+                store = IndexSetStore.Create(directory, settings, _options, _cache, _loggers.CreateLogger<IndexSetStore>(), _time);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Half-made (a full disk): nothing of it may stay behind to be opened as a broken index set.
+                try
+                {
+                    Directory.Delete(directory, recursive: true);
+                }
+                catch (DirectoryNotFoundException)
+                {
+                }
+                throw;
+            }
             lock (_stores)
             {
                 _stores[name] = store;
