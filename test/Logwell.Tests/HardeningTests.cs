@@ -261,4 +261,45 @@ public sealed class HardeningTests
             Assert.True(healthy.StatusCode == HttpStatusCode.OK, await healthy.Content.ReadAsStringAsync());
         }
     }
+
+    // Found by FuzzTests: each answered 500 or threw out of its parser.
+    [Fact]
+    public async Task AnOtlpJsonBodyStartingWithAnAstralCharacterIsABadRequest()
+    {
+        await using var node = await InProcessNode.StartAsync();
+        using var content = new StringContent("\U00017045{\"resourceLogs\":[]}", System.Text.Encoding.UTF8, "application/json");
+        using var response = await node.Http.PostAsync("/v1/logs", content);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode}: {text}");
+        Assert.Contains("\ufffd", System.Text.Json.JsonDocument.Parse(text).RootElement.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AClefLineWithALoneSurrogateEscapeIsRejectedAlone()
+    {
+        var body = "{\"@t\":\"2026-01-02T03:04:05Z\",\"@m\":\"bad \\ud800\"}\n{\"@t\":\"2026-01-02T03:04:05Z\",\"@m\":\"good\"}\n"u8;
+        var result = Logwell.Core.Ingest.ClefDecoder.Decode(body);
+        Assert.Equal("good", Assert.Single(result.Events).Message);
+        Assert.Equal(1, Assert.Single(result.Errors).Line);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FiltersWithALoneSurrogateAreRefusedWithAReason(bool raw)
+    {
+        // An escape in the JSON, or the character itself in the text (not valid UTF-16).
+        var filters = "[{\"field\":\"" + (raw ? "\ud800" : "\\ud800") + "\",\"op\":\"exists\"}]";
+        Assert.False(Logwell.Core.Query.StructuredFilters.TryParse(filters, out _, out var error));
+        Assert.Contains("filters", error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void APipelineWithALoneSurrogateIsRefusedWithAReason(bool raw)
+    {
+        var definition = "{\"parse\":{\"json\":{}},\"steps\":[{\"set\":{\"field\":\"" + (raw ? "\udc00" : "\\udc00") + "\",\"value\":\"x\"}}]}";
+        Assert.Throws<Logwell.Core.Cleaning.PipelineDefinitionException>(() => Logwell.Core.Cleaning.CleaningPipeline.Parse(definition));
+    }
 }

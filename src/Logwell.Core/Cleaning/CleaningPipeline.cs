@@ -62,40 +62,53 @@ public sealed class CleaningPipeline
         {
             document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16 });
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or ArgumentException)
         {
+            // ArgumentException: text that is not valid UTF-16 (a lone surrogate).
             throw new PipelineDefinitionException($"the pipeline is not valid JSON: {e.Message}");
         }
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
+            try
             {
-                throw new PipelineDefinitionException("a pipeline is an object: {\"parse\": {...}, \"steps\": [...]}");
+                return Parse(json, document.RootElement);
             }
-            foreach (var property in root.EnumerateObject())
+            catch (InvalidOperationException e)
             {
-                if (property.Name is not ("parse" or "steps"))
-                {
-                    throw new PipelineDefinitionException($"unknown key '{property.Name}': a pipeline has 'parse' and 'steps'");
-                }
+                // Valid JSON syntax that is not valid text, such as a lone UTF-16 surrogate escape.
+                throw new PipelineDefinitionException($"the pipeline holds an invalid JSON value: {e.Message}");
             }
-            var (parse, parseName) = root.TryGetProperty("parse", out var parseElement) ? ReadParse(parseElement) : (null, "raw");
-            var pipeline = new CleaningPipeline(root.GetRawText(), parse, parseName);
-            if (root.TryGetProperty("steps", out var steps))
-            {
-                if (steps.ValueKind != JsonValueKind.Array)
-                {
-                    throw new PipelineDefinitionException("'steps' must be an array");
-                }
-                var i = 0;
-                foreach (var step in steps.EnumerateArray())
-                {
-                    pipeline._steps.Add(ReadStep(step, $"steps[{i++}]"));
-                }
-            }
-            return pipeline;
         }
+    }
+
+    private static CleaningPipeline Parse(string json, JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new PipelineDefinitionException("a pipeline is an object: {\"parse\": {...}, \"steps\": [...]}");
+        }
+        foreach (var property in root.EnumerateObject())
+        {
+            if (property.Name is not ("parse" or "steps"))
+            {
+                throw new PipelineDefinitionException($"unknown key '{property.Name}': a pipeline has 'parse' and 'steps'");
+            }
+        }
+        var (parse, parseName) = root.TryGetProperty("parse", out var parseElement) ? ReadParse(parseElement) : (null, "raw");
+        var pipeline = new CleaningPipeline(root.GetRawText(), parse, parseName);
+        if (root.TryGetProperty("steps", out var steps))
+        {
+            if (steps.ValueKind != JsonValueKind.Array)
+            {
+                throw new PipelineDefinitionException("'steps' must be an array");
+            }
+            var i = 0;
+            foreach (var step in steps.EnumerateArray())
+            {
+                pipeline._steps.Add(ReadStep(step, $"steps[{i++}]"));
+            }
+        }
+        return pipeline;
     }
 
     /// <summary>Cleans one event. Never throws for the event's content, and never drops it.</summary>

@@ -58,75 +58,89 @@ public static class ClefDecoder
         }
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
+            try
             {
-                error = "expected a JSON object";
+                return TryDecode(document.RootElement, out evt, out error);
+            }
+            catch (InvalidOperationException e)
+            {
+                // Valid JSON syntax that is not valid text, such as a lone UTF-16 surrogate escape.
+                error = $"invalid JSON value: {e.Message}";
                 return false;
             }
-            if (!root.TryGetProperty("@t", out var time) || time.ValueKind != JsonValueKind.String
-                || !DateTimeOffset.TryParse(time.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var timestamp))
-            {
-                error = "'@t' must be an ISO 8601 timestamp";
-                return false;
-            }
-            var fields = new List<Field>();
-            var properties = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
-            string? message = null;
-            string? template = null;
-            JsonElement renderings = default;
-            var level = "Information";
-            foreach (var property in root.EnumerateObject())
-            {
-                var name = property.Name;
-                if (name.StartsWith("@@", StringComparison.Ordinal) || !name.StartsWith('@'))
-                {
-                    name = name.StartsWith("@@", StringComparison.Ordinal) ? name[1..] : name;
-                    properties[name] = property.Value;
-                    Flatten(name, property.Value, fields);
-                    continue;
-                }
-                switch (name)
-                {
-                    case "@t":
-                        break;
-                    case "@m":
-                        message = Text(property.Value);
-                        break;
-                    case "@mt":
-                        template = Text(property.Value);
-                        fields.Add(new Field("message_template", FieldValue.FromString(template)));
-                        break;
-                    case "@r":
-                        renderings = property.Value;
-                        break;
-                    case "@l":
-                        level = Text(property.Value);
-                        break;
-                    case "@x":
-                        fields.Add(new Field("exception", FieldValue.FromString(Text(property.Value))));
-                        break;
-                    case "@i":
-                        fields.Add(new Field("event_id", FieldValue.FromString(Text(property.Value))));
-                        break;
-                    case "@tr":
-                        fields.Add(new Field("trace_id", FieldValue.FromString(Text(property.Value))));
-                        break;
-                    case "@sp":
-                        fields.Add(new Field("span_id", FieldValue.FromString(Text(property.Value))));
-                        break;
-                    default:
-                        // Another reified property of a later CLEF: kept under its own name.
-                        Flatten(name, property.Value, fields);
-                        break;
-                }
-            }
-            fields.Insert(0, new Field("level", FieldValue.FromString(level)));
-            message ??= template is null ? "" : Render(template, properties, renderings);
-            evt = new LogEvent(timestamp.UtcTicks, message, [.. fields]);
-            error = "";
-            return true;
         }
+    }
+
+    private static bool TryDecode(JsonElement root, out LogEvent? evt, out string error)
+    {
+        evt = null;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            error = "expected a JSON object";
+            return false;
+        }
+        if (!root.TryGetProperty("@t", out var time) || time.ValueKind != JsonValueKind.String
+            || !DateTimeOffset.TryParse(time.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var timestamp))
+        {
+            error = "'@t' must be an ISO 8601 timestamp";
+            return false;
+        }
+        var fields = new List<Field>();
+        var properties = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+        string? message = null;
+        string? template = null;
+        JsonElement renderings = default;
+        var level = "Information";
+        foreach (var property in root.EnumerateObject())
+        {
+            var name = property.Name;
+            if (name.StartsWith("@@", StringComparison.Ordinal) || !name.StartsWith('@'))
+            {
+                name = name.StartsWith("@@", StringComparison.Ordinal) ? name[1..] : name;
+                properties[name] = property.Value;
+                Flatten(name, property.Value, fields);
+                continue;
+            }
+            switch (name)
+            {
+                case "@t":
+                    break;
+                case "@m":
+                    message = Text(property.Value);
+                    break;
+                case "@mt":
+                    template = Text(property.Value);
+                    fields.Add(new Field("message_template", FieldValue.FromString(template)));
+                    break;
+                case "@r":
+                    renderings = property.Value;
+                    break;
+                case "@l":
+                    level = Text(property.Value);
+                    break;
+                case "@x":
+                    fields.Add(new Field("exception", FieldValue.FromString(Text(property.Value))));
+                    break;
+                case "@i":
+                    fields.Add(new Field("event_id", FieldValue.FromString(Text(property.Value))));
+                    break;
+                case "@tr":
+                    fields.Add(new Field("trace_id", FieldValue.FromString(Text(property.Value))));
+                    break;
+                case "@sp":
+                    fields.Add(new Field("span_id", FieldValue.FromString(Text(property.Value))));
+                    break;
+                default:
+                    // Another reified property of a later CLEF: kept under its own name.
+                    Flatten(name, property.Value, fields);
+                    break;
+            }
+        }
+        fields.Insert(0, new Field("level", FieldValue.FromString(level)));
+        message ??= template is null ? "" : Render(template, properties, renderings);
+        evt = new LogEvent(timestamp.UtcTicks, message, [.. fields]);
+        error = "";
+        return true;
     }
 
     /// <summary>

@@ -28,30 +28,46 @@ public static class StructuredFilters
         {
             document = JsonDocument.Parse(json);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or ArgumentException)
         {
+            // ArgumentException: text that is not valid UTF-16 (a lone surrogate).
             error = $"'filters' is not JSON: {e.Message}";
             return false;
         }
         using (document)
         {
-            if (document.RootElement.ValueKind != JsonValueKind.Array)
+            try
             {
-                error = "'filters' must be a JSON array of {\"field\", \"op\", \"value\"} objects";
+                return TryRead(document.RootElement, clauses, out error);
+            }
+            catch (InvalidOperationException e)
+            {
+                // Valid JSON syntax that is not valid text, such as a lone UTF-16 surrogate escape.
+                error = $"'filters' holds an invalid JSON value: {e.Message}";
                 return false;
             }
-            var index = 0;
-            foreach (var filter in document.RootElement.EnumerateArray())
+        }
+    }
+
+    private static bool TryRead(JsonElement root, List<QueryNode> clauses, out string? error)
+    {
+        error = null;
+        if (root.ValueKind != JsonValueKind.Array)
+        {
+            error = "'filters' must be a JSON array of {\"field\", \"op\", \"value\"} objects";
+            return false;
+        }
+        var index = 0;
+        foreach (var filter in root.EnumerateArray())
+        {
+            var clause = Clause(filter, out var reason);
+            if (clause is null)
             {
-                var clause = Clause(filter, out var reason);
-                if (clause is null)
-                {
-                    error = $"filters[{index}]: {reason}";
-                    return false;
-                }
-                clauses.Add(clause);
-                index++;
+                error = $"filters[{index}]: {reason}";
+                return false;
             }
+            clauses.Add(clause);
+            index++;
         }
         return true;
     }

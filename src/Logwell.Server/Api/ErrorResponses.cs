@@ -23,7 +23,8 @@ public static class ErrorResponses
         }
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         writer.WriteStartObject();
-        writer.WriteString("error", message);
+        // Messages may quote the client's input, which may not be valid text.
+        writer.WriteString("error", Logwell.Core.Text.ValidText.Of(message));
         writer.WriteNumber("status", status);
         if (position is not null)
         {
@@ -31,7 +32,7 @@ public static class ErrorResponses
         }
         if (expected is not null)
         {
-            writer.WriteString("expected", expected);
+            writer.WriteString("expected", Logwell.Core.Text.ValidText.Of(expected));
         }
         writer.WriteEndObject();
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);

@@ -272,7 +272,8 @@ internal static class OtlpEndpoints
             404 => 5,
             _ => 3,
         };
-        var answer = new Status { Code = code, Message = message };
+        // The message may quote the client's input, which may not be valid text.
+        var answer = new Status { Code = code, Message = Logwell.Core.Text.ValidText.Of(message) };
         context.Response.StatusCode = status;
         if (json)
         {
