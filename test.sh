@@ -3,8 +3,9 @@
 # `logwell serve` processes on free loopback ports and drive them with real shipper clients). Installs what the tests
 # need when it is missing, from Debian: Node.js and npm (the npm shipper libraries install themselves on first use),
 # rsyslog and its omelasticsearch module, redis-server (the tests start their own on a free port), chromium (the
-# web UI tests drive it headless through Playwright; no browser is downloaded), faketime and curl (the README's HTTP
-# example runs as written).
+# web UI tests drive it headless through Playwright; no browser is downloaded), faketime, curl (the README's HTTP
+# example runs as written) and supervisor (logwell supervise is compared with Debian's supervisord; the package's own
+# service is not started).
 # Then it runs the tests that see event times again with the clock 400 days ahead (faketime -f '+400d'): every unit
 # test and the integration classes marked Category=DateSensitive. A fixed event date fails that pass on the day it is
 # written, not on the day retention or a time window makes it expire.
@@ -35,11 +36,18 @@ find /usr/lib -name omelasticsearch.so 2>/dev/null | grep -q . || missing+=(rsys
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v supervisord >/dev/null 2>&1 || missing+=(supervisor)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]} from Debian"
+    # No package's service is started (supervisor's, redis-server's): the tests start their own.
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy=/usr/sbin/policy-rc.d
+    fi
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
       || echo "test.sh: could not install ${missing[*]}; the tests that need them are skipped" >&2
+    [ -z "$policy" ] || rm -f "$policy"
   else
     echo "test.sh: ${missing[*]} missing and not installable here (needs root and apt-get); the tests that need them are skipped" >&2
   fi

@@ -98,4 +98,54 @@ public sealed class SupervisorConfigTests
         Assert.Equal(0b000_010_010u, Parse("[program:x]\ncommand = /bin/true\n").Umask);
         Assert.Throws<ConfigException>(() => Parse("[supervisord]\numask = 0999\n"));
     }
+
+    [Theory]
+    [InlineData("""sh -c "echo \"hi there\" >&2; sleep 1000" """, new[] { "sh", "-c", "echo \"hi there\" >&2; sleep 1000" })]
+    [InlineData("""p 'a\b' 'it'"'"'s' "x\\y" "a\$b" "q\"q" 'e\"e' a\ b ''""", new[] { "p", "a\\b", "it's", "x\\y", "a\\$b", "q\"q", "e\\\"e", "a b", "" })]
+    public void CommandsAreSplitAsPythonsShlexSplitsThem(string command, string[] words) =>
+        Assert.Equal(words, Parse($"[program:p]\ncommand = {command}\n").Processes[0].Command);
+
+    [Fact]
+    public void AnInlineCommentStartsWithASemicolonOrAHashAfterWhitespace() =>
+        Assert.Equal(["p", "one", "semi;colon", "hash#tag"], Parse("[program:p]\ncommand = p one semi;colon hash#tag # four\n").Processes[0].Command);
+
+    [Fact]
+    public void IncludedFilesAreFoundByGlobRelativeToTheConfigurationInSortedOrder()
+    {
+        using var dir = new TempDirectory();
+        Directory.CreateDirectory(Path.Combine(dir.Path, "conf.d"));
+        File.WriteAllText(Path.Combine(dir.Path, "conf.d", "b.conf"), "[program:b]\ncommand = /bin/true\n[include]\nfiles = nested.conf\n");
+        File.WriteAllText(Path.Combine(dir.Path, "conf.d", "a.conf"), "[program:a]\ncommand = /bin/true\n");
+        File.WriteAllText(Path.Combine(dir.Path, "conf.d", "skip.ini"), "[program:skip]\ncommand = /bin/true\n");
+        File.WriteAllText(Path.Combine(dir.Path, "other.ini"), "[group:g]\nprograms = a,b\n");
+        File.WriteAllText(Path.Combine(dir.Path, "nested.conf"), "[program:nested]\ncommand = /bin/true\n");
+        var main = Path.Combine(dir.Path, "supervisord.conf");
+        File.WriteAllText(main, "[include]\nfiles = conf.d/*.conf other.ini none/*.conf\n[program:main]\ncommand = /bin/true\n");
+
+        var config = SupervisorConfig.Load(main, dir.Path);
+
+        Assert.Equal(["g:a", "g:b", "main"], config.Processes.Select(p => p.FullName).Order(StringComparer.Ordinal));
+        Assert.Equal(
+        [
+            $"INFO Included extra file \"{dir.Path}/conf.d/a.conf\" during parsing",
+            $"INFO Included extra file \"{dir.Path}/conf.d/b.conf\" during parsing",
+            $"WARN {dir.Path}/conf.d/b.conf:3: [include] in an included file is not followed",
+            $"INFO Included extra file \"{dir.Path}/other.ini\" during parsing",
+            $"WARN No file matches via include \"{dir.Path}/none/*.conf\"",
+        ], config.Notes);
+        File.WriteAllText(Path.Combine(dir.Path, "other.ini"), "[program:main]\ncommand = /bin/false\n");
+        Assert.Contains("other.ini:1: section [program:main] appears twice", Assert.Throws<ConfigException>(() => SupervisorConfig.Load(main, dir.Path)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheSupervisordDirectoryIsWhereProgramsStartAndItsLogLevelIsRead()
+    {
+        using var dir = new TempDirectory();
+        var config = Parse($"[supervisord]\ndirectory = {dir.Path}\nloglevel = warn\n[program:a]\ncommand = /bin/true\n[program:b]\ncommand = /bin/true\ndirectory = /tmp\n");
+        Assert.Equal([dir.Path, "/tmp"], config.Processes.Select(p => p.Directory));
+        Assert.Equal(30, config.LogLevel);
+        Assert.Equal(20, Parse("[program:a]\ncommand = x\n").LogLevel);
+        Assert.Contains("bad logging level name 'warning'", Assert.Throws<ConfigException>(() => Parse("[supervisord]\nloglevel = warning\n")).Message, StringComparison.Ordinal);
+        Assert.Contains("is not an existing directory", Assert.Throws<ConfigException>(() => Parse($"[supervisord]\ndirectory = {dir.Path}/none\n")).Message, StringComparison.Ordinal);
+    }
 }

@@ -102,6 +102,14 @@ internal sealed class SupervisedProcess(ProcessConfig config, Action<string> log
             RedirectStandardError = true,
             WorkingDirectory = Config.Directory ?? Environment.CurrentDirectory,
         };
+        if (Config.RedirectStderr)
+        {
+            // Standard error onto the standard output's pipe, as supervisord does, so that their lines keep their
+            // order; the shell execs the program, which keeps its pid.
+            start.ArgumentList.Add("/bin/sh");
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add("exec \"$0\" \"$@\" 2>&1");
+        }
         start.ArgumentList.Add(executable);
         foreach (var argument in Config.Command.Skip(1))
         {
@@ -116,8 +124,8 @@ internal sealed class SupervisedProcess(ProcessConfig config, Action<string> log
         }
         try
         {
-            _stdout ??= new RotatingLog(Config.Stdout);
-            _stderr ??= Config.RedirectStderr ? _stdout : new RotatingLog(Config.Stderr);
+            _stdout ??= RotatingLog.Open(Config.Stdout);
+            _stderr ??= Config.RedirectStderr ? _stdout : RotatingLog.Open(Config.Stderr);
             var process = new Process { StartInfo = start, EnableRaisingEvents = true };
             process.Exited += (_, _) => changed();
             process.Start();

@@ -40,6 +40,11 @@ public sealed class Supervisor
 
     private void Log(string line)
     {
+        // A line starts with its level (INFO, WARN...): those under [supervisord] loglevel are left out.
+        if (_config is { } config && LevelOf(line) < config.LogLevel)
+        {
+            return;
+        }
         var text = $"{_time.GetLocalNow().ToString("yyyy-MM-dd HH:mm:ss,fff", CultureInfo.InvariantCulture)} {line}";
         lock (_output)
         {
@@ -52,6 +57,18 @@ public sealed class Supervisor
             }
         }
     }
+
+    private static int LevelOf(string line) => line.Length < 4 ? int.MaxValue : line[..4] switch
+    {
+        "CRIT" => 50,
+        "ERRO" => 40,
+        "WARN" => 30,
+        "INFO" => 20,
+        "DEBG" => 10,
+        "TRAC" => 5,
+        "BLAT" => 3,
+        _ => int.MaxValue,
+    };
 
     /// <summary>Runs until <paramref name="stop"/> or <c>logwell ctl shutdown</c>, then stops every process (highest priority number first).</summary>
     public async Task<int> RunAsync(CancellationToken stop)
@@ -85,6 +102,10 @@ public sealed class Supervisor
         if (_config.PidFile is { } pidFile)
         {
             await File.WriteAllTextAsync(pidFile, Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n", CancellationToken.None).ConfigureAwait(false);
+        }
+        foreach (var note in _config.Notes)
+        {
+            Log(note);
         }
         foreach (var section in _config.Ignored)
         {
@@ -267,7 +288,7 @@ public sealed class Supervisor
             case "stop":
                 return await StopAsync(names, writer, cancellationToken).ConfigureAwait(false);
             case "restart":
-                var stopped = await StopAsync(names, writer, cancellationToken, quietWhenNotRunning: true).ConfigureAwait(false);
+                var stopped = await StopAsync(names, writer, cancellationToken).ConfigureAwait(false);
                 return Math.Max(stopped, await StartAsync(names, writer, cancellationToken).ConfigureAwait(false));
             case "signal":
                 return Signal(names, writer);
@@ -329,12 +350,14 @@ public sealed class Supervisor
         }
         var now = _time.GetUtcNow();
         var allRunning = true;
+        // As supervisorctl: the name column fits the longest name shown (at least 30) and three spaces.
+        var width = processes.Select(p => p.Config.FullName.Length).Append(30).Max() + 3;
         lock (_lock)
         {
             // Listed by group, then name, as supervisorctl lists them.
             foreach (var process in processes.OrderBy(p => p.Config.Group, StringComparer.Ordinal).ThenBy(p => p.Config.Name, StringComparer.Ordinal))
             {
-                writer.WriteLine($"{process.Config.FullName,-32} {process.State.ToString().ToUpperInvariant(),-10} {process.Describe(now)}".TrimEnd());
+                writer.WriteLine($"{process.Config.FullName.PadRight(width)}{process.State.ToString().ToUpperInvariant(),-10}{process.Describe(now)}".TrimEnd());
                 allRunning &= process.State == ProcessState.Running;
             }
         }
@@ -342,6 +365,11 @@ public sealed class Supervisor
         return allRunning ? 0 : 3;
     }
 
+    /// <summary>
+    /// As supervisorctl: named processes start one after another, each waited for until RUNNING (it stayed up
+    /// <c>startsecs</c>) or given up; <c>all</c> and <c>group:*</c> start theirs together and then wait for them all.
+    /// Starting a running process says so and is not an error (exit 0); an unknown name exits 1, a failed start 7.
+    /// </summary>
     private async Task<int> StartAsync(List<string> names, TextWriter writer, CancellationToken cancellationToken)
     {
         if (names.Count == 0)
@@ -352,9 +380,10 @@ public sealed class Supervisor
         var processes = Select(names, writer, out var wildcard);
         if (processes is null)
         {
-            return 4;
+            return 1;
         }
         var code = 0;
+        var waiting = new List<SupervisedProcess>();
         foreach (var process in processes)
         {
             bool started;
@@ -367,48 +396,67 @@ public sealed class Supervisor
                 if (!wildcard)
                 {
                     await writer.WriteLineAsync($"{process.Config.FullName}: ERROR (already started)").ConfigureAwait(false);
-                    code = 1;
                 }
                 continue;
             }
-            // As supervisorctl, wait until it is RUNNING (it stayed up startsecs) or has given up.
-            while (!cancellationToken.IsCancellationRequested)
+            waiting.Add(process);
+            if (!wildcard)
             {
-                ProcessState state;
-                lock (_lock)
-                {
-                    state = process.State;
-                }
-                if (state == ProcessState.Running)
-                {
-                    await writer.WriteLineAsync($"{process.Config.FullName}: started").ConfigureAwait(false);
-                    break;
-                }
-                if (state is ProcessState.Fatal or ProcessState.Exited or ProcessState.Stopped)
-                {
-                    await writer.WriteLineAsync($"{process.Config.FullName}: ERROR ({(state == ProcessState.Fatal ? "spawn error" : "abnormal termination")})").ConfigureAwait(false);
-                    code = 1;
-                    break;
-                }
-                await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken).ConfigureAwait(false);
+                code = Math.Max(code, await WaitStartedAsync(process, writer, cancellationToken).ConfigureAwait(false));
+            }
+        }
+        if (wildcard)
+        {
+            foreach (var process in waiting)
+            {
+                code = Math.Max(code, await WaitStartedAsync(process, writer, cancellationToken).ConfigureAwait(false));
             }
         }
         return code;
     }
 
-    private async Task<int> StopAsync(List<string> names, TextWriter writer, CancellationToken cancellationToken, bool quietWhenNotRunning = false)
+    private async Task<int> WaitStartedAsync(SupervisedProcess process, TextWriter writer, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            ProcessState state;
+            lock (_lock)
+            {
+                state = process.State;
+            }
+            if (state == ProcessState.Running)
+            {
+                await writer.WriteLineAsync($"{process.Config.FullName}: started").ConfigureAwait(false);
+                return 0;
+            }
+            if (state is ProcessState.Fatal or ProcessState.Exited or ProcessState.Stopped)
+            {
+                await writer.WriteLineAsync($"{process.Config.FullName}: ERROR ({(state == ProcessState.Fatal ? "spawn error" : "abnormal termination")})").ConfigureAwait(false);
+                return 7;
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken).ConfigureAwait(false);
+        }
+        return 1;
+    }
+
+    /// <summary>
+    /// As supervisorctl: named processes stop one after another; <c>all</c> and <c>group:*</c> are signalled together
+    /// (in reverse start order) and then waited for. Stopping a process that is not running says so and is not an
+    /// error (exit 0); an unknown name exits 1.
+    /// </summary>
+    private async Task<int> StopAsync(List<string> names, TextWriter writer, CancellationToken cancellationToken)
     {
         if (names.Count == 0)
         {
             await writer.WriteLineAsync("Error: stop requires a process name").ConfigureAwait(false);
-            return 2;
+            return 1;
         }
         var processes = Select(names, writer, out var wildcard);
         if (processes is null)
         {
-            return 4;
+            return 1;
         }
-        var code = 0;
+        var waiting = new List<SupervisedProcess>();
         foreach (var process in processes.AsEnumerable().Reverse())
         {
             bool stopping;
@@ -418,27 +466,42 @@ public sealed class Supervisor
             }
             if (!stopping)
             {
-                if (!quietWhenNotRunning && !wildcard)
+                if (!wildcard)
                 {
                     await writer.WriteLineAsync($"{process.Config.FullName}: ERROR (not running)").ConfigureAwait(false);
-                    code = 1;
                 }
                 continue;
             }
-            while (!cancellationToken.IsCancellationRequested)
+            waiting.Add(process);
+            if (!wildcard)
             {
-                lock (_lock)
-                {
-                    if (process.State != ProcessState.Stopping)
-                    {
-                        break;
-                    }
-                }
-                await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken).ConfigureAwait(false);
+                await WaitStoppedAsync(process, writer, cancellationToken).ConfigureAwait(false);
             }
-            await writer.WriteLineAsync($"{process.Config.FullName}: stopped").ConfigureAwait(false);
         }
-        return code;
+        if (wildcard)
+        {
+            foreach (var process in waiting)
+            {
+                await WaitStoppedAsync(process, writer, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        return 0;
+    }
+
+    private async Task WaitStoppedAsync(SupervisedProcess process, TextWriter writer, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            lock (_lock)
+            {
+                if (process.State != ProcessState.Stopping)
+                {
+                    break;
+                }
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken).ConfigureAwait(false);
+        }
+        await writer.WriteLineAsync($"{process.Config.FullName}: stopped").ConfigureAwait(false);
     }
 
     private int Signal(List<string> words, TextWriter writer)
@@ -485,12 +548,18 @@ public sealed class Supervisor
             await writer.WriteLineAsync("Error: tail requires one process name").ConfigureAwait(false);
             return 2;
         }
-        var processes = Select(words, writer);
-        if (processes is not [var process])
+        SupervisedProcess? process;
+        lock (_lock)
         {
-            return 4;
+            process = _processes.FirstOrDefault(p => p.Config.FullName == words[0] || (p.Config.Group == p.Config.Program && p.Config.Name == words[0]));
         }
-        var path = process.LogPath(stream);
+        if (process is null)
+        {
+            await writer.WriteLineAsync($"{words[0]}: ERROR (no such process name)").ConfigureAwait(false);
+            return 1;
+        }
+        // Under redirect_stderr there is no standard error log: it is in the standard output's.
+        var path = stream == "stderr" && process.Config.RedirectStderr ? null : process.LogPath(stream);
         if (path is null || !File.Exists(path))
         {
             await writer.WriteLineAsync($"{process.Config.FullName}: ERROR (no log file)").ConfigureAwait(false);
@@ -511,6 +580,8 @@ public sealed class Supervisor
             }
             if (!follow)
             {
+                // As supervisorctl: the log, then a line break.
+                await output.WriteAsync("\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
                 return 0;
             }
             await output.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -587,7 +658,7 @@ public sealed class Supervisor
         var (added, changed, removed) = Compare(_config, next);
         foreach (var group in removed.Concat(changed))
         {
-            await StopAsync([group + ":*"], writer, cancellationToken, quietWhenNotRunning: true).ConfigureAwait(false);
+            await StopAsync([group + ":*"], writer, cancellationToken).ConfigureAwait(false);
             lock (_lock)
             {
                 foreach (var process in _processes.Where(p => p.Config.Group == group))

@@ -67,6 +67,12 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
     /// <summary>The file-creation mask the programs start with: <c>[supervisord] umask</c>, octal, 022 by default.</summary>
     public uint Umask { get; init; } = 0b000_010_010;
 
+    /// <summary><c>[supervisord] loglevel</c> as a number (<see cref="LogLevels"/>): the supervisor logs lines at least this level.</summary>
+    public int LogLevel { get; init; } = 20;
+
+    /// <summary>What reading the configuration found to say at start: included files, patterns that matched nothing.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+
     public static SupervisorConfig Load(string path, string dataDirectory) =>
         Parse(System.IO.Path.GetFullPath(path), File.ReadAllText(path), dataDirectory);
 
@@ -74,6 +80,10 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
     {
         var sections = ReadIni(path, text);
         var here = System.IO.Path.GetDirectoryName(path) ?? ".";
+        var notes = new List<string>();
+        Include(sections, here, notes);
+        string? directory = null;
+        var logLevel = LogLevels["info"];
         var childLogDirectory = System.IO.Path.Combine(System.IO.Path.GetFullPath(dataDirectory), "logs");
         string? logFile = null;
         string? pidFile = null;
@@ -87,6 +97,7 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
         {
             if (section.Name == "supervisord")
             {
+                var sectionHere = System.IO.Path.GetDirectoryName(section.Path) ?? here;
                 foreach (var (key, value) in section.Values)
                 {
                     if (!SupervisordOptions.Contains(key))
@@ -96,21 +107,35 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
                 }
                 if (section.Get("childlogdir") is { } dir)
                 {
-                    childLogDirectory = System.IO.Path.GetFullPath(Expand(section, "childlogdir", dir.Value, new() { ["here"] = here }), here);
+                    childLogDirectory = System.IO.Path.GetFullPath(Expand(section, "childlogdir", dir.Value, new() { ["here"] = sectionHere }), sectionHere);
                 }
                 if (section.Get("logfile") is { } log)
                 {
-                    logFile = System.IO.Path.GetFullPath(Expand(section, "logfile", log.Value, new() { ["here"] = here }), here);
+                    logFile = System.IO.Path.GetFullPath(Expand(section, "logfile", log.Value, new() { ["here"] = sectionHere }), sectionHere);
                 }
                 if (section.Get("pidfile") is { } pid)
                 {
-                    pidFile = System.IO.Path.GetFullPath(Expand(section, "pidfile", pid.Value, new() { ["here"] = here }), here);
+                    pidFile = System.IO.Path.GetFullPath(Expand(section, "pidfile", pid.Value, new() { ["here"] = sectionHere }), sectionHere);
                 }
                 if (section.Get("umask") is { } mask)
                 {
                     umask = mask.Value.Length is > 0 and <= 4 && mask.Value.All(c => c is >= '0' and <= '7')
                         ? Convert.ToUInt32(mask.Value, 8)
                         : throw section.Error("umask", $"umask '{mask.Value}' is not an octal mask such as 022");
+                }
+                if (section.Get("directory") is { } workingDirectory)
+                {
+                    directory = System.IO.Path.GetFullPath(Expand(section, "directory", workingDirectory.Value, new() { ["here"] = sectionHere }), sectionHere);
+                    if (!System.IO.Directory.Exists(directory))
+                    {
+                        throw section.Error("directory", $"{directory} is not an existing directory");
+                    }
+                }
+                if (section.Get("loglevel") is { } level)
+                {
+                    logLevel = LogLevels.TryGetValue(level.Value.ToLowerInvariant(), out var number)
+                        ? number
+                        : throw section.Error("loglevel", $"bad logging level name '{level.Value}' (critical, error, warn, info, debug, trace or blather)");
                 }
                 if (section.Get("identifier") is { } id)
                 {
@@ -172,7 +197,8 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
         var processes = new List<ProcessConfig>();
         foreach (var (section, program) in programs)
         {
-            processes.AddRange(ReadProgram(section, program, here, childLogDirectory, globalEnvironment, groupOf.TryGetValue(program, out var g) ? g : null));
+            // %(here)s is the directory of the file the section is in, an included one's too.
+            processes.AddRange(ReadProgram(section, program, System.IO.Path.GetDirectoryName(section.Path) ?? here, directory, childLogDirectory, globalEnvironment, groupOf.TryGetValue(program, out var g) ? g : null));
         }
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var process in processes)
@@ -182,7 +208,77 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
                 throw new ConfigException($"{path}: two processes are named '{process.FullName}'");
             }
         }
-        return new SupervisorConfig(path, childLogDirectory, logFile, pidFile, identifier, processes) { Ignored = ignored, Umask = umask };
+        return new SupervisorConfig(path, childLogDirectory, logFile, pidFile, identifier, processes) { Ignored = ignored, Umask = umask, LogLevel = logLevel, Notes = notes };
+    }
+
+    /// <summary>supervisord's log levels, by name, as numbers: a line is logged when its level is at least the one set.</summary>
+    public static readonly IReadOnlyDictionary<string, int> LogLevels = new Dictionary<string, int>(StringComparer.Ordinal)
+    {
+        ["critical"] = 50,
+        ["error"] = 40,
+        ["warn"] = 30,
+        ["info"] = 20,
+        ["debug"] = 10,
+        ["trace"] = 5,
+        ["blather"] = 3,
+    };
+
+    /// <summary>
+    /// Reads the files <c>[include] files</c> names (space-separated, relative to the configuration's directory, with
+    /// <c>*</c>, <c>?</c> and <c>[...]</c> in the file name) into the configuration, in sorted order, as supervisord
+    /// does: a pattern that matches nothing is a warning, and an <c>[include]</c> in an included file is not followed.
+    /// </summary>
+    private static void Include(List<Section> sections, string here, List<string> notes)
+    {
+        if (sections.FirstOrDefault(s => s.Name == "include") is not { } include)
+        {
+            return;
+        }
+        sections.Remove(include);
+        foreach (var (key, _) in include.Values)
+        {
+            if (key != "files")
+            {
+                throw include.Error(key, $"unknown option '{key}' in [include] (it takes files)");
+            }
+        }
+        var files = include.Get("files")?.Value ?? throw include.Error("files", "[include] needs files = PATTERN...");
+        foreach (var pattern in files.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var full = System.IO.Path.GetFullPath(Expand(include, "files", pattern, new() { ["here"] = here }), here);
+            var directory = System.IO.Path.GetDirectoryName(full)!;
+            if (directory.IndexOfAny(['*', '?', '[']) >= 0)
+            {
+                throw include.Error("files", $"'{pattern}': wildcards are taken in the file name only, not in its directories");
+            }
+            var name = new Regex("^" + Regex.Escape(System.IO.Path.GetFileName(full)).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal).Replace(@"\[", "[", StringComparison.Ordinal) + "$", RegexOptions.CultureInvariant);
+            var matches = System.IO.Directory.Exists(directory)
+                ? System.IO.Directory.EnumerateFiles(directory).Where(f => name.IsMatch(System.IO.Path.GetFileName(f))).Order(StringComparer.Ordinal).ToList()
+                : [];
+            if (matches.Count == 0)
+            {
+                notes.Add($"WARN No file matches via include \"{full}\"");
+            }
+            foreach (var file in matches)
+            {
+                notes.Add($"INFO Included extra file \"{file}\" during parsing");
+                foreach (var section in ReadIni(file, File.ReadAllText(file)))
+                {
+                    if (section.Name == "include")
+                    {
+                        notes.Add($"WARN {file}:{section.Line}: [include] in an included file is not followed");
+                    }
+                    else if (sections.FirstOrDefault(s => s.Name == section.Name) is { } earlier)
+                    {
+                        throw new ConfigException($"{file}:{section.Line}: section [{section.Name}] appears twice (also {earlier.Path}:{earlier.Line})");
+                    }
+                    else
+                    {
+                        sections.Add(section);
+                    }
+                }
+            }
+        }
     }
 
     private static string CheckName(Section section, string name)
@@ -194,7 +290,7 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
         return name;
     }
 
-    private static IEnumerable<ProcessConfig> ReadProgram(Section section, string program, string here, string childLogDirectory, List<KeyValuePair<string, string>> globalEnvironment, (string Group, int Priority)? group)
+    private static IEnumerable<ProcessConfig> ReadProgram(Section section, string program, string here, string? defaultDirectory, string childLogDirectory, List<KeyValuePair<string, string>> globalEnvironment, (string Group, int Priority)? group)
     {
         foreach (var (key, _) in section.Values)
         {
@@ -263,7 +359,7 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
             {
                 throw section.Error("command", $"[{section.Name}] has an empty command");
             }
-            var directory = section.Get("directory") is { } d ? System.IO.Path.GetFullPath(Expand(section, "directory", d.Value, variables), here) : null;
+            var directory = section.Get("directory") is { } d ? System.IO.Path.GetFullPath(Expand(section, "directory", d.Value, variables), here) : defaultDirectory;
             LogTarget Log(string stream)
             {
                 var maxBytes = section.Get($"{stream}_logfile_maxbytes") is { } mb ? ParseBytes(section, $"{stream}_logfile_maxbytes", mb.Value) : 50L << 20;
@@ -374,7 +470,11 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
         return pairs;
     }
 
-    /// <summary>Splits a command as a POSIX shell would split words: quotes and backslashes, no expansions.</summary>
+    /// <summary>
+    /// Splits a command as supervisord does (Python's <c>shlex.split</c>): whitespace separates words; outside quotes a
+    /// backslash takes the next character as it is; single quotes keep everything; inside double quotes a backslash
+    /// escapes only <c>"</c> and <c>\</c> and is kept before any other character. No expansions.
+    /// </summary>
     private static List<string> SplitCommand(Section section, string text)
     {
         var words = new List<string>();
@@ -394,20 +494,42 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
                 continue;
             }
             inWord = true;
-            if (c == '\\' && i + 1 < text.Length)
+            if (c == '\\')
             {
-                word.Append(text[++i]);
+                if (++i == text.Length)
+                {
+                    throw section.Error("command", "the command ends with a backslash that escapes nothing");
+                }
+                word.Append(text[i]);
             }
-            else if (c is '"' or '\'')
+            else if (c == '\'')
             {
-                var close = text.IndexOf(c, i + 1);
+                var close = text.IndexOf('\'', i + 1);
                 if (close < 0)
                 {
-                    throw section.Error("command", $"unclosed {c} in the command");
+                    throw section.Error("command", "unclosed ' in the command");
                 }
-                var quoted = text[(i + 1)..close];
-                word.Append(c == '"' ? Regex.Replace(quoted, @"\\([""\\$`])", "$1") : quoted);
+                word.Append(text, i + 1, close - i - 1);
                 i = close;
+            }
+            else if (c == '"')
+            {
+                for (i++; ; i++)
+                {
+                    if (i == text.Length)
+                    {
+                        throw section.Error("command", "unclosed \" in the command");
+                    }
+                    if (text[i] == '"')
+                    {
+                        break;
+                    }
+                    if (text[i] == '\\' && i + 1 < text.Length && text[i + 1] is '"' or '\\')
+                    {
+                        i++;
+                    }
+                    word.Append(text[i]);
+                }
             }
             else
             {
@@ -518,12 +640,16 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
         return sections;
     }
 
-    /// <summary>An inline comment starts with <c>;</c> after whitespace.</summary>
+    /// <summary>An inline comment starts with <c>;</c> or <c>#</c> after whitespace, as supervisord reads them.</summary>
     private static string StripComment(string value)
     {
-        var at = value.IndexOf(" ;", StringComparison.Ordinal);
-        var tab = value.IndexOf("\t;", StringComparison.Ordinal);
-        var cut = at < 0 ? tab : tab < 0 ? at : Math.Min(at, tab);
-        return (cut < 0 ? value : value[..cut]).Trim();
+        for (var i = 1; i < value.Length; i++)
+        {
+            if (value[i] is ';' or '#' && char.IsWhiteSpace(value[i - 1]))
+            {
+                return value[..i].Trim();
+            }
+        }
+        return value.Trim();
     }
 }
