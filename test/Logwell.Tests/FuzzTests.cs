@@ -242,7 +242,7 @@ public sealed class FuzzTests
             var described = sent.ToString();
             using var response = await node.Http.SendAsync(request);
             var text = await response.Content.ReadAsStringAsync();
-            Assert.True((int)response.StatusCode < 500, $"{described} answered {(int)response.StatusCode}: {text[..Math.Min(text.Length, 300)]}");
+            Assert.True((int)response.StatusCode < 500, $"{described} answered {(int)response.StatusCode}: {text[..Math.Min(text.Length, 300)]}\n{node.Errors.LastOrDefault()}");
         }, quick: 2000);
         Assert.Equal(HttpStatusCode.OK, (await node.Http.GetAsync("/readyz")).StatusCode);
     }

@@ -302,4 +302,25 @@ public sealed class HardeningTests
         var definition = "{\"parse\":{\"json\":{}},\"steps\":[{\"set\":{\"field\":\"" + (raw ? "\udc00" : "\\udc00") + "\",\"value\":\"x\"}}]}";
         Assert.Throws<Logwell.Core.Cleaning.PipelineDefinitionException>(() => Logwell.Core.Cleaning.CleaningPipeline.Parse(definition));
     }
+
+    [Theory]
+    [InlineData("/_bulk", "application/x-ndjson", "{\"index\":{\"_in\\uD800dex\":\"fuzz\"}}\n{\"message\":\"es hello\"}\n", HttpStatusCode.BadRequest)]
+    [InlineData("/loki/api/v1/push", "application/json", "{\"streams\":[{\"stream\":{\"app\":\"\\ud800\"},\"values\":[[\"1\",\"x\"]]}]}", HttpStatusCode.BadRequest)]
+    [InlineData("/loki/api/v1/push", "application/json", "{\"streams\":[{\"stream\":{\"app\":\"web\"},\"values\":[[1,\"x\"]]}]}", HttpStatusCode.BadRequest)]
+    [InlineData("/api/v1/indexsets", "application/json", "{\"name\":\"a\\udc00\"}", HttpStatusCode.BadRequest)]
+    [InlineData("/api/v1/search", "application/json", "{\"q\":\"\\ud800\"}", HttpStatusCode.BadRequest)]
+    public async Task AStringThatIsNotValidTextIsRefusedNotA500(string path, string contentType, string body, HttpStatusCode expected)
+    {
+        await using var node = await InProcessNode.StartAsync();
+        using var content = new StringContent(body, System.Text.Encoding.UTF8);
+        content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+        using var response = await node.Http.PostAsync(path, content);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == expected, $"{(int)response.StatusCode}: {text}");
+        if (path == "/_bulk")
+        {
+            // As Elasticsearch answers a malformed action line, with why.
+            Assert.Contains("not valid text", text, StringComparison.Ordinal);
+        }
+    }
 }

@@ -43,6 +43,8 @@ internal sealed class InProcessNode : IAsyncDisposable
         }
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Development" });
         builder.Logging.ClearProviders();
+        var errors = new ErrorLog();
+        builder.Logging.AddProvider(errors);
         builder.WebHost.UseTestServer();
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -57,7 +59,49 @@ internal sealed class InProcessNode : IAsyncDisposable
         }
         var app = LogwellApp.Build(builder, time ?? TimeProvider.System);
         await app.StartAsync().ConfigureAwait(false);
-        return new InProcessNode(app, directory);
+        return new InProcessNode(app, directory) { _errors = errors };
+    }
+
+    private ErrorLog _errors = null!;
+
+    /// <summary>What the node logged as errors (with their exceptions), newest last: what a 500 was.</summary>
+    public IReadOnlyList<string> Errors => _errors.Entries;
+
+    private sealed class ErrorLog : ILoggerProvider, ILogger
+    {
+        private readonly List<string> _entries = [];
+
+        public IReadOnlyList<string> Entries
+        {
+            get
+            {
+                lock (_entries)
+                {
+                    return [.. _entries];
+                }
+            }
+        }
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Error;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                lock (_entries)
+                {
+                    _entries.Add(formatter(state, exception) + (exception is null ? "" : "\n" + exception));
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+        }
     }
 
     public LogEngine Engine => _app.Services.GetRequiredService<LogEngine>();

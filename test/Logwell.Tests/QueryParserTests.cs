@@ -192,4 +192,14 @@ public sealed class QueryParserTests
         Assert.False(QueryParser.TryParse(new string('a', QueryParser.MaxLength + 1), out _, out var error));
         Assert.Contains("longer than", error!.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void AWildcardTooComplexToRunIsRefusedWhenParsed()
+    {
+        // Found by FuzzTests: it answered 500 once a search compiled it.
+        var text = "message:*" + string.Concat(Enumerable.Repeat("TO", 1600));
+        Assert.False(QueryParser.TryParse(text, out _, out var error));
+        Assert.Equal(8, error!.Position);
+        Assert.Contains("wildcard pattern too complex", error.Message, StringComparison.Ordinal);
+    }
 }

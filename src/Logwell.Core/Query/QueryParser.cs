@@ -561,7 +561,12 @@ public sealed class QueryParser
         }
         if (wildcards > 0)
         {
-            return new WildcardNode(field, pattern.ToString().ToLowerInvariant());
+            var lowered = pattern.ToString().ToLowerInvariant();
+            if (TokenPattern.WildcardError(lowered) is { } error)
+            {
+                throw Error(start, $"wildcard pattern too complex: {error}", "a shorter wildcard pattern");
+            }
+            return new WildcardNode(field, lowered);
         }
         var runs = Tokenizer.Runs(word);
         if (runs.Count == 0)

@@ -28,6 +28,23 @@ public sealed class TokenPattern
 
     public static TokenPattern ForRegex(string pattern) => new(new Regex($"^(?:{pattern})$", Options));
 
+    /// <summary>
+    /// Null when <paramref name="pattern"/> is a wildcard pattern this engine runs; else why not (a pattern whose
+    /// automaton would pass the engine's bound, as Elasticsearch's <c>max_determinized_states</c> refuses one).
+    /// </summary>
+    public static string? WildcardError(string pattern)
+    {
+        try
+        {
+            _ = ForWildcard(pattern);
+            return null;
+        }
+        catch (NotSupportedException e)
+        {
+            return e.Message;
+        }
+    }
+
     /// <summary>Null when <paramref name="pattern"/> is a regular expression this engine runs; else why not.</summary>
     public static string? RegexError(string pattern)
     {

@@ -478,6 +478,11 @@ internal static class ElasticsearchEndpoints
             error = $"invalid JSON at column {(e.BytePositionInLine ?? 0) + 1}";
             return false;
         }
+        catch (InvalidOperationException)
+        {
+            error = "the action holds a string that is not valid text (an unpaired surrogate escape such as \\ud800)";
+            return false;
+        }
     }
 
     private static readonly Dictionary<string, Regex> Patterns = [];

@@ -50,9 +50,11 @@ internal static class LokiEndpoints
         {
             events = json ? FromJson(body!.AsSpan(0, length), options.MaxLineBytes, rejected) : FromProtobuf(Decompress(body!.AsSpan(0, length), options.MaxBodyBytes), options.MaxLineBytes, rejected, context.RequestServices.GetTime().GetUtcNow());
         }
-        catch (Exception e) when (e is InvalidProtocolBufferException or JsonException or InvalidDataException or FormatException)
+        catch (Exception e) when (e is InvalidProtocolBufferException or JsonException or InvalidDataException or FormatException
+            || (json && e is InvalidOperationException))
         {
-            await WriteAsync(context, 400, $"cannot read the push request: {e.Message}").ConfigureAwait(false);
+            // InvalidOperationException: a JSON value of another type than the push format's, or not valid text.
+            await WriteAsync(context, 400, $"cannot read the push request: {Logwell.Core.Text.ValidText.Of(e.Message)}").ConfigureAwait(false);
             return;
         }
         catch (BodyTooLargeException e)

@@ -157,13 +157,60 @@ internal static class RequestBodies
         }
         try
         {
-            return (JsonDocument.Parse(body.AsMemory(0, length)), null);
+            var document = JsonDocument.Parse(body.AsMemory(0, length));
+            if (!IsValidText(document.RootElement))
+            {
+                document.Dispose();
+                return (null, new BodyError(StatusCodes.Status400BadRequest,
+                    "the JSON body holds a string that is not valid text (an unpaired surrogate escape such as \\ud800)"));
+            }
+            return (document, null);
         }
         catch (JsonException e)
         {
             var position = (int)(e.BytePositionInLine ?? 0);
             return (null, new BodyError(StatusCodes.Status400BadRequest,
                 $"invalid JSON body at line {(e.LineNumber ?? 0) + 1}, column {position + 1}", position));
+        }
+    }
+
+    /// <summary>
+    /// Whether every name and string in the document reads as text: JSON's syntax lets <c>"\ud800"</c> through, and
+    /// reading it later would throw wherever an endpoint reads it. Checked once here, for every JSON body.
+    /// </summary>
+    private static bool IsValidText(JsonElement element)
+    {
+        try
+        {
+            Walk(element);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+
+        static void Walk(JsonElement element)
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.String:
+                    _ = element.GetString();
+                    break;
+                case JsonValueKind.Object:
+                    foreach (var property in element.EnumerateObject())
+                    {
+                        _ = property.Name;
+                        Walk(property.Value);
+                    }
+                    break;
+                case JsonValueKind.Array:
+                    foreach (var item in element.EnumerateArray())
+                    {
+                        Walk(item);
+                    }
+                    break;
+            }
         }
     }
 
