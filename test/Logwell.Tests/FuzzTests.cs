@@ -15,7 +15,8 @@ namespace Logwell.Tests;
 
 /// <summary>
 /// Every parser that takes outside input, fed near-valid input: it answers with a result or its own error, never an
-/// exception of another kind (in a request, a 500). The HTTP half sends the same to a node and wants no 5xx.
+/// exception of another kind (in a request, a 500). The HTTP half sends the same to a node and wants no 5xx but a
+/// backlog's 503 and a timeout's 504.
 /// </summary>
 [Trait("Category", "Fuzz")]
 public sealed class FuzzTests
@@ -242,7 +243,8 @@ public sealed class FuzzTests
             var described = sent.ToString();
             using var response = await node.Http.SendAsync(request);
             var text = await response.Content.ReadAsStringAsync();
-            Assert.True((int)response.StatusCode < 500, $"{described} answered {(int)response.StatusCode}: {text[..Math.Min(text.Length, 300)]}\n{node.Errors.LastOrDefault()}");
+            // 503 and 504 are answers too (a backlog, a search over its timeout as the fuzzed index set grows); 500 is a bug.
+            Assert.True((int)response.StatusCode is < 500 or 503 or 504, $"{described} answered {(int)response.StatusCode}: {text[..Math.Min(text.Length, 300)]}\n{node.Errors.LastOrDefault()}");
         }, quick: 2000);
         Assert.Equal(HttpStatusCode.OK, (await node.Http.GetAsync("/readyz")).StatusCode);
     }
