@@ -78,4 +78,25 @@ public sealed class FieldLimitTests
             Assert.Equal((100, 100), (store.Info().Fields, store.Info().MaxFields));
         }
     }
+
+    [Fact]
+    public async Task AWideSegmentGivesEachHitItsOwnFields()
+    {
+        // 40 events of 300 distinct fields each: a block of 12,000 field columns, read back row by row.
+        using var dir = new TempDirectory();
+        var options = new EngineOptions { DataDirectory = dir.Path, BlockRows = 64, MaxFieldsPerIndexSet = 100_000, DefaultRetentionDays = 36500 };
+        await using var engine = LogEngine.Open(options, TimeProvider.System);
+        var store = await engine.GetOrCreateAsync("wide");
+        await store.AppendAsync([.. Enumerable.Range(0, 40).Select(e => Wide($"e{e}x", 300, e))]);
+        await store.FlushAsync();
+
+        var hits = store.Search(new SearchRequest(QueryParser.Parse("*"), Limit: 100)).Hits;
+        Assert.Equal(40, hits.Count);
+        foreach (var hit in hits)
+        {
+            var prefix = hit.Message.Split(' ')[0];
+            Assert.Equal(Enumerable.Range(0, 300).Select(i => ($"{prefix}{i}", (long)i)), hit.Fields.Select(f => (f.Name, f.Value.Long)));
+        }
+        Assert.Equal(1, store.Search(new SearchRequest(QueryParser.Parse("e7x299:299"))).Total);
+    }
 }

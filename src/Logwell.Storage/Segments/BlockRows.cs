@@ -335,12 +335,19 @@ internal sealed class BlockRows
         return raw;
     }
 
+    private Dictionary<int, ColumnMeta>? _columnsById;
+
+    // Callers hold the lock.
     private ColumnMeta? FieldColumn(string name)
     {
-        var id = Array.IndexOf(_segment.FieldNames, name);
-        if (id >= 0)
+        var id = _segment.FieldId(name);
+        if (id < 0)
         {
-            var columnId = SegmentFormat.FirstField + id;
+            return null;
+        }
+        var columnId = SegmentFormat.FirstField + id;
+        if (_meta.Columns.Length <= 16)
+        {
             foreach (var column in _meta.Columns)
             {
                 if (column.Column == columnId)
@@ -348,8 +355,61 @@ internal sealed class BlockRows
                     return column;
                 }
             }
+            return null;
         }
-        return null;
+        // A wide block: its columns by id, once, rather than a scan per lookup.
+        _columnsById ??= _meta.Columns.ToDictionary(c => c.Column);
+        return _columnsById.TryGetValue(columnId, out var found) ? found : null;
+    }
+
+    /// <summary>Blocks with more field columns than this build their events from a per-row list of values.</summary>
+    private const int WideBlockFields = 256;
+
+    private Core.Events.Field[][]? _rowFields;
+
+    /// <summary>
+    /// Each row's fields, for a wide block: every column read once and dropped, keeping only the values rows have (a
+    /// sparse block's columns decoded whole would take rows × columns of memory).
+    /// </summary>
+    private Core.Events.Field[][] RowFields()
+    {
+        lock (_lock)
+        {
+            if (_rowFields is not null)
+            {
+                return _rowFields;
+            }
+            var rows = new List<Core.Events.Field>?[Count];
+            var bytes = 0L;
+            foreach (var name in FieldNames)
+            {
+                if (FieldColumn(name) is not { } column)
+                {
+                    continue;
+                }
+                var raw = ArrayPool<byte>.Shared.Rent(Math.Max(1, column.RawLength));
+                try
+                {
+                    _segment.ReadColumn(Index, column, raw);
+                    var values = Segment.DecodeFieldColumn(raw.AsSpan(0, column.RawLength), Count);
+                    for (var row = 0; row < Count; row++)
+                    {
+                        if (values[row].Kind != 0)
+                        {
+                            (rows[row] ??= []).Add(new Core.Events.Field(name, values[row]));
+                            bytes += 48;
+                        }
+                    }
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(raw);
+                }
+            }
+            _rowFields = [.. rows.Select(r => r?.ToArray() ?? [])];
+            Decoded(bytes + Count * 8L);
+            return _rowFields;
+        }
     }
 
     /// <summary>The values of one field, <c>default</c> where a row lacks it; null when no row of the block has it.</summary>
@@ -375,6 +435,10 @@ internal sealed class BlockRows
     /// <summary>Builds the event of one row (for the hits a search returns).</summary>
     public LogEvent ToEvent(int row)
     {
+        if (FieldNames.Length > WideBlockFields)
+        {
+            return new LogEvent(Timestamps[row], Message(row), [.. RowFields()[row]]) { Seq = Seqs[row] };
+        }
         var fields = new List<Core.Events.Field>(FieldNames.Length);
         foreach (var name in FieldNames)
         {

@@ -42,6 +42,29 @@ internal sealed class Segment
     public string[] FieldNames { get; }
     public BlockMeta[] Blocks { get; }
 
+    private Dictionary<string, int>? _fieldIds;
+
+    /// <summary>The position of <paramref name="name"/> in <see cref="FieldNames"/>; -1 when no row has it.</summary>
+    public int FieldId(string name)
+    {
+        if (FieldNames.Length <= 16)
+        {
+            return Array.IndexOf(FieldNames, name);
+        }
+        // A segment may hold up to MaxFieldsPerIndexSet names (100,000): looked up by hash, not by scanning.
+        var ids = Volatile.Read(ref _fieldIds);
+        if (ids is null)
+        {
+            ids = new Dictionary<string, int>(FieldNames.Length, StringComparer.Ordinal);
+            for (var i = 0; i < FieldNames.Length; i++)
+            {
+                ids.TryAdd(FieldNames[i], i);
+            }
+            Volatile.Write(ref _fieldIds, ids);
+        }
+        return ids.TryGetValue(name, out var id) ? id : -1;
+    }
+
     public static Segment Open(string path)
     {
         var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
