@@ -64,7 +64,6 @@ public sealed class DiskFullTests
         // The write-ahead logs cannot be written out as segments: the node starts all the same, from memory.
         await using (var node = await LogwellNode.StartAsync(data))
         {
-            var walDirectory = Path.Combine(data, "indexsets", "default");
             await WorkerProcessTests.WaitForAsync(() => node.Output.Contains("the disk is full", StringComparison.Ordinal), TimeSpan.FromSeconds(30), () => node.Output);
             var found = await DurabilityTests.AllValuesOfN(node.Http, "fill");
             Assert.Equal(acknowledged.Count, found.Count);
@@ -84,6 +83,13 @@ public sealed class DiskFullTests
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
                 Assert.Contains("MiB free", body, StringComparison.Ordinal);
             }
+            // A graceful stop on the full disk ends (the events stay in their logs) instead of waiting for space.
+            Assert.Equal(0, await node.StopAsync());
+        }
+
+        await using (var node = await LogwellNode.StartAsync(data))
+        {
+            Assert.Equal(acknowledged.Order(), (await DurabilityTests.AllValuesOfN(node.Http, "fill")).Order());
 
             // Space comes back: ingest and index-set creation work, and the recovered events reach segments.
             mount.Resize(64);
@@ -92,7 +98,7 @@ public sealed class DiskFullTests
             {
                 Assert.Equal(HttpStatusCode.Created, create.StatusCode);
             }
-            await WorkerProcessTests.WaitForAsync(() => Directory.GetFiles(walDirectory, "wal-*.log").Length == 1, TimeSpan.FromSeconds(60), () => string.Join(", ", Directory.GetFiles(walDirectory)) + node.Output);
+            await WorkerProcessTests.WaitForAsync(() => Directory.GetFiles(Path.Combine(data, "indexsets", "default"), "wal-*.log").Length == 1, TimeSpan.FromSeconds(60), () => string.Join(", ", Directory.GetFiles(Path.Combine(data, "indexsets", "default"))) + node.Output);
             await node.KillAsync();
         }
 

@@ -47,4 +47,19 @@ public sealed class RotatingLogTests
         log.Write("second\n"u8);
         Assert.Equal(["first", "another process", "second"], File.ReadAllLines(path));
     }
+
+    [Fact]
+    public void AFailedRotationLeavesTheLogWritable()
+    {
+        using var dir = new TempDirectory();
+        var path = Path.Combine(dir.Path, "out.log");
+        // A directory where the first backup goes: the rotation's rename fails.
+        Directory.CreateDirectory(path + ".1");
+        using var log = RotatingLog.Open(new LogTarget(path, 100, 3));
+        log.Write(System.Text.Encoding.ASCII.GetBytes(new string('a', 60) + "\n"));
+        Assert.ThrowsAny<IOException>(() => log.Write(System.Text.Encoding.ASCII.GetBytes(new string('b', 60) + "\n")));
+        Directory.Delete(path + ".1");
+        log.Write("after\n"u8);
+        Assert.EndsWith("after", File.ReadAllLines(path)[^1], StringComparison.Ordinal);
+    }
 }

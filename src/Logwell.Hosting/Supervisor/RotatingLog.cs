@@ -21,6 +21,7 @@ internal sealed partial class RotatingLog : IDisposable
     private readonly LogTarget _target;
     private readonly Lock _lock = new();
     private SafeFileHandle? _file;
+    private bool _closed;
     private int _users = 1;
 
     private RotatingLog(LogTarget target)
@@ -77,10 +78,12 @@ internal sealed partial class RotatingLog : IDisposable
     {
         lock (_lock)
         {
-            if (_file is null)
+            if (_target.Path is null || _closed)
             {
                 return;
             }
+            // Null after a rotation that could not reopen the file: tried again here.
+            _file ??= OpenFile(_target.Path);
             var length = RandomAccess.GetLength(_file);
             while (_target.MaxBytes > 0 && length + bytes.Length > _target.MaxBytes)
             {
@@ -112,24 +115,35 @@ internal sealed partial class RotatingLog : IDisposable
     private void Rotate()
     {
         _file!.Dispose();
+        _file = null;
         var path = _target.Path!;
-        if (_target.Backups > 0)
+        try
         {
-            File.Delete($"{path}.{_target.Backups}");
-            for (var i = _target.Backups - 1; i >= 1; i--)
+            if (_target.Backups > 0)
             {
-                if (File.Exists($"{path}.{i}"))
+                File.Delete($"{path}.{_target.Backups}");
+                for (var i = _target.Backups - 1; i >= 1; i--)
                 {
-                    File.Move($"{path}.{i}", $"{path}.{i + 1}");
+                    if (File.Exists($"{path}.{i}"))
+                    {
+                        File.Move($"{path}.{i}", $"{path}.{i + 1}");
+                    }
+                }
+                if (File.Exists(path))
+                {
+                    File.Move(path, $"{path}.1");
                 }
             }
-            File.Move(path, $"{path}.1");
+            else
+            {
+                File.Delete(path);
+            }
         }
-        else
+        finally
         {
-            File.Delete(path);
+            // Whatever the renames did, writing goes on in a file of this name.
+            _file = OpenFile(path);
         }
-        _file = OpenFile(path);
     }
 
     /// <summary>Lets go of the file; it closes once no program that names it uses it.</summary>
@@ -156,6 +170,7 @@ internal sealed partial class RotatingLog : IDisposable
         {
             _file?.Dispose();
             _file = null;
+            _closed = true;
         }
     }
 

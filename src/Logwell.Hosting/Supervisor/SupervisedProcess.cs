@@ -156,7 +156,15 @@ internal sealed class SupervisedProcess(ProcessConfig config, Action<string> log
             int read;
             while ((read = await source.ReadAsync(buffer).ConfigureAwait(false)) > 0)
             {
-                target.Write(buffer.AsSpan(0, read));
+                try
+                {
+                    target.Write(buffer.AsSpan(0, read));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // A log that cannot be written (a full disk) loses the output, but the pipe keeps draining: a
+                    // program must never block on its own output.
+                }
             }
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException)
@@ -313,7 +321,8 @@ internal sealed class SupervisedProcess(ProcessConfig config, Action<string> log
     public void CloseLogs()
     {
         _stdout?.Dispose();
-        if (!ReferenceEquals(_stderr, _stdout))
+        // Opened on its own unless redirected (it may be the same shared log, counted twice).
+        if (!Config.RedirectStderr)
         {
             _stderr?.Dispose();
         }

@@ -251,9 +251,22 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
             {
                 throw include.Error("files", $"'{pattern}': wildcards are taken in the file name only, not in its directories");
             }
-            var name = new Regex("^" + Regex.Escape(System.IO.Path.GetFileName(full)).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal).Replace(@"\[", "[", StringComparison.Ordinal) + "$", RegexOptions.CultureInvariant);
+            var fileName = System.IO.Path.GetFileName(full);
+            Regex name;
+            try
+            {
+                // As Python's glob: *, ?, [abc] and [!abc]; a name starting with '.' only when the pattern does.
+                name = new Regex("^" + Regex.Escape(fileName).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal)
+                    .Replace(@"\[!", "[^", StringComparison.Ordinal).Replace(@"\[", "[", StringComparison.Ordinal) + "$", RegexOptions.CultureInvariant);
+            }
+            catch (ArgumentException e)
+            {
+                throw include.Error("files", $"'{pattern}' is not a valid pattern: {e.Message}");
+            }
             var matches = System.IO.Directory.Exists(directory)
-                ? System.IO.Directory.EnumerateFiles(directory).Where(f => name.IsMatch(System.IO.Path.GetFileName(f))).Order(StringComparer.Ordinal).ToList()
+                ? System.IO.Directory.EnumerateFiles(directory)
+                    .Where(f => System.IO.Path.GetFileName(f) is var candidate && name.IsMatch(candidate) && (!candidate.StartsWith('.') || fileName.StartsWith('.')))
+                    .Order(StringComparer.Ordinal).ToList()
                 : [];
             if (matches.Count == 0)
             {

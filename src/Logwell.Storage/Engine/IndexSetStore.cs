@@ -302,6 +302,14 @@ public sealed class IndexSetStore : IAsyncDisposable
                 PublishToTails(added);
                 var full = active.Count >= _options.MemTableMaxEvents || active.Bytes >= _options.MemTableMaxBytes;
                 var asked = active.Count > 0 && batch.Exists(p => p.Rotate);
+                // The events are durable: their callers hear so even if the rotation below fails.
+                foreach (var pending in batch)
+                {
+                    if (!pending.Rotate)
+                    {
+                        pending.Done.TrySetResult();
+                    }
+                }
                 if (asked)
                 {
                     RotateMemTable();
@@ -313,7 +321,7 @@ public sealed class IndexSetStore : IAsyncDisposable
                 if (full && !asked)
                 {
                     // Ingest faster than flushing: hold further appends until a frozen table is on disk.
-                    while (_state.Frozen.Count >= MaxFrozenMemTables && !_stopping.IsCancellationRequested)
+                    while (_state.Frozen.Count >= MaxFrozenMemTables && !_stopping.IsCancellationRequested && !Volatile.Read(ref _disposed))
                     {
                         await _frozenDrained.WaitAsync(TimeSpan.FromMilliseconds(200)).ConfigureAwait(false);
                     }
@@ -343,24 +351,25 @@ public sealed class IndexSetStore : IAsyncDisposable
         _wal = null;
         old?.Dispose();
         var path = NextWalPath();
+        bool dropped;
         lock (_stateLock)
         {
-            if (_state.Active.Count == 0)
-            {
-                _state = _state with { Active = new MemTable(path) };
-                if (old is not null)
-                {
-                    File.Delete(old.Path);
-                }
-            }
-            else
-            {
-                _state = _state with { Frozen = [.. _state.Frozen, _state.Active], Active = new MemTable(path) };
-                _flushSignal.Release();
-            }
+            dropped = _state.Active.Count == 0;
+            _state = dropped
+                ? _state with { Active = new MemTable(path) }
+                : _state with { Frozen = [.. _state.Frozen, _state.Active], Active = new MemTable(path) };
+        }
+        if (!dropped)
+        {
+            _flushSignal.Release();
         }
         try
         {
+            if (dropped && old is not null)
+            {
+                // It held only what failed; left behind (a read-only disk), recovery cuts its torn tail or finds it empty.
+                File.Delete(old.Path);
+            }
             _wal = WriteAheadLog.Create(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -1568,7 +1577,14 @@ public sealed class IndexSetStore : IAsyncDisposable
         }
         if (_state.Active.Count > 0)
         {
-            RotateMemTable();
+            // Frozen behind its own log for the final flush; no new log is needed (nor possible on a full disk).
+            var wal = _wal;
+            _wal = null;
+            wal?.Dispose();
+            lock (_stateLock)
+            {
+                _state = _state with { Frozen = [.. _state.Frozen, _state.Active], Active = new MemTable(NextWalPath()) };
+            }
         }
         _stopping.Cancel();
         await _flusher.ConfigureAwait(false);
