@@ -105,7 +105,8 @@ public sealed partial class ReadmeTourTests
         using var dir = new TempDirectory();
         await using var node = await LogwellNode.StartAsync(dir.Path);
         var address = node.BaseAddress.Authority;
-        Assert.Contains($"Logwell web UI at http://{address}/", node.Output, StringComparison.Ordinal);
+        // Printed once the server listens, which may be just after it first answers.
+        await WorkerProcessTests.WaitForAsync(() => node.Output.Contains($"Logwell web UI at http://{address}/", StringComparison.Ordinal), TimeSpan.FromSeconds(30), () => node.Output);
         var run = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("bash", ["-euo", "pipefail", "-c", script.Replace("localhost:5080", address, StringComparison.Ordinal).Replace("curl ", "curl -sS --fail-with-body ", StringComparison.Ordinal)])
         {
             RedirectStandardOutput = true,
