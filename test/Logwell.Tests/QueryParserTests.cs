@@ -162,7 +162,15 @@ public sealed class QueryParserTests
     [InlineData("status:>", 8, "a number, a time or a value")]
     [InlineData("t:>yesterday", 3, "ISO 8601, epoch milliseconds or now-15m")]
     [InlineData("_exists_:(a)", 9, "a field name such as host or http.status")]
-    [InlineData("a:(b:(c))", 5, "a clause without a field, or field:value")]
+    [InlineData("[foo TO bar", 0, "field:[a TO b]")]
+    [InlineData("foo:NOT", 4, "a value, a \"phrase\" or '*'")]
+    [InlineData("foo:AND", 4, "a value, a \"phrase\" or '*'")]
+    [InlineData("foo:OR bar", 4, "a value, a \"phrase\" or '*'")]
+    [InlineData("\"harry secrets\"~5", 15, "a phrase without ~, or its words joined by AND")]
+    [InlineData("book.\\*:(quick OR brown)", 0, "a field name without * or ?")]
+    [InlineData("quick~x", 5, "~0, ~1, ~2 or ~ alone (AUTO)")]
+    [InlineData("qu*ck~1", 5, "a term with either * ? or ~")]
+    [InlineData("quick^", 5, "^2 or ^0.5")]
     [InlineData("--web", 1, ClauseExpectedText)]
     [InlineData("a -+web", 3, ClauseExpectedText)]
     [InlineData("NOT NOT web", 4, ClauseExpectedText)]
@@ -201,5 +209,37 @@ public sealed class QueryParserTests
         Assert.False(QueryParser.TryParse(text, out _, out var error));
         Assert.Equal(8, error!.Position);
         Assert.Contains("wildcard pattern too complex", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("title:gublet~2", "title", "gublet", 2)]
+    [InlineData("quikc~1", null, "quikc", 1)]
+    [InlineData("quikc~", null, "quikc", 1)]
+    [InlineData("ab~", null, "ab", 0)]
+    [InlineData("Brownie~", null, "brownie", 2)]
+    [InlineData("quikc~7", null, "quikc", 2)]
+    [InlineData("quikc~1^3", null, "quikc", 1)]
+    public void FuzzyTermsTakeTheirEditsOrElasticsearchsAuto(string text, string? field, string term, int edits) =>
+        Assert.Equal(new FuzzyNode(field, term, edits), QueryParser.Parse(text));
+
+    [Theory]
+    [InlineData("quick^2 fox", "quick fox")]
+    [InlineData("title:\"Phoenix\"^4", "title:\"Phoenix\"")]
+    [InlineData("(a OR b)^1.5 c", "(a OR b) c")]
+    [InlineData("n:[1 TO 5]^2", "n:[1 TO 5]")]
+    [InlineData("age:(>=10 AND <20)", "age:>=10 AND age:<20")]
+    [InlineData("age:([10 TO 20] OR >30)", "age:[10 TO 20] OR age:>30")]
+    [InlineData("- n_pages:360", "NOT n_pages:360")]
+    [InlineData("a + b", "a b")]
+    [InlineData("foo: bar", "foo:bar")]
+    [InlineData("first\\ name:Alice", "\"first name\":Alice")]
+    [InlineData("author:(book:(title:x))", "title:x")]
+    [InlineData("author:(book:(x) y)", "book:x author:y")]
+    public void ElasticsearchFormsMeanWhatTheyMeanThere(string text, string same)
+    {
+        var expected = same.StartsWith("\"first name\"", StringComparison.Ordinal)
+            ? new TermNode("first name", "alice")
+            : QueryParser.Parse(same);
+        Assert.Equal(expected, QueryParser.Parse(text));
     }
 }

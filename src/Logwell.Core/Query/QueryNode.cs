@@ -108,5 +108,8 @@ public sealed record RangeNode(string Field, string? Lower, string? Upper, bool 
 /// </summary>
 public sealed record WildcardNode(string? Field, string Pattern) : QueryNode;
 
+/// <summary><c>term~N</c>: a token within <paramref name="MaxEdits"/> (0–2) edits of <paramref name="Term"/> (lowercase).</summary>
+public sealed record FuzzyNode(string? Field, string Term, int MaxEdits) : QueryNode;
+
 /// <summary><c>/pattern/</c>: a regular expression that must match a whole token of the text, or the whole text, ignoring case.</summary>
 public sealed record RegexNode(string? Field, string Pattern) : QueryNode;

@@ -7,8 +7,10 @@ namespace Logwell.Core.Query;
 /// Parses the Lucene <c>query_string</c> syntax: terms, "phrases", <c>field:value</c>, <c>field:"phrase"</c>,
 /// <c>field:(a OR b)</c>, trailing wildcards, ranges (<c>field:[a TO b]</c>, <c>{a TO b}</c>, mixed brackets, <c>*</c>
 /// for an open end), comparisons (<c>field:&gt;n</c>, <c>&gt;=</c>, <c>&lt;</c>, <c>&lt;=</c>), <c>_exists_:field</c>,
-/// <c>AND</c>/<c>OR</c>/<c>NOT</c> (and <c>&amp;&amp;</c>, <c>||</c>, <c>!</c>, <c>-term</c>, <c>+term</c>), parentheses;
-/// the default operator is AND.
+/// <c>AND</c>/<c>OR</c>/<c>NOT</c> (and <c>&amp;&amp;</c>, <c>||</c>, <c>!</c>, <c>-term</c>, <c>+term</c>), parentheses,
+/// fuzzy terms (<c>term~N</c>) and boosts (<c>^N</c>, which leave the hits as they are); the default operator is AND.
+/// What Elasticsearch reads and Logwell does not answer yet (proximity, wildcard field names) is refused at its
+/// position, never read as another query.
 /// </summary>
 public sealed class QueryParser
 {
@@ -168,8 +170,9 @@ public sealed class QueryParser
                 clauses.Add((Occur.MustNot, ParseUnary()));
                 continue;
             }
-            if (_text[_pos] is '-' or '+' && _pos + 1 < _text.Length && !char.IsWhiteSpace(_text[_pos + 1]))
+            if (_text[_pos] is '-' or '+' && _pos + 1 < _text.Length)
             {
+                // As Elasticsearch: spaces may follow the modifier ("- n_pages:360").
                 occur = _text[_pos] == '-' ? Occur.MustNot : Occur.Must;
                 _pos++;
                 RefuseSecondModifier();
@@ -234,13 +237,14 @@ public sealed class QueryParser
             RefuseSecondModifier();
             return new NotNode(ParseUnary());
         }
-        if (_pos < _text.Length && _text[_pos] == '-' && _pos + 1 < _text.Length && !char.IsWhiteSpace(_text[_pos + 1]))
+        // As Elasticsearch: spaces may follow the modifier ("- n_pages:360").
+        if (_pos < _text.Length && _text[_pos] == '-' && _pos + 1 < _text.Length)
         {
             _pos++;
             RefuseSecondModifier();
             return new NotNode(ParsePrimary());
         }
-        if (_pos < _text.Length && _text[_pos] == '+' && _pos + 1 < _text.Length && !char.IsWhiteSpace(_text[_pos + 1]))
+        if (_pos < _text.Length && _text[_pos] == '+' && _pos + 1 < _text.Length)
         {
             _pos++;
             RefuseSecondModifier();
@@ -272,6 +276,7 @@ public sealed class QueryParser
                 throw Error(_pos, $"unclosed '(' opened at position {open}", "')'");
             }
             _pos++;
+            SkipBoost();
             return inner;
         }
         if (c == ')')
@@ -290,14 +295,35 @@ public sealed class QueryParser
         {
             throw Error(_pos, $"operator '{CurrentWord()}' without a clause before it", ClauseExpected);
         }
+        if (_groupField is not null && c is '>' or '<' or '=')
+        {
+            return ParseComparison(_groupField);
+        }
+        if (c is '[' or '{')
+        {
+            return _groupField is not null
+                ? ParseRange(_groupField)
+                : throw Error(_pos, "a range needs a field", "field:[a TO b]");
+        }
 
         var start = _pos;
+        var fieldStart = _pos;
         var field = TryReadFieldName();
         if (field is not null)
         {
-            if (_pos >= _text.Length || char.IsWhiteSpace(_text[_pos]) || _text[_pos] == ')')
+            if (field.Contains('*', StringComparison.Ordinal) || field.Contains('?', StringComparison.Ordinal))
+            {
+                throw Error(fieldStart, $"field names with wildcards ('{field}') are not supported yet", "a field name without * or ?");
+            }
+            // As Elasticsearch: spaces may follow the colon.
+            SkipSpace();
+            if (_pos >= _text.Length || _text[_pos] == ')')
             {
                 throw Error(_pos, $"missing value after '{field}:'", "a value, a \"phrase\" or '*'");
+            }
+            if (IsOperatorAhead() || PeekKeyword("NOT"))
+            {
+                throw Error(_pos, $"'{field}:' is followed by the operator '{CurrentWord()}'", "a value, a \"phrase\" or '*'");
             }
             if (string.Equals(field, ExistsField, StringComparison.Ordinal))
             {
@@ -370,12 +396,10 @@ public sealed class QueryParser
         return new ExistsNode(name);
     }
 
+    /// <summary><c>field:( ... )</c>: clauses inside without a field of their own take this one (an inner group's field wins, as in Elasticsearch).</summary>
     private QueryNode ParseFieldGroup(string field)
     {
-        if (_groupField is not null)
-        {
-            throw Error(_pos, $"'{field}:(' inside the group of '{_groupField}:('", "a clause without a field, or field:value");
-        }
+        var outer = _groupField;
         _groupField = field;
         try
         {
@@ -383,7 +407,7 @@ public sealed class QueryParser
         }
         finally
         {
-            _groupField = null;
+            _groupField = outer;
         }
     }
 
@@ -409,6 +433,7 @@ public sealed class QueryParser
         }
         var includeUpper = _text[_pos] == ']';
         _pos++;
+        SkipBoost();
         return new RangeNode(field, lower, upper, includeLower, includeUpper);
     }
 
@@ -506,6 +531,11 @@ public sealed class QueryParser
         {
             throw Error(open, "phrase has no letters or digits", "a phrase with at least one word");
         }
+        if (_pos < _text.Length && _text[_pos] == '~')
+        {
+            throw Error(_pos, "proximity searches (\"a b\"~N) are not supported yet", "a phrase without ~, or its words joined by AND");
+        }
+        SkipBoost();
         return new PhraseNode(field, tokens, text);
     }
 
@@ -520,7 +550,7 @@ public sealed class QueryParser
         while (_pos < _text.Length)
         {
             var c = _text[_pos];
-            if (char.IsWhiteSpace(c) || c is '(' or ')' or '"')
+            if (char.IsWhiteSpace(c) || c is '(' or ')' or '"' or '~' or '^')
             {
                 break;
             }
@@ -550,6 +580,18 @@ public sealed class QueryParser
         {
             throw Error(start, "empty term", ClauseExpected);
         }
+        if (_pos < _text.Length && _text[_pos] == '~')
+        {
+            var tilde = _pos;
+            var edits = ReadFuzziness(word);
+            if (wildcards > 0)
+            {
+                throw Error(tilde, "a term cannot be both a wildcard and fuzzy", "a term with either * ? or ~");
+            }
+            SkipBoost();
+            return new FuzzyNode(field, word.ToLowerInvariant(), edits);
+        }
+        SkipBoost();
         if (wildcards == 1 && trailingStar)
         {
             var prefix = word[..^1];
@@ -582,15 +624,81 @@ public sealed class QueryParser
 
     private static bool IsWordEnd(char c) => char.IsWhiteSpace(c) || c is '(' or ')' or '"';
 
+    /// <summary>
+    /// <c>~</c> and what follows it: a whole number of edits (at most 2, as Lucene allows; more is taken as 2) or
+    /// nothing for Elasticsearch's <c>AUTO</c>.
+    /// </summary>
+    private int ReadFuzziness(string word)
+    {
+        var tilde = _pos;
+        _pos++;
+        var start = _pos;
+        while (_pos < _text.Length && !IsWordEnd(_text[_pos]) && _text[_pos] != '^')
+        {
+            _pos++;
+        }
+        var written = _text[start.._pos];
+        if (written.Length == 0)
+        {
+            return FuzzyTerm.AutoEdits(word);
+        }
+        if (!int.TryParse(written, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var edits))
+        {
+            throw Error(tilde, $"'~{written}' is not a number of edits", "~0, ~1, ~2 or ~ alone (AUTO)");
+        }
+        return Math.Min(edits, 2);
+    }
+
+    /// <summary>
+    /// <c>^N</c> after a clause: a boost changes the scores Elasticsearch sorts by; Logwell sorts by time or a field,
+    /// so the hits stay as they are.
+    /// </summary>
+    private void SkipBoost()
+    {
+        if (_pos >= _text.Length || _text[_pos] != '^')
+        {
+            return;
+        }
+        var caret = _pos;
+        _pos++;
+        var start = _pos;
+        while (_pos < _text.Length && (char.IsDigit(_text[_pos]) || _text[_pos] == '.'))
+        {
+            _pos++;
+        }
+        if (_pos == start || !double.TryParse(_text.AsSpan(start, _pos - start), System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out _)
+            || (_pos < _text.Length && !IsWordEnd(_text[_pos])))
+        {
+            throw Error(caret, "a boost needs a number", "^2 or ^0.5");
+        }
+    }
+
     /// <summary>Reads <c>name:</c> when the text at the cursor is a field name followed by a colon.</summary>
     private string? TryReadFieldName()
     {
-        var i = NameEnd(_pos);
-        if (i > _pos && i < _text.Length && _text[i] == ':')
+        // A backslash makes the next character part of the name (first\ name:Alice, book.\*:x).
+        var i = _pos;
+        var name = new StringBuilder();
+        while (i < _text.Length)
         {
-            var name = _text[_pos..i];
+            if (_text[i] == '\\' && i + 1 < _text.Length)
+            {
+                name.Append(_text[i + 1]);
+                i += 2;
+                continue;
+            }
+            var end = NameEnd(i);
+            if (end == i)
+            {
+                break;
+            }
+            name.Append(_text, i, end - i);
+            i = end;
+        }
+        if (name.Length > 0 && i < _text.Length && _text[i] == ':')
+        {
             _pos = i + 1;
-            return name;
+            return name.ToString();
         }
         return null;
     }

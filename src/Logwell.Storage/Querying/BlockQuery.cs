@@ -32,6 +32,7 @@ internal static class BlockQuery
         PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment, cancellationToken),
         WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TokenPattern.For(wildcard).Matches, rows, segment, cancellationToken, literal: LongestLiteral(wildcard.Pattern)),
         RegexNode regex => Text(regex.Field, [], exactFromPostings: false, TokenPattern.For(regex).Matches, rows, segment, cancellationToken, literal: RegexLiteral(regex.Pattern)),
+        FuzzyNode fuzzy => Text(fuzzy.Field, [], exactFromPostings: false, text => FuzzyTerm.Matches(fuzzy, text), rows, segment, cancellationToken),
         ExistsNode exists => Exists(exists.Field, rows),
         RangeNode range => Range(RangeMatcher.Create(range, now), range.Field, rows),
         AndNode and => And(and, rows, segment, now, cancellationToken),

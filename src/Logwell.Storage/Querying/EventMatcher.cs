@@ -22,6 +22,7 @@ public static class EventMatcher
         PrefixNode prefix => Text(prefix.Field, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix)),
         WildcardNode wildcard => Text(wildcard.Field, text => TokenPattern.For(wildcard).Matches(text)),
         RegexNode regex => Text(regex.Field, text => TokenPattern.For(regex).Matches(text)),
+        FuzzyNode fuzzy => Text(fuzzy.Field, text => FuzzyTerm.Matches(fuzzy, text)),
         ExistsNode exists => Exists(exists.Field),
         RangeNode range => Range(RangeMatcher.Create(range, now), range.Field),
         AndNode and => Predicates.All([.. and.Children.Select(c => Compile(c, now))]),
