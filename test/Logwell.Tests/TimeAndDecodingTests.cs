@@ -23,7 +23,29 @@ public sealed class TimeAndDecodingTests
     }
 
     [Theory]
+    [InlineData("now/d", false, "2026-11-26T00:00:00Z")]
+    [InlineData("now/d", true, "2026-11-26T23:59:59.9999999Z")]
+    [InlineData("now/d-1d", false, "2026-11-25T00:00:00Z")]
+    [InlineData("now-1d/d", false, "2026-11-25T00:00:00Z")]
+    [InlineData("now/M", false, "2026-11-01T00:00:00Z")]
+    [InlineData("now+1M/M", true, "2026-12-31T23:59:59.9999999Z")]
+    [InlineData("now/y", false, "2026-01-01T00:00:00Z")]
+    [InlineData("now/w", false, "2026-11-23T00:00:00Z")]
+    [InlineData("now-1y+2h/h", false, "2025-11-26T14:00:00Z")]
+    [InlineData("2026-01-31||+1M", false, "2026-02-28T00:00:00Z")]
+    [InlineData("2026-01-31T10:00:00Z||/d", true, "2026-01-31T23:59:59.9999999Z")]
+    public void DateMathAppliesLeftToRightAndRoundsEitherWay(string text, bool roundUp, string expected)
+    {
+        Assert.True(TimeExpression.TryParse(text, Now, roundUp, out var value, out var error), error);
+        Assert.Equal(DateTimeOffset.Parse(expected, System.Globalization.CultureInfo.InvariantCulture), value);
+    }
+
+    [Theory]
     [InlineData("now-15x")]
+    [InlineData("now/")]
+    [InlineData("now/q")]
+    [InlineData("now-1")]
+    [InlineData("nope||+1d")]
     [InlineData("yesterday")]
     [InlineData("now-m")]
     public void BadTimeBoundsAreRejectedWithAReason(string text)

@@ -19,16 +19,24 @@ public sealed class RangeMatcher
     private readonly double? _upperNumber;
     private readonly bool _numeric;
 
-    private RangeMatcher(RangeNode node, long lowerTicks, long upperTicks)
+    private RangeMatcher(RangeNode node, long lowerTicks, long upperTicks, bool dates)
     {
         _node = node;
         LowerTicks = lowerTicks;
         UpperTicks = upperTicks;
         IsTime = TimestampFields.Contains(node.Field);
+        _dates = dates;
         _lowerNumber = ParseNumber(node.Lower);
         _upperNumber = ParseNumber(node.Upper);
-        _numeric = (node.Lower is null || _lowerNumber is not null) && (node.Upper is null || _upperNumber is not null);
+        _numeric = !dates && (node.Lower is null || _lowerNumber is not null) && (node.Upper is null || _upperNumber is not null);
     }
+
+    /// <summary>
+    /// A range on a field whose bounds are dates (date math such as <c>now/d-1d</c>, or ISO 8601 with the year first):
+    /// values compare as times (text that reads as a date, numbers as epoch milliseconds), as Elasticsearch compares
+    /// a date field, with the bounds in <see cref="LowerTicks"/> and <see cref="UpperTicks"/>.
+    /// </summary>
+    private readonly bool _dates;
 
     /// <summary>Whether the range is on the event time rather than on a field.</summary>
     public bool IsTime { get; }
@@ -40,30 +48,46 @@ public sealed class RangeMatcher
     public static RangeMatcher Create(RangeNode node, DateTimeOffset now)
     {
         long lower = long.MinValue, upper = long.MaxValue;
-        if (TimestampFields.Contains(node.Field))
+        var dates = !TimestampFields.Contains(node.Field)
+            && (node.Lower is not null || node.Upper is not null)
+            && (node.Lower is null || (TimeExpression.LooksLikeDate(node.Lower) && IsTimeBound(node.Lower, out _)))
+            && (node.Upper is null || (TimeExpression.LooksLikeDate(node.Upper) && IsTimeBound(node.Upper, out _)));
+        if (TimestampFields.Contains(node.Field) || dates)
         {
+            // Rounded as Elasticsearch rounds range bounds: up for gt and lte, down for gte and lt.
             if (node.Lower is not null)
             {
-                lower = TimeBound(node.Lower, now) + (node.IncludeLower ? 0 : 1);
+                lower = TimeBound(node.Lower, now, roundUp: !node.IncludeLower) + (node.IncludeLower ? 0 : 1);
             }
             if (node.Upper is not null)
             {
-                upper = TimeBound(node.Upper, now) - (node.IncludeUpper ? 0 : 1);
+                upper = TimeBound(node.Upper, now, roundUp: node.IncludeUpper) - (node.IncludeUpper ? 0 : 1);
             }
         }
-        return new RangeMatcher(node, lower, upper);
+        return new RangeMatcher(node, lower, upper, dates);
     }
 
     /// <summary>Whether <paramref name="text"/> can be a bound of a range on the event time.</summary>
     public static bool IsTimeBound(string text, out string error) => TimeExpression.TryParse(text, DateTimeOffset.UnixEpoch, out _, out error);
 
-    private static long TimeBound(string text, DateTimeOffset now) =>
-        TimeExpression.TryParse(text, now, out var value, out var error) ? value.UtcTicks : throw new ArgumentException(error);
+    private static long TimeBound(string text, DateTimeOffset now, bool roundUp) =>
+        TimeExpression.TryParse(text, now, roundUp, out var value, out var error) ? value.UtcTicks : throw new ArgumentException(error);
 
     public bool MatchesTime(long ticks) => ticks >= LowerTicks && ticks <= UpperTicks;
 
     public bool Matches(FieldValue value)
     {
+        if (_dates)
+        {
+            return value.Kind switch
+            {
+                FieldKind.String => TimeExpression.LooksLikeDate(value.Text!) && !value.Text!.StartsWith("now", StringComparison.OrdinalIgnoreCase)
+                    && DateTimeOffset.TryParse(value.Text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var time)
+                    && MatchesTime(time.UtcTicks),
+                FieldKind.Long => value.Long is > -62_135_596_800_000 and < 253_402_300_800_000 && MatchesTime(DateTimeOffset.FromUnixTimeMilliseconds(value.Long).UtcTicks),
+                _ => false,
+            };
+        }
         switch (value.Kind)
         {
             case FieldKind.Long when _numeric:

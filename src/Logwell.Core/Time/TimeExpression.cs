@@ -3,12 +3,19 @@ using System.Globalization;
 namespace Logwell.Core.Time;
 
 /// <summary>
-/// Parses a time bound as users write it: ISO 8601, epoch milliseconds, <c>now</c>, or relative (<c>now-15m</c>,
-/// <c>now-1d</c>; units s, m, h, d, w).
+/// Parses a time bound as users write it: ISO 8601, epoch milliseconds, or Elasticsearch's date math: an anchor
+/// (<c>now</c>, or a date followed by <c>||</c>) and then, applied left to right in UTC, any number of
+/// <c>+N</c>/<c>-N</c> units and <c>/unit</c> roundings (<c>now-15m</c>, <c>now/d</c>, <c>now/d-1d</c>,
+/// <c>2026-01-01||+1M/d</c>). Units: <c>y</c> years, <c>M</c> months, <c>w</c> weeks, <c>d</c> days, <c>h</c>/<c>H</c>
+/// hours, <c>m</c> minutes, <c>s</c> seconds. A rounding goes down to the unit's start, or with <c>roundUp</c> to its last
+/// tick, as Elasticsearch rounds the bounds of a range (up for <c>gt</c> and <c>lte</c>).
 /// </summary>
 public static class TimeExpression
 {
-    public static bool TryParse(string? text, DateTimeOffset now, out DateTimeOffset value, out string error)
+    public static bool TryParse(string? text, DateTimeOffset now, out DateTimeOffset value, out string error) =>
+        TryParse(text, now, roundUp: false, out value, out error);
+
+    public static bool TryParse(string? text, DateTimeOffset now, bool roundUp, out DateTimeOffset value, out string error)
     {
         value = default;
         error = "";
@@ -20,8 +27,25 @@ public static class TimeExpression
         text = text.Trim();
         if (text.StartsWith("now", StringComparison.OrdinalIgnoreCase))
         {
-            return TryParseRelative(text, now, out value, out error);
+            return TryApplyMath(text, text.AsSpan(3), now.ToUniversalTime(), roundUp, out value, out error);
         }
+        var anchor = text.IndexOf("||", StringComparison.Ordinal);
+        if (anchor >= 0)
+        {
+            return TryParseDate(text[..anchor], out var date, out error)
+                && TryApplyMath(text, text.AsSpan(anchor + 2), date, roundUp, out value, out error);
+        }
+        return TryParseDate(text, out value, out error);
+    }
+
+    /// <summary>Whether <paramref name="text"/> reads as a date (date math or ISO 8601 with a year first), not as a number or a word.</summary>
+    public static bool LooksLikeDate(string text) =>
+        text.StartsWith("now", StringComparison.OrdinalIgnoreCase) || text.Contains("||", StringComparison.Ordinal)
+        || (text.Length >= 7 && char.IsAsciiDigit(text[0]) && char.IsAsciiDigit(text[1]) && char.IsAsciiDigit(text[2]) && char.IsAsciiDigit(text[3]) && text[4] == '-');
+
+    private static bool TryParseDate(string text, out DateTimeOffset value, out string error)
+    {
+        error = "";
         if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var epochMs))
         {
             try
@@ -31,6 +55,7 @@ public static class TimeExpression
             }
             catch (ArgumentOutOfRangeException)
             {
+                value = default;
                 error = $"epoch milliseconds {text} are out of range";
                 return false;
             }
@@ -43,41 +68,50 @@ public static class TimeExpression
         return false;
     }
 
-    private static bool TryParseRelative(string text, DateTimeOffset now, out DateTimeOffset value, out string error)
+    private static bool TryApplyMath(string text, ReadOnlySpan<char> math, DateTimeOffset anchor, bool roundUp, out DateTimeOffset value, out string error)
     {
-        value = now;
+        value = anchor;
         error = "";
-        var rest = text.AsSpan(3).Trim();
-        if (rest.IsEmpty)
-        {
-            return true;
-        }
-        var sign = rest[0] switch { '-' => -1, '+' => 1, _ => 0 };
-        if (sign == 0 || rest.Length < 3)
-        {
-            error = $"cannot read relative time '{text}': use now-15m, now-2h, now-1d (units s, m, h, d, w)";
-            return false;
-        }
-        if (!long.TryParse(rest[1..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var amount))
-        {
-            error = $"cannot read the amount in '{text}': use now-15m, now-2h, now-1d";
-            return false;
-        }
-        TimeSpan unit;
-        switch (rest[^1])
-        {
-            case 's': unit = TimeSpan.FromSeconds(1); break;
-            case 'm': unit = TimeSpan.FromMinutes(1); break;
-            case 'h': unit = TimeSpan.FromHours(1); break;
-            case 'd': unit = TimeSpan.FromDays(1); break;
-            case 'w': unit = TimeSpan.FromDays(7); break;
-            default:
-                error = $"unknown time unit '{rest[^1]}' in '{text}': use s, m, h, d or w";
-                return false;
-        }
+        math = math.Trim();
         try
         {
-            value = now + sign * amount * unit;
+            while (!math.IsEmpty)
+            {
+                var op = math[0];
+                if (op == '/')
+                {
+                    if (math.Length < 2 || !IsUnit(math[1]))
+                    {
+                        error = $"cannot read the rounding in '{text}': use /d, /h, /M... (units y, M, w, d, h, m, s)";
+                        return false;
+                    }
+                    value = Round(value, math[1], roundUp);
+                    math = math[2..];
+                    continue;
+                }
+                if (op is not ('+' or '-'))
+                {
+                    error = $"cannot read relative time '{text}': use now-15m, now-2h, now/d, now-1d/d (units y, M, w, d, h, m, s)";
+                    return false;
+                }
+                var digits = 1;
+                while (digits < math.Length && char.IsAsciiDigit(math[digits]))
+                {
+                    digits++;
+                }
+                if (digits == 1 || digits >= math.Length || !long.TryParse(math[1..digits], NumberStyles.None, CultureInfo.InvariantCulture, out var amount))
+                {
+                    error = $"cannot read the amount in '{text}': use now-15m, now-2h, now-1d";
+                    return false;
+                }
+                if (!IsUnit(math[digits]))
+                {
+                    error = $"unknown time unit '{math[digits]}' in '{text}': use y, M, w, d, h, m or s";
+                    return false;
+                }
+                value = Add(value, op == '-' ? -amount : amount, math[digits]);
+                math = math[(digits + 1)..];
+            }
             return true;
         }
         catch (Exception e) when (e is ArgumentOutOfRangeException or OverflowException)
@@ -87,11 +121,57 @@ public static class TimeExpression
         }
     }
 
+    private static bool IsUnit(char unit) => unit is 'y' or 'M' or 'w' or 'd' or 'h' or 'H' or 'm' or 's';
+
+    private static DateTimeOffset Add(DateTimeOffset value, long amount, char unit) => unit switch
+    {
+        'y' => value.AddYears(checked((int)amount)),
+        'M' => value.AddMonths(checked((int)amount)),
+        'w' => value.AddDays(checked(amount * 7)),
+        'd' => value.AddDays(amount),
+        'h' or 'H' => value.AddHours(amount),
+        'm' => value.AddMinutes(amount),
+        _ => value.AddSeconds(amount),
+    };
+
+    /// <summary>The start of the unit <paramref name="value"/> falls in (weeks start on Monday), or its last tick.</summary>
+    private static DateTimeOffset Round(DateTimeOffset value, char unit, bool up)
+    {
+        var t = value.UtcDateTime;
+        var start = unit switch
+        {
+            'y' => new DateTime(t.Year, 1, 1, 0, 0, 0, DateTimeKind.Utc),
+            'M' => new DateTime(t.Year, t.Month, 1, 0, 0, 0, DateTimeKind.Utc),
+            'w' => t.Date.AddDays(-(((int)t.DayOfWeek + 6) % 7)),
+            'd' => t.Date,
+            'h' or 'H' => new DateTime(t.Year, t.Month, t.Day, t.Hour, 0, 0, DateTimeKind.Utc),
+            'm' => new DateTime(t.Year, t.Month, t.Day, t.Hour, t.Minute, 0, DateTimeKind.Utc),
+            _ => new DateTime(t.Year, t.Month, t.Day, t.Hour, t.Minute, t.Second, DateTimeKind.Utc),
+        };
+        if (!up)
+        {
+            return new DateTimeOffset(start);
+        }
+        var next = unit switch
+        {
+            'y' => start.AddYears(1),
+            'M' => start.AddMonths(1),
+            'w' => start.AddDays(7),
+            'd' => start.AddDays(1),
+            'h' or 'H' => start.AddHours(1),
+            'm' => start.AddMinutes(1),
+            _ => start.AddSeconds(1),
+        };
+        return new DateTimeOffset(next.AddTicks(-1));
+    }
+
     /// <summary>Parses a duration such as <c>15m</c>, <c>1h</c>, <c>2d</c> (used by <c>--since</c>).</summary>
     public static bool TryParseDuration(string text, out TimeSpan duration)
     {
         duration = default;
-        if (TryParseRelative("now-" + text, DateTimeOffset.UnixEpoch.AddYears(1000), out var value, out _))
+        // One amount and one unit: 15m, 1h, 2d.
+        if (text.Length >= 2 && text[^1] is 's' or 'm' or 'h' or 'd' or 'w' && text.AsSpan(0, text.Length - 1).IndexOfAnyExceptInRange('0', '9') < 0
+            && TryApplyMath(text, ("-" + text).AsSpan(), DateTimeOffset.UnixEpoch.AddYears(1000), roundUp: false, out var value, out _))
         {
             duration = DateTimeOffset.UnixEpoch.AddYears(1000) - value;
             return true;
