@@ -242,4 +242,23 @@ public sealed class QueryParserTests
             : QueryParser.Parse(same);
         Assert.Equal(expected, QueryParser.Parse(text));
     }
+
+    [Theory]
+    [InlineData("hi , bye", "hi bye")]
+    [InlineData("a OR ,", "a")]
+    [InlineData("a AND (, OR ;)", "a")]
+    [InlineData("a -- b", "a b")]
+    [InlineData("a \"...\" b", "a b")]
+    [InlineData("host:, b", "b")]
+    public void AClauseWithoutALetterOrDigitIsLeftOut(string text, string same)
+    {
+        Assert.Equal(QueryParser.Parse(same), QueryParser.Parse(text));
+        Assert.True(QueryParser.TryParse(same, defaultOr: true, out var expected, out _));
+        Assert.True(QueryParser.TryParse(text, defaultOr: true, out var actual, out var error), error?.ToString());
+        Assert.Equal(expected, actual);
+    }
+
+    [Fact]
+    public void AQueryOfOnlyPunctuationMatchesNothing() =>
+        Assert.Equal(new NotNode(MatchAllNode.Instance), QueryParser.Parse(", ;"));
 }

@@ -87,6 +87,11 @@ public sealed class QueryParser
             return MatchAllNode.Instance;
         }
         var node = ParseOr();
+        if (node is Dropped)
+        {
+            // Only clauses without a word: nothing can match, as in Elasticsearch.
+            node = new NotNode(MatchAllNode.Instance);
+        }
         SkipSpace();
         if (_pos < _text.Length)
         {
@@ -110,7 +115,7 @@ public sealed class QueryParser
         {
             children.Add(ParseAnd());
         }
-        return children.Count == 1 ? children[0] : new OrNode(children);
+        return Combine(children, static kept => new OrNode(kept));
     }
 
     private QueryNode ParseAnd()
@@ -126,7 +131,7 @@ public sealed class QueryParser
             _ = TryKeyword("AND") || TrySymbol("&&");
             children.Add(ParseUnary());
         }
-        return children.Count == 1 ? children[0] : new AndNode(children);
+        return Combine(children, static kept => new AndNode(kept));
     }
 
     private enum Occur
@@ -183,6 +188,11 @@ public sealed class QueryParser
         {
             throw Error(_pos, "unexpected end of query", ClauseExpected);
         }
+        clauses.RemoveAll(c => c.Node is Dropped);
+        if (clauses.Count == 0)
+        {
+            return Dropped.Instance;
+        }
         var required = clauses.Where(c => c.Occur == Occur.Must).Select(c => c.Node).ToList();
         var optional = clauses.Where(c => c.Occur == Occur.Should).Select(c => c.Node).ToList();
         if (required.Count == 0 && optional.Count > 0)
@@ -235,14 +245,14 @@ public sealed class QueryParser
         if (TryKeyword("NOT") || TrySymbol("!"))
         {
             RefuseSecondModifier();
-            return new NotNode(ParseUnary());
+            return Not(ParseUnary());
         }
         // As Elasticsearch: spaces may follow the modifier ("- n_pages:360").
         if (_pos < _text.Length && _text[_pos] == '-' && _pos + 1 < _text.Length)
         {
             _pos++;
             RefuseSecondModifier();
-            return new NotNode(ParsePrimary());
+            return Not(ParsePrimary());
         }
         if (_pos < _text.Length && _text[_pos] == '+' && _pos + 1 < _text.Length)
         {
@@ -529,7 +539,8 @@ public sealed class QueryParser
         var tokens = Tokenizer.BaseTokens(text);
         if (tokens.Count == 0)
         {
-            throw Error(open, "phrase has no letters or digits", "a phrase with at least one word");
+            SkipBoost();
+            return Dropped.Instance;
         }
         if (_pos < _text.Length && _text[_pos] == '~')
         {
@@ -613,7 +624,8 @@ public sealed class QueryParser
         var runs = Tokenizer.Runs(word);
         if (runs.Count == 0)
         {
-            throw Error(clauseStart, $"term '{word}' has no letters or digits", "a term with a letter or digit, or a \"phrase\"");
+            // Nothing to search for (",", "--"): dropped from the query, as Elasticsearch's analyzer leaves it no token.
+            return Dropped.Instance;
         }
         if (runs.Count == 1)
         {
@@ -623,6 +635,25 @@ public sealed class QueryParser
     }
 
     private static bool IsWordEnd(char c) => char.IsWhiteSpace(c) || c is '(' or ')' or '"';
+
+    /// <summary>A clause with nothing to search for (no letter or digit): its AND, OR or NOT leaves it out.</summary>
+    private sealed record Dropped : QueryNode
+    {
+        public static readonly Dropped Instance = new();
+    }
+
+    private static QueryNode Not(QueryNode node) => node is Dropped ? node : new NotNode(node);
+
+    private static QueryNode Combine(List<QueryNode> children, Func<List<QueryNode>, QueryNode> make)
+    {
+        children.RemoveAll(c => c is Dropped);
+        return children.Count switch
+        {
+            0 => Dropped.Instance,
+            1 => children[0],
+            _ => make(children),
+        };
+    }
 
     /// <summary>
     /// <c>~</c> and what follows it: a whole number of edits (at most 2, as Lucene allows; more is taken as 2) or
