@@ -66,3 +66,37 @@ public sealed class FuzzySearchTests
         return d[a.Length, b.Length];
     }
 }
+
+/// <summary>A field pattern finds what the same clause finds on any one of the matching fields, in memory and in segments.</summary>
+public sealed class FieldPatternSearchTests
+{
+    [Theory]
+    [InlineData("book.*:quick", new[] { "b1", "b2" })]
+    [InlineData("book.\\*:(quick OR brown)", new[] { "b1", "b2", "b3" })]
+    [InlineData("book.t*:brown", new[] { "b3" })]
+    [InlineData("*:fox", new[] { "m1", "b2" })]
+    [InlineData("book.*:>3", new[] { "b3" })]
+    [InlineData("mess?ge:fox", new[] { "m1" })]
+    public async Task AFieldPatternMatchesOnAnyMatchingField(string query, string[] expected)
+    {
+        using var dir = new TempDirectory();
+        var options = new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, DefaultRetentionDays = 36500 };
+        await using var engine = LogEngine.Open(options, TimeProvider.System);
+        var store = await engine.GetOrCreateAsync("patterns");
+        LogEvent Event(string id, string message, params (string Name, FieldValue Value)[] fields) =>
+            new(EventTime.Yesterday.UtcTicks, message, [new Field("id", FieldValue.FromString(id)), .. fields.Select(f => new Field(f.Name, f.Value))]);
+        await store.AppendAsync(
+        [
+            Event("b1", "one", ("book.title", FieldValue.FromString("quick start"))),
+            Event("b2", "two", ("book.author", FieldValue.FromString("quick fox"))),
+            Event("b3", "three", ("book.title", FieldValue.FromString("brown")), ("book.pages", FieldValue.FromLong(5))),
+            Event("m1", "the fox", ("other", FieldValue.FromString("quick"))),
+        ]);
+        Assert.Equal(expected.Order(), Found(store, query));
+        await store.FlushAsync();
+        Assert.Equal(expected.Order(), Found(store, query));
+    }
+
+    private static List<string> Found(IndexSetStore store, string query) =>
+        [.. store.Search(new SearchRequest(QueryParser.Parse(query), Limit: 100)).Hits.Select(h => h.Fields.First(f => f.Name == "id").Value.Text!).Order()];
+}

@@ -167,7 +167,7 @@ public sealed class QueryParserTests
     [InlineData("foo:AND", 4, "a value, a \"phrase\" or '*'")]
     [InlineData("foo:OR bar", 4, "a value, a \"phrase\" or '*'")]
     [InlineData("\"harry secrets\"~5", 15, "a phrase without ~, or its words joined by AND")]
-    [InlineData("book.\\*:(quick OR brown)", 0, "a field name without * or ?")]
+    [InlineData("_exists_*:x", 0, "a field name such as host or http.status")]
     [InlineData("quick~x", 5, "~0, ~1, ~2 or ~ alone (AUTO)")]
     [InlineData("qu*ck~1", 5, "a term with either * ? or ~")]
     [InlineData("quick^", 5, "^2 or ^0.5")]
@@ -261,4 +261,16 @@ public sealed class QueryParserTests
     [Fact]
     public void AQueryOfOnlyPunctuationMatchesNothing() =>
         Assert.Equal(new NotNode(MatchAllNode.Instance), QueryParser.Parse(", ;"));
+
+    [Fact]
+    public void AFieldNameWithWildcardsAppliesTheClauseToEveryMatchingField()
+    {
+        Assert.Equal(
+            new FieldPatternNode("book.*", new OrNode([new TermNode("book.*", "quick"), new TermNode("book.*", "brown")])),
+            QueryParser.Parse("book.\\*:(quick OR brown)"));
+        var node = Assert.IsType<FieldPatternNode>(QueryParser.Parse("ho?t:web*"));
+        Assert.True(node.MatchesName("host"));
+        Assert.False(node.MatchesName("hosts"));
+        Assert.Equal(new PrefixNode("host", "web"), node.On("host"));
+    }
 }

@@ -108,6 +108,38 @@ public sealed record RangeNode(string Field, string? Lower, string? Upper, bool 
 /// </summary>
 public sealed record WildcardNode(string? Field, string Pattern) : QueryNode;
 
+/// <summary>
+/// <c>book.*:x</c>: <paramref name="Clause"/> (written with <paramref name="Pattern"/> as its field) on each field whose
+/// name matches the pattern (<c>*</c> any characters, <c>?</c> one), the message included; any one of them may match.
+/// </summary>
+public sealed record FieldPatternNode(string Pattern, QueryNode Clause) : QueryNode
+{
+    private System.Text.RegularExpressions.Regex? _names;
+
+    /// <summary>Whether a field's name matches the pattern (names compare case by case, as Elasticsearch's do).</summary>
+    public bool MatchesName(string name) => (_names ??= new System.Text.RegularExpressions.Regex(
+        "^" + System.Text.RegularExpressions.Regex.Escape(Pattern).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal) + "$",
+        System.Text.RegularExpressions.RegexOptions.CultureInvariant | System.Text.RegularExpressions.RegexOptions.NonBacktracking)).IsMatch(name);
+
+    /// <summary>The clause with <paramref name="field"/> where it names the pattern (an inner group's own field stays).</summary>
+    public QueryNode On(string field) => Replace(Clause, field);
+
+    private QueryNode Replace(QueryNode node, string field) => node switch
+    {
+        TermNode n when n.Field == Pattern => n with { Field = field },
+        PhraseNode n when n.Field == Pattern => n with { Field = field },
+        PrefixNode n when n.Field == Pattern => n with { Field = field },
+        WildcardNode n when n.Field == Pattern => n with { Field = field },
+        RegexNode n when n.Field == Pattern => n with { Field = field },
+        FuzzyNode n when n.Field == Pattern => n with { Field = field },
+        RangeNode n when n.Field == Pattern => n with { Field = field },
+        AndNode n => new AndNode([.. n.Children.Select(c => Replace(c, field))]),
+        OrNode n => new OrNode([.. n.Children.Select(c => Replace(c, field))]),
+        NotNode n => new NotNode(Replace(n.Child, field)),
+        _ => node,
+    };
+}
+
 /// <summary><c>term~N</c>: a token within <paramref name="MaxEdits"/> (0–2) edits of <paramref name="Term"/> (lowercase).</summary>
 public sealed record FuzzyNode(string? Field, string Term, int MaxEdits) : QueryNode;
 

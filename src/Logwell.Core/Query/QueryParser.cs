@@ -8,9 +8,9 @@ namespace Logwell.Core.Query;
 /// <c>field:(a OR b)</c>, trailing wildcards, ranges (<c>field:[a TO b]</c>, <c>{a TO b}</c>, mixed brackets, <c>*</c>
 /// for an open end), comparisons (<c>field:&gt;n</c>, <c>&gt;=</c>, <c>&lt;</c>, <c>&lt;=</c>), <c>_exists_:field</c>,
 /// <c>AND</c>/<c>OR</c>/<c>NOT</c> (and <c>&amp;&amp;</c>, <c>||</c>, <c>!</c>, <c>-term</c>, <c>+term</c>), parentheses,
-/// fuzzy terms (<c>term~N</c>) and boosts (<c>^N</c>, which leave the hits as they are); the default operator is AND.
-/// What Elasticsearch reads and Logwell does not answer yet (proximity, wildcard field names) is refused at its
-/// position, never read as another query.
+/// fuzzy terms (<c>term~N</c>), boosts (<c>^N</c>, which leave the hits as they are) and field names with wildcards
+/// (<c>book.*:x</c>); the default operator is AND. What Elasticsearch reads and Logwell does not answer yet (proximity)
+/// is refused at its position, never read as another query.
 /// </summary>
 public sealed class QueryParser
 {
@@ -323,44 +323,57 @@ public sealed class QueryParser
         {
             if (field.Contains('*', StringComparison.Ordinal) || field.Contains('?', StringComparison.Ordinal))
             {
-                throw Error(fieldStart, $"field names with wildcards ('{field}') are not supported yet", "a field name without * or ?");
+                if (string.Equals(field, ExistsField, StringComparison.Ordinal) || field.StartsWith(ExistsField, StringComparison.Ordinal))
+                {
+                    throw Error(fieldStart, "_exists_ takes one field name", "a field name such as host or http.status");
+                }
+                // book.*:x — the clause on every field whose name matches.
+                var clause = ParsePrimaryValue(field, start);
+                return clause is Dropped ? clause : new FieldPatternNode(field, clause);
             }
-            // As Elasticsearch: spaces may follow the colon.
-            SkipSpace();
-            if (_pos >= _text.Length || _text[_pos] == ')')
-            {
-                throw Error(_pos, $"missing value after '{field}:'", "a value, a \"phrase\" or '*'");
-            }
-            if (IsOperatorAhead() || PeekKeyword("NOT"))
-            {
-                throw Error(_pos, $"'{field}:' is followed by the operator '{CurrentWord()}'", "a value, a \"phrase\" or '*'");
-            }
-            if (string.Equals(field, ExistsField, StringComparison.Ordinal))
-            {
-                return ParseExists();
-            }
-            if (_text[_pos] == '"')
-            {
-                return ParsePhrase(field);
-            }
-            if (_text[_pos] == '(')
-            {
-                return ParseFieldGroup(field);
-            }
-            if (_text[_pos] == '/')
-            {
-                return ParseRegex(field);
-            }
-            if (_text[_pos] is '[' or '{')
-            {
-                return ParseRange(field);
-            }
-            if (_text[_pos] is '>' or '<' or '=')
-            {
-                return ParseComparison(field);
-            }
+            return ParsePrimaryValue(field, start);
         }
         return ParseWord(field ?? _groupField, start);
+    }
+
+    /// <summary>What follows <c>field:</c>: a value, a phrase, a group, a regular expression, a range or a comparison.</summary>
+    private QueryNode ParsePrimaryValue(string field, int start)
+    {
+        // As Elasticsearch: spaces may follow the colon.
+        SkipSpace();
+        if (_pos >= _text.Length || _text[_pos] == ')')
+        {
+            throw Error(_pos, $"missing value after '{field}:'", "a value, a \"phrase\" or '*'");
+        }
+        if (IsOperatorAhead() || PeekKeyword("NOT"))
+        {
+            throw Error(_pos, $"'{field}:' is followed by the operator '{CurrentWord()}'", "a value, a \"phrase\" or '*'");
+        }
+        if (string.Equals(field, ExistsField, StringComparison.Ordinal))
+        {
+            return ParseExists();
+        }
+        if (_text[_pos] == '"')
+        {
+            return ParsePhrase(field);
+        }
+        if (_text[_pos] == '(')
+        {
+            return ParseFieldGroup(field);
+        }
+        if (_text[_pos] == '/')
+        {
+            return ParseRegex(field);
+        }
+        if (_text[_pos] is '[' or '{')
+        {
+            return ParseRange(field);
+        }
+        if (_text[_pos] is '>' or '<' or '=')
+        {
+            return ParseComparison(field);
+        }
+        return ParseWord(field, start);
     }
 
     private QueryNode ParseRegex(string? field)
@@ -707,7 +720,7 @@ public sealed class QueryParser
     /// <summary>Reads <c>name:</c> when the text at the cursor is a field name followed by a colon.</summary>
     private string? TryReadFieldName()
     {
-        // A backslash makes the next character part of the name (first\ name:Alice, book.\*:x).
+        // A backslash makes the next character part of the name (first\ name:Alice, book.\*:x, as Elasticsearch's docs write it).
         var i = _pos;
         var name = new StringBuilder();
         while (i < _text.Length)
@@ -719,6 +732,11 @@ public sealed class QueryParser
                 continue;
             }
             var end = NameEnd(i);
+            // A wildcard in a field name (book.*:x) applies the clause to every field it matches.
+            while (end < _text.Length && _text[end] is '*' or '?')
+            {
+                end = NameEnd(end + 1);
+            }
             if (end == i)
             {
                 break;

@@ -38,6 +38,7 @@ internal static class BlockQuery
         AndNode and => And(and, rows, segment, now, cancellationToken),
         OrNode or => Or(or, rows, segment, now, cancellationToken),
         NotNode not => Not(not, rows, segment, now, cancellationToken),
+        FieldPatternNode pattern => FieldPattern(pattern, rows, segment, now, cancellationToken),
         _ => throw new NotSupportedException($"query node {node.GetType().Name} is not supported"),
     };
 
@@ -47,6 +48,20 @@ internal static class BlockQuery
         for (var i = 1; i < and.Children.Count && RowBits.Any(result); i++)
         {
             RowBits.And(result, Evaluate(and.Children[i], rows, segment, now, cancellationToken));
+        }
+        return result;
+    }
+
+    /// <summary>The clause on each field of the block (and the message) whose name matches, any one of them.</summary>
+    private static ulong[] FieldPattern(FieldPatternNode pattern, BlockRows rows, Segment segment, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var result = RowBits.None(rows.Count);
+        foreach (var name in rows.FieldNames.Prepend(EventMatcher.MessageField))
+        {
+            if (pattern.MatchesName(name))
+            {
+                RowBits.Or(result, Evaluate(pattern.On(name), rows, segment, now, cancellationToken));
+            }
         }
         return result;
     }

@@ -28,8 +28,31 @@ public static class EventMatcher
         AndNode and => Predicates.All([.. and.Children.Select(c => Compile(c, now))]),
         OrNode or => Predicates.Any([.. or.Children.Select(c => Compile(c, now))]),
         NotNode not => Predicates.Not(Compile(not.Child, now)),
+        FieldPatternNode pattern => FieldPattern(pattern, now),
         _ => throw new NotSupportedException($"query node {node.GetType().Name} is not supported"),
     };
+
+    /// <summary>The clause on each of the event's fields (and its message) whose name matches; compiled once per name.</summary>
+    private static Func<LogEvent, bool> FieldPattern(FieldPatternNode node, DateTimeOffset now)
+    {
+        var compiled = new System.Collections.Concurrent.ConcurrentDictionary<string, Func<LogEvent, bool>?>(StringComparer.Ordinal);
+        Func<LogEvent, bool>? For(string name) => compiled.GetOrAdd(name, n => node.MatchesName(n) ? Compile(node.On(n), now) : null);
+        return e =>
+        {
+            if (For(MessageField) is { } message && message(e))
+            {
+                return true;
+            }
+            foreach (var field in e.Fields)
+            {
+                if (For(field.Name) is { } test && test(e))
+                {
+                    return true;
+                }
+            }
+            return false;
+        };
+    }
 
     private static Func<LogEvent, bool> Exists(string field)
     {
