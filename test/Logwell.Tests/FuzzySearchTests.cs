@@ -100,3 +100,67 @@ public sealed class FieldPatternSearchTests
     private static List<string> Found(IndexSetStore store, string query) =>
         [.. store.Search(new SearchRequest(QueryParser.Parse(query), Limit: 100)).Hits.Select(h => h.Fields.First(f => f.Name == "id").Value.Text!).Order()];
 }
+
+/// <summary>Sloppy phrases find what an exhaustive search over token positions finds, in memory and in segments.</summary>
+public sealed class SloppyPhraseSearchTests
+{
+    private static readonly string[] Texts =
+    [
+        "harry potter and the secrets", "secrets of harry", "harry secrets", "the harry big bad secrets", "harry x x x x x x secrets",
+        "secrets harry", "quick brown fox", "fox brown quick", "quick red fox", "brown quick fox jumps", "quick quick brown",
+    ];
+
+    [Theory]
+    [InlineData("\"harry secrets\"~0")]
+    [InlineData("\"harry secrets\"~1")]
+    [InlineData("\"harry secrets\"~2")]
+    [InlineData("\"harry secrets\"~3")]
+    [InlineData("\"harry secrets\"~5")]
+    [InlineData("\"quick brown fox\"~1")]
+    [InlineData("\"quick brown fox\"~2")]
+    [InlineData("\"quick brown fox\"~4")]
+    public async Task ASloppyPhraseMatchesWithinItsMoves(string query)
+    {
+        using var dir = new TempDirectory();
+        var options = new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, DefaultRetentionDays = 36500 };
+        await using var engine = LogEngine.Open(options, TimeProvider.System);
+        var store = await engine.GetOrCreateAsync("sloppy");
+        await store.AppendAsync([.. Texts.Select((t, i) => new LogEvent(EventTime.Yesterday.AddMinutes(i).UtcTicks, t, []))]);
+        var phrase = Assert.IsType<PhraseNode>(QueryParser.Parse(query));
+        var expected = Texts.Where(t => Within(t.Split(' '), phrase.Tokens, phrase.Slop)).Order().ToList();
+        Assert.Equal(expected, Found(store, query));
+        await store.FlushAsync();
+        Assert.Equal(expected, Found(store, query));
+    }
+
+    private static List<string> Found(IndexSetStore store, string query) =>
+        [.. store.Search(new SearchRequest(QueryParser.Parse(query), Limit: 100)).Hits.Select(h => h.Message).Order()];
+
+    /// <summary>Every choice of one position per phrase token (distinct positions), its span of position - index.</summary>
+    private static bool Within(string[] words, IReadOnlyList<string> phrase, int slop)
+    {
+        bool Choose(int i, List<int> chosen)
+        {
+            if (i == phrase.Count)
+            {
+                var shifted = chosen.Select((p, k) => p - k).ToList();
+                return shifted.Max() - shifted.Min() <= slop;
+            }
+            for (var p = 0; p < words.Length; p++)
+            {
+                if (!chosen.Contains(p) && string.Equals(words[p], phrase[i], StringComparison.OrdinalIgnoreCase))
+                {
+                    chosen.Add(p);
+                    var found = Choose(i + 1, chosen);
+                    chosen.RemoveAt(chosen.Count - 1);
+                    if (found)
+                    {
+                        return true;
+                    }
+                }
+            }
+            return false;
+        }
+        return Choose(0, []);
+    }
+}

@@ -166,7 +166,7 @@ public sealed class QueryParserTests
     [InlineData("foo:NOT", 4, "a value, a \"phrase\" or '*'")]
     [InlineData("foo:AND", 4, "a value, a \"phrase\" or '*'")]
     [InlineData("foo:OR bar", 4, "a value, a \"phrase\" or '*'")]
-    [InlineData("\"harry secrets\"~5", 15, "a phrase without ~, or its words joined by AND")]
+    [InlineData("\"harry secrets\"~x", 15, "\"a b\"~2")]
     [InlineData("_exists_*:x", 0, "a field name such as host or http.status")]
     [InlineData("quick~x", 5, "~0, ~1, ~2 or ~ alone (AUTO)")]
     [InlineData("qu*ck~1", 5, "a term with either * ? or ~")]
@@ -271,6 +271,25 @@ public sealed class QueryParserTests
         var node = Assert.IsType<FieldPatternNode>(QueryParser.Parse("ho?t:web*"));
         Assert.True(node.MatchesName("host"));
         Assert.False(node.MatchesName("hosts"));
+        Assert.False(node.MatchesName("Host"));
+        var many = Assert.IsType<FieldPatternNode>(QueryParser.Parse("a*b*c?:x"));
+        Assert.True(many.MatchesName("aXXbYYcZ"));
+        Assert.True(many.MatchesName("abcd"));
+        Assert.False(many.MatchesName("abc"));
+        // Found by FuzzTests: a pattern of many '?' once failed to compile as a regular expression (500).
+        Assert.True(Assert.IsType<FieldPatternNode>(QueryParser.Parse("ho" + new string('?', 400) + ":x")).MatchesName("ho" + new string('z', 400)));
         Assert.Equal(new PrefixNode("host", "web"), node.On("host"));
+    }
+
+    [Theory]
+    [InlineData("\"Harry Secrets\"~5", 5)]
+    [InlineData("\"harry secrets\"~", 0)]
+    [InlineData("\"harry secrets\"~2^3", 2)]
+    [InlineData("title:\"harry secrets\"~1", 1)]
+    public void APhraseTakesItsSlop(string text, int slop)
+    {
+        var phrase = Assert.IsType<PhraseNode>(QueryParser.Parse(text));
+        Assert.Equal(["harry", "secrets"], phrase.Tokens.Select(t => t.ToLowerInvariant()));
+        Assert.Equal(slop, phrase.Slop);
     }
 }

@@ -66,11 +66,17 @@ public sealed record MatchAllNode : QueryNode
 /// <summary>A single token (one run as the tokenizer cuts it), matched whole and case-insensitively.</summary>
 public sealed record TermNode(string? Field, string Token) : QueryNode;
 
-/// <summary>A sequence of base tokens that must appear contiguously.</summary>
+/// <summary>
+/// A sequence of base tokens that must appear contiguously, or with <see cref="Slop"/> (<c>"a b"~N</c>) within N
+/// moves as Lucene counts them: each token's position less its place in the phrase, all within N of each other (two
+/// tokens swapped take 2).
+/// </summary>
 public sealed record PhraseNode(string? Field, IReadOnlyList<string> Tokens, string Text) : QueryNode
 {
+    public int Slop { get; init; }
+
     public bool Equals(PhraseNode? other) =>
-        other is not null && Field == other.Field && Tokens.SequenceEqual(other.Tokens);
+        other is not null && Field == other.Field && Slop == other.Slop && Tokens.SequenceEqual(other.Tokens);
 
     public override int GetHashCode() => HashCode.Combine(Field, Tokens.Count);
 }
@@ -114,12 +120,40 @@ public sealed record WildcardNode(string? Field, string Pattern) : QueryNode;
 /// </summary>
 public sealed record FieldPatternNode(string Pattern, QueryNode Clause) : QueryNode
 {
-    private System.Text.RegularExpressions.Regex? _names;
-
     /// <summary>Whether a field's name matches the pattern (names compare case by case, as Elasticsearch's do).</summary>
-    public bool MatchesName(string name) => (_names ??= new System.Text.RegularExpressions.Regex(
-        "^" + System.Text.RegularExpressions.Regex.Escape(Pattern).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal) + "$",
-        System.Text.RegularExpressions.RegexOptions.CultureInvariant | System.Text.RegularExpressions.RegexOptions.NonBacktracking)).IsMatch(name);
+    public bool MatchesName(string name)
+    {
+        // Glob matching with one point to come back to after the last '*': at most pattern × name steps, no regex
+        // automaton to build (a pattern of many '?' would pass the non-backtracking engine's bound).
+        int p = 0, n = 0, star = -1, resume = 0;
+        while (n < name.Length)
+        {
+            if (p < Pattern.Length && (Pattern[p] == '?' || Pattern[p] == name[n]))
+            {
+                p++;
+                n++;
+            }
+            else if (p < Pattern.Length && Pattern[p] == '*')
+            {
+                star = p++;
+                resume = n;
+            }
+            else if (star >= 0)
+            {
+                p = star + 1;
+                n = ++resume;
+            }
+            else
+            {
+                return false;
+            }
+        }
+        while (p < Pattern.Length && Pattern[p] == '*')
+        {
+            p++;
+        }
+        return p == Pattern.Length;
+    }
 
     /// <summary>The clause with <paramref name="field"/> where it names the pattern (an inner group's own field stays).</summary>
     public QueryNode On(string field) => Replace(Clause, field);

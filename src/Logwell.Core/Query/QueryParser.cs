@@ -8,9 +8,9 @@ namespace Logwell.Core.Query;
 /// <c>field:(a OR b)</c>, trailing wildcards, ranges (<c>field:[a TO b]</c>, <c>{a TO b}</c>, mixed brackets, <c>*</c>
 /// for an open end), comparisons (<c>field:&gt;n</c>, <c>&gt;=</c>, <c>&lt;</c>, <c>&lt;=</c>), <c>_exists_:field</c>,
 /// <c>AND</c>/<c>OR</c>/<c>NOT</c> (and <c>&amp;&amp;</c>, <c>||</c>, <c>!</c>, <c>-term</c>, <c>+term</c>), parentheses,
-/// fuzzy terms (<c>term~N</c>), boosts (<c>^N</c>, which leave the hits as they are) and field names with wildcards
-/// (<c>book.*:x</c>); the default operator is AND. What Elasticsearch reads and Logwell does not answer yet (proximity)
-/// is refused at its position, never read as another query.
+/// fuzzy terms (<c>term~N</c>), proximity (<c>"a b"~N</c>), boosts (<c>^N</c>, which leave the hits as they are) and
+/// field names with wildcards (<c>book.*:x</c>); the default operator is AND. What is not read as Elasticsearch reads
+/// it is refused at its position, never read as another query.
 /// </summary>
 public sealed class QueryParser
 {
@@ -555,12 +555,26 @@ public sealed class QueryParser
             SkipBoost();
             return Dropped.Instance;
         }
+        var slop = 0;
         if (_pos < _text.Length && _text[_pos] == '~')
         {
-            throw Error(_pos, "proximity searches (\"a b\"~N) are not supported yet", "a phrase without ~, or its words joined by AND");
+            // A proximity search; ~ alone is slop 0, as in Lucene.
+            var tilde = _pos;
+            _pos++;
+            var start = _pos;
+            while (_pos < _text.Length && char.IsAsciiDigit(_text[_pos]))
+            {
+                _pos++;
+            }
+            if ((_pos == start && _pos < _text.Length && !IsWordEnd(_text[_pos]) && _text[_pos] != '^')
+                || (_pos > start && !int.TryParse(_text.AsSpan(start, _pos - start), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out slop))
+                || (_pos < _text.Length && !IsWordEnd(_text[_pos]) && _text[_pos] != '^'))
+            {
+                throw Error(tilde, "a proximity needs a whole number of moves", "\"a b\"~2");
+            }
         }
         SkipBoost();
-        return new PhraseNode(field, tokens, text);
+        return new PhraseNode(field, tokens, text) { Slop = tokens.Count > 1 ? slop : 0 };
     }
 
     private QueryNode ParseWord(string? field, int clauseStart)

@@ -199,6 +199,59 @@ public static class Tokenizer
     }
 
     /// <summary>True when the base tokens of <paramref name="text"/> contain <paramref name="phrase"/> contiguously.</summary>
+    /// <summary>
+    /// Whether the base tokens of <paramref name="phrase"/> occur within <paramref name="slop"/> moves (Lucene's sloppy
+    /// phrase): one position p_i for each token i such that the values p_i - i are all within <paramref name="slop"/>.
+    /// </summary>
+    public static bool ContainsSloppyPhrase(ReadOnlySpan<char> text, IReadOnlyList<string> phrase, int slop)
+    {
+        if (phrase.Count == 0)
+        {
+            return false;
+        }
+        var tokens = BaseTokens(text);
+        var positions = new List<int>[phrase.Count];
+        for (var i = 0; i < phrase.Count; i++)
+        {
+            positions[i] = [];
+            for (var p = 0; p < tokens.Count; p++)
+            {
+                if (string.Equals(tokens[p], phrase[i], StringComparison.OrdinalIgnoreCase))
+                {
+                    positions[i].Add(p - i);
+                }
+            }
+            if (positions[i].Count == 0)
+            {
+                return false;
+            }
+        }
+        // The smallest range holding one value of each list: advance the list whose current value is the least.
+        var at = new int[phrase.Count];
+        while (true)
+        {
+            int min = int.MaxValue, max = int.MinValue, least = 0;
+            for (var i = 0; i < phrase.Count; i++)
+            {
+                var value = positions[i][at[i]];
+                if (value < min)
+                {
+                    min = value;
+                    least = i;
+                }
+                max = Math.Max(max, value);
+            }
+            if (max - min <= slop)
+            {
+                return true;
+            }
+            if (++at[least] == positions[least].Count)
+            {
+                return false;
+            }
+        }
+    }
+
     public static bool ContainsPhrase(ReadOnlySpan<char> text, IReadOnlyList<string> phrase)
     {
         if (phrase.Count == 0)

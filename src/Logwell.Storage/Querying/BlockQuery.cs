@@ -28,6 +28,8 @@ internal static class BlockQuery
     {
         MatchAllNode => RowBits.All(rows.Count),
         TermNode term => Text(term.Field, [term.Token], exactFromPostings: true, text => Tokenizer.ContainsToken(text, term.Token), rows, segment, cancellationToken),
+        // Sloppy: rows with every token (from the index), then the positions read from the text.
+        PhraseNode { Slop: > 0 } phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsSloppyPhrase(text, phrase.Tokens, phrase.Slop), rows, segment, cancellationToken),
         PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment, cancellationToken, phrase.Tokens),
         PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment, cancellationToken),
         WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TokenPattern.For(wildcard).Matches, rows, segment, cancellationToken, literal: LongestLiteral(wildcard.Pattern)),

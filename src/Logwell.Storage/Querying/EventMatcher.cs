@@ -18,6 +18,7 @@ public static class EventMatcher
     {
         MatchAllNode => static _ => true,
         TermNode term => Text(term.Field, text => Tokenizer.ContainsToken(text, term.Token)),
+        PhraseNode { Slop: > 0 } phrase => Text(phrase.Field, text => Tokenizer.ContainsSloppyPhrase(text, phrase.Tokens, phrase.Slop)),
         PhraseNode phrase => Text(phrase.Field, text => Tokenizer.ContainsPhrase(text, phrase.Tokens)),
         PrefixNode prefix => Text(prefix.Field, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix)),
         WildcardNode wildcard => Text(wildcard.Field, text => TokenPattern.For(wildcard).Matches(text)),
