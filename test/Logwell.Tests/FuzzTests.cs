@@ -23,6 +23,11 @@ public sealed class FuzzTests
 {
     private static readonly DateTimeOffset Received = EventTime.Yesterday;
 
+    // Event times an hour before Received, so that what the HTTP fuzz stores is inside the searches' range.
+    private static readonly string Stamp = Received.AddHours(-1).ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+    private static readonly string SpacedStamp = Received.AddHours(-1).ToString("yyyy-MM-dd HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
+    private static readonly string EpochSeconds = Received.AddHours(-1).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     private static readonly string[] Queries =
     [
         "level:error AND host:web-1", "message:\"disk full\" OR (a AND NOT b)", "status:[400 TO 499]", "n:{1 TO *]",
@@ -34,16 +39,16 @@ public sealed class FuzzTests
 
     private static readonly string[] JsonLines =
     [
-        "{\"@t\":\"2026-01-02T03:04:05Z\",\"message\":\"hello\",\"n\":1,\"nested\":{\"a\":[1,2,{\"b\":null}]}}",
-        "{\"timestamp\":1767323045,\"msg\":\"x\",\"level\":\"error\"}\n{\"time\":\"2026-01-02 03:04:05.123\",\"message\":\"y\"}",
+        "{\"@t\":\"" + Stamp + "\",\"message\":\"hello\",\"n\":1,\"nested\":{\"a\":[1,2,{\"b\":null}]}}",
+        "{\"timestamp\":" + EpochSeconds + ",\"msg\":\"x\",\"level\":\"error\"}\n{\"time\":\"" + SpacedStamp + "\",\"message\":\"y\"}",
         "{\"message\":\"big\",\"u\":18446744073709551615,\"f\":1.5e300,\"s\":\"\\u00e9\\ud83d\\ude00\"}",
     ];
 
     private static readonly string[] ClefLines =
     [
-        "{\"@t\":\"2026-01-02T03:04:05.123Z\",\"@mt\":\"Hello {User} from {@Place}\",\"User\":\"ann\",\"Place\":{\"city\":\"x\"}}",
-        "{\"@t\":\"2026-01-02T03:04:05Z\",\"@m\":\"plain\",\"@l\":\"Warning\",\"@x\":\"System.Exception: boom\",\"@r\":[\"1\"]}",
-        "{\"@t\":\"2026-01-02T03:04:05Z\",\"@mt\":\"{A:000} {B,-10} {{escaped}} {C}\",\"A\":5,\"B\":\"b\"}",
+        "{\"@t\":\"" + Stamp + "\",\"@mt\":\"Hello {User} from {@Place}\",\"User\":\"ann\",\"Place\":{\"city\":\"x\"}}",
+        "{\"@t\":\"" + Stamp + "\",\"@m\":\"plain\",\"@l\":\"Warning\",\"@x\":\"System.Exception: boom\",\"@r\":[\"1\"]}",
+        "{\"@t\":\"" + Stamp + "\",\"@mt\":\"{A:000} {B,-10} {{escaped}} {C}\",\"A\":5,\"B\":\"b\"}",
     ];
 
     private static readonly string[] SyslogMessages =
@@ -222,7 +227,7 @@ public sealed class FuzzTests
 
         var requests = Gen.OneOf(
             Fuzz.Mutated(JsonLines).Select(body => Post("/api/v1/indexsets/fuzz/ingest", Encoding.UTF8.GetBytes(body), "application/x-ndjson")),
-            Fuzz.Mutated("{\"index\":{\"_index\":\"fuzz\"}}\n{\"message\":\"es hello\",\"@timestamp\":\"2026-01-02T03:04:05Z\"}\n{\"create\":{}}\n{\"a\":{\"b\":1}}\n")
+            Fuzz.Mutated("{\"index\":{\"_index\":\"fuzz\"}}\n{\"message\":\"es hello\",\"@timestamp\":\"" + Stamp + "\"}\n{\"create\":{}}\n{\"a\":{\"b\":1}}\n")
                 .Select(body => Post("/_bulk", Encoding.UTF8.GetBytes(body), "application/x-ndjson")),
             Fuzz.Mutated(ClefLines).Select(body => Post("/api/events/raw?indexset=fuzz", Encoding.UTF8.GetBytes(body), "application/vnd.serilog.clef")),
             Fuzz.MutatedBytes(otlp.ToByteArray()).Select(body => Post("/v1/logs", body, "application/x-protobuf")),

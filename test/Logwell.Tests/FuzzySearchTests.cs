@@ -19,23 +19,14 @@ public sealed class FuzzySearchTests
     [InlineData("word:brown~1")]
     public async Task FuzzyTermsMatchWithinTheirEditDistance(string query)
     {
-        using var dir = new TempDirectory();
-        var options = new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, DefaultRetentionDays = 36500 };
-        await using var engine = LogEngine.Open(options, TimeProvider.System);
-        var store = await engine.GetOrCreateAsync("fuzzy");
-        var events = Words.Select((w, i) => new LogEvent(EventTime.Yesterday.AddMinutes(i).UtcTicks, $"the {w} one", [new Field("word", FieldValue.FromString(w.ToUpperInvariant()))])).ToList();
-        await store.AppendAsync([.. events]);
-
+        var events = Words.Select((w, i) => new LogEvent(EventTime.Yesterday.AddMinutes(i).UtcTicks, $"the {w} one", [new Field("word", FieldValue.FromString(w.ToUpperInvariant()))]));
         var node = (FuzzyNode)QueryParser.Parse(query);
         var expected = Words.Where(w => (node.Field is null ? $"the {w} one".Split(' ') : [w]).Any(t => Distance(node.Term, t) <= node.MaxEdits)).Order().ToList();
         Assert.NotEmpty(expected);
-        Assert.Equal(expected, Found(store, query));
-        await store.FlushAsync();
-        Assert.Equal(expected, Found(store, query));
+        var (inMemory, inSegments) = await SearchedTwice.FindAsync(events, query, h => h.Message.Split(' ')[1]);
+        Assert.Equal(expected, inMemory);
+        Assert.Equal(expected, inSegments);
     }
-
-    private static List<string> Found(IndexSetStore store, string query) =>
-        [.. store.Search(new SearchRequest(QueryParser.Parse(query), Limit: 100)).Hits.Select(h => h.Message.Split(' ')[1]).Order()];
 
     /// <summary>Damerau-Levenshtein (optimal string alignment), the plain full table.</summary>
     private static int Distance(string a, string b)
@@ -79,26 +70,18 @@ public sealed class FieldPatternSearchTests
     [InlineData("mess?ge:fox", new[] { "m1" })]
     public async Task AFieldPatternMatchesOnAnyMatchingField(string query, string[] expected)
     {
-        using var dir = new TempDirectory();
-        var options = new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, DefaultRetentionDays = 36500 };
-        await using var engine = LogEngine.Open(options, TimeProvider.System);
-        var store = await engine.GetOrCreateAsync("patterns");
         LogEvent Event(string id, string message, params (string Name, FieldValue Value)[] fields) =>
             new(EventTime.Yesterday.UtcTicks, message, [new Field("id", FieldValue.FromString(id)), .. fields.Select(f => new Field(f.Name, f.Value))]);
-        await store.AppendAsync(
+        var (inMemory, inSegments) = await SearchedTwice.FindAsync(
         [
             Event("b1", "one", ("book.title", FieldValue.FromString("quick start"))),
             Event("b2", "two", ("book.author", FieldValue.FromString("quick fox"))),
             Event("b3", "three", ("book.title", FieldValue.FromString("brown")), ("book.pages", FieldValue.FromLong(5))),
             Event("m1", "the fox", ("other", FieldValue.FromString("quick"))),
-        ]);
-        Assert.Equal(expected.Order(), Found(store, query));
-        await store.FlushAsync();
-        Assert.Equal(expected.Order(), Found(store, query));
+        ], query, h => h.Fields.First(f => f.Name == "id").Value.Text!);
+        Assert.Equal(expected.Order(), inMemory);
+        Assert.Equal(expected.Order(), inSegments);
     }
-
-    private static List<string> Found(IndexSetStore store, string query) =>
-        [.. store.Search(new SearchRequest(QueryParser.Parse(query), Limit: 100)).Hits.Select(h => h.Fields.First(f => f.Name == "id").Value.Text!).Order()];
 }
 
 /// <summary>Sloppy phrases find what an exhaustive search over token positions finds, in memory and in segments.</summary>
@@ -121,20 +104,12 @@ public sealed class SloppyPhraseSearchTests
     [InlineData("\"quick brown fox\"~4")]
     public async Task ASloppyPhraseMatchesWithinItsMoves(string query)
     {
-        using var dir = new TempDirectory();
-        var options = new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, DefaultRetentionDays = 36500 };
-        await using var engine = LogEngine.Open(options, TimeProvider.System);
-        var store = await engine.GetOrCreateAsync("sloppy");
-        await store.AppendAsync([.. Texts.Select((t, i) => new LogEvent(EventTime.Yesterday.AddMinutes(i).UtcTicks, t, []))]);
         var phrase = Assert.IsType<PhraseNode>(QueryParser.Parse(query));
         var expected = Texts.Where(t => Within(t.Split(' '), phrase.Tokens, phrase.Slop)).Order().ToList();
-        Assert.Equal(expected, Found(store, query));
-        await store.FlushAsync();
-        Assert.Equal(expected, Found(store, query));
+        var (inMemory, inSegments) = await SearchedTwice.FindAsync(Texts.Select((t, i) => new LogEvent(EventTime.Yesterday.AddMinutes(i).UtcTicks, t, [])), query, h => h.Message);
+        Assert.Equal(expected, inMemory);
+        Assert.Equal(expected, inSegments);
     }
-
-    private static List<string> Found(IndexSetStore store, string query) =>
-        [.. store.Search(new SearchRequest(QueryParser.Parse(query), Limit: 100)).Hits.Select(h => h.Message).Order()];
 
     /// <summary>Every choice of one position per phrase token (distinct positions), its span of position - index.</summary>
     private static bool Within(string[] words, IReadOnlyList<string> phrase, int slop)
@@ -162,5 +137,23 @@ public sealed class SloppyPhraseSearchTests
             return false;
         }
         return Choose(0, []);
+    }
+}
+
+/// <summary>What a query finds among some events, from memory tables and again once they are written out as segments.</summary>
+internal static class SearchedTwice
+{
+    public static async Task<(List<string> InMemory, List<string> InSegments)> FindAsync(IEnumerable<LogEvent> events, string query, Func<LogEvent, string> key)
+    {
+        using var dir = new TempDirectory();
+        // Blocks of 16 rows: a few blocks per segment.
+        var options = new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, DefaultRetentionDays = 36500 };
+        await using var engine = LogEngine.Open(options, TimeProvider.System);
+        var store = await engine.GetOrCreateAsync("searched");
+        await store.AppendAsync([.. events]);
+        List<string> Found() => [.. store.Search(new SearchRequest(QueryParser.Parse(query), Limit: 100)).Hits.Select(key).Order()];
+        var inMemory = Found();
+        await store.FlushAsync();
+        return (inMemory, Found());
     }
 }

@@ -400,12 +400,12 @@ public sealed class QueryParser
             throw Error(open, "unclosed regular expression", "a closing '/'");
         }
         _pos++;
-        var pattern = sb.ToString();
-        if (TokenPattern.RegexError(pattern) is { } error)
+        var node = new RegexNode(field, sb.ToString());
+        if (TokenPattern.Error(node) is { } error)
         {
             throw Error(open + 1, $"bad regular expression: {error}", "a regular expression without backreferences or lookarounds");
         }
-        return new RegexNode(field, pattern);
+        return node;
     }
 
     private QueryNode ParseExists()
@@ -641,12 +641,12 @@ public sealed class QueryParser
         }
         if (wildcards > 0)
         {
-            var lowered = pattern.ToString().ToLowerInvariant();
-            if (TokenPattern.WildcardError(lowered) is { } error)
+            var node = new WildcardNode(field, pattern.ToString().ToLowerInvariant());
+            if (TokenPattern.Error(node) is { } error)
             {
                 throw Error(start, $"wildcard pattern too complex: {error}", "a shorter wildcard pattern");
             }
-            return new WildcardNode(field, lowered);
+            return node;
         }
         var runs = Tokenizer.Runs(word);
         if (runs.Count == 0)

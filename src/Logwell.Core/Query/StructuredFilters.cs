@@ -103,13 +103,12 @@ public static class StructuredFilters
                     reason = $"'{op}' needs a non-empty \"value\"";
                     return null;
                 }
-                var pattern = "*" + EscapeWildcards(text.ToLowerInvariant()) + "*";
-                if (TokenPattern.WildcardError(pattern) is { } error)
+                var contains = new WildcardNode(field, "*" + EscapeWildcards(text.ToLowerInvariant()) + "*");
+                if (TokenPattern.Error(contains) is { } error)
                 {
                     reason = $"'{op}' value too complex to search for: {error}";
                     return null;
                 }
-                QueryNode contains = new WildcardNode(field, pattern);
                 return op == "contains" ? contains : new NotNode(contains);
             case "gt" or "gte" or "lt" or "lte":
                 if (Bound(field, value, op, out reason) is not { } bound)

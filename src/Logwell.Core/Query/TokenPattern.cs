@@ -29,28 +29,20 @@ public sealed class TokenPattern
     public static TokenPattern ForRegex(string pattern) => new(new Regex($"^(?:{pattern})$", Options));
 
     /// <summary>
-    /// Null when <paramref name="pattern"/> is a wildcard pattern this engine runs; else why not (a pattern whose
-    /// automaton would pass the engine's bound, as Elasticsearch's <c>max_determinized_states</c> refuses one).
+    /// Null when the clause's pattern runs on this engine, else why not: a regular expression that does not parse or
+    /// needs backtracking, or a pattern whose automaton would pass the engine's bound (as Elasticsearch's
+    /// <c>max_determinized_states</c> refuses one). What compiles is kept for the search that runs the clause.
     /// </summary>
-    public static string? WildcardError(string pattern)
-    {
-        try
-        {
-            _ = ForWildcard(pattern);
-            return null;
-        }
-        catch (NotSupportedException e)
-        {
-            return e.Message;
-        }
-    }
+    public static string? Error(WildcardNode node) => Error(() => For(node));
 
-    /// <summary>Null when <paramref name="pattern"/> is a regular expression this engine runs; else why not.</summary>
-    public static string? RegexError(string pattern)
+    /// <inheritdoc cref="Error(WildcardNode)"/>
+    public static string? Error(RegexNode node) => Error(() => For(node));
+
+    private static string? Error(Func<TokenPattern> compile)
     {
         try
         {
-            _ = ForRegex(pattern);
+            _ = compile();
             return null;
         }
         catch (ArgumentException e)
