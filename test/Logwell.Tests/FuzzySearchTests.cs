@@ -7,7 +7,9 @@ namespace Logwell.Tests;
 /// <summary>Fuzzy terms find the events a brute-force edit distance says they should, in memory and in segments.</summary>
 public sealed class FuzzySearchTests
 {
-    private static readonly string[] Words = ["quick", "quikc", "qick", "quack", "quicker", "brown", "browne", "crown", "fox", "fix", "foxes", "gublet", "goblet", "globlet", "ab", "ba", "abc"];
+    // Tokens with up to 2 digits are in a segment's term dictionary, those with more are not: "abc1~1" is answered by
+    // the dictionary, "abc12~1" by reading the texts, and both must agree with the plain distance.
+    private static readonly string[] Words = ["quick", "quikc", "qick", "quack", "quicker", "brown", "browne", "crown", "fox", "fix", "foxes", "gublet", "goblet", "globlet", "ab", "ba", "abc", "abc1", "abc12", "abc123", "ab12c", "Straße", "strasse", "éclair", "eclair"];
 
     [Theory]
     [InlineData("quick~1")]
@@ -17,6 +19,13 @@ public sealed class FuzzySearchTests
     [InlineData("ab~1")]
     [InlineData("fox~0")]
     [InlineData("word:brown~1")]
+    [InlineData("abc1~1")]
+    [InlineData("abc12~1")]
+    [InlineData("abc~2")]
+    [InlineData("ab12c~2")]
+    [InlineData("strase~1")]
+    [InlineData("eclair~1")]
+    [InlineData("word:abc~1")]
     public async Task FuzzyTermsMatchWithinTheirEditDistance(string query)
     {
         var events = Words.Select((w, i) => new LogEvent(EventTime.Yesterday.AddMinutes(i).UtcTicks, $"the {w} one", [new Field("word", FieldValue.FromString(w.ToUpperInvariant()))]));
@@ -28,8 +37,36 @@ public sealed class FuzzySearchTests
         Assert.Equal(expected, inSegments);
     }
 
+    [Fact]
+    public void AWalkOverASortedDictionaryFindsEveryTermWithinTheEdits()
+    {
+        var random = new Random(7);
+        for (var round = 0; round < 200; round++)
+        {
+            // Short words over a small alphabet share many prefixes, which is where the walk skips and reuses rows.
+            string Word() => new([.. Enumerable.Range(0, random.Next(0, 8)).Select(_ => "abcd1"[random.Next(5)])]);
+            var dictionary = Enumerable.Range(0, random.Next(1, 60)).Select(_ => Word()).Distinct().Order(StringComparer.Ordinal).ToList();
+            var term = Word();
+            var edits = random.Next(0, 3);
+            var walker = new SortedTermWalker(term, edits);
+            var found = new List<string>();
+            var previous = "";
+            foreach (var candidate in dictionary)
+            {
+                var shared = candidate.AsSpan().CommonPrefixLength(previous);
+                if (!walker.Skips(shared) && walker.Matches(shared, candidate))
+                {
+                    found.Add(candidate);
+                }
+                previous = candidate;
+            }
+            var expected = dictionary.Where(w => Distance(term, w) <= edits).ToList();
+            Assert.True(expected.SequenceEqual(found), $"'{term}'~{edits} over [{string.Join(",", dictionary)}]: expected [{string.Join(",", expected)}], walked [{string.Join(",", found)}]");
+        }
+    }
+
     /// <summary>Damerau-Levenshtein (optimal string alignment), the plain full table.</summary>
-    private static int Distance(string a, string b)
+    internal static int Distance(string a, string b)
     {
         a = a.ToLowerInvariant();
         b = b.ToLowerInvariant();
@@ -91,6 +128,7 @@ public sealed class SloppyPhraseSearchTests
     [
         "harry potter and the secrets", "secrets of harry", "harry secrets", "the harry big bad secrets", "harry x x x x x x secrets",
         "secrets harry", "quick brown fox", "fox brown quick", "quick red fox", "brown quick fox jumps", "quick quick brown",
+        "quick x quick", "quick", "brown quick x x quick",
     ];
 
     [Theory]
@@ -102,6 +140,11 @@ public sealed class SloppyPhraseSearchTests
     [InlineData("\"quick brown fox\"~1")]
     [InlineData("\"quick brown fox\"~2")]
     [InlineData("\"quick brown fox\"~4")]
+    [InlineData("\"quick quick\"~0")]
+    [InlineData("\"quick quick\"~1")]
+    [InlineData("\"quick quick\"~2")]
+    [InlineData("\"quick brown quick\"~2")]
+    [InlineData("\"quick brown quick\"~4")]
     public async Task ASloppyPhraseMatchesWithinItsMoves(string query)
     {
         var phrase = Assert.IsType<PhraseNode>(QueryParser.Parse(query));
@@ -109,6 +152,29 @@ public sealed class SloppyPhraseSearchTests
         var (inMemory, inSegments) = await SearchedTwice.FindAsync(Texts.Select((t, i) => new LogEvent(EventTime.Yesterday.AddMinutes(i).UtcTicks, t, [])), query, h => h.Message);
         Assert.Equal(expected, inMemory);
         Assert.Equal(expected, inSegments);
+    }
+
+    /// <summary>
+    /// Many rows over a five-word vocabulary: every word is in most rows of a block, so the phrases are answered from
+    /// the positions of the block postings, and must agree with the exhaustive search too.
+    /// </summary>
+    [Fact]
+    public async Task SloppyPhrasesFromPostingPositionsMatchTheExhaustiveSearch()
+    {
+        var random = new Random(11);
+        string[] vocabulary = ["a", "b", "c", "d", "x"];
+        var texts = Enumerable.Range(0, 160).Select(i => $"r{i} " + string.Join(' ', Enumerable.Range(0, random.Next(2, 9)).Select(_ => vocabulary[random.Next(vocabulary.Length)]))).ToList();
+        var events = texts.Select((t, i) => new LogEvent(EventTime.Yesterday.AddSeconds(i).UtcTicks, t, [])).ToList();
+        for (var round = 0; round < 12; round++)
+        {
+            var words = Enumerable.Range(0, random.Next(2, 4)).Select(_ => vocabulary[random.Next(4)]).ToList();
+            var slop = random.Next(0, 5);
+            var query = $"\"{string.Join(' ', words)}\"~{slop}";
+            var expected = texts.Where(t => Within(t.Split(' '), words, slop)).Order().ToList();
+            var (inMemory, inSegments) = await SearchedTwice.FindAsync(events, query, h => h.Message);
+            Assert.True(expected.SequenceEqual(inMemory), $"{query} in memory");
+            Assert.True(expected.SequenceEqual(inSegments), $"{query} in segments: expected {expected.Count}, found {inSegments.Count}");
+        }
     }
 
     /// <summary>Every choice of one position per phrase token (distinct positions), its span of position - index.</summary>

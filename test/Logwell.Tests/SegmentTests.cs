@@ -12,6 +12,42 @@ public sealed class SegmentTests
         new(new DateTime(2026, 11, 26, 0, 0, 0, DateTimeKind.Utc).Ticks + seq * TimeSpan.TicksPerSecond, message, fields) { Seq = seq };
 
     [Fact]
+    public void TheTermDictionaryNamesTheTokensWithinAFuzzyTermsEditsInTheScopesItAsks()
+    {
+        using var dir = new TempDirectory();
+        var path = Path.Combine(dir.Path, "seg.lws");
+        using (var writer = new SegmentWriter(path, "2026-11-26", blockRows: 4, compressionLevel: 3))
+        {
+            var messages = new[] { "connection refused", "Connections dropped", "conection reset", "id 12345 at 10.0.0.1", "retry in 5 s", "collection done", "svc.user_id gone" };
+            for (var i = 0; i < messages.Length; i++)
+            {
+                writer.Add(Event(i + 1, messages[i], new Field("host", FieldValue.FromString(i % 2 == 0 ? "connector" : "web-1")), new Field("status", FieldValue.FromLong(500 + i))));
+            }
+            writer.Complete();
+        }
+        var segment = Segment.Open(path);
+        try
+        {
+            Assert.Equal(["collection", "conection", "connection", "connections", "connector"], segment.FuzzyTerms(new FuzzyNode(null, "connection", 2))!);
+            Assert.Equal(["conection", "connection", "connections"], segment.FuzzyTerms(new FuzzyNode("message", "connection", 1))!);
+            Assert.Equal(["connector"], segment.FuzzyTerms(new FuzzyNode("host", "connection", 2))!);
+            Assert.Empty(segment.FuzzyTerms(new FuzzyNode("status", "connection", 2))!);
+            Assert.Empty(segment.FuzzyTerms(new FuzzyNode("nosuch", "connection", 2))!);
+            Assert.Equal(["user_id"], segment.FuzzyTerms(new FuzzyNode(null, "user_ix", 1))!);
+            // Numbers with more than 2 digits are not in the dictionary: a term that could reach one is answered by the texts.
+            Assert.Null(segment.FuzzyTerms(new FuzzyNode(null, "12346", 1)));
+            Assert.Null(segment.FuzzyTerms(new FuzzyNode(null, "ab1", 2)));
+            Assert.NotNull(segment.FuzzyTerms(new FuzzyNode(null, "ab1", 1)));
+            // Nor is a term that is not one token.
+            Assert.Null(segment.FuzzyTerms(new FuzzyNode("host", "web-1", 1)));
+        }
+        finally
+        {
+            segment.Retire(deleteFile: false);
+        }
+    }
+
+    [Fact]
     public void BlocksRoundTripEveryFieldTypeAndTheIndexNamesTheRightBlocks()
     {
         using var dir = new TempDirectory();

@@ -175,7 +175,11 @@ public sealed record FieldPatternNode(string Pattern, QueryNode Clause) : QueryN
 }
 
 /// <summary><c>term~N</c>: a token within <paramref name="MaxEdits"/> (0–2) edits of <paramref name="Term"/> (lowercase).</summary>
-public sealed record FuzzyNode(string? Field, string Term, int MaxEdits) : QueryNode;
+public sealed record FuzzyNode(string? Field, string Term, int MaxEdits) : QueryNode
+{
+    /// <summary>Whether the term is one token as the tokenizer cuts it (else it may also match a whole value).</summary>
+    public bool IsOneToken { get; } = FuzzyTerm.IsOneToken(Term);
+}
 
 /// <summary><c>/pattern/</c>: a regular expression that must match a whole token of the text, or the whole text, ignoring case.</summary>
 public sealed record RegexNode(string? Field, string Pattern) : QueryNode;

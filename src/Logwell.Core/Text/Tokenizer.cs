@@ -198,10 +198,9 @@ public static class Tokenizer
         return false;
     }
 
-    /// <summary>True when the base tokens of <paramref name="text"/> contain <paramref name="phrase"/> contiguously.</summary>
     /// <summary>
     /// Whether the base tokens of <paramref name="phrase"/> occur within <paramref name="slop"/> moves (Lucene's sloppy
-    /// phrase): one position p_i for each token i such that the values p_i - i are all within <paramref name="slop"/>.
+    /// phrase): see <see cref="WithinSlop"/>.
     /// </summary>
     public static bool ContainsSloppyPhrase(ReadOnlySpan<char> text, IReadOnlyList<string> phrase, int slop)
     {
@@ -210,48 +209,92 @@ public static class Tokenizer
             return false;
         }
         var tokens = BaseTokens(text);
-        var positions = new List<int>[phrase.Count];
+        var positions = new List<int>();
+        var starts = new int[phrase.Count + 1];
         for (var i = 0; i < phrase.Count; i++)
         {
-            positions[i] = [];
+            starts[i] = positions.Count;
             for (var p = 0; p < tokens.Count; p++)
             {
                 if (string.Equals(tokens[p], phrase[i], StringComparison.OrdinalIgnoreCase))
                 {
-                    positions[i].Add(p - i);
+                    positions.Add(p);
                 }
             }
-            if (positions[i].Count == 0)
+            if (positions.Count == starts[i])
             {
                 return false;
             }
         }
-        // The smallest range holding one value of each list: advance the list whose current value is the least.
-        var at = new int[phrase.Count];
-        while (true)
-        {
-            int min = int.MaxValue, max = int.MinValue, least = 0;
-            for (var i = 0; i < phrase.Count; i++)
-            {
-                var value = positions[i][at[i]];
-                if (value < min)
-                {
-                    min = value;
-                    least = i;
-                }
-                max = Math.Max(max, value);
-            }
-            if (max - min <= slop)
-            {
-                return true;
-            }
-            if (++at[least] == positions[least].Count)
-            {
-                return false;
-            }
-        }
+        starts[phrase.Count] = positions.Count;
+        return WithinSlop(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(positions), starts, SameWords(phrase), slop);
     }
 
+    /// <summary>For each word of a phrase, the index of its first occurrence in the phrase (itself unless repeated).</summary>
+    public static int[] SameWords(IReadOnlyList<string> phrase)
+    {
+        var first = new int[phrase.Count];
+        for (var i = 0; i < phrase.Count; i++)
+        {
+            first[i] = i;
+            for (var j = 0; j < i; j++)
+            {
+                if (string.Equals(phrase[j], phrase[i], StringComparison.OrdinalIgnoreCase))
+                {
+                    first[i] = j;
+                    break;
+                }
+            }
+        }
+        return first;
+    }
+
+    /// <summary>
+    /// Lucene's sloppy phrase test on positions: one position p_i for each word i of the phrase such that the values
+    /// p_i - i all lie within <paramref name="slop"/> of each other, a repeated word taking a different position each
+    /// time (<c>"a a"~2</c> needs two a's). Word i's positions, ascending, are
+    /// <c>positions[starts[i]..starts[i+1]]</c>; <paramref name="sameAs"/> is <see cref="SameWords"/>.
+    /// </summary>
+    public static bool WithinSlop(ReadOnlySpan<int> positions, ReadOnlySpan<int> starts, ReadOnlySpan<int> sameAs, int slop)
+    {
+        var count = starts.Length - 1;
+        Span<int> taken = count <= 64 ? stackalloc int[count] : new int[count];
+        // A match's least p_i - i is some word's position less its index: try each as the window's start. Within the
+        // window [m, m + slop] word i needs a position in [m + i, m + i + slop]; the occurrences of one repeated word
+        // take, in phrase order, the first free position of their intervals, which finds distinct positions whenever
+        // they exist (the intervals all have one length and come in order).
+        for (var w = 0; w < count; w++)
+        {
+            foreach (var start in positions[starts[w]..starts[w + 1]])
+            {
+                var m = start - w;
+                taken.Fill(int.MinValue);
+                var all = true;
+                for (var i = 0; i < count && all; i++)
+                {
+                    var own = positions[starts[i]..starts[i + 1]];
+                    var lower = Math.Max(m + i, taken[sameAs[i]] + 1);
+                    var at = own.BinarySearch(lower);
+                    if (at < 0)
+                    {
+                        at = ~at;
+                    }
+                    all = at < own.Length && own[at] <= m + i + slop;
+                    if (all)
+                    {
+                        taken[sameAs[i]] = own[at];
+                    }
+                }
+                if (all)
+                {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /// <summary>True when the base tokens of <paramref name="text"/> contain <paramref name="phrase"/> contiguously.</summary>
     public static bool ContainsPhrase(ReadOnlySpan<char> text, IReadOnlyList<string> phrase)
     {
         if (phrase.Count == 0)

@@ -15,6 +15,7 @@ internal static class BlockPlanner
         TermNode term => Lookup(segment, term.Field, term.Token),
         PhraseNode phrase => Intersect(phrase.Tokens.Select(t => Lookup(segment, phrase.Field, t))),
         PrefixNode prefix => PrefixBlocks(prefix, segment),
+        FuzzyNode fuzzy when segment.FuzzyTerms(fuzzy) is { } terms => Union(terms.Select(t => Lookup(segment, fuzzy.Field, t))),
         RangeNode range when RangeMatcher.TimestampFields.Contains(range.Field) => TimeBlocks(segment, RangeMatcher.Create(range, now)),
         RangeNode range when EqualityTokens(range) is { Count: > 0 } tokens => Intersect(tokens.Select(t => Lookup(segment, range.Field, t))),
         AndNode and => Intersect(and.Children.Select(c => CandidateBlocks(c, segment, now))),

@@ -28,13 +28,17 @@ internal static class BlockQuery
     {
         MatchAllNode => RowBits.All(rows.Count),
         TermNode term => Text(term.Field, [term.Token], exactFromPostings: true, text => Tokenizer.ContainsToken(text, term.Token), rows, segment, cancellationToken),
-        // Sloppy: rows with every token (from the index), then the positions read from the text.
-        PhraseNode { Slop: > 0 } phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsSloppyPhrase(text, phrase.Tokens, phrase.Slop), rows, segment, cancellationToken),
+        // Sloppy: rows with every token (from the index), then their positions from the postings, or from the text
+        // when a token is too rare in the block to have postings.
+        PhraseNode { Slop: > 0 } phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsSloppyPhrase(text, phrase.Tokens, phrase.Slop), rows, segment, cancellationToken, phrase.Tokens, slop: phrase.Slop),
         PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment, cancellationToken, phrase.Tokens),
         PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment, cancellationToken),
         WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TokenPattern.For(wildcard).Matches, rows, segment, cancellationToken, literal: LongestLiteral(wildcard.Pattern)),
         RegexNode regex => Text(regex.Field, [], exactFromPostings: false, TokenPattern.For(regex).Matches, rows, segment, cancellationToken, literal: RegexLiteral(regex.Pattern)),
-        FuzzyNode fuzzy => Text(fuzzy.Field, [], exactFromPostings: false, text => FuzzyTerm.Matches(fuzzy, text), rows, segment, cancellationToken),
+        // The segment's term dictionary names the tokens within the edits: each is then a term. Without one, every text is tested.
+        FuzzyNode fuzzy => segment.FuzzyTerms(fuzzy, cancellationToken) is { } terms
+            ? AnyTerm(fuzzy.Field, terms, rows, segment, cancellationToken)
+            : Text(fuzzy.Field, [], exactFromPostings: false, text => FuzzyTerm.Matches(fuzzy, text), rows, segment, cancellationToken),
         ExistsNode exists => Exists(exists.Field, rows),
         RangeNode range => Range(RangeMatcher.Create(range, now), range.Field, rows),
         AndNode and => And(and, rows, segment, now, cancellationToken),
@@ -64,6 +68,16 @@ internal static class BlockQuery
             {
                 RowBits.Or(result, Evaluate(pattern.On(name), rows, segment, now, cancellationToken));
             }
+        }
+        return result;
+    }
+
+    private static ulong[] AnyTerm(string? field, string[] terms, BlockRows rows, Segment segment, CancellationToken cancellationToken)
+    {
+        var result = RowBits.None(rows.Count);
+        foreach (var term in terms)
+        {
+            RowBits.Or(result, Text(field, [term], exactFromPostings: true, text => Tokenizer.ContainsToken(text, term), rows, segment, cancellationToken));
         }
         return result;
     }
@@ -172,7 +186,7 @@ internal static class BlockQuery
     }
 
     /// <param name="literal">Text every match holds (a wildcard's longest fixed part): only rows whose bytes hold it are tested.</param>
-    private static ulong[] Text(string? field, IReadOnlyList<string> indexTokens, bool exactFromPostings, TextTest test, BlockRows rows, Segment segment, CancellationToken cancellationToken, IReadOnlyList<string>? phrase = null, string? literal = null)
+    private static ulong[] Text(string? field, IReadOnlyList<string> indexTokens, bool exactFromPostings, TextTest test, BlockRows rows, Segment segment, CancellationToken cancellationToken, IReadOnlyList<string>? phrase = null, string? literal = null, int slop = 0)
     {
         var result = RowBits.None(rows.Count);
         var isMessage = string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
@@ -180,7 +194,7 @@ internal static class BlockQuery
         {
             if (Candidates(segment, rows, null, indexTokens, exactFromPostings) is var (candidates, exact) && candidates is not null)
             {
-                if (!exact && !(phrase is not null && MatchPositions(rows.Postings, null, phrase, candidates)))
+                if (!exact && !(phrase is not null && MatchPositions(rows.Postings, null, phrase, slop, candidates)))
                 {
                     Narrow(candidates, rows.Messages, literal);
                     VerifyText(candidates, rows.Messages, test);
@@ -203,7 +217,7 @@ internal static class BlockQuery
             }
             if (Candidates(segment, rows, name, indexTokens, exactFromPostings) is var (fieldRows, exact) && fieldRows is not null)
             {
-                if (!exact && !(phrase is not null && MatchPositions(rows.Postings, name, phrase, fieldRows)))
+                if (!exact && !(phrase is not null && MatchPositions(rows.Postings, name, phrase, slop, fieldRows)))
                 {
                     if (rows.TextField(name) is { } text)
                     {
@@ -444,10 +458,11 @@ internal static class BlockQuery
     }
 
     /// <summary>
-    /// Keeps the candidate rows where the phrase's tokens stand at consecutive positions, when every token has
-    /// positions in the block's postings; false (candidates untouched) when one does not.
+    /// Keeps the candidate rows where the phrase's tokens stand at consecutive positions (or within
+    /// <paramref name="slop"/> moves), when every token has positions in the block's postings; false (candidates
+    /// untouched) when one does not.
     /// </summary>
-    private static bool MatchPositions(BlockPostings? postings, string? field, IReadOnlyList<string> phrase, ulong[] candidates)
+    private static bool MatchPositions(BlockPostings? postings, string? field, IReadOnlyList<string> phrase, int slop, ulong[] candidates)
     {
         if (postings is null)
         {
@@ -463,6 +478,9 @@ internal static class BlockQuery
             tokens[i] = positions;
         }
         var cursors = new int[tokens.Length];
+        var sameAs = slop > 0 ? Tokenizer.SameWords(phrase) : null;
+        var starts = new int[tokens.Length + 1];
+        var gathered = new List<int>();
         foreach (var row in RowBits.Rows(candidates))
         {
             var present = true;
@@ -475,12 +493,27 @@ internal static class BlockQuery
                 }
                 present = cursors[i] < rowsOf.Length && rowsOf[cursors[i]] == row;
             }
-            if (!present || !Consecutive(tokens, cursors))
+            if (!present || !(sameAs is null ? Consecutive(tokens, cursors) : WithinSlop(tokens, cursors, sameAs, slop, starts, gathered)))
             {
                 RowBits.Clear(candidates, row);
             }
         }
         return true;
+    }
+
+    private static bool WithinSlop(TokenPositions[] tokens, int[] cursors, int[] sameAs, int slop, int[] starts, List<int> gathered)
+    {
+        gathered.Clear();
+        for (var i = 0; i < tokens.Length; i++)
+        {
+            starts[i] = gathered.Count;
+            foreach (var position in tokens[i].Of(cursors[i]))
+            {
+                gathered.Add(position);
+            }
+        }
+        starts[tokens.Length] = gathered.Count;
+        return Tokenizer.WithinSlop(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(gathered), starts, sameAs, slop);
     }
 
     private static bool Consecutive(TokenPositions[] tokens, int[] cursors)

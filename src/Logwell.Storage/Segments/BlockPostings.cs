@@ -35,9 +35,10 @@ internal sealed class PostingsBuilder
 
     /// <summary>
     /// Records a token of <paramref name="row"/> at base-token <paramref name="position"/> (-1 for a joined run, which
-    /// is not a base token); with <paramref name="keepRows"/> false only its presence.
+    /// is not a base token); with <paramref name="keepRows"/> false only its presence. True when the block had not
+    /// seen the token before.
     /// </summary>
-    public void Add(ulong hash, int row, int position, bool keepRows)
+    public bool Add(ulong hash, int row, int position, bool keepRows)
     {
         ref var id = ref CollectionsMarshal.GetValueRefOrAddDefault(_ids, hash, out var exists);
         if (!exists)
@@ -50,7 +51,7 @@ internal sealed class PostingsBuilder
         }
         if (!keepRows)
         {
-            return;
+            return !exists;
         }
         var lastRows = CollectionsMarshal.AsSpan(_lastRow);
         if (lastRows[id] != row)
@@ -60,6 +61,7 @@ internal sealed class PostingsBuilder
         }
         CollectionsMarshal.AsSpan(_occurrenceCounts)[id]++;
         _occurrences.Add(new Occurrence(id, row, position));
+        return !exists;
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using Logwell.Core.Events;
+using Logwell.Core.Query;
 using Logwell.Storage.Encoding;
 using Microsoft.Win32.SafeHandles;
 using ZstdSharp;
@@ -24,8 +25,9 @@ internal sealed class Segment
     private int _references = 1;
     private bool _deleteWhenReleased;
 
-    private Segment(string path, SafeFileHandle handle, SegmentInfo info, string[] fieldNames, BlockMeta[] blocks, BlockIndex index)
+    private Segment(string path, SafeFileHandle handle, SegmentInfo info, string[] fieldNames, BlockMeta[] blocks, BlockIndex index, DictionaryMeta? terms)
     {
+        _termsMeta = terms;
         Path = path;
         _handle = handle;
         Info = info;
@@ -163,8 +165,11 @@ internal sealed class Segment
             blocks[i] = new BlockMeta(offset, blockLength, rows, blockMin, blockMax, blockMaxSeq, columns, blockPostings, filter);
         }
         var index = filters is not null ? BlockIndex.FromFilters(filters) : BlockIndex.ReadHashList(ref reader);
+        DictionaryMeta? terms = version >= 4
+            ? new DictionaryMeta((long)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32())
+            : null;
         var info = new SegmentInfo(System.IO.Path.GetFileName(path), day, events, minTime, maxTime, minSeq, maxSeq, length);
-        return new Segment(path, handle, info, fieldNames, blocks, index);
+        return new Segment(path, handle, info, fieldNames, blocks, index, terms);
     }
 
     private static uint[] ReadFilter(string path, SafeFileHandle handle, long blockOffset, int block, ColumnMeta meta)
@@ -180,6 +185,65 @@ internal sealed class Segment
             throw new InvalidDataException($"{path}: block {block} token filter checksum mismatch");
         }
         return words;
+    }
+
+    private readonly record struct DictionaryMeta(long Offset, int Length, int RawLength, uint Crc);
+
+    private readonly DictionaryMeta? _termsMeta;
+    private TermDictionary? _terms;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<FuzzyNode, string[]> _fuzzyTerms = new();
+
+    /// <summary>
+    /// The tokens of this segment that match <paramref name="fuzzy"/> in the scopes it names (the message and every
+    /// field when it names none), found by walking the term dictionary; null when the dictionary cannot answer (a
+    /// segment from before version 4, or a term that can reach tokens the dictionary leaves out).
+    /// </summary>
+    public string[]? FuzzyTerms(FuzzyNode fuzzy, CancellationToken cancellationToken = default)
+    {
+        if (_termsMeta is null || !FuzzyTerm.UsesDictionary(fuzzy))
+        {
+            return null;
+        }
+        if (_fuzzyTerms.TryGetValue(fuzzy, out var cached))
+        {
+            return cached;
+        }
+        var terms = Terms();
+        // Scope 0 is the message, field i is scope i + 1; "message" names the message and a field so named.
+        var field = fuzzy.Field is null ? -1 : FieldId(fuzzy.Field);
+        IEnumerable<int> scopes = fuzzy.Field switch
+        {
+            null => terms.Scopes,
+            Querying.EventMatcher.MessageField => field >= 0 ? [0, field + 1] : [0],
+            _ => field >= 0 ? [field + 1] : [],
+        };
+        var found = terms.Within(scopes, fuzzy.Term, fuzzy.MaxEdits, cancellationToken).Order(StringComparer.Ordinal).ToArray();
+        if (_fuzzyTerms.Count >= 256)
+        {
+            _fuzzyTerms.Clear();
+        }
+        _fuzzyTerms[fuzzy] = found;
+        return found;
+    }
+
+    private TermDictionary Terms()
+    {
+        var terms = Volatile.Read(ref _terms);
+        if (terms is not null)
+        {
+            return terms;
+        }
+        var meta = _termsMeta!.Value;
+        var compressed = new byte[meta.Length];
+        if (RandomAccess.Read(_handle, compressed, meta.Offset) != meta.Length || Crc32.HashToUInt32(compressed) != meta.Crc)
+        {
+            throw new InvalidDataException($"{Path}: term dictionary checksum mismatch");
+        }
+        var raw = new byte[meta.RawLength];
+        (_decompressor ??= new Decompressor()).Unwrap(compressed, raw, 0);
+        terms = new TermDictionary(raw);
+        Volatile.Write(ref _terms, terms);
+        return terms;
     }
 
     /// <summary>Whether <paramref name="block"/> may hold the token of <paramref name="hash"/> (false: it does not).</summary>

@@ -5,12 +5,14 @@ namespace Logwell.Storage.Segments;
 /// trailer <c>[u32 footer length][u32 footer raw length][u32 footer crc32]["LWSF"]</c>. A block holds its
 /// zstd-compressed columns (each with its own CRC-32, so one column reads alone) and, from version 3, its row postings
 /// (<see cref="BlockPostings"/>, compressed) and its token filter (<see cref="TokenFilter"/>, stored as is). The
-/// footer holds the field names and the block directory: offsets, row counts, time bounds, CRCs. Version 2 had no
-/// postings or filters but a segment-wide list of 32-bit token hashes with their blocks at the end of the footer.
+/// footer holds the field names and the block directory: offsets, row counts, time bounds, CRCs. From version 4 the
+/// blocks are followed by the zstd-compressed term dictionary (<see cref="TermDictionary"/>), whose place and CRC end
+/// the footer. Version 2 had no postings or filters but a segment-wide list of 32-bit token hashes with their blocks at
+/// the end of the footer.
 /// </summary>
 internal static class SegmentFormat
 {
-    public const ushort Version = 3;
+    public const ushort Version = 4;
 
     /// <summary>The oldest version still read; version 2 segments have no row postings.</summary>
     public const ushort MinVersion = 2;

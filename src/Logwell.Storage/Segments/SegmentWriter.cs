@@ -26,6 +26,7 @@ internal sealed class SegmentWriter : IDisposable
     private readonly Dictionary<string, int> _fieldIds = new(StringComparer.Ordinal);
     private readonly List<string> _fieldNames = [];
     private readonly PostingsBuilder _tokens = new();
+    private readonly TermDictionaryBuilder _terms = new();
     private readonly ByteWriter _raw = new(1 << 16);
     private readonly ByteWriter _block = new(1 << 16);
     private long _offset = SegmentFormat.HeaderSize;
@@ -74,7 +75,13 @@ internal sealed class SegmentWriter : IDisposable
         {
             WriteBlock();
         }
-        var footer = BuildFooter();
+        _raw.Clear();
+        _terms.Write(_raw);
+        var dictionary = _compressor.Wrap(_raw.WrittenSpan).ToArray();
+        RandomAccess.Write(_handle, dictionary, _offset);
+        var dictionaryMeta = (Offset: _offset, Length: dictionary.Length, RawLength: _raw.Length, Crc: Crc32.HashToUInt32(dictionary));
+        _offset += dictionary.Length;
+        var footer = BuildFooter(dictionaryMeta);
         var compressed = _compressor.Wrap(footer.WrittenSpan).ToArray();
         var trailer = new byte[SegmentFormat.TrailerSize];
         BinaryPrimitives.WriteInt32LittleEndian(trailer, compressed.Length);
@@ -121,7 +128,7 @@ internal sealed class SegmentWriter : IDisposable
         AddColumn(SegmentFormat.SeqColumn, columns);
 
         _raw.Clear();
-        var sink = new HashSink(_tokens, null, keepRows: true);
+        var sink = new HashSink(_tokens, _terms, null, 0, keepRows: true);
         for (var row = 0; row < rows.Count; row++)
         {
             _raw.WriteString(rows[row].Message);
@@ -160,7 +167,7 @@ internal sealed class SegmentWriter : IDisposable
             {
                 values[row] = value;
             }
-            WriteFieldColumn(_fieldNames[id], values);
+            WriteFieldColumn(id, values);
             AddColumn(SegmentFormat.FirstField + id, columns);
         }
 
@@ -198,8 +205,9 @@ internal sealed class SegmentWriter : IDisposable
     /// Writes one field's column; <c>default</c> entries are rows without the field. A dictionary-coded column keeps no
     /// row postings (a query tests its few distinct values and then the codes); its tokens still enter the token filter.
     /// </summary>
-    private void WriteFieldColumn(string name, FieldValue[] values)
+    private void WriteFieldColumn(int id, FieldValue[] values)
     {
+        var name = _fieldNames[id];
         _raw.Clear();
         // Strings repeat a lot in logs (hosts, levels, services): use a dictionary when few values are distinct.
         Dictionary<string, int>? dictionary = new(StringComparer.Ordinal);
@@ -223,7 +231,7 @@ internal sealed class SegmentWriter : IDisposable
         {
             dictionary = null;
         }
-        var sink = new HashSink(_tokens, name, keepRows: dictionary is null);
+        var sink = new HashSink(_tokens, _terms, name, id + 1, keepRows: dictionary is null);
         if (dictionary is not null)
         {
             _raw.WriteByte(SegmentFormat.DictionaryStrings);
@@ -273,7 +281,7 @@ internal sealed class SegmentWriter : IDisposable
         return meta;
     }
 
-    private ByteWriter BuildFooter()
+    private ByteWriter BuildFooter((long Offset, int Length, int RawLength, uint Crc) dictionary)
     {
         var footer = new ByteWriter(1 << 16);
         footer.WriteVarUInt(SegmentFormat.Version);
@@ -316,6 +324,10 @@ internal sealed class SegmentWriter : IDisposable
             footer.WriteVarUInt((ulong)filter.Length);
             footer.WriteUInt32(filter.Crc);
         }
+        footer.WriteVarUInt((ulong)dictionary.Offset);
+        footer.WriteVarUInt((ulong)dictionary.Length);
+        footer.WriteVarUInt((ulong)dictionary.RawLength);
+        footer.WriteUInt32(dictionary.Crc);
         return footer;
     }
 
@@ -329,7 +341,8 @@ internal sealed class SegmentWriter : IDisposable
         }
     }
 
-    private struct HashSink(PostingsBuilder tokens, string? field, bool keepRows) : ITokenSink
+    /// <param name="scope">The token's scope in the term dictionary: 0 for the message, field id + 1 for a field.</param>
+    private struct HashSink(PostingsBuilder tokens, TermDictionaryBuilder terms, string? field, int scope, bool keepRows) : ITokenSink
     {
         private int _row;
         private int _position;
@@ -350,7 +363,12 @@ internal sealed class SegmentWriter : IDisposable
         public void Token(ReadOnlySpan<char> token)
         {
             var position = token.ContainsAny('.', '_') ? -1 : _position++;
-            tokens.Add(field is null ? TokenHash.Of(token) : TokenHash.Of(field, token), _row, position, keepRows);
+            var hash = field is null ? TokenHash.Of(token) : TokenHash.Of(field, token);
+            // The dictionary is offered each token once per block, not once per occurrence.
+            if (tokens.Add(hash, _row, position, keepRows))
+            {
+                terms.Add(hash, scope, token);
+            }
         }
     }
 }

@@ -1,0 +1,143 @@
+using System.Runtime.InteropServices;
+using Logwell.Core.Query;
+using Logwell.Storage.Encoding;
+
+namespace Logwell.Storage.Segments;
+
+/// <summary>
+/// Gathers a segment's term dictionary while its blocks are written: each distinct lowercased token of the message
+/// (scope 0) and of each field (scope = field id + 1) that <see cref="FuzzyTerm.BelongsInDictionary"/> admits.
+/// </summary>
+internal sealed class TermDictionaryBuilder
+{
+    private readonly Dictionary<ulong, (int Scope, string Term)> _terms = [];
+
+    /// <param name="hash">The token's hash in its scope (<see cref="Logwell.Core.Text.TokenHash"/>): a token is lowercased and kept once.</param>
+    public void Add(ulong hash, int scope, ReadOnlySpan<char> token)
+    {
+        if (!FuzzyTerm.BelongsInDictionary(token))
+        {
+            return;
+        }
+        ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_terms, hash, out var exists);
+        if (!exists)
+        {
+            entry = (scope, token.ToString().ToLowerInvariant());
+        }
+    }
+
+    /// <summary>
+    /// Writes <c>varuint scopes</c>, then per scope (ascending) <c>varuint scope, varuint count</c> and its terms in
+    /// ordinal order, each as <c>varuint shared-prefix-chars</c> and the rest as a string.
+    /// </summary>
+    public void Write(ByteWriter output)
+    {
+        var entries = _terms.Values.ToArray();
+        Array.Sort(entries, static (a, b) => a.Scope != b.Scope ? a.Scope.CompareTo(b.Scope) : string.CompareOrdinal(a.Term, b.Term));
+        var scopes = 0;
+        for (var i = 0; i < entries.Length; i++)
+        {
+            if (i == 0 || entries[i].Scope != entries[i - 1].Scope)
+            {
+                scopes++;
+            }
+        }
+        output.WriteVarUInt((ulong)scopes);
+        var start = 0;
+        while (start < entries.Length)
+        {
+            var scope = entries[start].Scope;
+            var end = start;
+            while (end < entries.Length && entries[end].Scope == scope)
+            {
+                end++;
+            }
+            output.WriteVarUInt((ulong)scope);
+            output.WriteVarUInt((ulong)(end - start));
+            var previous = "";
+            for (var i = start; i < end; i++)
+            {
+                var term = entries[i].Term;
+                var shared = term.AsSpan().CommonPrefixLength(previous);
+                if (shared > 0 && char.IsHighSurrogate(term[shared - 1]))
+                {
+                    shared--;
+                }
+                output.WriteVarUInt((ulong)shared);
+                output.WriteString(term[shared..]);
+                previous = term;
+            }
+            start = end;
+        }
+    }
+}
+
+/// <summary>
+/// A segment's term dictionary, read: the scopes' front-coded term lists, walked for the terms within a fuzzy term's
+/// edits without decoding the terms a dead prefix rules out.
+/// </summary>
+internal sealed class TermDictionary
+{
+    private readonly byte[] _raw;
+    private readonly Dictionary<int, (int Offset, int Count)> _scopes = [];
+
+    public TermDictionary(byte[] raw)
+    {
+        _raw = raw;
+        var reader = new ByteReader(raw);
+        var scopes = (int)reader.ReadVarUInt();
+        for (var s = 0; s < scopes; s++)
+        {
+            var scope = (int)reader.ReadVarUInt();
+            var count = (int)reader.ReadVarUInt();
+            _scopes[scope] = (reader.Position, count);
+            for (var i = 0; i < count; i++)
+            {
+                reader.ReadVarUInt();
+                reader.ReadBytes(reader.ReadLength());
+            }
+        }
+    }
+
+    /// <summary>Every scope that has terms.</summary>
+    public IEnumerable<int> Scopes => _scopes.Keys;
+
+    /// <summary>The distinct terms of <paramref name="scopes"/> within <paramref name="maxEdits"/> of <paramref name="term"/>.</summary>
+    public HashSet<string> Within(IEnumerable<int> scopes, string term, int maxEdits, CancellationToken cancellationToken)
+    {
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        var buffer = new char[FuzzyTerm.DictionaryMaxLength];
+        foreach (var scope in scopes)
+        {
+            if (!_scopes.TryGetValue(scope, out var list))
+            {
+                continue;
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            var walker = new SortedTermWalker(term, maxEdits);
+            var reader = new ByteReader(_raw.AsSpan(list.Offset));
+            // The buffer holds the last decoded term; a skipped term shares at least the dead prefix with it, so the
+            // characters before that prefix's end stay valid for the terms that follow.
+            var valid = 0;
+            for (var i = 0; i < list.Count; i++)
+            {
+                var shared = (int)reader.ReadVarUInt();
+                var suffix = reader.ReadBytes(reader.ReadLength());
+                if (walker.Skips(shared))
+                {
+                    continue;
+                }
+                if (shared > valid || shared + System.Text.Encoding.UTF8.GetCharCount(suffix) > buffer.Length)
+                {
+                    throw new InvalidDataException("malformed term dictionary");
+                }
+                valid = shared + System.Text.Encoding.UTF8.GetChars(suffix, buffer.AsSpan(shared));
+                if (walker.Matches(shared, buffer.AsSpan(0, valid)))
+                {
+                    found.Add(new string(buffer, 0, valid));
+                }
+            }
+        }
+        return found;
+    }
+}
