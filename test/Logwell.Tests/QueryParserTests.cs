@@ -266,7 +266,7 @@ public sealed class QueryParserTests
     public void AFieldNameWithWildcardsAppliesTheClauseToEveryMatchingField()
     {
         Assert.Equal(
-            new FieldPatternNode("book.*", new OrNode([new TermNode("book.*", "quick"), new TermNode("book.*", "brown")])),
+            new OrNode([new FieldPatternNode("book.*", new TermNode("book.*", "quick")), new FieldPatternNode("book.*", new TermNode("book.*", "brown"))]),
             QueryParser.Parse("book.\\*:(quick OR brown)"));
         var node = Assert.IsType<FieldPatternNode>(QueryParser.Parse("ho?t:web*"));
         Assert.True(node.MatchesName("host"));

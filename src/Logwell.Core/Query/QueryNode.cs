@@ -120,6 +120,26 @@ public sealed record WildcardNode(string? Field, string Pattern) : QueryNode;
 /// </summary>
 public sealed record FieldPatternNode(string Pattern, QueryNode Clause) : QueryNode
 {
+    /// <summary>
+    /// <paramref name="clause"/> (a group, perhaps) with each of its clauses that names <paramref name="pattern"/>
+    /// made a pattern clause of its own; AND, OR and NOT keep their places, and a clause naming another field (an
+    /// inner group's) stays as it is.
+    /// </summary>
+    public static QueryNode EachClause(string pattern, QueryNode clause) => clause switch
+    {
+        AndNode n => new AndNode([.. n.Children.Select(c => EachClause(pattern, c))]),
+        OrNode n => new OrNode([.. n.Children.Select(c => EachClause(pattern, c))]),
+        NotNode n => new NotNode(EachClause(pattern, n.Child)),
+        TermNode { Field: var f } when f == pattern => new FieldPatternNode(pattern, clause),
+        PhraseNode { Field: var f } when f == pattern => new FieldPatternNode(pattern, clause),
+        PrefixNode { Field: var f } when f == pattern => new FieldPatternNode(pattern, clause),
+        WildcardNode { Field: var f } when f == pattern => new FieldPatternNode(pattern, clause),
+        RegexNode { Field: var f } when f == pattern => new FieldPatternNode(pattern, clause),
+        FuzzyNode { Field: var f } when f == pattern => new FieldPatternNode(pattern, clause),
+        RangeNode { Field: var f } when f == pattern => new FieldPatternNode(pattern, clause),
+        _ => clause,
+    };
+
     /// <summary>Whether a field's name matches the pattern (names compare case by case, as Elasticsearch's do).</summary>
     public bool MatchesName(string name)
     {

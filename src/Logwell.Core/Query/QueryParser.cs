@@ -309,6 +309,11 @@ public sealed class QueryParser
         {
             return ParseComparison(_groupField);
         }
+        if (c is '>' or '<')
+        {
+            // Elasticsearch compares every default field; Logwell asks for the field rather than compare the message.
+            throw Error(_pos, "a comparison needs a field", "field:>10");
+        }
         if (c is '[' or '{')
         {
             return _groupField is not null
@@ -327,9 +332,10 @@ public sealed class QueryParser
                 {
                     throw Error(fieldStart, "_exists_ takes one field name", "a field name such as host or http.status");
                 }
-                // book.*:x — the clause on every field whose name matches.
+                // book.*:x — the clause on every field whose name matches; in a group each clause on its own, as
+                // Elasticsearch expands a pattern term by term: book.*:(a AND b) may find a in one field, b in another.
                 var clause = ParsePrimaryValue(field, start);
-                return clause is Dropped ? clause : new FieldPatternNode(field, clause);
+                return clause is Dropped ? clause : FieldPatternNode.EachClause(field, clause);
             }
             return ParsePrimaryValue(field, start);
         }
