@@ -10,7 +10,7 @@ namespace Logwell.Core.Time;
 /// hours, <c>m</c> minutes, <c>s</c> seconds. A rounding goes down to the unit's start, or with <c>roundUp</c> to its last
 /// tick, as Elasticsearch rounds the bounds of a range (up for <c>gt</c> and <c>lte</c>).
 /// </summary>
-public static class TimeExpression
+public static partial class TimeExpression
 {
     public static bool TryParse(string? text, DateTimeOffset now, out DateTimeOffset value, out string error) =>
         TryParse(text, now, roundUp: false, out value, out error);
@@ -35,8 +35,41 @@ public static class TimeExpression
             return TryParseDate(text[..anchor], out var date, out error)
                 && TryApplyMath(text, text.AsSpan(anchor + 2), date, roundUp, out value, out error);
         }
-        return TryParseDate(text, out value, out error);
+        if (!TryParseDate(text, out value, out error))
+        {
+            return false;
+        }
+        if (roundUp)
+        {
+            value = FillMissingUp(text, value);
+        }
+        return true;
     }
+
+    /// <summary>
+    /// A date written without all its parts, as the bound of a range that rounds up (<c>]</c>, <c>&gt;</c>): the missing
+    /// time parts become the last instant they leave open, as Elasticsearch fills them (hour 23, minute 59, second 59,
+    /// the fraction .9999999), so <c>[2012-01-01 TO 2012-12-31]</c> holds all of December 31 and <c>&gt;2012-01-01</c>
+    /// starts the next day. A missing month or day stays 01, as in Elasticsearch (<c>&lt;=2012-12</c> ends on December 1).
+    /// A date with math (<c>2012-01-01||+1d</c>) is not filled: its rounding is the math's.
+    /// </summary>
+    private static DateTimeOffset FillMissingUp(string text, DateTimeOffset value)
+    {
+        var parts = DateParts().Match(text);
+        if (!parts.Success)
+        {
+            return value;
+        }
+        var fill = !parts.Groups["hour"].Success ? new TimeSpan(0, 23, 59, 59).Add(TimeSpan.FromTicks(TimeSpan.TicksPerSecond - 1))
+            : !parts.Groups["minute"].Success ? new TimeSpan(0, 0, 59, 59).Add(TimeSpan.FromTicks(TimeSpan.TicksPerSecond - 1))
+            : !parts.Groups["second"].Success ? TimeSpan.FromTicks((59 * TimeSpan.TicksPerSecond) + TimeSpan.TicksPerSecond - 1)
+            : !parts.Groups["fraction"].Success ? TimeSpan.FromTicks(TimeSpan.TicksPerSecond - 1)
+            : TimeSpan.Zero;
+        return value + fill;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\d{4}-\d{2}(-\d{2}([T ](?<hour>\d{2})(:(?<minute>\d{2})(:(?<second>\d{2})(?<fraction>[.,]\d+)?)?)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex DateParts();
 
     /// <summary>Whether <paramref name="text"/> reads as a date (date math or ISO 8601 with a year first), not as a number or a word.</summary>
     public static bool LooksLikeDate(string text) =>
