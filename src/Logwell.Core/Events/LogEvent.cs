@@ -28,6 +28,52 @@ public readonly record struct FieldValue(FieldKind Kind, long Long, double Doubl
     public static FieldValue FromJson(string json) => new(FieldKind.Json, 0, 0, json);
     public static FieldValue FromBool(bool value) => value ? True : False;
 
+    /// <summary>
+    /// Whether the field holds a value, as Elasticsearch's <c>exists</c> sees it: not null, and not an array of
+    /// nothing but nulls and empty arrays (<c>[]</c>, <c>[null]</c>).
+    /// </summary>
+    public bool HasValue => Kind is not (0 or FieldKind.Null) && !(Kind == FieldKind.Json && IsValuelessJson(Text.AsSpan()));
+
+    /// <summary>Whether JSON text is only arrays, nulls, commas and whitespace: an array with no value in it.</summary>
+    public static bool IsValuelessJson(ReadOnlySpan<char> json)
+    {
+        for (var i = 0; i < json.Length; i++)
+        {
+            var c = json[i];
+            if (c is '[' or ']' or ',' or ' ' or '\t' or '\r' or '\n')
+            {
+                continue;
+            }
+            if (json[i..].StartsWith("null", StringComparison.Ordinal))
+            {
+                i += 3;
+                continue;
+            }
+            return false;
+        }
+        return json.Length > 0;
+    }
+
+    /// <summary>The same test on UTF-8 JSON.</summary>
+    public static bool IsValuelessJson(ReadOnlySpan<byte> json)
+    {
+        for (var i = 0; i < json.Length; i++)
+        {
+            var c = json[i];
+            if (c is (byte)'[' or (byte)']' or (byte)',' or (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n')
+            {
+                continue;
+            }
+            if (json[i..].StartsWith("null"u8))
+            {
+                i += 3;
+                continue;
+            }
+            return false;
+        }
+        return json.Length > 0;
+    }
+
     /// <summary>The text that search matches against; null for JSON null.</summary>
     public string? SearchText => Kind switch
     {

@@ -77,6 +77,11 @@ public sealed class RangeMatcher
 
     public bool Matches(FieldValue value)
     {
+        if (value.Kind == FieldKind.Json && value.Text.AsSpan().TrimStart().StartsWith('['))
+        {
+            // An array matches when any of its values does, as Elasticsearch indexes each value of an array.
+            return AnyElement(value.Text!);
+        }
         if (_dates)
         {
             return value.Kind switch
@@ -98,6 +103,43 @@ public sealed class RangeMatcher
                 return double.TryParse(value.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && InRange(number);
             case FieldKind.String:
                 return InRange(value.Text!);
+            default:
+                return false;
+        }
+    }
+
+    private bool AnyElement(string json)
+    {
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(json);
+            return AnyElement(document.RootElement);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return false;
+        }
+    }
+
+    private bool AnyElement(System.Text.Json.JsonElement element)
+    {
+        switch (element.ValueKind)
+        {
+            case System.Text.Json.JsonValueKind.Array:
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (AnyElement(item))
+                    {
+                        return true;
+                    }
+                }
+                return false;
+            case System.Text.Json.JsonValueKind.Number:
+                return Matches(element.TryGetInt64(out var whole) ? FieldValue.FromLong(whole)
+                    : element.TryGetDouble(out var number) && double.IsFinite(number) ? FieldValue.FromDouble(number)
+                    : FieldValue.FromJson(element.GetRawText()));
+            case System.Text.Json.JsonValueKind.String:
+                return Matches(FieldValue.FromString(element.GetString()!));
             default:
                 return false;
         }

@@ -99,7 +99,10 @@ internal static class BlockQuery
         return result;
     }
 
-    /// <summary>Rows where the field has a value other than null (for <c>message</c>: a message, or a field so named).</summary>
+    /// <summary>
+    /// Rows where the field has a value other than null or an array of nulls (for <c>message</c>: a message, or a field
+    /// so named), or a field under it does (an object, flattened: <c>book</c> for <c>book.title</c>).
+    /// </summary>
     private static ulong[] Exists(string field, BlockRows rows)
     {
         var result = RowBits.None(rows.Count);
@@ -117,6 +120,14 @@ internal static class BlockQuery
         if (rows.Present(field) is { } present)
         {
             RowBits.Or(result, present);
+        }
+        var under = field + ".";
+        foreach (var name in rows.FieldNames)
+        {
+            if (name.StartsWith(under, StringComparison.Ordinal) && rows.Present(name) is { } inner)
+            {
+                RowBits.Or(result, inner);
+            }
         }
         return result;
     }

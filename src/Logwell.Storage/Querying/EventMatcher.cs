@@ -57,12 +57,24 @@ public static class EventMatcher
 
     private static Func<LogEvent, bool> Exists(string field)
     {
-        static bool HasValue(LogEvent e, string name) => e.TryGetField(name, out var value) && value.Kind is not (0 or FieldKind.Null);
+        // A field, or (an object, flattened) any field under it: _exists_:book is true for book.title.
+        var under = field + ".";
+        bool HasValue(LogEvent e)
+        {
+            foreach (var f in e.Fields)
+            {
+                if ((string.Equals(f.Name, field, StringComparison.Ordinal) || f.Name.StartsWith(under, StringComparison.Ordinal)) && f.Value.HasValue)
+                {
+                    return true;
+                }
+            }
+            return false;
+        }
         if (string.Equals(field, MessageField, StringComparison.Ordinal))
         {
-            return e => e.Message.Length > 0 || HasValue(e, field);
+            return e => e.Message.Length > 0 || HasValue(e);
         }
-        return e => HasValue(e, field);
+        return HasValue;
     }
 
     private static Func<LogEvent, bool> Range(RangeMatcher matcher, string field) => matcher.IsTime

@@ -244,7 +244,7 @@ internal sealed class BlockRows
     }
 
     /// <summary>
-    /// The rows where the field has a value other than null, read from the stored column without building values;
+    /// The rows where the field has a value (not null, nor an array of nulls), read from the stored column without building values;
     /// null when no row of the block has the field.
     /// </summary>
     public ulong[]? Present(string name)
@@ -274,6 +274,14 @@ internal sealed class BlockRows
                 {
                     reader.ReadVarUInt();
                 }
+                else if (kind == FieldKind.Json)
+                {
+                    if (!FieldValue.IsValuelessJson(reader.ReadBytes(reader.ReadLength())))
+                    {
+                        bits[row >> 6] |= 1UL << row;
+                    }
+                    continue;
+                }
                 else
                 {
                     SkipValue(ref reader, kind);
@@ -288,6 +296,15 @@ internal sealed class BlockRows
         for (var row = 0; row < Count; row++)
         {
             var kind = (FieldKind)reader.ReadByte();
+            if (kind == FieldKind.Json)
+            {
+                // An array of nothing but nulls ([], [null]) holds no value.
+                if (!FieldValue.IsValuelessJson(reader.ReadBytes(reader.ReadLength())))
+                {
+                    bits[row >> 6] |= 1UL << row;
+                }
+                continue;
+            }
             SkipValue(ref reader, kind);
             if (kind is not (0 or FieldKind.Null))
             {

@@ -1,0 +1,45 @@
+using Logwell.Core.Events;
+
+namespace Logwell.Tests;
+
+/// <summary>
+/// Arrays and objects answer as Elasticsearch indexes them: each value of an array on its own (a range matches when
+/// one value is in it), an array of nulls holds no value, and an object (flattened into dotted fields) exists when a
+/// field under it does. In memory and in segments alike.
+/// </summary>
+public sealed class ArrayValueTests
+{
+    private static LogEvent Event(string id, params (string Name, FieldValue Value)[] fields) =>
+        new(EventTime.Yesterday.UtcTicks, $"event {id}", [new Field("id", FieldValue.FromString(id)), .. fields.Select(f => new Field(f.Name, f.Value))]);
+
+    private static readonly LogEvent[] Events =
+    [
+        Event("empty", ("tags", FieldValue.FromJson("[]")), ("count", FieldValue.FromJson("[]"))),
+        Event("nulls", ("tags", FieldValue.FromJson("[null, [], null]")), ("count", FieldValue.FromJson("[null]"))),
+        Event("null", ("tags", FieldValue.Null)),
+        Event("one", ("tags", FieldValue.FromJson("[\"a\"]")), ("count", FieldValue.FromJson("[3,10]"))),
+        Event("nested", ("tags", FieldValue.FromJson("[[null, \"\"]]")), ("count", FieldValue.FromJson("[[1], [7.5]]"))),
+        Event("scalar", ("count", FieldValue.FromLong(7)), ("book.title", FieldValue.FromString("x"))),
+        Event("strings", ("count", FieldValue.FromJson("[\"4\", \"twelve\"]")), ("book.pages", FieldValue.FromJson("[null]"))),
+        Event("dates", ("when", FieldValue.FromJson("[\"2011-05-01T00:00:00Z\", \"2012-03-01T10:00:00Z\"]"))),
+    ];
+
+    [Theory]
+    [InlineData("_exists_:tags", new[] { "nested", "one" })]
+    [InlineData("_exists_:count", new[] { "nested", "one", "scalar", "strings" })]
+    [InlineData("NOT _exists_:tags", new[] { "dates", "empty", "null", "nulls", "scalar", "strings" })]
+    [InlineData("_exists_:book", new[] { "scalar" })]
+    [InlineData("_exists_:book.pages", new string[0])]
+    [InlineData("count:[1 TO 5]", new[] { "nested", "one", "strings" })]
+    [InlineData("count:>5", new[] { "nested", "one", "scalar" })]
+    [InlineData("count:{7 TO 8}", new[] { "nested" })]
+    [InlineData("count:[11 TO *]", new string[0])]
+    [InlineData("when:[2012-01-01 TO 2012-12-31]", new[] { "dates" })]
+    [InlineData("when:<2011-01-01", new string[0])]
+    public async Task ArraysAndObjectsAnswerValueByValue(string query, string[] expected)
+    {
+        var (inMemory, inSegments) = await SearchedTwice.FindAsync(Events, query, h => h.Fields.First(f => f.Name == "id").Value.Text!);
+        Assert.Equal(expected.Order(), inMemory);
+        Assert.Equal(expected.Order(), inSegments);
+    }
+}
