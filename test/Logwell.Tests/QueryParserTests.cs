@@ -235,6 +235,9 @@ public sealed class QueryParserTests
     [InlineData("first\\ name:Alice", "\"first name\":Alice")]
     [InlineData("author:(book:(title:x))", "title:x")]
     [InlineData("author:(book:(x) y)", "book:x author:y")]
+    [InlineData("quick ^2 fox", "quick fox")]
+    [InlineData("quikc ~1 fox", "quikc~1 fox")]
+    [InlineData("\"harry secrets\" ~5", "\"harry secrets\"~5")]
     public void ElasticsearchFormsMeanWhatTheyMeanThere(string text, string same)
     {
         var expected = same.StartsWith("\"first name\"", StringComparison.Ordinal)

@@ -562,6 +562,7 @@ public sealed class QueryParser
             return Dropped.Instance;
         }
         var slop = 0;
+        SkipSpaceBefore('~');
         if (_pos < _text.Length && _text[_pos] == '~')
         {
             // A proximity search; ~ alone is slop 0, as in Lucene.
@@ -624,6 +625,7 @@ public sealed class QueryParser
         {
             throw Error(start, "empty term", ClauseExpected);
         }
+        SkipSpaceBefore('~');
         if (_pos < _text.Length && _text[_pos] == '~')
         {
             var tilde = _pos;
@@ -717,8 +719,26 @@ public sealed class QueryParser
     /// <c>^N</c> after a clause: a boost changes the scores Elasticsearch sorts by; Logwell sorts by time or a field,
     /// so the hits stay as they are.
     /// </summary>
+    /// <summary>
+    /// Moves to <paramref name="modifier"/> when only whitespace stands before it: Lucene skips whitespace between
+    /// tokens, so <c>foo ^2</c>, <c>foo ~1</c> and <c>"a b" ~3</c> modify the clause before them.
+    /// </summary>
+    private void SkipSpaceBefore(char modifier)
+    {
+        var i = _pos;
+        while (i < _text.Length && char.IsWhiteSpace(_text[i]))
+        {
+            i++;
+        }
+        if (i > _pos && i < _text.Length && _text[i] == modifier)
+        {
+            _pos = i;
+        }
+    }
+
     private void SkipBoost()
     {
+        SkipSpaceBefore('^');
         if (_pos >= _text.Length || _text[_pos] != '^')
         {
             return;
