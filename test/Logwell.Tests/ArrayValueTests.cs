@@ -22,12 +22,14 @@ public sealed class ArrayValueTests
         Event("scalar", ("count", FieldValue.FromLong(7)), ("book.title", FieldValue.FromString("x"))),
         Event("strings", ("count", FieldValue.FromJson("[\"4\", \"twelve\"]")), ("book.pages", FieldValue.FromJson("[null]"))),
         Event("dates", ("when", FieldValue.FromJson("[\"2011-05-01T00:00:00Z\", \"2012-03-01T10:00:00Z\"]"))),
+        Event("authors", ("author", FieldValue.FromJson("[\"John Smith\", \"John Doe\"]"))),
+        Event("hosts", ("host", FieldValue.FromJson("[\"web-1\", \"db-2\"]"))),
     ];
 
     [Theory]
     [InlineData("_exists_:tags", new[] { "nested", "one" })]
     [InlineData("_exists_:count", new[] { "nested", "one", "scalar", "strings" })]
-    [InlineData("NOT _exists_:tags", new[] { "dates", "empty", "null", "nulls", "scalar", "strings" })]
+    [InlineData("NOT _exists_:tags", new[] { "authors", "dates", "empty", "hosts", "null", "nulls", "scalar", "strings" })]
     [InlineData("_exists_:book", new[] { "scalar" })]
     [InlineData("_exists_:book.pages", new string[0])]
     [InlineData("count:[1 TO 5]", new[] { "nested", "one", "strings" })]
@@ -36,10 +38,37 @@ public sealed class ArrayValueTests
     [InlineData("count:[11 TO *]", new string[0])]
     [InlineData("when:[2012-01-01 TO 2012-12-31]", new[] { "dates" })]
     [InlineData("when:<2011-01-01", new string[0])]
+    [InlineData("author:\"john doe\"", new[] { "authors" })]
+    [InlineData("author:\"smith john\"", new string[0])]
+    [InlineData("author:\"smith john\"~1", new string[0])]
+    [InlineData("author:smith", new[] { "authors" })]
+    [InlineData("author:john*doe", new[] { "authors" })]
+    [InlineData("author:smith*doe", new string[0])]
+    [InlineData("host:=web-1", new[] { "hosts" })]
+    [InlineData("host:/web-1|db-3/", new[] { "hosts" })]
+    [InlineData("1 AND db", new[] { "hosts" })]
     public async Task ArraysAndObjectsAnswerValueByValue(string query, string[] expected)
     {
         var (inMemory, inSegments) = await SearchedTwice.FindAsync(Events, query, h => h.Fields.First(f => f.Name == "id").Value.Text!);
         Assert.Equal(expected.Order(), inMemory);
         Assert.Equal(expected.Order(), inSegments);
+    }
+
+    /// <summary>
+    /// Words in every row of a block have postings (a column of arrays only is not dictionary-coded); their positions
+    /// must not join two values of an array either.
+    /// </summary>
+    [Fact]
+    public async Task APhraseNeverSpansTwoValuesOfAnArrayWhenAnsweredFromPostings()
+    {
+        var events = Enumerable.Range(0, 40).Select(i => new LogEvent(EventTime.Yesterday.AddSeconds(i).UtcTicks, $"row {i}",
+            [new Field("id", FieldValue.FromString($"r{i}")), new Field("author", FieldValue.FromJson(i % 2 == 0 ? "[\"John Smith\", \"John Doe\"]" : "[\"x\", \"Jo Smith John Doe\"]"))]));
+        var odd = Enumerable.Range(0, 40).Where(i => i % 2 == 1).Select(i => $"r{i}").Order().ToList();
+        var (inMemory, inSegments) = await SearchedTwice.FindAsync(events, "author:\"smith john\"", h => h.Fields.First(f => f.Name == "id").Value.Text!);
+        Assert.Equal(odd, inMemory);
+        Assert.Equal(odd, inSegments);
+        (inMemory, inSegments) = await SearchedTwice.FindAsync(events, "author:\"john doe\"", h => h.Fields.First(f => f.Name == "id").Value.Text!);
+        Assert.Equal(40, inMemory.Count);
+        Assert.Equal(40, inSegments.Count);
     }
 }

@@ -74,6 +74,50 @@ public readonly record struct FieldValue(FieldKind Kind, long Long, double Doubl
         return json.Length > 0;
     }
 
+    /// <summary>
+    /// Whether <paramref name="test"/> holds for the value's text, or for an array for the text of one of its values
+    /// (nested arrays flattened, nulls left out), as Elasticsearch indexes each value of an array on its own: a phrase
+    /// never spans two values.
+    /// </summary>
+    public bool AnyText(Func<string, bool> test)
+    {
+        if (Kind == FieldKind.Json && Text.AsSpan().TrimStart().StartsWith('['))
+        {
+            try
+            {
+                using var document = System.Text.Json.JsonDocument.Parse(Text!);
+                return AnyText(document.RootElement, test);
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                return test(Text!);
+            }
+        }
+        return SearchText is { } text && test(text);
+    }
+
+    private static bool AnyText(System.Text.Json.JsonElement element, Func<string, bool> test)
+    {
+        switch (element.ValueKind)
+        {
+            case System.Text.Json.JsonValueKind.Array:
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (AnyText(item, test))
+                    {
+                        return true;
+                    }
+                }
+                return false;
+            case System.Text.Json.JsonValueKind.Null or System.Text.Json.JsonValueKind.Undefined:
+                return false;
+            case System.Text.Json.JsonValueKind.String:
+                return test(element.GetString()!);
+            default:
+                return test(element.GetRawText());
+        }
+    }
+
     /// <summary>The text that search matches against; null for JSON null.</summary>
     public string? SearchText => Kind switch
     {

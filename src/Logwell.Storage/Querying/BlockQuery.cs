@@ -601,11 +601,12 @@ internal static class BlockQuery
         }
     }
 
-    /// <summary>Strings are tested as they are; numbers and booleans through their text; null never matches.</summary>
+    /// <summary>Strings are tested as they are; numbers and booleans through their text; arrays value by value; null never matches.</summary>
     private static bool MatchesValue(FieldValue value, TextTest test) => value.Kind switch
     {
         0 or FieldKind.Null => false,
-        FieldKind.String or FieldKind.Json => test(value.Text),
+        FieldKind.String => test(value.Text),
+        FieldKind.Json => value.AnyText(text => test(text)),
         _ => test(value.SearchText),
     };
 

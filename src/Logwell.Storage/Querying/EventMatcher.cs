@@ -93,9 +93,8 @@ public static class EventMatcher
                 }
                 foreach (var f in e.Fields)
                 {
-                    // Strings are tested as they are; numbers and booleans through their text.
-                    var text = f.Value.Kind is FieldKind.String or FieldKind.Json ? f.Value.Text : f.Value.SearchText;
-                    if (text is not null && test(text))
+                    // Strings are tested as they are; numbers and booleans through their text; arrays value by value.
+                    if (f.Value.AnyText(test))
                     {
                         return true;
                     }
@@ -105,9 +104,9 @@ public static class EventMatcher
         }
         if (string.Equals(field, MessageField, StringComparison.Ordinal))
         {
-            return e => test(e.Message) || (e.TryGetField(field, out var v) && v.SearchText is { } t && test(t));
+            return e => test(e.Message) || (e.TryGetField(field, out var v) && v.AnyText(test));
         }
-        return e => e.TryGetField(field, out var value) && value.SearchText is { } text && test(text);
+        return e => e.TryGetField(field, out var value) && value.AnyText(test);
     }
 }
 

@@ -192,7 +192,7 @@ internal sealed class BlockRows
     }
 
     /// <summary>
-    /// A field whose every value is text (strings, JSON; rows without a value or with null are empty) as UTF-8, read
+    /// A field whose every value is a string (rows without a value or with null are empty) as UTF-8, read
     /// in place from the stored column; null when the block lacks the field or holds other kinds of values in it.
     /// </summary>
     public TextColumn? TextField(string name)
@@ -231,7 +231,7 @@ internal sealed class BlockRows
             {
                 case 0 or FieldKind.Null:
                     break;
-                case FieldKind.String or FieldKind.Json:
+                case FieldKind.String:
                     lengths[row] = reader.ReadLength();
                     offsets[row] = reader.Position;
                     reader.Skip(lengths[row]);

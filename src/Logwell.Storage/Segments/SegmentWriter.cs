@@ -266,6 +266,9 @@ internal sealed class SegmentWriter : IDisposable
             if (text is not null)
             {
                 sink.Row = row;
+                // An array's values are searched one by one (a phrase never spans two): its tokens keep no positions,
+                // so phrases on them are tested value by value.
+                sink.Positional = value.Kind != FieldKind.Json;
                 Tokenizer.Tokenize(text, ref sink);
             }
         }
@@ -347,6 +350,9 @@ internal sealed class SegmentWriter : IDisposable
         private int _row;
         private int _position;
 
+        /// <summary>Whether the tokens of the text given next take positions (true unless set otherwise for it).</summary>
+        public bool Positional { get; set; } = true;
+
         /// <summary>The row whose text is tokenized next; base-token positions count from 0 in each.</summary>
         public int Row
         {
@@ -362,7 +368,7 @@ internal sealed class SegmentWriter : IDisposable
         // base tokens (no '.' or '_' inside) are numbered as phrases count them.
         public void Token(ReadOnlySpan<char> token)
         {
-            var position = token.ContainsAny('.', '_') ? -1 : _position++;
+            var position = !Positional || token.ContainsAny('.', '_') ? -1 : _position++;
             var hash = field is null ? TokenHash.Of(token) : TokenHash.Of(field, token);
             // The dictionary is offered each token once per block, not once per occurrence.
             if (tokens.Add(hash, _row, position, keepRows))
