@@ -289,9 +289,9 @@ public sealed class QueryParser
             SkipBoost();
             return inner;
         }
-        if (c == ')')
+        if (c is ')' or ']' or '}')
         {
-            throw Error(_pos, "unexpected ')'", ClauseExpected);
+            throw Error(_pos, $"unexpected '{c}'", ClauseExpected);
         }
         if (c == '"')
         {
@@ -610,6 +610,17 @@ public sealed class QueryParser
                 _pos += 2;
                 trailingStar = false;
                 continue;
+            }
+            if (c is '[' or ']' or '{' or '}')
+            {
+                // Reserved for ranges, as in Elasticsearch: a[b or a]b would be read as two words otherwise.
+                throw Error(_pos, $"'{c}' is reserved for ranges", $"\\{c} for the character itself, or field:[a TO b]");
+            }
+            if (c == ':' && (_pos + 1 == _text.Length || _text[_pos + 1] is '"' or '(' or '[' or '{' || char.IsWhiteSpace(_text[_pos + 1])))
+            {
+                // author:book:title:"x" — a field name inside a field's value, which Elasticsearch refuses too. A colon
+                // inside a value (url:http://host/a, at:10:30) stays part of it.
+                throw Error(_pos, "a field name cannot follow a field name", "one field per clause, or a group: author:(title:x)");
             }
             if (c is '*' or '?')
             {
