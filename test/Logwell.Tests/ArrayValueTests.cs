@@ -24,10 +24,12 @@ public sealed class ArrayValueTests
         Event("dates", ("when", FieldValue.FromJson("[\"2011-05-01T00:00:00Z\", \"2012-03-01T10:00:00Z\"]"))),
         Event("authors", ("author", FieldValue.FromJson("[\"John Smith\", \"John Doe\"]"))),
         Event("hosts", ("host", FieldValue.FromJson("[\"web-1\", \"db-2\"]"))),
+        // JSON escapes, as .NET and Python write them: the index holds the decoded words.
+        Event("escaped", ("tags", FieldValue.FromJson("[\"\\u0027beta\\u0027\", \"caf\\u00e9\", \"line\\nbreak\"]"))),
     ];
 
     [Theory]
-    [InlineData("_exists_:tags", new[] { "nested", "one" })]
+    [InlineData("_exists_:tags", new[] { "escaped", "nested", "one" })]
     [InlineData("_exists_:count", new[] { "nested", "one", "scalar", "strings" })]
     [InlineData("NOT _exists_:tags", new[] { "authors", "dates", "empty", "hosts", "null", "nulls", "scalar", "strings" })]
     [InlineData("_exists_:book", new[] { "scalar" })]
@@ -47,6 +49,16 @@ public sealed class ArrayValueTests
     [InlineData("host:=web-1", new[] { "hosts" })]
     [InlineData("host:/web-1|db-3/", new[] { "hosts" })]
     [InlineData("1 AND db", new[] { "hosts" })]
+    [InlineData("tags:beta", new[] { "escaped" })]
+    [InlineData("tags:*", new[] { "escaped", "nested", "one" })]
+    [InlineData("count:[* TO *]", new[] { "nested", "one", "scalar", "strings" })]
+    [InlineData("tags:[* TO *]", new[] { "escaped", "nested", "one" })]
+    [InlineData("_exists_:@timestamp", new[] { "authors", "dates", "empty", "escaped", "hosts", "nested", "null", "nulls", "one", "scalar", "strings" })]
+    [InlineData("@timestamp:*", new[] { "authors", "dates", "empty", "escaped", "hosts", "nested", "null", "nulls", "one", "scalar", "strings" })]
+    [InlineData("tags:café", new[] { "escaped" })]
+    [InlineData("tags:cafe~1", new[] { "escaped" })]
+    [InlineData("tags:\"line break\"", new[] { "escaped" })]
+    [InlineData("break", new[] { "escaped" })]
     public async Task ArraysAndObjectsAnswerValueByValue(string query, string[] expected)
     {
         var (inMemory, inSegments) = await SearchedTwice.FindAsync(Events, query, h => h.Fields.First(f => f.Name == "id").Value.Text!);

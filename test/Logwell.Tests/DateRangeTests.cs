@@ -52,4 +52,31 @@ public sealed class DateRangeTests
         Assert.True(RangeMatcher.Create(Assert.IsType<RangeNode>(QueryParser.Parse("user:[a TO m]")), Now).Matches(FieldValue.FromString("kim")));
         Assert.True(RangeMatcher.Create(Assert.IsType<RangeNode>(QueryParser.Parse("version:[1.2 TO 1.5]")), Now).Matches(FieldValue.FromString("1.3")));
     }
+
+    /// <summary>
+    /// An equality on a date is the whole day (or hour) it names, compared as times, in segments as in memory: the
+    /// token index must not narrow it by the words of the bound (15t10 is not 15).
+    /// </summary>
+    [Theory]
+    [InlineData("date:=2012-06-15", new[] { "iso", "millis", "offset" })]
+    [InlineData("date:[2012-06-15 TO 2012-06-15]", new[] { "iso", "millis", "offset" })]
+    [InlineData("date:[2012-06-15T10 TO 2012-06-15T10]", new[] { "iso", "millis" })]
+    [InlineData("date:[2012-06-15T10 TO 2012-06-15T11}", new[] { "iso", "millis" })]
+    [InlineData("date:[2012-06-16 TO *]", new[] { "next" })]
+    public async Task ADateEqualityFindsTheWholeDayFromSegmentsToo(string query, string[] expected)
+    {
+        LogEvent Event(string id, FieldValue date) =>
+            new(EventTime.Yesterday.UtcTicks, $"event {id}", [new Field("id", FieldValue.FromString(id)), new Field("date", date)]);
+        LogEvent[] events =
+        [
+            Event("iso", FieldValue.FromString("2012-06-15T10:30:00Z")),
+            Event("millis", FieldValue.FromLong(new DateTimeOffset(2012, 6, 15, 10, 45, 0, TimeSpan.Zero).ToUnixTimeMilliseconds())),
+            Event("offset", FieldValue.FromString("2012-06-15T23:30:00-00:20")),
+            Event("next", FieldValue.FromString("2012-06-16T00:30:00Z")),
+            Event("before", FieldValue.FromString("2012-06-14T23:59:59Z")),
+        ];
+        var (inMemory, inSegments) = await SearchedTwice.FindAsync(events, query, h => h.Fields.First(f => f.Name == "id").Value.Text!);
+        Assert.Equal(expected.Order(), inMemory);
+        Assert.Equal(expected.Order(), inSegments);
+    }
 }

@@ -1005,8 +1005,6 @@ public sealed partial class QueryConformanceTests(QueryConformanceNode fixture) 
         @"test\+\-\&\&\|\|\!\(\)\{\}\[\]\^\""\~\*\?\:\\test",
         .. @"+-&|!(){}[]^""~*?:\<>".Select(c => $@"\{c}test"),
         @"""test \""ph\rase""",
-        @"ip:1000\:\:1000\:\:1/24",
-        @"1000\:1000\:\:1/24",
         "field_42:42",
         "hi , bye",
         "-test AND -foo AND NOT bar",
@@ -1188,6 +1186,8 @@ public sealed partial class QueryConformanceTests(QueryConformanceNode fixture) 
         (@"author:book:""foo""", "a field name inside a field's value (luqum's nested fields; Elasticsearch refuses it too)"),
         (@"author:birth:""foo""", "a field name inside a field's value (luqum's nested fields; Elasticsearch refuses it too)"),
         (@"author:book:(title:""Hugo"" isbn.ref:""2222"" format:type:(""pdf"" OR ""epub""))", "a field name inside a field's value (luqum's nested fields; Elasticsearch refuses it too)"),
+        (@"ip:1000\:\:1000\:\:1/24", "'/' inside a word: Lucene ends the word there and starts a regular expression; quote or escape it"),
+        (@"1000\:1000\:\:1/24", "'/' inside a word: Lucene ends the word there and starts a regular expression; quote or escape it"),
         (@"<\=test", "a comparison without a field"),
         ("+>=10^3", "a comparison without a field"),
     ];
@@ -1480,6 +1480,8 @@ public sealed partial class QueryConformanceTests(QueryConformanceNode fixture) 
         ("a]b", "reserved", true),
         ("title:a[b", "reserved", true),
         ("author:book:\"foo\"", "field name", true),
+        ("a!b", "'!' inside a word", true),
+        ("path:api/v1", "'/' inside a word", true),
         ("quick <=5", "comparison", true),
     ];
 

@@ -96,6 +96,18 @@ public readonly record struct FieldValue(FieldKind Kind, long Long, double Doubl
         return SearchText is { } text && test(text);
     }
 
+    /// <summary>The texts <see cref="AnyText"/> tests: the value's text, or an array's values decoded one by one.</summary>
+    public List<string> Texts()
+    {
+        var texts = new List<string>();
+        AnyText(text =>
+        {
+            texts.Add(text);
+            return false;
+        });
+        return texts;
+    }
+
     private static bool AnyText(System.Text.Json.JsonElement element, Func<string, bool> test)
     {
         switch (element.ValueKind)

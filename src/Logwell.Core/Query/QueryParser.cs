@@ -611,6 +611,11 @@ public sealed class QueryParser
                 trailingStar = false;
                 continue;
             }
+            if (c is '!' or '/')
+            {
+                // Lucene ends a word there: a!b is a AND NOT b, a/b/ is a and the regular expression b.
+                throw Error(_pos, $"'{c}' inside a word", $"a space before it, or \\{c} for the character itself");
+            }
             if (c is '[' or ']' or '{' or '}')
             {
                 // Reserved for ranges, as in Elasticsearch: a[b or a]b would be read as two words otherwise.
@@ -655,6 +660,11 @@ public sealed class QueryParser
             if (prefix.Length == 0 && field is null)
             {
                 return MatchAllNode.Instance;
+            }
+            if (prefix.Length == 0 && !field!.Contains('*', StringComparison.Ordinal) && !field.Contains('?', StringComparison.Ordinal))
+            {
+                // field:* is Elasticsearch's exists query on the field.
+                return new ExistsNode(field);
             }
             return new PrefixNode(field, prefix.ToLowerInvariant());
         }

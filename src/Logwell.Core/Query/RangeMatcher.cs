@@ -77,6 +77,11 @@ public sealed class RangeMatcher
 
     public bool Matches(FieldValue value)
     {
+        if (_node.Lower is null && _node.Upper is null)
+        {
+            // [* TO *]: any value, as Elasticsearch reads it (an exists query).
+            return value.HasValue;
+        }
         if (value.Kind == FieldKind.Json && value.Text.AsSpan().TrimStart().StartsWith('['))
         {
             // An array matches when any of its values does, as Elasticsearch indexes each value of an array.

@@ -97,6 +97,11 @@ public static partial class TimeExpression
         {
             return true;
         }
+        // An hour without minutes, which Elasticsearch's dates take too (2012-06-15T10).
+        if (DateTimeOffset.TryParseExact(text, ["yyyy-MM-dd'T'HH", "yyyy-MM-dd'T'HHK"], CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out value))
+        {
+            return true;
+        }
         error = $"cannot read time '{text}': use ISO 8601 (2026-11-26T10:00:00Z), epoch milliseconds, or now-15m";
         return false;
     }

@@ -26,11 +26,13 @@ internal static class BlockPlanner
     /// <summary>
     /// The tokens of the value an equality (<c>field:=v</c>, <c>[v TO v]</c>, the filter <c>is</c>) asks for, when the
     /// token index can narrow it: a value that is not a number is matched as that exact text, so every match holds its
-    /// tokens in that field. A number is compared by value (<c>500</c> equals <c>"500.0"</c>), so it is not narrowed.
+    /// tokens in that field. A number is compared by value (<c>500</c> equals <c>"500.0"</c>), and a date as a time
+    /// (<c>2012-06-15</c> is the whole day, <c>2012-06-15T10:30:00Z</c> in it): neither is narrowed.
     /// </summary>
     private static List<string>? EqualityTokens(RangeNode range) =>
         range is { Lower: { } value, IncludeLower: true, IncludeUpper: true } && range.Upper == value
             && !double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _)
+            && !(Logwell.Core.Time.TimeExpression.LooksLikeDate(value) && RangeMatcher.IsTimeBound(value, out _))
             ? Tokenizer.BaseTokens(value)
             : null;
 

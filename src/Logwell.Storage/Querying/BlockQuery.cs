@@ -105,6 +105,11 @@ internal static class BlockQuery
     /// </summary>
     private static ulong[] Exists(string field, BlockRows rows)
     {
+        if (RangeMatcher.TimestampFields.Contains(field))
+        {
+            // Every event has its time.
+            return RowBits.All(rows.Count);
+        }
         var result = RowBits.None(rows.Count);
         if (string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal))
         {

@@ -74,7 +74,8 @@ public static class EventMatcher
         {
             return e => e.Message.Length > 0 || HasValue(e);
         }
-        return HasValue;
+        // Every event has its time.
+        return RangeMatcher.TimestampFields.Contains(field) ? _ => true : HasValue;
     }
 
     private static Func<LogEvent, bool> Range(RangeMatcher matcher, string field) => matcher.IsTime

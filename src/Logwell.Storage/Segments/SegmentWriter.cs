@@ -269,7 +269,18 @@ internal sealed class SegmentWriter : IDisposable
                 // An array's values are searched one by one (a phrase never spans two): its tokens keep no positions,
                 // so phrases on them are tested value by value.
                 sink.Positional = value.Kind != FieldKind.Json;
-                Tokenizer.Tokenize(text, ref sink);
+                if (value.Kind == FieldKind.Json)
+                {
+                    // The values as search reads them: decoded, so "caf\u00e9" is indexed as café.
+                    foreach (var each in value.Texts())
+                    {
+                        Tokenizer.Tokenize(each, ref sink);
+                    }
+                }
+                else
+                {
+                    Tokenizer.Tokenize(text, ref sink);
+                }
             }
         }
     }
