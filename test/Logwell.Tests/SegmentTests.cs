@@ -48,6 +48,43 @@ public sealed class SegmentTests
     }
 
     [Fact]
+    public void AFuzzyTermWithTooManyWordsOrAnIncompleteDictionaryReadsTheTexts()
+    {
+        using var dir = new TempDirectory();
+        var path = Path.Combine(dir.Path, "seg.lws");
+        using (var writer = new SegmentWriter(path, "2026-11-26", blockRows: 64, compressionLevel: 3))
+        {
+            // 76 words within one edit of "aaa".
+            var words = Enumerable.Range('a', 26).SelectMany(c => new[] { $"aa{(char)c}", $"a{(char)c}a", $"{(char)c}aa" }).Distinct().ToList();
+            for (var i = 0; i < words.Count; i++)
+            {
+                writer.Add(Event(i + 1, words[i]));
+            }
+            writer.Complete();
+        }
+        var segment = Segment.Open(path);
+        try
+        {
+            Assert.Null(segment.FuzzyTerms(new FuzzyNode(null, "aaa", 1)));
+            Assert.Equal(["aab", "baa"], segment.FuzzyTerms(new FuzzyNode(null, "bab", 1))!);
+        }
+        finally
+        {
+            segment.Retire(deleteFile: false);
+        }
+
+        var builder = new TermDictionaryBuilder();
+        for (var i = 0; i <= TermDictionaryBuilder.MaxTerms; i++)
+        {
+            var word = $"w{i:x}".Replace('0', 'g').Replace('1', 'h').Replace('2', 'i').Replace('3', 'j').Replace('4', 'k').Replace('5', 'l').Replace('6', 'm').Replace('7', 'n').Replace('8', 'o').Replace('9', 'p');
+            builder.Add(TokenHash.Of(word), 0, word);
+        }
+        var output = new Logwell.Storage.Encoding.ByteWriter(1024);
+        builder.Write(output);
+        Assert.False(new TermDictionary(output.WrittenSpan.ToArray()).Complete);
+    }
+
+    [Fact]
     public void BlocksRoundTripEveryFieldTypeAndTheIndexNamesTheRightBlocks()
     {
         using var dir = new TempDirectory();

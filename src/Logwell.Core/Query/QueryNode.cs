@@ -137,6 +137,7 @@ public sealed record FieldPatternNode(string Pattern, QueryNode Clause) : QueryN
         RegexNode { Field: var f } when f == pattern => new FieldPatternNode(pattern, clause),
         FuzzyNode { Field: var f } when f == pattern => new FieldPatternNode(pattern, clause),
         RangeNode { Field: var f } when f == pattern => new FieldPatternNode(pattern, clause),
+        ExistsNode { Field: var f } when f == pattern => new FieldPatternNode(pattern, clause),
         _ => clause,
     };
 
@@ -187,6 +188,7 @@ public sealed record FieldPatternNode(string Pattern, QueryNode Clause) : QueryN
         RegexNode n when n.Field == Pattern => n with { Field = field },
         FuzzyNode n when n.Field == Pattern => n with { Field = field },
         RangeNode n when n.Field == Pattern => n with { Field = field },
+        ExistsNode n when n.Field == Pattern => n with { Field = field },
         AndNode n => new AndNode([.. n.Children.Select(c => Replace(c, field))]),
         OrNode n => new OrNode([.. n.Children.Select(c => Replace(c, field))]),
         NotNode n => new NotNode(Replace(n.Child, field)),

@@ -463,7 +463,8 @@ public sealed class QueryParser
         var includeUpper = _text[_pos] == ']';
         _pos++;
         SkipBoost();
-        return new RangeNode(field, lower, upper, includeLower, includeUpper);
+        // [* TO *] is Elasticsearch's exists query on the field.
+        return lower is null && upper is null ? new ExistsNode(field) : new RangeNode(field, lower, upper, includeLower, includeUpper);
     }
 
     /// <summary>
@@ -661,10 +662,10 @@ public sealed class QueryParser
             {
                 return MatchAllNode.Instance;
             }
-            if (prefix.Length == 0 && !field!.Contains('*', StringComparison.Ordinal) && !field.Contains('?', StringComparison.Ordinal))
+            if (prefix.Length == 0)
             {
-                // field:* is Elasticsearch's exists query on the field.
-                return new ExistsNode(field);
+                // field:* is Elasticsearch's exists query on the field (on each matching field, for a pattern).
+                return new ExistsNode(field!);
             }
             return new PrefixNode(field, prefix.ToLowerInvariant());
         }

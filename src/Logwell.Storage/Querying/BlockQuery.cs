@@ -233,7 +233,8 @@ internal static class BlockQuery
             }
             if (Candidates(segment, rows, name, indexTokens, exactFromPostings) is var (fieldRows, exact) && fieldRows is not null)
             {
-                if (!exact && !(phrase is not null && MatchPositions(rows.Postings, name, phrase, slop, fieldRows)))
+                // Before format 4 an array's positions ran across its values: such a segment's field phrases read the values.
+                if (!exact && !(phrase is not null && segment.Version >= 4 && MatchPositions(rows.Postings, name, phrase, slop, fieldRows)))
                 {
                     if (rows.TextField(name) is { } text)
                     {

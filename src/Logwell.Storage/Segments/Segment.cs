@@ -25,8 +25,9 @@ internal sealed class Segment
     private int _references = 1;
     private bool _deleteWhenReleased;
 
-    private Segment(string path, SafeFileHandle handle, SegmentInfo info, string[] fieldNames, BlockMeta[] blocks, BlockIndex index, DictionaryMeta? terms)
+    private Segment(string path, SafeFileHandle handle, int version, SegmentInfo info, string[] fieldNames, BlockMeta[] blocks, BlockIndex index, DictionaryMeta? terms)
     {
+        Version = version;
         _termsMeta = terms;
         Path = path;
         _handle = handle;
@@ -36,6 +37,12 @@ internal sealed class Segment
         _index = index;
         Id = Interlocked.Increment(ref _nextId);
     }
+
+    /// <summary>
+    /// The format the segment was written in. Before 4, an array's tokens were cut from its JSON text and numbered
+    /// across its values, so their positions cannot tell a phrase inside one value.
+    /// </summary>
+    public int Version { get; }
 
     /// <summary>Unique within the process, for the block cache.</summary>
     public long Id { get; }
@@ -169,7 +176,11 @@ internal sealed class Segment
             ? new DictionaryMeta((long)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32())
             : null;
         var info = new SegmentInfo(System.IO.Path.GetFileName(path), day, events, minTime, maxTime, minSeq, maxSeq, length);
-        return new Segment(path, handle, info, fieldNames, blocks, index, terms);
+        if (terms is { } t && (t.Offset < SegmentFormat.HeaderSize || t.Length <= 0 || t.RawLength < 0 || t.Offset + t.Length > length))
+        {
+            throw new InvalidDataException($"{path}: bad term dictionary place");
+        }
+        return new Segment(path, handle, version, info, fieldNames, blocks, index, terms);
     }
 
     private static uint[] ReadFilter(string path, SafeFileHandle handle, long blockOffset, int block, ColumnMeta meta)
@@ -191,12 +202,16 @@ internal sealed class Segment
 
     private readonly DictionaryMeta? _termsMeta;
     private TermDictionary? _terms;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<FuzzyNode, string[]> _fuzzyTerms = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<FuzzyNode, string[]?> _fuzzyTerms = new();
+
+    /// <summary>Above this many words, a fuzzy term reads the texts once rather than look each word up.</summary>
+    private const int MaxFuzzyTerms = 64;
 
     /// <summary>
     /// The tokens of this segment that match <paramref name="fuzzy"/> in the scopes it names (the message and every
     /// field when it names none), found by walking the term dictionary; null when the dictionary cannot answer (a
-    /// segment from before version 4, or a term that can reach tokens the dictionary leaves out).
+    /// segment from before version 4, a dictionary left incomplete, a term that can reach tokens the dictionary leaves
+    /// out) or when the words are too many to look up one by one.
     /// </summary>
     public string[]? FuzzyTerms(FuzzyNode fuzzy, CancellationToken cancellationToken = default)
     {
@@ -209,6 +224,10 @@ internal sealed class Segment
             return cached;
         }
         var terms = Terms();
+        if (!terms.Complete)
+        {
+            return null;
+        }
         // Scope 0 is the message, field i is scope i + 1; "message" names the message and a field so named.
         var field = fuzzy.Field is null ? -1 : FieldId(fuzzy.Field);
         IEnumerable<int> scopes = fuzzy.Field switch
@@ -217,7 +236,8 @@ internal sealed class Segment
             Querying.EventMatcher.MessageField => field >= 0 ? [0, field + 1] : [0],
             _ => field >= 0 ? [field + 1] : [],
         };
-        var found = terms.Within(scopes, fuzzy.Term, fuzzy.MaxEdits, cancellationToken).Order(StringComparer.Ordinal).ToArray();
+        var within = terms.Within(scopes, fuzzy.Term, fuzzy.MaxEdits, cancellationToken);
+        var found = within.Count > MaxFuzzyTerms ? null : within.Order(StringComparer.Ordinal).ToArray();
         if (_fuzzyTerms.Count >= 256)
         {
             _fuzzyTerms.Clear();
@@ -240,7 +260,10 @@ internal sealed class Segment
             throw new InvalidDataException($"{Path}: term dictionary checksum mismatch");
         }
         var raw = new byte[meta.RawLength];
-        (_decompressor ??= new Decompressor()).Unwrap(compressed, raw, 0);
+        if ((_decompressor ??= new Decompressor()).Unwrap(compressed, raw, 0) != raw.Length)
+        {
+            throw new InvalidDataException($"{Path}: term dictionary is shorter than its footer says");
+        }
         terms = new TermDictionary(raw);
         Volatile.Write(ref _terms, terms);
         return terms;

@@ -10,7 +10,14 @@ namespace Logwell.Storage.Segments;
 /// </summary>
 internal sealed class TermDictionaryBuilder
 {
+    /// <summary>
+    /// The most words a segment's dictionary holds: past it (ids without digits, say) the dictionary is written
+    /// incomplete and fuzzy terms read that segment's texts, so the writer's memory stays bounded.
+    /// </summary>
+    public const int MaxTerms = 500_000;
+
     private readonly Dictionary<ulong, (int Scope, string Term)> _terms = [];
+    private bool _incomplete;
 
     /// <param name="hash">The token's hash in its scope (<see cref="Logwell.Core.Text.TokenHash"/>): a token is lowercased and kept once.</param>
     public void Add(ulong hash, int scope, ReadOnlySpan<char> token)
@@ -19,19 +26,29 @@ internal sealed class TermDictionaryBuilder
         {
             return;
         }
+        if (_incomplete)
+        {
+            return;
+        }
         ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_terms, hash, out var exists);
         if (!exists)
         {
             entry = (scope, token.ToString().ToLowerInvariant());
+            if (_terms.Count > MaxTerms)
+            {
+                _incomplete = true;
+                _terms.Clear();
+            }
         }
     }
 
     /// <summary>
-    /// Writes <c>varuint scopes</c>, then per scope (ascending) <c>varuint scope, varuint count</c> and its terms in
+    /// Writes <c>u8 complete</c> (0 when words were left out past <see cref="MaxTerms"/>), <c>varuint scopes</c>, then per scope (ascending) <c>varuint scope, varuint count</c> and its terms in
     /// ordinal order, each as <c>varuint shared-prefix-chars</c> and the rest as a string.
     /// </summary>
     public void Write(ByteWriter output)
     {
+        output.WriteByte(_incomplete ? (byte)0 : (byte)1);
         var entries = _terms.Values.ToArray();
         Array.Sort(entries, static (a, b) => a.Scope != b.Scope ? a.Scope.CompareTo(b.Scope) : string.CompareOrdinal(a.Term, b.Term));
         var scopes = 0;
@@ -85,6 +102,7 @@ internal sealed class TermDictionary
     {
         _raw = raw;
         var reader = new ByteReader(raw);
+        Complete = reader.ReadByte() == 1;
         var scopes = (int)reader.ReadVarUInt();
         for (var s = 0; s < scopes; s++)
         {
@@ -98,6 +116,9 @@ internal sealed class TermDictionary
             }
         }
     }
+
+    /// <summary>Whether it holds every word that belongs in it (false: fuzzy terms must read the texts).</summary>
+    public bool Complete { get; }
 
     /// <summary>Every scope that has terms.</summary>
     public IEnumerable<int> Scopes => _scopes.Keys;
@@ -121,7 +142,12 @@ internal sealed class TermDictionary
             var valid = 0;
             for (var i = 0; i < list.Count; i++)
             {
-                var shared = (int)reader.ReadVarUInt();
+                var sharedValue = reader.ReadVarUInt();
+                if (sharedValue > FuzzyTerm.DictionaryMaxLength)
+                {
+                    throw new InvalidDataException("malformed term dictionary");
+                }
+                var shared = (int)sharedValue;
                 var suffix = reader.ReadBytes(reader.ReadLength());
                 if (walker.Skips(shared))
                 {
