@@ -178,7 +178,7 @@ public sealed class SloppyPhraseSearchTests
     }
 
     /// <summary>Every choice of one position per phrase token (distinct positions), its span of position - index.</summary>
-    private static bool Within(string[] words, IReadOnlyList<string> phrase, int slop)
+    internal static bool Within(IReadOnlyList<string> words, IReadOnlyList<string> phrase, int slop)
     {
         bool Choose(int i, List<int> chosen)
         {
@@ -187,7 +187,7 @@ public sealed class SloppyPhraseSearchTests
                 var shifted = chosen.Select((p, k) => p - k).ToList();
                 return shifted.Max() - shifted.Min() <= slop;
             }
-            for (var p = 0; p < words.Length; p++)
+            for (var p = 0; p < words.Count; p++)
             {
                 if (!chosen.Contains(p) && string.Equals(words[p], phrase[i], StringComparison.OrdinalIgnoreCase))
                 {

@@ -577,32 +577,8 @@ public sealed partial class QueryConformanceTests(QueryConformanceNode fixture) 
     /// Whether the phrase's words appear at distinct positions whose offsets (position less the word's place in the
     /// phrase) span at most <paramref name="slop"/>: every choice of positions is tried.
     /// </summary>
-    private static bool WithinMoves(List<string> words, IReadOnlyList<string> phrase, int slop)
-    {
-        bool Choose(int i, List<int> chosen)
-        {
-            if (i == phrase.Count)
-            {
-                var offsets = chosen.Select((p, k) => p - k).ToList();
-                return offsets.Max() - offsets.Min() <= slop;
-            }
-            for (var p = 0; p < words.Count; p++)
-            {
-                if (!chosen.Contains(p) && words[p] == phrase[i])
-                {
-                    chosen.Add(p);
-                    var found = Choose(i + 1, chosen);
-                    chosen.RemoveAt(chosen.Count - 1);
-                    if (found)
-                    {
-                        return true;
-                    }
-                }
-            }
-            return false;
-        }
-        return phrase.Count > 0 && Choose(0, []);
-    }
+    private static bool WithinMoves(List<string> words, IReadOnlyList<string> phrase, int slop) =>
+        phrase.Count > 0 && SloppyPhraseSearchTests.Within(words, phrase, slop);
 
     private static bool Prefix(Doc e, string? field, string prefix) => Tokens(e, field).Any(t => t.StartsWith(prefix, StringComparison.Ordinal));
 

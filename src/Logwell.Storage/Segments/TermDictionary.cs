@@ -38,6 +38,7 @@ internal sealed class TermDictionaryBuilder
             {
                 _incomplete = true;
                 _terms.Clear();
+                _terms.TrimExcess();
             }
         }
     }
