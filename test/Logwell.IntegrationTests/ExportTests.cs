@@ -106,7 +106,7 @@ public sealed class ExportTests
         return rows;
     }
 
-    private static string Gunzip(byte[] bytes)
+    internal static string Gunzip(byte[] bytes)
     {
         using var gzip = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
         using var reader = new StreamReader(gzip, Encoding.UTF8);
@@ -120,7 +120,7 @@ public sealed class ExportTests
         return body;
     }
 
-    private static async Task<JsonElement> WaitDoneAsync(HttpClient http, string id, Func<string>? explain = null)
+    internal static async Task<JsonElement> WaitDoneAsync(HttpClient http, string id, Func<string>? explain = null)
     {
         var states = new List<string>();
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);

@@ -3,7 +3,9 @@ using System.Text.Json;
 using Logwell.Core.Events;
 using Logwell.Core.Query;
 using Logwell.Server.Security;
+using Logwell.Server.Hosting;
 using Logwell.Storage.Engine;
+using Logwell.Storage.Querying;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -21,7 +23,7 @@ internal static class ContextEndpoints
 
     private static readonly string[] SourceFields = ["host", "path"];
 
-    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/context", ContextAsync).WithMetadata(Permission.Search);
+    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/context", ContextAsync).WithMetadata(Permission.InRequest(Actions.Search));
 
     private static async Task ContextAsync(HttpContext context)
     {
@@ -41,7 +43,7 @@ internal static class ContextEndpoints
             return;
         }
         var store = selection.Store;
-        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "context", selection.Timeout, ct => Around(store, seq, before, after, ct)).ConfigureAwait(false) is not { } found)
+        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "context", selection.Timeout, ct => Around(store, selection.Query, seq, before, after, context.RequestServices.GetTime().GetUtcNow(), ct)).ConfigureAwait(false) is not { } found)
         {
             return;
         }
@@ -77,10 +79,12 @@ internal static class ContextEndpoints
 
     private sealed record Found(LogEvent? Event, List<(string Name, string Value)> Source, IReadOnlyList<LogEvent> Before, IReadOnlyList<LogEvent> After);
 
-    private static Found Around(IndexSetStore store, long seq, int before, int after, CancellationToken cancellationToken)
+    /// <param name="visible">What the caller may see of the index set (all of it, or what their grants' filters match):
+    /// the event itself and its neighbours are taken from it alone.</param>
+    private static Found Around(IndexSetStore store, QueryNode visible, long seq, int before, int after, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var evt = store.FindBySeq(seq, cancellationToken);
-        if (evt is null)
+        if (evt is null || visible is not MatchAllNode && !EventMatcher.Compile(visible, now)(evt))
         {
             return new Found(null, [], [], []);
         }
@@ -93,6 +97,10 @@ internal static class ContextEndpoints
                 source.Add((name, value.Text!));
                 clauses.Add(new RangeNode(name, value.Text, value.Text, true, true));
             }
+        }
+        if (visible is not MatchAllNode)
+        {
+            clauses.Add(visible);
         }
         QueryNode query = clauses.Count switch
         {

@@ -27,18 +27,18 @@ internal static class ElasticsearchEndpoints
 
     public static void Map(IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/_cluster/health", HealthAsync).WithMetadata(Permission.Public);
-        routes.MapGet("/_license", LicenseAsync).WithMetadata(Permission.Public);
+        routes.MapGet("/_cluster/health", HealthAsync).WithMetadata(Permission.Authenticated);
+        routes.MapGet("/_license", LicenseAsync).WithMetadata(Permission.Authenticated);
         foreach (var kind in new[] { "_index_template", "_template", "_component_template" })
         {
-            routes.MapMethods($"/{kind}/{{name}}", ["GET", "HEAD"], TemplateMissingAsync).WithMetadata(Permission.Public);
-            routes.MapMethods($"/{kind}/{{name}}", ["PUT", "POST"], TemplateRefusedAsync).WithMetadata(Permission.Ingest);
+            routes.MapMethods($"/{kind}/{{name}}", ["GET", "HEAD"], TemplateMissingAsync).WithMetadata(Permission.Authenticated);
+            routes.MapMethods($"/{kind}/{{name}}", ["PUT", "POST"], TemplateRefusedAsync).WithMetadata(Permission.InRequest(Actions.Ingest));
         }
-        routes.MapMethods("/_bulk", ["POST", "PUT"], context => BulkAsync(context, null)).WithMetadata(Permission.Ingest);
-        routes.MapMethods("/{index}/_bulk", ["POST", "PUT"], (HttpContext context, string index) => BulkAsync(context, index)).WithMetadata(Permission.Ingest);
-        routes.MapPost("/{index}/_doc", (HttpContext context, string index) => DocumentAsync(context, index, "index")).WithMetadata(Permission.Ingest);
-        routes.MapMethods("/{index}/_doc/{id}", ["POST", "PUT"], (HttpContext context, string index) => DocumentAsync(context, index, "index")).WithMetadata(Permission.Ingest);
-        routes.MapMethods("/{index}/_create/{id}", ["POST", "PUT"], (HttpContext context, string index) => DocumentAsync(context, index, "create")).WithMetadata(Permission.Ingest);
+        routes.MapMethods("/_bulk", ["POST", "PUT"], context => BulkAsync(context, null)).WithMetadata(Permission.InRequest(Actions.Ingest));
+        routes.MapMethods("/{index}/_bulk", ["POST", "PUT"], (HttpContext context, string index) => BulkAsync(context, index)).WithMetadata(Permission.InRequest(Actions.Ingest));
+        routes.MapPost("/{index}/_doc", (HttpContext context, string index) => DocumentAsync(context, index, "index")).WithMetadata(Permission.InRequest(Actions.Ingest));
+        routes.MapMethods("/{index}/_doc/{id}", ["POST", "PUT"], (HttpContext context, string index) => DocumentAsync(context, index, "index")).WithMetadata(Permission.InRequest(Actions.Ingest));
+        routes.MapMethods("/{index}/_create/{id}", ["POST", "PUT"], (HttpContext context, string index) => DocumentAsync(context, index, "create")).WithMetadata(Permission.InRequest(Actions.Ingest));
     }
 
     /// <summary><c>GET /</c> for Elasticsearch clients (a browser gets the web UI there).</summary>
@@ -251,6 +251,11 @@ internal static class ElasticsearchEndpoints
                 if (!IndexSetName.IsValid(name, out var nameError))
                 {
                     batch = (null, [], 400, "invalid_index_name_exception", $"index [{item.Index}] maps to index set '{name}': {nameError}");
+                }
+                else if (!context.Allows(Actions.Ingest, name))
+                {
+                    // Checked before the index set is created: a caller that may not write to it may not make it either.
+                    batch = (null, [], 403, "security_exception", $"index [{item.Index}]: {Access.DeniedMessage(context, Actions.Ingest, "indexset:" + name)}");
                 }
                 else
                 {

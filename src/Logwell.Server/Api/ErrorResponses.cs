@@ -7,7 +7,9 @@ namespace Logwell.Server;
 /// <summary>Errors a client can cause, as <c>{"error": "...", "status": n, ...}</c> with the matching HTTP status.</summary>
 public static class ErrorResponses
 {
-    public static async Task WriteAsync(HttpContext context, int status, string message, int? position = null, string? expected = null)
+    /// <param name="action">For a refusal by the access rules: the action that was missing.</param>
+    /// <param name="scope">For a refusal by the access rules: where it was missing (<c>*</c>, <c>space:NAME</c>, <c>indexset:NAME</c>).</param>
+    public static async Task WriteAsync(HttpContext context, int status, string message, int? position = null, string? expected = null, string? action = null, string? scope = null)
     {
         if (context.Response.HasStarted)
         {
@@ -33,6 +35,14 @@ public static class ErrorResponses
         if (expected is not null)
         {
             writer.WriteString("expected", Logwell.Core.Text.ValidText.Of(expected));
+        }
+        if (action is not null)
+        {
+            writer.WriteString("action", action);
+        }
+        if (scope is not null)
+        {
+            writer.WriteString("scope", Logwell.Core.Text.ValidText.Of(scope));
         }
         writer.WriteEndObject();
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);

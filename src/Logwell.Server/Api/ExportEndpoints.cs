@@ -22,15 +22,20 @@ internal static class ExportEndpoints
 {
     public static void Map(IEndpointRouteBuilder routes)
     {
-        routes.MapPost("/api/v1/exports", CreateAsync).WithMetadata(Permission.Export);
-        routes.MapGet("/api/v1/exports", List).WithMetadata(Permission.Export);
-        routes.MapGet("/api/v1/exports/{id}", Show).WithMetadata(Permission.Export);
-        routes.MapGet("/api/v1/exports/{id}/download", Download).WithMetadata(Permission.Export);
-        routes.MapGet("/api/v1/export", StreamAsync).WithMetadata(Permission.Export);
+        routes.MapPost("/api/v1/exports", CreateAsync).WithMetadata(Permission.InRequest(Actions.Export));
+        routes.MapGet("/api/v1/exports", List).WithMetadata(Permission.InRequest(Actions.Export));
+        routes.MapGet("/api/v1/exports/{id}", Show).WithMetadata(Permission.InRequest(Actions.Export));
+        routes.MapGet("/api/v1/exports/{id}/download", Download).WithMetadata(Permission.InRequest(Actions.Export));
+        routes.MapGet("/api/v1/export", StreamAsync).WithMetadata(Permission.InRequest(Actions.Export));
     }
 
-    /// <summary>Who asks: the signed-in user, or <c>local</c> while only loopback clients are allowed.</summary>
-    private static string Owner(HttpContext context) => context.User.Identity is { IsAuthenticated: true, Name: { } name } ? name : "local";
+    /// <summary>Who asks: a user by name, a key by id, else <c>local</c> (loopback before the first user, the node itself).</summary>
+    private static string Owner(HttpContext context) => context.Caller() switch
+    {
+        { Kind: "user" } user => user.Name,
+        { Kind: "key" } key => "key:" + key.KeyId,
+        _ => "local",
+    };
 
     private static async Task CreateAsync(HttpContext context)
     {
@@ -87,7 +92,7 @@ internal static class ExportEndpoints
         ExportRecord record;
         try
         {
-            record = exports.Create(Owner(context), request.Selection.IndexSet, request.Selection.Query, request.Selection.From, request.Selection.To, fields, request.Format, request.Selection.DefaultOr, options.ExportMaxEvents, options.ExportsPerUser);
+            record = exports.Create(Owner(context), request.Selection.IndexSet, request.Selection.Query, request.Selection.From, request.Selection.To, fields, request.Format, request.Selection.DefaultOr, options.ExportMaxEvents, options.ExportsPerUser, request.Selection.Restriction);
         }
         catch (ExportLimitException e)
         {
@@ -126,7 +131,7 @@ internal static class ExportEndpoints
             await ErrorResponses.WriteAsync(context, 400, $"'format' must be csv or ndjson, not '{format}'").ConfigureAwait(false);
             return null;
         }
-        var selection = await SearchEndpoints.ReadSelectionAsync(context, indexSet, q, null, from, to, null, pipesAllowed: false, defaultOperator).ConfigureAwait(false);
+        var selection = await SearchEndpoints.ReadSelectionAsync(context, indexSet, q, null, from, to, null, pipesAllowed: false, defaultOperator, Actions.Export).ConfigureAwait(false);
         if (selection is null)
         {
             return null;
@@ -134,7 +139,8 @@ internal static class ExportEndpoints
         var defaultOr = (defaultOperator ?? context.Request.Query["default_operator"].ToString()) is { Length: > 0 } op
             ? op == "OR"
             : context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value.DefaultOperator == "OR";
-        return new ExportRequest(new EventSelection(selection.Store.Name, q ?? "", selection.From, selection.To, defaultOr), format);
+        return new ExportRequest(new EventSelection(selection.Store.Name, q ?? "", selection.From, selection.To, defaultOr,
+            context.Caller().Filters(Actions.Export, selection.Store.Name)), format);
     }
 
     private static IReadOnlyList<string> SplitFields(string? text) =>
@@ -143,7 +149,7 @@ internal static class ExportEndpoints
     private static async Task List(HttpContext context)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        var records = context.RequestServices.GetRequiredService<ExportStore>().List(Owner(context));
+        var records = context.RequestServices.GetRequiredService<ExportStore>().List(Owner(context)).Where(r => context.Allows(Actions.Export, r.IndexSet));
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         writer.WriteStartObject();
@@ -172,7 +178,8 @@ internal static class ExportEndpoints
     private static ExportRecord? Find(HttpContext context, string id)
     {
         var record = context.RequestServices.GetRequiredService<ExportStore>().Get(id);
-        return record is not null && record.Owner == Owner(context) ? record : null;
+        // Another's export is not found, nor one of an index set the caller may no longer export from.
+        return record is not null && record.Owner == Owner(context) && context.Allows(Actions.Export, record.IndexSet) ? record : null;
     }
 
     /// <summary>The state a client sees: a done export past its download time is expired even before the clean-up runs.</summary>

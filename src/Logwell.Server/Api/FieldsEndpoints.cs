@@ -25,7 +25,7 @@ internal static class FieldsEndpoints
     // Field values read for one answer, whatever the shape of the events (10,000 events of 100 fields).
     private const long MaxFieldValues = 1_000_000;
 
-    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/fields", FieldsAsync).WithMetadata(Permission.Search);
+    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/fields", FieldsAsync).WithMetadata(Permission.InRequest(Actions.Search));
 
     private sealed class FieldStats
     {

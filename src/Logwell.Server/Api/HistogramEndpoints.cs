@@ -19,7 +19,7 @@ internal static class HistogramEndpoints
     /// <summary>Most intervals one answer lists.</summary>
     public const int MaxBuckets = 10_000;
 
-    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/histogram", HistogramAsync).WithMetadata(Permission.Search);
+    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/histogram", HistogramAsync).WithMetadata(Permission.InRequest(Actions.Search));
 
     private static async Task HistogramAsync(HttpContext context)
     {

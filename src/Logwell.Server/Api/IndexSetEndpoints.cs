@@ -5,6 +5,7 @@ using Logwell.Storage.Engine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Logwell.Server.Api;
 
@@ -13,26 +14,28 @@ internal static class IndexSetEndpoints
 {
     public static void Map(IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/api/v1/indexsets", ListAsync).WithMetadata(Permission.ListIndexSets);
-        routes.MapPost("/api/v1/indexsets", CreateAsync).WithMetadata(Permission.ManageIndexSets);
-        routes.MapMethods("/api/v1/indexsets/{name}", ["PATCH"], UpdateAsync).WithMetadata(Permission.ManageIndexSets);
-        routes.MapDelete("/api/v1/indexsets/{name}", DeleteAsync).WithMetadata(Permission.ManageIndexSets);
+        routes.MapGet("/api/v1/indexsets", ListAsync).WithMetadata(Permission.InRequest(Actions.ViewSpace));
+        routes.MapPost("/api/v1/indexsets", CreateAsync).WithMetadata(Permission.InRequest(Actions.CreateIndexSet));
+        routes.MapMethods("/api/v1/indexsets/{name}", ["PATCH"], UpdateAsync).WithMetadata(Permission.OnRoute(Actions.ManageIndexSet));
+        routes.MapDelete("/api/v1/indexsets/{name}", DeleteAsync).WithMetadata(Permission.OnRoute(Actions.ManageIndexSet));
     }
 
     private static async Task ListAsync(HttpContext context)
     {
         var engine = context.RequestServices.GetEngine();
-        var sets = await Task.Run(engine.List, context.RequestAborted).ConfigureAwait(false);
+        var caller = context.Caller();
+        // Only the index sets the caller may see.
+        var sets = (await Task.Run(engine.List, context.RequestAborted).ConfigureAwait(false)).Where(set => caller.Can(Actions.ViewSpace, set.Name)).ToList();
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         writer.WriteStartObject();
         writer.WriteStartArray("indexsets");
         foreach (var set in sets)
         {
-            WriteInfo(writer, set);
+            WriteInfo(writer, set, caller.Rules.SpaceOf(set.Name));
         }
         // Index sets that could not be opened at start: listed, so they can be seen and deleted.
-        foreach (var (name, reason) in engine.Unavailable.OrderBy(u => u.Key, StringComparer.Ordinal))
+        foreach (var (name, reason) in engine.Unavailable.Where(u => caller.Can(Actions.ViewSpace, u.Key)).OrderBy(u => u.Key, StringComparer.Ordinal))
         {
             writer.WriteStartObject();
             writer.WriteString("name", name);
@@ -45,10 +48,11 @@ internal static class IndexSetEndpoints
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
-    private static void WriteInfo(Utf8JsonWriter writer, IndexSetInfo set)
+    private static void WriteInfo(Utf8JsonWriter writer, IndexSetInfo set, string space)
     {
         writer.WriteStartObject();
         writer.WriteString("name", set.Name);
+        writer.WriteString("space", space);
         writer.WriteBoolean("available", true);
         writer.WriteNumber("retention_days", set.RetentionDays);
         writer.WriteString("created", set.Created.UtcDateTime);
@@ -89,8 +93,35 @@ internal static class IndexSetEndpoints
             }
             days = parsed;
         }
+        var space = "default";
+        if (root.TryGetProperty("space", out var spaceElement) && spaceElement.ValueKind != JsonValueKind.Null)
+        {
+            if (spaceElement.ValueKind != JsonValueKind.String)
+            {
+                await ErrorResponses.WriteAsync(context, 400, "'space' must be a string").ConfigureAwait(false);
+                return;
+            }
+            space = spaceElement.GetString()!;
+        }
+        var caller = context.Caller();
+        if (!caller.CanInSpace(Actions.CreateIndexSet, space))
+        {
+            await Access.DenyAsync(context, Actions.CreateIndexSet, "space:" + space).ConfigureAwait(false);
+            return;
+        }
+        if (!caller.Rules.Spaces.Contains(space))
+        {
+            await ErrorResponses.WriteAsync(context, 404, $"no space '{space}'").ConfigureAwait(false);
+            return;
+        }
         var engine = context.RequestServices.GetEngine();
         var (outcome, message, store) = await engine.CreateAsync(nameElement.GetString()!, days).ConfigureAwait(false);
+        if (outcome == CreateOutcome.Created)
+        {
+            var access = context.RequestServices.GetRequiredService<AccessService>();
+            access.Store.PlaceIndexSet(store!.Name, space);
+            access.Invalidate();
+        }
         switch (outcome)
         {
             case CreateOutcome.Created:
@@ -99,7 +130,7 @@ internal static class IndexSetEndpoints
                 context.Response.ContentType = "application/json";
                 await using (var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions))
                 {
-                    WriteInfo(writer, store.Info());
+                    WriteInfo(writer, store.Info(), space);
                     await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
                 }
                 break;
@@ -152,7 +183,7 @@ internal static class IndexSetEndpoints
         }
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
-        WriteInfo(writer, info!);
+        WriteInfo(writer, info!, context.Caller().Rules.SpaceOf(name));
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
@@ -164,6 +195,10 @@ internal static class IndexSetEndpoints
             await ErrorResponses.WriteAsync(context, StatusCodes.Status404NotFound, $"index set '{name}' does not exist").ConfigureAwait(false);
             return;
         }
+        // A new index set of this name starts in the default space, without the grants of this one.
+        var access = context.RequestServices.GetRequiredService<AccessService>();
+        access.Store.ForgetIndexSet(name);
+        access.Invalidate();
         context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 }

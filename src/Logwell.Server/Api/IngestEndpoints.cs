@@ -18,7 +18,7 @@ namespace Logwell.Server.Api;
 internal static class IngestEndpoints
 {
     public static void Map(IEndpointRouteBuilder routes) =>
-        routes.MapPost("/api/v1/indexsets/{name}/ingest", IngestAsync).WithMetadata(Permission.Ingest);
+        routes.MapPost("/api/v1/indexsets/{name}/ingest", IngestAsync).WithMetadata(Permission.OnRoute(Actions.Ingest));
 
     private enum BodyFormat
     {

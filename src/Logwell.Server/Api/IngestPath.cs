@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Threading.Channels;
 using Logwell.Core.Events;
 using Logwell.Server.Hosting;
+using Logwell.Server.Security;
 using Logwell.Storage.Engine;
 using Microsoft.AspNetCore.Http;
 
@@ -52,6 +53,10 @@ internal static class IngestPath
     /// <summary>The index set's store, or why the request is refused (404, 429).</summary>
     private static async Task<(IndexSetStore? Store, IngestError? Error)> TargetAsync(HttpContext context, LogwellOptions options, string indexSet)
     {
+        if (!context.Allows(Actions.Ingest, indexSet))
+        {
+            return (null, new IngestError(StatusCodes.Status403Forbidden, Access.DeniedMessage(context, Actions.Ingest, "indexset:" + indexSet)));
+        }
         var engine = context.RequestServices.GetEngine();
         if (!engine.TryGet(indexSet, out var store))
         {

@@ -25,7 +25,7 @@ namespace Logwell.Server.Api;
 internal static class LokiEndpoints
 {
     public static void Map(IEndpointRouteBuilder routes) =>
-        routes.MapPost("/loki/api/v1/push", PushAsync).WithMetadata(Permission.Ingest);
+        routes.MapPost("/loki/api/v1/push", PushAsync).WithMetadata(Permission.InRequest(Actions.Ingest));
 
     private static async Task PushAsync(HttpContext context)
     {

@@ -16,7 +16,7 @@ namespace Logwell.Server.Api;
 /// </summary>
 internal static class NodeEndpoints
 {
-    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/nodes", ListAsync).WithMetadata(Permission.ViewNodes);
+    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/nodes", ListAsync).WithMetadata(Permission.OnNode(Actions.ViewMetrics));
 
     private static async Task ListAsync(HttpContext context)
     {

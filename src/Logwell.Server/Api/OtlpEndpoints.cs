@@ -26,7 +26,7 @@ internal static class OtlpEndpoints
     private static readonly string[] Severities = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
     public static void Map(IEndpointRouteBuilder routes) =>
-        routes.MapPost("/v1/logs", ExportAsync).WithMetadata(Permission.Ingest);
+        routes.MapPost("/v1/logs", ExportAsync).WithMetadata(Permission.InRequest(Actions.Ingest));
 
     private static async Task ExportAsync(HttpContext context)
     {

@@ -21,10 +21,10 @@ internal static class PipelineEndpoints
 
     public static void Map(IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/api/v1/indexsets/{name}/pipeline", ShowAsync).WithMetadata(Permission.ListIndexSets);
-        routes.MapPut("/api/v1/indexsets/{name}/pipeline", SaveAsync).WithMetadata(Permission.ManageIndexSets);
-        routes.MapDelete("/api/v1/indexsets/{name}/pipeline", RemoveAsync).WithMetadata(Permission.ManageIndexSets);
-        routes.MapPost("/api/v1/indexsets/{name}/pipeline/preview", PreviewAsync).WithMetadata(Permission.ListIndexSets);
+        routes.MapGet("/api/v1/indexsets/{name}/pipeline", ShowAsync).WithMetadata(Permission.OnRoute(Actions.ViewSpace));
+        routes.MapPut("/api/v1/indexsets/{name}/pipeline", SaveAsync).WithMetadata(Permission.OnRoute(Actions.ManagePipeline));
+        routes.MapDelete("/api/v1/indexsets/{name}/pipeline", RemoveAsync).WithMetadata(Permission.OnRoute(Actions.ManagePipeline));
+        routes.MapPost("/api/v1/indexsets/{name}/pipeline/preview", PreviewAsync).WithMetadata(Permission.OnRoute(Actions.ManagePipeline));
     }
 
     private static async Task<IndexSetStore?> StoreAsync(HttpContext context, string name)

@@ -17,9 +17,9 @@ internal static class QueueEndpoints
 {
     public static void Map(IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/api/v1/queues", ListAsync).WithMetadata(Permission.ViewQueues);
-        routes.MapPost("/api/v1/queues/{queue}/dead/retry", (HttpContext context, string queue) => ActAsync(context, queue, retry: true)).WithMetadata(Permission.ManageQueues);
-        routes.MapPost("/api/v1/queues/{queue}/dead/purge", (HttpContext context, string queue) => ActAsync(context, queue, retry: false)).WithMetadata(Permission.ManageQueues);
+        routes.MapGet("/api/v1/queues", ListAsync).WithMetadata(Permission.OnNode(Actions.ViewMetrics));
+        routes.MapPost("/api/v1/queues/{queue}/dead/retry", (HttpContext context, string queue) => ActAsync(context, queue, retry: true)).WithMetadata(Permission.OnNode(Actions.Operate));
+        routes.MapPost("/api/v1/queues/{queue}/dead/purge", (HttpContext context, string queue) => ActAsync(context, queue, retry: false)).WithMetadata(Permission.OnNode(Actions.Operate));
     }
 
     private static async Task ListAsync(HttpContext context)

@@ -20,14 +20,17 @@ internal static class SavedSearchEndpoints
 {
     public static void Map(IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/api/v1/saved-searches", ListAsync).WithMetadata(Permission.Search);
-        routes.MapPost("/api/v1/saved-searches", CreateAsync).WithMetadata(Permission.ManageSavedSearches);
-        routes.MapDelete("/api/v1/saved-searches/{id}", DeleteAsync).WithMetadata(Permission.ManageSavedSearches);
+        routes.MapGet("/api/v1/saved-searches", ListAsync).WithMetadata(Permission.InRequest(Actions.Search));
+        routes.MapPost("/api/v1/saved-searches", CreateAsync).WithMetadata(Permission.InRequest(Actions.ManageSavedSearch));
+        routes.MapDelete("/api/v1/saved-searches/{id}", DeleteAsync).WithMetadata(Permission.InRequest(Actions.ManageSavedSearch));
     }
 
     private static async Task ListAsync(HttpContext context)
     {
-        var searches = await Task.Run(context.RequestServices.GetRequiredService<SavedSearchStore>().List, context.RequestAborted).ConfigureAwait(false);
+        var caller = context.Caller();
+        // The saved searches of the index sets the caller may search.
+        var searches = (await Task.Run(context.RequestServices.GetRequiredService<SavedSearchStore>().List, context.RequestAborted).ConfigureAwait(false))
+            .Where(search => caller.Can(Actions.Search, search.IndexSet));
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         writer.WriteStartObject();
@@ -90,6 +93,11 @@ internal static class SavedSearchEndpoints
             return;
         }
         var indexSet = values.GetValueOrDefault("indexset") is { Length: > 0 } set ? set : Logwell.Core.Events.IndexSetName.Default;
+        if (!context.Allows(Actions.ManageSavedSearch, indexSet))
+        {
+            await Access.DenyAsync(context, Actions.ManageSavedSearch, "indexset:" + indexSet).ConfigureAwait(false);
+            return;
+        }
         var query = values.GetValueOrDefault("q") ?? "";
         if (!PipelineParser.TryParse(query, false, out _, out var queryError))
         {
@@ -123,7 +131,14 @@ internal static class SavedSearchEndpoints
 
     private static async Task DeleteAsync(HttpContext context, string id)
     {
-        if (!context.RequestServices.GetRequiredService<SavedSearchStore>().Delete(id))
+        var store = context.RequestServices.GetRequiredService<SavedSearchStore>();
+        var search = store.List().FirstOrDefault(s => s.Id == id);
+        if (search is not null && !context.Allows(Actions.ManageSavedSearch, search.IndexSet))
+        {
+            await Access.DenyAsync(context, Actions.ManageSavedSearch, "indexset:" + search.IndexSet).ConfigureAwait(false);
+            return;
+        }
+        if (search is null || !store.Delete(id))
         {
             await ErrorResponses.WriteAsync(context, StatusCodes.Status404NotFound, $"no saved search with id '{id}'").ConfigureAwait(false);
             return;

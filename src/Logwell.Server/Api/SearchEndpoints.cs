@@ -5,6 +5,7 @@ using Logwell.Core.Query;
 using Logwell.Core.Time;
 using Logwell.Server.Hosting;
 using Logwell.Server.Security;
+using Logwell.Server.Tasks;
 using Logwell.Storage.Engine;
 using Logwell.Storage.Querying;
 using Microsoft.AspNetCore.Builder;
@@ -20,8 +21,8 @@ internal static class SearchEndpoints
 {
     public static void Map(IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/api/v1/search", SearchFromQueryAsync).WithMetadata(Permission.Search);
-        routes.MapPost("/api/v1/search", SearchFromBodyAsync).WithMetadata(Permission.Search);
+        routes.MapGet("/api/v1/search", SearchFromQueryAsync).WithMetadata(Permission.InRequest(Actions.Search));
+        routes.MapPost("/api/v1/search", SearchFromBodyAsync).WithMetadata(Permission.InRequest(Actions.Search));
     }
 
     private sealed record SearchParameters(string? IndexSet, string? Query, string? From, string? To, string? Limit, string? Cursor, string? TrackTotalHits, string? Filters, string? Timeout, string? Sort, string? DefaultOperator);
@@ -69,7 +70,9 @@ internal static class SearchEndpoints
     /// Reads the selection, or answers the client's mistake (400, 404) and returns null. The default operator comes from
     /// <paramref name="defaultOperatorText"/> (a POST body's), else the URL's <c>default_operator</c>, else the setting.
     /// </summary>
-    internal static async Task<Selection?> ReadSelectionAsync(HttpContext context, string? indexSetName, string? q, string? filterJson, string? fromText, string? toText, string? timeoutText, bool pipesAllowed = false, string? defaultOperatorText = null)
+    /// <param name="action">What the caller does with the selection (search, export): they need it on the index set,
+    /// and see only the events the filters of the grants that give it match.</param>
+    internal static async Task<Selection?> ReadSelectionAsync(HttpContext context, string? indexSetName, string? q, string? filterJson, string? fromText, string? toText, string? timeoutText, bool pipesAllowed = false, string? defaultOperatorText = null, string action = Actions.Search)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
         var timeout = TimeSpan.FromSeconds(options.SearchTimeoutSeconds);
@@ -84,6 +87,11 @@ internal static class SearchEndpoints
         }
         var engine = context.RequestServices.GetEngine();
         var indexSet = string.IsNullOrEmpty(indexSetName) ? IndexSetName.Default : indexSetName;
+        if (!context.Allows(action, indexSet))
+        {
+            await Access.DenyAsync(context, action, "indexset:" + indexSet).ConfigureAwait(false);
+            return null;
+        }
         var defaultOperator = defaultOperatorText ?? context.Request.Query["default_operator"].ToString();
         if (defaultOperator.Length == 0)
         {
@@ -120,6 +128,31 @@ internal static class SearchEndpoints
                 return null;
             }
         }
+        if (GrantRestriction(context, action, indexSet) is { } restriction)
+        {
+            // Record-level access: the caller sees only what a grant's filter lets through, whatever they ask.
+            query = query is MatchAllNode ? restriction : new AndNode([query, restriction]);
+        }
+        if (context.Request.Query["restrict"].ToString() is { Length: > 0 } restrictText)
+        {
+            // Narrows only, so anyone may send it: a worker passes the grant filters of whoever started an export.
+            string[]? restrictFilters;
+            try
+            {
+                restrictFilters = System.Text.Json.JsonSerializer.Deserialize<string[]>(restrictText);
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                restrictFilters = null;
+            }
+            if (restrictFilters is null || restrictFilters.Any(f => f is null || !PipelineParser.TryParse(f, false, out var parsed, out _) || parsed.Stages.Count > 0))
+            {
+                await ErrorResponses.WriteAsync(context, 400, "'restrict' must be a JSON array of queries without pipes").ConfigureAwait(false);
+                return null;
+            }
+            var restricted = Restrictions.Parse(restrictFilters);
+            query = query is MatchAllNode ? restricted : new AndNode([query, restricted]);
+        }
         var now = context.RequestServices.GetTime().GetUtcNow();
         long? from = null;
         long? to = null;
@@ -155,6 +188,13 @@ internal static class SearchEndpoints
         }
         return new Selection(store, query, from, to) { Stages = pipeline.Stages, Timeout = timeout };
     }
+
+    /// <summary>
+    /// The query the caller's grants restrict <paramref name="action"/> on the index set to (any of their filters), or
+    /// null when a grant gives it unrestricted. The filters were read when the grants were made.
+    /// </summary>
+    internal static QueryNode? GrantRestriction(HttpContext context, string action, string indexSet) =>
+        context.Caller().Filters(action, indexSet) is { } filters ? Restrictions.Parse(filters) : null;
 
     private static async Task SearchAsync(HttpContext context, SearchParameters parameters)
     {

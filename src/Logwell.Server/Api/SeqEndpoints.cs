@@ -18,7 +18,7 @@ namespace Logwell.Server.Api;
 internal static class SeqEndpoints
 {
     public static void Map(IEndpointRouteBuilder routes) =>
-        routes.MapPost("/api/events/raw", IngestAsync).WithMetadata(Permission.Ingest);
+        routes.MapPost("/api/events/raw", IngestAsync).WithMetadata(Permission.InRequest(Actions.Ingest));
 
     private static async Task IngestAsync(HttpContext context)
     {

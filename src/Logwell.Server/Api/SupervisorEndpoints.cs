@@ -17,7 +17,7 @@ namespace Logwell.Server.Api;
 /// </summary>
 internal static class SupervisorEndpoints
 {
-    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/supervisor", ShowAsync).WithMetadata(Permission.ViewNodes);
+    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/supervisor", ShowAsync).WithMetadata(Permission.OnNode(Actions.ViewMetrics));
 
     private static async Task ShowAsync(HttpContext context)
     {

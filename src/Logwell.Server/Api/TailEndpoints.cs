@@ -21,7 +21,7 @@ internal static class TailEndpoints
 
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
 
-    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/tail", TailAsync).WithMetadata(Permission.Search);
+    public static void Map(IEndpointRouteBuilder routes) => routes.MapGet("/api/v1/tail", TailAsync).WithMetadata(Permission.InRequest(Actions.Search));
 
     private static async Task TailAsync(HttpContext context)
     {

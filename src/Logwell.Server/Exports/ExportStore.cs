@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using Logwell.Jobs;
+using Logwell.Server.Hosting;
 using Microsoft.Data.Sqlite;
 
 namespace Logwell.Server.Exports;
@@ -46,6 +46,12 @@ public sealed record ExportRecord(
         : null;
 
     public string FileName => $"{Id}.{Format}.gz";
+
+    /// <summary>
+    /// The filters of the grants that let the owner export from the index set, any of which an exported event matches;
+    /// null when a grant lets them export everything.
+    /// </summary>
+    public IReadOnlyList<string>? Restriction { get; init; }
 }
 
 /// <summary>Thrown when an owner already has as many exports running as allowed.</summary>
@@ -57,45 +63,15 @@ public sealed class ExportLimitException(string message) : Exception(message);
 /// </summary>
 public sealed class ExportStore
 {
-    private readonly string _connectionString;
+    private readonly MetaDatabase _database;
     private readonly TimeProvider _time;
 
     public ExportStore(string dataDirectory, TimeProvider time)
     {
-        Directory.CreateDirectory(dataDirectory);
         FilesDirectory = Path.Combine(dataDirectory, "exports");
         Directory.CreateDirectory(FilesDirectory);
-        _connectionString = SqliteFiles.ConnectionString(Path.Combine(dataDirectory, "meta.db"));
+        _database = MetaDatabase.Open(dataDirectory);
         _time = time;
-        using var connection = Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = """
-            PRAGMA journal_mode = WAL;
-            CREATE TABLE IF NOT EXISTS exports (
-                id TEXT PRIMARY KEY,
-                owner TEXT NOT NULL,
-                indexset TEXT NOT NULL,
-                query TEXT NOT NULL,
-                from_ticks INTEGER,
-                to_ticks INTEGER,
-                fields TEXT NOT NULL,
-                format TEXT NOT NULL,
-                default_or INTEGER NOT NULL,
-                max_events INTEGER NOT NULL,
-                state TEXT NOT NULL,
-                events_written INTEGER NOT NULL DEFAULT 0,
-                events_total INTEGER,
-                truncated INTEGER NOT NULL DEFAULT 0,
-                error TEXT,
-                created_at INTEGER NOT NULL,
-                finished_at INTEGER,
-                expires_at INTEGER,
-                file_bytes INTEGER,
-                task_id INTEGER
-            );
-            CREATE INDEX IF NOT EXISTS exports_owner ON exports (owner, state);
-            """;
-        command.ExecuteNonQuery();
     }
 
     /// <summary>Where export files are written (<c>exports/</c> in the data directory).</summary>
@@ -103,7 +79,7 @@ public sealed class ExportStore
 
     public string FilePath(ExportRecord record) => Path.Combine(FilesDirectory, record.FileName);
 
-    private SqliteConnection Open() => SqliteFiles.Open(_connectionString, fullSync: true);
+    private SqliteConnection Open() => _database.Connect();
 
     /// <summary>The store's clock: what creation, finish and expiry times are read against.</summary>
     public DateTimeOffset Now => _time.GetUtcNow();
@@ -113,7 +89,7 @@ public sealed class ExportStore
     /// <summary>A new queued export with a fresh id.</summary>
     /// <exception cref="ExportLimitException">The owner has <paramref name="maxActive"/> exports queued or running.</exception>
     /// <param name="maxEvents">The most events this export writes (the newest ones).</param>
-    public ExportRecord Create(string owner, string indexSet, string query, long? from, long? to, IReadOnlyList<string> fields, string format, bool defaultOr, long maxEvents, int maxActive)
+    public ExportRecord Create(string owner, string indexSet, string query, long? from, long? to, IReadOnlyList<string> fields, string format, bool defaultOr, long maxEvents, int maxActive, IReadOnlyList<string>? restriction = null)
     {
         using var connection = Open();
         using var transaction = connection.BeginTransaction();
@@ -130,8 +106,8 @@ public sealed class ExportStore
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
         using var insert = connection.CreateCommand();
         insert.CommandText = """
-            INSERT INTO exports (id, owner, indexset, query, from_ticks, to_ticks, fields, format, default_or, max_events, state, created_at)
-            VALUES ($id, $owner, $indexset, $query, $from, $to, $fields, $format, $or, $max, 'queued', $now)
+            INSERT INTO exports (id, owner, indexset, query, from_ticks, to_ticks, fields, format, default_or, max_events, state, created_at, restriction)
+            VALUES ($id, $owner, $indexset, $query, $from, $to, $fields, $format, $or, $max, 'queued', $now, $restriction)
             """;
         insert.Parameters.AddWithValue("$id", id);
         insert.Parameters.AddWithValue("$owner", owner);
@@ -143,6 +119,7 @@ public sealed class ExportStore
         insert.Parameters.AddWithValue("$format", format);
         insert.Parameters.AddWithValue("$or", defaultOr ? 1 : 0);
         insert.Parameters.AddWithValue("$max", maxEvents);
+        insert.Parameters.AddWithValue("$restriction", restriction is null ? DBNull.Value : System.Text.Json.JsonSerializer.Serialize(restriction));
         insert.Parameters.AddWithValue("$now", NowMs);
         insert.ExecuteNonQuery();
         transaction.Commit();
@@ -299,6 +276,9 @@ public sealed class ExportStore
             Time("finished_at"),
             Time("expires_at"),
             Long("file_bytes"),
-            Long("task_id"));
+            Long("task_id"))
+        {
+            Restriction = r.IsDBNull(r.GetOrdinal("restriction")) ? null : System.Text.Json.JsonSerializer.Deserialize<string[]>(r.GetString(r.GetOrdinal("restriction"))),
+        };
     }
 }

@@ -38,6 +38,9 @@ public static class LogwellApp
         builder.Services.AddRouting();
         // The task queues every process of the node shares: a file beside the index sets.
         builder.Services.AddSingleton(_ => TaskQueues.Open(options, time));
+        builder.Services.AddSingleton(_ => MetaDatabase.Open(options.DataDirectory));
+        builder.Services.AddSingleton(services => new AccessStore(services.GetRequiredService<MetaDatabase>(), time));
+        builder.Services.AddSingleton(services => new AccessService(services.GetRequiredService<AccessStore>(), time, options.DataDirectory));
         builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton(_ => new SavedSearchStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<LogEngine>()));
@@ -51,6 +54,8 @@ public static class LogwellApp
 
         var app = builder.Build();
         _ = app.Services.GetRequiredService<LogEngine>();
+        // The metadata file's migrations and the node credential, before the first request.
+        _ = app.Services.GetRequiredService<AccessService>();
         // A Unix socket to listen on (http://unix:/path) needs its directory; a socket file left by a process that
         // ended is replaced, one that still answers is not.
         foreach (var url in options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -82,7 +87,7 @@ public static class LogwellApp
         app.UseHttpMetrics();
         HealthEndpoints.Map(app);
         ServerMetrics.Start(app.Services.GetRequiredService<ITaskQueue>(), Path.GetFullPath(options.DataDirectory), time);
-        app.MapMetrics("/metrics").WithMetadata(Permission.ViewMetrics);
+        app.MapMetrics("/metrics").WithMetadata(Permission.OnNode(Actions.ViewMetrics));
         IndexSetEndpoints.Map(app);
         PipelineEndpoints.Map(app);
         IngestEndpoints.Map(app);
@@ -105,13 +110,13 @@ public static class LogwellApp
         {
             await context.RequestServices.GetEngine().ApplyRetentionAsync().ConfigureAwait(false);
             context.Response.StatusCode = StatusCodes.Status204NoContent;
-        }).WithMetadata(Permission.ManageIndexSets);
+        }).WithMetadata(Permission.OnNode(Actions.Operate));
         app.MapPost("/api/v1/maintenance/merge", static context =>
         {
             context.RequestServices.GetEngine().RequestMerges();
             context.Response.StatusCode = StatusCodes.Status204NoContent;
             return Task.CompletedTask;
-        }).WithMetadata(Permission.ManageIndexSets);
+        }).WithMetadata(Permission.OnNode(Actions.Operate));
         app.MapFallback(static context => ErrorResponses.WriteAsync(context, 404, $"no such endpoint: {context.Request.Method} {context.Request.Path}"))
             .WithMetadata(Permission.Public);
         return app;

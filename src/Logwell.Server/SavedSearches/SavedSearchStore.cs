@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using Logwell.Jobs;
+using Logwell.Server.Hosting;
 using Microsoft.Data.Sqlite;
 
 namespace Logwell.Server.SavedSearches;
@@ -15,32 +15,16 @@ public sealed class SavedSearchStore
 {
     public const int MaxNameLength = 200;
 
-    private readonly string _connectionString;
+    private readonly MetaDatabase _database;
     private readonly TimeProvider _time;
 
     public SavedSearchStore(string dataDirectory, TimeProvider time)
     {
-        Directory.CreateDirectory(dataDirectory);
-        _connectionString = SqliteFiles.ConnectionString(Path.Combine(dataDirectory, "meta.db"));
+        _database = MetaDatabase.Open(dataDirectory);
         _time = time;
-        using var connection = Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = """
-            PRAGMA journal_mode = WAL;
-            CREATE TABLE IF NOT EXISTS saved_searches (
-                id TEXT PRIMARY KEY,
-                name TEXT NOT NULL UNIQUE,
-                indexset TEXT NOT NULL,
-                query TEXT NOT NULL,
-                from_text TEXT,
-                to_text TEXT,
-                created_at INTEGER NOT NULL
-            );
-            """;
-        command.ExecuteNonQuery();
     }
 
-    private SqliteConnection Open() => SqliteFiles.Open(_connectionString, fullSync: true);
+    private SqliteConnection Open() => _database.Connect();
 
     /// <summary>Every saved search, by name.</summary>
     public IReadOnlyList<SavedSearch> List()

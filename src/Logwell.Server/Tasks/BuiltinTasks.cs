@@ -185,7 +185,7 @@ internal sealed class ExportRunner(LogwellOptions options, ExportStore exports, 
 
     private async Task WriteAsync(ExportRecord record, string temporary, CancellationToken cancellationToken)
     {
-        var selection = new EventSelection(record.IndexSet, record.Query, record.From, record.To, record.DefaultOr);
+        var selection = new EventSelection(record.IndexSet, record.Query, record.From, record.To, record.DefaultOr, record.Restriction);
         var max = record.MaxEvents;
         await using var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
         long written = 0;

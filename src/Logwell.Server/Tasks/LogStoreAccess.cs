@@ -10,7 +10,9 @@ namespace Logwell.Server.Tasks;
 
 /// <summary>Which events a task reads: an index set, a query without pipes, a time window (UTC ticks).</summary>
 /// <param name="DefaultOr">Clauses side by side are ORed (Lucene's default) rather than ANDed.</param>
-public sealed record EventSelection(string IndexSet, string Query, long? From, long? To, bool DefaultOr = false);
+/// <param name="Restriction">Queries any of which a selected event matches besides <paramref name="Query"/> (the
+/// filters of the grants of whoever asked); null for none.</param>
+public sealed record EventSelection(string IndexSet, string Query, long? From, long? To, bool DefaultOr = false, IReadOnlyList<string>? Restriction = null);
 
 /// <summary>One page of matching events, newest first; <see cref="NextCursor"/> continues it (null on the last page).</summary>
 public sealed record EventPage(IReadOnlyList<LogEvent> Events, long Total, bool TotalIsExact, string? NextCursor);
@@ -42,6 +44,11 @@ public sealed class LocalLogStore(LogEngine engine) : ILogStoreAccess
         if (!QueryParser.TryParse(selection.Query, selection.DefaultOr, out var query, out var error))
         {
             throw new InvalidOperationException($"query error at position {error!.Position}: {error.Message}");
+        }
+        if (selection.Restriction is { } restriction)
+        {
+            var restricted = Restrictions.Parse(restriction);
+            query = query is MatchAllNode ? restricted : new AndNode([query, restricted]);
         }
         EventPosition? after = null;
         if (cursor is not null)
@@ -83,6 +90,10 @@ public sealed class HttpLogStore(HttpClient client) : ILogStoreAccess
         {
             url.Append("&to=").Append(Uri.EscapeDataString(JsonOutput.FormatTime(to)));
         }
+        if (selection.Restriction is { } restriction)
+        {
+            url.Append("&restrict=").Append(Uri.EscapeDataString(System.Text.Json.JsonSerializer.Serialize(restriction)));
+        }
         if (cursor is not null)
         {
             url.Append("&cursor=").Append(Uri.EscapeDataString(cursor));
@@ -123,5 +134,25 @@ public sealed class HttpLogStore(HttpClient client) : ILogStoreAccess
         {
             throw new InvalidOperationException($"{path} on {client.BaseAddress} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}");
         }
+    }
+}
+
+/// <summary>Grant filters as one query: any of them matches (none: nothing does).</summary>
+public static class Restrictions
+{
+    public static QueryNode Parse(IReadOnlyList<string> filters)
+    {
+        var nodes = new List<QueryNode>(filters.Count);
+        foreach (var filter in filters)
+        {
+            // A filter that no longer reads (a grammar change since the grant) lets nothing through.
+            nodes.Add(PipelineParser.TryParse(filter, false, out var parsed, out _) && parsed.Stages.Count == 0 ? parsed.Query : new NotNode(MatchAllNode.Instance));
+        }
+        return nodes.Count switch
+        {
+            0 => new NotNode(MatchAllNode.Instance),
+            1 => nodes[0],
+            _ => new OrNode(nodes),
+        };
     }
 }

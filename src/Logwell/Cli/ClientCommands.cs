@@ -12,11 +12,23 @@ internal static class ClientCommands
 {
     private const string DefaultServer = "http://127.0.0.1:5080";
 
+    /// <summary>The API key client verbs send (<c>--api-key</c>, else <c>$LOGWELL_API_KEY</c>).</summary>
+    internal static readonly Option<string?> ApiKeyOption = new("--api-key")
+    {
+        Description = "API key to send to the node (default: $LOGWELL_API_KEY)",
+        Recursive = true,
+    };
+
     internal static HttpClient CreateClient(ParseResult result, Option<string> server)
     {
         var url = result.GetValue(server) ?? Environment.GetEnvironmentVariable("LOGWELL_URL") ?? DefaultServer;
         // http://host:port, or a store's Unix socket: http://unix:/path.
-        return Logwell.Server.Hosting.ApiWorker.StoreClient(url, TimeSpan.FromMinutes(5));
+        var client = Logwell.Server.Hosting.ApiWorker.StoreClient(url, TimeSpan.FromMinutes(5));
+        if ((result.GetValue(ApiKeyOption) ?? Environment.GetEnvironmentVariable("LOGWELL_API_KEY")) is { Length: > 0 } key)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+        return client;
     }
 
     /// <summary>

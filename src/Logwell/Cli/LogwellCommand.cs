@@ -35,8 +35,15 @@ internal static class LogwellCommand
             ClientCommands.Fields(server),
             ClientCommands.Export(server),
             ClientCommands.Nodes(server),
+            AccessCommands.Users(),
+            AccessCommands.Groups(),
+            AccessCommands.Roles(),
+            AccessCommands.Spaces(),
+            AccessCommands.Grants(),
+            AccessCommands.Keys(),
         };
         root.Options.Add(server);
+        root.Options.Add(ClientCommands.ApiKeyOption);
         // serve shuts down through the host (flushes the engine); no forced exit after Ctrl-C.
         try
         {

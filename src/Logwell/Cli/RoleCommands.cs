@@ -53,6 +53,10 @@ internal static class RoleCommands
             var logger = loggers.CreateLogger("Logwell.Worker");
             await using var queue = TaskQueues.Open(options, Settings.Time);
             using var client = ClientCommands.CreateClient(result, server);
+            // The node's own credential, not a user's: tasks read what whoever queued them may read (an export
+            // carries its owner's grant filters).
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer",
+                Logwell.Server.Security.NodeCredential.ReadOrCreate(options.DataDirectory));
             var handlers = BuiltinTasks.Create(options, queue, new ExportStore(Path.GetFullPath(options.DataDirectory), Settings.Time), new HttpLogStore(client), Settings.Time, loggers);
             var name = TaskQueues.ProcessName("worker");
             var worker = new Worker(queue, handlers, new WorkerOptions(queueList)
@@ -250,7 +254,7 @@ internal static class Settings
         foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
         {
             var key = (string)entry.Key;
-            if (key.StartsWith("LOGWELL_", StringComparison.Ordinal) && key is not "LOGWELL_URL" and not "LOGWELL_ENVIRONMENT" and not "LOGWELL_LOGHUB_DIR")
+            if (key.StartsWith("LOGWELL_", StringComparison.Ordinal) && key is not "LOGWELL_URL" and not "LOGWELL_ENVIRONMENT" and not "LOGWELL_LOGHUB_DIR" and not "LOGWELL_API_KEY")
             {
                 values["Logwell:" + key["LOGWELL_".Length..].Replace("__", ":", StringComparison.Ordinal)] = (string?)entry.Value;
             }

@@ -1,0 +1,257 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Http;
+
+namespace Logwell.Server.Security;
+
+/// <summary>What authentication concluded: the caller, or the status and reason of the refusal.</summary>
+public readonly record struct Authentication(Caller? Caller, int Status, string? Error);
+
+/// <summary>
+/// Who a request comes from. Reads the credentials every client of this field sends (<c>Bearer lw_…</c>,
+/// Elasticsearch's <c>ApiKey</c>, HTTP basic with a user's password or with a key as the password, Seq's
+/// <c>X-Seq-ApiKey</c>) against the rules in the metadata file, which it reloads when any process of the node changes
+/// them (checked at most every <see cref="RefreshInterval"/>, so a revoked key stops working within it everywhere).
+/// </summary>
+public sealed class AccessService
+{
+    /// <summary>How stale the rules a process holds may be.</summary>
+    public static readonly TimeSpan RefreshInterval = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>The command that makes the first administrator, named where a request is refused for want of one.</summary>
+    public const string FirstAdminCommand = "logwell users create NAME --role admin";
+
+    private readonly AccessStore _store;
+    private readonly TimeProvider _time;
+    private readonly string _nodeKeyHash;
+    private readonly Lock _reload = new();
+    // Passwords verified at a version of the rules, by user and SHA-256 of the password: PBKDF2 costs tens of
+    // milliseconds by design, and shippers send basic auth with every request. A change of the rules empties it.
+    private readonly ConcurrentDictionary<string, long> _verified = new(StringComparer.Ordinal);
+    private AccessSnapshot _rules = AccessSnapshot.Empty;
+    private long _checkedAt = long.MinValue;
+
+    public AccessService(AccessStore store, TimeProvider time, string dataDirectory)
+    {
+        _store = store;
+        _time = time;
+        _nodeKeyHash = AccessStore.HashSecret(NodeCredential.ReadOrCreate(dataDirectory));
+    }
+
+    public AccessStore Store => _store;
+
+    /// <summary>The rules, reloaded when another process (or this one) changed them.</summary>
+    public AccessSnapshot Rules
+    {
+        get
+        {
+            var now = _time.GetTimestamp();
+            var rules = Volatile.Read(ref _rules);
+            if (_time.GetElapsedTime(Volatile.Read(ref _checkedAt), now) < RefreshInterval && _checkedAt != long.MinValue)
+            {
+                return rules;
+            }
+            lock (_reload)
+            {
+                if (_checkedAt != long.MinValue && _time.GetElapsedTime(_checkedAt, now) < RefreshInterval)
+                {
+                    return _rules;
+                }
+                if (_store.Version() != _rules.Version)
+                {
+                    _verified.Clear();
+                    Volatile.Write(ref _rules, _store.Load());
+                }
+                Volatile.Write(ref _checkedAt, now);
+                return _rules;
+            }
+        }
+    }
+
+    /// <summary>Reads the rules again at once (after a change this process made).</summary>
+    public void Invalidate() => Volatile.Write(ref _checkedAt, long.MinValue);
+
+    /// <summary>The caller of <paramref name="context"/>, or why it is refused: 401 for missing or wrong credentials, 403 for a non-loopback client before the first user exists.</summary>
+    public Authentication Authenticate(HttpContext context)
+    {
+        var rules = Rules;
+        var request = context.Request;
+        string? secret = null;
+        string? user = null;
+        string? password = null;
+        var authorization = request.Headers.Authorization.ToString();
+        if (authorization.Length > 0)
+        {
+            var space = authorization.IndexOf(' ', StringComparison.Ordinal);
+            var scheme = space < 0 ? authorization : authorization[..space];
+            var value = space < 0 ? "" : authorization[(space + 1)..].Trim();
+            if (scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase))
+            {
+                secret = value;
+            }
+            else if (scheme.Equals("ApiKey", StringComparison.OrdinalIgnoreCase))
+            {
+                // Elasticsearch clients send base64("id:key"); the key alone is read too.
+                secret = value.StartsWith(AccessStore.KeyPrefix, StringComparison.Ordinal) ? value
+                    : Decode(value) is { } decoded && decoded.IndexOf(':', StringComparison.Ordinal) is var colon and >= 0 ? decoded[(colon + 1)..] : value;
+            }
+            else if (scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase))
+            {
+                var decoded = Decode(value);
+                var colon = decoded?.IndexOf(':', StringComparison.Ordinal) ?? -1;
+                if (colon < 0)
+                {
+                    return new Authentication(null, StatusCodes.Status401Unauthorized, "the basic credentials are not base64 of 'user:password'");
+                }
+                user = decoded![..colon];
+                password = decoded[(colon + 1)..];
+                if (password.StartsWith(AccessStore.KeyPrefix, StringComparison.Ordinal))
+                {
+                    // Shippers that know only basic auth (Loki clients, some Beats setups) carry a key as the password.
+                    secret = password;
+                    user = password = null;
+                }
+            }
+            else
+            {
+                return new Authentication(null, StatusCodes.Status401Unauthorized, $"unknown authorization scheme '{scheme}': use Bearer, ApiKey or Basic");
+            }
+        }
+        else if (request.Headers["X-Seq-ApiKey"].ToString() is { Length: > 0 } seqKey)
+        {
+            secret = seqKey;
+        }
+
+        if (secret is not null)
+        {
+            var hash = AccessStore.HashSecret(secret);
+            if (CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(hash), Encoding.ASCII.GetBytes(_nodeKeyHash)))
+            {
+                return new Authentication(Caller.Unrestricted("node", "node", rules), 200, null);
+            }
+            if (rules.KeyBySecretHash(hash) is not { } key)
+            {
+                return new Authentication(null, StatusCodes.Status401Unauthorized, "unknown API key");
+            }
+            if (key.Unusable(_time.GetUtcNow()) is { } why)
+            {
+                return new Authentication(null, StatusCodes.Status401Unauthorized, why);
+            }
+            return new Authentication(rules.ForKey(key), 200, null);
+        }
+        if (user is not null)
+        {
+            if (!rules.Users.TryGetValue(user, out var record) || record.Disabled || !Verified(record, password!, rules.Version))
+            {
+                return new Authentication(null, StatusCodes.Status401Unauthorized, "wrong user name or password");
+            }
+            return new Authentication(rules.ForUser(user), 200, null);
+        }
+        if (rules.Users.Count > 0)
+        {
+            return new Authentication(null, StatusCodes.Status401Unauthorized,
+                "credentials are required: send 'Authorization: Bearer lw_…' (an API key), HTTP basic auth, or sign in to the web UI");
+        }
+        if (!IsLoopback(ClientAddress(context)))
+        {
+            return new Authentication(null, StatusCodes.Status403Forbidden,
+                $"no user exists yet, so this node serves loopback clients only: create the first administrator on the node's machine with '{FirstAdminCommand}'");
+        }
+        return new Authentication(Caller.Unrestricted("local", "loopback", rules), 200, null);
+    }
+
+    private bool Verified(UserRecord user, string password, long version)
+    {
+        var cacheKey = user.Name + "\0" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(password)));
+        if (_verified.TryGetValue(cacheKey, out var at) && at == version)
+        {
+            return true;
+        }
+        if (!AccessStore.VerifyPassword(user, password))
+        {
+            return false;
+        }
+        if (_verified.Count > 10_000)
+        {
+            _verified.Clear();
+        }
+        _verified[cacheKey] = version;
+        return true;
+    }
+
+    private static string? Decode(string base64)
+    {
+        try
+        {
+            return Encoding.UTF8.GetString(Convert.FromBase64String(base64));
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The client's address. A request without one came through the node's Unix socket from its own API master
+    /// (or from an in-process host), which names the client in the last <c>X-Forwarded-For</c> value.
+    /// </summary>
+    public static IPAddress? ClientAddress(HttpContext context)
+    {
+        var address = context.Connection.RemoteIpAddress;
+        if (address is not null)
+        {
+            return address;
+        }
+        var forwarded = context.Request.Headers["X-Forwarded-For"];
+        if (forwarded.Count == 0)
+        {
+            return null;
+        }
+        var last = forwarded[^1]!.Split(',')[^1].Trim();
+        return IPAddress.TryParse(last, out var parsed) ? parsed : IPAddress.None;
+    }
+
+    private static bool IsLoopback(IPAddress? address) => address is null || IPAddress.IsLoopback(address);
+}
+
+/// <summary>
+/// The node's own credential (<c>run/node.key</c> in the data directory, readable by the node's account only): its
+/// worker and scheduler processes authenticate with it, not with a user's key. Made at first start.
+/// </summary>
+public static class NodeCredential
+{
+    public static string PathOf(string dataDirectory) => Path.Combine(Path.GetFullPath(dataDirectory), "run", "node.key");
+
+    public static string ReadOrCreate(string dataDirectory)
+    {
+        var path = PathOf(dataDirectory);
+        if (File.Exists(path))
+        {
+            return File.ReadAllText(path).Trim();
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temporary = path + "." + Environment.ProcessId + ".tmp";
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        using (var file = new FileStream(temporary, options))
+        {
+            file.Write(Encoding.ASCII.GetBytes(AccessStore.NewSecret() + "\n"));
+            file.Flush(flushToDisk: true);
+        }
+        try
+        {
+            // Of two processes starting at once, the first to place its key wins and both use it.
+            File.Move(temporary, path, overwrite: false);
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            File.Delete(temporary);
+        }
+        return File.ReadAllText(path).Trim();
+    }
+}

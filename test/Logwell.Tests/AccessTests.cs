@@ -1,0 +1,386 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Logwell.Server.Security;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Logwell.Tests;
+
+/// <summary>
+/// Who may do what, through a node's whole HTTP pipeline: the first run on loopback, credentials of each kind, scopes,
+/// spaces, node-wide actions and the record-level filters of grants.
+/// </summary>
+public sealed class AccessTests
+{
+    private const string AdminPassword = "correct horse battery";
+
+    private static AccessService Access(InProcessNode node) => node.Services.GetRequiredService<AccessService>();
+
+    /// <summary>A node with an administrator <c>root</c>.</summary>
+    private static async Task<InProcessNode> SecuredAsync(TimeProvider? time = null)
+    {
+        var node = await InProcessNode.StartAsync(time: time);
+        var store = Access(node).Store;
+        store.CreateUser("root", AdminPassword);
+        store.AddGrant("user", "root", Role.Admin, Scope.Everything, null);
+        Access(node).Invalidate();
+        return node;
+    }
+
+    /// <summary>A key with <paramref name="role"/> on <paramref name="scope"/> (and a filter), and its secret.</summary>
+    private static string Key(InProcessNode node, string role, string scope, string? filter = null, DateTimeOffset? expires = null)
+    {
+        var store = Access(node).Store;
+        var (key, secret) = store.CreateKey("k-" + role, null, expires);
+        store.AddGrant("key", key.Id, role, Scope.Parse(scope, out _)!, filter);
+        Access(node).Invalidate();
+        return secret;
+    }
+
+    private static async Task<HttpResponseMessage> SendAsync(InProcessNode node, HttpMethod method, string url, string? bearer = null, string? body = null,
+        string contentType = "application/x-ndjson", Action<HttpRequestMessage>? configure = null)
+    {
+        using var request = new HttpRequestMessage(method, url);
+        if (bearer is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        }
+        if (body is not null)
+        {
+            request.Content = new StringContent(body, Encoding.UTF8, contentType);
+        }
+        configure?.Invoke(request);
+        return await node.Http.SendAsync(request);
+    }
+
+    private static async Task<JsonElement> JsonAsync(HttpResponseMessage response) =>
+        JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+
+    private static async Task IngestAsAdminAsync(InProcessNode node, string indexSet, params string[] lines)
+    {
+        using var response = await SendAsync(node, HttpMethod.Post, $"/api/v1/indexsets/{indexSet}/ingest", Key(node, Role.Admin, "*"), string.Join("\n", lines) + "\n");
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task BeforeTheFirstUserOnlyLoopbackIsServedAndTheRefusalNamesTheCommand()
+    {
+        await using var node = await InProcessNode.StartAsync();
+        using var local = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets");
+        Assert.Equal(HttpStatusCode.OK, local.StatusCode);
+
+        void Remote(HttpRequestMessage r) => r.Headers.Add("X-Forwarded-For", "203.0.113.5");
+        using var remote = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", configure: Remote);
+        Assert.Equal(HttpStatusCode.Forbidden, remote.StatusCode);
+        Assert.Contains("logwell users create NAME --role admin", (await JsonAsync(remote)).GetProperty("error").GetString(), StringComparison.Ordinal);
+        // Health answers anyone (503 here: this in-process node runs no worker).
+        using var health = await SendAsync(node, HttpMethod.Get, "/healthz", configure: Remote);
+        Assert.True(health.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, health.StatusCode.ToString());
+
+        // A key works from anywhere, even before the first user.
+        var key = Key(node, "viewer", "*");
+        using var withKey = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", key, configure: Remote);
+        Assert.Equal(HttpStatusCode.OK, withKey.StatusCode);
+    }
+
+    [Fact]
+    public async Task OnceAUserExistsEveryRequestNeedsCredentialsLoopbackIncluded()
+    {
+        await using var node = await SecuredAsync();
+        using var none = await SendAsync(node, HttpMethod.Get, "/api/v1/search?q=x");
+        Assert.Equal(HttpStatusCode.Unauthorized, none.StatusCode);
+        Assert.Contains("Basic", none.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+        Assert.Equal("search", (await JsonAsync(none)).GetProperty("action").GetString());
+
+        foreach (var path in new[] { "/livez", "/readyz", "/healthz", "/ui/app.js" })
+        {
+            using var open = await SendAsync(node, HttpMethod.Get, path);
+            Assert.True(open.StatusCode is not (HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden or HttpStatusCode.NotFound), $"{path}: {open.StatusCode}");
+        }
+
+        using var wrong = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", configure: r =>
+            r.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("root:wrong password"))));
+        Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+        Assert.Contains("wrong user name or password", await wrong.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        for (var i = 0; i < 2; i++)
+        {
+            // Twice: the second is answered from the verified-password cache.
+            using var right = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", configure: r =>
+                r.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("root:" + AdminPassword))));
+            Assert.Equal(HttpStatusCode.OK, right.StatusCode);
+        }
+
+        using var unknown = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", "lw_not-a-key");
+        Assert.Equal(HttpStatusCode.Unauthorized, unknown.StatusCode);
+        using var scheme = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", configure: r => r.Headers.TryAddWithoutValidation("Authorization", "Digest abc"));
+        Assert.Equal(HttpStatusCode.Unauthorized, scheme.StatusCode);
+    }
+
+    [Fact]
+    public async Task EveryShippersWayOfSendingAKeyIsRead()
+    {
+        await using var node = await SecuredAsync();
+        var secret = Key(node, "ingester", "indexset:app");
+        var ways = new Dictionary<string, Action<HttpRequestMessage>>
+        {
+            ["bearer"] = r => r.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret),
+            ["elasticsearch ApiKey base64(id:key)"] = r => r.Headers.Authorization = new AuthenticationHeaderValue("ApiKey", Convert.ToBase64String(Encoding.UTF8.GetBytes("some-id:" + secret))),
+            ["ApiKey raw"] = r => r.Headers.Authorization = new AuthenticationHeaderValue("ApiKey", secret),
+            ["basic with the key as password"] = r => r.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("shipper:" + secret))),
+            ["X-Seq-ApiKey"] = r => r.Headers.Add("X-Seq-ApiKey", secret),
+        };
+        foreach (var (way, configure) in ways)
+        {
+            using var response = await SendAsync(node, HttpMethod.Post, "/api/v1/indexsets/app/ingest", body: "{\"message\":\"hello\"}\n", configure: configure);
+            Assert.True(response.IsSuccessStatusCode, $"{way}: {response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        }
+    }
+
+    [Fact]
+    public async Task AnIngestKeyForOneIndexSetCanDoNothingElse()
+    {
+        await using var node = await SecuredAsync();
+        var secret = Key(node, "ingester", "indexset:app");
+        using var ok = await SendAsync(node, HttpMethod.Post, "/api/v1/indexsets/app/ingest", secret, "{\"message\":\"one\"}\n");
+        Assert.True(ok.IsSuccessStatusCode);
+
+        using var other = await SendAsync(node, HttpMethod.Post, "/api/v1/indexsets/other/ingest", secret, "{\"message\":\"two\"}\n");
+        Assert.Equal(HttpStatusCode.Forbidden, other.StatusCode);
+        var error = await JsonAsync(other);
+        Assert.Equal("ingest", error.GetProperty("action").GetString());
+        Assert.Equal("indexset:other", error.GetProperty("scope").GetString());
+        Assert.False(node.Engine.TryGet("other", out _), "a refused ingest must not create the index set");
+
+        foreach (var (method, url) in new[]
+        {
+            (HttpMethod.Get, "/api/v1/search?indexset=app&q=*"), (HttpMethod.Get, "/api/v1/histogram?indexset=app"), (HttpMethod.Get, "/api/v1/fields?indexset=app"),
+            (HttpMethod.Get, "/api/v1/export?indexset=app"), (HttpMethod.Get, "/metrics"), (HttpMethod.Get, "/api/v1/queues"), (HttpMethod.Delete, "/api/v1/indexsets/app"),
+            (HttpMethod.Post, "/api/v1/maintenance/merge"), (HttpMethod.Get, "/api/v1/indexsets"),
+        })
+        {
+            using var refused = await SendAsync(node, method, url, secret);
+            Assert.True(refused.StatusCode == HttpStatusCode.Forbidden, $"{method} {url}: {refused.StatusCode}");
+            Assert.True((await JsonAsync(refused)).TryGetProperty("action", out _), $"{method} {url}: the 403 names the action");
+        }
+
+        // Bulk: the item for the granted index set is taken, the other refused, item by item.
+        var bulk = "{\"index\":{\"_index\":\"app\"}}\n{\"message\":\"b1\"}\n{\"index\":{\"_index\":\"secret\"}}\n{\"message\":\"b2\"}\n";
+        using var mixed = await SendAsync(node, HttpMethod.Post, "/_bulk", secret, bulk);
+        var items = (await JsonAsync(mixed)).GetProperty("items").EnumerateArray().Select(i => i.GetProperty("index").GetProperty("status").GetInt32()).ToList();
+        Assert.Equal([201, 403], items);
+        Assert.False(node.Engine.TryGet("secret", out _));
+    }
+
+    [Fact]
+    public async Task AGrantOnASpaceReachesItsIndexSetsAndNoOthers()
+    {
+        await using var node = await SecuredAsync();
+        var admin = Key(node, Role.Admin, "*");
+        Access(node).Store.CreateSpace("team");
+        Access(node).Invalidate();
+        using (var created = await SendAsync(node, HttpMethod.Post, "/api/v1/indexsets", admin, "{\"name\":\"teamlogs\",\"space\":\"team\"}", "application/json"))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            Assert.Equal("team", (await JsonAsync(created)).GetProperty("space").GetString());
+        }
+        await IngestAsAdminAsync(node, "teamlogs", "{\"message\":\"team event\"}");
+        await IngestAsAdminAsync(node, "default", "{\"message\":\"default event\"}");
+
+        var viewer = Key(node, "viewer", "space:team");
+        using var list = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", viewer);
+        Assert.Equal(["teamlogs"], (await JsonAsync(list)).GetProperty("indexsets").EnumerateArray().Select(s => s.GetProperty("name").GetString()).ToList());
+        using var search = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=teamlogs&q=event&from=now-1h", viewer);
+        Assert.Equal(1, (await JsonAsync(search)).GetProperty("total").GetInt64());
+        using var outside = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=default&q=event&from=now-1h", viewer);
+        Assert.Equal(HttpStatusCode.Forbidden, outside.StatusCode);
+        Assert.Equal("indexset:default", (await JsonAsync(outside)).GetProperty("scope").GetString());
+
+        // A space admin creates index sets in their space only.
+        var spaceAdmin = Key(node, "space_admin", "space:team");
+        using var inTeam = await SendAsync(node, HttpMethod.Post, "/api/v1/indexsets", spaceAdmin, "{\"name\":\"more\",\"space\":\"team\"}", "application/json");
+        Assert.Equal(HttpStatusCode.Created, inTeam.StatusCode);
+        using var inDefault = await SendAsync(node, HttpMethod.Post, "/api/v1/indexsets", spaceAdmin, "{\"name\":\"elsewhere\"}", "application/json");
+        Assert.Equal(HttpStatusCode.Forbidden, inDefault.StatusCode);
+        using var metrics = await SendAsync(node, HttpMethod.Get, "/metrics", spaceAdmin);
+        Assert.Equal(HttpStatusCode.Forbidden, metrics.StatusCode);
+        Assert.Equal("*", (await JsonAsync(metrics)).GetProperty("scope").GetString());
+    }
+
+    [Fact]
+    public async Task AGrantsFilterHoldsInEveryReadApi()
+    {
+        await using var node = await SecuredAsync();
+        var lines = new List<string>();
+        for (var i = 0; i < 20; i++)
+        {
+            lines.Add(JsonSerializer.Serialize(new { message = $"request {i} done", service = i % 2 == 0 ? "payments" : "billing", host = "h1" }));
+        }
+        await IngestAsAdminAsync(node, "app", [.. lines]);
+        var key = Key(node, "viewer", "*", "service:payments");
+
+        async Task<JsonElement> Get(string url)
+        {
+            using var response = await SendAsync(node, HttpMethod.Get, url, key);
+            Assert.True(response.IsSuccessStatusCode, $"{url}: {response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            return await JsonAsync(response);
+        }
+
+        var search = await Get("/api/v1/search?indexset=app&q=request&from=now-1h&limit=100");
+        Assert.Equal(10, search.GetProperty("total").GetInt64());
+        Assert.All(search.GetProperty("hits").EnumerateArray(), hit => Assert.Equal("payments", hit.GetProperty("fields").GetProperty("service").GetString()));
+        // Asking for the other service explicitly finds nothing.
+        Assert.Equal(0, (await Get("/api/v1/search?indexset=app&q=service:billing&from=now-1h")).GetProperty("total").GetInt64());
+        Assert.Equal(0, (await Get("/api/v1/search?indexset=app&q=NOT%20service:payments&from=now-1h")).GetProperty("total").GetInt64());
+
+        var stats = await Get("/api/v1/search?indexset=app&q=*%20%7C%20stats%20count()%20by%20service&from=now-1h");
+        Assert.DoesNotContain("billing", stats.GetRawText(), StringComparison.Ordinal);
+
+        var histogram = await Get("/api/v1/histogram?indexset=app&from=now-1h");
+        Assert.Equal(10, histogram.GetProperty("total").GetInt64());
+        var fields = await Get("/api/v1/fields?indexset=app&from=now-1h");
+        Assert.DoesNotContain("billing", fields.GetRawText(), StringComparison.Ordinal);
+
+        // Context: the neighbours are the caller's only, and an event outside the filter is not found.
+        var all = await SearchAllAsAdmin(node);
+        var payment = all.First(h => h.GetProperty("fields").GetProperty("service").GetString() == "payments").GetProperty("id").GetString();
+        var billing = all.First(h => h.GetProperty("fields").GetProperty("service").GetString() == "billing").GetProperty("id").GetString();
+        var around = await Get($"/api/v1/context?indexset=app&id={payment}&before=50&after=50");
+        Assert.DoesNotContain("billing", around.GetRawText(), StringComparison.Ordinal);
+        Assert.NotEqual(0, around.GetProperty("before").GetArrayLength() + around.GetProperty("after").GetArrayLength());
+        using (var hidden = await SendAsync(node, HttpMethod.Get, $"/api/v1/context?indexset=app&id={billing}", key))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, hidden.StatusCode);
+        }
+
+        using var export = await SendAsync(node, HttpMethod.Get, "/api/v1/export?indexset=app&from=now-1h&format=ndjson", key);
+        var exported = await export.Content.ReadAsStringAsync();
+        Assert.Equal(10, exported.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.DoesNotContain("billing", exported, StringComparison.Ordinal);
+
+        // A client's own narrowing (what a worker sends for an export's owner) cannot widen it.
+        var restricted = await Get("/api/v1/search?indexset=app&q=*&from=now-1h&restrict=" + Uri.EscapeDataString("[\"service:billing\"]"));
+        Assert.Equal(0, restricted.GetProperty("total").GetInt64());
+    }
+
+    private static async Task<List<JsonElement>> SearchAllAsAdmin(InProcessNode node)
+    {
+        using var response = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=app&q=*&from=now-1h&limit=100", Key(node, Role.Admin, "*"));
+        return [.. (await JsonAsync(response)).GetProperty("hits").EnumerateArray()];
+    }
+
+    [Fact]
+    public async Task ARevokedOrExpiredKeyIsRefusedOnceTheRulesAreReread()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var node = await SecuredAsync(time);
+        var store = Access(node).Store;
+        var (key, secret) = store.CreateKey("short", null, time.GetUtcNow().AddHours(1));
+        store.AddGrant("key", key.Id, "viewer", Scope.Everything, null);
+        time.Advance(AccessService.RefreshInterval);
+        using (var works = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", secret))
+        {
+            Assert.Equal(HttpStatusCode.OK, works.StatusCode);
+        }
+
+        store.RevokeKey(key.Id);
+        time.Advance(AccessService.RefreshInterval);
+        using (var revoked = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", secret))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, revoked.StatusCode);
+            Assert.Contains("revoked", await revoked.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        var (other, otherSecret) = store.CreateKey("expiring", null, time.GetUtcNow().AddMinutes(5));
+        store.AddGrant("key", other.Id, "viewer", Scope.Everything, null);
+        time.Advance(TimeSpan.FromMinutes(5));
+        using var expired = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", otherSecret);
+        Assert.Equal(HttpStatusCode.Unauthorized, expired.StatusCode);
+        Assert.Contains("expired", await expired.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        // Removing a grant takes the access away the same way.
+        var (third, thirdSecret) = store.CreateKey("granted", null, null);
+        var grant = store.AddGrant("key", third.Id, "viewer", Scope.Everything, null);
+        time.Advance(AccessService.RefreshInterval);
+        using (var before = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", thirdSecret))
+        {
+            Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        }
+        store.RemoveGrant(grant.Id);
+        time.Advance(AccessService.RefreshInterval);
+        using var after = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", thirdSecret);
+        Assert.Equal(HttpStatusCode.Forbidden, after.StatusCode);
+    }
+
+    [Fact]
+    public async Task TheNodesOwnCredentialMayDoEverything()
+    {
+        await using var node = await SecuredAsync();
+        var secret = NodeCredential.ReadOrCreate(node.DataDirectory);
+        Assert.StartsWith("lw_", secret, StringComparison.Ordinal);
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(NodeCredential.PathOf(node.DataDirectory)));
+        }
+        using var metrics = await SendAsync(node, HttpMethod.Get, "/metrics", secret);
+        Assert.Equal(HttpStatusCode.OK, metrics.StatusCode);
+        using var merge = await SendAsync(node, HttpMethod.Post, "/api/v1/maintenance/merge", secret);
+        Assert.Equal(HttpStatusCode.NoContent, merge.StatusCode);
+    }
+
+    [Fact]
+    public void TheRulesRefuseWhatCannotBeMeant()
+    {
+        using var directory = new TempDirectory();
+        var store = new AccessStore(Logwell.Server.Hosting.MetaDatabase.Open(directory.Path), TimeProvider.System);
+        store.CreateUser("alice", "long enough");
+        Assert.Equal(409, Assert.Throws<AccessException>(() => store.CreateUser("alice", "long enough")).Status);
+        Assert.Throws<AccessException>(() => store.CreateUser("Bad Name", "long enough"));
+        Assert.Throws<AccessException>(() => store.CreateUser("bob", "short"));
+        Assert.Equal(404, Assert.Throws<AccessException>(() => store.AddGrant("user", "alice", "no-such-role", Scope.Everything, null)).Status);
+        Assert.Equal(404, Assert.Throws<AccessException>(() => store.AddGrant("user", "nobody", "viewer", Scope.Everything, null)).Status);
+        // Node-wide actions only on everything.
+        Assert.Contains("operate", Assert.Throws<AccessException>(() => store.AddGrant("user", "alice", Role.Admin, new Scope(ScopeKind.IndexSet, "app"), null)).Message, StringComparison.Ordinal);
+        Assert.Contains("position", Assert.Throws<AccessException>(() => store.AddGrant("user", "alice", "viewer", Scope.Everything, "service:(")).Message, StringComparison.Ordinal);
+        Assert.Throws<AccessException>(() => store.CreateRole("viewer", [Actions.Search]));
+        Assert.Throws<AccessException>(() => store.CreateRole("mine", ["fly"]));
+        store.CreateRole("mine", [Actions.Search, Actions.ViewSpace]);
+        store.AddGrant("user", "alice", "mine", new Scope(ScopeKind.IndexSet, "app"), null);
+        Assert.Equal(409, Assert.Throws<AccessException>(() => store.DeleteRole("mine")).Status);
+        Assert.Equal(409, Assert.Throws<AccessException>(() => store.DeleteSpace("default")).Status);
+        Assert.Null(Scope.Parse("everything", out var error));
+        Assert.NotNull(error);
+
+        var rules = store.Load();
+        var alice = rules.ForUser("alice");
+        Assert.True(alice.Can(Actions.Search, "app"));
+        Assert.False(alice.Can(Actions.Search, "other"));
+        Assert.False(alice.Can(Actions.Ingest, "app"));
+        Assert.False(alice.CanOnNode(Actions.ViewMetrics));
+
+        // Deleting a user revokes the keys they own.
+        var (key, _) = store.CreateKey("alices", "alice", null);
+        store.DeleteUser("alice");
+        Assert.NotNull(store.Load().Keys.Single(k => k.Id == key.Id).RevokedAt);
+    }
+
+    [Fact]
+    public void TheMetadataFileIsMigratedInOrderAndANewerOneIsRefused()
+    {
+        using var directory = new TempDirectory();
+        var database = Logwell.Server.Hosting.MetaDatabase.Open(directory.Path);
+        Assert.Equal(Logwell.Server.Hosting.MetaDatabase.Migrations[^1].Version, database.Version());
+        using (var connection = database.Connect())
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = "PRAGMA user_version = 999; PRAGMA wal_checkpoint(TRUNCATE);";
+            command.ExecuteNonQuery();
+        }
+        using var other = new TempDirectory();
+        File.Copy(database.Path, Path.Combine(other.Path, "meta.db"));
+        var refused = Assert.Throws<InvalidOperationException>(() => Logwell.Server.Hosting.MetaDatabase.Open(other.Path));
+        Assert.Contains("newer Logwell", refused.Message, StringComparison.Ordinal);
+    }
+}
