@@ -32,7 +32,7 @@ internal static class ElasticsearchEndpoints
         foreach (var kind in new[] { "_index_template", "_template", "_component_template" })
         {
             routes.MapMethods($"/{kind}/{{name}}", ["GET", "HEAD"], TemplateMissingAsync).WithMetadata(Permission.Authenticated);
-            routes.MapMethods($"/{kind}/{{name}}", ["PUT", "POST"], TemplateRefusedAsync).WithMetadata(Permission.InRequest(Actions.Ingest));
+            routes.MapMethods($"/{kind}/{{name}}", ["PUT", "POST"], TemplateRefusedAsync).WithMetadata(Permission.Authenticated);
         }
         routes.MapMethods("/_bulk", ["POST", "PUT"], context => BulkAsync(context, null)).WithMetadata(Permission.InRequest(Actions.Ingest));
         routes.MapMethods("/{index}/_bulk", ["POST", "PUT"], (HttpContext context, string index) => BulkAsync(context, index)).WithMetadata(Permission.InRequest(Actions.Ingest));
