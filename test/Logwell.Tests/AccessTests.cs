@@ -140,6 +140,23 @@ public sealed class AccessTests
     }
 
     [Fact]
+    public async Task AKeyOfTheSeqApiKeysSettingIngestsIntoItsIndexSetOnly()
+    {
+        await using var node = await InProcessNode.StartAsync(new Dictionary<string, string?> { ["Logwell:SeqApiKeys:legacy-key"] = "payments" });
+        Access(node).Store.CreateUser("root", AdminPassword);
+        Access(node).Invalidate();
+        var clef = $"{{\"@t\":\"{DateTimeOffset.UtcNow:O}\",\"@mt\":\"paid\"}}\n";
+        using var ingest = await SendAsync(node, HttpMethod.Post, "/api/events/raw", body: clef, contentType: "application/vnd.serilog.clef",
+            configure: r => r.Headers.Add("X-Seq-ApiKey", "legacy-key"));
+        Assert.Equal(HttpStatusCode.Created, ingest.StatusCode);
+        using var search = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=payments&q=paid", configure: r => r.Headers.Add("X-Seq-ApiKey", "legacy-key"));
+        Assert.Equal(HttpStatusCode.Forbidden, search.StatusCode);
+        using var wrong = await SendAsync(node, HttpMethod.Post, "/api/events/raw", body: clef, contentType: "application/vnd.serilog.clef",
+            configure: r => r.Headers.Add("X-Seq-ApiKey", "not-configured"));
+        Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+    }
+
+    [Fact]
     public async Task AnIngestKeyForOneIndexSetCanDoNothingElse()
     {
         await using var node = await SecuredAsync();

@@ -40,7 +40,7 @@ public static class LogwellApp
         builder.Services.AddSingleton(_ => TaskQueues.Open(options, time));
         builder.Services.AddSingleton(_ => MetaDatabase.Open(options.DataDirectory));
         builder.Services.AddSingleton(services => new AccessStore(services.GetRequiredService<MetaDatabase>(), time));
-        builder.Services.AddSingleton(services => new AccessService(services.GetRequiredService<AccessStore>(), time, options.DataDirectory));
+        builder.Services.AddSingleton(services => new AccessService(services.GetRequiredService<AccessStore>(), time, options.DataDirectory, options.SeqApiKeys));
         builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton(_ => new SavedSearchStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<LogEngine>()));

@@ -33,10 +33,15 @@ public sealed class AccessService
     private AccessSnapshot _rules = AccessSnapshot.Empty;
     private long _checkedAt = long.MinValue;
 
-    public AccessService(AccessStore store, TimeProvider time, string dataDirectory)
+    private readonly IReadOnlyDictionary<string, string> _seqKeys;
+
+    /// <param name="seqKeys">The <c>SeqApiKeys</c> setting: Seq API keys and the index set each ingests into. Such a
+    /// key may ingest into its index set and do nothing else.</param>
+    public AccessService(AccessStore store, TimeProvider time, string dataDirectory, IReadOnlyDictionary<string, string>? seqKeys = null)
     {
         _store = store;
         _time = time;
+        _seqKeys = seqKeys ?? new Dictionary<string, string>();
         _nodeKeyHash = AccessStore.HashSecret(NodeCredential.ReadOrCreate(dataDirectory));
     }
 
@@ -119,9 +124,18 @@ public sealed class AccessService
                 return new Authentication(null, StatusCodes.Status401Unauthorized, $"unknown authorization scheme '{scheme}': use Bearer, ApiKey or Basic");
             }
         }
-        else if (request.Headers["X-Seq-ApiKey"].ToString() is { Length: > 0 } seqKey)
+        else if ((request.Headers["X-Seq-ApiKey"].ToString() is { Length: > 0 } header ? header
+            : request.Path.StartsWithSegments("/api/events/raw") ? request.Query["apiKey"].ToString() : "") is { Length: > 0 } seqKey)
         {
-            secret = seqKey;
+            if (seqKey.StartsWith(AccessStore.KeyPrefix, StringComparison.Ordinal))
+            {
+                secret = seqKey;
+            }
+            else if (_seqKeys.TryGetValue(seqKey, out var seqIndexSet))
+            {
+                return new Authentication(Caller.SeqKey(seqIndexSet, rules), 200, null);
+            }
+            // Any other value is the Seq endpoint's to refuse, in Seq's format.
         }
 
         if (secret is not null)

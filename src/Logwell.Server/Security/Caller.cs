@@ -104,6 +104,10 @@ public sealed class Caller
     /// <summary>A caller that may do everything: the node's own processes, and loopback before the first user.</summary>
     internal static Caller Unrestricted(string kind, string name, AccessSnapshot rules) => new(kind, name, rules, []) { IsUnrestricted = true };
 
+    /// <summary>A key of the <c>SeqApiKeys</c> setting: it ingests into its index set.</summary>
+    internal static Caller SeqKey(string indexSet, AccessSnapshot rules) =>
+        new("key", "seq:" + indexSet, rules, [new Grant("seq", "key", "seq", "ingester", new Scope(ScopeKind.IndexSet, indexSet), null, DateTimeOffset.UnixEpoch)]) { KeyId = "SeqApiKeys" };
+
     /// <summary><c>user</c>, <c>key</c>, <c>node</c> or <c>local</c> (loopback before the first user).</summary>
     public string Kind { get; }
 
