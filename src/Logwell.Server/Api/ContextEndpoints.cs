@@ -57,11 +57,13 @@ internal static class ContextEndpoints
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         writer.WriteStartObject();
         writer.WritePropertyName("event");
-        JsonOutput.WriteHit(writer, found.Event);
+        var shown = selection.Shown(found.Event);
+        JsonOutput.WriteHit(writer, shown);
         writer.WriteStartObject("source");
-        foreach (var (name, value) in found.Source)
+        foreach (var (name, _) in found.Source)
         {
-            writer.WriteString(name, value);
+            // The source's values as the caller reads them.
+            writer.WriteString(name, shown.TryGetField(name, out var value) ? value.SearchText : null);
         }
         writer.WriteEndObject();
         foreach (var (name, events) in new[] { ("before", found.Before), ("after", found.After) })
@@ -69,7 +71,7 @@ internal static class ContextEndpoints
             writer.WriteStartArray(name);
             foreach (var evt in events)
             {
-                JsonOutput.WriteHit(writer, evt);
+                JsonOutput.WriteHit(writer, selection.Shown(evt));
             }
             writer.WriteEndArray();
         }

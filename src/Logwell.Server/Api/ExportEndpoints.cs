@@ -92,7 +92,7 @@ internal static class ExportEndpoints
         ExportRecord record;
         try
         {
-            record = exports.Create(Owner(context), request.Selection.IndexSet, request.Selection.Query, request.Selection.From, request.Selection.To, fields, request.Format, request.Selection.DefaultOr, options.ExportMaxEvents, options.ExportsPerUser, request.Selection.Restriction);
+            record = exports.Create(Owner(context), request.Selection.IndexSet, request.Selection.Query, request.Selection.From, request.Selection.To, fields, request.Format, request.Selection.DefaultOr, options.ExportMaxEvents, options.ExportsPerUser, request.Selection.Restriction, masked: request.Mask is not null);
         }
         catch (ExportLimitException e)
         {
@@ -120,7 +120,8 @@ internal static class ExportEndpoints
         await WriteRecordAsync(context, exports.Get(record.Id)!, options).ConfigureAwait(false);
     }
 
-    private sealed record ExportRequest(EventSelection Selection, string Format);
+    /// <param name="Mask">The masking rules the caller reads the index set through (null: values as stored).</param>
+    private sealed record ExportRequest(EventSelection Selection, string Format, ReadMask? Mask);
 
     /// <summary>Reads what every export names, or answers the mistake and returns null.</summary>
     private static async Task<ExportRequest?> ReadRequestAsync(HttpContext context, string? indexSet, string? q, string? from, string? to, string? format, string? defaultOperator)
@@ -140,7 +141,7 @@ internal static class ExportEndpoints
             ? op == "OR"
             : context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value.DefaultOperator == "OR";
         return new ExportRequest(new EventSelection(selection.Store.Name, q ?? "", selection.From, selection.To, defaultOr,
-            context.Caller().Filters(Actions.Export, selection.Store.Name)), format);
+            context.Caller().Filters(Actions.Export, selection.Store.Name)), format, selection.Mask);
     }
 
     private static IReadOnlyList<string> SplitFields(string? text) =>
@@ -245,7 +246,7 @@ internal static class ExportEndpoints
         var page = first;
         while (true)
         {
-            writer.Write(page.Events);
+            writer.Write(request.Mask is null ? page.Events : [.. page.Events.Select(request.Mask.Apply)]);
             if (page.NextCursor is null)
             {
                 break;

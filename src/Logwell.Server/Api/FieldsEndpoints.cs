@@ -52,7 +52,7 @@ internal static class FieldsEndpoints
 
         var request = new SearchRequest(query, from, to, null, sample);
         // The whole of the work, counting included, runs within the timeout; it reads at most MaxFieldValues values.
-        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "fields", selection.Timeout, ct => Count(store.Search(request, ct), ct)).ConfigureAwait(false) is not { } counted)
+        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "fields", selection.Timeout, ct => Count(Shown(selection, store.Search(request, ct)), ct)).ConfigureAwait(false) is not { } counted)
         {
             return;
         }
@@ -97,6 +97,10 @@ internal static class FieldsEndpoints
     /// The field statistics of the hits, newest first, until <see cref="MaxFieldValues"/> values have been read: with
     /// wide events the sample shrinks rather than the cost growing.
     /// </summary>
+    /// <summary>The values as the caller may read them: top values of a masked field are counted masked.</summary>
+    private static SearchResult Shown(SearchEndpoints.Selection selection, SearchResult result) =>
+        selection.Mask is null ? result : result with { Hits = [.. result.Hits.Select(selection.Shown)] };
+
     private static Counted Count(SearchResult result, CancellationToken cancellationToken)
     {
         var fields = new Dictionary<string, FieldStats>(StringComparer.Ordinal);

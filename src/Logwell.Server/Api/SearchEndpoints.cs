@@ -64,6 +64,12 @@ internal static class SearchEndpoints
 
         /// <summary>The stages after <c>|</c> (only the search runs them).</summary>
         public IReadOnlyList<PipeStage> Stages { get; init; } = [];
+
+        /// <summary>The masking rules the caller reads the index set through (null: values as stored).</summary>
+        public ReadMask? Mask { get; init; }
+
+        /// <summary>An event as the caller may read it.</summary>
+        public LogEvent Shown(LogEvent evt) => Mask is null ? evt : Mask.Apply(evt);
     }
 
     /// <summary>
@@ -186,13 +192,43 @@ internal static class SearchEndpoints
                 : ErrorResponses.WriteAsync(context, 404, $"index set '{indexSet}' does not exist")).ConfigureAwait(false);
             return null;
         }
-        return new Selection(store, query, from, to) { Stages = pipeline.Stages, Timeout = timeout };
+        var mask = context.Caller().MaskFor(indexSet);
+        if (mask is not null && pipeline.Stages.Count > 0 && MaskedPipeField(pipeline.Stages, mask) is { } masked)
+        {
+            // Pipes aggregate stored values: a masked field's would show through.
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status403Forbidden,
+                $"'{masked}' is masked for {context.Caller().Description} on index set '{indexSet}': pipes over it need {Actions.ViewRaw}", action: Actions.ViewRaw, scope: "indexset:" + indexSet).ConfigureAwait(false);
+            return null;
+        }
+        return new Selection(store, query, from, to) { Stages = pipeline.Stages, Timeout = timeout, Mask = mask };
     }
 
     /// <summary>
     /// The query the caller's grants restrict <paramref name="action"/> on the index set to (any of their filters), or
     /// null when a grant gives it unrestricted. The filters were read when the grants were made.
     /// </summary>
+    /// <summary>The first masked field a pipe stage reads values of, or null.</summary>
+    private static string? MaskedPipeField(IReadOnlyList<PipeStage> stages, ReadMask mask)
+    {
+        foreach (var stage in stages)
+        {
+            IEnumerable<string?> fields = stage switch
+            {
+                StatsStage stats => stats.By.Concat(stats.Aggregations.Select(a => a.Field)),
+                TimechartStage chart => new[] { chart.By, chart.Aggregation.Field },
+                TopStage top => [top.Field],
+                FieldsStage columns => columns.Columns,
+                SortStage sort => [sort.Column],
+                _ => [],
+            };
+            if (fields.FirstOrDefault(f => f is not null && mask.Masks(f)) is { } masked)
+            {
+                return masked;
+            }
+        }
+        return null;
+    }
+
     internal static QueryNode? GrantRestriction(HttpContext context, string action, string indexSet) =>
         context.Caller().Filters(action, indexSet) is { } filters ? Restrictions.Parse(filters) : null;
 
@@ -283,7 +319,7 @@ internal static class SearchEndpoints
             await using var lineWriter = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
             foreach (var hit in result.Hits)
             {
-                JsonOutput.WriteHit(lineWriter, hit);
+                JsonOutput.WriteHit(lineWriter, selection.Shown(hit));
                 await lineWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
                 lineWriter.Reset();
                 await context.Response.Body.WriteAsync("\n"u8.ToArray(), context.RequestAborted).ConfigureAwait(false);
@@ -297,7 +333,7 @@ internal static class SearchEndpoints
         writer.WriteStartArray("hits");
         foreach (var hit in result.Hits)
         {
-            JsonOutput.WriteHit(writer, hit);
+            JsonOutput.WriteHit(writer, selection.Shown(hit));
         }
         writer.WriteEndArray();
         writer.WriteNumber("total", result.Total);

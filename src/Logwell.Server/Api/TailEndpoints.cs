@@ -26,10 +26,11 @@ internal static class TailEndpoints
     private static async Task TailAsync(HttpContext context)
     {
         var q = context.Request.Query;
-        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], q["q"], q["filters"], null, null, null).ConfigureAwait(false) is not var (store, query, _, _))
+        if (await SearchEndpoints.ReadSelectionAsync(context, q["indexset"], q["q"], q["filters"], null, null, null).ConfigureAwait(false) is not { } selection)
         {
             return;
         }
+        var (store, query, _, _) = selection;
         var time = context.RequestServices.GetTime();
         var matches = EventMatcher.Compile(query, time.GetUtcNow());
         using var subscription = store.Tail(Capacity);
@@ -79,7 +80,7 @@ internal static class TailEndpoints
                         }
                         buffer.Write("data: "u8);
                         json.Reset();
-                        JsonOutput.WriteHit(json, evt);
+                        JsonOutput.WriteHit(json, selection.Shown(evt));
                         await json.FlushAsync(aborted).ConfigureAwait(false);
                         buffer.Write("\n\n"u8);
                     }

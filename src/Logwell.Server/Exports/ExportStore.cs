@@ -52,6 +52,9 @@ public sealed record ExportRecord(
     /// null when a grant lets them export everything.
     /// </summary>
     public IReadOnlyList<string>? Restriction { get; init; }
+
+    /// <summary>The owner lacked view_raw when they asked: the index set's masking rules apply to what is written.</summary>
+    public bool Masked { get; init; }
 }
 
 /// <summary>Thrown when an owner already has as many exports running as allowed.</summary>
@@ -81,6 +84,9 @@ public sealed class ExportStore
 
     private SqliteConnection Open() => _database.Connect();
 
+    /// <summary>The metadata file the records are in.</summary>
+    public MetaDatabase Database => _database;
+
     /// <summary>The store's clock: what creation, finish and expiry times are read against.</summary>
     public DateTimeOffset Now => _time.GetUtcNow();
 
@@ -89,7 +95,7 @@ public sealed class ExportStore
     /// <summary>A new queued export with a fresh id.</summary>
     /// <exception cref="ExportLimitException">The owner has <paramref name="maxActive"/> exports queued or running.</exception>
     /// <param name="maxEvents">The most events this export writes (the newest ones).</param>
-    public ExportRecord Create(string owner, string indexSet, string query, long? from, long? to, IReadOnlyList<string> fields, string format, bool defaultOr, long maxEvents, int maxActive, IReadOnlyList<string>? restriction = null)
+    public ExportRecord Create(string owner, string indexSet, string query, long? from, long? to, IReadOnlyList<string> fields, string format, bool defaultOr, long maxEvents, int maxActive, IReadOnlyList<string>? restriction = null, bool masked = false)
     {
         using var connection = Open();
         using var transaction = connection.BeginTransaction();
@@ -106,8 +112,8 @@ public sealed class ExportStore
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
         using var insert = connection.CreateCommand();
         insert.CommandText = """
-            INSERT INTO exports (id, owner, indexset, query, from_ticks, to_ticks, fields, format, default_or, max_events, state, created_at, restriction)
-            VALUES ($id, $owner, $indexset, $query, $from, $to, $fields, $format, $or, $max, 'queued', $now, $restriction)
+            INSERT INTO exports (id, owner, indexset, query, from_ticks, to_ticks, fields, format, default_or, max_events, state, created_at, restriction, masked)
+            VALUES ($id, $owner, $indexset, $query, $from, $to, $fields, $format, $or, $max, 'queued', $now, $restriction, $masked)
             """;
         insert.Parameters.AddWithValue("$id", id);
         insert.Parameters.AddWithValue("$owner", owner);
@@ -119,6 +125,7 @@ public sealed class ExportStore
         insert.Parameters.AddWithValue("$format", format);
         insert.Parameters.AddWithValue("$or", defaultOr ? 1 : 0);
         insert.Parameters.AddWithValue("$max", maxEvents);
+        insert.Parameters.AddWithValue("$masked", masked ? 1 : 0);
         insert.Parameters.AddWithValue("$restriction", restriction is null ? DBNull.Value : System.Text.Json.JsonSerializer.Serialize(restriction));
         insert.Parameters.AddWithValue("$now", NowMs);
         insert.ExecuteNonQuery();
@@ -279,6 +286,7 @@ public sealed class ExportStore
             Long("task_id"))
         {
             Restriction = r.IsDBNull(r.GetOrdinal("restriction")) ? null : System.Text.Json.JsonSerializer.Deserialize<string[]>(r.GetString(r.GetOrdinal("restriction"))),
+            Masked = r.GetInt64(r.GetOrdinal("masked")) != 0,
         };
     }
 }

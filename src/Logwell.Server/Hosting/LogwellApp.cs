@@ -90,6 +90,7 @@ public static class LogwellApp
         app.MapMetrics("/metrics").WithMetadata(Permission.OnNode(Actions.ViewMetrics));
         IndexSetEndpoints.Map(app);
         PipelineEndpoints.Map(app);
+        MaskingEndpoints.Map(app);
         IngestEndpoints.Map(app);
         ElasticsearchEndpoints.Map(app);
         WebUiEndpoints.Map(app, ElasticsearchEndpoints.InfoAsync);

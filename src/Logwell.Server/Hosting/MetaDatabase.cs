@@ -97,6 +97,10 @@ public sealed class MetaDatabase
         new(3, "the grant filters an export is restricted to", """
             ALTER TABLE exports ADD COLUMN restriction TEXT;
             """),
+        new(4, "masking rules read by viewers without view_raw", """
+            CREATE TABLE masking_rules (indexset TEXT PRIMARY KEY, definition TEXT NOT NULL, updated_at INTEGER NOT NULL);
+            ALTER TABLE exports ADD COLUMN masked INTEGER NOT NULL DEFAULT 0;
+            """),
     ];
 
     private static readonly ConcurrentDictionary<string, MetaDatabase> Opened = new(StringComparer.Ordinal);

@@ -265,16 +265,58 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         command.ExecuteNonQuery();
     });
 
-    /// <summary>Forgets a deleted index set's space and the grants on it.</summary>
+    /// <summary>Forgets a deleted index set's space, the grants on it and its masking rules.</summary>
     public void ForgetIndexSet(string indexSet) => Change(command =>
     {
         command.CommandText = """
             DELETE FROM indexset_spaces WHERE indexset = $set;
             DELETE FROM grants WHERE scope_kind = 'indexset' AND scope_name = $set;
+            DELETE FROM masking_rules WHERE indexset = $set;
             """;
         command.Parameters.AddWithValue("$set", indexSet);
         command.ExecuteNonQuery();
     });
+
+    /// <summary>Sets an index set's masking rules (<see cref="ReadMask"/>), read by whoever lacks view_raw on it.</summary>
+    public ReadMask SetMasking(string indexSet, string definition)
+    {
+        var mask = ReadMask.Parse(definition);
+        Change(command =>
+        {
+            command.CommandText = """
+                INSERT INTO masking_rules (indexset, definition, updated_at) VALUES ($set, $definition, $at)
+                ON CONFLICT (indexset) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at
+                """;
+            command.Parameters.AddWithValue("$set", indexSet);
+            command.Parameters.AddWithValue("$definition", definition);
+            command.Parameters.AddWithValue("$at", time.GetUtcNow().ToUnixTimeMilliseconds());
+            command.ExecuteNonQuery();
+        });
+        return mask;
+    }
+
+    /// <summary>An index set's masking rules read from <paramref name="database"/> (null: none).</summary>
+    public static ReadMask? MaskOf(MetaDatabase database, string indexSet)
+    {
+        using var connection = database.Connect();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT definition FROM masking_rules WHERE indexset = $set";
+        command.Parameters.AddWithValue("$set", indexSet);
+        return command.ExecuteScalar() is string definition ? TryParseMask(definition) ?? ReadMask.Everything : null;
+    }
+
+    /// <summary>Removes an index set's masking rules; false when it had none.</summary>
+    public bool RemoveMasking(string indexSet)
+    {
+        var removed = false;
+        Change(command =>
+        {
+            command.CommandText = "DELETE FROM masking_rules WHERE indexset = $set";
+            command.Parameters.AddWithValue("$set", indexSet);
+            removed = command.ExecuteNonQuery() > 0;
+        });
+        return removed;
+    }
 
     /// <summary>A new API key and its secret, which is not kept and cannot be shown again.</summary>
     public (ApiKeyRecord Key, string Secret) CreateKey(string name, string? owner, DateTimeOffset? expiresAt)
@@ -468,7 +510,29 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
                     reader.IsDBNull(6) ? null : reader.GetString(6), FromMs(reader.GetInt64(7))));
             }
         }
-        return new AccessSnapshot(version, users, groups, members, roles, spaces, placed, keys, grants);
+        var masks = new Dictionary<string, ReadMask>(StringComparer.Ordinal);
+        command.CommandText = "SELECT indexset, definition FROM masking_rules";
+        using (var reader = command.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                // Rules are read when they are set; a stored one that no longer reads masks every field of the index set.
+                masks[reader.GetString(0)] = TryParseMask(reader.GetString(1)) ?? ReadMask.Everything;
+            }
+        }
+        return new AccessSnapshot(version, users, groups, members, roles, spaces, placed, keys, grants) { Masks = masks };
+    }
+
+    private static ReadMask? TryParseMask(string definition)
+    {
+        try
+        {
+            return ReadMask.Parse(definition);
+        }
+        catch (AccessException)
+        {
+            return null;
+        }
     }
 
     private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);

@@ -62,6 +62,9 @@ public sealed class AccessSnapshot
     /// <summary>The space an index set is in.</summary>
     public string SpaceOf(string indexSet) => _placed.TryGetValue(indexSet, out var space) ? space : "default";
 
+    /// <summary>Each index set's masking rules.</summary>
+    public IReadOnlyDictionary<string, ReadMask> Masks { get; init; } = new Dictionary<string, ReadMask>();
+
     public ApiKeyRecord? KeyBySecretHash(string hash) => _keysByHash.GetValueOrDefault(hash);
 
     public IReadOnlyList<string> GroupsOf(string user) => _groupsOfUser.TryGetValue(user, out var groups) ? groups : [];
@@ -199,6 +202,10 @@ public sealed class Caller
         }
         return false;
     }
+
+    /// <summary>The masking rules the caller reads the index set through: null with view_raw on it, or when it has none.</summary>
+    public ReadMask? MaskFor(string indexSet) =>
+        _rules.Masks.TryGetValue(indexSet, out var mask) && !Can(Actions.ViewRaw, indexSet) ? mask : null;
 
     /// <summary>
     /// The query filters the grants that allow <paramref name="action"/> on the index set put on it: null when one of

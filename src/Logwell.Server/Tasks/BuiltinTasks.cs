@@ -193,13 +193,15 @@ internal sealed class ExportRunner(LogwellOptions options, ExportStore exports, 
         await using (var gzip = new GZipStream(file, CompressionLevel.Fastest, leaveOpen: true))
         {
             using var writer = new ExportWriter(gzip, record.Format, record.Fields);
+            // The index set's masking rules as they are now, for an owner who could not read values unmasked.
+            var mask = record.Masked ? Logwell.Server.Security.AccessStore.MaskOf(exports.Database, record.IndexSet) : null;
             string? cursor = null;
             do
             {
                 var limit = (int)Math.Min(PageSize, max - written);
                 var page = await store.PageAsync(selection, cursor, limit, total is null ? max + 1 : 0, cancellationToken).ConfigureAwait(false);
                 total ??= page.Total;
-                writer.Write(page.Events);
+                writer.Write(mask is null ? page.Events : [.. page.Events.Select(mask.Apply)]);
                 written += page.Events.Count;
                 cursor = page.NextCursor;
                 exports.Progress(record.Id, written, total, truncated: total > max);
