@@ -4,8 +4,8 @@
 # need when it is missing, from Debian: Node.js and npm (the npm shipper libraries install themselves on first use),
 # rsyslog and its omelasticsearch module, redis-server (the tests start their own on a free port), chromium (the
 # web UI tests drive it headless through Playwright; no browser is downloaded), faketime, curl (the README's HTTP
-# example runs as written) and supervisor (logwell supervise is compared with Debian's supervisord; the package's own
-# service is not started).
+# example runs as written), supervisor (logwell supervise is compared with Debian's supervisord; the package's own
+# service is not started) and python3-elasticsearch (Python's Elasticsearch client ships with credentials).
 # Then it runs the tests that see event times again with the clock 400 days ahead (faketime -f '+400d'): every unit
 # test and the integration classes marked Category=DateSensitive. A fixed event date fails that pass on the day it is
 # written, not on the day retention or a time window makes it expire.
@@ -37,6 +37,7 @@ find /usr/lib -name omelasticsearch.so 2>/dev/null | grep -q . || missing+=(rsys
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v supervisord >/dev/null 2>&1 || missing+=(supervisor)
+[ -f /usr/lib/python3/dist-packages/elasticsearch/__init__.py ] || missing+=(python3-elasticsearch)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]} from Debian"

@@ -18,7 +18,7 @@ public sealed class SyslogIngestTests
         return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 
-    private static async Task<List<System.Text.Json.JsonElement>> WaitForAsync(HttpClient http, string indexSet, string query, int count)
+    internal static async Task<List<System.Text.Json.JsonElement>> WaitForAsync(HttpClient http, string indexSet, string query, int count)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (true)
