@@ -36,7 +36,7 @@ internal static class Harness
                 systems[name] = name switch
                 {
                     "logwell" or "sqlite-fts5" or "lucene" => await RunInProcessAsync(name, o, corpus),
-                    "logwell-http" or "logwell-bulk" => await RunServerAsync(name, o, corpus, parameters, dir => LogwellHttpSystem.StartAsync(dir, bulk: name == "logwell-bulk").ContinueWith(t => ((IBenchSystem)t.Result, t.Result.Server), TaskScheduler.Default)),
+                    "logwell-http" or "logwell-bulk" => await RunServerAsync(name, o, corpus, parameters, dir => LogwellHttpSystem.StartAsync(dir, bulk: name == "logwell-bulk", secured: o.Secured).ContinueWith(t => ((IBenchSystem)t.Result, t.Result.Server), TaskScheduler.Default)),
                     "clickhouse" => ClickHouseSystem.IsInstalled(out var why)
                         ? await RunServerAsync(name, o, corpus, parameters, dir => ClickHouseSystem.StartAsync(dir).ContinueWith(t => ((IBenchSystem)t.Result, t.Result.Server), TaskScheduler.Default))
                         : Skipped(why),

@@ -8,6 +8,7 @@ using Logwell.Bench.Systems;
 // Logwell's benchmark harness: one corpus, every system, the same queries, figures and ratios.
 //   dotnet run -c Release --project bench/Logwell.Bench -- --events N --out DIR [--loghub DIR] [--loghub-systems HDFS,Spark]
 //       [--systems logwell,logwell-http,logwell-bulk,sqlite-fts5,lucene,clickhouse,ripgrep,zstd] [--runs 10] [--cold-runs 3]
+//       [--secured]   (logwell-http and logwell-bulk with a user: every request carries an API key and is authorized)
 //   dotnet run -c Release --project bench/Logwell.Bench -- queue [--tasks N] [--workers N] [--out DIR] [--redis HOST:PORT]   (no-op tasks/s)
 //   dotnet run -c Release --project bench/Logwell.Bench -- ui [--events N] [--runs N] [--out DIR] [--loghub DIR]   (the web UI in Chromium)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -38,6 +39,7 @@ internal sealed record Options
     public string[] Systems { get; init; } = AllSystems;
     public int Runs { get; init; } = 10;
     public int ColdRuns { get; init; } = 3;
+    public bool Secured { get; init; }
 
     // Worker mode: one system, one phase, in a child process so its CPU and memory are its own.
     public string? Worker { get; init; }
@@ -61,6 +63,7 @@ internal sealed record Options
                 "--systems" => o with { Systems = Next().Split(',') },
                 "--runs" => o with { Runs = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--cold-runs" => o with { ColdRuns = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--secured" => o with { Secured = true },
                 "--worker" => o with { Worker = Next() },
                 "--phase" => o with { Phase = Next() },
                 "--corpus" => o with { Corpus = Next() },

@@ -86,6 +86,27 @@ public sealed class AccessProcessTests
         Assert.Equal(6, hits.Count);
         Assert.All(hits, service => Assert.Equal("payments", service));
 
+        // logwell login keeps a personal key for the node in the user's configuration directory; logout revokes it.
+        var home = new Dictionary<string, string> { ["XDG_CONFIG_HOME"] = Path.Combine(dir.Path, "config") };
+        var login = await CliTests.RunWithAsync(dir.Path, node, "a long password\n", home, "login", "--user", "alice");
+        Assert.True(login.ExitCode == 0, login.Stderr);
+        var credentials = Path.Combine(dir.Path, "config", "logwell", "credentials.json");
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(credentials));
+        }
+        var asAlice = await CliTests.RunWithAsync(dir.Path, node, null, home, "search", "--index", "app", "call");
+        Assert.True(asAlice.ExitCode == 0, asAlice.Stderr);
+        Assert.Contains("11 shown of 11 matching", asAlice.Stderr, StringComparison.Ordinal);
+        var personal = JsonDocument.Parse(await File.ReadAllTextAsync(credentials)).RootElement.EnumerateObject().Single().Value.GetProperty("key").GetString()!;
+        var wrongPassword = await CliTests.RunWithAsync(dir.Path, node, "not it\n", home, "login", "--user", "alice");
+        Assert.Equal(1, wrongPassword.ExitCode);
+        Assert.Contains("401", wrongPassword.Stderr, StringComparison.Ordinal);
+        var logout = await CliTests.RunWithAsync(dir.Path, node, null, home, "logout");
+        Assert.True(logout.ExitCode == 0, logout.Stderr);
+        Assert.Equal(HttpStatusCode.Unauthorized, await StatusAsync(node, HttpMethod.Get, "/api/v1/indexsets", personal));
+        Assert.Equal(1, (await CliTests.RunWithAsync(dir.Path, node, null, home, "search", "--index", "app", "call")).ExitCode);
+
         var list = await CliTests.RunAsync(node, null, "keys", "list", "--data", dir.Path);
         var id = list.Stdout.Split('\n').Single(l => l.Contains("shipper", StringComparison.Ordinal)).Split(' ')[0];
         Assert.DoesNotContain(shipKey, list.Stdout, StringComparison.Ordinal);

@@ -10,7 +10,11 @@ public sealed class CliTests
     internal static Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(LogwellNode node, string? stdin, params string[] args) =>
         RunInAsync(Environment.CurrentDirectory, node, stdin, args);
 
-    internal static async Task<(int ExitCode, string Stdout, string Stderr)> RunInAsync(string workingDirectory, LogwellNode node, string? stdin, params string[] args)
+    internal static Task<(int ExitCode, string Stdout, string Stderr)> RunInAsync(string workingDirectory, LogwellNode node, string? stdin, params string[] args) =>
+        RunWithAsync(workingDirectory, node, stdin, null, args);
+
+    /// <param name="env">Variables to set for the process (a HOME of its own, say).</param>
+    internal static async Task<(int ExitCode, string Stdout, string Stderr)> RunWithAsync(string workingDirectory, LogwellNode node, string? stdin, IDictionary<string, string>? env, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -26,6 +30,10 @@ public sealed class CliTests
             info.ArgumentList.Add(arg);
         }
         info.Environment["LOGWELL_URL"] = node.BaseAddress.ToString();
+        foreach (var (name, value) in env ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
         using var process = Process.Start(info)!;
         if (stdin is not null)
         {

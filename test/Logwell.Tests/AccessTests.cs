@@ -422,6 +422,59 @@ public sealed class AccessTests
     }
 
     [Fact]
+    public async Task TheAccessApiManagesUsersGroupsGrantsAndKeys()
+    {
+        await using var node = await SecuredAsync();
+        var admin = Key(node, Role.Admin, "*");
+        async Task<(HttpStatusCode Status, JsonElement Body)> Call(HttpMethod method, string url, string? key, string? body = null, Action<HttpRequestMessage>? configure = null)
+        {
+            using var response = await SendAsync(node, method, url, key, body, "application/json", configure);
+            var text = await response.Content.ReadAsStringAsync();
+            return (response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone());
+        }
+
+        Assert.Equal(HttpStatusCode.Created, (await Call(HttpMethod.Post, "/api/v1/access/users", admin, "{\"name\":\"bob\",\"password\":\"bobs password\"}")).Status);
+        Assert.Equal(HttpStatusCode.Conflict, (await Call(HttpMethod.Post, "/api/v1/access/users", admin, "{\"name\":\"bob\",\"password\":\"bobs password\"}")).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Call(HttpMethod.Post, "/api/v1/access/users", admin, "{\"name\":\"carol\",\"password\":\"short\"}")).Status);
+        Assert.Equal(HttpStatusCode.Created, (await Call(HttpMethod.Post, "/api/v1/access/groups", admin, "{\"name\":\"support\"}")).Status);
+        Assert.Equal(HttpStatusCode.NoContent, (await Call(HttpMethod.Post, "/api/v1/access/groups/support/members", admin, "{\"user\":\"bob\"}")).Status);
+        var (status, grant) = await Call(HttpMethod.Post, "/api/v1/access/grants", admin, "{\"group\":\"support\",\"role\":\"viewer\",\"scope\":\"indexset:app\",\"filter\":\"level:error\"}");
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal("indexset:app", grant.GetProperty("scope").GetString());
+        Assert.Equal(HttpStatusCode.BadRequest, (await Call(HttpMethod.Post, "/api/v1/access/grants", admin, "{\"group\":\"support\",\"role\":\"viewer\",\"filter\":\"level:(\"}")).Status);
+
+        // Bob, through his group: a viewer of app, and nothing about access.
+        void Bob(HttpRequestMessage r) => r.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("bob:bobs password")));
+        var (_, me) = await Call(HttpMethod.Get, "/api/v1/access/me", null, configure: Bob);
+        Assert.Equal("bob", me.GetProperty("name").GetString());
+        Assert.Equal("level:error", me.GetProperty("grants")[0].GetProperty("filter").GetString());
+        Assert.Equal(HttpStatusCode.Forbidden, (await Call(HttpMethod.Get, "/api/v1/access/users", null, configure: Bob)).Status);
+        Assert.Equal(HttpStatusCode.Forbidden, (await Call(HttpMethod.Put, "/api/v1/access/users/root/password", null, "{\"password\":\"taken over!\"}", Bob)).Status);
+        Assert.Equal(HttpStatusCode.NoContent, (await Call(HttpMethod.Put, "/api/v1/access/users/bob/password", null, "{\"password\":\"bobs new password\"}", Bob)).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await Call(HttpMethod.Get, "/api/v1/access/me", null, configure: Bob)).Status);
+
+        // A key: its secret once at creation, never in the list.
+        var (created, key) = await Call(HttpMethod.Post, "/api/v1/access/keys", admin, "{\"name\":\"filebeat\",\"role\":\"ingester\",\"scope\":\"indexset:app\",\"expires_in\":\"30d\"}");
+        Assert.Equal(HttpStatusCode.Created, created);
+        var secret = key.GetProperty("secret").GetString()!;
+        Assert.StartsWith("lw_", secret, StringComparison.Ordinal);
+        var (_, keys) = await Call(HttpMethod.Get, "/api/v1/access/keys", admin);
+        Assert.DoesNotContain(secret, keys.GetRawText(), StringComparison.Ordinal);
+        using (var ingest = await SendAsync(node, HttpMethod.Post, "/api/v1/indexsets/app/ingest", secret, "{\"message\":\"via api key\"}\n"))
+        {
+            Assert.True(ingest.IsSuccessStatusCode);
+        }
+        Assert.Equal(HttpStatusCode.NoContent, (await Call(HttpMethod.Delete, $"/api/v1/access/keys/{key.GetProperty("id").GetString()}", admin)).Status);
+        using (var revoked = await SendAsync(node, HttpMethod.Post, "/api/v1/indexsets/app/ingest", secret, "{\"message\":\"after\"}\n"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, revoked.StatusCode);
+        }
+        Assert.Equal(HttpStatusCode.NotFound, (await Call(HttpMethod.Delete, "/api/v1/access/users/nobody", admin)).Status);
+        Assert.Equal(HttpStatusCode.Created, (await Call(HttpMethod.Post, "/api/v1/access/roles", admin, "{\"name\":\"reader\",\"actions\":[\"search\",\"view_space\"]}")).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Call(HttpMethod.Post, "/api/v1/access/roles", admin, "{\"name\":\"flyer\",\"actions\":[\"fly\"]}")).Status);
+    }
+
+    [Fact]
     public void TheRulesRefuseWhatCannotBeMeant()
     {
         using var directory = new TempDirectory();

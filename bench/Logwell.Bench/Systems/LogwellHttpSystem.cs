@@ -28,7 +28,9 @@ internal sealed class LogwellHttpSystem : IBenchSystem
     /// <summary>Where the node listens.</summary>
     public Uri BaseAddress => _http.BaseAddress!;
 
-    public static async Task<LogwellHttpSystem> StartAsync(string dataDirectory, bool bulk)
+    /// <param name="secured">Make a user and an administrator's key first: every request then carries the key and is
+    /// authorized, as on a node that others can reach.</param>
+    public static async Task<LogwellHttpSystem> StartAsync(string dataDirectory, bool bulk, bool secured = false)
     {
         var port = ServerProcess.FreePort();
         var server = ServerProcess.Start("dotnet",
@@ -36,7 +38,33 @@ internal sealed class LogwellHttpSystem : IBenchSystem
             new Dictionary<string, string> { ["LOGWELL_DEFAULTRETENTIONDAYS"] = "3650" });
         var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromMinutes(10) };
         await server.WaitForAsync(async () => (await http.GetAsync("healthz")).IsSuccessStatusCode, TimeSpan.FromSeconds(60));
+        if (secured)
+        {
+            // A restart (cold runs) finds the user made before.
+            await RunCliAsync(["users", "create", "bench", "--role", "admin", "--generate-password", "--data", dataDirectory], allowExisting: true);
+            var created = await RunCliAsync("keys", "create", "bench", "--role", "admin", "--data", dataDirectory);
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", created.Split('\n').Select(l => l.Trim()).Single(l => l.StartsWith("lw_", StringComparison.Ordinal)));
+            await server.WaitForAsync(async () => (await http.GetAsync("api/v1/indexsets")).IsSuccessStatusCode, TimeSpan.FromSeconds(10));
+        }
         return new LogwellHttpSystem(server, http, bulk);
+    }
+
+    private static Task<string> RunCliAsync(params string[] arguments) => RunCliAsync(arguments, allowExisting: false);
+
+    private static async Task<string> RunCliAsync(string[] arguments, bool allowExisting)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add(LogwellDll());
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+        using var process = System.Diagnostics.Process.Start(info)!;
+        var output = await process.StandardOutput.ReadToEndAsync();
+        var errors = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return process.ExitCode == 0 || allowExisting && errors.Contains("exists already", StringComparison.Ordinal) ? output
+            : throw new InvalidOperationException($"logwell {string.Join(' ', arguments)}: {errors}");
     }
 
     private static string LogwellDll()

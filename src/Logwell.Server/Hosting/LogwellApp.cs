@@ -107,6 +107,7 @@ public static class LogwellApp
         NodeEndpoints.Map(app);
         SavedSearchEndpoints.Map(app);
         SupervisorEndpoints.Map(app);
+        AccessEndpoints.Map(app);
         app.MapPost("/api/v1/maintenance/retention", static async context =>
         {
             await context.RequestServices.GetEngine().ApplyRetentionAsync().ConfigureAwait(false);

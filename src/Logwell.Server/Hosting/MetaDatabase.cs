@@ -101,6 +101,9 @@ public sealed class MetaDatabase
             CREATE TABLE masking_rules (indexset TEXT PRIMARY KEY, definition TEXT NOT NULL, updated_at INTEGER NOT NULL);
             ALTER TABLE exports ADD COLUMN masked INTEGER NOT NULL DEFAULT 0;
             """),
+        new(5, "personal API keys, which act as their owner (logwell login)", """
+            ALTER TABLE api_keys ADD COLUMN as_owner INTEGER NOT NULL DEFAULT 0;
+            """),
     ];
 
     private static readonly ConcurrentDictionary<string, MetaDatabase> Opened = new(StringComparer.Ordinal);

@@ -13,6 +13,9 @@ public sealed record UserRecord(string Name, string PasswordHash, DateTimeOffset
 /// <summary>An API key as stored: the secret only as its SHA-256, which is enough for a random 256-bit secret.</summary>
 public sealed record ApiKeyRecord(string Id, string Name, string? Owner, string SecretHash, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt)
 {
+    /// <summary>A personal key (<c>logwell login</c>): it may do what its owner may, through the owner's grants, rather than through its own.</summary>
+    public bool AsOwner { get; init; }
+
     /// <summary>Why the key cannot be used at <paramref name="now"/>, or null when it can.</summary>
     public string? Unusable(DateTimeOffset now) =>
         RevokedAt is not null ? "the API key was revoked"
@@ -319,15 +322,20 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     }
 
     /// <summary>A new API key and its secret, which is not kept and cannot be shown again.</summary>
-    public (ApiKeyRecord Key, string Secret) CreateKey(string name, string? owner, DateTimeOffset? expiresAt)
+    /// <param name="asOwner">A personal key: it acts as its owner (who must be given) instead of having grants of its own.</param>
+    public (ApiKeyRecord Key, string Secret) CreateKey(string name, string? owner, DateTimeOffset? expiresAt, bool asOwner = false)
     {
+        if (asOwner && owner is null)
+        {
+            throw new AccessException("a personal key needs an owner");
+        }
         RequireName(name, "API key");
         if (expiresAt is { } expires && expires <= time.GetUtcNow())
         {
             throw new AccessException("the expiry is in the past");
         }
         var secret = NewSecret();
-        var key = new ApiKeyRecord(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), name, owner, HashSecret(secret), time.GetUtcNow(), expiresAt, null);
+        var key = new ApiKeyRecord(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), name, owner, HashSecret(secret), time.GetUtcNow(), expiresAt, null) { AsOwner = asOwner };
         Change(command =>
         {
             if (owner is not null)
@@ -335,8 +343,8 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
                 RequireExists(command, "users", owner, "user");
             }
             command.CommandText = """
-                INSERT INTO api_keys (id, name, owner, secret_hash, created_at, expires_at)
-                VALUES ($id, $name, $owner, $hash, $at, $expires)
+                INSERT INTO api_keys (id, name, owner, secret_hash, created_at, expires_at, as_owner)
+                VALUES ($id, $name, $owner, $hash, $at, $expires, $as_owner)
                 """;
             command.Parameters.AddWithValue("$id", key.Id);
             command.Parameters.AddWithValue("$name", name);
@@ -344,6 +352,7 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
             command.Parameters.AddWithValue("$hash", key.SecretHash);
             command.Parameters.AddWithValue("$at", key.CreatedAt.ToUnixTimeMilliseconds());
             command.Parameters.AddWithValue("$expires", (object?)expiresAt?.ToUnixTimeMilliseconds() ?? DBNull.Value);
+            command.Parameters.AddWithValue("$as_owner", asOwner ? 1 : 0);
             command.ExecuteNonQuery();
         });
         return (key, secret);
@@ -489,13 +498,16 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
             }
         }
         var keys = new List<ApiKeyRecord>();
-        command.CommandText = "SELECT id, name, owner, secret_hash, created_at, expires_at, revoked_at FROM api_keys";
+        command.CommandText = "SELECT id, name, owner, secret_hash, created_at, expires_at, revoked_at, as_owner FROM api_keys";
         using (var reader = command.ExecuteReader())
         {
             while (reader.Read())
             {
                 keys.Add(new ApiKeyRecord(reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3),
-                    FromMs(reader.GetInt64(4)), reader.IsDBNull(5) ? null : FromMs(reader.GetInt64(5)), reader.IsDBNull(6) ? null : FromMs(reader.GetInt64(6))));
+                    FromMs(reader.GetInt64(4)), reader.IsDBNull(5) ? null : FromMs(reader.GetInt64(5)), reader.IsDBNull(6) ? null : FromMs(reader.GetInt64(6)))
+                {
+                    AsOwner = reader.GetInt64(7) != 0,
+                });
             }
         }
         var grants = new List<Grant>();

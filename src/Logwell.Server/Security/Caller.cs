@@ -80,8 +80,16 @@ public sealed class AccessSnapshot
         return new Caller("user", name, this, grants);
     }
 
-    /// <summary>What a key may do: its own grants.</summary>
-    public Caller ForKey(ApiKeyRecord key) => new("key", key.Name, this, GrantsOf("key", key.Id)) { KeyId = key.Id };
+    /// <summary>What a key may do: its own grants, or for a personal key its owner's (none once the owner is disabled).</summary>
+    public Caller ForKey(ApiKeyRecord key)
+    {
+        if (!key.AsOwner)
+        {
+            return new("key", key.Name, this, GrantsOf("key", key.Id)) { KeyId = key.Id };
+        }
+        var owner = key.Owner is { } name && Users.TryGetValue(name, out var user) && !user.Disabled ? ForUser(name) : null;
+        return new("key", key.Name, this, owner?.GrantList ?? []) { KeyId = key.Id, Owner = key.Owner };
+    }
 
     private IReadOnlyList<Grant> GrantsOf(string kind, string principal) =>
         _grantsByPrincipal.TryGetValue(kind + ":" + principal, out var list) ? list : [];
@@ -119,6 +127,11 @@ public sealed class Caller
     /// <summary>For a key: its id.</summary>
     public string? KeyId { get; init; }
 
+    /// <summary>For a personal key: the user it acts as.</summary>
+    public string? Owner { get; init; }
+
+    internal IEnumerable<Grant> GrantList => _grants.Select(g => g.Grant);
+
     public bool IsUnrestricted { get; private init; }
 
     /// <summary>The rules this caller was judged by.</summary>
@@ -127,7 +140,7 @@ public sealed class Caller
     /// <summary>How the audit log and errors name the caller: <c>user alice</c>, <c>key ship-1 (id)</c>.</summary>
     public string Description => Kind switch
     {
-        "key" => $"API key '{Name}' ({KeyId})",
+        "key" => Owner is null ? $"API key '{Name}' ({KeyId})" : $"user '{Owner}' (personal API key '{Name}', {KeyId})",
         "user" => $"user '{Name}'",
         "node" => "the node's own processes",
         _ => "a loopback client (no user exists yet)",

@@ -339,7 +339,7 @@ internal static class AccessCommands
         Scope.Parse(text, out var error) ?? throw new AccessException(error!);
 
     /// <summary>The password from the flag, generated, from standard input, or asked twice on the terminal; null after saying why not.</summary>
-    private static (string? Password, bool Generated) ReadPassword(string? flag, bool generate)
+    internal static (string? Password, bool Generated) ReadPassword(string? flag, bool generate)
     {
         if (flag is not null)
         {

@@ -19,12 +19,13 @@ internal static class ClientCommands
         Recursive = true,
     };
 
-    internal static HttpClient CreateClient(ParseResult result, Option<string> server)
+    /// <param name="useStoredKey">Without <c>--api-key</c> and <c>$LOGWELL_API_KEY</c>, send the personal key <c>logwell login</c> kept for the node.</param>
+    internal static HttpClient CreateClient(ParseResult result, Option<string> server, bool useStoredKey = true)
     {
         var url = result.GetValue(server) ?? Environment.GetEnvironmentVariable("LOGWELL_URL") ?? DefaultServer;
         // http://host:port, or a store's Unix socket: http://unix:/path.
         var client = Logwell.Server.Hosting.ApiWorker.StoreClient(url, TimeSpan.FromMinutes(5));
-        if ((result.GetValue(ApiKeyOption) ?? Environment.GetEnvironmentVariable("LOGWELL_API_KEY")) is { Length: > 0 } key)
+        if ((result.GetValue(ApiKeyOption) ?? Environment.GetEnvironmentVariable("LOGWELL_API_KEY") ?? (useStoredKey ? LoginCommands.KeyFor(url) : null)) is { Length: > 0 } key)
         {
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         }
@@ -604,23 +605,28 @@ internal static class ClientCommands
         var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
-            string message;
-            try
-            {
-                using var error = JsonDocument.Parse(text);
-                message = error.RootElement.GetProperty("error").GetString() ?? text;
-                if (error.RootElement.TryGetProperty("expected", out var expected))
-                {
-                    message += $" (expected {expected.GetString()})";
-                }
-            }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-            {
-                message = text;
-            }
-            throw new CliException($"{(int)response.StatusCode} {response.ReasonPhrase}: {message}");
+            throw new CliException($"{(int)response.StatusCode} {response.ReasonPhrase}: {ErrorText(text)}");
         }
         return JsonDocument.Parse(text);
+    }
+
+    /// <summary>The message of a node's JSON error (with what was expected), or the text as it came.</summary>
+    internal static string ErrorText(string text)
+    {
+        try
+        {
+            using var error = JsonDocument.Parse(text);
+            var message = error.RootElement.GetProperty("error").GetString() ?? text;
+            if (error.RootElement.TryGetProperty("expected", out var expected))
+            {
+                message += $" (expected {expected.GetString()})";
+            }
+            return message;
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return text;
+        }
     }
 
     private static async Task<int> Guard(Func<Task<int>> action)

@@ -41,6 +41,8 @@ internal static class LogwellCommand
             AccessCommands.Spaces(),
             AccessCommands.Grants(),
             AccessCommands.Keys(),
+            LoginCommands.Login(server),
+            LoginCommands.Logout(server),
         };
         root.Options.Add(server);
         root.Options.Add(ClientCommands.ApiKeyOption);
