@@ -475,6 +475,127 @@ public sealed class AccessTests
     }
 
     [Fact]
+    public async Task TheAuditLogRecordsChangesReadsAndRefusalsAndOnlyTheNodeWritesIt()
+    {
+        await using var node = await SecuredAsync();
+        var admin = Key(node, Role.Admin, "*");
+        var viewer = Key(node, "viewer", "*");
+        await IngestAsAdminAsync(node, "app", "{\"message\":\"hello\"}");
+        (await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=app&q=hello", viewer)).Dispose();
+        (await SendAsync(node, HttpMethod.Delete, "/api/v1/indexsets/app", viewer)).Dispose();
+        (await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", configure: r =>
+            r.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("root:guessing"))))).Dispose();
+        (await SendAsync(node, HttpMethod.Patch, "/api/v1/indexsets/app", admin, "{\"retention_days\":30}", "application/json")).Dispose();
+
+        // The entries are written behind the requests: wait until they can be read.
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        List<JsonElement> entries;
+        while (true)
+        {
+            using var response = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=_audit&limit=100&sort=asc", admin);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            entries = [.. (await JsonAsync(response)).GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("fields"))];
+            if (entries.Count >= 4 || started.Elapsed > TimeSpan.FromSeconds(30))
+            {
+                break;
+            }
+            await Task.Delay(50);
+        }
+        string? Field(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.ToString() : null;
+        var search = Assert.Single(entries, e => Field(e, "action") == "search" && Field(e, "indexset") == "app" && Field(e, "caller") == "key");
+        Assert.Equal("hello", Field(search, "query"));
+        Assert.Equal("success", Field(search, "outcome"));
+        Assert.Single(entries, e => Field(e, "method") == "DELETE" && Field(e, "outcome") == "denied" && Field(e, "action") == "manage_indexset");
+        var failed = Assert.Single(entries, e => Field(e, "outcome") == "unauthenticated");
+        Assert.Equal("root", Field(failed, "user"));
+        Assert.Single(entries, e => Field(e, "method") == "PATCH" && Field(e, "outcome") == "success");
+        // Accepted ingest is the data path, not audited.
+        Assert.DoesNotContain(entries, e => Field(e, "action") == "ingest");
+
+        // Read with view_audit only; written by the node alone; never deleted through the API.
+        using (var asViewer = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=_audit", viewer))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, asViewer.StatusCode);
+        }
+        using (var ingest = await SendAsync(node, HttpMethod.Post, "/api/v1/indexsets/_audit/ingest", admin, "{\"message\":\"forged\"}\n"))
+        {
+            Assert.True(ingest.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.Forbidden, ingest.StatusCode.ToString());
+        }
+        using (var bulk = await SendAsync(node, HttpMethod.Post, "/_bulk", admin, "{\"index\":{\"_index\":\"_audit\"}}\n{\"message\":\"forged\"}\n"))
+        {
+            Assert.DoesNotContain("\"status\":201", await bulk.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var delete = await SendAsync(node, HttpMethod.Delete, "/api/v1/indexsets/_audit", admin))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, delete.StatusCode);
+        }
+        using var list = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", admin);
+        Assert.DoesNotContain("_audit", await list.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var withSystem = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets?system=true", admin);
+        Assert.Contains("_audit", await withSystem.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task FailedSignInsBackOffAndAKeyKeepsToItsRequestRate()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var node = await InProcessNode.StartAsync(new Dictionary<string, string?> { ["Logwell:KeyRequestsPerSecond"] = "1" }, time);
+        Access(node).Store.CreateUser("root", AdminPassword);
+        Access(node).Store.AddGrant("user", "root", Role.Admin, Scope.Everything, null);
+        Access(node).Invalidate();
+        async Task<HttpResponseMessage> SignIn(string password) => await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", configure: r =>
+            r.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("root:" + password))));
+
+        for (var i = 0; i <= AbuseLimits.FreeFailures; i++)
+        {
+            using var wrong = await SignIn("guess " + i);
+            Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+        }
+        // Past the free failures even the right password waits, and the answer says for how long and why.
+        using (var blocked = await SignIn(AdminPassword))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, blocked.StatusCode);
+            Assert.Equal(TimeSpan.FromSeconds(1), blocked.Headers.RetryAfter?.Delta);
+            Assert.Contains("too many failed sign-ins", await blocked.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        time.Advance(TimeSpan.FromSeconds(1));
+        using (var wrongAgain = await SignIn("guess again"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, wrongAgain.StatusCode);
+        }
+        using (var doubled = await SignIn(AdminPassword))
+        {
+            Assert.Equal(TimeSpan.FromSeconds(2), doubled.Headers.RetryAfter?.Delta);
+        }
+        time.Advance(TimeSpan.FromSeconds(2));
+        using (var right = await SignIn(AdminPassword))
+        {
+            Assert.Equal(HttpStatusCode.OK, right.StatusCode);
+        }
+        using (var clean = await SignIn("one more guess"))
+        {
+            // A success cleared the record: this failure is the first again.
+            Assert.Equal(HttpStatusCode.Unauthorized, clean.StatusCode);
+        }
+
+        var key = Key(node, "viewer", "*");
+        for (var i = 0; i < 2; i++)
+        {
+            using var burst = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", key);
+            Assert.Equal(HttpStatusCode.OK, burst.StatusCode);
+        }
+        using (var over = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", key))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, over.StatusCode);
+            Assert.Contains("KeyRequestsPerSecond", await over.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.NotNull(over.Headers.RetryAfter);
+        }
+        time.Advance(TimeSpan.FromSeconds(1));
+        using var again = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", key);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+    }
+
+    [Fact]
     public void TheRulesRefuseWhatCannotBeMeant()
     {
         using var directory = new TempDirectory();

@@ -6,7 +6,14 @@ public static class IndexSetName
     public const int MaxLength = 64;
     public const string Default = "default";
 
-    public static bool IsValid(string? name, out string error)
+    /// <summary>The audit log: a system index set, written by the node alone.</summary>
+    public const string Audit = "_audit";
+
+    /// <summary>A system index set (its name starts with <c>_</c>): the node writes it, ingest cannot.</summary>
+    public static bool IsSystem(string name) => name.Length > 1 && name[0] == '_';
+
+    /// <param name="system">Allow a system name (<c>_audit</c>): for the node's own index sets, never for a client's.</param>
+    public static bool IsValid(string? name, out string error, bool system = false)
     {
         if (string.IsNullOrEmpty(name))
         {
@@ -28,7 +35,7 @@ public static class IndexSetName
                 return false;
             }
         }
-        if (name[0] is '-' or '_')
+        if (name[0] is '-' || name[0] == '_' && !(system && name.Length > 1 && name[1] != '_' && name[1] != '-'))
         {
             error = $"index set name '{name}' must start with a letter or digit";
             return false;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Logwell.Core.Events;
 using Logwell.Server.Hosting;
 using Logwell.Server.Security;
 using Logwell.Storage.Engine;
@@ -24,8 +25,10 @@ internal static class IndexSetEndpoints
     {
         var engine = context.RequestServices.GetEngine();
         var caller = context.Caller();
-        // Only the index sets the caller may see.
-        var sets = (await Task.Run(engine.List, context.RequestAborted).ConfigureAwait(false)).Where(set => caller.Can(Actions.ViewSpace, set.Name)).ToList();
+        // Only the index sets the caller may see; system index sets (_audit) only when asked for with system=true.
+        var system = context.Request.Query["system"] == "true";
+        var sets = (await Task.Run(engine.List, context.RequestAborted).ConfigureAwait(false))
+            .Where(set => (system || !IndexSetName.IsSystem(set.Name)) && caller.Can(Actions.ViewSpace, set.Name)).ToList();
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         writer.WriteStartObject();

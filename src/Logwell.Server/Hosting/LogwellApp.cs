@@ -40,7 +40,7 @@ public static class LogwellApp
         builder.Services.AddSingleton(_ => TaskQueues.Open(options, time));
         builder.Services.AddSingleton(_ => MetaDatabase.Open(options.DataDirectory));
         builder.Services.AddSingleton(services => new AccessStore(services.GetRequiredService<MetaDatabase>(), time));
-        builder.Services.AddSingleton(services => new AccessService(services.GetRequiredService<AccessStore>(), time, options.DataDirectory, options.SeqApiKeys));
+        builder.Services.AddSingleton(services => new AccessService(services.GetRequiredService<AccessStore>(), time, options.DataDirectory, options.SeqApiKeys, options.KeyRequestsPerSecond));
         builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton(_ => new SavedSearchStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<LogEngine>()));
@@ -49,6 +49,8 @@ public static class LogwellApp
         builder.Services.AddHostedService(services => services.GetRequiredService<RegistryHost>());
         builder.Services.AddHostedService<WorkerHost>();
         builder.Services.AddHostedService<SchedulerHost>();
+        builder.Services.AddSingleton<AuditLog>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<AuditLog>());
         builder.Services.AddSingleton<SyslogListener>();
         builder.Services.AddHostedService(services => services.GetRequiredService<SyslogListener>());
 
@@ -79,6 +81,8 @@ public static class LogwellApp
                 }
             }
         }
+        // Outermost: the audit log sees each request's final status, a 500 of the error boundary included.
+        app.UseMiddleware<AuditMiddleware>();
         app.UseMiddleware<ErrorBoundaryMiddleware>();
         app.UseMiddleware<RequestOriginMiddleware>(options.AllowedHosts, options.Urls);
         app.UseRouting();

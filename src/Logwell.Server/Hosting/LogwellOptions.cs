@@ -74,6 +74,12 @@ public sealed record LogwellOptions
     public long MaxQueuedEvents { get; init; } = 250_000;
     public int DefaultRetentionDays { get; init; } = 7;
 
+    /// <summary>Requests a second each API key may send on average, in bursts of twice that (0: no limit).</summary>
+    public double KeyRequestsPerSecond { get; init; }
+
+    /// <summary>Days the audit log (the system index set <c>_audit</c>) keeps its entries.</summary>
+    public int AuditRetentionDays { get; init; } = 180;
+
     /// <summary>
     /// Distinct field names one index set takes (as Elasticsearch's total_fields.limit); an event's fields under further
     /// names are kept together as a JSON object in the field <c>_overflow</c>.
@@ -222,6 +228,14 @@ public sealed record LogwellOptions
         if ((SyslogTcpPort != 0 || SyslogUdpPort != 0) && !IndexSetName.IsValid(SyslogIndexSet, out var syslogIndexError))
         {
             throw new ArgumentException($"Logwell:SyslogIndexSet: {syslogIndexError}");
+        }
+        if (!(KeyRequestsPerSecond >= 0) || double.IsInfinity(KeyRequestsPerSecond))
+        {
+            throw new ArgumentException("Logwell:KeyRequestsPerSecond must be 0 (no limit) or a positive number");
+        }
+        if (AuditRetentionDays is < 1 or > 36_500)
+        {
+            throw new ArgumentException("Logwell:AuditRetentionDays must be between 1 and 36500");
         }
         if (DefaultOperator is not ("AND" or "OR"))
         {

@@ -7,7 +7,8 @@ using Microsoft.AspNetCore.Http;
 namespace Logwell.Server.Security;
 
 /// <summary>What authentication concluded: the caller, or the status and reason of the refusal.</summary>
-public readonly record struct Authentication(Caller? Caller, int Status, string? Error);
+/// <param name="RetryAfter">With 429: how long the client should wait.</param>
+public readonly record struct Authentication(Caller? Caller, int Status, string? Error, TimeSpan? RetryAfter = null);
 
 /// <summary>
 /// Who a request comes from. Reads the credentials every client of this field sends (<c>Bearer lw_…</c>,
@@ -34,13 +35,16 @@ public sealed class AccessService
     private long _checkedAt = long.MinValue;
 
     private readonly IReadOnlyDictionary<string, string> _seqKeys;
+    private readonly AbuseLimits _limits;
 
     /// <param name="seqKeys">The <c>SeqApiKeys</c> setting: Seq API keys and the index set each ingests into. Such a
     /// key may ingest into its index set and do nothing else.</param>
-    public AccessService(AccessStore store, TimeProvider time, string dataDirectory, IReadOnlyDictionary<string, string>? seqKeys = null)
+    /// <param name="keyRequestsPerSecond">The <c>KeyRequestsPerSecond</c> setting (0: no limit).</param>
+    public AccessService(AccessStore store, TimeProvider time, string dataDirectory, IReadOnlyDictionary<string, string>? seqKeys = null, double keyRequestsPerSecond = 0)
     {
         _store = store;
         _time = time;
+        _limits = new AbuseLimits(time, keyRequestsPerSecond);
         _seqKeys = seqKeys ?? new Dictionary<string, string>();
         _nodeKeyHash = AccessStore.HashSecret(NodeCredential.ReadOrCreate(dataDirectory));
     }
@@ -153,14 +157,30 @@ public sealed class AccessService
             {
                 return new Authentication(null, StatusCodes.Status401Unauthorized, why);
             }
+            if (_limits.TakeKeyRequest(key.Id) is { } wait)
+            {
+                return new Authentication(null, StatusCodes.Status429TooManyRequests,
+                    $"API key '{key.Name}' ({key.Id}) is over its request rate: {_limits.KeyRequestsPerSecond} a second (the KeyRequestsPerSecond setting); retry after {Math.Ceiling(wait.TotalSeconds)} s", wait);
+            }
             return new Authentication(rules.ForKey(key), 200, null);
         }
         if (user is not null)
         {
+            var address = "address:" + (ClientAddress(context)?.ToString() ?? "local");
+            if ((_limits.Blocked("user:" + user) ?? _limits.Blocked(address)) is { } wait)
+            {
+                // Checked before the password, so a guess during the back-off tells nothing.
+                return new Authentication(null, StatusCodes.Status429TooManyRequests,
+                    $"too many failed sign-ins for user '{user}' or from this address ({AbuseLimits.FreeFailures} within {AbuseLimits.Window.TotalMinutes} minutes, then a back-off doubling up to {AbuseLimits.MaxBackOff.TotalMinutes} minutes): retry after {Math.Ceiling(wait.TotalSeconds)} s", wait);
+            }
             if (!rules.Users.TryGetValue(user, out var record) || record.Disabled || !Verified(record, password!, rules.Version))
             {
+                _limits.Failed("user:" + user);
+                _limits.Failed(address);
                 return new Authentication(null, StatusCodes.Status401Unauthorized, "wrong user name or password");
             }
+            _limits.Succeeded("user:" + user);
+            _limits.Succeeded(address);
             return new Authentication(rules.ForUser(user), 200, null);
         }
         if (rules.Users.Count > 0)

@@ -149,6 +149,12 @@ public sealed class Caller
     /// <summary>May do <paramref name="action"/> on the index set.</summary>
     public bool Can(string action, string indexSet)
     {
+        if (Logwell.Core.Events.IndexSetName.IsSystem(indexSet))
+        {
+            // The audit log is read with view_audit and written by the node alone: no one ingests into it, changes
+            // its settings or deletes it.
+            return action is Actions.Search or Actions.ViewSpace or Actions.Export or Actions.ViewRaw && CanOnNode(Actions.ViewAudit);
+        }
         if (IsUnrestricted)
         {
             return true;

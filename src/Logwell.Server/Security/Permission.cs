@@ -79,6 +79,10 @@ public sealed class AuthorizationMiddleware(RequestDelegate next)
         var authentication = access.Authenticate(context);
         if (authentication.Caller is not { } caller)
         {
+            if (authentication.RetryAfter is { } wait)
+            {
+                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
             if (authentication.Status == StatusCodes.Status401Unauthorized)
             {
                 // As Elasticsearch answers: clients that wait for a challenge before sending basic credentials send them then.

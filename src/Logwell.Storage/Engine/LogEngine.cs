@@ -113,9 +113,10 @@ public sealed class LogEngine : IAsyncDisposable
         return [.. stores.Select(s => s.Info())];
     }
 
-    public async Task<(CreateOutcome Outcome, string Error, IndexSetStore? Store)> CreateAsync(string name, int? retentionDays)
+    /// <param name="system">A system index set of the node's own (<c>_audit</c>), whose name no client may use.</param>
+    public async Task<(CreateOutcome Outcome, string Error, IndexSetStore? Store)> CreateAsync(string name, int? retentionDays, bool system = false)
     {
-        if (!IndexSetName.IsValid(name, out var error))
+        if (!IndexSetName.IsValid(name, out var error, system))
         {
             return (CreateOutcome.InvalidName, error, null);
         }
