@@ -345,6 +345,21 @@ public sealed class AccessTests
             Assert.Equal("view_raw", (await JsonAsync(byCard)).GetProperty("action").GetString());
         }
 
+        // Pipes that do not start with an aggregation work on whole stored events, and a sort's order and cursor tell
+        // the stored values: both refused.
+        foreach (var url in new[] { "/api/v1/search?indexset=app&q=*%20%7C%20head%205&from=now-1h", "/api/v1/search?indexset=app&q=*&sort=card:asc&limit=1&from=now-1h" })
+        {
+            using var refused = await SendAsync(node, HttpMethod.Get, url, viewer);
+            Assert.True(refused.StatusCode == HttpStatusCode.Forbidden, $"{url}: {refused.StatusCode}");
+        }
+
+        // view_raw from a filtered grant does not unmask what a wider grant shows.
+        var (mixed, mixedSecret) = Access(node).Store.CreateKey("mixed", null, null);
+        Access(node).Store.AddGrant("key", mixed.Id, "editor", new Scope(ScopeKind.IndexSet, "app"), "service:nothing");
+        Access(node).Store.AddGrant("key", mixed.Id, "viewer", Scope.Everything, null);
+        Access(node).Invalidate();
+        Assert.DoesNotContain("4111111111111111", await Read(mixedSecret, "/api/v1/search?indexset=app&q=paid&from=now-1h"), StringComparison.Ordinal);
+
         // Whoever holds view_raw reads the stored values, which never changed.
         Assert.Contains("4111111111111111", await Read(editor, "/api/v1/search?indexset=app&q=paid&from=now-1h"), StringComparison.Ordinal);
         Assert.Contains("5500000000000004", await Read(editor, "/api/v1/search?indexset=app&q=*%20%7C%20stats%20count()%20by%20card&from=now-1h"), StringComparison.Ordinal);
@@ -531,6 +546,14 @@ public sealed class AccessTests
         }
         using var list = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", admin);
         Assert.DoesNotContain("_audit", await list.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        // A role with view_audit alone reads the whole audit log.
+        Access(node).Store.CreateRole("auditor", [Actions.ViewAudit]);
+        var auditor = Key(node, "auditor", "*");
+        using (var audit = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=_audit&limit=1", auditor))
+        {
+            Assert.Equal(HttpStatusCode.OK, audit.StatusCode);
+            Assert.NotEqual(0, (await JsonAsync(audit)).GetProperty("total").GetInt64());
+        }
         using var withSystem = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets?system=true", admin);
         Assert.Contains("_audit", await withSystem.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
@@ -604,6 +627,7 @@ public sealed class AccessTests
         Assert.Equal(409, Assert.Throws<AccessException>(() => store.CreateUser("alice", "long enough")).Status);
         Assert.Throws<AccessException>(() => store.CreateUser("Bad Name", "long enough"));
         Assert.Throws<AccessException>(() => store.CreateUser("bob", "short"));
+        Assert.Throws<AccessException>(() => store.CreateUser("bob", "lw_looks_like_a_key"));
         Assert.Equal(404, Assert.Throws<AccessException>(() => store.AddGrant("user", "alice", "no-such-role", Scope.Everything, null)).Status);
         Assert.Equal(404, Assert.Throws<AccessException>(() => store.AddGrant("user", "nobody", "viewer", Scope.Everything, null)).Status);
         // Node-wide actions only on everything.

@@ -45,7 +45,16 @@ internal static class AccessEndpoints
             store.CreateUser(name, Text(body, "password", required: true)!);
             if (role is not null)
             {
-                store.AddGrant("user", name, role, scope, Text(body, "filter"));
+                try
+                {
+                    store.AddGrant("user", name, role, scope, Text(body, "filter"));
+                }
+                catch (AccessException)
+                {
+                    // The user and their grant are made together or not at all.
+                    store.DeleteUser(name);
+                    throw;
+                }
             }
             return new { name };
         })).WithMetadata(Manage);

@@ -118,13 +118,23 @@ internal static class IndexSetEndpoints
             return;
         }
         var engine = context.RequestServices.GetEngine();
-        var (outcome, message, store) = await engine.CreateAsync(nameElement.GetString()!, days).ConfigureAwait(false);
-        if (outcome == CreateOutcome.Created)
+        var name = nameElement.GetString()!;
+        if (!engine.TryGet(name, out var existing) && IndexSetName.IsValid(name, out var invalid))
         {
+            // Placed before it exists, so no moment finds it in another space (an existing one is never moved here).
             var access = context.RequestServices.GetRequiredService<AccessService>();
-            access.Store.PlaceIndexSet(store!.Name, space);
+            try
+            {
+                access.Store.PlaceIndexSet(name, space);
+            }
+            catch (AccessException e)
+            {
+                await ErrorResponses.WriteAsync(context, e.Status, e.Message).ConfigureAwait(false);
+                return;
+            }
             access.Invalidate();
         }
+        var (outcome, message, store) = await engine.CreateAsync(name, days).ConfigureAwait(false);
         switch (outcome)
         {
             case CreateOutcome.Created:

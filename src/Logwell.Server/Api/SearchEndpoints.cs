@@ -197,7 +197,8 @@ internal static class SearchEndpoints
         {
             // Pipes aggregate stored values: a masked field's would show through.
             await ErrorResponses.WriteAsync(context, StatusCodes.Status403Forbidden,
-                $"'{masked}' is masked for {context.Caller().Description} on index set '{indexSet}': pipes over it need {Actions.ViewRaw}", action: Actions.ViewRaw, scope: "indexset:" + indexSet).ConfigureAwait(false);
+                $"index set '{indexSet}' has masking rules and {context.Caller().Description} reads it masked: pipes over {(masked == "the events themselves" ? masked : $"'{masked}'")} need {Actions.ViewRaw}; start with stats, timechart or top over unmasked fields",
+                action: Actions.ViewRaw, scope: "indexset:" + indexSet).ConfigureAwait(false);
             return null;
         }
         return new Selection(store, query, from, to) { Stages = pipeline.Stages, Timeout = timeout, Mask = mask };
@@ -207,9 +208,16 @@ internal static class SearchEndpoints
     /// The query the caller's grants restrict <paramref name="action"/> on the index set to (any of their filters), or
     /// null when a grant gives it unrestricted. The filters were read when the grants were made.
     /// </summary>
-    /// <summary>The first masked field a pipe stage reads values of, or null.</summary>
+    /// <summary>
+    /// Why pipes would show a masked value, or null: they must start with an aggregation (stats, timechart, top) over
+    /// unmasked fields, since any other first stage works on whole stored events.
+    /// </summary>
     private static string? MaskedPipeField(IReadOnlyList<PipeStage> stages, ReadMask mask)
     {
+        if (stages[0] is not (StatsStage or TimechartStage or TopStage))
+        {
+            return "the events themselves";
+        }
         foreach (var stage in stages)
         {
             IEnumerable<string?> fields = stage switch
@@ -272,6 +280,13 @@ internal static class SearchEndpoints
         if (!TryReadSort(parameters.Sort, out var oldestFirst, out var fieldOrder))
         {
             await ErrorResponses.WriteAsync(context, 400, "'sort' must be desc (newest first, the default), asc (oldest first) or a field with :asc or :desc, such as latency:desc").ConfigureAwait(false);
+            return;
+        }
+        if (fieldOrder is not null && selection.Mask?.Masks(fieldOrder.Field) == true)
+        {
+            // The order and the cursor would tell the stored values.
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status403Forbidden, $"'{fieldOrder.Field}' is masked for {context.Caller().Description}: sorting by it needs {Actions.ViewRaw}",
+                action: Actions.ViewRaw, scope: "indexset:" + store.Name).ConfigureAwait(false);
             return;
         }
         EventPosition? after = null;

@@ -24,7 +24,8 @@ internal static class SeqEndpoints
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
         var indexSet = options.SeqIndexSet;
-        if (options.SeqApiKeys.Count > 0)
+        // Keys of the SeqApiKeys setting pick the index set; a Logwell key or a user writes to SeqIndexSet.
+        if (options.SeqApiKeys.Count > 0 && context.Caller().Kind is not ("user" or "node") && context.Caller().KeyId is null or "SeqApiKeys")
         {
             var key = context.Request.Headers["X-Seq-ApiKey"].ToString();
             if (key.Length == 0)

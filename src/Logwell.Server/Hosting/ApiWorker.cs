@@ -72,7 +72,9 @@ public static class ApiWorker
     /// <param name="accessLogFormat">gunicorn's access log atoms (<c>%(h)s</c> client, <c>%(t)s</c> time, <c>%(r)s</c> request line,
     /// <c>%(m)s</c>, <c>%(U)s</c>, <c>%(q)s</c>, <c>%(s)s</c> status, <c>%(b)s</c> bytes, <c>%(f)s</c> referer, <c>%(a)s</c>
     /// user agent, <c>%(D)s</c> µs, <c>%(M)s</c> ms, <c>%(L)s</c> s, <c>%(p)s</c> worker pid); null: no access log.</param>
-    public static async Task<int> RunAsync(string storeUrl, long maxBodyBytes, string? accessLogFormat, TimeProvider time, CancellationToken cancellationToken)
+    /// <param name="nodeKey">The node credential, sent to the store with each request so that it believes the client
+    /// address in X-Forwarded-For over TCP too.</param>
+    public static async Task<int> RunAsync(string storeUrl, long maxBodyBytes, string? accessLogFormat, TimeProvider time, CancellationToken cancellationToken, string? nodeKey = null)
     {
         // Milliseconds on the monotonic clock, for request ages and busy time.
         long Ms() => (long)(time.GetTimestamp() * 1000.0 / time.TimestampFrequency);
@@ -245,7 +247,7 @@ public static class ApiWorker
             await next(context).ConfigureAwait(false);
         });
         app.MapGet("/livez", static context => context.Response.WriteAsync("[+]process ok: answering\nlivez check passed\n"));
-        app.Run(context => ProxyAsync(context, store));
+        app.Run(context => ProxyAsync(context, store, nodeKey));
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         Console.WriteLine("READY");
         Console.Out.Flush();
@@ -288,7 +290,7 @@ public static class ApiWorker
     }
 
     /// <summary>Hands the request to the store and streams its answer back (server-sent events included, chunk by chunk).</summary>
-    private static async Task ProxyAsync(HttpContext context, HttpClient store)
+    private static async Task ProxyAsync(HttpContext context, HttpClient store, string? nodeKey)
     {
         // The store decides who may do what; it reads the client's address from the X-Forwarded-For added below.
         var client = context.Connection.RemoteIpAddress;
@@ -299,7 +301,7 @@ public static class ApiWorker
         }
         foreach (var (name, values) in context.Request.Headers)
         {
-            if (HopByHop.Contains(name))
+            if (HopByHop.Contains(name) || name.Equals(Security.AccessService.NodeKeyHeader, StringComparison.OrdinalIgnoreCase))
             {
                 continue;
             }
@@ -309,6 +311,10 @@ public static class ApiWorker
             }
         }
         request.Headers.TryAddWithoutValidation("X-Forwarded-For", client?.ToString());
+        if (nodeKey is not null)
+        {
+            request.Headers.TryAddWithoutValidation(Security.AccessService.NodeKeyHeader, nodeKey);
+        }
         // The store checks the name the client used (and the page's Origin against it), as if it were reached directly.
         if (context.Request.Host.HasValue)
         {

@@ -3,6 +3,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Logwell.Server.Security;
 
@@ -173,7 +174,12 @@ public sealed class AccessService
                 return new Authentication(null, StatusCodes.Status429TooManyRequests,
                     $"too many failed sign-ins for user '{user}' or from this address ({AbuseLimits.FreeFailures} within {AbuseLimits.Window.TotalMinutes} minutes, then a back-off doubling up to {AbuseLimits.MaxBackOff.TotalMinutes} minutes): retry after {Math.Ceiling(wait.TotalSeconds)} s", wait);
             }
-            if (!rules.Users.TryGetValue(user, out var record) || record.Disabled || !Verified(record, password!, rules.Version))
+            if (!rules.Users.TryGetValue(user, out var record))
+            {
+                // As long as a wrong password of a real user, so the answer's time does not tell which names exist.
+                AccessStore.VerifyPassword(Unknown, password!);
+            }
+            if (record is null || record.Disabled || !Verified(record, password!, rules.Version))
             {
                 _limits.Failed("user:" + user);
                 _limits.Failed(address);
@@ -195,6 +201,8 @@ public sealed class AccessService
         }
         return new Authentication(Caller.Unrestricted("local", "loopback", rules), 200, null);
     }
+
+    private static readonly UserRecord Unknown = new("unknown", AccessStore.HashPassword("unknown", "not a password of anyone"), DateTimeOffset.UnixEpoch, false);
 
     private bool Verified(UserRecord user, string password, long version)
     {
@@ -227,14 +235,23 @@ public sealed class AccessService
         }
     }
 
+    /// <summary>The header an API master's worker proves itself with to the store (the node credential).</summary>
+    public const string NodeKeyHeader = "X-Logwell-Node-Key";
+
+    /// <summary>Whether <paramref name="secret"/> is the node's own credential.</summary>
+    public bool IsNodeKey(string secret) =>
+        CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(AccessStore.HashSecret(secret)), Encoding.ASCII.GetBytes(_nodeKeyHash));
+
     /// <summary>
-    /// The client's address. A request without one came through the node's Unix socket from its own API master
-    /// (or from an in-process host), which names the client in the last <c>X-Forwarded-For</c> value.
+    /// The client's address. The last <c>X-Forwarded-For</c> value names it when the request came from the node's
+    /// own API master: through the store's Unix socket (no address; an in-process host too), or with the node
+    /// credential in <see cref="NodeKeyHeader"/> over TCP. Anyone else's <c>X-Forwarded-For</c> is not believed.
     /// </summary>
     public static IPAddress? ClientAddress(HttpContext context)
     {
         var address = context.Connection.RemoteIpAddress;
-        if (address is not null)
+        if (address is not null && !(context.Request.Headers[NodeKeyHeader].ToString() is { Length: > 0 } proof
+            && context.RequestServices.GetService<AccessService>()?.IsNodeKey(proof) == true))
         {
             return address;
         }
@@ -242,6 +259,10 @@ public sealed class AccessService
         if (forwarded.Count == 0)
         {
             return null;
+        }
+        if (forwarded.Count == 0)
+        {
+            return address;
         }
         var last = forwarded[^1]!.Split(',')[^1].Trim();
         return IPAddress.TryParse(last, out var parsed) ? parsed : IPAddress.None;

@@ -69,10 +69,7 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     public void CreateUser(string name, string password)
     {
         RequireName(name, "user");
-        if (password.Length < 8)
-        {
-            throw new AccessException("a password needs at least 8 characters");
-        }
+        RequirePassword(password);
         Change(command =>
         {
             command.CommandText = "INSERT INTO users (name, password_hash, created_at) VALUES ($name, $hash, $at) ON CONFLICT (name) DO NOTHING";
@@ -88,10 +85,7 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
 
     public void SetPassword(string name, string password)
     {
-        if (password.Length < 8)
-        {
-            throw new AccessException("a password needs at least 8 characters");
-        }
+        RequirePassword(password);
         Change(command =>
         {
             command.CommandText = "UPDATE users SET password_hash = $hash WHERE name = $name";
@@ -437,7 +431,8 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     public AccessSnapshot Load()
     {
         using var connection = Database.Connect();
-        using var transaction = connection.BeginTransaction();
+        // Deferred: a read transaction, one consistent view without taking the write lock.
+        using var transaction = connection.BeginTransaction(deferred: true);
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = "SELECT version FROM access_version WHERE id = 1";
@@ -548,6 +543,19 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     }
 
     private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    private static void RequirePassword(string password)
+    {
+        if (password.Length < 8)
+        {
+            throw new AccessException("a password needs at least 8 characters");
+        }
+        if (password.StartsWith(KeyPrefix, StringComparison.Ordinal))
+        {
+            // Basic auth with such a password is read as an API key.
+            throw new AccessException($"a password may not start with '{KeyPrefix}', which marks API keys");
+        }
+    }
 
     private static void RequireName(string name, string what)
     {

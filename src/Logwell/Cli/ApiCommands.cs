@@ -109,7 +109,8 @@ internal static class ApiCommands
         command.SetAction(async (result, cancellationToken) =>
         {
             var options = Settings.Load(result.GetValue(data));
-            return await ApiWorker.RunAsync(result.GetValue(store)!, options.MaxBodyBytes, result.GetValue(accessLog), Settings.Time, cancellationToken).ConfigureAwait(false);
+            return await ApiWorker.RunAsync(result.GetValue(store)!, options.MaxBodyBytes, result.GetValue(accessLog), Settings.Time, cancellationToken,
+                Logwell.Server.Security.NodeCredential.ReadOrCreate(options.DataDirectory)).ConfigureAwait(false);
         });
         return command;
     }
