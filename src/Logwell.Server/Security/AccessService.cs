@@ -288,16 +288,7 @@ public static class NodeCredential
         }
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var temporary = path + "." + Environment.ProcessId + ".tmp";
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-        using (var file = new FileStream(temporary, options))
-        {
-            file.Write(Encoding.ASCII.GetBytes(AccessStore.NewSecret() + "\n"));
-            file.Flush(flushToDisk: true);
-        }
+        Logwell.Hosting.FileModes.WriteSecretFile(temporary, Encoding.ASCII.GetBytes(AccessStore.NewSecret() + "\n"));
         try
         {
             // Of two processes starting at once, the first to place its key wins and both use it.

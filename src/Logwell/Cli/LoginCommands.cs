@@ -43,15 +43,7 @@ internal static class LoginCommands
         var path = CredentialsFile;
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var temporary = path + "." + Environment.ProcessId + ".tmp";
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-        using (var file = new FileStream(temporary, options))
-        {
-            file.Write(Encoding.UTF8.GetBytes(credentials.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
-        }
+        Logwell.Hosting.FileModes.WriteSecretFile(temporary, Encoding.UTF8.GetBytes(credentials.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
         File.Move(temporary, path, overwrite: true);
     }
 
