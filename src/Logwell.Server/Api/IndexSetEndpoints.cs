@@ -119,7 +119,7 @@ internal static class IndexSetEndpoints
         }
         var engine = context.RequestServices.GetEngine();
         var name = nameElement.GetString()!;
-        if (!engine.TryGet(name, out var existing) && IndexSetName.IsValid(name, out var invalid))
+        if (!engine.TryGet(name, out IndexSetStore? _) && IndexSetName.IsValid(name, out string _))
         {
             // Placed before it exists, so no moment finds it in another space (an existing one is never moved here).
             var access = context.RequestServices.GetRequiredService<AccessService>();

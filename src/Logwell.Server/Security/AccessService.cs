@@ -177,7 +177,7 @@ public sealed class AccessService
             if (!rules.Users.TryGetValue(user, out var record))
             {
                 // As long as a wrong password of a real user, so the answer's time does not tell which names exist.
-                AccessStore.VerifyPassword(Unknown, password!);
+                AccessStore.VerifyPassword(Unknown.Value, password!);
             }
             if (record is null || record.Disabled || !Verified(record, password!, rules.Version))
             {
@@ -192,7 +192,7 @@ public sealed class AccessService
         if (rules.Users.Count > 0)
         {
             return new Authentication(null, StatusCodes.Status401Unauthorized,
-                "credentials are required: send 'Authorization: Bearer lw_…' (an API key), HTTP basic auth, or sign in to the web UI");
+                "credentials are required: send 'Authorization: Bearer lw_…' (an API key) or HTTP basic auth (a browser asks for it)");
         }
         if (!IsLoopback(ClientAddress(context)))
         {
@@ -202,7 +202,8 @@ public sealed class AccessService
         return new Authentication(Caller.Unrestricted("local", "loopback", rules), 200, null);
     }
 
-    private static readonly UserRecord Unknown = new("unknown", AccessStore.HashPassword("unknown", "not a password of anyone"), DateTimeOffset.UnixEpoch, false);
+    // Made at the first unknown name, not at start: a PBKDF2 hash costs about 0.1 s.
+    private static readonly Lazy<UserRecord> Unknown = new(() => new("unknown", AccessStore.HashPassword("unknown", "not a password of anyone"), DateTimeOffset.UnixEpoch, false));
 
     private bool Verified(UserRecord user, string password, long version)
     {
