@@ -371,6 +371,44 @@ public sealed class AccessTests
         Assert.Contains("4111111111111111", await Read(viewer, "/api/v1/search?indexset=app&q=paid&from=now-1h"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ALiveTailShowsOnlyWhatTheGrantsFilterLetsThrough()
+    {
+        await using var node = await SecuredAsync();
+        await IngestAsAdminAsync(node, "app", "{\"message\":\"warm up\",\"service\":\"payments\"}");
+        var key = Key(node, "viewer", "*", "service:payments");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/tail?indexset=app&q=*");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        using var response = await node.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        // The stream is read on its own, as a browser would; a read is never cancelled (that ends the response).
+        var reading = Task.Run(async () =>
+        {
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal))
+                {
+                    lines.Enqueue(line);
+                }
+            }
+        });
+        var batch = 0;
+        // Each batch holds another service's event first, then one the filter lets through: until three of those
+        // arrived, every event shown is kept.
+        while (lines.Count(l => l.Contains("payments", StringComparison.Ordinal)) < 3 && batch < 200 && !reading.IsCompleted)
+        {
+            await IngestAsAdminAsync(node, "app",
+                $"{{\"message\":\"billing {batch}\",\"service\":\"billing\"}}", $"{{\"message\":\"paid {batch}\",\"service\":\"payments\"}}");
+            batch++;
+            await Task.Delay(50);
+        }
+        var seen = lines.ToList();
+        Assert.True(seen.Count(l => l.Contains("payments", StringComparison.Ordinal)) >= 3, $"the tail showed {seen.Count} events after {batch} batches");
+        Assert.DoesNotContain(seen, l => l.Contains("billing", StringComparison.Ordinal));
+    }
+
     private static async Task<List<JsonElement>> SearchAllAsAdmin(InProcessNode node)
     {
         using var response = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=app&q=*&from=now-1h&limit=100", Key(node, Role.Admin, "*"));
