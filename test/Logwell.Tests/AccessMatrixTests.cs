@@ -190,7 +190,7 @@ public sealed class AccessMatrixTests(ITestOutputHelper output)
             "/_bulk" or "/{index}/_bulk" => ($"{{\"index\":{{\"_index\":\"{Set}\"}}}}\n{{\"message\":\"m\"}}\n", "application/x-ndjson"),
             "/loki/api/v1/push" => ($"{{\"streams\":[{{\"stream\":{{\"job\":\"a\"}},\"values\":[[\"{DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()}000000\",\"line\"]]}}]}}", "application/json"),
             "/v1/logs" => ("{\"resourceLogs\":[]}", "application/json"),
-            "/api/events/raw" => ("{\"@t\":\"2026-01-01T00:00:00Z\",\"@mt\":\"hi\"}\n", "application/vnd.serilog.clef"),
+            "/api/events/raw" => ($"{{\"@t\":\"{DateTimeOffset.UtcNow:O}\",\"@mt\":\"hi\"}}\n", "application/vnd.serilog.clef"),
             "/api/v1/indexsets/{name}/ingest" => ("{\"message\":\"m\"}\n", "application/x-ndjson"),
             _ => ("{\"message\":\"m\"}", "application/json"),
         };
