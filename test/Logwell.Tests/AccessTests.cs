@@ -657,6 +657,124 @@ public sealed class AccessTests
     }
 
     [Fact]
+    public async Task AWebSessionNeedsItsAntiForgeryTokenToChangeAnythingAndEndsWhenIdleOldRotatedOrSignedOut()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var node = await SecuredAsync(time);
+        Task<HttpResponseMessage> SignIn(string password, string? cookie = null) => SendAsync(node, HttpMethod.Post, "/api/v1/access/session",
+            body: JsonSerializer.Serialize(new { user = "root", password }), contentType: "application/json",
+            configure: r => { if (cookie is not null) { r.Headers.Add("Cookie", $"{Sessions.CookieName}={cookie}"); } });
+        async Task<(string Cookie, string Csrf)> SignedInAsync(string? previous = null)
+        {
+            using var response = await SignIn(AdminPassword, previous);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            var setCookie = Assert.Single(response.Headers.GetValues("Set-Cookie"));
+            Assert.StartsWith(Sessions.CookieName + "=", setCookie, StringComparison.Ordinal);
+            // Not for scripts, not sent by other sites' pages, not kept past the browser session; Secure only under TLS.
+            Assert.Contains("httponly", setCookie, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains("samesite=strict", setCookie, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain("expires", setCookie, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain("secure", setCookie, StringComparison.OrdinalIgnoreCase);
+            return (setCookie[(Sessions.CookieName.Length + 1)..setCookie.IndexOf(';', StringComparison.Ordinal)], (await JsonAsync(response)).GetProperty("csrf").GetString()!);
+        }
+        Task<HttpResponseMessage> WithCookie(HttpMethod method, string url, string cookie, string? csrf = null, string? body = null) =>
+            SendAsync(node, method, url, body: body, contentType: "application/json", configure: r =>
+            {
+                r.Headers.Add("Cookie", $"{Sessions.CookieName}={cookie}");
+                if (csrf is not null)
+                {
+                    r.Headers.Add(Sessions.CsrfHeader, csrf);
+                }
+            });
+
+        using (var wrong = await SignIn("not the password"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+            Assert.False(wrong.Headers.Contains("Set-Cookie"));
+            Assert.False(wrong.Headers.Contains("WWW-Authenticate"));
+        }
+        var (cookie, csrf) = await SignedInAsync();
+        using (var read = await WithCookie(HttpMethod.Get, "/api/v1/indexsets", cookie))
+        {
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        }
+        using (var session = await WithCookie(HttpMethod.Get, "/api/v1/access/session", cookie))
+        {
+            var answer = await JsonAsync(session);
+            Assert.Equal("root", answer.GetProperty("user").GetString());
+            Assert.Equal(csrf, answer.GetProperty("csrf").GetString());
+        }
+        // A change with the cookie alone (what a forged form sends) is refused, and nothing is made.
+        foreach (var presented in new[] { null, "forged", csrf[..^1] })
+        {
+            using var forged = await WithCookie(HttpMethod.Post, "/api/v1/indexsets", cookie, presented, "{\"name\":\"forged\"}");
+            Assert.Equal(HttpStatusCode.Forbidden, forged.StatusCode);
+            Assert.Contains(Sessions.CsrfHeader, (await JsonAsync(forged)).GetProperty("error").GetString(), StringComparison.Ordinal);
+        }
+        Assert.False(node.Engine.TryGet("forged", out _));
+        using (var made = await WithCookie(HttpMethod.Post, "/api/v1/indexsets", cookie, csrf, "{\"name\":\"made\"}"))
+        {
+            Assert.Equal(HttpStatusCode.Created, made.StatusCode);
+        }
+
+        // Idle: a request within the idle timeout keeps the session; one past it finds it ended.
+        time.Advance(TimeSpan.FromHours(8) - TimeSpan.FromMinutes(1));
+        using (var kept = await WithCookie(HttpMethod.Get, "/api/v1/indexsets", cookie))
+        {
+            Assert.Equal(HttpStatusCode.OK, kept.StatusCode);
+        }
+        time.Advance(TimeSpan.FromHours(8) + TimeSpan.FromMinutes(1));
+        using (var idle = await WithCookie(HttpMethod.Get, "/api/v1/indexsets", cookie))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, idle.StatusCode);
+            Assert.Contains("session has ended", (await JsonAsync(idle)).GetProperty("error").GetString(), StringComparison.Ordinal);
+        }
+
+        // Absolute: however active, a session ends after its lifetime (7 days).
+        (cookie, _) = await SignedInAsync();
+        for (var active = TimeSpan.FromHours(4); active < TimeSpan.FromDays(7); active += TimeSpan.FromHours(4))
+        {
+            time.Advance(TimeSpan.FromHours(4));
+            using var busy = await WithCookie(HttpMethod.Get, "/api/v1/indexsets", cookie);
+            Assert.True(busy.StatusCode == HttpStatusCode.OK, $"after {active}: {await busy.Content.ReadAsStringAsync()}");
+        }
+        time.Advance(TimeSpan.FromHours(4));
+        using (var old = await WithCookie(HttpMethod.Get, "/api/v1/indexsets", cookie))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, old.StatusCode);
+        }
+
+        // Signing in again makes a new session and ends the one the browser held.
+        var (first, _) = await SignedInAsync();
+        var (second, secondCsrf) = await SignedInAsync(first);
+        Assert.NotEqual(first, second);
+        using (var rotated = await WithCookie(HttpMethod.Get, "/api/v1/indexsets", first))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, rotated.StatusCode);
+        }
+
+        // Signing out ends it on the node, not only in the browser.
+        using (var signOut = await WithCookie(HttpMethod.Delete, "/api/v1/access/session", second, secondCsrf))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, signOut.StatusCode);
+            Assert.Contains("expires=", Assert.Single(signOut.Headers.GetValues("Set-Cookie")), StringComparison.OrdinalIgnoreCase);
+        }
+        using (var after = await WithCookie(HttpMethod.Get, "/api/v1/indexsets", second))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, after.StatusCode);
+        }
+
+        // A new password signs every browser out.
+        var (third, _) = await SignedInAsync();
+        Access(node).Store.SetPassword("root", AdminPassword + " 2");
+        time.Advance(AccessService.RefreshInterval);
+        using (var changed = await WithCookie(HttpMethod.Get, "/api/v1/indexsets", third))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, changed.StatusCode);
+        }
+    }
+
+    [Fact]
     public void TheRulesRefuseWhatCannotBeMeant()
     {
         using var directory = new TempDirectory();

@@ -24,6 +24,10 @@ internal static class AccessEndpoints
         routes.MapGet("/api/v1/access/me", Me).WithMetadata(Permission.Authenticated);
         routes.MapPost("/api/v1/access/login", Login).WithMetadata(Permission.Authenticated);
         routes.MapPost("/api/v1/access/logout", Logout).WithMetadata(Permission.Authenticated);
+        // The web UI's sign-in: the form's user name and password, checked here (the endpoint takes no other credentials).
+        routes.MapPost("/api/v1/access/session", SignIn).WithMetadata(Permission.Public);
+        routes.MapGet("/api/v1/access/session", Session).WithMetadata(Permission.Authenticated);
+        routes.MapDelete("/api/v1/access/session", SignOut).WithMetadata(Permission.Authenticated);
 
         routes.MapGet("/api/v1/access/users", context => Answer(context, 200, rules => rules.Users.Values.OrderBy(u => u.Name, StringComparer.Ordinal).Select(u => new
         {
@@ -212,23 +216,103 @@ internal static class AccessEndpoints
         return Change(context, 204, (store, _) => store.RevokeKey(caller.KeyId!));
     }
 
-    private static Task Me(HttpContext context)
+    private static Task Me(HttpContext context) => Write(context, 200, Describe(context.Caller()));
+
+    private static Dictionary<string, object?> Describe(Caller caller)
     {
-        var caller = context.Caller();
         var rules = caller.Rules;
         var user = caller.Kind == "user" ? caller.Name : caller.Owner;
         var grants = user is not null
             ? rules.Grants.Where(g => g.PrincipalKind == "user" && g.Principal == user || g.PrincipalKind == "group" && rules.GroupsOf(user).Contains(g.Principal))
             : caller.Kind == "key" ? rules.Grants.Where(g => g.PrincipalKind == "key" && g.Principal == caller.KeyId) : [];
-        return Write(context, 200, new
+        return new Dictionary<string, object?>
         {
-            kind = caller.Kind,
-            name = caller.Name,
-            user,
-            unrestricted = caller.IsUnrestricted,
-            node_actions = Actions.All.Where(a => Actions.IsNodeWide(a) && caller.CanOnNode(a)),
-            grants = grants.Select(Describe),
-        });
+            ["kind"] = caller.Kind,
+            ["name"] = caller.Name,
+            ["user"] = user,
+            ["unrestricted"] = caller.IsUnrestricted,
+            ["node_actions"] = Actions.All.Where(a => Actions.IsNodeWide(a) && caller.CanOnNode(a)).ToList(),
+            // Actions held on some index set or space: what the pages show controls for (the server checks each use).
+            ["actions"] = Actions.All.Where(a => !Actions.IsNodeWide(a) && caller.CanAnywhere(a)).ToList(),
+            ["grants"] = grants.Select(Describe).ToList(),
+        };
+    }
+
+    /// <summary>Signs a browser in: a new session (the one the browser held ends), its cookie and its anti-forgery token.</summary>
+    private static async Task SignIn(HttpContext context)
+    {
+        using var document = await RequestBodies.ReadJsonOrAnswerAsync(context, 16 * 1024).ConfigureAwait(false);
+        if (document is null)
+        {
+            return;
+        }
+        string user, password;
+        try
+        {
+            user = Text(document.RootElement, "user", required: true)!;
+            password = Text(document.RootElement, "password", required: true)!;
+        }
+        catch (AccessException e)
+        {
+            await ErrorResponses.WriteAsync(context, e.Status, e.Message).ConfigureAwait(false);
+            return;
+        }
+        context.Items[AuditLog.ClaimedUserKey] = user;
+        var access = context.RequestServices.GetRequiredService<AccessService>();
+        var result = access.SignIn(context, user, password);
+        if (result.Caller is not { } caller)
+        {
+            if (result.RetryAfter is { } wait)
+            {
+                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+            // No WWW-Authenticate: a browser would answer it with its own sign-in prompt.
+            await ErrorResponses.WriteAsync(context, result.Status, result.Error!).ConfigureAwait(false);
+            return;
+        }
+        if (context.Request.Cookies[Sessions.CookieName] is { Length: > 0 } previous)
+        {
+            access.Sessions.End(previous);
+        }
+        var (session, secret) = access.Sessions.Create(user);
+        Sessions.SetCookie(context, secret);
+        context.Features.Set(caller);
+        context.Response.Headers.CacheControl = "no-store";
+        var answer = Describe(caller);
+        answer["csrf"] = access.Sessions.CsrfToken(secret);
+        answer["expires_at"] = session.ExpiresAt;
+        answer["idle_timeout_seconds"] = access.Sessions.IdleTimeout.TotalSeconds;
+        await Write(context, 200, answer).ConfigureAwait(false);
+    }
+
+    /// <summary>Who the page works for, and with a session cookie its anti-forgery token and when it ends.</summary>
+    private static Task Session(HttpContext context)
+    {
+        var access = context.RequestServices.GetRequiredService<AccessService>();
+        var answer = Describe(context.Caller());
+        answer["setup"] = access.Rules.Users.Count == 0;
+        if (context.Request.Headers.Authorization.Count == 0 && context.Request.Cookies[Sessions.CookieName] is { Length: > 0 } secret
+            && access.Sessions.Find(secret) is { } session)
+        {
+            answer["csrf"] = access.Sessions.CsrfToken(secret);
+            answer["expires_at"] = session.ExpiresAt;
+            answer["idle_timeout_seconds"] = access.Sessions.IdleTimeout.TotalSeconds;
+        }
+        context.Response.Headers.CacheControl = "no-store";
+        return Write(context, 200, answer);
+    }
+
+    /// <summary>Signs the browser out: the session ends on the node, and the cookie is cleared.</summary>
+    private static Task SignOut(HttpContext context)
+    {
+        if (context.Request.Headers.Authorization.Count > 0 || context.Request.Cookies[Sessions.CookieName] is not { Length: > 0 } secret)
+        {
+            return ErrorResponses.WriteAsync(context, 400, "this request has no session to end: sign-out is for the web UI's session cookie (a personal key signs out with POST /api/v1/access/logout)");
+        }
+        context.RequestServices.GetRequiredService<AccessService>().Sessions.End(secret);
+        Sessions.ClearCookie(context);
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+        return Task.CompletedTask;
     }
 
     private static Task Answer(HttpContext context, int status, Func<AccessSnapshot, object> read) =>

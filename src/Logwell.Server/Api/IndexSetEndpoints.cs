@@ -35,7 +35,7 @@ internal static class IndexSetEndpoints
         writer.WriteStartArray("indexsets");
         foreach (var set in sets)
         {
-            WriteInfo(writer, set, caller.Rules.SpaceOf(set.Name));
+            WriteInfo(writer, set, caller.Rules.SpaceOf(set.Name), caller);
         }
         // Index sets that could not be opened at start: listed, so they can be seen and deleted.
         foreach (var (name, reason) in engine.Unavailable.Where(u => caller.Can(Actions.ViewSpace, u.Key)).OrderBy(u => u.Key, StringComparer.Ordinal))
@@ -44,6 +44,7 @@ internal static class IndexSetEndpoints
             writer.WriteString("name", name);
             writer.WriteBoolean("available", false);
             writer.WriteString("error", reason);
+            WriteActions(writer, caller, name);
             writer.WriteEndObject();
         }
         writer.WriteEndArray();
@@ -51,7 +52,21 @@ internal static class IndexSetEndpoints
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
-    private static void WriteInfo(Utf8JsonWriter writer, IndexSetInfo set, string space)
+    /// <summary>What the caller may do with the index set: the pages show the controls for these only.</summary>
+    private static void WriteActions(Utf8JsonWriter writer, Caller caller, string indexSet)
+    {
+        writer.WriteStartArray("actions");
+        foreach (var action in Actions.All)
+        {
+            if (!Actions.IsNodeWide(action) && caller.Can(action, indexSet))
+            {
+                writer.WriteStringValue(action);
+            }
+        }
+        writer.WriteEndArray();
+    }
+
+    private static void WriteInfo(Utf8JsonWriter writer, IndexSetInfo set, string space, Caller caller)
     {
         writer.WriteStartObject();
         writer.WriteString("name", set.Name);
@@ -64,6 +79,7 @@ internal static class IndexSetEndpoints
         writer.WriteNumber("segments", set.Segments);
         writer.WriteNumber("fields", set.Fields);
         writer.WriteNumber("max_fields", set.MaxFields);
+        WriteActions(writer, caller, set.Name);
         writer.WriteEndObject();
     }
 
@@ -143,7 +159,7 @@ internal static class IndexSetEndpoints
                 context.Response.ContentType = "application/json";
                 await using (var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions))
                 {
-                    WriteInfo(writer, store.Info(), space);
+                    WriteInfo(writer, store.Info(), space, context.Caller());
                     await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
                 }
                 break;
@@ -196,7 +212,7 @@ internal static class IndexSetEndpoints
         }
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
-        WriteInfo(writer, info!, context.Caller().Rules.SpaceOf(name));
+        WriteInfo(writer, info!, context.Caller().Rules.SpaceOf(name), context.Caller());
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 

@@ -40,7 +40,8 @@ public static class LogwellApp
         builder.Services.AddSingleton(_ => TaskQueues.Open(options, time));
         builder.Services.AddSingleton(_ => MetaDatabase.Open(options.DataDirectory));
         builder.Services.AddSingleton(services => new AccessStore(services.GetRequiredService<MetaDatabase>(), time));
-        builder.Services.AddSingleton(services => new AccessService(services.GetRequiredService<AccessStore>(), time, options.DataDirectory, options.SeqApiKeys, options.KeyRequestsPerSecond));
+        builder.Services.AddSingleton(services => new AccessService(services.GetRequiredService<AccessStore>(), time, options.DataDirectory, options.SeqApiKeys, options.KeyRequestsPerSecond,
+            TimeSpan.FromMinutes(options.SessionIdleMinutes), TimeSpan.FromHours(options.SessionLifetimeHours)));
         builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton(_ => new SavedSearchStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<LogEngine>()));

@@ -80,6 +80,12 @@ public sealed record LogwellOptions
     /// <summary>Days the audit log (the system index set <c>_audit</c>) keeps its entries.</summary>
     public int AuditRetentionDays { get; init; } = 180;
 
+    /// <summary>Minutes a web UI session lasts without a request (fractions allowed).</summary>
+    public double SessionIdleMinutes { get; init; } = 8 * 60;
+
+    /// <summary>Hours a web UI session lasts at most, however active.</summary>
+    public double SessionLifetimeHours { get; init; } = 7 * 24;
+
     /// <summary>
     /// Distinct field names one index set takes (as Elasticsearch's total_fields.limit); an event's fields under further
     /// names are kept together as a JSON object in the field <c>_overflow</c>.
@@ -232,6 +238,10 @@ public sealed record LogwellOptions
         if (!(KeyRequestsPerSecond >= 0) || double.IsInfinity(KeyRequestsPerSecond))
         {
             throw new ArgumentException("Logwell:KeyRequestsPerSecond must be 0 (no limit) or a positive number");
+        }
+        if (!(SessionIdleMinutes > 0) || !(SessionLifetimeHours > 0) || SessionIdleMinutes > 525_600 || SessionLifetimeHours > 8_760)
+        {
+            throw new ArgumentException("Logwell:SessionIdleMinutes and SessionLifetimeHours must be positive, at most a year");
         }
         if (AuditRetentionDays is < 1 or > 36_500)
         {

@@ -104,6 +104,16 @@ public sealed class MetaDatabase
         new(5, "personal API keys, which act as their owner (logwell login)", """
             ALTER TABLE api_keys ADD COLUMN as_owner INTEGER NOT NULL DEFAULT 0;
             """),
+        new(6, "web UI sessions: the SHA-256 of each session cookie, its user and its times", """
+            CREATE TABLE sessions (
+                id TEXT PRIMARY KEY,
+                user_name TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                seen_at INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL
+            );
+            CREATE INDEX sessions_user ON sessions (user_name);
+            """),
     ];
 
     private static readonly ConcurrentDictionary<string, MetaDatabase> Opened = new(StringComparer.Ordinal);

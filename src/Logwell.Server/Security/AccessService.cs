@@ -41,16 +41,24 @@ public sealed class AccessService
     /// <param name="seqKeys">The <c>SeqApiKeys</c> setting: Seq API keys and the index set each ingests into. Such a
     /// key may ingest into its index set and do nothing else.</param>
     /// <param name="keyRequestsPerSecond">The <c>KeyRequestsPerSecond</c> setting (0: no limit).</param>
-    public AccessService(AccessStore store, TimeProvider time, string dataDirectory, IReadOnlyDictionary<string, string>? seqKeys = null, double keyRequestsPerSecond = 0)
+    /// <param name="sessionIdle">How long a web UI session lasts without a request (the <c>SessionIdleMinutes</c> setting).</param>
+    /// <param name="sessionLifetime">How long a web UI session lasts at most (the <c>SessionLifetimeHours</c> setting).</param>
+    public AccessService(AccessStore store, TimeProvider time, string dataDirectory, IReadOnlyDictionary<string, string>? seqKeys = null, double keyRequestsPerSecond = 0,
+        TimeSpan? sessionIdle = null, TimeSpan? sessionLifetime = null)
     {
         _store = store;
         _time = time;
         _limits = new AbuseLimits(time, keyRequestsPerSecond);
         _seqKeys = seqKeys ?? new Dictionary<string, string>();
-        _nodeKeyHash = AccessStore.HashSecret(NodeCredential.ReadOrCreate(dataDirectory));
+        var nodeKey = NodeCredential.ReadOrCreate(dataDirectory);
+        _nodeKeyHash = AccessStore.HashSecret(nodeKey);
+        Sessions = new Sessions(store.Database, time, nodeKey, sessionIdle ?? TimeSpan.FromHours(8), sessionLifetime ?? TimeSpan.FromDays(7));
     }
 
     public AccessStore Store => _store;
+
+    /// <summary>The web UI's sessions.</summary>
+    public Sessions Sessions { get; }
 
     /// <summary>The rules, reloaded when another process (or this one) changed them.</summary>
     public AccessSnapshot Rules
@@ -72,6 +80,7 @@ public sealed class AccessService
                 if (_store.Version() != _rules.Version)
                 {
                     _verified.Clear();
+                    Sessions.Forget();
                     Volatile.Write(ref _rules, _store.Load());
                 }
                 Volatile.Write(ref _checkedAt, now);
@@ -167,27 +176,21 @@ public sealed class AccessService
         }
         if (user is not null)
         {
-            var address = "address:" + (ClientAddress(context)?.ToString() ?? "local");
-            if ((_limits.Blocked("user:" + user) ?? _limits.Blocked(address)) is { } wait)
+            return SignIn(context, user, password!);
+        }
+        if (rules.Users.Count > 0 && authorization.Length == 0 && request.Cookies[Sessions.CookieName] is { Length: > 0 } cookie)
+        {
+            if (Sessions.Find(cookie) is not { } session || !rules.Users.TryGetValue(session.User, out var owner) || owner.Disabled)
             {
-                // Checked before the password, so a guess during the back-off tells nothing.
-                return new Authentication(null, StatusCodes.Status429TooManyRequests,
-                    $"too many failed sign-ins for user '{user}' or from this address ({AbuseLimits.FreeFailures} within {AbuseLimits.Window.TotalMinutes} minutes, then a back-off doubling up to {AbuseLimits.MaxBackOff.TotalMinutes} minutes): retry after {Math.Ceiling(wait.TotalSeconds)} s", wait);
+                return new Authentication(null, StatusCodes.Status401Unauthorized,
+                    $"the session has ended (signed out, idle for {Sessions.IdleTimeout.TotalMinutes:0.#} minutes, older than {Sessions.Lifetime.TotalHours:0.#} hours, or the password changed): sign in again");
             }
-            if (!rules.Users.TryGetValue(user, out var record))
+            if (!IsSafe(request.Method) && !Sessions.CsrfMatches(cookie, request.Headers[Sessions.CsrfHeader].ToString()))
             {
-                // As long as a wrong password of a real user, so the answer's time does not tell which names exist.
-                AccessStore.VerifyPassword(Unknown.Value, password!);
+                return new Authentication(null, StatusCodes.Status403Forbidden,
+                    $"a {request.Method} with the session cookie needs the session's anti-forgery token in {Sessions.CsrfHeader} (GET /api/v1/access/session gives it to the page); the request is refused as a possible cross-site request forgery");
             }
-            if (record is null || record.Disabled || !Verified(record, password!, rules.Version))
-            {
-                _limits.Failed("user:" + user);
-                _limits.Failed(address);
-                return new Authentication(null, StatusCodes.Status401Unauthorized, "wrong user name or password");
-            }
-            _limits.Succeeded("user:" + user);
-            _limits.Succeeded(address);
-            return new Authentication(rules.ForUser(user), 200, null);
+            return new Authentication(rules.ForUser(session.User), 200, null);
         }
         if (rules.Users.Count > 0)
         {
@@ -201,6 +204,38 @@ public sealed class AccessService
         }
         return new Authentication(Caller.Unrestricted("local", "loopback", rules), 200, null);
     }
+
+    /// <summary>
+    /// Checks a user's password (HTTP basic auth, the web UI's sign-in form), behind the back-off that failed
+    /// sign-ins earn the user name and the address.
+    /// </summary>
+    public Authentication SignIn(HttpContext context, string user, string password)
+    {
+        var rules = Rules;
+        var address = "address:" + (ClientAddress(context)?.ToString() ?? "local");
+        if ((_limits.Blocked("user:" + user) ?? _limits.Blocked(address)) is { } wait)
+        {
+            // Checked before the password, so a guess during the back-off tells nothing.
+            return new Authentication(null, StatusCodes.Status429TooManyRequests,
+                $"too many failed sign-ins for user '{user}' or from this address ({AbuseLimits.FreeFailures} within {AbuseLimits.Window.TotalMinutes} minutes, then a back-off doubling up to {AbuseLimits.MaxBackOff.TotalMinutes} minutes): retry after {Math.Ceiling(wait.TotalSeconds)} s", wait);
+        }
+        if (!rules.Users.TryGetValue(user, out var record))
+        {
+            // As long as a wrong password of a real user, so the answer's time does not tell which names exist.
+            AccessStore.VerifyPassword(Unknown.Value, password);
+        }
+        if (record is null || record.Disabled || !Verified(record, password, rules.Version))
+        {
+            _limits.Failed("user:" + user);
+            _limits.Failed(address);
+            return new Authentication(null, StatusCodes.Status401Unauthorized, "wrong user name or password");
+        }
+        _limits.Succeeded("user:" + user);
+        _limits.Succeeded(address);
+        return new Authentication(rules.ForUser(user), 200, null);
+    }
+
+    private static bool IsSafe(string method) => HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method);
 
     // Made at the first unknown name, not at start: a PBKDF2 hash costs about 0.1 s.
     private static readonly Lazy<UserRecord> Unknown = new(() => new("unknown", AccessStore.HashPassword("unknown", "not a password of anyone"), DateTimeOffset.UnixEpoch, false));

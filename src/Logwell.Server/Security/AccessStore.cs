@@ -95,6 +95,9 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
             {
                 throw new AccessException($"no user '{name}'", 404);
             }
+            // A new password signs every browser out.
+            command.CommandText = "DELETE FROM sessions WHERE user_name = $name";
+            command.ExecuteNonQuery();
         });
     }
 
@@ -113,6 +116,7 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         command.CommandText = """
             DELETE FROM grants WHERE principal_kind = 'user' AND principal = $name;
             DELETE FROM group_members WHERE user_name = $name;
+            DELETE FROM sessions WHERE user_name = $name;
             UPDATE api_keys SET revoked_at = $at WHERE owner = $name AND revoked_at IS NULL;
             """;
         command.Parameters.AddWithValue("$at", time.GetUtcNow().ToUnixTimeMilliseconds());

@@ -86,7 +86,8 @@ public sealed class AuditLog : BackgroundService
     internal static bool Records(HttpContext context, Permission? permission)
     {
         var status = context.Response.StatusCode;
-        if (status is StatusCodes.Status401Unauthorized or StatusCodes.Status403Forbidden)
+        // Refusals, and every sign-in of the web UI, whatever its outcome.
+        if (status is StatusCodes.Status401Unauthorized or StatusCodes.Status403Forbidden || context.Items.ContainsKey(ClaimedUserKey))
         {
             return true;
         }
@@ -101,6 +102,9 @@ public sealed class AuditLog : BackgroundService
         var reads = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method) || HttpMethods.IsOptions(context.Request.Method);
         return !reads && !(permission.Action == Actions.Ingest && status < 300);
     }
+
+    /// <summary>Where a sign-in endpoint leaves the user name a request claimed, for the entry of a failed sign-in.</summary>
+    public const string ClaimedUserKey = "logwell.claimed_user";
 
     /// <summary>The entry for an answered request.</summary>
     internal static LogEvent Entry(HttpContext context, Permission? permission, TimeSpan took, DateTimeOffset at)
@@ -134,7 +138,7 @@ public sealed class AuditLog : BackgroundService
                 fields.Add(new("key_id", FieldValue.FromString(keyId)));
             }
         }
-        else if (BasicUser(request) is { } attempted)
+        else if ((context.Items[ClaimedUserKey] as string ?? BasicUser(request)) is { } attempted)
         {
             // A failed sign-in: who it claimed to be.
             fields.Add(new("user", FieldValue.FromString(attempted)));

@@ -86,7 +86,10 @@ public sealed class AuthorizationMiddleware(RequestDelegate next)
             if (authentication.Status == StatusCodes.Status401Unauthorized)
             {
                 // As Elasticsearch answers: clients that wait for a challenge before sending basic credentials send them then.
-                context.Response.Headers.WWWAuthenticate = new(["Basic realm=\"logwell\", charset=\"UTF-8\"", "Bearer realm=\"logwell\"", "ApiKey"]);
+                // The web UI's requests (X-Requested-With) get no Basic challenge, which would open the browser's own prompt.
+                context.Response.Headers.WWWAuthenticate = context.Request.Headers.XRequestedWith.Count > 0
+                    ? new(["Bearer realm=\"logwell\"", "ApiKey"])
+                    : new(["Basic realm=\"logwell\", charset=\"UTF-8\"", "Bearer realm=\"logwell\"", "ApiKey"]);
             }
             return ErrorResponses.WriteAsync(context, authentication.Status, authentication.Error!,
                 action: permission.Scope == ScopeFrom.Authenticated ? null : permission.Action);

@@ -11,7 +11,15 @@ export class ApiError extends Error {
   }
 }
 
-export async function request(method, path, { params, body, signal } = {}) {
+// The session's anti-forgery token, sent with every request that changes something (the node refuses such a
+// request with the session cookie and without it).
+let csrf = null;
+export function setCsrf(token) {
+  csrf = token ?? null;
+}
+
+// quiet: a 401 is the caller's to show (the sign-in form), not a sign that the session ended.
+export async function request(method, path, { params, body, signal, quiet } = {}) {
   let url = path;
   if (params) {
     const search = new URLSearchParams();
@@ -21,7 +29,9 @@ export async function request(method, path, { params, body, signal } = {}) {
     const text = search.toString();
     if (text) url += `?${text}`;
   }
-  const init = { method, signal, headers: { Accept: 'application/json' } };
+  // X-Requested-With: a 401 then carries no Basic challenge, which would open the browser's own prompt.
+  const init = { method, signal, headers: { Accept: 'application/json', 'X-Requested-With': 'logwell-ui' } };
+  if (csrf && method !== 'GET' && method !== 'HEAD') init.headers['X-Logwell-Csrf'] = csrf;
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
@@ -36,6 +46,7 @@ export async function request(method, path, { params, body, signal } = {}) {
   if (response.status === 204) return null;
   const type = response.headers.get('Content-Type') ?? '';
   const data = type.includes('json') ? await response.json() : await response.text();
+  if (response.status === 401 && !quiet) window.dispatchEvent(new CustomEvent('logwell:signed-out', { detail: data?.error }));
   if (!response.ok) throw new ApiError(response.status, typeof data === 'object' ? data : { error: data });
   return data;
 }

@@ -1,6 +1,7 @@
 // The index sets page: counts, size and retention of each; create, change retention, delete; and the cleaning
 // pipeline editor with a live preview on sample lines.
 import { del, get, patch, post, put } from './api.js';
+import { can, canOn } from './session.js';
 import { confirmDialog, formatBytes, formatNumber, formatTime, h, replace, toast } from './util.js';
 
 const ExamplePipeline = `{
@@ -22,7 +23,7 @@ export function mount(root, params) {
 
   root.append(h('section', { class: 'page' },
     h('div', { class: 'page-head' }, h('h1', {}, 'Index sets'),
-      h('form', { class: 'inline-form', id: 'create-form', onsubmit: event => { event.preventDefault(); create(); } },
+      h('form', { class: 'inline-form', id: 'create-form', hidden: !can('create_indexset'), onsubmit: event => { event.preventDefault(); create(); } },
         h('label', {}, 'Name', name), h('label', {}, 'Retention (days)', days),
         h('button', { type: 'submit', class: 'primary', id: 'create' }, 'Create'))),
     createError,
@@ -47,10 +48,10 @@ export function mount(root, params) {
         h('td', {}, set.name),
         h('td', { colspan: 5, class: 'error' }, `unavailable: ${set.error}`),
         h('td', { class: 'actions' },
-          h('button', { type: 'button', class: 'danger small', 'aria-label': `delete ${set.name}`, onclick: () => remove(set) }, 'Delete')));
+          canOn(set, 'manage_indexset') ? h('button', { type: 'button', class: 'danger small', 'aria-label': `delete ${set.name}`, onclick: () => remove(set) }, 'Delete') : null));
     }
     const retention = h('td', { class: 'retention' }, `${formatNumber(set.retention_days)} days`,
-      h('button', { type: 'button', class: 'link small', 'aria-label': `edit retention of ${set.name}`, onclick: () => editRetention(retention, set) }, 'Edit'));
+      canOn(set, 'manage_indexset') ? h('button', { type: 'button', class: 'link small', 'aria-label': `edit retention of ${set.name}`, onclick: () => editRetention(retention, set) }, 'Edit') : null);
     return h('tr', { dataset: { name: set.name } },
       h('td', {}, h('a', { href: `/?indexset=${encodeURIComponent(set.name)}&from=all`, 'data-link': '' }, set.name)),
       h('td', { class: 'number events' }, formatNumber(set.events)),
@@ -59,8 +60,8 @@ export function mount(root, params) {
       retention,
       h('td', {}, formatTime(set.created)),
       h('td', { class: 'actions' },
-        h('button', { type: 'button', class: 'secondary small', onclick: () => openEditor(set.name) }, 'Pipeline'),
-        h('button', { type: 'button', class: 'danger small', 'aria-label': `delete ${set.name}`, onclick: () => remove(set) }, 'Delete')));
+        canOn(set, 'manage_pipeline') ? h('button', { type: 'button', class: 'secondary small', onclick: () => openEditor(set.name) }, 'Pipeline') : null,
+        canOn(set, 'manage_indexset') ? h('button', { type: 'button', class: 'danger small', 'aria-label': `delete ${set.name}`, onclick: () => remove(set) }, 'Delete') : null));
   }
 
   function editRetention(cell, set) {

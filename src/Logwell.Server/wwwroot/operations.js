@@ -1,6 +1,7 @@
 // The operations page: registered nodes, this node's health components, its supervisor's processes and API
 // workers, the task queues (retry or purge dead tasks) and the scheduler's active holder. Refreshed every 5 s.
 import { get, post } from './api.js';
+import { can } from './session.js';
 import { confirmDialog, formatDuration, formatNumber, formatTime, h, replace, toast } from './util.js';
 
 export function mount(root) {
@@ -76,9 +77,9 @@ export function mount(root) {
         h('th', {}, queue.name),
         ['pending', 'delayed', 'running', 'failed', 'dead', 'done', 'done_last_minute'].map(k => h('td', { class: `number ${k}${k === 'dead' && queue.dead ? ' bad' : ''}` }, formatNumber(queue[k]))),
         h('td', {}, formatDuration(queue.oldest_pending_seconds)),
-        h('td', { class: 'actions' },
+        h('td', { class: 'actions' }, can('operate') ? [
           h('button', { type: 'button', class: 'secondary small', disabled: queue.dead === 0, onclick: () => act(queue.name, 'retry') }, 'Retry dead'),
-          h('button', { type: 'button', class: 'danger small', disabled: queue.dead === 0, onclick: () => act(queue.name, 'purge') }, 'Purge dead'))))))));
+          h('button', { type: 'button', class: 'danger small', disabled: queue.dead === 0, onclick: () => act(queue.name, 'purge') }, 'Purge dead')] : null)))))));
   }
 
   async function act(queue, action) {

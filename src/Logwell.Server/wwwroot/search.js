@@ -2,6 +2,7 @@
 // recent searches. The URL holds the index set, the query and the range, so a link reproduces the view.
 import { ApiError, del, get, post } from './api.js';
 import { histogram, timechart } from './chart.js';
+import { can } from './session.js';
 import { copyText, formatBytes, formatNumber, formatTime, h, replace, toast } from './util.js';
 import { VirtualList } from './virtual-list.js';
 
@@ -126,8 +127,8 @@ export function mount(root, params) {
   const tailStatus = h('span', { id: 'tail-status', class: 'tail-status' });
   const toolbar = h('div', { class: 'toolbar' }, summary, h('span', { class: 'spacer' }),
     liveButton, pauseButton, tailStatus,
-    h('button', { type: 'button', id: 'export', class: 'secondary', onclick: () => openExport() }, 'Export'),
-    h('button', { type: 'button', id: 'save', class: 'secondary', onclick: () => saveSearch() }, 'Save'),
+    can('export') ? h('button', { type: 'button', id: 'export', class: 'secondary', onclick: () => openExport() }, 'Export') : null,
+    can('manage_saved_search') ? h('button', { type: 'button', id: 'save', class: 'secondary', onclick: () => saveSearch() }, 'Save') : null,
     h('button', { type: 'button', id: 'saved', class: 'secondary', onclick: () => openSaved() }, 'Saved'),
     h('button', { type: 'button', id: 'recent', class: 'secondary', onclick: () => openRecent() }, 'Recent'));
 
