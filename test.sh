@@ -2,7 +2,7 @@
 # Runs every Logwell test: builds in Release, then unit, engine and integration tests (which start real
 # `logwell serve` processes on free loopback ports and drive them with real shipper clients). Installs what the tests
 # need when it is missing, from Debian: Node.js and npm (the npm shipper libraries install themselves on first use),
-# rsyslog and its omelasticsearch module, redis-server (the tests start their own on a free port), chromium (the
+# rsyslog with its omelasticsearch module and TLS driver (rsyslog-gnutls), redis-server (the tests start their own on a free port), chromium (the
 # web UI tests drive it headless through Playwright; no browser is downloaded), faketime, curl (the README's HTTP
 # example runs as written), supervisor (logwell supervise is compared with Debian's supervisord; the package's own
 # service is not started) and python3-elasticsearch (Python's Elasticsearch client ships with credentials).
@@ -32,6 +32,7 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
 find /usr/lib -name omelasticsearch.so 2>/dev/null | grep -q . || missing+=(rsyslog-elasticsearch)
+find /usr/lib -name lmnsd_gtls.so 2>/dev/null | grep -q . || missing+=(rsyslog-gnutls)
 [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)

@@ -58,7 +58,10 @@ internal sealed partial class LogwellNode : IAsyncDisposable
     }
 
     /// <param name="arguments">More options for <c>serve</c>, such as <c>--syslog-tcp</c>.</param>
-    public static async Task<LogwellNode> StartAsync(string dataDirectory, string environment = "Development", IDictionary<string, string>? env = null, IEnumerable<string>? arguments = null)
+    /// <param name="urls">Where to listen (a free loopback port by default).</param>
+    /// <param name="handler">The handler of <see cref="Http"/> (one that trusts a test CA, for a node serving TLS).</param>
+    public static async Task<LogwellNode> StartAsync(string dataDirectory, string environment = "Development", IDictionary<string, string>? env = null, IEnumerable<string>? arguments = null,
+        string urls = "http://127.0.0.1:0", HttpMessageHandler? handler = null)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -66,7 +69,7 @@ internal sealed partial class LogwellNode : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { LogwellDll, "serve", "--urls", "http://127.0.0.1:0", "--data", dataDirectory, "--environment", environment }.Concat(arguments ?? []))
+        foreach (var arg in new[] { LogwellDll, "serve", "--urls", urls, "--data", dataDirectory, "--environment", environment }.Concat(arguments ?? []))
         {
             info.ArgumentList.Add(arg);
         }
@@ -93,7 +96,7 @@ internal sealed partial class LogwellNode : IAsyncDisposable
             throw new InvalidOperationException("logwell serve did not start:\n" + node.Output);
         }
         node.BaseAddress = new Uri(node._listening.Task.Result);
-        node.Http = new HttpClient { BaseAddress = node.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        node.Http = new HttpClient(handler ?? new HttpClientHandler()) { BaseAddress = node.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
         return node;
     }
 
@@ -142,7 +145,7 @@ internal sealed partial class LogwellNode : IAsyncDisposable
         _process.Dispose();
     }
 
-    [GeneratedRegex(@"Logwell listening on (http://[^\s,]+)")]
+    [GeneratedRegex(@"Logwell listening on (https?://[^\s,]+)")]
     private static partial Regex ListeningPattern();
 }
 

@@ -46,7 +46,7 @@ public sealed class SyslogIngestTests
             ["LOGWELL_SYSLOGMAXMESSAGEBYTES"] = "1000",
         });
         // The node says where syslog listens (right after it says where HTTP does).
-        var announced = $"Logwell syslog on 127.0.0.1: tcp {tcpPort}, udp {udpPort}, into index set syslog";
+        var announced = $"Logwell syslog on 127.0.0.1: tcp {tcpPort}, tls off, udp {udpPort}, into index set syslog";
         for (var wait = 0; wait < 100 && !node.Output.Contains(announced, StringComparison.Ordinal); wait++)
         {
             await Task.Delay(50);

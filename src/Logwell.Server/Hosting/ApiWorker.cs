@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -38,7 +40,9 @@ public static class ApiWorker
     };
 
     /// <summary>An HTTP client for a store at <c>http://host:port</c> or on a Unix socket, <c>http://unix:/path</c>.</summary>
-    public static HttpClient StoreClient(string storeUrl, TimeSpan timeout)
+    /// <param name="trustFile">A PEM file whose certificates an https node's certificate may chain to (a private CA), or
+    /// be (the node's own certificate, pinned), besides the system's CAs.</param>
+    public static HttpClient StoreClient(string storeUrl, TimeSpan timeout, string? trustFile = null)
     {
         const string unix = "http://unix:";
         if (storeUrl.StartsWith(unix, StringComparison.OrdinalIgnoreCase))
@@ -63,7 +67,43 @@ public static class ApiWorker
             };
             return new HttpClient(handler) { BaseAddress = new Uri("http://localhost/"), Timeout = timeout };
         }
-        return new HttpClient { BaseAddress = new Uri(storeUrl.TrimEnd('/') + "/"), Timeout = timeout };
+        var tcp = new SocketsHttpHandler();
+        if (trustFile is not null)
+        {
+            var trusted = new X509Certificate2Collection();
+            trusted.ImportFromPemFile(trustFile);
+            tcp.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, errors) => Trusted(certificate, chain, errors, trusted);
+        }
+        return new HttpClient(tcp) { BaseAddress = new Uri(storeUrl.TrimEnd('/') + "/"), Timeout = timeout };
+    }
+
+    /// <summary>A server certificate the system trusts, one that chains to <paramref name="trusted"/>, or one of them.</summary>
+    private static bool Trusted(X509Certificate? certificate, X509Chain? sent, SslPolicyErrors errors, X509Certificate2Collection trusted)
+    {
+        if (errors == SslPolicyErrors.None)
+        {
+            return true;
+        }
+        if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+        {
+            return false;
+        }
+        using var leaf = new X509Certificate2(certificate);
+        if (trusted.Any(t => t.RawDataMemory.Span.SequenceEqual(leaf.RawDataMemory.Span)))
+        {
+            return true;
+        }
+        using var custom = new X509Chain();
+        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        custom.ChainPolicy.CustomTrustStore.AddRange(trusted);
+        custom.ChainPolicy.ExtraStore.AddRange(trusted);
+        if (sent is not null)
+        {
+            // The intermediates the server sent with its certificate.
+            custom.ChainPolicy.ExtraStore.AddRange(sent.ChainPolicy.ExtraStore);
+        }
+        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        return custom.Build(leaf);
     }
 
     /// <summary>gunicorn's default access log line, with the duration in milliseconds added.</summary>

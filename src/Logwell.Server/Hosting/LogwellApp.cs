@@ -29,11 +29,32 @@ public static class LogwellApp
         builder.Services.AddSingleton(Options.Create(options));
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton(services => LogEngine.Open(options.ToEngineOptions(), time, services.GetRequiredService<ILoggerFactory>()));
-        builder.WebHost.UseUrls(options.Urls);
+        TlsCertificate? tls = null;
+        if (options.Tls)
+        {
+            tls = new TlsCertificate(options.TlsCertificateFile, options.TlsKeyFile, time);
+            builder.Services.AddSingleton(tls);
+            // A year, for every host name (ASP.NET Core leaves localhost out by default; a node's users may use it).
+            builder.Services.AddHsts(hsts =>
+            {
+                hsts.MaxAge = TimeSpan.FromDays(365);
+                hsts.ExcludedHosts.Clear();
+            });
+        }
+        builder.WebHost.UseUrls(options.ListenUrls());
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxBodyBytes;
             kestrel.AddServerHeader = false;
+            if (tls is not null)
+            {
+                kestrel.ConfigureHttpsDefaults(https =>
+                {
+                    https.ServerCertificate = tls.Leaf;
+                    // Each connection gets the certificate as it is now, with its intermediates: a renewal needs no restart.
+                    https.OnAuthenticate = (_, ssl) => ssl.ServerCertificateContext = tls.Context;
+                });
+            }
         });
         builder.Services.AddRouting();
         // The task queues every process of the node shares: a file beside the index sets.
@@ -81,6 +102,19 @@ public static class LogwellApp
                     }
                 }
             }
+        }
+        if (tls is not null)
+        {
+            tls.Logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Logwell.Tls");
+            if (tls.Problem(time.GetUtcNow()) is { } problem)
+            {
+                tls.Logger.LogWarning("{Problem}", problem);
+            }
+            app.UseHsts();
+        }
+        foreach (var exposed in options.ClearTextExposure())
+        {
+            app.Logger.LogWarning("{Address} is reachable from other machines without TLS: passwords, API keys and events cross the network in clear text. Give --tls-cert and --tls-key (PEM), or put a TLS-ending proxy in front", exposed);
         }
         // Outermost: the audit log sees each request's final status, a 500 of the error boundary included.
         app.UseMiddleware<AuditMiddleware>();

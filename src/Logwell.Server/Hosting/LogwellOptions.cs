@@ -31,6 +31,63 @@ public sealed record LogwellOptions
     /// <summary>Syslog over UDP on this port (0: off).</summary>
     public int SyslogUdpPort { get; init; }
 
+    /// <summary>Syslog over TLS (RFC 5425) on this port (0: off; 6514 is the registered port); needs the TLS files.</summary>
+    public int SyslogTlsPort { get; init; }
+
+    /// <summary>
+    /// The PEM certificate (leaf first, then intermediates) the HTTP listeners and syslog over TLS serve; with it, every
+    /// TCP address of <see cref="Urls"/> speaks HTTPS. Empty: no TLS.
+    /// </summary>
+    public string TlsCertificateFile { get; init; } = "";
+
+    /// <summary>The certificate's PEM private key.</summary>
+    public string TlsKeyFile { get; init; } = "";
+
+    public bool Tls => TlsCertificateFile.Length > 0;
+
+    /// <summary>
+    /// <see cref="Urls"/> as Kestrel takes them: with TLS, every TCP address is https (a Unix socket stays plain: only
+    /// the node's own processes reach it).
+    /// </summary>
+    public string ListenUrls() => string.Join(';', Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        .Select(url => Tls && url.StartsWith("http://", StringComparison.OrdinalIgnoreCase) && !url.StartsWith("http://unix:", StringComparison.OrdinalIgnoreCase)
+            ? "https://" + url["http://".Length..] : url));
+
+    /// <summary>The addresses a client on another machine can reach in clear text: HTTP without TLS, syslog over TCP or UDP.</summary>
+    public IReadOnlyList<string> ClearTextExposure()
+    {
+        var exposed = new List<string>();
+        if (!Tls)
+        {
+            foreach (var url in Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (!url.StartsWith("http://unix:", StringComparison.OrdinalIgnoreCase) && !IsLoopbackHost(HostOf(url)))
+                {
+                    exposed.Add(url);
+                }
+            }
+        }
+        if ((SyslogTcpPort != 0 || SyslogUdpPort != 0) && !IsLoopbackHost(SyslogAddress))
+        {
+            exposed.Add($"syslog {SyslogAddress} {(SyslogTcpPort != 0 ? $"tcp {SyslogTcpPort} " : "")}{(SyslogUdpPort != 0 ? $"udp {SyslogUdpPort}" : "")}".TrimEnd());
+        }
+        return exposed;
+    }
+
+    private static string HostOf(string url)
+    {
+        var rest = url[(url.IndexOf("://", StringComparison.Ordinal) + 3)..];
+        if (rest.StartsWith('['))
+        {
+            return rest[1..rest.IndexOf(']', StringComparison.Ordinal)];
+        }
+        var end = rest.IndexOfAny([':', '/']);
+        return end < 0 ? rest : rest[..end];
+    }
+
+    private static bool IsLoopbackHost(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || System.Net.IPAddress.TryParse(host, out var address) && System.Net.IPAddress.IsLoopback(address);
+
     /// <summary>The address the syslog ports listen on.</summary>
     public string SyslogAddress { get; init; } = "127.0.0.1";
 
@@ -223,6 +280,22 @@ public sealed record LogwellOptions
         {
             throw new ArgumentException("Logwell:SyslogTcpPort and SyslogUdpPort must be ports from 1 to 65535, or 0 for off");
         }
+        if (TlsCertificateFile.Length > 0 != TlsKeyFile.Length > 0)
+        {
+            throw new ArgumentException("Logwell:TlsCertificateFile and TlsKeyFile (--tls-cert and --tls-key) go together: give both PEM files, or neither");
+        }
+        if (SyslogTlsPort is < 0 or > 65535)
+        {
+            throw new ArgumentException("Logwell:SyslogTlsPort must be a port from 1 to 65535, or 0 for off");
+        }
+        if (SyslogTlsPort != 0 && !Tls)
+        {
+            throw new ArgumentException("Logwell:SyslogTlsPort (--syslog-tls) needs the node's TLS certificate: give --tls-cert and --tls-key");
+        }
+        if (!Tls && Urls.Contains("https://", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException($"Logwell:Urls has an https address ({Urls}) but no certificate: give --tls-cert and --tls-key (PEM files)");
+        }
         if (!System.Net.IPAddress.TryParse(SyslogAddress, out _))
         {
             throw new ArgumentException($"Logwell:SyslogAddress must be an IP address, not '{SyslogAddress}'");
@@ -231,7 +304,7 @@ public sealed record LogwellOptions
         {
             throw new ArgumentException("Logwell:SyslogMaxMessageBytes must be between 480 and 16777216");
         }
-        if ((SyslogTcpPort != 0 || SyslogUdpPort != 0) && !IndexSetName.IsValid(SyslogIndexSet, out var syslogIndexError))
+        if ((SyslogTcpPort != 0 || SyslogUdpPort != 0 || SyslogTlsPort != 0) && !IndexSetName.IsValid(SyslogIndexSet, out var syslogIndexError))
         {
             throw new ArgumentException($"Logwell:SyslogIndexSet: {syslogIndexError}");
         }

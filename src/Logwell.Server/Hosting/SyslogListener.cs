@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Text;
 using System.Threading.Channels;
 using Logwell.Core.Events;
@@ -14,25 +16,30 @@ using Microsoft.Extensions.Options;
 namespace Logwell.Server.Hosting;
 
 /// <summary>
-/// Syslog over TCP (octet-counted or newline-framed, RFC 6587) and UDP (a message per datagram), when
-/// <see cref="LogwellOptions.SyslogTcpPort"/> or <see cref="LogwellOptions.SyslogUdpPort"/> is set. Messages go to
+/// Syslog over TCP (octet-counted or newline-framed, RFC 6587), over TLS (RFC 5425: the same framing inside TLS, with
+/// the node's certificate) and UDP (a message per datagram), when <see cref="LogwellOptions.SyslogTcpPort"/>,
+/// <see cref="LogwellOptions.SyslogTlsPort"/> or <see cref="LogwellOptions.SyslogUdpPort"/> is set. Messages go to
 /// <see cref="LogwellOptions.SyslogIndexSet"/> in batches. A message longer than
 /// <see cref="LogwellOptions.SyslogMaxMessageBytes"/> is cut there and marked <c>truncated</c>. When the store falls
 /// behind, TCP senders are slowed by not reading; UDP datagrams that find the queue full are counted and logged.
 /// </summary>
-internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine engine, TimeProvider time, ILogger<SyslogListener> logger) : IHostedService, IAsyncDisposable
+internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine engine, TimeProvider time, ILogger<SyslogListener> logger, TlsCertificate? certificate = null) : IHostedService, IAsyncDisposable
 {
+    /// <summary>How long a TLS sender has to finish its handshake.</summary>
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(15);
+
     private readonly LogwellOptions _options = options.Value;
     private readonly Channel<LogEvent> _queue = Channel.CreateBounded<LogEvent>(new BoundedChannelOptions(50_000) { SingleReader = true });
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _tasks = [];
     private TcpListener? _tcp;
+    private TcpListener? _tls;
     private UdpClient? _udp;
     private long _dropped;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (_options.SyslogTcpPort == 0 && _options.SyslogUdpPort == 0)
+        if (_options.SyslogTcpPort == 0 && _options.SyslogUdpPort == 0 && _options.SyslogTlsPort == 0)
         {
             return Task.CompletedTask;
         }
@@ -42,7 +49,13 @@ internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine
         {
             _tcp = new TcpListener(address, _options.SyslogTcpPort);
             _tcp.Start();
-            _tasks.Add(AcceptAsync(_tcp));
+            _tasks.Add(AcceptAsync(_tcp, tls: false));
+        }
+        if (_options.SyslogTlsPort != 0)
+        {
+            _tls = new TcpListener(address, _options.SyslogTlsPort);
+            _tls.Start();
+            _tasks.Add(AcceptAsync(_tls, tls: true));
         }
         if (_options.SyslogUdpPort != 0)
         {
@@ -50,7 +63,7 @@ internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine
             _tasks.Add(ReceiveAsync(_udp));
         }
         _tasks.Add(WriteAsync());
-        logger.LogInformation("Syslog on {Address} tcp {Tcp} udp {Udp} into index set {IndexSet}", address, _options.SyslogTcpPort, _options.SyslogUdpPort, _options.SyslogIndexSet);
+        logger.LogInformation("Syslog on {Address} tcp {Tcp} tls {Tls} udp {Udp} into index set {IndexSet}", address, _options.SyslogTcpPort, _options.SyslogTlsPort, _options.SyslogUdpPort, _options.SyslogIndexSet);
         return Task.CompletedTask;
     }
 
@@ -62,6 +75,7 @@ internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine
         }
         await _stopping.CancelAsync().ConfigureAwait(false);
         _tcp?.Stop();
+        _tls?.Stop();
         _udp?.Dispose();
         _queue.Writer.TryComplete();
         try
@@ -73,7 +87,7 @@ internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine
         }
     }
 
-    private async Task AcceptAsync(TcpListener listener)
+    private async Task AcceptAsync(TcpListener listener, bool tls)
     {
         while (!_stopping.IsCancellationRequested)
         {
@@ -86,15 +100,33 @@ internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine
             {
                 return;
             }
-            _ = Task.Run(() => ReadConnectionAsync(socket));
+            _ = Task.Run(() => ReadConnectionAsync(socket, tls));
         }
     }
 
-    /// <summary>One TCP sender: octet-counted frames (<c>LEN SP MSG</c>) or lines.</summary>
-    private async Task ReadConnectionAsync(Socket socket)
+    /// <summary>One TCP sender: octet-counted frames (<c>LEN SP MSG</c>) or lines, inside TLS on the TLS port.</summary>
+    private async Task ReadConnectionAsync(Socket socket, bool tls)
     {
         using var _ = socket;
-        await using var stream = new NetworkStream(socket, ownsSocket: false);
+        Stream stream = new NetworkStream(socket, ownsSocket: false);
+        if (tls)
+        {
+            var secure = new SslStream(stream, leaveInnerStreamOpen: false);
+            try
+            {
+                using var timeout = new CancellationTokenSource(HandshakeTimeout, time);
+                using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, timeout.Token);
+                await secure.AuthenticateAsServerAsync(certificate!.ServerOptions(), handshake.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException or SocketException)
+            {
+                logger.LogWarning("A syslog TLS handshake from {Remote} failed: {Reason}", socket.RemoteEndPoint, e.Message);
+                await secure.DisposeAsync().ConfigureAwait(false);
+                return;
+            }
+            stream = secure;
+        }
+        await using var __ = stream;
         var reader = PipeReader.Create(stream);
         var max = _options.SyslogMaxMessageBytes;
         var state = new FrameState();
@@ -319,6 +351,7 @@ internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine
         }
         await _stopping.CancelAsync().ConfigureAwait(false);
         _tcp?.Stop();
+        _tls?.Stop();
         _udp?.Dispose();
         _stopping.Dispose();
     }

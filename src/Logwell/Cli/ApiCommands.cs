@@ -45,6 +45,11 @@ internal static class ApiCommands
                 Console.Error.WriteLine("error: --workers and --cheaper-initial must be at least 1, --max-requests and --max-requests-jitter at least 0, --graceful-timeout at least 1, --timeout at least 0");
                 return 2;
             }
+            foreach (var exposed in new LogwellOptions { Urls = result.GetValue(urls)! }.ClearTextExposure())
+            {
+                // The master serves plain HTTP only.
+                Console.Error.WriteLine($"WARNING: {exposed} is reachable from other machines WITHOUT TLS: passwords, API keys and events cross the network in clear text. Put a TLS-ending proxy in front, or run serve with --tls-cert and --tls-key.");
+            }
             var dataDirectory = Path.GetFullPath(result.GetValue(data) ?? "./data");
             var storeUrl = result.GetValue(store) ?? $"http://unix:{Path.Combine(dataDirectory, "run", "store.sock")}";
             var self = Environment.ProcessPath!;

@@ -20,11 +20,19 @@ internal static class ClientCommands
     };
 
     /// <param name="useStoredKey">Without <c>--api-key</c> and <c>$LOGWELL_API_KEY</c>, send the personal key <c>logwell login</c> kept for the node.</param>
-    internal static HttpClient CreateClient(ParseResult result, Option<string> server, bool useStoredKey = true)
+    internal static readonly Option<string?> CaCertOption = new("--ca-cert")
+    {
+        Description = "PEM file of the CA (or the certificate itself) to trust for an https node whose certificate no system CA signed (default: $LOGWELL_CA_CERT)",
+        Recursive = true,
+    };
+
+    /// <param name="trust">A PEM file to trust when neither --ca-cert nor $LOGWELL_CA_CERT names one (a worker trusts its node's own certificate).</param>
+    internal static HttpClient CreateClient(ParseResult result, Option<string> server, bool useStoredKey = true, string? trust = null)
     {
         var url = result.GetValue(server) ?? Environment.GetEnvironmentVariable("LOGWELL_URL") ?? DefaultServer;
-        // http://host:port, or a store's Unix socket: http://unix:/path.
-        var client = Logwell.Server.Hosting.ApiWorker.StoreClient(url, TimeSpan.FromMinutes(5));
+        // http(s)://host:port, or a store's Unix socket: http://unix:/path.
+        var client = Logwell.Server.Hosting.ApiWorker.StoreClient(url, TimeSpan.FromMinutes(5),
+            (result.GetValue(CaCertOption) ?? Environment.GetEnvironmentVariable("LOGWELL_CA_CERT")) is { Length: > 0 } ca ? ca : trust);
         if ((result.GetValue(ApiKeyOption) ?? Environment.GetEnvironmentVariable("LOGWELL_API_KEY") ?? (useStoredKey ? LoginCommands.KeyFor(url) : null)) is { Length: > 0 } key)
         {
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);

@@ -46,6 +46,7 @@ internal static class LogwellCommand
         };
         root.Options.Add(server);
         root.Options.Add(ClientCommands.ApiKeyOption);
+        root.Options.Add(ClientCommands.CaCertOption);
         // serve shuts down through the host (flushes the engine); no forced exit after Ctrl-C.
         try
         {

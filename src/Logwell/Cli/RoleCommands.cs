@@ -52,7 +52,7 @@ internal static class RoleCommands
             using var loggers = Settings.CreateLoggers();
             var logger = loggers.CreateLogger("Logwell.Worker");
             await using var queue = TaskQueues.Open(options, Settings.Time);
-            using var client = ClientCommands.CreateClient(result, server);
+            using var client = ClientCommands.CreateClient(result, server, trust: options.Tls ? options.TlsCertificateFile : null);
             // The node's own credential, not a user's: tasks read what whoever queued them may read (an export
             // carries its owner's grant filters).
             client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer",

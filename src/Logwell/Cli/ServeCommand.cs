@@ -32,9 +32,12 @@ internal static class ServeCommand
         var syslogTcp = new Option<int?>("--syslog-tcp") { Description = "receive syslog over TCP on this port (RFC 5424 and 3164, octet-counted or newline-framed)" };
         var syslogUdp = new Option<int?>("--syslog-udp") { Description = "receive syslog over UDP on this port" };
         var syslogIndex = new Option<string?>("--syslog-index") { Description = "index set for syslog messages (default syslog)" };
+        var syslogTls = new Option<int?>("--syslog-tls") { Description = "receive syslog over TLS on this port (RFC 5425; 6514 is the registered port); needs --tls-cert and --tls-key" };
+        var tlsCert = new Option<string?>("--tls-cert") { Description = "PEM certificate (leaf first, then intermediates): every TCP address of --urls then speaks HTTPS" };
+        var tlsKey = new Option<string?>("--tls-key") { Description = "the certificate's PEM private key" };
         var command = new Command(verb, description)
         {
-            data, urls, environment, syslogTcp, syslogUdp, syslogIndex,
+            data, urls, environment, syslogTcp, syslogUdp, syslogTls, syslogIndex, tlsCert, tlsKey,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -63,6 +66,18 @@ internal static class ServeCommand
             {
                 overrides["Logwell:SyslogUdpPort"] = udpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
+            if (result.GetValue(syslogTls) is { } tlsPort)
+            {
+                overrides["Logwell:SyslogTlsPort"] = tlsPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+            if (result.GetValue(tlsCert) is { } certificateFile)
+            {
+                overrides["Logwell:TlsCertificateFile"] = Path.GetFullPath(certificateFile);
+            }
+            if (result.GetValue(tlsKey) is { } keyFile)
+            {
+                overrides["Logwell:TlsKeyFile"] = Path.GetFullPath(keyFile);
+            }
             if (result.GetValue(syslogIndex) is { } syslogIndexSet)
             {
                 overrides["Logwell:SyslogIndexSet"] = syslogIndexSet;
@@ -83,9 +98,18 @@ internal static class ServeCommand
                 Console.WriteLine($"Logwell web UI at {web.TrimEnd('/')}/ (open it in a browser)");
             }
             Console.WriteLine($"Logwell data in {options.DataDirectory} (environment {env}, auto-create index sets {(options.AutoCreateIndexSets ? "on" : "off")})");
-            if (options.SyslogTcpPort != 0 || options.SyslogUdpPort != 0)
+            if (options.SyslogTcpPort != 0 || options.SyslogUdpPort != 0 || options.SyslogTlsPort != 0)
             {
-                Console.WriteLine($"Logwell syslog on {options.SyslogAddress}: tcp {(options.SyslogTcpPort != 0 ? options.SyslogTcpPort : "off")}, udp {(options.SyslogUdpPort != 0 ? options.SyslogUdpPort : "off")}, into index set {options.SyslogIndexSet}");
+                static string Port(int port) => port != 0 ? port.ToString(System.Globalization.CultureInfo.InvariantCulture) : "off";
+                Console.WriteLine($"Logwell syslog on {options.SyslogAddress}: tcp {Port(options.SyslogTcpPort)}, tls {Port(options.SyslogTlsPort)}, udp {Port(options.SyslogUdpPort)}, into index set {options.SyslogIndexSet}");
+            }
+            if (options.Tls)
+            {
+                Console.WriteLine($"Logwell TLS with {options.TlsCertificateFile} (HSTS on; the files are read again when they change)");
+            }
+            foreach (var exposed in options.ClearTextExposure())
+            {
+                Console.Error.WriteLine($"WARNING: {exposed} is reachable from other machines WITHOUT TLS: passwords, API keys and events cross the network in clear text. Give --tls-cert and --tls-key, or put a TLS-ending proxy in front.");
             }
             Console.Out.Flush();
             await app.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
