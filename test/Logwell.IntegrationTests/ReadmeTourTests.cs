@@ -67,11 +67,18 @@ public sealed partial class ReadmeTourTests
         return words;
     }
 
-    /// <summary>Figures that differ from run to run: how long a search took, and bytes on disk (an index set's settings hold its creation time).</summary>
-    [GeneratedRegex(@"\(\d+(\.\d+)? ms\)|\s+\d+ B\b")]
+    /// <summary>
+    /// What differs from run to run: how long a search took, bytes on disk (an index set's settings hold its creation
+    /// time), and the secrets and ids the tour makes, which the README shows as <c>…</c>.
+    /// </summary>
+    [GeneratedRegex(@"\(\d+(\.\d+)? ms\)|\s+\d+ B\b|(?<=^password: )\S+$|(?<=\(id )[0-9a-f]+(?=\))|^lw_[A-Za-z0-9_-]+$")]
     private static partial Regex Varying();
 
-    private static string Normalize(string line) => Varying().Replace(line, m => m.Value.EndsWith('B') ? " … B" : "(… ms)");
+    private static string Normalize(string line) => Varying().Replace(line, m =>
+        m.Value.EndsWith('B') ? " … B" : m.Value.StartsWith("lw_", StringComparison.Ordinal) ? "lw_…" : m.Value.StartsWith('(') ? "(… ms)" : "…");
+
+    [GeneratedRegex(@"^lw_[A-Za-z0-9_-]+$", RegexOptions.Multiline)]
+    private static partial Regex Secret();
 
     [Fact]
     public async Task TheTourPrintsWhatTheReadmeShows()
@@ -80,11 +87,19 @@ public sealed partial class ReadmeTourTests
         await using var node = await LogwellNode.StartAsync(dir.Path);
         var tour = Tour();
         Assert.True(tour.Count >= 5, "the tour has fewer commands than expected");
+        // The users and keys verbs work on the data directory: the node's, as if the tour ran beside it.
+        var env = new Dictionary<string, string> { ["LOGWELL_DATADIRECTORY"] = node.DataDirectory };
+        string? key = null;
         foreach (var (command, expected) in tour)
         {
-            var words = Words(command);
+            // The README shows a key as lw_…; the tour uses the one it made.
+            var words = Words(key is null ? command : command.Replace("lw_…", key, StringComparison.Ordinal));
             Assert.Equal("logwell", words[0]);
-            var (_, stdout, stderr) = await CliTests.RunInAsync(LogwellNode.RepositoryRoot, node, null, [.. words.Skip(1)]);
+            var (_, stdout, stderr) = await CliTests.RunWithAsync(LogwellNode.RepositoryRoot, node, null, env, [.. words.Skip(1)]);
+            if (Secret().Match(stdout) is { Success: true } made)
+            {
+                key = made.Value;
+            }
             var printed = (stdout + stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => Normalize(l.TrimEnd('\r')));
             Assert.Equal(string.Join('\n', expected.Select(Normalize)), string.Join('\n', printed));
         }

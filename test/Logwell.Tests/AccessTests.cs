@@ -657,6 +657,85 @@ public sealed class AccessTests
     }
 
     [Fact]
+    public async Task TheMetricsScrapeTokenOpensMetricsAndNothingElse()
+    {
+        const string token = "scrape-0123456789abcdef";
+        await using var node = await InProcessNode.StartAsync(new Dictionary<string, string?> { ["Logwell:MetricsScrapeToken"] = token });
+        Access(node).Store.CreateUser("root", AdminPassword);
+        Access(node).Invalidate();
+        using (var anonymous = await SendAsync(node, HttpMethod.Get, "/metrics"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        }
+        using (var scraped = await SendAsync(node, HttpMethod.Get, "/metrics", token))
+        {
+            Assert.Equal(HttpStatusCode.OK, scraped.StatusCode);
+            Assert.Contains("logwell_", await scraped.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var wrong = await SendAsync(node, HttpMethod.Get, "/metrics", token + "x"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+        }
+        // Other view_metrics endpoints, and everything else, do not take it.
+        foreach (var path in new[] { "/api/v1/nodes", "/api/v1/queues", "/api/v1/indexsets" })
+        {
+            using var elsewhere = await SendAsync(node, HttpMethod.Get, path, token);
+            Assert.Equal(HttpStatusCode.Unauthorized, elsewhere.StatusCode);
+        }
+        using var withKey = await SendAsync(node, HttpMethod.Get, "/metrics", Key(node, Role.Admin, "*"));
+        Assert.Equal(HttpStatusCode.OK, withKey.StatusCode);
+    }
+
+    [Fact]
+    public void AKeysQueryBudgetIsChargedWhatQueriesTookAndRefillsOverAMinute()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var limits = new AbuseLimits(time, 0, keyQuerySecondsPerMinute: 6);
+        Assert.Null(limits.QueryBudgetWait("k"));
+        limits.ChargeQuery("k", TimeSpan.FromSeconds(4));
+        Assert.Null(limits.QueryBudgetWait("k"));
+        // Overspent by 2 s: at 6 s a minute (0.1 s a second) that is 20 s to wait.
+        limits.ChargeQuery("k", TimeSpan.FromSeconds(4));
+        Assert.Equal(20, Math.Round(limits.QueryBudgetWait("k")!.Value.TotalSeconds));
+        Assert.Null(limits.QueryBudgetWait("another key"));
+        time.Advance(TimeSpan.FromSeconds(21));
+        Assert.Null(limits.QueryBudgetWait("k"));
+        // It refills to the budget, not beyond.
+        time.Advance(TimeSpan.FromHours(1));
+        limits.ChargeQuery("k", TimeSpan.FromSeconds(6.5));
+        Assert.NotNull(limits.QueryBudgetWait("k"));
+    }
+
+    [Fact]
+    public async Task AKeyThatSpentItsQueryBudgetIsRefusedWithTheLimitNamedWhileOthersGoOn()
+    {
+        // A budget no real search fits in: the first search spends it, the next waits.
+        await using var node = await InProcessNode.StartAsync(new Dictionary<string, string?> { ["Logwell:KeyQuerySecondsPerMinute"] = "0.000001" });
+        Access(node).Store.CreateUser("root", AdminPassword);
+        Access(node).Invalidate();
+        await IngestAsAdminAsync(node, "app", "{\"message\":\"one\"}");
+        var first = Key(node, "viewer", "*");
+        var second = Key(node, "viewer", "*");
+        using (var spent = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=app&q=one", first))
+        {
+            Assert.Equal(HttpStatusCode.OK, spent.StatusCode);
+        }
+        using (var refused = await SendAsync(node, HttpMethod.Get, "/api/v1/histogram?indexset=app&q=one", first))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+            Assert.NotNull(refused.Headers.RetryAfter);
+            Assert.Contains("KeyQuerySecondsPerMinute", (await JsonAsync(refused)).GetProperty("error").GetString(), StringComparison.Ordinal);
+        }
+        // Not a search: not charged, not refused. Another key has its own budget.
+        using (var list = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", first))
+        {
+            Assert.Equal(HttpStatusCode.OK, list.StatusCode);
+        }
+        using var other = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=app&q=one", second);
+        Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+    }
+
+    [Fact]
     public async Task AWebSessionNeedsItsAntiForgeryTokenToChangeAnythingAndEndsWhenIdleOldRotatedOrSignedOut()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);

@@ -62,7 +62,7 @@ public static class LogwellApp
         builder.Services.AddSingleton(_ => MetaDatabase.Open(options.DataDirectory));
         builder.Services.AddSingleton(services => new AccessStore(services.GetRequiredService<MetaDatabase>(), time));
         builder.Services.AddSingleton(services => new AccessService(services.GetRequiredService<AccessStore>(), time, options.DataDirectory, options.SeqApiKeys, options.KeyRequestsPerSecond,
-            TimeSpan.FromMinutes(options.SessionIdleMinutes), TimeSpan.FromHours(options.SessionLifetimeHours)));
+            TimeSpan.FromMinutes(options.SessionIdleMinutes), TimeSpan.FromHours(options.SessionLifetimeHours), options.KeyQuerySecondsPerMinute, options.MetricsScrapeToken));
         builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton(_ => new SavedSearchStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<LogEngine>()));
@@ -126,7 +126,7 @@ public static class LogwellApp
         app.UseHttpMetrics();
         HealthEndpoints.Map(app);
         ServerMetrics.Start(app.Services.GetRequiredService<ITaskQueue>(), Path.GetFullPath(options.DataDirectory), time);
-        app.MapMetrics("/metrics").WithMetadata(Permission.OnNode(Actions.ViewMetrics));
+        app.MapMetrics("/metrics").WithMetadata(Permission.OnNode(Actions.ViewMetrics) with { ScrapeToken = true });
         IndexSetEndpoints.Map(app);
         PipelineEndpoints.Map(app);
         MaskingEndpoints.Map(app);

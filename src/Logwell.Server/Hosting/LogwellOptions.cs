@@ -134,6 +134,16 @@ public sealed record LogwellOptions
     /// <summary>Requests a second each API key may send on average, in bursts of twice that (0: no limit).</summary>
     public double KeyRequestsPerSecond { get; init; }
 
+    /// <summary>
+    /// A secret that opens <c>/metrics</c> alone, sent as <c>Authorization: Bearer TOKEN</c> (Prometheus'
+    /// <c>authorization</c> or <c>bearer_token_file</c>), so a scraper needs no user or key. Empty: <c>/metrics</c> needs
+    /// <c>view_metrics</c>.
+    /// </summary>
+    public string MetricsScrapeToken { get; init; } = "";
+
+    /// <summary>Seconds of searches and exports each API key may run a minute, on top of the node's own limits (0: no limit).</summary>
+    public double KeyQuerySecondsPerMinute { get; init; }
+
     /// <summary>Days the audit log (the system index set <c>_audit</c>) keeps its entries.</summary>
     public int AuditRetentionDays { get; init; } = 180;
 
@@ -307,6 +317,14 @@ public sealed record LogwellOptions
         if ((SyslogTcpPort != 0 || SyslogUdpPort != 0 || SyslogTlsPort != 0) && !IndexSetName.IsValid(SyslogIndexSet, out var syslogIndexError))
         {
             throw new ArgumentException($"Logwell:SyslogIndexSet: {syslogIndexError}");
+        }
+        if (MetricsScrapeToken.Length is > 0 and < 16)
+        {
+            throw new ArgumentException("Logwell:MetricsScrapeToken must be at least 16 characters (a random secret: openssl rand -hex 24)");
+        }
+        if (!(KeyQuerySecondsPerMinute >= 0) || double.IsInfinity(KeyQuerySecondsPerMinute))
+        {
+            throw new ArgumentException("Logwell:KeyQuerySecondsPerMinute must be 0 (no limit) or a positive number");
         }
         if (!(KeyRequestsPerSecond >= 0) || double.IsInfinity(KeyRequestsPerSecond))
         {

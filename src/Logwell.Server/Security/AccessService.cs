@@ -43,12 +43,15 @@ public sealed class AccessService
     /// <param name="keyRequestsPerSecond">The <c>KeyRequestsPerSecond</c> setting (0: no limit).</param>
     /// <param name="sessionIdle">How long a web UI session lasts without a request (the <c>SessionIdleMinutes</c> setting).</param>
     /// <param name="sessionLifetime">How long a web UI session lasts at most (the <c>SessionLifetimeHours</c> setting).</param>
+    /// <param name="keyQuerySecondsPerMinute">The <c>KeyQuerySecondsPerMinute</c> setting (0: no limit).</param>
+    /// <param name="metricsScrapeToken">The <c>MetricsScrapeToken</c> setting: a secret that opens <c>/metrics</c> alone (empty: none).</param>
     public AccessService(AccessStore store, TimeProvider time, string dataDirectory, IReadOnlyDictionary<string, string>? seqKeys = null, double keyRequestsPerSecond = 0,
-        TimeSpan? sessionIdle = null, TimeSpan? sessionLifetime = null)
+        TimeSpan? sessionIdle = null, TimeSpan? sessionLifetime = null, double keyQuerySecondsPerMinute = 0, string metricsScrapeToken = "")
     {
+        _scrapeTokenHash = metricsScrapeToken.Length > 0 ? AccessStore.HashSecret(metricsScrapeToken) : null;
         _store = store;
         _time = time;
-        _limits = new AbuseLimits(time, keyRequestsPerSecond);
+        _limits = new AbuseLimits(time, keyRequestsPerSecond, keyQuerySecondsPerMinute);
         _seqKeys = seqKeys ?? new Dictionary<string, string>();
         var nodeKey = NodeCredential.ReadOrCreate(dataDirectory);
         _nodeKeyHash = AccessStore.HashSecret(nodeKey);
@@ -56,6 +59,11 @@ public sealed class AccessService
     }
 
     public AccessStore Store => _store;
+
+    /// <summary>The request rate and query budget of each key, and the sign-in back-off.</summary>
+    public AbuseLimits Limits => _limits;
+
+    public TimeProvider Time => _time;
 
     /// <summary>The web UI's sessions.</summary>
     public Sessions Sessions { get; }
@@ -195,7 +203,7 @@ public sealed class AccessService
         if (rules.Users.Count > 0)
         {
             return new Authentication(null, StatusCodes.Status401Unauthorized,
-                "credentials are required: send 'Authorization: Bearer lw_…' (an API key) or HTTP basic auth (a browser asks for it)");
+                "credentials are required: an API key ('Authorization: Bearer lw_…'; for the CLI, --api-key or logwell login) or HTTP basic auth; in a browser, sign in");
         }
         if (!IsLoopback(ClientAddress(context)))
         {
@@ -269,6 +277,16 @@ public sealed class AccessService
         {
             return null;
         }
+    }
+
+    private readonly string? _scrapeTokenHash;
+
+    /// <summary>Whether the request carries the metrics scrape token (<c>Authorization: Bearer TOKEN</c>).</summary>
+    public bool IsScrape(HttpRequest request)
+    {
+        var authorization = request.Headers.Authorization.ToString();
+        return _scrapeTokenHash is not null && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+            && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(AccessStore.HashSecret(authorization[7..].Trim())), Encoding.ASCII.GetBytes(_scrapeTokenHash));
     }
 
     /// <summary>The header an API master's worker proves itself with to the store (the node credential).</summary>

@@ -29,6 +29,9 @@ public enum ScopeFrom
 /// <summary>The action an endpoint needs and where it applies; every endpoint declares one (deny by default).</summary>
 public sealed record Permission(string Action, ScopeFrom Scope, string? RouteKey = null)
 {
+    /// <summary>The metrics scrape token (the <c>MetricsScrapeToken</c> setting) opens this endpoint too.</summary>
+    public bool ScrapeToken { get; init; }
+
     public static readonly Permission Public = new("none", ScopeFrom.Public);
 
     public static readonly Permission Authenticated = new("none", ScopeFrom.Authenticated);
@@ -76,6 +79,10 @@ public sealed class AuthorizationMiddleware(RequestDelegate next)
             return next(context);
         }
         var access = context.RequestServices.GetRequiredService<AccessService>();
+        if (permission.ScrapeToken && access.IsScrape(context.Request))
+        {
+            return next(context);
+        }
         var authentication = access.Authenticate(context);
         if (authentication.Caller is not { } caller)
         {
@@ -104,7 +111,33 @@ public sealed class AuthorizationMiddleware(RequestDelegate next)
             case ScopeFrom.Request when !caller.CanAnywhere(permission.Action):
                 return Access.DenyAsync(context, permission.Action, "any");
             default:
+                // A key's searches and exports draw on its query budget (a live tail runs as long as it is watched, so it does not).
+                if (caller.KeyId is { } keyId && access.Limits.KeyQuerySecondsPerMinute > 0 && permission.Action is Actions.Search or Actions.Export
+                    && !context.Request.Path.StartsWithSegments("/api/v1/tail"))
+                {
+                    return QueryAsync(context, access, caller, keyId);
+                }
                 return next(context);
+        }
+    }
+
+    private async Task QueryAsync(HttpContext context, AccessService access, Caller caller, string keyId)
+    {
+        if (access.Limits.QueryBudgetWait(keyId) is { } wait)
+        {
+            context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status429TooManyRequests,
+                $"{caller.Description} has spent its query budget: {access.Limits.KeyQuerySecondsPerMinute} seconds of searches and exports a minute (the KeyQuerySecondsPerMinute setting); retry after {Math.Ceiling(wait.TotalSeconds)} s").ConfigureAwait(false);
+            return;
+        }
+        var started = access.Time.GetTimestamp();
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            access.Limits.ChargeQuery(keyId, access.Time.GetElapsedTime(started));
         }
     }
 }

@@ -254,7 +254,7 @@ internal static class Settings
         foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
         {
             var key = (string)entry.Key;
-            if (key.StartsWith("LOGWELL_", StringComparison.Ordinal) && key is not "LOGWELL_URL" and not "LOGWELL_ENVIRONMENT" and not "LOGWELL_LOGHUB_DIR" and not "LOGWELL_API_KEY")
+            if (key.StartsWith("LOGWELL_", StringComparison.Ordinal) && key is not "LOGWELL_URL" and not "LOGWELL_ENVIRONMENT" and not "LOGWELL_LOGHUB_DIR" and not "LOGWELL_API_KEY" and not "LOGWELL_CA_CERT")
             {
                 values["Logwell:" + key["LOGWELL_".Length..].Replace("__", ":", StringComparison.Ordinal)] = (string?)entry.Value;
             }
