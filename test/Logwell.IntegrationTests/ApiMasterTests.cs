@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -7,7 +8,7 @@ using System.Text.RegularExpressions;
 namespace Logwell.IntegrationTests;
 
 /// <summary><c>logwell api</c> in front of a <c>logwell store</c>: worker processes recycled, reloaded, killed and scaled under load.</summary>
-public sealed partial class ApiMasterTests
+public sealed partial class ApiMasterTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private sealed class Deployment : IAsyncDisposable
     {
@@ -59,6 +60,46 @@ public sealed partial class ApiMasterTests
             }
         }, TimeSpan.FromSeconds(60), () => master.Output + store.Output);
         return new Deployment { Dir = dir, Store = store, Master = master, Http = http };
+    }
+
+    /// <summary>A logwell CLI verb on the deployment's data directory, to its end.</summary>
+    private static async Task<string> CliAsync(Deployment d, params string[] arguments)
+    {
+        await using var cli = RoleProcess.Start([.. arguments, "--data", Path.Combine(d.Dir.Path, "data")]);
+        Assert.True(await cli.WaitAsync(TimeSpan.FromSeconds(60)) == 0, cli.Output);
+        return cli.Output;
+    }
+
+    [Fact]
+    public async Task AKeyRevokedWithTheCliIsRefusedThroughEveryApiWorkerWithinASecond()
+    {
+        await using var d = await StartAsync("--cheaper", "3", "--cheaper-initial", "3", "--workers", "3", "--max-requests", "0");
+        await CliAsync(d, "users", "create", "alice", "--role", "admin", "--password", "a long password");
+        var made = await CliAsync(d, "keys", "create", "reader", "--role", "viewer");
+        var key = made.Split('\n').Select(l => l.Trim()).Single(l => l.StartsWith("lw_", StringComparison.Ordinal));
+        var id = Regex.Match(made, @"\(id ([0-9a-f]+)\)").Groups[1].Value;
+        async Task<HttpStatusCode> AsReaderAsync()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/indexsets");
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            using var response = await d.Http.SendAsync(request);
+            return response.StatusCode;
+        }
+        // Spread over the three workers (new connections each time): every one lets the key through.
+        for (var i = 0; i < 12; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, await AsReaderAsync());
+        }
+        await CliAsync(d, "keys", "revoke", id);
+        var revoked = Stopwatch.StartNew();
+        // The store rereads the rules at most 250 ms after a change (on a fake clock in AccessTests); here, whichever
+        // worker answers, the key is refused once it has.
+        await WorkerProcessTests.WaitForAsync(() => AsReaderAsync().Result == HttpStatusCode.Unauthorized, TimeSpan.FromSeconds(30), () => d.Store.Output);
+        output.WriteLine($"refused through the API master {revoked.ElapsedMilliseconds} ms after the CLI exited");
+        for (var i = 0; i < 12; i++)
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, await AsReaderAsync());
+        }
     }
 
     [Fact]
