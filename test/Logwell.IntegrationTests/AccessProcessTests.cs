@@ -117,6 +117,26 @@ public sealed class AccessProcessTests
     }
 
     [Fact]
+    public async Task LoginOverTheNodesUnixSocketKeepsTheKeyForThatAddress()
+    {
+        using var dir = new TempDirectory();
+        var socket = Path.Combine(dir.Path, "run", "node.sock");
+        await using var node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "data"), urls: $"http://127.0.0.1:0;http://unix:{socket}");
+        (await node.Http.PostAsync("/api/v1/indexsets", new StringContent("{\"name\":\"app\"}", Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+        Assert.Equal(0, (await CliTests.RunAsync(node, null, "users", "create", "alice", "--role", "admin", "--password", "a long password", "--data", node.DataDirectory)).ExitCode);
+        var env = new Dictionary<string, string> { ["XDG_CONFIG_HOME"] = Path.Combine(dir.Path, "config"), ["LOGWELL_URL"] = $"http://unix:{socket}" };
+        var login = await CliTests.RunWithAsync(dir.Path, node, "a long password\n", env, "login", "--user", "alice");
+        Assert.True(login.ExitCode == 0, login.Stderr);
+        // The next verb, over the same socket, finds the key without --api-key.
+        var list = await CliTests.RunWithAsync(dir.Path, node, null, env, "indexsets", "list");
+        Assert.True(list.ExitCode == 0, list.Stdout + list.Stderr);
+        Assert.Contains("app", list.Stdout, StringComparison.Ordinal);
+        // Kept for the socket, not for the TCP address.
+        env["LOGWELL_URL"] = node.BaseAddress.ToString();
+        Assert.Equal(1, (await CliTests.RunWithAsync(dir.Path, node, null, env, "indexsets", "list")).ExitCode);
+    }
+
+    [Fact]
     public async Task AWorkerProcessExportsWithTheNodeCredentialOnlyWhatTheOwnerMaySee()
     {
         using var dir = new TempDirectory();

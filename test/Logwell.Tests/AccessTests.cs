@@ -539,6 +539,8 @@ public sealed class AccessTests
         (await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", configure: r =>
             r.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("root:guessing"))))).Dispose();
         (await SendAsync(node, HttpMethod.Patch, "/api/v1/indexsets/app", admin, "{\"retention_days\":30}", "application/json")).Dispose();
+        // A search whose index set and query are in the body.
+        (await SendAsync(node, HttpMethod.Post, "/api/v1/search", viewer, "{\"indexset\":\"app\",\"q\":\"posted\"}", "application/json")).Dispose();
 
         // The entries are written behind the requests: wait until they can be read.
         var started = System.Diagnostics.Stopwatch.StartNew();
@@ -548,20 +550,22 @@ public sealed class AccessTests
             using var response = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=_audit&limit=100&sort=asc", admin);
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             entries = [.. (await JsonAsync(response)).GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("fields"))];
-            if (entries.Count >= 4 || started.Elapsed > TimeSpan.FromSeconds(30))
+            if (entries.Count >= 5 || started.Elapsed > TimeSpan.FromSeconds(30))
             {
                 break;
             }
             await Task.Delay(50);
         }
         string? Field(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.ToString() : null;
-        var search = Assert.Single(entries, e => Field(e, "action") == "search" && Field(e, "indexset") == "app" && Field(e, "caller") == "key");
+        var search = Assert.Single(entries, e => Field(e, "action") == "search" && Field(e, "method") == "GET" && Field(e, "indexset") == "app" && Field(e, "caller") == "key");
         Assert.Equal("hello", Field(search, "query"));
         Assert.Equal("success", Field(search, "outcome"));
         Assert.Single(entries, e => Field(e, "method") == "DELETE" && Field(e, "outcome") == "denied" && Field(e, "action") == "manage_indexset");
         var failed = Assert.Single(entries, e => Field(e, "outcome") == "unauthenticated");
         Assert.Equal("root", Field(failed, "user"));
         Assert.Single(entries, e => Field(e, "method") == "PATCH" && Field(e, "outcome") == "success");
+        var posted = Assert.Single(entries, e => Field(e, "method") == "POST" && Field(e, "action") == "search");
+        Assert.Equal(("app", "posted"), (Field(posted, "indexset"), Field(posted, "query")));
         // Accepted ingest is the data path, not audited.
         Assert.DoesNotContain(entries, e => Field(e, "action") == "ingest");
 

@@ -93,6 +93,12 @@ internal static class SearchEndpoints
         }
         var engine = context.RequestServices.GetEngine();
         var indexSet = string.IsNullOrEmpty(indexSetName) ? IndexSetName.Default : indexSetName;
+        // For the audit log's entry, wherever the request carried them (the query string or a JSON body).
+        context.Items[AuditLog.IndexSetKey] = indexSet;
+        if (q is not null)
+        {
+            context.Items[AuditLog.QueryKey] = q;
+        }
         if (!context.Allows(action, indexSet))
         {
             await Access.DenyAsync(context, action, "indexset:" + indexSet).ConfigureAwait(false);

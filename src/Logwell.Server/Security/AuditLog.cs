@@ -106,6 +106,11 @@ public sealed class AuditLog : BackgroundService
     /// <summary>Where a sign-in endpoint leaves the user name a request claimed, for the entry of a failed sign-in.</summary>
     public const string ClaimedUserKey = "logwell.claimed_user";
 
+    /// <summary>Where an endpoint that reads its index set and query from the body (POST search, exports) leaves them for the entry.</summary>
+    public const string IndexSetKey = "logwell.audit_indexset";
+
+    public const string QueryKey = "logwell.audit_query";
+
     /// <summary>The entry for an answered request.</summary>
     internal static LogEvent Entry(HttpContext context, Permission? permission, TimeSpan took, DateTimeOffset at)
     {
@@ -149,12 +154,13 @@ public sealed class AuditLog : BackgroundService
         }
         var indexSet = (permission?.RouteKey is { } key ? request.RouteValues[key] as string : null)
             ?? request.RouteValues["index"] as string
+            ?? context.Items[IndexSetKey] as string
             ?? (request.Query["indexset"].ToString() is { Length: > 0 } named ? named : null);
         if (indexSet is not null)
         {
             fields.Add(new("indexset", FieldValue.FromString(indexSet)));
         }
-        if (request.Query["q"].ToString() is { Length: > 0 } query)
+        if ((context.Items[QueryKey] as string ?? request.Query["q"].ToString()) is { Length: > 0 } query)
         {
             fields.Add(new("query", FieldValue.FromString(query.Length > 4096 ? query[..4096] : query)));
         }

@@ -83,7 +83,8 @@ internal static class LoginCommands
             }
             var answer = JsonNode.Parse(text)!;
             var credentials = Read();
-            var url = Normalize(client.BaseAddress!.ToString());
+            // As given (a Unix socket's URL too), for KeyFor to find.
+            var url = Normalize(ClientCommands.ServerUrl(result, server));
             credentials[url] = new JsonObject
             {
                 ["key"] = answer["secret"]!.GetValue<string>(),
@@ -112,7 +113,7 @@ internal static class LoginCommands
         command.SetAction(async (result, ct) =>
         {
             using var client = ClientCommands.CreateClient(result, server, useStoredKey: false);
-            var url = Normalize(client.BaseAddress!.ToString());
+            var url = Normalize(ClientCommands.ServerUrl(result, server));
             var credentials = Read();
             if (credentials[url]?["key"]?.GetValue<string>() is not { } key)
             {
