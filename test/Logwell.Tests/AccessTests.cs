@@ -661,6 +661,53 @@ public sealed class AccessTests
     }
 
     [Fact]
+    public async Task ADisabledUserIsRefusedByPasswordSessionAndPersonalKeyUntilEnabled()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var node = await SecuredAsync(time);
+        var admin = Key(node, Role.Admin, "*");
+        using (var made = await SendAsync(node, HttpMethod.Post, "/api/v1/access/users", admin, "{\"name\":\"bob\",\"password\":\"bob's password\",\"role\":\"viewer\"}", "application/json"))
+        {
+            Assert.Equal(HttpStatusCode.Created, made.StatusCode);
+        }
+        var basic = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("bob:bob's password")));
+        string personal;
+        using (var login = await SendAsync(node, HttpMethod.Post, "/api/v1/access/login", body: "{}", contentType: "application/json", configure: r => r.Headers.Authorization = basic))
+        {
+            personal = (await JsonAsync(login)).GetProperty("secret").GetString()!;
+        }
+        string cookie;
+        using (var session = await SendAsync(node, HttpMethod.Post, "/api/v1/access/session", body: "{\"user\":\"bob\",\"password\":\"bob's password\"}", contentType: "application/json"))
+        {
+            var setCookie = Assert.Single(session.Headers.GetValues("Set-Cookie"));
+            cookie = setCookie[..setCookie.IndexOf(';', StringComparison.Ordinal)];
+        }
+        async Task<HttpStatusCode[]> AllWaysAsync() =>
+        [
+            (await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", configure: r => r.Headers.Authorization = basic)).StatusCode,
+            (await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", personal)).StatusCode,
+            (await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", configure: r => r.Headers.Add("Cookie", cookie))).StatusCode,
+        ];
+        Assert.All(await AllWaysAsync(), status => Assert.Equal(HttpStatusCode.OK, status));
+
+        using (var disable = await SendAsync(node, HttpMethod.Put, "/api/v1/access/users/bob/disabled", admin, "{\"disabled\":true}", "application/json"))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, disable.StatusCode);
+        }
+        Assert.All(await AllWaysAsync(), status => Assert.Equal(HttpStatusCode.Unauthorized, status));
+        using (var listed = await SendAsync(node, HttpMethod.Get, "/api/v1/access/users", admin))
+        {
+            Assert.Contains((await JsonAsync(listed)).EnumerateArray(), u => u.GetProperty("name").GetString() == "bob" && u.GetProperty("disabled").GetBoolean());
+        }
+
+        // Enabled again: the password and the personal key work; the session ended for good.
+        (await SendAsync(node, HttpMethod.Put, "/api/v1/access/users/bob/disabled", admin, "{\"disabled\":false}", "application/json")).Dispose();
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.Unauthorized], await AllWaysAsync());
+        using var bad = await SendAsync(node, HttpMethod.Put, "/api/v1/access/users/bob/disabled", admin, "{\"disabled\":\"yes\"}", "application/json");
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+    }
+
+    [Fact]
     public async Task TheMetricsScrapeTokenOpensMetricsAndNothingElse()
     {
         const string token = "scrape-0123456789abcdef";

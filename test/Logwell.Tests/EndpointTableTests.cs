@@ -107,6 +107,7 @@ public sealed class EndpointTableTests
         "PUT /_index_template/{name} -> authenticated",
         "PUT /_template/{name} -> authenticated",
         "PUT /api/v1/access/spaces/{space}/indexsets/{indexset} -> manage_access on *",
+        "PUT /api/v1/access/users/{user}/disabled -> manage_access on *",
         "PUT /api/v1/access/users/{user}/password -> authenticated",
         "PUT /api/v1/indexsets/{name}/masking -> manage_masking on indexset:{name}",
         "PUT /api/v1/indexsets/{name}/pipeline -> manage_pipeline on indexset:{name}",

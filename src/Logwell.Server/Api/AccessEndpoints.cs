@@ -63,6 +63,14 @@ internal static class AccessEndpoints
             return new { name };
         })).WithMetadata(Manage);
         routes.MapDelete("/api/v1/access/users/{user}", (HttpContext context, string user) => Change(context, 204, (store, _) => store.DeleteUser(user))).WithMetadata(Manage);
+        routes.MapPut("/api/v1/access/users/{user}/disabled", (HttpContext context, string user) => Change(context, 204, (store, body) =>
+        {
+            if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty("disabled", out var value) || value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+            {
+                throw new AccessException("expected {\"disabled\": true} or {\"disabled\": false}");
+            }
+            store.SetDisabled(user, value.GetBoolean());
+        })).WithMetadata(Manage);
         // A user sets their own password; changing another's needs manage_access.
         routes.MapPut("/api/v1/access/users/{user}/password", (HttpContext context, string user) =>
         {

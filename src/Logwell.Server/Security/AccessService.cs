@@ -180,6 +180,10 @@ public sealed class AccessService
                 return new Authentication(null, StatusCodes.Status429TooManyRequests,
                     $"API key '{key.Name}' ({key.Id}) is over its request rate: {_limits.KeyRequestsPerSecond} a second (the KeyRequestsPerSecond setting); retry after {Math.Ceiling(wait.TotalSeconds)} s", wait);
             }
+            if (key.AsOwner && (key.Owner is not { } owner || !rules.Users.TryGetValue(owner, out var ownerRecord) || ownerRecord.Disabled))
+            {
+                return new Authentication(null, StatusCodes.Status401Unauthorized, "the API key's user is disabled or deleted");
+            }
             return new Authentication(rules.ForKey(key), 200, null);
         }
         if (user is not null)

@@ -101,6 +101,20 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         });
     }
 
+    /// <summary>Disables (or enables again) a user: a disabled user's password, sessions and personal keys do nothing, and their sessions end.</summary>
+    public void SetDisabled(string name, bool disabled) => Change(command =>
+    {
+        command.CommandText = "UPDATE users SET disabled = $disabled WHERE name = $name";
+        command.Parameters.AddWithValue("$name", name);
+        command.Parameters.AddWithValue("$disabled", disabled ? 1 : 0);
+        if (command.ExecuteNonQuery() == 0)
+        {
+            throw new AccessException($"no user '{name}'", 404);
+        }
+        command.CommandText = "DELETE FROM sessions WHERE user_name = $name AND $disabled = 1";
+        command.ExecuteNonQuery();
+    });
+
     /// <summary>Deletes the user with their grants and group memberships, and revokes the API keys they own.</summary>
     public void DeleteUser(string name) => Change(command =>
     {

@@ -1,6 +1,6 @@
 // The access page (manage_access): users, groups, roles, grants and API keys, one tab each, over /api/v1/access.
 // A new key's secret is shown once, here, and never again.
-import { del, get, post } from './api.js';
+import { del, get, post, put } from './api.js';
 import { confirmDialog, formatTime, h, replace, toast } from './util.js';
 
 const Tabs = [['users', 'Users'], ['groups', 'Groups'], ['roles', 'Roles'], ['grants', 'Grants'], ['keys', 'API keys']];
@@ -74,7 +74,16 @@ export function mount(root, params) {
         'Create user', () => ['/api/v1/access/users', { name: value('user-name'), password: value('user-password'), role: value('user-role'), scope: value('user-scope') || '*' }]),
         table(['Name', 'Groups', 'Grants', 'Created', ''], users.map(u => h('tr', { dataset: { name: u.name } },
           h('td', {}, u.name, u.disabled ? ' (disabled)' : ''), h('td', {}, u.groups.join(', ')), h('td', {}, grantList(u.grants)),
-          h('td', { class: 'nowrap' }, formatTime(u.created_at)), h('td', { class: 'actions' }, remover('delete', `/api/v1/access/users/${encodeURIComponent(u.name)}`, u.name))))),
+          h('td', { class: 'nowrap' }, formatTime(u.created_at)), h('td', { class: 'actions' },
+            h('button', { type: 'button', class: 'secondary small', 'aria-label': `${u.disabled ? 'enable' : 'disable'} ${u.name}`, onclick: async () => {
+              try {
+                await put(`/api/v1/access/users/${encodeURIComponent(u.name)}/disabled`, { disabled: !u.disabled });
+                load();
+              } catch (e) {
+                toast(e.message, 'error');
+              }
+            } }, u.disabled ? 'Enable' : 'Disable'),
+            remover('delete', `/api/v1/access/users/${encodeURIComponent(u.name)}`, u.name))))),
       ];
     },
     async groups() {

@@ -121,6 +121,21 @@ internal static class AccessCommands
         command.Subcommands.Add(list);
         command.Subcommands.Add(passwd);
         command.Subcommands.Add(delete);
+        foreach (var (verb, disabled) in new[] { ("disable", true), ("enable", false) })
+        {
+            var toggleData = Data();
+            var toggleName = new Argument<string>("name");
+            var toggle = new Command(verb, disabled
+                ? "Disable a user: their password, sessions and personal keys stop working at once; grants and keys are kept for enable."
+                : "Enable a disabled user again.") { toggleName, toggleData };
+            toggle.SetAction(result => Run(() =>
+            {
+                Open(result, toggleData).SetDisabled(result.GetValue(toggleName)!, disabled);
+                Console.WriteLine($"{verb}d user {result.GetValue(toggleName)}");
+                return 0;
+            }));
+            command.Subcommands.Add(toggle);
+        }
         return command;
     }
 
