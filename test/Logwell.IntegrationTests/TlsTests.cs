@@ -31,6 +31,7 @@ public sealed class TlsTests
         using var dir = new TempDirectory();
         var certificates = TestCertificates.Create(Path.Combine(dir.Path, "tls"));
         await using var node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "data"), urls: "http://127.0.0.1:0",
+            env: new Dictionary<string, string> { ["LOGWELL_ALLOWEDHOSTS"] = TestCertificates.Name },
             arguments: ["--tls-cert", certificates.ChainFile, "--tls-key", certificates.KeyFile], handler: certificates.TrustingHandler());
         // The TCP address of --urls speaks HTTPS once there is a certificate.
         Assert.Equal("https", node.BaseAddress.Scheme);
@@ -40,6 +41,15 @@ public sealed class TlsTests
         using (var response = await node.Http.PostAsJsonAsync("/api/v1/indexsets", new { name = "app" }))
         {
             Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+            // No HSTS for a loopback name: it would hold for every port of the browser's localhost.
+            Assert.False(response.Headers.Contains("Strict-Transport-Security"));
+        }
+        // Under the node's name, HSTS for a year.
+        using (var named = new HttpRequestMessage(HttpMethod.Get, "/api/v1/indexsets"))
+        {
+            named.Headers.Host = $"{TestCertificates.Name}:{node.BaseAddress.Port}";
+            using var response = await node.Http.SendAsync(named);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal("max-age=31536000", string.Join(",", response.Headers.GetValues("Strict-Transport-Security")));
         }
         // Plain HTTP on that port gets no answer a client could read as one.
@@ -89,6 +99,36 @@ public sealed class TlsTests
             Assert.Equal(HttpStatusCode.OK, signIn.StatusCode);
             Assert.Contains("secure", Assert.Single(signIn.Headers.GetValues("Set-Cookie")), StringComparison.OrdinalIgnoreCase);
         }
+    }
+
+    [Fact]
+    public async Task A_worker_reaches_its_tls_node_from_the_nodes_settings_alone()
+    {
+        using var dir = new TempDirectory();
+        var certificates = TestCertificates.Create(Path.Combine(dir.Path, "tls"));
+        var data = Path.Combine(dir.Path, "data");
+        // Settings both processes read (here from the environment, as from appsettings): the address and the TLS files.
+        var settings = new Dictionary<string, string>
+        {
+            ["LOGWELL_URLS"] = $"http://127.0.0.1:{FreePort()}",
+            ["LOGWELL_TLSCERTIFICATEFILE"] = certificates.ChainFile,
+            ["LOGWELL_TLSKEYFILE"] = certificates.KeyFile,
+            ["LOGWELL_ServeWorkerQueues"] = "default",
+        };
+        await using var node = await LogwellNode.StartAsync(data, env: settings, urls: settings["LOGWELL_URLS"], handler: certificates.TrustingHandler());
+        Assert.Equal("https", node.BaseAddress.Scheme);
+        using (var content = new StringContent("{\"message\":\"to export\"}\n", Encoding.UTF8, "application/x-ndjson"))
+        {
+            (await node.Http.PostAsync("/api/v1/indexsets/app/ingest", content)).EnsureSuccessStatusCode();
+        }
+        using var create = await node.Http.PostAsync("/api/v1/exports", new StringContent("{\"indexset\":\"app\",\"format\":\"ndjson\"}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Accepted, create.StatusCode);
+        var id = JsonDocument.Parse(await create.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+
+        // No --server, no LOGWELL_URL, no --ca-cert: https://127.0.0.1:PORT with the node's own certificate pinned.
+        await using var worker = RoleProcess.Start(["worker", "-Q", "export", "-c", "1", "--data", data], settings);
+        var done = await ExportTests.WaitDoneAsync(node.Http, id, () => worker.Output);
+        Assert.Equal(1, done.GetProperty("events_written").GetInt32());
     }
 
     [SkippableFact]

@@ -302,6 +302,19 @@ public sealed class WebUiSignInTests(SecuredUiFixture fixture, ITestOutputHelper
         await page.FillAsync("#new-name", "made-in-the-page");
         await page.ClickAsync("#create");
         await page.Locator("tr[data-name=made-in-the-page]").WaitForAsync();
+
+        // Signing in again in another tab ends this tab's session and makes a new one (the cookie they share): this
+        // tab's next change takes the new session's token and goes through.
+        var other = await page.Context.NewPageAsync();
+        await other.GotoAsync(new Uri(node, "/indexsets").ToString());
+        var rotated = await other.EvaluateAsync<int>("""
+            async password => (await fetch('/api/v1/access/session', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+              body: JSON.stringify({ user: 'alice', password }) })).status
+            """, SecuredUiFixture.AlicePassword);
+        Assert.Equal(200, rotated);
+        await page.FillAsync("#new-name", "made-after-another-sign-in");
+        await page.ClickAsync("#create");
+        await page.Locator("tr[data-name=made-after-another-sign-in]").WaitForAsync();
     }
 
     [SkippableFact]

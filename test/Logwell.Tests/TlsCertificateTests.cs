@@ -64,6 +64,10 @@ public sealed class TlsCertificateTests
     {
         var tls = new LogwellOptions { TlsCertificateFile = "c.pem", TlsKeyFile = "k.pem", Urls = "http://0.0.0.0:5080;http://unix:/run/l.sock;https://[::1]:5443" };
         Assert.Equal("https://0.0.0.0:5080;http://unix:/run/l.sock;https://[::1]:5443", tls.ListenUrls());
+        // Where the node's own worker reaches it.
+        Assert.Equal("https://127.0.0.1:5080", tls.LocalUrl());
+        Assert.Equal("http://127.0.0.1:5080", new LogwellOptions { Urls = "http://unix:/run/l.sock;http://[::]:5080" }.LocalUrl());
+        Assert.Null(new LogwellOptions { Urls = "http://unix:/run/l.sock" }.LocalUrl());
         Assert.Empty(tls.ClearTextExposure());
         var clear = new LogwellOptions { Urls = "http://127.0.0.1:5080;http://localhost:5081;http://[::1]:5082;http://0.0.0.0:5083;http://*:5084;http://10.1.2.3:5085", SyslogTcpPort = 514, SyslogAddress = "0.0.0.0" };
         Assert.Equal(new[] { "http://0.0.0.0:5083", "http://*:5084", "http://10.1.2.3:5085", "syslog 0.0.0.0 tcp 514" }, clear.ClearTextExposure());

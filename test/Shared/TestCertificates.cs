@@ -6,13 +6,16 @@ namespace Logwell.Tests;
 
 /// <summary>
 /// A private CA for TLS tests, written as PEM files into a directory: a root, an intermediate it signed, and a server
-/// certificate for <c>localhost</c> and 127.0.0.1 the intermediate signed. <c>fullchain.pem</c> holds the server
+/// certificate for <c>localhost</c>, <see cref="Name"/> and 127.0.0.1 the intermediate signed. <c>fullchain.pem</c> holds the server
 /// certificate and then the intermediate, as a CA hands them out; clients trust <c>ca.pem</c> (the root) alone, so a
 /// handshake succeeds only when the server sends the intermediate.
 /// </summary>
 internal sealed class TestCertificates
 {
     private TestCertificates(string directory) => Directory = directory;
+
+    /// <summary>A host name the server certificate holds besides localhost and 127.0.0.1 (reached with a Host header).</summary>
+    public const string Name = "logs.logwell.test";
 
     public string Directory { get; }
 
@@ -50,6 +53,7 @@ internal sealed class TestCertificates
         serverRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
         var names = new SubjectAlternativeNameBuilder();
         names.AddDnsName("localhost");
+        names.AddDnsName(Name);
         names.AddIpAddress(IPAddress.Loopback);
         serverRequest.CertificateExtensions.Add(names.Build());
         serverRequest.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(serverRequest.PublicKey, false));

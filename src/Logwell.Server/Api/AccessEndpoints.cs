@@ -282,7 +282,7 @@ internal static class AccessEndpoints
         {
             access.Sessions.End(previous);
         }
-        var (session, secret) = access.Sessions.Create(user);
+        var (session, secret) = access.Sessions.Create(user, access.Rules.Version);
         Sessions.SetCookie(context, secret);
         context.Features.Set(caller);
         context.Response.Headers.CacheControl = "no-store";
@@ -299,8 +299,8 @@ internal static class AccessEndpoints
         var access = context.RequestServices.GetRequiredService<AccessService>();
         var answer = Describe(context.Caller());
         answer["setup"] = access.Rules.Users.Count == 0;
-        if (context.Request.Headers.Authorization.Count == 0 && context.Request.Cookies[Sessions.CookieName] is { Length: > 0 } secret
-            && access.Sessions.Find(secret) is { } session)
+        if (context.Request.Headers.Authorization.ToString().Length == 0 && context.Request.Cookies[Sessions.CookieName] is { Length: > 0 } secret
+            && access.Sessions.Find(secret, access.Rules.Version) is { } session)
         {
             answer["csrf"] = access.Sessions.CsrfToken(secret);
             answer["expires_at"] = session.ExpiresAt;
@@ -313,7 +313,7 @@ internal static class AccessEndpoints
     /// <summary>Signs the browser out: the session ends on the node, and the cookie is cleared.</summary>
     private static Task SignOut(HttpContext context)
     {
-        if (context.Request.Headers.Authorization.Count > 0 || context.Request.Cookies[Sessions.CookieName] is not { Length: > 0 } secret)
+        if (context.Request.Headers.Authorization.ToString().Length > 0 || context.Request.Cookies[Sessions.CookieName] is not { Length: > 0 } secret)
         {
             return ErrorResponses.WriteAsync(context, 400, "this request has no session to end: sign-out is for the web UI's session cookie (a personal key signs out with POST /api/v1/access/logout)");
         }

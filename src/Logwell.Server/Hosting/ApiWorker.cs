@@ -84,14 +84,19 @@ public static class ApiWorker
         {
             return true;
         }
-        if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+        if (certificate is null)
         {
             return false;
         }
         using var leaf = new X509Certificate2(certificate);
         if (trusted.Any(t => t.RawDataMemory.Span.SequenceEqual(leaf.RawDataMemory.Span)))
         {
+            // Exactly the certificate given (a worker pinning its node's own): whatever name it was reached by.
             return true;
+        }
+        if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+        {
+            return false;
         }
         using var custom = new X509Chain();
         custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;

@@ -34,12 +34,9 @@ public static class LogwellApp
         {
             tls = new TlsCertificate(options.TlsCertificateFile, options.TlsKeyFile, time);
             builder.Services.AddSingleton(tls);
-            // A year, for every host name (ASP.NET Core leaves localhost out by default; a node's users may use it).
-            builder.Services.AddHsts(hsts =>
-            {
-                hsts.MaxAge = TimeSpan.FromDays(365);
-                hsts.ExcludedHosts.Clear();
-            });
+            // A year, for the node's names; ASP.NET Core leaves localhost, 127.0.0.1 and [::1] out, since HSTS holds
+            // for a host on every port and would turn the browser's other local services to https too.
+            builder.Services.AddHsts(hsts => hsts.MaxAge = TimeSpan.FromDays(365));
         }
         builder.WebHost.UseUrls(options.ListenUrls());
         builder.WebHost.ConfigureKestrel(kestrel =>

@@ -53,6 +53,21 @@ public sealed record LogwellOptions
         .Select(url => Tls && url.StartsWith("http://", StringComparison.OrdinalIgnoreCase) && !url.StartsWith("http://unix:", StringComparison.OrdinalIgnoreCase)
             ? "https://" + url["http://".Length..] : url));
 
+    /// <summary>
+    /// Where a process on the node's machine reaches its HTTP API: the first TCP address of <see cref="ListenUrls"/>, a
+    /// wildcard host read as loopback; null when the node listens on Unix sockets only.
+    /// </summary>
+    public string? LocalUrl()
+    {
+        var url = ListenUrls().Split(';').FirstOrDefault(u => !u.StartsWith("http://unix:", StringComparison.OrdinalIgnoreCase));
+        if (url is null)
+        {
+            return null;
+        }
+        var host = HostOf(url);
+        return host is "*" or "+" or "0.0.0.0" or "::" ? url.Replace(host.Contains(':', StringComparison.Ordinal) ? $"[{host}]" : host, "127.0.0.1", StringComparison.Ordinal) : url;
+    }
+
     /// <summary>The addresses a client on another machine can reach in clear text: HTTP without TLS, syslog over TCP or UDP.</summary>
     public IReadOnlyList<string> ClearTextExposure()
     {

@@ -70,7 +70,7 @@ public sealed class TlsCertificate
                             _stamps = stamps;
                             Logger?.LogInformation("Serving the renewed TLS certificate {Subject}, valid until {NotAfter:u}", Leaf.Subject, Leaf.NotAfter.ToUniversalTime());
                         }
-                        catch (ArgumentException e)
+                        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException or CryptographicException)
                         {
                             // A renewal caught half written, or a wrong pair: keep serving the one that works.
                             Logger?.LogError("The TLS certificate files changed but cannot be used, so the previous certificate is still served: {Reason}", e.Message);
@@ -90,6 +90,7 @@ public sealed class TlsCertificate
         EnabledSslProtocols = System.Security.Authentication.SslProtocols.None,
     };
 
+    // A file that is missing for a moment (replaced by a rename) reads as the year 1601: a change, then a failed load.
     private (DateTime, DateTime) Stamps() => (File.GetLastWriteTimeUtc(_certificatePath), File.GetLastWriteTimeUtc(_keyPath));
 
     private static (SslStreamCertificateContext, X509Certificate2) Load(string certificatePath, string keyPath)

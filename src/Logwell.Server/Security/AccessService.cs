@@ -88,7 +88,6 @@ public sealed class AccessService
                 if (_store.Version() != _rules.Version)
                 {
                     _verified.Clear();
-                    Sessions.Forget();
                     Volatile.Write(ref _rules, _store.Load());
                 }
                 Volatile.Write(ref _checkedAt, now);
@@ -192,7 +191,7 @@ public sealed class AccessService
         }
         if (rules.Users.Count > 0 && authorization.Length == 0 && request.Cookies[Sessions.CookieName] is { Length: > 0 } cookie)
         {
-            if (Sessions.Find(cookie) is not { } session || !rules.Users.TryGetValue(session.User, out var owner) || owner.Disabled)
+            if (Sessions.Find(cookie, rules.Version) is not { } session || !rules.Users.TryGetValue(session.User, out var owner) || owner.Disabled)
             {
                 return new Authentication(null, StatusCodes.Status401Unauthorized,
                     $"the session has ended (signed out, idle for {Sessions.IdleTimeout.TotalMinutes:0.#} minutes, older than {Sessions.Lifetime.TotalHours:0.#} hours, or the password changed): sign in again");

@@ -26,6 +26,9 @@ public sealed class WebSession(string id, string user, DateTimeOffset createdAt,
     /// <summary>When <see cref="SeenAt"/> was last written to the file.</summary>
     internal long StoredSeenAtMs { get; set; } = seenAt.ToUnixTimeMilliseconds();
 
+    /// <summary>The version of the access rules this process held when it read the session from the file.</summary>
+    internal long RulesVersion { get; set; }
+
     internal void Seen(DateTimeOffset at) => Interlocked.Exchange(ref _seenAtMs, at.ToUnixTimeMilliseconds());
 }
 
@@ -71,11 +74,11 @@ public sealed class Sessions
     private TimeSpan TouchInterval => IdleTimeout / 4 < TimeSpan.FromMinutes(1) ? IdleTimeout / 4 : TimeSpan.FromMinutes(1);
 
     /// <summary>A new session for <paramref name="user"/> and the cookie's secret, which is not kept.</summary>
-    public (WebSession Session, string Secret) Create(string user)
+    public (WebSession Session, string Secret) Create(string user, long rulesVersion)
     {
         var secret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
         var now = _time.GetUtcNow();
-        var session = new WebSession(AccessStore.HashSecret(secret), user, now, now, now + Lifetime);
+        var session = new WebSession(AccessStore.HashSecret(secret), user, now, now, now + Lifetime) { RulesVersion = rulesVersion };
         using var connection = _database.Connect();
         using var command = connection.CreateCommand();
         // Sessions that ended without a sign-out go with the next sign-in.
@@ -94,15 +97,25 @@ public sealed class Sessions
     }
 
     /// <summary>The live session whose cookie holds <paramref name="secret"/>, marked as seen now; null when it ended or never was.</summary>
-    public WebSession? Find(string secret)
+    /// <param name="rulesVersion">The version of the access rules the request is decided by. A session held since an
+    /// older version is read from the file again: a new password, a disabled or deleted user end sessions there, in the
+    /// same change that raises the version, so no copy read before that change outlives it.</param>
+    public WebSession? Find(string secret, long rulesVersion)
     {
         var id = AccessStore.HashSecret(secret);
-        if (!_cache.TryGetValue(id, out var session))
+        if (!_cache.TryGetValue(id, out var session) || session.RulesVersion != rulesVersion)
         {
             session = Read(id);
             if (session is null)
             {
+                _cache.TryRemove(id, out _);
                 return null;
+            }
+            session.RulesVersion = rulesVersion;
+            if (_cache.Count > 100_000)
+            {
+                // Bounded memory: the file holds them all.
+                _cache.Clear();
             }
             _cache[id] = session;
         }
@@ -123,9 +136,6 @@ public sealed class Sessions
 
     /// <summary>Ends a session (sign-out).</summary>
     public void End(string secret) => Delete(AccessStore.HashSecret(secret));
-
-    /// <summary>Forgets what this process holds, so the next request reads the file (the access rules changed: a password, a deleted user).</summary>
-    public void Forget() => _cache.Clear();
 
     /// <summary>The anti-forgery token of the session whose cookie holds <paramref name="secret"/>.</summary>
     public string CsrfToken(string secret) =>

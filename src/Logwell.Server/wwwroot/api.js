@@ -19,7 +19,7 @@ export function setCsrf(token) {
 }
 
 // quiet: a 401 is the caller's to show (the sign-in form), not a sign that the session ended.
-export async function request(method, path, { params, body, signal, quiet } = {}) {
+export async function request(method, path, { params, body, signal, quiet, retried } = {}) {
   let url = path;
   if (params) {
     const search = new URLSearchParams();
@@ -47,6 +47,14 @@ export async function request(method, path, { params, body, signal, quiet } = {}
   const type = response.headers.get('Content-Type') ?? '';
   const data = type.includes('json') ? await response.json() : await response.text();
   if (response.status === 401 && !quiet) window.dispatchEvent(new CustomEvent('logwell:signed-out', { detail: data?.error }));
+  // The session changed under this page (signed in again in another tab): take its token and try once more.
+  if (response.status === 403 && csrf && !retried && typeof data?.error === 'string' && data.error.includes('X-Logwell-Csrf')) {
+    const current = await fetch('/api/v1/access/session', { headers: { Accept: 'application/json', 'X-Requested-With': 'logwell-ui' } });
+    if (current.ok) {
+      csrf = (await current.json()).csrf ?? null;
+      return request(method, path, { params, body, signal, quiet, retried: true });
+    }
+  }
   if (!response.ok) throw new ApiError(response.status, typeof data === 'object' ? data : { error: data });
   return data;
 }

@@ -3,7 +3,7 @@
 import { del, request, setCsrf } from './api.js';
 import * as search from './search.js';
 import { can, session, setSession } from './session.js';
-import { h, replace } from './util.js';
+import { h, replace, toast } from './util.js';
 
 const pages = {
   '/': () => Promise.resolve(search),
@@ -59,9 +59,14 @@ function signedIn(answer) {
 async function signOut() {
   try {
     await del('/api/v1/access/session');
-  } finally {
-    signIn({ notice: 'You are signed out.' });
+  } catch (e) {
+    // Still signed in on the node (it could not be reached, or refused): say so rather than pretend otherwise.
+    if (e.status !== 401) {
+      toast(`Not signed out: ${e.message}`, 'error');
+      return;
+    }
   }
+  signIn({ notice: 'You are signed out.' });
 }
 
 /** The sign-in form, in place of the page; after it, the page the URL names. */

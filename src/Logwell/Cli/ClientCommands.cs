@@ -27,13 +27,14 @@ internal static class ClientCommands
     };
 
     /// <param name="trust">A PEM file to trust when neither --ca-cert nor $LOGWELL_CA_CERT names one (a worker trusts its node's own certificate).</param>
-    /// <summary>The node the client verbs talk to: --server, else $LOGWELL_URL, else the default.</summary>
-    internal static string ServerUrl(ParseResult result, Option<string> server) =>
-        result.GetValue(server) ?? Environment.GetEnvironmentVariable("LOGWELL_URL") ?? DefaultServer;
+    /// <summary>The node the client verbs talk to: --server, else $LOGWELL_URL, else <paramref name="fallback"/> or the default.</summary>
+    internal static string ServerUrl(ParseResult result, Option<string> server, string? fallback = null) =>
+        result.GetValue(server) ?? Environment.GetEnvironmentVariable("LOGWELL_URL") ?? fallback ?? DefaultServer;
 
-    internal static HttpClient CreateClient(ParseResult result, Option<string> server, bool useStoredKey = true, string? trust = null)
+    /// <param name="fallback">The node's address when neither --server nor $LOGWELL_URL names one (a worker: its node's, from the settings).</param>
+    internal static HttpClient CreateClient(ParseResult result, Option<string> server, bool useStoredKey = true, string? trust = null, string? fallback = null)
     {
-        var url = ServerUrl(result, server);
+        var url = ServerUrl(result, server, fallback);
         // http(s)://host:port, or a store's Unix socket: http://unix:/path.
         var client = Logwell.Server.Hosting.ApiWorker.StoreClient(url, TimeSpan.FromMinutes(5),
             (result.GetValue(CaCertOption) ?? Environment.GetEnvironmentVariable("LOGWELL_CA_CERT")) is { Length: > 0 } ca ? ca : trust);

@@ -52,7 +52,9 @@ internal static class RoleCommands
             using var loggers = Settings.CreateLoggers();
             var logger = loggers.CreateLogger("Logwell.Worker");
             await using var queue = TaskQueues.Open(options, Settings.Time);
-            using var client = ClientCommands.CreateClient(result, server, trust: options.Tls ? options.TlsCertificateFile : null);
+            // Its node's API, from the node's settings (https with the node's own certificate pinned when it has one),
+            // unless --server or $LOGWELL_URL say otherwise.
+            using var client = ClientCommands.CreateClient(result, server, trust: options.Tls ? options.TlsCertificateFile : null, fallback: options.LocalUrl());
             // The node's own credential, not a user's: tasks read what whoever queued them may read (an export
             // carries its owner's grant filters).
             client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer",
