@@ -103,14 +103,7 @@ public sealed class SecuredShipperTests
         var (node, _, reader) = await SecuredNodeAsync(Path.Combine(dir.Path, "data"));
         await using var ___ = node;
         using var __ = reader;
-        var work = Path.Combine(dir.Path, "rsyslog");
-        Directory.CreateDirectory(work);
-        var socket = Path.Combine(work, "log.sock");
-        var config = Path.Combine(work, "rsyslog.conf");
-        await File.WriteAllTextAsync(config, $$"""
-            global(workDirectory="{{work}}")
-            module(load="imuxsock" SysSock.Use="off")
-            input(type="imuxsock" Socket="{{socket}}" CreatePath="on")
+        await using var rsyslog = await Rsyslog.StartAsync(Path.Combine(dir.Path, "rsyslog"), $$"""
             module(load="omelasticsearch")
             template(name="doc" type="list" option.jsonf="on") {
               property(outname="message" name="msg" format="jsonf")
@@ -118,29 +111,9 @@ public sealed class SecuredShipperTests
             }
             action(type="omelasticsearch" server="127.0.0.1" serverport="{{node.BaseAddress.Port}}" template="doc" searchIndex="secured-2026.11.26" bulkmode="on" esVersion.major="8" uid="alice" pwd="{{Password}}")
             """);
-        using var rsyslog = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/usr/sbin/rsyslogd", ["-n", "-f", config, "-i", Path.Combine(work, "rsyslog.pid")])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        })!;
-        try
-        {
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (!File.Exists(socket) && DateTime.UtcNow < deadline && !rsyslog.HasExited)
-            {
-                await Task.Delay(50);
-            }
-            Assert.True(File.Exists(socket), "rsyslogd did not open its socket");
-            var (code, output) = await NodeClients.RunAsync("logger", ["--socket", socket, "-t", "shop", "authenticated delivery 9"], work, TimeSpan.FromSeconds(10));
-            Assert.True(code == 0, output);
-            var indexed = await SyslogIngestTests.WaitForAsync(reader, "secured", "delivery", 1);
-            Assert.Equal("authenticated delivery 9", Assert.Single(indexed).GetProperty("message").GetString()!.Trim());
-        }
-        finally
-        {
-            rsyslog.Kill();
-            await rsyslog.WaitForExitAsync();
-        }
+        await rsyslog.LogAsync("-t", "shop", "authenticated delivery 9");
+        var indexed = await SyslogIngestTests.WaitForAsync(reader, "secured", "delivery", 1);
+        Assert.Equal("authenticated delivery 9", Assert.Single(indexed).GetProperty("message").GetString()!.Trim());
     }
 
     [Fact]

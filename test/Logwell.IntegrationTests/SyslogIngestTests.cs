@@ -107,14 +107,7 @@ public sealed class SyslogIngestTests
         await using var node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "data"), "Development",
             env: new Dictionary<string, string> { ["LOGWELL_DEFAULTRETENTIONDAYS"] = "36500" },
             arguments: ["--syslog-tcp", tcpPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--syslog-index", "forwarded"]);
-        var work = Path.Combine(dir.Path, "rsyslog");
-        Directory.CreateDirectory(work);
-        var socket = Path.Combine(work, "log.sock");
-        var config = Path.Combine(work, "rsyslog.conf");
-        await File.WriteAllTextAsync(config, $$"""
-            global(workDirectory="{{work}}")
-            module(load="imuxsock" SysSock.Use="off")
-            input(type="imuxsock" Socket="{{socket}}" CreatePath="on")
+        await using var rsyslog = await Rsyslog.StartAsync(Path.Combine(dir.Path, "rsyslog"), $$"""
             module(load="omelasticsearch")
             template(name="doc" type="list" option.jsonf="on") {
               property(outname="@timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
@@ -126,38 +119,18 @@ public sealed class SyslogIngestTests
             action(type="omfwd" target="127.0.0.1" port="{{tcpPort}}" protocol="tcp" TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")
             action(type="omelasticsearch" server="127.0.0.1" serverport="{{node.BaseAddress.Port}}" template="doc" searchIndex="rsyslog-2026.11.26" bulkmode="on" esVersion.major="8")
             """);
-        using var rsyslog = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/usr/sbin/rsyslogd", ["-n", "-f", config, "-i", Path.Combine(work, "rsyslog.pid")])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        })!;
-        try
-        {
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (!File.Exists(socket) && DateTime.UtcNow < deadline && !rsyslog.HasExited)
-            {
-                await Task.Delay(50);
-            }
-            Assert.True(File.Exists(socket), $"rsyslogd did not open its socket: {(rsyslog.HasExited ? await rsyslog.StandardError.ReadToEndAsync() : "still starting")}");
-            var (code, output) = await NodeClients.RunAsync("logger", ["--socket", socket, "-t", "shop", "-p", "local3.err", "payment declined for order 7"], work, TimeSpan.FromSeconds(10));
-            Assert.True(code == 0, output);
+        await rsyslog.LogAsync("-t", "shop", "-p", "local3.err", "payment declined for order 7");
 
-            var forwarded = await WaitForAsync(node.Http, "forwarded", "declined", 1);
-            var viaTcp = Assert.Single(forwarded).GetProperty("fields");
-            Assert.Equal("err", viaTcp.GetProperty("level").GetString());
-            Assert.Equal("local3", viaTcp.GetProperty("facility").GetString());
-            Assert.Equal("shop", viaTcp.GetProperty("app").GetString());
+        var forwarded = await WaitForAsync(node.Http, "forwarded", "declined", 1);
+        var viaTcp = Assert.Single(forwarded).GetProperty("fields");
+        Assert.Equal("err", viaTcp.GetProperty("level").GetString());
+        Assert.Equal("local3", viaTcp.GetProperty("facility").GetString());
+        Assert.Equal("shop", viaTcp.GetProperty("app").GetString());
 
-            var indexed = await WaitForAsync(node.Http, "rsyslog", "declined", 1);
-            var viaBulk = Assert.Single(indexed);
-            Assert.Equal("payment declined for order 7", viaBulk.GetProperty("message").GetString()!.Trim());
-            Assert.Equal("shop", viaBulk.GetProperty("fields").GetProperty("app").GetString());
-            Assert.Equal("err", viaBulk.GetProperty("fields").GetProperty("level").GetString());
-        }
-        finally
-        {
-            rsyslog.Kill();
-            await rsyslog.WaitForExitAsync();
-        }
+        var indexed = await WaitForAsync(node.Http, "rsyslog", "declined", 1);
+        var viaBulk = Assert.Single(indexed);
+        Assert.Equal("payment declined for order 7", viaBulk.GetProperty("message").GetString()!.Trim());
+        Assert.Equal("shop", viaBulk.GetProperty("fields").GetProperty("app").GetString());
+        Assert.Equal("err", viaBulk.GetProperty("fields").GetProperty("level").GetString());
     }
 }

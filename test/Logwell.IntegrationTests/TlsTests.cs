@@ -146,42 +146,16 @@ public sealed class TlsTests
             handler: certificates.TrustingHandler());
         await WorkerProcessTests.WaitForAsync(() => node.Output.Contains($"tls {tlsPort}", StringComparison.Ordinal), TimeSpan.FromSeconds(30), () => node.Output);
 
-        var work = Path.Combine(dir.Path, "rsyslog");
-        Directory.CreateDirectory(work);
-        var socket = Path.Combine(work, "log.sock");
-        var config = Path.Combine(work, "rsyslog.conf");
         // gtls checks the node's certificate against the CA and its name (x509/name), as RFC 5425 asks.
-        await File.WriteAllTextAsync(config, $$"""
-            global(workDirectory="{{work}}" DefaultNetstreamDriverCAFile="{{certificates.RootFile}}")
-            module(load="imuxsock" SysSock.Use="off")
-            input(type="imuxsock" Socket="{{socket}}" CreatePath="on")
+        await using (var rsyslog = await Rsyslog.StartAsync(Path.Combine(dir.Path, "rsyslog"), $$"""
             action(type="omfwd" target="127.0.0.1" port="{{tlsPort}}" protocol="tcp" StreamDriver="gtls" StreamDriverMode="1"
                    StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="localhost" TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")
-            """);
-        using var rsyslog = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/usr/sbin/rsyslogd", ["-n", "-f", config, "-i", Path.Combine(work, "rsyslog.pid")])
+            """, global: $"DefaultNetstreamDriverCAFile=\"{certificates.RootFile}\""))
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        })!;
-        try
-        {
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (!File.Exists(socket) && DateTime.UtcNow < deadline && !rsyslog.HasExited)
-            {
-                await Task.Delay(50);
-            }
-            Assert.True(File.Exists(socket), $"rsyslogd did not open its socket: {(rsyslog.HasExited ? await rsyslog.StandardError.ReadToEndAsync() : "still starting")}");
-            var (code, output) = await NodeClients.RunAsync("logger", ["--socket", socket, "-t", "vault", "-p", "auth.warning", "secret rotated for db-1"], work, TimeSpan.FromSeconds(10));
-            Assert.True(code == 0, output);
-
+            await rsyslog.LogAsync("-t", "vault", "-p", "auth.warning", "secret rotated for db-1");
             var received = Assert.Single(await SyslogIngestTests.WaitForAsync(node.Http, "secure", "rotated", 1)).GetProperty("fields");
             Assert.Equal("vault", received.GetProperty("app").GetString());
             Assert.Equal("warning", received.GetProperty("level").GetString());
-        }
-        finally
-        {
-            rsyslog.Kill();
-            await rsyslog.WaitForExitAsync();
         }
 
         // A plain-text sender on the TLS port delivers nothing, and the node says why.

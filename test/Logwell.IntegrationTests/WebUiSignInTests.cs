@@ -49,13 +49,7 @@ public sealed class SecuredUiFixture : IAsyncLifetime
         await CreateUserAsync(Node, "alice", AlicePassword, "admin", "*");
         await CreateUserAsync(Node, "victor", VictorPassword, "viewer", "indexset:web");
         Node.Http.DefaultRequestHeaders.Authorization = Basic("alice", AlicePassword);
-        _playwright = await Playwright.CreateAsync();
-        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = WebUiFixture.Chromium,
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+        (_playwright, Browser) = await WebUiFixture.LaunchAsync();
     }
 
     internal static async Task CreateUserAsync(LogwellNode node, string name, string password, string role, string scope)

@@ -72,13 +72,20 @@ public sealed class WebUiFixture : IAsyncLifetime
             new Dictionary<string, object> { ["message"] = "odd two", ["file"] = """C:\temp\other.log""", ["http.route"] = "/a:b" },
             new Dictionary<string, object> { ["message"] = "odd three", ["file"] = "AND OR NOT", ["http.route"] = "*" },
         }.Select(e => JsonSerializer.Serialize(e) + "\n")), "odd");
-        _playwright = await Playwright.CreateAsync();
-        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        (_playwright, Browser) = await LaunchAsync();
+    }
+
+    /// <summary>Debian's Chromium, headless, through Playwright (no browser is downloaded).</summary>
+    public static async Task<(IPlaywright, IBrowser)> LaunchAsync()
+    {
+        var playwright = await Playwright.CreateAsync();
+        var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {
             ExecutablePath = Chromium,
             Headless = true,
             Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
         });
+        return (playwright, browser);
     }
 
     public async Task IngestAsync(string ndjson, string indexSet = "web")
