@@ -5,7 +5,9 @@
 # rsyslog with its omelasticsearch module and TLS driver (rsyslog-gnutls), redis-server (the tests start their own on a free port), chromium (the
 # web UI tests drive it headless through Playwright; no browser is downloaded), faketime, curl (the README's HTTP
 # example runs as written), supervisor (logwell supervise is compared with Debian's supervisord; the package's own
-# service is not started) and python3-elasticsearch (Python's Elasticsearch client ships with credentials).
+# service is not started), python3-elasticsearch (Python's Elasticsearch client ships with credentials) and
+# clickhouse-server (18.16: the ClickHouse client's tests start their own server on free ports; the package's is not
+# started).
 # Then it runs the tests that see event times again with the clock 400 days ahead (faketime -f '+400d'): every unit
 # test and the integration classes marked Category=DateSensitive. A fixed event date fails that pass on the day it is
 # written, not on the day retention or a time window makes it expire.
@@ -34,6 +36,7 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 find /usr/lib -name omelasticsearch.so 2>/dev/null | grep -q . || missing+=(rsyslog-elasticsearch)
 find /usr/lib -name lmnsd_gtls.so 2>/dev/null | grep -q . || missing+=(rsyslog-gnutls)
 [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+[ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v curl >/dev/null 2>&1 || missing+=(curl)

@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Logwell.IntegrationTests;
+
+/// <summary>
+/// Debian's <c>clickhouse-server</c> (18.16) as a process of the test: its own configuration, data directory and free
+/// loopback ports, nothing of the system's instance touched. <see cref="Installed"/> is false where the package is not.
+/// </summary>
+internal sealed class ClickHouseServer : IAsyncDisposable
+{
+    public const string Binary = "/usr/sbin/clickhouse-server";
+
+    private readonly Process _process;
+    private readonly TempDirectory _directory;
+
+    private ClickHouseServer(Process process, TempDirectory directory, Uri endpoint)
+    {
+        _process = process;
+        _directory = directory;
+        Endpoint = endpoint;
+    }
+
+    public static bool Installed => File.Exists(Binary);
+
+    public const string Missing = "clickhouse-server is not installed (test.sh installs Debian's package when run as root)";
+
+    /// <summary>The HTTP interface.</summary>
+    public Uri Endpoint { get; }
+
+    private static int FreePort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    public static async Task<ClickHouseServer> StartAsync()
+    {
+        var directory = new TempDirectory();
+        var data = Path.Combine(directory.Path, "data") + "/";
+        var (http, tcp, interserver) = (FreePort(), FreePort(), FreePort());
+        var users = Path.Combine(directory.Path, "users.xml");
+        await File.WriteAllTextAsync(users, """
+            <?xml version="1.0"?>
+            <yandex>
+                <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
+                <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+                <quotas><default></default></quotas>
+            </yandex>
+            """);
+        var config = Path.Combine(directory.Path, "config.xml");
+        await File.WriteAllTextAsync(config, $"""
+            <?xml version="1.0"?>
+            <yandex>
+                <logger><level>warning</level><log>{directory.Path}/server.log</log><errorlog>{directory.Path}/server.err.log</errorlog><console>0</console></logger>
+                <http_port>{http}</http_port>
+                <tcp_port>{tcp}</tcp_port>
+                <interserver_http_port>{interserver}</interserver_http_port>
+                <interserver_http_host>127.0.0.1</interserver_http_host>
+                <listen_host>127.0.0.1</listen_host>
+                <path>{data}</path>
+                <tmp_path>{data}tmp/</tmp_path>
+                <user_files_path>{data}user_files/</user_files_path>
+                <format_schema_path>{data}format_schemas/</format_schema_path>
+                <users_config>{users}</users_config>
+                <default_profile>default</default_profile>
+                <default_database>default</default_database>
+                <mark_cache_size>67108864</mark_cache_size>
+            </yandex>
+            """);
+        var process = Process.Start(new ProcessStartInfo(Binary, [$"--config-file={config}"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = directory.Path,
+        })!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var endpoint = new Uri($"http://127.0.0.1:{http}/");
+        var server = new ClickHouseServer(process, directory, endpoint);
+        using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        await WorkerProcessTests.WaitForAsync(() =>
+        {
+            try
+            {
+                return process.HasExited || probe.GetAsync(new Uri(endpoint, "ping")).Result.IsSuccessStatusCode;
+            }
+            catch (AggregateException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(60), () => File.Exists(Path.Combine(directory.Path, "server.err.log")) ? File.ReadAllText(Path.Combine(directory.Path, "server.err.log")) : "starting");
+        if (process.HasExited)
+        {
+            var log = File.Exists(Path.Combine(directory.Path, "server.err.log")) ? await File.ReadAllTextAsync(Path.Combine(directory.Path, "server.err.log")) : "";
+            await server.DisposeAsync();
+            throw new InvalidOperationException($"clickhouse-server exited at start: {log}");
+        }
+        return server;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+        _directory.Dispose();
+    }
+}
