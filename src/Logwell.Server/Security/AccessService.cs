@@ -194,7 +194,7 @@ public sealed class AccessService
             if (Sessions.Find(cookie, rules.Version) is not { } session || !rules.Users.TryGetValue(session.User, out var owner) || owner.Disabled)
             {
                 return new Authentication(null, StatusCodes.Status401Unauthorized,
-                    $"the session has ended (signed out, idle for {Sessions.IdleTimeout.TotalMinutes:0.#} minutes, older than {Sessions.Lifetime.TotalHours:0.#} hours, or the password changed): sign in again");
+                    $"the session has ended (signed out, idle for {Sessions.IdleTimeout.TotalMinutes:0.#} minutes, older than {Sessions.Lifetime.TotalHours:0.#} hours, or the user's password or access changed): sign in again");
             }
             if (!IsSafe(request.Method) && !Sessions.CsrfMatches(cookie, request.Headers[Sessions.CsrfHeader].ToString()))
             {
