@@ -89,3 +89,45 @@ public sealed class ClickHouseHttpTests(ClickHouseFixture fixture) : IClassFixtu
         Assert.Equal(18, version.Major);
     }
 }
+
+/// <summary>Events kept in ClickHouse 18.16 as Logwell writes them, read back exactly.</summary>
+public sealed class ClickHouseEventsTests(ClickHouseFixture fixture) : IClassFixture<ClickHouseFixture>
+{
+    [SkippableFact]
+    public async Task EventsWithEveryKindOfFieldComeBackExactlyInTimeOrder()
+    {
+        Skip.If(fixture.Server is null, ClickHouseServer.Missing);
+        using var client = new ClickHouseHttp(fixture.Server!.Endpoint);
+        await client.ExecuteAsync($"DROP TABLE IF EXISTS {ClickHouseSql.Identifier(ClickHouseEvents.Table("app-logs"))}");
+        await client.ExecuteAsync(ClickHouseEvents.CreateTable("app-logs"));
+        // Late in the UTC day: already the next day in the server's zone (UTC+14).
+        var now = DateTime.UtcNow.Date.AddHours(23).AddMinutes(30).Ticks;
+        var events = new List<Logwell.Core.Events.LogEvent>
+        {
+            new(now - 3, "first", [new("host", Logwell.Core.Events.FieldValue.FromString("web-1")), new("status", Logwell.Core.Events.FieldValue.FromLong(long.MaxValue)),
+                new("latency", Logwell.Core.Events.FieldValue.FromDouble(0.1 + 0.2)), new("ok", Logwell.Core.Events.FieldValue.True)]),
+            new(now - 2, "ünïcödé ✓ 😀 'quoted' \\ back\nslash", [new("tags", Logwell.Core.Events.FieldValue.FromJson("[\"a\",1]")), new("gone", Logwell.Core.Events.FieldValue.Null),
+                new("no", Logwell.Core.Events.FieldValue.False), new("min", Logwell.Core.Events.FieldValue.FromLong(long.MinValue))]),
+            new(now - 1, "", []),
+        };
+        events.AddRange(NastyStrings.All.Select((s, i) => new Logwell.Core.Events.LogEvent(now - 1000 - i, s, [new(s.Length == 0 ? "empty" : "v" + i, Logwell.Core.Events.FieldValue.FromString(s))])));
+        var block = ClickHouseEvents.Block(events);
+        await client.InsertAsync(ClickHouseEvents.Table("app-logs"), block);
+
+        var read = new List<Logwell.Core.Events.LogEvent>();
+        await foreach (var row in client.QueryAsync($"SELECT {ClickHouseEvents.Columns} FROM {ClickHouseSql.Identifier(ClickHouseEvents.Table("app-logs"))} ORDER BY t, seq"))
+        {
+            read.Add(ClickHouseEvents.Read(row));
+        }
+        var expected = events.OrderBy(e => e.Timestamp).ToList();
+        Assert.Equal(expected.Count, read.Count);
+        for (var i = 0; i < expected.Count; i++)
+        {
+            Assert.Equal((expected[i].Timestamp, expected[i].Seq, expected[i].Message), (read[i].Timestamp, read[i].Seq, read[i].Message));
+            Assert.Equal(expected[i].Fields, read[i].Fields);
+        }
+        // Partitioned by the events' UTC day, whatever the server's time zone.
+        var partitions = (await client.ExecuteAsync($"SELECT DISTINCT partition FROM system.parts WHERE table = {ClickHouseSql.Literal(ClickHouseEvents.Table("app-logs"))} AND active")).Trim();
+        Assert.Equal(new DateTime(now, DateTimeKind.Utc).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture), partitions);
+    }
+}

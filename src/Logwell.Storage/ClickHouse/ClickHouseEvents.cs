@@ -1,0 +1,125 @@
+using System.Buffers;
+using System.Text.Json;
+using Logwell.Core.Events;
+
+namespace Logwell.Storage.ClickHouse;
+
+/// <summary>
+/// How an index set's events are kept in ClickHouse: one MergeTree table per index set (<c>logwell_events_NAME</c>),
+/// partitioned by UTC day and ordered by time, so that retention drops whole partitions of one table
+/// (<c>ALTER TABLE … DROP PARTITION</c>, cheap on every release) instead of mutating a table shared by all index sets,
+/// which on 18.16 rewrites parts and waits on the last quorum-written one; deleting an index set drops its table.
+/// <para>
+/// Columns hold an event exactly, in the forms 18.16 has (no <c>DateTime64</c>, no <c>Map</c>): the time in .NET ticks
+/// (<c>t</c>, 100 ns, UTC), a 63-bit <c>seq</c> drawn by the writer (with <c>t</c> it orders events and names them in
+/// cursors, unique across nodes without coordination), the message, and the fields as parallel arrays in the event's
+/// order: name, kind (<see cref="FieldKind"/>), text (strings and JSON), integer and floating-point value.
+/// </para>
+/// </summary>
+public static class ClickHouseEvents
+{
+    public const string TablePrefix = "logwell_events_";
+
+    /// <summary>Ticks between 0001-01-01 and the Unix epoch.</summary>
+    private const long EpochTicks = 621_355_968_000_000_000;
+
+    public static string Table(string indexSet) => TablePrefix + indexSet.Replace('-', '_');
+
+    /// <summary>
+    /// The table of <paramref name="indexSet"/>. With <paramref name="zooKeeperPath"/>, a ReplicatedMergeTree under that
+    /// path with the server's <c>{replica}</c> macro (and <c>{shard}</c> when the path holds it).
+    /// </summary>
+    public static string CreateTable(string indexSet, string? zooKeeperPath = null)
+    {
+        var engine = zooKeeperPath is null
+            ? "MergeTree"
+            : $"ReplicatedMergeTree({ClickHouseSql.Literal(zooKeeperPath.TrimEnd('/') + "/" + Table(indexSet))}, '{{replica}}')";
+        return $"""
+            CREATE TABLE IF NOT EXISTS {ClickHouseSql.Identifier(Table(indexSet))} (
+                t Int64,
+                seq UInt64,
+                day Date MATERIALIZED toDate(toDateTime(intDiv(t - {EpochTicks}, 10000000), 'UTC')),
+                message String,
+                field_names Array(String),
+                field_kinds Array(UInt8),
+                field_texts Array(String),
+                field_longs Array(Int64),
+                field_doubles Array(Float64)
+            ) ENGINE = {engine} PARTITION BY day ORDER BY (t, seq)
+            """;
+    }
+
+    /// <summary>
+    /// The events as one JSONEachRow block, with a <c>seq</c> drawn for each event that has none. The block is built
+    /// once and sent as is on every retry, so a replicated table's block deduplication can recognise it.
+    /// </summary>
+    public static byte[] Block(IReadOnlyList<LogEvent> events)
+    {
+        var buffer = new ArrayBufferWriter<byte>(events.Count * 256);
+        // UTF-8 as it is (quotes, backslashes and control characters escaped): smaller than \u escapes for every non-ASCII character.
+        using var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        foreach (var evt in events)
+        {
+            if (evt.Seq == 0)
+            {
+                evt.Seq = Random.Shared.NextInt64(1, long.MaxValue);
+            }
+            writer.Reset(buffer);
+            writer.WriteStartObject();
+            writer.WriteNumber("t", evt.Timestamp);
+            writer.WriteNumber("seq", evt.Seq);
+            writer.WriteString("message", evt.Message);
+            WriteArray(writer, "field_names", evt.Fields, static (w, f) => w.WriteStringValue(f.Name));
+            WriteArray(writer, "field_kinds", evt.Fields, static (w, f) => w.WriteNumberValue((byte)f.Value.Kind));
+            WriteArray(writer, "field_texts", evt.Fields, static (w, f) => w.WriteStringValue(f.Value.Kind is FieldKind.String or FieldKind.Json ? f.Value.Text : ""));
+            WriteArray(writer, "field_longs", evt.Fields, static (w, f) => w.WriteNumberValue(f.Value.Kind == FieldKind.Long ? f.Value.Long : 0));
+            // A double that JSON cannot write (NaN, infinities) does not come from ingest, which reads JSON.
+            WriteArray(writer, "field_doubles", evt.Fields, static (w, f) => w.WriteNumberValue(f.Value.Kind == FieldKind.Double && double.IsFinite(f.Value.Double) ? f.Value.Double : 0));
+            writer.WriteEndObject();
+            writer.Flush();
+            buffer.Write("\n"u8);
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The columns <see cref="Read"/> takes, for a SELECT.</summary>
+    public const string Columns = "t, seq, message, field_names, field_kinds, field_texts, field_longs, field_doubles";
+
+    /// <summary>An event from a row of <see cref="Columns"/> read as JSONEachRow.</summary>
+    public static LogEvent Read(JsonElement row)
+    {
+        var names = row.GetProperty("field_names");
+        var kinds = row.GetProperty("field_kinds");
+        var texts = row.GetProperty("field_texts");
+        var longs = row.GetProperty("field_longs");
+        var doubles = row.GetProperty("field_doubles");
+        var fields = new Field[names.GetArrayLength()];
+        for (var i = 0; i < fields.Length; i++)
+        {
+            var kind = (FieldKind)kinds[i].GetByte();
+            var value = kind switch
+            {
+                FieldKind.Null => FieldValue.Null,
+                FieldKind.True => FieldValue.True,
+                FieldKind.False => FieldValue.False,
+                FieldKind.Long => FieldValue.FromLong(longs[i].GetInt64()),
+                FieldKind.Double => FieldValue.FromDouble(doubles[i].GetDouble()),
+                FieldKind.String => FieldValue.FromString(texts[i].GetString()!),
+                FieldKind.Json => FieldValue.FromJson(texts[i].GetString()!),
+                _ => throw new InvalidDataException($"field kind {(int)kind} in a ClickHouse row"),
+            };
+            fields[i] = new Field(names[i].GetString()!, value);
+        }
+        return new LogEvent(row.GetProperty("t").GetInt64(), row.GetProperty("message").GetString()!, fields) { Seq = row.GetProperty("seq").GetInt64() };
+    }
+
+    private static void WriteArray(Utf8JsonWriter writer, string name, Field[] fields, Action<Utf8JsonWriter, Field> write)
+    {
+        writer.WriteStartArray(name);
+        foreach (var field in fields)
+        {
+            write(writer, field);
+        }
+        writer.WriteEndArray();
+    }
+}
