@@ -312,6 +312,34 @@ public sealed class WebUiSignInTests(SecuredUiFixture fixture, ITestOutputHelper
     }
 
     [SkippableFact]
+    public async Task A_live_tail_stops_when_the_session_ends_elsewhere_and_the_page_asks_to_sign_in()
+    {
+        RequireChromium();
+        var page = await OpenAsync(fixture.Browser, new Uri(fixture.Node.BaseAddress, "/?indexset=web&q=tailsession"));
+        await SignInAsync(page, "alice", SecuredUiFixture.AlicePassword);
+        await page.Locator("#summary[data-total]").WaitForAsync();
+        await page.Locator("#live").ClickAsync();
+        await page.WaitForFunctionAsync("document.querySelector('#tail-status')?.textContent.includes('waiting')");
+        using (var content = new StringContent("{\"message\":\"tailsession one\"}\n", Encoding.UTF8, "application/x-ndjson"))
+        {
+            (await fixture.Node.Http.PostAsync("/api/v1/indexsets/web/ingest", content)).EnsureSuccessStatusCode();
+        }
+        await page.Locator(".hit", new PageLocatorOptions { HasText = "tailsession one" }).First.WaitForAsync();
+
+        // Signed out in another tab: the node ends the stream at the next event, and this page asks to sign in.
+        var other = await page.Context.NewPageAsync();
+        await other.GotoAsync(new Uri(fixture.Node.BaseAddress, "/indexsets").ToString());
+        await other.Locator("#sign-out").ClickAsync();
+        await other.Locator("#login-form").WaitForAsync();
+        using (var content = new StringContent("{\"message\":\"tailsession two\"}\n", Encoding.UTF8, "application/x-ndjson"))
+        {
+            (await fixture.Node.Http.PostAsync("/api/v1/indexsets/web/ingest", content)).EnsureSuccessStatusCode();
+        }
+        await page.Locator("#login-form").WaitForAsync();
+        Assert.Equal(0, await page.Locator(".hit", new PageLocatorOptions { HasText = "tailsession two" }).CountAsync());
+    }
+
+    [SkippableFact]
     public async Task An_idle_session_expires_and_the_page_asks_to_sign_in_again()
     {
         RequireChromium();

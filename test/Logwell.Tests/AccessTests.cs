@@ -409,6 +409,66 @@ public sealed class AccessTests
         Assert.DoesNotContain(seen, l => l.Contains("billing", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task AShipperOrANavigationIsChallengedForBasicAuthAndAPagesOwnRequestsAreNot()
+    {
+        await using var node = await SecuredAsync();
+        async Task<string> ChallengeAsync(Action<HttpRequestMessage> configure)
+        {
+            using var response = await SendAsync(node, HttpMethod.Get, "/api/v1/indexsets", configure: configure);
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            return string.Join(", ", response.Headers.WwwAuthenticate);
+        }
+        Assert.Contains("Basic", await ChallengeAsync(_ => { }), StringComparison.Ordinal);
+        Assert.Contains("Basic", await ChallengeAsync(r => r.Headers.Add("Sec-Fetch-Mode", "navigate")), StringComparison.Ordinal);
+        // A browser would answer these with its own prompt, over the page: the UI's fetches, its live tail's EventSource.
+        Assert.DoesNotContain("Basic", await ChallengeAsync(r => r.Headers.Add("X-Requested-With", "logwell-ui")), StringComparison.Ordinal);
+        Assert.DoesNotContain("Basic", await ChallengeAsync(r => r.Headers.Add("Sec-Fetch-Mode", "cors")), StringComparison.Ordinal);
+        Assert.Contains("Bearer", await ChallengeAsync(r => r.Headers.Add("Sec-Fetch-Mode", "cors")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ALiveTailEndsWhenItsKeyIsRevokedAndSendsNothingAfter()
+    {
+        await using var node = await SecuredAsync();
+        await IngestAsAdminAsync(node, "app", "{\"message\":\"warm up\"}");
+        var secret = Key(node, "viewer", "*");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/tail?indexset=app&q=*");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
+        using var response = await node.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var reading = Task.Run(async () =>
+        {
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                lines.Enqueue(line);
+            }
+        });
+        // Events reach the tail while the key is good.
+        for (var i = 0; i < 200 && !lines.Any(l => l.Contains("before", StringComparison.Ordinal)); i++)
+        {
+            await IngestAsAdminAsync(node, "app", $"{{\"message\":\"before {i}\"}}");
+            await Task.Delay(50);
+        }
+        Assert.Contains(lines, l => l.Contains("before", StringComparison.Ordinal));
+
+        var store = Access(node).Store;
+        store.RevokeKey(store.Load().Keys.Single(k => k.SecretHash == AccessStore.HashSecret(secret)).Id);
+        Access(node).Invalidate();
+        // The next batch ends the stream instead of reaching it.
+        for (var i = 0; i < 200 && !reading.IsCompleted; i++)
+        {
+            await IngestAsAdminAsync(node, "app", $"{{\"message\":\"after {i}\"}}");
+            await Task.Delay(50);
+        }
+        Assert.True(reading.IsCompleted, "the stream went on after the key was revoked");
+        Assert.DoesNotContain(lines, l => l.Contains("after", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("event: end", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("access ended", StringComparison.Ordinal) && l.Contains("revoked", StringComparison.Ordinal));
+    }
+
     private static async Task<List<JsonElement>> SearchAllAsAdmin(InProcessNode node)
     {
         using var response = await SendAsync(node, HttpMethod.Get, "/api/v1/search?indexset=app&q=*&from=now-1h&limit=100", Key(node, Role.Admin, "*"));

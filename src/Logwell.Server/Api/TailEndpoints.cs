@@ -6,13 +6,17 @@ using Logwell.Storage.Querying;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Logwell.Server.Api;
 
 /// <summary>
 /// <c>GET /api/v1/tail</c>: Server-Sent Events, one <c>data:</c> line per matching event as soon as it is
 /// acknowledged. A comment line every 15 seconds keeps the connection alive. A client that reads too slowly is cut off
-/// with a final <c>event: dropped</c> rather than making the server hold events for it.
+/// with a final <c>event: dropped</c> rather than making the server hold events for it. Before each batch is sent the
+/// request's credentials are checked again against the rules as they are now: a revoked key, an ended session, a
+/// removed grant or a changed filter or masking rule ends the stream with <c>event: end</c> (a client reconnects under
+/// the new rules), so nothing is sent that the caller may no longer see.
 /// </summary>
 internal static class TailEndpoints
 {
@@ -32,6 +36,8 @@ internal static class TailEndpoints
         }
         var (store, query, _, _) = selection;
         var time = context.RequestServices.GetTime();
+        var access = context.RequestServices.GetRequiredService<AccessService>();
+        var granted = Access(context.Caller(), store.Name);
         var matches = EventMatcher.Compile(query, time.GetUtcNow());
         using var subscription = store.Tail(Capacity);
         var aborted = context.RequestAborted;
@@ -69,6 +75,11 @@ internal static class TailEndpoints
                     await body.WriteAsync(System.Text.Encoding.UTF8.GetBytes(end), aborted).ConfigureAwait(false);
                     return;
                 }
+                if (Revoked(access, context, store.Name, granted) is { } why)
+                {
+                    await body.WriteAsync(System.Text.Encoding.UTF8.GetBytes($"event: end\ndata: {JsonSerializer.Serialize(new { error = why })}\n\n"), aborted).ConfigureAwait(false);
+                    return;
+                }
                 buffer.Clear();
                 while (subscription.Batches.TryRead(out var batch))
                 {
@@ -96,5 +107,21 @@ internal static class TailEndpoints
         {
             // The client went away.
         }
+    }
+
+    /// <summary>What a caller's access to an index set's events is: may search, under which filters, with which masking.</summary>
+    private static string Access(Caller caller, string indexSet) =>
+        !caller.Can(Actions.Search, indexSet) ? "none"
+        : JsonSerializer.Serialize(new { filters = caller.Filters(Actions.Search, indexSet), mask = caller.MaskFor(indexSet)?.Definition });
+
+    /// <summary>Why the stream may not go on under the rules as they are now, or null when it may.</summary>
+    private static string? Revoked(AccessService access, HttpContext context, string indexSet, string granted)
+    {
+        var now = access.Authenticate(context, again: true);
+        if (now.Caller is not { } caller)
+        {
+            return $"access ended: {now.Error}";
+        }
+        return Access(caller, indexSet) == granted ? null : "access to this index set changed (a grant, its filter or the masking rules): reconnect to go on under the new rules";
     }
 }

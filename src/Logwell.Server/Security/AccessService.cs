@@ -100,7 +100,9 @@ public sealed class AccessService
     public void Invalidate() => Volatile.Write(ref _checkedAt, long.MinValue);
 
     /// <summary>The caller of <paramref name="context"/>, or why it is refused: 401 for missing or wrong credentials, 403 for a non-loopback client before the first user exists.</summary>
-    public Authentication Authenticate(HttpContext context)
+    /// <param name="again">The request was let in before and is asked about again while it runs (a live tail): its
+    /// credentials are checked against the rules as they are now, without drawing on the key's request rate.</param>
+    public Authentication Authenticate(HttpContext context, bool again = false)
     {
         var rules = Rules;
         var request = context.Request;
@@ -174,7 +176,7 @@ public sealed class AccessService
             {
                 return new Authentication(null, StatusCodes.Status401Unauthorized, why);
             }
-            if (_limits.TakeKeyRequest(key.Id) is { } wait)
+            if (!again && _limits.TakeKeyRequest(key.Id) is { } wait)
             {
                 return new Authentication(null, StatusCodes.Status429TooManyRequests,
                     $"API key '{key.Name}' ({key.Id}) is over its request rate: {_limits.KeyRequestsPerSecond} a second (the KeyRequestsPerSecond setting); retry after {Math.Ceiling(wait.TotalSeconds)} s", wait);

@@ -93,8 +93,11 @@ public sealed class AuthorizationMiddleware(RequestDelegate next)
             if (authentication.Status == StatusCodes.Status401Unauthorized)
             {
                 // As Elasticsearch answers: clients that wait for a challenge before sending basic credentials send them then.
-                // The web UI's requests (X-Requested-With) get no Basic challenge, which would open the browser's own prompt.
-                context.Response.Headers.WWWAuthenticate = context.Request.Headers.XRequestedWith.Count > 0
+                // A page's own requests (the web UI's fetches with X-Requested-With, its live tail's EventSource: any
+                // browser request but a navigation) get no Basic challenge, which would open the browser's own prompt.
+                var fromPage = context.Request.Headers.XRequestedWith.Count > 0
+                    || context.Request.Headers["Sec-Fetch-Mode"].ToString() is { Length: > 0 } mode && mode != "navigate";
+                context.Response.Headers.WWWAuthenticate = fromPage
                     ? new(["Bearer realm=\"logwell\"", "ApiKey"])
                     : new(["Basic realm=\"logwell\", charset=\"UTF-8\"", "Bearer realm=\"logwell\"", "ApiKey"]);
             }

@@ -539,7 +539,17 @@ export function mount(root, params) {
       tailStatus.textContent = paused ? `paused · ${formatNumber(pending.length)} waiting` : `live · ${formatNumber(received)} new`;
     };
     tail.addEventListener('dropped', () => toast('Live tail fell behind and reconnects', 'error'));
-    tail.onerror = () => { tailStatus.textContent = 'live · reconnecting…'; };
+    // The node ended the stream (access changed, the index set closed): the browser reconnects under the rules as they are.
+    tail.addEventListener('end', event => toast(`Live tail: ${JSON.parse(event.data).error}`, 'info'));
+    tail.onerror = () => {
+      if (tail?.readyState !== EventSource.CLOSED) {
+        tailStatus.textContent = 'live · reconnecting…';
+        return;
+      }
+      // The node refused to go on: when the session ended, asking who the page works for brings the sign-in form.
+      stopTail();
+      get('/api/v1/access/session').then(() => toast('Live tail stopped: the node refused it', 'error'), () => {});
+    };
     tail.onopen = () => { tailStatus.textContent = 'live · waiting for events'; };
     showLive(true);
   }
