@@ -66,7 +66,9 @@ public sealed class ClickHouseHttpTests(ClickHouseFixture fixture) : IClassFixtu
         using var client = Client();
         await client.ExecuteAsync("DROP TABLE IF EXISTS events_rt");
         await client.ExecuteAsync("CREATE TABLE events_rt (t DateTime, n UInt64, message String) ENGINE = MergeTree PARTITION BY toDate(t) ORDER BY t");
-        var body = Encoding.UTF8.GetBytes("{\"t\":\"2026-12-06T10:00:00Z\",\"n\":1,\"message\":\"first 'quoted'\"}\n{\"t\":\"2026-12-06T10:00:01Z\",\"n\":2,\"message\":\"second\",\"extra\":true}\n");
+        var at = DateTimeOffset.UtcNow.AddMinutes(-1);
+        static string Iso(DateTimeOffset t) => t.ToString("yyyy-MM-dd'T'HH':'mm':'ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        var body = Encoding.UTF8.GetBytes($"{{\"t\":\"{Iso(at)}\",\"n\":1,\"message\":\"first 'quoted'\"}}\n{{\"t\":\"{Iso(at.AddSeconds(1))}\",\"n\":2,\"message\":\"second\",\"extra\":true}}\n");
         await client.InsertAsync("events_rt", body, new Dictionary<string, string> { ["date_time_input_format"] = "best_effort", ["input_format_skip_unknown_fields"] = "1" });
         var rows = new List<string>();
         await foreach (var row in client.QueryAsync($"SELECT message, n FROM events_rt WHERE message != {ClickHouseSql.Literal("x")} ORDER BY n"))

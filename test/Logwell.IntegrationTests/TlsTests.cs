@@ -162,7 +162,7 @@ public sealed class TlsTests
         using (var client = new TcpClient())
         {
             await client.ConnectAsync(IPAddress.Loopback, tlsPort);
-            var line = Encoding.UTF8.GetBytes("<13>1 2026-12-06T00:00:00Z host app - - - plain text on the tls port\n");
+            var line = Encoding.UTF8.GetBytes($"<13>1 {DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH':'mm':'ss'Z'", CultureInfo.InvariantCulture)} host app - - - plain text on the tls port\n");
             await client.GetStream().WriteAsync(line);
         }
         await WorkerProcessTests.WaitForAsync(() => node.Output.Contains("syslog TLS handshake", StringComparison.Ordinal), TimeSpan.FromSeconds(30), () => node.Output);

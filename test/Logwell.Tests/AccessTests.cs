@@ -377,23 +377,10 @@ public sealed class AccessTests
         await using var node = await SecuredAsync();
         await IngestAsAdminAsync(node, "app", "{\"message\":\"warm up\",\"service\":\"payments\"}");
         var key = Key(node, "viewer", "*", "service:payments");
-        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/tail?indexset=app&q=*");
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        using var response = await node.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        // The stream is read on its own, as a browser would; a read is never cancelled (that ends the response).
-        var reading = Task.Run(async () =>
-        {
-            while (await reader.ReadLineAsync() is { } line)
-            {
-                if (line.StartsWith("data: ", StringComparison.Ordinal))
-                {
-                    lines.Enqueue(line);
-                }
-            }
-        });
+        var (response, all, reading) = await TailAsync(node, key);
+        using var _ = response;
+        // The events (deferred: read again at each use), without the comment lines.
+        var lines = all.Where(l => l.StartsWith("data: ", StringComparison.Ordinal));
         var batch = 0;
         // Each batch holds another service's event first, then one the filter lets through: until three of those
         // arrived, every event shown is kept.
@@ -433,19 +420,8 @@ public sealed class AccessTests
         await using var node = await SecuredAsync();
         await IngestAsAdminAsync(node, "app", "{\"message\":\"warm up\"}");
         var secret = Key(node, "viewer", "*");
-        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/tail?indexset=app&q=*");
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
-        using var response = await node.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        var reading = Task.Run(async () =>
-        {
-            while (await reader.ReadLineAsync() is { } line)
-            {
-                lines.Enqueue(line);
-            }
-        });
+        var (response, lines, reading) = await TailAsync(node, secret);
+        using var _ = response;
         // Events reach the tail while the key is good.
         for (var i = 0; i < 200 && !lines.Any(l => l.Contains("before", StringComparison.Ordinal)); i++)
         {
@@ -467,6 +443,28 @@ public sealed class AccessTests
         Assert.DoesNotContain(lines, l => l.Contains("after", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("event: end", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains("access ended", StringComparison.Ordinal) && l.Contains("revoked", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A live tail of index set app opened with <paramref name="key"/>: its lines as they arrive, read on their own as a
+    /// browser would (a read is never cancelled: that ends the response), and the reading, done when the stream ends.
+    /// </summary>
+    private static async Task<(HttpResponseMessage Response, System.Collections.Concurrent.ConcurrentQueue<string> Lines, Task Reading)> TailAsync(InProcessNode node, string key)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/tail?indexset=app&q=*");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        var response = await node.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var reading = Task.Run(async () =>
+        {
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                lines.Enqueue(line);
+            }
+        });
+        return (response, lines, reading);
     }
 
     private static async Task<List<JsonElement>> SearchAllAsAdmin(InProcessNode node)
