@@ -1,4 +1,5 @@
 using Logwell.Server.Hosting;
+using Logwell.Storage;
 using Logwell.Storage.Engine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -104,7 +105,7 @@ internal sealed class InProcessNode : IAsyncDisposable
         }
     }
 
-    public LogEngine Engine => _app.Services.GetRequiredService<LogEngine>();
+    public LogEngine Engine => (LogEngine)_app.Services.GetRequiredService<ILogStore>();
 
     public async ValueTask DisposeAsync()
     {

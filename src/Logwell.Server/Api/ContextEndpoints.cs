@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Logwell.Storage;
 using Logwell.Core.Events;
 using Logwell.Core.Query;
 using Logwell.Server.Security;
@@ -43,7 +44,7 @@ internal static class ContextEndpoints
             return;
         }
         var store = selection.Store;
-        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "context", selection.Timeout, ct => Around(store, selection.Query, seq, before, after, context.RequestServices.GetTime().GetUtcNow(), ct)).ConfigureAwait(false) is not { } found)
+        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "context", selection.Timeout, ct => AroundAsync(store, selection.Query, seq, before, after, context.RequestServices.GetTime().GetUtcNow(), ct)).ConfigureAwait(false) is not { } found)
         {
             return;
         }
@@ -83,9 +84,9 @@ internal static class ContextEndpoints
 
     /// <param name="visible">What the caller may see of the index set (all of it, or what their grants' filters match):
     /// the event itself and its neighbours are taken from it alone.</param>
-    private static Found Around(IndexSetStore store, QueryNode visible, long seq, int before, int after, DateTimeOffset now, CancellationToken cancellationToken)
+    private static async Task<Found> AroundAsync(ILogIndexSet store, QueryNode visible, long seq, int before, int after, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var evt = store.FindBySeq(seq, cancellationToken);
+        var evt = await store.FindBySeqAsync(seq, cancellationToken).ConfigureAwait(false);
         if (evt is null || visible is not MatchAllNode && !EventMatcher.Compile(visible, now)(evt))
         {
             return new Found(null, [], [], []);
@@ -111,8 +112,8 @@ internal static class ContextEndpoints
             _ => new AndNode(clauses),
         };
         var position = new EventPosition(evt.Timestamp, evt.Seq);
-        var older = before == 0 ? [] : store.Search(new SearchRequest(query, After: position, Limit: before), cancellationToken).Hits.Reverse().ToList();
-        var newer = after == 0 ? [] : store.Search(new SearchRequest(query, After: position, Limit: after) { OldestFirst = true }, cancellationToken).Hits;
+        var older = before == 0 ? [] : (await store.SearchAsync(new SearchRequest(query, After: position, Limit: before), cancellationToken).ConfigureAwait(false)).Hits.Reverse().ToList();
+        var newer = after == 0 ? [] : (await store.SearchAsync(new SearchRequest(query, After: position, Limit: after) { OldestFirst = true }, cancellationToken).ConfigureAwait(false)).Hits;
         return new Found(evt, source, older, newer);
     }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Logwell.Storage;
 using Logwell.Core.Events;
 using Logwell.Core.Ingest;
 using Logwell.Server.Hosting;
@@ -61,14 +62,14 @@ internal static class ElasticsearchEndpoints
 
     private static Task HealthAsync(HttpContext context) => WriteAsync(context, 200, writer =>
     {
-        var engine = context.RequestServices.GetEngine();
+        var engine = context.RequestServices.GetLogStore();
         writer.WriteString("cluster_name", "logwell");
         writer.WriteString("status", "green");
         writer.WriteBoolean("timed_out", false);
         writer.WriteNumber("number_of_nodes", 1);
         writer.WriteNumber("number_of_data_nodes", 1);
-        writer.WriteNumber("active_primary_shards", engine.List().Count);
-        writer.WriteNumber("active_shards", engine.List().Count);
+        writer.WriteNumber("active_primary_shards", engine.Names().Count);
+        writer.WriteNumber("active_shards", engine.Names().Count);
         writer.WriteNumber("relocating_shards", 0);
         writer.WriteNumber("initializing_shards", 0);
         writer.WriteNumber("unassigned_shards", 0);
@@ -230,10 +231,10 @@ internal static class ElasticsearchEndpoints
     /// <summary>Appends the items' events to their index sets and records each item's status.</summary>
     private static async Task StoreAsync(HttpContext context, LogwellOptions options, List<Item> items)
     {
-        var engine = context.RequestServices.GetEngine();
+        var engine = context.RequestServices.GetLogStore();
         var pattern = IndexPattern(options);
         // Per index name: its index set's store, or why its items fail.
-        var batches = new Dictionary<string, (IndexSetStore? Store, List<Item> Items, int Status, string Type, string Reason)>(StringComparer.Ordinal);
+        var batches = new Dictionary<string, (ILogIndexSet? Store, List<Item> Items, int Status, string Type, string Reason)>(StringComparer.Ordinal);
         foreach (var item in items)
         {
             if (item.Event is null)
@@ -259,7 +260,7 @@ internal static class ElasticsearchEndpoints
                 }
                 else
                 {
-                    IndexSetStore? store = engine.TryGet(name, out var existing) ? existing
+                    ILogIndexSet? store = engine.TryGet(name, out var existing) ? existing
                         : options.AutoCreateIndexSets ? await engine.GetOrCreateAsync(name).ConfigureAwait(false)
                         : null;
                     batch = store is not null

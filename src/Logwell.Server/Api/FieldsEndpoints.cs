@@ -52,7 +52,7 @@ internal static class FieldsEndpoints
 
         var request = new SearchRequest(query, from, to, null, sample);
         // The whole of the work, counting included, runs within the timeout; it reads at most MaxFieldValues values.
-        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "fields", selection.Timeout, ct => Count(Shown(selection, store.Search(request, ct)), ct)).ConfigureAwait(false) is not { } counted)
+        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "fields", selection.Timeout, async ct => Count(Shown(selection, await store.SearchAsync(request, ct).ConfigureAwait(false)), ct)).ConfigureAwait(false) is not { } counted)
         {
             return;
         }

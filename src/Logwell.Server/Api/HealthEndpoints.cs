@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Logwell.Storage;
 using Logwell.Jobs;
 using Logwell.Server.Exports;
 using Logwell.Server.Hosting;
@@ -38,8 +39,8 @@ internal static class HealthEndpoints
         {
             Run("log-store", () =>
             {
-                var engine = services.GetEngine();
-                var backedUp = engine.List().Select(i => i.Name).Where(name => engine.TryGet(name, out var store) && store.IsBackedUp).ToList();
+                var engine = services.GetLogStore();
+                var backedUp = engine.Names().Where(name => engine.TryGet(name, out var store) && store.IsBackedUp).ToList();
                 if (ready)
                 {
                     return new Check("log-store", true, "open, write-ahead logs replayed");

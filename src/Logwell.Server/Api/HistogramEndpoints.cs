@@ -30,7 +30,7 @@ internal static class HistogramEndpoints
         }
         var (store, query, fromTicks, toTicks) = selection;
         // An open end of the window is where the data ends.
-        var bounds = store.TimeBounds();
+        var bounds = await store.TimeBoundsAsync(context.RequestAborted).ConfigureAwait(false);
         var from = fromTicks ?? bounds?.Min ?? context.RequestServices.GetTime().GetUtcNow().UtcTicks;
         var to = toTicks ?? (bounds is { } b ? b.Max + 1 : from + 1);
         if (to <= from)
@@ -57,7 +57,7 @@ internal static class HistogramEndpoints
         }
 
         var request = new SearchRequest(query, from, to);
-        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "histogram", selection.Timeout, ct => store.Histogram(request, interval, ct)).ConfigureAwait(false) is not { } result)
+        if (await SearchEndpoints.RunWithinTimeoutAsync(context, "histogram", selection.Timeout, ct => store.HistogramAsync(request, interval, ct)).ConfigureAwait(false) is not { } result)
         {
             return;
         }

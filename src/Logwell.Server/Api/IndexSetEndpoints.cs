@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Logwell.Storage;
 using Logwell.Core.Events;
 using Logwell.Server.Hosting;
 using Logwell.Server.Security;
@@ -23,11 +24,11 @@ internal static class IndexSetEndpoints
 
     private static async Task ListAsync(HttpContext context)
     {
-        var engine = context.RequestServices.GetEngine();
+        var engine = context.RequestServices.GetLogStore();
         var caller = context.Caller();
         // Only the index sets the caller may see; system index sets (_audit) only when asked for with system=true.
         var system = context.Request.Query["system"] == "true";
-        var sets = (await Task.Run(engine.List, context.RequestAborted).ConfigureAwait(false))
+        var sets = (await Task.Run(() => engine.ListAsync(context.RequestAborted), context.RequestAborted).ConfigureAwait(false))
             .Where(set => (system || !IndexSetName.IsSystem(set.Name)) && caller.Can(Actions.ViewSpace, set.Name)).ToList();
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
@@ -133,9 +134,9 @@ internal static class IndexSetEndpoints
             await ErrorResponses.WriteAsync(context, 404, $"no space '{space}'").ConfigureAwait(false);
             return;
         }
-        var engine = context.RequestServices.GetEngine();
+        var engine = context.RequestServices.GetLogStore();
         var name = nameElement.GetString()!;
-        if (!engine.TryGet(name, out IndexSetStore? _) && IndexSetName.IsValid(name, out string _))
+        if (!engine.TryGet(name, out ILogIndexSet? _) && IndexSetName.IsValid(name, out string _))
         {
             // Placed before it exists, so no moment finds it in another space (an existing one is never moved here).
             var access = context.RequestServices.GetRequiredService<AccessService>();
@@ -159,7 +160,7 @@ internal static class IndexSetEndpoints
                 context.Response.ContentType = "application/json";
                 await using (var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions))
                 {
-                    WriteInfo(writer, store.Info(), space, context.Caller());
+                    WriteInfo(writer, await store.InfoAsync(context.RequestAborted).ConfigureAwait(false), space, context.Caller());
                     await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
                 }
                 break;
@@ -199,7 +200,7 @@ internal static class IndexSetEndpoints
             await ErrorResponses.WriteAsync(context, 400, "'retention_days' must be a whole number of days").ConfigureAwait(false);
             return;
         }
-        var (found, message, info) = await context.RequestServices.GetEngine().SetRetentionAsync(name, days).ConfigureAwait(false);
+        var (found, message, info) = await context.RequestServices.GetLogStore().SetRetentionAsync(name, days).ConfigureAwait(false);
         if (!found)
         {
             await ErrorResponses.WriteAsync(context, StatusCodes.Status404NotFound, $"index set '{name}' does not exist").ConfigureAwait(false);
@@ -218,7 +219,7 @@ internal static class IndexSetEndpoints
 
     private static async Task DeleteAsync(HttpContext context, string name)
     {
-        var engine = context.RequestServices.GetEngine();
+        var engine = context.RequestServices.GetLogStore();
         if (!await engine.DeleteAsync(name).ConfigureAwait(false))
         {
             await ErrorResponses.WriteAsync(context, StatusCodes.Status404NotFound, $"index set '{name}' does not exist").ConfigureAwait(false);

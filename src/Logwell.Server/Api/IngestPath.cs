@@ -1,3 +1,4 @@
+using Logwell.Storage;
 using Logwell.Storage.Encoding;
 using System.Globalization;
 using System.Threading.Channels;
@@ -35,7 +36,7 @@ internal static class IngestPath
     /// The index set's store and the request body, or why the request is refused (404, 429 before the body is read,
     /// 413, 415 for an unknown encoding). The caller sets <see cref="IngestError.SetHeaders"/> and answers in its format.
     /// </summary>
-    public static async Task<(IndexSetStore? Store, byte[]? Body, int Length, IngestError? Error)> BeginAsync(HttpContext context, LogwellOptions options, string indexSet)
+    public static async Task<(ILogIndexSet? Store, byte[]? Body, int Length, IngestError? Error)> BeginAsync(HttpContext context, LogwellOptions options, string indexSet)
     {
         var (store, refused) = await TargetAsync(context, options, indexSet).ConfigureAwait(false);
         if (refused is not null)
@@ -51,13 +52,13 @@ internal static class IngestPath
     }
 
     /// <summary>The index set's store, or why the request is refused (404, 429).</summary>
-    private static async Task<(IndexSetStore? Store, IngestError? Error)> TargetAsync(HttpContext context, LogwellOptions options, string indexSet)
+    private static async Task<(ILogIndexSet? Store, IngestError? Error)> TargetAsync(HttpContext context, LogwellOptions options, string indexSet)
     {
         if (!context.Allows(Actions.Ingest, indexSet))
         {
             return (null, new IngestError(StatusCodes.Status403Forbidden, Access.DeniedMessage(context, Actions.Ingest, "indexset:" + indexSet)));
         }
-        var engine = context.RequestServices.GetEngine();
+        var engine = context.RequestServices.GetLogStore();
         if (!engine.TryGet(indexSet, out var store))
         {
             if (engine.Unavailable.TryGetValue(indexSet, out var reason))
@@ -77,7 +78,7 @@ internal static class IngestPath
     /// Appends and waits until the events are durable; null when they are, else why none of them was acknowledged.
     /// Not tied to the request: once queued the batch is written, whether or not the client waits.
     /// </summary>
-    public static async Task<IngestError?> AppendAsync(IndexSetStore store, List<LogEvent> events)
+    public static async Task<IngestError?> AppendAsync(ILogIndexSet store, List<LogEvent> events)
     {
         if (events.Count == 0)
         {

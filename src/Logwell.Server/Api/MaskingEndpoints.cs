@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Logwell.Storage;
 using Logwell.Server.Hosting;
 using Logwell.Server.Security;
 using Microsoft.AspNetCore.Builder;
@@ -23,7 +24,7 @@ internal static class MaskingEndpoints
 
     private static async Task<bool> ExistsAsync(HttpContext context, string name)
     {
-        if (context.RequestServices.GetEngine().TryGet(name, out _))
+        if (context.RequestServices.GetLogStore().TryGet(name, out _))
         {
             return true;
         }

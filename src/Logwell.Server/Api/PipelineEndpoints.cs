@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Logwell.Storage;
 using Logwell.Core.Cleaning;
 using Logwell.Core.Events;
 using Logwell.Server.Hosting;
@@ -27,9 +28,9 @@ internal static class PipelineEndpoints
         routes.MapPost("/api/v1/indexsets/{name}/pipeline/preview", PreviewAsync).WithMetadata(Permission.OnRoute(Actions.ManagePipeline));
     }
 
-    private static async Task<IndexSetStore?> StoreAsync(HttpContext context, string name)
+    private static async Task<ILogIndexSet?> StoreAsync(HttpContext context, string name)
     {
-        if (context.RequestServices.GetEngine().TryGet(name, out var store))
+        if (context.RequestServices.GetLogStore().TryGet(name, out var store))
         {
             return store;
         }
@@ -68,7 +69,7 @@ internal static class PipelineEndpoints
             await ErrorResponses.WriteAsync(context, 400, e.Message).ConfigureAwait(false);
             return;
         }
-        await Task.Run(() => store.SetPipeline(pipeline)).ConfigureAwait(false);
+        await store.SetPipelineAsync(pipeline, CancellationToken.None).ConfigureAwait(false);
         await WritePipelineAsync(context, pipeline).ConfigureAwait(false);
     }
 
@@ -78,7 +79,7 @@ internal static class PipelineEndpoints
         {
             return;
         }
-        await Task.Run(() => store.SetPipeline(null)).ConfigureAwait(false);
+        await store.SetPipelineAsync(null, CancellationToken.None).ConfigureAwait(false);
         await WritePipelineAsync(context, null).ConfigureAwait(false);
     }
 

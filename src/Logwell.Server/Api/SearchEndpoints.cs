@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Logwell.Storage;
 using Logwell.Core.Events;
 using Logwell.Core.Query;
 using Logwell.Core.Time;
@@ -57,7 +58,7 @@ internal static class SearchEndpoints
     }
 
     /// <summary>What every search-like request names: the index set, the query with its filters, the time window.</summary>
-    internal sealed record Selection(IndexSetStore Store, QueryNode Query, long? From, long? To)
+    internal sealed record Selection(ILogIndexSet Store, QueryNode Query, long? From, long? To)
     {
         /// <summary>How long the work may take: the request's <c>timeout</c>, else the node's setting.</summary>
         public TimeSpan Timeout { get; init; }
@@ -91,7 +92,7 @@ internal static class SearchEndpoints
             }
             timeout = TimeSpan.FromSeconds(seconds);
         }
-        var engine = context.RequestServices.GetEngine();
+        var engine = context.RequestServices.GetLogStore();
         var indexSet = string.IsNullOrEmpty(indexSetName) ? IndexSetName.Default : indexSetName;
         // For the audit log's entry, wherever the request carried them (the query string or a JSON body).
         context.Items[AuditLog.IndexSetKey] = indexSet;
@@ -319,7 +320,7 @@ internal static class SearchEndpoints
         var time = context.RequestServices.GetTime();
         var started = time.GetTimestamp();
         var request = new SearchRequest(query, from, to, after, limit, trackTotal) { OldestFirst = oldestFirst, OrderBy = fieldOrder, AfterKey = afterKey };
-        if (await RunWithinTimeoutAsync(context, "search", selection.Timeout, ct => store.Search(request, ct)).ConfigureAwait(false) is not { } result)
+        if (await RunWithinTimeoutAsync(context, "search", selection.Timeout, ct => store.SearchAsync(request, ct)).ConfigureAwait(false) is not { } result)
         {
             return;
         }
@@ -410,7 +411,7 @@ internal static class SearchEndpoints
     /// Runs engine work off the request's thread within the search timeout (a client that goes away cancels it).
     /// Null after answering 504 when the time ran out.
     /// </summary>
-    internal static async Task<T?> RunWithinTimeoutAsync<T>(HttpContext context, string what, TimeSpan limit, Func<CancellationToken, T> work) where T : class
+    internal static async Task<T?> RunWithinTimeoutAsync<T>(HttpContext context, string what, TimeSpan limit, Func<CancellationToken, Task<T>> work) where T : class
     {
         var time = context.RequestServices.GetTime();
         using var expiry = new CancellationTokenSource(limit, time);
@@ -438,7 +439,7 @@ internal static class SearchEndpoints
         ResultTable? table;
         try
         {
-            table = await RunWithinTimeoutAsync(context, "search", selection.Timeout, ct => PipelineRunner.Run(selection.Store, pipeline, selection.From, selection.To, ct)).ConfigureAwait(false);
+            table = await RunWithinTimeoutAsync(context, "search", selection.Timeout, ct => selection.Store.RunPipelineAsync(pipeline, selection.From, selection.To, ct)).ConfigureAwait(false);
         }
         catch (ArgumentException e)
         {

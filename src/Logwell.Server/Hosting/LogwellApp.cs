@@ -6,6 +6,7 @@ using Logwell.Server.Exports;
 using Logwell.Server.SavedSearches;
 using Logwell.Server.Tasks;
 using Logwell.Server.Security;
+using Logwell.Storage;
 using Logwell.Storage.Engine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -28,7 +29,7 @@ public static class LogwellApp
         options.Validate();
         builder.Services.AddSingleton(Options.Create(options));
         builder.Services.AddSingleton(time);
-        builder.Services.AddSingleton(services => LogEngine.Open(options.ToEngineOptions(), time, services.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddSingleton<ILogStore>(services => LogEngine.Open(options.ToEngineOptions(), time, services.GetRequiredService<ILoggerFactory>()));
         TlsCertificate? tls = null;
         if (options.Tls)
         {
@@ -62,7 +63,7 @@ public static class LogwellApp
             TimeSpan.FromMinutes(options.SessionIdleMinutes), TimeSpan.FromHours(options.SessionLifetimeHours), options.KeyQuerySecondsPerMinute, options.MetricsScrapeToken));
         builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory), time));
         builder.Services.AddSingleton(_ => new SavedSearchStore(Path.GetFullPath(options.DataDirectory), time));
-        builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<LogEngine>()));
+        builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<ILogStore>()));
         builder.Services.AddSingleton(_ => new NodeRegistry(options.RegistryPath, time));
         builder.Services.AddSingleton<RegistryHost>();
         builder.Services.AddHostedService(services => services.GetRequiredService<RegistryHost>());
@@ -74,7 +75,7 @@ public static class LogwellApp
         builder.Services.AddHostedService(services => services.GetRequiredService<SyslogListener>());
 
         var app = builder.Build();
-        _ = app.Services.GetRequiredService<LogEngine>();
+        _ = app.Services.GetRequiredService<ILogStore>();
         // The metadata file's migrations and the node credential, before the first request.
         _ = app.Services.GetRequiredService<AccessService>();
         // A Unix socket to listen on (http://unix:/path) needs its directory; a socket file left by a process that
@@ -146,12 +147,12 @@ public static class LogwellApp
         AccessEndpoints.Map(app);
         app.MapPost("/api/v1/maintenance/retention", static async context =>
         {
-            await context.RequestServices.GetEngine().ApplyRetentionAsync().ConfigureAwait(false);
+            await context.RequestServices.GetLogStore().ApplyRetentionAsync(context.RequestAborted).ConfigureAwait(false);
             context.Response.StatusCode = StatusCodes.Status204NoContent;
         }).WithMetadata(Permission.OnNode(Actions.Operate));
         app.MapPost("/api/v1/maintenance/merge", static context =>
         {
-            context.RequestServices.GetEngine().RequestMerges();
+            context.RequestServices.GetLogStore().RequestMerges();
             context.Response.StatusCode = StatusCodes.Status204NoContent;
             return Task.CompletedTask;
         }).WithMetadata(Permission.OnNode(Actions.Operate));
@@ -160,7 +161,7 @@ public static class LogwellApp
         return app;
     }
 
-    internal static LogEngine GetEngine(this IServiceProvider services) => services.GetRequiredService<LogEngine>();
+    internal static ILogStore GetLogStore(this IServiceProvider services) => services.GetRequiredService<ILogStore>();
 
     /// <summary>The node's one clock, given to <see cref="Build"/>.</summary>
     internal static TimeProvider GetTime(this IServiceProvider services) => services.GetRequiredService<TimeProvider>();

@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Text;
 using System.Threading.Channels;
+using Logwell.Storage;
 using Logwell.Core.Events;
 using Logwell.Core.Ingest;
 using Logwell.Storage.Engine;
@@ -23,7 +24,7 @@ namespace Logwell.Server.Hosting;
 /// <see cref="LogwellOptions.SyslogMaxMessageBytes"/> is cut there and marked <c>truncated</c>. When the store falls
 /// behind, TCP senders are slowed by not reading; UDP datagrams that find the queue full are counted and logged.
 /// </summary>
-internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine engine, TimeProvider time, ILogger<SyslogListener> logger, TlsCertificate? certificate = null) : IHostedService, IAsyncDisposable
+internal sealed class SyslogListener(IOptions<LogwellOptions> options, ILogStore logStore, TimeProvider time, ILogger<SyslogListener> logger, TlsCertificate? certificate = null) : IHostedService, IAsyncDisposable
 {
     /// <summary>How long a TLS sender has to finish its handshake.</summary>
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(15);
@@ -319,7 +320,7 @@ internal sealed class SyslogListener(IOptions<LogwellOptions> options, LogEngine
     /// <summary>Appends queued messages in batches of up to 10,000.</summary>
     private async Task WriteAsync()
     {
-        var store = await engine.GetOrCreateAsync(_options.SyslogIndexSet).ConfigureAwait(false);
+        var store = await logStore.GetOrCreateAsync(_options.SyslogIndexSet).ConfigureAwait(false);
         var reader = _queue.Reader;
         var batch = new List<LogEvent>();
         while (await reader.WaitToReadAsync().ConfigureAwait(false))

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Threading.Channels;
+using Logwell.Storage;
 using Logwell.Core.Events;
 using Logwell.Server.Hosting;
 using Logwell.Storage.Engine;
@@ -23,14 +24,14 @@ public sealed class AuditLog : BackgroundService
 {
     // Requests wait for room rather than lose an entry when the writer falls this far behind.
     private readonly Channel<LogEvent> _entries = Channel.CreateBounded<LogEvent>(new BoundedChannelOptions(100_000) { SingleReader = true });
-    private readonly LogEngine _engine;
+    private readonly ILogStore _logStore;
     private readonly LogwellOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<AuditLog> _logger;
 
-    public AuditLog(LogEngine engine, IOptions<LogwellOptions> options, TimeProvider time, ILogger<AuditLog> logger)
+    public AuditLog(ILogStore logStore, IOptions<LogwellOptions> options, TimeProvider time, ILogger<AuditLog> logger)
     {
-        _engine = engine;
+        _logStore = logStore;
         _options = options.Value;
         _time = time;
         _logger = logger;
@@ -72,13 +73,13 @@ public sealed class AuditLog : BackgroundService
         return base.StopAsync(cancellationToken);
     }
 
-    private async Task<IndexSetStore> OpenAsync()
+    private async Task<ILogIndexSet> OpenAsync()
     {
-        if (_engine.TryGet(IndexSetName.Audit, out var store))
+        if (_logStore.TryGet(IndexSetName.Audit, out var store))
         {
             return store;
         }
-        var (_, error, created) = await _engine.CreateAsync(IndexSetName.Audit, _options.AuditRetentionDays, system: true).ConfigureAwait(false);
+        var (_, error, created) = await _logStore.CreateAsync(IndexSetName.Audit, _options.AuditRetentionDays, system: true).ConfigureAwait(false);
         return created ?? throw new InvalidOperationException($"the audit log cannot be created: {error}");
     }
 

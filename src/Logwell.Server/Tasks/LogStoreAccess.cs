@@ -4,6 +4,7 @@ using System.Text.Json;
 using Logwell.Core.Events;
 using Logwell.Core.Query;
 using Logwell.Server.Api;
+using Logwell.Storage;
 using Logwell.Storage.Engine;
 
 namespace Logwell.Server.Tasks;
@@ -32,12 +33,12 @@ public interface ILogStoreAccess
     Task MergeAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>The engine in this process.</summary>
-public sealed class LocalLogStore(LogEngine engine) : ILogStoreAccess
+/// <summary>The node's own log store, in this process.</summary>
+public sealed class LocalLogStore(ILogStore logStore) : ILogStoreAccess
 {
-    public Task<EventPage> PageAsync(EventSelection selection, string? cursor, int limit, long trackTotalUpTo, CancellationToken cancellationToken) => Task.Run(() =>
+    public Task<EventPage> PageAsync(EventSelection selection, string? cursor, int limit, long trackTotalUpTo, CancellationToken cancellationToken) => Task.Run(async () =>
     {
-        if (!engine.TryGet(selection.IndexSet, out var store))
+        if (!logStore.TryGet(selection.IndexSet, out var store))
         {
             throw new InvalidOperationException($"index set '{selection.IndexSet}' does not exist");
         }
@@ -59,15 +60,15 @@ public sealed class LocalLogStore(LogEngine engine) : ILogStoreAccess
             }
             after = position;
         }
-        var result = store.Search(new SearchRequest(query, selection.From, selection.To, after, limit, trackTotalUpTo), cancellationToken);
+        var result = await store.SearchAsync(new SearchRequest(query, selection.From, selection.To, after, limit, trackTotalUpTo), cancellationToken).ConfigureAwait(false);
         return new EventPage(result.Hits, result.Total, result.TotalIsExact, result.NextCursor is { } next ? JsonOutput.FormatCursor(next) : null);
     }, cancellationToken);
 
-    public Task ApplyRetentionAsync(CancellationToken cancellationToken) => engine.ApplyRetentionAsync();
+    public Task ApplyRetentionAsync(CancellationToken cancellationToken) => logStore.ApplyRetentionAsync(cancellationToken);
 
     public Task MergeAsync(CancellationToken cancellationToken)
     {
-        engine.RequestMerges();
+        logStore.RequestMerges();
         return Task.CompletedTask;
     }
 }

@@ -13,7 +13,8 @@ namespace Logwell.Storage.ClickHouse;
 /// Columns hold an event exactly, in the forms 18.16 has (no <c>DateTime64</c>, no <c>Map</c>): the time in .NET ticks
 /// (<c>t</c>, 100 ns, UTC), a 63-bit <c>seq</c> drawn by the writer (with <c>t</c> it orders events and names them in
 /// cursors, unique across nodes without coordination), the message, and the fields as parallel arrays in the event's
-/// order: name, kind (<see cref="FieldKind"/>), text (strings and JSON), integer and floating-point value.
+/// order: name, kind (<see cref="FieldKind"/>), text (the value as search reads it: strings, JSON, numbers and booleans
+/// as text), integer and floating-point value.
 /// </para>
 /// </summary>
 public static class ClickHouseEvents
@@ -23,7 +24,7 @@ public static class ClickHouseEvents
     /// <summary>Ticks between 0001-01-01 and the Unix epoch.</summary>
     private const long EpochTicks = 621_355_968_000_000_000;
 
-    public static string Table(string indexSet) => TablePrefix + indexSet.Replace('-', '_');
+    public static string Table(string indexSet) => TablePrefix + indexSet;
 
     /// <summary>
     /// The table of <paramref name="indexSet"/>. With <paramref name="zooKeeperPath"/>, a ReplicatedMergeTree under that
@@ -71,7 +72,8 @@ public static class ClickHouseEvents
             writer.WriteString("message", evt.Message);
             WriteArray(writer, "field_names", evt.Fields, static (w, f) => w.WriteStringValue(f.Name));
             WriteArray(writer, "field_kinds", evt.Fields, static (w, f) => w.WriteNumberValue((byte)f.Value.Kind));
-            WriteArray(writer, "field_texts", evt.Fields, static (w, f) => w.WriteStringValue(f.Value.Kind is FieldKind.String or FieldKind.Json ? f.Value.Text : ""));
+            // Numbers and booleans also as the text search reads them, so that one condition on the texts covers every kind.
+            WriteArray(writer, "field_texts", evt.Fields, static (w, f) => w.WriteStringValue(f.Value.SearchText ?? ""));
             WriteArray(writer, "field_longs", evt.Fields, static (w, f) => w.WriteNumberValue(f.Value.Kind == FieldKind.Long ? f.Value.Long : 0));
             // A double that JSON cannot write (NaN, infinities) does not come from ingest, which reads JSON.
             WriteArray(writer, "field_doubles", evt.Fields, static (w, f) => w.WriteNumberValue(f.Value.Kind == FieldKind.Double && double.IsFinite(f.Value.Double) ? f.Value.Double : 0));

@@ -15,7 +15,7 @@ namespace Logwell.Storage.Engine;
 /// The storage of one index set: a write-ahead log with group commit in front of a memory table, flushed into
 /// immutable per-day segments that are merged in the background and dropped whole when they expire.
 /// </summary>
-public sealed class IndexSetStore : IAsyncDisposable
+public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposable
 {
     private const string SegmentDirectoryName = "segments";
     private const string WalPrefix = "wal-";
@@ -34,7 +34,7 @@ public sealed class IndexSetStore : IAsyncDisposable
     private readonly SemaphoreSlim _frozenDrained = new(0, int.MaxValue);
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _stateLock = new();
-    private readonly List<TailSubscription> _tails = [];
+    private readonly TailHub _tails = new();
     private readonly Task _writer;
     private readonly Task _flusher;
     private readonly Task _merger;
@@ -383,47 +383,9 @@ public sealed class IndexSetStore : IAsyncDisposable
     /// Follows the events of this index set as they are acknowledged (after their write-ahead log fsync). A subscriber
     /// that lets more than <paramref name="capacity"/> batches wait is cut off.
     /// </summary>
-    public TailSubscription Tail(int capacity = 256)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
-        var subscription = new TailSubscription(capacity, s =>
-        {
-            lock (_tails)
-            {
-                _tails.Remove(s);
-            }
-        });
-        lock (_tails)
-        {
-            if (_disposed)
-            {
-                subscription.Close();
-            }
-            else
-            {
-                _tails.Add(subscription);
-            }
-        }
-        return subscription;
-    }
+    public TailSubscription Tail(int capacity = 256) => _tails.Subscribe(capacity);
 
-    private void PublishToTails(List<LogEvent> added)
-    {
-        TailSubscription[] tails;
-        lock (_tails)
-        {
-            if (_tails.Count == 0 || added.Count == 0)
-            {
-                return;
-            }
-            tails = [.. _tails];
-        }
-        var batch = added.ToArray();
-        foreach (var tail in tails)
-        {
-            tail.Offer(batch);
-        }
-    }
+    private void PublishToTails(List<LogEvent> added) => _tails.Publish(added);
 
     /// <summary>Freezes the active memory table behind a new write-ahead log file and wakes the flusher.</summary>
     private void RotateMemTable()
@@ -1558,6 +1520,40 @@ public sealed class IndexSetStore : IAsyncDisposable
     }
 
     /// <summary>Stops accepting writes, finishes queued ones, flushes memory to segments and closes files.</summary>
+    SearchResult IPipelineSource.Search(SearchRequest request, CancellationToken cancellationToken) => Search(request, cancellationToken);
+
+    CountByResult IPipelineSource.CountBy(SearchRequest request, string field, CancellationToken cancellationToken) => CountBy(request, field, cancellationToken);
+
+    HistogramResult IPipelineSource.Histogram(SearchRequest request, long bucketTicks, CancellationToken cancellationToken) => Histogram(request, bucketTicks, cancellationToken);
+
+    void IPipelineSource.Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows, ulong[]?> block, Action<List<LogEvent>> events)
+    {
+        var inMemory = new List<LogEvent>();
+        Scan(request, cancellationToken, rows => block(rows, null), inMemory.Add, matchingRow: null, matchingBlock: block);
+        if (inMemory.Count > 0)
+        {
+            events(inMemory);
+        }
+    }
+
+    Task ILogIndexSet.SetPipelineAsync(CleaningPipeline? pipeline, CancellationToken cancellationToken) => Task.Run(() => SetPipeline(pipeline), cancellationToken);
+
+    // The log store's reads answer on the calling thread: the work is CPU and page cache, and the callers run it off
+    // the request's thread within their timeout.
+    Task<IndexSetInfo> ILogIndexSet.InfoAsync(CancellationToken cancellationToken) => Task.FromResult(Info());
+
+    Task<(long Min, long Max)?> ILogIndexSet.TimeBoundsAsync(CancellationToken cancellationToken) => Task.FromResult(TimeBounds());
+
+    Task<LogEvent?> ILogIndexSet.FindBySeqAsync(long seq, CancellationToken cancellationToken) => Task.FromResult(FindBySeq(seq, cancellationToken));
+
+    Task<SearchResult> ILogIndexSet.SearchAsync(SearchRequest request, CancellationToken cancellationToken) => Task.FromResult(Search(request, cancellationToken));
+
+    Task<HistogramResult> ILogIndexSet.HistogramAsync(SearchRequest request, long bucketTicks, CancellationToken cancellationToken) =>
+        Task.FromResult(Histogram(request, bucketTicks, cancellationToken));
+
+    Task<ResultTable> ILogIndexSet.RunPipelineAsync(Pipeline pipeline, long? from, long? to, CancellationToken cancellationToken) =>
+        Task.FromResult(PipelineRunner.Run(this, pipeline, from, to, cancellationToken));
+
     public async ValueTask DisposeAsync()
     {
         if (_disposed)
@@ -1567,14 +1563,7 @@ public sealed class IndexSetStore : IAsyncDisposable
         _disposed = true;
         _appends.Writer.TryComplete();
         await _writer.ConfigureAwait(false);
-        lock (_tails)
-        {
-            foreach (var tail in _tails)
-            {
-                tail.Close();
-            }
-            _tails.Clear();
-        }
+        _tails.Close();
         if (_state.Active.Count > 0)
         {
             // Frozen behind its own log for the final flush; no new log is needed (nor possible on a full disk).

@@ -16,7 +16,7 @@ public enum CreateOutcome
 /// The embedded log engine: the index sets under <c>DATA/indexsets/</c>, each with its own store, plus the block
 /// cache they share and the retention timer. An index set named <c>default</c> always exists.
 /// </summary>
-public sealed class LogEngine : IAsyncDisposable
+public sealed class LogEngine : ILogStore
 {
     private readonly EngineOptions _options;
     private readonly ILoggerFactory _loggers;
@@ -102,6 +102,30 @@ public sealed class LogEngine : IAsyncDisposable
             return _stores.TryGetValue(name, out store!);
         }
     }
+
+    bool ILogStore.TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ILogIndexSet? indexSet)
+    {
+        var found = TryGet(name, out var store);
+        indexSet = store;
+        return found;
+    }
+
+    public IReadOnlyList<string> Names()
+    {
+        lock (_stores)
+        {
+            return [.. _stores.Keys.Order(StringComparer.Ordinal)];
+        }
+    }
+
+    Task<IReadOnlyList<IndexSetInfo>> ILogStore.ListAsync(CancellationToken cancellationToken) => Task.FromResult(List());
+
+    async Task<(CreateOutcome Outcome, string Error, ILogIndexSet? IndexSet)> ILogStore.CreateAsync(string name, int? retentionDays, bool system) =>
+        await CreateAsync(name, retentionDays, system).ConfigureAwait(false);
+
+    async Task<ILogIndexSet> ILogStore.GetOrCreateAsync(string name) => await GetOrCreateAsync(name).ConfigureAwait(false);
+
+    Task ILogStore.ApplyRetentionAsync(CancellationToken cancellationToken) => ApplyRetentionAsync();
 
     public IReadOnlyList<IndexSetInfo> List()
     {

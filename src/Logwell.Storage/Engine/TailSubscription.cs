@@ -43,3 +43,66 @@ public sealed class TailSubscription : IDisposable
         _unsubscribe(this);
     }
 }
+
+/// <summary>The live tails of one index set: subscribers come and go, acknowledged batches go to each of them.</summary>
+internal sealed class TailHub
+{
+    private readonly List<TailSubscription> _tails = [];
+    private bool _closed;
+
+    public TailSubscription Subscribe(int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        var subscription = new TailSubscription(capacity, s =>
+        {
+            lock (_tails)
+            {
+                _tails.Remove(s);
+            }
+        });
+        lock (_tails)
+        {
+            if (_closed)
+            {
+                subscription.Close();
+            }
+            else
+            {
+                _tails.Add(subscription);
+            }
+        }
+        return subscription;
+    }
+
+    public void Publish(List<LogEvent> added)
+    {
+        TailSubscription[] tails;
+        lock (_tails)
+        {
+            if (_tails.Count == 0 || added.Count == 0)
+            {
+                return;
+            }
+            tails = [.. _tails];
+        }
+        var batch = added.ToArray();
+        foreach (var tail in tails)
+        {
+            tail.Offer(batch);
+        }
+    }
+
+    /// <summary>Ends every tail (the index set closes); later subscribers get a finished stream.</summary>
+    public void Close()
+    {
+        lock (_tails)
+        {
+            _closed = true;
+            foreach (var tail in _tails)
+            {
+                tail.Close();
+            }
+            _tails.Clear();
+        }
+    }
+}

@@ -40,19 +40,8 @@ internal sealed class GroupScan(IReadOnlyList<string> by, IReadOnlyList<string?>
     /// <summary>The values of the <c>by</c> fields of each group, by group id.</summary>
     public List<string[]> Keys { get; } = [];
 
-    public void Run(IndexSetStore store, SearchRequest request, CancellationToken cancellationToken, Action<RowBatch> visit)
-    {
-        var inMemory = new List<LogEvent>();
-        store.Scan(request, cancellationToken,
-            rows => visit(OfBlock(rows, null)),
-            inMemory.Add,
-            matchingRow: null,
-            matchingBlock: (rows, mask) => visit(OfBlock(rows, mask)));
-        if (inMemory.Count > 0)
-        {
-            visit(OfEvents(inMemory));
-        }
-    }
+    public void Run(IPipelineSource source, SearchRequest request, CancellationToken cancellationToken, Action<RowBatch> visit) =>
+        source.Scan(request, cancellationToken, (rows, mask) => visit(OfBlock(rows, mask)), events => visit(OfEvents(events)));
 
     private int IdOf(string[] keys)
     {

@@ -7,6 +7,24 @@ using Logwell.Storage.Segments;
 
 namespace Logwell.Storage.Querying;
 
+/// <summary>What a pipeline reads of an index set: the store answers searches and counts its own way.</summary>
+internal interface IPipelineSource
+{
+    SearchResult Search(SearchRequest request, CancellationToken cancellationToken);
+
+    CountByResult CountBy(SearchRequest request, string field, CancellationToken cancellationToken);
+
+    HistogramResult Histogram(SearchRequest request, long bucketTicks, CancellationToken cancellationToken);
+
+    (long Min, long Max)? TimeBounds();
+
+    /// <summary>
+    /// Visits the matching events: as block rows (all of a block's rows, or those of the mask) or as lists of events,
+    /// each in any order.
+    /// </summary>
+    void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows, ulong[]?> block, Action<List<LogEvent>> events);
+}
+
 /// <summary>The table a pipeline produces: named columns, rows of strings, numbers or nulls.</summary>
 public sealed record ResultTable(IReadOnlyList<string> Columns, IReadOnlyList<object?[]> Rows, bool Truncated);
 
@@ -21,7 +39,10 @@ public static class PipelineRunner
 {
     private const int MaxSeries = 20;
 
-    public static ResultTable Run(IndexSetStore store, Pipeline pipeline, long? from, long? to, CancellationToken cancellationToken)
+    public static ResultTable Run(IndexSetStore store, Pipeline pipeline, long? from, long? to, CancellationToken cancellationToken) =>
+        Run((IPipelineSource)store, pipeline, from, to, cancellationToken);
+
+    internal static ResultTable Run(IPipelineSource store, Pipeline pipeline, long? from, long? to, CancellationToken cancellationToken)
     {
         var request = new SearchRequest(pipeline.Query, from, to);
         var stages = pipeline.Stages;
@@ -143,7 +164,7 @@ public static class PipelineRunner
         _ => null,
     };
 
-    private static ResultTable Stats(IndexSetStore store, SearchRequest request, StatsStage stats, CancellationToken cancellationToken)
+    private static ResultTable Stats(IPipelineSource store, SearchRequest request, StatsStage stats, CancellationToken cancellationToken)
     {
         if (stats.By.Count == 1 && stats.Aggregations.All(a => a.Function == "count" && a.Field is null))
         {
@@ -189,7 +210,7 @@ public static class PipelineRunner
         return Limit([.. stats.By, .. stats.Aggregations.Select(a => a.Name)], rows);
     }
 
-    private static ResultTable Top(IndexSetStore store, SearchRequest request, TopStage top, CancellationToken cancellationToken)
+    private static ResultTable Top(IPipelineSource store, SearchRequest request, TopStage top, CancellationToken cancellationToken)
     {
         var counts = store.CountBy(request, top.Field, cancellationToken);
         var ordered = top.Rare
@@ -201,7 +222,7 @@ public static class PipelineRunner
         return new ResultTable([top.Field, "count", "percent"], rows, false);
     }
 
-    private static ResultTable Timechart(IndexSetStore store, SearchRequest request, TimechartStage chart, CancellationToken cancellationToken)
+    private static ResultTable Timechart(IPipelineSource store, SearchRequest request, TimechartStage chart, CancellationToken cancellationToken)
     {
         var bounds = store.TimeBounds();
         var from = request.From ?? bounds?.Min ?? 0;
@@ -267,7 +288,7 @@ public static class PipelineRunner
         return new ResultTable(["t", .. columns], rows, chart.By is not null && cells.Count > columns.Count);
     }
 
-    private static ResultTable Events(IndexSetStore store, SearchRequest request, CancellationToken cancellationToken)
+    private static ResultTable Events(IPipelineSource store, SearchRequest request, CancellationToken cancellationToken)
     {
         var result = store.Search(request, cancellationToken);
         var names = new List<string>();

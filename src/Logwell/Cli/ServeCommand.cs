@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Logwell.Server.Hosting;
-using Logwell.Storage.Engine;
+using Logwell.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -114,7 +114,7 @@ internal static class ServeCommand
             Console.Out.Flush();
             await app.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
             await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
-            await app.Services.GetRequiredService<LogEngine>().DisposeAsync().ConfigureAwait(false);
+            await app.Services.GetRequiredService<ILogStore>().DisposeAsync().ConfigureAwait(false);
             Console.WriteLine("Logwell stopped; all acknowledged events are on disk.");
             return 0;
         });

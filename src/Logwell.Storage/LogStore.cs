@@ -1,0 +1,102 @@
+using System.Diagnostics.CodeAnalysis;
+using Logwell.Core.Cleaning;
+using Logwell.Core.Events;
+using Logwell.Core.Query;
+using Logwell.Storage.Engine;
+using Logwell.Storage.Querying;
+
+namespace Logwell.Storage;
+
+/// <summary>
+/// The log store: every endpoint, task and page reads and writes events through it, never through an engine directly.
+/// Two implementations: the embedded engine (<see cref="LogEngine"/>, the single-node default) and ClickHouse (cluster
+/// mode). An index set named <c>default</c> always exists.
+/// </summary>
+/// <remarks>
+/// Reads may do their work before the returned task completes (the embedded engine answers on the calling thread), so
+/// a caller that must not block runs them off its thread. Failures to store are <see cref="IOException"/>s: no event
+/// of the batch is acknowledged, and retrying is safe.
+/// </remarks>
+public interface ILogStore : IAsyncDisposable
+{
+    /// <summary>Index sets that exist but cannot serve, with the reason; the others serve.</summary>
+    IReadOnlyDictionary<string, string> Unavailable { get; }
+
+    bool TryGet(string name, [NotNullWhen(true)] out ILogIndexSet? indexSet);
+
+    /// <summary>The names of the index sets that serve, in order, without reading their figures.</summary>
+    IReadOnlyList<string> Names();
+
+    /// <summary>Every index set that serves, with its figures, by name.</summary>
+    Task<IReadOnlyList<IndexSetInfo>> ListAsync(CancellationToken cancellationToken = default);
+
+    /// <param name="system">A system index set of the node's own (<c>_audit</c>), whose name no client may use.</param>
+    Task<(CreateOutcome Outcome, string Error, ILogIndexSet? IndexSet)> CreateAsync(string name, int? retentionDays, bool system = false);
+
+    /// <summary>The index set, created with the default settings when it does not exist (ingest that auto-creates).</summary>
+    Task<ILogIndexSet> GetOrCreateAsync(string name);
+
+    /// <summary>Deletes an index set and its events; false when there is none by that name.</summary>
+    Task<bool> DeleteAsync(string name);
+
+    /// <summary>
+    /// Changes how long an index set keeps its events; the next retention pass applies it. Not found when the index set
+    /// does not exist; an error when the number is out of range.
+    /// </summary>
+    Task<(bool Found, string? Error, IndexSetInfo? Info)> SetRetentionAsync(string name, int retentionDays);
+
+    /// <summary>Drops what every index set holds past its retention.</summary>
+    Task ApplyRetentionAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Starts a merge pass on every index set (the store merges by itself too).</summary>
+    void RequestMerges();
+}
+
+/// <summary>One index set of a <see cref="ILogStore"/>: its events, its cleaning pipeline and its live tail.</summary>
+public interface ILogIndexSet
+{
+    string Name { get; }
+
+    /// <summary>
+    /// Whether the index set cannot keep up with what is appended: ingest should refuse new work (429) instead of
+    /// holding it in memory.
+    /// </summary>
+    bool IsBackedUp { get; }
+
+    /// <summary>The cleaning pipeline every appended event goes through; null for none.</summary>
+    CleaningPipeline? Pipeline { get; }
+
+    /// <summary>Saves durably and starts using a cleaning pipeline; null removes it.</summary>
+    Task SetPipelineAsync(CleaningPipeline? pipeline, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Makes <paramref name="events"/> durable: the task completes once they are stored and searchable, and only then
+    /// may they be acknowledged. With a cleaning pipeline, each event in the list is replaced by its cleaned form first.
+    /// Throws <see cref="ObjectDisposedException"/> when the index set was deleted, <see cref="IOException"/> when the
+    /// events could not be made durable; either way none of them was stored.
+    /// </summary>
+    Task AppendAsync(List<LogEvent> events, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Follows the events as they are acknowledged. A subscriber that lets more than <paramref name="capacity"/>
+    /// batches wait is cut off.
+    /// </summary>
+    TailSubscription Tail(int capacity = 256);
+
+    Task<IndexSetInfo> InfoAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>The earliest and latest event times held (UTC ticks), or null when the index set is empty.</summary>
+    Task<(long Min, long Max)?> TimeBoundsAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>The event with sequence number <paramref name="seq"/> (its id), or null when it is not (or no longer) here.</summary>
+    Task<LogEvent?> FindBySeqAsync(long seq, CancellationToken cancellationToken = default);
+
+    /// <summary>One page of the matching events, newest first unless the request orders otherwise.</summary>
+    Task<SearchResult> SearchAsync(SearchRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Matching events counted per time bucket of <paramref name="bucketTicks"/>.</summary>
+    Task<HistogramResult> HistogramAsync(SearchRequest request, long bucketTicks, CancellationToken cancellationToken = default);
+
+    /// <summary>The table a query's pipe stages make over the matching events between the two times.</summary>
+    Task<ResultTable> RunPipelineAsync(Pipeline pipeline, long? from, long? to, CancellationToken cancellationToken = default);
+}
