@@ -23,6 +23,31 @@ public static class Tokenizer
 
     private static bool IsJoiner(char c) => c is '_' or '.';
 
+    private static readonly bool[] FoldTargets = BuildFoldTargets();
+
+    private static bool[] BuildFoldTargets()
+    {
+        var targets = new bool[128];
+        for (var c = 128; c <= char.MaxValue; c++)
+        {
+            foreach (var folded in new[] { char.ToLowerInvariant((char)c), char.ToUpperInvariant((char)c) })
+            {
+                if (folded < 128)
+                {
+                    targets[char.ToLowerInvariant(folded)] = targets[char.ToUpperInvariant(folded)] = true;
+                }
+            }
+        }
+        return targets;
+    }
+
+    /// <summary>
+    /// Whether a character other than ASCII lowercases (or uppercases) to this ASCII letter: <c>k</c> from the Kelvin
+    /// sign, <c>i</c> from <c>İ</c> and <c>ı</c>, <c>s</c> from <c>ſ</c> (read from .NET's own case tables). A text
+    /// that matches a word with such a letter need not hold the letter's byte, so a byte search cannot rule it out.
+    /// </summary>
+    public static bool IsFoldTarget(char c) => c < 128 && FoldTargets[c];
+
     /// <summary>Calls <paramref name="sink"/> for every token of <paramref name="text"/> (not lowercased).</summary>
     public static void Tokenize<TSink>(ReadOnlySpan<char> text, ref TSink sink) where TSink : struct, ITokenSink
     {
@@ -147,21 +172,48 @@ public static class Tokenizer
     }
 
     /// <summary>
-    /// True when <paramref name="token"/> (one run, as <see cref="Runs"/> cuts it) is among the tokens of
+    /// Compares text with lowercase query words as the token index does: the text lowercased (invariant culture, code
+    /// point by code point, the length kept). ASCII text needs no copy: there ignoring case is the same comparison.
+    /// Comparing with <see cref="StringComparison.OrdinalIgnoreCase"/> elsewhere would part from the index on letters
+    /// such as the Kelvin sign (lowercase <c>k</c>, but not equal to <c>k</c> ignoring case) or the final sigma.
+    /// </summary>
+    private static bool OnLowered<TState>(ReadOnlySpan<char> text, TState state, Func<ReadOnlySpan<char>, TState, StringComparison, bool> test)
+    {
+        if (System.Text.Ascii.IsValid(text))
+        {
+            return test(text, state, StringComparison.OrdinalIgnoreCase);
+        }
+        char[]? rented = null;
+        var lowered = text.Length <= 256 ? stackalloc char[text.Length] : (rented = System.Buffers.ArrayPool<char>.Shared.Rent(text.Length)).AsSpan(0, text.Length);
+        try
+        {
+            text.ToLowerInvariant(lowered);
+            return test(lowered, state, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                System.Buffers.ArrayPool<char>.Shared.Return(rented);
+            }
+        }
+    }
+
+    /// <summary>
+    /// True when <paramref name="token"/> (one run, as <see cref="Runs"/> cuts it, lowercase) is among the tokens of
     /// <paramref name="text"/>, decided at each occurrence from its neighbours, without tokenizing the text.
     /// </summary>
-    public static bool ContainsToken(ReadOnlySpan<char> text, ReadOnlySpan<char> token)
+    public static bool ContainsToken(ReadOnlySpan<char> text, string token) =>
+        token.Length > 0 && OnLowered(text, token, static (text, token, comparison) => ContainsToken(text, token, comparison));
+
+    private static bool ContainsToken(ReadOnlySpan<char> text, ReadOnlySpan<char> token, StringComparison comparison)
     {
-        if (token.IsEmpty)
-        {
-            return false;
-        }
         var hasDot = token.Contains('.');
         var hasUnderscore = token.Contains('_');
         var offset = 0;
         while (offset <= text.Length - token.Length)
         {
-            var at = text[offset..].IndexOf(token, StringComparison.OrdinalIgnoreCase);
+            var at = text[offset..].IndexOf(token, comparison);
             if (at < 0)
             {
                 return false;
@@ -216,7 +268,7 @@ public static class Tokenizer
             starts[i] = positions.Count;
             for (var p = 0; p < tokens.Count; p++)
             {
-                if (string.Equals(tokens[p], phrase[i], StringComparison.OrdinalIgnoreCase))
+                if (string.Equals(tokens[p], phrase[i], StringComparison.Ordinal))
                 {
                     positions.Add(p);
                 }
@@ -294,18 +346,17 @@ public static class Tokenizer
         return false;
     }
 
-    /// <summary>True when the base tokens of <paramref name="text"/> contain <paramref name="phrase"/> contiguously.</summary>
-    public static bool ContainsPhrase(ReadOnlySpan<char> text, IReadOnlyList<string> phrase)
+    /// <summary>True when the base tokens of <paramref name="text"/> contain <paramref name="phrase"/> (lowercase) contiguously.</summary>
+    public static bool ContainsPhrase(ReadOnlySpan<char> text, IReadOnlyList<string> phrase) =>
+        phrase.Count > 0 && OnLowered(text, phrase, static (text, phrase, comparison) => ContainsPhrase(text, phrase, comparison));
+
+    private static bool ContainsPhrase(ReadOnlySpan<char> text, IReadOnlyList<string> phrase, StringComparison comparison)
     {
-        if (phrase.Count == 0)
-        {
-            return false;
-        }
         var first = phrase[0].AsSpan();
         var offset = 0;
         while (offset <= text.Length - first.Length)
         {
-            var at = text[offset..].IndexOf(first, StringComparison.OrdinalIgnoreCase);
+            var at = text[offset..].IndexOf(first, comparison);
             if (at < 0)
             {
                 return false;
@@ -326,7 +377,7 @@ public static class Tokenizer
                 }
                 var next = phrase[j].AsSpan();
                 matched = i + next.Length <= text.Length
-                    && text.Slice(i, next.Length).Equals(next, StringComparison.OrdinalIgnoreCase)
+                    && text.Slice(i, next.Length).Equals(next, comparison)
                     && IsBaseToken(text, i, next.Length);
                 i += next.Length;
             }
@@ -341,13 +392,16 @@ public static class Tokenizer
     private static bool IsBaseToken(ReadOnlySpan<char> text, int start, int length) =>
         (start == 0 || !IsWordChar(text[start - 1])) && (start + length == text.Length || !IsWordChar(text[start + length]));
 
-    /// <summary>True when <paramref name="prefix"/> occurs in <paramref name="text"/> at the start of a token.</summary>
-    public static bool ContainsPrefixAtBoundary(ReadOnlySpan<char> text, ReadOnlySpan<char> prefix)
+    /// <summary>True when <paramref name="prefix"/> (lowercase) occurs in <paramref name="text"/> at the start of a token.</summary>
+    public static bool ContainsPrefixAtBoundary(ReadOnlySpan<char> text, string prefix) =>
+        OnLowered(text, prefix, static (text, prefix, comparison) => ContainsPrefixAtBoundary(text, prefix, comparison));
+
+    private static bool ContainsPrefixAtBoundary(ReadOnlySpan<char> text, ReadOnlySpan<char> prefix, StringComparison comparison)
     {
         var offset = 0;
         while (offset <= text.Length - prefix.Length)
         {
-            var at = text[offset..].IndexOf(prefix, StringComparison.OrdinalIgnoreCase);
+            var at = text[offset..].IndexOf(prefix, comparison);
             if (at < 0)
             {
                 return false;

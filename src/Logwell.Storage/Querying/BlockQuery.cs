@@ -304,13 +304,19 @@ internal static class BlockQuery
 
     /// <summary>
     /// The rows whose text holds an ASCII token's bytes, in any case: every row where the token can match. Null for a
-    /// token with other characters (it narrows nothing).
+    /// token with other characters (it narrows nothing). A letter that another character lowercases to (the Kelvin
+    /// sign's <c>k</c>) need not be in the text as a byte: the longest run without one is looked for instead.
     /// </summary>
     private static ulong[]? RowsContaining(TextColumn text, string token)
     {
         if (token.Length == 0 || !System.Text.Ascii.IsValid(token))
         {
             return null;
+        }
+        if (token.Any(Tokenizer.IsFoldTarget))
+        {
+            var longest = token.Split(token.Where(Tokenizer.IsFoldTarget).Distinct().ToArray()).MaxBy(piece => piece.Length)!;
+            return longest.Length == 0 ? null : RowsContaining(text, longest);
         }
         Span<byte> needle = token.Length <= 256 ? stackalloc byte[token.Length] : new byte[token.Length];
         System.Text.Ascii.ToLower(token, needle, out _);
