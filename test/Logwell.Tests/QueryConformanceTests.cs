@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using Logwell.Core.Events;
 using Logwell.Core.Ingest;
 using Logwell.Core.Query;
+using Logwell.Storage;
 using Logwell.Storage.Engine;
 
 namespace Logwell.Tests;
@@ -706,22 +707,22 @@ public sealed partial class QueryConformanceTests(QueryConformanceNode fixture) 
         Assert.Equal(Docs.Count, Docs.Select(d => d.Id).Distinct().Count());
     }
 
-    /// <summary>Each example finds exactly the events its predicate says, from memory tables and again from segments.</summary>
-    [Fact]
-    public async Task EveryExampleFindsTheEventsItsSemanticsSayInMemoryAndInSegments()
+    /// <summary>
+    /// Each example finds exactly the events its predicate says: on the engine from memory tables and again from
+    /// segments, and on ClickHouse.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(TestLogStore.Embedded)]
+    [InlineData(TestLogStore.ClickHouse)]
+    public async Task EveryExampleFindsTheEventsItsSemanticsSay(string kind)
     {
         var examples = Examples();
-        using var dir = new TempDirectory();
-        await using var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, DefaultRetentionDays = 36_500 }, TimeProvider.System);
-        var store = await engine.GetOrCreateAsync("conformance");
-        await store.AppendAsync(Decoded(Docs));
+        await using var store = await TestLogStore.OpenAsync(kind, "conformance");
+        await store.Set.AppendAsync(Decoded(Docs));
         var failures = new List<string>();
-        foreach (var where in new[] { "in memory", "in segments" })
+        foreach (var (where, reach) in store.Phases)
         {
-            if (where == "in segments")
-            {
-                await store.FlushAsync();
-            }
+            await reach();
             foreach (var example in examples)
             {
                 if (!QueryParser.TryParse(example.Query, example.Or, out var query, out var error))
@@ -729,7 +730,7 @@ public sealed partial class QueryConformanceTests(QueryConformanceNode fixture) 
                     failures.Add($"{example}: refused: {error}");
                     continue;
                 }
-                var found = Found(store, query);
+                var found = await FoundAsync(store.Set, query);
                 if (!example.Expected.SequenceEqual(found))
                 {
                     failures.Add($"{example} {where}: expected [{string.Join(", ", example.Expected)}], found [{string.Join(", ", found)}]");
@@ -754,8 +755,8 @@ public sealed partial class QueryConformanceTests(QueryConformanceNode fixture) 
         }
     }
 
-    private static List<int> Found(IndexSetStore store, QueryNode query) =>
-        [.. store.Search(new SearchRequest(query, Limit: 1000)).Hits.Select(h => h.TryGetField("eid", out var id) ? (int)id.Long : -1).Order()];
+    private static async Task<List<int>> FoundAsync(ILogIndexSet store, QueryNode query) =>
+        [.. (await store.SearchAsync(new SearchRequest(query, Limit: 1000))).Hits.Select(h => h.TryGetField("eid", out var id) ? (int)id.Long : -1).Order()];
 
     // ---------------------------------------------------------------------------------------------------------------
     // The examples through every read API of a node
@@ -1151,13 +1152,13 @@ public sealed partial class QueryConformanceTests(QueryConformanceNode fixture) 
     /// Every query luqum accepts and Logwell reads, with either default operator, finds from memory and from segments
     /// what a clause-by-clause reading of the parsed query over the events finds.
     /// </summary>
-    [Fact]
-    public async Task LuqumQueriesAnswerWhatABruteForceReadingOfTheParsedQueryFinds()
+    [SkippableTheory]
+    [InlineData(TestLogStore.Embedded)]
+    [InlineData(TestLogStore.ClickHouse)]
+    public async Task LuqumQueriesAnswerWhatABruteForceReadingOfTheParsedQueryFinds(string kind)
     {
-        using var dir = new TempDirectory();
-        await using var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 16, DefaultRetentionDays = 36_500 }, TimeProvider.System);
-        var store = await engine.GetOrCreateAsync("luqum");
-        await store.AppendAsync(Decoded(Docs));
+        await using var store = await TestLogStore.OpenAsync(kind, "luqum");
+        await store.Set.AppendAsync(Decoded(Docs));
         var failures = new List<string>();
         var parsed = new List<(string Text, bool Or, QueryNode Query)>();
         foreach (var text in LuqumAccepted)
@@ -1177,17 +1178,14 @@ public sealed partial class QueryConformanceTests(QueryConformanceNode fixture) 
         // Most of the queries find some of the events but not all, so that agreeing says something.
         var telling = parsed.Count(p => Docs.Count(d => Reference(p.Query, d, DateTimeOffset.UtcNow)) is > 0 and var n && n < Docs.Count);
         Assert.True(telling * 4 >= parsed.Count * 3, $"only {telling} of {parsed.Count} readings find some events but not all");
-        foreach (var where in new[] { "in memory", "in segments" })
+        foreach (var (where, reach) in store.Phases)
         {
-            if (where == "in segments")
-            {
-                await store.FlushAsync();
-            }
+            await reach();
             foreach (var (text, or, query) in parsed)
             {
                 var now = DateTimeOffset.UtcNow;
                 var expected = Docs.Where(d => Reference(query, d, now)).Select(d => d.Id).Order().ToList();
-                var found = Found(store, query);
+                var found = await FoundAsync(store.Set, query);
                 if (!expected.SequenceEqual(found))
                 {
                     failures.Add($"'{Escape(text)}' (default_operator={(or ? "OR" : "AND")}) {where}: read as {query}, expected [{string.Join(", ", expected)}], found [{string.Join(", ", found)}]");

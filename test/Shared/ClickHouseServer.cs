@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Xunit;
 
-namespace Logwell.IntegrationTests;
+namespace Logwell.Tests;
 
 /// <summary>
 /// Debian's <c>clickhouse-server</c> (18.16) as a process of the test: its own configuration, data directory and free
@@ -13,9 +14,9 @@ internal sealed class ClickHouseServer : IAsyncDisposable
     public const string Binary = "/usr/sbin/clickhouse-server";
 
     private readonly Process _process;
-    private readonly TempDirectory _directory;
+    private readonly string _directory;
 
-    private ClickHouseServer(Process process, TempDirectory directory, Uri endpoint)
+    private ClickHouseServer(Process process, string directory, Uri endpoint)
     {
         _process = process;
         _directory = directory;
@@ -23,6 +24,25 @@ internal sealed class ClickHouseServer : IAsyncDisposable
     }
 
     public static bool Installed => File.Exists(Binary);
+
+    private static readonly Lazy<Task<ClickHouseServer?>> SharedServer = new(async () =>
+    {
+        if (!Installed)
+        {
+            return null;
+        }
+        var server = await StartAsync();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        return server;
+    });
+
+    /// <summary>One server for the whole test run (tests keep apart by their own database); skips the calling test where none is installed.</summary>
+    public static async Task<ClickHouseServer> SharedAsync()
+    {
+        var server = await SharedServer.Value;
+        Skip.If(server is null, Missing);
+        return server!;
+    }
 
     /// <summary>The server's time zone: fourteen hours ahead of UTC, so that a date taken in the server's zone instead of UTC shows.</summary>
     public const string TimeZone = "Pacific/Kiritimati";
@@ -41,10 +61,10 @@ internal sealed class ClickHouseServer : IAsyncDisposable
 
     public static async Task<ClickHouseServer> StartAsync()
     {
-        var directory = new TempDirectory();
-        var data = Path.Combine(directory.Path, "data") + "/";
+        var directory = Directory.CreateTempSubdirectory("logwell-clickhouse-").FullName;
+        var data = Path.Combine(directory, "data") + "/";
         var (http, tcp, interserver) = (FreePort(), FreePort(), FreePort());
-        var users = Path.Combine(directory.Path, "users.xml");
+        var users = Path.Combine(directory, "users.xml");
         await File.WriteAllTextAsync(users, """
             <?xml version="1.0"?>
             <yandex>
@@ -53,11 +73,11 @@ internal sealed class ClickHouseServer : IAsyncDisposable
                 <quotas><default></default></quotas>
             </yandex>
             """);
-        var config = Path.Combine(directory.Path, "config.xml");
+        var config = Path.Combine(directory, "config.xml");
         await File.WriteAllTextAsync(config, $"""
             <?xml version="1.0"?>
             <yandex>
-                <logger><level>warning</level><log>{directory.Path}/server.log</log><errorlog>{directory.Path}/server.err.log</errorlog><console>0</console></logger>
+                <logger><level>warning</level><log>{directory}/server.log</log><errorlog>{directory}/server.err.log</errorlog><console>0</console></logger>
                 <http_port>{http}</http_port>
                 <tcp_port>{tcp}</tcp_port>
                 <interserver_http_port>{interserver}</interserver_http_port>
@@ -74,12 +94,16 @@ internal sealed class ClickHouseServer : IAsyncDisposable
                 <timezone>{TimeZone}</timezone>
             </yandex>
             """);
-        var process = Process.Start(new ProcessStartInfo(Binary, [$"--config-file={config}"])
+        var info = new ProcessStartInfo(Binary, [$"--config-file={config}"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            WorkingDirectory = directory.Path,
-        })!;
+            WorkingDirectory = directory,
+        };
+        // A test run with its clock moved (test.sh runs some classes under faketime) starts the server on the real
+        // clock: Logwell computes every time it stores and compares, the server none.
+        info.Environment.Remove("LD_PRELOAD");
+        var process = Process.Start(info)!;
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
@@ -87,20 +111,27 @@ internal sealed class ClickHouseServer : IAsyncDisposable
         var endpoint = new Uri($"http://127.0.0.1:{http}/");
         var server = new ClickHouseServer(process, directory, endpoint);
         using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        await WorkerProcessTests.WaitForAsync(() =>
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!process.HasExited && DateTime.UtcNow < deadline)
         {
             try
             {
-                return process.HasExited || probe.GetAsync(new Uri(endpoint, "ping")).Result.IsSuccessStatusCode;
+                if ((await probe.GetAsync(new Uri(endpoint, "ping"))).IsSuccessStatusCode)
+                {
+                    break;
+                }
             }
-            catch (AggregateException)
+            catch (HttpRequestException)
             {
-                return false;
             }
-        }, TimeSpan.FromSeconds(60), () => File.Exists(Path.Combine(directory.Path, "server.err.log")) ? File.ReadAllText(Path.Combine(directory.Path, "server.err.log")) : "starting");
+            catch (TaskCanceledException)
+            {
+            }
+            await Task.Delay(100);
+        }
         if (process.HasExited)
         {
-            var log = File.Exists(Path.Combine(directory.Path, "server.err.log")) ? await File.ReadAllTextAsync(Path.Combine(directory.Path, "server.err.log")) : "";
+            var log = File.Exists(Path.Combine(directory, "server.err.log")) ? await File.ReadAllTextAsync(Path.Combine(directory, "server.err.log")) : "";
             await server.DisposeAsync();
             throw new InvalidOperationException($"clickhouse-server exited at start: {log}");
         }
@@ -115,6 +146,13 @@ internal sealed class ClickHouseServer : IAsyncDisposable
         }
         await _process.WaitForExitAsync();
         _process.Dispose();
-        _directory.Dispose();
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file the server still closes: the system's temporary directory keeps it.
+        }
     }
 }

@@ -1,0 +1,455 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Threading.Channels;
+using Logwell.Core.Cleaning;
+using Logwell.Core.Events;
+using Logwell.Core.Query;
+using Logwell.Storage.Engine;
+using Logwell.Storage.Querying;
+using Logwell.Storage.Segments;
+using Microsoft.Extensions.Logging;
+
+namespace Logwell.Storage.ClickHouse;
+
+/// <summary>
+/// One index set on ClickHouse. Appends on this node share inserts (one writer per index set takes whatever waits, up
+/// to <see cref="ClickHouseStoreOptions.MaxInsertEvents"/>, as one block), and are acknowledged once ClickHouse has the
+/// block with its quorum. A read selects candidate rows with <see cref="ClickHouseFilter"/> in the order of the search
+/// and tests each with <see cref="EventMatcher"/>, so its hits are those of the embedded engine.
+/// </summary>
+internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsyncDisposable
+{
+    private sealed record PendingAppend(List<LogEvent> Events, TaskCompletionSource Done);
+
+    private readonly ClickHouseLogStore _store;
+    private readonly ILogger _logger;
+    private readonly Channel<PendingAppend> _appends = Channel.CreateUnbounded<PendingAppend>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly TailHub _tails = new();
+    private readonly Task _writer;
+    private readonly string _table;
+    private volatile CleaningPipeline? _pipeline;
+    private int _retentionDays;
+    private long _queuedEvents;
+    private int _disposed;
+
+    public ClickHouseIndexSet(ClickHouseLogStore store, string name, int retentionDays, DateTimeOffset created, CleaningPipeline? pipeline, ILogger logger)
+    {
+        _store = store;
+        _logger = logger;
+        Name = name;
+        Created = created;
+        _retentionDays = retentionDays;
+        _pipeline = pipeline;
+        _table = ClickHouseSql.Identifier(ClickHouseEvents.Table(name));
+        _writer = Task.Run(WriteLoopAsync);
+    }
+
+    public string Name { get; }
+
+    public DateTimeOffset Created { get; }
+
+    public int RetentionDays => Volatile.Read(ref _retentionDays);
+
+    public bool IsBackedUp => Interlocked.Read(ref _queuedEvents) > _store.Options.MaxQueuedEvents;
+
+    public CleaningPipeline? Pipeline => _pipeline;
+
+    /// <summary>Settings another node saved (read from the catalog).</summary>
+    internal void Update(int retentionDays, CleaningPipeline? pipeline)
+    {
+        Volatile.Write(ref _retentionDays, retentionDays);
+        if (pipeline?.Definition != _pipeline?.Definition)
+        {
+            _pipeline = pipeline;
+        }
+    }
+
+    public async Task SetPipelineAsync(CleaningPipeline? pipeline, CancellationToken cancellationToken = default)
+    {
+        await _store.SavePipelineAsync(this, pipeline, cancellationToken).ConfigureAwait(false);
+        _pipeline = pipeline;
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Writes
+    // ---------------------------------------------------------------------------------------------------------------
+
+    public async Task AppendAsync(List<LogEvent> events, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (events.Count == 0)
+        {
+            return;
+        }
+        if (_pipeline is { } pipeline)
+        {
+            for (var i = 0; i < events.Count; i++)
+            {
+                events[i] = pipeline.Apply(events[i]);
+            }
+        }
+        var pending = new PendingAppend(events, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        Interlocked.Add(ref _queuedEvents, events.Count);
+        if (!_appends.Writer.TryWrite(pending))
+        {
+            Interlocked.Add(ref _queuedEvents, -events.Count);
+            throw new ObjectDisposedException(Name);
+        }
+        await pending.Done.Task.ConfigureAwait(false);
+        StorageMetrics.IngestedEvents.Add(events.Count, new KeyValuePair<string, object?>("indexset", Name));
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var reader = _appends.Reader;
+        var batch = new List<PendingAppend>();
+        var added = new List<LogEvent>();
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            added.Clear();
+            while (added.Count < _store.Options.MaxInsertEvents && reader.TryRead(out var pending))
+            {
+                batch.Add(pending);
+                added.AddRange(pending.Events);
+            }
+            Interlocked.Add(ref _queuedEvents, -added.Count);
+            try
+            {
+                foreach (var evt in added)
+                {
+                    // With the time, orders events and names them in cursors; drawn afresh, so no two nodes collide.
+                    evt.Seq = Random.Shared.NextInt64(1, long.MaxValue);
+                }
+                await _store.Client.InsertAsync(ClickHouseEvents.Table(Name), ClickHouseEvents.Block(added), _store.InsertSettings).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is ClickHouseException or HttpRequestException or IOException or TaskCanceledException)
+            {
+                _logger.LogWarning("Index set {Name}: an insert of {Count} events failed ({Error}); none of them was acknowledged", Name, added.Count, e.Message);
+                var failure = new IOException($"ClickHouse did not store the events: {e.Message}", e);
+                foreach (var pending in batch)
+                {
+                    pending.Done.TrySetException(failure);
+                }
+                continue;
+            }
+            _tails.Publish(added);
+            foreach (var pending in batch)
+            {
+                pending.Done.TrySetResult();
+            }
+        }
+    }
+
+    public TailSubscription Tail(int capacity = 256) => _tails.Subscribe(capacity);
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Reads
+    // ---------------------------------------------------------------------------------------------------------------
+
+    /// <summary>The start of the oldest UTC day still inside retention: reads see nothing older, as on the embedded engine.</summary>
+    private long RetainedFrom()
+    {
+        var cutoff = _store.Time.GetUtcNow().UtcTicks - RetentionDays * TimeSpan.TicksPerDay;
+        return cutoff - cutoff % TimeSpan.TicksPerDay;
+    }
+
+    private static string Ticks(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The conditions of a time-ordered read: the window within retention, the cursor, and the query's filter.</summary>
+    private string Where(SearchRequest request, ClickHouseFilter filter)
+    {
+        var from = Math.Max(request.From ?? long.MinValue, RetainedFrom());
+        var where = new StringBuilder("t >= ").Append(Ticks(from));
+        if (request.To is { } to)
+        {
+            where.Append(" AND t < ").Append(Ticks(to));
+        }
+        if (request.After is { } after)
+        {
+            var op = request.OldestFirst ? ">" : "<";
+            where.Append(CultureInfo.InvariantCulture, $" AND (t {op} {Ticks(after.Timestamp)} OR t = {Ticks(after.Timestamp)} AND seq {op} {Ticks(after.Seq)})");
+        }
+        if (filter.Sql != "1")
+        {
+            where.Append(" AND (").Append(filter.Sql).Append(')');
+        }
+        return where.ToString();
+    }
+
+    /// <summary>Candidate events in the search's order (newest first unless oldest first), with whether each matches.</summary>
+    private async IAsyncEnumerable<LogEvent> MatchingAsync(SearchRequest request, int? limit, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var now = _store.Time.GetUtcNow();
+        var filter = ClickHouseFilter.For(request.Query, now);
+        var matcher = filter.Exact ? null : EventMatcher.Compile(request.Query, now);
+        var order = request.OldestFirst ? "ASC" : "DESC";
+        var sql = $"SELECT {ClickHouseEvents.Columns} FROM {_table} WHERE {Where(request, filter)} ORDER BY t {order}, seq {order}";
+        if (limit is { } n && filter.Exact)
+        {
+            sql += " LIMIT " + n.ToString(CultureInfo.InvariantCulture);
+        }
+        await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            var evt = ClickHouseEvents.Read(row);
+            if (matcher is null || matcher(evt))
+            {
+                yield return evt;
+            }
+        }
+    }
+
+    public async Task<SearchResult> SearchAsync(SearchRequest request, CancellationToken cancellationToken = default)
+    {
+        if (request.OrderBy is { } fieldOrder)
+        {
+            return await SearchByFieldAsync(request, fieldOrder, cancellationToken).ConfigureAwait(false);
+        }
+        var limit = Math.Max(0, request.Limit);
+        var trackTotal = request.TrackTotalHitsUpTo ?? _store.Options.TrackTotalHitsUpTo;
+        var now = _store.Time.GetUtcNow();
+        var filter = ClickHouseFilter.For(request.Query, now);
+        var hits = new List<LogEvent>(Math.Min(limit, 10_000));
+        long total = 0;
+        var exact = true;
+        if (filter.Exact)
+        {
+            // The condition is the query: ClickHouse counts, and sends only the page.
+            if (limit > 0)
+            {
+                await foreach (var evt in MatchingAsync(request, limit, cancellationToken).ConfigureAwait(false))
+                {
+                    hits.Add(evt);
+                }
+            }
+            total = await CountAsync($"SELECT count() AS n FROM {_table} WHERE {Where(request, filter)}", cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await foreach (var evt in MatchingAsync(request, null, cancellationToken).ConfigureAwait(false))
+            {
+                if (hits.Count == limit && total >= trackTotal)
+                {
+                    // Counted as far as asked: the total is a lower bound from here on.
+                    exact = false;
+                    break;
+                }
+                total++;
+                if (hits.Count < limit)
+                {
+                    hits.Add(evt);
+                }
+            }
+        }
+        EventPosition? next = hits.Count == limit && limit > 0 ? new EventPosition(hits[^1].Timestamp, hits[^1].Seq) : null;
+        return new SearchResult(hits, total, exact, next);
+    }
+
+    private async Task<long> CountAsync(string sql, CancellationToken cancellationToken)
+    {
+        await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            return row.GetProperty("n").GetInt64();
+        }
+        return 0;
+    }
+
+    /// <summary>Every match is read, so the total is exact; the first <c>Limit</c> in the field order after the cursor key are kept.</summary>
+    private async Task<SearchResult> SearchByFieldAsync(SearchRequest request, FieldOrder order, CancellationToken cancellationToken)
+    {
+        var limit = Math.Max(0, request.Limit);
+        var after = request.AfterKey;
+        var heap = new PriorityQueue<LogEvent, OrderKey>(limit + 1, Comparer<OrderKey>.Create((a, b) => order.Compare(b, a)));
+        long total = 0;
+        await foreach (var evt in MatchingAsync(request with { After = null, OldestFirst = false }, null, cancellationToken).ConfigureAwait(false))
+        {
+            var value = evt.TryGetField(order.Field, out var field) ? OrderValue.Of(field)
+                : string.Equals(order.Field, EventMatcher.MessageField, StringComparison.Ordinal) ? new OrderValue(false, 0, evt.Message)
+                : OrderValue.Missing;
+            var key = new OrderKey(value, new EventPosition(evt.Timestamp, evt.Seq));
+            if (after is not null && order.Compare(key, after.Value) <= 0)
+            {
+                continue;
+            }
+            total++;
+            if (heap.Count < limit)
+            {
+                heap.Enqueue(evt, key);
+            }
+            else if (limit > 0 && heap.TryPeek(out _, out var last) && order.Compare(key, last) < 0)
+            {
+                heap.DequeueEnqueue(evt, key);
+            }
+        }
+        var hits = new LogEvent[heap.Count];
+        OrderKey lastKey = default;
+        for (var i = hits.Length - 1; i >= 0; i--)
+        {
+            heap.TryDequeue(out var evt, out var key);
+            hits[i] = evt!;
+            if (i == hits.Length - 1)
+            {
+                lastKey = key;
+            }
+        }
+        var more = hits.Length == limit && limit > 0;
+        return new SearchResult(hits, total, true, null) { NextOrderKey = more ? lastKey : null };
+    }
+
+    public async Task<HistogramResult> HistogramAsync(SearchRequest request, long bucketTicks, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(bucketTicks, 1);
+        var counts = new Dictionary<long, long>();
+        long total = 0;
+        var filter = ClickHouseFilter.For(request.Query, _store.Time.GetUtcNow());
+        if (filter.Exact)
+        {
+            var b = Ticks(bucketTicks);
+            var sql = $"SELECT t - ((t % {b}) + {b}) % {b} AS bucket, count() AS n FROM {_table} WHERE {Where(request with { After = null }, filter)} GROUP BY bucket";
+            await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
+            {
+                var n = row.GetProperty("n").GetInt64();
+                counts[row.GetProperty("bucket").GetInt64()] = n;
+                total += n;
+            }
+            return new HistogramResult(counts, total);
+        }
+        await foreach (var evt in MatchingAsync(request with { After = null }, null, cancellationToken).ConfigureAwait(false))
+        {
+            var t = evt.Timestamp;
+            var bucket = t - (((t % bucketTicks) + bucketTicks) % bucketTicks);
+            counts[bucket] = counts.GetValueOrDefault(bucket) + 1;
+            total++;
+        }
+        return new HistogramResult(counts, total);
+    }
+
+    public async Task<LogEvent?> FindBySeqAsync(long seq, CancellationToken cancellationToken = default)
+    {
+        if (seq <= 0)
+        {
+            return null;
+        }
+        var sql = $"SELECT {ClickHouseEvents.Columns} FROM {_table} WHERE seq = {Ticks(seq)} AND t >= {Ticks(RetainedFrom())} LIMIT 1";
+        await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            return ClickHouseEvents.Read(row);
+        }
+        return null;
+    }
+
+    public async Task<(long Min, long Max)?> TimeBoundsAsync(CancellationToken cancellationToken = default)
+    {
+        var sql = $"SELECT min(t) AS lo, max(t) AS hi, count() AS n FROM {_table} WHERE t >= {Ticks(RetainedFrom())}";
+        await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            return row.GetProperty("n").GetInt64() == 0 ? null : (row.GetProperty("lo").GetInt64(), row.GetProperty("hi").GetInt64());
+        }
+        return null;
+    }
+
+    public async Task<IndexSetInfo> InfoAsync(CancellationToken cancellationToken = default)
+    {
+        long events = 0, bytes = 0;
+        var parts = 0;
+        var fields = 0;
+        var name = ClickHouseSql.Literal(ClickHouseEvents.Table(Name));
+        await foreach (var row in _store.Client.QueryAsync($"SELECT sum(rows) AS n, sum(bytes) AS b, count() AS p FROM system.parts WHERE database = currentDatabase() AND table = {name} AND active", cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            events = row.GetProperty("n").GetInt64();
+            bytes = row.GetProperty("b").GetInt64();
+            parts = row.GetProperty("p").GetInt32();
+        }
+        await foreach (var row in _store.Client.QueryAsync($"SELECT uniqExact(arrayJoin(field_names)) AS f FROM {_table}", cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            fields = row.GetProperty("f").GetInt32();
+        }
+        return new IndexSetInfo(Name, RetentionDays, Created, events, bytes, parts, fields, _store.Options.MaxFieldsPerIndexSet);
+    }
+
+    public Task<ResultTable> RunPipelineAsync(Pipeline pipeline, long? from, long? to, CancellationToken cancellationToken = default) =>
+        // The runner is synchronous; it reads through this index set's blocking adapter on a pool thread.
+        Task.Run(() => PipelineRunner.Run((IPipelineSource)this, pipeline, from, to, cancellationToken), cancellationToken);
+
+    /// <summary>Drops the day partitions whose every event is past retention: whole parts, cheap on every release.</summary>
+    public async Task ApplyRetentionAsync(CancellationToken cancellationToken)
+    {
+        var cutoff = _store.Time.GetUtcNow().UtcTicks - RetentionDays * TimeSpan.TicksPerDay;
+        var name = ClickHouseSql.Literal(ClickHouseEvents.Table(Name));
+        var expired = new List<string>();
+        await foreach (var row in _store.Client.QueryAsync($"SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = {name} AND active", cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            var partition = row.GetProperty("partition").GetString()!.Trim('\'');
+            if (DateTime.TryParseExact(partition, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var day)
+                && day.Ticks + TimeSpan.TicksPerDay <= cutoff)
+            {
+                expired.Add(partition);
+            }
+        }
+        foreach (var partition in expired)
+        {
+            await _store.Client.ExecuteAsync($"ALTER TABLE {_table} DROP PARTITION {ClickHouseSql.Literal(partition)}", cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        if (expired.Count > 0)
+        {
+            _logger.LogInformation("Index set {Name}: dropped {Count} expired day partitions ({Days})", Name, expired.Count, string.Join(", ", expired));
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // What pipes read: the same reads, waited for on the runner's thread
+    // ---------------------------------------------------------------------------------------------------------------
+
+    SearchResult IPipelineSource.Search(SearchRequest request, CancellationToken cancellationToken) =>
+        SearchAsync(request, cancellationToken).GetAwaiter().GetResult();
+
+    HistogramResult IPipelineSource.Histogram(SearchRequest request, long bucketTicks, CancellationToken cancellationToken) =>
+        HistogramAsync(request, bucketTicks, cancellationToken).GetAwaiter().GetResult();
+
+    (long Min, long Max)? IPipelineSource.TimeBounds() => TimeBoundsAsync().GetAwaiter().GetResult();
+
+    CountByResult IPipelineSource.CountBy(SearchRequest request, string field, CancellationToken cancellationToken)
+    {
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        long total = 0;
+        foreach (var evt in MatchingAsync(request, null, cancellationToken).ToBlockingEnumerable(cancellationToken))
+        {
+            if (evt.TryGetField(field, out var value) && value.SearchText is { } key)
+            {
+                counts[key] = counts.GetValueOrDefault(key) + 1;
+                total++;
+            }
+        }
+        return new CountByResult(counts, total);
+    }
+
+    void IPipelineSource.Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows, ulong[]?> block, Action<List<LogEvent>> events)
+    {
+        var batch = new List<LogEvent>(4096);
+        foreach (var evt in MatchingAsync(request, null, cancellationToken).ToBlockingEnumerable(cancellationToken))
+        {
+            batch.Add(evt);
+            if (batch.Count == 4096)
+            {
+                events(batch);
+                batch = new List<LogEvent>(4096);
+            }
+        }
+        if (batch.Count > 0)
+        {
+            events(batch);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        _appends.Writer.TryComplete();
+        await _writer.ConfigureAwait(false);
+        _tails.Close();
+    }
+}

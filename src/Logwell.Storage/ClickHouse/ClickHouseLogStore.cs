@@ -1,0 +1,410 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using System.Text.Json;
+using Logwell.Core.Cleaning;
+using Logwell.Core.Events;
+using Logwell.Storage.Engine;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Logwell.Storage.ClickHouse;
+
+/// <summary>Where and how a <see cref="ClickHouseLogStore"/> keeps events.</summary>
+/// <param name="Endpoint">The server's HTTP interface, <c>http://host:8123/</c>.</param>
+public sealed record ClickHouseStoreOptions(Uri Endpoint)
+{
+    public string User { get; init; } = "default";
+
+    public string Password { get; init; } = "";
+
+    public string Database { get; init; } = "default";
+
+    /// <summary>
+    /// The ZooKeeper path under which tables are <c>ReplicatedMergeTree</c> (with the servers' <c>{replica}</c> macro);
+    /// null for plain <c>MergeTree</c> on one server.
+    /// </summary>
+    public string? ReplicationPath { get; init; }
+
+    /// <summary>Replicas that must hold an insert before it is acknowledged (<c>insert_quorum</c>); 0 for none.</summary>
+    public int InsertQuorum { get; init; }
+
+    /// <summary>
+    /// How long an insert waits for its quorum. ClickHouse's own default (600 s) holds a request that long after a
+    /// replica dies, until ZooKeeper expires its session.
+    /// </summary>
+    public TimeSpan InsertQuorumTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    public int DefaultRetentionDays { get; init; } = 30;
+
+    /// <summary>Events waiting for their insert above which the index set reports itself backed up (ingest answers 429).</summary>
+    public long MaxQueuedEvents { get; init; } = 250_000;
+
+    /// <summary>The most events one insert carries: concurrent appends share inserts up to this size.</summary>
+    public int MaxInsertEvents { get; init; } = 100_000;
+
+    public int TrackTotalHitsUpTo { get; init; } = 10_000;
+
+    public int MaxFieldsPerIndexSet { get; init; } = FieldLimit.DefaultMax;
+
+    /// <summary>How often the index sets, their retention and pipelines are read again (what other nodes changed).</summary>
+    public TimeSpan CatalogRefresh { get; init; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>
+/// The log store on ClickHouse (cluster mode): each index set a table of its own (see <see cref="ClickHouseEvents"/>),
+/// and the index sets themselves, with their retention and cleaning pipeline, in the table <c>logwell_indexsets</c>
+/// beside them, so that every node over the same servers sees the same index sets and a change made on one reaches the
+/// others within <see cref="ClickHouseStoreOptions.CatalogRefresh"/>.
+/// </summary>
+public sealed class ClickHouseLogStore : ILogStore
+{
+    internal const string CatalogTable = "logwell_indexsets";
+
+    private readonly ClickHouseStoreOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ILoggerFactory _loggers;
+    private readonly Dictionary<string, ClickHouseIndexSet> _sets = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _catalog = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _refresh = Task.CompletedTask;
+    private int _disposed;
+
+    private ClickHouseLogStore(ClickHouseStoreOptions options, TimeProvider time, ILoggerFactory loggers)
+    {
+        _options = options;
+        _time = time;
+        _loggers = loggers;
+        _logger = loggers.CreateLogger<ClickHouseLogStore>();
+        Client = new ClickHouseHttp(options.Endpoint, options.User, options.Password, options.Database);
+    }
+
+    internal ClickHouseHttp Client { get; }
+
+    internal ClickHouseStoreOptions Options => _options;
+
+    internal TimeProvider Time => _time;
+
+    /// <summary>
+    /// Opens the store: creates the catalog table and the <c>default</c> index set where they do not exist, and reads
+    /// the index sets. Fails with the server's answer when it cannot be reached.
+    /// </summary>
+    public static async Task<ClickHouseLogStore> OpenAsync(ClickHouseStoreOptions options, TimeProvider time, ILoggerFactory? loggers = null, CancellationToken cancellationToken = default)
+    {
+        var store = new ClickHouseLogStore(options, time, loggers ?? NullLoggerFactory.Instance);
+        try
+        {
+            await store.Client.ExecuteAsync(store.CatalogDdl(), cancellationToken: cancellationToken).ConfigureAwait(false);
+            await store.RefreshAsync(cancellationToken).ConfigureAwait(false);
+            if (!store.TryGet(IndexSetName.Default, out _))
+            {
+                await store.CreateAsync(IndexSetName.Default, null).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        store._refresh = Task.Run(store.RefreshLoopAsync, CancellationToken.None);
+        return store;
+    }
+
+    private string CatalogDdl()
+    {
+        var engine = _options.ReplicationPath is { } path
+            ? $"ReplicatedReplacingMergeTree({ClickHouseSql.Literal(path.TrimEnd('/') + "/" + CatalogTable)}, '{{replica}}', version)"
+            : "ReplacingMergeTree(version)";
+        return $"""
+            CREATE TABLE IF NOT EXISTS {CatalogTable} (
+                name String,
+                retention_days UInt32,
+                created Int64,
+                pipeline String,
+                deleted UInt8,
+                version Int64
+            ) ENGINE = {engine} ORDER BY name
+            """;
+    }
+
+    /// <summary>The settings of an insert: the quorum it waits for, when there is one.</summary>
+    internal IReadOnlyDictionary<string, string>? InsertSettings => _options.InsertQuorum > 1
+        ? new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["insert_quorum"] = _options.InsertQuorum.ToString(CultureInfo.InvariantCulture),
+            ["insert_quorum_timeout"] = ((long)_options.InsertQuorumTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
+        }
+        : null;
+
+    private async Task RefreshLoopAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(_options.CatalogRefresh, _time, _stopping.Token).ConfigureAwait(false);
+                await RefreshAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is ClickHouseException or HttpRequestException or IOException or OperationCanceledException)
+            {
+                // The index sets known stay as they are until the server answers again.
+                _logger.LogWarning("Reading the index sets from ClickHouse failed: {Error}", e.Message);
+            }
+        }
+    }
+
+    /// <summary>Reads the catalog: index sets created, changed or deleted (by any node) since the last read.</summary>
+    private async Task RefreshAsync(CancellationToken cancellationToken)
+    {
+        var rows = new List<(string Name, int Retention, long Created, string Pipeline, bool Deleted)>();
+        await foreach (var row in Client.QueryAsync($"SELECT name, retention_days, created, pipeline, deleted FROM {CatalogTable} FINAL", cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            rows.Add((row.GetProperty("name").GetString()!, row.GetProperty("retention_days").GetInt32(), row.GetProperty("created").GetInt64(),
+                row.GetProperty("pipeline").GetString()!, row.GetProperty("deleted").GetInt32() != 0));
+        }
+        var gone = new List<ClickHouseIndexSet>();
+        lock (_sets)
+        {
+            foreach (var (name, retention, created, pipelineText, deleted) in rows)
+            {
+                if (deleted)
+                {
+                    if (_sets.Remove(name, out var removed))
+                    {
+                        gone.Add(removed);
+                    }
+                    continue;
+                }
+                CleaningPipeline? pipeline = null;
+                if (pipelineText.Length > 0)
+                {
+                    try
+                    {
+                        pipeline = CleaningPipeline.Parse(pipelineText);
+                    }
+                    catch (Exception e) when (e is ArgumentException or FormatException or JsonException or InvalidOperationException)
+                    {
+                        _logger.LogError("Index set {Name}: its saved pipeline no longer reads ({Error}); events are stored without it", name, e.Message);
+                    }
+                }
+                if (_sets.TryGetValue(name, out var known))
+                {
+                    known.Update(retention, pipeline);
+                }
+                else
+                {
+                    _sets[name] = new ClickHouseIndexSet(this, name, retention, new DateTimeOffset(created, TimeSpan.Zero), pipeline, _loggers.CreateLogger<ClickHouseIndexSet>());
+                }
+            }
+        }
+        foreach (var set in gone)
+        {
+            await set.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private Task WriteCatalogAsync(string name, int retentionDays, DateTimeOffset created, CleaningPipeline? pipeline, bool deleted, CancellationToken cancellationToken = default)
+    {
+        var row = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(row))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("name", name);
+            writer.WriteNumber("retention_days", retentionDays);
+            writer.WriteNumber("created", created.UtcTicks);
+            writer.WriteString("pipeline", pipeline?.Definition ?? "");
+            writer.WriteNumber("deleted", deleted ? 1 : 0);
+            writer.WriteNumber("version", _time.GetUtcNow().UtcTicks);
+            writer.WriteEndObject();
+        }
+        return Client.InsertAsync(CatalogTable, row.WrittenMemory, InsertSettings, cancellationToken);
+    }
+
+    /// <summary>Saves an index set's pipeline for every node; the caller's copy uses it at once.</summary>
+    internal Task SavePipelineAsync(ClickHouseIndexSet set, CleaningPipeline? pipeline, CancellationToken cancellationToken) =>
+        WriteCatalogAsync(set.Name, set.RetentionDays, set.Created, pipeline, deleted: false, cancellationToken);
+
+    public IReadOnlyDictionary<string, string> Unavailable => new Dictionary<string, string>(StringComparer.Ordinal);
+
+    public bool TryGet(string name, [NotNullWhen(true)] out ILogIndexSet? indexSet)
+    {
+        lock (_sets)
+        {
+            var found = _sets.TryGetValue(name, out var set);
+            indexSet = set;
+            return found;
+        }
+    }
+
+    public IReadOnlyList<string> Names()
+    {
+        lock (_sets)
+        {
+            return [.. _sets.Keys.Order(StringComparer.Ordinal)];
+        }
+    }
+
+    public async Task<IReadOnlyList<IndexSetInfo>> ListAsync(CancellationToken cancellationToken = default)
+    {
+        List<ClickHouseIndexSet> sets;
+        lock (_sets)
+        {
+            sets = [.. _sets.Values.OrderBy(s => s.Name, StringComparer.Ordinal)];
+        }
+        var infos = new List<IndexSetInfo>(sets.Count);
+        foreach (var set in sets)
+        {
+            infos.Add(await set.InfoAsync(cancellationToken).ConfigureAwait(false));
+        }
+        return infos;
+    }
+
+    public async Task<(CreateOutcome Outcome, string Error, ILogIndexSet? IndexSet)> CreateAsync(string name, int? retentionDays, bool system = false)
+    {
+        if (!IndexSetName.IsValid(name, out var error, system))
+        {
+            return (CreateOutcome.InvalidName, error, null);
+        }
+        var days = retentionDays ?? _options.DefaultRetentionDays;
+        if (days is < 1 or > 36_500)
+        {
+            return (CreateOutcome.InvalidSettings, $"retention_days must be between 1 and 36500, not {days}", null);
+        }
+        await _catalog.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (TryGet(name, out _))
+            {
+                return (CreateOutcome.AlreadyExists, $"index set '{name}' already exists", null);
+            }
+            // The table first: an index set in the catalog always has one.
+            await Client.ExecuteAsync(ClickHouseEvents.CreateTable(name, _options.ReplicationPath)).ConfigureAwait(false);
+            var created = _time.GetUtcNow();
+            await WriteCatalogAsync(name, days, created, null, deleted: false).ConfigureAwait(false);
+            var set = new ClickHouseIndexSet(this, name, days, created, null, _loggers.CreateLogger<ClickHouseIndexSet>());
+            lock (_sets)
+            {
+                _sets[name] = set;
+            }
+            _logger.LogInformation("Created index set {Name} in ClickHouse (retention {Days} days)", name, days);
+            return (CreateOutcome.Created, "", set);
+        }
+        finally
+        {
+            _catalog.Release();
+        }
+    }
+
+    public async Task<ILogIndexSet> GetOrCreateAsync(string name)
+    {
+        if (TryGet(name, out var existing))
+        {
+            return existing;
+        }
+        var (outcome, error, set) = await CreateAsync(name, null).ConfigureAwait(false);
+        return outcome switch
+        {
+            CreateOutcome.Created => set!,
+            CreateOutcome.AlreadyExists when TryGet(name, out var raced) => raced,
+            _ => throw new ArgumentException(error),
+        };
+    }
+
+    public async Task<bool> DeleteAsync(string name)
+    {
+        await _catalog.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            ClickHouseIndexSet? set;
+            lock (_sets)
+            {
+                if (!_sets.Remove(name, out set))
+                {
+                    return false;
+                }
+            }
+            // The catalog first: once it says deleted, no node writes to the table any more, then the table goes.
+            await WriteCatalogAsync(name, set.RetentionDays, set.Created, null, deleted: true).ConfigureAwait(false);
+            await set.DisposeAsync().ConfigureAwait(false);
+            await Client.ExecuteAsync($"DROP TABLE IF EXISTS {ClickHouseSql.Identifier(ClickHouseEvents.Table(name))}").ConfigureAwait(false);
+            _logger.LogInformation("Deleted index set {Name} from ClickHouse", name);
+            return true;
+        }
+        finally
+        {
+            _catalog.Release();
+        }
+    }
+
+    public async Task<(bool Found, string? Error, IndexSetInfo? Info)> SetRetentionAsync(string name, int retentionDays)
+    {
+        if (retentionDays is < 1 or > 36_500)
+        {
+            return (true, $"retention_days must be between 1 and 36500, not {retentionDays}", null);
+        }
+        await _catalog.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            lock (_sets)
+            {
+                if (!_sets.ContainsKey(name))
+                {
+                    return (false, null, null);
+                }
+            }
+            var set = _sets[name];
+            await WriteCatalogAsync(name, retentionDays, set.Created, set.Pipeline, deleted: false).ConfigureAwait(false);
+            set.Update(retentionDays, set.Pipeline);
+            return (true, null, await set.InfoAsync().ConfigureAwait(false));
+        }
+        finally
+        {
+            _catalog.Release();
+        }
+    }
+
+    public async Task ApplyRetentionAsync(CancellationToken cancellationToken = default)
+    {
+        List<ClickHouseIndexSet> sets;
+        lock (_sets)
+        {
+            sets = [.. _sets.Values];
+        }
+        foreach (var set in sets)
+        {
+            await set.ApplyRetentionAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>ClickHouse merges parts by itself; there is nothing to start.</summary>
+    public void RequestMerges()
+    {
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _refresh.ConfigureAwait(false);
+        List<ClickHouseIndexSet> sets;
+        lock (_sets)
+        {
+            sets = [.. _sets.Values];
+            _sets.Clear();
+        }
+        foreach (var set in sets)
+        {
+            await set.DisposeAsync().ConfigureAwait(false);
+        }
+        Client.Dispose();
+        _stopping.Dispose();
+        _catalog.Dispose();
+    }
+}

@@ -1,0 +1,68 @@
+using Logwell.Storage;
+using Logwell.Storage.ClickHouse;
+using Logwell.Storage.Engine;
+
+namespace Logwell.Tests;
+
+/// <summary>
+/// A log store of either kind for tests that hold every store to the same answers: the embedded engine in a temporary
+/// directory, or ClickHouse (Debian's 18.16, one server for the run) in a database of the test's own.
+/// </summary>
+internal sealed class TestLogStore : IAsyncDisposable
+{
+    public const string Embedded = "embedded";
+    public const string ClickHouse = "clickhouse";
+
+    private readonly Func<ValueTask> _dispose;
+
+    private TestLogStore(ILogStore store, ILogIndexSet set, IReadOnlyList<(string Name, Func<Task> Reach)> phases, Func<ValueTask> dispose)
+    {
+        Store = store;
+        Set = set;
+        Phases = phases;
+        _dispose = dispose;
+    }
+
+    public ILogStore Store { get; }
+
+    /// <summary>The index set the test was given.</summary>
+    public ILogIndexSet Set { get; }
+
+    /// <summary>
+    /// The states in which the store's events are read, each reached in turn: for the engine, memory tables and then
+    /// segments; for ClickHouse, its parts.
+    /// </summary>
+    public IReadOnlyList<(string Name, Func<Task> Reach)> Phases { get; }
+
+    public static async Task<TestLogStore> OpenAsync(string kind, string indexSet, TimeProvider? time = null)
+    {
+        time ??= TimeProvider.System;
+        if (kind == Embedded)
+        {
+            var directory = new TempDirectory();
+            var engine = LogEngine.Open(new EngineOptions { DataDirectory = directory.Path, BlockRows = 16, DefaultRetentionDays = 36_500 }, time);
+            var store = await engine.GetOrCreateAsync(indexSet);
+            return new TestLogStore(engine, store, [("in memory", () => Task.CompletedTask), ("in segments", store.FlushAsync)], async () =>
+            {
+                await engine.DisposeAsync();
+                directory.Dispose();
+            });
+        }
+        var server = await ClickHouseServer.SharedAsync();
+        var database = "logwell_" + Guid.NewGuid().ToString("N");
+        using (var admin = new ClickHouseHttp(server.Endpoint))
+        {
+            await admin.ExecuteAsync($"CREATE DATABASE {database}");
+        }
+        var clickHouse = await ClickHouseLogStore.OpenAsync(new ClickHouseStoreOptions(server.Endpoint) { Database = database, DefaultRetentionDays = 36_500 }, time);
+        var set = await ((ILogStore)clickHouse).GetOrCreateAsync(indexSet);
+        return new TestLogStore(clickHouse, set, [("in ClickHouse", () => Task.CompletedTask)], async () =>
+        {
+            await clickHouse.DisposeAsync();
+            using var admin = new ClickHouseHttp(server.Endpoint);
+            await admin.ExecuteAsync($"DROP DATABASE IF EXISTS {database}");
+        });
+    }
+
+    public ValueTask DisposeAsync() => _dispose();
+}
