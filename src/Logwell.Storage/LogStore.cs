@@ -22,6 +22,12 @@ public interface ILogStore : IAsyncDisposable
     /// <summary>Index sets that exist but cannot serve, with the reason; the others serve.</summary>
     IReadOnlyDictionary<string, string> Unavailable { get; }
 
+    /// <summary>
+    /// Why the store cannot be reached now (its server does not answer), or null when it can. Nothing is acknowledged
+    /// meanwhile: appends fail, and the node is not ready.
+    /// </summary>
+    string? Unreachable { get; }
+
     bool TryGet(string name, [NotNullWhen(true)] out ILogIndexSet? indexSet);
 
     /// <summary>The names of the index sets that serve, in order, without reading their figures.</summary>

@@ -52,18 +52,19 @@ internal sealed class ClickHouseServer : IAsyncDisposable
     /// <summary>The HTTP interface.</summary>
     public Uri Endpoint { get; }
 
-    private static int FreePort()
+    public static int FreePort()
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 
-    public static async Task<ClickHouseServer> StartAsync()
+    /// <param name="httpPort">The HTTP interface's port (a free one by default).</param>
+    public static async Task<ClickHouseServer> StartAsync(int? httpPort = null)
     {
         var directory = Directory.CreateTempSubdirectory("logwell-clickhouse-").FullName;
         var data = Path.Combine(directory, "data") + "/";
-        var (http, tcp, interserver) = (FreePort(), FreePort(), FreePort());
+        var (http, tcp, interserver) = (httpPort ?? FreePort(), FreePort(), FreePort());
         var users = Path.Combine(directory, "users.xml");
         await File.WriteAllTextAsync(users, """
             <?xml version="1.0"?>

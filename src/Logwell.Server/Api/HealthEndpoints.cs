@@ -40,10 +40,14 @@ internal static class HealthEndpoints
             Run("log-store", () =>
             {
                 var engine = services.GetLogStore();
+                if (engine.Unreachable is { } unreachable)
+                {
+                    return new Check("log-store", false, unreachable);
+                }
                 var backedUp = engine.Names().Where(name => engine.TryGet(name, out var store) && store.IsBackedUp).ToList();
                 if (ready)
                 {
-                    return new Check("log-store", true, "open, write-ahead logs replayed");
+                    return new Check("log-store", true, options.LogStore == "clickhouse" ? $"ClickHouse at {options.ClickHouseUrl} answers" : "open, write-ahead logs replayed");
                 }
                 var free = new DriveInfo(Path.GetFullPath(options.DataDirectory)).AvailableFreeSpace;
                 var minimum = (long)options.HealthMinFreeDiskMegabytes << 20;

@@ -59,6 +59,10 @@ internal static class IngestPath
             return (null, new IngestError(StatusCodes.Status403Forbidden, Access.DeniedMessage(context, Actions.Ingest, "indexset:" + indexSet)));
         }
         var engine = context.RequestServices.GetLogStore();
+        if (engine.Unreachable is { } unreachable)
+        {
+            return (null, new IngestError(StatusCodes.Status503ServiceUnavailable, $"the log store cannot be reached ({unreachable}); no event of this request was stored, retry later"));
+        }
         if (!engine.TryGet(indexSet, out var store))
         {
             if (engine.Unavailable.TryGetValue(indexSet, out var reason))

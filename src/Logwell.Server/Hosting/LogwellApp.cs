@@ -29,7 +29,9 @@ public static class LogwellApp
         options.Validate();
         builder.Services.AddSingleton(Options.Create(options));
         builder.Services.AddSingleton(time);
-        builder.Services.AddSingleton<ILogStore>(services => LogEngine.Open(options.ToEngineOptions(), time, services.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddSingleton<ILogStore>(services => options.LogStore == "clickhouse"
+            ? Logwell.Storage.ClickHouse.ClickHouseLogStore.Open(options.ToClickHouseOptions(), time, services.GetRequiredService<ILoggerFactory>())
+            : LogEngine.Open(options.ToEngineOptions(), time, services.GetRequiredService<ILoggerFactory>()));
         TlsCertificate? tls = null;
         if (options.Tls)
         {

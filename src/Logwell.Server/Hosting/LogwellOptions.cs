@@ -177,6 +177,47 @@ public sealed record LogwellOptions
     /// <summary>Where the task queues, leases and schedule live: <c>sqlite</c> (<c>tasks.db</c> in the data directory) or <c>redis</c>.</summary>
     public string QueueBackend { get; init; } = "sqlite";
 
+    /// <summary>
+    /// Where events live: <c>embedded</c> (the engine in this process, under the data directory) or <c>clickhouse</c>
+    /// (cluster mode: every node over the same ClickHouse servers).
+    /// </summary>
+    public string LogStore { get; init; } = "embedded";
+
+    /// <summary>ClickHouse's HTTP interface for the <c>clickhouse</c> log store, <c>http://host:8123/</c>.</summary>
+    public string ClickHouseUrl { get; init; } = "";
+
+    public string ClickHouseUser { get; init; } = "default";
+
+    public string ClickHousePassword { get; init; } = "";
+
+    public string ClickHouseDatabase { get; init; } = "default";
+
+    /// <summary>
+    /// The ZooKeeper path under which the event tables are <c>ReplicatedMergeTree</c> (the servers' <c>{replica}</c>
+    /// macro names each copy), e.g. <c>/clickhouse/tables/logwell</c>; empty for plain MergeTree on one server.
+    /// </summary>
+    public string ClickHouseReplicationPath { get; init; } = "";
+
+    /// <summary>Replicas that must hold an insert before ingest answers 2xx (<c>insert_quorum</c>; 2 of 3 keeps writing with one lost); 0 or 1 for none.</summary>
+    public int ClickHouseInsertQuorum { get; init; }
+
+    /// <summary>How long an insert waits for its quorum before the request fails (and the client retries).</summary>
+    public int ClickHouseInsertQuorumTimeoutSeconds { get; init; } = 10;
+
+    /// <summary>The log store's settings for ClickHouse.</summary>
+    public Logwell.Storage.ClickHouse.ClickHouseStoreOptions ToClickHouseOptions() => new(new Uri(ClickHouseUrl))
+    {
+        User = ClickHouseUser,
+        Password = ClickHousePassword,
+        Database = ClickHouseDatabase,
+        ReplicationPath = ClickHouseReplicationPath.Length > 0 ? ClickHouseReplicationPath : null,
+        InsertQuorum = ClickHouseInsertQuorum,
+        InsertQuorumTimeout = TimeSpan.FromSeconds(ClickHouseInsertQuorumTimeoutSeconds),
+        DefaultRetentionDays = DefaultRetentionDays,
+        MaxQueuedEvents = MaxQueuedEvents,
+        MaxFieldsPerIndexSet = MaxFieldsPerIndexSet,
+    };
+
     /// <summary>The Redis server of the <c>redis</c> backend, as a StackExchange.Redis configuration string.</summary>
     public string RedisConnection { get; init; } = "127.0.0.1:6379";
 
@@ -356,6 +397,18 @@ public sealed record LogwellOptions
         if (DefaultOperator is not ("AND" or "OR"))
         {
             throw new ArgumentException($"Logwell:DefaultOperator must be AND or OR, not '{DefaultOperator}'");
+        }
+        if (LogStore is not ("embedded" or "clickhouse"))
+        {
+            throw new ArgumentException($"Logwell:LogStore must be embedded or clickhouse, not '{LogStore}'");
+        }
+        if (LogStore == "clickhouse" && !(Uri.TryCreate(ClickHouseUrl, UriKind.Absolute, out var clickHouse) && clickHouse.Scheme is "http" or "https"))
+        {
+            throw new ArgumentException($"Logwell:ClickHouseUrl must be ClickHouse's HTTP interface (http://host:8123/) when LogStore is clickhouse, not '{ClickHouseUrl}'");
+        }
+        if (ClickHouseInsertQuorumTimeoutSeconds < 1)
+        {
+            throw new ArgumentException("Logwell:ClickHouseInsertQuorumTimeoutSeconds must be at least 1");
         }
         if (QueueBackend is not ("sqlite" or "redis"))
         {

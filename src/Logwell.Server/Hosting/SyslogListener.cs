@@ -320,7 +320,7 @@ internal sealed class SyslogListener(IOptions<LogwellOptions> options, ILogStore
     /// <summary>Appends queued messages in batches of up to 10,000.</summary>
     private async Task WriteAsync()
     {
-        var store = await logStore.GetOrCreateAsync(_options.SyslogIndexSet).ConfigureAwait(false);
+        var store = await StoreRetry.UntilDoneAsync(() => logStore.GetOrCreateAsync(_options.SyslogIndexSet), time, logger, $"Opening index set {_options.SyslogIndexSet} for syslog", _stopping.Token).ConfigureAwait(false);
         var reader = _queue.Reader;
         var batch = new List<LogEvent>();
         while (await reader.WaitToReadAsync().ConfigureAwait(false))

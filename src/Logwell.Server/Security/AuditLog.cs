@@ -42,7 +42,7 @@ public sealed class AuditLog : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var store = await OpenAsync().ConfigureAwait(false);
+        var store = await StoreRetry.UntilDoneAsync(OpenAsync, _time, _logger, "Opening the audit log", stoppingToken).ConfigureAwait(false);
         var batch = new List<LogEvent>();
         // Drains what is queued after the stop, so the entries of the last requests are kept.
         while (await _entries.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
@@ -53,9 +53,14 @@ public sealed class AuditLog : BackgroundService
             }
             try
             {
-                await store.AppendAsync(batch, CancellationToken.None).ConfigureAwait(false);
+                // Requests wait (the queue is bounded) while the store fails, rather than lose their entries.
+                await StoreRetry.UntilDoneAsync(async () =>
+                {
+                    await store.AppendAsync(batch, CancellationToken.None).ConfigureAwait(false);
+                    return true;
+                }, _time, _logger, $"Writing {batch.Count} audit entries", stoppingToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or ChannelClosedException)
+            catch (Exception e) when (e is IOException or ObjectDisposedException or ChannelClosedException or HttpRequestException)
             {
                 _logger.LogError(e, "Audit log: {Count} entries could not be written: {Reason}", batch.Count, e.Message);
                 if (e is ObjectDisposedException or ChannelClosedException)

@@ -86,20 +86,24 @@ public sealed class ClickHouseLogStore : ILogStore
     internal TimeProvider Time => _time;
 
     /// <summary>
-    /// Opens the store: creates the catalog table and the <c>default</c> index set where they do not exist, and reads
-    /// the index sets. Fails with the server's answer when it cannot be reached.
+    /// Opens the store without waiting for the server: it connects (creating the catalog table and the <c>default</c>
+    /// index set where they do not exist) in the background, and reports <see cref="Unreachable"/> until it has.
     /// </summary>
+    public static ClickHouseLogStore Open(ClickHouseStoreOptions options, TimeProvider time, ILoggerFactory? loggers = null)
+    {
+        var store = new ClickHouseLogStore(options, time, loggers ?? NullLoggerFactory.Instance);
+        store._unreachable = $"ClickHouse at {options.Endpoint} has not answered yet";
+        store._refresh = Task.Run(store.RefreshLoopAsync, CancellationToken.None);
+        return store;
+    }
+
+    /// <summary>Opens the store and connects before answering; fails with the server's answer when it cannot.</summary>
     public static async Task<ClickHouseLogStore> OpenAsync(ClickHouseStoreOptions options, TimeProvider time, ILoggerFactory? loggers = null, CancellationToken cancellationToken = default)
     {
         var store = new ClickHouseLogStore(options, time, loggers ?? NullLoggerFactory.Instance);
         try
         {
-            await store.Client.ExecuteAsync(store.CatalogDdl(), cancellationToken: cancellationToken).ConfigureAwait(false);
-            await store.RefreshAsync(cancellationToken).ConfigureAwait(false);
-            if (!store.TryGet(IndexSetName.Default, out _))
-            {
-                await store.CreateAsync(IndexSetName.Default, null).ConfigureAwait(false);
-            }
+            await store.ConnectAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -108,6 +112,27 @@ public sealed class ClickHouseLogStore : ILogStore
         }
         store._refresh = Task.Run(store.RefreshLoopAsync, CancellationToken.None);
         return store;
+    }
+
+    private volatile bool _connected;
+    private volatile string? _unreachable;
+    private bool _outageLogged;
+
+    public string? Unreachable => _unreachable;
+
+    private async Task ConnectAsync(CancellationToken cancellationToken)
+    {
+        await Client.ExecuteAsync(CatalogDdl(), cancellationToken: cancellationToken).ConfigureAwait(false);
+        await RefreshAsync(cancellationToken).ConfigureAwait(false);
+        if (!TryGet(IndexSetName.Default, out _))
+        {
+            var (outcome, error, _) = await CreateAsync(IndexSetName.Default, null).ConfigureAwait(false);
+            if (outcome is not (CreateOutcome.Created or CreateOutcome.AlreadyExists))
+            {
+                throw new InvalidOperationException(error);
+            }
+        }
+        _connected = true;
     }
 
     private string CatalogDdl()
@@ -138,21 +163,45 @@ public sealed class ClickHouseLogStore : ILogStore
 
     private async Task RefreshLoopAsync()
     {
+        var first = true;
         while (!_stopping.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(_options.CatalogRefresh, _time, _stopping.Token).ConfigureAwait(false);
-                await RefreshAsync(_stopping.Token).ConfigureAwait(false);
+                if (!first)
+                {
+                    await Task.Delay(_options.CatalogRefresh, _time, _stopping.Token).ConfigureAwait(false);
+                }
+                first = false;
+                if (_connected)
+                {
+                    await RefreshAsync(_stopping.Token).ConfigureAwait(false);
+                }
+                else
+                {
+                    await ConnectAsync(_stopping.Token).ConfigureAwait(false);
+                }
+                if (_unreachable is not null)
+                {
+                    _logger.LogInformation("ClickHouse at {Endpoint} answers", _options.Endpoint);
+                    _unreachable = null;
+                    _outageLogged = false;
+                }
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
                 return;
             }
-            catch (Exception e) when (e is ClickHouseException or HttpRequestException or IOException or OperationCanceledException)
+            catch (Exception e) when (e is ClickHouseException or HttpRequestException or IOException or OperationCanceledException or InvalidOperationException)
             {
-                // The index sets known stay as they are until the server answers again.
-                _logger.LogWarning("Reading the index sets from ClickHouse failed: {Error}", e.Message);
+                // The index sets known stay as they are until the server answers again; said once per outage.
+                var reason = $"ClickHouse at {_options.Endpoint} does not answer: {e.Message}";
+                if (!_outageLogged)
+                {
+                    _logger.LogWarning("{Reason}; nothing is acknowledged until it does", reason);
+                    _outageLogged = true;
+                }
+                _unreachable = reason;
             }
         }
     }

@@ -103,6 +103,9 @@ public sealed class LogEngine : ILogStore
         }
     }
 
+    /// <summary>The engine is in this process: always reachable.</summary>
+    string? ILogStore.Unreachable => null;
+
     bool ILogStore.TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ILogIndexSet? indexSet)
     {
         var found = TryGet(name, out var store);
