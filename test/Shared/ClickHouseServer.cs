@@ -13,13 +13,14 @@ internal sealed class ClickHouseServer : IAsyncDisposable
 {
     public const string Binary = "/usr/sbin/clickhouse-server";
 
-    private readonly Process _process;
     private readonly string _directory;
+    private readonly string _config;
+    private Process _process = null!;
 
-    private ClickHouseServer(Process process, string directory, Uri endpoint)
+    private ClickHouseServer(string directory, string config, Uri endpoint)
     {
-        _process = process;
         _directory = directory;
+        _config = config;
         Endpoint = endpoint;
     }
 
@@ -60,7 +61,9 @@ internal sealed class ClickHouseServer : IAsyncDisposable
     }
 
     /// <param name="httpPort">The HTTP interface's port (a free one by default).</param>
-    public static async Task<ClickHouseServer> StartAsync(int? httpPort = null)
+    /// <param name="zooKeeper">host:port of the ZooKeeper that replicated tables coordinate through (none by default).</param>
+    /// <param name="replica">This server's <c>{replica}</c> macro: its name among the replicas.</param>
+    public static async Task<ClickHouseServer> StartAsync(int? httpPort = null, string? zooKeeper = null, string replica = "r1")
     {
         var directory = Directory.CreateTempSubdirectory("logwell-clickhouse-").FullName;
         var data = Path.Combine(directory, "data") + "/";
@@ -93,8 +96,19 @@ internal sealed class ClickHouseServer : IAsyncDisposable
                 <default_database>default</default_database>
                 <mark_cache_size>67108864</mark_cache_size>
                 <timezone>{TimeZone}</timezone>
+                <macros><replica>{replica}</replica><shard>1</shard></macros>
+                {(zooKeeper is null ? "" : $"<zookeeper><node><host>{zooKeeper.Split(':')[0]}</host><port>{zooKeeper.Split(':')[1]}</port></node><session_timeout_ms>4000</session_timeout_ms></zookeeper>")}
             </yandex>
             """);
+        var server = new ClickHouseServer(directory, config, new Uri($"http://127.0.0.1:{http}/"));
+        await server.LaunchAsync();
+        return server;
+    }
+
+    /// <summary>Starts the server process on its configuration and data (again, after <see cref="KillAsync"/>) and waits until it answers.</summary>
+    public async Task LaunchAsync()
+    {
+        var (config, directory, endpoint) = (_config, _directory, Endpoint);
         var info = new ProcessStartInfo(Binary, [$"--config-file={config}"])
         {
             RedirectStandardOutput = true,
@@ -105,12 +119,11 @@ internal sealed class ClickHouseServer : IAsyncDisposable
         // clock: Logwell computes every time it stores and compares, the server none.
         info.Environment.Remove("LD_PRELOAD");
         var process = Process.Start(info)!;
+        _process = process;
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var endpoint = new Uri($"http://127.0.0.1:{http}/");
-        var server = new ClickHouseServer(process, directory, endpoint);
         using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (!process.HasExited && DateTime.UtcNow < deadline)
@@ -133,10 +146,15 @@ internal sealed class ClickHouseServer : IAsyncDisposable
         if (process.HasExited)
         {
             var log = File.Exists(Path.Combine(directory, "server.err.log")) ? await File.ReadAllTextAsync(Path.Combine(directory, "server.err.log")) : "";
-            await server.DisposeAsync();
             throw new InvalidOperationException($"clickhouse-server exited at start: {log}");
         }
-        return server;
+    }
+
+    /// <summary>SIGKILL: the server gets no chance to finish anything.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
     }
 
     public async ValueTask DisposeAsync()

@@ -47,7 +47,7 @@ internal static class HealthEndpoints
                 var backedUp = engine.Names().Where(name => engine.TryGet(name, out var store) && store.IsBackedUp).ToList();
                 if (ready)
                 {
-                    return new Check("log-store", true, options.LogStore == "clickhouse" ? $"ClickHouse at {options.ClickHouseUrl} answers" : "open, write-ahead logs replayed");
+                    return new Check("log-store", true, options.LogStore == "clickhouse" ? $"ClickHouse at {string.Join(", ", options.ClickHouseUrls)} answers" : "open, write-ahead logs replayed");
                 }
                 var free = new DriveInfo(Path.GetFullPath(options.DataDirectory)).AvailableFreeSpace;
                 var minimum = (long)options.HealthMinFreeDiskMegabytes << 20;

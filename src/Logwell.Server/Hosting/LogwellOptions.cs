@@ -183,8 +183,14 @@ public sealed record LogwellOptions
     /// </summary>
     public string LogStore { get; init; } = "embedded";
 
-    /// <summary>ClickHouse's HTTP interface for the <c>clickhouse</c> log store, <c>http://host:8123/</c>.</summary>
+    /// <summary>
+    /// ClickHouse's HTTP interface for the <c>clickhouse</c> log store, <c>http://host:8123/</c>; the replicas' interfaces
+    /// separated by <c>;</c> where the tables are replicated (any of them takes any statement).
+    /// </summary>
     public string ClickHouseUrl { get; init; } = "";
+
+    /// <summary>The addresses in <see cref="ClickHouseUrl"/>.</summary>
+    public IReadOnlyList<string> ClickHouseUrls => ClickHouseUrl.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     public string ClickHouseUser { get; init; } = "default";
 
@@ -205,7 +211,7 @@ public sealed record LogwellOptions
     public int ClickHouseInsertQuorumTimeoutSeconds { get; init; } = 10;
 
     /// <summary>The log store's settings for ClickHouse.</summary>
-    public Logwell.Storage.ClickHouse.ClickHouseStoreOptions ToClickHouseOptions() => new(new Uri(ClickHouseUrl))
+    public Logwell.Storage.ClickHouse.ClickHouseStoreOptions ToClickHouseOptions() => new([.. ClickHouseUrls.Select(url => new Uri(url))])
     {
         User = ClickHouseUser,
         Password = ClickHousePassword,
@@ -402,9 +408,13 @@ public sealed record LogwellOptions
         {
             throw new ArgumentException($"Logwell:LogStore must be embedded or clickhouse, not '{LogStore}'");
         }
-        if (LogStore == "clickhouse" && !(Uri.TryCreate(ClickHouseUrl, UriKind.Absolute, out var clickHouse) && clickHouse.Scheme is "http" or "https"))
+        if (LogStore == "clickhouse" && (ClickHouseUrls.Count == 0 || ClickHouseUrls.Any(url => !(Uri.TryCreate(url, UriKind.Absolute, out var clickHouse) && clickHouse.Scheme is "http" or "https"))))
         {
-            throw new ArgumentException($"Logwell:ClickHouseUrl must be ClickHouse's HTTP interface (http://host:8123/) when LogStore is clickhouse, not '{ClickHouseUrl}'");
+            throw new ArgumentException($"Logwell:ClickHouseUrl must be ClickHouse's HTTP interface (http://host:8123/, several separated by ';') when LogStore is clickhouse, not '{ClickHouseUrl}'");
+        }
+        if (ClickHouseInsertQuorum > ClickHouseUrls.Count && ClickHouseInsertQuorum > 1)
+        {
+            throw new ArgumentException($"Logwell:ClickHouseInsertQuorum ({ClickHouseInsertQuorum}) cannot be more than the servers in ClickHouseUrl ({ClickHouseUrls.Count})");
         }
         if (ClickHouseInsertQuorumTimeoutSeconds < 1)
         {

@@ -122,7 +122,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
                     // With the time, orders events and names them in cursors; drawn afresh, so no two nodes collide.
                     evt.Seq = Random.Shared.NextInt64(1, long.MaxValue);
                 }
-                await _store.Client.InsertAsync(ClickHouseEvents.Table(Name), ClickHouseEvents.Block(added), _store.InsertSettings).ConfigureAwait(false);
+                await _store.InsertAsync(ClickHouseEvents.Table(Name), ClickHouseEvents.Block(added)).ConfigureAwait(false);
             }
             catch (Exception e) when (e is ClickHouseException or HttpRequestException or IOException or TaskCanceledException)
             {

@@ -10,9 +10,18 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Logwell.Storage.ClickHouse;
 
 /// <summary>Where and how a <see cref="ClickHouseLogStore"/> keeps events.</summary>
-/// <param name="Endpoint">The server's HTTP interface, <c>http://host:8123/</c>.</param>
-public sealed record ClickHouseStoreOptions(Uri Endpoint)
+/// <param name="Endpoints">The HTTP interfaces of the servers (<c>http://host:8123/</c>): one, or the replicas of the
+/// tables, each of which can take any statement.</param>
+public sealed record ClickHouseStoreOptions(IReadOnlyList<Uri> Endpoints)
 {
+    public ClickHouseStoreOptions(Uri endpoint)
+        : this([endpoint])
+    {
+    }
+
+    /// <summary>The servers as messages name them.</summary>
+    public string Described => Endpoints.Count == 1 ? $"ClickHouse at {Endpoints[0]}" : $"ClickHouse at {string.Join(", ", Endpoints)}";
+
     public string User { get; init; } = "default";
 
     public string Password { get; init; } = "";
@@ -76,10 +85,10 @@ public sealed class ClickHouseLogStore : ILogStore
         _time = time;
         _loggers = loggers;
         _logger = loggers.CreateLogger<ClickHouseLogStore>();
-        Client = new ClickHouseHttp(options.Endpoint, options.User, options.Password, options.Database);
+        Client = new ClickHouseReplicas(options.Endpoints, options.User, options.Password, options.Database, TimeSpan.FromMinutes(5));
     }
 
-    internal ClickHouseHttp Client { get; }
+    internal ClickHouseReplicas Client { get; }
 
     internal ClickHouseStoreOptions Options => _options;
 
@@ -92,7 +101,7 @@ public sealed class ClickHouseLogStore : ILogStore
     public static ClickHouseLogStore Open(ClickHouseStoreOptions options, TimeProvider time, ILoggerFactory? loggers = null)
     {
         var store = new ClickHouseLogStore(options, time, loggers ?? NullLoggerFactory.Instance);
-        store._unreachable = $"ClickHouse at {options.Endpoint} has not answered yet";
+        store._unreachable = $"{options.Described} has not answered yet";
         store._refresh = Task.Run(store.RefreshLoopAsync, CancellationToken.None);
         return store;
     }
@@ -122,7 +131,7 @@ public sealed class ClickHouseLogStore : ILogStore
 
     private async Task ConnectAsync(CancellationToken cancellationToken)
     {
-        await Client.ExecuteAsync(CatalogDdl(), cancellationToken: cancellationToken).ConfigureAwait(false);
+        await Client.OnEachAsync(CatalogDdl(), cancellationToken).ConfigureAwait(false);
         await RefreshAsync(cancellationToken).ConfigureAwait(false);
         if (!TryGet(IndexSetName.Default, out _))
         {
@@ -183,7 +192,7 @@ public sealed class ClickHouseLogStore : ILogStore
                 }
                 if (_unreachable is not null)
                 {
-                    _logger.LogInformation("ClickHouse at {Endpoint} answers", _options.Endpoint);
+                    _logger.LogInformation("{Servers} answers", _options.Described);
                     _unreachable = null;
                     _outageLogged = false;
                 }
@@ -195,7 +204,7 @@ public sealed class ClickHouseLogStore : ILogStore
             catch (Exception e) when (e is ClickHouseException or HttpRequestException or IOException or OperationCanceledException or InvalidOperationException)
             {
                 // The index sets known stay as they are until the server answers again; said once per outage.
-                var reason = $"ClickHouse at {_options.Endpoint} does not answer: {e.Message}";
+                var reason = $"{_options.Described} does not answer: {e.Message}";
                 if (!_outageLogged)
                 {
                     _logger.LogWarning("{Reason}; nothing is acknowledged until it does", reason);
@@ -254,6 +263,76 @@ public sealed class ClickHouseLogStore : ILogStore
         {
             await set.DisposeAsync().ConfigureAwait(false);
         }
+        if (Client.Count > 1)
+        {
+            await ReconcileAsync(rows.Select(r => (r.Name, r.Deleted)).ToList(), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Brings each replica that answers in line with the catalog: the tables of index sets created while it was away,
+    /// made (a replicated table then fetches its parts from the others), and those of deleted ones, dropped.
+    /// </summary>
+    private async Task ReconcileAsync(List<(string Name, bool Deleted)> catalog, CancellationToken cancellationToken)
+    {
+        for (var replica = 0; replica < Client.Count; replica++)
+        {
+            var client = Client[replica];
+            try
+            {
+                var tables = new HashSet<string>(StringComparer.Ordinal);
+                await foreach (var row in client.QueryAsync($"SELECT name FROM system.tables WHERE database = currentDatabase()", cancellationToken: cancellationToken).ConfigureAwait(false))
+                {
+                    tables.Add(row.GetProperty("name").GetString()!);
+                }
+                if (!tables.Contains(CatalogTable))
+                {
+                    await client.ExecuteAsync(CatalogDdl(), cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+                foreach (var (name, deleted) in catalog)
+                {
+                    var table = ClickHouseEvents.Table(name);
+                    if (deleted && tables.Contains(table))
+                    {
+                        await client.ExecuteAsync($"DROP TABLE IF EXISTS {ClickHouseSql.Identifier(table)}", cancellationToken: cancellationToken).ConfigureAwait(false);
+                    }
+                    else if (!deleted && !tables.Contains(table))
+                    {
+                        await client.ExecuteAsync(ClickHouseEvents.CreateTable(name, _options.ReplicationPath), cancellationToken: cancellationToken).ConfigureAwait(false);
+                        _logger.LogInformation("Index set {Name}: its table made on {Replica}, which was away when the index set was created", name, Client.Endpoints[replica]);
+                    }
+                }
+            }
+            catch (Exception e) when (ClickHouseReplicas.IsReplicaDown(e))
+            {
+                // Done on the refresh after it answers again.
+            }
+        }
+    }
+
+    /// <summary>
+    /// Inserts one block and answers once ClickHouse has it (with its quorum). An insert whose outcome ClickHouse does
+    /// not know (code 319, a quorum lost mid-way) is sent again as the same block: a replicated table stores identical
+    /// blocks once.
+    /// </summary>
+    internal async Task InsertAsync(string table, byte[] block, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await Client.OnAnyAsync(async client =>
+                {
+                    await client.InsertAsync(table, block, InsertSettings, cancellationToken).ConfigureAwait(false);
+                    return true;
+                }).ConfigureAwait(false);
+                return;
+            }
+            catch (ClickHouseException e) when (e.Code == 319 && attempt < 3)
+            {
+                _logger.LogWarning("An insert into {Table} has an unknown outcome ({Error}); sending the same block again", table, e.ServerMessage);
+            }
+        }
     }
 
     private Task WriteCatalogAsync(string name, int retentionDays, DateTimeOffset created, CleaningPipeline? pipeline, bool deleted, CancellationToken cancellationToken = default)
@@ -270,7 +349,7 @@ public sealed class ClickHouseLogStore : ILogStore
             writer.WriteNumber("version", _time.GetUtcNow().UtcTicks);
             writer.WriteEndObject();
         }
-        return Client.InsertAsync(CatalogTable, row.WrittenMemory, InsertSettings, cancellationToken);
+        return InsertAsync(CatalogTable, row.WrittenSpan.ToArray(), cancellationToken);
     }
 
     /// <summary>Saves an index set's pipeline for every node; the caller's copy uses it at once.</summary>
@@ -331,7 +410,7 @@ public sealed class ClickHouseLogStore : ILogStore
                 return (CreateOutcome.AlreadyExists, $"index set '{name}' already exists", null);
             }
             // The table first: an index set in the catalog always has one.
-            await Client.ExecuteAsync(ClickHouseEvents.CreateTable(name, _options.ReplicationPath)).ConfigureAwait(false);
+            await Client.OnEachAsync(ClickHouseEvents.CreateTable(name, _options.ReplicationPath)).ConfigureAwait(false);
             var created = _time.GetUtcNow();
             await WriteCatalogAsync(name, days, created, null, deleted: false).ConfigureAwait(false);
             var set = new ClickHouseIndexSet(this, name, days, created, null, _loggers.CreateLogger<ClickHouseIndexSet>());
@@ -379,7 +458,7 @@ public sealed class ClickHouseLogStore : ILogStore
             // The catalog first: once it says deleted, no node writes to the table any more, then the table goes.
             await WriteCatalogAsync(name, set.RetentionDays, set.Created, null, deleted: true).ConfigureAwait(false);
             await set.DisposeAsync().ConfigureAwait(false);
-            await Client.ExecuteAsync($"DROP TABLE IF EXISTS {ClickHouseSql.Identifier(ClickHouseEvents.Table(name))}").ConfigureAwait(false);
+            await Client.OnEachAsync($"DROP TABLE IF EXISTS {ClickHouseSql.Identifier(ClickHouseEvents.Table(name))}").ConfigureAwait(false);
             _logger.LogInformation("Deleted index set {Name} from ClickHouse", name);
             return true;
         }
