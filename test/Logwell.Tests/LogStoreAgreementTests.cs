@@ -43,8 +43,10 @@ public sealed class LogStoreAgreementTests
         return json[..^1] + $",\"list\":[\"{escaped}\",7,null,\"\\u212Aelvin\"]}}";
     }
 
-    [SkippableFact]
-    public async Task ClickHouseFindsWhatTheEngineFindsWhereCaseRulesAndEscapesDiffer()
+    [SkippableTheory]
+    [InlineData(TestLogStore.ClickHouse)]
+    [InlineData(TestLogStore.Chdb)]
+    public async Task ClickHouseFindsWhatTheEngineFindsWhereCaseRulesAndEscapesDiffer(string kind)
     {
         var random = new Random(11);
         var lines = new StringBuilder();
@@ -60,7 +62,7 @@ public sealed class LogStoreAgreementTests
             return decoded.Events;
         }
         await using var engine = await TestLogStore.OpenAsync(TestLogStore.Embedded, "agree");
-        await using var clickHouse = await TestLogStore.OpenAsync(TestLogStore.ClickHouse, "agree");
+        await using var clickHouse = await TestLogStore.OpenAsync(kind, "agree");
         await engine.Set.AppendAsync(Decoded());
         await clickHouse.Set.AppendAsync(Decoded());
 
@@ -103,7 +105,7 @@ public sealed class LogStoreAgreementTests
                 telling += expected.Count is > 0 and < 120 ? 1 : 0;
                 if (!expected.SequenceEqual(found))
                 {
-                    failures.Add($"'{text}': the engine ({where}) finds [{string.Join(", ", expected)}], ClickHouse [{string.Join(", ", found)}]");
+                    failures.Add($"'{text}': the engine ({where}) finds [{string.Join(", ", expected)}], {kind} [{string.Join(", ", found)}]");
                 }
             }
         }

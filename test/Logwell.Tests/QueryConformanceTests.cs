@@ -709,11 +709,12 @@ public sealed partial class QueryConformanceTests(QueryConformanceNode fixture) 
 
     /// <summary>
     /// Each example finds exactly the events its predicate says: on the engine from memory tables and again from
-    /// segments, and on ClickHouse.
+    /// segments, and on ClickHouse 18.16 and 26.7.
     /// </summary>
     [SkippableTheory]
     [InlineData(TestLogStore.Embedded)]
     [InlineData(TestLogStore.ClickHouse)]
+    [InlineData(TestLogStore.Chdb)]
     public async Task EveryExampleFindsTheEventsItsSemanticsSay(string kind)
     {
         var examples = Examples();
@@ -1155,6 +1156,7 @@ public sealed partial class QueryConformanceTests(QueryConformanceNode fixture) 
     [SkippableTheory]
     [InlineData(TestLogStore.Embedded)]
     [InlineData(TestLogStore.ClickHouse)]
+    [InlineData(TestLogStore.Chdb)]
     public async Task LuqumQueriesAnswerWhatABruteForceReadingOfTheParsedQueryFinds(string kind)
     {
         await using var store = await TestLogStore.OpenAsync(kind, "luqum");

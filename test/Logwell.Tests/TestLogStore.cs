@@ -6,12 +6,16 @@ namespace Logwell.Tests;
 
 /// <summary>
 /// A log store of either kind for tests that hold every store to the same answers: the embedded engine in a temporary
-/// directory, or ClickHouse (Debian's 18.16, one server for the run) in a database of the test's own.
+/// directory, or ClickHouse in a database of the test's own: Debian's 18.16, or a current release through chdb (one server
+/// of each for the run).
 /// </summary>
 internal sealed class TestLogStore : IAsyncDisposable
 {
     public const string Embedded = "embedded";
     public const string ClickHouse = "clickhouse";
+
+    /// <summary>A current ClickHouse (26.7, through chdb).</summary>
+    public const string Chdb = "chdb";
 
     private readonly Func<ValueTask> _dispose;
 
@@ -48,18 +52,18 @@ internal sealed class TestLogStore : IAsyncDisposable
                 directory.Dispose();
             });
         }
-        var server = await ClickHouseServer.SharedAsync();
+        var endpoint = kind == Chdb ? await ChdbServer.EndpointAsync() : (await ClickHouseServer.SharedAsync()).Endpoint;
         var database = "logwell_" + Guid.NewGuid().ToString("N");
-        using (var admin = new ClickHouseHttp(server.Endpoint))
+        using (var admin = new ClickHouseHttp(endpoint))
         {
             await admin.ExecuteAsync($"CREATE DATABASE {database}");
         }
-        var clickHouse = await ClickHouseLogStore.OpenAsync(new ClickHouseStoreOptions(server.Endpoint) { Database = database, DefaultRetentionDays = 36_500 }, time);
+        var clickHouse = await ClickHouseLogStore.OpenAsync(new ClickHouseStoreOptions(endpoint) { Database = database, DefaultRetentionDays = 36_500 }, time);
         var set = await ((ILogStore)clickHouse).GetOrCreateAsync(indexSet);
-        return new TestLogStore(clickHouse, set, [("in ClickHouse", () => Task.CompletedTask)], async () =>
+        return new TestLogStore(clickHouse, set, [(kind == Chdb ? "in ClickHouse 26.7" : "in ClickHouse 18.16", () => Task.CompletedTask)], async () =>
         {
             await clickHouse.DisposeAsync();
-            using var admin = new ClickHouseHttp(server.Endpoint);
+            using var admin = new ClickHouseHttp(endpoint);
             await admin.ExecuteAsync($"DROP DATABASE IF EXISTS {database}");
         });
     }

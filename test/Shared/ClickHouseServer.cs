@@ -53,11 +53,26 @@ internal sealed class ClickHouseServer : IAsyncDisposable
     /// <summary>The HTTP interface.</summary>
     public Uri Endpoint { get; }
 
+    /// <summary>
+    /// A free loopback port below Linux's ephemeral range (32768 and up), so that no process binding port 0 (a Logwell
+    /// node of another test) is given it between now and the server's start, or while a killed server is down.
+    /// </summary>
     public static int FreePort()
     {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+        while (true)
+        {
+            var port = System.Random.Shared.Next(20_000, 32_000);
+            try
+            {
+                using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                socket.Bind(new IPEndPoint(IPAddress.Loopback, port));
+                return port;
+            }
+            catch (SocketException)
+            {
+                // Taken: draw another.
+            }
+        }
     }
 
     /// <param name="httpPort">The HTTP interface's port (a free one by default).</param>
