@@ -7,7 +7,8 @@
 # example runs as written), supervisor (logwell supervise is compared with Debian's supervisord; the package's own
 # service is not started), python3-elasticsearch (Python's Elasticsearch client ships with credentials) and
 # clickhouse-server (18.16: the ClickHouse tests start their own servers on free ports; the package's is not started)
-# and zookeeper (its replicas coordinate through one the tests start; the package's is not started).
+# zookeeper (its replicas coordinate through one the tests start; the package's is not started) and haproxy (the
+# cluster test balances its nodes through one of its own; the package's is not started).
 # Then it runs the tests that see event times again with the clock 400 days ahead (faketime -f '+400d'): every unit
 # test and the integration classes marked Category=DateSensitive. A fixed event date fails that pass on the day it is
 # written, not on the day retention or a time window makes it expire.
@@ -38,6 +39,7 @@ find /usr/lib -name lmnsd_gtls.so 2>/dev/null | grep -q . || missing+=(rsyslog-g
 [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
 [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v curl >/dev/null 2>&1 || missing+=(curl)

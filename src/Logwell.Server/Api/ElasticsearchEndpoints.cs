@@ -292,7 +292,7 @@ internal static class ElasticsearchEndpoints
             }
             // The index set's cleaning pipeline replaces events in the list: read them back from it.
             var events = batchItems.Select(i => i.Event!).ToList();
-            if (await IngestPath.AppendAsync(store, events).ConfigureAwait(false) is { } failed)
+            if (await IngestPath.AppendAsync(context, store, events).ConfigureAwait(false) is { } failed)
             {
                 batchItems.ForEach(item => Fail(item, failed.Status, failed.Status == 404 ? "index_not_found_exception" : "unavailable_shards_exception", failed.Message));
                 continue;

@@ -57,7 +57,7 @@ internal static class IngestEndpoints
             format = first.Length > 0 && first[0] == (byte)'{' ? BodyFormat.JsonLines : BodyFormat.Text;
         }
         var decoded = format == BodyFormat.JsonLines ? EventDecoder.DecodeJsonLines(span, received, options.MaxLineBytes) : EventDecoder.DecodeText(span, received, options.MaxLineBytes);
-        if (await IngestPath.AppendAsync(store!, decoded.Events).ConfigureAwait(false) is { } failed)
+        if (await IngestPath.AppendAsync(context, store!, decoded.Events).ConfigureAwait(false) is { } failed)
         {
             await ErrorResponses.WriteAsync(context, failed.Status, failed.Message).ConfigureAwait(false);
             return;

@@ -82,7 +82,11 @@ internal static class IngestPath
     /// Appends and waits until the events are durable; null when they are, else why none of them was acknowledged.
     /// Not tied to the request: once queued the batch is written, whether or not the client waits.
     /// </summary>
-    public static async Task<IngestError?> AppendAsync(ILogIndexSet store, List<LogEvent> events)
+    /// <remarks>
+    /// With an <c>Idempotency-Key</c> header, the request's events for this index set are written as a unit the store
+    /// recognises when the client sends it again (<see cref="ILogIndexSet.AppendOnceAsync"/>).
+    /// </remarks>
+    public static async Task<IngestError?> AppendAsync(HttpContext context, ILogIndexSet store, List<LogEvent> events)
     {
         if (events.Count == 0)
         {
@@ -90,7 +94,14 @@ internal static class IngestPath
         }
         try
         {
-            await store.AppendAsync(events, CancellationToken.None).ConfigureAwait(false);
+            if (context.Request.Headers["Idempotency-Key"].ToString() is { Length: > 0 } key)
+            {
+                await store.AppendOnceAsync(events, key, CancellationToken.None).ConfigureAwait(false);
+            }
+            else
+            {
+                await store.AppendAsync(events, CancellationToken.None).ConfigureAwait(false);
+            }
             return null;
         }
         catch (Exception e) when (e is ObjectDisposedException or ChannelClosedException)

@@ -62,7 +62,7 @@ internal static class LokiEndpoints
             await WriteAsync(context, StatusCodes.Status413PayloadTooLarge, e.Message).ConfigureAwait(false);
             return;
         }
-        if (await IngestPath.AppendAsync(store!, events).ConfigureAwait(false) is { } failed)
+        if (await IngestPath.AppendAsync(context, store!, events).ConfigureAwait(false) is { } failed)
         {
             await WriteAsync(context, failed.Status, failed.Message).ConfigureAwait(false);
             return;

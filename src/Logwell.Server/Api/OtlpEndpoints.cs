@@ -61,7 +61,7 @@ internal static class OtlpEndpoints
         var events = ToEvents(request, context.RequestServices.GetTime().GetUtcNow(), json);
         // A record over the line limit fails alone, reported as OTLP's partial success.
         var rejected = events.RemoveAll(e => Encoding.UTF8.GetByteCount(e.Message) > options.MaxLineBytes);
-        if (await IngestPath.AppendAsync(store!, events).ConfigureAwait(false) is { } failed)
+        if (await IngestPath.AppendAsync(context, store!, events).ConfigureAwait(false) is { } failed)
         {
             await WriteStatusAsync(context, json, failed.Status, failed.Message).ConfigureAwait(false);
             return;

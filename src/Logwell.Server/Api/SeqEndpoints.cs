@@ -58,7 +58,7 @@ internal static class SeqEndpoints
             await WriteAsync(context, 400, $"no event could be read; line {decoded.Errors[0].Line}: {decoded.Errors[0].Error}").ConfigureAwait(false);
             return;
         }
-        if (await IngestPath.AppendAsync(store!, decoded.Events).ConfigureAwait(false) is { } failed)
+        if (await IngestPath.AppendAsync(context, store!, decoded.Events).ConfigureAwait(false) is { } failed)
         {
             await WriteAsync(context, failed.Status, failed.Message).ConfigureAwait(false);
             return;

@@ -100,6 +100,42 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         StorageMetrics.IngestedEvents.Add(events.Count, new KeyValuePair<string, object?>("indexset", Name));
     }
 
+    public async Task AppendOnceAsync(List<LogEvent> events, string key, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (events.Count == 0)
+        {
+            return;
+        }
+        if (_pipeline is { } pipeline)
+        {
+            for (var i = 0; i < events.Count; i++)
+            {
+                events[i] = pipeline.Apply(events[i]);
+            }
+        }
+        // Ids from the key and the event's place: the same request makes the same block, byte for byte.
+        var keyBytes = System.Text.Encoding.UTF8.GetBytes(Name + "\n" + key + "\n");
+        var buffer = new byte[keyBytes.Length + 4];
+        keyBytes.CopyTo(buffer, 0);
+        for (var i = 0; i < events.Count; i++)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(keyBytes.Length), i);
+            events[i].Seq = (long)(System.IO.Hashing.XxHash64.HashToUInt64(buffer) & long.MaxValue) | 1;
+        }
+        try
+        {
+            await _store.InsertAsync(ClickHouseEvents.Table(Name), ClickHouseEvents.Block(events), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ClickHouseException or HttpRequestException or TaskCanceledException)
+        {
+            _logger.LogWarning("Index set {Name}: an insert of {Count} events failed ({Error}); none of them was acknowledged", Name, events.Count, e.Message);
+            throw new IOException($"ClickHouse did not store the events: {e.Message}", e);
+        }
+        _tails.Publish(events);
+        StorageMetrics.IngestedEvents.Add(events.Count, new KeyValuePair<string, object?>("indexset", Name));
+    }
+
     private async Task WriteLoopAsync()
     {
         var reader = _appends.Reader;

@@ -311,12 +311,14 @@ public sealed class ClickHouseLogStore : ILogStore
     }
 
     /// <summary>
-    /// Inserts one block and answers once ClickHouse has it (with its quorum). An insert whose outcome ClickHouse does
-    /// not know (code 319, a quorum lost mid-way) is sent again as the same block: a replicated table stores identical
-    /// blocks once.
+    /// Inserts one block and answers once ClickHouse has it (with its quorum). While a replica's loss unsettles the
+    /// quorum (code 319: the outcome of this insert is unknown; 286: an earlier quorum insert is not settled yet), the
+    /// same block is sent again every quarter second, for up to three quorum timeouts: a replicated table stores
+    /// identical blocks once, and the client sees a slower answer rather than a failure.
     /// </summary>
     internal async Task InsertAsync(string table, byte[] block, CancellationToken cancellationToken = default)
     {
+        var deadline = _time.GetUtcNow() + 3 * _options.InsertQuorumTimeout;
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -328,9 +330,13 @@ public sealed class ClickHouseLogStore : ILogStore
                 }).ConfigureAwait(false);
                 return;
             }
-            catch (ClickHouseException e) when (e.Code == 319 && attempt < 3)
+            catch (ClickHouseException e) when (e.Code is 319 or 286 && (attempt < 3 || _time.GetUtcNow() < deadline))
             {
-                _logger.LogWarning("An insert into {Table} has an unknown outcome ({Error}); sending the same block again", table, e.ServerMessage);
+                if (attempt == 1)
+                {
+                    _logger.LogWarning("An insert into {Table} waits for its quorum to settle ({Error}); sending the same block again", table, e.ServerMessage.Split('\n')[0]);
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(250), _time, cancellationToken).ConfigureAwait(false);
             }
         }
     }

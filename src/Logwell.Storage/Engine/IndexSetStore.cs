@@ -1536,6 +1536,8 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         }
     }
 
+    Task ILogIndexSet.AppendOnceAsync(List<LogEvent> events, string key, CancellationToken cancellationToken) => AppendAsync(events, cancellationToken);
+
     Task ILogIndexSet.SetPipelineAsync(CleaningPipeline? pipeline, CancellationToken cancellationToken) => Task.Run(() => SetPipeline(pipeline), cancellationToken);
 
     // The log store's reads answer on the calling thread: the work is CPU and page cache, and the callers run it off

@@ -1,0 +1,215 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using Logwell.Storage.ClickHouse;
+using Logwell.Tests;
+using Xunit.Abstractions;
+
+namespace Logwell.IntegrationTests;
+
+/// <summary>
+/// Three Logwell nodes over three ClickHouse 18.16 replicas (ZooKeeper, quorum 2) behind HAProxy with the repository's
+/// <c>deploy/haproxy.cfg</c>. Two clients ingest through HAProxy, sending each batch again with its
+/// <c>Idempotency-Key</c> until it is acknowledged; a node and then a replica are killed with SIGKILL. Every acknowledged
+/// event is stored exactly once, and HAProxy takes the dead node out of rotation.
+/// </summary>
+public sealed class ClusterFailoverTests(ITestOutputHelper output)
+{
+    private static bool HaproxyInstalled => File.Exists("/usr/sbin/haproxy");
+
+    [SkippableFact]
+    public async Task KillingANodeAndAReplicaUnderIngestLosesAndDuplicatesNoAcknowledgedEvent()
+    {
+        Skip.If(!ClickHouseServer.Installed, ClickHouseServer.Missing);
+        Skip.If(!ZooKeeperServer.Installed, ZooKeeperServer.Missing);
+        Skip.If(!HaproxyInstalled, "haproxy is not installed (test.sh installs Debian's package when run as root)");
+        using var dir = new TempDirectory();
+        await using var zooKeeper = await ZooKeeperServer.StartAsync();
+        var replicas = new List<ClickHouseServer>();
+        var nodes = new List<LogwellNode>();
+        Process? haproxy = null;
+        try
+        {
+            for (var r = 1; r <= 3; r++)
+            {
+                replicas.Add(await ClickHouseServer.StartAsync(zooKeeper: zooKeeper.Address, replica: $"r{r}"));
+            }
+            var settings = new Dictionary<string, string>
+            {
+                ["LOGWELL_LogStore"] = "clickhouse",
+                ["LOGWELL_ClickHouseUrl"] = string.Join(';', replicas.Select(r => r.Endpoint)),
+                ["LOGWELL_ClickHouseReplicationPath"] = "/clickhouse/tables/logwell-failover",
+                ["LOGWELL_ClickHouseInsertQuorum"] = "2",
+                ["LOGWELL_ClickHouseInsertQuorumTimeoutSeconds"] = "3",
+            };
+            var ports = new List<int>();
+            for (var n = 1; n <= 3; n++)
+            {
+                var port = ClickHouseServer.FreePort();
+                ports.Add(port);
+                nodes.Add(await LogwellNode.StartAsync(Path.Combine(dir.Path, $"node{n}"), env: settings, urls: $"http://127.0.0.1:{port}"));
+            }
+
+            // The shipped configuration, with this test's addresses.
+            var front = ClickHouseServer.FreePort();
+            var socket = Path.Combine(dir.Path, "haproxy.sock");
+            var config = string.Join('\n', (await File.ReadAllLinesAsync(Path.Combine(LogwellNode.RepositoryRoot, "deploy", "haproxy.cfg")))
+                .Where(line => !line.TrimStart().StartsWith("server ", StringComparison.Ordinal))
+                .Select(line => line.TrimStart() switch
+                {
+                    var l when l.StartsWith("bind ", StringComparison.Ordinal) => $"    bind 127.0.0.1:{front}",
+                    var l when l.StartsWith("stats socket ", StringComparison.Ordinal) => $"    stats socket {socket} mode 600 level admin",
+                    _ => line,
+                })
+                .Concat(ports.Select((port, i) => $"    server node{i + 1} 127.0.0.1:{port} check")));
+            var configFile = Path.Combine(dir.Path, "haproxy.cfg");
+            await File.WriteAllTextAsync(configFile, config + "\n");
+            haproxy = Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-f", configFile, "-db"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            haproxy.OutputDataReceived += (_, _) => { };
+            haproxy.ErrorDataReceived += (_, _) => { };
+            haproxy.BeginOutputReadLine();
+            haproxy.BeginErrorReadLine();
+            await WorkerProcessTests.WaitForAsync(() => Statuses(socket).Count(s => s.Value == "UP") == 3, TimeSpan.FromSeconds(60), () => string.Join(", ", Statuses(socket)));
+
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{front}/"), Timeout = TimeSpan.FromSeconds(30) };
+            var acknowledged = new ConcurrentBag<long>();
+            var failedAttempts = new ConcurrentBag<(string Phase, string Why)>();
+            var phase = "before";
+            var acknowledgedInPhase = new ConcurrentDictionary<string, int>();
+            var next = 0L;
+            using var stop = new CancellationTokenSource();
+            async Task ClientAsync()
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    var ids = Enumerable.Range(0, 20).Select(_ => Interlocked.Increment(ref next)).ToList();
+                    var now = DateTimeOffset.UtcNow;
+                    var body = string.Concat(ids.Select(id => FormattableString.Invariant($"{{\"@timestamp\":\"{now:O}\",\"message\":\"event {id}\",\"n\":{id}}}\n")));
+                    var key = Guid.NewGuid().ToString("N");
+                    for (var attempt = 1; ; attempt++)
+                    {
+                        var current = Volatile.Read(ref phase);
+                        try
+                        {
+                            using var request = new HttpRequestMessage(HttpMethod.Post, "api/v1/indexsets/app/ingest") { Content = new StringContent(body, Encoding.UTF8, "application/x-ndjson") };
+                            request.Headers.Add("Idempotency-Key", key);
+                            using var response = await http.SendAsync(request);
+                            if (response.IsSuccessStatusCode)
+                            {
+                                foreach (var id in ids)
+                                {
+                                    acknowledged.Add(id);
+                                }
+                                acknowledgedInPhase.AddOrUpdate(current, 1, (_, c) => c + 1);
+                                break;
+                            }
+                            failedAttempts.Add((current, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}"));
+                        }
+                        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                        {
+                            failedAttempts.Add((current, e.Message));
+                        }
+                        Assert.True(attempt < 50, "a batch was refused 50 times");
+                        await Task.Delay(200);
+                    }
+                }
+            }
+            var clients = new[] { Task.Run(ClientAsync), Task.Run(ClientAsync) };
+            async Task WaitForBatchesAsync(string name, int count) =>
+                await WorkerProcessTests.WaitForAsync(() => acknowledgedInPhase.GetValueOrDefault(name) >= count || clients.Any(c => c.IsFaulted), TimeSpan.FromSeconds(90), () => $"{acknowledgedInPhase.GetValueOrDefault(name)} batches acknowledged in phase {name}");
+
+            await WaitForBatchesAsync("before", 30);
+            Volatile.Write(ref phase, "node killed");
+            var killed = Stopwatch.StartNew();
+            await nodes[0].KillAsync();
+            await WorkerProcessTests.WaitForAsync(() => Statuses(socket).GetValueOrDefault("node1") is "DOWN", TimeSpan.FromSeconds(30), () => string.Join(", ", Statuses(socket)));
+            var down = killed.Elapsed;
+            await WaitForBatchesAsync("node killed", 40);
+
+            Volatile.Write(ref phase, "replica killed");
+            await replicas[0].KillAsync();
+            await WaitForBatchesAsync("replica killed", 40);
+            await stop.CancelAsync();
+            await Task.WhenAll(clients);
+
+            output.WriteLine($"acknowledged {acknowledged.Count} events in {acknowledgedInPhase.Values.Sum()} batches of 20 ({string.Join(", ", acknowledgedInPhase.Select(p => $"{p.Key}: {p.Value}"))})");
+            output.WriteLine($"HAProxy marked the killed node DOWN after {down.TotalSeconds:0.0} s");
+            output.WriteLine($"failed attempts seen by clients (each retried until acknowledged): {failedAttempts.Count}: {string.Join(" | ", failedAttempts.Select(f => $"{f.Phase}: {f.Why[..Math.Min(f.Why.Length, 120)]}").Take(10))}");
+
+            // On each live replica, every acknowledged event exactly once.
+            var expected = acknowledged.ToHashSet();
+            Assert.Equal(acknowledged.Count, expected.Count);
+            foreach (var replica in replicas.Skip(1))
+            {
+                using var client = new ClickHouseHttp(replica.Endpoint);
+                Dictionary<long, long> counts = [];
+                await WorkerProcessTests.WaitForAsync(() =>
+                {
+                    counts = [];
+                    foreach (var row in client.QueryAsync($"SELECT field_longs[indexOf(field_names, 'n')] AS n, count() AS c FROM {ClickHouseEvents.Table("app")} GROUP BY n").ToBlockingEnumerable())
+                    {
+                        counts[row.GetProperty("n").GetInt64()] = row.GetProperty("c").GetInt64();
+                    }
+                    return expected.All(counts.ContainsKey);
+                }, TimeSpan.FromSeconds(60), () => $"{replica.Endpoint}: {expected.Count(id => !counts.ContainsKey(id))} acknowledged events missing");
+                var duplicated = counts.Where(c => c.Value > 1 && expected.Contains(c.Key)).Select(c => c.Key).ToList();
+                Assert.True(duplicated.Count == 0, $"{replica.Endpoint}: acknowledged events stored more than once: {string.Join(", ", duplicated.Take(20))}");
+            }
+            // Through HAProxy, the nodes that live count them all (a search of any node).
+            var (_, found) = await HttpApiTests.SendAsync(http, HttpMethod.Get, "/api/v1/search?indexset=app&limit=0&track_total_hits=true");
+            Assert.True(found.GetProperty("total").GetInt64() >= expected.Count);
+        }
+        finally
+        {
+            if (haproxy is not null)
+            {
+                haproxy.Kill(entireProcessTree: true);
+                await haproxy.WaitForExitAsync();
+                haproxy.Dispose();
+            }
+            foreach (var node in nodes)
+            {
+                await node.DisposeAsync();
+            }
+            foreach (var replica in replicas)
+            {
+                await replica.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>Each server of the <c>logwell</c> backend and its status (UP, DOWN, …), from HAProxy's stats socket.</summary>
+    private static Dictionary<string, string> Statuses(string socketPath)
+    {
+        var statuses = new Dictionary<string, string>(StringComparer.Ordinal);
+        try
+        {
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            socket.Connect(new UnixDomainSocketEndPoint(socketPath));
+            socket.Send("show stat\n"u8);
+            var text = new StringBuilder();
+            var buffer = new byte[65536];
+            int read;
+            while ((read = socket.Receive(buffer)) > 0)
+            {
+                text.Append(Encoding.UTF8.GetString(buffer, 0, read));
+            }
+            var lines = text.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            var header = lines[0].TrimStart('#', ' ').Split(',');
+            var status = Array.IndexOf(header, "status");
+            foreach (var line in lines.Skip(1))
+            {
+                var cells = line.Split(',');
+                if (cells.Length > status && cells[0] == "logwell" && cells[1] is not ("BACKEND" or "FRONTEND"))
+                {
+                    statuses[cells[1]] = cells[status].Split(' ')[0];
+                }
+            }
+        }
+        catch (SocketException)
+        {
+        }
+        return statuses;
+    }
+}
