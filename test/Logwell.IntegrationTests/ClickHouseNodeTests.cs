@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -11,7 +12,7 @@ namespace Logwell.IntegrationTests;
 /// change on one reaches the other, and a node whose server does not answer is not ready and acknowledges nothing
 /// until it does.
 /// </summary>
-public sealed class ClickHouseNodeTests(ClickHouseFixture fixture) : IClassFixture<ClickHouseFixture>
+public sealed class ClickHouseNodeTests(ClickHouseFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<ClickHouseFixture>
 {
     private static Dictionary<string, string> Settings(Uri clickHouse, string database) => new()
     {
@@ -104,6 +105,65 @@ public sealed class ClickHouseNodeTests(ClickHouseFixture fixture) : IClassFixtu
         (status, _) = await SendAsync(b.Http, HttpMethod.Delete, "/api/v1/indexsets/app");
         Assert.True(status is HttpStatusCode.OK or HttpStatusCode.NoContent, status.ToString());
         await WorkerProcessTests.WaitForAsync(() => SendAsync(a.Http, HttpMethod.Get, "/api/v1/search?indexset=app").Result.Status == HttpStatusCode.NotFound, TimeSpan.FromSeconds(5), () => "index set app gone on node A");
+    }
+
+    [SkippableFact]
+    public async Task ATailOnOneNodeShowsWhatAnotherNodeStoresThroughRedis()
+    {
+        Skip.If(fixture.Server is null, ClickHouseServer.Missing);
+        var redis = RedisServer.Address;
+        var database = await DatabaseAsync(fixture.Server!.Endpoint);
+        var settings = new Dictionary<string, string>(Settings(fixture.Server.Endpoint, database))
+        {
+            ["LOGWELL_QueueBackend"] = "redis",
+            ["LOGWELL_RedisConnection"] = redis,
+            ["LOGWELL_RedisPrefix"] = $"tail-{Guid.NewGuid():N}:",
+        };
+        using var dirA = new TempDirectory();
+        using var dirB = new TempDirectory();
+        await using var a = await LogwellNode.StartAsync(dirA.Path, env: settings);
+        await using var b = await LogwellNode.StartAsync(dirB.Path, env: settings);
+        await WaitReadyAsync(a);
+        await WaitReadyAsync(b);
+
+        using var tailClient = new HttpClient { BaseAddress = b.Http.BaseAddress, Timeout = TimeSpan.FromMinutes(1) };
+        using var response = await tailClient.GetAsync("/api/v1/tail?q=" + Uri.EscapeDataString("from-a"), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.StartsWith(": tailing default", await reader.ReadLineAsync());
+
+        // Node A stores a numbered event every quarter second until node B's tail shows one.
+        using var stop = new CancellationTokenSource();
+        var sent = new ConcurrentDictionary<int, DateTimeOffset>();
+        var writer = Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                sent[i] = DateTimeOffset.UtcNow;
+                var (status, _) = await SendAsync(a.Http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", new StringContent($"{{\"message\":\"from-a {i}\"}}\n", Encoding.UTF8, "application/x-ndjson"));
+                Assert.Equal(HttpStatusCode.OK, status);
+                await Task.Delay(250);
+            }
+        });
+        var seen = new List<int>();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (seen.Count < 3)
+        {
+            var line = await reader.ReadLineAsync(deadline.Token);
+            Assert.NotNull(line);
+            if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                var message = JsonDocument.Parse(line["data: ".Length..]).RootElement.GetProperty("message").GetString()!;
+                seen.Add(int.Parse(message["from-a ".Length..], System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+        var lag = DateTimeOffset.UtcNow - sent[seen[^1]];
+        await stop.CancelAsync();
+        await writer;
+        // In the order node A stored them, each once.
+        Assert.Equal(seen.Order(), seen);
+        Assert.Equal(seen.Distinct().Count(), seen.Count);
+        output.WriteLine($"node B's tail showed node A's events {string.Join(", ", seen)}; the last {lag.TotalMilliseconds:0} ms after it was sent");
     }
 
     [SkippableFact]

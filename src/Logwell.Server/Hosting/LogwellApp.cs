@@ -29,9 +29,20 @@ public static class LogwellApp
         options.Validate();
         builder.Services.AddSingleton(Options.Create(options));
         builder.Services.AddSingleton(time);
-        builder.Services.AddSingleton<ILogStore>(services => options.LogStore == "clickhouse"
-            ? Logwell.Storage.ClickHouse.ClickHouseLogStore.Open(options.ToClickHouseOptions(), time, services.GetRequiredService<ILoggerFactory>())
-            : LogEngine.Open(options.ToEngineOptions(), time, services.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddSingleton<ILogStore>(services =>
+        {
+            if (options.LogStore != "clickhouse")
+            {
+                return LogEngine.Open(options.ToEngineOptions(), time, services.GetRequiredService<ILoggerFactory>());
+            }
+            var store = Logwell.Storage.ClickHouse.ClickHouseLogStore.Open(options.ToClickHouseOptions(), time, services.GetRequiredService<ILoggerFactory>());
+            if (options.QueueBackend == "redis")
+            {
+                // The nodes share Redis: live tails follow what every node acknowledges.
+                store.TailRelay = new RedisTailRelay(options.RedisConnection, options.RedisPrefix, store, time, services.GetRequiredService<ILogger<RedisTailRelay>>());
+            }
+            return store;
+        });
         TlsCertificate? tls = null;
         if (options.Tls)
         {

@@ -25,7 +25,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     private readonly ClickHouseLogStore _store;
     private readonly ILogger _logger;
     private readonly Channel<PendingAppend> _appends = Channel.CreateUnbounded<PendingAppend>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly TailHub _tails = new();
+    private readonly TailHub _tails;
     private readonly Task _writer;
     private readonly string _table;
     private volatile CleaningPipeline? _pipeline;
@@ -42,6 +42,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         _retentionDays = retentionDays;
         _pipeline = pipeline;
         _table = ClickHouseSql.Identifier(ClickHouseEvents.Table(name));
+        _tails = new TailHub(count => store.TailRelay?.Following(name, count > 0));
         _writer = Task.Run(WriteLoopAsync);
     }
 
@@ -132,7 +133,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
             _logger.LogWarning("Index set {Name}: an insert of {Count} events failed ({Error}); none of them was acknowledged", Name, events.Count, e.Message);
             throw new IOException($"ClickHouse did not store the events: {e.Message}", e);
         }
-        _tails.Publish(events);
+        Publish(events);
         StorageMetrics.IngestedEvents.Add(events.Count, new KeyValuePair<string, object?>("indexset", Name));
     }
 
@@ -170,7 +171,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
                 }
                 continue;
             }
-            _tails.Publish(added);
+            Publish(added);
             foreach (var pending in batch)
             {
                 pending.Done.TrySetResult();
@@ -179,6 +180,16 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     }
 
     public TailSubscription Tail(int capacity = 256) => _tails.Subscribe(capacity);
+
+    /// <summary>Acknowledged events to this node's tails, and through the relay to the other nodes'.</summary>
+    private void Publish(List<LogEvent> events)
+    {
+        _tails.Publish(events);
+        _store.TailRelay?.Send(Name, events);
+    }
+
+    /// <summary>Events another node acknowledged, for this node's tails.</summary>
+    internal void Relayed(List<LogEvent> events) => _tails.Publish(events);
 
     // ---------------------------------------------------------------------------------------------------------------
     // Reads

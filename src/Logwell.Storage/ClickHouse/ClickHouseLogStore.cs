@@ -60,6 +60,18 @@ public sealed record ClickHouseStoreOptions(IReadOnlyList<Uri> Endpoints)
 }
 
 /// <summary>
+/// Carries the events one node acknowledges to the live tails of the others (cluster mode: through Redis).
+/// </summary>
+public interface ITailRelay
+{
+    /// <summary>A batch this node acknowledged: sent to the nodes that follow the index set.</summary>
+    void Send(string indexSet, IReadOnlyList<LogEvent> events);
+
+    /// <summary>Whether this node has tails on the index set (then it receives what the others send for it).</summary>
+    void Following(string indexSet, bool following);
+}
+
+/// <summary>
 /// The log store on ClickHouse (cluster mode): each index set a table of its own (see <see cref="ClickHouseEvents"/>),
 /// and the index sets themselves, with their retention and cleaning pipeline, in the table <c>logwell_indexsets</c>
 /// beside them, so that every node over the same servers sees the same index sets and a change made on one reaches the
@@ -89,6 +101,23 @@ public sealed class ClickHouseLogStore : ILogStore
     }
 
     internal ClickHouseReplicas Client { get; }
+
+    /// <summary>
+    /// Carries acknowledged events to the tails of the other nodes (the store disposes it); null: a tail shows this
+    /// node's events only.
+    /// </summary>
+    public ITailRelay? TailRelay { get; set; }
+
+    /// <summary>Events another node acknowledged into <paramref name="indexSet"/>, for this node's tails.</summary>
+    public void Relayed(string indexSet, List<LogEvent> events)
+    {
+        ClickHouseIndexSet? set;
+        lock (_sets)
+        {
+            _sets.TryGetValue(indexSet, out set);
+        }
+        set?.Relayed(events);
+    }
 
     internal ClickHouseStoreOptions Options => _options;
 
@@ -537,6 +566,7 @@ public sealed class ClickHouseLogStore : ILogStore
         {
             await set.DisposeAsync().ConfigureAwait(false);
         }
+        (TailRelay as IDisposable)?.Dispose();
         Client.Dispose();
         _stopping.Dispose();
         _catalog.Dispose();

@@ -45,7 +45,7 @@ public sealed class TailSubscription : IDisposable
 }
 
 /// <summary>The live tails of one index set: subscribers come and go, acknowledged batches go to each of them.</summary>
-internal sealed class TailHub
+internal sealed class TailHub(Action<int>? countChanged = null)
 {
     private readonly List<TailSubscription> _tails = [];
     private bool _closed;
@@ -55,22 +55,29 @@ internal sealed class TailHub
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         var subscription = new TailSubscription(capacity, s =>
         {
+            int count;
             lock (_tails)
             {
-                _tails.Remove(s);
+                if (!_tails.Remove(s))
+                {
+                    return;
+                }
+                count = _tails.Count;
             }
+            countChanged?.Invoke(count);
         });
+        int count;
         lock (_tails)
         {
             if (_closed)
             {
                 subscription.Close();
+                return subscription;
             }
-            else
-            {
-                _tails.Add(subscription);
-            }
+            _tails.Add(subscription);
+            count = _tails.Count;
         }
+        countChanged?.Invoke(count);
         return subscription;
     }
 
