@@ -26,6 +26,8 @@ internal sealed class RedisTailRelay : ITailRelay, IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, long> _quietUntil = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, bool> _following = new(StringComparer.Ordinal);
+    private Task _changes = Task.CompletedTask;
 
     public RedisTailRelay(string configuration, string prefix, ClickHouseLogStore store, TimeProvider time, ILogger<RedisTailRelay> logger)
     {
@@ -72,16 +74,48 @@ internal sealed class RedisTailRelay : ITailRelay, IDisposable
         }
     }
 
+    /// <summary>
+    /// Subscribes on the first tail of an index set and unsubscribes after its last, in the order the changes came (the
+    /// hub reports them under its lock, so this must not block: the changes run one after another in the background).
+    /// </summary>
     public void Following(string indexSet, bool following)
     {
-        var channel = Channel(indexSet);
-        if (following)
+        lock (_following)
         {
-            _subscriber.Subscribe(channel, (_, message) => Received(indexSet, message));
+            if (_following.GetValueOrDefault(indexSet) == following)
+            {
+                return;
+            }
+            _following[indexSet] = following;
+            var channel = Channel(indexSet);
+            _changes = _changes.ContinueWith(async _ =>
+            {
+                try
+                {
+                    if (following)
+                    {
+                        await _subscriber.SubscribeAsync(channel, OnMessage).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await _subscriber.UnsubscribeAsync(channel, OnMessage).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    _logger.LogWarning("Tail relay: could not {Change} index set {IndexSet} ({Error}); its tails show this node's events only", following ? "follow" : "stop following", indexSet, e.Message);
+                }
+            }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
         }
-        else
+    }
+
+    private void OnMessage(RedisChannel channel, RedisValue message)
+    {
+        var name = channel.ToString();
+        var prefix = _prefix + "tail:";
+        if (name.StartsWith(prefix, StringComparison.Ordinal))
         {
-            _subscriber.Unsubscribe(channel);
+            Received(name[prefix.Length..], message);
         }
     }
 

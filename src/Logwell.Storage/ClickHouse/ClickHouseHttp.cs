@@ -58,7 +58,8 @@ public sealed partial class ClickHouseHttp : IDisposable
         var withNumbers = new Dictionary<string, string>(settings ?? new Dictionary<string, string>(), StringComparer.Ordinal);
         withNumbers.TryAdd("output_format_json_quote_64bit_integers", "0");
         using var content = new StringContent(sql + "\nFORMAT JSONEachRow", System.Text.Encoding.UTF8);
-        using var response = await SendAsync(Url(null, withNumbers), content, cancellationToken).ConfigureAwait(false);
+        // Rows are read as they arrive: a reader that stops early does not wait for (or hold) the rest of the answer.
+        using var response = await SendAsync(Url(null, withNumbers), content, cancellationToken, HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), System.Text.Encoding.UTF8);
         while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
         {
@@ -102,9 +103,10 @@ public sealed partial class ClickHouseHttp : IDisposable
         return url.ToString();
     }
 
-    private async Task<HttpResponseMessage> SendAsync(string url, HttpContent content, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> SendAsync(string url, HttpContent content, CancellationToken cancellationToken, HttpCompletionOption completion = HttpCompletionOption.ResponseContentRead)
     {
-        var response = await _http.PostAsync(url, content, cancellationToken).ConfigureAwait(false);
+        using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = content };
+        var response = await _http.SendAsync(request, completion, cancellationToken).ConfigureAwait(false);
         if (response.IsSuccessStatusCode)
         {
             return response;

@@ -115,20 +115,25 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
                 events[i] = pipeline.Apply(events[i]);
             }
         }
-        // Ids from the key and the event's place: the same request makes the same block, byte for byte.
+        // Ids from the key, the event's place, time and message: the same request makes the same block, byte for byte,
+        // and two batches under one key (a bulk request's indices that name one index set) get ids of their own.
         var keyBytes = System.Text.Encoding.UTF8.GetBytes(Name + "\n" + key + "\n");
-        var buffer = new byte[keyBytes.Length + 4];
-        keyBytes.CopyTo(buffer, 0);
+        Span<byte> place = stackalloc byte[12];
         for (var i = 0; i < events.Count; i++)
         {
-            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(keyBytes.Length), i);
-            events[i].Seq = (long)(System.IO.Hashing.XxHash64.HashToUInt64(buffer) & long.MaxValue) | 1;
+            var hash = new System.IO.Hashing.XxHash64();
+            hash.Append(keyBytes);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(place, i);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(place[4..], events[i].Timestamp);
+            hash.Append(place);
+            hash.Append(System.Text.Encoding.UTF8.GetBytes(events[i].Message));
+            events[i].Seq = (long)(hash.GetCurrentHashAsUInt64() & long.MaxValue) | 1;
         }
         try
         {
             await _store.InsertAsync(ClickHouseEvents.Table(Name), ClickHouseEvents.Block(events), cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is ClickHouseException or HttpRequestException or TaskCanceledException)
+        catch (Exception e) when (e is ClickHouseException or HttpRequestException or TaskCanceledException or InvalidOperationException)
         {
             _logger.LogWarning("Index set {Name}: an insert of {Count} events failed ({Error}); none of them was acknowledged", Name, events.Count, e.Message);
             throw new IOException($"ClickHouse did not store the events: {e.Message}", e);
@@ -156,13 +161,13 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
             {
                 foreach (var evt in added)
                 {
-                    // With the time, orders events and names them in cursors; drawn afresh, so no two nodes collide.
-                    evt.Seq = Random.Shared.NextInt64(1, long.MaxValue);
+                    evt.Seq = NextSeq();
                 }
                 await _store.InsertAsync(ClickHouseEvents.Table(Name), ClickHouseEvents.Block(added)).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is ClickHouseException or HttpRequestException or IOException or TaskCanceledException)
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
+                // Whatever went wrong, the waiting requests hear it and the loop goes on.
                 _logger.LogWarning("Index set {Name}: an insert of {Count} events failed ({Error}); none of them was acknowledged", Name, added.Count, e.Message);
                 var failure = new IOException($"ClickHouse did not store the events: {e.Message}", e);
                 foreach (var pending in batch)
@@ -171,21 +176,37 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
                 }
                 continue;
             }
-            Publish(added);
             foreach (var pending in batch)
             {
                 pending.Done.TrySetResult();
             }
+            Publish(added);
         }
     }
 
+    /// <summary>This process's sequence numbers start at a random point below 2^62 (no two nodes meet) and rise.</summary>
+    private static long _seq = Random.Shared.NextInt64(1, 1L << 62);
+
+    /// <summary>
+    /// With the time, orders events and names them in cursors: rising within a node, so events of one instant come
+    /// back in the order they were stored, as on the embedded engine; unique across nodes without coordination.
+    /// </summary>
+    private static long NextSeq() => Interlocked.Increment(ref _seq);
+
     public TailSubscription Tail(int capacity = 256) => _tails.Subscribe(capacity);
 
-    /// <summary>Acknowledged events to this node's tails, and through the relay to the other nodes'.</summary>
+    /// <summary>Acknowledged events to this node's tails, and through the relay to the other nodes' (a tail's trouble is not the writer's).</summary>
     private void Publish(List<LogEvent> events)
     {
-        _tails.Publish(events);
-        _store.TailRelay?.Send(Name, events);
+        try
+        {
+            _tails.Publish(events);
+            _store.TailRelay?.Send(Name, events);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _logger.LogWarning("Index set {Name}: live tails missed a batch ({Error})", Name, e.Message);
+        }
     }
 
     /// <summary>Events another node acknowledged, for this node's tails.</summary>

@@ -244,8 +244,24 @@ public sealed class ClickHouseLogStore : ILogStore
         }
     }
 
-    /// <summary>Reads the catalog: index sets created, changed or deleted (by any node) since the last read.</summary>
+    /// <summary>
+    /// Reads the catalog: index sets created, changed or deleted (by any node) since the last read. Holds the catalog's
+    /// lock, so that no creation or deletion on this node falls between the read and its use.
+    /// </summary>
     private async Task RefreshAsync(CancellationToken cancellationToken)
+    {
+        await _catalog.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await RefreshLockedAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _catalog.Release();
+        }
+    }
+
+    private async Task RefreshLockedAsync(CancellationToken cancellationToken)
     {
         var rows = new List<(string Name, int Retention, long Created, string Pipeline, bool Deleted)>();
         await foreach (var row in Client.QueryAsync($"SELECT name, retention_days, created, pipeline, deleted FROM {CatalogTable} FINAL", cancellationToken: cancellationToken).ConfigureAwait(false))
@@ -266,18 +282,7 @@ public sealed class ClickHouseLogStore : ILogStore
                     }
                     continue;
                 }
-                CleaningPipeline? pipeline = null;
-                if (pipelineText.Length > 0)
-                {
-                    try
-                    {
-                        pipeline = CleaningPipeline.Parse(pipelineText);
-                    }
-                    catch (Exception e) when (e is ArgumentException or FormatException or JsonException or InvalidOperationException)
-                    {
-                        _logger.LogError("Index set {Name}: its saved pipeline no longer reads ({Error}); events are stored without it", name, e.Message);
-                    }
-                }
+                var pipeline = ParsePipeline(name, pipelineText);
                 if (_sets.TryGetValue(name, out var known))
                 {
                     known.Update(retention, pipeline);
@@ -321,7 +326,8 @@ public sealed class ClickHouseLogStore : ILogStore
                 foreach (var (name, deleted) in catalog)
                 {
                     var table = ClickHouseEvents.Table(name);
-                    if (deleted && tables.Contains(table))
+                    // Read again just before: another node may have made the index set anew since the catalog was read.
+                    if (deleted && tables.Contains(table) && await ReadRowAsync(name, cancellationToken).ConfigureAwait(false) is null)
                     {
                         await client.ExecuteAsync($"DROP TABLE IF EXISTS {ClickHouseSql.Identifier(table)}", cancellationToken: cancellationToken).ConfigureAwait(false);
                     }
@@ -335,6 +341,12 @@ public sealed class ClickHouseLogStore : ILogStore
             catch (Exception e) when (ClickHouseReplicas.IsReplicaDown(e))
             {
                 // Done on the refresh after it answers again.
+            }
+            catch (ClickHouseException e)
+            {
+                // Another node doing the same at the same time (a table made or dropped meanwhile): tried again on the
+                // next refresh; the store itself answers.
+                _logger.LogDebug("Reconciling {Replica} with the catalog: {Error}", Client.Endpoints[replica], e.Message);
             }
         }
     }
@@ -387,9 +399,55 @@ public sealed class ClickHouseLogStore : ILogStore
         return InsertAsync(CatalogTable, row.WrittenSpan.ToArray(), cancellationToken);
     }
 
-    /// <summary>Saves an index set's pipeline for every node; the caller's copy uses it at once.</summary>
-    internal Task SavePipelineAsync(ClickHouseIndexSet set, CleaningPipeline? pipeline, CancellationToken cancellationToken) =>
-        WriteCatalogAsync(set.Name, set.RetentionDays, set.Created, pipeline, deleted: false, cancellationToken);
+    /// <summary>A saved pipeline's definition read again; null for none, or for one that no longer reads (said in the log).</summary>
+    private CleaningPipeline? ParsePipeline(string name, string definition)
+    {
+        if (definition.Length == 0)
+        {
+            return null;
+        }
+        try
+        {
+            return CleaningPipeline.Parse(definition);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or JsonException or InvalidOperationException)
+        {
+            _logger.LogError("Index set {Name}: its saved pipeline no longer reads ({Error}); events are stored without it", name, e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>An index set's row as the catalog holds it now (any node's latest write), or null when it is deleted or unknown.</summary>
+    private async Task<(int Retention, DateTimeOffset Created, string Pipeline)?> ReadRowAsync(string name, CancellationToken cancellationToken = default)
+    {
+        await foreach (var row in Client.QueryAsync($"SELECT retention_days, created, pipeline, deleted FROM {CatalogTable} FINAL WHERE name = {ClickHouseSql.Literal(name)}", cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            return row.GetProperty("deleted").GetInt32() != 0
+                ? null
+                : (row.GetProperty("retention_days").GetInt32(), new DateTimeOffset(row.GetProperty("created").GetInt64(), TimeSpan.Zero), row.GetProperty("pipeline").GetString()!);
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Saves an index set's pipeline for every node; the caller's copy uses it at once. The other settings are taken
+    /// from the catalog as it is now, so that a change another node made a moment ago is kept.
+    /// </summary>
+    internal async Task SavePipelineAsync(ClickHouseIndexSet set, CleaningPipeline? pipeline, CancellationToken cancellationToken)
+    {
+        await _catalog.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var current = await ReadRowAsync(set.Name, cancellationToken).ConfigureAwait(false)
+                ?? throw new ObjectDisposedException(set.Name, $"index set '{set.Name}' was deleted");
+            await WriteCatalogAsync(set.Name, current.Retention, current.Created, pipeline, deleted: false, cancellationToken).ConfigureAwait(false);
+            set.Update(current.Retention, pipeline);
+        }
+        finally
+        {
+            _catalog.Release();
+        }
+    }
 
     public IReadOnlyDictionary<string, string> Unavailable => new Dictionary<string, string>(StringComparer.Ordinal);
 
@@ -442,6 +500,16 @@ public sealed class ClickHouseLogStore : ILogStore
         {
             if (TryGet(name, out _))
             {
+                return (CreateOutcome.AlreadyExists, $"index set '{name}' already exists", null);
+            }
+            if (await ReadRowAsync(name).ConfigureAwait(false) is { } existing)
+            {
+                // Made a moment ago by another node: this node takes it as it is rather than overwrite its settings.
+                var known = new ClickHouseIndexSet(this, name, existing.Retention, existing.Created, ParsePipeline(name, existing.Pipeline), _loggers.CreateLogger<ClickHouseIndexSet>());
+                lock (_sets)
+                {
+                    _sets[name] = known;
+                }
                 return (CreateOutcome.AlreadyExists, $"index set '{name}' already exists", null);
             }
             // The table first: an index set in the catalog always has one.
@@ -512,16 +580,18 @@ public sealed class ClickHouseLogStore : ILogStore
         await _catalog.WaitAsync().ConfigureAwait(false);
         try
         {
+            ClickHouseIndexSet? set;
             lock (_sets)
             {
-                if (!_sets.ContainsKey(name))
-                {
-                    return (false, null, null);
-                }
+                _sets.TryGetValue(name, out set);
             }
-            var set = _sets[name];
-            await WriteCatalogAsync(name, retentionDays, set.Created, set.Pipeline, deleted: false).ConfigureAwait(false);
-            set.Update(retentionDays, set.Pipeline);
+            if (set is null || await ReadRowAsync(name).ConfigureAwait(false) is not { } current)
+            {
+                return (false, null, null);
+            }
+            var pipeline = ParsePipeline(name, current.Pipeline);
+            await WriteCatalogAsync(name, retentionDays, current.Created, pipeline, deleted: false).ConfigureAwait(false);
+            set.Update(retentionDays, pipeline);
             return (true, null, await set.InfoAsync().ConfigureAwait(false));
         }
         finally

@@ -53,20 +53,17 @@ internal sealed class TailHub(Action<int>? countChanged = null)
     public TailSubscription Subscribe(int capacity)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        // The count is reported under the lock, so that its changes arrive in order (the callback must not block).
         var subscription = new TailSubscription(capacity, s =>
         {
-            int count;
             lock (_tails)
             {
-                if (!_tails.Remove(s))
+                if (_tails.Remove(s))
                 {
-                    return;
+                    countChanged?.Invoke(_tails.Count);
                 }
-                count = _tails.Count;
             }
-            countChanged?.Invoke(count);
         });
-        int count;
         lock (_tails)
         {
             if (_closed)
@@ -75,9 +72,8 @@ internal sealed class TailHub(Action<int>? countChanged = null)
                 return subscription;
             }
             _tails.Add(subscription);
-            count = _tails.Count;
+            countChanged?.Invoke(_tails.Count);
         }
-        countChanged?.Invoke(count);
         return subscription;
     }
 
@@ -109,7 +105,11 @@ internal sealed class TailHub(Action<int>? countChanged = null)
             {
                 tail.Close();
             }
-            _tails.Clear();
+            if (_tails.Count > 0)
+            {
+                _tails.Clear();
+                countChanged?.Invoke(0);
+            }
         }
     }
 }
