@@ -32,6 +32,9 @@ public static class ClickHouseEvents
     /// </summary>
     public static string CreateTable(string indexSet, string? zooKeeperPath = null)
     {
+        // A replicated table remembers its last 1,000 blocks (not 100), so a batch a client sends again after losing the
+        // answer is recognised even while the other nodes insert many blocks meanwhile.
+        var settings = zooKeeperPath is null ? "" : " SETTINGS index_granularity = 8192, replicated_deduplication_window = 1000";
         var engine = zooKeeperPath is null
             ? "MergeTree"
             : $"ReplicatedMergeTree({ClickHouseSql.Literal(zooKeeperPath.TrimEnd('/') + "/" + Table(indexSet))}, '{{replica}}')";
@@ -46,7 +49,7 @@ public static class ClickHouseEvents
                 field_texts Array(String),
                 field_longs Array(Int64),
                 field_doubles Array(Float64)
-            ) ENGINE = {engine} PARTITION BY day ORDER BY (t, seq)
+            ) ENGINE = {engine} PARTITION BY day ORDER BY (t, seq){settings}
             """;
     }
 
