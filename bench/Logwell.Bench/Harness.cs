@@ -40,6 +40,9 @@ internal static class Harness
                     "clickhouse" => ClickHouseSystem.IsInstalled(out var why)
                         ? await RunServerAsync(name, o, corpus, parameters, dir => ClickHouseSystem.StartAsync(dir).ContinueWith(t => ((IBenchSystem)t.Result, t.Result.Server), TaskScheduler.Default))
                         : Skipped(why),
+                    "logwell-cluster" => ClickHouseSystem.IsInstalled(out var clusterWhy)
+                        ? await RunServerAsync(name, o, corpus, parameters, dir => LogwellClusterSystem.StartAsync(dir).ContinueWith(t => ((IBenchSystem)t.Result, t.Result.Server), TaskScheduler.Default))
+                        : Skipped(clusterWhy),
                     "ripgrep" => RipgrepSystem.IsInstalled(out var rgWhy) ? await RunRipgrepAsync(o, corpus, parameters) : Skipped(rgWhy),
                     "zstd" => null,
                     _ => throw new ArgumentException(name),

@@ -30,7 +30,7 @@ return await Harness.RunAsync(options);
 
 internal sealed record Options
 {
-    public static readonly string[] AllSystems = ["logwell", "logwell-http", "logwell-bulk", "sqlite-fts5", "lucene", "clickhouse", "ripgrep", "zstd"];
+    public static readonly string[] AllSystems = ["logwell", "logwell-http", "logwell-bulk", "sqlite-fts5", "lucene", "clickhouse", "logwell-cluster", "ripgrep", "zstd"];
 
     public long Events { get; init; } = 1_000_000;
     public string Out { get; init; } = "bench-out";

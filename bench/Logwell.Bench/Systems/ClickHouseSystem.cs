@@ -21,6 +21,9 @@ internal sealed class ClickHouseSystem : IBenchSystem
 
     public ServerProcess Server { get; }
 
+    /// <summary>The server's HTTP interface.</summary>
+    public Uri Endpoint => _http.BaseAddress!;
+
     public static bool IsInstalled(out string why)
     {
         why = "clickhouse-server is not installed (bench/setup.sh installs it)";

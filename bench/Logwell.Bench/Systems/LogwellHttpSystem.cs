@@ -30,12 +30,17 @@ internal sealed class LogwellHttpSystem : IBenchSystem
 
     /// <param name="secured">Make a user and an administrator's key first: every request then carries the key and is
     /// authorized, as on a node that others can reach.</param>
-    public static async Task<LogwellHttpSystem> StartAsync(string dataDirectory, bool bulk, bool secured = false)
+    /// <param name="environment">More settings for the node (its log store, for <c>logwell-cluster</c>).</param>
+    public static async Task<LogwellHttpSystem> StartAsync(string dataDirectory, bool bulk, bool secured = false, IReadOnlyDictionary<string, string>? environment = null)
     {
         var port = ServerProcess.FreePort();
+        var settings = new Dictionary<string, string> { ["LOGWELL_DEFAULTRETENTIONDAYS"] = "3650" };
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            settings[key] = value;
+        }
         var server = ServerProcess.Start("dotnet",
-            [LogwellDll(), "serve", "--data", dataDirectory, "--urls", $"http://127.0.0.1:{port}", "--environment", "Production"],
-            new Dictionary<string, string> { ["LOGWELL_DEFAULTRETENTIONDAYS"] = "3650" });
+            [LogwellDll(), "serve", "--data", dataDirectory, "--urls", $"http://127.0.0.1:{port}", "--environment", "Production"], settings);
         var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromMinutes(10) };
         await server.WaitForAsync(async () => (await http.GetAsync("healthz")).IsSuccessStatusCode, TimeSpan.FromSeconds(60));
         if (secured)
