@@ -142,19 +142,7 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
             Assert.Equal(acknowledged.Count, expected.Count);
             foreach (var replica in replicas.Skip(1))
             {
-                using var client = new ClickHouseHttp(replica.Endpoint);
-                Dictionary<long, long> counts = [];
-                await WorkerProcessTests.WaitForAsync(() =>
-                {
-                    counts = [];
-                    foreach (var row in client.QueryAsync($"SELECT field_longs[indexOf(field_names, 'n')] AS n, count() AS c FROM {ClickHouseEvents.Table("app")} GROUP BY n").ToBlockingEnumerable())
-                    {
-                        counts[row.GetProperty("n").GetInt64()] = row.GetProperty("c").GetInt64();
-                    }
-                    return expected.All(counts.ContainsKey);
-                }, TimeSpan.FromSeconds(60), () => $"{replica.Endpoint}: {expected.Count(id => !counts.ContainsKey(id))} acknowledged events missing");
-                var duplicated = counts.Where(c => c.Value > 1 && expected.Contains(c.Key)).Select(c => c.Key).ToList();
-                Assert.True(duplicated.Count == 0, $"{replica.Endpoint}: acknowledged events stored more than once: {string.Join(", ", duplicated.Take(20))}");
+                await ClickHouseReplicationTests.AssertEachStoredOnceAsync(replica, expected);
             }
             // Through HAProxy, the nodes that live count them all (a search of any node).
             var (_, found) = await HttpApiTests.SendAsync(http, HttpMethod.Get, "/api/v1/search?indexset=app&limit=0&track_total_hits=true");

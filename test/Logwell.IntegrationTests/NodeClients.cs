@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Logwell.Tests;
 
 namespace Logwell.IntegrationTests;
 
@@ -42,38 +43,7 @@ internal static class NodeClients
         }
     }
 
-    /// <summary>Runs a program; code -1 when it cannot start or outlives the timeout (then it is killed).</summary>
-    public static async Task<(int Code, string Output)> RunAsync(string program, IEnumerable<string> arguments, string directory, TimeSpan timeout)
-    {
-        var start = new ProcessStartInfo(program) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        Process process;
-        try
-        {
-            process = Process.Start(start)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            return (-1, e.Message);
-        }
-        using (process)
-        {
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            using var cancel = new CancellationTokenSource(timeout);
-            try
-            {
-                await process.WaitForExitAsync(cancel.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                return (-1, $"{program} did not finish within {timeout.TotalSeconds} s: {await stderr}");
-            }
-            return (process.ExitCode, await stdout + await stderr);
-        }
-    }
+    /// <inheritdoc cref="ProgramRunner.RunAsync"/>
+    public static Task<(int Code, string Output)> RunAsync(string program, IEnumerable<string> arguments, string directory, TimeSpan timeout) =>
+        ProgramRunner.RunAsync(program, arguments, directory, timeout);
 }

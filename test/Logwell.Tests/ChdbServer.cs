@@ -27,14 +27,14 @@ internal static class ChdbServer
             root = root.Parent;
         }
         var directory = Path.Combine(root?.FullName ?? ".", "test", "Logwell.Tests", "chdb");
-        if (await RunAsync("node", ["--version"], directory, TimeSpan.FromSeconds(30)) is not (0, _))
+        if (await ProgramRunner.RunAsync("node", ["--version"], directory, TimeSpan.FromSeconds(30)) is not (0, _))
         {
             return (null, "Node.js is not installed (test.sh installs nodejs and npm from Debian when run as root)");
         }
         if (!File.Exists(Path.Combine(directory, "node_modules", "chdb", "package.json")))
         {
             // npm install, not npm ci: npm leaves the other platforms' optional packages out of the lock file, and ci then refuses it.
-            var (code, output) = await RunAsync("npm", ["install", "--no-audit", "--no-fund", "--no-save"], directory, TimeSpan.FromMinutes(10));
+            var (code, output) = await ProgramRunner.RunAsync("npm", ["install", "--no-audit", "--no-fund", "--no-save"], directory, TimeSpan.FromMinutes(10));
             if (code != 0)
             {
                 return (null, $"npm could not install chdb: {output[^Math.Min(output.Length, 400)..]}");
@@ -84,39 +84,5 @@ internal static class ChdbServer
             await Task.Delay(100);
         }
         return (null, "chdb's HTTP interface (test/Logwell.Tests/chdb/server.js) did not start");
-    }
-
-    private static async Task<(int Code, string Output)> RunAsync(string program, IEnumerable<string> arguments, string directory, TimeSpan timeout)
-    {
-        var start = new ProcessStartInfo(program) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        Process process;
-        try
-        {
-            process = Process.Start(start)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            return (-1, e.Message);
-        }
-        using (process)
-        {
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            using var cancel = new CancellationTokenSource(timeout);
-            try
-            {
-                await process.WaitForExitAsync(cancel.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                return (-1, $"{program} did not finish within {timeout.TotalSeconds} s");
-            }
-            return (process.ExitCode, await stdout + await stderr);
-        }
     }
 }
