@@ -87,7 +87,7 @@ public interface ILogIndexSet
     /// <see cref="AppendAsync"/> for a request a client may send again after losing the answer (the
     /// <c>Idempotency-Key</c> header): the events of one key are written as a unit that the store recognises when it
     /// comes again and stores once. On ClickHouse with replicated tables the unit is one block with event ids drawn
-    /// from the key, which the table deduplicates (within its last 100 blocks); events must carry their own times for
+    /// from the key, which the table deduplicates (within its last 1,000 blocks); events must carry their own times for
     /// the second copy to be the same. The embedded engine stores them as <see cref="AppendAsync"/> does: it answers
     /// every batch once fsynced, so a retry follows only a crash of the node itself.
     /// </summary>
