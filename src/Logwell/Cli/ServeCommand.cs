@@ -98,6 +98,10 @@ internal static class ServeCommand
                 Console.WriteLine($"Logwell web UI at {web.TrimEnd('/')}/ (open it in a browser)");
             }
             Console.WriteLine($"Logwell data in {options.DataDirectory} (environment {env}, auto-create index sets {(options.AutoCreateIndexSets ? "on" : "off")})");
+            if (options.LogStore == "clickhouse")
+            {
+                Console.WriteLine($"Logwell events in ClickHouse at {string.Join(", ", options.ClickHouseUrls)} (database {options.ClickHouseDatabase}{(options.ClickHouseInsertQuorum > 1 ? $", insert quorum {options.ClickHouseInsertQuorum}" : "")})");
+            }
             if (options.SyslogTcpPort != 0 || options.SyslogUdpPort != 0 || options.SyslogTlsPort != 0)
             {
                 static string Port(int port) => port != 0 ? port.ToString(System.Globalization.CultureInfo.InvariantCulture) : "off";
