@@ -48,6 +48,7 @@ internal sealed class ZooKeeperServer : IAsyncDisposable
         var classPath = string.Join(':', directory, Jar, "/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar");
         var info = new ProcessStartInfo("/usr/bin/java", ["-Xmx256m", "-cp", classPath, "org.apache.zookeeper.server.quorum.QuorumPeerMain", Path.Combine(directory, "zoo.cfg")])
         {
+            RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             WorkingDirectory = directory,

@@ -42,9 +42,11 @@ internal static class ChdbServer
         }
         var port = ClickHouseServer.FreePort();
         var data = Directory.CreateTempSubdirectory("logwell-chdb-").FullName;
-        var info = new ProcessStartInfo("node", ["server.js", port.ToString(System.Globalization.CultureInfo.InvariantCulture), data])
+        // It ends with this process (the owner's pid), and reads no terminal (a background job that did would be stopped).
+        var info = new ProcessStartInfo("node", ["server.js", port.ToString(System.Globalization.CultureInfo.InvariantCulture), data, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)])
         {
             WorkingDirectory = directory,
+            RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };

@@ -126,6 +126,8 @@ internal sealed class ClickHouseServer : IAsyncDisposable
         var (config, directory, endpoint) = (_config, _directory, Endpoint);
         var info = new ProcessStartInfo(Binary, [$"--config-file={config}"])
         {
+            // No terminal to read: a background job that did would be stopped.
+            RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             WorkingDirectory = directory,

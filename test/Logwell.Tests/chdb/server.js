@@ -3,11 +3,21 @@
 //   POST /?database=DB[&query=Q][&SETTING=VALUE...]  body: the statement, or with `query` the data that follows it
 //   GET /ping                                         "Ok."
 // Errors answer 500 with ClickHouse's own text ("Code: N. DB::Exception: ..."). Usage: node server.js PORT DATA_DIR
+// [OWNER_PID]: with an owner, the server ends within a second of it (a test run that ends leaves no server behind).
 "use strict";
 const http = require("http");
 const { Session } = require("chdb");
 
-const [port, dir] = process.argv.slice(2);
+const [port, dir, owner] = process.argv.slice(2);
+if (owner) {
+  setInterval(() => {
+    try {
+      process.kill(Number(owner), 0);
+    } catch {
+      process.exit(0);
+    }
+  }, 1000).unref();
+}
 const session = new Session(dir);
 const known = new Set();
 const current = { database: null, settings: new Map() };
