@@ -83,13 +83,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         {
             return;
         }
-        if (_pipeline is { } pipeline)
-        {
-            for (var i = 0; i < events.Count; i++)
-            {
-                events[i] = pipeline.Apply(events[i]);
-            }
-        }
+        _pipeline?.ApplyAll(events);
         var pending = new PendingAppend(events, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         Interlocked.Add(ref _queuedEvents, events.Count);
         if (!_appends.Writer.TryWrite(pending))
@@ -108,13 +102,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         {
             return;
         }
-        if (_pipeline is { } pipeline)
-        {
-            for (var i = 0; i < events.Count; i++)
-            {
-                events[i] = pipeline.Apply(events[i]);
-            }
-        }
+        _pipeline?.ApplyAll(events);
         // Ids from the key, the event's place, time and message: the same request makes the same block, byte for byte,
         // and two batches under one key (a bulk request's indices that name one index set) get ids of their own.
         var keyBytes = System.Text.Encoding.UTF8.GetBytes(Name + "\n" + key + "\n");

@@ -237,13 +237,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         {
             return;
         }
-        if (_pipeline is { } pipeline)
-        {
-            for (var i = 0; i < events.Count; i++)
-            {
-                events[i] = pipeline.Apply(events[i]);
-            }
-        }
+        _pipeline?.ApplyAll(events);
         var pending = new PendingAppend(events, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         Interlocked.Add(ref _queuedEvents, events.Count);
         try
