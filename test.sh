@@ -7,8 +7,9 @@
 # example runs as written), supervisor (logwell supervise is compared with Debian's supervisord; the package's own
 # service is not started), python3-elasticsearch (Python's Elasticsearch client ships with credentials) and
 # clickhouse-server (18.16: the ClickHouse tests start their own servers on free ports; the package's is not started)
-# zookeeper (its replicas coordinate through one the tests start; the package's is not started) and haproxy (the
-# cluster test balances its nodes through one of its own; the package's is not started).
+# zookeeper (its replicas coordinate through one the tests start; the package's is not started), haproxy (the
+# cluster test balances its nodes through one of its own; the package's is not started), and postgresql and
+# mariadb-server (the metadata tests start their own servers in temporary directories; the packages' are not started).
 # Then it runs the tests that see event times again with the clock 400 days ahead (faketime -f '+400d'): every unit
 # test and the integration classes marked Category=DateSensitive. A fixed event date fails that pass on the day it is
 # written, not on the day retention or a time window makes it expire.
@@ -40,6 +41,8 @@ find /usr/lib -name lmnsd_gtls.so 2>/dev/null | grep -q . || missing+=(rsyslog-g
 [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
 [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+[ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
@@ -61,9 +64,42 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# Every process the tests start inherits this mark; whatever carries it when a pass ends (a server a test left running,
+# a build server) is stopped, so that nothing outlives the run holding its output open.
+export TEST_SH_RUN="test.sh-$$-$RANDOM$RANDOM"
+stop_leftovers() {
+  local pids=() p
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    [ "$p" = "$$" ] && continue
+    grep -qzx "TEST_SH_RUN=$TEST_SH_RUN" "/proc/$p/environ" 2>/dev/null && pids+=("$p")
+  done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  echo "test.sh: stopping what the tests left running: $(ps -o comm= -p "$(IFS=,; echo "${pids[*]}")" 2>/dev/null | sort | uniq -c | xargs)"
+  kill -TERM "${pids[@]}" 2>/dev/null
+  sleep 2
+  kill -KILL "${pids[@]}" 2>/dev/null
+  return 0
+}
+
 log="$(mktemp)"
 shifted="$(mktemp)"
-trap 'rm -f "$log" "$shifted"' EXIT
+trap 'stop_leftovers; rm -f "$log" "$shifted"' EXIT
+
+# Runs one pass of `dotnet test` (its arguments) within a time limit, its output shown as it comes and kept in the file
+# named first. The output goes to a file, not a pipe: a process a test left behind cannot hold the pass open.
+run_pass() {
+  local file=$1 limit=$2 pid status
+  shift 2
+  timeout -k 30 "$limit" "$@" > "$file" 2>&1 &
+  pid=$!
+  tail -n +1 -f --pid="$pid" "$file"
+  wait "$pid"
+  status=$?
+  [ "$status" -ne 124 ] || echo "test.sh: the pass did not end within $limit and was stopped" | tee -a "$file"
+  stop_leftovers
+  return "$status"
+}
 
 # One closing line for a run, summed over the test assemblies.
 summary() {
@@ -75,10 +111,10 @@ summary() {
        END { gsub(",", "", p); printf "%s: %d passed, %d failed, %d skipped\n", label, p, f, s }' "$1"
 }
 
-dotnet build Logwell.slnx -c Release -nologo -v quiet
+dotnet build Logwell.slnx -c Release -nologo -v quiet --disable-build-servers
 set +e
-dotnet test Logwell.slnx -c Release --no-build -nologo --blame-hang-timeout 10min 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+run_pass "$log" 40m dotnet test Logwell.slnx -c Release --no-build --disable-build-servers -nologo --blame-hang-timeout 10min
+status=$?
 shifted_status=0
 if command -v faketime >/dev/null 2>&1; then
   # 400 days after now, or after the start-at time this run itself was given.
@@ -87,9 +123,9 @@ if command -v faketime >/dev/null 2>&1; then
     ahead="@$(date -u -d '+400 days' '+%Y-%m-%d %H:%M:%S')"
   fi
   echo "test.sh: again with the clock 400 days ahead ($ahead): every unit test and Category=DateSensitive"
-  faketime -f "$ahead" dotnet test Logwell.slnx -c Release --no-build -nologo --blame-hang-timeout 10min \
-    --filter 'FullyQualifiedName~Logwell.Tests.|Category=DateSensitive' 2>&1 | tee "$shifted"
-  shifted_status=${PIPESTATUS[0]}
+  run_pass "$shifted" 25m faketime -f "$ahead" dotnet test Logwell.slnx -c Release --no-build --disable-build-servers -nologo --blame-hang-timeout 10min \
+    --filter 'FullyQualifiedName~Logwell.Tests.|Category=DateSensitive'
+  shifted_status=$?
 else
   echo "test.sh: faketime is missing (Debian package faketime): the pass with the clock 400 days ahead is skipped" >&2
 fi

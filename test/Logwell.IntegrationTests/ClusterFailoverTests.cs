@@ -9,10 +9,12 @@ using Xunit.Abstractions;
 namespace Logwell.IntegrationTests;
 
 /// <summary>
-/// Three Logwell nodes over three ClickHouse 18.16 replicas (ZooKeeper, quorum 2) behind HAProxy with the repository's
-/// <c>deploy/haproxy.cfg</c>. Two clients ingest through HAProxy, sending each batch again with its
+/// Three Logwell nodes over three ClickHouse 18.16 replicas (ZooKeeper, quorum 2), their metadata in PostgreSQL, their
+/// queues and scheduler lease in Redis and their export files in one shared directory, behind HAProxy with the
+/// repository's <c>deploy/haproxy.cfg</c>. Two clients ingest through HAProxy, sending each batch again with its
 /// <c>Idempotency-Key</c> until it is acknowledged; a node and then a replica are killed with SIGKILL. Every acknowledged
-/// event is stored exactly once, and HAProxy takes the dead node out of rotation.
+/// event is stored exactly once, HAProxy takes the dead node out of rotation, a task scheduled every second keeps
+/// running, and an export asked for before the kill finishes and downloads through HAProxy.
 /// </summary>
 public sealed class ClusterFailoverTests(ITestOutputHelper output)
 {
@@ -25,6 +27,8 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
         Skip.If(!ZooKeeperServer.Installed, ZooKeeperServer.Missing);
         Skip.If(!HaproxyInstalled, "haproxy is not installed (test.sh installs Debian's package when run as root)");
         using var dir = new TempDirectory();
+        var redis = RedisServer.Address;
+        var metadata = SqlServer.PostgreSql.CreateDatabase();
         await using var zooKeeper = await ZooKeeperServer.StartAsync();
         var replicas = new List<ClickHouseServer>();
         var nodes = new List<LogwellNode>();
@@ -42,6 +46,16 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
                 ["LOGWELL_ClickHouseReplicationPath"] = "/clickhouse/tables/logwell-failover",
                 ["LOGWELL_ClickHouseInsertQuorum"] = "2",
                 ["LOGWELL_ClickHouseInsertQuorumTimeoutSeconds"] = "3",
+                ["LOGWELL_MetadataStore"] = "postgresql",
+                ["LOGWELL_MetadataConnectionString"] = metadata,
+                ["LOGWELL_QueueBackend"] = "redis",
+                ["LOGWELL_RedisConnection"] = redis,
+                ["LOGWELL_RedisPrefix"] = $"failover-{Guid.NewGuid():N}:",
+                ["LOGWELL_SchedulerLeaseSeconds"] = "3",
+                ["LOGWELL_TaskLeaseSeconds"] = "5",
+                ["LOGWELL_ExportDirectory"] = Path.Combine(dir.Path, "shared-exports"),
+                ["LOGWELL_Schedule__tick__Task"] = "diag.noop",
+                ["LOGWELL_Schedule__tick__Every"] = "00:00:01",
             };
             var ports = new List<int>();
             for (var n = 1; n <= 3; n++)
@@ -120,6 +134,11 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
                 await WorkerProcessTests.WaitForAsync(() => acknowledgedInPhase.GetValueOrDefault(name) >= count || clients.Any(c => c.IsFaulted), TimeSpan.FromSeconds(90), () => $"{acknowledgedInPhase.GetValueOrDefault(name)} batches acknowledged in phase {name}");
 
             await WaitForBatchesAsync("before", 30);
+            // An export of every event so far, queued before the kill (its task may be on the node that dies).
+            var (exportStatus, export) = await HttpApiTests.SendAsync(http, HttpMethod.Post, "api/v1/exports",
+                new StringContent("""{"indexset":"app","q":"*","format":"ndjson"}""", Encoding.UTF8, "application/json"));
+            Assert.True(exportStatus == System.Net.HttpStatusCode.Accepted, export.ToString());
+            var exportId = export.GetProperty("id").GetString();
             Volatile.Write(ref phase, "node killed");
             var killed = Stopwatch.StartNew();
             await nodes[0].KillAsync();
@@ -136,6 +155,28 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
             output.WriteLine($"acknowledged {acknowledged.Count} events in {acknowledgedInPhase.Values.Sum()} batches of 20 ({string.Join(", ", acknowledgedInPhase.Select(p => $"{p.Key}: {p.Value}"))})");
             output.WriteLine($"HAProxy marked the killed node DOWN after {down.TotalSeconds:0.0} s");
             output.WriteLine($"failed attempts seen by clients (each retried until acknowledged): {failedAttempts.Count}: {string.Join(" | ", failedAttempts.Select(f => $"{f.Phase}: {f.Why[..Math.Min(f.Why.Length, 120)]}").Take(10))}");
+
+            // The scheduler's lease moved to a live node if it was on the dead one: the task scheduled every second
+            // runs on (counted over the last minute, on whichever node answers).
+            var ticksAfter = Stopwatch.StartNew();
+            var doneBefore = await DoneAsync(http);
+            await WorkerProcessTests.WaitForAsync(() => DoneAsync(http).Result >= doneBefore + 5, TimeSpan.FromSeconds(30), () => $"default queue done: {DoneAsync(http).Result}, before: {doneBefore}");
+            output.WriteLine($"5 more scheduled ticks done {ticksAfter.Elapsed.TotalSeconds:0.0} s after the clients stopped");
+            // The export finishes, and downloads through HAProxy whichever node wrote it.
+            await WorkerProcessTests.WaitForAsync(() => HttpApiTests.SendAsync(http, HttpMethod.Get, $"api/v1/exports/{exportId}").Result.Body.GetProperty("state").GetString() is "done" or "failed",
+                TimeSpan.FromSeconds(60), () => HttpApiTests.SendAsync(http, HttpMethod.Get, $"api/v1/exports/{exportId}").Result.Body.ToString());
+            var (_, exported) = await HttpApiTests.SendAsync(http, HttpMethod.Get, $"api/v1/exports/{exportId}");
+            Assert.Equal("done", exported.GetProperty("state").GetString());
+            using (var download = await http.GetAsync(new Uri($"api/v1/exports/{exportId}/download", UriKind.Relative)))
+            {
+                Assert.Equal(System.Net.HttpStatusCode.OK, download.StatusCode);
+                await using var gzip = new System.IO.Compression.GZipStream(await download.Content.ReadAsStreamAsync(), System.IO.Compression.CompressionMode.Decompress);
+                using var reader = new StreamReader(gzip);
+                var lines = (await reader.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                Assert.Equal(exported.GetProperty("events_written").GetInt64(), lines.Length);
+                Assert.True(lines.Length >= 30 * 20, $"{lines.Length} events exported");
+                output.WriteLine($"export {exportId}: {lines.Length} events, downloaded through HAProxy");
+            }
 
             // On each live replica, every acknowledged event exactly once.
             var expected = acknowledged.ToHashSet();
@@ -165,6 +206,13 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
                 await replica.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>Tasks of the default queue done, from any node (the queues are Redis's).</summary>
+    private static async Task<long> DoneAsync(HttpClient http)
+    {
+        var (_, queues) = await HttpApiTests.SendAsync(http, HttpMethod.Get, "api/v1/queues");
+        return queues.GetProperty("queues").EnumerateArray().Where(q => q.GetProperty("name").GetString() == "default").Select(q => q.GetProperty("done").GetInt64()).FirstOrDefault();
     }
 
     /// <summary>Each server of the <c>logwell</c> backend and its status (UP, DOWN, …), from HAProxy's stats socket.</summary>

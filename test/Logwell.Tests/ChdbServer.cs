@@ -61,7 +61,7 @@ internal static class ChdbServer
         {
             try
             {
-                process.Kill(entireProcessTree: true);
+                process.Kill();
                 Directory.Delete(data, recursive: true);
             }
             catch (Exception e) when (e is InvalidOperationException or IOException)

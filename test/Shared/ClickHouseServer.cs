@@ -170,7 +170,9 @@ internal sealed class ClickHouseServer : IAsyncDisposable
     /// <summary>SIGKILL: the server gets no chance to finish anything.</summary>
     public async Task KillAsync()
     {
-        _process.Kill(entireProcessTree: true);
+        // The server has no processes of its own: SIGKILL to it alone. (Killing a tree stops every process with SIGSTOP
+        // first; a test host ending between the two signals would leave a stopped server behind.)
+        _process.Kill();
         await _process.WaitForExitAsync();
     }
 
@@ -178,7 +180,7 @@ internal sealed class ClickHouseServer : IAsyncDisposable
     {
         if (!_process.HasExited)
         {
-            _process.Kill(entireProcessTree: true);
+            _process.Kill();
         }
         await _process.WaitForExitAsync();
         _process.Dispose();

@@ -88,6 +88,13 @@ internal static class ExportEndpoints
         {
             return;
         }
+        var nul = request.Selection.Query.IndexOf('\0', StringComparison.Ordinal);
+        if (nul >= 0 || fields.Any(f => f.Contains('\0', StringComparison.Ordinal)))
+        {
+            // PostgreSQL's text holds no NUL: refused on every metadata store alike.
+            await ErrorResponses.WriteAsync(context, 400, nul >= 0 ? $"an export's query cannot hold the NUL character (position {nul})" : "an export's field names cannot hold the NUL character", nul >= 0 ? nul : null).ConfigureAwait(false);
+            return;
+        }
         var exports = context.RequestServices.GetRequiredService<ExportStore>();
         ExportRecord record;
         try

@@ -85,6 +85,12 @@ internal static class SavedSearchEndpoints
                 return;
             }
             values[property.Name] = property.Value.GetString();
+            if (values[property.Name]?.IndexOf('\0', StringComparison.Ordinal) is >= 0 and var nul)
+            {
+                // PostgreSQL's text holds no NUL: refused on every metadata store alike.
+                await ErrorResponses.WriteAsync(context, 400, $"'{property.Name}' cannot hold the NUL character (position {nul})", nul).ConfigureAwait(false);
+                return;
+            }
         }
         var name = values.GetValueOrDefault("name")?.Trim();
         if (string.IsNullOrEmpty(name) || name.Length > SavedSearchStore.MaxNameLength)

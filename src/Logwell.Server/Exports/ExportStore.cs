@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using Logwell.Server.Hosting;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Logwell.Server.Exports;
 
@@ -61,20 +61,26 @@ public sealed record ExportRecord(
 public sealed class ExportLimitException(string message) : Exception(message);
 
 /// <summary>
-/// Export records in the node's metadata file (<c>meta.db</c> in the data directory), shared by the API and the
-/// workers. Every change is one transaction; the per-owner limit is checked in the transaction that creates.
+/// Export records in the metadata database, shared by the API and the workers (of every node, on a server). Every change is one transaction; the per-owner limit is checked in the transaction that creates.
 /// </summary>
 public sealed class ExportStore
 {
     private readonly MetaDatabase _database;
     private readonly TimeProvider _time;
 
-    public ExportStore(string dataDirectory, TimeProvider time)
+    /// <param name="filesDirectory">Where export files are written.</param>
+    public ExportStore(MetaDatabase database, string filesDirectory, TimeProvider time)
     {
-        FilesDirectory = Path.Combine(dataDirectory, "exports");
+        FilesDirectory = filesDirectory;
         Directory.CreateDirectory(FilesDirectory);
-        _database = MetaDatabase.Open(dataDirectory);
+        _database = database;
         _time = time;
+    }
+
+    /// <summary>The exports in the <c>meta.db</c> of <paramref name="dataDirectory"/>, their files in its <c>exports/</c>.</summary>
+    public ExportStore(string dataDirectory, TimeProvider time)
+        : this(MetaDatabase.Open(dataDirectory), Path.Combine(dataDirectory, "exports"), time)
+    {
     }
 
     /// <summary>Where export files are written (<c>exports/</c> in the data directory).</summary>
@@ -82,7 +88,7 @@ public sealed class ExportStore
 
     public string FilePath(ExportRecord record) => Path.Combine(FilesDirectory, record.FileName);
 
-    private SqliteConnection Open() => _database.Connect();
+    private DbConnection Open() => _database.Connect();
 
     /// <summary>The metadata file the records are in.</summary>
     public MetaDatabase Database => _database;
@@ -98,12 +104,13 @@ public sealed class ExportStore
     public ExportRecord Create(string owner, string indexSet, string query, long? from, long? to, IReadOnlyList<string> fields, string format, bool defaultOr, long maxEvents, int maxActive, IReadOnlyList<string>? restriction = null, bool masked = false)
     {
         using var connection = Open();
-        using var transaction = connection.BeginTransaction();
+        using var transaction = _database.BeginWrite(connection);
         using (var count = connection.CreateCommand())
         {
-            count.CommandText = "SELECT COUNT(*) FROM exports WHERE owner = $owner AND state IN ('queued', 'running', 'packaging')";
-            count.Parameters.AddWithValue("$owner", owner);
-            var active = (long)count.ExecuteScalar()!;
+            count.Transaction = transaction;
+            count.CommandText = "SELECT COUNT(*) FROM exports WHERE owner = @owner AND state IN ('queued', 'running', 'packaging')";
+            count.Add("@owner", owner);
+            var active = count.ScalarLong();
             if (active >= maxActive)
             {
                 throw new ExportLimitException($"'{owner}' already has {active} exports in progress (at most {maxActive}); wait for one to finish");
@@ -111,23 +118,24 @@ public sealed class ExportStore
         }
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
         using var insert = connection.CreateCommand();
+        insert.Transaction = transaction;
         insert.CommandText = """
             INSERT INTO exports (id, owner, indexset, query, from_ticks, to_ticks, fields, format, default_or, max_events, state, created_at, restriction, masked)
-            VALUES ($id, $owner, $indexset, $query, $from, $to, $fields, $format, $or, $max, 'queued', $now, $restriction, $masked)
+            VALUES (@id, @owner, @indexset, @query, @from, @to, @fields, @format, @or, @max, 'queued', @now, @restriction, @masked)
             """;
-        insert.Parameters.AddWithValue("$id", id);
-        insert.Parameters.AddWithValue("$owner", owner);
-        insert.Parameters.AddWithValue("$indexset", indexSet);
-        insert.Parameters.AddWithValue("$query", query);
-        insert.Parameters.AddWithValue("$from", (object?)from ?? DBNull.Value);
-        insert.Parameters.AddWithValue("$to", (object?)to ?? DBNull.Value);
-        insert.Parameters.AddWithValue("$fields", string.Join('\n', fields));
-        insert.Parameters.AddWithValue("$format", format);
-        insert.Parameters.AddWithValue("$or", defaultOr ? 1 : 0);
-        insert.Parameters.AddWithValue("$max", maxEvents);
-        insert.Parameters.AddWithValue("$masked", masked ? 1 : 0);
-        insert.Parameters.AddWithValue("$restriction", restriction is null ? DBNull.Value : System.Text.Json.JsonSerializer.Serialize(restriction));
-        insert.Parameters.AddWithValue("$now", NowMs);
+        insert.Add("@id", id);
+        insert.Add("@owner", owner);
+        insert.Add("@indexset", indexSet);
+        insert.Add("@query", query);
+        insert.Add("@from", (object?)from ?? DBNull.Value);
+        insert.Add("@to", (object?)to ?? DBNull.Value);
+        insert.Add("@fields", string.Join('\n', fields));
+        insert.Add("@format", format);
+        insert.Add("@or", defaultOr ? 1 : 0);
+        insert.Add("@max", maxEvents);
+        insert.Add("@masked", masked ? 1 : 0);
+        insert.Add("@restriction", restriction is null ? DBNull.Value : System.Text.Json.JsonSerializer.Serialize(restriction));
+        insert.Add("@now", NowMs);
         insert.ExecuteNonQuery();
         transaction.Commit();
         return Get(id)!;
@@ -137,8 +145,8 @@ public sealed class ExportStore
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT * FROM exports WHERE id = $id";
-        command.Parameters.AddWithValue("$id", id);
+        command.CommandText = "SELECT * FROM exports WHERE id = @id";
+        command.Add("@id", id);
         using var reader = command.ExecuteReader();
         return reader.Read() ? Read(reader) : null;
     }
@@ -149,10 +157,10 @@ public sealed class ExportStore
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = owner is null
-            ? "SELECT * FROM exports ORDER BY created_at DESC, id LIMIT $limit"
-            : "SELECT * FROM exports WHERE owner = $owner ORDER BY created_at DESC, id LIMIT $limit";
-        command.Parameters.AddWithValue("$owner", (object?)owner ?? DBNull.Value);
-        command.Parameters.AddWithValue("$limit", limit);
+            ? "SELECT * FROM exports ORDER BY created_at DESC, id LIMIT @limit"
+            : "SELECT * FROM exports WHERE owner = @owner ORDER BY created_at DESC, id LIMIT @limit";
+        command.Add("@owner", (object?)owner ?? DBNull.Value);
+        command.Add("@limit", limit);
         var records = new List<ExportRecord>();
         using var reader = command.ExecuteReader();
         while (reader.Read())
@@ -164,56 +172,56 @@ public sealed class ExportStore
 
     /// <summary>The export starts (again): nothing written yet. False when it is no longer queued or running.</summary>
     public bool Start(string id) => Execute(
-        "UPDATE exports SET state = 'running', events_written = 0, events_total = NULL, truncated = 0, error = NULL WHERE id = $id AND state IN ('queued', 'running', 'packaging')",
+        "UPDATE exports SET state = 'running', events_written = 0, events_total = NULL, truncated = 0, error = NULL WHERE id = @id AND state IN ('queued', 'running', 'packaging')",
         id) == 1;
 
     public void Progress(string id, long written, long? total, bool truncated) => Execute(
-        "UPDATE exports SET events_written = $written, events_total = COALESCE($total, events_total), truncated = $truncated WHERE id = $id AND state = 'running'",
-        id, ("$written", written), ("$total", (object?)total ?? DBNull.Value), ("$truncated", truncated ? 1 : 0));
+        "UPDATE exports SET events_written = @written, events_total = COALESCE(@total, events_total), truncated = @truncated WHERE id = @id AND state = 'running'",
+        id, ("@written", written), ("@total", (object?)total ?? DBNull.Value), ("@truncated", truncated ? 1 : 0));
 
-    public void Packaging(string id) => Execute("UPDATE exports SET state = 'packaging' WHERE id = $id AND state = 'running'", id);
+    public void Packaging(string id) => Execute("UPDATE exports SET state = 'packaging' WHERE id = @id AND state = 'running'", id);
 
     public void Done(string id, long fileBytes, TimeSpan validFor)
     {
         var now = NowMs;
-        Execute("UPDATE exports SET state = 'done', finished_at = $now, expires_at = $expires, file_bytes = $bytes WHERE id = $id AND state = 'packaging'",
-            id, ("$now", now), ("$expires", now + (long)validFor.TotalMilliseconds), ("$bytes", fileBytes));
+        Execute("UPDATE exports SET state = 'done', finished_at = @now, expires_at = @expires, file_bytes = @bytes WHERE id = @id AND state = 'packaging'",
+            id, ("@now", now), ("@expires", now + (long)validFor.TotalMilliseconds), ("@bytes", fileBytes));
     }
 
     /// <summary>The export failed for good (its task used up its retries), or is queued again after an error.</summary>
     public void Failed(string id, string error, bool final) => Execute(
         final
-            ? "UPDATE exports SET state = 'failed', error = $error, finished_at = $now WHERE id = $id AND state IN ('queued', 'running', 'packaging')"
-            : "UPDATE exports SET state = 'queued', error = $error WHERE id = $id AND state IN ('queued', 'running', 'packaging')",
-        id, ("$error", error), ("$now", NowMs));
+            ? "UPDATE exports SET state = 'failed', error = @error, finished_at = @now WHERE id = @id AND state IN ('queued', 'running', 'packaging')"
+            : "UPDATE exports SET state = 'queued', error = @error WHERE id = @id AND state IN ('queued', 'running', 'packaging')",
+        id, ("@error", error), ("@now", NowMs));
 
     /// <summary>Done exports past their download time become expired; their ids.</summary>
     public IReadOnlyList<string> ExpireDownloads()
     {
-        using var connection = Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE exports SET state = 'expired' WHERE state = 'done' AND expires_at < $now RETURNING id";
-        command.Parameters.AddWithValue("$now", NowMs);
-        var ids = new List<string>();
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
+        // Each expiry is its own conditional update: of two nodes expiring at once, the one whose update changed the
+        // row has the id (MariaDB has no UPDATE ... RETURNING).
+        var expired = new List<string>();
+        foreach (var record in Select("state = 'done' AND expires_at < @before", Now))
         {
-            ids.Add(reader.GetString(0));
+            if (Execute("UPDATE exports SET state = 'expired' WHERE id = @id AND state = 'done'", record.Id) == 1)
+            {
+                expired.Add(record.Id);
+            }
         }
-        return ids;
+        return expired;
     }
 
     /// <summary>Finished exports (done, failed or expired) that finished before this time.</summary>
     public IReadOnlyList<ExportRecord> FinishedBefore(DateTimeOffset before) =>
-        Select("state IN ('done', 'failed', 'expired') AND finished_at < $before", before);
+        Select("state IN ('done', 'failed', 'expired') AND finished_at < @before", before);
 
-    /// <summary>The records matching a condition on <c>$before</c> (milliseconds since the epoch).</summary>
+    /// <summary>The records matching a condition on <c>@before</c> (milliseconds since the epoch).</summary>
     private List<ExportRecord> Select(string condition, DateTimeOffset before)
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = $"SELECT * FROM exports WHERE {condition}";
-        command.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
+        command.Add("@before", before.ToUnixTimeMilliseconds());
         var records = new List<ExportRecord>();
         using var reader = command.ExecuteReader();
         while (reader.Read())
@@ -223,7 +231,7 @@ public sealed class ExportStore
         return records;
     }
 
-    public void Delete(string id) => Execute("DELETE FROM exports WHERE id = $id", id);
+    public void Delete(string id) => Execute("DELETE FROM exports WHERE id = @id", id);
 
     /// <summary>How many exports are queued, running or packaging (it also shows the file answers).</summary>
     public long CountActive()
@@ -231,34 +239,34 @@ public sealed class ExportStore
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT COUNT(*) FROM exports WHERE state IN ('queued', 'running', 'packaging')";
-        return (long)command.ExecuteScalar()!;
+        return command.ScalarLong();
     }
 
     /// <summary>Records the task that writes the export.</summary>
-    public void SetTask(string id, long taskId) => Execute("UPDATE exports SET task_id = $task WHERE id = $id", id, ("$task", taskId));
+    public void SetTask(string id, long taskId) => Execute("UPDATE exports SET task_id = @task WHERE id = @id", id, ("@task", taskId));
 
     /// <summary>Exports still queued, running or packaging that were created before this time.</summary>
     public IReadOnlyList<ExportRecord> ActiveCreatedBefore(DateTimeOffset before) =>
-        Select("state IN ('queued', 'running', 'packaging') AND created_at < $before", before);
+        Select("state IN ('queued', 'running', 'packaging') AND created_at < @before", before);
 
     private int Execute(string sql, string id, params (string Name, object Value)[] parameters)
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = sql;
-        command.Parameters.AddWithValue("$id", id);
+        command.Add("@id", id);
         foreach (var (name, value) in parameters)
         {
-            command.Parameters.AddWithValue(name, value);
+            command.Add(name, value);
         }
-        if (sql.Contains("$now", StringComparison.Ordinal) && !command.Parameters.Contains("$now"))
+        if (sql.Contains("@now", StringComparison.Ordinal) && !command.Parameters.Contains("@now"))
         {
-            command.Parameters.AddWithValue("$now", NowMs);
+            command.Add("@now", NowMs);
         }
         return command.ExecuteNonQuery();
     }
 
-    private static ExportRecord Read(SqliteDataReader r)
+    private static ExportRecord Read(DbDataReader r)
     {
         long? Long(string column) => r.IsDBNull(r.GetOrdinal(column)) ? null : r.GetInt64(r.GetOrdinal(column));
         DateTimeOffset? Time(string column) => Long(column) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;

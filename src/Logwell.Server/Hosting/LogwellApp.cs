@@ -70,14 +70,16 @@ public static class LogwellApp
         builder.Services.AddRouting();
         // The task queues every process of the node shares: a file beside the index sets.
         builder.Services.AddSingleton(_ => TaskQueues.Open(options, time));
-        builder.Services.AddSingleton(_ => MetaDatabase.Open(options.DataDirectory));
+        builder.Services.AddSingleton(services => MetaDatabase.Open(options, time, line => services.GetRequiredService<ILoggerFactory>().CreateLogger("Logwell.Metadata").LogWarning("{Line}", line)));
         builder.Services.AddSingleton(services => new AccessStore(services.GetRequiredService<MetaDatabase>(), time));
         builder.Services.AddSingleton(services => new AccessService(services.GetRequiredService<AccessStore>(), time, options.DataDirectory, options.SeqApiKeys, options.KeyRequestsPerSecond,
             TimeSpan.FromMinutes(options.SessionIdleMinutes), TimeSpan.FromHours(options.SessionLifetimeHours), options.KeyQuerySecondsPerMinute, options.MetricsScrapeToken));
-        builder.Services.AddSingleton(_ => new ExportStore(Path.GetFullPath(options.DataDirectory), time));
-        builder.Services.AddSingleton(_ => new SavedSearchStore(Path.GetFullPath(options.DataDirectory), time));
+        builder.Services.AddSingleton(services => new ExportStore(services.GetRequiredService<MetaDatabase>(), options.ExportPath, time));
+        builder.Services.AddSingleton(services => new SavedSearchStore(services.GetRequiredService<MetaDatabase>(), time));
         builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<ILogStore>()));
-        builder.Services.AddSingleton(_ => new NodeRegistry(options.RegistryPath, time));
+        builder.Services.AddSingleton(services => options.MetadataDialect == MetaDialect.Sqlite
+            ? new NodeRegistry(options.RegistryPath, time)
+            : new NodeRegistry(services.GetRequiredService<MetaDatabase>(), time));
         builder.Services.AddSingleton<RegistryHost>();
         builder.Services.AddHostedService(services => services.GetRequiredService<RegistryHost>());
         builder.Services.AddHostedService<WorkerHost>();

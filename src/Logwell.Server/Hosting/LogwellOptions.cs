@@ -178,6 +178,30 @@ public sealed record LogwellOptions
     public string QueueBackend { get; init; } = "sqlite";
 
     /// <summary>
+    /// Where the metadata lives (users, keys, grants, sessions, saved searches, export records, the node registry):
+    /// <c>sqlite</c> (<c>meta.db</c> in the data directory) or, for a cluster whose nodes share it, <c>postgresql</c>
+    /// or <c>mariadb</c> (MariaDB or MySQL) at <see cref="MetadataConnectionString"/>.
+    /// </summary>
+    public string MetadataStore { get; init; } = "sqlite";
+
+    /// <summary>
+    /// The ADO.NET connection string of the <c>postgresql</c> or <c>mariadb</c> metadata store
+    /// (<c>Host=db;Port=5432;Database=logwell;Username=logwell;Password=…</c>, or <c>Server=db;Port=3306;…</c>).
+    /// </summary>
+    public string MetadataConnectionString { get; init; } = "";
+
+    /// <summary>How long a node starting waits for its metadata database to answer before it gives up with the reason.</summary>
+    public int MetadataConnectTimeoutSeconds { get; init; } = 120;
+
+    /// <summary>The engine of <see cref="MetadataStore"/>.</summary>
+    public MetaDialect MetadataDialect => MetadataStore switch
+    {
+        "postgresql" => MetaDialect.PostgreSql,
+        "mariadb" => MetaDialect.MariaDb,
+        _ => MetaDialect.Sqlite,
+    };
+
+    /// <summary>
     /// Where events live: <c>embedded</c> (the engine in this process, under the data directory) or <c>clickhouse</c>
     /// (cluster mode: every node over the same ClickHouse servers).
     /// </summary>
@@ -253,6 +277,15 @@ public sealed record LogwellOptions
 
     /// <summary>The most events one asynchronous export writes (the newest ones; the export says it was truncated).</summary>
     public int ExportMaxEvents { get; init; } = 2_000_000;
+
+    /// <summary>
+    /// Where export files are written and downloaded from (default <c>exports/</c> in the data directory). In a cluster,
+    /// one directory every node mounts (NFS, say), so that an export written by one node's worker downloads from any node.
+    /// </summary>
+    public string ExportDirectory { get; init; } = "";
+
+    /// <summary>The directory of <see cref="ExportDirectory"/>, made absolute.</summary>
+    public string ExportPath => Path.GetFullPath(string.IsNullOrEmpty(ExportDirectory) ? Path.Combine(DataDirectory, "exports") : ExportDirectory);
 
     /// <summary>Exports one user may have queued or running at once.</summary>
     public int ExportsPerUser { get; init; } = 3;
@@ -419,6 +452,29 @@ public sealed record LogwellOptions
         if (ClickHouseInsertQuorumTimeoutSeconds < 1)
         {
             throw new ArgumentException("Logwell:ClickHouseInsertQuorumTimeoutSeconds must be at least 1");
+        }
+        if (MetadataStore is not ("sqlite" or "postgresql" or "mariadb"))
+        {
+            throw new ArgumentException($"Logwell:MetadataStore must be sqlite, postgresql or mariadb, not '{MetadataStore}'");
+        }
+        if (MetadataStore != "sqlite")
+        {
+            if (MetadataConnectionString.Length == 0)
+            {
+                throw new ArgumentException($"Logwell:MetadataConnectionString is needed when MetadataStore is {MetadataStore} (Host=…;Database=…;Username=…;Password=…)");
+            }
+            try
+            {
+                _ = MetadataStore == "postgresql" ? MetaDatabase.DescribePostgres(MetadataConnectionString) : MetaDatabase.DescribeMariaDb(MetadataConnectionString);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"Logwell:MetadataConnectionString does not read as a {MetadataStore} connection string: {e.Message}");
+            }
+        }
+        if (MetadataConnectTimeoutSeconds < 0)
+        {
+            throw new ArgumentException("Logwell:MetadataConnectTimeoutSeconds must be 0 or more");
         }
         if (QueueBackend is not ("sqlite" or "redis"))
         {

@@ -2,6 +2,7 @@ using System.Reflection;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Logwell.Jobs;
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -18,18 +19,22 @@ public sealed record NodeEntry(string Id, string Address, int Port, string Role,
 /// The service registry: each node registers itself (id, address, port, role, version, tags) once it serves, sends a
 /// heartbeat every <c>RegistryHeartbeatSeconds</c> and deregisters when it stops. A node whose heartbeats stopped for
 /// <c>RegistryCriticalSeconds</c> is critical; after <c>RegistryRemoveSeconds</c> any node removes it. The rows live in
-/// the metadata store (<c>RegistryFile</c>, by default <c>meta.db</c> in the data directory, which nodes of one machine
-/// can share).
+/// the metadata store: a cluster's metadata database, or on SQLite <c>RegistryFile</c> (by default <c>meta.db</c> in
+/// the data directory, which nodes of one machine can share).
 /// </summary>
 public sealed class NodeRegistry
 {
-    private readonly string _connectionString;
+    private readonly Func<DbConnection> _connect;
+    private readonly MetaDialect _dialect;
     private readonly TimeProvider _time;
 
+    /// <summary>The registry in a SQLite file (<c>RegistryFile</c>), made there when missing.</summary>
     public NodeRegistry(string file, TimeProvider time)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
-        _connectionString = SqliteFiles.ConnectionString(file);
+        var connectionString = SqliteFiles.ConnectionString(file);
+        _connect = () => SqliteFiles.Open(connectionString, fullSync: false);
+        _dialect = MetaDialect.Sqlite;
         _time = time;
         using var connection = Open();
         using var command = connection.CreateCommand();
@@ -50,7 +55,7 @@ public sealed class NodeRegistry
         command.ExecuteNonQuery();
         // A registry file from before nodes reported their health components.
         command.CommandText = "SELECT count(*) FROM pragma_table_info('nodes') WHERE name = 'checks'";
-        if (Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+        if (command.ScalarLong() == 0)
         {
             command.CommandText = "ALTER TABLE nodes ADD COLUMN checks TEXT NOT NULL DEFAULT '[]'";
             try
@@ -64,7 +69,20 @@ public sealed class NodeRegistry
         }
     }
 
-    private SqliteConnection Open() => SqliteFiles.Open(_connectionString, fullSync: false);
+    /// <summary>The registry in a cluster's metadata database (its table made by the migrations).</summary>
+    public NodeRegistry(MetaDatabase database, TimeProvider time)
+    {
+        _connect = database.Connect;
+        _dialect = database.Dialect;
+        _time = time;
+    }
+
+    /// <summary>The registry the settings name: the cluster's metadata database, or on SQLite <c>RegistryFile</c>.</summary>
+    public static NodeRegistry Open(LogwellOptions options, TimeProvider time) => options.MetadataDialect == MetaDialect.Sqlite
+        ? new NodeRegistry(options.RegistryPath, time)
+        : new NodeRegistry(MetaDatabase.Open(options, time), time);
+
+    private DbConnection Open() => _connect();
 
     private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
@@ -73,18 +91,16 @@ public sealed class NodeRegistry
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = """
-            INSERT INTO nodes (id, address, port, role, version, tags, registered_at, heartbeat_at)
-            VALUES ($id, $address, $port, $role, $version, $tags, $now, $now)
-            ON CONFLICT (id) DO UPDATE SET address = $address, port = $port, role = $role, version = $version, tags = $tags,
-                registered_at = $now, heartbeat_at = $now
-            """;
-        command.Parameters.AddWithValue("$id", id);
-        command.Parameters.AddWithValue("$address", address);
-        command.Parameters.AddWithValue("$port", port);
-        command.Parameters.AddWithValue("$role", role);
-        command.Parameters.AddWithValue("$version", version);
-        command.Parameters.AddWithValue("$tags", string.Join(',', tags));
-        command.Parameters.AddWithValue("$now", Now);
+            INSERT INTO nodes (id, address, port, role, version, tags, registered_at, heartbeat_at, checks)
+            VALUES (@id, @address, @port, @role, @version, @tags, @now, @now, '[]')
+            """ + MetaDatabase.Upsert(_dialect, "id", "address", "port", "role", "version", "tags", "registered_at", "heartbeat_at");
+        command.Add("@id", id);
+        command.Add("@address", address);
+        command.Add("@port", port);
+        command.Add("@role", role);
+        command.Add("@version", version);
+        command.Add("@tags", string.Join(',', tags));
+        command.Add("@now", Now);
         command.ExecuteNonQuery();
     }
 
@@ -96,27 +112,44 @@ public sealed class NodeRegistry
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE nodes SET heartbeat_at = $now, checks = coalesce($checks, checks) WHERE id = $id";
-        command.Parameters.AddWithValue("$id", id);
-        command.Parameters.AddWithValue("$now", Now);
-        command.Parameters.AddWithValue("$checks", (object?)checks ?? DBNull.Value);
+        command.CommandText = "UPDATE nodes SET heartbeat_at = @now, checks = coalesce(@checks, checks) WHERE id = @id";
+        command.Add("@id", id);
+        command.Add("@now", Now);
+        command.Add("@checks", (object?)checks ?? DBNull.Value);
         return command.ExecuteNonQuery() == 1;
     }
 
-    public bool Deregister(string id) => Execute("DELETE FROM nodes WHERE id = $id", id) == 1;
+    public bool Deregister(string id) => Execute("DELETE FROM nodes WHERE id = @id", id) == 1;
 
     /// <summary>Removes nodes whose last heartbeat is older than <paramref name="after"/>; their ids.</summary>
     public IReadOnlyList<string> RemoveSilent(TimeSpan after)
     {
+        var cutoff = Now - (long)after.TotalMilliseconds;
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "DELETE FROM nodes WHERE heartbeat_at < $cutoff RETURNING id";
-        command.Parameters.AddWithValue("$cutoff", Now - (long)after.TotalMilliseconds);
-        var removed = new List<string>();
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
+        command.CommandText = "SELECT id FROM nodes WHERE heartbeat_at < @cutoff";
+        command.Add("@cutoff", cutoff);
+        var silent = new List<string>();
+        using (var reader = command.ExecuteReader())
         {
-            removed.Add(reader.GetString(0));
+            while (reader.Read())
+            {
+                silent.Add(reader.GetString(0));
+            }
+        }
+        // One conditional delete each: of nodes removing at once, the one whose delete took the row reports it, and a
+        // node that spoke again meanwhile stays.
+        command.CommandText = "DELETE FROM nodes WHERE id = @id AND heartbeat_at < @cutoff";
+        var removed = new List<string>();
+        foreach (var id in silent)
+        {
+            command.Parameters.Clear();
+            command.Add("@cutoff", cutoff);
+            command.Add("@id", id);
+            if (command.ExecuteNonQuery() == 1)
+            {
+                removed.Add(id);
+            }
         }
         return removed;
     }
@@ -133,7 +166,7 @@ public sealed class NodeRegistry
         while (reader.Read())
         {
             var heartbeat = reader.GetInt64(7);
-            nodes.Add(new NodeEntry(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetString(3), reader.GetString(4),
+            nodes.Add(new NodeEntry(reader.GetString(0), reader.GetString(1), (int)reader.GetInt64(2), reader.GetString(3), reader.GetString(4),
                 reader.GetString(5).Split(',', StringSplitOptions.RemoveEmptyEntries),
                 DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)), DateTimeOffset.FromUnixTimeMilliseconds(heartbeat),
                 now - heartbeat > critical.TotalMilliseconds ? "critical" : "passing", reader.GetString(8)));
@@ -146,8 +179,8 @@ public sealed class NodeRegistry
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = sql;
-        command.Parameters.AddWithValue("$id", id);
-        command.Parameters.AddWithValue("$now", Now);
+        command.Add("@id", id);
+        command.Add("@now", Now);
         return command.ExecuteNonQuery();
     }
 }
@@ -176,7 +209,7 @@ public static class RegistryLoop
                         heartbeat?.Invoke();
                         log($"registered node {id} ({role}) at {host}:{port}");
                     }
-                    catch (SqliteException e)
+                    catch (DbException e)
                     {
                         log($"registration failed ({e.Message}); trying again");
                     }
@@ -225,7 +258,7 @@ public static class RegistryLoop
                         log($"removed node {removed}: no heartbeat for {options.RegistryRemoveSeconds} s");
                     }
                 }
-                catch (SqliteException e)
+                catch (DbException e)
                 {
                     log($"heartbeat failed ({e.Message}); trying again");
                 }
@@ -238,9 +271,9 @@ public static class RegistryLoop
                 registry.Deregister(id);
                 log($"deregistered node {id}");
             }
-            catch (SqliteException)
+            catch (DbException)
             {
-                // Removed once silent.
+                // Removed once silent, or the registry is away: it removes the node once silent.
             }
         }
     }

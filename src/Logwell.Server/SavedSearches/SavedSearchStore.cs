@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using Logwell.Server.Hosting;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Logwell.Server.SavedSearches;
 
@@ -10,7 +10,7 @@ namespace Logwell.Server.SavedSearches;
 /// </summary>
 public sealed record SavedSearch(string Id, string Name, string IndexSet, string Query, string? From, string? To, DateTimeOffset CreatedAt);
 
-/// <summary>Saved searches in the node's <c>meta.db</c>, so any API worker or node on that directory serves them.</summary>
+/// <summary>Saved searches in the metadata database, so any API worker or node serves them.</summary>
 public sealed class SavedSearchStore
 {
     public const int MaxNameLength = 200;
@@ -18,20 +18,26 @@ public sealed class SavedSearchStore
     private readonly MetaDatabase _database;
     private readonly TimeProvider _time;
 
-    public SavedSearchStore(string dataDirectory, TimeProvider time)
+    public SavedSearchStore(MetaDatabase database, TimeProvider time)
     {
-        _database = MetaDatabase.Open(dataDirectory);
+        _database = database;
         _time = time;
     }
 
-    private SqliteConnection Open() => _database.Connect();
+    /// <summary>The saved searches in the <c>meta.db</c> of <paramref name="dataDirectory"/>.</summary>
+    public SavedSearchStore(string dataDirectory, TimeProvider time)
+        : this(MetaDatabase.Open(dataDirectory), time)
+    {
+    }
+
+    private DbConnection Open() => _database.Connect();
 
     /// <summary>Every saved search, by name.</summary>
     public IReadOnlyList<SavedSearch> List()
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, name, indexset, query, from_text, to_text, created_at FROM saved_searches ORDER BY name COLLATE NOCASE, name";
+        command.CommandText = "SELECT id, name, indexset, query, from_text, to_text, created_at FROM saved_searches ORDER BY lower(name), name";
         using var reader = command.ExecuteReader();
         var searches = new List<SavedSearch>();
         while (reader.Read())
@@ -51,16 +57,15 @@ public sealed class SavedSearchStore
         using var command = connection.CreateCommand();
         command.CommandText = """
             INSERT INTO saved_searches (id, name, indexset, query, from_text, to_text, created_at)
-            VALUES ($id, $name, $indexset, $query, $from, $to, $created)
-            ON CONFLICT (name) DO NOTHING
-            """;
-        command.Parameters.AddWithValue("$id", search.Id);
-        command.Parameters.AddWithValue("$name", name);
-        command.Parameters.AddWithValue("$indexset", indexSet);
-        command.Parameters.AddWithValue("$query", query);
-        command.Parameters.AddWithValue("$from", (object?)from ?? DBNull.Value);
-        command.Parameters.AddWithValue("$to", (object?)to ?? DBNull.Value);
-        command.Parameters.AddWithValue("$created", search.CreatedAt.ToUnixTimeMilliseconds());
+            VALUES (@id, @name, @indexset, @query, @from, @to, @created)
+            """ + _database.InsertOrIgnore("name");
+        command.Add("@id", search.Id);
+        command.Add("@name", name);
+        command.Add("@indexset", indexSet);
+        command.Add("@query", query);
+        command.Add("@from", (object?)from ?? DBNull.Value);
+        command.Add("@to", (object?)to ?? DBNull.Value);
+        command.Add("@created", search.CreatedAt.ToUnixTimeMilliseconds());
         return command.ExecuteNonQuery() == 1 ? search : null;
     }
 
@@ -69,8 +74,8 @@ public sealed class SavedSearchStore
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "DELETE FROM saved_searches WHERE id = $id";
-        command.Parameters.AddWithValue("$id", id);
+        command.CommandText = "DELETE FROM saved_searches WHERE id = @id";
+        command.Add("@id", id);
         return command.ExecuteNonQuery() == 1;
     }
 }

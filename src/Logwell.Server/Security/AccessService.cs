@@ -55,7 +55,9 @@ public sealed class AccessService
         _seqKeys = seqKeys ?? new Dictionary<string, string>();
         var nodeKey = NodeCredential.ReadOrCreate(dataDirectory);
         _nodeKeyHash = AccessStore.HashSecret(nodeKey);
-        Sessions = new Sessions(store.Database, time, nodeKey, sessionIdle ?? TimeSpan.FromHours(8), sessionLifetime ?? TimeSpan.FromDays(7));
+        // The anti-forgery key is the metadata's, not this node's: a page served by one node of a cluster may send its
+        // next change to another.
+        Sessions = new Sessions(store.Database, time, store.Database.SharedSecret("csrf"), sessionIdle ?? TimeSpan.FromHours(8), sessionLifetime ?? TimeSpan.FromDays(7));
     }
 
     public AccessStore Store => _store;

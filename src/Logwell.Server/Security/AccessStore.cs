@@ -3,7 +3,7 @@ using System.Text;
 using Logwell.Core.Query;
 using Logwell.Server.Hosting;
 using Microsoft.AspNetCore.Identity;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Logwell.Server.Security;
 
@@ -49,7 +49,7 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         using var connection = Database.Connect();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT version FROM access_version WHERE id = 1";
-        return (long)command.ExecuteScalar()!;
+        return command.ScalarLong();
     }
 
     public static string HashPassword(string user, string password) => Hasher.HashPassword(user, password);
@@ -72,10 +72,10 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         RequirePassword(password);
         Change(command =>
         {
-            command.CommandText = "INSERT INTO users (name, password_hash, created_at) VALUES ($name, $hash, $at) ON CONFLICT (name) DO NOTHING";
-            command.Parameters.AddWithValue("$name", name);
-            command.Parameters.AddWithValue("$hash", HashPassword(name, password));
-            command.Parameters.AddWithValue("$at", time.GetUtcNow().ToUnixTimeMilliseconds());
+            command.CommandText = "INSERT INTO users (name, password_hash, created_at) VALUES (@name, @hash, @at) " + Database.InsertOrIgnore("name");
+            command.Add("@name", name);
+            command.Add("@hash", HashPassword(name, password));
+            command.Add("@at", time.GetUtcNow().ToUnixTimeMilliseconds());
             if (command.ExecuteNonQuery() == 0)
             {
                 throw new AccessException($"user '{name}' exists already", 409);
@@ -88,15 +88,15 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         RequirePassword(password);
         Change(command =>
         {
-            command.CommandText = "UPDATE users SET password_hash = $hash WHERE name = $name";
-            command.Parameters.AddWithValue("$name", name);
-            command.Parameters.AddWithValue("$hash", HashPassword(name, password));
+            command.CommandText = "UPDATE users SET password_hash = @hash WHERE name = @name";
+            command.Add("@name", name);
+            command.Add("@hash", HashPassword(name, password));
             if (command.ExecuteNonQuery() == 0)
             {
                 throw new AccessException($"no user '{name}'", 404);
             }
             // A new password signs every browser out.
-            command.CommandText = "DELETE FROM sessions WHERE user_name = $name";
+            command.CommandText = "DELETE FROM sessions WHERE user_name = @name";
             command.ExecuteNonQuery();
         });
     }
@@ -104,36 +104,33 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     /// <summary>Disables (or enables again) a user: a disabled user's password, sessions and personal keys do nothing, and their sessions end.</summary>
     public void SetDisabled(string name, bool disabled) => Change(command =>
     {
-        command.CommandText = "UPDATE users SET disabled = $disabled WHERE name = $name";
-        command.Parameters.AddWithValue("$name", name);
-        command.Parameters.AddWithValue("$disabled", disabled ? 1 : 0);
+        command.CommandText = "UPDATE users SET disabled = @disabled WHERE name = @name";
+        command.Add("@name", name);
+        command.Add("@disabled", disabled ? 1 : 0);
         if (command.ExecuteNonQuery() == 0)
         {
             throw new AccessException($"no user '{name}'", 404);
         }
-        command.CommandText = "DELETE FROM sessions WHERE user_name = $name AND $disabled = 1";
+        command.CommandText = "DELETE FROM sessions WHERE user_name = @name AND @disabled = 1";
         command.ExecuteNonQuery();
     });
 
     /// <summary>Deletes the user with their grants and group memberships, and revokes the API keys they own.</summary>
     public void DeleteUser(string name) => Change(command =>
     {
-        command.CommandText = """
-            DELETE FROM users WHERE name = $name;
-            SELECT changes();
-            """;
-        command.Parameters.AddWithValue("$name", name);
-        if ((long)command.ExecuteScalar()! == 0)
+        command.CommandText = "DELETE FROM users WHERE name = @name";
+        command.Add("@name", name);
+        if (command.ExecuteNonQuery() == 0)
         {
             throw new AccessException($"no user '{name}'", 404);
         }
         command.CommandText = """
-            DELETE FROM grants WHERE principal_kind = 'user' AND principal = $name;
-            DELETE FROM group_members WHERE user_name = $name;
-            DELETE FROM sessions WHERE user_name = $name;
-            UPDATE api_keys SET revoked_at = $at WHERE owner = $name AND revoked_at IS NULL;
+            DELETE FROM grants WHERE principal_kind = 'user' AND principal = @name;
+            DELETE FROM group_members WHERE user_name = @name;
+            DELETE FROM sessions WHERE user_name = @name;
+            UPDATE api_keys SET revoked_at = @at WHERE owner = @name AND revoked_at IS NULL;
             """;
-        command.Parameters.AddWithValue("$at", time.GetUtcNow().ToUnixTimeMilliseconds());
+        command.Add("@at", time.GetUtcNow().ToUnixTimeMilliseconds());
         command.ExecuteNonQuery();
     });
 
@@ -142,9 +139,9 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         RequireName(name, "group");
         Change(command =>
         {
-            command.CommandText = "INSERT INTO groups (name, created_at) VALUES ($name, $at) ON CONFLICT (name) DO NOTHING";
-            command.Parameters.AddWithValue("$name", name);
-            command.Parameters.AddWithValue("$at", time.GetUtcNow().ToUnixTimeMilliseconds());
+            command.CommandText = "INSERT INTO groups (name, created_at) VALUES (@name, @at) " + Database.InsertOrIgnore("name");
+            command.Add("@name", name);
+            command.Add("@at", time.GetUtcNow().ToUnixTimeMilliseconds());
             if (command.ExecuteNonQuery() == 0)
             {
                 throw new AccessException($"group '{name}' exists already", 409);
@@ -154,15 +151,15 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
 
     public void DeleteGroup(string name) => Change(command =>
     {
-        command.CommandText = "DELETE FROM groups WHERE name = $name";
-        command.Parameters.AddWithValue("$name", name);
+        command.CommandText = "DELETE FROM groups WHERE name = @name";
+        command.Add("@name", name);
         if (command.ExecuteNonQuery() == 0)
         {
             throw new AccessException($"no group '{name}'", 404);
         }
         command.CommandText = """
-            DELETE FROM group_members WHERE group_name = $name;
-            DELETE FROM grants WHERE principal_kind = 'group' AND principal = $name;
+            DELETE FROM group_members WHERE group_name = @name;
+            DELETE FROM grants WHERE principal_kind = 'group' AND principal = @name;
             """;
         command.ExecuteNonQuery();
     });
@@ -171,17 +168,17 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     {
         RequireExists(command, "groups", group, "group");
         RequireExists(command, "users", user, "user");
-        command.CommandText = "INSERT INTO group_members (group_name, user_name) VALUES ($group, $user) ON CONFLICT DO NOTHING";
-        command.Parameters.AddWithValue("$group", group);
-        command.Parameters.AddWithValue("$user", user);
+        command.CommandText = "INSERT INTO group_members (group_name, user_name) VALUES (@group, @user) " + Database.InsertOrIgnore("group_name, user_name");
+        command.Add("@group", group);
+        command.Add("@user", user);
         command.ExecuteNonQuery();
     });
 
     public void RemoveMember(string group, string user) => Change(command =>
     {
-        command.CommandText = "DELETE FROM group_members WHERE group_name = $group AND user_name = $user";
-        command.Parameters.AddWithValue("$group", group);
-        command.Parameters.AddWithValue("$user", user);
+        command.CommandText = "DELETE FROM group_members WHERE group_name = @group AND user_name = @user";
+        command.Add("@group", group);
+        command.Add("@user", user);
         if (command.ExecuteNonQuery() == 0)
         {
             throw new AccessException($"user '{user}' is not in group '{group}'", 404);
@@ -206,10 +203,10 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         }
         Change(command =>
         {
-            command.CommandText = "INSERT INTO roles (name, actions, created_at) VALUES ($name, $actions, $at) ON CONFLICT (name) DO NOTHING";
-            command.Parameters.AddWithValue("$name", name);
-            command.Parameters.AddWithValue("$actions", string.Join(',', actions.Distinct()));
-            command.Parameters.AddWithValue("$at", time.GetUtcNow().ToUnixTimeMilliseconds());
+            command.CommandText = "INSERT INTO roles (name, actions, created_at) VALUES (@name, @actions, @at) " + Database.InsertOrIgnore("name");
+            command.Add("@name", name);
+            command.Add("@actions", string.Join(',', actions.Distinct()));
+            command.Add("@at", time.GetUtcNow().ToUnixTimeMilliseconds());
             if (command.ExecuteNonQuery() == 0)
             {
                 throw new AccessException($"role '{name}' exists already", 409);
@@ -220,13 +217,13 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     /// <summary>Deletes a custom role that no grant uses.</summary>
     public void DeleteRole(string name) => Change(command =>
     {
-        command.CommandText = "SELECT count(*) FROM grants WHERE role = $name";
-        command.Parameters.AddWithValue("$name", name);
-        if ((long)command.ExecuteScalar()! > 0)
+        command.CommandText = "SELECT count(*) FROM grants WHERE role = @name";
+        command.Add("@name", name);
+        if (command.ScalarLong() > 0)
         {
             throw new AccessException($"role '{name}' is used by grants; remove them first", 409);
         }
-        command.CommandText = "DELETE FROM roles WHERE name = $name";
+        command.CommandText = "DELETE FROM roles WHERE name = @name";
         if (command.ExecuteNonQuery() == 0)
         {
             throw new AccessException(Role.BuiltInRoles.Any(r => r.Name == name) ? $"'{name}' is a built-in role" : $"no role '{name}'", Role.BuiltInRoles.Any(r => r.Name == name) ? 409 : 404);
@@ -238,9 +235,9 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         RequireName(name, "space");
         Change(command =>
         {
-            command.CommandText = "INSERT INTO spaces (name, created_at) VALUES ($name, $at) ON CONFLICT (name) DO NOTHING";
-            command.Parameters.AddWithValue("$name", name);
-            command.Parameters.AddWithValue("$at", time.GetUtcNow().ToUnixTimeMilliseconds());
+            command.CommandText = "INSERT INTO spaces (name, created_at) VALUES (@name, @at) " + Database.InsertOrIgnore("name");
+            command.Add("@name", name);
+            command.Add("@at", time.GetUtcNow().ToUnixTimeMilliseconds());
             if (command.ExecuteNonQuery() == 0)
             {
                 throw new AccessException($"space '{name}' exists already", 409);
@@ -255,18 +252,18 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         {
             throw new AccessException("the default space cannot be deleted", 409);
         }
-        command.CommandText = "SELECT count(*) FROM indexset_spaces WHERE space = $name";
-        command.Parameters.AddWithValue("$name", name);
-        if ((long)command.ExecuteScalar()! > 0)
+        command.CommandText = "SELECT count(*) FROM indexset_spaces WHERE space = @name";
+        command.Add("@name", name);
+        if (command.ScalarLong() > 0)
         {
             throw new AccessException($"space '{name}' holds index sets; move or delete them first", 409);
         }
-        command.CommandText = "DELETE FROM spaces WHERE name = $name";
+        command.CommandText = "DELETE FROM spaces WHERE name = @name";
         if (command.ExecuteNonQuery() == 0)
         {
             throw new AccessException($"no space '{name}'", 404);
         }
-        command.CommandText = "DELETE FROM grants WHERE scope_kind = 'space' AND scope_name = $name";
+        command.CommandText = "DELETE FROM grants WHERE scope_kind = 'space' AND scope_name = @name";
         command.ExecuteNonQuery();
     });
 
@@ -274,9 +271,9 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     public void PlaceIndexSet(string indexSet, string space) => Change(command =>
     {
         RequireExists(command, "spaces", space, "space");
-        command.CommandText = "INSERT INTO indexset_spaces (indexset, space) VALUES ($set, $space) ON CONFLICT (indexset) DO UPDATE SET space = excluded.space";
-        command.Parameters.AddWithValue("$set", indexSet);
-        command.Parameters.AddWithValue("$space", space);
+        command.CommandText = "INSERT INTO indexset_spaces (indexset, space) VALUES (@set, @space) " + Database.Upsert("indexset", "space");
+        command.Add("@set", indexSet);
+        command.Add("@space", space);
         command.ExecuteNonQuery();
     });
 
@@ -284,11 +281,11 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     public void ForgetIndexSet(string indexSet) => Change(command =>
     {
         command.CommandText = """
-            DELETE FROM indexset_spaces WHERE indexset = $set;
-            DELETE FROM grants WHERE scope_kind = 'indexset' AND scope_name = $set;
-            DELETE FROM masking_rules WHERE indexset = $set;
+            DELETE FROM indexset_spaces WHERE indexset = @set;
+            DELETE FROM grants WHERE scope_kind = 'indexset' AND scope_name = @set;
+            DELETE FROM masking_rules WHERE indexset = @set;
             """;
-        command.Parameters.AddWithValue("$set", indexSet);
+        command.Add("@set", indexSet);
         command.ExecuteNonQuery();
     });
 
@@ -298,13 +295,11 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         var mask = ReadMask.Parse(definition);
         Change(command =>
         {
-            command.CommandText = """
-                INSERT INTO masking_rules (indexset, definition, updated_at) VALUES ($set, $definition, $at)
-                ON CONFLICT (indexset) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at
-                """;
-            command.Parameters.AddWithValue("$set", indexSet);
-            command.Parameters.AddWithValue("$definition", definition);
-            command.Parameters.AddWithValue("$at", time.GetUtcNow().ToUnixTimeMilliseconds());
+            command.CommandText = "INSERT INTO masking_rules (indexset, definition, updated_at) VALUES (@set, @definition, @at) "
+                + Database.Upsert("indexset", "definition", "updated_at");
+            command.Add("@set", indexSet);
+            command.Add("@definition", definition);
+            command.Add("@at", time.GetUtcNow().ToUnixTimeMilliseconds());
             command.ExecuteNonQuery();
         });
         return mask;
@@ -315,8 +310,8 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     {
         using var connection = database.Connect();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT definition FROM masking_rules WHERE indexset = $set";
-        command.Parameters.AddWithValue("$set", indexSet);
+        command.CommandText = "SELECT definition FROM masking_rules WHERE indexset = @set";
+        command.Add("@set", indexSet);
         return command.ExecuteScalar() is string definition ? TryParseMask(definition) ?? ReadMask.Everything : null;
     }
 
@@ -326,8 +321,8 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         var removed = false;
         Change(command =>
         {
-            command.CommandText = "DELETE FROM masking_rules WHERE indexset = $set";
-            command.Parameters.AddWithValue("$set", indexSet);
+            command.CommandText = "DELETE FROM masking_rules WHERE indexset = @set";
+            command.Add("@set", indexSet);
             removed = command.ExecuteNonQuery() > 0;
         });
         return removed;
@@ -356,15 +351,15 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
             }
             command.CommandText = """
                 INSERT INTO api_keys (id, name, owner, secret_hash, created_at, expires_at, as_owner)
-                VALUES ($id, $name, $owner, $hash, $at, $expires, $as_owner)
+                VALUES (@id, @name, @owner, @hash, @at, @expires, @as_owner)
                 """;
-            command.Parameters.AddWithValue("$id", key.Id);
-            command.Parameters.AddWithValue("$name", name);
-            command.Parameters.AddWithValue("$owner", (object?)owner ?? DBNull.Value);
-            command.Parameters.AddWithValue("$hash", key.SecretHash);
-            command.Parameters.AddWithValue("$at", key.CreatedAt.ToUnixTimeMilliseconds());
-            command.Parameters.AddWithValue("$expires", (object?)expiresAt?.ToUnixTimeMilliseconds() ?? DBNull.Value);
-            command.Parameters.AddWithValue("$as_owner", asOwner ? 1 : 0);
+            command.Add("@id", key.Id);
+            command.Add("@name", name);
+            command.Add("@owner", (object?)owner ?? DBNull.Value);
+            command.Add("@hash", key.SecretHash);
+            command.Add("@at", key.CreatedAt.ToUnixTimeMilliseconds());
+            command.Add("@expires", (object?)expiresAt?.ToUnixTimeMilliseconds() ?? DBNull.Value);
+            command.Add("@as_owner", asOwner ? 1 : 0);
             command.ExecuteNonQuery();
         });
         return (key, secret);
@@ -372,9 +367,9 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
 
     public void RevokeKey(string id) => Change(command =>
     {
-        command.CommandText = "UPDATE api_keys SET revoked_at = $at WHERE id = $id AND revoked_at IS NULL";
-        command.Parameters.AddWithValue("$id", id);
-        command.Parameters.AddWithValue("$at", time.GetUtcNow().ToUnixTimeMilliseconds());
+        command.CommandText = "UPDATE api_keys SET revoked_at = @at WHERE id = @id AND revoked_at IS NULL";
+        command.Add("@id", id);
+        command.Add("@at", time.GetUtcNow().ToUnixTimeMilliseconds());
         if (command.ExecuteNonQuery() == 0)
         {
             throw new AccessException($"no API key '{id}' that is not revoked already", 404);
@@ -393,6 +388,11 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         }
         if (!string.IsNullOrWhiteSpace(filter))
         {
+            if (filter.IndexOf('\0', StringComparison.Ordinal) is >= 0 and var nul)
+            {
+                // PostgreSQL's text holds no NUL: refused on every metadata store alike.
+                throw new AccessException($"the grant's filter cannot hold the NUL character (position {nul})");
+            }
             if (!PipelineParser.TryParse(filter, false, out var parsed, out var error))
             {
                 throw new AccessException($"the grant's filter does not parse: {error!.Message} at position {error.Position}");
@@ -419,17 +419,17 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
             }
             command.CommandText = """
                 INSERT INTO grants (id, principal_kind, principal, role, scope_kind, scope_name, filter, created_at)
-                VALUES ($id, $kind, $principal, $role, $scope_kind, $scope_name, $filter, $at)
+                VALUES (@id, @kind, @principal, @role, @scope_kind, @scope_name, @filter, @at)
                 """;
             command.Parameters.Clear();
-            command.Parameters.AddWithValue("$id", grant.Id);
-            command.Parameters.AddWithValue("$kind", principalKind);
-            command.Parameters.AddWithValue("$principal", principal);
-            command.Parameters.AddWithValue("$role", role);
-            command.Parameters.AddWithValue("$scope_kind", scope.Kind switch { ScopeKind.All => "all", ScopeKind.Space => "space", _ => "indexset" });
-            command.Parameters.AddWithValue("$scope_name", (object?)scope.Name ?? DBNull.Value);
-            command.Parameters.AddWithValue("$filter", (object?)grant.Filter ?? DBNull.Value);
-            command.Parameters.AddWithValue("$at", grant.CreatedAt.ToUnixTimeMilliseconds());
+            command.Add("@id", grant.Id);
+            command.Add("@kind", principalKind);
+            command.Add("@principal", principal);
+            command.Add("@role", role);
+            command.Add("@scope_kind", scope.Kind switch { ScopeKind.All => "all", ScopeKind.Space => "space", _ => "indexset" });
+            command.Add("@scope_name", (object?)scope.Name ?? DBNull.Value);
+            command.Add("@filter", (object?)grant.Filter ?? DBNull.Value);
+            command.Add("@at", grant.CreatedAt.ToUnixTimeMilliseconds());
             command.ExecuteNonQuery();
         });
         return grant;
@@ -437,8 +437,8 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
 
     public void RemoveGrant(string id) => Change(command =>
     {
-        command.CommandText = "DELETE FROM grants WHERE id = $id";
-        command.Parameters.AddWithValue("$id", id);
+        command.CommandText = "DELETE FROM grants WHERE id = @id";
+        command.Add("@id", id);
         if (command.ExecuteNonQuery() == 0)
         {
             throw new AccessException($"no grant '{id}'", 404);
@@ -450,11 +450,11 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     {
         using var connection = Database.Connect();
         // Deferred: a read transaction, one consistent view without taking the write lock.
-        using var transaction = connection.BeginTransaction(deferred: true);
+        using var transaction = Database.BeginSnapshot(connection);
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = "SELECT version FROM access_version WHERE id = 1";
-        var version = (long)command.ExecuteScalar()!;
+        var version = command.ScalarLong();
 
         var users = new Dictionary<string, UserRecord>(StringComparer.Ordinal);
         command.CommandText = "SELECT name, password_hash, created_at, disabled FROM users";
@@ -583,12 +583,12 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         }
     }
 
-    private static void RequireExists(SqliteCommand command, string table, string name, string what, string column = "name")
+    private static void RequireExists(DbCommand command, string table, string name, string what, string column = "name")
     {
-        command.CommandText = $"SELECT count(*) FROM {table} WHERE {column} = $exists";
+        command.CommandText = $"SELECT count(*) FROM {table} WHERE {column} = @exists";
         command.Parameters.Clear();
-        command.Parameters.AddWithValue("$exists", name);
-        var found = (long)command.ExecuteScalar()! > 0;
+        command.Add("@exists", name);
+        var found = command.ScalarLong() > 0;
         command.Parameters.Clear();
         if (!found)
         {
@@ -596,25 +596,25 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         }
     }
 
-    private static HashSet<string>? RoleActions(SqliteCommand command, string role)
+    private static HashSet<string>? RoleActions(DbCommand command, string role)
     {
         if (Role.BuiltInRoles.FirstOrDefault(r => r.Name == role) is { } builtIn)
         {
             return [.. builtIn.Actions];
         }
-        command.CommandText = "SELECT actions FROM roles WHERE name = $role";
+        command.CommandText = "SELECT actions FROM roles WHERE name = @role";
         command.Parameters.Clear();
-        command.Parameters.AddWithValue("$role", role);
+        command.Add("@role", role);
         var actions = command.ExecuteScalar() as string;
         command.Parameters.Clear();
         return actions is null ? null : [.. actions.Split(',', StringSplitOptions.RemoveEmptyEntries)];
     }
 
     /// <summary>Runs one change in a transaction that also raises the access version.</summary>
-    private void Change(Action<SqliteCommand> change)
+    private void Change(Action<DbCommand> change)
     {
         using var connection = Database.Connect();
-        using var transaction = connection.BeginTransaction(deferred: false);
+        using var transaction = Database.BeginWrite(connection);
         using (var command = connection.CreateCommand())
         {
             command.Transaction = transaction;

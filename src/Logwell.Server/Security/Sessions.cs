@@ -38,7 +38,7 @@ public sealed class WebSession(string id, string user, DateTimeOffset createdAt,
 /// lifetime (<c>SessionLifetimeHours</c>). Each sign-in makes a new secret and ends the session the browser held.
 /// <para>
 /// Anti-forgery: a state-changing request that authenticates with the cookie must carry
-/// <see cref="CsrfHeader"/>, an HMAC of the cookie's secret under the node credential, which the page reads from
+/// <see cref="CsrfHeader"/>, an HMAC of the cookie's secret under a key kept in the metadata (the same on every node of a cluster), which the page reads from
 /// <c>GET /api/v1/access/session</c>. A page of another origin can neither read that answer nor set the header
 /// without a CORS preflight the node never grants. ASP.NET Core's antiforgery pairs its own cookie with a token bound
 /// to a <c>ClaimsPrincipal</c>; here the token is bound to the session itself, so it needs no second cookie and ends
@@ -57,13 +57,13 @@ public sealed class Sessions
     private readonly byte[] _csrfKey;
     private readonly ConcurrentDictionary<string, WebSession> _cache = new(StringComparer.Ordinal);
 
-    public Sessions(MetaDatabase database, TimeProvider time, string nodeSecret, TimeSpan idleTimeout, TimeSpan lifetime)
+    public Sessions(MetaDatabase database, TimeProvider time, string csrfSecret, TimeSpan idleTimeout, TimeSpan lifetime)
     {
         _database = database;
         _time = time;
         IdleTimeout = idleTimeout;
         Lifetime = lifetime;
-        _csrfKey = SHA256.HashData(Encoding.UTF8.GetBytes("logwell csrf\0" + nodeSecret));
+        _csrfKey = SHA256.HashData(Encoding.UTF8.GetBytes("logwell csrf\0" + csrfSecret));
     }
 
     public TimeSpan IdleTimeout { get; }
@@ -83,14 +83,14 @@ public sealed class Sessions
         using var command = connection.CreateCommand();
         // Sessions that ended without a sign-out go with the next sign-in.
         command.CommandText = """
-            DELETE FROM sessions WHERE expires_at <= $now OR seen_at <= $idle;
-            INSERT INTO sessions (id, user_name, created_at, seen_at, expires_at) VALUES ($id, $user, $now, $now, $expires);
+            DELETE FROM sessions WHERE expires_at <= @now OR seen_at <= @idle;
+            INSERT INTO sessions (id, user_name, created_at, seen_at, expires_at) VALUES (@id, @user, @now, @now, @expires);
             """;
-        command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
-        command.Parameters.AddWithValue("$idle", (now - IdleTimeout).ToUnixTimeMilliseconds());
-        command.Parameters.AddWithValue("$id", session.Id);
-        command.Parameters.AddWithValue("$user", user);
-        command.Parameters.AddWithValue("$expires", session.ExpiresAt.ToUnixTimeMilliseconds());
+        command.Add("@now", now.ToUnixTimeMilliseconds());
+        command.Add("@idle", (now - IdleTimeout).ToUnixTimeMilliseconds());
+        command.Add("@id", session.Id);
+        command.Add("@user", user);
+        command.Add("@expires", session.ExpiresAt.ToUnixTimeMilliseconds());
         command.ExecuteNonQuery();
         _cache[session.Id] = session;
         return (session, secret);
@@ -129,7 +129,7 @@ public sealed class Sessions
         if (now.ToUnixTimeMilliseconds() - session.StoredSeenAtMs >= TouchInterval.TotalMilliseconds)
         {
             session.StoredSeenAtMs = now.ToUnixTimeMilliseconds();
-            Execute("UPDATE sessions SET seen_at = $at WHERE id = $id", id, now.ToUnixTimeMilliseconds());
+            Execute("UPDATE sessions SET seen_at = @at WHERE id = @id", id, now.ToUnixTimeMilliseconds());
         }
         return session;
     }
@@ -162,8 +162,8 @@ public sealed class Sessions
     {
         using var connection = _database.Connect();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT user_name, created_at, seen_at, expires_at FROM sessions WHERE id = $id";
-        command.Parameters.AddWithValue("$id", id);
+        command.CommandText = "SELECT user_name, created_at, seen_at, expires_at FROM sessions WHERE id = @id";
+        command.Add("@id", id);
         using var reader = command.ExecuteReader();
         return reader.Read()
             ? new WebSession(id, reader.GetString(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)),
@@ -174,7 +174,7 @@ public sealed class Sessions
     private void Delete(string id)
     {
         _cache.TryRemove(id, out _);
-        Execute("DELETE FROM sessions WHERE id = $id", id, 0);
+        Execute("DELETE FROM sessions WHERE id = @id", id, 0);
     }
 
     private void Execute(string sql, string id, long at)
@@ -182,8 +182,8 @@ public sealed class Sessions
         using var connection = _database.Connect();
         using var command = connection.CreateCommand();
         command.CommandText = sql;
-        command.Parameters.AddWithValue("$id", id);
-        command.Parameters.AddWithValue("$at", at);
+        command.Add("@id", id);
+        command.Add("@at", at);
         command.ExecuteNonQuery();
     }
 }

@@ -19,7 +19,7 @@ internal static class AccessCommands
     private static AccessStore Open(ParseResult result, Option<string?> data)
     {
         var options = Settings.Load(result.GetValue(data));
-        return new AccessStore(MetaDatabase.Open(options.DataDirectory), Settings.Time);
+        return new AccessStore(MetaDatabase.Open(options, Settings.Time, Console.Error.WriteLine), Settings.Time);
     }
 
     /// <summary>Runs a change; an access rule's refusal is an error message and exit code 1.</summary>

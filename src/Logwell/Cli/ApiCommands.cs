@@ -93,7 +93,7 @@ internal static class ApiCommands
                 {
                     return;
                 }
-                await RegistryLoop.RunAsync(new NodeRegistry(settings.RegistryPath, Settings.Time), string.IsNullOrEmpty(settings.NodeId) ? $"{Environment.MachineName}:{listen.Port}" : settings.NodeId,
+                await RegistryLoop.RunAsync(NodeRegistry.Open(settings, Settings.Time), string.IsNullOrEmpty(settings.NodeId) ? $"{Environment.MachineName}:{listen.Port}" : settings.NodeId,
                     listen.Host, listen.Port, "api", settings, Settings.Time, line => Console.WriteLine($"{Settings.Time.GetLocalNow():yyyy-MM-dd HH:mm:ss,fff} [master {Environment.ProcessId}] registry: {line}"), registered.Token).ConfigureAwait(false);
             }, CancellationToken.None);
             var code = await master.RunAsync(stop.Token).ConfigureAwait(false);

@@ -59,7 +59,7 @@ internal static class RoleCommands
             // carries its owner's grant filters).
             client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer",
                 Logwell.Server.Security.NodeCredential.ReadOrCreate(options.DataDirectory));
-            var handlers = BuiltinTasks.Create(options, queue, new ExportStore(Path.GetFullPath(options.DataDirectory), Settings.Time), new HttpLogStore(client), Settings.Time, loggers);
+            var handlers = BuiltinTasks.Create(options, queue, new ExportStore(MetaDatabase.Open(options, Settings.Time, Console.Error.WriteLine), options.ExportPath, Settings.Time), new HttpLogStore(client), Settings.Time, loggers);
             var name = TaskQueues.ProcessName("worker");
             var worker = new Worker(queue, handlers, new WorkerOptions(queueList)
             {
