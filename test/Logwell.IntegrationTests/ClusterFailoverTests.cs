@@ -11,7 +11,7 @@ namespace Logwell.IntegrationTests;
 /// <summary>
 /// Three Logwell nodes over three ClickHouse 18.16 replicas (ZooKeeper, quorum 2), their metadata in PostgreSQL, their
 /// queues and scheduler lease in Redis and their export files in one shared directory, behind HAProxy with the
-/// repository's <c>deploy/haproxy.cfg</c>. Two clients ingest through HAProxy, sending each batch again with its
+/// repository's <c>deploy/haproxy.cfg</c> as <c>logwell lb haproxy-config</c> fills it in from the registry. Two clients ingest through HAProxy, sending each batch again with its
 /// <c>Idempotency-Key</c> until it is acknowledged; a node and then a replica are killed with SIGKILL. Every acknowledged
 /// event is stored exactly once, HAProxy takes the dead node out of rotation, a task scheduled every second keeps
 /// running, and an export asked for before the kill finishes and downloads through HAProxy.
@@ -62,23 +62,24 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output)
             {
                 var port = ClickHouseServer.FreePort();
                 ports.Add(port);
-                nodes.Add(await LogwellNode.StartAsync(Path.Combine(dir.Path, $"node{n}"), env: settings, urls: $"http://127.0.0.1:{port}"));
+                nodes.Add(await LogwellNode.StartAsync(Path.Combine(dir.Path, $"node{n}"), env: new Dictionary<string, string>(settings) { ["LOGWELL_NodeId"] = $"node{n}" },
+                    urls: $"http://127.0.0.1:{port}"));
             }
 
-            // The shipped configuration, with this test's addresses.
+            // The shipped configuration with the registry's nodes, as `logwell lb haproxy-config` prints it from any node.
+            await WorkerProcessTests.WaitForAsync(() => HttpApiTests.SendAsync(nodes[2].Http, HttpMethod.Get, "/api/v1/nodes").Result.Body.GetProperty("nodes").GetArrayLength() == 3,
+                TimeSpan.FromSeconds(30), () => "three nodes registered");
             var front = ClickHouseServer.FreePort();
             var socket = Path.Combine(dir.Path, "haproxy.sock");
-            var config = string.Join('\n', (await File.ReadAllLinesAsync(Path.Combine(LogwellNode.RepositoryRoot, "deploy", "haproxy.cfg")))
-                .Where(line => !line.TrimStart().StartsWith("server ", StringComparison.Ordinal))
-                .Select(line => line.TrimStart() switch
-                {
-                    var l when l.StartsWith("bind ", StringComparison.Ordinal) => $"    bind 127.0.0.1:{front}",
-                    var l when l.StartsWith("stats socket ", StringComparison.Ordinal) => $"    stats socket {socket} mode 600 level admin",
-                    _ => line,
-                })
-                .Concat(ports.Select((port, i) => $"    server node{i + 1} 127.0.0.1:{port} check")));
+            var generated = await CliTests.RunWithAsync(dir.Path, nodes[2], null, null, "lb", "haproxy-config", "--bind", $"127.0.0.1:{front}", "--socket", socket);
+            Assert.True(generated.ExitCode == 0, generated.Stderr);
+            for (var n = 1; n <= 3; n++)
+            {
+                Assert.Contains($"    server node{n} 127.0.0.1:{ports[n - 1]} check\n", generated.Stdout, StringComparison.Ordinal);
+            }
+            Assert.Contains("retry-on all-retryable-errors", generated.Stdout, StringComparison.Ordinal);
             var configFile = Path.Combine(dir.Path, "haproxy.cfg");
-            await File.WriteAllTextAsync(configFile, config + "\n");
+            await File.WriteAllTextAsync(configFile, generated.Stdout);
             haproxy = Process.Start(new ProcessStartInfo("/usr/sbin/haproxy", ["-f", configFile, "-db"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
             haproxy.OutputDataReceived += (_, _) => { };
             haproxy.ErrorDataReceived += (_, _) => { };

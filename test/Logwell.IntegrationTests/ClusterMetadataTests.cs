@@ -46,6 +46,20 @@ public sealed class ClusterMetadataTests(ClickHouseFixture fixture) : IClassFixt
         using var dirCli = new TempDirectory();
         var created = await CliTests.RunWithAsync(dirCli.Path, a, null, settings, "users", "create", "alice", "--role", "admin", "--password", "a long password", "--data", dirCli.Path);
         Assert.True(created.ExitCode == 0, created.Stderr);
+        // The settings as the CLI reads them, secrets hidden.
+        var withSecrets = new Dictionary<string, string>(settings)
+        {
+            ["LOGWELL_MetadataConnectionString"] = connectionString + ";Password=db-secret-1",
+            ["LOGWELL_ClickHousePassword"] = "ch-secret-2",
+            ["LOGWELL_RedisConnection"] = "127.0.0.1:6379,password=redis-secret-3",
+        };
+        var shown = await CliTests.RunWithAsync(dirCli.Path, a, null, withSecrets, "config", "show", "--data", dirCli.Path);
+        Assert.True(shown.ExitCode == 0, shown.Stderr);
+        Assert.Contains($"MetadataStore = {metadata}", shown.Stdout, StringComparison.Ordinal);
+        Assert.Contains("ClickHousePassword = (hidden)", shown.Stdout, StringComparison.Ordinal);
+        Assert.Contains("Password=(hidden)", shown.Stdout, StringComparison.Ordinal);
+        Assert.Contains("password=(hidden)", shown.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret-", shown.Stdout, StringComparison.Ordinal);
         foreach (var node in new[] { a, b })
         {
             await WorkerProcessTests.WaitForAsync(() => Status(node, HttpMethod.Get, "/api/v1/indexsets", null) == HttpStatusCode.Unauthorized, TimeSpan.FromSeconds(5), () => "credentials required on every node");
@@ -93,6 +107,31 @@ public sealed class ClusterMetadataTests(ClickHouseFixture fixture) : IClassFixt
             await WorkerProcessTests.WaitForAsync(() => Send(node, HttpMethod.Get, "/api/v1/nodes", Basic("alice", "a long password")).Result.Body.GetProperty("nodes").GetArrayLength() == 2,
                 TimeSpan.FromSeconds(10), () => Send(node, HttpMethod.Get, "/api/v1/nodes", Basic("alice", "a long password")).Result.Body.ToString());
         }
+    }
+
+    [SkippableTheory]
+    [InlineData("postgresql", "Host=127.0.0.1;Port={0};Database=logwell;Username=logwell;Timeout=1")]
+    [InlineData("mariadb", "Server=127.0.0.1;Port={0};Database=logwell;User ID=logwell;Connection Timeout=1")]
+    public async Task ANodeWhoseMetadataServerDoesNotAnswerStopsWithTheReasonAndAcceptsNothing(string metadata, string connectionString)
+    {
+        // A port nothing listens on.
+        var port = ClickHouseServer.FreePort();
+        using var dir = new TempDirectory();
+        var env = new Dictionary<string, string>
+        {
+            ["LOGWELL_MetadataStore"] = metadata,
+            ["LOGWELL_MetadataConnectionString"] = string.Format(System.Globalization.CultureInfo.InvariantCulture, connectionString, port),
+            ["LOGWELL_MetadataConnectTimeoutSeconds"] = "3",
+        };
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var (exitCode, output) = await ProgramRunner.RunAsync("dotnet", [LogwellNode.LogwellDll, "serve", "--urls", "http://127.0.0.1:0", "--data", dir.Path],
+            dir.Path, TimeSpan.FromSeconds(60), env);
+        Assert.True(exitCode == 3, $"exit {exitCode}: {output}");
+        Assert.Contains($"error: the metadata database ({(metadata == "postgresql" ? "PostgreSQL" : "MariaDB")} at 127.0.0.1:{port}, database logwell) did not answer within 3 s", output, StringComparison.Ordinal);
+        // It tried again meanwhile, saying why each time.
+        Assert.Contains("does not answer", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("listening on", output, StringComparison.Ordinal);
+        Assert.True(started.Elapsed >= TimeSpan.FromSeconds(3));
     }
 
     private static AuthenticationHeaderValue Basic(string user, string password) =>

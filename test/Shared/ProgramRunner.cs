@@ -6,9 +6,14 @@ namespace Logwell.Tests;
 internal static class ProgramRunner
 {
     /// <summary>Runs a program; code -1 when it cannot start or outlives the timeout (then it is killed).</summary>
-    public static async Task<(int Code, string Output)> RunAsync(string program, IEnumerable<string> arguments, string directory, TimeSpan timeout)
+    /// <param name="environment">Variables set for the program, beside this process's.</param>
+    public static async Task<(int Code, string Output)> RunAsync(string program, IEnumerable<string> arguments, string directory, TimeSpan timeout, IDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(program) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);

@@ -67,7 +67,10 @@ internal static class HealthEndpoints
             Run("metadata", () =>
             {
                 var exports = services.GetRequiredService<ExportStore>();
-                return new Check("metadata", true, $"{exports.CountActive()} exports in progress");
+                var database = exports.Database;
+                return new Check("metadata", true, database.Dialect == MetaDialect.Sqlite
+                    ? $"{exports.CountActive()} exports in progress"
+                    : $"{database.Location} answers; {exports.CountActive()} exports in progress");
             }),
         };
         var queue = services.GetRequiredService<ITaskQueue>();

@@ -61,7 +61,8 @@ public sealed record ExportRecord(
 public sealed class ExportLimitException(string message) : Exception(message);
 
 /// <summary>
-/// Export records in the metadata database, shared by the API and the workers (of every node, on a server). Every change is one transaction; the per-owner limit is checked in the transaction that creates.
+/// Export records in the metadata database, shared by the API and the workers (of every node, on a server). Every
+/// change is one transaction; the per-owner limit is checked in the transaction that creates.
 /// </summary>
 public sealed class ExportStore
 {

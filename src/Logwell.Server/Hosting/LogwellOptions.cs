@@ -305,6 +305,12 @@ public sealed record LogwellOptions
     /// <summary>The role this process registers with: <c>serve</c>, or <c>store</c> behind an API master.</summary>
     public string NodeRole { get; init; } = "serve";
 
+    /// <summary>
+    /// The host name or address other machines reach this node at, registered instead of the listen address (which
+    /// for <c>0.0.0.0</c> names no machine); what <c>logwell lb haproxy-config</c> puts in the balancer's server lines.
+    /// </summary>
+    public string AdvertiseAddress { get; init; } = "";
+
     /// <summary>Tags this node registers with.</summary>
     public List<string> NodeTags { get; init; } = [];
 

@@ -360,7 +360,7 @@ public sealed class MetaDatabase
             }
             catch (DbException e)
             {
-                throw new InvalidOperationException($"the metadata database ({location}) did not answer within {options.MetadataConnectTimeoutSeconds} s: {e.Message}", e);
+                throw new MetadataUnreachableException($"the metadata database ({location}) did not answer within {options.MetadataConnectTimeoutSeconds} s: {e.Message}", e);
             }
         }
     }
@@ -580,6 +580,9 @@ public sealed class MetaDatabase
         return command.ExecuteScalar();
     }
 }
+
+/// <summary>The metadata database did not answer while the node started: nothing was accepted, and the message says why.</summary>
+public sealed class MetadataUnreachableException(string message, Exception inner) : Exception(message, inner);
 
 /// <summary>Parameters the same way on every engine.</summary>
 public static class DbCommandExtensions

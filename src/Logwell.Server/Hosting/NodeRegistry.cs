@@ -315,6 +315,10 @@ internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegist
         var (host, port) = address.StartsWith("http://unix:", StringComparison.OrdinalIgnoreCase)
             ? ("unix:" + address["http://unix:".Length..], 0)
             : new Uri(address.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal)) is var uri ? (uri.Host, uri.Port) : default;
+        if (options.AdvertiseAddress.Length > 0 && port != 0)
+        {
+            host = options.AdvertiseAddress;
+        }
         var id = string.IsNullOrEmpty(options.NodeId) ? $"{Environment.MachineName}:{(port == 0 ? host : port.ToString(System.Globalization.CultureInfo.InvariantCulture))}" : options.NodeId;
         NodeId = id;
         await RegistryLoop.RunAsync(registry, id, host, port, options.NodeRole, options, time, line => logger.LogInformation("Registry: {Line}", line), stoppingToken,

@@ -94,7 +94,7 @@ internal static class ApiCommands
                     return;
                 }
                 await RegistryLoop.RunAsync(NodeRegistry.Open(settings, Settings.Time), string.IsNullOrEmpty(settings.NodeId) ? $"{Environment.MachineName}:{listen.Port}" : settings.NodeId,
-                    listen.Host, listen.Port, "api", settings, Settings.Time, line => Console.WriteLine($"{Settings.Time.GetLocalNow():yyyy-MM-dd HH:mm:ss,fff} [master {Environment.ProcessId}] registry: {line}"), registered.Token).ConfigureAwait(false);
+                    settings.AdvertiseAddress.Length > 0 ? settings.AdvertiseAddress : listen.Host, listen.Port, "api", settings, Settings.Time, line => Console.WriteLine($"{Settings.Time.GetLocalNow():yyyy-MM-dd HH:mm:ss,fff} [master {Environment.ProcessId}] registry: {line}"), registered.Token).ConfigureAwait(false);
             }, CancellationToken.None);
             var code = await master.RunAsync(stop.Token).ConfigureAwait(false);
             await registered.CancelAsync().ConfigureAwait(false);

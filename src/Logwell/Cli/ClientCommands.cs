@@ -613,7 +613,7 @@ internal static class ClientCommands
         Console.WriteLine($"{hit.GetProperty("t").GetString()} {hit.GetProperty("message").GetString()}{extra}");
     }
 
-    private static async Task<JsonDocument> ReadOrFailAsync(HttpResponseMessage response, CancellationToken ct)
+    internal static async Task<JsonDocument> ReadOrFailAsync(HttpResponseMessage response, CancellationToken ct)
     {
         var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
@@ -642,7 +642,7 @@ internal static class ClientCommands
         }
     }
 
-    private static async Task<int> Guard(Func<Task<int>> action)
+    internal static async Task<int> Guard(Func<Task<int>> action)
     {
         try
         {

@@ -35,6 +35,8 @@ internal static class LogwellCommand
             ClientCommands.Fields(server),
             ClientCommands.Export(server),
             ClientCommands.Nodes(server),
+            ConfigCommands.Config(),
+            LbCommands.Lb(server),
             AccessCommands.Users(),
             AccessCommands.Groups(),
             AccessCommands.Roles(),
@@ -56,6 +58,11 @@ internal static class LogwellCommand
         {
             Console.Error.WriteLine($"error: invalid settings: {e.Message}");
             return 2;
+        }
+        catch (Logwell.Server.Hosting.MetadataUnreachableException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 3;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

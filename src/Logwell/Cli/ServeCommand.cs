@@ -102,6 +102,10 @@ internal static class ServeCommand
             {
                 Console.WriteLine($"Logwell events in ClickHouse at {string.Join(", ", options.ClickHouseUrls)} (database {options.ClickHouseDatabase}{(options.ClickHouseInsertQuorum > 1 ? $", insert quorum {options.ClickHouseInsertQuorum}" : "")})");
             }
+            if (options.MetadataDialect != MetaDialect.Sqlite)
+            {
+                Console.WriteLine($"Logwell metadata in {app.Services.GetRequiredService<MetaDatabase>().Location}");
+            }
             if (options.SyslogTcpPort != 0 || options.SyslogUdpPort != 0 || options.SyslogTlsPort != 0)
             {
                 static string Port(int port) => port != 0 ? port.ToString(System.Globalization.CultureInfo.InvariantCulture) : "off";
