@@ -108,6 +108,55 @@ public sealed class ClickHouseNodeTests(ClickHouseFixture fixture, Xunit.Abstrac
     }
 
     [SkippableFact]
+    public async Task AnApiMastersWorkersServeEveryEndpointOverClickHouseWithoutAStoreProcess()
+    {
+        Skip.If(fixture.Server is null, ClickHouseServer.Missing);
+        var database = await DatabaseAsync(fixture.Server!.Endpoint);
+        using var dir = new TempDirectory();
+        var port = ClickHouseServer.FreePort();
+        // No store process: over the embedded engine the workers would answer 502 for want of one.
+        await using var master = RoleProcess.Start(["api", "--data", dir.Path, "--urls", $"http://127.0.0.1:{port}", "--workers", "2", "--cheaper", "2", "--cheaper-initial", "2",
+            "--max-requests", "0", "--access-log-format", "%(p)s %(r)s %(s)s"], Settings(fixture.Server.Endpoint, database));
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+        await WorkerProcessTests.WaitForAsync(() =>
+        {
+            try
+            {
+                return http.GetAsync("/readyz").Result.StatusCode == HttpStatusCode.OK;
+            }
+            catch (AggregateException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(60), () => master.Output);
+
+        var now = DateTimeOffset.UtcNow;
+        var lines = string.Concat(Enumerable.Range(0, 300).Select(i => CultureInfo($"{{\"@timestamp\":\"{now.AddSeconds(-i):O}\",\"message\":\"call {i} {(i % 2 == 0 ? "failed" : "ok")}\",\"host\":\"web-{i % 3}\"}}\n")));
+        var (status, _) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/app/ingest", new StringContent(lines, Encoding.UTF8, "application/x-ndjson"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        var bulk = "{\"index\":{}}\n" + CultureInfo($"{{\"@timestamp\":\"{now:O}\",\"message\":\"bulk failed\",\"host\":\"db-1\"}}\n");
+        (status, _) = await SendAsync(http, HttpMethod.Post, "/app/_bulk", new StringContent(bulk, Encoding.UTF8, "application/x-ndjson"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        // Each request on a connection of its own, so that both workers take some.
+        for (var i = 0; i < 20; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/search?indexset=app&q=failed&limit=0&track_total_hits=true");
+            request.Headers.ConnectionClose = true;
+            using var response = await http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(151, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("total").GetInt64());
+        }
+        (status, var table) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?indexset=app&q=" + Uri.EscapeDataString("failed | stats count() by host"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(["db-1=1", "web-0=50", "web-1=50", "web-2=50"], table.GetProperty("rows").EnumerateArray().Select(r => $"{r[0].GetString()}={r[1].GetInt64()}").Order(StringComparer.Ordinal));
+        // The searches were answered in the workers, each a process of its own (the access log names the pid).
+        var servedBy = System.Text.RegularExpressions.Regex.Matches(master.Output, @"<(\d+)> GET /api/v1/search\S* HTTP/1\.1 200").Select(m => m.Groups[1].Value).ToHashSet();
+        Assert.NotEmpty(servedBy);
+        Assert.DoesNotContain(master.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), servedBy);
+        output.WriteLine($"searches answered by worker processes {string.Join(", ", servedBy)}");
+    }
+
+    [SkippableFact]
     public async Task ATailOnOneNodeShowsWhatAnotherNodeStoresThroughRedis()
     {
         Skip.If(fixture.Server is null, ClickHouseServer.Missing);

@@ -86,9 +86,15 @@ internal static class HealthEndpoints
         }).ConfigureAwait(false));
         if (!ready)
         {
+            // An API worker over a shared log store has no registration of its own (its master has one).
+            var registryHost = services.GetService<RegistryHost>();
             checks.Add(Run("registry", () =>
             {
-                var host = services.GetRequiredService<RegistryHost>();
+                var host = registryHost;
+                if (host is null)
+                {
+                    return new Check("registry", true, "registered by the API master");
+                }
                 var age = services.GetTime().GetUtcNow() - host.LastHeartbeat;
                 return host.NodeId is null
                     ? new Check("registry", false, "this node is not registered yet")

@@ -14,8 +14,9 @@ namespace Logwell.Server.Hosting;
 
 /// <summary>
 /// One worker process of <c>logwell api</c>: it accepts on the socket its master owns (the descriptor in
-/// <c>LOGWELL_API_LISTEN_FD</c>) and hands each request to the node's store process, so it holds no state and any
-/// worker can serve any request. After <c>LOGWELL_API_MAX_REQUESTS</c> requests it drains: every answer closes its
+/// <c>LOGWELL_API_LISTEN_FD</c>) and hands each request to the node's store process, or, over a shared log store
+/// (ClickHouse), serves it itself with the node's whole pipeline; either way it holds no state and any worker can
+/// serve any request. After <c>LOGWELL_API_MAX_REQUESTS</c> requests it drains: every answer closes its
 /// connection, so clients leave its keep-alive connections after their current request; once none is open (after at
 /// least a second, at most half the graceful timeout) it stops accepting, finishes what it has (the other half) and
 /// exits with code 3. It prints DRAINING when it starts, so the master starts its replacement at once. SIGTERM drains
@@ -119,7 +120,10 @@ public static class ApiWorker
     /// user agent, <c>%(D)s</c> µs, <c>%(M)s</c> ms, <c>%(L)s</c> s, <c>%(p)s</c> worker pid); null: no access log.</param>
     /// <param name="nodeKey">The node credential, sent to the store with each request so that it believes the client
     /// address in X-Forwarded-For over TCP too.</param>
-    public static async Task<int> RunAsync(string storeUrl, long maxBodyBytes, string? accessLogFormat, TimeProvider time, CancellationToken cancellationToken, string? nodeKey = null)
+    /// <param name="nodeSettings">The node's settings when its log store is shared (ClickHouse): the worker then serves
+    /// every endpoint itself over that store, instead of handing the request to the store process.</param>
+    public static async Task<int> RunAsync(string storeUrl, long maxBodyBytes, string? accessLogFormat, TimeProvider time, CancellationToken cancellationToken, string? nodeKey = null,
+        Microsoft.Extensions.Configuration.IConfiguration? nodeSettings = null)
     {
         // Milliseconds on the monotonic clock, for request ages and busy time.
         long Ms() => (long)(time.GetTimestamp() * 1000.0 / time.TimestampFrequency);
@@ -130,7 +134,11 @@ public static class ApiWorker
         var graceful = TimeSpan.FromSeconds(int.Parse(Environment.GetEnvironmentVariable("LOGWELL_API_GRACEFUL_TIMEOUT") ?? "30", CultureInfo.InvariantCulture));
 
         long openConnections = 0;
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = nodeSettings is null ? WebApplication.CreateSlimBuilder() : WebApplication.CreateBuilder();
+        if (nodeSettings is not null)
+        {
+            Microsoft.Extensions.Configuration.ChainedBuilderExtensions.AddConfiguration(builder.Configuration, nodeSettings);
+        }
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(console => { console.SingleLine = true; console.TimestampFormat = "yyyy-MM-dd HH:mm:ss,fff "; });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -155,9 +163,7 @@ public static class ApiWorker
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = graceful / 2);
         // Signals are handled here, not by the host: a stop drains first.
         builder.Services.AddSingleton<IHostLifetime, SignalFreeLifetime>();
-        await using var app = builder.Build();
-        using var store = StoreClient(storeUrl, Timeout.InfiniteTimeSpan);
-        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+        IHostApplicationLifetime? lifetime = null;
         long served = 0;
         var exitCode = 0;
         var draining = 0;
@@ -182,9 +188,94 @@ public static class ApiWorker
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(50), time, CancellationToken.None).ConfigureAwait(false);
                 }
-                lifetime.StopApplication();
+                lifetime!.StopApplication();
             }, CancellationToken.None);
         }
+        // What the master watches: requests in flight and the oldest one, reported every second on standard output.
+        var inFlight = new System.Collections.Concurrent.ConcurrentDictionary<long, (long Started, string Line)>();
+        long nextRequest = 0;
+        // Busy time: how much of each second had at least one request in flight (uWSGI's busyness).
+        var busy = new Lock();
+        var active = 0;
+        long busySince = 0;
+        long busyMs = 0;
+        void Front(WebApplication app)
+        {
+            if (accessLogFormat is not null)
+            {
+                app.Use(async (context, next) =>
+                {
+                    var started = time.GetTimestamp();
+                    try
+                    {
+                        await next(context).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        var line = AccessLine(accessLogFormat, context, time.GetLocalNow(), time.GetElapsedTime(started));
+                        lock (Console.Out)
+                        {
+                            Console.WriteLine(line);
+                        }
+                    }
+                });
+            }
+            app.Use(async (context, next) =>
+            {
+                // Streams that last by design (the live tail) are not requests the timeout is about.
+                var watched = !context.Request.Path.StartsWithSegments("/api/v1/tail", StringComparison.Ordinal);
+                var id = Interlocked.Increment(ref nextRequest);
+                if (watched)
+                {
+                    inFlight[id] = (Ms(), $"{context.Request.Method} {context.Request.Path}{context.Request.QueryString}");
+                }
+                lock (busy)
+                {
+                    if (active++ == 0)
+                    {
+                        busySince = Ms();
+                    }
+                }
+                try
+                {
+                    await next(context).ConfigureAwait(false);
+                }
+                finally
+                {
+                    inFlight.TryRemove(id, out _);
+                    lock (busy)
+                    {
+                        if (--active == 0)
+                        {
+                            busyMs += Ms() - busySince;
+                        }
+                    }
+                }
+            });
+            app.Use(async (context, next) =>
+            {
+                var count = Interlocked.Increment(ref served);
+                if (maxRequests > 0 && count >= maxRequests)
+                {
+                    // The allowance is used up: the master starts a replacement once this one exits.
+                    Drain(3);
+                }
+                if (Volatile.Read(ref draining) == 1)
+                {
+                    context.Response.Headers.Connection = "close";
+                }
+                await next(context).ConfigureAwait(false);
+            });
+        }
+
+        // The front of the pipeline (access log, status, drain) comes before the node's own.
+        await using var app = nodeSettings is null ? builder.Build() : LogwellApp.Build(builder, time, apiWorker: true, front: Front);
+        if (nodeSettings is null)
+        {
+            Front(app);
+        }
+        using var store = StoreClient(storeUrl, Timeout.InfiniteTimeSpan);
+        lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
         using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
         {
             context.Cancel = true;
@@ -195,14 +286,6 @@ public static class ApiWorker
             context.Cancel = true;
             Drain(0);
         });
-        // What the master watches: requests in flight and the oldest one, reported every second on standard output.
-        var inFlight = new System.Collections.Concurrent.ConcurrentDictionary<long, (long Started, string Line)>();
-        long nextRequest = 0;
-        // Busy time: how much of each second had at least one request in flight (uWSGI's busyness).
-        var busy = new Lock();
-        var active = 0;
-        long busySince = 0;
-        long busyMs = 0;
         using var reporter = time.CreateTimer(_ =>
         {
             var now = Ms();
@@ -226,73 +309,11 @@ public static class ApiWorker
             }
             Console.Out.Flush();
         }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
-        if (accessLogFormat is not null)
+        if (nodeSettings is null)
         {
-            app.Use(async (context, next) =>
-            {
-                var started = time.GetTimestamp();
-                try
-                {
-                    await next(context).ConfigureAwait(false);
-                }
-                finally
-                {
-                    var line = AccessLine(accessLogFormat, context, time.GetLocalNow(), time.GetElapsedTime(started));
-                    lock (Console.Out)
-                    {
-                        Console.WriteLine(line);
-                    }
-                }
-            });
+            app.MapGet("/livez", static context => context.Response.WriteAsync("[+]process ok: answering\nlivez check passed\n"));
+            app.Run(context => ProxyAsync(context, store, nodeKey));
         }
-        app.Use(async (context, next) =>
-        {
-            // Streams that last by design (the live tail) are not requests the timeout is about.
-            var watched = !context.Request.Path.StartsWithSegments("/api/v1/tail", StringComparison.Ordinal);
-            var id = Interlocked.Increment(ref nextRequest);
-            if (watched)
-            {
-                inFlight[id] = (Ms(), $"{context.Request.Method} {context.Request.Path}{context.Request.QueryString}");
-            }
-            lock (busy)
-            {
-                if (active++ == 0)
-                {
-                    busySince = Ms();
-                }
-            }
-            try
-            {
-                await next(context).ConfigureAwait(false);
-            }
-            finally
-            {
-                inFlight.TryRemove(id, out _);
-                lock (busy)
-                {
-                    if (--active == 0)
-                    {
-                        busyMs += Ms() - busySince;
-                    }
-                }
-            }
-        });
-        app.Use(async (context, next) =>
-        {
-            var count = Interlocked.Increment(ref served);
-            if (maxRequests > 0 && count >= maxRequests)
-            {
-                // The allowance is used up: the master starts a replacement once this one exits.
-                Drain(3);
-            }
-            if (Volatile.Read(ref draining) == 1)
-            {
-                context.Response.Headers.Connection = "close";
-            }
-            await next(context).ConfigureAwait(false);
-        });
-        app.MapGet("/livez", static context => context.Response.WriteAsync("[+]process ok: answering\nlivez check passed\n"));
-        app.Run(context => ProxyAsync(context, store, nodeKey));
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         Console.WriteLine("READY");
         Console.Out.Flush();

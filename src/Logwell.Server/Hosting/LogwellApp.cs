@@ -23,7 +23,13 @@ namespace Logwell.Server.Hosting;
 public static class LogwellApp
 {
     /// <param name="time">The clock of every component of the node: the engine, queues, stores, endpoints and hosts.</param>
-    public static WebApplication Build(WebApplicationBuilder builder, TimeProvider time)
+    /// <param name="apiWorker">
+    /// For a worker process of <c>logwell api</c> over a shared log store: the endpoints only. The worker listens on its
+    /// master's socket (no <c>Urls</c>); the master registers the node; tasks, the scheduler and syslog are left to the
+    /// node's other processes.
+    /// </param>
+    /// <param name="front">Middleware of the caller's, put before the node's own (an API worker's drain and status).</param>
+    public static WebApplication Build(WebApplicationBuilder builder, TimeProvider time, bool apiWorker = false, Action<WebApplication>? front = null)
     {
         var options = builder.Configuration.GetSection(LogwellOptions.Section).Get<LogwellOptions>() ?? new LogwellOptions();
         options.Validate();
@@ -52,7 +58,10 @@ public static class LogwellApp
             // for a host on every port and would turn the browser's other local services to https too.
             builder.Services.AddHsts(hsts => hsts.MaxAge = TimeSpan.FromDays(365));
         }
-        builder.WebHost.UseUrls(options.ListenUrls());
+        if (!apiWorker)
+        {
+            builder.WebHost.UseUrls(options.ListenUrls());
+        }
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxBodyBytes;
@@ -80,16 +89,20 @@ public static class LogwellApp
         builder.Services.AddSingleton(services => options.MetadataDialect == MetaDialect.Sqlite
             ? new NodeRegistry(options.RegistryPath, time)
             : new NodeRegistry(services.GetRequiredService<MetaDatabase>(), time));
-        builder.Services.AddSingleton<RegistryHost>();
-        builder.Services.AddHostedService(services => services.GetRequiredService<RegistryHost>());
-        builder.Services.AddHostedService<WorkerHost>();
-        builder.Services.AddHostedService<SchedulerHost>();
+        if (!apiWorker)
+        {
+            builder.Services.AddSingleton<RegistryHost>();
+            builder.Services.AddHostedService(services => services.GetRequiredService<RegistryHost>());
+            builder.Services.AddHostedService<WorkerHost>();
+            builder.Services.AddHostedService<SchedulerHost>();
+            builder.Services.AddSingleton<SyslogListener>();
+            builder.Services.AddHostedService(services => services.GetRequiredService<SyslogListener>());
+        }
         builder.Services.AddSingleton<AuditLog>();
         builder.Services.AddHostedService(services => services.GetRequiredService<AuditLog>());
-        builder.Services.AddSingleton<SyslogListener>();
-        builder.Services.AddHostedService(services => services.GetRequiredService<SyslogListener>());
 
         var app = builder.Build();
+        front?.Invoke(app);
         _ = app.Services.GetRequiredService<ILogStore>();
         // The metadata file's migrations and the node credential, before the first request.
         _ = app.Services.GetRequiredService<AccessService>();

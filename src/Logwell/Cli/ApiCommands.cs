@@ -27,7 +27,7 @@ internal static class ApiCommands
         var accessLog = new Option<string>("--access-log-format") { Description = "the access log line, in gunicorn's atoms (%(h)s client, %(t)s time, %(r)s request, %(s)s status, %(b)s bytes, %(M)s ms, %(f)s referer, %(a)s agent...)", DefaultValueFactory = _ => ApiWorker.DefaultAccessLogFormat };
         var noAccessLog = new Option<bool>("--no-access-log") { Description = "write no access log" };
         var timeout = new Option<int>("--timeout") { Description = "seconds a request may run before its worker is killed and replaced (0: no limit; the live tail is exempt)", DefaultValueFactory = _ => 65 };
-        var command = new Command("api", "Run the HTTP API as a master and worker processes on one listening socket (gunicorn and uWSGI semantics); the workers reach the log store through the store process.")
+        var command = new Command("api", "Run the HTTP API as a master and worker processes on one listening socket (gunicorn and uWSGI semantics); the workers serve every endpoint over a shared log store (ClickHouse), or reach the embedded engine through the store process.")
         {
             urls, store, data, workers, cheaperInitial, cheaper, cheaperStep, cheaperOverload, busynessMax, busynessMin, busynessMultiplier, backlogAlert,
             maxRequests, jitter, graceful, timeout, accessLog, noAccessLog,
@@ -114,8 +114,11 @@ internal static class ApiCommands
         command.SetAction(async (result, cancellationToken) =>
         {
             var options = Settings.Load(result.GetValue(data));
+            // Over a shared log store (ClickHouse) each worker serves the endpoints itself; over the embedded engine,
+            // which one process owns, it hands requests to the store process.
             return await ApiWorker.RunAsync(result.GetValue(store)!, options.MaxBodyBytes, result.GetValue(accessLog), Settings.Time, cancellationToken,
-                Logwell.Server.Security.NodeCredential.ReadOrCreate(options.DataDirectory)).ConfigureAwait(false);
+                Logwell.Server.Security.NodeCredential.ReadOrCreate(options.DataDirectory),
+                options.LogStore == "clickhouse" ? Settings.Configuration(result.GetValue(data)) : null).ConfigureAwait(false);
         });
         return command;
     }

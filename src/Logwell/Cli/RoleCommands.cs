@@ -217,6 +217,9 @@ internal static class Settings
         ?? Environment.GetEnvironmentVariable("ASPNETCORE_ENVIRONMENT")
         ?? "Development";
 
+    /// <summary>The settings as every role reads them: appsettings, <c>LOGWELL_</c> variables, then the data directory given.</summary>
+    public static IConfiguration Configuration(string? dataDirectory) => Build(dataDirectory);
+
     private static IConfiguration Build(string? dataDirectory)
     {
         var configuration = new ConfigurationBuilder()
