@@ -52,22 +52,7 @@ internal static class ChdbServer
         };
         // Its own clock: Logwell computes every time it stores and compares.
         info.Environment.Remove("LD_PRELOAD");
-        var process = Process.Start(info)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            try
-            {
-                process.Kill();
-                Directory.Delete(data, recursive: true);
-            }
-            catch (Exception e) when (e is InvalidOperationException or IOException)
-            {
-            }
-        };
+        var process = ServerProcess.Launch(info, data);
         var endpoint = new Uri($"http://127.0.0.1:{port}/");
         using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);

@@ -45,22 +45,7 @@ internal static class RedisServer
         // A test run with its clock moved (test.sh runs some classes under faketime) starts Redis on the real clock:
         // libfaketime and Redis's allocator do not load together, and the queue's times come from its client anyway.
         info.Environment.Remove("LD_PRELOAD");
-        var process = Process.Start(info)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            try
-            {
-                process.Kill();
-                Directory.Delete(directory, recursive: true);
-            }
-            catch (Exception e) when (e is InvalidOperationException or IOException)
-            {
-            }
-        };
+        var process = ServerProcess.Launch(info, directory);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (DateTime.UtcNow < deadline)
         {

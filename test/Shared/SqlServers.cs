@@ -96,7 +96,7 @@ internal sealed class SqlServer
             return (null, $"initdb failed ({code}): {output}");
         }
         var port = ClickHouseServer.FreePort();
-        var process = Launch(Command(asRoot, Path.Combine(bin, "postgres"), "-D", data, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        var process = ServerProcess.Launch(Command(asRoot, Path.Combine(bin, "postgres"), "-D", data, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "-c", "listen_addresses=127.0.0.1", "-c", $"unix_socket_directories={directory}", "-c", "fsync=off", "-c", "synchronous_commit=off",
             "-c", "full_page_writes=off", "-c", "max_connections=300"), directory);
         var admin = $"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Pooling=false";
@@ -125,7 +125,7 @@ internal sealed class SqlServer
             return (null, $"mariadb-install-db failed ({code}): {output}");
         }
         var port = ClickHouseServer.FreePort();
-        var process = Launch(Command(false, daemon, "--no-defaults", $"--datadir={data}", $"--socket={Path.Combine(directory, "sock")}",
+        var process = ServerProcess.Launch(Command(false, daemon, "--no-defaults", $"--datadir={data}", $"--socket={Path.Combine(directory, "sock")}",
             $"--port={port}", "--bind-address=127.0.0.1", $"--user={user}", "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0",
             "--innodb-buffer-pool-size=64M", "--max-connections=300"), directory);
         var admin = $"Server=127.0.0.1;Port={port};User ID=root;Pooling=false";
@@ -174,30 +174,6 @@ internal sealed class SqlServer
         // The servers run on the real clock (test.sh runs some tests under faketime): the times Logwell stores are its own.
         info.Environment.Remove("LD_PRELOAD");
         return info;
-    }
-
-    private static Process Launch(ProcessStartInfo info, string directory)
-    {
-        var process = Process.Start(info)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            try
-            {
-                // SIGKILL to the server alone (a tree is stopped with SIGSTOP before it is killed, and a test host
-                // ending in between leaves it stopped); PostgreSQL's and MariaDB's own processes end with their server.
-                process.Kill();
-                process.WaitForExit(5000);
-                Directory.Delete(directory, recursive: true);
-            }
-            catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception)
-            {
-            }
-        };
-        return process;
     }
 
     private static (int Code, string Output) RunToEnd(ProcessStartInfo info)
