@@ -32,6 +32,14 @@ public sealed class CleaningPipeline
 
     private const RegexOptions Options = RegexOptions.CultureInvariant | RegexOptions.NonBacktracking;
 
+    /// <summary>
+    /// The time one regular expression may take on one value. The engine is linear-time, so this only bounds the
+    /// largest lines; it must not be short, since the first values a large pattern (grok's IP and URI patterns) meets
+    /// build its matcher's states, and on a busy machine a few hundred milliseconds of that turned good lines into
+    /// "did not match".
+    /// </summary>
+    private static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(2);
+
     private readonly Func<LogEvent, LogEvent?>? _parse;
     private readonly string _parseName;
     private readonly List<(string Name, Func<Draft, string?> Apply)> _steps = [];
@@ -237,7 +245,7 @@ public sealed class CleaningPipeline
                     Regex regex;
                     try
                     {
-                        regex = new Regex(expression, Options, TimeSpan.FromMilliseconds(250));
+                        regex = new Regex(expression, Options, MatchTimeout);
                     }
                     catch (ArgumentException e)
                     {
@@ -479,7 +487,7 @@ public sealed class CleaningPipeline
                         Regex regex;
                         try
                         {
-                            regex = new Regex(pattern, Options, TimeSpan.FromMilliseconds(250));
+                            regex = new Regex(pattern, Options, MatchTimeout);
                         }
                         catch (Exception e) when (e is ArgumentException or NotSupportedException)
                         {

@@ -329,8 +329,22 @@ public sealed class MetaDatabase
             MetaDialect.MariaDb => new MetaDatabase(dialect, MariaDbConnectionString(connectionString), DescribeMariaDb(connectionString)),
             _ => throw new ArgumentException("a server's dialect is PostgreSql or MariaDb", nameof(dialect)),
         };
-        database.Migrate();
-        return Opened.GetOrAdd(key, database);
+        try
+        {
+            database.Migrate();
+        }
+        catch
+        {
+            // A start that waits for its server tries again with a new one: the failed one's pool goes now.
+            database._postgres?.Dispose();
+            throw;
+        }
+        var kept = Opened.GetOrAdd(key, database);
+        if (!ReferenceEquals(kept, database))
+        {
+            database._postgres?.Dispose();
+        }
+        return kept;
     }
 
     /// <summary>

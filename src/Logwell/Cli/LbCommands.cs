@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text;
-using System.Text.Json;
 using System.Text.RegularExpressions;
 
 namespace Logwell.Cli;
