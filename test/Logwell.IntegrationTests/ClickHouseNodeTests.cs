@@ -137,6 +137,14 @@ public sealed class ClickHouseNodeTests(ClickHouseFixture fixture, Xunit.Abstrac
         var bulk = "{\"index\":{}}\n" + CultureInfo($"{{\"@timestamp\":\"{now:O}\",\"message\":\"bulk failed\",\"host\":\"db-1\"}}\n");
         (status, _) = await SendAsync(http, HttpMethod.Post, "/app/_bulk", new StringContent(bulk, Encoding.UTF8, "application/x-ndjson"));
         Assert.Equal(HttpStatusCode.OK, status);
+        // The index set the ingest made is in every worker's catalog within its refresh (a second): until then a worker
+        // that has not read it answers 404, as another node would.
+        await WorkerProcessTests.WaitForAsync(() => Enumerable.Range(0, 6).All(_ =>
+        {
+            using var probe = new HttpRequestMessage(HttpMethod.Get, "/api/v1/search?indexset=app&limit=0");
+            probe.Headers.ConnectionClose = true;
+            return http.SendAsync(probe).Result.StatusCode == HttpStatusCode.OK;
+        }), TimeSpan.FromSeconds(10), () => master.Output);
         // Each request on a connection of its own, so that both workers take some.
         for (var i = 0; i < 20; i++)
         {

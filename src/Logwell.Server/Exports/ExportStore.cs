@@ -172,9 +172,25 @@ public sealed class ExportStore
     }
 
     /// <summary>The export starts (again): nothing written yet. False when it is no longer queued or running.</summary>
-    public bool Start(string id) => Execute(
-        "UPDATE exports SET state = 'running', events_written = 0, events_total = NULL, truncated = 0, error = NULL WHERE id = @id AND state IN ('queued', 'running', 'packaging')",
-        id) == 1;
+    public bool Start(string id)
+    {
+        // The state is read, not taken from the update's count: MariaDB counts only rows an update changed, and a start
+        // again after a worker died before its first progress changes nothing.
+        using var connection = Open();
+        using var transaction = _database.BeginWrite(connection);
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT state FROM exports WHERE id = @id";
+        command.Add("@id", id);
+        if (command.ExecuteScalar() is not string state || !ExportState.IsActive(state))
+        {
+            return false;
+        }
+        command.CommandText = "UPDATE exports SET state = 'running', events_written = 0, events_total = NULL, truncated = 0, error = NULL WHERE id = @id AND state IN ('queued', 'running', 'packaging')";
+        command.ExecuteNonQuery();
+        transaction.Commit();
+        return true;
+    }
 
     public void Progress(string id, long written, long? total, bool truncated) => Execute(
         "UPDATE exports SET events_written = @written, events_total = COALESCE(@total, events_total), truncated = @truncated WHERE id = @id AND state = 'running'",

@@ -108,7 +108,8 @@ public static class LogwellApp
         _ = app.Services.GetRequiredService<AccessService>();
         // A Unix socket to listen on (http://unix:/path) needs its directory; a socket file left by a process that
         // ended is replaced, one that still answers is not.
-        foreach (var url in options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        // An API worker listens on its master's socket, not on Urls.
+        foreach (var url in apiWorker ? [] : options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (url.StartsWith("http://unix:", StringComparison.OrdinalIgnoreCase))
             {
@@ -138,7 +139,7 @@ public static class LogwellApp
             }
             app.UseHsts();
         }
-        foreach (var exposed in options.ClearTextExposure())
+        foreach (var exposed in apiWorker ? [] : options.ClearTextExposure())
         {
             app.Logger.LogWarning("{Address} is reachable from other machines without TLS: passwords, API keys and events cross the network in clear text. Give --tls-cert and --tls-key (PEM), or put a TLS-ending proxy in front", exposed);
         }

@@ -180,7 +180,7 @@ public sealed record LogwellOptions
     /// <summary>
     /// Where the metadata lives (users, keys, grants, sessions, saved searches, export records, the node registry):
     /// <c>sqlite</c> (<c>meta.db</c> in the data directory) or, for a cluster whose nodes share it, <c>postgresql</c>
-    /// or <c>mariadb</c> (MariaDB or MySQL) at <see cref="MetadataConnectionString"/>.
+    /// or <c>mariadb</c> (MariaDB; tested with 10.11) at <see cref="MetadataConnectionString"/>.
     /// </summary>
     public string MetadataStore { get; init; } = "sqlite";
 

@@ -17,7 +17,7 @@ public enum MetaDialect
     /// <summary>A PostgreSQL database that every node of a cluster shares.</summary>
     PostgreSql,
 
-    /// <summary>A MariaDB (or MySQL) database that every node of a cluster shares.</summary>
+    /// <summary>A MariaDB database that every node of a cluster shares.</summary>
     MariaDb,
 }
 
@@ -40,7 +40,9 @@ public sealed class MetaDatabase
 {
     /// <summary>
     /// One schema change: its number (1, 2, ...), what it is for, its SQL for SQLite, and its SQL for PostgreSQL and
-    /// MariaDB, in which <c>{table}</c> stands for the table options and <c>{text}</c> for the long-text type.
+    /// MariaDB, in which <c>{table}</c> stands for the table options, <c>{text}</c> for the long-text type and
+    /// <c>{insert}</c> for an insert that a row already there leaves alone. Every server statement can run again (IF NOT
+    /// EXISTS): a MariaDB migration cut off half-way, its DDL committed statement by statement, is run again whole.
     /// </summary>
     public sealed record Migration(int Version, string Purpose, string Sqlite, string Server);
 
@@ -85,7 +87,7 @@ public sealed class MetaDatabase
             CREATE INDEX IF NOT EXISTS exports_owner ON exports (owner, state);
             """,
             """
-            CREATE TABLE saved_searches (
+            CREATE TABLE IF NOT EXISTS saved_searches (
                 id VARCHAR(64) PRIMARY KEY,
                 name VARCHAR(200) NOT NULL UNIQUE,
                 indexset VARCHAR(255) NOT NULL,
@@ -94,7 +96,7 @@ public sealed class MetaDatabase
                 to_text {text},
                 created_at BIGINT NOT NULL
             ){table};
-            CREATE TABLE exports (
+            CREATE TABLE IF NOT EXISTS exports (
                 id VARCHAR(64) PRIMARY KEY,
                 owner VARCHAR(255) NOT NULL,
                 indexset VARCHAR(255) NOT NULL,
@@ -116,7 +118,7 @@ public sealed class MetaDatabase
                 file_bytes BIGINT,
                 task_id BIGINT
             ){table};
-            CREATE INDEX exports_owner ON exports (owner, state);
+            CREATE INDEX IF NOT EXISTS exports_owner ON exports (owner, state);
             """),
         new(2, "users, groups, roles, spaces, API keys and grants",
             """
@@ -160,25 +162,25 @@ public sealed class MetaDatabase
             CREATE INDEX grants_principal ON grants (principal_kind, principal);
             """,
             """
-            CREATE TABLE access_version (id BIGINT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL){table};
-            INSERT INTO access_version (id, version) VALUES (1, 0);
-            CREATE TABLE users (
+            CREATE TABLE IF NOT EXISTS access_version (id BIGINT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL){table};
+            {insert} INTO access_version (id, version) VALUES (1, 0);
+            CREATE TABLE IF NOT EXISTS users (
                 name VARCHAR(64) PRIMARY KEY,
                 password_hash VARCHAR(255) NOT NULL,
                 created_at BIGINT NOT NULL,
                 disabled BIGINT NOT NULL DEFAULT 0
             ){table};
-            CREATE TABLE groups (name VARCHAR(64) PRIMARY KEY, created_at BIGINT NOT NULL){table};
-            CREATE TABLE group_members (
+            CREATE TABLE IF NOT EXISTS groups (name VARCHAR(64) PRIMARY KEY, created_at BIGINT NOT NULL){table};
+            CREATE TABLE IF NOT EXISTS group_members (
                 group_name VARCHAR(64) NOT NULL,
                 user_name VARCHAR(64) NOT NULL,
                 PRIMARY KEY (group_name, user_name)
             ){table};
-            CREATE TABLE roles (name VARCHAR(64) PRIMARY KEY, actions {text} NOT NULL, created_at BIGINT NOT NULL){table};
-            CREATE TABLE spaces (name VARCHAR(64) PRIMARY KEY, created_at BIGINT NOT NULL){table};
-            INSERT INTO spaces (name, created_at) VALUES ('default', 0);
-            CREATE TABLE indexset_spaces (indexset VARCHAR(255) PRIMARY KEY, space VARCHAR(64) NOT NULL){table};
-            CREATE TABLE api_keys (
+            CREATE TABLE IF NOT EXISTS roles (name VARCHAR(64) PRIMARY KEY, actions {text} NOT NULL, created_at BIGINT NOT NULL){table};
+            CREATE TABLE IF NOT EXISTS spaces (name VARCHAR(64) PRIMARY KEY, created_at BIGINT NOT NULL){table};
+            {insert} INTO spaces (name, created_at) VALUES ('default', 0);
+            CREATE TABLE IF NOT EXISTS indexset_spaces (indexset VARCHAR(255) PRIMARY KEY, space VARCHAR(64) NOT NULL){table};
+            CREATE TABLE IF NOT EXISTS api_keys (
                 id VARCHAR(64) PRIMARY KEY,
                 name VARCHAR(64) NOT NULL,
                 owner VARCHAR(64),
@@ -187,7 +189,7 @@ public sealed class MetaDatabase
                 expires_at BIGINT,
                 revoked_at BIGINT
             ){table};
-            CREATE TABLE grants (
+            CREATE TABLE IF NOT EXISTS grants (
                 id VARCHAR(64) PRIMARY KEY,
                 principal_kind VARCHAR(16) NOT NULL CHECK (principal_kind IN ('user', 'group', 'key')),
                 principal VARCHAR(64) NOT NULL,
@@ -197,14 +199,14 @@ public sealed class MetaDatabase
                 filter {text},
                 created_at BIGINT NOT NULL
             ){table};
-            CREATE INDEX grants_principal ON grants (principal_kind, principal);
+            CREATE INDEX IF NOT EXISTS grants_principal ON grants (principal_kind, principal);
             """),
         new(3, "the grant filters an export is restricted to",
             """
             ALTER TABLE exports ADD COLUMN restriction TEXT;
             """,
             """
-            ALTER TABLE exports ADD COLUMN restriction {text};
+            ALTER TABLE exports ADD COLUMN IF NOT EXISTS restriction {text};
             """),
         new(4, "masking rules read by viewers without view_raw",
             """
@@ -212,15 +214,15 @@ public sealed class MetaDatabase
             ALTER TABLE exports ADD COLUMN masked INTEGER NOT NULL DEFAULT 0;
             """,
             """
-            CREATE TABLE masking_rules (indexset VARCHAR(255) PRIMARY KEY, definition {text} NOT NULL, updated_at BIGINT NOT NULL){table};
-            ALTER TABLE exports ADD COLUMN masked BIGINT NOT NULL DEFAULT 0;
+            CREATE TABLE IF NOT EXISTS masking_rules (indexset VARCHAR(255) PRIMARY KEY, definition {text} NOT NULL, updated_at BIGINT NOT NULL){table};
+            ALTER TABLE exports ADD COLUMN IF NOT EXISTS masked BIGINT NOT NULL DEFAULT 0;
             """),
         new(5, "personal API keys, which act as their owner (logwell login)",
             """
             ALTER TABLE api_keys ADD COLUMN as_owner INTEGER NOT NULL DEFAULT 0;
             """,
             """
-            ALTER TABLE api_keys ADD COLUMN as_owner BIGINT NOT NULL DEFAULT 0;
+            ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS as_owner BIGINT NOT NULL DEFAULT 0;
             """),
         new(6, "web UI sessions: the SHA-256 of each session cookie, its user and its times",
             """
@@ -234,21 +236,21 @@ public sealed class MetaDatabase
             CREATE INDEX sessions_user ON sessions (user_name);
             """,
             """
-            CREATE TABLE sessions (
+            CREATE TABLE IF NOT EXISTS sessions (
                 id VARCHAR(64) PRIMARY KEY,
                 user_name VARCHAR(64) NOT NULL,
                 created_at BIGINT NOT NULL,
                 seen_at BIGINT NOT NULL,
                 expires_at BIGINT NOT NULL
             ){table};
-            CREATE INDEX sessions_user ON sessions (user_name);
+            CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_name);
             """),
         new(7, "the node registry (SQLite keeps it in RegistryFile, meta.db unless set, where NodeRegistry makes its table)",
             """
             -- nothing: NodeRegistry makes its table in the file RegistryFile names
             """,
             """
-            CREATE TABLE nodes (
+            CREATE TABLE IF NOT EXISTS nodes (
                 id VARCHAR(255) PRIMARY KEY,
                 address VARCHAR(255) NOT NULL,
                 port BIGINT NOT NULL,
@@ -265,7 +267,7 @@ public sealed class MetaDatabase
             CREATE TABLE shared_secrets (name TEXT PRIMARY KEY, secret TEXT NOT NULL);
             """,
             """
-            CREATE TABLE shared_secrets (name VARCHAR(64) PRIMARY KEY, secret VARCHAR(255) NOT NULL){table};
+            CREATE TABLE IF NOT EXISTS shared_secrets (name VARCHAR(64) PRIMARY KEY, secret VARCHAR(255) NOT NULL){table};
             """),
     ];
 
@@ -576,7 +578,9 @@ public sealed class MetaDatabase
 
     private string ServerSql(Migration migration) => migration.Server
         .Replace("{table}", TableOptions, StringComparison.Ordinal)
-        .Replace("{text}", Dialect == MetaDialect.MariaDb ? "MEDIUMTEXT" : "TEXT", StringComparison.Ordinal);
+        .Replace("{text}", Dialect == MetaDialect.MariaDb ? "MEDIUMTEXT" : "TEXT", StringComparison.Ordinal)
+        // PostgreSQL runs a migration in one transaction: it never meets its own rows again.
+        .Replace("{insert}", Dialect == MetaDialect.MariaDb ? "INSERT IGNORE" : "INSERT", StringComparison.Ordinal);
 
     private static void Execute(DbConnection connection, DbTransaction? transaction, string sql)
     {

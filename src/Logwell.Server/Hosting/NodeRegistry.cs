@@ -116,7 +116,15 @@ public sealed class NodeRegistry
         command.Add("@id", id);
         command.Add("@now", Now);
         command.Add("@checks", (object?)checks ?? DBNull.Value);
-        return command.ExecuteNonQuery() == 1;
+        if (command.ExecuteNonQuery() == 1)
+        {
+            return true;
+        }
+        // MariaDB counts only rows an update changed: a heartbeat in the same millisecond as the last changes none.
+        command.CommandText = "SELECT count(*) FROM nodes WHERE id = @id";
+        command.Parameters.Clear();
+        command.Add("@id", id);
+        return command.ScalarLong() == 1;
     }
 
     public bool Deregister(string id) => Execute("DELETE FROM nodes WHERE id = @id", id) == 1;

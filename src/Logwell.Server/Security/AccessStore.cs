@@ -104,13 +104,12 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
     /// <summary>Disables (or enables again) a user: a disabled user's password, sessions and personal keys do nothing, and their sessions end.</summary>
     public void SetDisabled(string name, bool disabled) => Change(command =>
     {
+        // Checked apart from the update: MariaDB counts only rows an update changed, and the user may be so already.
+        RequireExists(command, "users", name, "user");
         command.CommandText = "UPDATE users SET disabled = @disabled WHERE name = @name";
         command.Add("@name", name);
         command.Add("@disabled", disabled ? 1 : 0);
-        if (command.ExecuteNonQuery() == 0)
-        {
-            throw new AccessException($"no user '{name}'", 404);
-        }
+        command.ExecuteNonQuery();
         command.CommandText = "DELETE FROM sessions WHERE user_name = @name AND @disabled = 1";
         command.ExecuteNonQuery();
     });
@@ -610,21 +609,25 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         return actions is null ? null : [.. actions.Split(',', StringSplitOptions.RemoveEmptyEntries)];
     }
 
-    /// <summary>Runs one change in a transaction that also raises the access version.</summary>
+    /// <summary>
+    /// Runs one change in a transaction that also raises the access version. The version is raised first: its row lock
+    /// makes changes from every node take turns (as SQLite's write lock does), so a check a change makes (the user
+    /// exists, the role is unused) still holds when it writes.
+    /// </summary>
     private void Change(Action<DbCommand> change)
     {
         using var connection = Database.Connect();
         using var transaction = Database.BeginWrite(connection);
-        using (var command = connection.CreateCommand())
-        {
-            command.Transaction = transaction;
-            change(command);
-        }
         using (var bump = connection.CreateCommand())
         {
             bump.Transaction = transaction;
             bump.CommandText = "UPDATE access_version SET version = version + 1 WHERE id = 1";
             bump.ExecuteNonQuery();
+        }
+        using (var command = connection.CreateCommand())
+        {
+            command.Transaction = transaction;
+            change(command);
         }
         transaction.Commit();
     }

@@ -120,6 +120,12 @@ public sealed class Sessions
             _cache[id] = session;
         }
         var now = _time.GetUtcNow();
+        if (now - session.SeenAt >= IdleTimeout && now < session.ExpiresAt && Read(id) is { } stored && stored.SeenAt > session.SeenAt)
+        {
+            // Another process (a node of the cluster) saw it since this one did: the copy here was stale, not the session.
+            stored.RulesVersion = rulesVersion;
+            _cache[id] = session = stored;
+        }
         if (now >= session.ExpiresAt || now - session.SeenAt >= IdleTimeout)
         {
             Delete(id);
@@ -134,8 +140,25 @@ public sealed class Sessions
         return session;
     }
 
-    /// <summary>Ends a session (sign-out).</summary>
-    public void End(string secret) => Delete(AccessStore.HashSecret(secret));
+    /// <summary>
+    /// Ends a session (sign-out). The access version is raised with it, so that every process that holds the session
+    /// (each node of a cluster, each API worker) reads it again, and finds it gone, within the rules' refresh.
+    /// </summary>
+    public void End(string secret)
+    {
+        var id = AccessStore.HashSecret(secret);
+        _cache.TryRemove(id, out _);
+        using var connection = _database.Connect();
+        using var transaction = _database.BeginWrite(connection);
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "UPDATE access_version SET version = version + 1 WHERE id = 1";
+        command.ExecuteNonQuery();
+        command.CommandText = "DELETE FROM sessions WHERE id = @id";
+        command.Add("@id", id);
+        command.ExecuteNonQuery();
+        transaction.Commit();
+    }
 
     /// <summary>The anti-forgery token of the session whose cookie holds <paramref name="secret"/>.</summary>
     public string CsrfToken(string secret) =>

@@ -45,6 +45,7 @@ internal static partial class ConfigCommands
     {
         null => "",
         string text when text.Length > 0 && (name.Contains("Password", StringComparison.Ordinal) || name.Contains("Token", StringComparison.Ordinal)) => Hidden,
+        string text when name == nameof(LogwellOptions.MetadataConnectionString) => HideConnectionString(text),
         string text => HideInline(text),
         // The keys are the secrets: the index sets they lead to are not.
         Dictionary<string, string> keys when name == nameof(LogwellOptions.SeqApiKeys) =>
@@ -53,6 +54,36 @@ internal static partial class ConfigCommands
         IFormattable number => number.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
         _ => JsonSerializer.Serialize(value),
     };
+
+    /// <summary>
+    /// An ADO.NET connection string with the value of every key that names a password (<c>Password</c>, <c>Pwd</c>,
+    /// <c>PSW</c>, <c>SslPassword</c>…) hidden, read as the drivers read it (quoted values included); hidden whole when
+    /// it does not read.
+    /// </summary>
+    public static string HideConnectionString(string text)
+    {
+        if (text.Length == 0)
+        {
+            return text;
+        }
+        try
+        {
+            var builder = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = text };
+            foreach (var key in builder.Keys.Cast<string>().ToList())
+            {
+                if (key.Contains("password", StringComparison.OrdinalIgnoreCase) || key.Contains("pwd", StringComparison.OrdinalIgnoreCase)
+                    || key.Contains("psw", StringComparison.OrdinalIgnoreCase))
+                {
+                    builder[key] = Hidden;
+                }
+            }
+            return builder.ConnectionString;
+        }
+        catch (ArgumentException)
+        {
+            return Hidden;
+        }
+    }
 
     /// <summary>A password inside a connection string (<c>Password=…</c>, <c>password=…</c>) or a URL's user information.</summary>
     public static string HideInline(string text) =>
