@@ -73,7 +73,7 @@ public sealed class ClusterMetadataTests(ClickHouseFixture fixture) : IClassFixt
         Assert.Equal(HttpStatusCode.Created, status);
         var secret = key.GetProperty("secret").GetString()!;
         var line = $"{{\"message\":\"from node b\",\"@timestamp\":\"{DateTimeOffset.UtcNow:O}\"}}\n";
-        // Node B knows it once it reads the rules again (at most a second after the change).
+        // Node B knows it once it reads the rules again (every 250 ms).
         await WorkerProcessTests.WaitForAsync(() => Send(b, HttpMethod.Post, "/api/v1/indexsets/app/ingest", new AuthenticationHeaderValue("Bearer", secret), line, "application/x-ndjson").Result.Status == HttpStatusCode.OK,
             TimeSpan.FromSeconds(5), () => "the new key accepted on node B");
         (status, _) = await Send(b, HttpMethod.Delete, $"/api/v1/access/keys/{key.GetProperty("id").GetString()}", Basic("alice", "a long password"));
