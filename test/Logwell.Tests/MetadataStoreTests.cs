@@ -23,18 +23,20 @@ public sealed class MetadataStoreTests
             var directory = new TempDirectory();
             return (MetaDatabase.Open(directory.Path), directory);
         }
-        var server = SqlServer.Of(store);
-        return (MetaDatabase.Open(store == "postgresql" ? MetaDialect.PostgreSql : MetaDialect.MariaDb, server.CreateDatabase()), new TempDirectory());
+        var (dialect, connectionString) = EmptyDatabase(store);
+        return (MetaDatabase.Open(dialect, connectionString), new TempDirectory());
     }
+
+    /// <summary>A new empty database on the server of <paramref name="store"/> (postgresql or mariadb), not yet migrated.</summary>
+    private static (MetaDialect Dialect, string ConnectionString) EmptyDatabase(string store) =>
+        (store == "postgresql" ? MetaDialect.PostgreSql : MetaDialect.MariaDb, SqlServer.Of(store).CreateDatabase());
 
     [SkippableTheory]
     [InlineData("postgresql")]
     [InlineData("mariadb")]
     public void ThreeNodesStartingAtOnceMigrateTheSchemaOnce(string store)
     {
-        var server = SqlServer.Of(store);
-        var connectionString = server.CreateDatabase();
-        var dialect = store == "postgresql" ? MetaDialect.PostgreSql : MetaDialect.MariaDb;
+        var (dialect, connectionString) = EmptyDatabase(store);
         using var start = new Barrier(3);
         // Three connection strings that differ only in the application name: three databases' worth of caching, one database.
         var opened = Enumerable.Range(0, 3).Select(i => Task.Run(() =>
@@ -82,9 +84,7 @@ public sealed class MetadataStoreTests
     [InlineData("mariadb")]
     public void ADatabaseOfANewerLogwellIsRefused(string store)
     {
-        var server = SqlServer.Of(store);
-        var connectionString = server.CreateDatabase();
-        var dialect = store == "postgresql" ? MetaDialect.PostgreSql : MetaDialect.MariaDb;
+        var (dialect, connectionString) = EmptyDatabase(store);
         var database = MetaDatabase.Open(dialect, connectionString);
         using (var connection = database.Connect())
         using (var command = connection.CreateCommand())
