@@ -153,9 +153,12 @@ internal sealed class ClickHouseSystem : IBenchSystem
     }
 
     /// <summary>Active parts only: ClickHouse keeps merged-away parts on disk for minutes before deleting them.</summary>
-    public async Task<long?> LiveDataBytesAsync()
+    public Task<long?> LiveDataBytesAsync() => ActivePartBytesAsync("logs");
+
+    /// <summary>The bytes of the active parts of the tables whose names start with <paramref name="prefix"/>.</summary>
+    public async Task<long?> ActivePartBytesAsync(string prefix)
     {
-        var text = await ExecuteAsync("SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND table = 'logs' FORMAT TabSeparated");
+        var text = await ExecuteAsync($"SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND startsWith(table, '{prefix}') FORMAT TabSeparated");
         return long.Parse(text.Trim(), CultureInfo.InvariantCulture);
     }
 

@@ -43,6 +43,9 @@ internal sealed class LogwellClusterSystem : IBenchSystem
 
     public Task<long?> QueryAsync(string name, QueryParameters p) => _node.QueryAsync(name, p);
 
+    /// <summary>The active parts of the index sets' tables, as for <c>clickhouse</c> (merged-away parts linger for minutes).</summary>
+    public Task<long?> LiveDataBytesAsync() => _clickHouse.ActivePartBytesAsync("logwell_events_");
+
     public async ValueTask DisposeAsync()
     {
         await _node.DisposeAsync();

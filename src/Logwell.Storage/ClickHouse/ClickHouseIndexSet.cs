@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading.Channels;
 using Logwell.Core.Cleaning;
@@ -32,6 +33,10 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     private int _retentionDays;
     private long _queuedEvents;
     private int _disposed;
+    private volatile IReadOnlySet<string> _columns = new HashSet<string>(StringComparer.Ordinal);
+    private long _columnsReadAt = long.MinValue;
+    private readonly HashSet<string> _promoted = new(StringComparer.Ordinal);
+    private Task _promotion = Task.CompletedTask;
 
     public ClickHouseIndexSet(ClickHouseLogStore store, string name, int retentionDays, DateTimeOffset created, CleaningPipeline? pipeline, ILogger logger)
     {
@@ -169,7 +174,135 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
                 pending.Done.TrySetResult();
             }
             Publish(added);
+            PromoteFields(added);
         }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Field columns
+    // ---------------------------------------------------------------------------------------------------------------
+
+    /// <summary>Fields at most that get columns of their own, per index set: each adds to every insert's work.</summary>
+    internal const int MaxFieldColumns = 16;
+
+    /// <summary>ClickHouse's ILLEGAL_COLUMN: the column exists (18.16 has no <c>ADD COLUMN IF NOT EXISTS</c>).</summary>
+    private const int DuplicateColumn = 44;
+
+    /// <summary>ClickHouse's UNKNOWN_IDENTIFIER: a replica that has not yet taken a new column.</summary>
+    private const int UnknownColumn = 47;
+
+    /// <summary>
+    /// Gives columns of their own to the fields that at least half of a batch's events carry with few distinct values
+    /// (up to <see cref="MaxFieldColumns"/>), in the background: an ALTER on a replicated table may wait for replicas, and
+    /// acknowledged events must not. A field another node promoted meanwhile is simply found to exist.
+    /// </summary>
+    private void PromoteFields(List<LogEvent> events)
+    {
+        int room;
+        lock (_promoted)
+        {
+            room = MaxFieldColumns - _promoted.Count;
+        }
+        if (events.Count < 100 || !_promotion.IsCompleted || room <= 0)
+        {
+            return;
+        }
+        var counts = new Dictionary<string, (int Events, HashSet<string> Values)>(StringComparer.Ordinal);
+        var distinctCap = Math.Max(10, events.Count / 10);
+        foreach (var evt in events)
+        {
+            foreach (var field in evt.Fields)
+            {
+                ref var seen = ref CollectionsMarshal.GetValueRefOrAddDefault(counts, field.Name, out var existed);
+                if (!existed)
+                {
+                    seen = (0, new HashSet<string>(StringComparer.Ordinal));
+                }
+                seen.Events++;
+                if (seen.Values.Count <= distinctCap)
+                {
+                    seen.Values.Add(field.Value.SearchText ?? "");
+                }
+            }
+        }
+        // Fields with few values (level, host, service: what field clauses name) pay for their column many times over;
+        // one with a value per event (a trace id) would double its size on disk for what a bare search finds anyway.
+        List<string> wanted;
+        lock (_promoted)
+        {
+            wanted = [.. counts.Where(c => c.Value.Events * 2 >= events.Count && c.Value.Values.Count <= distinctCap && !_promoted.Contains(c.Key) && !_columns.Contains(ClickHouseEvents.FieldColumn(c.Key)))
+                .OrderByDescending(c => c.Value.Events).ThenBy(c => c.Key, StringComparer.Ordinal).Select(c => c.Key).Take(room)];
+        }
+        if (wanted.Count == 0)
+        {
+            return;
+        }
+        _promotion = PromoteAsync(wanted);
+    }
+
+    /// <summary>Gives these fields columns of their own (also what tests use to choose them).</summary>
+    internal async Task PromoteAsync(IReadOnlyList<string> names)
+    {
+        lock (_promoted)
+        {
+            _promoted.UnionWith(names);
+        }
+        await Task.Yield();
+        foreach (var name in names)
+        {
+            foreach (var ddl in ClickHouseEvents.FieldColumnDdl(Name, name))
+            {
+                try
+                {
+                    await _store.AlterAsync(ddl).ConfigureAwait(false);
+                }
+                catch (ClickHouseException e) when (e.Code == DuplicateColumn)
+                {
+                    // Another node gave the field its column first.
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    _logger.LogWarning("Index set {Name}: field {Field} gets no column of its own for now ({Error}); searches read it from the arrays", Name, name, e.Message);
+                    return;
+                }
+            }
+        }
+        await ReadColumnsAsync(CancellationToken.None).ConfigureAwait(false);
+        _logger.LogInformation("Index set {Name}: fields {Fields} have columns of their own", Name, string.Join(", ", names));
+    }
+
+    /// <summary>Waits for the field columns being added, and reads which exist (for tests and tools).</summary>
+    internal async Task<IReadOnlySet<string>> FieldColumnsAsync()
+    {
+        await _promotion.ConfigureAwait(false);
+        await ReadColumnsAsync(CancellationToken.None).ConfigureAwait(false);
+        return _columns;
+    }
+
+    private async Task ReadColumnsAsync(CancellationToken cancellationToken)
+    {
+        var columns = new HashSet<string>(StringComparer.Ordinal);
+        var sql = $"SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {ClickHouseSql.Literal(ClickHouseEvents.Table(Name))}";
+        await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            columns.Add(row.GetProperty("name").GetString()!);
+        }
+        _columns = columns;
+    }
+
+    /// <summary>
+    /// The filter of <paramref name="query"/> over the field columns this node knows of, read again every ten seconds
+    /// (columns are only ever added, and a filter that does not use one is as right, only slower).
+    /// </summary>
+    private async Task<ClickHouseFilter> FilterForAsync(QueryNode query, CancellationToken cancellationToken)
+    {
+        var now = _store.Time.GetUtcNow();
+        if (now.UtcTicks - Interlocked.Read(ref _columnsReadAt) > TimeSpan.TicksPerSecond * 10)
+        {
+            Interlocked.Exchange(ref _columnsReadAt, now.UtcTicks);
+            await ReadColumnsAsync(cancellationToken).ConfigureAwait(false);
+        }
+        return ClickHouseFilter.For(query, now, _columns);
     }
 
     /// <summary>
@@ -238,14 +371,16 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         return where.ToString();
     }
 
-    /// <summary>Candidate events in the search's order (newest first unless oldest first), with whether each matches.</summary>
-    private async IAsyncEnumerable<LogEvent> MatchingAsync(SearchRequest request, int? limit, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>
+    /// The events <paramref name="filter"/> selects in the search's order (newest first unless oldest first) that match:
+    /// rows the filter is sure of as they are, the others once the matcher agrees.
+    /// </summary>
+    private async IAsyncEnumerable<LogEvent> MatchingAsync(SearchRequest request, ClickHouseFilter filter, int? limit, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var now = _store.Time.GetUtcNow();
-        var filter = ClickHouseFilter.For(request.Query, now);
-        var matcher = filter.Exact ? null : EventMatcher.Compile(request.Query, now);
+        var matcher = filter.Exact ? null : EventMatcher.Compile(request.Query, _store.Time.GetUtcNow());
+        var sure = !filter.Exact && filter.Sure != "0";
         var order = request.OldestFirst ? "ASC" : "DESC";
-        var sql = $"SELECT {ClickHouseEvents.Columns} FROM {_table} WHERE {Where(request, filter)} ORDER BY t {order}, seq {order}";
+        var sql = $"SELECT {ClickHouseEvents.Columns}{(sure ? $", ({filter.Sure}) AS lw_sure" : "")} FROM {_table} WHERE {Where(request, filter)} ORDER BY t {order}, seq {order}";
         if (limit is { } n && filter.Exact)
         {
             sql += " LIMIT " + n.ToString(CultureInfo.InvariantCulture);
@@ -253,11 +388,51 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
         {
             var evt = ClickHouseEvents.Read(row);
-            if (matcher is null || matcher(evt))
+            if (matcher is null || (sure && row.GetProperty("lw_sure").GetInt32() != 0) || matcher(evt))
             {
                 yield return evt;
             }
         }
+    }
+
+    /// <summary>What a first pass over the candidates tells: how many, how many are sure, and all their keys when few.</summary>
+    private sealed record Probe(long Candidates, long Sure, List<EventPosition>? Keys);
+
+    /// <summary>Candidates at most whose keys a probe brings back, to read them by key instead of scanning again.</summary>
+    private const int ProbeKeys = 1000;
+
+    private async Task<Probe> ProbeAsync(SearchRequest request, ClickHouseFilter filter, CancellationToken cancellationToken)
+    {
+        var sure = filter.Exact ? "count()" : filter.Sure == "0" ? "0" : $"countIf({filter.Sure})";
+        var sql = $"SELECT {sure} AS lw_sure, count() AS lw_count, groupArray({ProbeKeys + 1})((t, seq)) AS lw_keys FROM {_table} WHERE {Where(request, filter)}";
+        await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            var candidates = row.GetProperty("lw_count").GetInt64();
+            List<EventPosition>? keys = null;
+            if (candidates <= ProbeKeys)
+            {
+                keys = [.. row.GetProperty("lw_keys").EnumerateArray().Select(k => new EventPosition(ClickHouseEvents.Int64(k[0]), ClickHouseEvents.Int64(k[1])))];
+            }
+            return new Probe(candidates, row.GetProperty("lw_sure").GetInt64(), keys);
+        }
+        return new Probe(0, 0, []);
+    }
+
+    /// <summary>The events with these keys, read through the primary key (time, seq).</summary>
+    private async Task<List<LogEvent>> ReadByKeysAsync(List<EventPosition> keys, CancellationToken cancellationToken)
+    {
+        var events = new List<LogEvent>(keys.Count);
+        for (var start = 0; start < keys.Count; start += 500)
+        {
+            var chunk = keys.GetRange(start, Math.Min(500, keys.Count - start));
+            var tuples = string.Join(", ", chunk.Select(k => $"({Ticks(k.Timestamp)}, {Ticks(k.Seq)})"));
+            var sql = $"SELECT {ClickHouseEvents.Columns} FROM {_table} WHERE t >= {Ticks(chunk.Min(k => k.Timestamp))} AND t <= {Ticks(chunk.Max(k => k.Timestamp))} AND (t, seq) IN ({tuples})";
+            await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
+            {
+                events.Add(ClickHouseEvents.Read(row));
+            }
+        }
+        return events;
     }
 
     public async Task<SearchResult> SearchAsync(SearchRequest request, CancellationToken cancellationToken = default)
@@ -266,28 +441,64 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         {
             return await SearchByFieldAsync(request, fieldOrder, cancellationToken).ConfigureAwait(false);
         }
+        try
+        {
+            return await SearchAsync(request, await FilterForAsync(request.Query, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        }
+        catch (ClickHouseException e) when (e.Code == UnknownColumn && _columns.Count > 0)
+        {
+            // A replica that has not yet taken a field's new column: the arrays answer as well.
+            return await SearchAsync(request, ClickHouseFilter.For(request.Query, _store.Time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A first pass counts the candidates and the sure ones. Few candidates are then read by key and tested here; many,
+    /// all sure, are counted by ClickHouse, which finds the page's keys and then the page; otherwise the candidates
+    /// stream in order through the matcher.
+    /// </summary>
+    private async Task<SearchResult> SearchAsync(SearchRequest request, ClickHouseFilter filter, CancellationToken cancellationToken)
+    {
         var limit = Math.Max(0, request.Limit);
         var trackTotal = request.TrackTotalHitsUpTo ?? _store.Options.TrackTotalHitsUpTo;
         var now = _store.Time.GetUtcNow();
-        var filter = ClickHouseFilter.For(request.Query, now);
+        var probe = await ProbeAsync(request, filter, cancellationToken).ConfigureAwait(false);
         var hits = new List<LogEvent>(Math.Min(limit, 10_000));
         long total = 0;
         var exact = true;
-        if (filter.Exact)
+        if (probe.Keys is { } keys)
         {
-            // The condition is the query: ClickHouse counts, and sends only the page.
+            var matcher = filter.Exact ? null : EventMatcher.Compile(request.Query, now);
+            var matching = (await ReadByKeysAsync(keys, cancellationToken).ConfigureAwait(false)).Where(e => matcher is null || matcher(e)).ToList();
+            matching.Sort((x, y) => x.Timestamp != y.Timestamp ? x.Timestamp.CompareTo(y.Timestamp) : x.Seq.CompareTo(y.Seq));
+            if (!request.OldestFirst)
+            {
+                matching.Reverse();
+            }
+            total = matching.Count;
+            hits.AddRange(matching.Take(limit));
+        }
+        else if (filter.Exact || probe.Sure == probe.Candidates)
+        {
+            // Every candidate matches: ClickHouse counted them, and finds the page's keys before its rows.
+            total = probe.Candidates;
             if (limit > 0)
             {
-                await foreach (var evt in MatchingAsync(request, limit, cancellationToken).ConfigureAwait(false))
+                var order = request.OldestFirst ? "ASC" : "DESC";
+                var page = new List<EventPosition>(limit);
+                var sql = $"SELECT t, seq FROM {_table} WHERE {Where(request, filter)} ORDER BY t {order}, seq {order} LIMIT {limit.ToString(CultureInfo.InvariantCulture)}";
+                await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
                 {
-                    hits.Add(evt);
+                    page.Add(new EventPosition(ClickHouseEvents.Int64(row.GetProperty("t")), ClickHouseEvents.Int64(row.GetProperty("seq"))));
                 }
+                var byKey = (await ReadByKeysAsync(page, cancellationToken).ConfigureAwait(false)).ToDictionary(e => new EventPosition(e.Timestamp, e.Seq));
+                // An event gone between the two reads (its partition dropped by retention) is left out.
+                hits.AddRange(page.Where(byKey.ContainsKey).Select(k => byKey[k]));
             }
-            total = await CountAsync($"SELECT count() AS n FROM {_table} WHERE {Where(request, filter)}", cancellationToken).ConfigureAwait(false);
         }
         else
         {
-            await foreach (var evt in MatchingAsync(request, null, cancellationToken).ConfigureAwait(false))
+            await foreach (var evt in MatchingAsync(request, filter, null, cancellationToken).ConfigureAwait(false))
             {
                 if (hits.Count == limit && total >= trackTotal)
                 {
@@ -310,7 +521,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     {
         await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
         {
-            return row.GetProperty("n").GetInt64();
+            return row.GetProperty("lw_count").GetInt64();
         }
         return 0;
     }
@@ -322,7 +533,8 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         var after = request.AfterKey;
         var heap = new PriorityQueue<LogEvent, OrderKey>(limit + 1, Comparer<OrderKey>.Create((a, b) => order.Compare(b, a)));
         long total = 0;
-        await foreach (var evt in MatchingAsync(request with { After = null, OldestFirst = false }, null, cancellationToken).ConfigureAwait(false))
+        var unordered = request with { After = null, OldestFirst = false };
+        await foreach (var evt in MatchingAsync(unordered, ClickHouseFilter.For(request.Query, _store.Time.GetUtcNow()), null, cancellationToken).ConfigureAwait(false))
         {
             var value = evt.TryGetField(order.Field, out var field) ? OrderValue.Of(field)
                 : string.Equals(order.Field, EventMatcher.MessageField, StringComparison.Ordinal) ? new OrderValue(false, 0, evt.Message)
@@ -360,22 +572,44 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     public async Task<HistogramResult> HistogramAsync(SearchRequest request, long bucketTicks, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(bucketTicks, 1);
+        var all = request with { After = null };
+        try
+        {
+            var filter = await FilterForAsync(request.Query, cancellationToken).ConfigureAwait(false);
+            return await HistogramAsync(all, bucketTicks, filter, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ClickHouseException e) when (e.Code == UnknownColumn && _columns.Count > 0)
+        {
+            return await HistogramAsync(all, bucketTicks, ClickHouseFilter.For(request.Query, _store.Time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<HistogramResult> HistogramAsync(SearchRequest all, long bucketTicks, ClickHouseFilter filter, CancellationToken cancellationToken)
+    {
         var counts = new Dictionary<long, long>();
         long total = 0;
-        var filter = ClickHouseFilter.For(request.Query, _store.Time.GetUtcNow());
-        if (filter.Exact)
+        if (filter.Sure != "0")
         {
+            // ClickHouse counts the sure rows per bucket; the matcher reads only the rows left in doubt.
             var b = Ticks(bucketTicks);
-            var sql = $"SELECT t - ((t % {b}) + {b}) % {b} AS bucket, count() AS n FROM {_table} WHERE {Where(request with { After = null }, filter)} GROUP BY bucket";
+            var sure = filter.Exact ? "count()" : $"countIf({filter.Sure})";
+            var sql = $"SELECT t - ((t % {b}) + {b}) % {b} AS lw_bucket, {sure} AS lw_count FROM {_table} WHERE {Where(all, filter)} GROUP BY lw_bucket";
             await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
             {
-                var n = row.GetProperty("n").GetInt64();
-                counts[row.GetProperty("bucket").GetInt64()] = n;
-                total += n;
+                var n = row.GetProperty("lw_count").GetInt64();
+                if (n > 0)
+                {
+                    counts[row.GetProperty("lw_bucket").GetInt64()] = n;
+                    total += n;
+                }
             }
-            return new HistogramResult(counts, total);
+            if (filter.Exact)
+            {
+                return new HistogramResult(counts, total);
+            }
+            filter = new ClickHouseFilter($"({filter.Sql}) AND NOT ({filter.Sure})", "0");
         }
-        await foreach (var evt in MatchingAsync(request with { After = null }, null, cancellationToken).ConfigureAwait(false))
+        await foreach (var evt in MatchingAsync(all, filter, null, cancellationToken).ConfigureAwait(false))
         {
             var t = evt.Timestamp;
             var bucket = t - (((t % bucketTicks) + bucketTicks) % bucketTicks);
@@ -473,7 +707,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     {
         var counts = new Dictionary<string, long>(StringComparer.Ordinal);
         long total = 0;
-        foreach (var evt in MatchingAsync(request, null, cancellationToken).ToBlockingEnumerable(cancellationToken))
+        foreach (var evt in MatchingAsync(request, ClickHouseFilter.For(request.Query, _store.Time.GetUtcNow()), null, cancellationToken).ToBlockingEnumerable(cancellationToken))
         {
             if (evt.TryGetField(field, out var value) && value.SearchText is { } key)
             {
@@ -487,7 +721,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     void IPipelineSource.Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows, ulong[]?> block, Action<List<LogEvent>> events)
     {
         var batch = new List<LogEvent>(4096);
-        foreach (var evt in MatchingAsync(request, null, cancellationToken).ToBlockingEnumerable(cancellationToken))
+        foreach (var evt in MatchingAsync(request, ClickHouseFilter.For(request.Query, _store.Time.GetUtcNow()), null, cancellationToken).ToBlockingEnumerable(cancellationToken))
         {
             batch.Add(evt);
             if (batch.Count == 4096)

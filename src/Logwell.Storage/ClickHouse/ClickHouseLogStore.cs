@@ -190,6 +190,23 @@ public sealed class ClickHouseLogStore : ILogStore
             """;
     }
 
+    /// <summary>
+    /// Changes an index set's table: on one replica when tables are replicated (ClickHouse passes the change on through
+    /// ZooKeeper), else on each server.
+    /// </summary>
+    internal async Task AlterAsync(string ddl)
+    {
+        if (_options.ReplicationPath is not null)
+        {
+            await Client.ExecuteAsync(ddl).ConfigureAwait(false);
+            return;
+        }
+        foreach (var (endpoint, error) in await Client.OnEachAsync(ddl).ConfigureAwait(false))
+        {
+            _logger.LogWarning("ClickHouse at {Endpoint} did not take a change of a table ({Error})", endpoint, error.Message);
+        }
+    }
+
     /// <summary>The settings of an insert: the quorum it waits for, when there is one.</summary>
     internal IReadOnlyDictionary<string, string>? InsertSettings => _options.InsertQuorum > 1
         ? new Dictionary<string, string>(StringComparer.Ordinal)
