@@ -314,6 +314,16 @@ public sealed record LogwellOptions
     /// <summary>Tags this node registers with.</summary>
     public List<string> NodeTags { get; init; } = [];
 
+    /// <summary>
+    /// A Consul agent's HTTP address (<c>http://127.0.0.1:8500</c>): when set, the node also registers there as service
+    /// <c>logwell</c> with a check on its <c>/readyz</c>, and deregisters when it stops. The metadata store's registry
+    /// stays the one <c>logwell nodes</c> reads.
+    /// </summary>
+    public string ConsulAddress { get; init; } = "";
+
+    /// <summary>The ACL token sent to the Consul agent (<c>X-Consul-Token</c>), where its ACLs ask for one.</summary>
+    public string ConsulToken { get; init; } = "";
+
     /// <summary>The registry's file (default <c>meta.db</c> in the data directory); nodes of one machine may share one.</summary>
     public string RegistryFile { get; init; } = "";
 
@@ -446,6 +456,10 @@ public sealed record LogwellOptions
         if (LogStore is not ("embedded" or "clickhouse"))
         {
             throw new ArgumentException($"Logwell:LogStore must be embedded or clickhouse, not '{LogStore}'");
+        }
+        if (ConsulAddress.Length > 0 && !(Uri.TryCreate(ConsulAddress, UriKind.Absolute, out var consul) && consul.Scheme is "http" or "https"))
+        {
+            throw new ArgumentException($"Logwell:ConsulAddress must be a Consul agent's HTTP address (http://127.0.0.1:8500), not '{ConsulAddress}'");
         }
         if (LogStore == "clickhouse" && (ClickHouseUrls.Count == 0 || ClickHouseUrls.Any(url => !(Uri.TryCreate(url, UriKind.Absolute, out var clickHouse) && clickHouse.Scheme is "http" or "https"))))
         {

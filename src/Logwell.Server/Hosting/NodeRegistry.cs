@@ -329,8 +329,13 @@ internal sealed class RegistryHost(IOptions<LogwellOptions> settings, NodeRegist
         }
         var id = string.IsNullOrEmpty(options.NodeId) ? $"{Environment.MachineName}:{(port == 0 ? host : port.ToString(System.Globalization.CultureInfo.InvariantCulture))}" : options.NodeId;
         NodeId = id;
+        var consul = options.ConsulAddress.Length > 0 && port != 0
+            ? ConsulRegistration.RunAsync(options, ConsulRegistration.Service(id, address.StartsWith("https:", StringComparison.OrdinalIgnoreCase) ? "https" : "http", host, port, options.NodeRole, options.NodeTags),
+                time, line => logger.LogInformation("{Line}", line), stoppingToken)
+            : Task.CompletedTask;
         await RegistryLoop.RunAsync(registry, id, host, port, options.NodeRole, options, time, line => logger.LogInformation("Registry: {Line}", line), stoppingToken,
             heartbeat: () => LastHeartbeat = time.GetUtcNow(),
             checks: async ct => Api.HealthEndpoints.ToJson(await Api.HealthEndpoints.CheckAsync(services, ready: false, ct).ConfigureAwait(false))).ConfigureAwait(false);
+        await consul.ConfigureAwait(false);
     }
 }

@@ -93,8 +93,14 @@ internal static class ApiCommands
                 {
                     return;
                 }
-                await RegistryLoop.RunAsync(NodeRegistry.Open(settings, Settings.Time), string.IsNullOrEmpty(settings.NodeId) ? $"{Environment.MachineName}:{listen.Port}" : settings.NodeId,
-                    settings.AdvertiseAddress.Length > 0 ? settings.AdvertiseAddress : listen.Host, listen.Port, "api", settings, Settings.Time, line => Console.WriteLine($"{Settings.Time.GetLocalNow():yyyy-MM-dd HH:mm:ss,fff} [master {Environment.ProcessId}] registry: {line}"), registered.Token).ConfigureAwait(false);
+                var id = string.IsNullOrEmpty(settings.NodeId) ? $"{Environment.MachineName}:{listen.Port}" : settings.NodeId;
+                var host = settings.AdvertiseAddress.Length > 0 ? settings.AdvertiseAddress : listen.Host;
+                void Log(string line) => Console.WriteLine($"{Settings.Time.GetLocalNow():yyyy-MM-dd HH:mm:ss,fff} [master {Environment.ProcessId}] registry: {line}");
+                var consul = settings.ConsulAddress.Length > 0
+                    ? ConsulRegistration.RunAsync(settings, ConsulRegistration.Service(id, listen.Scheme, host, listen.Port, "api", settings.NodeTags), Settings.Time, Log, registered.Token)
+                    : Task.CompletedTask;
+                await RegistryLoop.RunAsync(NodeRegistry.Open(settings, Settings.Time), id, host, listen.Port, "api", settings, Settings.Time, Log, registered.Token).ConfigureAwait(false);
+                await consul.ConfigureAwait(false);
             }, CancellationToken.None);
             var code = await master.RunAsync(stop.Token).ConfigureAwait(false);
             await registered.CancelAsync().ConfigureAwait(false);
