@@ -38,8 +38,9 @@ public sealed record ClickHouseFilter(string Sql, string Sure)
     public bool Exact => Sql == Sure;
 
     /// <summary>
-    /// The condition for <paramref name="node"/>; relative times are taken from <paramref name="now"/>. Fields named in
-    /// <paramref name="columns"/> are read from their own columns (<see cref="ClickHouseEvents.FieldColumn"/>).
+    /// The condition for <paramref name="node"/>; relative times are taken from <paramref name="now"/>. A field whose
+    /// two columns (<see cref="ClickHouseEvents.FieldColumn"/>, <see cref="ClickHouseEvents.KindColumn"/>) are among
+    /// <paramref name="columns"/> (the table's column names) is read from them.
     /// </summary>
     public static ClickHouseFilter For(QueryNode node, DateTimeOffset now, IReadOnlySet<string>? columns = null) =>
         new Builder(now, columns ?? NoColumns).For(node);
@@ -112,7 +113,7 @@ public sealed record ClickHouseFilter(string Sql, string Sure)
             string Surely(string text, string kind) => $"{kind} NOT IN (0, {(int)FieldKind.Json}) AND {sure!(text)}";
             (string Text, string Kind, string Present) First(string name)
             {
-                if (Columns.Contains(name))
+                if (Columns.Contains(ClickHouseEvents.FieldColumn(name)) && Columns.Contains(ClickHouseEvents.KindColumn(name)))
                 {
                     var kind = ClickHouseSql.Identifier(ClickHouseEvents.KindColumn(name));
                     return (ClickHouseSql.Identifier(ClickHouseEvents.FieldColumn(name)), kind, $"{kind} != 0");

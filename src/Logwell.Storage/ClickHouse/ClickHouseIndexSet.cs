@@ -34,9 +34,10 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     private long _queuedEvents;
     private int _disposed;
     private volatile IReadOnlySet<string> _columns = new HashSet<string>(StringComparer.Ordinal);
-    private long _columnsReadAt = long.MinValue;
+    private long _columnsReadAt;
     private readonly HashSet<string> _promoted = new(StringComparer.Ordinal);
     private Task _promotion = Task.CompletedTask;
+    private long _promotionLookedAt;
 
     public ClickHouseIndexSet(ClickHouseLogStore store, string name, int retentionDays, DateTimeOffset created, CleaningPipeline? pipeline, ILogger logger)
     {
@@ -188,6 +189,9 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     /// <summary>ClickHouse's ILLEGAL_COLUMN: the column exists (18.16 has no <c>ADD COLUMN IF NOT EXISTS</c>).</summary>
     private const int DuplicateColumn = 44;
 
+    /// <summary>DUPLICATE_COLUMN, what later releases answer instead.</summary>
+    private const int DuplicateColumnNow = 15;
+
     /// <summary>ClickHouse's UNKNOWN_IDENTIFIER: a replica that has not yet taken a new column.</summary>
     private const int UnknownColumn = 47;
 
@@ -203,13 +207,17 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         {
             room = MaxFieldColumns - _promoted.Count;
         }
-        if (events.Count < 100 || !_promotion.IsCompleted || room <= 0)
+        var now = _store.Time.GetUtcNow().UtcTicks;
+        if (events.Count < 100 || !_promotion.IsCompleted || room <= 0 || now - _promotionLookedAt < TimeSpan.TicksPerMinute)
         {
             return;
         }
+        // A look at the first thousand events of a batch, once a minute at most: the writer's time belongs to inserts.
+        _promotionLookedAt = now;
+        var sample = events.Count <= 1000 ? events : events.GetRange(0, 1000);
         var counts = new Dictionary<string, (int Events, HashSet<string> Values)>(StringComparer.Ordinal);
-        var distinctCap = Math.Max(10, events.Count / 10);
-        foreach (var evt in events)
+        var distinctCap = Math.Max(10, sample.Count / 10);
+        foreach (var evt in sample)
         {
             foreach (var field in evt.Fields)
             {
@@ -230,7 +238,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         List<string> wanted;
         lock (_promoted)
         {
-            wanted = [.. counts.Where(c => c.Value.Events * 2 >= events.Count && c.Value.Values.Count <= distinctCap && !_promoted.Contains(c.Key) && !_columns.Contains(ClickHouseEvents.FieldColumn(c.Key)))
+            wanted = [.. counts.Where(c => c.Value.Events * 2 >= sample.Count && c.Value.Values.Count <= distinctCap && !_promoted.Contains(c.Key) && !_columns.Contains(ClickHouseEvents.FieldColumn(c.Key)))
                 .OrderByDescending(c => c.Value.Events).ThenBy(c => c.Key, StringComparer.Ordinal).Select(c => c.Key).Take(room)];
         }
         if (wanted.Count == 0)
@@ -248,6 +256,22 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
             _promoted.UnionWith(names);
         }
         await Task.Yield();
+        // What the table has now, whoever added it: a field with its columns is skipped, and those count towards the cap.
+        try
+        {
+            await ReadColumnsAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _logger.LogWarning("Index set {Name}: its columns could not be read ({Error}); no field gets a column of its own for now", Name, e.Message);
+            return;
+        }
+        var existing = _columns.Count(c => c.StartsWith(ClickHouseEvents.KindColumnPrefix, StringComparison.Ordinal));
+        names = [.. names.Where(n => !_columns.Contains(ClickHouseEvents.KindColumn(n)) || !_columns.Contains(ClickHouseEvents.FieldColumn(n))).Take(Math.Max(0, MaxFieldColumns - existing))];
+        if (names.Count == 0)
+        {
+            return;
+        }
         foreach (var name in names)
         {
             foreach (var ddl in ClickHouseEvents.FieldColumnDdl(Name, name))
@@ -256,7 +280,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
                 {
                     await _store.AlterAsync(ddl).ConfigureAwait(false);
                 }
-                catch (ClickHouseException e) when (e.Code == DuplicateColumn)
+                catch (ClickHouseException e) when (e.Code is DuplicateColumn or DuplicateColumnNow)
                 {
                     // Another node gave the field its column first.
                 }
@@ -300,7 +324,14 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         if (now.UtcTicks - Interlocked.Read(ref _columnsReadAt) > TimeSpan.TicksPerSecond * 10)
         {
             Interlocked.Exchange(ref _columnsReadAt, now.UtcTicks);
-            await ReadColumnsAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await ReadColumnsAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is ClickHouseException or HttpRequestException)
+            {
+                // The columns known so far serve; the search itself will say whether ClickHouse answers.
+            }
         }
         return ClickHouseFilter.For(query, now, _columns);
     }
@@ -418,21 +449,53 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         return new Probe(0, 0, []);
     }
 
-    /// <summary>The events with these keys, read through the primary key (time, seq).</summary>
-    private async Task<List<LogEvent>> ReadByKeysAsync(List<EventPosition> keys, CancellationToken cancellationToken)
+    /// <summary>
+    /// The events with these keys that pass the filter's condition, read through the primary key (time, seq). Every row
+    /// of a key comes back once, so an event stored twice (a retried batch on a table without deduplication) is read as
+    /// the other paths read it.
+    /// </summary>
+    private async Task<List<LogEvent>> ReadByKeysAsync(List<EventPosition> keys, ClickHouseFilter filter, CancellationToken cancellationToken)
     {
+        keys = [.. keys.Distinct()];
         var events = new List<LogEvent>(keys.Count);
         for (var start = 0; start < keys.Count; start += 500)
         {
             var chunk = keys.GetRange(start, Math.Min(500, keys.Count - start));
             var tuples = string.Join(", ", chunk.Select(k => $"({Ticks(k.Timestamp)}, {Ticks(k.Seq)})"));
-            var sql = $"SELECT {ClickHouseEvents.Columns} FROM {_table} WHERE t >= {Ticks(chunk.Min(k => k.Timestamp))} AND t <= {Ticks(chunk.Max(k => k.Timestamp))} AND (t, seq) IN ({tuples})";
+            var sql = $"SELECT {ClickHouseEvents.Columns} FROM {_table} WHERE t >= {Ticks(chunk.Min(k => k.Timestamp))} AND t <= {Ticks(chunk.Max(k => k.Timestamp))} AND (t, seq) IN ({tuples}) AND ({filter.Sql})";
             await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
             {
                 events.Add(ClickHouseEvents.Read(row));
             }
         }
         return events;
+    }
+
+    /// <summary>
+    /// The page of a read whose candidates all matched when counted: the keys in order, then the rows. Null when a
+    /// candidate of the page is in doubt after all (stored since the count), for the caller to read the slow way.
+    /// </summary>
+    private async Task<List<LogEvent>?> PageAsync(SearchRequest request, ClickHouseFilter filter, int limit, CancellationToken cancellationToken)
+    {
+        if (limit == 0)
+        {
+            return [];
+        }
+        var order = request.OldestFirst ? "ASC" : "DESC";
+        var sure = filter.Exact ? "1" : filter.Sure;
+        var keys = new List<EventPosition>(limit);
+        var sql = $"SELECT t, seq, ({sure}) AS lw_sure FROM {_table} WHERE {Where(request, filter)} ORDER BY t {order}, seq {order} LIMIT {limit.ToString(CultureInfo.InvariantCulture)}";
+        await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            if (row.GetProperty("lw_sure").GetInt32() == 0)
+            {
+                return null;
+            }
+            keys.Add(new EventPosition(ClickHouseEvents.Int64(row.GetProperty("t")), ClickHouseEvents.Int64(row.GetProperty("seq"))));
+        }
+        var byKey = (await ReadByKeysAsync(keys, filter, cancellationToken).ConfigureAwait(false)).ToLookup(e => new EventPosition(e.Timestamp, e.Seq));
+        // In the page's order; an event gone between the two reads (its partition dropped by retention) is left out.
+        return [.. keys.Distinct().SelectMany(k => byKey[k]).Take(limit)];
     }
 
     public async Task<SearchResult> SearchAsync(SearchRequest request, CancellationToken cancellationToken = default)
@@ -469,7 +532,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         if (probe.Keys is { } keys)
         {
             var matcher = filter.Exact ? null : EventMatcher.Compile(request.Query, now);
-            var matching = (await ReadByKeysAsync(keys, cancellationToken).ConfigureAwait(false)).Where(e => matcher is null || matcher(e)).ToList();
+            var matching = (await ReadByKeysAsync(keys, filter, cancellationToken).ConfigureAwait(false)).Where(e => matcher is null || matcher(e)).ToList();
             matching.Sort((x, y) => x.Timestamp != y.Timestamp ? x.Timestamp.CompareTo(y.Timestamp) : x.Seq.CompareTo(y.Seq));
             if (!request.OldestFirst)
             {
@@ -478,23 +541,11 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
             total = matching.Count;
             hits.AddRange(matching.Take(limit));
         }
-        else if (filter.Exact || probe.Sure == probe.Candidates)
+        else if ((filter.Exact || probe.Sure == probe.Candidates) && await PageAsync(request, filter, limit, cancellationToken).ConfigureAwait(false) is { } page)
         {
-            // Every candidate matches: ClickHouse counted them, and finds the page's keys before its rows.
+            // Every candidate matched when counted: ClickHouse counted them, and found the page's keys before its rows.
             total = probe.Candidates;
-            if (limit > 0)
-            {
-                var order = request.OldestFirst ? "ASC" : "DESC";
-                var page = new List<EventPosition>(limit);
-                var sql = $"SELECT t, seq FROM {_table} WHERE {Where(request, filter)} ORDER BY t {order}, seq {order} LIMIT {limit.ToString(CultureInfo.InvariantCulture)}";
-                await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
-                {
-                    page.Add(new EventPosition(ClickHouseEvents.Int64(row.GetProperty("t")), ClickHouseEvents.Int64(row.GetProperty("seq"))));
-                }
-                var byKey = (await ReadByKeysAsync(page, cancellationToken).ConfigureAwait(false)).ToDictionary(e => new EventPosition(e.Timestamp, e.Seq));
-                // An event gone between the two reads (its partition dropped by retention) is left out.
-                hits.AddRange(page.Where(byKey.ContainsKey).Select(k => byKey[k]));
-            }
+            hits.AddRange(page);
         }
         else
         {
@@ -515,15 +566,6 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         }
         EventPosition? next = hits.Count == limit && limit > 0 ? new EventPosition(hits[^1].Timestamp, hits[^1].Seq) : null;
         return new SearchResult(hits, total, exact, next);
-    }
-
-    private async Task<long> CountAsync(string sql, CancellationToken cancellationToken)
-    {
-        await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
-        {
-            return row.GetProperty("lw_count").GetInt64();
-        }
-        return 0;
     }
 
     /// <summary>Every match is read, so the total is exact; the first <c>Limit</c> in the field order after the cursor key are kept.</summary>
