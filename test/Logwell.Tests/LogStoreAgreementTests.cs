@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Logwell.Core.Events;
@@ -118,6 +119,67 @@ public sealed class LogStoreAgreementTests
         }
         Assert.True(failures.Count == 0, string.Join("\n", failures));
         Assert.True(telling > queries.Count, $"only {telling} of {queries.Count * 2} readings find some events but not all");
+    }
+
+    /// <summary>
+    /// Thousands of candidates: counted in SQL when all are sure, paged by key within a time bound from the probe's
+    /// quantiles, newest and oldest first, page after page; and the same words where some candidates are in doubt.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(TestLogStore.ClickHouse)]
+    [InlineData(TestLogStore.Chdb)]
+    public async Task ManyCandidatesPageAsOnTheEngineInBothOrders(string kind)
+    {
+        var start = DateTimeOffset.UtcNow.AddHours(-2);
+        var lines = new StringBuilder();
+        for (var id = 0; id < 3000; id++)
+        {
+            // Some events share their time; "okay" and "ok_done" hold "ok" without its being a token (candidates in doubt).
+            var message = (id % 7) switch { 0 => $"req {id} failed", 1 => $"req {id} okay", 2 => $"req {id} ok_done", _ => $"req {id} ok" };
+            var level = id % 7 == 0 ? "ERROR" : "info";
+            lines.Append(CultureInfo.InvariantCulture, $"{{\"eid\":{id},\"time\":\"{start.AddSeconds(id / 3 * 2):O}\",\"message\":\"{message}\",\"level\":\"{level}\"}}\n");
+        }
+        var body = Encoding.UTF8.GetBytes(lines.ToString());
+        List<LogEvent> Decoded() => EventDecoder.DecodeJsonLines(body, DateTimeOffset.UtcNow).Events;
+        await using var engine = await TestLogStore.OpenAsync(TestLogStore.Embedded, "pages");
+        await using var clickHouse = await TestLogStore.OpenAsync(kind, "pages");
+        await engine.Set.AppendAsync(Decoded());
+        await clickHouse.Set.AppendAsync(Decoded());
+        Assert.Contains(Logwell.Storage.ClickHouse.ClickHouseEvents.FieldColumn("level"), await ((Logwell.Storage.ClickHouse.ClickHouseIndexSet)clickHouse.Set).FieldColumnsAsync());
+
+        var failures = new List<string>();
+        foreach (var text in new[] { "*", "ok", "req", "level:info", "level:error", "failed AND level:ERROR", "NOT failed", "okay OR failed" })
+        {
+            Assert.True(QueryParser.TryParse(text, false, out var query, out var error), error?.ToString());
+            foreach (var oldestFirst in new[] { false, true })
+            {
+                var expected = await PagesAsync(engine.Set, query, oldestFirst);
+                var found = await PagesAsync(clickHouse.Set, query, oldestFirst);
+                if (expected != found)
+                {
+                    failures.Add($"'{text}' {(oldestFirst ? "oldest" : "newest")} first: the engine {expected}, {kind} {found}");
+                }
+            }
+        }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
+    /// <summary>Three pages of 40 through the cursor: each page's ids and the total.</summary>
+    private static async Task<string> PagesAsync(ILogIndexSet set, QueryNode query, bool oldestFirst)
+    {
+        var pages = new List<string>();
+        EventPosition? after = null;
+        for (var page = 0; page < 3; page++)
+        {
+            var result = await set.SearchAsync(new SearchRequest(query, After: after, Limit: 40) { OldestFirst = oldestFirst });
+            pages.Add($"{result.Total}:[{string.Join(",", result.Hits.Select(h => h.TryGetField("eid", out var id) ? id.Long : -1))}]");
+            after = result.NextCursor;
+            if (after is null)
+            {
+                break;
+            }
+        }
+        return string.Join(" ", pages);
     }
 
     /// <summary>The ids of the hits, then the total and the histogram's count and first page's size as ClickHouse reckons them apart from the hits.</summary>

@@ -170,12 +170,20 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
                 }
                 continue;
             }
+            // Before the acknowledgement, so that whoever stored the batch finds any promotion it starts under way.
+            try
+            {
+                PromoteFields(added);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                _logger.LogWarning("Index set {Name}: choosing fields for columns failed ({Error})", Name, e.Message);
+            }
             foreach (var pending in batch)
             {
                 pending.Done.TrySetResult();
             }
             Publish(added);
-            PromoteFields(added);
         }
     }
 
@@ -426,8 +434,13 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         }
     }
 
-    /// <summary>What a first pass over the candidates tells: how many, how many are sure, and all their keys when few.</summary>
-    private sealed record Probe(long Candidates, long Sure, List<EventPosition>? Keys);
+    /// <summary>
+    /// What a first pass over the candidates tells: how many, how many are sure, all their keys when few, and the
+    /// times at <see cref="TimeQuantiles"/> of them (estimates, from a sample), to bound the page's read.
+    /// </summary>
+    private sealed record Probe(long Candidates, long Sure, List<EventPosition>? Keys, double[] Times);
+
+    private static readonly double[] TimeQuantiles = [0.0001, 0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999];
 
     /// <summary>Candidates at most whose keys a probe brings back, to read them by key instead of scanning again.</summary>
     private const int ProbeKeys = 1000;
@@ -435,7 +448,8 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     private async Task<Probe> ProbeAsync(SearchRequest request, ClickHouseFilter filter, CancellationToken cancellationToken)
     {
         var sure = filter.Exact ? "count()" : filter.Sure == "0" ? "0" : $"countIf({filter.Sure})";
-        var sql = $"SELECT {sure} AS lw_sure, count() AS lw_count, groupArray({ProbeKeys + 1})((t, seq)) AS lw_keys FROM {_table} WHERE {Where(request, filter)}";
+        var quantiles = string.Join(", ", TimeQuantiles.Select(q => q.ToString(CultureInfo.InvariantCulture)));
+        var sql = $"SELECT {sure} AS lw_sure, count() AS lw_count, groupArray({ProbeKeys + 1})((t, seq)) AS lw_keys, quantiles({quantiles})(t) AS lw_times FROM {_table} WHERE {Where(request, filter)}";
         await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
         {
             var candidates = row.GetProperty("lw_count").GetInt64();
@@ -444,9 +458,10 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
             {
                 keys = [.. row.GetProperty("lw_keys").EnumerateArray().Select(k => new EventPosition(ClickHouseEvents.Int64(k[0]), ClickHouseEvents.Int64(k[1])))];
             }
-            return new Probe(candidates, row.GetProperty("lw_sure").GetInt64(), keys);
+            var times = candidates == 0 ? [] : row.GetProperty("lw_times").EnumerateArray().Select(t => t.ValueKind == System.Text.Json.JsonValueKind.String ? double.Parse(t.GetString()!, CultureInfo.InvariantCulture) : t.GetDouble()).ToArray();
+            return new Probe(candidates, row.GetProperty("lw_sure").GetInt64(), keys, times);
         }
-        return new Probe(0, 0, []);
+        return new Probe(0, 0, [], []);
     }
 
     /// <summary>
@@ -475,7 +490,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     /// The page of a read whose candidates all matched when counted: the keys in order, then the rows. Null when a
     /// candidate of the page is in doubt after all (stored since the count), for the caller to read the slow way.
     /// </summary>
-    private async Task<List<LogEvent>?> PageAsync(SearchRequest request, ClickHouseFilter filter, int limit, CancellationToken cancellationToken)
+    private async Task<List<LogEvent>?> PageAsync(SearchRequest request, ClickHouseFilter filter, int limit, Probe probe, CancellationToken cancellationToken)
     {
         if (limit == 0)
         {
@@ -484,18 +499,58 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         var order = request.OldestFirst ? "ASC" : "DESC";
         var sure = filter.Exact ? "1" : filter.Sure;
         var keys = new List<EventPosition>(limit);
-        var sql = $"SELECT t, seq, ({sure}) AS lw_sure FROM {_table} WHERE {Where(request, filter)} ORDER BY t {order}, seq {order} LIMIT {limit.ToString(CultureInfo.InvariantCulture)}";
-        await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
+        // The page lies among the newest (or oldest) candidates: a bound at a time the probe's quantiles put well
+        // beyond the page spares a second scan of the whole window. Should the bound hold fewer than a page (the
+        // quantiles are estimates, and events may have gone), the read is made again without it.
+        foreach (var bound in new[] { TimeBound(request.OldestFirst, limit, probe), null })
         {
-            if (row.GetProperty("lw_sure").GetInt32() == 0)
+            keys.Clear();
+            var where = Where(request, filter) + (bound ?? "");
+            var sql = $"SELECT t, seq, ({sure}) AS lw_sure FROM {_table} WHERE {where} ORDER BY t {order}, seq {order} LIMIT {limit.ToString(CultureInfo.InvariantCulture)}";
+            await foreach (var row in _store.Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
             {
-                return null;
+                if (row.GetProperty("lw_sure").GetInt32() == 0)
+                {
+                    return null;
+                }
+                keys.Add(new EventPosition(ClickHouseEvents.Int64(row.GetProperty("t")), ClickHouseEvents.Int64(row.GetProperty("seq"))));
             }
-            keys.Add(new EventPosition(ClickHouseEvents.Int64(row.GetProperty("t")), ClickHouseEvents.Int64(row.GetProperty("seq"))));
+            if (bound is null || keys.Count == limit)
+            {
+                break;
+            }
         }
         var byKey = (await ReadByKeysAsync(keys, filter, cancellationToken).ConfigureAwait(false)).ToLookup(e => new EventPosition(e.Timestamp, e.Seq));
         // In the page's order; an event gone between the two reads (its partition dropped by retention) is left out.
         return [.. keys.Distinct().SelectMany(k => byKey[k]).Take(limit)];
+    }
+
+    /// <summary>
+    /// A condition on <c>t</c> that the probe's quantiles say at least four pages of candidates meet, at the newest end
+    /// (oldest, when <paramref name="oldestFirst"/>); null when none is that narrow.
+    /// </summary>
+    private static string? TimeBound(bool oldestFirst, int limit, Probe probe)
+    {
+        if (probe.Times.Length != TimeQuantiles.Length)
+        {
+            return null;
+        }
+        string? bound = null;
+        // A millisecond of margin around a time a double holds to within 128 ticks.
+        const long margin = TimeSpan.TicksPerMillisecond;
+        for (var i = 0; i < TimeQuantiles.Length; i++)
+        {
+            var share = oldestFirst ? TimeQuantiles[i] : 1 - TimeQuantiles[TimeQuantiles.Length - 1 - i];
+            if (share * probe.Candidates >= 4.0 * limit)
+            {
+                var at = probe.Times[oldestFirst ? i : TimeQuantiles.Length - 1 - i];
+                bound = oldestFirst
+                    ? $" AND t <= {Ticks((long)Math.Ceiling(at) + margin)}"
+                    : $" AND t >= {Ticks((long)Math.Floor(at) - margin)}";
+                break;
+            }
+        }
+        return bound;
     }
 
     public async Task<SearchResult> SearchAsync(SearchRequest request, CancellationToken cancellationToken = default)
@@ -541,7 +596,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
             total = matching.Count;
             hits.AddRange(matching.Take(limit));
         }
-        else if ((filter.Exact || probe.Sure == probe.Candidates) && await PageAsync(request, filter, limit, cancellationToken).ConfigureAwait(false) is { } page)
+        else if ((filter.Exact || probe.Sure == probe.Candidates) && await PageAsync(request, filter, limit, probe, cancellationToken).ConfigureAwait(false) is { } page)
         {
             // Every candidate matched when counted: ClickHouse counted them, and found the page's keys before its rows.
             total = probe.Candidates;
