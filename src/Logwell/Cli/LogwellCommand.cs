@@ -37,6 +37,8 @@ internal static class LogwellCommand
             ClientCommands.Nodes(server),
             ConfigCommands.Config(),
             LbCommands.Lb(server),
+            BackupCommands.Backup(server),
+            BackupCommands.Restore(),
             AccessCommands.Users(),
             AccessCommands.Groups(),
             AccessCommands.Roles(),

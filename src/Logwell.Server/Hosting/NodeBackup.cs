@@ -1,0 +1,106 @@
+using System.Globalization;
+using Logwell.Jobs;
+using Logwell.Storage;
+using Logwell.Storage.Backup;
+using Logwell.Storage.Engine;
+using Microsoft.Data.Sqlite;
+
+namespace Logwell.Server.Hosting;
+
+/// <summary>
+/// A backup of a running node on the embedded engine: every index set at one backup point (see
+/// <see cref="IndexSetStore.OpenBackupAsync"/>), the SQLite databases in the data directory through SQLite's online
+/// backup (never a copy of a live file), and the node's credential; into a <see cref="BackupRepository"/>, where only
+/// what earlier backups lack is written. Paths in the backup are relative to the data directory, so a restore into an
+/// empty one makes the node again.
+/// </summary>
+public static class NodeBackup
+{
+    public static async Task<BackupManifest> RunAsync(LogwellOptions options, ILogStore store, string destination, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (store is not LogEngine engine)
+        {
+            throw new NotSupportedException("this node keeps its events in ClickHouse: back up ClickHouse and the metadata database with their own tools (docs/operations/backup-and-recovery.md)");
+        }
+        var data = Path.GetFullPath(options.DataDirectory);
+        var repository = new BackupRepository(destination);
+        if (repository.Root == data || repository.Root.StartsWith(data + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"a backup cannot go inside the data directory it copies ({data})");
+        }
+        var created = time.GetUtcNow();
+        var id = created.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3));
+        var files = new List<BackupFile>();
+        var newObjects = 0;
+        long newBytes = 0;
+        async Task AddAsync(string path, Stream content, long? length)
+        {
+            var (file, isNew) = await repository.AddAsync(path, content, length, cancellationToken).ConfigureAwait(false);
+            files.Add(file);
+            if (isNew)
+            {
+                newObjects++;
+                newBytes += file.StoredBytes;
+            }
+        }
+
+        // Every index set at its own backup point, one after the other (each point is a moment while the node serves).
+        foreach (var name in engine.Names())
+        {
+            if (!engine.TryGet(name, out var indexSet))
+            {
+                continue;
+            }
+            var directory = Path.GetRelativePath(data, indexSet.Directory).Replace(Path.DirectorySeparatorChar, '/');
+            using var opened = await indexSet.OpenBackupAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var (path, content, length) in opened.Files)
+            {
+                await AddAsync($"{directory}/{path}", content, length).ConfigureAwait(false);
+            }
+        }
+
+        foreach (var database in Databases(options, data))
+        {
+            var copy = Path.Combine(Path.GetTempPath(), $"logwell-backup-{Guid.NewGuid():N}.db");
+            try
+            {
+                using (var source = SqliteFiles.Open(SqliteFiles.ConnectionString(Path.Combine(data, database)), fullSync: false))
+                using (var target = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = copy, Pooling = false }.ToString()))
+                {
+                    target.Open();
+                    source.BackupDatabase(target);
+                }
+                await using var content = File.OpenRead(copy);
+                await AddAsync(database, content, null).ConfigureAwait(false);
+            }
+            finally
+            {
+                File.Delete(copy);
+            }
+        }
+
+        var key = Path.Combine("run", "node.key");
+        if (File.Exists(Path.Combine(data, key)))
+        {
+            await using var content = File.OpenRead(Path.Combine(data, key));
+            await AddAsync("run/node.key", content, null).ConfigureAwait(false);
+        }
+
+        var manifest = new BackupManifest(id, created, data, files) { NewObjects = newObjects, NewStoredBytes = newBytes };
+        repository.Save(manifest);
+        return manifest;
+    }
+
+    /// <summary>The SQLite databases kept in the data directory with these settings.</summary>
+    private static IEnumerable<string> Databases(LogwellOptions options, string data)
+    {
+        if (options.MetadataDialect == MetaDialect.Sqlite && File.Exists(Path.Combine(data, "meta.db")))
+        {
+            yield return "meta.db";
+        }
+        if (File.Exists(Path.Combine(data, "tasks.db")))
+        {
+            yield return "tasks.db";
+        }
+    }
+}

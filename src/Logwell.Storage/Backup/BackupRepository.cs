@@ -1,0 +1,234 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Logwell.Storage.Encoding;
+
+namespace Logwell.Storage.Backup;
+
+/// <summary>One file of a backup: where it goes under the data directory, and the object that holds it.</summary>
+public sealed record BackupFile(string Path, string Sha256, long Bytes, long StoredBytes);
+
+/// <summary>What one backup holds: every file, each by the checksum of its content.</summary>
+public sealed record BackupManifest(string Id, DateTimeOffset Created, string Source, IReadOnlyList<BackupFile> Files)
+{
+    public int Version { get; init; } = 1;
+
+    /// <summary>Objects this backup added to the repository (the others it shares with earlier backups).</summary>
+    public int NewObjects { get; init; }
+
+    /// <summary>Bytes those new objects take in the repository.</summary>
+    public long NewStoredBytes { get; init; }
+
+    public long Bytes => Files.Sum(f => f.Bytes);
+}
+
+/// <summary>
+/// A directory of backups: <c>objects/ab/abcdef….zst</c> holds each distinct file content once, compressed with zstd
+/// and named by the SHA-256 of the content, and <c>backups/ID.json</c> lists a backup's files by those names. Segments
+/// never change once written, so a backup after the first stores only the segments and logs that are new, and a chain
+/// of backups costs little more than its largest member. Objects are written to a temporary file and renamed, and a
+/// backup's list is written last: a backup interrupted half way leaves no list, only objects a later one may reuse.
+/// </summary>
+public sealed class BackupRepository(string root)
+{
+    private const string ObjectsDirectory = "objects";
+    private const string BackupsDirectory = "backups";
+
+    public string Root { get; } = System.IO.Path.GetFullPath(root);
+
+    private string ObjectPath(string sha256) => System.IO.Path.Combine(Root, ObjectsDirectory, sha256[..2], sha256 + ".zst");
+
+    private string ManifestPath(string id) => System.IO.Path.Combine(Root, BackupsDirectory, id + ".json");
+
+    /// <summary>
+    /// Stores the first <paramref name="length"/> bytes of <paramref name="content"/> (all of it when null) as the file
+    /// at <paramref name="path"/> (relative, with <c>/</c>); true in <c>New</c> when its content was not yet here.
+    /// </summary>
+    public async Task<(BackupFile File, bool New)> AddAsync(string path, Stream content, long? length, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(System.IO.Path.Combine(Root, ObjectsDirectory));
+        var temporary = System.IO.Path.Combine(Root, ObjectsDirectory, $".{Guid.NewGuid():N}.tmp");
+        long bytes = 0;
+        string sha;
+        try
+        {
+            using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+            {
+                await using (var output = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+                {
+                    await using (var zstd = new ZstdSharp.CompressionStream(output, 3, leaveOpen: true))
+                    {
+                        var buffer = new byte[1 << 16];
+                        while (length is null || bytes < length)
+                        {
+                            var want = length is { } limit ? (int)Math.Min(buffer.Length, limit - bytes) : buffer.Length;
+                            var read = await content.ReadAsync(buffer.AsMemory(0, want), cancellationToken).ConfigureAwait(false);
+                            if (read == 0)
+                            {
+                                break;
+                            }
+                            hash.AppendData(buffer, 0, read);
+                            await zstd.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                            bytes += read;
+                        }
+                    }
+                    await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                    output.Flush(flushToDisk: true);
+                }
+                sha = Convert.ToHexStringLower(hash.GetHashAndReset());
+            }
+            if (length is { } expected && bytes != expected)
+            {
+                throw new IOException($"{path} ended at {bytes} bytes of the {expected} the backup point holds");
+            }
+            var target = ObjectPath(sha);
+            if (File.Exists(target))
+            {
+                File.Delete(temporary);
+                return (new BackupFile(path, sha, bytes, new FileInfo(target).Length), false);
+            }
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
+            File.Move(temporary, target);
+            DurableFile.SyncDirectory(System.IO.Path.GetDirectoryName(target)!);
+            return (new BackupFile(path, sha, bytes, new FileInfo(target).Length), true);
+        }
+        finally
+        {
+            if (File.Exists(temporary))
+            {
+                File.Delete(temporary);
+            }
+        }
+    }
+
+    /// <summary>Records a backup: from here on it is listed and can be restored.</summary>
+    public void Save(BackupManifest manifest)
+    {
+        Directory.CreateDirectory(System.IO.Path.Combine(Root, BackupsDirectory));
+        DurableFile.WriteAtomically(ManifestPath(manifest.Id), JsonSerializer.SerializeToUtf8Bytes(manifest, BackupJson.Default.BackupManifest));
+    }
+
+    /// <summary>Every backup in the repository, oldest first.</summary>
+    public IReadOnlyList<BackupManifest> List()
+    {
+        var directory = System.IO.Path.Combine(Root, BackupsDirectory);
+        if (!Directory.Exists(directory))
+        {
+            return [];
+        }
+        return [.. Directory.EnumerateFiles(directory, "*.json").Select(f => Load(System.IO.Path.GetFileNameWithoutExtension(f))).OrderBy(m => m.Created).ThenBy(m => m.Id, StringComparer.Ordinal)];
+    }
+
+    /// <summary>A backup by its id; the newest for null.</summary>
+    public BackupManifest Load(string? id)
+    {
+        if (id is null)
+        {
+            return List() is { Count: > 0 } all ? all[^1] : throw new FileNotFoundException($"{Root} holds no backup");
+        }
+        if (id.Length == 0 || id.IndexOfAny(['/', '\\']) >= 0 || id.StartsWith('.'))
+        {
+            throw new ArgumentException($"'{id}' is no backup id");
+        }
+        var path = ManifestPath(id);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"{Root} holds no backup {id}");
+        }
+        return JsonSerializer.Deserialize(File.ReadAllBytes(path), BackupJson.Default.BackupManifest) ?? throw new InvalidDataException($"{path} is empty");
+    }
+
+    /// <summary>Re-reads every file of the backup and checks its checksum; the problems found, none when it is whole.</summary>
+    public async Task<IReadOnlyList<string>> VerifyAsync(BackupManifest manifest, CancellationToken cancellationToken)
+    {
+        var problems = new List<string>();
+        foreach (var file in manifest.Files)
+        {
+            var problem = await CheckAsync(file, null, cancellationToken).ConfigureAwait(false);
+            if (problem is not null)
+            {
+                problems.Add(problem);
+            }
+        }
+        return problems;
+    }
+
+    /// <summary>
+    /// Writes the backup's files under <paramref name="dataDirectory"/>, each checked against its checksum as it is
+    /// written (to a temporary name, renamed when whole). <paramref name="include"/> chooses the files (all when null).
+    /// </summary>
+    public async Task<int> RestoreAsync(BackupManifest manifest, string dataDirectory, Func<BackupFile, bool>? include, CancellationToken cancellationToken)
+    {
+        var root = System.IO.Path.GetFullPath(dataDirectory);
+        var restored = 0;
+        foreach (var file in manifest.Files)
+        {
+            if (include is not null && !include(file))
+            {
+                continue;
+            }
+            var target = System.IO.Path.GetFullPath(System.IO.Path.Combine(root, file.Path));
+            if (!target.StartsWith(root + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                throw new InvalidDataException($"backup {manifest.Id} names a file outside the data directory: {file.Path}");
+            }
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
+            var temporary = target + ".restoring";
+            var problem = await CheckAsync(file, temporary, cancellationToken).ConfigureAwait(false);
+            if (problem is not null)
+            {
+                File.Delete(temporary);
+                throw new InvalidDataException(problem);
+            }
+            File.Move(temporary, target, overwrite: true);
+            restored++;
+        }
+        return restored;
+    }
+
+    /// <summary>Reads a file's object (copying the content to <paramref name="copyTo"/> if given); what is wrong with it, or null.</summary>
+    private async Task<string?> CheckAsync(BackupFile file, string? copyTo, CancellationToken cancellationToken)
+    {
+        var path = ObjectPath(file.Sha256);
+        if (!File.Exists(path))
+        {
+            return $"{file.Path}: its object {file.Sha256} is missing";
+        }
+        try
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long bytes = 0;
+            await using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
+            await using var zstd = new ZstdSharp.DecompressionStream(input);
+            await using var output = copyTo is null ? null : new FileStream(copyTo, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            var buffer = new byte[1 << 16];
+            int read;
+            while ((read = await zstd.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                hash.AppendData(buffer, 0, read);
+                bytes += read;
+                if (output is not null)
+                {
+                    await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                }
+            }
+            if (output is not null)
+            {
+                await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                output.Flush(flushToDisk: true);
+            }
+            var sha = Convert.ToHexStringLower(hash.GetHashAndReset());
+            return sha != file.Sha256 || bytes != file.Bytes
+                ? $"{file.Path}: its object {file.Sha256} holds {bytes} bytes with checksum {sha}, not the {file.Bytes} bytes backed up"
+                : null;
+        }
+        catch (Exception e) when (e is IOException or ZstdSharp.ZstdException or InvalidDataException)
+        {
+            return $"{file.Path}: its object {file.Sha256} cannot be read ({e.Message})";
+        }
+    }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+[JsonSerializable(typeof(BackupManifest))]
+internal sealed partial class BackupJson : JsonSerializerContext;

@@ -1,0 +1,141 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+
+namespace Logwell.IntegrationTests;
+
+/// <summary>
+/// <c>logwell backup</c> and <c>logwell restore</c> as an operator runs them: a backup taken while ingest goes on,
+/// the node killed and its data directory deleted, the restore, and the node serving again.
+/// </summary>
+public sealed class BackupTests
+{
+    private static readonly Dictionary<string, string> SmallMemTables = new() { ["LOGWELL_MEMTABLEMAXEVENTS"] = "3000", ["LOGWELL_BLOCKROWS"] = "512" };
+
+    [Fact]
+    public async Task ABackupTakenMidStreamRestoresEveryEventAcknowledgedBeforeItExactlyOnce()
+    {
+        using var dir = new TempDirectory();
+        var data = Path.Combine(dir.Path, "data");
+        var backups = Path.Combine(dir.Path, "backups");
+        var acknowledged = new ConcurrentBag<long>();
+        long[] beforeFirst, beforeSecond;
+        string firstOutput, secondOutput;
+        var node = await LogwellNode.StartAsync(data, env: SmallMemTables);
+        try
+        {
+            using var stop = new CancellationTokenSource();
+            var clients = Enumerable.Range(0, 2).Select(client => Task.Run(async () =>
+            {
+                for (var batch = 0; !stop.IsCancellationRequested; batch++)
+                {
+                    var first = (client * 10_000_000L) + (batch * 100L);
+                    var body = string.Concat(Enumerable.Range(0, 100).Select(i => $"{{\"message\":\"kept event {first + i}\",\"n\":{first + i}}}\n"));
+                    try
+                    {
+                        using var content = new StringContent(body, Encoding.UTF8, "application/x-ndjson");
+                        using var response = await node.Http.PostAsync("/api/v1/indexsets/default/ingest", content);
+                        if (response.StatusCode == HttpStatusCode.OK)
+                        {
+                            for (var i = 0; i < 100; i++)
+                            {
+                                acknowledged.Add(first + i);
+                            }
+                        }
+                    }
+                    catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
+                    {
+                        return;
+                    }
+                }
+            })).ToList();
+
+            await WaitForAsync(() => acknowledged.Count >= 10_000);
+            beforeFirst = [.. acknowledged];
+            var first = await CliTests.RunAsync(node, null, "backup", "--to", backups);
+            Assert.True(first.ExitCode == 0, first.Stderr + first.Stdout);
+            firstOutput = first.Stdout;
+
+            var count = acknowledged.Count;
+            await WaitForAsync(() => acknowledged.Count >= count + 5_000);
+            beforeSecond = [.. acknowledged];
+            var second = await CliTests.RunAsync(node, null, "backup", "--to", backups);
+            Assert.True(second.ExitCode == 0, second.Stderr + second.Stdout);
+            secondOutput = second.Stdout;
+
+            // Ingest goes on past the backup point; then the machine dies and the disk with it.
+            count = acknowledged.Count;
+            await WaitForAsync(() => acknowledged.Count >= count + 2_000);
+            await node.KillAsync();
+            await stop.CancelAsync();
+            await Task.WhenAll(clients);
+        }
+        finally
+        {
+            await node.DisposeAsync();
+        }
+        Directory.Delete(data, recursive: true);
+
+        // The second backup stored only what the first lacked: the segments and logs written since, not the whole node again.
+        static (int Files, int New) Counts(string output)
+        {
+            var match = System.Text.RegularExpressions.Regex.Match(output, @": (\d+) files, .*; (\d+) new");
+            return (int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), int.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture));
+        }
+        Assert.True(Counts(secondOutput).New < Counts(secondOutput).Files, $"first: {firstOutput} second: {secondOutput}");
+
+        var list = await CliTests.RunAsync(node, null, "backup", "list", "--from", backups);
+        Assert.Equal(2, list.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length - 1);
+        var verify = await CliTests.RunAsync(node, null, "backup", "verify", "--from", backups);
+        Assert.True(verify.ExitCode == 0, verify.Stdout + verify.Stderr);
+
+        var restore = await CliTests.RunAsync(node, null, "restore", "--from", backups, "--data", data);
+        Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout);
+        var again = await CliTests.RunAsync(node, null, "restore", "--from", backups, "--data", data);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("not empty", again.Stderr, StringComparison.Ordinal);
+
+        await using (var restored = await LogwellNode.StartAsync(data))
+        {
+            var found = await DurabilityTests.AllValuesOfN(restored.Http, "kept");
+            Assert.Equal(found.Count, found.Distinct().Count());
+            var missing = beforeSecond.Except(found).Take(5).ToList();
+            Assert.True(missing.Count == 0, $"acknowledged before the backup, missing after the restore: {string.Join(", ", missing)} (of {beforeSecond.Length}; {found.Count} found)");
+            Assert.True(beforeFirst.Length < beforeSecond.Length);
+        }
+
+        // A flipped byte in one stored object: verify names the damaged file and fails.
+        var victim = Directory.EnumerateFiles(Path.Combine(backups, "objects"), "*.zst", SearchOption.AllDirectories).OrderByDescending(f => new FileInfo(f).Length).First();
+        var bytes = await File.ReadAllBytesAsync(victim);
+        bytes[bytes.Length / 2] ^= 0x5A;
+        await File.WriteAllBytesAsync(victim, bytes);
+        var damaged = await CliTests.RunAsync(node, null, "backup", "verify", "--from", backups);
+        Assert.Equal(2, damaged.ExitCode);
+        Assert.Contains(Path.GetFileNameWithoutExtension(victim), damaged.Stdout, StringComparison.Ordinal);
+        Assert.Contains("damaged", damaged.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ABackupIntoTheDataDirectoryOrToARelativePathIsRefused()
+    {
+        using var dir = new TempDirectory();
+        var data = Path.Combine(dir.Path, "data");
+        await using var node = await LogwellNode.StartAsync(data);
+        var inside = await CliTests.RunAsync(node, null, "backup", "--to", Path.Combine(data, "b"));
+        Assert.Equal(1, inside.ExitCode);
+        Assert.Contains("inside the data directory", inside.Stderr, StringComparison.Ordinal);
+        using var response = await node.Http.PostAsync("/api/v1/maintenance/backup", new StringContent("{\"to\":\"relative/dir\"}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("absolute", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    private static async Task WaitForAsync(Func<bool> condition)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (!condition())
+        {
+            await Task.Delay(50, timeout.Token);
+        }
+    }
+}
