@@ -96,6 +96,22 @@ public sealed class BackupTests
         Assert.Equal(1, again.ExitCode);
         Assert.Contains("not empty", again.Stderr, StringComparison.Ordinal);
 
+        // The node's credential comes back as private as it was.
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(data, "run", "node.key")));
+        }
+
+        // An older backup by its id, one index set only: its files, and no database.
+        var firstId = System.Text.RegularExpressions.Regex.Match(firstOutput, @"^backup (\S+):").Groups[1].Value;
+        var partial = Path.Combine(dir.Path, "partial");
+        var one = await CliTests.RunAsync(node, null, "restore", "--from", $"{backups}@{firstId}", "--data", partial, "--index", "default");
+        Assert.True(one.ExitCode == 0, one.Stderr + one.Stdout);
+        Assert.Contains(firstId, one.Stdout, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(partial, "indexsets", "default", "manifest.json")));
+        Assert.False(File.Exists(Path.Combine(partial, "meta.db")));
+        Assert.False(Directory.Exists(partial + ".restoring"));
+
         await using (var restored = await LogwellNode.StartAsync(data))
         {
             var found = await DurabilityTests.AllValuesOfN(restored.Http, "kept");

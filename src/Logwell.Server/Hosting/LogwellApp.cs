@@ -222,7 +222,7 @@ public static class LogwellApp
             {
                 await ErrorResponses.WriteAsync(context, 400, e.Message).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
             {
                 await ErrorResponses.WriteAsync(context, 500, $"the backup to {destination} failed: {e.Message}").ConfigureAwait(false);
             }

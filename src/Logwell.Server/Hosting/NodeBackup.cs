@@ -16,13 +16,29 @@ namespace Logwell.Server.Hosting;
 /// </summary>
 public static class NodeBackup
 {
+    /// <summary>One backup at a time per node: a second waits for the first.</summary>
+    private static readonly SemaphoreSlim OneAtATime = new(1, 1);
+
     public static async Task<BackupManifest> RunAsync(LogwellOptions options, ILogStore store, string destination, TimeProvider time, CancellationToken cancellationToken)
     {
         if (store is not LogEngine engine)
         {
             throw new NotSupportedException("this node keeps its events in ClickHouse: back up ClickHouse and the metadata database with their own tools (docs/operations/backup-and-recovery.md)");
         }
-        var data = Path.GetFullPath(options.DataDirectory);
+        await OneAtATime.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await RunAloneAsync(options, engine, destination, time, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            OneAtATime.Release();
+        }
+    }
+
+    private static async Task<BackupManifest> RunAloneAsync(LogwellOptions options, LogEngine engine, string destination, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var data = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.DataDirectory));
         var repository = new BackupRepository(destination);
         if (repository.Root == data || repository.Root.StartsWith(data + Path.DirectorySeparatorChar, StringComparison.Ordinal))
         {
@@ -52,7 +68,16 @@ public static class NodeBackup
                 continue;
             }
             var directory = Path.GetRelativePath(data, indexSet.Directory).Replace(Path.DirectorySeparatorChar, '/');
-            using var opened = await indexSet.OpenBackupAsync(cancellationToken).ConfigureAwait(false);
+            IndexSetFiles opened;
+            try
+            {
+                opened = await indexSet.OpenBackupAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (DirectoryNotFoundException) when (!Directory.Exists(indexSet.Directory))
+            {
+                continue; // deleted meanwhile
+            }
+            using var _ = opened;
             foreach (var (path, content, length) in opened.Files)
             {
                 await AddAsync($"{directory}/{path}", content, length).ConfigureAwait(false);
@@ -61,7 +86,8 @@ public static class NodeBackup
 
         foreach (var database in Databases(options, data))
         {
-            var copy = Path.Combine(Path.GetTempPath(), $"logwell-backup-{Guid.NewGuid():N}.db");
+            // The copy holds users and keys: beside the backup's own private files, never in a shared temporary directory.
+            var copy = repository.TemporaryPath();
             try
             {
                 using (var source = SqliteFiles.Open(SqliteFiles.ConnectionString(Path.Combine(data, database)), fullSync: false))

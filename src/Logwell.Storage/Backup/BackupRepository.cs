@@ -34,7 +34,34 @@ public sealed class BackupRepository(string root)
     private const string ObjectsDirectory = "objects";
     private const string BackupsDirectory = "backups";
 
-    public string Root { get; } = System.IO.Path.GetFullPath(root);
+    public string Root { get; } = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(root));
+
+    /// <summary>Files and directories of a backup hold the node's data and credential: its owner alone reads them.</summary>
+    private static readonly UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    private static readonly UnixFileMode PrivateDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    private static void CreatePrivateDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+        }
+        else
+        {
+            Directory.CreateDirectory(path, PrivateDirectory);
+        }
+    }
+
+    private static FileStream CreatePrivateFile(string path, FileMode mode)
+    {
+        var options = new FileStreamOptions { Mode = mode, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 1 << 16, Options = FileOptions.Asynchronous };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = PrivateFile;
+        }
+        return new FileStream(path, options);
+    }
 
     private string ObjectPath(string sha256) => System.IO.Path.Combine(Root, ObjectsDirectory, sha256[..2], sha256 + ".zst");
 
@@ -46,7 +73,8 @@ public sealed class BackupRepository(string root)
     /// </summary>
     public async Task<(BackupFile File, bool New)> AddAsync(string path, Stream content, long? length, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(System.IO.Path.Combine(Root, ObjectsDirectory));
+        CreatePrivateDirectory(Root);
+        CreatePrivateDirectory(System.IO.Path.Combine(Root, ObjectsDirectory));
         var temporary = System.IO.Path.Combine(Root, ObjectsDirectory, $".{Guid.NewGuid():N}.tmp");
         long bytes = 0;
         string sha;
@@ -54,7 +82,7 @@ public sealed class BackupRepository(string root)
         {
             using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
             {
-                await using (var output = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+                await using (var output = CreatePrivateFile(temporary, FileMode.CreateNew))
                 {
                     await using (var zstd = new ZstdSharp.CompressionStream(output, 3, leaveOpen: true))
                     {
@@ -87,8 +115,16 @@ public sealed class BackupRepository(string root)
                 File.Delete(temporary);
                 return (new BackupFile(path, sha, bytes, new FileInfo(target).Length), false);
             }
-            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
-            File.Move(temporary, target);
+            CreatePrivateDirectory(System.IO.Path.GetDirectoryName(target)!);
+            try
+            {
+                File.Move(temporary, target);
+            }
+            catch (IOException) when (File.Exists(target))
+            {
+                // Another backup stored the same content a moment ago.
+                return (new BackupFile(path, sha, bytes, new FileInfo(target).Length), false);
+            }
             DurableFile.SyncDirectory(System.IO.Path.GetDirectoryName(target)!);
             return (new BackupFile(path, sha, bytes, new FileInfo(target).Length), true);
         }
@@ -101,10 +137,17 @@ public sealed class BackupRepository(string root)
         }
     }
 
+    /// <summary>A path for a temporary file inside the repository (made, private, if it is not there yet).</summary>
+    public string TemporaryPath()
+    {
+        CreatePrivateDirectory(Root);
+        return System.IO.Path.Combine(Root, $".{Guid.NewGuid():N}.tmp");
+    }
+
     /// <summary>Records a backup: from here on it is listed and can be restored.</summary>
     public void Save(BackupManifest manifest)
     {
-        Directory.CreateDirectory(System.IO.Path.Combine(Root, BackupsDirectory));
+        CreatePrivateDirectory(System.IO.Path.Combine(Root, BackupsDirectory));
         DurableFile.WriteAtomically(ManifestPath(manifest.Id), JsonSerializer.SerializeToUtf8Bytes(manifest, BackupJson.Default.BackupManifest));
     }
 
@@ -135,7 +178,12 @@ public sealed class BackupRepository(string root)
         {
             throw new FileNotFoundException($"{Root} holds no backup {id}");
         }
-        return JsonSerializer.Deserialize(File.ReadAllBytes(path), BackupJson.Default.BackupManifest) ?? throw new InvalidDataException($"{path} is empty");
+        var manifest = JsonSerializer.Deserialize(File.ReadAllBytes(path), BackupJson.Default.BackupManifest) ?? throw new InvalidDataException($"{path} is empty");
+        if (manifest.Files.FirstOrDefault(f => f.Sha256.Length != 64 || !f.Sha256.All(char.IsAsciiHexDigitLower)) is { } bad)
+        {
+            throw new InvalidDataException($"{path} names {bad.Path} by '{bad.Sha256}', which is no SHA-256");
+        }
+        return manifest;
     }
 
     /// <summary>Re-reads every file of the backup and checks its checksum; the problems found, none when it is whole.</summary>
@@ -156,10 +204,18 @@ public sealed class BackupRepository(string root)
     /// <summary>
     /// Writes the backup's files under <paramref name="dataDirectory"/>, each checked against its checksum as it is
     /// written (to a temporary name, renamed when whole). <paramref name="include"/> chooses the files (all when null).
+    /// Into a data directory that is absent or empty, everything is written beside it first and moved into place when
+    /// whole, so a restore that fails leaves no data directory a node would start on with part of the events.
     /// </summary>
     public async Task<int> RestoreAsync(BackupManifest manifest, string dataDirectory, Func<BackupFile, bool>? include, CancellationToken cancellationToken)
     {
-        var root = System.IO.Path.GetFullPath(dataDirectory);
+        var root = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(dataDirectory));
+        var fresh = !Directory.Exists(root) || !Directory.EnumerateFileSystemEntries(root).Any();
+        var into = fresh ? root + ".restoring" : root;
+        if (fresh && Directory.Exists(into))
+        {
+            Directory.Delete(into, recursive: true);
+        }
         var restored = 0;
         foreach (var file in manifest.Files)
         {
@@ -167,12 +223,18 @@ public sealed class BackupRepository(string root)
             {
                 continue;
             }
-            var target = System.IO.Path.GetFullPath(System.IO.Path.Combine(root, file.Path));
-            if (!target.StartsWith(root + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            var target = System.IO.Path.GetFullPath(System.IO.Path.Combine(into, file.Path));
+            if (!target.StartsWith(into + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal))
             {
                 throw new InvalidDataException($"backup {manifest.Id} names a file outside the data directory: {file.Path}");
             }
-            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
+            CreatePrivateDirectory(System.IO.Path.GetDirectoryName(target)!);
+            if (file.Path.EndsWith(".db", StringComparison.Ordinal))
+            {
+                // A database's own log beside it would be replayed onto the restored file.
+                File.Delete(target + "-wal");
+                File.Delete(target + "-shm");
+            }
             var temporary = target + ".restoring";
             var problem = await CheckAsync(file, temporary, cancellationToken).ConfigureAwait(false);
             if (problem is not null)
@@ -182,6 +244,14 @@ public sealed class BackupRepository(string root)
             }
             File.Move(temporary, target, overwrite: true);
             restored++;
+        }
+        if (fresh)
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root);
+            }
+            Directory.Move(into, root);
         }
         return restored;
     }
@@ -200,11 +270,23 @@ public sealed class BackupRepository(string root)
             long bytes = 0;
             await using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
             await using var zstd = new ZstdSharp.DecompressionStream(input);
-            await using var output = copyTo is null ? null : new FileStream(copyTo, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            await using var output = copyTo is null ? null : CreatePrivateFile(copyTo, FileMode.Create);
             var buffer = new byte[1 << 16];
-            int read;
-            while ((read = await zstd.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+            while (true)
             {
+                int read;
+                try
+                {
+                    read = await zstd.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or ZstdSharp.ZstdException or InvalidDataException)
+                {
+                    return $"{file.Path}: its object {file.Sha256} cannot be read ({e.Message})";
+                }
+                if (read == 0)
+                {
+                    break;
+                }
                 hash.AppendData(buffer, 0, read);
                 bytes += read;
                 if (output is not null)
@@ -222,7 +304,7 @@ public sealed class BackupRepository(string root)
                 ? $"{file.Path}: its object {file.Sha256} holds {bytes} bytes with checksum {sha}, not the {file.Bytes} bytes backed up"
                 : null;
         }
-        catch (Exception e) when (e is IOException or ZstdSharp.ZstdException or InvalidDataException)
+        catch (ZstdSharp.ZstdException e)
         {
             return $"{file.Path}: its object {file.Sha256} cannot be read ({e.Message})";
         }
