@@ -91,6 +91,7 @@ public sealed class EndpointTableTests
         "POST /api/v1/indexsets/{name}/ingest -> ingest on indexset:{name}",
         "POST /api/v1/indexsets/{name}/pipeline/preview -> manage_pipeline on indexset:{name}",
         "POST /api/v1/maintenance/merge -> operate on *",
+        "POST /api/v1/maintenance/backup -> operate on *",
         "POST /api/v1/maintenance/retention -> operate on *",
         "POST /api/v1/queues/{queue}/dead/purge -> operate on *",
         "POST /api/v1/queues/{queue}/dead/retry -> operate on *",
