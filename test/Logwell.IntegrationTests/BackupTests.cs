@@ -11,8 +11,6 @@ namespace Logwell.IntegrationTests;
 /// </summary>
 public sealed class BackupTests
 {
-    private static readonly Dictionary<string, string> SmallMemTables = new() { ["LOGWELL_MEMTABLEMAXEVENTS"] = "3000", ["LOGWELL_BLOCKROWS"] = "512" };
-
     [Fact]
     public async Task ABackupTakenMidStreamRestoresEveryEventAcknowledgedBeforeItExactlyOnce()
     {
@@ -22,7 +20,7 @@ public sealed class BackupTests
         var acknowledged = new ConcurrentBag<long>();
         long[] beforeFirst, beforeSecond;
         string firstOutput, secondOutput;
-        var node = await LogwellNode.StartAsync(data, env: SmallMemTables);
+        var node = await LogwellNode.StartAsync(data, env: DurabilityTests.SmallMemTables);
         try
         {
             using var stop = new CancellationTokenSource();

@@ -9,7 +9,8 @@ namespace Logwell.IntegrationTests;
 /// <summary>Acknowledged means durable: kill -9, graceful stops, restarts.</summary>
 public sealed class DurabilityTests
 {
-    private static readonly Dictionary<string, string> SmallMemTables = new() { ["LOGWELL_MEMTABLEMAXEVENTS"] = "3000", ["LOGWELL_BLOCKROWS"] = "512" };
+    /// <summary>Memory tables written out every 3,000 events: segments and logs change hands while a test runs.</summary>
+    internal static readonly Dictionary<string, string> SmallMemTables = new() { ["LOGWELL_MEMTABLEMAXEVENTS"] = "3000", ["LOGWELL_BLOCKROWS"] = "512" };
 
     [Fact]
     public async Task KilledNodeLosesNoAcknowledgedEventAndDuplicatesNone()
