@@ -185,48 +185,7 @@ public static class LogwellApp
             context.Response.StatusCode = StatusCodes.Status204NoContent;
             return Task.CompletedTask;
         }).WithMetadata(Permission.OnNode(Actions.Operate));
-        app.MapPost("/api/v1/maintenance/backup", static async context =>
-        {
-            // {"to": "/absolute/directory"}: a directory on this node's machine (a local disk or a mounted share).
-            using var body = await Api.RequestBodies.ReadJsonOrAnswerAsync(context, 64 * 1024).ConfigureAwait(false);
-            if (body is null)
-            {
-                return;
-            }
-            if (body.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object || !body.RootElement.TryGetProperty("to", out var to)
-                || to.ValueKind != System.Text.Json.JsonValueKind.String || to.GetString() is not { Length: > 0 } destination || !Path.IsPathFullyQualified(destination))
-            {
-                await ErrorResponses.WriteAsync(context, 400, "the body must be {\"to\": \"/absolute/directory\"}: where on this node's machine the backup goes").ConfigureAwait(false);
-                return;
-            }
-            var services = context.RequestServices;
-            try
-            {
-                var manifest = await NodeBackup.RunAsync(services.GetRequiredService<IOptions<LogwellOptions>>().Value, services.GetLogStore(), destination, services.GetTime(), context.RequestAborted).ConfigureAwait(false);
-                await context.Response.WriteAsJsonAsync(new
-                {
-                    id = manifest.Id,
-                    created = manifest.Created,
-                    to = destination,
-                    files = manifest.Files.Count,
-                    bytes = manifest.Bytes,
-                    new_objects = manifest.NewObjects,
-                    new_stored_bytes = manifest.NewStoredBytes,
-                }, context.RequestAborted).ConfigureAwait(false);
-            }
-            catch (NotSupportedException e)
-            {
-                await ErrorResponses.WriteAsync(context, 501, e.Message).ConfigureAwait(false);
-            }
-            catch (ArgumentException e)
-            {
-                await ErrorResponses.WriteAsync(context, 400, e.Message).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
-            {
-                await ErrorResponses.WriteAsync(context, 500, $"the backup to {destination} failed: {e.Message}").ConfigureAwait(false);
-            }
-        }).WithMetadata(Permission.OnNode(Actions.Operate));
+        app.MapPost("/api/v1/maintenance/backup", NodeBackup.HandleAsync).WithMetadata(Permission.OnNode(Actions.Operate));
         app.MapFallback(static context => ErrorResponses.WriteAsync(context, 404, $"no such endpoint: {context.Request.Method} {context.Request.Path}"))
             .WithMetadata(Permission.Public);
         return app;

@@ -3,7 +3,12 @@ using Logwell.Jobs;
 using Logwell.Storage;
 using Logwell.Storage.Backup;
 using Logwell.Storage.Engine;
+using System.Text.Json;
+using Logwell.Server.Api;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace Logwell.Server.Hosting;
 
@@ -19,16 +24,99 @@ public static class NodeBackup
     /// <summary>One backup at a time per node: a second waits for the first.</summary>
     private static readonly SemaphoreSlim OneAtATime = new(1, 1);
 
-    public static async Task<BackupManifest> RunAsync(LogwellOptions options, ILogStore store, string destination, TimeProvider time, CancellationToken cancellationToken)
+    /// <summary>
+    /// <c>POST /api/v1/maintenance/backup {"to": "/absolute/directory", "keep_last", "keep_daily", "keep_weekly"}</c>:
+    /// a directory on this node's machine (a local disk or a mounted share); with a keep rule, the backups there that
+    /// it does not keep are pruned afterwards.
+    /// </summary>
+    internal static async Task HandleAsync(HttpContext context)
+    {
+        using var body = await Api.RequestBodies.ReadJsonOrAnswerAsync(context, 64 * 1024).ConfigureAwait(false);
+        if (body is null)
+        {
+            return;
+        }
+        var root = body.RootElement;
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("to", out var to)
+            || to.ValueKind != JsonValueKind.String || to.GetString() is not { Length: > 0 } destination || !Path.IsPathFullyQualified(destination))
+        {
+            await ErrorResponses.WriteAsync(context, 400, "the body must be {\"to\": \"/absolute/directory\"}: where on this node's machine the backup goes").ConfigureAwait(false);
+            return;
+        }
+        var keep = new int[3];
+        string[] names = ["keep_last", "keep_daily", "keep_weekly"];
+        for (var i = 0; i < names.Length; i++)
+        {
+            if (root.TryGetProperty(names[i], out var value) && (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out keep[i]) || keep[i] < 0))
+            {
+                await ErrorResponses.WriteAsync(context, 400, $"{names[i]} must be a whole number, 0 or more").ConfigureAwait(false);
+                return;
+            }
+        }
+        var services = context.RequestServices;
+        try
+        {
+            var (manifest, pruned) = await RunAsync(services.GetRequiredService<IOptions<LogwellOptions>>().Value, services.GetLogStore(), destination,
+                new BackupRetention(keep[0], keep[1], keep[2]), services.GetTime(), context.RequestAborted).ConfigureAwait(false);
+            await context.Response.WriteAsJsonAsync(new
+            {
+                id = manifest.Id,
+                created = manifest.Created,
+                to = destination,
+                files = manifest.Files.Count,
+                bytes = manifest.Bytes,
+                new_objects = manifest.NewObjects,
+                new_stored_bytes = manifest.NewStoredBytes,
+                pruned = pruned is null ? null : new { removed = pruned.Removed, kept = pruned.Kept, removed_objects = pruned.RemovedObjects, freed_bytes = pruned.FreedBytes },
+            }, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (NotSupportedException e)
+        {
+            await ErrorResponses.WriteAsync(context, 501, e.Message).ConfigureAwait(false);
+        }
+        catch (ArgumentException e)
+        {
+            await ErrorResponses.WriteAsync(context, 400, e.Message).ConfigureAwait(false);
+        }
+        catch (BackupBusyException e)
+        {
+            await ErrorResponses.WriteAsync(context, 409, e.Message).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or SqliteException)
+        {
+            await ErrorResponses.WriteAsync(context, 500, $"the backup to {destination} failed: {e.Message}").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Backs the node up into <paramref name="destination"/>, then, when <paramref name="retention"/> is given, prunes
+    /// the backups there it does not keep.
+    /// </summary>
+    public static async Task<(BackupManifest Manifest, PruneResult? Pruned)> RunAsync(LogwellOptions options, ILogStore store, string destination, BackupRetention? retention, TimeProvider time, CancellationToken cancellationToken)
     {
         if (store is not LogEngine engine)
         {
             throw new NotSupportedException("this node keeps its events in ClickHouse: back up ClickHouse and the metadata database with their own tools (docs/operations/backup-and-recovery.md)");
         }
         await OneAtATime.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var started = time.GetTimestamp();
         try
         {
-            return await RunAloneAsync(options, engine, destination, time, cancellationToken).ConfigureAwait(false);
+            BackupManifest manifest;
+            using (new BackupRepository(destination).Lock(exclusive: false))
+            {
+                manifest = await RunAloneAsync(options, engine, destination, time, cancellationToken).ConfigureAwait(false);
+            }
+            var pruned = retention is { KeepsAnything: true }
+                ? await Task.Run(() => new BackupRepository(destination).Prune(retention, cancellationToken), cancellationToken).ConfigureAwait(false)
+                : null;
+            ServerMetrics.BackupDone(manifest, time.GetElapsedTime(started));
+            return (manifest, pruned);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            ServerMetrics.BackupFailed();
+            throw;
         }
         finally
         {

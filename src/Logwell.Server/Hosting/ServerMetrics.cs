@@ -20,6 +20,24 @@ internal static class ServerMetrics
     /// <summary>How long searches, pipes, histograms, fields and context lookups took, by kind.</summary>
     public static readonly Histogram<double> QueryDuration = Meter.CreateHistogram<double>("query.duration", "s", "Query time in the engine");
 
+    private static readonly Counter<long> Backups = Meter.CreateCounter<long>("backups", "{backup}", "Backups taken by this node, by outcome");
+    private static readonly Counter<long> BackupBytes = Meter.CreateCounter<long>("backup.written", "By", "Bytes backups wrote to their repositories (new objects, compressed)");
+    private static readonly Histogram<double> BackupDuration = Meter.CreateHistogram<double>("backup.duration", "s", "How long successful backups took");
+    private static long _lastBackupUnixSeconds;
+
+    /// <summary>When this process last finished a backup (Unix seconds; 0: not since it started).</summary>
+    private static readonly ObservableGauge<long> LastBackup = Meter.CreateObservableGauge("backup.last_success", () => Interlocked.Read(ref _lastBackupUnixSeconds), "s", "When this process last finished a backup, in Unix seconds");
+
+    public static void BackupDone(Logwell.Storage.Backup.BackupManifest manifest, TimeSpan took)
+    {
+        Backups.Add(1, new KeyValuePair<string, object?>("outcome", "done"));
+        BackupBytes.Add(manifest.NewStoredBytes);
+        BackupDuration.Record(took.TotalSeconds);
+        Interlocked.Exchange(ref _lastBackupUnixSeconds, manifest.Created.ToUnixTimeSeconds());
+    }
+
+    public static void BackupFailed() => Backups.Add(1, new KeyValuePair<string, object?>("outcome", "failed"));
+
     private static readonly Gauge QueueTasks = Metrics.CreateGauge("logwell_queue_tasks", "Tasks in each queue by state, read at scrape time", "queue", "state");
     private static readonly Gauge QueueOldest = Metrics.CreateGauge("logwell_queue_oldest_pending_seconds", "Age of the oldest ready task of each queue", "queue");
     private static readonly Gauge SupervisedSpawns = Metrics.CreateGauge("logwell_supervisor_process_spawns", "Times the supervisor started each process (restarts are this minus one)", "process");

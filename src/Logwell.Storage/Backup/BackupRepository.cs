@@ -5,6 +5,9 @@ using Logwell.Storage.Encoding;
 
 namespace Logwell.Storage.Backup;
 
+/// <summary>The repository is locked by a backup (for a prune) or a prune (for a backup).</summary>
+public sealed class BackupBusyException(string message, Exception inner) : IOException(message, inner);
+
 /// <summary>One file of a backup: where it goes under the data directory, and the object that holds it.</summary>
 public sealed record BackupFile(string Path, string Sha256, long Bytes, long StoredBytes);
 
@@ -151,6 +154,84 @@ public sealed class BackupRepository(string root)
         DurableFile.WriteAtomically(ManifestPath(manifest.Id), JsonSerializer.SerializeToUtf8Bytes(manifest, BackupJson.Default.BackupManifest));
     }
 
+    /// <summary>
+    /// Holds the repository's lock file until disposed: shared by backups (several may write at once: objects are
+    /// content-addressed and renamed into place whole), exclusive for a prune, which must not delete an object a backup
+    /// in progress has found already stored and is about to list. An advisory lock (flock) on <c>lock</c>; it is let
+    /// go when the process ends, however it ends.
+    /// </summary>
+    /// <exception cref="IOException">The other kind of holder has it now.</exception>
+    public IDisposable Lock(bool exclusive)
+    {
+        CreatePrivateDirectory(Root);
+        var path = System.IO.Path.Combine(Root, "lock");
+        if (!File.Exists(path))
+        {
+            using (CreatePrivateFile(path, FileMode.OpenOrCreate))
+            {
+            }
+        }
+        try
+        {
+            // FileShare.None takes flock's exclusive lock, reading with others allowed its shared one.
+            return exclusive
+                ? new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None)
+                : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        }
+        catch (IOException e) when (e is not FileNotFoundException)
+        {
+            throw new BackupBusyException(exclusive
+                ? $"a backup is being written to {Root}; prune it when the backup is done"
+                : $"{Root} is being pruned; back up when the prune is done", e);
+        }
+    }
+
+    /// <summary>
+    /// Deletes the backups <paramref name="retention"/> does not keep, then every object no remaining backup lists and
+    /// what interrupted backups left. Lists go first, so a prune cut short leaves only unlisted objects, which the next
+    /// one deletes; every remaining backup stays whole.
+    /// </summary>
+    public PruneResult Prune(BackupRetention retention, CancellationToken cancellationToken)
+    {
+        using var held = Lock(exclusive: true);
+        var all = List();
+        var keep = retention.Keep(all);
+        var removed = new List<string>();
+        foreach (var manifest in all.Where(m => !keep.Contains(m.Id)))
+        {
+            File.Delete(ManifestPath(manifest.Id));
+            removed.Add(manifest.Id);
+        }
+        if (removed.Count > 0)
+        {
+            DurableFile.SyncDirectory(System.IO.Path.Combine(Root, BackupsDirectory));
+        }
+        var listed = new HashSet<string>(all.Where(m => keep.Contains(m.Id)).SelectMany(m => m.Files.Select(f => f.Sha256)), StringComparer.Ordinal);
+        var objects = 0;
+        long freed = 0;
+        var directory = System.IO.Path.Combine(Root, ObjectsDirectory);
+        if (Directory.Exists(directory))
+        {
+            foreach (var file in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var name = System.IO.Path.GetFileName(file);
+                var stale = name.StartsWith('.') && name.EndsWith(".tmp", StringComparison.Ordinal);
+                if (stale || (name.EndsWith(".zst", StringComparison.Ordinal) && !listed.Contains(name[..^4])))
+                {
+                    freed += new FileInfo(file).Length;
+                    File.Delete(file);
+                    objects += stale ? 0 : 1;
+                }
+            }
+        }
+        foreach (var file in Directory.EnumerateFiles(Root, ".*.tmp"))
+        {
+            File.Delete(file);
+        }
+        return new PruneResult(removed, keep.Count, objects, freed);
+    }
+
     /// <summary>Every backup in the repository, oldest first.</summary>
     public IReadOnlyList<BackupManifest> List()
     {
@@ -205,18 +286,26 @@ public sealed class BackupRepository(string root)
     /// Writes the backup's files under <paramref name="dataDirectory"/>, each checked against its checksum as it is
     /// written (to a temporary name, renamed when whole). <paramref name="include"/> chooses the files (all when null).
     /// Into a data directory that is absent or empty, everything is written beside it first and moved into place when
-    /// whole, so a restore that fails leaves no data directory a node would start on with part of the events.
+    /// whole, so a restore that fails leaves no data directory a node would start on with part of the events. Into one
+    /// that is not, each index set the backup holds replaces the one there as a whole (its segments, logs and manifest
+    /// belong together: files of a later state beside the backup's would be replayed or orphaned), staged under
+    /// <c>.restoring/</c> first; the databases and the credential are written over.
     /// </summary>
     public async Task<int> RestoreAsync(BackupManifest manifest, string dataDirectory, Func<BackupFile, bool>? include, CancellationToken cancellationToken)
     {
         var root = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(dataDirectory));
         var fresh = !Directory.Exists(root) || !Directory.EnumerateFileSystemEntries(root).Any();
         var into = fresh ? root + ".restoring" : root;
-        if (fresh && Directory.Exists(into))
+        var staging = System.IO.Path.Combine(root, ".restoring");
+        foreach (var leftover in fresh ? [into] : new[] { staging })
         {
-            Directory.Delete(into, recursive: true);
+            if (Directory.Exists(leftover))
+            {
+                Directory.Delete(leftover, recursive: true);
+            }
         }
         var restored = 0;
+        var indexSets = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var file in manifest.Files)
         {
             if (include is not null && !include(file))
@@ -224,9 +313,14 @@ public sealed class BackupRepository(string root)
                 continue;
             }
             var target = System.IO.Path.GetFullPath(System.IO.Path.Combine(into, file.Path));
-            if (!target.StartsWith(into + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            if (!target.StartsWith(into + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal) || target.StartsWith(staging + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal))
             {
                 throw new InvalidDataException($"backup {manifest.Id} names a file outside the data directory: {file.Path}");
+            }
+            if (!fresh && IndexSetOf(file.Path) is { } indexSet)
+            {
+                indexSets.Add(indexSet);
+                target = System.IO.Path.Combine(staging, file.Path);
             }
             CreatePrivateDirectory(System.IO.Path.GetDirectoryName(target)!);
             if (file.Path.EndsWith(".db", StringComparison.Ordinal))
@@ -252,8 +346,37 @@ public sealed class BackupRepository(string root)
                 Directory.Delete(root);
             }
             Directory.Move(into, root);
+            return restored;
+        }
+        foreach (var name in indexSets)
+        {
+            var live = System.IO.Path.Combine(root, "indexsets", name);
+            var replaced = System.IO.Path.Combine(staging, "replaced", name);
+            if (Directory.Exists(live))
+            {
+                CreatePrivateDirectory(System.IO.Path.GetDirectoryName(replaced)!);
+                Directory.Move(live, replaced);
+            }
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(live)!);
+            Directory.Move(System.IO.Path.Combine(staging, "indexsets", name), live);
+        }
+        if (Directory.Exists(staging))
+        {
+            Directory.Delete(staging, recursive: true);
         }
         return restored;
+    }
+
+    /// <summary>The index set a backed-up file belongs to (<c>indexsets/NAME/…</c>), or null.</summary>
+    public static string? IndexSetOf(string path)
+    {
+        const string prefix = "indexsets/";
+        if (!path.StartsWith(prefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+        var slash = path.IndexOf('/', prefix.Length);
+        return slash > prefix.Length ? path[prefix.Length..slash] : null;
     }
 
     /// <summary>Reads a file's object (copying the content to <paramref name="copyTo"/> if given); what is wrong with it, or null.</summary>

@@ -15,11 +15,20 @@ internal static class BackupCommands
     public static Command Backup(Option<string> server)
     {
         var to = new Option<string>("--to") { Description = "the backup directory, on the node's machine (a local disk or a mounted share)", Required = true };
-        var backup = new Command("backup", "Back up the node while it serves: every index set at one point, its SQLite databases, its credential; only what earlier backups in the directory lack is written.") { to };
+        var (last, daily, weekly) = KeepOptions();
+        var backup = new Command("backup", "Back up the node while it serves: every index set at one point, its SQLite databases, its credential; only what earlier backups in the directory lack is written. With --keep-*, the backups there that are not kept are pruned afterwards.") { to, last, daily, weekly };
         backup.SetAction((result, ct) => ClientCommands.Guard(async () =>
         {
             using var client = ClientCommands.CreateClient(result, server);
-            var body = JsonSerializer.Serialize(new Dictionary<string, string> { ["to"] = Path.GetFullPath(result.GetValue(to)!) });
+            var request = new Dictionary<string, object> { ["to"] = Path.GetFullPath(result.GetValue(to)!) };
+            foreach (var (option, name) in new[] { (last, "keep_last"), (daily, "keep_daily"), (weekly, "keep_weekly") })
+            {
+                if (result.GetValue(option) is { } keep)
+                {
+                    request[name] = keep;
+                }
+            }
+            var body = JsonSerializer.Serialize(request);
             using var content = new StringContent(body, Encoding.UTF8, "application/json");
             // A first backup of a large node takes a while.
             client.Timeout = Timeout.InfiniteTimeSpan;
@@ -28,6 +37,11 @@ internal static class BackupCommands
             var root = doc.RootElement;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"backup {root.GetProperty("id").GetString()}: {root.GetProperty("files").GetInt32()} files, {root.GetProperty("bytes").GetInt64():N0} bytes; {root.GetProperty("new_objects").GetInt32()} new, {root.GetProperty("new_stored_bytes").GetInt64():N0} bytes written to {root.GetProperty("to").GetString()}"));
+            if (root.TryGetProperty("pruned", out var pruned) && pruned.ValueKind == JsonValueKind.Object)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"pruned: {pruned.GetProperty("removed").GetArrayLength()} backups removed, {pruned.GetProperty("kept").GetInt32()} kept; {pruned.GetProperty("removed_objects").GetInt32()} objects, {pruned.GetProperty("freed_bytes").GetInt64():N0} bytes freed"));
+            }
             return 0;
         }));
 
@@ -65,8 +79,30 @@ internal static class BackupCommands
             }
             return failed == 0 ? 0 : 2;
         }));
+        var pruneFrom = new Option<string>("--from") { Description = "the backup directory", Required = true };
+        var (pruneLast, pruneDaily, pruneWeekly) = KeepOptions();
+        var prune = new Command("prune", "Delete the backups the --keep-* rules do not keep (the newest is always kept), then the stored files no remaining backup lists.") { pruneFrom, pruneLast, pruneDaily, pruneWeekly };
+        prune.SetAction((result, ct) => Run(() =>
+        {
+            var retention = new BackupRetention(result.GetValue(pruneLast) ?? 0, result.GetValue(pruneDaily) ?? 0, result.GetValue(pruneWeekly) ?? 0);
+            if (!retention.KeepsAnything)
+            {
+                Console.Error.WriteLine("error: say what to keep: --keep-last, --keep-daily and/or --keep-weekly");
+                return Task.FromResult(1);
+            }
+            var repository = new BackupRepository(result.GetValue(pruneFrom)!);
+            var pruned = repository.Prune(retention, ct);
+            foreach (var id in pruned.Removed)
+            {
+                Console.WriteLine($"removed {id}");
+            }
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{pruned.Removed.Count} backups removed, {pruned.Kept} kept; {pruned.RemovedObjects} stored files, {pruned.FreedBytes:N0} bytes freed"));
+            return Task.FromResult(0);
+        }));
         backup.Subcommands.Add(list);
         backup.Subcommands.Add(verify);
+        backup.Subcommands.Add(prune);
         return backup;
     }
 
@@ -74,7 +110,7 @@ internal static class BackupCommands
     {
         var from = new Option<string>("--from") { Description = "the backup directory, DIR or DIR@ID (default: its newest backup)", Required = true };
         var data = new Option<string>("--data") { Description = "the data directory to restore into (empty, or made)", Required = true };
-        var force = new Option<bool>("--force") { Description = "restore into a data directory that is not empty, replacing the files the backup holds" };
+        var force = new Option<bool>("--force") { Description = "restore into a data directory that is not empty (its node stopped): each index set the backup holds replaces the one there as a whole, the databases are written over" };
         var index = new Option<string[]>("--index") { Description = "restore only these index sets (repeat the option); the databases are left as they are", AllowMultipleArgumentsPerToken = true };
         var restore = new Command("restore", "Restore a backup into a data directory; start the node on it afterwards.") { from, data, force, index };
         restore.SetAction((result, ct) => Run(async () =>
@@ -89,7 +125,13 @@ internal static class BackupCommands
                 return 1;
             }
             var only = result.GetValue(index) ?? [];
-            Func<BackupFile, bool>? include = only.Length == 0 ? null : file => only.Any(name => file.Path.StartsWith($"indexsets/{name}/", StringComparison.Ordinal));
+            var missing = only.Where(name => manifest.Files.All(f => BackupRepository.IndexSetOf(f.Path) != name)).ToList();
+            if (missing.Count > 0)
+            {
+                Console.Error.WriteLine($"error: backup {manifest.Id} holds no index set named {string.Join(", ", missing)}; it holds {string.Join(", ", manifest.Files.Select(f => BackupRepository.IndexSetOf(f.Path)).OfType<string>().Distinct().Order(StringComparer.Ordinal))}");
+                return 1;
+            }
+            Func<BackupFile, bool>? include = only.Length == 0 ? null : file => BackupRepository.IndexSetOf(file.Path) is { } name && only.Contains(name);
             var started = Settings.Time.GetTimestamp();
             var restored = await repository.RestoreAsync(manifest, target, include, ct).ConfigureAwait(false);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored backup {manifest.Id} ({manifest.Created.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC): {restored} files into {target} in {Settings.Time.GetElapsedTime(started).TotalSeconds:0.0} s"));
@@ -97,6 +139,11 @@ internal static class BackupCommands
         }));
         return restore;
     }
+
+    private static (Option<int?> Last, Option<int?> Daily, Option<int?> Weekly) KeepOptions() => (
+        new Option<int?>("--keep-last") { Description = "keep the newest N backups" },
+        new Option<int?>("--keep-daily") { Description = "keep the newest backup of each of the last N days that have one (UTC)" },
+        new Option<int?>("--keep-weekly") { Description = "keep the newest backup of each of the last N weeks that have one (ISO weeks, UTC)" });
 
     /// <summary>DIR@ID into the directory and the id (null when there is none).</summary>
     private static (string Directory, string? Id) Split(string value)
