@@ -93,6 +93,18 @@ public sealed record PeriodicTask
         return next;
     }
 
+    /// <summary>How long from one slot to the next, for the slots following <paramref name="now"/> (a cron schedule's gaps can vary).</summary>
+    public TimeSpan Period(DateTimeOffset now)
+    {
+        if (Every is { } every)
+        {
+            return every;
+        }
+        var next = _cron!.GetNextOccurrence(now.ToUniversalTime(), TimeZone);
+        var after = next is null ? null : _cron.GetNextOccurrence(next.Value, TimeZone);
+        return next is null || after is null ? TimeSpan.MaxValue : after.Value - next.Value;
+    }
+
     /// <summary>The task to enqueue for a slot: its arguments carry the slot, its unique key names entry and slot.</summary>
     internal TaskRequest ForSlot(DateTimeOffset slot)
     {

@@ -144,6 +144,67 @@ public sealed class BackupTests
         Assert.Contains("absolute", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ScheduledBackupsRunPruneAndReportOnHealthAndMetrics()
+    {
+        using var dir = new TempDirectory();
+        var backups = Path.Combine(dir.Path, "backups");
+        var env = new Dictionary<string, string>
+        {
+            ["LOGWELL_Schedule__nightly__Task"] = "store.backup",
+            ["LOGWELL_Schedule__nightly__Queue"] = "schedule",
+            ["LOGWELL_Schedule__nightly__Every"] = "00:00:01",
+            ["LOGWELL_Schedule__nightly__Arguments"] = JsonSerializer.Serialize(new Dictionary<string, object> { ["to"] = backups, ["keep_last"] = 2 }),
+            // A destination no backup can be written to: its entry fails, and health says so once two intervals pass.
+            ["LOGWELL_Schedule__broken__Task"] = "store.backup",
+            ["LOGWELL_Schedule__broken__Queue"] = "schedule",
+            ["LOGWELL_Schedule__broken__Every"] = "00:00:01",
+            ["LOGWELL_Schedule__broken__Arguments"] = "{\"to\": \"/proc/logwell-backups\"}",
+        };
+        await using var node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "data"), env: env);
+        using (var content = new StringContent("{\"message\":\"backed up\"}\n", Encoding.UTF8, "application/x-ndjson"))
+        {
+            (await node.Http.PostAsync("/api/v1/indexsets/default/ingest", content)).EnsureSuccessStatusCode();
+        }
+
+        static long Count(string metrics, string outcome) =>
+            System.Text.RegularExpressions.Regex.Match(metrics, $@"logwell_server_backups\{{outcome=""{outcome}""\}} (\d+)") is { Success: true } m ? long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        string metrics = "";
+        var listed = 0;
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90)))
+        {
+            // Four backups done, each followed by a prune keeping two: at most one more than two is listed (taken, not yet pruned).
+            while (true)
+            {
+                listed = new Logwell.Storage.Backup.BackupRepository(backups).List().Count;
+                metrics = await node.Http.GetStringAsync("/metrics", timeout.Token);
+                if (Count(metrics, "done") >= 4 && Count(metrics, "failed") >= 2)
+                {
+                    break;
+                }
+                await Task.Delay(200, timeout.Token);
+            }
+        }
+        Assert.InRange(listed, 1, 3);
+        Assert.Matches(@"logwell_server_backup_last_success [1-9]", metrics);
+
+        using var answer = await node.Http.GetAsync("/healthz?format=json&include=backup");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, answer.StatusCode);
+        using var health = JsonDocument.Parse(await answer.Content.ReadAsStringAsync());
+        var detail = health.RootElement.GetProperty("components")[0].GetProperty("detail").GetString()!;
+        Assert.Equal("unhealthy", health.RootElement.GetProperty("status").GetString());
+        Assert.Contains("broken: no backup in /proc/logwell-backups yet", detail, StringComparison.Ordinal);
+        Assert.Contains($"nightly: last backup ", detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("over twice", detail, StringComparison.Ordinal);
+
+        // The listed backups restore: the newest holds the event.
+        var restored = Path.Combine(dir.Path, "restored");
+        var restore = await CliTests.RunAsync(node, null, "restore", "--from", backups, "--data", restored);
+        Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout);
+        var verify = await CliTests.RunAsync(node, null, "backup", "verify", "--from", backups);
+        Assert.True(verify.ExitCode == 0, verify.Stdout + verify.Stderr);
+    }
+
     private static async Task WaitForAsync(Func<bool> condition)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));

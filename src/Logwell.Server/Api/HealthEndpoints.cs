@@ -102,6 +102,10 @@ internal static class HealthEndpoints
                         ? new Check("registry", false, string.Create(CultureInfo.InvariantCulture, $"{host.NodeId}: no heartbeat recorded for {age?.TotalSeconds:0} s"))
                         : new Check("registry", true, $"registered as {host.NodeId}");
             }));
+            if (options.Schedule.Any(e => e.Value.Task == Tasks.BuiltinTasks.Backup))
+            {
+                checks.Add(Run("backup", () => BackupCheck(options, services.GetRequiredService<NodeStart>().At, services.GetTime().GetUtcNow())));
+            }
             checks.Add(await RunAsync("scheduler", async () =>
             {
                 var holder = await queue.LeaseHolderAsync(Scheduler.LeaseName, cancellationToken).ConfigureAwait(false);
@@ -111,6 +115,33 @@ internal static class HealthEndpoints
             }).ConfigureAwait(false));
         }
         return checks;
+    }
+
+    /// <summary>
+    /// Each scheduled backup (a <c>store.backup</c> entry of <c>Logwell:Schedule</c>) has a backup in its directory no
+    /// older than two of its intervals; a node that has not run that long yet is given the time from its start.
+    /// </summary>
+    private static Check BackupCheck(LogwellOptions options, DateTimeOffset started, DateTimeOffset now)
+    {
+        var healthy = true;
+        var details = new List<string>();
+        foreach (var (name, entry) in options.Schedule.Where(e => e.Value.Task == Tasks.BuiltinTasks.Backup).OrderBy(e => e.Key, StringComparer.Ordinal))
+        {
+            var (to, _) = Tasks.BuiltinTasks.BackupArguments(entry.Arguments);
+            var period = entry.ToPeriodicTask(name).Period(now);
+            var newest = new Storage.Backup.BackupRepository(to).Newest();
+            var since = newest?.Created ?? started;
+            var late = period < TimeSpan.MaxValue / 2 && now - since > period * 2;
+            healthy &= !late;
+            details.Add(newest is null
+                ? string.Create(CultureInfo.InvariantCulture, $"{name}: no backup in {to} yet{(late ? $", {Hours(now - started)} since the node started (interval {Hours(period)})" : "")}")
+                : string.Create(CultureInfo.InvariantCulture, $"{name}: last backup {newest.Id} in {to}, {Hours(now - newest.Created)} ago{(late ? $", over twice the interval of {Hours(period)}" : "")}"));
+        }
+        return new Check("backup", healthy, string.Join("; ", details));
+
+        static string Hours(TimeSpan span) => span.TotalHours >= 1 ? string.Create(CultureInfo.InvariantCulture, $"{span.TotalHours:0.#} h")
+            : span.TotalMinutes >= 1 ? string.Create(CultureInfo.InvariantCulture, $"{span.TotalMinutes:0} min")
+            : string.Create(CultureInfo.InvariantCulture, $"{Math.Max(0, span.TotalSeconds):0} s");
     }
 
     /// <summary>The components as the registry keeps them with each heartbeat: <c>[{"name", "status", "detail"}]</c>.</summary>

@@ -77,6 +77,7 @@ public static class LogwellApp
             }
         });
         builder.Services.AddRouting();
+        builder.Services.AddSingleton(new NodeStart(time.GetUtcNow()));
         // The task queues every process of the node shares: a file beside the index sets.
         builder.Services.AddSingleton(_ => TaskQueues.Open(options, time));
         builder.Services.AddSingleton(services => MetaDatabase.Open(options, time, line => services.GetRequiredService<ILoggerFactory>().CreateLogger("Logwell.Metadata").LogWarning("{Line}", line)));
@@ -85,7 +86,7 @@ public static class LogwellApp
             TimeSpan.FromMinutes(options.SessionIdleMinutes), TimeSpan.FromHours(options.SessionLifetimeHours), options.KeyQuerySecondsPerMinute, options.MetricsScrapeToken));
         builder.Services.AddSingleton(services => new ExportStore(services.GetRequiredService<MetaDatabase>(), options.ExportPath, time));
         builder.Services.AddSingleton(services => new SavedSearchStore(services.GetRequiredService<MetaDatabase>(), time));
-        builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<ILogStore>()));
+        builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<ILogStore>(), options, time));
         builder.Services.AddSingleton(services => options.MetadataDialect == MetaDialect.Sqlite
             ? new NodeRegistry(options.RegistryPath, time)
             : new NodeRegistry(services.GetRequiredService<MetaDatabase>(), time));

@@ -521,6 +521,10 @@ public sealed record LogwellOptions
             try
             {
                 entry.ToPeriodicTask(name);
+                if (entry.Task == Tasks.BuiltinTasks.Backup)
+                {
+                    Tasks.BuiltinTasks.BackupArguments(entry.Arguments);
+                }
             }
             catch (Exception e) when (e is FormatException or ArgumentException)
             {

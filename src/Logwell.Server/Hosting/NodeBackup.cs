@@ -12,6 +12,9 @@ using Microsoft.Extensions.Options;
 
 namespace Logwell.Server.Hosting;
 
+/// <summary>When this node's process started, by the node's clock.</summary>
+internal sealed record NodeStart(DateTimeOffset At);
+
 /// <summary>
 /// A backup of a running node on the embedded engine: every index set at one backup point (see
 /// <see cref="IndexSetStore.OpenBackupAsync"/>), the SQLite databases in the data directory through SQLite's online

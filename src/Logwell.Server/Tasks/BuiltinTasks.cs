@@ -4,6 +4,7 @@ using System.Text.Json;
 using Logwell.Jobs;
 using Logwell.Server.Exports;
 using Logwell.Server.Hosting;
+using Logwell.Storage.Backup;
 using Microsoft.Extensions.Logging;
 
 namespace Logwell.Server.Tasks;
@@ -16,6 +17,7 @@ public static class BuiltinTasks
     public const string Retention = "store.retention";
     public const string Merge = "store.merge";
     public const string RecoverLeases = "queues.recover";
+    public const string Backup = "store.backup";
 
     /// <summary>The queues of the default deployment.</summary>
     public static readonly IReadOnlyList<string> Queues = ["default", "export", "pipeline", "schedule"];
@@ -30,6 +32,11 @@ public static class BuiltinTasks
             [ExportCleanup] = (_, ct) => CleanExportsAsync(options, queue, exports, logger, ct),
             [Retention] = (_, ct) => store.ApplyRetentionAsync(ct),
             [Merge] = (_, ct) => store.MergeAsync(ct),
+            [Backup] = (task, ct) =>
+            {
+                var (to, retention) = BackupArguments(task.Arguments);
+                return store.BackupAsync(to, retention, ct);
+            },
             [RecoverLeases] = async (_, ct) =>
             {
                 var recovered = await queue.RecoverExpiredAsync(ct).ConfigureAwait(false);
@@ -61,6 +68,32 @@ public static class BuiltinTasks
             entries.Add(entry.ToPeriodicTask(name));
         }
         return entries;
+    }
+
+    /// <summary>
+    /// <c>store.backup {"to": "/absolute/directory", "keep_last", "keep_daily", "keep_weekly"}</c>: where the node backs
+    /// itself up, and which backups there a prune keeps afterwards (no keep rule: none is pruned).
+    /// </summary>
+    /// <exception cref="FormatException">The arguments say no absolute directory, or a keep rule is no whole number ≥ 0.</exception>
+    public static (string To, BackupRetention Retention) BackupArguments(string arguments)
+    {
+        using var document = JsonDocument.Parse(arguments);
+        var root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("to", out var to) || to.ValueKind != JsonValueKind.String
+            || to.GetString() is not { Length: > 0 } directory || !Path.IsPathFullyQualified(directory))
+        {
+            throw new FormatException($"{Backup} needs {{\"to\": \"/absolute/directory\"}} in its arguments");
+        }
+        var keep = new int[3];
+        string[] names = ["keep_last", "keep_daily", "keep_weekly"];
+        for (var i = 0; i < names.Length; i++)
+        {
+            if (root.TryGetProperty(names[i], out var value) && (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out keep[i]) || keep[i] < 0))
+            {
+                throw new FormatException($"{Backup}: {names[i]} must be a whole number, 0 or more");
+            }
+        }
+        return (directory, new BackupRetention(keep[0], keep[1], keep[2]));
     }
 
     private static int Argument(LeasedTask task, string name, int fallback)

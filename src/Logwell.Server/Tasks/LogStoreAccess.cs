@@ -4,7 +4,9 @@ using System.Text.Json;
 using Logwell.Core.Events;
 using Logwell.Core.Query;
 using Logwell.Server.Api;
+using Logwell.Server.Hosting;
 using Logwell.Storage;
+using Logwell.Storage.Backup;
 using Logwell.Storage.Engine;
 
 namespace Logwell.Server.Tasks;
@@ -31,10 +33,13 @@ public interface ILogStoreAccess
 
     /// <summary>Starts a merge pass on every index set (merges also follow every flush).</summary>
     Task MergeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Backs the node up into a directory on its machine, then prunes there what <paramref name="retention"/> does not keep.</summary>
+    Task BackupAsync(string to, BackupRetention retention, CancellationToken cancellationToken);
 }
 
 /// <summary>The node's own log store, in this process.</summary>
-public sealed class LocalLogStore(ILogStore logStore) : ILogStoreAccess
+public sealed class LocalLogStore(ILogStore logStore, LogwellOptions options, TimeProvider time) : ILogStoreAccess
 {
     public Task<EventPage> PageAsync(EventSelection selection, string? cursor, int limit, long trackTotalUpTo, CancellationToken cancellationToken) => Task.Run(async () =>
     {
@@ -71,6 +76,9 @@ public sealed class LocalLogStore(ILogStore logStore) : ILogStoreAccess
         logStore.RequestMerges();
         return Task.CompletedTask;
     }
+
+    public Task BackupAsync(string to, BackupRetention retention, CancellationToken cancellationToken) =>
+        NodeBackup.RunAsync(options, logStore, to, retention, time, cancellationToken);
 }
 
 /// <summary>A node's engine through its HTTP API (search pages as NDJSON, maintenance endpoints).</summary>
@@ -124,13 +132,23 @@ public sealed class HttpLogStore(HttpClient client) : ILogStoreAccess
     private static string? Header(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var values) ? values.FirstOrDefault() : null;
 
-    public Task ApplyRetentionAsync(CancellationToken cancellationToken) => PostAsync("api/v1/maintenance/retention", cancellationToken);
+    public Task ApplyRetentionAsync(CancellationToken cancellationToken) => PostAsync("api/v1/maintenance/retention", null, cancellationToken);
 
-    public Task MergeAsync(CancellationToken cancellationToken) => PostAsync("api/v1/maintenance/merge", cancellationToken);
+    public Task MergeAsync(CancellationToken cancellationToken) => PostAsync("api/v1/maintenance/merge", null, cancellationToken);
 
-    private async Task PostAsync(string path, CancellationToken cancellationToken)
+    public Task BackupAsync(string to, BackupRetention retention, CancellationToken cancellationToken) =>
+        PostAsync("api/v1/maintenance/backup", System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["to"] = to,
+            ["keep_last"] = retention.Last,
+            ["keep_daily"] = retention.Daily,
+            ["keep_weekly"] = retention.Weekly,
+        }), cancellationToken);
+
+    private async Task PostAsync(string path, string? json, CancellationToken cancellationToken)
     {
-        using var response = await client.PostAsync(path, null, cancellationToken).ConfigureAwait(false);
+        using var content = json is null ? null : new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+        using var response = await client.PostAsync(path, content, cancellationToken).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
             throw new InvalidOperationException($"{path} on {client.BaseAddress} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}");

@@ -243,6 +243,14 @@ public sealed class BackupRepository(string root)
         return [.. Directory.EnumerateFiles(directory, "*.json").Select(f => Load(System.IO.Path.GetFileNameWithoutExtension(f))).OrderBy(m => m.Created).ThenBy(m => m.Id, StringComparer.Ordinal)];
     }
 
+    /// <summary>The newest backup without reading the others (ids begin with their UTC time); null when there is none.</summary>
+    public BackupManifest? Newest()
+    {
+        var directory = System.IO.Path.Combine(Root, BackupsDirectory);
+        var newest = Directory.Exists(directory) ? Directory.EnumerateFiles(directory, "*.json").Max(StringComparer.Ordinal) : null;
+        return newest is null ? null : Load(System.IO.Path.GetFileNameWithoutExtension(newest));
+    }
+
     /// <summary>A backup by its id; the newest for null.</summary>
     public BackupManifest Load(string? id)
     {
