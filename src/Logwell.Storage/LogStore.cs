@@ -22,6 +22,9 @@ public interface ILogStore : IAsyncDisposable
     /// <summary>Index sets that exist but cannot serve, with the reason; the others serve.</summary>
     IReadOnlyDictionary<string, string> Unavailable { get; }
 
+    /// <summary>Damaged data found in index sets that serve (each: index set, segment, what failed its checksum).</summary>
+    IReadOnlyList<string> Damage => [];
+
     /// <summary>
     /// Why the store cannot be reached now (its server does not answer), or null when it can. Nothing is acknowledged
     /// meanwhile: appends fail, and the node is not ready.

@@ -205,6 +205,80 @@ public sealed class BackupTests
         Assert.True(verify.ExitCode == 0, verify.Stdout + verify.Stderr);
     }
 
+    [Fact]
+    public async Task ADamagedSegmentIsReportedVerifiedAndRepairedByRestoringItsIndexSet()
+    {
+        using var dir = new TempDirectory();
+        var data = Path.Combine(dir.Path, "data");
+        var backups = Path.Combine(dir.Path, "backups");
+        var segments = Path.Combine(data, "indexsets", "default", "segments");
+        var node = await LogwellNode.StartAsync(data, env: DurabilityTests.SmallMemTables);
+        try
+        {
+            async Task IngestAsync(string indexSet, string word, int count)
+            {
+                var body = string.Concat(Enumerable.Range(0, count).Select(i => $"{{\"message\":\"{word} event {i} of host h{i % 7}\",\"n\":{i}}}\n"));
+                using var content = new StringContent(body, Encoding.UTF8, "application/x-ndjson");
+                (await node.Http.PostAsync($"/api/v1/indexsets/{indexSet}/ingest", content)).EnsureSuccessStatusCode();
+            }
+            await IngestAsync("default", "older", 20_000);
+            await IngestAsync("other", "elsewhere", 1_000);
+            await WaitForAsync(() => Directory.Exists(segments) && Directory.EnumerateFiles(segments, "*.lws").Any());
+            var backup = await CliTests.RunAsync(node, null, "backup", "--to", backups);
+            Assert.True(backup.ExitCode == 0, backup.Stderr + backup.Stdout);
+            await IngestAsync("default", "newer", 20_000);
+            await WaitForAsync(() => Directory.EnumerateFiles(segments, "*.lws").Count() >= 2);
+
+            // The disk changes the middle third of the older segment under the running node.
+            var victim = Directory.EnumerateFiles(segments, "*.lws").Order(StringComparer.Ordinal).First();
+            var bytes = await File.ReadAllBytesAsync(victim);
+            for (var i = bytes.Length / 3; i < 2 * bytes.Length / 3; i++)
+            {
+                bytes[i] ^= 0x5A;
+            }
+            await File.WriteAllBytesAsync(victim, bytes);
+
+            // A search that reads the older segment's texts says which segment is damaged; one that needs other segments answers.
+            using var damaged = await node.Http.GetAsync("/api/v1/search?q=*lde*&limit=10");
+            var error = await damaged.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.InternalServerError, damaged.StatusCode);
+            Assert.Contains($"segment {Path.GetFileName(victim)} is damaged", error, StringComparison.Ordinal);
+            Assert.Contains("checksum mismatch", error, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+            using var newer = JsonDocument.Parse(await node.Http.GetStringAsync("/api/v1/search?q=newer&limit=1"));
+            Assert.Equal(20_000, newer.RootElement.GetProperty("total").GetInt64());
+            using var other = JsonDocument.Parse(await node.Http.GetStringAsync("/api/v1/search?indexset=other&q=*lsewher*&limit=1"));
+            Assert.Equal(1_000, other.RootElement.GetProperty("total").GetInt64());
+            using var health = await node.Http.GetAsync("/healthz?include=log-store");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+            Assert.Contains(Path.GetFileName(victim), await health.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+            // logwell verify names it, beside the running node.
+            var verify = await CliTests.RunAsync(node, null, "verify", "--data", data);
+            Assert.Equal(2, verify.ExitCode);
+            Assert.Contains($"segment {Path.GetFileName(victim)}: ", verify.Stdout, StringComparison.Ordinal);
+            Assert.Matches(@"other: \d+ segments, [\d,]+ events, [\d,]+ bytes: whole", verify.Stdout);
+        }
+        finally
+        {
+            await node.DisposeAsync();
+        }
+
+        // With the node stopped, the index set comes back from the backup: whole, every event it held, the others as they were.
+        var restore = await CliTests.RunAsync(node, null, "restore", "--from", backups, "--data", data, "--index", "default", "--force");
+        Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout);
+        Assert.False(Directory.Exists(Path.Combine(data, ".restoring")));
+        var whole = await CliTests.RunAsync(node, null, "verify", "--data", data);
+        Assert.True(whole.ExitCode == 0, whole.Stdout + whole.Stderr);
+        await using var restored = await LogwellNode.StartAsync(data);
+        var older = await DurabilityTests.AllValuesOfN(restored.Http, "older");
+        Assert.Equal(Enumerable.Range(0, 20_000).Select(i => (long)i), older.Order());
+        using var again = JsonDocument.Parse(await restored.Http.GetStringAsync("/api/v1/search?q=*lde*&limit=1"));
+        Assert.Equal(20_000, again.RootElement.GetProperty("total").GetInt64());
+        using var kept = JsonDocument.Parse(await restored.Http.GetStringAsync("/api/v1/search?indexset=other&q=elsewhere&limit=1"));
+        Assert.Equal(1_000, kept.RootElement.GetProperty("total").GetInt64());
+    }
+
     private static async Task WaitForAsync(Func<bool> condition)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));

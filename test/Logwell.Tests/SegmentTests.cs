@@ -238,13 +238,57 @@ public sealed class SegmentTests
         var segment = Segment.Open(path);
         try
         {
-            var error = Assert.Throws<InvalidDataException>(() => segment.ReadBlock(0));
+            Assert.Null(segment.Damage);
+            var error = Assert.Throws<SegmentDamagedException>(() => segment.ReadBlock(0));
             Assert.Contains("checksum", error.Message, StringComparison.Ordinal);
+            Assert.Contains("segment seg", error.Message, StringComparison.Ordinal);
             Assert.Equal(16, segment.ReadBlock(1).Length);
+            // Recorded for health and merges; a full check finds it too.
+            Assert.StartsWith("block 0 column", segment.Damage, StringComparison.Ordinal);
+            Assert.StartsWith("block 0 column", segment.Verify(), StringComparison.Ordinal);
         }
         finally
         {
             segment.Retire(deleteFile: false);
+        }
+    }
+
+    [Fact]
+    public void AWholeSegmentVerifiesAndEveryCorruptByteIsFoundByVerify()
+    {
+        using var dir = new TempDirectory();
+        var path = WriteFortyLines(dir);
+        var whole = Segment.Open(path);
+        Assert.Null(whole.Verify());
+        whole.Retire(deleteFile: false);
+        var original = File.ReadAllBytes(path);
+        // Every byte of the blocks (before the footer) is under some checksum Verify reads.
+        var end = original.Length - SegmentFormat.TrailerSize;
+        for (var at = SegmentFormat.HeaderSize; at < end; at += 7)
+        {
+            var bytes = (byte[])original.Clone();
+            bytes[at] ^= 0x20;
+            File.WriteAllBytes(path, bytes);
+            try
+            {
+                var segment = Segment.Open(path);
+                try
+                {
+                    Assert.True(segment.Verify() is not null, $"a flipped byte at {at} of {original.Length} went unnoticed");
+                }
+                finally
+                {
+                    segment.Retire(deleteFile: false);
+                }
+            }
+            catch (SegmentDamagedException)
+            {
+                // found at open
+            }
+            catch (InvalidDataException)
+            {
+                // found at open, by a decoder after a checksum over its input passed
+            }
         }
     }
 
@@ -261,7 +305,7 @@ public sealed class SegmentTests
         bytes[at] ^= 0x01;
         File.WriteAllBytes(path, bytes);
         // A flipped filter bit could hide a block from a search: the segment is refused instead.
-        var error = Assert.Throws<InvalidDataException>(() => Segment.Open(path));
+        var error = Assert.Throws<SegmentDamagedException>(() => Segment.Open(path));
         Assert.Contains("block 1 token filter checksum", error.Message, StringComparison.Ordinal);
     }
 

@@ -55,6 +55,11 @@ internal static class HealthEndpoints
                 {
                     return new Check("log-store", false, string.Create(CultureInfo.InvariantCulture, $"{free >> 20} MiB free on the data disk, under {options.HealthMinFreeDiskMegabytes} MiB"));
                 }
+                if (engine.Damage is { Count: > 0 } damage)
+                {
+                    // Reads that need those segments fail with the same words; the others serve.
+                    return new Check("log-store", false, string.Join("; ", damage) + "; restore the index set from a backup");
+                }
                 if (engine.Unavailable is { Count: > 0 } unavailable)
                 {
                     // The other index sets serve; this one needs the operator.

@@ -230,6 +230,12 @@ internal sealed class ErrorBoundaryMiddleware(RequestDelegate next, ILogger<Erro
         {
             await ErrorResponses.WriteAsync(context, 400, $"invalid JSON: {e.Message}").ConfigureAwait(false);
         }
+        catch (Logwell.Storage.Segments.SegmentDamagedException e)
+        {
+            // The disk changed bytes a checksum covers: the operator must act, the client learns what is wrong and where.
+            logger.LogError("{Method} {Path}: {Error}", context.Request.Method, context.Request.Path, e.Message);
+            await ErrorResponses.WriteAsync(context, 500, $"{e.Message}. Reads that need other segments still answer; `logwell verify` lists every damaged segment, and restoring the index set from a backup repairs it (docs/operations/backup-and-recovery.md)").ConfigureAwait(false);
+        }
         catch (Exception e) when (DurableFile.IsDiskFull(e) || e is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 13 /* SQLITE_FULL */ })
         {
             logger.LogWarning("{Method} {Path}: the data disk is full ({Error})", context.Request.Method, context.Request.Path, e.Message);

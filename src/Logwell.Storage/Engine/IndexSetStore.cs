@@ -713,9 +713,14 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
     /// The smallest run of at least <see cref="EngineOptions.MergeMinSegments"/> segments of one day whose sizes are
     /// within a factor of four of each other: each event is rewritten about log4(n) times, not once per flush.
     /// </summary>
+    /// <summary>The live segments found damaged since they were opened.</summary>
+    public IReadOnlyList<(string File, string Detail)> DamagedSegments() =>
+        [.. _state.Segments.Where(s => s.Damage is not null).Select(s => (s.Info.File, s.Damage!))];
+
     private List<Segment>? PickMergeGroup()
     {
-        foreach (var day in _state.Segments.GroupBy(s => s.Info.Day))
+        // A damaged segment is left as it is for the operator: a merge would fail on it again and again.
+        foreach (var day in _state.Segments.Where(s => s.Damage is null).GroupBy(s => s.Info.Day))
         {
             var sorted = day.OrderBy(s => s.Info.Events).ToList();
             for (var start = 0; start + _options.MergeMinSegments <= sorted.Count; start++)

@@ -39,6 +39,20 @@ public sealed class LogEngine : ILogStore
             }
         }
     }
+    /// <summary>Segments found damaged since they were opened, in every index set that serves.</summary>
+    public IReadOnlyList<string> Damage
+    {
+        get
+        {
+            List<IndexSetStore> stores;
+            lock (_stores)
+            {
+                stores = [.. _stores.Values.OrderBy(s => s.Name, StringComparer.Ordinal)];
+            }
+            return [.. stores.SelectMany(s => s.DamagedSegments().Select(d => $"index set {s.Name}: segment {d.File} is damaged ({d.Detail})"))];
+        }
+    }
+
     private readonly CancellationTokenSource _stopping = new();
     private Task _retention = Task.CompletedTask;
     private int _disposed;

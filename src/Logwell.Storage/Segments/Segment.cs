@@ -110,20 +110,20 @@ internal sealed class Segment
         RandomAccess.Read(handle, trailer, length - SegmentFormat.TrailerSize);
         if (!trailer[12..].SequenceEqual(SegmentFormat.TrailerMagic))
         {
-            throw new InvalidDataException($"{path}: segment trailer is missing (incomplete write?)");
+            throw new SegmentDamagedException(path, "segment trailer is missing (incomplete write?)");
         }
         var footerLength = BinaryPrimitives.ReadInt32LittleEndian(trailer);
         var footerRaw = BinaryPrimitives.ReadInt32LittleEndian(trailer[4..]);
         var footerCrc = BinaryPrimitives.ReadUInt32LittleEndian(trailer[8..]);
         if (footerLength <= 0 || footerLength > length - SegmentFormat.TrailerSize - SegmentFormat.HeaderSize)
         {
-            throw new InvalidDataException($"{path}: bad footer length");
+            throw new SegmentDamagedException(path, "bad footer length");
         }
         var compressed = new byte[footerLength];
         RandomAccess.Read(handle, compressed, length - SegmentFormat.TrailerSize - footerLength);
         if (Crc32.HashToUInt32(compressed) != footerCrc)
         {
-            throw new InvalidDataException($"{path}: footer checksum mismatch");
+            throw new SegmentDamagedException(path, "footer checksum mismatch");
         }
         var footer = new byte[footerRaw];
         using (var decompressor = new Decompressor())
@@ -178,7 +178,7 @@ internal sealed class Segment
         var info = new SegmentInfo(System.IO.Path.GetFileName(path), day, events, minTime, maxTime, minSeq, maxSeq, length);
         if (terms is { } t && (t.Offset < SegmentFormat.HeaderSize || t.Length <= 0 || t.RawLength < 0 || t.Offset + t.Length > length))
         {
-            throw new InvalidDataException($"{path}: bad term dictionary place");
+            throw new SegmentDamagedException(path, "bad term dictionary place");
         }
         return new Segment(path, handle, version, info, fieldNames, blocks, index, terms);
     }
@@ -187,13 +187,13 @@ internal sealed class Segment
     {
         if (meta.Length <= 0 || meta.Length % 32 != 0)
         {
-            throw new InvalidDataException($"{path}: block {block} has a malformed token filter");
+            throw new SegmentDamagedException(path, $"block {block} has a malformed token filter");
         }
         var words = new uint[meta.Length / 4];
         var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(words.AsSpan());
         if (RandomAccess.Read(handle, bytes, blockOffset + meta.Offset) != bytes.Length || Crc32.HashToUInt32(bytes) != meta.Crc)
         {
-            throw new InvalidDataException($"{path}: block {block} token filter checksum mismatch");
+            throw new SegmentDamagedException(path, $"block {block} token filter checksum mismatch");
         }
         return words;
     }
@@ -257,12 +257,12 @@ internal sealed class Segment
         var compressed = new byte[meta.Length];
         if (RandomAccess.Read(_handle, compressed, meta.Offset) != meta.Length || Crc32.HashToUInt32(compressed) != meta.Crc)
         {
-            throw new InvalidDataException($"{Path}: term dictionary checksum mismatch");
+            throw Damaged("term dictionary checksum mismatch");
         }
         var raw = new byte[meta.RawLength];
         if ((_decompressor ??= new Decompressor()).Unwrap(compressed, raw, 0) != raw.Length)
         {
-            throw new InvalidDataException($"{Path}: term dictionary is shorter than its footer says");
+            throw Damaged("term dictionary is shorter than its footer says");
         }
         terms = new TermDictionary(raw);
         Volatile.Write(ref _terms, terms);
@@ -300,7 +300,7 @@ internal sealed class Segment
             var read = RandomAccess.Read(_handle, span, meta.Offset + column.Offset);
             if (read != column.Length || Crc32.HashToUInt32(span) != column.Crc)
             {
-                throw new InvalidDataException($"{Path}: block {index} column {column.Column} checksum mismatch");
+                throw Damaged($"block {index} column {column.Column} checksum mismatch");
             }
             (_decompressor ??= new Decompressor()).Unwrap(span, raw[..column.RawLength]);
         }
@@ -356,6 +356,62 @@ internal sealed class Segment
             values[i] = EventCodec.ReadValue(ref reader, kind);
         }
         return values;
+    }
+
+    /// <summary>What was found damaged in this segment since it was opened (the first such finding); null while none was.</summary>
+    public string? Damage => Volatile.Read(ref _damage);
+
+    private string? _damage;
+
+    /// <summary>Records a damaged part (for health and merges, which leave the segment alone) and gives the exception to throw.</summary>
+    private SegmentDamagedException Damaged(string detail)
+    {
+        Interlocked.CompareExchange(ref _damage, detail, null);
+        return new SegmentDamagedException(Path, detail);
+    }
+
+    /// <summary>
+    /// Reads every part of the segment and checks it against its checksum: each block's columns, postings and filter,
+    /// then the term dictionary. The first damaged part, or null when every part is whole.
+    /// </summary>
+    public string? Verify(CancellationToken cancellationToken = default)
+    {
+        var raw = new byte[1 << 16];
+        try
+        {
+            for (var b = 0; b < Blocks.Length; b++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var meta = Blocks[b];
+                foreach (var column in meta.Columns.Concat(meta.Postings is { } postings ? [postings] : []))
+                {
+                    if (raw.Length < column.RawLength)
+                    {
+                        raw = new byte[column.RawLength];
+                    }
+                    ReadColumn(b, column, raw);
+                }
+                if (meta.Filter is { } filter)
+                {
+                    ReadFilter(Path, _handle, meta.Offset, b, filter);
+                }
+            }
+            if (_termsMeta is not null)
+            {
+                Terms();
+            }
+            return null;
+        }
+        catch (SegmentDamagedException e)
+        {
+            Interlocked.CompareExchange(ref _damage, e.Detail, null);
+            return e.Detail;
+        }
+        catch (Exception e) when (e is InvalidDataException or ZstdException)
+        {
+            Interlocked.CompareExchange(ref _damage, e.Message, null);
+            return e.Message;
+        }
     }
 
     /// <summary>Takes a reference for a reader; false when the segment is already retired.</summary>

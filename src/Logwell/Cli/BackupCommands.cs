@@ -140,6 +140,33 @@ internal static class BackupCommands
         return restore;
     }
 
+    public static Command Verify()
+    {
+        var data = new Option<string>("--data") { Description = "the data directory (its node may be running)", Required = true };
+        var index = new Option<string[]>("--index") { Description = "only these index sets (repeat the option)", AllowMultipleArgumentsPerToken = true };
+        var verify = new Command("verify", "Read every segment of the index sets in a data directory and check each part against its checksum; exit 2 naming each damaged segment.") { data, index };
+        verify.SetAction((result, ct) => Run(() => Task.Run(() =>
+        {
+            var damaged = 0;
+            foreach (var indexSet in Logwell.Storage.Engine.DataVerifier.Verify(result.GetValue(data)!, result.GetValue(index), ct))
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{indexSet.Name}: {indexSet.Segments} segments, {indexSet.Events:N0} events, {indexSet.Bytes:N0} bytes: {(indexSet.Problems.Count == 0 ? "whole" : $"{indexSet.Problems.Count} damaged")}"));
+                foreach (var problem in indexSet.Problems)
+                {
+                    Console.WriteLine($"  {problem}");
+                }
+                damaged += indexSet.Problems.Count;
+            }
+            if (damaged > 0)
+            {
+                Console.WriteLine("restore each damaged index set from a backup: logwell restore --from DIR --data DATA --index NAME --force (with its node stopped)");
+            }
+            return damaged == 0 ? 0 : 2;
+        }, ct)));
+        return verify;
+    }
+
     private static (Option<int?> Last, Option<int?> Daily, Option<int?> Weekly) KeepOptions() => (
         new Option<int?>("--keep-last") { Description = "keep the newest N backups" },
         new Option<int?>("--keep-daily") { Description = "keep the newest backup of each of the last N days that have one (UTC)" },

@@ -39,6 +39,7 @@ internal static class LogwellCommand
             LbCommands.Lb(server),
             BackupCommands.Backup(server),
             BackupCommands.Restore(),
+            BackupCommands.Verify(),
             AccessCommands.Users(),
             AccessCommands.Groups(),
             AccessCommands.Roles(),
