@@ -299,7 +299,80 @@ public sealed class BackupRepository(string root)
     /// belong together: files of a later state beside the backup's would be replayed or orphaned), staged under
     /// <c>.restoring/</c> first; the databases and the credential are written over.
     /// </summary>
-    public async Task<int> RestoreAsync(BackupManifest manifest, string dataDirectory, Func<BackupFile, bool>? include, CancellationToken cancellationToken)
+    /// <param name="days">
+    /// Only the segments of these days (UTC, inclusive): each index set's manifest is written listing those alone, and
+    /// its write-ahead logs are left out (they hold the last events before the backup point, of any day).
+    /// </param>
+    public async Task<int> RestoreAsync(BackupManifest manifest, string dataDirectory, Func<BackupFile, bool>? include, (DateOnly From, DateOnly To)? days, CancellationToken cancellationToken)
+    {
+        var manifests = new Dictionary<string, (byte[] Content, HashSet<string> Segments)>(StringComparer.Ordinal);
+        if (days is { } range)
+        {
+            foreach (var file in manifest.Files.Where(f => f.Path.EndsWith("/manifest.json", StringComparison.Ordinal) && IndexSetOf(f.Path) is not null && f.Path.Count(c => c == '/') == 2))
+            {
+                if (include is not null && !include(file))
+                {
+                    continue;
+                }
+                manifests[file.Path] = WithinDays(await ReadAsync(file, cancellationToken).ConfigureAwait(false), range, file.Path);
+            }
+        }
+        var chosen = days is null ? include : file =>
+        {
+            if (include is not null && !include(file))
+            {
+                return false;
+            }
+            if (IndexSetOf(file.Path) is not { } indexSet)
+            {
+                return true;
+            }
+            var rest = file.Path[($"indexsets/{indexSet}/".Length)..];
+            return rest.StartsWith("segments/", StringComparison.Ordinal)
+                ? manifests.TryGetValue($"indexsets/{indexSet}/manifest.json", out var listed) && listed.Segments.Contains(rest["segments/".Length..])
+                : !(rest.StartsWith("wal-", StringComparison.Ordinal) && rest.EndsWith(".log", StringComparison.Ordinal));
+        };
+        return await RestoreFilesAsync(manifest, dataDirectory, chosen, manifests.ToDictionary(m => m.Key, m => m.Value.Content, StringComparer.Ordinal), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>An index set's manifest listing only the segments of <paramref name="days"/>, and their files.</summary>
+    private static (byte[] Content, HashSet<string> Segments) WithinDays(byte[] content, (DateOnly From, DateOnly To) days, string path)
+    {
+        var root = System.Text.Json.Nodes.JsonNode.Parse(content) as System.Text.Json.Nodes.JsonObject ?? throw new InvalidDataException($"{path} in the backup is no JSON object");
+        var kept = new System.Text.Json.Nodes.JsonArray();
+        var files = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var segment in root["segments"]?.AsArray() ?? [])
+        {
+            var day = DateOnly.ParseExact(segment!["day"]!.GetValue<string>(), "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+            if (day >= days.From && day <= days.To)
+            {
+                files.Add(segment["file"]!.GetValue<string>());
+                kept.Add(segment.DeepClone());
+            }
+        }
+        root["segments"] = kept;
+        return (System.Text.Encoding.UTF8.GetBytes(root.ToJsonString()), files);
+    }
+
+    /// <summary>A (small) backed-up file's content, checked against its checksum.</summary>
+    private async Task<byte[]> ReadAsync(BackupFile file, CancellationToken cancellationToken)
+    {
+        var temporary = TemporaryPath();
+        try
+        {
+            if (await CheckAsync(file, temporary, cancellationToken).ConfigureAwait(false) is { } problem)
+            {
+                throw new InvalidDataException(problem);
+            }
+            return await File.ReadAllBytesAsync(temporary, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(temporary);
+        }
+    }
+
+    private async Task<int> RestoreFilesAsync(BackupManifest manifest, string dataDirectory, Func<BackupFile, bool>? include, Dictionary<string, byte[]> rewritten, CancellationToken cancellationToken)
     {
         var root = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(dataDirectory));
         var fresh = !Directory.Exists(root) || !Directory.EnumerateFileSystemEntries(root).Any();
@@ -338,8 +411,15 @@ public sealed class BackupRepository(string root)
                 File.Delete(target + "-shm");
             }
             var temporary = target + ".restoring";
-            var problem = await CheckAsync(file, temporary, cancellationToken).ConfigureAwait(false);
-            if (problem is not null)
+            if (rewritten.TryGetValue(file.Path, out var content))
+            {
+                await using (var output = CreatePrivateFile(temporary, FileMode.Create))
+                {
+                    await output.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+                    output.Flush(flushToDisk: true);
+                }
+            }
+            else if (await CheckAsync(file, temporary, cancellationToken).ConfigureAwait(false) is { } problem)
             {
                 File.Delete(temporary);
                 throw new InvalidDataException(problem);

@@ -112,7 +112,8 @@ internal static class BackupCommands
         var data = new Option<string>("--data") { Description = "the data directory to restore into (empty, or made)", Required = true };
         var force = new Option<bool>("--force") { Description = "restore into a data directory that is not empty (its node stopped): each index set the backup holds replaces the one there as a whole, the databases are written over" };
         var index = new Option<string[]>("--index") { Description = "restore only these index sets (repeat the option); the databases are left as they are", AllowMultipleArgumentsPerToken = true };
-        var restore = new Command("restore", "Restore a backup into a data directory; start the node on it afterwards.") { from, data, force, index };
+        var days = new Option<string>("--days") { Description = "only the events of these days, UTC (2026-10-01, or 2026-10-01..2026-10-07): the segments of those days; the write-ahead logs, which hold the last minutes before the backup, are left out" };
+        var restore = new Command("restore", "Restore a backup into a data directory; start the node on it afterwards.") { from, data, force, index, days };
         restore.SetAction((result, ct) => Run(async () =>
         {
             var (directory, id) = Split(result.GetValue(from)!);
@@ -133,7 +134,19 @@ internal static class BackupCommands
             }
             Func<BackupFile, bool>? include = only.Length == 0 ? null : file => BackupRepository.IndexSetOf(file.Path) is { } name && only.Contains(name);
             var started = Settings.Time.GetTimestamp();
-            var restored = await repository.RestoreAsync(manifest, target, include, ct).ConfigureAwait(false);
+            (DateOnly, DateOnly)? range = null;
+            if (result.GetValue(days) is { } text)
+            {
+                var parts = text.Split("..");
+                if (parts.Length > 2 || !DateOnly.TryParseExact(parts[0], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var first)
+                    || !DateOnly.TryParseExact(parts[^1], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var last) || last < first)
+                {
+                    Console.Error.WriteLine($"error: --days '{text}' is not a day or a range of days such as 2026-10-01..2026-10-07");
+                    return 1;
+                }
+                range = (first, last);
+            }
+            var restored = await repository.RestoreAsync(manifest, target, include, range, ct).ConfigureAwait(false);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored backup {manifest.Id} ({manifest.Created.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC): {restored} files into {target} in {Settings.Time.GetElapsedTime(started).TotalSeconds:0.0} s"));
             return 0;
         }));
