@@ -77,6 +77,42 @@ public sealed class BackupRepositoryTests
     }
 
     [Fact]
+    public async Task AGrowingFileInChunksSharesAllButItsLastChunkWithTheBackupBefore()
+    {
+        using var dir = new TempDirectory();
+        var repository = new BackupRepository(dir.Path);
+        var log = new byte[10_000];
+        new Random(7).NextBytes(log);
+        var (first, firstObjects, _) = await repository.AddAsync("indexsets/default/wal-1.log", new MemoryStream(log), 6_500, CancellationToken.None, chunkBytes: 1_024);
+        Assert.Equal(7, first.Chunks!.Count);
+        Assert.Equal(7, firstObjects);
+        Assert.Equal(6_500, first.Bytes);
+
+        // The log grew: the six whole chunks are stored already; the partial seventh and the new ones are not.
+        var (second, secondObjects, _) = await repository.AddAsync("indexsets/default/wal-1.log", new MemoryStream(log), log.Length, CancellationToken.None, chunkBytes: 1_024);
+        Assert.Equal(10, second.Chunks!.Count);
+        Assert.Equal(4, secondObjects);
+        Assert.Equal(first.Chunks.Take(6).Select(c => c.Sha256), second.Chunks.Take(6).Select(c => c.Sha256));
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(log)), second.Sha256);
+
+        var manifest = new BackupManifest("b", Start, "/data", [second]);
+        repository.Save(manifest);
+        var loaded = repository.Load("b");
+        Assert.Equal(10, loaded.Files[0].Chunks!.Count);
+        Assert.Empty(await repository.VerifyAsync(loaded, CancellationToken.None));
+        var restored = Path.Combine(dir.Path, "restored");
+        await repository.RestoreAsync(loaded, restored, null, null, CancellationToken.None);
+        Assert.Equal(log, await File.ReadAllBytesAsync(Path.Combine(restored, "indexsets", "default", "wal-1.log")));
+
+        // A prune keeps every chunk a kept backup lists; a lost chunk is named by verify.
+        repository.Prune(new BackupRetention(1, 0, 0), CancellationToken.None);
+        Assert.Empty(await repository.VerifyAsync(loaded, CancellationToken.None));
+        var lost = second.Chunks[3].Sha256;
+        File.Delete(Path.Combine(dir.Path, "objects", lost[..2], lost + ".zst"));
+        Assert.Contains(await repository.VerifyAsync(loaded, CancellationToken.None), p => p.Contains(lost, StringComparison.Ordinal) && p.Contains("missing", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void BackupsShareTheLockAndAPruneWaitsForThemToEnd()
     {
         using var dir = new TempDirectory();

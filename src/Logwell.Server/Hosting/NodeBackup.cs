@@ -24,6 +24,9 @@ internal sealed record NodeStart(DateTimeOffset At);
 /// </summary>
 public static class NodeBackup
 {
+    /// <summary>The chunk size of write-ahead logs in a backup.</summary>
+    private const int LogChunkBytes = 1 << 20;
+
     /// <summary>One backup at a time per node: a second waits for the first.</summary>
     private static readonly SemaphoreSlim OneAtATime = new(1, 1);
 
@@ -140,15 +143,12 @@ public static class NodeBackup
         var files = new List<BackupFile>();
         var newObjects = 0;
         long newBytes = 0;
-        async Task AddAsync(string path, Stream content, long? length)
+        async Task AddAsync(string path, Stream content, long? length, int? chunkBytes = null)
         {
-            var (file, isNew) = await repository.AddAsync(path, content, length, cancellationToken).ConfigureAwait(false);
+            var (file, objects, bytes) = await repository.AddAsync(path, content, length, cancellationToken, chunkBytes).ConfigureAwait(false);
             files.Add(file);
-            if (isNew)
-            {
-                newObjects++;
-                newBytes += file.StoredBytes;
-            }
+            newObjects += objects;
+            newBytes += bytes;
         }
 
         // Every index set at its own backup point, one after the other (each point is a moment while the node serves).
@@ -171,7 +171,9 @@ public static class NodeBackup
             using var _ = opened;
             foreach (var (path, content, length) in opened.Files)
             {
-                await AddAsync($"{directory}/{path}", content, length).ConfigureAwait(false);
+                // A write-ahead log only grows: in chunks, the next backup stores only its new end again.
+                var log = path.StartsWith("wal-", StringComparison.Ordinal);
+                await AddAsync($"{directory}/{path}", content, length, log ? LogChunkBytes : null).ConfigureAwait(false);
             }
         }
 

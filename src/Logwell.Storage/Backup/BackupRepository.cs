@@ -9,7 +9,18 @@ namespace Logwell.Storage.Backup;
 public sealed class BackupBusyException(string message, Exception inner) : IOException(message, inner);
 
 /// <summary>One file of a backup: where it goes under the data directory, and the object that holds it.</summary>
-public sealed record BackupFile(string Path, string Sha256, long Bytes, long StoredBytes);
+public sealed record BackupFile(string Path, string Sha256, long Bytes, long StoredBytes)
+{
+    /// <summary>The objects holding the file in order, when it is stored in chunks (null: one object named <see cref="Sha256"/>).</summary>
+    public IReadOnlyList<BackupChunk>? Chunks { get; init; }
+
+    /// <summary>The objects holding the file, in order.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<BackupChunk> Objects => Chunks ?? [new BackupChunk(Sha256, Bytes, StoredBytes)];
+}
+
+/// <summary>One object of a file stored in chunks: a run of its bytes, by the SHA-256 of that run.</summary>
+public sealed record BackupChunk(string Sha256, long Bytes, long StoredBytes);
 
 /// <summary>What one backup holds: every file, each by the checksum of its content.</summary>
 public sealed record BackupManifest(string Id, DateTimeOffset Created, string Source, IReadOnlyList<BackupFile> Files)
@@ -72,33 +83,79 @@ public sealed class BackupRepository(string root)
 
     /// <summary>
     /// Stores the first <paramref name="length"/> bytes of <paramref name="content"/> (all of it when null) as the file
-    /// at <paramref name="path"/> (relative, with <c>/</c>); true in <c>New</c> when its content was not yet here.
+    /// at <paramref name="path"/> (relative, with <c>/</c>): as one object, or with <paramref name="chunkBytes"/> as
+    /// objects of that many bytes each, so that a file that only grows (a write-ahead log) shares all but its last
+    /// chunk with the previous backup. Gives the objects and bytes this call added to the repository.
     /// </summary>
-    public async Task<(BackupFile File, bool New)> AddAsync(string path, Stream content, long? length, CancellationToken cancellationToken)
+    public async Task<(BackupFile File, int NewObjects, long NewStoredBytes)> AddAsync(string path, Stream content, long? length, CancellationToken cancellationToken, int? chunkBytes = null)
     {
         CreatePrivateDirectory(Root);
         CreatePrivateDirectory(System.IO.Path.Combine(Root, ObjectsDirectory));
+        using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var chunks = new List<BackupChunk>();
+        long bytes = 0, stored = 0, added = 0;
+        var newObjects = 0;
+        var buffer = new byte[1 << 16];
+        do
+        {
+            var limit = length is { } total ? total - bytes : long.MaxValue;
+            if (chunkBytes is { } size)
+            {
+                limit = Math.Min(limit, size);
+            }
+            var (chunk, isNew) = await StoreObjectAsync(content, limit, whole, buffer, cancellationToken).ConfigureAwait(false);
+            if (chunk.Bytes == 0 && chunks.Count > 0)
+            {
+                break;
+            }
+            chunks.Add(chunk);
+            bytes += chunk.Bytes;
+            stored += chunk.StoredBytes;
+            if (isNew)
+            {
+                newObjects++;
+                added += chunk.StoredBytes;
+            }
+            if (chunk.Bytes < limit || chunkBytes is null)
+            {
+                break;
+            }
+        }
+        while (length is null || bytes < length);
+        if (length is { } expected && bytes != expected)
+        {
+            throw new IOException($"{path} ended at {bytes} bytes of the {expected} the backup point holds");
+        }
+        var sha = Convert.ToHexStringLower(whole.GetHashAndReset());
+        var file = chunkBytes is null
+            ? new BackupFile(path, sha, bytes, stored)
+            : new BackupFile(path, sha, bytes, stored) { Chunks = chunks };
+        return (file, newObjects, added);
+    }
+
+    /// <summary>Stores up to <paramref name="limit"/> bytes of <paramref name="content"/> as one object (also hashed into <paramref name="whole"/>).</summary>
+    private async Task<(BackupChunk Chunk, bool New)> StoreObjectAsync(Stream content, long limit, IncrementalHash whole, byte[] buffer, CancellationToken cancellationToken)
+    {
         var temporary = System.IO.Path.Combine(Root, ObjectsDirectory, $".{Guid.NewGuid():N}.tmp");
         long bytes = 0;
-        string sha;
         try
         {
+            string sha;
             using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
             {
                 await using (var output = CreatePrivateFile(temporary, FileMode.CreateNew))
                 {
                     await using (var zstd = new ZstdSharp.CompressionStream(output, 3, leaveOpen: true))
                     {
-                        var buffer = new byte[1 << 16];
-                        while (length is null || bytes < length)
+                        while (bytes < limit)
                         {
-                            var want = length is { } limit ? (int)Math.Min(buffer.Length, limit - bytes) : buffer.Length;
-                            var read = await content.ReadAsync(buffer.AsMemory(0, want), cancellationToken).ConfigureAwait(false);
+                            var read = await content.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, limit - bytes)), cancellationToken).ConfigureAwait(false);
                             if (read == 0)
                             {
                                 break;
                             }
                             hash.AppendData(buffer, 0, read);
+                            whole.AppendData(buffer, 0, read);
                             await zstd.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
                             bytes += read;
                         }
@@ -108,15 +165,10 @@ public sealed class BackupRepository(string root)
                 }
                 sha = Convert.ToHexStringLower(hash.GetHashAndReset());
             }
-            if (length is { } expected && bytes != expected)
-            {
-                throw new IOException($"{path} ended at {bytes} bytes of the {expected} the backup point holds");
-            }
             var target = ObjectPath(sha);
             if (File.Exists(target))
             {
-                File.Delete(temporary);
-                return (new BackupFile(path, sha, bytes, new FileInfo(target).Length), false);
+                return (new BackupChunk(sha, bytes, new FileInfo(target).Length), false);
             }
             CreatePrivateDirectory(System.IO.Path.GetDirectoryName(target)!);
             try
@@ -126,10 +178,10 @@ public sealed class BackupRepository(string root)
             catch (IOException) when (File.Exists(target))
             {
                 // Another backup stored the same content a moment ago.
-                return (new BackupFile(path, sha, bytes, new FileInfo(target).Length), false);
+                return (new BackupChunk(sha, bytes, new FileInfo(target).Length), false);
             }
             DurableFile.SyncDirectory(System.IO.Path.GetDirectoryName(target)!);
-            return (new BackupFile(path, sha, bytes, new FileInfo(target).Length), true);
+            return (new BackupChunk(sha, bytes, new FileInfo(target).Length), true);
         }
         finally
         {
@@ -206,7 +258,7 @@ public sealed class BackupRepository(string root)
         {
             DurableFile.SyncDirectory(System.IO.Path.Combine(Root, BackupsDirectory));
         }
-        var listed = new HashSet<string>(all.Where(m => keep.Contains(m.Id)).SelectMany(m => m.Files.Select(f => f.Sha256)), StringComparer.Ordinal);
+        var listed = new HashSet<string>(all.Where(m => keep.Contains(m.Id)).SelectMany(m => m.Files.SelectMany(f => f.Objects.Select(o => o.Sha256))), StringComparer.Ordinal);
         var objects = 0;
         long freed = 0;
         var directory = System.IO.Path.Combine(Root, ObjectsDirectory);
@@ -268,9 +320,10 @@ public sealed class BackupRepository(string root)
             throw new FileNotFoundException($"{Root} holds no backup {id}");
         }
         var manifest = JsonSerializer.Deserialize(File.ReadAllBytes(path), BackupJson.Default.BackupManifest) ?? throw new InvalidDataException($"{path} is empty");
-        if (manifest.Files.FirstOrDefault(f => f.Sha256.Length != 64 || !f.Sha256.All(char.IsAsciiHexDigitLower)) is { } bad)
+        static bool IsSha(string sha) => sha.Length == 64 && sha.All(char.IsAsciiHexDigitLower);
+        if (manifest.Files.FirstOrDefault(f => !IsSha(f.Sha256) || !f.Objects.All(o => IsSha(o.Sha256))) is { } bad)
         {
-            throw new InvalidDataException($"{path} names {bad.Path} by '{bad.Sha256}', which is no SHA-256");
+            throw new InvalidDataException($"{path} names {bad.Path} by an object name that is no SHA-256");
         }
         return manifest;
     }
@@ -467,61 +520,73 @@ public sealed class BackupRepository(string root)
         return slash > prefix.Length ? path[prefix.Length..slash] : null;
     }
 
-    /// <summary>Reads a file's object (copying the content to <paramref name="copyTo"/> if given); what is wrong with it, or null.</summary>
+    /// <summary>Reads a file's objects (copying the content to <paramref name="copyTo"/> if given); what is wrong with it, or null.</summary>
     private async Task<string?> CheckAsync(BackupFile file, string? copyTo, CancellationToken cancellationToken)
     {
-        var path = ObjectPath(file.Sha256);
+        using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        await using var output = copyTo is null ? null : CreatePrivateFile(copyTo, FileMode.Create);
+        long bytes = 0;
+        foreach (var chunk in file.Objects)
+        {
+            var problem = await ReadObjectAsync(file, chunk, whole, output, cancellationToken).ConfigureAwait(false);
+            if (problem is not null)
+            {
+                return problem;
+            }
+            bytes += chunk.Bytes;
+        }
+        if (output is not null)
+        {
+            await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+            output.Flush(flushToDisk: true);
+        }
+        var sha = Convert.ToHexStringLower(whole.GetHashAndReset());
+        return sha != file.Sha256 || bytes != file.Bytes
+            ? $"{file.Path}: its objects hold {bytes} bytes with checksum {sha}, not the {file.Bytes} bytes backed up"
+            : null;
+    }
+
+    private async Task<string?> ReadObjectAsync(BackupFile file, BackupChunk chunk, IncrementalHash whole, Stream? output, CancellationToken cancellationToken)
+    {
+        var path = ObjectPath(chunk.Sha256);
         if (!File.Exists(path))
         {
-            return $"{file.Path}: its object {file.Sha256} is missing";
+            return $"{file.Path}: its object {chunk.Sha256} is missing";
         }
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        long bytes = 0;
         try
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long bytes = 0;
             await using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
             await using var zstd = new ZstdSharp.DecompressionStream(input);
-            await using var output = copyTo is null ? null : CreatePrivateFile(copyTo, FileMode.Create);
             var buffer = new byte[1 << 16];
             while (true)
             {
-                int read;
-                try
-                {
-                    read = await zstd.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is IOException or ZstdSharp.ZstdException or InvalidDataException)
-                {
-                    return $"{file.Path}: its object {file.Sha256} cannot be read ({e.Message})";
-                }
+                var read = await zstd.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
                 if (read == 0)
                 {
                     break;
                 }
                 hash.AppendData(buffer, 0, read);
+                whole.AppendData(buffer, 0, read);
                 bytes += read;
                 if (output is not null)
                 {
                     await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
                 }
             }
-            if (output is not null)
-            {
-                await output.FlushAsync(cancellationToken).ConfigureAwait(false);
-                output.Flush(flushToDisk: true);
-            }
-            var sha = Convert.ToHexStringLower(hash.GetHashAndReset());
-            return sha != file.Sha256 || bytes != file.Bytes
-                ? $"{file.Path}: its object {file.Sha256} holds {bytes} bytes with checksum {sha}, not the {file.Bytes} bytes backed up"
-                : null;
         }
-        catch (ZstdSharp.ZstdException e)
+        catch (Exception e) when (e is IOException or ZstdSharp.ZstdException or InvalidDataException)
         {
-            return $"{file.Path}: its object {file.Sha256} cannot be read ({e.Message})";
+            return $"{file.Path}: its object {chunk.Sha256} cannot be read ({e.Message})";
         }
+        var sha = Convert.ToHexStringLower(hash.GetHashAndReset());
+        return sha != chunk.Sha256 || bytes != chunk.Bytes
+            ? $"{file.Path}: its object {chunk.Sha256} holds {bytes} bytes with checksum {sha}, not the {chunk.Bytes} bytes backed up"
+            : null;
     }
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(BackupManifest))]
 internal sealed partial class BackupJson : JsonSerializerContext;
