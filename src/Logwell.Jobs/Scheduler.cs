@@ -93,16 +93,15 @@ public sealed record PeriodicTask
         return next;
     }
 
-    /// <summary>How long from one slot to the next, for the slots following <paramref name="now"/> (a cron schedule's gaps can vary).</summary>
-    public TimeSpan Period(DateTimeOffset now)
+    /// <summary>The second slot after <paramref name="since"/>: a task that ran at or after <paramref name="since"/> and not again by then missed a slot.</summary>
+    public DateTimeOffset? SecondSlotAfter(DateTimeOffset since)
     {
         if (Every is { } every)
         {
-            return every;
+            return since + (2 * every);
         }
-        var next = _cron!.GetNextOccurrence(now.ToUniversalTime(), TimeZone);
-        var after = next is null ? null : _cron.GetNextOccurrence(next.Value, TimeZone);
-        return next is null || after is null ? TimeSpan.MaxValue : after.Value - next.Value;
+        var next = _cron!.GetNextOccurrence(since.ToUniversalTime(), TimeZone);
+        return next is null ? null : _cron.GetNextOccurrence(next.Value, TimeZone);
     }
 
     /// <summary>The task to enqueue for a slot: its arguments carry the slot, its unique key names entry and slot.</summary>

@@ -23,6 +23,19 @@ public sealed class SchedulerTests
     }
 
     [Fact]
+    public void TheSecondSlotAfterABackupFollowsTheScheduleNotItsShortestGap()
+    {
+        // Weekdays at 02:00: a run on Friday is due again Monday, late only after Tuesday's slot.
+        var weekdays = PeriodicTask.CronSchedule("backup", "0 2 * * 1-5", "UTC", Tick);
+        var friday = new DateTimeOffset(2026, 12, 4, 2, 0, 0, TimeSpan.Zero);
+        Assert.Equal(new DateTimeOffset(2026, 12, 8, 2, 0, 0, TimeSpan.Zero), weekdays.SecondSlotAfter(friday));
+        // Twice a night, an hour apart: the second slot after the 03:00 run is the next night's 03:00.
+        var twice = PeriodicTask.CronSchedule("backup", "0 2,3 * * *", "UTC", Tick);
+        Assert.Equal(new DateTimeOffset(2026, 12, 5, 3, 0, 0, TimeSpan.Zero), twice.SecondSlotAfter(friday.AddHours(1)));
+        Assert.Equal(friday.AddHours(2), PeriodicTask.Interval("backup", TimeSpan.FromHours(1), Tick).SecondSlotAfter(friday));
+    }
+
+    [Fact]
     public void CronSlotsFollowTheirTimeZoneAcrossDaylightSavingTime()
     {
         // 02:30 every day in Paris; on 29 March 2026 clocks jump from 02:00 to 03:00, so that day runs at 03:00 local.

@@ -133,14 +133,14 @@ internal static class HealthEndpoints
         foreach (var (name, entry) in options.Schedule.Where(e => e.Value.Task == Tasks.BuiltinTasks.Backup).OrderBy(e => e.Key, StringComparer.Ordinal))
         {
             var (to, _) = Tasks.BuiltinTasks.BackupArguments(entry.Arguments);
-            var period = entry.ToPeriodicTask(name).Period(now);
             var newest = new Storage.Backup.BackupRepository(to).Newest();
+            // Late: two slots of the schedule passed since the newest backup (since the node started, when there is none).
             var since = newest?.Created ?? started;
-            var late = period < TimeSpan.MaxValue / 2 && now - since > period * 2;
+            var late = entry.ToPeriodicTask(name).SecondSlotAfter(since) is { } due && now > due;
             healthy &= !late;
             details.Add(newest is null
-                ? string.Create(CultureInfo.InvariantCulture, $"{name}: no backup in {to} yet{(late ? $", {Hours(now - started)} since the node started (interval {Hours(period)})" : "")}")
-                : string.Create(CultureInfo.InvariantCulture, $"{name}: last backup {newest.Id} in {to}, {Hours(now - newest.Created)} ago{(late ? $", over twice the interval of {Hours(period)}" : "")}"));
+                ? string.Create(CultureInfo.InvariantCulture, $"{name}: no backup in {to} yet{(late ? $", {Hours(now - started)} since the node started: two of its slots passed" : "")}")
+                : string.Create(CultureInfo.InvariantCulture, $"{name}: last backup {newest.Id} in {to}, {Hours(now - newest.Created)} ago{(late ? ": two of its slots passed since" : "")}"));
         }
         return new Check("backup", healthy, string.Join("; ", details));
 

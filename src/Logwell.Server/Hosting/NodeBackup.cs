@@ -63,7 +63,9 @@ public static class NodeBackup
         try
         {
             var (manifest, pruned) = await RunAsync(services.GetRequiredService<IOptions<LogwellOptions>>().Value, services.GetLogStore(), destination,
-                new BackupRetention(keep[0], keep[1], keep[2]), services.GetTime(), context.RequestAborted).ConfigureAwait(false);
+                new BackupRetention(keep[0], keep[1], keep[2]), services.GetTime(),
+                // A client that stops waiting (a worker's request timing out on a first backup of a large node) does not stop the backup.
+                services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping).ConfigureAwait(false);
             await context.Response.WriteAsJsonAsync(new
             {
                 id = manifest.Id,
@@ -73,7 +75,8 @@ public static class NodeBackup
                 bytes = manifest.Bytes,
                 new_objects = manifest.NewObjects,
                 new_stored_bytes = manifest.NewStoredBytes,
-                pruned = pruned is null ? null : new { removed = pruned.Removed, kept = pruned.Kept, removed_objects = pruned.RemovedObjects, freed_bytes = pruned.FreedBytes },
+                damaged = manifest.Damaged,
+                pruned = pruned is null ? null : new { removed = pruned.Removed, kept = pruned.Kept, removed_objects = pruned.RemovedObjects, freed_bytes = pruned.FreedBytes, error = pruned.Error },
             }, context.RequestAborted).ConfigureAwait(false);
         }
         catch (NotSupportedException e)
@@ -106,18 +109,16 @@ public static class NodeBackup
         }
         await OneAtATime.WaitAsync(cancellationToken).ConfigureAwait(false);
         var started = time.GetTimestamp();
+        BackupManifest manifest;
         try
         {
-            BackupManifest manifest;
-            using (new BackupRepository(destination).Lock(exclusive: false))
+            var repository = new BackupRepository(destination);
+            CheckOutsideData(options, repository);
+            using (repository.Lock(exclusive: false))
             {
-                manifest = await RunAloneAsync(options, engine, destination, time, cancellationToken).ConfigureAwait(false);
+                manifest = await RunAloneAsync(options, engine, repository, time, cancellationToken).ConfigureAwait(false);
             }
-            var pruned = retention is { KeepsAnything: true }
-                ? await Task.Run(() => new BackupRepository(destination).Prune(retention, cancellationToken), cancellationToken).ConfigureAwait(false)
-                : null;
             ServerMetrics.BackupDone(manifest, time.GetElapsedTime(started));
-            return (manifest, pruned);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -128,16 +129,33 @@ public static class NodeBackup
         {
             OneAtATime.Release();
         }
+        if (retention is not { KeepsAnything: true })
+        {
+            return (manifest, null);
+        }
+        // The backup is saved whatever becomes of the prune: its failure is reported beside it, not as the backup's.
+        try
+        {
+            return (manifest, await Task.Run(() => new BackupRepository(destination).Prune(retention, cancellationToken), cancellationToken).ConfigureAwait(false));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or JsonException or ArgumentException)
+        {
+            return (manifest, new PruneResult([], 0, 0, 0) { Error = e.Message });
+        }
     }
 
-    private static async Task<BackupManifest> RunAloneAsync(LogwellOptions options, LogEngine engine, string destination, TimeProvider time, CancellationToken cancellationToken)
+    private static void CheckOutsideData(LogwellOptions options, BackupRepository repository)
     {
         var data = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.DataDirectory));
-        var repository = new BackupRepository(destination);
         if (repository.Root == data || repository.Root.StartsWith(data + Path.DirectorySeparatorChar, StringComparison.Ordinal))
         {
             throw new ArgumentException($"a backup cannot go inside the data directory it copies ({data})");
         }
+    }
+
+    private static async Task<BackupManifest> RunAloneAsync(LogwellOptions options, LogEngine engine, BackupRepository repository, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var data = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.DataDirectory));
         var created = time.GetUtcNow();
         var id = created.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3));
         var files = new List<BackupFile>();
@@ -205,7 +223,8 @@ public static class NodeBackup
             await AddAsync("run/node.key", content, null).ConfigureAwait(false);
         }
 
-        var manifest = new BackupManifest(id, created, data, files) { NewObjects = newObjects, NewStoredBytes = newBytes };
+        var damaged = engine.Damage;
+        var manifest = new BackupManifest(id, created, data, files) { NewObjects = newObjects, NewStoredBytes = newBytes, Damaged = damaged.Count > 0 ? damaged : null };
         repository.Save(manifest);
         return manifest;
     }

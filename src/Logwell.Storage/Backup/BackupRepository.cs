@@ -25,13 +25,22 @@ public sealed record BackupChunk(string Sha256, long Bytes, long StoredBytes);
 /// <summary>What one backup holds: every file, each by the checksum of its content.</summary>
 public sealed record BackupManifest(string Id, DateTimeOffset Created, string Source, IReadOnlyList<BackupFile> Files)
 {
-    public int Version { get; init; } = 1;
+    /// <summary>2: files may be stored in chunks (<see cref="BackupFile.Chunks"/>), which format 1 readers would not see.</summary>
+    public const int CurrentVersion = 2;
+
+    public int Version { get; init; } = CurrentVersion;
 
     /// <summary>Objects this backup added to the repository (the others it shares with earlier backups).</summary>
     public int NewObjects { get; init; }
 
     /// <summary>Bytes those new objects take in the repository.</summary>
     public long NewStoredBytes { get; init; }
+
+    /// <summary>
+    /// Segments the node knew were damaged when it took the backup (copied as they were); null when none. Restore a
+    /// damaged index set from a backup taken before the damage.
+    /// </summary>
+    public IReadOnlyList<string>? Damaged { get; init; }
 
     public long Bytes => Files.Sum(f => f.Bytes);
 }
@@ -219,7 +228,13 @@ public sealed class BackupRepository(string root)
         var path = System.IO.Path.Combine(Root, "lock");
         if (!File.Exists(path))
         {
-            using (CreatePrivateFile(path, FileMode.OpenOrCreate))
+            // Made without taking a lock of its own, so two first lockers do not refuse each other.
+            var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Read, Share = FileShare.ReadWrite };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = PrivateFile;
+            }
+            using (new FileStream(path, options))
             {
             }
         }
@@ -235,6 +250,26 @@ public sealed class BackupRepository(string root)
             throw new BackupBusyException(exclusive
                 ? $"a backup is being written to {Root}; prune it when the backup is done"
                 : $"{Root} is being pruned; back up when the prune is done", e);
+        }
+    }
+
+    /// <summary>
+    /// The shared lock for reading the repository (a restore, a verify), so that no prune deletes what is being read;
+    /// null on a repository this process cannot write (a read-only share), where no prune can run from here either.
+    /// </summary>
+    public IDisposable? LockForReading()
+    {
+        if (!Directory.Exists(Root))
+        {
+            return null;
+        }
+        try
+        {
+            return Lock(exclusive: false);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException || (e is IOException and not BackupBusyException && Directory.Exists(Root)))
+        {
+            return null;
         }
     }
 
@@ -320,6 +355,10 @@ public sealed class BackupRepository(string root)
             throw new FileNotFoundException($"{Root} holds no backup {id}");
         }
         var manifest = JsonSerializer.Deserialize(File.ReadAllBytes(path), BackupJson.Default.BackupManifest) ?? throw new InvalidDataException($"{path} is empty");
+        if (manifest.Version > BackupManifest.CurrentVersion)
+        {
+            throw new InvalidDataException($"{path} is a backup of format {manifest.Version}, newer than this Logwell reads ({BackupManifest.CurrentVersion}): restore it with a newer release");
+        }
         static bool IsSha(string sha) => sha.Length == 64 && sha.All(char.IsAsciiHexDigitLower);
         if (manifest.Files.FirstOrDefault(f => !IsSha(f.Sha256) || !f.Objects.All(o => IsSha(o.Sha256))) is { } bad)
         {
@@ -348,137 +387,91 @@ public sealed class BackupRepository(string root)
     /// written (to a temporary name, renamed when whole). <paramref name="include"/> chooses the files (all when null).
     /// Into a data directory that is absent or empty, everything is written beside it first and moved into place when
     /// whole, so a restore that fails leaves no data directory a node would start on with part of the events. Into one
-    /// that is not, each index set the backup holds replaces the one there as a whole (its segments, logs and manifest
-    /// belong together: files of a later state beside the backup's would be replayed or orphaned), staged under
-    /// <c>.restoring/</c> first; the databases and the credential are written over.
+    /// that is not, everything is written under <c>.restoring/</c> first; then each index set the backup holds replaces
+    /// the one there as a whole (its segments, logs and manifest belong together: files of a later state beside the
+    /// backup's would be replayed or orphaned), and the databases and the credential are moved over theirs.
     /// </summary>
     /// <param name="days">
-    /// Only the segments of these days (UTC, inclusive): each index set's manifest is written listing those alone, and
-    /// its write-ahead logs are left out (they hold the last events before the backup point, of any day).
+    /// Only the segments of these days (UTC, inclusive), into an empty data directory: each index set's manifest is
+    /// written listing those alone, with its logs (the events not yet in segments at the backup point, of any day), and
+    /// its retention raised to 36,500 days so that old days restored are not expired at once.
     /// </param>
     public async Task<int> RestoreAsync(BackupManifest manifest, string dataDirectory, Func<BackupFile, bool>? include, (DateOnly From, DateOnly To)? days, CancellationToken cancellationToken)
     {
-        var manifests = new Dictionary<string, (byte[] Content, HashSet<string> Segments)>(StringComparer.Ordinal);
+        var root = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(dataDirectory));
+        var fresh = !Directory.Exists(root) || !Directory.EnumerateFileSystemEntries(root).Any();
+        if (days is not null && !fresh)
+        {
+            throw new ArgumentException($"a restore of some days goes into an empty data directory, not {root}: it would replace the index sets there with those days alone");
+        }
+        var rewritten = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var segmentsOfDays = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
         if (days is { } range)
         {
-            foreach (var file in manifest.Files.Where(f => f.Path.EndsWith("/manifest.json", StringComparison.Ordinal) && IndexSetOf(f.Path) is not null && f.Path.Count(c => c == '/') == 2))
+            foreach (var file in manifest.Files.Where(f => IndexSetOf(f.Path) is { } name && (f.Path == $"indexsets/{name}/manifest.json" || f.Path == $"indexsets/{name}/indexset.json")))
             {
                 if (include is not null && !include(file))
                 {
                     continue;
                 }
-                manifests[file.Path] = WithinDays(await ReadAsync(file, cancellationToken).ConfigureAwait(false), range, file.Path);
+                var content = await ReadAsync(file, cancellationToken).ConfigureAwait(false);
+                var json = System.Text.Json.Nodes.JsonNode.Parse(content) as System.Text.Json.Nodes.JsonObject ?? throw new InvalidDataException($"{file.Path} in backup {manifest.Id} is no JSON object");
+                if (file.Path.EndsWith("/indexset.json", StringComparison.Ordinal))
+                {
+                    json["retention_days"] = 36_500;
+                }
+                else
+                {
+                    segmentsOfDays[IndexSetOf(file.Path)!] = KeepDays(json, range);
+                }
+                rewritten[file.Path] = System.Text.Encoding.UTF8.GetBytes(json.ToJsonString());
             }
         }
-        var chosen = days is null ? include : file =>
+        bool Chosen(BackupFile file)
         {
             if (include is not null && !include(file))
             {
                 return false;
             }
-            if (IndexSetOf(file.Path) is not { } indexSet)
+            if (days is null || IndexSetOf(file.Path) is not { } indexSet)
             {
                 return true;
             }
-            var rest = file.Path[($"indexsets/{indexSet}/".Length)..];
-            return rest.StartsWith("segments/", StringComparison.Ordinal)
-                ? manifests.TryGetValue($"indexsets/{indexSet}/manifest.json", out var listed) && listed.Segments.Contains(rest["segments/".Length..])
-                : !(rest.StartsWith("wal-", StringComparison.Ordinal) && rest.EndsWith(".log", StringComparison.Ordinal));
-        };
-        return await RestoreFilesAsync(manifest, dataDirectory, chosen, manifests.ToDictionary(m => m.Key, m => m.Value.Content, StringComparer.Ordinal), cancellationToken).ConfigureAwait(false);
-    }
+            var rest = file.Path[$"indexsets/{indexSet}/".Length..];
+            return !rest.StartsWith("segments/", StringComparison.Ordinal)
+                || (segmentsOfDays.TryGetValue(indexSet, out var listed) && listed.Contains(rest["segments/".Length..]));
+        }
 
-    /// <summary>An index set's manifest listing only the segments of <paramref name="days"/>, and their files.</summary>
-    private static (byte[] Content, HashSet<string> Segments) WithinDays(byte[] content, (DateOnly From, DateOnly To) days, string path)
-    {
-        var root = System.Text.Json.Nodes.JsonNode.Parse(content) as System.Text.Json.Nodes.JsonObject ?? throw new InvalidDataException($"{path} in the backup is no JSON object");
-        var kept = new System.Text.Json.Nodes.JsonArray();
-        var files = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var segment in root["segments"]?.AsArray() ?? [])
+        var into = fresh ? root + ".restoring" : System.IO.Path.Combine(root, ".restoring");
+        if (Directory.Exists(into))
         {
-            var day = DateOnly.ParseExact(segment!["day"]!.GetValue<string>(), "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
-            if (day >= days.From && day <= days.To)
-            {
-                files.Add(segment["file"]!.GetValue<string>());
-                kept.Add(segment.DeepClone());
-            }
+            Directory.Delete(into, recursive: true);
         }
-        root["segments"] = kept;
-        return (System.Text.Encoding.UTF8.GetBytes(root.ToJsonString()), files);
-    }
-
-    /// <summary>A (small) backed-up file's content, checked against its checksum.</summary>
-    private async Task<byte[]> ReadAsync(BackupFile file, CancellationToken cancellationToken)
-    {
-        var temporary = TemporaryPath();
-        try
+        var restored = new List<BackupFile>();
+        foreach (var file in manifest.Files.Where(Chosen))
         {
-            if (await CheckAsync(file, temporary, cancellationToken).ConfigureAwait(false) is { } problem)
-            {
-                throw new InvalidDataException(problem);
-            }
-            return await File.ReadAllBytesAsync(temporary, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            File.Delete(temporary);
-        }
-    }
-
-    private async Task<int> RestoreFilesAsync(BackupManifest manifest, string dataDirectory, Func<BackupFile, bool>? include, Dictionary<string, byte[]> rewritten, CancellationToken cancellationToken)
-    {
-        var root = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(dataDirectory));
-        var fresh = !Directory.Exists(root) || !Directory.EnumerateFileSystemEntries(root).Any();
-        var into = fresh ? root + ".restoring" : root;
-        var staging = System.IO.Path.Combine(root, ".restoring");
-        foreach (var leftover in fresh ? [into] : new[] { staging })
-        {
-            if (Directory.Exists(leftover))
-            {
-                Directory.Delete(leftover, recursive: true);
-            }
-        }
-        var restored = 0;
-        var indexSets = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var file in manifest.Files)
-        {
-            if (include is not null && !include(file))
-            {
-                continue;
-            }
             var target = System.IO.Path.GetFullPath(System.IO.Path.Combine(into, file.Path));
-            if (!target.StartsWith(into + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal) || target.StartsWith(staging + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            if (!target.StartsWith(into + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal) || file.Path.Split('/').Any(part => part is "" or "." or ".."))
             {
                 throw new InvalidDataException($"backup {manifest.Id} names a file outside the data directory: {file.Path}");
             }
-            if (!fresh && IndexSetOf(file.Path) is { } indexSet)
-            {
-                indexSets.Add(indexSet);
-                target = System.IO.Path.Combine(staging, file.Path);
-            }
             CreatePrivateDirectory(System.IO.Path.GetDirectoryName(target)!);
-            if (file.Path.EndsWith(".db", StringComparison.Ordinal))
-            {
-                // A database's own log beside it would be replayed onto the restored file.
-                File.Delete(target + "-wal");
-                File.Delete(target + "-shm");
-            }
             var temporary = target + ".restoring";
-            if (rewritten.TryGetValue(file.Path, out var content))
+            await using (var output = CreatePrivateFile(temporary, FileMode.Create))
             {
-                await using (var output = CreatePrivateFile(temporary, FileMode.Create))
+                if (rewritten.TryGetValue(file.Path, out var content))
                 {
                     await output.WriteAsync(content, cancellationToken).ConfigureAwait(false);
-                    output.Flush(flushToDisk: true);
                 }
-            }
-            else if (await CheckAsync(file, temporary, cancellationToken).ConfigureAwait(false) is { } problem)
-            {
-                File.Delete(temporary);
-                throw new InvalidDataException(problem);
+                else if (await CheckAsync(file, output, cancellationToken).ConfigureAwait(false) is { } problem)
+                {
+                    throw new InvalidDataException(problem);
+                }
+                await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                output.Flush(flushToDisk: true);
             }
             File.Move(temporary, target, overwrite: true);
-            restored++;
+            restored.Add(file);
         }
         if (fresh)
         {
@@ -487,25 +480,65 @@ public sealed class BackupRepository(string root)
                 Directory.Delete(root);
             }
             Directory.Move(into, root);
-            return restored;
+            return restored.Count;
         }
-        foreach (var name in indexSets)
+
+        // Every file is whole under .restoring/: the index sets replace theirs, then the other files theirs.
+        foreach (var name in restored.Select(f => IndexSetOf(f.Path)).OfType<string>().Distinct(StringComparer.Ordinal))
         {
             var live = System.IO.Path.Combine(root, "indexsets", name);
-            var replaced = System.IO.Path.Combine(staging, "replaced", name);
+            var replaced = System.IO.Path.Combine(into, "replaced", name);
             if (Directory.Exists(live))
             {
                 CreatePrivateDirectory(System.IO.Path.GetDirectoryName(replaced)!);
                 Directory.Move(live, replaced);
             }
             Directory.CreateDirectory(System.IO.Path.GetDirectoryName(live)!);
-            Directory.Move(System.IO.Path.Combine(staging, "indexsets", name), live);
+            Directory.Move(System.IO.Path.Combine(into, "indexsets", name), live);
         }
-        if (Directory.Exists(staging))
+        foreach (var file in restored.Where(f => IndexSetOf(f.Path) is null))
         {
-            Directory.Delete(staging, recursive: true);
+            var target = System.IO.Path.Combine(root, file.Path);
+            CreatePrivateDirectory(System.IO.Path.GetDirectoryName(target)!);
+            if (file.Path.EndsWith(".db", StringComparison.Ordinal))
+            {
+                // The database's own log beside it would be replayed onto the restored file.
+                File.Delete(target + "-wal");
+                File.Delete(target + "-shm");
+            }
+            File.Move(System.IO.Path.Combine(into, file.Path), target, overwrite: true);
         }
-        return restored;
+        Directory.Delete(into, recursive: true);
+        return restored.Count;
+    }
+
+    /// <summary>Leaves in an index set's manifest the segments of <paramref name="days"/>; their files.</summary>
+    private static HashSet<string> KeepDays(System.Text.Json.Nodes.JsonObject manifest, (DateOnly From, DateOnly To) days)
+    {
+        var kept = new System.Text.Json.Nodes.JsonArray();
+        var files = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var segment in manifest["segments"]?.AsArray() ?? [])
+        {
+            var day = DateOnly.ParseExact(segment!["day"]!.GetValue<string>(), "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+            if (day >= days.From && day <= days.To)
+            {
+                files.Add(segment["file"]!.GetValue<string>());
+                kept.Add(segment.DeepClone());
+            }
+        }
+        manifest["segments"] = kept;
+        return files;
+    }
+
+    /// <summary>A (small) backed-up file's content, checked against its checksum.</summary>
+    private async Task<byte[]> ReadAsync(BackupFile file, CancellationToken cancellationToken)
+    {
+        using var content = new MemoryStream();
+        if (await CheckAsync(file, content, cancellationToken).ConfigureAwait(false) is { } problem)
+        {
+            throw new InvalidDataException(problem);
+        }
+        return content.ToArray();
     }
 
     /// <summary>The index set a backed-up file belongs to (<c>indexsets/NAME/…</c>), or null.</summary>
@@ -520,11 +553,10 @@ public sealed class BackupRepository(string root)
         return slash > prefix.Length ? path[prefix.Length..slash] : null;
     }
 
-    /// <summary>Reads a file's objects (copying the content to <paramref name="copyTo"/> if given); what is wrong with it, or null.</summary>
-    private async Task<string?> CheckAsync(BackupFile file, string? copyTo, CancellationToken cancellationToken)
+    /// <summary>Reads a file's objects (copying the content to <paramref name="output"/> if given); what is wrong with it, or null.</summary>
+    private async Task<string?> CheckAsync(BackupFile file, Stream? output, CancellationToken cancellationToken)
     {
         using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        await using var output = copyTo is null ? null : CreatePrivateFile(copyTo, FileMode.Create);
         long bytes = 0;
         foreach (var chunk in file.Objects)
         {
@@ -534,11 +566,6 @@ public sealed class BackupRepository(string root)
                 return problem;
             }
             bytes += chunk.Bytes;
-        }
-        if (output is not null)
-        {
-            await output.FlushAsync(cancellationToken).ConfigureAwait(false);
-            output.Flush(flushToDisk: true);
         }
         var sha = Convert.ToHexStringLower(whole.GetHashAndReset());
         return sha != file.Sha256 || bytes != file.Bytes

@@ -59,4 +59,8 @@ public sealed record BackupRetention(int Last, int Daily, int Weekly)
 }
 
 /// <summary>What a prune removed.</summary>
-public sealed record PruneResult(IReadOnlyList<string> Removed, int Kept, int RemovedObjects, long FreedBytes);
+public sealed record PruneResult(IReadOnlyList<string> Removed, int Kept, int RemovedObjects, long FreedBytes)
+{
+    /// <summary>Why the prune after a backup did not run or stopped (the backup itself was saved); null when it did.</summary>
+    public string? Error { get; init; }
+}

@@ -27,6 +27,10 @@ public static class DataVerifier
         }
         foreach (var name in names.Where(n => only is not { Count: > 0 } || only.Contains(n)))
         {
+            if (!File.Exists(Path.Combine(root, name, IndexSetSettings.FileName)))
+            {
+                continue; // a creation or deletion cut short: never acknowledged, and the engine deletes it at start
+            }
             yield return VerifyIndexSet(Path.Combine(root, name), cancellationToken);
         }
     }
@@ -79,6 +83,11 @@ public static class DataVerifier
                 {
                     problems.Add($"segment {info.File}: {damage}");
                 }
+            }
+            catch (IOException e)
+            {
+                // The disk cannot read it at all (a bad sector): as damaged as a checksum mismatch.
+                problems.Add($"segment {info.File}: cannot be read ({e.Message})");
             }
             finally
             {

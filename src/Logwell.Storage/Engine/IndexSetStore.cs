@@ -709,14 +709,14 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         _logger.LogDebug("Index set {Name}: merged {Count} segments of {Day} into {File}", Name, group.Count, day, merged.Info.File);
     }
 
-    /// <summary>
-    /// The smallest run of at least <see cref="EngineOptions.MergeMinSegments"/> segments of one day whose sizes are
-    /// within a factor of four of each other: each event is rewritten about log4(n) times, not once per flush.
-    /// </summary>
     /// <summary>The live segments found damaged since they were opened.</summary>
     public IReadOnlyList<(string File, string Detail)> DamagedSegments() =>
         [.. _state.Segments.Where(s => s.Damage is not null).Select(s => (s.Info.File, s.Damage!))];
 
+    /// <summary>
+    /// The smallest run of at least <see cref="EngineOptions.MergeMinSegments"/> segments of one day whose sizes are
+    /// within a factor of four of each other: each event is rewritten about log4(n) times, not once per flush.
+    /// </summary>
     private List<Segment>? PickMergeGroup()
     {
         // A damaged segment is left as it is for the operator: a merge would fail on it again and again.

@@ -69,12 +69,46 @@ public sealed class LogEngine : ILogStore
 
     public EngineOptions Options => _options;
 
+    /// <summary>The file whose lock an open engine holds in its data directory.</summary>
+    public const string LockFile = "engine.lock";
+
+    private FileStream? _lock;
+
+    /// <exception cref="IOException">Another engine (another node process) has the data directory open.</exception>
     public static LogEngine Open(EngineOptions options, TimeProvider time, ILoggerFactory? loggers = null)
     {
         options.Validate();
         var engine = new LogEngine(options, loggers ?? NullLoggerFactory.Instance, time);
-        engine.Load();
+        engine._lock = TakeLock(options.DataDirectory);
+        try
+        {
+            engine.Load();
+        }
+        catch
+        {
+            engine._lock.Dispose();
+            throw;
+        }
         return engine;
+    }
+
+    /// <summary>
+    /// Takes the data directory's lock (an advisory <c>flock</c>, let go when the process ends however it ends): two
+    /// engines writing the same logs and manifests would corrupt them, and a restore must not write under a running node.
+    /// </summary>
+    /// <exception cref="IOException">Another process (or engine) holds it.</exception>
+    public static FileStream TakeLock(string dataDirectory)
+    {
+        var directory = Path.GetFullPath(dataDirectory);
+        Directory.CreateDirectory(directory);
+        try
+        {
+            return new FileStream(Path.Combine(directory, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
+        {
+            throw new IOException($"another Logwell process has {directory} open (it holds {LockFile}); stop it first", e);
+        }
     }
 
     private void Load()
@@ -362,5 +396,6 @@ public sealed class LogEngine : ILogStore
         }
         _stopping.Dispose();
         _catalog.Dispose();
+        _lock?.Dispose();
     }
 }

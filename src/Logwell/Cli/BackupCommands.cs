@@ -37,7 +37,20 @@ internal static class BackupCommands
             var root = doc.RootElement;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"backup {root.GetProperty("id").GetString()}: {root.GetProperty("files").GetInt32()} files, {root.GetProperty("bytes").GetInt64():N0} bytes; {root.GetProperty("new_objects").GetInt32()} new, {root.GetProperty("new_stored_bytes").GetInt64():N0} bytes written to {root.GetProperty("to").GetString()}"));
-            if (root.TryGetProperty("pruned", out var pruned) && pruned.ValueKind == JsonValueKind.Object)
+            if (root.TryGetProperty("damaged", out var damaged) && damaged.ValueKind == JsonValueKind.Array)
+            {
+                Console.Error.WriteLine("warning: the node knows of damaged segments, copied as they are; to repair them, restore from a backup taken before the damage:");
+                foreach (var item in damaged.EnumerateArray())
+                {
+                    Console.Error.WriteLine($"  {item.GetString()}");
+                }
+            }
+            if (root.TryGetProperty("pruned", out var pruned) && pruned.ValueKind == JsonValueKind.Object && pruned.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.String)
+            {
+                Console.Error.WriteLine($"the backup is saved, but the prune after it failed: {error.GetString()}");
+                return 1;
+            }
+            if (pruned.ValueKind == JsonValueKind.Object)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"pruned: {pruned.GetProperty("removed").GetArrayLength()} backups removed, {pruned.GetProperty("kept").GetInt32()} kept; {pruned.GetProperty("removed_objects").GetInt32()} objects, {pruned.GetProperty("freed_bytes").GetInt64():N0} bytes freed"));
@@ -54,7 +67,7 @@ internal static class BackupCommands
             foreach (var manifest in repository.List())
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{manifest.Id,-26} {manifest.Created.UtcDateTime:yyyy-MM-dd HH:mm:ss} {manifest.Files.Count,7} {manifest.Bytes,14:N0} {manifest.NewStoredBytes,12:N0}"));
+                    $"{manifest.Id,-26} {manifest.Created.UtcDateTime:yyyy-MM-dd HH:mm:ss} {manifest.Files.Count,7} {manifest.Bytes,14:N0} {manifest.NewStoredBytes,12:N0}{(manifest.Damaged is { Count: > 0 } d ? $"  holds {d.Count} damaged segments" : "")}"));
             }
             return Task.FromResult(0);
         }));
@@ -65,6 +78,7 @@ internal static class BackupCommands
         {
             var (directory, id) = Split(result.GetValue(verifyFrom)!);
             var repository = new BackupRepository(directory);
+            using var held = repository.LockForReading();
             var manifests = id is null ? repository.List() : [repository.Load(id)];
             var failed = 0;
             foreach (var manifest in manifests)
@@ -112,12 +126,13 @@ internal static class BackupCommands
         var data = new Option<string>("--data") { Description = "the data directory to restore into (empty, or made)", Required = true };
         var force = new Option<bool>("--force") { Description = "restore into a data directory that is not empty (its node stopped): each index set the backup holds replaces the one there as a whole, the databases are written over" };
         var index = new Option<string[]>("--index") { Description = "restore only these index sets (repeat the option); the databases are left as they are", AllowMultipleArgumentsPerToken = true };
-        var days = new Option<string>("--days") { Description = "only the events of these days, UTC (2026-10-01, or 2026-10-01..2026-10-07): the segments of those days; the write-ahead logs, which hold the last minutes before the backup, are left out" };
+        var days = new Option<string>("--days") { Description = "only these days, UTC (2026-10-01, or 2026-10-01..2026-10-07), into an empty directory: the segments of those days and the events not yet in segments at the backup point; the index sets' retention is raised to 36,500 days" };
         var restore = new Command("restore", "Restore a backup into a data directory; start the node on it afterwards.") { from, data, force, index, days };
         restore.SetAction((result, ct) => Run(async () =>
         {
             var (directory, id) = Split(result.GetValue(from)!);
             var repository = new BackupRepository(directory);
+            using var reading = repository.LockForReading();
             var manifest = repository.Load(id);
             var target = Path.GetFullPath(result.GetValue(data)!);
             if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any() && !result.GetValue(force))
@@ -145,7 +160,14 @@ internal static class BackupCommands
                     return 1;
                 }
                 range = (first, last);
+                if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
+                {
+                    Console.Error.WriteLine($"error: a restore of some days goes into an empty data directory, not {target}: it would replace the index sets there with those days alone");
+                    return 1;
+                }
             }
+            // Not under a running node: it would go on writing the files being replaced. (A node's data directory is never empty.)
+            using var held = Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any() ? Logwell.Storage.Engine.LogEngine.TakeLock(target) : null;
             var restored = await repository.RestoreAsync(manifest, target, include, range, ct).ConfigureAwait(false);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored backup {manifest.Id} ({manifest.Created.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC): {restored} files into {target} in {Settings.Time.GetElapsedTime(started).TotalSeconds:0.0} s"));
             return 0;
