@@ -94,6 +94,10 @@ public sealed class BackupTests
         Assert.Equal(1, again.ExitCode);
         Assert.Contains("not empty", again.Stderr, StringComparison.Ordinal);
 
+        // The settings the node ran with come along, for whoever sets it up again.
+        Assert.Contains("MemTableMaxEvents = 3000\n", File.ReadAllText(Path.Combine(data, "settings-at-backup.txt")), StringComparison.Ordinal);
+        Assert.Contains("settings-at-backup.txt", restore.Stdout, StringComparison.Ordinal);
+
         // The node's credential comes back as private as it was.
         if (!OperatingSystem.IsWindows())
         {

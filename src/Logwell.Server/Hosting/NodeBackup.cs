@@ -24,6 +24,9 @@ internal sealed record NodeStart(DateTimeOffset At);
 /// </summary>
 public static class NodeBackup
 {
+    /// <summary>The node's settings at the backup point (as <c>logwell config show</c> prints them), in the backup and in a restored data directory.</summary>
+    public const string SettingsFile = "settings-at-backup.txt";
+
     /// <summary>The chunk size of write-ahead logs in a backup.</summary>
     private const int LogChunkBytes = 1 << 20;
 
@@ -214,6 +217,13 @@ public static class NodeBackup
             {
                 File.Delete(copy);
             }
+        }
+
+        // The settings the node runs with (appsettings, environment), secrets hidden: for whoever sets up the node again.
+        var settings = string.Join("\n", SettingsText.Describe(options).Select(s => $"{s.Name} = {s.Value}")) + "\n";
+        await using (var text = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(settings)))
+        {
+            await AddAsync(SettingsFile, text, null).ConfigureAwait(false);
         }
 
         var key = Path.Combine("run", "node.key");

@@ -170,6 +170,10 @@ internal static class BackupCommands
             using var held = Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any() ? Logwell.Storage.Engine.LogEngine.TakeLock(target) : null;
             var restored = await repository.RestoreAsync(manifest, target, include, range, ct).ConfigureAwait(false);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored backup {manifest.Id} ({manifest.Created.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC): {restored} files into {target} in {Settings.Time.GetElapsedTime(started).TotalSeconds:0.0} s"));
+            if (File.Exists(Path.Combine(target, Logwell.Server.Hosting.NodeBackup.SettingsFile)))
+            {
+                Console.WriteLine($"the node's settings at the backup point (secrets hidden) are in {Path.Combine(target, Logwell.Server.Hosting.NodeBackup.SettingsFile)}");
+            }
             return 0;
         }));
         return restore;
