@@ -218,7 +218,7 @@ public sealed class BackupTests
         var segments = Path.Combine(data, "indexsets", "default", "segments");
         // The first blocks of the older segment only: blocks a read has decoded are served from the cache, and the damage below must not be.
         const string ExportOfOlder = "/api/v1/export?q=older%20AND%20n:%5B0%20TO%201999%5D&format=ndjson";
-        string exported;
+        string exported, beforeDamage;
         var node = await LogwellNode.StartAsync(data, env: DurabilityTests.SmallMemTables);
         try
         {
@@ -233,6 +233,7 @@ public sealed class BackupTests
             await WaitForAsync(() => Directory.Exists(segments) && Directory.EnumerateFiles(segments, "*.lws").Any());
             var backup = await CliTests.RunAsync(node, null, "backup", "--to", backups);
             Assert.True(backup.ExitCode == 0, backup.Stderr + backup.Stdout);
+            beforeDamage = System.Text.RegularExpressions.Regex.Match(backup.Stdout, @"^backup (\S+):").Groups[1].Value;
             exported = await node.Http.GetStringAsync(ExportOfOlder);
             Assert.Equal(2_000, exported.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
             await IngestAsync("default", "newer", 20_000);
@@ -283,6 +284,13 @@ public sealed class BackupTests
             Assert.Equal(2, verify.ExitCode);
             Assert.Contains($"segment {Path.GetFileName(victim)}: ", verify.Stdout, StringComparison.Ordinal);
             Assert.Matches(@"other: \d+ segments, [\d,]+ events, [\d,]+ bytes: whole", verify.Stdout);
+
+            // A backup taken now stores the damaged segment as it is, and says so.
+            var after = await CliTests.RunAsync(node, null, "backup", "--to", backups);
+            Assert.True(after.ExitCode == 0, after.Stderr + after.Stdout);
+            Assert.Contains($"segment {Path.GetFileName(victim)} is damaged", after.Stderr, StringComparison.Ordinal);
+            var list = await CliTests.RunAsync(node, null, "backup", "list", "--from", backups);
+            Assert.Contains("holds 1 damaged segments", list.Stdout, StringComparison.Ordinal);
         }
         finally
         {
@@ -290,7 +298,7 @@ public sealed class BackupTests
         }
 
         // With the node stopped, the index set comes back from the backup: whole, every event it held, the others as they were.
-        var restore = await CliTests.RunAsync(node, null, "restore", "--from", backups, "--data", data, "--index", "default", "--force");
+        var restore = await CliTests.RunAsync(node, null, "restore", "--from", $"{backups}@{beforeDamage}", "--data", data, "--index", "default", "--force");
         Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout);
         Assert.False(Directory.Exists(Path.Combine(data, ".restoring")));
         var whole = await CliTests.RunAsync(node, null, "verify", "--data", data);

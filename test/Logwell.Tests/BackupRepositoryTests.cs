@@ -112,6 +112,32 @@ public sealed class BackupRepositoryTests
         Assert.Contains(await repository.VerifyAsync(loaded, CancellationToken.None), p => p.Contains(lost, StringComparison.Ordinal) && p.Contains("missing", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(0, false)]
+    [InlineData(0, true)]
+    [InlineData(1_024, false)]
+    [InlineData(1_024, true)]
+    [InlineData(3_072, true)]
+    [InlineData(1_025, true)]
+    public async Task ChunkedFilesOfEveryLengthComeBackWhole(int length, bool lengthKnown)
+    {
+        using var dir = new TempDirectory();
+        var repository = new BackupRepository(dir.Path);
+        var content = new byte[length];
+        new Random(length).NextBytes(content);
+        var (file, _, _) = await repository.AddAsync("indexsets/default/wal-1.log", new MemoryStream(content), lengthKnown ? length : null, CancellationToken.None, chunkBytes: 1_024);
+        Assert.Equal(length, file.Bytes);
+        Assert.Equal(Math.Max(1, (length + 1_023) / 1_024), file.Chunks!.Count);
+        Assert.All(file.Chunks, chunk => Assert.InRange(chunk.Bytes, length == 0 ? 0 : 1, 1_024));
+        // No stray object: one per distinct chunk.
+        Assert.Equal(file.Chunks.Select(c => c.Sha256).Distinct().Count(), Directory.EnumerateFiles(Path.Combine(dir.Path, "objects"), "*.zst", SearchOption.AllDirectories).Count());
+        var manifest = new BackupManifest("b", Start, "/data", [file]);
+        repository.Save(manifest);
+        var restored = Path.Combine(dir.Path, "restored");
+        await repository.RestoreAsync(repository.Load("b"), restored, null, null, CancellationToken.None);
+        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(restored, "indexsets", "default", "wal-1.log")));
+    }
+
     [Fact]
     public void BackupsShareTheLockAndAPruneWaitsForThemToEnd()
     {

@@ -162,6 +162,7 @@ public static class NodeBackup
         var created = time.GetUtcNow();
         var id = created.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3));
         var files = new List<BackupFile>();
+        var damaged = new List<string>();
         var newObjects = 0;
         long newBytes = 0;
         async Task AddAsync(string path, Stream content, long? length, int? chunkBytes = null)
@@ -194,7 +195,13 @@ public static class NodeBackup
             {
                 // A write-ahead log only grows: in chunks, the next backup stores only its new end again.
                 var log = path.StartsWith("wal-", StringComparison.Ordinal);
+                var before = newObjects;
                 await AddAsync($"{directory}/{path}", content, length, log ? LogChunkBytes : null).ConfigureAwait(false);
+                if (newObjects > before && opened.VerifySegment(path, cancellationToken) is { } damage)
+                {
+                    // Stored as it is (the rest of it may be all there is), and named in the backup's list.
+                    damaged.Add($"index set {name}: segment {Path.GetFileName(path)} is damaged ({damage})");
+                }
             }
         }
 
@@ -233,7 +240,14 @@ public static class NodeBackup
             await AddAsync("run/node.key", content, null).ConfigureAwait(false);
         }
 
-        var damaged = engine.Damage;
+        foreach (var known in engine.Damage)
+        {
+            // One line per segment: a read and the check above may have found different parts of it damaged.
+            if (!damaged.Any(line => line[..line.IndexOf(" is damaged", StringComparison.Ordinal)] == known[..known.IndexOf(" is damaged", StringComparison.Ordinal)]))
+            {
+                damaged.Add(known);
+            }
+        }
         var manifest = new BackupManifest(id, created, data, files) { NewObjects = newObjects, NewStoredBytes = newBytes, Damaged = damaged.Count > 0 ? damaged : null };
         repository.Save(manifest);
         return manifest;

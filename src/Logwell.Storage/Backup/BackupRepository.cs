@@ -112,7 +112,7 @@ public sealed class BackupRepository(string root)
             {
                 limit = Math.Min(limit, size);
             }
-            var (chunk, isNew) = await StoreObjectAsync(content, limit, whole, buffer, cancellationToken).ConfigureAwait(false);
+            var (chunk, isNew) = await StoreObjectAsync(content, limit, whole, buffer, keepEmpty: chunks.Count == 0, cancellationToken).ConfigureAwait(false);
             if (chunk.Bytes == 0 && chunks.Count > 0)
             {
                 break;
@@ -143,7 +143,8 @@ public sealed class BackupRepository(string root)
     }
 
     /// <summary>Stores up to <paramref name="limit"/> bytes of <paramref name="content"/> as one object (also hashed into <paramref name="whole"/>).</summary>
-    private async Task<(BackupChunk Chunk, bool New)> StoreObjectAsync(Stream content, long limit, IncrementalHash whole, byte[] buffer, CancellationToken cancellationToken)
+    /// <param name="keepEmpty">Store nothing read as an (empty) object too; else nothing is stored for it.</param>
+    private async Task<(BackupChunk Chunk, bool New)> StoreObjectAsync(Stream content, long limit, IncrementalHash whole, byte[] buffer, bool keepEmpty, CancellationToken cancellationToken)
     {
         var temporary = System.IO.Path.Combine(Root, ObjectsDirectory, $".{Guid.NewGuid():N}.tmp");
         long bytes = 0;
@@ -173,6 +174,10 @@ public sealed class BackupRepository(string root)
                     output.Flush(flushToDisk: true);
                 }
                 sha = Convert.ToHexStringLower(hash.GetHashAndReset());
+            }
+            if (bytes == 0 && !keepEmpty)
+            {
+                return (new BackupChunk(sha, 0, 0), false);
             }
             var target = ObjectPath(sha);
             if (File.Exists(target))

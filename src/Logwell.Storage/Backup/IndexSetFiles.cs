@@ -20,6 +20,25 @@ public sealed class IndexSetFiles : IDisposable
         _files.Add((path, stream, stream.Length));
     }
 
+    private readonly Dictionary<string, Segments.Segment> _segments = new(StringComparer.Ordinal);
+
+    /// <summary>Holds the open segment behind <paramref name="path"/> (a reference taken) for <see cref="VerifySegment"/>.</summary>
+    internal void Hold(string path, Segments.Segment segment)
+    {
+        if (segment.TryAcquire())
+        {
+            _segments[path] = segment;
+        }
+    }
+
+    /// <summary>
+    /// Reads every part of the segment at <paramref name="path"/> against its checksum: what is damaged, or null (also
+    /// for a path that is no segment). A backup checks the segments it stores for the first time, so that it never
+    /// keeps damage unnoticed as its only copy.
+    /// </summary>
+    public string? VerifySegment(string path, CancellationToken cancellationToken) =>
+        _segments.TryGetValue(path, out var segment) ? segment.Verify(cancellationToken) : null;
+
     public void Dispose()
     {
         foreach (var (_, content, _) in _files)
@@ -27,5 +46,10 @@ public sealed class IndexSetFiles : IDisposable
             content.Dispose();
         }
         _files.Clear();
+        foreach (var segment in _segments.Values)
+        {
+            segment.Release();
+        }
+        _segments.Clear();
     }
 }

@@ -837,9 +837,15 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                     files.Add(name, new MemoryStream(await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false)), null);
                 }
             }
+            var live = _state.Segments.ToDictionary(s => s.Info.File, StringComparer.Ordinal);
             foreach (var segment in Manifest.Load(Directory).Segments)
             {
-                files.Open(Path.Combine(Directory, SegmentDirectoryName, segment.File), $"{SegmentDirectoryName}/{segment.File}");
+                var path = $"{SegmentDirectoryName}/{segment.File}";
+                files.Open(Path.Combine(Directory, SegmentDirectoryName, segment.File), path);
+                if (live.TryGetValue(segment.File, out var open))
+                {
+                    files.Hold(path, open);
+                }
             }
             foreach (var wal in System.IO.Directory.EnumerateFiles(Directory, WalPrefix + "*.log").Order(StringComparer.Ordinal))
             {
