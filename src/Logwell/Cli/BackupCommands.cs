@@ -60,7 +60,7 @@ internal static class BackupCommands
 
         var listFrom = new Option<string>("--from") { Description = "the backup directory", Required = true };
         var list = new Command("list", "List the backups in a directory, oldest first.") { listFrom };
-        list.SetAction((result, ct) => Run(() =>
+        list.SetAction((result, ct) => ClientCommands.Guard(() =>
         {
             var repository = new BackupRepository(result.GetValue(listFrom)!);
             Console.WriteLine("ID                         CREATED (UTC)         FILES          BYTES    NEW BYTES");
@@ -74,7 +74,7 @@ internal static class BackupCommands
 
         var verifyFrom = new Option<string>("--from") { Description = "the backup directory (DIR, or DIR@ID for one backup; every backup without)", Required = true };
         var verify = new Command("verify", "Re-read every file of the backups and check it against its checksum.") { verifyFrom };
-        verify.SetAction((result, ct) => Run(async () =>
+        verify.SetAction((result, ct) => ClientCommands.Guard(async () =>
         {
             var (directory, id) = Split(result.GetValue(verifyFrom)!);
             var repository = new BackupRepository(directory);
@@ -96,7 +96,7 @@ internal static class BackupCommands
         var pruneFrom = new Option<string>("--from") { Description = "the backup directory", Required = true };
         var (pruneLast, pruneDaily, pruneWeekly) = KeepOptions();
         var prune = new Command("prune", "Delete the backups the --keep-* rules do not keep (the newest is always kept), then the stored files no remaining backup lists.") { pruneFrom, pruneLast, pruneDaily, pruneWeekly };
-        prune.SetAction((result, ct) => Run(() =>
+        prune.SetAction((result, ct) => ClientCommands.Guard(() =>
         {
             var retention = new BackupRetention(result.GetValue(pruneLast) ?? 0, result.GetValue(pruneDaily) ?? 0, result.GetValue(pruneWeekly) ?? 0);
             if (!retention.KeepsAnything)
@@ -128,7 +128,7 @@ internal static class BackupCommands
         var index = new Option<string[]>("--index") { Description = "restore only these index sets (repeat the option); the databases are left as they are", AllowMultipleArgumentsPerToken = true };
         var days = new Option<string>("--days") { Description = "only these days, UTC (2026-10-01, or 2026-10-01..2026-10-07), into an empty directory: the segments of those days and the events not yet in segments at the backup point; the index sets' retention is raised to 36,500 days" };
         var restore = new Command("restore", "Restore a backup into a data directory; start the node on it afterwards.") { from, data, force, index, days };
-        restore.SetAction((result, ct) => Run(async () =>
+        restore.SetAction((result, ct) => ClientCommands.Guard(async () =>
         {
             var (directory, id) = Split(result.GetValue(from)!);
             var repository = new BackupRepository(directory);
@@ -184,7 +184,7 @@ internal static class BackupCommands
         var data = new Option<string>("--data") { Description = "the data directory (its node may be running)", Required = true };
         var index = new Option<string[]>("--index") { Description = "only these index sets (repeat the option)", AllowMultipleArgumentsPerToken = true };
         var verify = new Command("verify", "Read every segment of the index sets in a data directory and check each part against its checksum; exit 2 naming each damaged segment.") { data, index };
-        verify.SetAction((result, ct) => Run(() => Task.Run(() =>
+        verify.SetAction((result, ct) => ClientCommands.Guard(() => Task.Run(() =>
         {
             var damaged = 0;
             foreach (var indexSet in Logwell.Storage.Engine.DataVerifier.Verify(result.GetValue(data)!, result.GetValue(index), ct))
@@ -216,18 +216,5 @@ internal static class BackupCommands
     {
         var at = value.LastIndexOf('@');
         return at > 0 && value.IndexOf('/', at) < 0 ? (value[..at], value[(at + 1)..]) : (value, null);
-    }
-
-    private static async Task<int> Run(Func<Task<int>> action)
-    {
-        try
-        {
-            return await action().ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or JsonException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
-        }
     }
 }

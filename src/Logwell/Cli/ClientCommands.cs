@@ -658,8 +658,9 @@ internal static class ClientCommands
             Console.Error.WriteLine($"error: cannot reach the Logwell node: {e.Message}");
             return 1;
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or System.Text.Json.JsonException or UnauthorizedAccessException)
         {
+            // What the command was told or found on disk does not hold (a damaged backup, a bad path): said, not a trace.
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
