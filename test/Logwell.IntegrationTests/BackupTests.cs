@@ -192,6 +192,17 @@ public sealed class BackupTests
         Assert.InRange(listed, 1, 3);
         Assert.Matches(@"logwell_server_backup_last_success [1-9]", metrics);
 
+        // A verify holding the directory (shared) makes the prunes after backups fail, and they are counted.
+        using (new Logwell.Storage.Backup.BackupRepository(backups).Lock(exclusive: false))
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (Count(metrics, "prune_failed") == 0)
+            {
+                await Task.Delay(200, timeout.Token);
+                metrics = await node.Http.GetStringAsync("/metrics", timeout.Token);
+            }
+        }
+
         using var answer = await node.Http.GetAsync("/healthz?format=json&include=backup");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, answer.StatusCode);
         using var health = JsonDocument.Parse(await answer.Content.ReadAsStringAsync());

@@ -51,22 +51,28 @@ internal static class HealthEndpoints
                 }
                 var free = new DriveInfo(Path.GetFullPath(options.DataDirectory)).AvailableFreeSpace;
                 var minimum = (long)options.HealthMinFreeDiskMegabytes << 20;
+                // Every problem at once: a full disk must not hide a damaged segment, nor the reverse.
+                var problems = new List<string>();
                 if (free < minimum)
                 {
-                    return new Check("log-store", false, string.Create(CultureInfo.InvariantCulture, $"{free >> 20} MiB free on the data disk, under {options.HealthMinFreeDiskMegabytes} MiB"));
+                    problems.Add(string.Create(CultureInfo.InvariantCulture, $"{free >> 20} MiB free on the data disk, under {options.HealthMinFreeDiskMegabytes} MiB"));
                 }
                 if (engine.Damage is { Count: > 0 } damage)
                 {
                     // Reads that need those segments fail with the same words; the others serve.
-                    return new Check("log-store", false, string.Join("; ", damage) + "; restore the index set from a backup");
+                    problems.Add(string.Join("; ", damage) + "; restore the index set from a backup taken before the damage");
                 }
                 if (engine.Unavailable is { Count: > 0 } unavailable)
                 {
                     // The other index sets serve; this one needs the operator.
-                    return new Check("log-store", false, string.Join("; ", unavailable.Select(u => $"index set {u.Key} is unavailable: {u.Value}")));
+                    problems.AddRange(unavailable.Select(u => $"index set {u.Key} is unavailable: {u.Value}"));
                 }
-                return backedUp.Count > 0
-                    ? new Check("log-store", false, $"write-ahead log backlog over {options.MaxQueuedEvents} events in {string.Join(", ", backedUp)}")
+                if (backedUp.Count > 0)
+                {
+                    problems.Add($"write-ahead log backlog over {options.MaxQueuedEvents} events in {string.Join(", ", backedUp)}");
+                }
+                return problems.Count > 0
+                    ? new Check("log-store", false, string.Join("; ", problems))
                     : new Check("log-store", true, string.Create(CultureInfo.InvariantCulture, $"{free >> 20} MiB free, no write-ahead log backlog"));
             }),
             Run("metadata", () =>

@@ -143,6 +143,7 @@ public static class NodeBackup
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or JsonException or ArgumentException)
         {
+            ServerMetrics.PruneFailed();
             return (manifest, new PruneResult([], 0, 0, 0) { Error = e.Message });
         }
     }

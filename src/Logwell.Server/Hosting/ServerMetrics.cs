@@ -38,6 +38,9 @@ internal static class ServerMetrics
 
     public static void BackupFailed() => Backups.Add(1, new KeyValuePair<string, object?>("outcome", "failed"));
 
+    /// <summary>A backup was saved, but the prune after it failed.</summary>
+    public static void PruneFailed() => Backups.Add(1, new KeyValuePair<string, object?>("outcome", "prune_failed"));
+
     private static readonly Gauge QueueTasks = Metrics.CreateGauge("logwell_queue_tasks", "Tasks in each queue by state, read at scrape time", "queue", "state");
     private static readonly Gauge QueueOldest = Metrics.CreateGauge("logwell_queue_oldest_pending_seconds", "Age of the oldest ready task of each queue", "queue");
     private static readonly Gauge SupervisedSpawns = Metrics.CreateGauge("logwell_supervisor_process_spawns", "Times the supervisor started each process (restarts are this minus one)", "process");

@@ -77,8 +77,15 @@ public sealed class LocalLogStore(ILogStore logStore, LogwellOptions options, Ti
         return Task.CompletedTask;
     }
 
-    public Task BackupAsync(string to, BackupRetention retention, CancellationToken cancellationToken) =>
-        NodeBackup.RunAsync(options, logStore, to, retention, time, cancellationToken);
+    public async Task BackupAsync(string to, BackupRetention retention, CancellationToken cancellationToken)
+    {
+        var (_, pruned) = await NodeBackup.RunAsync(options, logStore, to, retention, time, cancellationToken).ConfigureAwait(false);
+        if (pruned?.Error is { } error)
+        {
+            // The backup is saved; the task fails so that a prune that keeps failing is seen (and tried again).
+            throw new IOException($"the backup into {to} is saved, but the prune after it failed: {error}");
+        }
+    }
 }
 
 /// <summary>A node's engine through its HTTP API (search pages as NDJSON, maintenance endpoints).</summary>
@@ -136,23 +143,33 @@ public sealed class HttpLogStore(HttpClient client) : ILogStoreAccess
 
     public Task MergeAsync(CancellationToken cancellationToken) => PostAsync("api/v1/maintenance/merge", null, cancellationToken);
 
-    public Task BackupAsync(string to, BackupRetention retention, CancellationToken cancellationToken) =>
-        PostAsync("api/v1/maintenance/backup", System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+    public async Task BackupAsync(string to, BackupRetention retention, CancellationToken cancellationToken)
+    {
+        var answer = await PostAsync("api/v1/maintenance/backup", System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
         {
             ["to"] = to,
             ["keep_last"] = retention.Last,
             ["keep_daily"] = retention.Daily,
             ["keep_weekly"] = retention.Weekly,
-        }), cancellationToken);
+        }), cancellationToken).ConfigureAwait(false);
+        using var document = JsonDocument.Parse(answer);
+        if (document.RootElement.TryGetProperty("pruned", out var pruned) && pruned.ValueKind == JsonValueKind.Object
+            && pruned.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.String)
+        {
+            throw new IOException($"the backup into {to} is saved, but the prune after it failed: {error.GetString()}");
+        }
+    }
 
-    private async Task PostAsync(string path, string? json, CancellationToken cancellationToken)
+    private async Task<string> PostAsync(string path, string? json, CancellationToken cancellationToken)
     {
         using var content = json is null ? null : new StringContent(json, System.Text.Encoding.UTF8, "application/json");
         using var response = await client.PostAsync(path, content, cancellationToken).ConfigureAwait(false);
+        var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
-            throw new InvalidOperationException($"{path} on {client.BaseAddress} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}");
+            throw new InvalidOperationException($"{path} on {client.BaseAddress} answered {(int)response.StatusCode}: {body}");
         }
+        return body;
     }
 }
 

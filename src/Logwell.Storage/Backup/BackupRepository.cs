@@ -390,10 +390,9 @@ public sealed class BackupRepository(string root)
     /// <summary>
     /// Writes the backup's files under <paramref name="dataDirectory"/>, each checked against its checksum as it is
     /// written (to a temporary name, renamed when whole). <paramref name="include"/> chooses the files (all when null).
-    /// Into a data directory that is absent or empty, everything is written beside it first and moved into place when
-    /// whole, so a restore that fails leaves no data directory a node would start on with part of the events. Into one
-    /// that is not, everything is written under <c>.restoring/</c> first; then each index set the backup holds replaces
-    /// the one there as a whole (its segments, logs and manifest belong together: files of a later state beside the
+    /// Everything is written under <c>DATA/.restoring/</c> first and moved into place when whole, so a restore that fails
+    /// leaves nothing a node would read (it warns of the leftover). Into a data directory that is not empty, each index
+    /// set the backup holds then replaces the one there as a whole (its segments, logs and manifest belong together: files of a later state beside the
     /// backup's would be replayed or orphaned), and the databases and the credential are moved over theirs.
     /// </summary>
     /// <param name="days">
@@ -404,7 +403,7 @@ public sealed class BackupRepository(string root)
     public async Task<int> RestoreAsync(BackupManifest manifest, string dataDirectory, Func<BackupFile, bool>? include, (DateOnly From, DateOnly To)? days, CancellationToken cancellationToken)
     {
         var root = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(dataDirectory));
-        var fresh = !Directory.Exists(root) || !Directory.EnumerateFileSystemEntries(root).Any();
+        var fresh = IsEmptyDataDirectory(root);
         if (days is not null && !fresh)
         {
             throw new ArgumentException($"a restore of some days goes into an empty data directory, not {root}: it would replace the index sets there with those days alone");
@@ -447,7 +446,8 @@ public sealed class BackupRepository(string root)
                 || (segmentsOfDays.TryGetValue(indexSet, out var listed) && listed.Contains(rest["segments/".Length..]));
         }
 
-        var into = fresh ? root + ".restoring" : System.IO.Path.Combine(root, ".restoring");
+        // Staged inside the data directory, whatever it is (a mount point, a directory its owner made for the service).
+        var into = System.IO.Path.Combine(root, StagingDirectory);
         if (Directory.Exists(into))
         {
             Directory.Delete(into, recursive: true);
@@ -480,11 +480,20 @@ public sealed class BackupRepository(string root)
         }
         if (fresh)
         {
-            if (Directory.Exists(root))
+            foreach (var entry in Directory.EnumerateFileSystemEntries(into).ToList())
             {
-                Directory.Delete(root);
+                var target = System.IO.Path.Combine(root, System.IO.Path.GetFileName(entry));
+                if (Directory.Exists(entry))
+                {
+                    Directory.Move(entry, target);
+                }
+                else
+                {
+                    File.Move(entry, target);
+                }
             }
-            Directory.Move(into, root);
+            Directory.Delete(into, recursive: true);
+            DurableFile.SyncDirectory(root);
             return restored.Count;
         }
 
@@ -514,8 +523,16 @@ public sealed class BackupRepository(string root)
             File.Move(System.IO.Path.Combine(into, file.Path), target, overwrite: true);
         }
         Directory.Delete(into, recursive: true);
+        DurableFile.SyncDirectory(root);
         return restored.Count;
     }
+
+    /// <summary>Where a restore stages what it writes, inside the data directory; a node warns when it finds it.</summary>
+    public const string StagingDirectory = ".restoring";
+
+    /// <summary>Absent, empty, or holding only what a restore cut short left: a restore writes it without --force.</summary>
+    public static bool IsEmptyDataDirectory(string path) =>
+        !Directory.Exists(path) || !Directory.EnumerateFileSystemEntries(path).Any(e => System.IO.Path.GetFileName(e) != StagingDirectory);
 
     /// <summary>Leaves in an index set's manifest the segments of <paramref name="days"/>; their files.</summary>
     private static HashSet<string> KeepDays(System.Text.Json.Nodes.JsonObject manifest, (DateOnly From, DateOnly To) days)

@@ -107,13 +107,17 @@ public sealed class LogEngine : ILogStore
         }
         catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
         {
-            throw new IOException($"another Logwell process has {directory} open (it holds {LockFile}); stop it first", e);
+            throw new IOException($"another Logwell process has {directory} open (it holds {LockFile}): stop every process of the node first (`logwell ctl stop all`, or its service) ({e.Message})", e);
         }
     }
 
     private void Load()
     {
         Directory.CreateDirectory(_root);
+        if (Directory.Exists(Path.Combine(_options.DataDirectory, ".restoring")))
+        {
+            _logger.LogWarning("{Directory} holds what a restore cut short left (.restoring/): the node runs without it; run the restore again with the node stopped", _options.DataDirectory);
+        }
         foreach (var directory in Directory.EnumerateDirectories(_root).Order(StringComparer.Ordinal))
         {
             var name = Path.GetFileName(directory);
@@ -390,12 +394,18 @@ public sealed class LogEngine : ILogStore
             stores = [.. _stores.Values];
             _stores.Clear();
         }
-        foreach (var store in stores)
+        try
         {
-            await store.DisposeAsync().ConfigureAwait(false);
+            foreach (var store in stores)
+            {
+                await store.DisposeAsync().ConfigureAwait(false);
+            }
         }
-        _stopping.Dispose();
-        _catalog.Dispose();
-        _lock?.Dispose();
+        finally
+        {
+            _stopping.Dispose();
+            _catalog.Dispose();
+            _lock?.Dispose();
+        }
     }
 }

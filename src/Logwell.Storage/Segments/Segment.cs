@@ -396,9 +396,18 @@ internal sealed class Segment
                     ReadFilter(Path, _handle, meta.Offset, b, filter);
                 }
             }
-            if (_termsMeta is not null)
+            if (_termsMeta is { } dictionary && Volatile.Read(ref _terms) is null)
             {
-                Terms();
+                // Checked, not kept: a backup verifies every segment, and most never need their dictionary in memory.
+                var compressed = new byte[dictionary.Length];
+                if (RandomAccess.Read(_handle, compressed, dictionary.Offset) != dictionary.Length || Crc32.HashToUInt32(compressed) != dictionary.Crc)
+                {
+                    throw Damaged("term dictionary checksum mismatch");
+                }
+                if ((_decompressor ??= new Decompressor()).Unwrap(compressed, new byte[dictionary.RawLength], 0) != dictionary.RawLength)
+                {
+                    throw Damaged("term dictionary is shorter than its footer says");
+                }
             }
             return null;
         }

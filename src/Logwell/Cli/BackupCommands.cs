@@ -135,7 +135,7 @@ internal static class BackupCommands
             using var reading = repository.LockForReading();
             var manifest = repository.Load(id);
             var target = Path.GetFullPath(result.GetValue(data)!);
-            if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any() && !result.GetValue(force))
+            if (!BackupRepository.IsEmptyDataDirectory(target) && !result.GetValue(force))
             {
                 Console.Error.WriteLine($"error: {target} is not empty; restore into an empty directory, or add --force to replace what the backup holds");
                 return 1;
@@ -160,17 +160,17 @@ internal static class BackupCommands
                     return 1;
                 }
                 range = (first, last);
-                if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
+                if (!BackupRepository.IsEmptyDataDirectory(target))
                 {
                     Console.Error.WriteLine($"error: a restore of some days goes into an empty data directory, not {target}: it would replace the index sets there with those days alone");
                     return 1;
                 }
             }
             // Not under a running node: it would go on writing the files being replaced. (A node's data directory is never empty.)
-            using var held = Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any() ? Logwell.Storage.Engine.LogEngine.TakeLock(target) : null;
+            using var held = BackupRepository.IsEmptyDataDirectory(target) ? null : Logwell.Storage.Engine.LogEngine.TakeLock(target);
             var restored = await repository.RestoreAsync(manifest, target, include, range, ct).ConfigureAwait(false);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored backup {manifest.Id} ({manifest.Created.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC): {restored} files into {target} in {Settings.Time.GetElapsedTime(started).TotalSeconds:0.0} s"));
-            if (File.Exists(Path.Combine(target, Logwell.Server.Hosting.NodeBackup.SettingsFile)))
+            if (include is null && manifest.Files.Any(f => f.Path == Logwell.Server.Hosting.NodeBackup.SettingsFile))
             {
                 Console.WriteLine($"the node's settings at the backup point (secrets hidden) are in {Path.Combine(target, Logwell.Server.Hosting.NodeBackup.SettingsFile)}");
             }

@@ -658,7 +658,8 @@ internal static class ClientCommands
             Console.Error.WriteLine($"error: cannot reach the Logwell node: {e.Message}");
             return 1;
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or System.Text.Json.JsonException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or InvalidDataException or System.Text.Json.JsonException or UnauthorizedAccessException
+            || (e is ArgumentException and not ArgumentOutOfRangeException and not ArgumentNullException))
         {
             // What the command was told or found on disk does not hold (a damaged backup, a bad path): said, not a trace.
             Console.Error.WriteLine($"error: {e.Message}");
