@@ -308,6 +308,14 @@ public sealed class BackupTests
             await node.DisposeAsync();
         }
 
+        // A process of the node still running (a worker, the scheduler: here this test, as one) keeps a restore out.
+        using (new FileStream(Path.Combine(data, "node.lock"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
+        {
+            var early = await CliTests.RunAsync(node, null, "restore", "--from", $"{backups}@{beforeDamage}", "--data", data, "--index", "default", "--force");
+            Assert.Equal(1, early.ExitCode);
+            Assert.Contains("still has it open", early.Stderr, StringComparison.Ordinal);
+        }
+
         // With the node stopped, the index set comes back from the backup: whole, every event it held, the others as they were.
         var restore = await CliTests.RunAsync(node, null, "restore", "--from", $"{backups}@{beforeDamage}", "--data", data, "--index", "default", "--force");
         Assert.True(restore.ExitCode == 0, restore.Stderr + restore.Stdout);

@@ -307,6 +307,7 @@ public sealed class MetaDatabase
             return opened;
         }
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        Logwell.Storage.Engine.LogEngine.JoinNode(dataDirectory);
         var database = new MetaDatabase(MetaDialect.Sqlite, SqliteFiles.ConnectionString(path), path);
         database.Migrate();
         Opened[path] = database;

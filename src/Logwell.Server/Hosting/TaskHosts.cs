@@ -10,9 +10,16 @@ namespace Logwell.Server.Hosting;
 /// <summary>Opens the task queue backend the settings name.</summary>
 public static class TaskQueues
 {
-    public static ITaskQueue Open(LogwellOptions options, TimeProvider time) => options.QueueBackend == "redis"
-        ? RedisTaskQueue.Connect(options.RedisConnection, options.RedisPrefix, time)
-        : new SqliteTaskQueue(LogwellApp.TaskQueueFile(options), time);
+    public static ITaskQueue Open(LogwellOptions options, TimeProvider time)
+    {
+        if (options.QueueBackend == "redis")
+        {
+            return RedisTaskQueue.Connect(options.RedisConnection, options.RedisPrefix, time);
+        }
+        // The queue file is in the data directory: this process is one of the node's there (a restore waits for it to end).
+        Logwell.Storage.Engine.LogEngine.JoinNode(options.DataDirectory);
+        return new SqliteTaskQueue(LogwellApp.TaskQueueFile(options), time);
+    }
 
     /// <summary>A name for a worker or scheduler that is unique on the network: host, process and a random part.</summary>
     public static string ProcessName(string role) =>

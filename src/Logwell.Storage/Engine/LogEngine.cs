@@ -80,6 +80,7 @@ public sealed class LogEngine : ILogStore
         options.Validate();
         var engine = new LogEngine(options, loggers ?? NullLoggerFactory.Instance, time);
         engine._lock = TakeLock(options.DataDirectory);
+        JoinNode(options.DataDirectory);
         try
         {
             engine.Load();
@@ -90,6 +91,67 @@ public sealed class LogEngine : ILogStore
             throw;
         }
         return engine;
+    }
+
+    private static readonly Dictionary<string, FileStream> NodeLocks = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Marks this process as one of the node's on <paramref name="dataDirectory"/> for as long as it runs: a shared
+    /// <c>flock</c> on <c>node.lock</c> that the engine, the task queue file and the metadata file take, so that a
+    /// restore (which wants it alone) is refused while any process of the node (workers, the scheduler) still has the
+    /// directory's databases open. Once per directory and process; let go when the process ends.
+    /// </summary>
+    public static void JoinNode(string dataDirectory)
+    {
+        var directory = Path.GetFullPath(dataDirectory);
+        lock (NodeLocks)
+        {
+            if (NodeLocks.ContainsKey(directory))
+            {
+                return;
+            }
+            Directory.CreateDirectory(directory);
+            try
+            {
+                NodeLocks[directory] = new FileStream(Path.Combine(directory, NodeLockFile), FileMode.OpenOrCreate, FileAccess.Read, FileShare.ReadWrite);
+            }
+            catch (IOException)
+            {
+                // A restore holds it this moment: the databases it writes are opened after it, as when the node starts.
+            }
+        }
+    }
+
+    /// <summary>The file every process of a node holds shared (<see cref="JoinNode"/>).</summary>
+    public const string NodeLockFile = "node.lock";
+
+    /// <summary>
+    /// Takes every process's lock on <paramref name="dataDirectory"/> for a restore: the engine's and the node's, alone.
+    /// </summary>
+    /// <exception cref="IOException">A process of the node runs on it.</exception>
+    public static IDisposable TakeForRestore(string dataDirectory)
+    {
+        var engine = TakeLock(dataDirectory);
+        try
+        {
+            var directory = Path.GetFullPath(dataDirectory);
+            var node = new FileStream(Path.Combine(directory, NodeLockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            return new Held(engine, node);
+        }
+        catch (IOException e)
+        {
+            engine.Dispose();
+            throw new IOException($"a process of the node on {Path.GetFullPath(dataDirectory)} (a worker, the scheduler, an API process) still has it open: stop every process of the node first (`logwell ctl stop all`, or its service) ({e.Message})", e);
+        }
+    }
+
+    private sealed class Held(FileStream engine, FileStream node) : IDisposable
+    {
+        public void Dispose()
+        {
+            node.Dispose();
+            engine.Dispose();
+        }
     }
 
     /// <summary>

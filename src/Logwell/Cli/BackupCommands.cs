@@ -167,7 +167,7 @@ internal static class BackupCommands
                 }
             }
             // Not under a running node: it would go on writing the files being replaced. (A node's data directory is never empty.)
-            using var held = BackupRepository.IsEmptyDataDirectory(target) ? null : Logwell.Storage.Engine.LogEngine.TakeLock(target);
+            using var held = BackupRepository.IsEmptyDataDirectory(target) ? null : Logwell.Storage.Engine.LogEngine.TakeForRestore(target);
             var restored = await repository.RestoreAsync(manifest, target, include, range, ct).ConfigureAwait(false);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored backup {manifest.Id} ({manifest.Created.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC): {restored} files into {target} in {Settings.Time.GetElapsedTime(started).TotalSeconds:0.0} s"));
             if (include is null && manifest.Files.Any(f => f.Path == Logwell.Server.Hosting.NodeBackup.SettingsFile))
