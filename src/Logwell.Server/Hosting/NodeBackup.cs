@@ -45,28 +45,22 @@ public static class NodeBackup
         {
             return;
         }
-        var root = body.RootElement;
-        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("to", out var to)
-            || to.ValueKind != JsonValueKind.String || to.GetString() is not { Length: > 0 } destination || !Path.IsPathFullyQualified(destination))
+        string destination;
+        BackupRetention retention;
+        try
         {
-            await ErrorResponses.WriteAsync(context, 400, "the body must be {\"to\": \"/absolute/directory\"}: where on this node's machine the backup goes").ConfigureAwait(false);
-            return;
+            (destination, retention) = Tasks.BuiltinTasks.BackupRequest(body.RootElement);
         }
-        var keep = new int[3];
-        string[] names = ["keep_last", "keep_daily", "keep_weekly"];
-        for (var i = 0; i < names.Length; i++)
+        catch (FormatException e)
         {
-            if (root.TryGetProperty(names[i], out var value) && (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out keep[i]) || keep[i] < 0))
-            {
-                await ErrorResponses.WriteAsync(context, 400, $"{names[i]} must be a whole number, 0 or more").ConfigureAwait(false);
-                return;
-            }
+            await ErrorResponses.WriteAsync(context, 400, e.Message).ConfigureAwait(false);
+            return;
         }
         var services = context.RequestServices;
         try
         {
             var (manifest, pruned) = await RunAsync(services.GetRequiredService<IOptions<LogwellOptions>>().Value, services.GetLogStore(), destination,
-                new BackupRetention(keep[0], keep[1], keep[2]), services.GetTime(),
+                retention, services.GetTime(),
                 // A client that stops waiting (a worker's request timing out on a first backup of a large node) does not stop the backup.
                 services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping).ConfigureAwait(false);
             await context.Response.WriteAsJsonAsync(new

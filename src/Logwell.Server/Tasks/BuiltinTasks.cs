@@ -78,11 +78,20 @@ public static class BuiltinTasks
     public static (string To, BackupRetention Retention) BackupArguments(string arguments)
     {
         using var document = JsonDocument.Parse(arguments);
-        var root = document.RootElement;
+        return BackupRequest(document.RootElement);
+    }
+
+    /// <summary>
+    /// <c>{"to": "/absolute/directory", "keep_last", "keep_daily", "keep_weekly"}</c>, as the task's arguments and as the
+    /// backup endpoint's body.
+    /// </summary>
+    /// <exception cref="FormatException">No absolute directory, or a keep rule that is no whole number ≥ 0.</exception>
+    public static (string To, BackupRetention Retention) BackupRequest(JsonElement root)
+    {
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("to", out var to) || to.ValueKind != JsonValueKind.String
             || to.GetString() is not { Length: > 0 } directory || !Path.IsPathFullyQualified(directory))
         {
-            throw new FormatException($"{Backup} needs {{\"to\": \"/absolute/directory\"}} in its arguments");
+            throw new FormatException("{\"to\": \"/absolute/directory\"} is required: where on the node's machine the backup goes");
         }
         var keep = new int[3];
         string[] names = ["keep_last", "keep_daily", "keep_weekly"];
@@ -90,7 +99,7 @@ public static class BuiltinTasks
         {
             if (root.TryGetProperty(names[i], out var value) && (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out keep[i]) || keep[i] < 0))
             {
-                throw new FormatException($"{Backup}: {names[i]} must be a whole number, 0 or more");
+                throw new FormatException($"{names[i]} must be a whole number, 0 or more");
             }
         }
         return (directory, new BackupRetention(keep[0], keep[1], keep[2]));

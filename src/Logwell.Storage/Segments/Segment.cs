@@ -253,6 +253,15 @@ internal sealed class Segment
         {
             return terms;
         }
+        var raw = ReadTermDictionary();
+        terms = new TermDictionary(raw);
+        Volatile.Write(ref _terms, terms);
+        return terms;
+    }
+
+    /// <summary>The term dictionary's bytes, read, checked against its checksum and decompressed.</summary>
+    private byte[] ReadTermDictionary()
+    {
         var meta = _termsMeta!.Value;
         var compressed = new byte[meta.Length];
         if (RandomAccess.Read(_handle, compressed, meta.Offset) != meta.Length || Crc32.HashToUInt32(compressed) != meta.Crc)
@@ -264,9 +273,7 @@ internal sealed class Segment
         {
             throw Damaged("term dictionary is shorter than its footer says");
         }
-        terms = new TermDictionary(raw);
-        Volatile.Write(ref _terms, terms);
-        return terms;
+        return raw;
     }
 
     /// <summary>Whether <paramref name="block"/> may hold the token of <paramref name="hash"/> (false: it does not).</summary>
@@ -396,18 +403,10 @@ internal sealed class Segment
                     ReadFilter(Path, _handle, meta.Offset, b, filter);
                 }
             }
-            if (_termsMeta is { } dictionary && Volatile.Read(ref _terms) is null)
+            if (_termsMeta is not null && Volatile.Read(ref _terms) is null)
             {
                 // Checked, not kept: a backup verifies every segment, and most never need their dictionary in memory.
-                var compressed = new byte[dictionary.Length];
-                if (RandomAccess.Read(_handle, compressed, dictionary.Offset) != dictionary.Length || Crc32.HashToUInt32(compressed) != dictionary.Crc)
-                {
-                    throw Damaged("term dictionary checksum mismatch");
-                }
-                if ((_decompressor ??= new Decompressor()).Unwrap(compressed, new byte[dictionary.RawLength], 0) != dictionary.RawLength)
-                {
-                    throw Damaged("term dictionary is shorter than its footer says");
-                }
+                ReadTermDictionary();
             }
             return null;
         }
