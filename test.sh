@@ -8,8 +8,10 @@
 # service is not started), python3-elasticsearch (Python's Elasticsearch client ships with credentials) and
 # clickhouse-server (18.16: the ClickHouse tests start their own servers on free ports; the package's is not started)
 # zookeeper (its replicas coordinate through one the tests start; the package's is not started), haproxy (the
-# cluster test balances its nodes through one of its own; the package's is not started), and postgresql and
-# mariadb-server (the metadata tests start their own servers in temporary directories; the packages' are not started).
+# cluster test balances its nodes through one of its own; the package's is not started), postgresql and
+# mariadb-server (the metadata tests start their own servers in temporary directories; the packages' are not started),
+# and OpenStack Swift (swift-proxy, -account, -container, -object: the S3 backup test starts its own S3-compatible
+# server from them; the packages' are not started).
 # Then it runs the tests that see event times again with the clock 400 days ahead (faketime -f '+400d'): every unit
 # test and the integration classes marked Category=DateSensitive. A fixed event date fails that pass on the day it is
 # written, not on the day retention or a time window makes it expire.
@@ -43,6 +45,7 @@ find /usr/lib -name lmnsd_gtls.so 2>/dev/null | grep -q . || missing+=(rsyslog-g
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+[ -x /usr/bin/swift-proxy-server ] && [ -x /usr/bin/swift-object-server ] || missing+=(swift swift-proxy swift-account swift-container swift-object)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v curl >/dev/null 2>&1 || missing+=(curl)

@@ -180,7 +180,10 @@ public sealed class BackupTests
             // Four backups done, each followed by a prune keeping two: at most one more than two is listed (taken, not yet pruned).
             while (true)
             {
-                listed = new Logwell.Storage.Backup.BackupRepository(backups).List().Count;
+                using (var repository = new Logwell.Storage.Backup.BackupRepository(new Logwell.Storage.Backup.DirectoryBackupStorage(backups)))
+                {
+                    listed = (await repository.ListAsync(timeout.Token)).Count;
+                }
                 metrics = await node.Http.GetStringAsync("/metrics", timeout.Token);
                 if (Count(metrics, "done") >= 4 && Count(metrics, "failed") >= 2)
                 {
@@ -193,7 +196,8 @@ public sealed class BackupTests
         Assert.Matches(@"logwell_server_backup_last_success [1-9]", metrics);
 
         // A verify holding the directory (shared) makes the prunes after backups fail, and they are counted.
-        using (new Logwell.Storage.Backup.BackupRepository(backups).Lock(exclusive: false))
+        using var verifying = new Logwell.Storage.Backup.BackupRepository(new Logwell.Storage.Backup.DirectoryBackupStorage(backups));
+        await using (await verifying.LockAsync(Logwell.Storage.Backup.BackupLockKind.Read, CancellationToken.None))
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             while (Count(metrics, "prune_failed") == 0)

@@ -43,7 +43,7 @@ public sealed class BackupRepositoryTests
     public async Task PruneDeletesUnkeptBackupsAndOnlyTheObjectsNoKeptBackupLists()
     {
         using var dir = new TempDirectory();
-        var repository = new BackupRepository(dir.Path);
+        using var repository = new BackupRepository(new DirectoryBackupStorage(dir.Path));
         async Task<BackupManifest> BackUp(string id, int day, params string[] contents)
         {
             var files = new List<BackupFile>();
@@ -53,7 +53,7 @@ public sealed class BackupRepositoryTests
                 files.Add((await repository.AddAsync($"indexsets/default/f{i}", stream, null, CancellationToken.None)).File);
             }
             var manifest = new BackupManifest(id, Start.AddDays(day), "/data", files);
-            repository.Save(manifest);
+            await repository.SaveAsync(manifest, CancellationToken.None);
             return manifest;
         }
         var first = await BackUp("first", 0, "shared segment", "only in the first");
@@ -62,13 +62,13 @@ public sealed class BackupRepositoryTests
         var stale = Path.Combine(dir.Path, "objects", ".left-by-a-killed-backup.tmp");
         await File.WriteAllTextAsync(stale, "partial");
 
-        var pruned = repository.Prune(new BackupRetention(1, 0, 0), CancellationToken.None);
+        var pruned = await repository.PruneAsync(new BackupRetention(1, 0, 0), CancellationToken.None);
 
         Assert.Equal(["first", "second"], pruned.Removed.Order(StringComparer.Ordinal));
         Assert.Equal(1, pruned.Kept);
         Assert.Equal(2, pruned.RemovedObjects);
         Assert.False(File.Exists(stale));
-        Assert.Equal(["third"], repository.List().Select(m => m.Id));
+        Assert.Equal(["third"], (await repository.ListAsync(CancellationToken.None)).Select(m => m.Id));
         Assert.Empty(await repository.VerifyAsync(third, CancellationToken.None));
         // The shared object stayed; what only the first held is gone.
         Assert.Empty(await repository.VerifyAsync(third with { Files = [first.Files[0]] }, CancellationToken.None));
@@ -80,7 +80,7 @@ public sealed class BackupRepositoryTests
     public async Task AGrowingFileInChunksSharesAllButItsLastChunkWithTheBackupBefore()
     {
         using var dir = new TempDirectory();
-        var repository = new BackupRepository(dir.Path);
+        using var repository = new BackupRepository(new DirectoryBackupStorage(dir.Path));
         var log = new byte[10_000];
         new Random(7).NextBytes(log);
         var (first, firstObjects, _) = await repository.AddAsync("indexsets/default/wal-1.log", new MemoryStream(log), 6_500, CancellationToken.None, chunkBytes: 1_024);
@@ -96,8 +96,8 @@ public sealed class BackupRepositoryTests
         Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(log)), second.Sha256);
 
         var manifest = new BackupManifest("b", Start, "/data", [second]);
-        repository.Save(manifest);
-        var loaded = repository.Load("b");
+        await repository.SaveAsync(manifest, CancellationToken.None);
+        var loaded = await repository.LoadAsync("b", CancellationToken.None);
         Assert.Equal(10, loaded.Files[0].Chunks!.Count);
         Assert.Empty(await repository.VerifyAsync(loaded, CancellationToken.None));
         var restored = Path.Combine(dir.Path, "restored");
@@ -105,7 +105,7 @@ public sealed class BackupRepositoryTests
         Assert.Equal(log, await File.ReadAllBytesAsync(Path.Combine(restored, "indexsets", "default", "wal-1.log")));
 
         // A prune keeps every chunk a kept backup lists; a lost chunk is named by verify.
-        repository.Prune(new BackupRetention(1, 0, 0), CancellationToken.None);
+        await repository.PruneAsync(new BackupRetention(1, 0, 0), CancellationToken.None);
         Assert.Empty(await repository.VerifyAsync(loaded, CancellationToken.None));
         var lost = second.Chunks[3].Sha256;
         File.Delete(Path.Combine(dir.Path, "objects", lost[..2], lost + ".zst"));
@@ -122,7 +122,7 @@ public sealed class BackupRepositoryTests
     public async Task ChunkedFilesOfEveryLengthComeBackWhole(int length, bool lengthKnown)
     {
         using var dir = new TempDirectory();
-        var repository = new BackupRepository(dir.Path);
+        using var repository = new BackupRepository(new DirectoryBackupStorage(dir.Path));
         var content = new byte[length];
         new Random(length).NextBytes(content);
         var (file, _, _) = await repository.AddAsync("indexsets/default/wal-1.log", new MemoryStream(content), lengthKnown ? length : null, CancellationToken.None, chunkBytes: 1_024);
@@ -132,28 +132,71 @@ public sealed class BackupRepositoryTests
         // No stray object: one per distinct chunk.
         Assert.Equal(file.Chunks.Select(c => c.Sha256).Distinct().Count(), Directory.EnumerateFiles(Path.Combine(dir.Path, "objects"), "*.zst", SearchOption.AllDirectories).Count());
         var manifest = new BackupManifest("b", Start, "/data", [file]);
-        repository.Save(manifest);
+        await repository.SaveAsync(manifest, CancellationToken.None);
         var restored = Path.Combine(dir.Path, "restored");
-        await repository.RestoreAsync(repository.Load("b"), restored, null, null, CancellationToken.None);
+        await repository.RestoreAsync(await repository.LoadAsync("b", CancellationToken.None), restored, null, null, CancellationToken.None);
         Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(restored, "indexsets", "default", "wal-1.log")));
     }
 
     [Fact]
-    public void BackupsShareTheLockAndAPruneWaitsForThemToEnd()
+    public async Task BackupsShareTheLockAndAPruneWaitsForThemToEnd()
     {
         using var dir = new TempDirectory();
-        var repository = new BackupRepository(dir.Path);
-        using (repository.Lock(exclusive: false))
-        using (new BackupRepository(dir.Path).Lock(exclusive: false))
+        using var repository = new BackupRepository(new DirectoryBackupStorage(dir.Path));
+        using var other = new BackupRepository(new DirectoryBackupStorage(dir.Path));
+        await using (await repository.LockAsync(BackupLockKind.Write, CancellationToken.None))
+        await using (await other.LockAsync(BackupLockKind.Read, CancellationToken.None))
         {
-            var busy = Assert.Throws<BackupBusyException>(() => repository.Prune(new BackupRetention(1, 0, 0), CancellationToken.None));
+            var busy = await Assert.ThrowsAsync<BackupBusyException>(() => repository.PruneAsync(new BackupRetention(1, 0, 0), CancellationToken.None));
             Assert.Contains("a backup is being written", busy.Message, StringComparison.Ordinal);
         }
-        using (repository.Lock(exclusive: true))
+        await using (await repository.LockAsync(BackupLockKind.Prune, CancellationToken.None))
         {
-            var busy = Assert.Throws<BackupBusyException>(() => repository.Lock(exclusive: false));
+            var busy = await Assert.ThrowsAsync<BackupBusyException>(() => other.LockAsync(BackupLockKind.Write, CancellationToken.None));
             Assert.Contains("being pruned", busy.Message, StringComparison.Ordinal);
         }
-        Assert.Empty(repository.Prune(new BackupRetention(1, 0, 0), CancellationToken.None).Removed);
+        Assert.Empty((await repository.PruneAsync(new BackupRetention(1, 0, 0), CancellationToken.None)).Removed);
+    }
+
+    [Theory]
+    [InlineData("s3://logwell-backups", "logwell-backups", "")]
+    [InlineData("s3://logwell-backups/", "logwell-backups", "")]
+    [InlineData("s3://logwell.backups/site-a/node1/", "logwell.backups", "site-a/node1")]
+    public void ABucketDestinationNamesItsBucketAndPrefix(string destination, string bucket, string prefix)
+    {
+        Assert.True(S3BackupStorage.Names(destination));
+        Assert.Equal((bucket, prefix), S3BackupStorage.Parse(destination));
+    }
+
+    [Theory]
+    [InlineData("s3://")]
+    [InlineData("s3://ab")]
+    [InlineData("s3://Upper-Case")]
+    [InlineData("s3://bucket/a//b")]
+    [InlineData("s3://bucket/../other")]
+    public void ADestinationThatNamesNoBucketIsRefusedWithTheForm(string destination)
+    {
+        var error = Assert.Throws<ArgumentException>(() => S3BackupStorage.Parse(destination));
+        Assert.Contains("s3://bucket/prefix", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{\"to\": \"/backups/logwell\", \"keep_daily\": 7}", "/backups/logwell", null)]
+    [InlineData("{\"to\": \"s3://logwell-backups/node1\"}", "s3://logwell-backups/node1", null)]
+    [InlineData("{\"to\": \"backups\"}", null, "s3://bucket/prefix")]
+    [InlineData("{\"to\": \"s3://No_Bucket\"}", null, "is not s3://bucket")]
+    [InlineData("{\"to\": \"/b\", \"keep_last\": -1}", null, "keep_last must be")]
+    public void ABackupRequestTakesADirectoryOrABucket(string body, string? to, string? error)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(body);
+        if (to is not null)
+        {
+            Assert.Equal(to, Logwell.Server.Tasks.BuiltinTasks.BackupRequest(document.RootElement).To);
+        }
+        else
+        {
+            var refused = Assert.Throws<FormatException>(() => Logwell.Server.Tasks.BuiltinTasks.BackupRequest(document.RootElement));
+            Assert.Contains(error!, refused.Message, StringComparison.Ordinal);
+        }
     }
 }

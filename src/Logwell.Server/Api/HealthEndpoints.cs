@@ -115,7 +115,7 @@ internal static class HealthEndpoints
             }));
             if (options.Schedule.Any(e => e.Value.Task == Tasks.BuiltinTasks.Backup))
             {
-                checks.Add(Run("backup", () => BackupCheck(options, services.GetRequiredService<NodeStart>().At, services.GetTime().GetUtcNow())));
+                checks.Add(await RunAsync("backup", () => BackupCheckAsync(options, services.GetRequiredService<NodeStart>().At, services.GetTime(), cancellationToken)).ConfigureAwait(false));
             }
             checks.Add(await RunAsync("scheduler", async () =>
             {
@@ -132,14 +132,16 @@ internal static class HealthEndpoints
     /// Each scheduled backup (a <c>store.backup</c> entry of <c>Logwell:Schedule</c>) has a backup in its directory no
     /// older than two of its intervals; a node that has not run that long yet is given the time from its start.
     /// </summary>
-    private static Check BackupCheck(LogwellOptions options, DateTimeOffset started, DateTimeOffset now)
+    private static async Task<Check> BackupCheckAsync(LogwellOptions options, DateTimeOffset started, TimeProvider time, CancellationToken cancellationToken)
     {
+        var now = time.GetUtcNow();
         var healthy = true;
         var details = new List<string>();
         foreach (var (name, entry) in options.Schedule.Where(e => e.Value.Task == Tasks.BuiltinTasks.Backup).OrderBy(e => e.Key, StringComparer.Ordinal))
         {
             var (to, _) = Tasks.BuiltinTasks.BackupArguments(entry.Arguments);
-            var newest = new Storage.Backup.BackupRepository(to).Newest();
+            using var repository = Storage.Backup.BackupRepository.Open(to, time);
+            var newest = await repository.NewestAsync(cancellationToken).ConfigureAwait(false);
             // Late: two slots of the schedule passed since the newest backup (since the node started, when there is none).
             var since = newest?.Created ?? started;
             var late = entry.ToPeriodicTask(name).SecondSlotAfter(since) is { } due && now > due;

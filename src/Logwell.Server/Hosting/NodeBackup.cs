@@ -35,8 +35,8 @@ public static class NodeBackup
 
     /// <summary>
     /// <c>POST /api/v1/maintenance/backup {"to": "/absolute/directory", "keep_last", "keep_daily", "keep_weekly"}</c>:
-    /// a directory on this node's machine (a local disk or a mounted share); with a keep rule, the backups there that
-    /// it does not keep are pruned afterwards.
+    /// a directory on this node's machine (a local disk or a mounted share) or <c>s3://bucket/prefix</c>; with a keep
+    /// rule, the backups there that it does not keep are pruned afterwards.
     /// </summary>
     internal static async Task HandleAsync(HttpContext context)
     {
@@ -109,9 +109,10 @@ public static class NodeBackup
         BackupManifest manifest;
         try
         {
-            var repository = new BackupRepository(destination);
+            using var repository = BackupRepository.Open(destination, time);
             CheckOutsideData(options, repository);
-            using (repository.Lock(exclusive: false))
+            var held = await repository.LockAsync(BackupLockKind.Write, cancellationToken).ConfigureAwait(false);
+            await using (held.ConfigureAwait(false))
             {
                 manifest = await RunAloneAsync(options, engine, repository, time, cancellationToken).ConfigureAwait(false);
             }
@@ -133,7 +134,8 @@ public static class NodeBackup
         // The backup is saved whatever becomes of the prune: its failure is reported beside it, not as the backup's.
         try
         {
-            return (manifest, await Task.Run(() => new BackupRepository(destination).Prune(retention, cancellationToken), cancellationToken).ConfigureAwait(false));
+            using var repository = BackupRepository.Open(destination, time);
+            return (manifest, await repository.PruneAsync(retention, cancellationToken).ConfigureAwait(false));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or JsonException or ArgumentException)
         {
@@ -145,7 +147,7 @@ public static class NodeBackup
     private static void CheckOutsideData(LogwellOptions options, BackupRepository repository)
     {
         var data = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.DataDirectory));
-        if (repository.Root == data || repository.Root.StartsWith(data + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        if (repository.Storage is DirectoryBackupStorage { Root: var root } && (root == data || root.StartsWith(data + Path.DirectorySeparatorChar, StringComparison.Ordinal)))
         {
             throw new ArgumentException($"a backup cannot go inside the data directory it copies ({data})");
         }
@@ -244,7 +246,7 @@ public static class NodeBackup
             }
         }
         var manifest = new BackupManifest(id, created, data, files) { NewObjects = newObjects, NewStoredBytes = newBytes, Damaged = damaged.Count > 0 ? damaged : null };
-        repository.Save(manifest);
+        await repository.SaveAsync(manifest, cancellationToken).ConfigureAwait(false);
         return manifest;
     }
 

@@ -82,16 +82,27 @@ public static class BuiltinTasks
     }
 
     /// <summary>
-    /// <c>{"to": "/absolute/directory", "keep_last", "keep_daily", "keep_weekly"}</c>, as the task's arguments and as the
-    /// backup endpoint's body.
+    /// <c>{"to": "/absolute/directory" or "s3://bucket/prefix", "keep_last", "keep_daily", "keep_weekly"}</c>, as the
+    /// task's arguments and as the backup endpoint's body.
     /// </summary>
-    /// <exception cref="FormatException">No absolute directory, or a keep rule that is no whole number ≥ 0.</exception>
+    /// <exception cref="FormatException">No absolute directory or bucket, or a keep rule that is no whole number ≥ 0.</exception>
     public static (string To, BackupRetention Retention) BackupRequest(JsonElement root)
     {
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("to", out var to) || to.ValueKind != JsonValueKind.String
-            || to.GetString() is not { Length: > 0 } directory || !Path.IsPathFullyQualified(directory))
+            || to.GetString() is not { Length: > 0 } directory || !(Path.IsPathFullyQualified(directory) || S3BackupStorage.Names(directory)))
         {
-            throw new FormatException("{\"to\": \"/absolute/directory\"} is required: where on the node's machine the backup goes");
+            throw new FormatException("{\"to\": \"/absolute/directory\"} or {\"to\": \"s3://bucket/prefix\"} is required: where the backup goes (a directory on the node's machine, or a bucket)");
+        }
+        if (S3BackupStorage.Names(directory))
+        {
+            try
+            {
+                S3BackupStorage.Parse(directory);
+            }
+            catch (ArgumentException e)
+            {
+                throw new FormatException(e.Message, e);
+            }
         }
         var keep = new int[3];
         string[] names = ["keep_last", "keep_daily", "keep_weekly"];

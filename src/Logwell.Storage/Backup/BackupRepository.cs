@@ -46,49 +46,30 @@ public sealed record BackupManifest(string Id, DateTimeOffset Created, string So
 }
 
 /// <summary>
-/// A directory of backups: <c>objects/ab/abcdef….zst</c> holds each distinct file content once, compressed with zstd
-/// and named by the SHA-256 of the content, and <c>backups/ID.json</c> lists a backup's files by those names. Segments
-/// never change once written, so a backup after the first stores only the segments and logs that are new, and a chain
-/// of backups costs little more than its largest member. Objects are written to a temporary file and renamed, and a
-/// backup's list is written last: a backup interrupted half way leaves no list, only objects a later one may reuse.
+/// A repository of backups in a directory or a bucket (<see cref="IBackupStorage"/>): <c>objects/ab/abcdef….zst</c>
+/// holds each distinct file content once, compressed with zstd and named by the SHA-256 of the content, and
+/// <c>backups/ID.json</c> lists a backup's files by those names. Segments never change once written, so a backup after
+/// the first stores only the segments and logs that are new, and a chain of backups costs little more than its largest
+/// member. Objects are stored whole or not at all, and a backup's list is written last: a backup interrupted half way
+/// leaves no list, only objects a later one may reuse.
 /// </summary>
-public sealed class BackupRepository(string root)
+public sealed class BackupRepository(IBackupStorage storage) : IDisposable
 {
-    private const string ObjectsDirectory = "objects";
-    private const string BackupsDirectory = "backups";
+    private const string ObjectsPrefix = "objects/";
+    private const string BackupsPrefix = "backups/";
 
-    public string Root { get; } = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(root));
+    /// <summary>The repository at <paramref name="destination"/>: <c>s3://bucket[/prefix]</c>, or a directory.</summary>
+    public static BackupRepository Open(string destination, TimeProvider time) =>
+        new(S3BackupStorage.Names(destination) ? S3BackupStorage.Open(destination, time) : new DirectoryBackupStorage(destination));
 
-    /// <summary>Files and directories of a backup hold the node's data and credential: its owner alone reads them.</summary>
-    private static readonly UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    public IBackupStorage Storage { get; } = storage;
 
-    private static readonly UnixFileMode PrivateDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    /// <summary>The destination as the user names it.</summary>
+    public string Location => Storage.Location;
 
-    private static void CreatePrivateDirectory(string path)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            Directory.CreateDirectory(path);
-        }
-        else
-        {
-            Directory.CreateDirectory(path, PrivateDirectory);
-        }
-    }
+    private static string ObjectKey(string sha256) => $"{ObjectsPrefix}{sha256[..2]}/{sha256}.zst";
 
-    private static FileStream CreatePrivateFile(string path, FileMode mode)
-    {
-        var options = new FileStreamOptions { Mode = mode, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 1 << 16, Options = FileOptions.Asynchronous };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = PrivateFile;
-        }
-        return new FileStream(path, options);
-    }
-
-    private string ObjectPath(string sha256) => System.IO.Path.Combine(Root, ObjectsDirectory, sha256[..2], sha256 + ".zst");
-
-    private string ManifestPath(string id) => System.IO.Path.Combine(Root, BackupsDirectory, id + ".json");
+    private static string ManifestKey(string id) => $"{BackupsPrefix}{id}.json";
 
     /// <summary>
     /// Stores the first <paramref name="length"/> bytes of <paramref name="content"/> (all of it when null) as the file
@@ -98,8 +79,6 @@ public sealed class BackupRepository(string root)
     /// </summary>
     public async Task<(BackupFile File, int NewObjects, long NewStoredBytes)> AddAsync(string path, Stream content, long? length, CancellationToken cancellationToken, int? chunkBytes = null)
     {
-        CreatePrivateDirectory(Root);
-        CreatePrivateDirectory(System.IO.Path.Combine(Root, ObjectsDirectory));
         using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var chunks = new List<BackupChunk>();
         long bytes = 0, stored = 0, added = 0;
@@ -146,14 +125,15 @@ public sealed class BackupRepository(string root)
     /// <param name="keepEmpty">Store nothing read as an (empty) object too; else nothing is stored for it.</param>
     private async Task<(BackupChunk Chunk, bool New)> StoreObjectAsync(Stream content, long limit, IncrementalHash whole, byte[] buffer, bool keepEmpty, CancellationToken cancellationToken)
     {
-        var temporary = System.IO.Path.Combine(Root, ObjectsDirectory, $".{Guid.NewGuid():N}.tmp");
+        // Compressed into a temporary file first: the object's name is the checksum of its content, known at the end.
+        var temporary = TemporaryPath();
         long bytes = 0;
         try
         {
             string sha;
             using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
             {
-                await using (var output = CreatePrivateFile(temporary, FileMode.CreateNew))
+                await using (var output = DirectoryBackupStorage.CreatePrivateFile(temporary, FileMode.CreateNew))
                 {
                     await using (var zstd = new ZstdSharp.CompressionStream(output, 3, leaveOpen: true))
                     {
@@ -179,23 +159,15 @@ public sealed class BackupRepository(string root)
             {
                 return (new BackupChunk(sha, 0, 0), false);
             }
-            var target = ObjectPath(sha);
-            if (File.Exists(target))
+            var key = ObjectKey(sha);
+            if (await Storage.SizeAsync(key, cancellationToken).ConfigureAwait(false) is { } size)
             {
-                return (new BackupChunk(sha, bytes, new FileInfo(target).Length), false);
+                return (new BackupChunk(sha, bytes, size), false);
             }
-            CreatePrivateDirectory(System.IO.Path.GetDirectoryName(target)!);
-            try
-            {
-                File.Move(temporary, target);
-            }
-            catch (IOException) when (File.Exists(target))
-            {
-                // Another backup stored the same content a moment ago.
-                return (new BackupChunk(sha, bytes, new FileInfo(target).Length), false);
-            }
-            DurableFile.SyncDirectory(System.IO.Path.GetDirectoryName(target)!);
-            return (new BackupChunk(sha, bytes, new FileInfo(target).Length), true);
+            var storedBytes = new FileInfo(temporary).Length;
+            // Another backup storing the same content at once writes the same bytes: either is whole.
+            await Storage.PutAsync(key, temporary, cancellationToken).ConfigureAwait(false);
+            return (new BackupChunk(sha, bytes, storedBytes), true);
         }
         finally
         {
@@ -206,168 +178,159 @@ public sealed class BackupRepository(string root)
         }
     }
 
-    /// <summary>A path for a temporary file inside the repository (made, private, if it is not there yet).</summary>
-    public string TemporaryPath()
-    {
-        CreatePrivateDirectory(Root);
-        return System.IO.Path.Combine(Root, $".{Guid.NewGuid():N}.tmp");
-    }
+    /// <summary>A path for a private temporary file (in the repository itself when it is a directory).</summary>
+    public string TemporaryPath() => System.IO.Path.Combine(Storage.ScratchDirectory(), $".{Guid.NewGuid():N}.tmp");
 
     /// <summary>Records a backup: from here on it is listed and can be restored.</summary>
-    public void Save(BackupManifest manifest)
+    public async Task SaveAsync(BackupManifest manifest, CancellationToken cancellationToken)
     {
-        CreatePrivateDirectory(System.IO.Path.Combine(Root, BackupsDirectory));
-        DurableFile.WriteAtomically(ManifestPath(manifest.Id), JsonSerializer.SerializeToUtf8Bytes(manifest, BackupJson.Default.BackupManifest));
-    }
-
-    /// <summary>
-    /// Holds the repository's lock file until disposed: shared by backups (several may write at once: objects are
-    /// content-addressed and renamed into place whole), exclusive for a prune, which must not delete an object a backup
-    /// in progress has found already stored and is about to list. An advisory lock (flock) on <c>lock</c>; it is let
-    /// go when the process ends, however it ends.
-    /// </summary>
-    /// <exception cref="IOException">The other kind of holder has it now.</exception>
-    public IDisposable Lock(bool exclusive)
-    {
-        CreatePrivateDirectory(Root);
-        var path = System.IO.Path.Combine(Root, "lock");
-        if (!File.Exists(path))
-        {
-            // Made without taking a lock of its own, so two first lockers do not refuse each other.
-            var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Read, Share = FileShare.ReadWrite };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = PrivateFile;
-            }
-            using (new FileStream(path, options))
-            {
-            }
-        }
+        var temporary = TemporaryPath();
         try
         {
-            // FileShare.None takes flock's exclusive lock, reading with others allowed its shared one.
-            return exclusive
-                ? new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None)
-                : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            await using (var output = DirectoryBackupStorage.CreatePrivateFile(temporary, FileMode.CreateNew))
+            {
+                await JsonSerializer.SerializeAsync(output, manifest, BackupJson.Default.BackupManifest, cancellationToken).ConfigureAwait(false);
+                await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                output.Flush(flushToDisk: true);
+            }
+            await Storage.PutAsync(ManifestKey(manifest.Id), temporary, cancellationToken).ConfigureAwait(false);
         }
-        catch (IOException e) when (e is not FileNotFoundException)
+        finally
         {
-            throw new BackupBusyException(exclusive
-                ? $"a backup is being written to {Root}; prune it when the backup is done"
-                : $"{Root} is being pruned; back up when the prune is done", e);
+            if (File.Exists(temporary))
+            {
+                File.Delete(temporary);
+            }
         }
     }
 
     /// <summary>
-    /// The shared lock for reading the repository (a restore, a verify), so that no prune deletes what is being read;
-    /// null on a repository this process cannot write (a read-only share), where no prune can run from here either.
+    /// Holds the repository until disposed: shared by backups (several may write at once: objects are content-addressed
+    /// and stored whole) and by readers, alone for a prune, which must not delete an object a backup in progress has
+    /// found already stored and is about to list. A reader that cannot take a lock here (read-only access) holds none.
     /// </summary>
-    public IDisposable? LockForReading()
-    {
-        if (!Directory.Exists(Root))
-        {
-            return null;
-        }
-        try
-        {
-            return Lock(exclusive: false);
-        }
-        catch (Exception e) when (e is UnauthorizedAccessException || (e is IOException and not BackupBusyException && Directory.Exists(Root)))
-        {
-            return null;
-        }
-    }
+    /// <exception cref="BackupBusyException">The other kind of holder has it now.</exception>
+    public Task<IAsyncDisposable> LockAsync(BackupLockKind kind, CancellationToken cancellationToken) => Storage.LockAsync(kind, cancellationToken);
 
     /// <summary>
     /// Deletes the backups <paramref name="retention"/> does not keep, then every object no remaining backup lists and
     /// what interrupted backups left. Lists go first, so a prune cut short leaves only unlisted objects, which the next
     /// one deletes; every remaining backup stays whole.
     /// </summary>
-    public PruneResult Prune(BackupRetention retention, CancellationToken cancellationToken)
+    public async Task<PruneResult> PruneAsync(BackupRetention retention, CancellationToken cancellationToken)
     {
-        using var held = Lock(exclusive: true);
-        var all = List();
-        var keep = retention.Keep(all);
-        var removed = new List<string>();
-        foreach (var manifest in all.Where(m => !keep.Contains(m.Id)))
+        var held = await LockAsync(BackupLockKind.Prune, cancellationToken).ConfigureAwait(false);
+        await using (held.ConfigureAwait(false))
         {
-            File.Delete(ManifestPath(manifest.Id));
-            removed.Add(manifest.Id);
-        }
-        if (removed.Count > 0)
-        {
-            DurableFile.SyncDirectory(System.IO.Path.Combine(Root, BackupsDirectory));
-        }
-        var listed = new HashSet<string>(all.Where(m => keep.Contains(m.Id)).SelectMany(m => m.Files.SelectMany(f => f.Objects.Select(o => o.Sha256))), StringComparer.Ordinal);
-        var objects = 0;
-        long freed = 0;
-        var directory = System.IO.Path.Combine(Root, ObjectsDirectory);
-        if (Directory.Exists(directory))
-        {
-            foreach (var file in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories))
+            var all = await ListAsync(cancellationToken).ConfigureAwait(false);
+            var keep = retention.Keep(all);
+            var removed = new List<string>();
+            foreach (var manifest in all.Where(m => !keep.Contains(m.Id)))
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var name = System.IO.Path.GetFileName(file);
+                await Storage.DeleteAsync(ManifestKey(manifest.Id), cancellationToken).ConfigureAwait(false);
+                removed.Add(manifest.Id);
+            }
+            var listed = new HashSet<string>(all.Where(m => keep.Contains(m.Id)).SelectMany(m => m.Files.SelectMany(f => f.Objects.Select(o => o.Sha256))), StringComparer.Ordinal);
+            var objects = 0;
+            long freed = 0;
+            var unlisted = new List<StoredObject>();
+            await foreach (var item in Storage.ListAsync(ObjectsPrefix, cancellationToken).ConfigureAwait(false))
+            {
+                var name = item.Key[(item.Key.LastIndexOf('/') + 1)..];
                 var stale = name.StartsWith('.') && name.EndsWith(".tmp", StringComparison.Ordinal);
                 if (stale || (name.EndsWith(".zst", StringComparison.Ordinal) && !listed.Contains(name[..^4])))
                 {
-                    freed += new FileInfo(file).Length;
-                    File.Delete(file);
+                    unlisted.Add(item);
                     objects += stale ? 0 : 1;
+                    freed += item.Size;
                 }
             }
+            foreach (var item in unlisted)
+            {
+                await Storage.DeleteAsync(item.Key, cancellationToken).ConfigureAwait(false);
+            }
+            if (Storage is DirectoryBackupStorage directory)
+            {
+                // What killed backups left beside the objects.
+                foreach (var file in Directory.EnumerateFiles(directory.Root, ".*.tmp"))
+                {
+                    File.Delete(file);
+                }
+            }
+            return new PruneResult(removed, keep.Count, objects, freed);
         }
-        foreach (var file in Directory.EnumerateFiles(Root, ".*.tmp"))
-        {
-            File.Delete(file);
-        }
-        return new PruneResult(removed, keep.Count, objects, freed);
     }
 
     /// <summary>Every backup in the repository, oldest first.</summary>
-    public IReadOnlyList<BackupManifest> List()
+    public async Task<IReadOnlyList<BackupManifest>> ListAsync(CancellationToken cancellationToken)
     {
-        var directory = System.IO.Path.Combine(Root, BackupsDirectory);
-        if (!Directory.Exists(directory))
+        var manifests = new List<BackupManifest>();
+        foreach (var id in await IdsAsync(cancellationToken).ConfigureAwait(false))
         {
-            return [];
+            manifests.Add(await LoadAsync(id, cancellationToken).ConfigureAwait(false));
         }
-        return [.. Directory.EnumerateFiles(directory, "*.json").Select(f => Load(System.IO.Path.GetFileNameWithoutExtension(f))).OrderBy(m => m.Created).ThenBy(m => m.Id, StringComparer.Ordinal)];
+        return [.. manifests.OrderBy(m => m.Created).ThenBy(m => m.Id, StringComparer.Ordinal)];
+    }
+
+    private async Task<List<string>> IdsAsync(CancellationToken cancellationToken)
+    {
+        var ids = new List<string>();
+        await foreach (var item in Storage.ListAsync(BackupsPrefix, cancellationToken).ConfigureAwait(false))
+        {
+            var name = item.Key[BackupsPrefix.Length..];
+            if (name.EndsWith(".json", StringComparison.Ordinal) && !name.StartsWith('.') && !name.Contains('/', StringComparison.Ordinal))
+            {
+                ids.Add(name[..^5]);
+            }
+        }
+        return ids;
     }
 
     /// <summary>The newest backup without reading the others (ids begin with their UTC time); null when there is none.</summary>
-    public BackupManifest? Newest()
+    public async Task<BackupManifest?> NewestAsync(CancellationToken cancellationToken)
     {
-        var directory = System.IO.Path.Combine(Root, BackupsDirectory);
-        var newest = Directory.Exists(directory) ? Directory.EnumerateFiles(directory, "*.json").Max(StringComparer.Ordinal) : null;
-        return newest is null ? null : Load(System.IO.Path.GetFileNameWithoutExtension(newest));
+        var newest = (await IdsAsync(cancellationToken).ConfigureAwait(false)).Max(StringComparer.Ordinal);
+        return newest is null ? null : await LoadAsync(newest, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>A backup by its id; the newest for null.</summary>
-    public BackupManifest Load(string? id)
+    public async Task<BackupManifest> LoadAsync(string? id, CancellationToken cancellationToken)
     {
         if (id is null)
         {
-            return List() is { Count: > 0 } all ? all[^1] : throw new FileNotFoundException($"{Root} holds no backup");
+            return await ListAsync(cancellationToken).ConfigureAwait(false) is { Count: > 0 } all ? all[^1] : throw new FileNotFoundException($"{Location} holds no backup");
         }
         if (id.Length == 0 || id.IndexOfAny(['/', '\\']) >= 0 || id.StartsWith('.'))
         {
             throw new ArgumentException($"'{id}' is no backup id");
         }
-        var path = ManifestPath(id);
-        if (!File.Exists(path))
+        var key = ManifestKey(id);
+        BackupManifest? manifest;
+        try
         {
-            throw new FileNotFoundException($"{Root} holds no backup {id}");
+            await using var input = await Storage.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
+            manifest = await JsonSerializer.DeserializeAsync(input, BackupJson.Default.BackupManifest, cancellationToken).ConfigureAwait(false);
         }
-        var manifest = JsonSerializer.Deserialize(File.ReadAllBytes(path), BackupJson.Default.BackupManifest) ?? throw new InvalidDataException($"{path} is empty");
+        catch (FileNotFoundException e)
+        {
+            throw new FileNotFoundException($"{Location} holds no backup {id}", e);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{Location}/{key} is no backup list: {e.Message}", e);
+        }
+        if (manifest is null)
+        {
+            throw new InvalidDataException($"{Location}/{key} is empty");
+        }
         if (manifest.Version > BackupManifest.CurrentVersion)
         {
-            throw new InvalidDataException($"{path} is a backup of format {manifest.Version}, newer than this Logwell reads ({BackupManifest.CurrentVersion}): restore it with a newer release");
+            throw new InvalidDataException($"{Location}/{key} is a backup of format {manifest.Version}, newer than this Logwell reads ({BackupManifest.CurrentVersion}): restore it with a newer release");
         }
         static bool IsSha(string sha) => sha.Length == 64 && sha.All(char.IsAsciiHexDigitLower);
         if (manifest.Files.FirstOrDefault(f => !IsSha(f.Sha256) || !f.Objects.All(o => IsSha(o.Sha256))) is { } bad)
         {
-            throw new InvalidDataException($"{path} names {bad.Path} by an object name that is no SHA-256");
+            throw new InvalidDataException($"{Location}/{key} names {bad.Path} by an object name that is no SHA-256");
         }
         return manifest;
     }
@@ -460,9 +423,9 @@ public sealed class BackupRepository(string root)
             {
                 throw new InvalidDataException($"backup {manifest.Id} names a file outside the data directory: {file.Path}");
             }
-            CreatePrivateDirectory(System.IO.Path.GetDirectoryName(target)!);
+            DirectoryBackupStorage.CreatePrivateDirectory(System.IO.Path.GetDirectoryName(target)!);
             var temporary = target + ".restoring";
-            await using (var output = CreatePrivateFile(temporary, FileMode.Create))
+            await using (var output = DirectoryBackupStorage.CreatePrivateFile(temporary, FileMode.Create))
             {
                 if (rewritten.TryGetValue(file.Path, out var content))
                 {
@@ -504,7 +467,7 @@ public sealed class BackupRepository(string root)
             var replaced = System.IO.Path.Combine(into, "replaced", name);
             if (Directory.Exists(live))
             {
-                CreatePrivateDirectory(System.IO.Path.GetDirectoryName(replaced)!);
+                DirectoryBackupStorage.CreatePrivateDirectory(System.IO.Path.GetDirectoryName(replaced)!);
                 Directory.Move(live, replaced);
             }
             Directory.CreateDirectory(System.IO.Path.GetDirectoryName(live)!);
@@ -513,7 +476,7 @@ public sealed class BackupRepository(string root)
         foreach (var file in restored.Where(f => IndexSetOf(f.Path) is null))
         {
             var target = System.IO.Path.Combine(root, file.Path);
-            CreatePrivateDirectory(System.IO.Path.GetDirectoryName(target)!);
+            DirectoryBackupStorage.CreatePrivateDirectory(System.IO.Path.GetDirectoryName(target)!);
             if (file.Path.EndsWith(".db", StringComparison.Ordinal))
             {
                 // The database's own log beside it would be replayed onto the restored file.
@@ -595,18 +558,16 @@ public sealed class BackupRepository(string root)
             : null;
     }
 
+    public void Dispose() => Storage.Dispose();
+
     private async Task<string?> ReadObjectAsync(BackupFile file, BackupChunk chunk, IncrementalHash whole, Stream? output, CancellationToken cancellationToken)
     {
-        var path = ObjectPath(chunk.Sha256);
-        if (!File.Exists(path))
-        {
-            return $"{file.Path}: its object {chunk.Sha256} is missing";
-        }
+        var key = ObjectKey(chunk.Sha256);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         long bytes = 0;
         try
         {
-            await using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
+            await using var input = await Storage.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
             await using var zstd = new ZstdSharp.DecompressionStream(input);
             var buffer = new byte[1 << 16];
             while (true)
@@ -624,6 +585,10 @@ public sealed class BackupRepository(string root)
                     await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
                 }
             }
+        }
+        catch (FileNotFoundException)
+        {
+            return $"{file.Path}: its object {chunk.Sha256} is missing";
         }
         catch (Exception e) when (e is IOException or ZstdSharp.ZstdException or InvalidDataException)
         {

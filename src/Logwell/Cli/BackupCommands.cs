@@ -14,13 +14,14 @@ internal static class BackupCommands
 {
     public static Command Backup(Option<string> server)
     {
-        var to = new Option<string>("--to") { Description = "the backup directory, on the node's machine (a local disk or a mounted share)", Required = true };
+        var to = new Option<string>("--to") { Description = "where to: a directory on the node's machine (a local disk or a mounted share), or s3://bucket/prefix (with the node's AWS credentials)", Required = true };
         var (last, daily, weekly) = KeepOptions();
         var backup = new Command("backup", "Back up the node while it serves: every index set at one point, its SQLite databases, its credential; only what earlier backups in the directory lack is written. With --keep-*, the backups there that are not kept are pruned afterwards.") { to, last, daily, weekly };
         backup.SetAction((result, ct) => ClientCommands.Guard(async () =>
         {
             using var client = ClientCommands.CreateClient(result, server);
-            var request = new Dictionary<string, object> { ["to"] = Path.GetFullPath(result.GetValue(to)!) };
+            var destination = result.GetValue(to)!;
+            var request = new Dictionary<string, object> { ["to"] = S3BackupStorage.Names(destination) ? destination : Path.GetFullPath(destination) };
             foreach (var (option, name) in new[] { (last, "keep_last"), (daily, "keep_daily"), (weekly, "keep_weekly") })
             {
                 if (result.GetValue(option) is { } keep)
@@ -58,28 +59,30 @@ internal static class BackupCommands
             return 0;
         }));
 
-        var listFrom = new Option<string>("--from") { Description = "the backup directory", Required = true };
+        var listFrom = new Option<string>("--from") { Description = "the backup directory or s3://bucket/prefix", Required = true };
         var list = new Command("list", "List the backups in a directory, oldest first.") { listFrom };
-        list.SetAction((result, ct) => ClientCommands.Guard(() =>
+        list.SetAction((result, ct) => ClientCommands.Guard(async () =>
         {
-            var repository = new BackupRepository(result.GetValue(listFrom)!);
+            using var repository = BackupRepository.Open(result.GetValue(listFrom)!, Settings.Time);
+            var manifests = await repository.ListAsync(ct).ConfigureAwait(false);
             Console.WriteLine("ID                         CREATED (UTC)         FILES          BYTES    NEW BYTES");
-            foreach (var manifest in repository.List())
+            foreach (var manifest in manifests)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{manifest.Id,-26} {manifest.Created.UtcDateTime:yyyy-MM-dd HH:mm:ss} {manifest.Files.Count,7} {manifest.Bytes,14:N0} {manifest.NewStoredBytes,12:N0}{(manifest.Damaged is { Count: > 0 } d ? $"  holds {d.Count} damaged segments" : "")}"));
             }
-            return Task.FromResult(0);
+            return 0;
         }));
 
-        var verifyFrom = new Option<string>("--from") { Description = "the backup directory (DIR, or DIR@ID for one backup; every backup without)", Required = true };
+        var verifyFrom = new Option<string>("--from") { Description = "the backup directory or s3://bucket/prefix (with @ID for one backup; every backup without)", Required = true };
         var verify = new Command("verify", "Re-read every file of the backups and check it against its checksum.") { verifyFrom };
         verify.SetAction((result, ct) => ClientCommands.Guard(async () =>
         {
             var (directory, id) = Split(result.GetValue(verifyFrom)!);
-            var repository = new BackupRepository(directory);
-            using var held = repository.LockForReading();
-            var manifests = id is null ? repository.List() : [repository.Load(id)];
+            using var repository = BackupRepository.Open(directory, Settings.Time);
+            var held = await repository.LockAsync(BackupLockKind.Read, ct).ConfigureAwait(false);
+            await using var _ = held.ConfigureAwait(false);
+            var manifests = id is null ? await repository.ListAsync(ct).ConfigureAwait(false) : [await repository.LoadAsync(id, ct).ConfigureAwait(false)];
             var failed = 0;
             foreach (var manifest in manifests)
             {
@@ -93,26 +96,26 @@ internal static class BackupCommands
             }
             return failed == 0 ? 0 : 2;
         }));
-        var pruneFrom = new Option<string>("--from") { Description = "the backup directory", Required = true };
+        var pruneFrom = new Option<string>("--from") { Description = "the backup directory or s3://bucket/prefix", Required = true };
         var (pruneLast, pruneDaily, pruneWeekly) = KeepOptions();
         var prune = new Command("prune", "Delete the backups the --keep-* rules do not keep (the newest is always kept), then the stored files no remaining backup lists.") { pruneFrom, pruneLast, pruneDaily, pruneWeekly };
-        prune.SetAction((result, ct) => ClientCommands.Guard(() =>
+        prune.SetAction((result, ct) => ClientCommands.Guard(async () =>
         {
             var retention = new BackupRetention(result.GetValue(pruneLast) ?? 0, result.GetValue(pruneDaily) ?? 0, result.GetValue(pruneWeekly) ?? 0);
             if (!retention.KeepsAnything)
             {
                 Console.Error.WriteLine("error: say what to keep: --keep-last, --keep-daily and/or --keep-weekly");
-                return Task.FromResult(1);
+                return 1;
             }
-            var repository = new BackupRepository(result.GetValue(pruneFrom)!);
-            var pruned = repository.Prune(retention, ct);
+            using var repository = BackupRepository.Open(result.GetValue(pruneFrom)!, Settings.Time);
+            var pruned = await repository.PruneAsync(retention, ct).ConfigureAwait(false);
             foreach (var id in pruned.Removed)
             {
                 Console.WriteLine($"removed {id}");
             }
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{pruned.Removed.Count} backups removed, {pruned.Kept} kept; {pruned.RemovedObjects} stored files, {pruned.FreedBytes:N0} bytes freed"));
-            return Task.FromResult(0);
+            return 0;
         }));
         backup.Subcommands.Add(list);
         backup.Subcommands.Add(verify);
@@ -122,7 +125,7 @@ internal static class BackupCommands
 
     public static Command Restore()
     {
-        var from = new Option<string>("--from") { Description = "the backup directory, DIR or DIR@ID (default: its newest backup)", Required = true };
+        var from = new Option<string>("--from") { Description = "the backup directory or s3://bucket/prefix, with @ID for one backup (default: the newest)", Required = true };
         var data = new Option<string>("--data") { Description = "the data directory to restore into (empty, or made)", Required = true };
         var force = new Option<bool>("--force") { Description = "restore into a data directory that is not empty (its node stopped): each index set the backup holds replaces the one there as a whole, the databases are written over" };
         var index = new Option<string[]>("--index") { Description = "restore only these index sets (repeat the option); the databases are left as they are", AllowMultipleArgumentsPerToken = true };
@@ -131,9 +134,10 @@ internal static class BackupCommands
         restore.SetAction((result, ct) => ClientCommands.Guard(async () =>
         {
             var (directory, id) = Split(result.GetValue(from)!);
-            var repository = new BackupRepository(directory);
-            using var reading = repository.LockForReading();
-            var manifest = repository.Load(id);
+            using var repository = BackupRepository.Open(directory, Settings.Time);
+            var reading = await repository.LockAsync(BackupLockKind.Read, ct).ConfigureAwait(false);
+            await using var _ = reading.ConfigureAwait(false);
+            var manifest = await repository.LoadAsync(id, ct).ConfigureAwait(false);
             var target = Path.GetFullPath(result.GetValue(data)!);
             if (!BackupRepository.IsEmptyDataDirectory(target) && !result.GetValue(force))
             {
