@@ -481,5 +481,11 @@ public sealed class RedisTaskQueue : ITaskQueue
         return values[0].IsNull ? null : ((string)values[0]!, (int)values[1], values[2].IsNull ? null : (string?)values[2]);
     }
 
+    public async Task<(string Name, string Arguments)?> DescribeAsync(long id, CancellationToken cancellationToken = default)
+    {
+        var values = await _db.HashGetAsync(_prefix + "task:" + id.ToString(CultureInfo.InvariantCulture), ["name", "args"]).ConfigureAwait(false);
+        return values[0].IsNull ? null : ((string)values[0]!, values[1].IsNull ? "" : (string)values[1]!);
+    }
+
     public async ValueTask DisposeAsync() => await _redis.DisposeAsync().ConfigureAwait(false);
 }

@@ -465,6 +465,16 @@ public sealed class SqliteTaskQueue : ITaskQueue
         return reader.Read() ? (reader.GetString(0), reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2)) : null;
     }, cancellationToken);
 
+    public Task<(string Name, string Arguments)?> DescribeAsync(long id, CancellationToken cancellationToken = default) => Task.Run<(string, string)?>(() =>
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT name, args FROM tasks WHERE id = $id";
+        command.Parameters.AddWithValue("$id", id);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? (reader.GetString(0), reader.GetString(1)) : null;
+    }, cancellationToken);
+
     public ValueTask DisposeAsync()
     {
         SqliteConnection.ClearAllPools();

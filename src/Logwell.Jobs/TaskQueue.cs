@@ -110,6 +110,9 @@ public interface ITaskQueue : IAsyncDisposable
 
     /// <summary>A task's state, attempts so far and last error; null when there is no such task.</summary>
     Task<(string State, int Attempts, string? LastError)?> InspectAsync(long id, CancellationToken cancellationToken = default);
+
+    /// <summary>A task's name and arguments (what it is for); null when there is no such task.</summary>
+    Task<(string Name, string Arguments)?> DescribeAsync(long id, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Retry delays: exponential from a base, capped, with full jitter (a uniform draw below the bound).</summary>

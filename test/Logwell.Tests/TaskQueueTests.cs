@@ -60,7 +60,9 @@ public sealed class TaskQueueTests
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var file = TestQueue.Create(backend, time);
         var queue = file.Queue;
-        var id = await queue.EnqueueAsync(new TaskRequest("flaky", "{}") { MaxRetries = 2 });
+        var id = await queue.EnqueueAsync(new TaskRequest("flaky", "{\"n\": 1}") { MaxRetries = 2 });
+        Assert.Equal(("flaky", "{\"n\": 1}"), (await queue.DescribeAsync(id))!.Value);
+        Assert.Null(await queue.DescribeAsync(id + 1_000));
         for (var attempt = 1; attempt <= 3; attempt++)
         {
             LeasedTask? task = null;

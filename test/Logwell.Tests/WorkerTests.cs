@@ -265,6 +265,7 @@ public sealed class WorkerTests
         public Task<DateTimeOffset?> LastSlotAsync(string entry, CancellationToken cancellationToken = default) => inner.LastSlotAsync(entry, cancellationToken);
         public Task<bool> IssueSlotAsync(ScheduledSlot slot, TaskRequest? request, CancellationToken cancellationToken = default) => inner.IssueSlotAsync(slot, request, cancellationToken);
         public Task<(string State, int Attempts, string? LastError)?> InspectAsync(long id, CancellationToken cancellationToken = default) => inner.InspectAsync(id, cancellationToken);
+        public Task<(string Name, string Arguments)?> DescribeAsync(long id, CancellationToken cancellationToken = default) => inner.DescribeAsync(id, cancellationToken);
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 

@@ -8,10 +8,11 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace Logwell.Server.Api;
 
-/// <summary><c>/api/v1/indexsets</c>: list, create, change retention (<c>PATCH</c>), delete.</summary>
+/// <summary><c>/api/v1/indexsets</c>: list, create, change retention and archiving (<c>PATCH</c>), delete.</summary>
 internal static class IndexSetEndpoints
 {
     public static void Map(IEndpointRouteBuilder routes)
@@ -80,6 +81,19 @@ internal static class IndexSetEndpoints
         writer.WriteNumber("segments", set.Segments);
         writer.WriteNumber("fields", set.Fields);
         writer.WriteNumber("max_fields", set.MaxFields);
+        if (set.ArchiveAfterDays is { } archiveAfter)
+        {
+            writer.WriteNumber("archive_after_days", archiveAfter);
+        }
+        if (set.Restored is { } restored)
+        {
+            writer.WriteStartObject("restored");
+            writer.WriteString("from", restored.From);
+            writer.WriteString("first_day", restored.FirstDay.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
+            writer.WriteString("last_day", restored.LastDay.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
+            writer.WriteString("expires", restored.Expires.UtcDateTime);
+            writer.WriteEndObject();
+        }
         WriteActions(writer, caller, set.Name);
         writer.WriteEndObject();
     }
@@ -182,39 +196,87 @@ internal static class IndexSetEndpoints
         }
         using var _ = body;
         var root = body.RootElement;
-        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("retention_days", out var daysElement))
+        if (root.ValueKind != JsonValueKind.Object || !root.EnumerateObject().Any(p => p.Name is "retention_days" or "archive_after_days"))
         {
-            await ErrorResponses.WriteAsync(context, 400, "expected a JSON object such as {\"retention_days\": 30}").ConfigureAwait(false);
+            await ErrorResponses.WriteAsync(context, 400, "expected a JSON object such as {\"retention_days\": 30} or {\"archive_after_days\": 7}").ConfigureAwait(false);
             return;
         }
         foreach (var property in root.EnumerateObject())
         {
-            if (property.Name != "retention_days")
+            if (property.Name is not ("retention_days" or "archive_after_days"))
             {
-                await ErrorResponses.WriteAsync(context, 400, $"'{property.Name}' cannot be changed; only 'retention_days' can").ConfigureAwait(false);
+                await ErrorResponses.WriteAsync(context, 400, $"'{property.Name}' cannot be changed; only 'retention_days' and 'archive_after_days' can").ConfigureAwait(false);
                 return;
             }
         }
-        if (daysElement.ValueKind != JsonValueKind.Number || !daysElement.TryGetInt32(out var days))
+        // Both read and checked before either is changed.
+        int? days = null;
+        if (root.TryGetProperty("retention_days", out var daysElement))
         {
-            await ErrorResponses.WriteAsync(context, 400, "'retention_days' must be a whole number of days").ConfigureAwait(false);
-            return;
+            if (daysElement.ValueKind != JsonValueKind.Number || !daysElement.TryGetInt32(out var number))
+            {
+                await ErrorResponses.WriteAsync(context, 400, "'retention_days' must be a whole number of days").ConfigureAwait(false);
+                return;
+            }
+            days = number;
         }
-        var (found, message, info) = await context.RequestServices.GetLogStore().SetRetentionAsync(name, days).ConfigureAwait(false);
-        if (!found)
+        var setArchive = root.TryGetProperty("archive_after_days", out var archiveElement);
+        int? after = null;
+        if (setArchive && archiveElement.ValueKind != JsonValueKind.Null)
         {
-            await ErrorResponses.WriteAsync(context, StatusCodes.Status404NotFound, $"index set '{name}' does not exist").ConfigureAwait(false);
-            return;
+            if (archiveElement.ValueKind != JsonValueKind.Number || !archiveElement.TryGetInt32(out var number))
+            {
+                await ErrorResponses.WriteAsync(context, 400, "'archive_after_days' must be a whole number of days, or null to stop archiving").ConfigureAwait(false);
+                return;
+            }
+            after = number;
         }
-        if (message is not null)
+        var engine = context.RequestServices.GetLogStore();
+        bool found;
+        string? message;
+        IndexSetInfo? info;
+        if (setArchive)
         {
-            await ErrorResponses.WriteAsync(context, StatusCodes.Status400BadRequest, message).ConfigureAwait(false);
+            if (engine is not LogEngine local)
+            {
+                await ErrorResponses.WriteAsync(context, 501, "this node keeps its events in ClickHouse: archive old partitions with ClickHouse's own TTL moves (docs/operations/backup-and-recovery.md)").ConfigureAwait(false);
+                return;
+            }
+            if (after is not null && context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value.ArchiveTo.Length == 0)
+            {
+                await ErrorResponses.WriteAsync(context, 400, "no archive is set up: set Logwell:ArchiveTo to a directory or s3://bucket/prefix first").ConfigureAwait(false);
+                return;
+            }
+            (found, message, info) = await local.ChangeAsync(name, days, setArchive: true, after).ConfigureAwait(false);
+        }
+        else
+        {
+            (found, message, info) = await engine.SetRetentionAsync(name, days!.Value).ConfigureAwait(false);
+        }
+        if (!await AnsweredAsync(context, name, found, message).ConfigureAwait(false))
+        {
             return;
         }
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
         WriteInfo(writer, info!, context.Caller().Rules.SpaceOf(name), context.Caller());
         await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether a change went through; else the 404 or 400 is written.</summary>
+    private static async Task<bool> AnsweredAsync(HttpContext context, string name, bool found, string? message)
+    {
+        if (!found)
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status404NotFound, $"index set '{name}' does not exist").ConfigureAwait(false);
+            return false;
+        }
+        if (message is not null)
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status400BadRequest, message).ConfigureAwait(false);
+            return false;
+        }
+        return true;
     }
 
     private static async Task DeleteAsync(HttpContext context, string name)

@@ -175,6 +175,7 @@ public static class LogwellApp
         SavedSearchEndpoints.Map(app);
         SupervisorEndpoints.Map(app);
         AccessEndpoints.Map(app);
+        ArchiveEndpoints.Map(app);
         app.MapPost("/api/v1/maintenance/retention", static async context =>
         {
             await context.RequestServices.GetLogStore().ApplyRetentionAsync(context.RequestAborted).ConfigureAwait(false);

@@ -287,6 +287,12 @@ public sealed record LogwellOptions
     /// <summary>The directory of <see cref="ExportDirectory"/>, made absolute.</summary>
     public string ExportPath => Path.GetFullPath(string.IsNullOrEmpty(ExportDirectory) ? Path.Combine(DataDirectory, "exports") : ExportDirectory);
 
+    /// <summary>
+    /// Where index sets with <c>archive_after_days</c> move their old days: an absolute directory (a local disk, a
+    /// mounted share) or <c>s3://bucket/prefix</c>; it may be the backup destination. Empty: no archive.
+    /// </summary>
+    public string ArchiveTo { get; init; } = "";
+
     /// <summary>Exports one user may have queued or running at once.</summary>
     public int ExportsPerUser { get; init; } = 3;
 
@@ -515,6 +521,23 @@ public sealed record LogwellOptions
         if (ExportMaxEvents < 1 || ExportsPerUser < 1 || ExportDownloadHours < 1 || ExportKeepDays < 1 || SyncExportMaxEvents < 1)
         {
             throw new ArgumentException("Logwell:ExportMaxEvents, ExportsPerUser, ExportDownloadHours, ExportKeepDays and SyncExportMaxEvents must be at least 1");
+        }
+        if (ArchiveTo.Length > 0)
+        {
+            try
+            {
+                Tasks.BuiltinTasks.Destination(ArchiveTo);
+            }
+            catch (FormatException e)
+            {
+                throw new ArgumentException($"Logwell:ArchiveTo: {e.Message}", e);
+            }
+            var data = Path.TrimEndingDirectorySeparator(Path.GetFullPath(DataDirectory));
+            if (!Storage.Backup.S3BackupStorage.Names(ArchiveTo) && Path.TrimEndingDirectorySeparator(Path.GetFullPath(ArchiveTo)) is var archive
+                && (archive == data || archive.StartsWith(data + Path.DirectorySeparatorChar, StringComparison.Ordinal)))
+            {
+                throw new ArgumentException($"Logwell:ArchiveTo ({ArchiveTo}) lies inside the data directory: the archive is to leave the hot disk");
+            }
         }
         foreach (var (name, entry) in Schedule)
         {

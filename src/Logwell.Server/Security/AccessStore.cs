@@ -304,6 +304,27 @@ public sealed class AccessStore(MetaDatabase database, TimeProvider time)
         return mask;
     }
 
+    /// <summary>
+    /// Gives <paramref name="target"/> the space and masking rules of <paramref name="source"/> (an index set restored
+    /// from its archive holds its events: it is read as they were).
+    /// </summary>
+    public void PlaceLike(string target, string source, string space)
+    {
+        PlaceIndexSet(target, space);
+        string? definition;
+        using (var connection = Database.Connect())
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = "SELECT definition FROM masking_rules WHERE indexset = @set";
+            command.Add("@set", source);
+            definition = command.ExecuteScalar() as string;
+        }
+        if (definition is not null)
+        {
+            SetMasking(target, definition);
+        }
+    }
+
     /// <summary>An index set's masking rules read from <paramref name="database"/> (null: none).</summary>
     public static ReadMask? MaskOf(MetaDatabase database, string indexSet)
     {

@@ -18,6 +18,8 @@ public static class BuiltinTasks
     public const string Merge = "store.merge";
     public const string RecoverLeases = "queues.recover";
     public const string Backup = "store.backup";
+    public const string Archive = "store.archive";
+    public const string ArchiveRestore = "store.archive_restore";
 
     /// <summary>The queues of the default deployment.</summary>
     public static readonly IReadOnlyList<string> Queues = ["default", "export", "pipeline", "schedule"];
@@ -36,6 +38,12 @@ public static class BuiltinTasks
             {
                 var (to, retention) = BackupArguments(task.Arguments);
                 return store.BackupAsync(to, retention, ct);
+            },
+            [Archive] = (_, ct) => store.ArchiveAsync(ct),
+            [ArchiveRestore] = (task, ct) =>
+            {
+                using var document = JsonDocument.Parse(task.Arguments);
+                return store.RestoreArchiveAsync(ArchiveRestoreRequest(document.RootElement, null), ct);
             },
             [RecoverLeases] = async (_, ct) =>
             {
@@ -63,6 +71,10 @@ public static class BuiltinTasks
             PeriodicTask.Interval(ExportCleanup, TimeSpan.FromMinutes(10), new TaskRequest(ExportCleanup, "{}", "schedule") { MaxRetries = 1 }),
             PeriodicTask.Interval(RecoverLeases, TimeSpan.FromMinutes(1), new TaskRequest(RecoverLeases, "{}", "schedule") { MaxRetries = 1 }),
         };
+        if (options.ArchiveTo.Length > 0)
+        {
+            entries.Add(PeriodicTask.Interval(Archive, TimeSpan.FromHours(1), new TaskRequest(Archive, "{}", "schedule") { MaxRetries = 1 }));
+        }
         foreach (var (name, entry) in options.Schedule.OrderBy(e => e.Key, StringComparer.Ordinal))
         {
             entries.Add(entry.ToPeriodicTask(name));
@@ -88,22 +100,11 @@ public static class BuiltinTasks
     /// <exception cref="FormatException">No absolute directory or bucket, or a keep rule that is no whole number ≥ 0.</exception>
     public static (string To, BackupRetention Retention) BackupRequest(JsonElement root)
     {
-        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("to", out var to) || to.ValueKind != JsonValueKind.String
-            || to.GetString() is not { Length: > 0 } directory || !(Path.IsPathFullyQualified(directory) || S3BackupStorage.Names(directory)))
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("to", out var to) || to.ValueKind != JsonValueKind.String)
         {
             throw new FormatException("{\"to\": \"/absolute/directory\"} or {\"to\": \"s3://bucket/prefix\"} is required: where the backup goes (a directory on the node's machine, or a bucket)");
         }
-        if (S3BackupStorage.Names(directory))
-        {
-            try
-            {
-                S3BackupStorage.Parse(directory);
-            }
-            catch (ArgumentException e)
-            {
-                throw new FormatException(e.Message, e);
-            }
-        }
+        var directory = Destination(to.GetString()!);
         var keep = new int[3];
         string[] names = ["keep_last", "keep_daily", "keep_weekly"];
         for (var i = 0; i < names.Length; i++)
@@ -114,6 +115,63 @@ public static class BuiltinTasks
             }
         }
         return (directory, new BackupRetention(keep[0], keep[1], keep[2]));
+    }
+
+    /// <summary>
+    /// <c>{"index", "from": "2026-10-01", "to": "2026-10-07", "as", "expire_days"}</c> (the index set from the route when
+    /// <paramref name="indexSet"/> is given): a range of archived days to restore as the index set <c>as</c>
+    /// (default <c>INDEX-restored</c>), deleted by itself after <c>expire_days</c> (default 7).
+    /// </summary>
+    /// <exception cref="FormatException">A field is missing or not what it should be.</exception>
+    public static ArchiveRestoreRequest ArchiveRestoreRequest(JsonElement root, string? indexSet)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new FormatException("expected a JSON object such as {\"from\": \"2026-10-01\", \"to\": \"2026-10-07\", \"as\": \"app-october\", \"expire_days\": 7}");
+        }
+        string? Text(string name) => root.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null
+            ? value.ValueKind == JsonValueKind.String ? value.GetString() : throw new FormatException($"'{name}' must be a string")
+            : null;
+        DateOnly Day(string name) => Text(name) is { } text && DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day)
+            ? day
+            : throw new FormatException($"'{name}' is required: a day such as 2026-10-01 (UTC)");
+        var index = indexSet ?? Text("index") ?? throw new FormatException("'index' is required: the index set whose archive to restore");
+        var from = Day("from");
+        var to = Day("to");
+        if (to < from)
+        {
+            throw new FormatException($"'to' ({to:yyyy-MM-dd}) is before 'from' ({from:yyyy-MM-dd})");
+        }
+        var expire = 7;
+        if (root.TryGetProperty("expire_days", out var days) && days.ValueKind != JsonValueKind.Null
+            && (days.ValueKind != JsonValueKind.Number || !days.TryGetInt32(out expire) || expire is < 1 or > 3650))
+        {
+            throw new FormatException("'expire_days' must be a whole number of days from 1 to 3650");
+        }
+        return new ArchiveRestoreRequest(index, from, to, Text("as") ?? $"{index}-restored", expire);
+    }
+
+    /// <summary>A backup or archive destination: an absolute directory, or <c>s3://bucket/prefix</c>.</summary>
+    /// <exception cref="FormatException">It is neither.</exception>
+    public static string Destination(string destination)
+    {
+        if (S3BackupStorage.Names(destination))
+        {
+            try
+            {
+                S3BackupStorage.Parse(destination);
+            }
+            catch (ArgumentException e)
+            {
+                throw new FormatException(e.Message, e);
+            }
+            return destination;
+        }
+        if (destination.Length == 0 || !Path.IsPathFullyQualified(destination))
+        {
+            throw new FormatException($"'{destination}' is neither an absolute directory on the node's machine nor s3://bucket/prefix");
+        }
+        return destination;
     }
 
     private static int Argument(LeasedTask task, string name, int fallback)

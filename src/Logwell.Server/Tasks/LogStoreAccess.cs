@@ -36,6 +36,12 @@ public interface ILogStoreAccess
 
     /// <summary>Backs the node up into a directory on its machine, then prunes there what <paramref name="retention"/> does not keep.</summary>
     Task BackupAsync(string to, BackupRetention retention, CancellationToken cancellationToken);
+
+    /// <summary>Moves the days past each index set's <c>archive_after_days</c> to the archive (a pass of <see cref="NodeArchive"/>).</summary>
+    Task ArchiveAsync(CancellationToken cancellationToken);
+
+    /// <summary>Restores archived days as an index set of their own.</summary>
+    Task RestoreArchiveAsync(ArchiveRestoreRequest request, CancellationToken cancellationToken);
 }
 
 /// <summary>The node's own log store, in this process.</summary>
@@ -86,6 +92,19 @@ public sealed class LocalLogStore(ILogStore logStore, LogwellOptions options, Ti
             throw new IOException($"the backup into {to} is saved, but the prune after it failed: {error}");
         }
     }
+
+    public async Task ArchiveAsync(CancellationToken cancellationToken)
+    {
+        var pass = await NodeArchive.RunAsync(options, logStore, time, cancellationToken).ConfigureAwait(false);
+        if (pass.Problems.Count > 0)
+        {
+            // What was archived stays archived; the task fails so that the problem is seen.
+            throw new IOException(string.Join("; ", pass.Problems));
+        }
+    }
+
+    public Task RestoreArchiveAsync(ArchiveRestoreRequest request, CancellationToken cancellationToken) =>
+        NodeArchive.RestoreAsync(options, logStore, request, time, cancellationToken);
 }
 
 /// <summary>A node's engine through its HTTP API (search pages as NDJSON, maintenance endpoints).</summary>
@@ -159,6 +178,26 @@ public sealed class HttpLogStore(HttpClient client) : ILogStoreAccess
             throw new IOException($"the backup into {to} is saved, but the prune after it failed: {error.GetString()}");
         }
     }
+
+    public async Task ArchiveAsync(CancellationToken cancellationToken)
+    {
+        var answer = await PostAsync("api/v1/maintenance/archive", null, cancellationToken).ConfigureAwait(false);
+        using var document = JsonDocument.Parse(answer);
+        if (document.RootElement.TryGetProperty("problems", out var problems) && problems.GetArrayLength() > 0)
+        {
+            throw new IOException(string.Join("; ", problems.EnumerateArray().Select(p => p.GetString())));
+        }
+    }
+
+    public Task RestoreArchiveAsync(ArchiveRestoreRequest request, CancellationToken cancellationToken) =>
+        PostAsync("api/v1/maintenance/archive-restore", System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["index"] = request.IndexSet,
+            ["from"] = request.From.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+            ["to"] = request.To.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+            ["as"] = request.As,
+            ["expire_days"] = request.ExpireDays,
+        }), cancellationToken);
 
     private async Task<string> PostAsync(string path, string? json, CancellationToken cancellationToken)
     {

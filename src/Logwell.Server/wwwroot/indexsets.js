@@ -1,5 +1,6 @@
-// The index sets page: counts, size and retention of each; create, change retention, delete; and the cleaning
-// pipeline editor with a live preview on sample lines.
+// The index sets page: counts, size and retention of each; create, change retention, delete; the cleaning
+// pipeline editor with a live preview on sample lines; and each index set's archive (archived days, restores into
+// search, the index sets restored from it).
 import { del, get, patch, post, put } from './api.js';
 import { can, canOn } from './session.js';
 import { confirmDialog, formatBytes, formatNumber, formatTime, h, replace, toast } from './util.js';
@@ -18,6 +19,8 @@ export function mount(root, params) {
   const days = h('input', { id: 'new-retention', type: 'number', min: 1, max: 36500, placeholder: 'default', 'aria-label': 'retention days' });
   const createError = h('p', { class: 'error', hidden: true });
   const editor = h('section', { id: 'pipeline-editor', class: 'panel', hidden: true });
+  const archivePanel = h('section', { id: 'archive-panel', class: 'panel', hidden: true });
+  let archiveTimer = 0;
   let previewTimer = 0;
   let previewRun = 0;
 
@@ -30,6 +33,7 @@ export function mount(root, params) {
     h('div', { class: 'table-scroll' }, h('table', { class: 'data-table' },
       h('thead', {}, h('tr', {}, ['Name', 'Events', 'On disk', 'Segments', 'Retention', 'Created', ''].map((c, i) => h('th', { class: i >= 1 && i <= 3 ? 'number' : '' }, c)))),
       table)),
+    archivePanel,
     editor));
 
   async function load() {
@@ -50,16 +54,21 @@ export function mount(root, params) {
         h('td', { class: 'actions' },
           canOn(set, 'manage_indexset') ? h('button', { type: 'button', class: 'danger small', 'aria-label': `delete ${set.name}`, onclick: () => remove(set) }, 'Delete') : null));
     }
-    const retention = h('td', { class: 'retention' }, `${formatNumber(set.retention_days)} days`,
+    const retention = h('td', { class: 'retention' },
+      set.restored ? 'until it expires' : `${formatNumber(set.retention_days)} days`,
+      set.archive_after_days ? h('span', { class: 'muted archive-after' }, ` · archive after ${formatNumber(set.archive_after_days)} days`) : null,
       canOn(set, 'manage_indexset') ? h('button', { type: 'button', class: 'link small', 'aria-label': `edit retention of ${set.name}`, onclick: () => editRetention(retention, set) }, 'Edit') : null);
     return h('tr', { dataset: { name: set.name } },
-      h('td', {}, h('a', { href: `/?indexset=${encodeURIComponent(set.name)}&from=all`, 'data-link': '' }, set.name)),
+      h('td', {}, h('a', { href: `/?indexset=${encodeURIComponent(set.name)}&from=all`, 'data-link': '' }, set.name),
+        set.restored ? h('span', { class: 'badge restored', title: `${set.restored.first_day} to ${set.restored.last_day} of ${set.restored.from}, deleted ${formatTime(set.restored.expires)}` },
+          `restored from ${set.restored.from}`) : null),
       h('td', { class: 'number events' }, formatNumber(set.events)),
       h('td', { class: 'number' }, formatBytes(set.bytes_on_disk)),
       h('td', { class: 'number' }, formatNumber(set.segments)),
       retention,
       h('td', {}, formatTime(set.created)),
       h('td', { class: 'actions' },
+        set.restored ? null : h('button', { type: 'button', class: 'secondary small', 'aria-label': `archive of ${set.name}`, onclick: () => openArchive(set) }, 'Archive'),
         canOn(set, 'manage_pipeline') ? h('button', { type: 'button', class: 'secondary small', onclick: () => openEditor(set.name) }, 'Pipeline') : null,
         canOn(set, 'manage_indexset') ? h('button', { type: 'button', class: 'danger small', 'aria-label': `delete ${set.name}`, onclick: () => remove(set) }, 'Delete') : null));
   }
@@ -109,6 +118,92 @@ export function mount(root, params) {
     } catch (e) {
       toast(e.message, 'error');
     }
+  }
+
+  // The index set's archive: its archived days, the restores in progress (refreshed while there are any) and the
+  // index sets restored from it; a form to restore a range of days into search.
+  async function openArchive(set, keepForm = false) {
+    clearTimeout(archiveTimer);
+    archivePanel.dataset.name = set.name;
+    let archive;
+    try {
+      archive = await get(`/api/v1/indexsets/${encodeURIComponent(set.name)}/archive`);
+    } catch (e) {
+      toast(e.message, 'error');
+      return;
+    }
+    if (archivePanel.dataset.name !== set.name) return;
+    const days = archive.archived;
+    const status = !archive.archive_set_up ? 'No archive is set up on this node (ArchiveTo).'
+      : archive.archive_after_days ? `Whole days older than ${formatNumber(archive.archive_after_days)} days move here from the hot disk.`
+        : 'This index set does not move days to the archive (archive after: not set).';
+    const form = keepForm && archivePanel.querySelector('#restore-form');
+    replace(archivePanel,
+      h('div', { class: 'page-head' }, h('h2', {}, `Archive of ${set.name}`),
+        h('button', { type: 'button', class: 'icon close', 'aria-label': 'close archive', onclick: () => { clearTimeout(archiveTimer); archivePanel.hidden = true; } }, '×')),
+      h('p', { class: 'muted' }, status),
+      days.length === 0 ? h('p', { id: 'archived-none', class: 'muted' }, 'No day is archived.')
+        : h('table', { class: 'data-table', id: 'archived-days' },
+          h('thead', {}, h('tr', {}, ['Day (UTC)', 'Segments', 'Events', 'Size'].map((c, i) => h('th', { class: i ? 'number' : '' }, c)))),
+          h('tbody', {}, days.map(day => h('tr', { dataset: { day: day.day } },
+            h('td', {}, day.day), h('td', { class: 'number' }, formatNumber(day.segments)),
+            h('td', { class: 'number' }, formatNumber(day.events)), h('td', { class: 'number' }, formatBytes(day.bytes)))))),
+      h('ul', { id: 'archive-restores', class: 'plain-list' },
+        archive.restoring.map(r => h('li', { dataset: { as: r.as }, class: 'restoring' },
+          `Restoring ${r.first_day} to ${r.last_day} as ${r.as}: ${r.percent}% `, h('progress', { max: 100, value: r.percent }))),
+        archive.restored.map(r => h('li', { dataset: { as: r.name }, class: 'restored' },
+          h('a', { href: `/?indexset=${encodeURIComponent(r.name)}&from=all`, 'data-link': '' }, r.name),
+          ` holds ${r.first_day} to ${r.last_day} (${formatNumber(r.events)} events), deleted ${formatTime(r.expires)}`))),
+      form || (canOn(set, 'manage_indexset') && days.length > 0 ? restoreForm(set, days) : null));
+    archivePanel.hidden = false;
+    if (archive.restoring.length > 0) {
+      archiveTimer = setTimeout(() => openArchive(set, true), 1000);
+    } else if (keepForm) {
+      load();
+    }
+  }
+
+  function restoreForm(set, days) {
+    const from = h('input', { id: 'restore-from', type: 'date', value: days[0].day, required: true, 'aria-label': 'first day' });
+    const to = h('input', { id: 'restore-to', type: 'date', value: days[days.length - 1].day, required: true, 'aria-label': 'last day' });
+    const as = h('input', { id: 'restore-as', placeholder: `${set.name}-restored`, 'aria-label': 'restore as' });
+    const expire = h('input', { id: 'restore-expire', type: 'number', min: 1, max: 3650, value: 7, class: 'narrow', 'aria-label': 'expire after days' });
+    const error = h('p', { class: 'error', hidden: true });
+    return h('form', { id: 'restore-form', class: 'inline-form', onsubmit: async event => {
+      event.preventDefault();
+      error.hidden = true;
+      try {
+        const body = { from: from.value, to: to.value, expire_days: Number(expire.value) };
+        if (as.value.trim()) body.as = as.value.trim();
+        const started = await post(`/api/v1/indexsets/${encodeURIComponent(set.name)}/archive/restore`, body);
+        toast(`Restoring ${started.from} to ${started.to} as ${started.as}`);
+        watchRestore(set, started);
+      } catch (e) {
+        error.textContent = e.message;
+        error.hidden = false;
+      }
+    } }, h('label', {}, 'From', from), h('label', {}, 'To', to), h('label', {}, 'As', as), h('label', {}, 'Expires after (days)', expire),
+    h('button', { type: 'submit', class: 'primary', id: 'restore-start' }, 'Restore into search'), error);
+  }
+
+  // Follows a restore task until it is done (the archive panel and the table show the new index set) or has failed.
+  async function watchRestore(set, started) {
+    try {
+      const task = await get(`/api/v1/indexsets/${encodeURIComponent(set.name)}/archive/restore/${started.task}`);
+      if (task.state === 'dead') {
+        toast(`The restore as ${started.as} failed: ${task.error}`, 'error');
+        return;
+      }
+      await openArchive(set, task.state !== 'done');
+      if (task.state === 'done') {
+        load();
+        return;
+      }
+    } catch (e) {
+      toast(e.message, 'error');
+      return;
+    }
+    setTimeout(() => watchRestore(set, started), 1000);
   }
 
   async function openEditor(setName) {
@@ -207,5 +302,5 @@ export function mount(root, params) {
   load();
   if (params.get('pipeline')) openEditor(params.get('pipeline'));
   const timer = setInterval(() => { if (!document.hidden && !table.querySelector('form')) load(); }, 10_000);
-  return { unmount() { clearInterval(timer); clearTimeout(previewTimer); } };
+  return { unmount() { clearInterval(timer); clearTimeout(previewTimer); clearTimeout(archiveTimer); } };
 }

@@ -45,6 +45,22 @@ public sealed record BackupManifest(string Id, DateTimeOffset Created, string So
     public long Bytes => Files.Sum(f => f.Bytes);
 }
 
+/// <summary>One segment in the archive: its object(s), and its entry in the index set's manifest (JSON) as it was.</summary>
+public sealed record ArchivedSegment(BackupFile File, string Entry);
+
+/// <summary>
+/// Segments of one day of an index set moved to the archive in one pass (a day's events flushed later go in another
+/// record of the same day).
+/// </summary>
+public sealed record ArchiveRecord(string Id, string IndexSet, string Day, DateTimeOffset Created, long Events, IReadOnlyList<ArchivedSegment> Segments)
+{
+    public long Bytes => Segments.Sum(s => s.File.Bytes);
+
+    /// <summary>Where the record was listed from (null for one not stored yet).</summary>
+    [JsonIgnore]
+    public string? Key { get; init; }
+}
+
 /// <summary>
 /// A repository of backups in a directory or a bucket (<see cref="IBackupStorage"/>): <c>objects/ab/abcdef….zst</c>
 /// holds each distinct file content once, compressed with zstd and named by the SHA-256 of the content, and
@@ -57,6 +73,7 @@ public sealed class BackupRepository(IBackupStorage storage) : IDisposable
 {
     private const string ObjectsPrefix = "objects/";
     private const string BackupsPrefix = "backups/";
+    private const string ArchivesPrefix = "archives/";
 
     /// <summary>The repository at <paramref name="destination"/>: <c>s3://bucket[/prefix]</c>, or a directory.</summary>
     public static BackupRepository Open(string destination, TimeProvider time) =>
@@ -231,6 +248,9 @@ public sealed class BackupRepository(IBackupStorage storage) : IDisposable
                 removed.Add(manifest.Id);
             }
             var listed = new HashSet<string>(all.Where(m => keep.Contains(m.Id)).SelectMany(m => m.Files.SelectMany(f => f.Objects.Select(o => o.Sha256))), StringComparer.Ordinal);
+            // The archive's segments stay as long as their records do (an archive may share the repository with backups).
+            // (A record that cannot be read fails the prune: the objects it names may be all there is of a day.)
+            listed.UnionWith((await ListArchivesAsync(null, cancellationToken).ConfigureAwait(false)).SelectMany(a => a.Segments.SelectMany(s => s.File.Objects.Select(o => o.Sha256))));
             var objects = 0;
             long freed = 0;
             var unlisted = new List<StoredObject>();
@@ -258,6 +278,109 @@ public sealed class BackupRepository(IBackupStorage storage) : IDisposable
                 }
             }
             return new PruneResult(removed, keep.Count, objects, freed);
+        }
+    }
+
+    private static string ArchiveKey(ArchiveRecord record) => $"{ArchivesPrefix}{record.IndexSet}/{record.Day}/{record.Id}.json";
+
+    /// <summary>Records segments moved to the archive: from here on they are listed and can be restored.</summary>
+    public async Task SaveArchiveAsync(ArchiveRecord record, CancellationToken cancellationToken)
+    {
+        var temporary = TemporaryPath();
+        try
+        {
+            await using (var output = DirectoryBackupStorage.CreatePrivateFile(temporary, FileMode.CreateNew))
+            {
+                await JsonSerializer.SerializeAsync(output, record, BackupJson.Default.ArchiveRecord, cancellationToken).ConfigureAwait(false);
+                await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                output.Flush(flushToDisk: true);
+            }
+            await Storage.PutAsync(ArchiveKey(record), temporary, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (File.Exists(temporary))
+            {
+                File.Delete(temporary);
+            }
+        }
+    }
+
+    /// <summary>Deletes an archive record (its objects go with the next prune that finds no list naming them).</summary>
+    public Task DeleteArchiveAsync(ArchiveRecord record, CancellationToken cancellationToken) => Storage.DeleteAsync(record.Key ?? ArchiveKey(record), cancellationToken);
+
+    /// <summary>
+    /// The archive records of <paramref name="indexSet"/> (of every index set when null), by day, then time. A record
+    /// that cannot be read or does not hold together is skipped and named in <paramref name="problems"/> (when given;
+    /// else it fails the listing).
+    /// </summary>
+    public async Task<IReadOnlyList<ArchiveRecord>> ListArchivesAsync(string? indexSet, CancellationToken cancellationToken, List<string>? problems = null)
+    {
+        var records = new List<ArchiveRecord>();
+        await foreach (var item in Storage.ListAsync(indexSet is null ? ArchivesPrefix : $"{ArchivesPrefix}{indexSet}/", cancellationToken).ConfigureAwait(false))
+        {
+            if (!item.Key.EndsWith(".json", StringComparison.Ordinal) || item.Key[(item.Key.LastIndexOf('/') + 1)..].StartsWith('.'))
+            {
+                continue;
+            }
+            try
+            {
+                ArchiveRecord? record;
+                await using (var input = await Storage.OpenReadAsync(item.Key, cancellationToken).ConfigureAwait(false))
+                {
+                    record = await JsonSerializer.DeserializeAsync(input, BackupJson.Default.ArchiveRecord, cancellationToken).ConfigureAwait(false);
+                }
+                if ((record is null ? "it is empty" : WhatIsWrong(record, item.Key)) is { } wrong)
+                {
+                    throw new InvalidDataException(wrong);
+                }
+                records.Add(record! with { Key = item.Key });
+            }
+            catch (FileNotFoundException)
+            {
+                // Deleted (expired) while listing.
+            }
+            catch (Exception e) when (e is JsonException or InvalidDataException)
+            {
+                var problem = $"{Location}/{item.Key} is no archive record: {e.Message}";
+                if (problems is null)
+                {
+                    throw new InvalidDataException(problem, e);
+                }
+                problems.Add(problem);
+            }
+        }
+        return [.. records.OrderBy(r => r.IndexSet, StringComparer.Ordinal).ThenBy(r => r.Day, StringComparer.Ordinal).ThenBy(r => r.Created).ThenBy(r => r.Id, StringComparer.Ordinal)];
+    }
+
+    /// <summary>What does not hold together in a record listed at <paramref name="key"/>: its place, day, names and checksums; null when it holds.</summary>
+    private static string? WhatIsWrong(ArchiveRecord record, string key)
+    {
+        if (record.Segments is null || record.IndexSet is null || record.Day is null || record.Id is null)
+        {
+            return "a field is missing";
+        }
+        if (!DateOnly.TryParseExact(record.Day, "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out _))
+        {
+            return $"its day '{record.Day}' is no day";
+        }
+        if (key != ArchiveKey(record))
+        {
+            return $"it names index set '{record.IndexSet}', day {record.Day} and id '{record.Id}', not where it lies";
+        }
+        static bool IsSha(string sha) => sha is { Length: 64 } && sha.All(char.IsAsciiHexDigitLower);
+        return record.Segments.FirstOrDefault(s => s?.File is null || s.Entry is null || !IsSha(s.File.Sha256) || !s.File.Objects.All(o => IsSha(o.Sha256))) is not null
+            ? "a segment is named by an object name that is no SHA-256, or has no entry"
+            : null;
+    }
+
+    /// <summary>Writes a stored file's content to <paramref name="output"/>, checked against its checksum.</summary>
+    /// <exception cref="InvalidDataException">An object is missing or not what was stored.</exception>
+    public async Task ReadFileAsync(BackupFile file, Stream output, CancellationToken cancellationToken)
+    {
+        if (await CheckAsync(file, output, cancellationToken).ConfigureAwait(false) is { } problem)
+        {
+            throw new InvalidDataException(problem);
         }
     }
 
@@ -603,4 +726,5 @@ public sealed class BackupRepository(IBackupStorage storage) : IDisposable
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(BackupManifest))]
+[JsonSerializable(typeof(ArchiveRecord))]
 internal sealed partial class BackupJson : JsonSerializerContext;

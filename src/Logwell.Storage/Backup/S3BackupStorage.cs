@@ -175,17 +175,26 @@ public sealed class S3BackupStorage : IBackupStorage
     {
         var strip = _prefix.Length == 0 ? 0 : _prefix.Length + 1;
         string? token = null;
-        do
+        string? after = null;
+        while (true)
         {
-            var request = new ListObjectsV2Request { BucketName = _bucket, Prefix = KeyOf(prefix), ContinuationToken = token };
+            var request = new ListObjectsV2Request { BucketName = _bucket, Prefix = KeyOf(prefix), ContinuationToken = token, StartAfter = token is null ? after : null };
             var page = await CallAsync(prefix, () => _client.ListObjectsV2Async(request, cancellationToken)).ConfigureAwait(false);
+            string? last = null;
             foreach (var item in page.S3Objects ?? [])
             {
+                last = item.Key;
                 yield return new StoredObject(item.Key[strip..], item.Size ?? 0, item.LastModified is { } modified ? new DateTimeOffset(modified.ToUniversalTime(), TimeSpan.Zero) : DateTimeOffset.MinValue);
             }
-            token = page.IsTruncated == true ? page.NextContinuationToken : null;
+            if (page.IsTruncated != true)
+            {
+                break;
+            }
+            // A listing cut short must go on, never end early: a prune deletes what it does not see listed. Servers that
+            // give no continuation token go on after the last key.
+            token = string.IsNullOrEmpty(page.NextContinuationToken) ? null : page.NextContinuationToken;
+            after = token is not null ? null : last ?? throw new IOException($"{Location}: the server said its listing of {prefix} goes on, but gave neither a key nor a continuation token");
         }
-        while (token is not null);
     }
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken) => CallAsync(key, async () =>

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Globalization;
 using System.Threading.Channels;
 using Logwell.Core.Cleaning;
@@ -17,7 +18,7 @@ namespace Logwell.Storage.Engine;
 /// </summary>
 public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposable
 {
-    private const string SegmentDirectoryName = "segments";
+    internal const string SegmentDirectoryName = "segments";
     private const string WalPrefix = "wal-";
     private const string WalSuffix = ".log";
 
@@ -107,6 +108,20 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         settings.Save(Directory);
         Settings = settings;
     }
+
+    /// <summary>Moves whole days older than <paramref name="days"/> to the archive from now on (null: never).</summary>
+    internal void SetArchiveAfter(int? days)
+    {
+        var settings = Settings with { ArchiveAfterDays = days };
+        settings.Save(Directory);
+        Settings = settings;
+    }
+
+    /// <summary>Whole days older than this many days move to the archive (null: never).</summary>
+    public int? ArchiveAfterDays => Settings.ArchiveAfterDays;
+
+    /// <summary>For an index set restored from the archive: what it holds and when it goes.</summary>
+    public RestoredRange? Restored => Settings.Restored;
 
     internal static IndexSetStore Open(string directory, EngineOptions options, BlockCache cache, ILogger logger, TimeProvider time) =>
         new(directory, IndexSetSettings.Load(directory), options, cache, logger, time);
@@ -817,6 +832,86 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
     }
 
     /// <summary>
+    /// The days (UTC, <c>yyyy-MM-dd</c>) with segments whose every event is older than <see cref="ArchiveAfterDays"/>
+    /// days, oldest first; none when the index set is not archived.
+    /// </summary>
+    public IReadOnlyList<string> DaysToArchive()
+    {
+        if (Settings.ArchiveAfterDays is not { } days)
+        {
+            return [];
+        }
+        var cutoff = _time.GetUtcNow().UtcTicks - days * TimeSpan.TicksPerDay;
+        return [.. _state.Segments.Where(s => DayStart(s.Info.Day) + TimeSpan.TicksPerDay <= cutoff).Select(s => s.Info.Day).Distinct().Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>
+    /// The segments of <paramref name="day"/> as they stand now, for the archive: each opened now (the caller disposes
+    /// them) with its manifest entry as JSON, so that another index set can list it as it is.
+    /// </summary>
+    public async Task<(Backup.IndexSetFiles Files, IReadOnlyDictionary<string, string> Entries)> OpenDayAsync(string day, CancellationToken cancellationToken = default)
+    {
+        await _maintenance.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var files = new Backup.IndexSetFiles();
+        try
+        {
+            var entries = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var segment in _state.Segments.Where(s => s.Info.Day == day))
+            {
+                var path = $"{SegmentDirectoryName}/{segment.Info.File}";
+                files.Open(Path.Combine(Directory, SegmentDirectoryName, segment.Info.File), path);
+                files.Hold(path, segment);
+                entries[segment.Info.File] = JsonSerializer.Serialize(segment.Info, ManifestJson.Default.SegmentInfo);
+            }
+            return (files, entries);
+        }
+        catch
+        {
+            files.Dispose();
+            throw;
+        }
+        finally
+        {
+            _maintenance.Release();
+        }
+    }
+
+    /// <summary>
+    /// Drops the segments named <paramref name="files"/> (archived), as retention drops expired ones; false, dropping
+    /// nothing, when one of them is no longer live (a merge replaced it meanwhile: archive the day again).
+    /// </summary>
+    public async Task<bool> DropArchivedAsync(IReadOnlyCollection<string> files)
+    {
+        await _maintenance.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            var dropped = _state.Segments.Where(s => files.Contains(s.Info.File)).ToList();
+            if (dropped.Count != files.Count)
+            {
+                return false;
+            }
+            var manifest = _manifest with { Segments = [.. _manifest.Segments.Where(s => !files.Contains(s.File))] };
+            manifest.Save(Directory);
+            _manifest = manifest;
+            lock (_stateLock)
+            {
+                _state = _state with { Segments = [.. _state.Segments.Where(s => !dropped.Contains(s))] };
+            }
+            foreach (var segment in dropped)
+            {
+                _cache.Evict(segment.Id);
+                segment.Retire(deleteFile: true);
+            }
+            _logger.LogInformation("Index set {Name}: moved {Count} segments of {Days} to the archive", Name, dropped.Count, string.Join(", ", dropped.Select(s => s.Info.Day).Distinct()));
+            return true;
+        }
+        finally
+        {
+            _maintenance.Release();
+        }
+    }
+
+    /// <summary>
     /// The index set's files as they stand at this moment, for a backup: its settings, pipeline and manifest as read
     /// now, every segment the manifest lists and every write-ahead log, each opened now and read up to its length now.
     /// Taken under the lock that every change of the manifest and every deletion of a log holds, so the set is
@@ -891,7 +986,11 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 // A file removed by a merge while listing.
             }
         }
-        return new IndexSetInfo(Name, Settings.RetentionDays, Settings.Created, events, bytes, state.Segments.Count, Volatile.Read(ref _fieldCount), _fields.Max);
+        return new IndexSetInfo(Name, Settings.RetentionDays, Settings.Created, events, bytes, state.Segments.Count, Volatile.Read(ref _fieldCount), _fields.Max)
+        {
+            ArchiveAfterDays = Settings.ArchiveAfterDays,
+            Restored = Settings.Restored,
+        };
     }
 
     /// <summary>The earliest and latest event times held, or null when the index set is empty.</summary>

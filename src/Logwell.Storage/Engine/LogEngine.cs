@@ -364,7 +364,15 @@ public sealed class LogEngine : ILogStore
     /// Changes how long an index set keeps its events; the next retention pass applies it. Null when the index set
     /// does not exist; an error when the number is out of range.
     /// </summary>
-    public async Task<(bool Found, string? Error, IndexSetInfo? Info)> SetRetentionAsync(string name, int retentionDays)
+    public Task<(bool Found, string? Error, IndexSetInfo? Info)> SetRetentionAsync(string name, int retentionDays) =>
+        ChangeAsync(name, retentionDays, setArchive: false, archiveAfterDays: null);
+
+    /// <summary>
+    /// Changes an index set's retention and (when <paramref name="setArchive"/>) its <c>archive_after_days</c> together:
+    /// both are checked against each other's new value before either is saved. Not found when the index set does not
+    /// exist; an error when a number is out of range or the archive would come at or after retention.
+    /// </summary>
+    public async Task<(bool Found, string? Error, IndexSetInfo? Info)> ChangeAsync(string name, int? retentionDays, bool setArchive, int? archiveAfterDays)
     {
         if (retentionDays is < 1 or > 36_500)
         {
@@ -377,9 +385,101 @@ public sealed class LogEngine : ILogStore
             {
                 return (false, null, null);
             }
-            store.SetRetention(retentionDays);
-            _logger.LogInformation("Index set {Name} keeps events for {Days} days", name, retentionDays);
+            var retention = retentionDays ?? store.Settings.RetentionDays;
+            var archive = setArchive ? archiveAfterDays : store.ArchiveAfterDays;
+            if (setArchive && archive is not null && store.Restored is not null)
+            {
+                return (true, $"index set '{name}' was restored from the archive; it is not archived again", null);
+            }
+            if (archive is { } after && (after < 1 || after >= retention))
+            {
+                return (true, setArchive
+                    ? $"archive_after_days must be at least 1 and less than the index set's retention_days ({retention}), not {after}"
+                    : $"retention_days must be more than archive_after_days ({after}): lower that first, or stop archiving", null);
+            }
+            if (retention != store.Settings.RetentionDays)
+            {
+                store.SetRetention(retention);
+                _logger.LogInformation("Index set {Name} keeps events for {Days} days", name, retention);
+            }
+            if (setArchive)
+            {
+                store.SetArchiveAfter(archive);
+                _logger.LogInformation("Index set {Name} moves days older than {Days} days to the archive", name, archive?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "(never)");
+            }
             return (true, null, store.Info());
+        }
+        finally
+        {
+            _catalog.Release();
+        }
+    }
+
+    /// <summary>
+    /// Where an index set restored from the archive is put together before <see cref="AdoptRestoredAsync"/>: under
+    /// <c>indexsets/</c>, by a name no index set can have; without a settings file, so that a node started on what a
+    /// restore cut short left deletes it.
+    /// </summary>
+    public string RestoreStaging(string name) => Path.Combine(_root, "." + name + ".restoring");
+
+    /// <summary>
+    /// Makes the segments put under <see cref="RestoreStaging"/>'s <c>segments/</c> the index set
+    /// <paramref name="name"/>, listing them by <paramref name="segments"/> (their manifest entries as the archive kept
+    /// them): it serves from then on, and is deleted by itself at <see cref="RestoredRange.Expires"/>.
+    /// </summary>
+    public async Task<(CreateOutcome Outcome, string Error)> AdoptRestoredAsync(string name, IReadOnlyList<string> segments, RestoredRange restored)
+    {
+        if (!IndexSetName.IsValid(name, out var error, system: false))
+        {
+            return (CreateOutcome.InvalidName, error);
+        }
+        await _catalog.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (TryGet(name, out _) || _unavailable.ContainsKey(name))
+            {
+                return (CreateOutcome.AlreadyExists, $"index set '{name}' already exists");
+            }
+            var staging = RestoreStaging(name);
+            var infos = segments.Select(json => System.Text.Json.JsonSerializer.Deserialize(json, ManifestJson.Default.SegmentInfo)
+                ?? throw new InvalidDataException("an archived segment's entry is empty")).ToList();
+            foreach (var info in infos)
+            {
+                // Named as this engine names segments, and each once: no entry may point out of the index set's directory.
+                if (!System.Text.RegularExpressions.Regex.IsMatch(info.File, @"^seg-[0-9]{10}\.lws\z"))
+                {
+                    throw new InvalidDataException($"'{info.File}' is no segment name");
+                }
+                if (!File.Exists(Path.Combine(staging, IndexSetStore.SegmentDirectoryName, info.File)))
+                {
+                    throw new InvalidDataException($"the restored segment {info.File} is not in {staging}");
+                }
+            }
+            if (infos.Select(i => i.File).Distinct(StringComparer.Ordinal).Count() != infos.Count)
+            {
+                throw new InvalidDataException("two restored segments have the same name");
+            }
+            var ids = infos.Select(i => long.Parse(i.File.AsSpan(4, 10), System.Globalization.CultureInfo.InvariantCulture));
+            var manifest = new Manifest
+            {
+                FlushedSeq = infos.Count == 0 ? 0 : infos.Max(i => i.MaxSeq),
+                NextSegmentId = (infos.Count == 0 ? 0 : ids.Max()) + 1,
+                Segments = infos,
+            };
+            Directory.CreateDirectory(Path.Combine(staging, IndexSetStore.SegmentDirectoryName));
+            manifest.Save(staging);
+            var target = Path.Combine(_root, name);
+            Directory.Move(staging, target);
+            // The settings file last: until it is there, a start discards the directory as a restore cut short.
+            new IndexSetSettings(name, 36_500, _time.GetUtcNow()) { Restored = restored }.Save(target);
+            Encoding.DurableFile.SyncDirectory(_root);
+            var store = IndexSetStore.Open(target, _options, _cache, _loggers.CreateLogger<IndexSetStore>(), _time);
+            lock (_stores)
+            {
+                _stores[name] = store;
+            }
+            _logger.LogInformation("Restored index set {Name} from the archive of {From} ({First}..{Last}, {Segments} segments), deleted at {Expires:u}", name, restored.From, restored.FirstDay, restored.LastDay, infos.Count, restored.Expires);
+            return (CreateOutcome.Created, "");
         }
         finally
         {
@@ -408,6 +508,13 @@ public sealed class LogEngine : ILogStore
         }
         foreach (var store in stores)
         {
+            if (store.Restored is { } restored && restored.Expires <= _time.GetUtcNow())
+            {
+                // Restored from the archive for a while: that while is over.
+                _logger.LogInformation("Index set {Name}, restored from the archive of {From}, expired at {Expires:u}", store.Name, restored.From, restored.Expires);
+                await DeleteAsync(store.Name).ConfigureAwait(false);
+                continue;
+            }
             try
             {
                 await store.ApplyRetentionAsync().ConfigureAwait(false);

@@ -39,6 +39,12 @@ internal sealed record IndexSetSettings(string Name, int RetentionDays, DateTime
 {
     public const string FileName = "indexset.json";
 
+    /// <summary>Whole days older than this many days move to the archive (null: never).</summary>
+    public int? ArchiveAfterDays { get; init; }
+
+    /// <summary>For an index set restored from the archive: what it holds and when it goes (null for others).</summary>
+    public RestoredRange? Restored { get; init; }
+
     public static IndexSetSettings Load(string directory) =>
         JsonSerializer.Deserialize(File.ReadAllBytes(Path.Combine(directory, FileName)), ManifestJson.Default.IndexSetSettings)
             ?? throw new InvalidDataException($"{directory}/{FileName} is empty");
@@ -47,7 +53,8 @@ internal sealed record IndexSetSettings(string Name, int RetentionDays, DateTime
         DurableFile.WriteAtomically(Path.Combine(directory, FileName), JsonSerializer.SerializeToUtf8Bytes(this, ManifestJson.Default.IndexSetSettings));
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(Manifest))]
+[JsonSerializable(typeof(SegmentInfo))]
 [JsonSerializable(typeof(IndexSetSettings))]
 internal sealed partial class ManifestJson : JsonSerializerContext;

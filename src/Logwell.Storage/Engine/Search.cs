@@ -81,7 +81,17 @@ public readonly record struct OrderKey(OrderValue Value, EventPosition Position)
 
 /// <summary>What listing index sets shows.</summary>
 /// <param name="Fields">Distinct field names taken, out of <paramref name="MaxFields"/>.</param>
-public sealed record IndexSetInfo(string Name, int RetentionDays, DateTimeOffset Created, long Events, long DiskBytes, int Segments, int Fields, int MaxFields);
+public sealed record IndexSetInfo(string Name, int RetentionDays, DateTimeOffset Created, long Events, long DiskBytes, int Segments, int Fields, int MaxFields)
+{
+    /// <summary>Whole days older than this many days move to the archive (null: never).</summary>
+    public int? ArchiveAfterDays { get; init; }
+
+    /// <summary>For an index set restored from the archive: what it holds and when it goes.</summary>
+    public RestoredRange? Restored { get; init; }
+}
+
+/// <summary>The days (UTC, inclusive) of <paramref name="From"/>'s archive an index set was restored from, and when it is deleted by itself.</summary>
+public sealed record RestoredRange(string From, DateOnly FirstDay, DateOnly LastDay, DateTimeOffset Expires);
 
 /// <summary>Counts of matching events per value of a field (events without the field are not counted).</summary>
 public sealed record CountByResult(IReadOnlyDictionary<string, long> Counts, long Total);

@@ -67,7 +67,7 @@ internal static class ClientCommands
 
     public static Command IndexSets(Option<string> server)
     {
-        var command = new Command("indexsets", "Create, list and delete index sets.");
+        var command = new Command("indexsets", "Create, list, change and delete index sets.");
 
         var list = new Command("list", "List index sets with their event counts and size on disk.");
         list.SetAction((result, ct) => Guard(async () =>
@@ -117,8 +117,41 @@ internal static class ClientCommands
             return 0;
         }));
 
+        var setName = new Argument<string>("name") { Description = "index set to change" };
+        var setRetention = new Option<int?>("--retention-days") { Description = "days to keep events" };
+        var setArchive = new Option<string?>("--archive-after-days") { Description = "move whole days older than this many days to the archive (Logwell:ArchiveTo); 'off' to stop" };
+        var set = new Command("set", "Change an index set's retention or archiving.") { setName, setRetention, setArchive };
+        set.SetAction((result, ct) => Guard(async () =>
+        {
+            var body = new Dictionary<string, object?>();
+            if (result.GetValue(setRetention) is { } days)
+            {
+                body["retention_days"] = days;
+            }
+            if (result.GetValue(setArchive) is { } archive)
+            {
+                body["archive_after_days"] = archive == "off" ? null
+                    : int.TryParse(archive, NumberStyles.None, CultureInfo.InvariantCulture, out var after) ? after
+                    : throw new CliException($"--archive-after-days must be a number of days or 'off', not '{archive}'");
+            }
+            if (body.Count == 0)
+            {
+                throw new CliException("say what to change: --retention-days and/or --archive-after-days");
+            }
+            using var client = CreateClient(result, server);
+            using var content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
+            using var request = new HttpRequestMessage(HttpMethod.Patch, $"api/v1/indexsets/{Uri.EscapeDataString(result.GetValue(setName)!)}") { Content = content };
+            using var response = await client.SendAsync(request, ct).ConfigureAwait(false);
+            using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
+            var root = doc.RootElement;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"index set {root.GetProperty("name").GetString()}: retention {root.GetProperty("retention_days").GetInt32()} days, {(root.TryGetProperty("archive_after_days", out var a) ? $"days older than {a.GetInt32()} days move to the archive" : "not archived")}"));
+            return 0;
+        }));
+
         command.Subcommands.Add(list);
         command.Subcommands.Add(create);
+        command.Subcommands.Add(set);
         command.Subcommands.Add(delete);
         return command;
     }

@@ -40,6 +40,7 @@ internal static class LogwellCommand
             BackupCommands.Backup(server),
             BackupCommands.Restore(),
             BackupCommands.Verify(),
+            ArchiveCommands.Archive(server),
             AccessCommands.Users(),
             AccessCommands.Groups(),
             AccessCommands.Roles(),
