@@ -52,6 +52,7 @@ internal sealed class SwiftServer : IAsyncDisposable
         AuthenticationRegion = "us-east-1",
         RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
         ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
+        MaxErrorRetry = 8,
     });
 
     public static async Task<SwiftServer> StartAsync()
@@ -109,7 +110,8 @@ internal sealed class SwiftServer : IAsyncDisposable
                 use = egg:swift#{name}
                 """);
         }
-        // No memcached: the cache filter is pointed at a closed port and works without one.
+        // No memcached: the cache filter is pointed at a closed port and works without one. Generous timeouts towards the
+        // other servers: on a busy test machine the default half second to connect answers 503 ("reduce your request rate").
         await File.WriteAllTextAsync(Path.Combine(conf, "proxy-server.conf"), $"""
             [DEFAULT]
             swift_dir = {conf}
@@ -121,6 +123,9 @@ internal sealed class SwiftServer : IAsyncDisposable
             [app:proxy-server]
             use = egg:swift#proxy
             account_autocreate = true
+            conn_timeout = 5
+            node_timeout = 60
+            recoverable_node_timeout = 60
             [filter:gatekeeper]
             use = egg:swift#gatekeeper
             [filter:healthcheck]

@@ -100,10 +100,6 @@ public static class NodeBackup
     /// </summary>
     public static async Task<(BackupManifest Manifest, PruneResult? Pruned)> RunAsync(LogwellOptions options, ILogStore store, string destination, BackupRetention? retention, TimeProvider time, CancellationToken cancellationToken)
     {
-        if (store is not LogEngine engine)
-        {
-            throw new NotSupportedException("this node keeps its events in ClickHouse: back up ClickHouse and the metadata database with their own tools (docs/operations/backup-and-recovery.md)");
-        }
         await OneAtATime.WaitAsync(cancellationToken).ConfigureAwait(false);
         var started = time.GetTimestamp();
         BackupManifest manifest;
@@ -114,7 +110,12 @@ public static class NodeBackup
             var held = await repository.LockAsync(BackupLockKind.Write, cancellationToken).ConfigureAwait(false);
             await using (held.ConfigureAwait(false))
             {
-                manifest = await RunAloneAsync(options, engine, repository, time, cancellationToken).ConfigureAwait(false);
+                manifest = store switch
+                {
+                    LogEngine engine => await RunAloneAsync(options, engine, repository, time, cancellationToken).ConfigureAwait(false),
+                    Storage.ClickHouse.ClickHouseLogStore clickHouse => await ClusterBackup.RunAsync(options, clickHouse, repository, time, cancellationToken).ConfigureAwait(false),
+                    _ => throw new NotSupportedException($"no backup for a log store of type {store.GetType().Name}"),
+                };
             }
             ServerMetrics.BackupDone(manifest, time.GetElapsedTime(started));
         }
@@ -157,7 +158,7 @@ public static class NodeBackup
     {
         var data = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.DataDirectory));
         var created = time.GetUtcNow();
-        var id = created.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3));
+        var id = NewId(created);
         var files = new List<BackupFile>();
         var damaged = new List<string>();
         var newObjects = 0;
@@ -202,40 +203,7 @@ public static class NodeBackup
             }
         }
 
-        foreach (var database in Databases(options, data))
-        {
-            // The copy holds users and keys: beside the backup's own private files, never in a shared temporary directory.
-            var copy = repository.TemporaryPath();
-            try
-            {
-                using (var source = SqliteFiles.Open(SqliteFiles.ConnectionString(Path.Combine(data, database)), fullSync: false))
-                using (var target = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = copy, Pooling = false }.ToString()))
-                {
-                    target.Open();
-                    source.BackupDatabase(target);
-                }
-                await using var content = File.OpenRead(copy);
-                await AddAsync(database, content, null).ConfigureAwait(false);
-            }
-            finally
-            {
-                File.Delete(copy);
-            }
-        }
-
-        // The settings the node runs with (appsettings, environment), secrets hidden: for whoever sets up the node again.
-        var settings = string.Join("\n", SettingsText.Describe(options).Select(s => $"{s.Name} = {s.Value}")) + "\n";
-        await using (var text = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(settings)))
-        {
-            await AddAsync(SettingsFile, text, null).ConfigureAwait(false);
-        }
-
-        var key = Path.Combine("run", "node.key");
-        if (File.Exists(Path.Combine(data, key)))
-        {
-            await using var content = File.OpenRead(Path.Combine(data, key));
-            await AddAsync("run/node.key", content, null).ConfigureAwait(false);
-        }
+        await AddNodeFilesAsync(options, data, repository, AddAsync).ConfigureAwait(false);
 
         foreach (var known in engine.Damage)
         {
@@ -249,6 +217,53 @@ public static class NodeBackup
         await repository.SaveAsync(manifest, cancellationToken).ConfigureAwait(false);
         return manifest;
     }
+
+    /// <summary>
+    /// What a node keeps of its own beside its events: its SQLite databases (through SQLite's online backup, never a copy
+    /// of a live file), its settings as <c>logwell config show</c> prints them, and its credential.
+    /// </summary>
+    internal static async Task AddNodeFilesAsync(LogwellOptions options, string data, BackupRepository repository, Func<string, Stream, long?, int?, Task> AddAsync)
+    {
+        foreach (var database in Databases(options, data))
+        {
+            // The copy holds users and keys: beside the backup's own private files, never in a shared temporary directory.
+            var copy = repository.TemporaryPath();
+            try
+            {
+                using (var source = SqliteFiles.Open(SqliteFiles.ConnectionString(Path.Combine(data, database)), fullSync: false))
+                using (var target = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = copy, Pooling = false }.ToString()))
+                {
+                    target.Open();
+                    source.BackupDatabase(target);
+                }
+                await using var content = File.OpenRead(copy);
+                await AddAsync(database, content, null, null).ConfigureAwait(false);
+            }
+            finally
+            {
+                File.Delete(copy);
+            }
+        }
+
+        // The settings the node runs with (appsettings, environment), secrets hidden: for whoever sets up the node again.
+        var settings = string.Join("\n", SettingsText.Describe(options).Select(s => $"{s.Name} = {s.Value}")) + "\n";
+        await using (var text = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(settings)))
+        {
+            await AddAsync(SettingsFile, text, null, null).ConfigureAwait(false);
+        }
+
+        var key = Path.Combine("run", "node.key");
+        if (File.Exists(Path.Combine(data, key)))
+        {
+            await using var content = File.OpenRead(Path.Combine(data, key));
+            await AddAsync("run/node.key", content, null, null).ConfigureAwait(false);
+        }
+
+    }
+
+    /// <summary>A new backup's id: its UTC time (so ids sort as backups were taken), and a random tail.</summary>
+    internal static string NewId(DateTimeOffset created) =>
+        created.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3));
 
     /// <summary>The SQLite databases kept in the data directory with these settings.</summary>
     private static IEnumerable<string> Databases(LogwellOptions options, string data)

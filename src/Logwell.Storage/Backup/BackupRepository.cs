@@ -14,6 +14,9 @@ public sealed record BackupFile(string Path, string Sha256, long Bytes, long Sto
     /// <summary>The objects holding the file in order, when it is stored in chunks (null: one object named <see cref="Sha256"/>).</summary>
     public IReadOnlyList<BackupChunk>? Chunks { get; init; }
 
+    /// <summary>What the file was read from, as its source tells it apart (a ClickHouse partition's parts): the same again means the same content.</summary>
+    public string? Fingerprint { get; init; }
+
     /// <summary>The objects holding the file, in order.</summary>
     [JsonIgnore]
     public IReadOnlyList<BackupChunk> Objects => Chunks ?? [new BackupChunk(Sha256, Bytes, StoredBytes)];

@@ -72,6 +72,8 @@ public sealed class S3BackupStorage : IBackupStorage
         {
             RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
             ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
+            // A busy server answers 503 ("SlowDown"): a backup waits it out (with the SDK's back-off) rather than fail.
+            MaxErrorRetry = 6,
         };
         var region = Environment.GetEnvironmentVariable("AWS_REGION") ?? Environment.GetEnvironmentVariable("AWS_DEFAULT_REGION");
         var endpoint = Environment.GetEnvironmentVariable("AWS_ENDPOINT_URL_S3") ?? Environment.GetEnvironmentVariable("AWS_ENDPOINT_URL");

@@ -79,6 +79,21 @@ public sealed partial class ClickHouseHttp : IDisposable
         using var response = await SendAsync(Url($"INSERT INTO {ClickHouseSql.Identifier(table)} FORMAT JSONEachRow", settings), content, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Writes the answer of a statement that names its own format (<c>… FORMAT Native</c>) to <paramref name="output"/> as it arrives.</summary>
+    public async Task ExportAsync(string sql, Stream output, CancellationToken cancellationToken = default)
+    {
+        using var content = new StringContent(sql, System.Text.Encoding.UTF8);
+        using var response = await SendAsync(Url(null, null), content, cancellationToken, HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
+        await response.Content.CopyToAsync(output, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Inserts rows written in <paramref name="format"/> (Native, JSONEachRow) from <paramref name="body"/> into <paramref name="table"/>.</summary>
+    public async Task ImportAsync(string table, string format, Stream body, CancellationToken cancellationToken = default)
+    {
+        using var content = new StreamContent(body, 1 << 16);
+        using var response = await SendAsync(Url($"INSERT INTO {ClickHouseSql.Identifier(table)} FORMAT {format}", null), content, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>The server's version (18.16.1, 26.7.…), to choose the features a statement may use.</summary>
     public async Task<Version> ServerVersionAsync(CancellationToken cancellationToken = default)
     {

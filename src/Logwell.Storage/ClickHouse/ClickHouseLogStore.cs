@@ -77,7 +77,7 @@ public interface ITailRelay
 /// beside them, so that every node over the same servers sees the same index sets and a change made on one reaches the
 /// others within <see cref="ClickHouseStoreOptions.CatalogRefresh"/>.
 /// </summary>
-public sealed class ClickHouseLogStore : ILogStore
+public sealed partial class ClickHouseLogStore : ILogStore
 {
     internal const string CatalogTable = "logwell_indexsets";
 

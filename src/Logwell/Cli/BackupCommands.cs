@@ -126,11 +126,12 @@ internal static class BackupCommands
     public static Command Restore()
     {
         var from = new Option<string>("--from") { Description = "the backup directory or s3://bucket/prefix, with @ID for one backup (default: the newest)", Required = true };
-        var data = new Option<string>("--data") { Description = "the data directory to restore into (empty, or made)", Required = true };
+        var data = new Option<string>("--data") { Description = "the data directory to restore into (empty, or made); for --cluster, the data directory whose settings name the stores" };
+        var cluster = new Option<bool>("--cluster") { Description = "restore a cluster backup into the ClickHouse and metadata database the settings name (appsettings, LOGWELL_ variables)" };
         var force = new Option<bool>("--force") { Description = "restore into a data directory that is not empty (its node stopped): each index set the backup holds replaces the one there as a whole, the databases are written over" };
         var index = new Option<string[]>("--index") { Description = "restore only these index sets (repeat the option); the databases are left as they are", AllowMultipleArgumentsPerToken = true };
         var days = new Option<string>("--days") { Description = "only these days, UTC (2026-10-01, or 2026-10-01..2026-10-07), into an empty directory: the segments of those days and the events not yet in segments at the backup point; the index sets' retention is raised to 36,500 days" };
-        var restore = new Command("restore", "Restore a backup into a data directory; start the node on it afterwards.") { from, data, force, index, days };
+        var restore = new Command("restore", "Restore a backup into a data directory (start the node on it afterwards), or with --cluster a cluster backup into its ClickHouse and metadata database.") { from, data, cluster, force, index, days };
         restore.SetAction((result, ct) => ClientCommands.Guard(async () =>
         {
             var (directory, id) = Split(result.GetValue(from)!);
@@ -138,7 +139,30 @@ internal static class BackupCommands
             var reading = await repository.LockAsync(BackupLockKind.Read, ct).ConfigureAwait(false);
             await using var _ = reading.ConfigureAwait(false);
             var manifest = await repository.LoadAsync(id, ct).ConfigureAwait(false);
-            var target = Path.GetFullPath(result.GetValue(data)!);
+            if (result.GetValue(cluster))
+            {
+                if (result.GetValue(days) is not null)
+                {
+                    Console.Error.WriteLine("error: --days restores days of a node's index sets into a data directory, not a cluster");
+                    return 1;
+                }
+                var options = Settings.Load(result.GetValue(data));
+                var clusterStarted = Settings.Time.GetTimestamp();
+                var what = await Logwell.Server.Hosting.ClusterBackup.RestoreAsync(options, repository, manifest, result.GetValue(index) ?? [], result.GetValue(force), Settings.Time, ct).ConfigureAwait(false);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored backup {manifest.Id} ({manifest.Created.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC): {what} in {Settings.Time.GetElapsedTime(clusterStarted).TotalSeconds:0.0} s"));
+                return 0;
+            }
+            if (result.GetValue(data) is not { } dataDirectory)
+            {
+                Console.Error.WriteLine("error: say where to restore: --data DIR (a node's data directory), or --cluster (the stores the settings name)");
+                return 1;
+            }
+            if (manifest.Files.Any(f => f.Path == Logwell.Server.Hosting.ClusterBackup.CatalogFile))
+            {
+                Console.Error.WriteLine($"error: backup {manifest.Id} is of a cluster node's stores: restore it with --cluster");
+                return 1;
+            }
+            var target = Path.GetFullPath(dataDirectory);
             if (!BackupRepository.IsEmptyDataDirectory(target) && !result.GetValue(force))
             {
                 Console.Error.WriteLine($"error: {target} is not empty; restore into an empty directory, or add --force to replace what the backup holds");
