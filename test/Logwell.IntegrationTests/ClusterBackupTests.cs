@@ -75,7 +75,8 @@ public sealed class ClusterBackupTests(ClickHouseFixture fixture) : IClassFixtur
         using (var manifest = JsonDocument.Parse(File.ReadAllText(Directory.EnumerateFiles(Path.Combine(backups, "backups")).Order(StringComparer.Ordinal).Last())))
         {
             var files = manifest.RootElement.GetProperty("files").EnumerateArray().ToList();
-            Assert.Equal(3, files.Count(f => f.GetProperty("path").GetString()!.StartsWith("clickhouse/app/", StringComparison.Ordinal)));
+            var days = files.Select(f => f.GetProperty("path").GetString()!).Where(p => p.StartsWith("clickhouse/app/", StringComparison.Ordinal)).ToList();
+            Assert.True(days.Count >= 3, string.Join(", ", files.Select(f => f.GetProperty("path").GetString())));
             Assert.Contains(files, f => f.GetProperty("path").GetString()!.StartsWith("metadata/", StringComparison.Ordinal));
         }
         Assert.Matches(@"; [1-9]\d* new", second);
@@ -87,7 +88,10 @@ public sealed class ClusterBackupTests(ClickHouseFixture fixture) : IClassFixtur
         Assert.Contains("index sets", restore.Stdout, StringComparison.Ordinal);
         var twice = await CliTests.RunWithAsync(dir.Path, node, null, fresh, "restore", "--from", backups, "--cluster", "--data", Path.Combine(dir.Path, "cli"));
         Assert.Equal(1, twice.ExitCode);
-        Assert.Matches(@"index set \S+ in ClickHouse already holds [\d,]+ events: add --force", twice.Stderr);
+        Assert.Contains("already hold events: app (350 events); add --force", twice.Stderr, StringComparison.Ordinal);
+        // With --force the backup's days replace those there: the same events once, not twice.
+        var forced = await CliTests.RunWithAsync(dir.Path, node, null, fresh, "restore", "--from", backups, "--cluster", "--force", "--data", Path.Combine(dir.Path, "cli"));
+        Assert.True(forced.ExitCode == 0, forced.Stderr + forced.Stdout);
         var wrong = await CliTests.RunWithAsync(dir.Path, node, null, fresh, "restore", "--from", backups, "--data", Path.Combine(dir.Path, "node2"));
         Assert.Equal(1, wrong.ExitCode);
         Assert.Contains("restore it with --cluster", wrong.Stderr, StringComparison.Ordinal);

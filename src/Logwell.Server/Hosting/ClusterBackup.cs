@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using Logwell.Storage.Backup;
 using Logwell.Storage.ClickHouse;
 using MySqlConnector;
@@ -28,7 +29,7 @@ public static class ClusterBackup
         {
             return await BackUpAsync(options, store, repository, time, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is ClickHouseException or HttpRequestException)
+        catch (Exception e) when (e is ClickHouseException or HttpRequestException or InvalidOperationException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
         {
             throw new IOException($"ClickHouse ({options.ClickHouseDatabase}): {e.Message}", e);
         }
@@ -36,6 +37,11 @@ public static class ClusterBackup
 
     private static async Task<BackupManifest> BackUpAsync(LogwellOptions options, ClickHouseLogStore store, BackupRepository repository, TimeProvider time, CancellationToken cancellationToken)
     {
+        if (store.Unreachable is { } unreachable)
+        {
+            // Its catalog is not known yet: a backup now would hold no index set and look whole.
+            throw new IOException(unreachable);
+        }
         var created = time.GetUtcNow();
         var files = new List<BackupFile>();
         var newObjects = 0;
@@ -117,9 +123,10 @@ public static class ClusterBackup
         {
             return await RestoreClusterAsync(options, repository, manifest, only, force, time, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is ClickHouseException or HttpRequestException or NpgsqlException or MySqlException)
+        catch (Exception e) when (e is ClickHouseException or HttpRequestException or NpgsqlException or MySqlException or InvalidOperationException or UriFormatException
+            or KeyNotFoundException or FormatException or JsonException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            throw new IOException($"{e.Message}", e);
+            throw new IOException(e.Message, e);
         }
     }
 
@@ -130,6 +137,10 @@ public static class ClusterBackup
         if (options.LogStore != "clickhouse")
         {
             throw new ArgumentException("the settings name no ClickHouse (LogStore=clickhouse, ClickHouseUrl, ClickHouseDatabase): a cluster backup goes back into the cluster's stores");
+        }
+        if (options.MetadataDialect == MetaDialect.Sqlite && only.Count == 0)
+        {
+            throw new ArgumentException("these settings keep the metadata in SQLite, in each node's data directory: restore the index sets with --index NAME, and a node's meta.db from the backup by hand (docs/operations/backup-and-recovery.md)");
         }
         using var catalogText = new MemoryStream();
         await repository.ReadFileAsync(catalogFile, catalogText, cancellationToken).ConfigureAwait(false);
@@ -149,12 +160,18 @@ public static class ClusterBackup
         await using var store = await ClickHouseLogStore.OpenAsync(options.ToClickHouseOptions(), time, cancellationToken: cancellationToken).ConfigureAwait(false);
         if (!force)
         {
-            foreach (var row in rows)
+            // (System index sets, such as the audit log a node writes from its start, take the backup's days beside their own.)
+            var holding = new List<string>();
+            foreach (var row in rows.Where(r => !r.Name.StartsWith('_')))
             {
                 if (await store.CountAsync(row.Name, cancellationToken).ConfigureAwait(false) is > 0 and var held)
                 {
-                    throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"index set {row.Name} in ClickHouse already holds {held:N0} events: add --force to replace the days the backup holds"));
+                    holding.Add(string.Create(CultureInfo.InvariantCulture, $"{row.Name} ({held:N0} events)"));
                 }
+            }
+            if (holding.Count > 0)
+            {
+                throw new ArgumentException($"index sets in ClickHouse already hold events: {string.Join(", ", holding)}; add --force to replace the days the backup holds");
             }
             if (dump is not null && await MetadataTablesAsync(options, cancellationToken).ConfigureAwait(false) is > 0 and var tables)
             {
@@ -200,7 +217,14 @@ public static class ClusterBackup
                     {
                         await repository.ReadFileAsync(file, output, cancellationToken).ConfigureAwait(false);
                     }
+                    var before = force ? 0 : await store.CountDayAsync(row.Name, day, cancellationToken).ConfigureAwait(false);
                     await store.ImportPartitionAsync(row.Name, day, temporary, replace: force, cancellationToken).ConfigureAwait(false);
+                    // Every row arrived (a replicated table would drop a block identical to one it took before, silently).
+                    if (ClickHouseLogStore.RowsOf(file.Fingerprint) is { } expected
+                        && await store.CountDayAsync(row.Name, day, cancellationToken).ConfigureAwait(false) is var after && after - before != expected)
+                    {
+                        throw new IOException(string.Create(CultureInfo.InvariantCulture, $"index set {row.Name}, {day:yyyy-MM-dd}: {after - before:N0} events arrived of the {expected:N0} backed up"));
+                    }
                     partitions++;
                 }
                 finally
@@ -237,7 +261,8 @@ public static class ClusterBackup
     {
         var connection = new NpgsqlConnectionStringBuilder(options.MetadataConnectionString);
         var environment = new Dictionary<string, string>(StringComparer.Ordinal) { ["PGPASSWORD"] = connection.Password ?? "", ["PGCONNECT_TIMEOUT"] = "10" };
-        return new Tool(program, [.. arguments, "--host", connection.Host ?? "localhost", "--port", connection.Port.ToString(CultureInfo.InvariantCulture),
+        // -w: never a password prompt (the password is in the environment or it is not needed).
+        return new Tool(program, [.. arguments, "-w", "--host", connection.Host ?? "localhost", "--port", connection.Port.ToString(CultureInfo.InvariantCulture),
             "--username", connection.Username ?? "", "--dbname", connection.Database ?? ""], environment);
     }
 
@@ -246,8 +271,11 @@ public static class ClusterBackup
     {
         var connection = new MySqlConnectionStringBuilder(options.MetadataConnectionString);
         var environment = new Dictionary<string, string>(StringComparer.Ordinal) { ["MYSQL_PWD"] = connection.Password ?? "" };
-        return new Tool(program, [.. arguments, "--host", connection.Server, "--port", connection.Port.ToString(CultureInfo.InvariantCulture),
-            "--user", connection.UserID, connection.Database], environment);
+        // Over TCP as the connection string says (the client would take "localhost" for its Unix socket), unless it names a socket.
+        string[] where = connection.ConnectionProtocol == MySqlConnectionProtocol.UnixSocket
+            ? ["--socket", connection.Server]
+            : ["--protocol=TCP", "--host", connection.Server, "--port", connection.Port.ToString(CultureInfo.InvariantCulture)];
+        return new Tool(program, [.. arguments, .. where, "--user", connection.UserID, connection.Database], environment);
     }
 
     private static async Task DumpAsync(BackupRepository repository, string path, Tool tool, Func<string, Stream, long?, int?, Task<BackupFile>> add, CancellationToken cancellationToken)
@@ -289,31 +317,55 @@ public static class ClusterBackup
         }
         using (process)
         {
-            var error = process.StandardError.ReadToEndAsync(cancellationToken);
-            var copyOut = Task.CompletedTask;
-            if (output is not null)
+            var error = process.StandardError.ReadToEndAsync(CancellationToken.None);
+            try
             {
-                copyOut = Task.Run(async () =>
-                {
-                    await using var file = new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
-                    await process.StandardOutput.BaseStream.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
-                    file.Flush(flushToDisk: true);
-                }, cancellationToken);
+                await PumpAsync(process, output, input, cancellationToken).ConfigureAwait(false);
             }
-            if (input is not null)
+            catch (Exception e) when (e is IOException or OperationCanceledException)
             {
-                await using (var file = File.OpenRead(input))
+                if (!process.HasExited)
                 {
-                    await file.CopyToAsync(process.StandardInput.BaseStream, cancellationToken).ConfigureAwait(false);
+                    // Cancelled, or a pipe failed: it must not go on (a restore committing after all).
+                    process.Kill(entireProcessTree: true);
+                    await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
                 }
-                process.StandardInput.Close();
+                if (e is OperationCanceledException)
+                {
+                    throw;
+                }
+                // The tool's own words say why its pipe broke.
+                throw new IOException($"{tool.Program} failed ({process.ExitCode}): {(await error.ConfigureAwait(false)).Trim()} ({e.Message})", e);
             }
-            await copyOut.ConfigureAwait(false);
-            await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
             if (process.ExitCode != 0)
             {
                 throw new IOException($"{tool.Program} failed ({process.ExitCode}): {(await error.ConfigureAwait(false)).Trim()}");
             }
         }
+    }
+
+    /// <summary>Copies the tool's output to its file and its input from its file, and waits for it to end.</summary>
+    private static async Task PumpAsync(Process process, string? output, string? input, CancellationToken cancellationToken)
+    {
+        var copyOut = Task.CompletedTask;
+        if (output is not null)
+        {
+            copyOut = Task.Run(async () =>
+            {
+                await using var file = new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                await process.StandardOutput.BaseStream.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
+                file.Flush(flushToDisk: true);
+            }, cancellationToken);
+        }
+        if (input is not null)
+        {
+            await using (var file = File.OpenRead(input))
+            {
+                await file.CopyToAsync(process.StandardInput.BaseStream, cancellationToken).ConfigureAwait(false);
+            }
+            process.StandardInput.Close();
+        }
+        await copyOut.ConfigureAwait(false);
+        await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
     }
 }

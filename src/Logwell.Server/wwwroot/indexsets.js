@@ -68,7 +68,9 @@ export function mount(root, params) {
       retention,
       h('td', {}, formatTime(set.created)),
       h('td', { class: 'actions' },
-        set.restored ? null : h('button', { type: 'button', class: 'secondary small', 'aria-label': `archive of ${set.name}`, onclick: () => openArchive(set) }, 'Archive'),
+        // The archive: for whoever may change the index set, or may view it and it moves days there.
+        !set.restored && (canOn(set, 'manage_indexset') || set.archive_after_days)
+          ? h('button', { type: 'button', class: 'secondary small', 'aria-label': `archive of ${set.name}`, onclick: () => openArchive(set) }, 'Archive') : null,
         canOn(set, 'manage_pipeline') ? h('button', { type: 'button', class: 'secondary small', onclick: () => openEditor(set.name) }, 'Pipeline') : null,
         canOn(set, 'manage_indexset') ? h('button', { type: 'button', class: 'danger small', 'aria-label': `delete ${set.name}`, onclick: () => remove(set) }, 'Delete') : null));
   }

@@ -30,19 +30,44 @@ public sealed partial class ClickHouseLogStore
         }
     }
 
-    /// <summary>The day partitions of an index set's table, oldest first.</summary>
+    /// <summary>
+    /// The day partitions of an index set's table, oldest first. The fingerprint is the partition's rows, then a hash of
+    /// the index set's creation time and its active parts' names, rows and modification times (part numbers start again
+    /// in a table made anew, so names alone could meet other data).
+    /// </summary>
     public async Task<IReadOnlyList<ClickHousePartition>> PartitionsAsync(string indexSet, CancellationToken cancellationToken)
     {
-        var parts = new List<(string Partition, string Name, long Rows)>();
-        var sql = $"SELECT partition_id, name, rows FROM system.parts WHERE database = currentDatabase() AND table = {ClickHouseSql.Literal(ClickHouseEvents.Table(indexSet))} AND active";
+        var created = TryGet(indexSet, out var known) && known is ClickHouseIndexSet set ? set.Created.UtcTicks : 0;
+        var parts = new List<(string Partition, string Part)>();
+        var sql = $"SELECT partition_id, name, rows, toUnixTimestamp(modification_time) AS modified FROM system.parts WHERE database = currentDatabase() AND table = {ClickHouseSql.Literal(ClickHouseEvents.Table(indexSet))} AND active";
+        var rows = new Dictionary<string, long>(StringComparer.Ordinal);
         await foreach (var row in Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
         {
-            parts.Add((row.GetProperty("partition_id").GetString()!, row.GetProperty("name").GetString()!, row.GetProperty("rows").GetInt64()));
+            var partition = row.GetProperty("partition_id").GetString()!;
+            var count = row.GetProperty("rows").GetInt64();
+            parts.Add((partition, string.Create(CultureInfo.InvariantCulture, $"{row.GetProperty("name").GetString()}/{count}/{row.GetProperty("modified").GetInt64()}")));
+            rows[partition] = rows.GetValueOrDefault(partition) + count;
         }
         return [.. parts.GroupBy(p => p.Partition, StringComparer.Ordinal)
-            .Select(g => new ClickHousePartition(indexSet, DateOnly.ParseExact(g.Key, "yyyyMMdd", CultureInfo.InvariantCulture), g.Sum(p => p.Rows),
-                Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join(',', g.Select(p => p.Name).Order(StringComparer.Ordinal)))))))
+            .Select(g => new ClickHousePartition(indexSet, DateOnly.ParseExact(g.Key, "yyyyMMdd", CultureInfo.InvariantCulture), rows[g.Key],
+                string.Create(CultureInfo.InvariantCulture, $"{rows[g.Key]}:") + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(
+                    string.Create(CultureInfo.InvariantCulture, $"{created};") + string.Join(',', g.Select(p => p.Part).Order(StringComparer.Ordinal)))))))
             .OrderBy(p => p.Day)];
+    }
+
+    /// <summary>The rows a partition held when a backup read it, from its fingerprint (null when it does not say).</summary>
+    public static long? RowsOf(string? fingerprint) =>
+        fingerprint is not null && fingerprint.IndexOf(':') is > 0 and var colon && long.TryParse(fingerprint.AsSpan(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var rows) ? rows : null;
+
+    /// <summary>How many events one day of an index set's table holds.</summary>
+    public async Task<long> CountDayAsync(string indexSet, DateOnly day, CancellationToken cancellationToken)
+    {
+        var sql = $"SELECT count() AS n FROM {ClickHouseSql.Identifier(ClickHouseEvents.Table(indexSet))} WHERE day = toDate({ClickHouseSql.Literal(day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))})";
+        await foreach (var row in Client.QueryAsync(sql, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            return row.GetProperty("n").GetInt64();
+        }
+        return 0;
     }
 
     /// <summary>Writes a partition's rows in Native format, ordered, to <paramref name="output"/> (from its start again if a replica fails half way).</summary>
@@ -50,7 +75,14 @@ public sealed partial class ClickHouseLogStore
         Client.OnAnyAsync(async client =>
         {
             output.SetLength(0);
-            await client.ExportAsync($"SELECT * FROM {ClickHouseSql.Identifier(ClickHouseEvents.Table(partition.IndexSet))} WHERE day = toDate({ClickHouseSql.Literal(partition.Day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))}) ORDER BY t, seq FORMAT Native", output, cancellationToken).ConfigureAwait(false);
+            // The answer is sent once it is whole (an error half way is an error, not a short file), and a day larger
+            // than memory is sorted on disk.
+            var settings = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["wait_end_of_query"] = "1",
+                ["max_bytes_before_external_sort"] = (1L << 30).ToString(CultureInfo.InvariantCulture),
+            };
+            await client.ExportAsync($"SELECT * FROM {ClickHouseSql.Identifier(ClickHouseEvents.Table(partition.IndexSet))} WHERE day = toDate({ClickHouseSql.Literal(partition.Day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))}) ORDER BY t, seq FORMAT Native", output, settings, cancellationToken).ConfigureAwait(false);
             await output.FlushAsync(cancellationToken).ConfigureAwait(false);
             return true;
         });
@@ -74,14 +106,24 @@ public sealed partial class ClickHouseLogStore
 
     /// <summary>
     /// Makes an index set from a backup's catalog row where there is none (its table, then its row, as
-    /// <see cref="CreateAsync"/> does); an index set that exists keeps its settings.
+    /// <see cref="CreateAsync"/> does); one that exists (<c>default</c>, made when the store opens) takes the row's
+    /// retention and pipeline.
     /// </summary>
     public async Task RestoreIndexSetAsync(ClickHouseIndexSetRow row, CancellationToken cancellationToken)
     {
+        if (TryGet(row.Name, out var existing))
+        {
+            await SetRetentionAsync(row.Name, row.RetentionDays).ConfigureAwait(false);
+            if (ParsePipeline(row.Name, row.Pipeline) is { } kept && existing is ClickHouseIndexSet set)
+            {
+                await set.SetPipelineAsync(kept, cancellationToken).ConfigureAwait(false);
+            }
+            return;
+        }
         await _catalog.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (TryGet(row.Name, out _) || await ReadRowAsync(row.Name, cancellationToken).ConfigureAwait(false) is not null)
+            if (await ReadRowAsync(row.Name, cancellationToken).ConfigureAwait(false) is not null)
             {
                 return;
             }

@@ -80,10 +80,10 @@ public sealed partial class ClickHouseHttp : IDisposable
     }
 
     /// <summary>Writes the answer of a statement that names its own format (<c>… FORMAT Native</c>) to <paramref name="output"/> as it arrives.</summary>
-    public async Task ExportAsync(string sql, Stream output, CancellationToken cancellationToken = default)
+    public async Task ExportAsync(string sql, Stream output, IReadOnlyDictionary<string, string>? settings = null, CancellationToken cancellationToken = default)
     {
         using var content = new StringContent(sql, System.Text.Encoding.UTF8);
-        using var response = await SendAsync(Url(null, null), content, cancellationToken, HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
+        using var response = await SendAsync(Url(null, settings), content, cancellationToken, HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
         await response.Content.CopyToAsync(output, cancellationToken).ConfigureAwait(false);
     }
 
