@@ -50,7 +50,9 @@ public sealed class ClusterBackupTests(ClickHouseFixture fixture) : IClassFixtur
                 var lines = new StringBuilder();
                 for (var i = first; i < first + count; i++)
                 {
-                    lines.Append(CultureInfo.InvariantCulture, $"{{\"@timestamp\":\"{now.AddDays(-daysAgo).AddSeconds(-i):O}\",\"message\":\"kept event {i}\",\"n\":{i}}}\n");
+                    // Earlier days at their noon (whatever the hour now); today's just before now (yesterday's, just after midnight).
+                    var at = daysAgo == 0 ? now.AddSeconds(-i) : new DateTimeOffset(now.UtcDateTime.Date.AddDays(-daysAgo).AddHours(12).AddSeconds(i), TimeSpan.Zero);
+                    lines.Append(CultureInfo.InvariantCulture, $"{{\"@timestamp\":\"{at:O}\",\"message\":\"kept event {i}\",\"n\":{i}}}\n");
                 }
                 (await node.Http.PostAsync("/api/v1/indexsets/app/ingest", new StringContent(lines.ToString(), Encoding.UTF8, "application/x-ndjson"))).EnsureSuccessStatusCode();
             }
@@ -76,7 +78,7 @@ public sealed class ClusterBackupTests(ClickHouseFixture fixture) : IClassFixtur
         {
             var files = manifest.RootElement.GetProperty("files").EnumerateArray().ToList();
             var days = files.Select(f => f.GetProperty("path").GetString()!).Where(p => p.StartsWith("clickhouse/app/", StringComparison.Ordinal)).ToList();
-            Assert.True(days.Count >= 3, string.Join(", ", files.Select(f => f.GetProperty("path").GetString())));
+            Assert.True(days.Count >= 2, string.Join(", ", files.Select(f => f.GetProperty("path").GetString())));
             Assert.Contains(files, f => f.GetProperty("path").GetString()!.StartsWith("metadata/", StringComparison.Ordinal));
         }
         Assert.Matches(@"; [1-9]\d* new", second);
