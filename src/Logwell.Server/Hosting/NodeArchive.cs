@@ -126,8 +126,7 @@ public static class NodeArchive
             return null;
         }
         var created = time.GetUtcNow();
-        var id = created.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3));
-        var record = new ArchiveRecord(id, indexSet.Name, day, created, events, segments);
+        var record = new ArchiveRecord(NodeBackup.NewId(created), indexSet.Name, day, created, events, segments);
         // Listed in the archive before it leaves the hot disk: an event is in one of them, or both, at every moment.
         await repository.SaveArchiveAsync(record, cancellationToken).ConfigureAwait(false);
         if (!await indexSet.DropArchivedAsync([.. entries.Keys]).ConfigureAwait(false))

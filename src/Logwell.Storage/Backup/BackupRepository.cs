@@ -202,18 +202,22 @@ public sealed class BackupRepository(IBackupStorage storage) : IDisposable
     public string TemporaryPath() => System.IO.Path.Combine(Storage.ScratchDirectory(), $".{Guid.NewGuid():N}.tmp");
 
     /// <summary>Records a backup: from here on it is listed and can be restored.</summary>
-    public async Task SaveAsync(BackupManifest manifest, CancellationToken cancellationToken)
+    public Task SaveAsync(BackupManifest manifest, CancellationToken cancellationToken) =>
+        PutJsonAsync(ManifestKey(manifest.Id), manifest, BackupJson.Default.BackupManifest, cancellationToken);
+
+    /// <summary>Stores <paramref name="value"/> as JSON under <paramref name="key"/>, whole (written to a temporary file, flushed, then put).</summary>
+    private async Task PutJsonAsync<T>(string key, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, CancellationToken cancellationToken)
     {
         var temporary = TemporaryPath();
         try
         {
             await using (var output = DirectoryBackupStorage.CreatePrivateFile(temporary, FileMode.CreateNew))
             {
-                await JsonSerializer.SerializeAsync(output, manifest, BackupJson.Default.BackupManifest, cancellationToken).ConfigureAwait(false);
+                await JsonSerializer.SerializeAsync(output, value, type, cancellationToken).ConfigureAwait(false);
                 await output.FlushAsync(cancellationToken).ConfigureAwait(false);
                 output.Flush(flushToDisk: true);
             }
-            await Storage.PutAsync(ManifestKey(manifest.Id), temporary, cancellationToken).ConfigureAwait(false);
+            await Storage.PutAsync(key, temporary, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -287,27 +291,8 @@ public sealed class BackupRepository(IBackupStorage storage) : IDisposable
     private static string ArchiveKey(ArchiveRecord record) => $"{ArchivesPrefix}{record.IndexSet}/{record.Day}/{record.Id}.json";
 
     /// <summary>Records segments moved to the archive: from here on they are listed and can be restored.</summary>
-    public async Task SaveArchiveAsync(ArchiveRecord record, CancellationToken cancellationToken)
-    {
-        var temporary = TemporaryPath();
-        try
-        {
-            await using (var output = DirectoryBackupStorage.CreatePrivateFile(temporary, FileMode.CreateNew))
-            {
-                await JsonSerializer.SerializeAsync(output, record, BackupJson.Default.ArchiveRecord, cancellationToken).ConfigureAwait(false);
-                await output.FlushAsync(cancellationToken).ConfigureAwait(false);
-                output.Flush(flushToDisk: true);
-            }
-            await Storage.PutAsync(ArchiveKey(record), temporary, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (File.Exists(temporary))
-            {
-                File.Delete(temporary);
-            }
-        }
-    }
+    public Task SaveArchiveAsync(ArchiveRecord record, CancellationToken cancellationToken) =>
+        PutJsonAsync(ArchiveKey(record), record, BackupJson.Default.ArchiveRecord, cancellationToken);
 
     /// <summary>Deletes an archive record (its objects go with the next prune that finds no list naming them).</summary>
     public Task DeleteArchiveAsync(ArchiveRecord record, CancellationToken cancellationToken) => Storage.DeleteAsync(record.Key ?? ArchiveKey(record), cancellationToken);

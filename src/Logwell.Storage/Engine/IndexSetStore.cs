@@ -809,19 +809,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             {
                 return 0;
             }
-            var removed = new HashSet<string>(expired.Select(s => s.Info.File), StringComparer.Ordinal);
-            var manifest = _manifest with { Segments = [.. _manifest.Segments.Where(s => !removed.Contains(s.File))] };
-            manifest.Save(Directory);
-            _manifest = manifest;
-            lock (_stateLock)
-            {
-                _state = _state with { Segments = [.. _state.Segments.Where(s => !expired.Contains(s))] };
-            }
-            foreach (var segment in expired)
-            {
-                _cache.Evict(segment.Id);
-                segment.Retire(deleteFile: true);
-            }
+            DropSegments(expired);
             _logger.LogInformation("Index set {Name}: dropped {Count} expired segments ({Days})", Name, expired.Count, string.Join(", ", expired.Select(s => s.Info.Day).Distinct()));
             return expired.Count;
         }
@@ -890,24 +878,34 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             {
                 return false;
             }
-            var manifest = _manifest with { Segments = [.. _manifest.Segments.Where(s => !files.Contains(s.File))] };
-            manifest.Save(Directory);
-            _manifest = manifest;
-            lock (_stateLock)
-            {
-                _state = _state with { Segments = [.. _state.Segments.Where(s => !dropped.Contains(s))] };
-            }
-            foreach (var segment in dropped)
-            {
-                _cache.Evict(segment.Id);
-                segment.Retire(deleteFile: true);
-            }
+            DropSegments(dropped);
             _logger.LogInformation("Index set {Name}: moved {Count} segments of {Days} to the archive", Name, dropped.Count, string.Join(", ", dropped.Select(s => s.Info.Day).Distinct()));
             return true;
         }
         finally
         {
             _maintenance.Release();
+        }
+    }
+
+    /// <summary>
+    /// Takes <paramref name="dropped"/> out of the manifest (saved first), then out of what reads see, and deletes their
+    /// files once no read holds them. Under <c>_maintenance</c>.
+    /// </summary>
+    private void DropSegments(List<Segment> dropped)
+    {
+        var removed = new HashSet<string>(dropped.Select(s => s.Info.File), StringComparer.Ordinal);
+        var manifest = _manifest with { Segments = [.. _manifest.Segments.Where(s => !removed.Contains(s.File))] };
+        manifest.Save(Directory);
+        _manifest = manifest;
+        lock (_stateLock)
+        {
+            _state = _state with { Segments = [.. _state.Segments.Where(s => !dropped.Contains(s))] };
+        }
+        foreach (var segment in dropped)
+        {
+            _cache.Evict(segment.Id);
+            segment.Retire(deleteFile: true);
         }
     }
 
