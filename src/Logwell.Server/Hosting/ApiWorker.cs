@@ -4,9 +4,12 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -17,15 +20,101 @@ namespace Logwell.Server.Hosting;
 /// <c>LOGWELL_API_LISTEN_FD</c>) and hands each request to the node's store process, or, over a shared log store
 /// (ClickHouse), serves it itself with the node's whole pipeline; either way it holds no state and any worker can
 /// serve any request. After <c>LOGWELL_API_MAX_REQUESTS</c> requests it drains: every answer closes its
-/// connection, so clients leave its keep-alive connections after their current request; once none is open (after at
-/// least a second, at most half the graceful timeout) it stops accepting, finishes what it has (the other half) and
-/// exits with code 3. It prints DRAINING when it starts, so the master starts its replacement at once. SIGTERM drains
+/// connection, so clients leave its keep-alive connections after their current request; after a second it stops
+/// accepting, and once none of its connections is open (at most half the graceful timeout) it stops, finishes what it
+/// has (the other half) and exits with code 3. It prints DRAINING when it starts, so the master starts its replacement at once. SIGTERM drains
 /// it the same way; it exits with 0.
 /// </summary>
 public static class ApiWorker
 {
     /// <summary>How long a stopping worker keeps accepting while it closes its keep-alive connections.</summary>
     private static readonly TimeSpan DrainWindow = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Kestrel's sockets transport, with a way to stop accepting while the connections already accepted go on, and a
+    /// count of those connections. Kestrel's own stop closes idle keep-alive connections at once, and a client that had
+    /// just sent a request on one, or on a connection accepted a moment before the stop, would find it cut; a draining
+    /// worker stops accepting first and leaves Kestrel's stop for when no connection is left.
+    /// </summary>
+    private sealed class StoppableListeners
+    {
+        private readonly List<Listener> _listeners = [];
+        private long _open;
+
+        /// <summary>Connections accepted and not yet closed.</summary>
+        public long Open => Interlocked.Read(ref _open);
+
+        public bool Bound
+        {
+            get
+            {
+                lock (_listeners)
+                {
+                    return _listeners.Count > 0;
+                }
+            }
+        }
+
+        public IConnectionListenerFactory Over(IConnectionListenerFactory sockets) => new Factory(sockets, this);
+
+        public void Closed() => Interlocked.Decrement(ref _open);
+
+        /// <summary>Unbinds every listener and waits (a second at most) for its accept loop to end, so <see cref="Open"/> counts every connection it accepted.</summary>
+        public async Task StopAcceptingAsync(TimeProvider time)
+        {
+            Listener[] all;
+            lock (_listeners)
+            {
+                all = [.. _listeners];
+            }
+            foreach (var listener in all)
+            {
+                await listener.Inner.UnbindAsync().ConfigureAwait(false);
+                await Task.WhenAny(listener.Ended.Task, Task.Delay(TimeSpan.FromSeconds(1), time)).ConfigureAwait(false);
+            }
+        }
+
+        private sealed class Factory(IConnectionListenerFactory sockets, StoppableListeners owner) : IConnectionListenerFactory
+        {
+            public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+            {
+                var listener = new Listener(await sockets.BindAsync(endpoint, cancellationToken).ConfigureAwait(false), owner);
+                lock (owner._listeners)
+                {
+                    owner._listeners.Add(listener);
+                }
+                return listener;
+            }
+        }
+
+        private sealed class Listener(IConnectionListener inner, StoppableListeners owner) : IConnectionListener
+        {
+            public IConnectionListener Inner => inner;
+
+            /// <summary>Completes when an accept returns nothing: the listener is unbound and accepts no more.</summary>
+            public TaskCompletionSource Ended { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+            public EndPoint EndPoint => inner.EndPoint;
+
+            public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+            {
+                var connection = await inner.AcceptAsync(cancellationToken).ConfigureAwait(false);
+                if (connection is null)
+                {
+                    Ended.TrySetResult();
+                }
+                else
+                {
+                    Interlocked.Increment(ref owner._open);
+                }
+                return connection;
+            }
+
+            public ValueTask UnbindAsync(CancellationToken cancellationToken = default) => inner.UnbindAsync(cancellationToken);
+
+            public ValueTask DisposeAsync() => inner.DisposeAsync();
+        }
+    }
 
     /// <summary>The host's lifetime without its signal handlers: the worker handles SIGTERM and SIGINT itself.</summary>
     private sealed class SignalFreeLifetime : IHostLifetime
@@ -133,7 +222,7 @@ public static class ApiWorker
         var number = Environment.GetEnvironmentVariable("LOGWELL_API_WORKER") ?? "?";
         var graceful = TimeSpan.FromSeconds(int.Parse(Environment.GetEnvironmentVariable("LOGWELL_API_GRACEFUL_TIMEOUT") ?? "30", CultureInfo.InvariantCulture));
 
-        long openConnections = 0;
+        var listeners = new StoppableListeners();
         var builder = nodeSettings is null ? WebApplication.CreateSlimBuilder() : WebApplication.CreateBuilder();
         if (nodeSettings is not null)
         {
@@ -142,19 +231,21 @@ public static class ApiWorker
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(console => { console.SingleLine = true; console.TimestampFormat = "yyyy-MM-dd HH:mm:ss,fff "; });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // Kestrel's sockets transport behind one that can stop accepting while the accepted connections go on.
+        builder.Services.RemoveAll<IConnectionListenerFactory>();
+        builder.Services.AddSingleton<IConnectionListenerFactory>(services => listeners.Over(ActivatorUtilities.CreateInstance<SocketTransportFactory>(services)));
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.ListenHandle(fd, listen => listen.Use(next => async connection =>
             {
-                // Connections open on this worker, from accept to close: a drain waits for them to go.
-                Interlocked.Increment(ref openConnections);
                 try
                 {
                     await next(connection).ConfigureAwait(false);
                 }
                 finally
                 {
-                    Interlocked.Decrement(ref openConnections);
+                    // Counted open from its accept (StoppableListeners) to here: a drain waits for it to close.
+                    listeners.Closed();
                 }
             }));
             kestrel.AddServerHeader = false;
@@ -181,10 +272,15 @@ public static class ApiWorker
             Console.Out.Flush();
             _ = Task.Run(async () =>
             {
-                // Every answer now closes its connection; stop once none is left: after at least the drain window, at most
-                // half the graceful timeout (the other half is for the requests still running).
+                // Every answer now closes its connection. For the drain window the worker still accepts (a lone worker's
+                // replacement gets ready meanwhile); then it stops accepting, and stops once none of its connections is
+                // left open, at most half the graceful timeout after the drain began (the other half is for the requests
+                // still running). Only then does Kestrel's own stop run, which closes idle connections at once: a client
+                // sending on one of those would see it cut, so none may be left.
                 var drainStarted = time.GetTimestamp();
-                while (time.GetElapsedTime(drainStarted) < graceful / 2 && (time.GetElapsedTime(drainStarted) < DrainWindow || Interlocked.Read(ref openConnections) > 0))
+                await Task.Delay(DrainWindow, time, CancellationToken.None).ConfigureAwait(false);
+                await listeners.StopAcceptingAsync(time).ConfigureAwait(false);
+                while (time.GetElapsedTime(drainStarted) < graceful / 2 && listeners.Open > 0)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(50), time, CancellationToken.None).ConfigureAwait(false);
                 }
@@ -315,6 +411,10 @@ public static class ApiWorker
             app.Run(context => ProxyAsync(context, store, nodeKey));
         }
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        if (!listeners.Bound)
+        {
+            throw new InvalidOperationException("the API worker's listening socket was not bound through its stoppable transport");
+        }
         Console.WriteLine("READY");
         Console.Out.Flush();
         await app.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
