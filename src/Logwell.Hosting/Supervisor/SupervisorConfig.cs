@@ -411,25 +411,9 @@ public sealed record SupervisorConfig(string Path, string ChildLogDirectory, str
     }
 
     /// <summary>50MB, 1KB, 1GB or bytes; 0 means no limit. As in supervisord, the units are powers of 1024.</summary>
-    internal static long ParseBytes(Section section, string key, string value)
-    {
-        var text = value.Trim().ToUpperInvariant();
-        long unit = 1;
-        foreach (var (suffix, size) in new[] { ("KB", 1L << 10), ("MB", 1L << 20), ("GB", 1L << 30) })
-        {
-            if (text.EndsWith(suffix, StringComparison.Ordinal))
-            {
-                unit = size;
-                text = text[..^2];
-                break;
-            }
-        }
-        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var count))
-        {
-            throw section.Error(key, $"{key} must be a size such as 50MB, not '{value}'");
-        }
-        return count * unit;
-    }
+    internal static long ParseBytes(Section section, string key, string value) => Core.Text.ByteSizes.TryParse(value, out var bytes)
+        ? bytes
+        : throw section.Error(key, $"{key} must be a size such as 50MB, not '{value}'");
 
     /// <summary><c>KEY="value",KEY2='value',KEY3=value</c>, as supervisord reads <c>environment</c>.</summary>
     private static List<KeyValuePair<string, string>> ParseEnvironment(Section section, string key, string text)

@@ -37,6 +37,7 @@ internal static class LogwellCommand
             ClientCommands.Nodes(server),
             ConfigCommands.Config(),
             LbCommands.Lb(server),
+            AgentCommands.Agent(),
             BackupCommands.Backup(server),
             BackupCommands.Restore(),
             BackupCommands.Verify(),

@@ -170,28 +170,8 @@ internal static class RoleCommands
         }
     }
 
-    /// <summary>512MB, 1GB, 2048KB or a number of bytes; units are powers of 1024.</summary>
-    internal static bool TryParseSize(string text, out long bytes)
-    {
-        bytes = 0;
-        text = text.Trim().ToUpperInvariant();
-        long unit = 1;
-        foreach (var (suffix, size) in new[] { ("KB", 1L << 10), ("MB", 1L << 20), ("GB", 1L << 30), ("K", 1L << 10), ("M", 1L << 20), ("G", 1L << 30), ("B", 1L) })
-        {
-            if (text.EndsWith(suffix, StringComparison.Ordinal))
-            {
-                unit = size;
-                text = text[..^suffix.Length].TrimEnd();
-                break;
-            }
-        }
-        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 1 || count > long.MaxValue / unit)
-        {
-            return false;
-        }
-        bytes = count * unit;
-        return true;
-    }
+    /// <summary>512MB, 1GB, 2048KB or a number of bytes, at least one; units are powers of 1024.</summary>
+    internal static bool TryParseSize(string text, out long bytes) => Core.Text.ByteSizes.TryParse(text, out bytes) && bytes > 0;
 
     private static int Fail(string message)
     {

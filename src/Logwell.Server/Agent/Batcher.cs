@@ -1,0 +1,104 @@
+using System.Buffers;
+using System.IO.Compression;
+using System.Text.Json;
+using Logwell.Hosting;
+
+namespace Logwell.Server.Agent;
+
+/// <summary>
+/// Gathers events into one batch per index set, as the server takes them (JSON lines for Logwell's ingest endpoint, or
+/// an Elasticsearch bulk body), and hands a batch to the on-disk buffer, gzip-compressed, when it holds
+/// <see cref="AgentOptions.BatchBytes"/> or is <see cref="AgentOptions.BatchWait"/> old.
+/// </summary>
+internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMetrics metrics, TimeProvider time)
+{
+    private sealed class OpenBatch(DateTimeOffset started)
+    {
+        public ArrayBufferWriter<byte> Body { get; } = new(64 << 10);
+        public int Events { get; set; }
+        public DateTimeOffset Started { get; } = started;
+        public Dictionary<FileIdentity, (TrackedFile File, long End)> Files { get; } = [];
+    }
+
+    private readonly Dictionary<string, OpenBatch> _open = new(StringComparer.Ordinal);
+    private readonly HashSet<FileIdentity> _unsent = [];
+
+    /// <summary>Whether events of the file wait in a batch not yet buffered.</summary>
+    public bool Holds(FileIdentity file) => _unsent.Contains(file);
+
+    public void Add(FileEvent e)
+    {
+        var input = options.Inputs[e.File.Input];
+        var now = time.GetUtcNow();
+        if (!_open.TryGetValue(input.IndexSet, out var batch))
+        {
+            _open[input.IndexSet] = batch = new OpenBatch(now);
+        }
+        using (var json = new Utf8JsonWriter(batch.Body))
+        {
+            if (options.Protocol == OutputProtocol.Elasticsearch)
+            {
+                json.WriteStartObject();
+                json.WriteStartObject("create");
+                json.WriteString("_index", input.IndexSet);
+                json.WriteEndObject();
+                json.WriteEndObject();
+                json.Flush();
+                batch.Body.Write("\n"u8);
+                json.Reset();
+            }
+            json.WriteStartObject();
+            // The time the line was read: the event's time unless the server finds one in the line itself, and the
+            // same when a batch is sent again.
+            json.WriteString("@timestamp", now);
+            json.WriteString("message", e.Text);
+            json.WriteString("host", options.Name);
+            json.WriteString("file", e.File.Path);
+            json.WriteNumber("offset", e.Start);
+            foreach (var (name, value) in input.Fields)
+            {
+                json.WriteString(name, value);
+            }
+            json.WriteEndObject();
+        }
+        batch.Body.Write("\n"u8);
+        batch.Events++;
+        batch.Files[e.File.Identity] = (e.File, e.End);
+        _unsent.Add(e.File.Identity);
+        if (batch.Body.WrittenCount >= options.BatchBytes)
+        {
+            Seal(input.IndexSet, batch);
+        }
+    }
+
+    /// <summary>Buffers the batches that waited long enough, or all of them.</summary>
+    public void SealDue(bool all = false)
+    {
+        var now = time.GetUtcNow();
+        foreach (var (indexSet, batch) in _open.ToList())
+        {
+            if (all || now - batch.Started >= options.BatchWait)
+            {
+                Seal(indexSet, batch);
+            }
+        }
+    }
+
+    private void Seal(string indexSet, OpenBatch batch)
+    {
+        _open.Remove(indexSet);
+        using var compressed = new MemoryStream();
+        using (var gzip = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
+        {
+            gzip.Write(batch.Body.WrittenSpan);
+        }
+        var files = batch.Files.Values.Select(f => new BatchFile(f.File.Identity, f.File.Path, f.End, FileTailer.MarkerOf(f.File, f.End),
+            FileTailer.InputKey(options.Inputs[f.File.Input]))).ToList();
+        buffer.Append(indexSet, batch.Events, batch.Body.WrittenCount, files, compressed.GetBuffer().AsSpan(0, (int)compressed.Length));
+        metrics.EventsBuffered.Add(batch.Events);
+        foreach (var file in batch.Files.Keys)
+        {
+            _unsent.Remove(file);
+        }
+    }
+}
