@@ -103,6 +103,10 @@ public sealed record AgentOptions
         catch (YamlException e)
         {
             var why = e.InnerException?.Message ?? e.Message;
+            if (System.Text.RegularExpressions.Regex.Match(why, "^Property '(.*)' not found on type") is { Success: true } unknown)
+            {
+                why = $"unknown key '{unknown.Groups[1].Value}' (docs/agent.md lists the keys)";
+            }
             throw new AgentConfigException($"{source}:{e.Start.Line}:{e.Start.Column}: {why}");
         }
         string Fail(string what) => throw new AgentConfigException($"{source}: {what}");
