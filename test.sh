@@ -11,7 +11,7 @@
 # cluster test balances its nodes through one of its own; the package's is not started), postgresql and
 # mariadb-server (the metadata tests start their own servers in temporary directories; the packages' are not started),
 # and OpenStack Swift (swift-proxy, -account, -container, -object: the S3 backup test starts its own S3-compatible
-# server from them; the packages' are not started).
+# server from them; the packages' are not started), and logrotate (the agent's test rotates its files with it).
 # Then it runs the tests that see event times again with the clock 400 days ahead (faketime -f '+400d'): every unit
 # test and the integration classes marked Category=DateSensitive. A fixed event date fails that pass on the day it is
 # written, not on the day retention or a time window makes it expire.
@@ -43,6 +43,7 @@ find /usr/lib -name lmnsd_gtls.so 2>/dev/null | grep -q . || missing+=(rsyslog-g
 [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
 [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+[ -x /usr/sbin/logrotate ] || missing+=(logrotate)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 [ -x /usr/bin/swift-proxy-server ] && [ -x /usr/bin/swift-object-server ] || missing+=(swift swift-proxy swift-account swift-container swift-object)

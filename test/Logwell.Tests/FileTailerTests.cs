@@ -244,6 +244,26 @@ public sealed class FileTailerTests : IDisposable
         restarted.CloseAll();
     }
 
+    [Fact]
+    public void ARestartAfterACopyTruncateReadsTheRestFromTheCopy()
+    {
+        var options = Options(Input());
+        Append("app.log", Numbered(1, 5));
+        var tailer = new FileTailer(options, _time, new AgentMetrics(), [], []);
+        var events = Drain(tailer, _time);
+        var file = Assert.Single(tailer.Files);
+        var checkpoint = new FilePosition(file.Identity, file.Path, events[^1].End, FileTailer.MarkerOf(file, events[^1].End), FileTailer.InputKey(options.Inputs[0]));
+        tailer.CloseAll();
+        // While the agent is down: written, copied and truncated, then written past the old size.
+        Append("app.log", Numbered(6, 8));
+        File.Copy(Log("app.log"), Log("app.log.1"));
+        File.WriteAllText(Log("app.log"), "");
+        Append("app.log", Numbered(9, 30));
+        var restarted = new FileTailer(options, _time, new AgentMetrics(), [checkpoint], tailer.ScannedInputs);
+        Assert.Equal(Numbered(6, 30), Drain(restarted, _time).Select(e => e.Text));
+        restarted.CloseAll();
+    }
+
     [Theory]
     [InlineData("inputs:\n  - paths: [a.log]\n    index_set: app\n    colour: red\n", "agent.yaml:4:5: unknown key 'colour'")]
     [InlineData("output:\n  urls: [http://x:1]\ninputs:\n  - paths: [a.log]\n    index_set: App!\n", "index_set")]

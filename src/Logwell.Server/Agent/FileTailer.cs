@@ -32,6 +32,9 @@ internal sealed class TrackedFile(FileIdentity identity, string path, int input,
     /// <summary>The marker (<see cref="FileTailer.MarkerAt"/>) a file resumed from a checkpoint must show at its offset when it is opened.</summary>
     public ulong? ResumeMarker { get; set; }
 
+    /// <summary>Opened after a restart with other bytes before its offset than checkpointed (this marker): truncated while the agent was down.</summary>
+    public ulong? TruncatedWhileDown { get; set; }
+
     public SafeFileHandle? Handle { get; set; }
 
     /// <summary>Found by the last scan under one of its input's globs; otherwise renamed away or deleted.</summary>
@@ -160,7 +163,7 @@ internal sealed class FileTailer
         foreach (var position in _resume.Values.ToList())
         {
             _resume.Remove(position.Identity);
-            if (Moved(position) is { } moved)
+            if (Moved(position.Identity, position.Path) is { } moved)
             {
                 var i = Math.Max(0, _options.Inputs.ToList().FindIndex(x => InputKey(x) == position.Input));
                 var input = _options.Inputs[i];
@@ -205,9 +208,14 @@ internal sealed class FileTailer
             }
             var status = FileStatuses.Of(file.Handle!);
             file.Size = status.Size;
-            if (status.Size < file.Position || !TailMatches(file))
+            if (file.TruncatedWhileDown is { } marker)
             {
-                Truncated(file, emit);
+                file.TruncatedWhileDown = null;
+                Truncated(file, emit, marker);
+            }
+            else if (status.Size < file.Position || !TailMatches(file))
+            {
+                Truncated(file, emit, XxHash64.HashToUInt64(file.Tail));
             }
             var read = ReadChunk(file, emit);
             if (read > 0)
@@ -278,20 +286,15 @@ internal sealed class FileTailer
             }
             Close(quiet);
         }
-        SafeFileHandle handle;
-        try
+        // By its name; a file renamed again since (a rotation shifting app.log.1 to app.log.2) is looked for beside it.
+        var handle = OpenIfSame(file);
+        if (handle is null && Moved(file.Identity, file.Path) is { } moved)
         {
-            handle = File.OpenHandle(file.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            file.Path = moved.Path;
+            handle = OpenIfSame(file);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        if (handle is null)
         {
-            _metrics.LastError = $"{file.Path}: {e.Message}";
-            return false;
-        }
-        if (FileStatuses.Of(handle).Identity != file.Identity)
-        {
-            // The name is another file's now (rotated meanwhile): the next scan finds both.
-            handle.Dispose();
             file.Matched = false;
             return false;
         }
@@ -304,10 +307,10 @@ internal sealed class FileTailer
             file.ResumeMarker = null;
             if (length < file.Position || MarkerAt(handle, file.Position) != expected)
             {
-                // Other content under the same inode (replaced, or truncated and written again): from its beginning.
-                file.Position = file.Offset = 0;
-                file.EncodingChecked = false;
-                file.Tail = [];
+                // Other content under the same inode (truncated and written again, replaced): its rotated copy may
+                // hold the rest of what was read; then from its beginning.
+                file.TruncatedWhileDown = expected;
+                return true;
             }
         }
         if (file.Tail.Length == 0 && file.Position > 0 && length >= file.Position)
@@ -317,6 +320,27 @@ internal sealed class FileTailer
             file.Tail = RandomAccess.Read(handle, tail, start) == tail.Length ? tail : [];
         }
         return true;
+    }
+
+    /// <summary>The file at <paramref name="file"/>'s name, when it is still that file.</summary>
+    private SafeFileHandle? OpenIfSame(TrackedFile file)
+    {
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(file.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _metrics.LastError = $"{file.Path}: {e.Message}";
+            return null;
+        }
+        if (FileStatuses.Of(handle).Identity != file.Identity)
+        {
+            handle.Dispose();
+            return null;
+        }
+        return handle;
     }
 
     private void Close(TrackedFile file)
@@ -357,10 +381,11 @@ internal sealed class FileTailer
     /// Truncated (copytruncate) or rewritten: the lines between where reading stood and the truncation are in the
     /// rotated copy when logrotate made one; they are read from it, and the file from its beginning.
     /// </summary>
-    private void Truncated(TrackedFile file, Action<FileEvent> emit)
+    /// <param name="marker">The marker (<see cref="MarkerAt"/>) of the bytes before the read position, as they were read.</param>
+    private void Truncated(TrackedFile file, Action<FileEvent> emit, ulong marker)
     {
         _metrics.Truncations.Add(1);
-        if (file.Position > 0 && RotatedCopy(file) is { } copy)
+        if (file.Position > 0 && RotatedCopy(file, marker) is { } copy)
         {
             using (copy)
             {
@@ -390,7 +415,7 @@ internal sealed class FileTailer
     }
 
     /// <summary>The newest file beside <paramref name="file"/> named after it (<c>app.log.1</c>, <c>app.log-20261207</c>) whose bytes before the read position are the ones read.</summary>
-    private SafeFileHandle? RotatedCopy(TrackedFile file)
+    private static SafeFileHandle? RotatedCopy(TrackedFile file, ulong marker)
     {
         var directory = Path.GetDirectoryName(file.Path)!;
         var name = Path.GetFileName(file.Path);
@@ -406,14 +431,13 @@ internal sealed class FileTailer
         {
             return null;
         }
-        Span<byte> tail = stackalloc byte[file.Tail.Length];
         foreach (var candidate in candidates)
         {
             try
             {
                 var handle = File.OpenHandle(candidate.FullName, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
                 var length = RandomAccess.GetLength(handle);
-                if (length >= file.Position && file.Tail.Length > 0 && RandomAccess.Read(handle, tail, file.Position - tail.Length) == tail.Length && tail.SequenceEqual(file.Tail))
+                if (length >= file.Position && MarkerAt(handle, file.Position) == marker)
                 {
                     return handle;
                 }
@@ -427,13 +451,13 @@ internal sealed class FileTailer
     }
 
     /// <summary>A checkpointed file no glob finds: the file with its identity in its old directory, if any.</summary>
-    private static (string Path, long Size)? Moved(FilePosition position)
+    private static (string Path, long Size)? Moved(FileIdentity identity, string lastPath)
     {
         try
         {
-            foreach (var path in Directory.EnumerateFiles(Path.GetDirectoryName(position.Path)!))
+            foreach (var path in Directory.EnumerateFiles(Path.GetDirectoryName(lastPath)!))
             {
-                if (FileStatuses.Of(path) is { } status && status.Identity == position.Identity)
+                if (FileStatuses.Of(path) is { } status && status.Identity == identity)
                 {
                     return (path, status.Size);
                 }

@@ -1,0 +1,403 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Logwell.Hosting;
+using Xunit.Abstractions;
+
+namespace Logwell.IntegrationTests;
+
+/// <summary><c>logwell agent</c> as a process, shipping real files to a node while Debian's logrotate rotates them, with the agent and the node killed.</summary>
+public sealed partial class AgentTests(ITestOutputHelper output)
+{
+    /// <summary>An agent process; its output is kept for the assertion messages.</summary>
+    private sealed class AgentProcess : IAsyncDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _output = new();
+
+        private AgentProcess(Process process) => _process = process;
+
+        public string Output
+        {
+            get
+            {
+                lock (_output)
+                {
+                    return _output.ToString();
+                }
+            }
+        }
+
+        public static AgentProcess Start(string config, StringBuilder? log = null)
+        {
+            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var argument in new[] { LogwellNode.LogwellDll, "agent", "-c", config })
+            {
+                info.ArgumentList.Add(argument);
+            }
+            var agent = new AgentProcess(Process.Start(info)!);
+            void OnLine(string? line)
+            {
+                if (line is null)
+                {
+                    return;
+                }
+                lock (agent._output)
+                {
+                    agent._output.AppendLine(line);
+                }
+                if (log is not null)
+                {
+                    lock (log)
+                    {
+                        log.AppendLine(line);
+                    }
+                }
+            }
+            agent._process.OutputDataReceived += (_, e) => OnLine(e.Data);
+            agent._process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+            agent._process.BeginOutputReadLine();
+            agent._process.BeginErrorReadLine();
+            return agent;
+        }
+
+        public async Task KillAsync()
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        public async Task<int> StopAsync()
+        {
+            RoleProcess.Signal(_process.Id, "TERM");
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await _process.WaitForExitAsync(timeout.Token);
+            return _process.ExitCode;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!_process.HasExited)
+            {
+                await KillAsync();
+            }
+            _process.Dispose();
+        }
+    }
+
+    /// <summary>Appends numbered lines to a file, reopening it when a rotation put another file at its name (as an application told by logrotate's postrotate does).</summary>
+    private sealed class LineWriter(string path, string tag) : IDisposable
+    {
+        private FileStream _stream = Open(path);
+        private FileIdentity _identity;
+        private long _next;
+
+        public long Written => _next;
+
+        private static FileStream Open(string path) => new(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+
+        public void Write(int lines)
+        {
+            if (FileStatuses.Of(path) is not { } status || status.Identity != FileStatuses.Of(_stream.SafeFileHandle).Identity)
+            {
+                _stream.Dispose();
+                _stream = Open(path);
+            }
+            _identity = FileStatuses.Of(_stream.SafeFileHandle).Identity;
+            var text = new StringBuilder();
+            for (var i = 0; i < lines; i++)
+            {
+                text.Append(tag).Append(' ').Append(_next++.ToString("D8", System.Globalization.CultureInfo.InvariantCulture)).Append(" lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\n");
+            }
+            _stream.Write(Encoding.ASCII.GetBytes(text.ToString()));
+            _stream.Flush();
+        }
+
+        public override string ToString() => $"{path} ({_identity})";
+
+        public void Dispose() => _stream.Dispose();
+    }
+
+    [GeneratedRegex(@"^([a-z]) (\d{8})")]
+    private static partial Regex NumberedLine();
+
+    /// <summary>Every numbered line in the files of <paramref name="directory"/> (the live ones and logrotate's copies), as "tag number".</summary>
+    private static HashSet<string> LinesOnDisk(string directory)
+    {
+        var lines = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var file in Directory.EnumerateFiles(directory))
+        {
+            foreach (var line in File.ReadAllText(file).Split('\n'))
+            {
+                if (NumberedLine().Match(line.TrimStart('\0')) is { Success: true } match)
+                {
+                    lines.Add(match.Value);
+                }
+            }
+        }
+        return lines;
+    }
+
+    /// <summary>Every event's message in an index set, as "tag number" for the numbered ones.</summary>
+    private static async Task<List<string>> LinesInLogwell(HttpClient http, string indexSet)
+    {
+        var lines = new List<string>();
+        string? cursor = null;
+        do
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/search?indexset={indexSet}&limit=10000" + (cursor is null ? "" : "&cursor=" + cursor));
+            request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/x-ndjson"));
+            using var response = await http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            foreach (var line in (await response.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                using var hit = JsonDocument.Parse(line);
+                if (NumberedLine().Match(hit.RootElement.GetProperty("message").GetString()!) is { Success: true } match)
+                {
+                    lines.Add(match.Value);
+                }
+            }
+            cursor = response.Headers.TryGetValues("X-Logwell-Next-Cursor", out var next) ? next.Single() : null;
+        }
+        while (cursor is not null);
+        return lines;
+    }
+
+    private static async Task<long> CountAsync(HttpClient http, string indexSet)
+    {
+        try
+        {
+            using var response = await http.GetAsync($"/api/v1/search?indexset={indexSet}&limit=0&track_total_hits=true");
+            return response.IsSuccessStatusCode ? JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("total").GetInt64() : -1;
+        }
+        catch (HttpRequestException)
+        {
+            return -1;
+        }
+    }
+
+    private static async Task CreateIndexSetAsync(HttpClient http, string name)
+    {
+        using var response = await http.PostAsync("/api/v1/indexsets", new StringContent($$"""{"name": "{{name}}"}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+    }
+
+    [SkippableFact]
+    public async Task EveryLineArrivesThroughLogrotateAgentKillsAndAServerOutage()
+    {
+        var logrotate = new[] { "/usr/sbin/logrotate", "/sbin/logrotate" }.FirstOrDefault(File.Exists);
+        Skip.If(logrotate is null, "logrotate is not installed (Debian package logrotate; ./test.sh installs it)");
+        using var dir = new TempDirectory();
+        var logs = Directory.CreateDirectory(Path.Combine(dir.Path, "logs")).FullName;
+        var node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "node"));
+        var url = node.BaseAddress.GetLeftPart(UriPartial.Authority);
+        await CreateIndexSetAsync(node.Http, "app");
+        // a and b rotate by rename and create, c and d by copytruncate, every two seconds.
+        var rotateConfig = Path.Combine(dir.Path, "logrotate.conf");
+        await File.WriteAllTextAsync(rotateConfig, $"""
+            {logs}/a.log {logs}/b.log {"{"}
+                rotate 1000
+                missingok
+                nocompress
+                create
+            {"}"}
+            {logs}/c.log {logs}/d.log {"{"}
+                rotate 1000
+                missingok
+                nocompress
+                copytruncate
+            {"}"}
+
+            """);
+        var config = Path.Combine(dir.Path, "agent.yaml");
+        await File.WriteAllTextAsync(config, $"""
+            data_dir: {dir.Path}/agent
+            output:
+              urls: [{url}]
+              batch_bytes: 64KiB
+              batch_wait: 200ms
+            files:
+              scan_interval: 250ms
+            inputs:
+              - paths: [{logs}/*.log]
+                index_set: app
+                start_at: beginning
+            """);
+        var writers = "abcd".Select(tag => new LineWriter(Path.Combine(logs, $"{tag}.log"), tag.ToString())).ToList();
+        var agentLog = new StringBuilder();
+        var agent = AgentProcess.Start(config, agentLog);
+        var rotations = 0;
+        var agentKills = 0;
+        var nodeKills = 0;
+        var started = DateTimeOffset.UtcNow;
+        try
+        {
+            // 15 seconds of writing, 4 files at 500 lines (55 kB) each per 100 ms: about 2.2 MB/s.
+            for (var tick = 1; tick <= 150; tick++)
+            {
+                foreach (var writer in writers)
+                {
+                    writer.Write(500);
+                }
+                if (tick % 12 == 0)
+                {
+                    using var rotate = Process.Start(logrotate!, ["-f", "-s", Path.Combine(dir.Path, "logrotate.state"), rotateConfig])!;
+                    await rotate.WaitForExitAsync();
+                    Assert.Equal(0, rotate.ExitCode);
+                    rotations++;
+                }
+                if (tick is 20 or 55 or 90 or 125)
+                {
+                    await agent.KillAsync();
+                    agentKills++;
+                    agent = AgentProcess.Start(config, agentLog);
+                }
+                if (tick == 40)
+                {
+                    // The node killed, back at once.
+                    await node.KillAsync();
+                    nodeKills++;
+                    await node.DisposeAsync();
+                    node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "node"), urls: url);
+                }
+                if (tick == 75)
+                {
+                    await node.KillAsync();
+                    nodeKills++;
+                    await node.DisposeAsync();
+                }
+                if (tick == 105)
+                {
+                    // Down for three seconds: the agent keeps reading into its buffer.
+                    node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "node"), urls: url);
+                }
+                await Task.Delay(100);
+            }
+            var written = writers.Sum(w => w.Written);
+            var onDisk = LinesOnDisk(logs);
+            output.WriteLine($"{written} lines written in {(DateTimeOffset.UtcNow - started).TotalSeconds:0} s, {rotations} rotations of each file; {onDisk.Count} on disk afterwards (logrotate's copytruncate loses what is written between its copy and its truncation)");
+            // Until every line is there, or two minutes; then what is missing is named.
+            for (var waited = DateTimeOffset.UtcNow; await CountAsync(node.Http, "app") < onDisk.Count && DateTimeOffset.UtcNow - waited < TimeSpan.FromMinutes(2);)
+            {
+                await Task.Delay(250);
+            }
+            // Settled: nothing more is coming.
+            Assert.Equal(0, await agent.StopAsync());
+            var arrived = await LinesInLogwell(node.Http, "app");
+            var missing = onDisk.Except(arrived).Order(StringComparer.Ordinal).ToList();
+            var duplicates = arrived.Count - arrived.Distinct().Count();
+            output.WriteLine($"{arrived.Count} events arrived, {missing.Count} lines missing, {duplicates} duplicates after {agentKills} kills of the agent and {nodeKills} of the node");
+            Assert.True(missing.Count == 0, $"{missing.Count} lines on disk never arrived: {Ranges(missing)}\n{agentLog}");
+            // Each kill may leave one batch sent but unanswered, which comes again: at most 64 KiB of events, each over 100 bytes.
+            Assert.True(duplicates <= (agentKills + nodeKills) * 655, $"{duplicates} duplicates");
+            // Lines logrotate lost may still have arrived (read before the truncation), but nothing that was never written.
+            var writtenPerTag = "abcd".Zip(writers).ToDictionary(w => w.First, w => w.Second.Written);
+            Assert.All(arrived, line => Assert.True(long.Parse(line[2..], System.Globalization.CultureInfo.InvariantCulture) < writtenPerTag[line[0]], line));
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            await node.DisposeAsync();
+            foreach (var writer in writers)
+            {
+                writer.Dispose();
+            }
+        }
+    }
+
+    /// <summary>"a 00000100–00000199, c 00004000" for the lines given.</summary>
+    private static string Ranges(IEnumerable<string> lines)
+    {
+        var ranges = new List<string>();
+        foreach (var tag in lines.GroupBy(l => l[0]))
+        {
+            var numbers = tag.Select(l => long.Parse(l[2..], System.Globalization.CultureInfo.InvariantCulture)).Order().ToList();
+            for (var i = 0; i < numbers.Count;)
+            {
+                var j = i;
+                while (j + 1 < numbers.Count && numbers[j + 1] == numbers[j] + 1)
+                {
+                    j++;
+                }
+                ranges.Add(i == j ? $"{tag.Key} {numbers[i]}" : $"{tag.Key} {numbers[i]}–{numbers[j]}");
+                i = j + 1;
+            }
+        }
+        return string.Join(", ", ranges.Take(20));
+    }
+
+    [Fact]
+    public async Task StackTracesAndAGbkFileArriveWholeThroughTheElasticsearchBulkEndpoint()
+    {
+        using var dir = new TempDirectory();
+        await using var node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "node"));
+        await CreateIndexSetAsync(node.Http, "java");
+        await CreateIndexSetAsync(node.Http, "cn");
+        var logs = Directory.CreateDirectory(Path.Combine(dir.Path, "logs")).FullName;
+        var config = Path.Combine(dir.Path, "agent.yaml");
+        await File.WriteAllTextAsync(config, $"""
+            name: web-7
+            data_dir: agent
+            output:
+              urls: [{node.BaseAddress}]
+              protocol: elasticsearch
+              batch_wait: 100ms
+            inputs:
+              - paths: [logs/app.log]
+                index_set: java
+                start_at: beginning
+                multiline:
+                  start: '^\d{"{4}"}-'
+                fields: {"{"}service: checkout{"}"}
+              - paths: [logs/**/*.gbk]
+                index_set: cn
+                encoding: gbk
+                start_at: beginning
+                exclude_lines: ['^DEBUG']
+            """);
+        await File.WriteAllTextAsync(Path.Combine(logs, "app.log"), """
+            2026-12-07 10:00:00 ERROR checkout failed
+            java.lang.IllegalStateException: pool exhausted
+            	at com.example.Pool.take(Pool.java:42)
+            	at com.example.Checkout.run(Checkout.java:7)
+            2026-12-07 10:00:01 INFO recovered
+
+            """);
+        Directory.CreateDirectory(Path.Combine(logs, "zh"));
+        Encoding.RegisterProvider(CodePagesEncodingProvider.Instance);
+        await File.WriteAllBytesAsync(Path.Combine(logs, "zh", "app.gbk"), Encoding.GetEncoding(936).GetBytes("用户登录成功 user=张三\nDEBUG 调试\n支付失败\n"));
+        await using var agent = AgentProcess.Start(config);
+        await WorkerProcessTests.WaitForAsync(() => CountAsync(node.Http, "java").Result == 2 && CountAsync(node.Http, "cn").Result == 2, TimeSpan.FromSeconds(60), () => agent.Output);
+        using var java = JsonDocument.Parse(await node.Http.GetStringAsync("/api/v1/search?indexset=java&q=pool&limit=5"));
+        var hit = Assert.Single(java.RootElement.GetProperty("hits").EnumerateArray());
+        Assert.Equal("2026-12-07 10:00:00 ERROR checkout failed\njava.lang.IllegalStateException: pool exhausted\n\tat com.example.Pool.take(Pool.java:42)\n\tat com.example.Checkout.run(Checkout.java:7)",
+            hit.GetProperty("message").GetString());
+        Assert.Equal("web-7", hit.GetProperty("fields").GetProperty("host").GetString());
+        Assert.Equal("checkout", hit.GetProperty("fields").GetProperty("service").GetString());
+        using var cn = JsonDocument.Parse(await node.Http.GetStringAsync("/api/v1/search?indexset=cn&limit=5"));
+        Assert.Equal(["支付失败", "用户登录成功 user=张三"], cn.RootElement.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()).Order(StringComparer.Ordinal));
+        Assert.Equal(0, await agent.StopAsync());
+        Assert.Contains("stopped;", agent.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ABadConfigurationIsRefusedWithItsPlace()
+    {
+        using var dir = new TempDirectory();
+        var config = Path.Combine(dir.Path, "agent.yaml");
+        await File.WriteAllTextAsync(config, "output:\n  urls: [http://127.0.0.1:1]\ninputs:\n  - paths: [a.log]\n    index_set: app\n    multiline: {start: '(['}\n");
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in new[] { LogwellNode.LogwellDll, "agent", "-c", config })
+        {
+            info.ArgumentList.Add(argument);
+        }
+        using var process = Process.Start(info)!;
+        var error = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains("inputs[0].multiline.start: '([' is not a valid regular expression", error, StringComparison.Ordinal);
+    }
+}
