@@ -61,6 +61,41 @@ public sealed class LineSplitter(Encoding encoding)
     /// </summary>
     public void Add(ReadOnlySpan<byte> bytes, List<(string Line, int Bytes)> lines, int maxLineBytes = 1 << 20)
     {
+        if (_utf16)
+        {
+            AddEachByte(bytes, lines, maxLineBytes);
+            return;
+        }
+        // One '\n' byte ends a line: whole lines are found by a vectorized search and decoded in place; only a line
+        // begun in an earlier read, or one reaching the length limit, goes through the byte-by-byte path.
+        while (bytes.Length > 0)
+        {
+            var newline = bytes.IndexOf((byte)'\n');
+            var part = newline < 0 ? bytes : bytes[..(newline + 1)];
+            if (_pending.Count + part.Length > maxLineBytes || (newline < 0 && _pending.Count + part.Length == maxLineBytes))
+            {
+                AddEachByte(part, lines, maxLineBytes);
+            }
+            else if (newline < 0)
+            {
+                _pending.AddRange(part);
+            }
+            else if (_pending.Count == 0)
+            {
+                lines.Add((Trim(Encoding.GetString(part[..^1])), part.Length));
+            }
+            else
+            {
+                _pending.AddRange(part);
+                lines.Add((Decode(_pending.Count - 1), _pending.Count));
+                _pending.Clear();
+            }
+            bytes = bytes[part.Length..];
+        }
+    }
+
+    private void AddEachByte(ReadOnlySpan<byte> bytes, List<(string Line, int Bytes)> lines, int maxLineBytes)
+    {
         var unit = _utf16 ? 2 : 1;
         foreach (var b in bytes)
         {
@@ -94,11 +129,9 @@ public sealed class LineSplitter(Encoding encoding)
         return line;
     }
 
-    private string Decode(int length)
-    {
-        var text = Encoding.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_pending)[..length]);
-        return text.EndsWith('\r') ? text[..^1] : text;
-    }
+    private string Decode(int length) => Trim(Encoding.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_pending)[..length]));
+
+    private static string Trim(string text) => text.EndsWith('\r') ? text[..^1] : text;
 }
 
 /// <summary>

@@ -23,6 +23,9 @@ internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMet
     private readonly Dictionary<string, OpenBatch> _open = new(StringComparer.Ordinal);
     private readonly HashSet<FileIdentity> _unsent = [];
 
+    // One writer, pointed at each batch in turn: no allocation per event.
+    private readonly Utf8JsonWriter _json = new(Stream.Null);
+
     /// <summary>Whether events of the file wait in a batch not yet buffered.</summary>
     public bool Holds(FileIdentity file) => _unsent.Contains(file);
 
@@ -34,33 +37,33 @@ internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMet
         {
             _open[input.IndexSet] = batch = new OpenBatch(now);
         }
-        using (var json = new Utf8JsonWriter(batch.Body))
+        var json = _json;
+        json.Reset(batch.Body);
+        if (options.Protocol == OutputProtocol.Elasticsearch)
         {
-            if (options.Protocol == OutputProtocol.Elasticsearch)
-            {
-                json.WriteStartObject();
-                json.WriteStartObject("create");
-                json.WriteString("_index", input.IndexSet);
-                json.WriteEndObject();
-                json.WriteEndObject();
-                json.Flush();
-                batch.Body.Write("\n"u8);
-                json.Reset();
-            }
             json.WriteStartObject();
-            // The time the line was read: the event's time unless the server finds one in the line itself, and the
-            // same when a batch is sent again.
-            json.WriteString("@timestamp", now);
-            json.WriteString("message", e.Text);
-            json.WriteString("host", options.Name);
-            json.WriteString("file", e.File.Path);
-            json.WriteNumber("offset", e.Start);
-            foreach (var (name, value) in input.Fields)
-            {
-                json.WriteString(name, value);
-            }
+            json.WriteStartObject("create");
+            json.WriteString("_index", input.IndexSet);
             json.WriteEndObject();
+            json.WriteEndObject();
+            json.Flush();
+            batch.Body.Write("\n"u8);
+            json.Reset(batch.Body);
         }
+        json.WriteStartObject();
+        // The time the line was read: the event's time unless the server finds one in the line itself, and the
+        // same when a batch is sent again.
+        json.WriteString("@timestamp", now);
+        json.WriteString("message", e.Text);
+        json.WriteString("host", options.Name);
+        json.WriteString("file", e.File.Path);
+        json.WriteNumber("offset", e.Start);
+        foreach (var (name, value) in input.Fields)
+        {
+            json.WriteString(name, value);
+        }
+        json.WriteEndObject();
+        json.Flush();
         batch.Body.Write("\n"u8);
         batch.Events++;
         batch.Files[e.File.Identity] = (e.File, e.End);
