@@ -249,7 +249,19 @@ public sealed partial class ApiMasterTests(Xunit.Abstractions.ITestOutputHelper 
     public async Task ARequestPastTheTimeoutGetsItsWorkerKilledAndReplacedWithTheRequestLogged()
     {
         await using var d = await StartAsync("--cheaper", "1", "--cheaper-initial", "1", "--max-requests", "0", "--timeout", "2");
-        Assert.Equal(HttpStatusCode.Created, (await d.Http.PostAsync("/api/v1/indexsets", new StringContent("""{"name": "app"}""", Encoding.UTF8, "application/json"))).StatusCode);
+        // On a loaded machine this request itself may run past the 2 s and have its worker killed: then it is sent again.
+        await WorkerProcessTests.WaitForAsync(() =>
+        {
+            try
+            {
+                using var created = d.Http.PostAsync("/api/v1/indexsets", new StringContent("""{"name": "app"}""", Encoding.UTF8, "application/json")).Result;
+                return created.StatusCode is HttpStatusCode.Created or HttpStatusCode.Conflict;
+            }
+            catch (AggregateException e) when (e.InnerException is HttpRequestException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(60), () => d.Master.Output);
         using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/indexsets/app/ingest?source=stalled") { Content = new StalledContent() };
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-ndjson");
         using var giveUp = new CancellationTokenSource();

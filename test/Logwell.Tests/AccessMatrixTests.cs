@@ -22,7 +22,7 @@ public sealed class AccessMatrixTests(ITestOutputHelper output)
     private static readonly HashSet<string> Filtered =
     [
         "GET /api/v1/indexsets", "GET /api/v1/saved-searches", "GET /api/v1/exports", "GET /api/v1/exports/{id}",
-        "GET /api/v1/exports/{id}/download", "DELETE /api/v1/saved-searches/{id}",
+        "GET /api/v1/exports/{id}/download", "DELETE /api/v1/saved-searches/{id}", "POST /api/v1/agents/{name}/report",
     ];
 
     private enum Expected
@@ -192,6 +192,7 @@ public sealed class AccessMatrixTests(ITestOutputHelper output)
             "/v1/logs" => ("{\"resourceLogs\":[]}", "application/json"),
             "/api/events/raw" => ($"{{\"@t\":\"{DateTimeOffset.UtcNow:O}\",\"@mt\":\"hi\"}}\n", "application/vnd.serilog.clef"),
             "/api/v1/indexsets/{name}/ingest" => ("{\"message\":\"m\"}\n", "application/x-ndjson"),
+            "/api/v1/agents/{name}/report" => ("{\"id\":\"a\",\"version\":\"1\",\"tags\":[],\"health\":{}}", "application/json"),
             _ => ("{\"message\":\"m\"}", "application/json"),
         };
         if (method is not ("GET" or "HEAD" or "DELETE" or "*"))

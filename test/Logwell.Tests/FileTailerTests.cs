@@ -178,6 +178,10 @@ public sealed class FileTailerTests : IDisposable
         // Each event's bytes follow the last one's: a checkpoint after any of them is at a line's start.
         Assert.Equal(events[0].End, events[1].Start);
         Assert.Equal(new FileInfo(Log("app.log")).Length, events[2].End);
+        // The marker a checkpoint keeps is taken from the bytes as read, and is the one the file shows there.
+        using var handle = File.OpenHandle(Log("app.log"));
+        Assert.NotNull(events[0].Marker);
+        Assert.All(events.Where(e => e.Marker is not null), e => Assert.Equal(FileTailer.MarkerAt(handle, e.End), e.Marker));
     }
 
     [Fact]
@@ -215,7 +219,7 @@ public sealed class FileTailerTests : IDisposable
         var events = Drain(tailer, _time);
         Assert.Equal(["keep 1", "keep 3"], events.Select(e => e.Text));
         var file = Assert.Single(tailer.Files);
-        var checkpoint = new FilePosition(file.Identity, file.Path, events[^1].End, FileTailer.MarkerOf(file, events[^1].End), FileTailer.InputKey(options.Inputs[0]));
+        var checkpoint = new FilePosition(file.Identity, file.Path, events[^1].End, FileTailer.MarkerOf(file, events[^1].End), FileTailer.InputKey(options.Inputs[0]), file.CopiesBefore);
         tailer.CloseAll();
 
         // A restart: the file resumes at its checkpoint, and a file created meanwhile is read whole.
@@ -234,7 +238,7 @@ public sealed class FileTailerTests : IDisposable
         var tailer = new FileTailer(options, _time, new AgentMetrics(), [], []);
         var events = Drain(tailer, _time);
         var file = Assert.Single(tailer.Files);
-        var checkpoint = new FilePosition(file.Identity, file.Path, events[^1].End, FileTailer.MarkerOf(file, events[^1].End), FileTailer.InputKey(options.Inputs[0]));
+        var checkpoint = new FilePosition(file.Identity, file.Path, events[^1].End, FileTailer.MarkerOf(file, events[^1].End), FileTailer.InputKey(options.Inputs[0]), file.CopiesBefore);
         tailer.CloseAll();
         Append("app.log", Numbered(6, 8));
         File.Move(Log("app.log"), Log("app.log.1"));
@@ -252,7 +256,7 @@ public sealed class FileTailerTests : IDisposable
         var tailer = new FileTailer(options, _time, new AgentMetrics(), [], []);
         var events = Drain(tailer, _time);
         var file = Assert.Single(tailer.Files);
-        var checkpoint = new FilePosition(file.Identity, file.Path, events[^1].End, FileTailer.MarkerOf(file, events[^1].End), FileTailer.InputKey(options.Inputs[0]));
+        var checkpoint = new FilePosition(file.Identity, file.Path, events[^1].End, FileTailer.MarkerOf(file, events[^1].End), FileTailer.InputKey(options.Inputs[0]), file.CopiesBefore);
         tailer.CloseAll();
         // While the agent is down: written, copied and truncated, then written past the old size.
         Append("app.log", Numbered(6, 8));
@@ -261,6 +265,95 @@ public sealed class FileTailerTests : IDisposable
         Append("app.log", Numbered(9, 30));
         var restarted = new FileTailer(options, _time, new AgentMetrics(), [checkpoint], tailer.ScannedInputs);
         Assert.Equal(Numbered(6, 30), Drain(restarted, _time).Select(e => e.Text));
+        restarted.CloseAll();
+    }
+
+    /// <summary>logrotate's copytruncate with <c>rotate N</c>: older copies shift up one, the file is copied to <c>.1</c> and truncated.</summary>
+    private void CopyTruncate(string name)
+    {
+        // File systems keep birth times to a clock tick (4 ms on Linux at 250 Hz): copies made in one tick could not
+        // be told apart by birth. logrotate's rotations are further apart than that; so are this test's.
+        Thread.Sleep(20);
+        for (var n = 8; n >= 1; n--)
+        {
+            if (File.Exists(Log($"{name}.{n}")))
+            {
+                File.Move(Log($"{name}.{n}"), Log($"{name}.{n + 1}"));
+            }
+        }
+        File.Copy(Log(name), Log($"{name}.1"));
+        using var truncate = new FileStream(Log(name), FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+        truncate.SetLength(0);
+    }
+
+    [Fact]
+    public void CopiesMadeWhileTheAgentWasFarBehindAreReadWhole()
+    {
+        var options = Options(Input());
+        Append("app.log", Numbered(1, 10));
+        var tailer = new FileTailer(options, _time, new AgentMetrics(), [], []);
+        var events = Drain(tailer, _time);
+        // Three rotations without the agent reading in between (its buffer full, say).
+        Append("app.log", Numbered(11, 20));
+        CopyTruncate("app.log");
+        Append("app.log", Numbered(21, 30));
+        CopyTruncate("app.log");
+        Append("app.log", Numbered(31, 40));
+        CopyTruncate("app.log");
+        Append("app.log", Numbered(41, 50));
+        events.AddRange(Drain(tailer, _time));
+        Assert.Equal(Numbered(1, 50), events.Select(e => e.Text).Order(Comparer<string>.Create(ByNumber)));
+        Assert.Equal(50, events.Count);
+    }
+
+    [Fact]
+    public void ARestartAtTheStartOfAFileReadsTheCopiesMadeWhileTheAgentWasDown()
+    {
+        var options = Options(Input());
+        Append("app.log", Numbered(1, 10));
+        var tailer = new FileTailer(options, _time, new AgentMetrics(), [], []);
+        var events = Drain(tailer, _time);
+        CopyTruncate("app.log");
+        events.AddRange(Drain(tailer, _time));
+        // The agent stops right after the truncation: its checkpoint is at 0, where no bytes tell what was read.
+        var file = Assert.Single(tailer.Files, f => f.Matched);
+        Assert.Equal(0, file.Offset);
+        var checkpoint = new FilePosition(file.Identity, file.Path, 0, 0, FileTailer.InputKey(options.Inputs[0]), file.CopiesBefore);
+        tailer.CloseAll();
+        Append("app.log", Numbered(11, 20));
+        CopyTruncate("app.log");
+        Append("app.log", Numbered(21, 25));
+        var restarted = new FileTailer(options, _time, new AgentMetrics(), [checkpoint], tailer.ScannedInputs);
+        events.AddRange(Drain(restarted, _time));
+        Assert.Equal(Numbered(1, 25), events.Select(e => e.Text).Order(Comparer<string>.Create(ByNumber)));
+        restarted.CloseAll();
+    }
+
+    [Fact]
+    public void ARestartAfterTwoRotationsByRenameReadsTheFileItNeverSaw()
+    {
+        var options = Options(Input());
+        Append("app.log", Numbered(1, 5));
+        var tailer = new FileTailer(options, _time, new AgentMetrics(), [], []);
+        var events = Drain(tailer, _time);
+        var file = Assert.Single(tailer.Files);
+        var checkpoint = new FilePosition(file.Identity, file.Path, events[^1].End, FileTailer.MarkerOf(file, events[^1].End), FileTailer.InputKey(options.Inputs[0]), file.CopiesBefore);
+        tailer.CloseAll();
+        // While the agent is down, logrotate's create mode twice: the middle file is never seen under the name.
+        foreach (var (from, to) in new[] { (6, 10), (11, 15) })
+        {
+            Append("app.log", Numbered(from, from + 1));
+            Thread.Sleep(20); // birth times are kept to a clock tick; rotations are further apart
+            if (File.Exists(Log("app.log.1")))
+            {
+                File.Move(Log("app.log.1"), Log("app.log.2"));
+            }
+            File.Move(Log("app.log"), Log("app.log.1"));
+            Append("app.log", Numbered(from + 2, to));
+        }
+        var restarted = new FileTailer(options, _time, new AgentMetrics(), [checkpoint], tailer.ScannedInputs);
+        var after = Drain(restarted, _time);
+        Assert.Equal(Numbered(6, 15), after.Select(e => e.Text).Order(Comparer<string>.Create(ByNumber)));
         restarted.CloseAll();
     }
 

@@ -193,6 +193,40 @@ public sealed class MetadataStoreTests
 
     [SkippableTheory]
     [MemberData(nameof(Stores))]
+    public void CollectionConfigsReachTheAgentsTheyNameAndAgentReportsUpdateInPlace(string store)
+    {
+        var (database, cleanup) = Open(store);
+        using var _ = cleanup;
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var configs = new Logwell.Server.Agent.CollectionConfigStore(database, time);
+        Assert.True(configs.Put("nginx", """{"paths":["/var/log/nginx/*.log"],"index_set":"nginx"}""", [], ["web"]));
+        Assert.True(configs.Put("db-1-only", """{"paths":["/var/log/pg/*.log"],"index_set":"db"}""", ["db-1"], []));
+        Assert.True(configs.Put("all", """{"paths":["/var/log/syslog"],"index_set":"syslog"}""", [], []));
+        Assert.False(configs.Put("all", """{"paths":["/var/log/messages"],"index_set":"syslog"}""", [], []));
+        var (web, webVersion) = configs.For("web-1", ["web", "eu"]);
+        Assert.Equal(["all", "nginx"], web.Select(c => c.Name));
+        Assert.Contains("/var/log/messages", web[0].Input, StringComparison.Ordinal);
+        var (db, dbVersion) = configs.For("db-1", []);
+        Assert.Equal(["all", "db-1-only"], db.Select(c => c.Name));
+        Assert.NotEqual(webVersion, dbVersion);
+        Assert.True(configs.Delete("nginx"));
+        Assert.False(configs.Delete("nginx"));
+        Assert.NotEqual(webVersion, configs.For("web-1", ["web"]).Version);
+
+        var first = time.GetUtcNow();
+        configs.Report("web-1", "a1", "1.0", ["web"], "10.0.0.7", """{"files": 3}""", webVersion);
+        time.Advance(TimeSpan.FromMinutes(5));
+        configs.Report("web-1", "a1", "1.1", ["web", "eu"], "10.0.0.7", """{"files": 4}""", dbVersion);
+        var agent = Assert.Single(configs.Agents());
+        Assert.Equal(("1.1", 2, first.ToUnixTimeMilliseconds(), time.GetUtcNow().ToUnixTimeMilliseconds(), dbVersion),
+            (agent.Version, agent.Tags.Count, agent.FirstSeen.ToUnixTimeMilliseconds(), agent.LastSeen.ToUnixTimeMilliseconds(), agent.ConfigVersion));
+        Assert.Contains("4", agent.Health, StringComparison.Ordinal);
+        Assert.True(configs.Forget("web-1"));
+        Assert.Empty(configs.Agents());
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(Stores))]
     public void SavedSearchesKeepEveryCharacterAndOneNamePerSearch(string store)
     {
         var (database, cleanup) = Open(store);

@@ -8,7 +8,7 @@ using Logwell.Storage.Encoding;
 namespace Logwell.Server.Agent;
 
 /// <summary>Where a batch leaves one file: the offset after its last event there, and the marker of the bytes before it.</summary>
-internal sealed record BatchFile(FileIdentity Identity, string Path, long Offset, ulong Marker, string Input);
+internal sealed record BatchFile(FileIdentity Identity, string Path, long Offset, ulong Marker, string Input, long CopiesBefore = 0);
 
 /// <summary>A batch in the on-disk buffer: ready to send as it is stored (gzip), in sequence order.</summary>
 internal sealed record QueuedBatch(long Seq, string IndexSet, int Events, long RawBytes, long StoredBytes, IReadOnlyList<BatchFile> Files, string File);
@@ -120,7 +120,7 @@ internal sealed class AgentBuffer
             {
                 foreach (var file in batch.Files)
                 {
-                    positions[file.Identity] = new FilePosition(file.Identity, file.Path, file.Offset, file.Marker, file.Input);
+                    positions[file.Identity] = new FilePosition(file.Identity, file.Path, file.Offset, file.Marker, file.Input, file.CopiesBefore);
                 }
             }
             return [.. positions.Values];
@@ -202,7 +202,7 @@ internal sealed class AgentBuffer
             _acked = batch.Seq;
             foreach (var file in batch.Files)
             {
-                _checkpoint[file.Identity] = new FilePosition(file.Identity, file.Path, file.Offset, file.Marker, file.Input);
+                _checkpoint[file.Identity] = new FilePosition(file.Identity, file.Path, file.Offset, file.Marker, file.Input, file.CopiesBefore);
                 if (--_queuedPerFile[file.Identity] == 0)
                 {
                     _queuedPerFile.Remove(file.Identity);
@@ -293,7 +293,7 @@ internal sealed class AgentBuffer
             ["acked_seq"] = _acked,
             ["inputs"] = new JsonArray([.. _inputs.Select(i => JsonValue.Create(i))]),
             ["files"] = new JsonArray([.. _checkpoint.Values.OrderBy(p => p.Path, StringComparer.Ordinal)
-                .Select(p => FileJson(new BatchFile(p.Identity, p.Path, p.Offset, p.Marker, p.Input ?? "")))]),
+                .Select(p => FileJson(new BatchFile(p.Identity, p.Path, p.Offset, p.Marker, p.Input ?? "", p.CopiesBefore)))]),
         };
         var bytes = Encoding.UTF8.GetBytes(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         if (!bytes.AsSpan().SequenceEqual(_saved))
@@ -327,7 +327,7 @@ internal sealed class AgentBuffer
         foreach (var file in json["files"]!.AsArray())
         {
             var parsed = ParseFile(file!);
-            _checkpoint[parsed.Identity] = new FilePosition(parsed.Identity, parsed.Path, parsed.Offset, parsed.Marker, parsed.Input);
+            _checkpoint[parsed.Identity] = new FilePosition(parsed.Identity, parsed.Path, parsed.Offset, parsed.Marker, parsed.Input, parsed.CopiesBefore);
         }
         _saved = File.ReadAllBytes(_checkpointPath);
     }
@@ -360,10 +360,11 @@ internal sealed class AgentBuffer
         ["offset"] = file.Offset,
         ["marker"] = file.Marker.ToString("x16", System.Globalization.CultureInfo.InvariantCulture),
         ["input"] = file.Input,
+        ["copies_before"] = file.CopiesBefore,
     };
 
     private static BatchFile ParseFile(JsonNode file) => new(new FileIdentity(file["dev"]!.GetValue<ulong>(), file["ino"]!.GetValue<ulong>()),
         file["path"]!.GetValue<string>(), file["offset"]!.GetValue<long>(),
         ulong.Parse(file["marker"]!.GetValue<string>(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture),
-        file["input"]?.GetValue<string>() ?? "");
+        file["input"]?.GetValue<string>() ?? "", file["copies_before"]?.GetValue<long>() ?? 0);
 }

@@ -26,6 +26,9 @@ public enum OutputProtocol
 /// <summary>One input: the files some globs find, and how their lines become events of an index set.</summary>
 public sealed record AgentInput
 {
+    /// <summary><c>inputs[0]</c> for one of agent.yaml, <c>central:NAME</c> for a collection config from the server.</summary>
+    public string Name { get; init; } = "";
+
     public required IReadOnlyList<string> Paths { get; init; }
     public IReadOnlyList<string> Exclude { get; init; } = [];
     public required string IndexSet { get; init; }
@@ -72,6 +75,9 @@ public sealed record AgentOptions
     /// <summary><c>host:port</c> where <c>/metrics</c> is served; none when null.</summary>
     public string? MetricsListen { get; init; }
 
+    /// <summary>With central management: how often the agent reports to the server and asks for its collection configs; null without.</summary>
+    public TimeSpan? PollInterval { get; init; }
+
     public required IReadOnlyList<AgentInput> Inputs { get; init; }
 
     /// <summary>Printable, with the API key hidden.</summary>
@@ -102,12 +108,7 @@ public sealed record AgentOptions
         }
         catch (YamlException e)
         {
-            var why = e.InnerException?.Message ?? e.Message;
-            if (System.Text.RegularExpressions.Regex.Match(why, "^Property '(.*)' not found on type") is { Success: true } unknown)
-            {
-                why = $"unknown key '{unknown.Groups[1].Value}' (docs/agent.md lists the keys)";
-            }
-            throw new AgentConfigException($"{source}:{e.Start.Line}:{e.Start.Column}: {why}");
+            throw new AgentConfigException($"{source}:{Explain(e)}");
         }
         string Fail(string what) => throw new AgentConfigException($"{source}: {what}");
         string Resolve(string p) => Path.GetFullPath(p, baseDirectory);
@@ -136,62 +137,15 @@ public sealed record AgentOptions
             "elasticsearch" => OutputProtocol.Elasticsearch,
             var other => throw new AgentConfigException($"{source}: output.protocol must be logwell or elasticsearch, not '{other}'"),
         };
-        if (file.Inputs is not { Count: > 0 })
+        file.Inputs ??= [];
+        if (file.Inputs.Count == 0 && file.Management is null)
         {
-            Fail("inputs must list at least one input (paths and index_set)");
+            Fail("inputs must list at least one input (paths and index_set), unless management brings them from the server");
         }
         var inputs = new List<AgentInput>();
         for (var i = 0; i < file.Inputs!.Count; i++)
         {
-            var input = file.Inputs[i];
-            var at = $"inputs[{i}]";
-            if (input.Paths is not { Count: > 0 })
-            {
-                Fail($"{at}.paths must list at least one glob, such as /var/log/app/*.log");
-            }
-            if (input.IndexSet is null)
-            {
-                Fail($"{at}.index_set must name the index set its events go to");
-            }
-            if (!IndexSetName.IsValid(input.IndexSet, out var nameError))
-            {
-                Fail($"{at}.index_set: {nameError}");
-            }
-            try
-            {
-                FileEncodings.ForName(input.Encoding ?? "utf-8");
-            }
-            catch (ArgumentException e)
-            {
-                Fail($"{at}.encoding: {e.Message}");
-            }
-            var multiline = MultilineRule.None;
-            if (input.Multiline is { } m)
-            {
-                if (m.Start is null && m.Indent != true)
-                {
-                    Fail($"{at}.multiline needs start (a pattern that starts an event) or indent: true");
-                }
-                multiline = new MultilineRule(m.Start is null ? null : Pattern(m.Start, $"{at}.multiline.start"), m.Indent == true,
-                    m.MaxLines is { } lines ? (lines > 0 ? lines : throw new AgentConfigException($"{source}: {at}.multiline.max_lines must be at least 1")) : 500,
-                    (int)Math.Min(int.MaxValue, Size(m.MaxBytes, 1 << 20, $"{at}.multiline.max_bytes")));
-            }
-            inputs.Add(new AgentInput
-            {
-                Paths = [.. input.Paths!.Select(Resolve)],
-                Exclude = [.. (input.Exclude ?? []).Select(e => e.Contains('/', StringComparison.Ordinal) ? Resolve(e) : e)],
-                IndexSet = input.IndexSet!,
-                Fields = input.Fields ?? new Dictionary<string, string>(),
-                Encoding = input.Encoding ?? "utf-8",
-                StartAt = (input.StartAt ?? "end").ToLowerInvariant() switch
-                {
-                    "end" => StartAt.End,
-                    "beginning" => StartAt.Beginning,
-                    var other => throw new AgentConfigException($"{source}: {at}.start_at must be beginning or end, not '{other}'"),
-                },
-                Multiline = multiline,
-                Filter = new LineFilter([.. (input.IncludeLines ?? []).Select(p => Pattern(p, $"{at}.include_lines"))], [.. (input.ExcludeLines ?? []).Select(p => Pattern(p, $"{at}.exclude_lines"))]),
-            });
+            inputs.Add(ParseInput(file.Inputs[i], $"inputs[{i}]", source, baseDirectory));
         }
         var maxOpen = file.Files?.MaxOpen ?? 1024;
         if (maxOpen < 1)
@@ -214,7 +168,102 @@ public sealed record AgentOptions
             CloseInactive = Duration(file.Files?.CloseInactive, TimeSpan.FromMinutes(1), "files.close_inactive"),
             ScanInterval = Duration(file.Files?.ScanInterval, TimeSpan.FromSeconds(1), "files.scan_interval"),
             MetricsListen = file.Metrics?.Listen,
+            PollInterval = file.Management is { } management ? Duration(management.PollInterval, TimeSpan.FromSeconds(30), "management.poll_interval") : null,
             Inputs = inputs,
+        };
+
+    }
+
+    /// <summary>
+    /// One input of a collection config kept on the server: the keys of one of agent.yaml's <c>inputs</c>, in JSON (or
+    /// YAML), with absolute paths.
+    /// </summary>
+    /// <exception cref="AgentConfigException">Not a valid input; the message says why.</exception>
+    public static AgentInput ParseCentralInput(string text, string name)
+    {
+        InputSection? input;
+        try
+        {
+            input = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build().Deserialize<InputSection?>(text);
+        }
+        catch (YamlException e)
+        {
+            throw new AgentConfigException($"collection config {name}: {Explain(e)}");
+        }
+        if (input is null)
+        {
+            throw new AgentConfigException($"collection config {name}: empty");
+        }
+        if (input.Paths?.FirstOrDefault(p => !Path.IsPathRooted(p)) is { } relative)
+        {
+            throw new AgentConfigException($"collection config {name}: paths must be absolute, not '{relative}'");
+        }
+        return ParseInput(input, "config", $"collection config {name}", "/") with { Name = "central:" + name };
+    }
+
+    private static string Explain(YamlException e)
+    {
+        var why = e.InnerException?.Message ?? e.Message;
+        if (System.Text.RegularExpressions.Regex.Match(why, "^Property '(.*)' not found on type") is { Success: true } unknown)
+        {
+            why = $"unknown key '{unknown.Groups[1].Value}' (docs/agent.md lists the keys)";
+        }
+        return $"{e.Start.Line}:{e.Start.Column}: {why}";
+    }
+
+    private static AgentInput ParseInput(InputSection input, string at, string source, string baseDirectory)
+    {
+        string Fail(string what) => throw new AgentConfigException($"{source}: {what}");
+        string Resolve(string p) => Path.GetFullPath(p, baseDirectory);
+        if (input.Paths is not { Count: > 0 })
+        {
+            Fail($"{at}.paths must list at least one glob, such as /var/log/app/*.log");
+        }
+        if (input.IndexSet is null)
+        {
+            Fail($"{at}.index_set must name the index set its events go to");
+        }
+        if (!IndexSetName.IsValid(input.IndexSet, out var nameError))
+        {
+            Fail($"{at}.index_set: {nameError}");
+        }
+        try
+        {
+            FileEncodings.ForName(input.Encoding ?? "utf-8");
+        }
+        catch (ArgumentException e)
+        {
+            Fail($"{at}.encoding: {e.Message}");
+        }
+        var multiline = MultilineRule.None;
+        if (input.Multiline is { } m)
+        {
+            if (m.Start is null && m.Indent != true)
+            {
+                Fail($"{at}.multiline needs start (a pattern that starts an event) or indent: true");
+            }
+            var maxBytes = m.MaxBytes is null ? 1 << 20
+                : ByteSizes.TryParse(m.MaxBytes, out var b) && b > 0 ? b : throw new AgentConfigException($"{source}: {at}.multiline.max_bytes must be a size such as 1MiB, not '{m.MaxBytes}'");
+            multiline = new MultilineRule(m.Start is null ? null : Pattern(m.Start, $"{at}.multiline.start"), m.Indent == true,
+                m.MaxLines is { } lines ? (lines > 0 ? lines : throw new AgentConfigException($"{source}: {at}.multiline.max_lines must be at least 1")) : 500,
+                (int)Math.Min(int.MaxValue, maxBytes));
+        }
+        return new AgentInput
+        {
+            Name = at,
+            Paths = [.. input.Paths!.Select(Resolve)],
+            Exclude = [.. (input.Exclude ?? []).Select(e => e.Contains('/', StringComparison.Ordinal) ? Resolve(e) : e)],
+            IndexSet = input.IndexSet!,
+            Fields = input.Fields ?? new Dictionary<string, string>(),
+            Encoding = input.Encoding ?? "utf-8",
+            StartAt = (input.StartAt ?? "end").ToLowerInvariant() switch
+            {
+                "end" => StartAt.End,
+                "beginning" => StartAt.Beginning,
+                var other => throw new AgentConfigException($"{source}: {at}.start_at must be beginning or end, not '{other}'"),
+            },
+            Multiline = multiline,
+            Filter = new LineFilter([.. (input.IncludeLines ?? []).Select(p => Pattern(p, $"{at}.include_lines"))], [.. (input.ExcludeLines ?? []).Select(p => Pattern(p, $"{at}.exclude_lines"))]),
         };
 
         Regex Pattern(string pattern, string key)
@@ -256,6 +305,7 @@ public sealed record AgentOptions
         public BufferSection? Buffer { get; set; }
         public FilesSection? Files { get; set; }
         public MetricsSection? Metrics { get; set; }
+        public ManagementSection? Management { get; set; }
         public List<InputSection>? Inputs { get; set; }
     }
 
@@ -279,6 +329,11 @@ public sealed record AgentOptions
         public int? MaxOpen { get; set; }
         public string? CloseInactive { get; set; }
         public string? ScanInterval { get; set; }
+    }
+
+    private sealed class ManagementSection
+    {
+        public string? PollInterval { get; set; }
     }
 
     private sealed class MetricsSection

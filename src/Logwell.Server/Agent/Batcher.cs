@@ -12,12 +12,15 @@ namespace Logwell.Server.Agent;
 /// </summary>
 internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMetrics metrics, TimeProvider time)
 {
+    /// <summary>The inputs events are added under: replaced when central management changes them.</summary>
+    public AgentOptions Options { get; set; } = options;
+
     private sealed class OpenBatch(DateTimeOffset started)
     {
         public ArrayBufferWriter<byte> Body { get; } = new(64 << 10);
         public int Events { get; set; }
         public DateTimeOffset Started { get; } = started;
-        public Dictionary<FileIdentity, (TrackedFile File, long End)> Files { get; } = [];
+        public Dictionary<FileIdentity, (TrackedFile File, long End, string Input, ulong? Marker)> Files { get; } = [];
     }
 
     private readonly Dictionary<string, OpenBatch> _open = new(StringComparer.Ordinal);
@@ -31,7 +34,7 @@ internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMet
 
     public void Add(FileEvent e)
     {
-        var input = options.Inputs[e.File.Input];
+        var input = Options.Inputs[e.File.Input];
         var now = time.GetUtcNow();
         if (!_open.TryGetValue(input.IndexSet, out var batch))
         {
@@ -39,7 +42,7 @@ internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMet
         }
         var json = _json;
         json.Reset(batch.Body);
-        if (options.Protocol == OutputProtocol.Elasticsearch)
+        if (Options.Protocol == OutputProtocol.Elasticsearch)
         {
             json.WriteStartObject();
             json.WriteStartObject("create");
@@ -55,7 +58,7 @@ internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMet
         // same when a batch is sent again.
         json.WriteString("@timestamp", now);
         json.WriteString("message", e.Text);
-        json.WriteString("host", options.Name);
+        json.WriteString("host", Options.Name);
         json.WriteString("file", e.File.Path);
         json.WriteNumber("offset", e.Start);
         foreach (var (name, value) in input.Fields)
@@ -66,9 +69,9 @@ internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMet
         json.Flush();
         batch.Body.Write("\n"u8);
         batch.Events++;
-        batch.Files[e.File.Identity] = (e.File, e.End);
+        batch.Files[e.File.Identity] = (e.File, e.End, FileTailer.InputKey(input), e.Marker);
         _unsent.Add(e.File.Identity);
-        if (batch.Body.WrittenCount >= options.BatchBytes)
+        if (batch.Body.WrittenCount >= Options.BatchBytes)
         {
             Seal(input.IndexSet, batch);
         }
@@ -80,7 +83,7 @@ internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMet
         var now = time.GetUtcNow();
         foreach (var (indexSet, batch) in _open.ToList())
         {
-            if (all || now - batch.Started >= options.BatchWait)
+            if (all || now - batch.Started >= Options.BatchWait)
             {
                 Seal(indexSet, batch);
             }
@@ -95,8 +98,7 @@ internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMet
         {
             gzip.Write(batch.Body.WrittenSpan);
         }
-        var files = batch.Files.Values.Select(f => new BatchFile(f.File.Identity, f.File.Path, f.End, FileTailer.MarkerOf(f.File, f.End),
-            FileTailer.InputKey(options.Inputs[f.File.Input]))).ToList();
+        var files = batch.Files.Values.Select(f => new BatchFile(f.File.Identity, f.File.Path, f.End, f.Marker ?? FileTailer.MarkerOf(f.File, f.End), f.Input, f.File.CopiesBefore)).ToList();
         buffer.Append(indexSet, batch.Events, batch.Body.WrittenCount, files, compressed.GetBuffer().AsSpan(0, (int)compressed.Length));
         metrics.EventsBuffered.Add(batch.Events);
         foreach (var file in batch.Files.Keys)

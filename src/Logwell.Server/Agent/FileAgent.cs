@@ -26,12 +26,24 @@ public sealed class FileAgent(AgentOptions options, TimeProvider time, TextWrite
         Metrics.EventsRedelivered.Add(buffer.Redelivered);
         var tailer = new FileTailer(options, time, Metrics, buffer.Positions(), buffer.ScannedInputs);
         var batcher = new Batcher(options, buffer, Metrics, time);
-        Metrics.State = () => (buffer.Bytes, buffer.Batches, tailer.Files.Count(), tailer.OpenFiles,
-            [.. tailer.Files.Select(f => (f.Path, Math.Max(0, f.Size - f.Position)))]);
+        tailer.Found = files =>
+        {
+            foreach (var file in files)
+            {
+                buffer.Settled(file);
+            }
+            buffer.SaveCheckpoint();
+        };
+        // The reading loop owns the tailer; others see a snapshot it takes every second.
+        var snapshot = Snapshot.Of(tailer, options);
+        Metrics.State = () => (buffer.Bytes, buffer.Batches, Volatile.Read(ref snapshot).Files, Volatile.Read(ref snapshot).OpenFiles, Volatile.Read(ref snapshot).Lag);
         Log($"{options}; {buffer.Batches} batches buffered ({buffer.Bytes} bytes)");
         using var shipper = new BatchShipper(options, buffer, Metrics, time, agentId, log);
         using var stopShipping = new CancellationTokenSource();
         var shipping = Task.Run(() => shipper.RunAsync(stopShipping.Token), CancellationToken.None);
+        using var management = options.PollInterval is null ? null : new AgentManagement(options, Metrics, time, agentId, log);
+        var managing = management is null ? Task.CompletedTask : Task.Run(() => management.RunAsync(() => Health(Volatile.Read(ref snapshot), buffer), stopShipping.Token), CancellationToken.None);
+        var current = options;
         var retired = new List<(TrackedFile File, long Offset)>();
         var lastScan = DateTimeOffset.MinValue;
         var lastSettle = time.GetUtcNow();
@@ -41,6 +53,23 @@ public sealed class FileAgent(AgentOptions options, TimeProvider time, TextWrite
             while (!stop.IsCancellationRequested && !shipping.IsCompleted)
             {
                 var now = time.GetUtcNow();
+                if (management?.TakeChanged() is { } change)
+                {
+                    // Collection configs from the server: the local inputs and theirs, applied now.
+                    var next = options with { Inputs = [.. options.Inputs, .. change.Inputs] };
+                    retired.Clear();
+                    tailer.Reconfigure(next, batcher.Add, retired);
+                    batcher.SealDue(all: retired.Count > 0);
+                    foreach (var (file, offset) in retired)
+                    {
+                        buffer.Retired(file.Identity, offset);
+                    }
+                    batcher.Options = next;
+                    current = next;
+                    management.Applied = change.Version;
+                    lastScan = DateTimeOffset.MinValue;
+                    Volatile.Write(ref snapshot, Snapshot.Of(tailer, current));
+                }
                 if (now - lastScan >= options.ScanInterval)
                 {
                     lastScan = now;
@@ -71,7 +100,8 @@ public sealed class FileAgent(AgentOptions options, TimeProvider time, TextWrite
                 if (now - lastSettle >= TimeSpan.FromSeconds(1))
                 {
                     lastSettle = now;
-                    Settle(tailer, batcher, buffer);
+                    Settle(tailer, batcher, buffer, current);
+                    Volatile.Write(ref snapshot, Snapshot.Of(tailer, current));
                 }
                 if (!progress)
                 {
@@ -96,7 +126,8 @@ public sealed class FileAgent(AgentOptions options, TimeProvider time, TextWrite
             batcher.SealDue(all: true);
             await stopShipping.CancelAsync().ConfigureAwait(false);
             await shipping.ConfigureAwait(false);
-            Settle(tailer, batcher, buffer);
+            await managing.ConfigureAwait(false);
+            Settle(tailer, batcher, buffer, current);
             buffer.SaveCheckpoint();
             tailer.CloseAll();
             Log($"stopped; {buffer.Batches} batches ({buffer.Bytes} bytes) stay buffered for the next start");
@@ -104,17 +135,40 @@ public sealed class FileAgent(AgentOptions options, TimeProvider time, TextWrite
     }
 
     /// <summary>Files with no event waiting anywhere are checkpointed where they stand (files started at their end, files whose lines were all filtered out).</summary>
-    private void Settle(FileTailer tailer, Batcher batcher, AgentBuffer buffer)
+    private static void Settle(FileTailer tailer, Batcher batcher, AgentBuffer buffer, AgentOptions current)
     {
         foreach (var file in tailer.Files)
         {
             if (file.Handle is not null && !batcher.Holds(file.Identity) && file.Assembler.PendingBytes == 0)
             {
-                buffer.Settled(new FilePosition(file.Identity, file.Path, file.Offset, FileTailer.MarkerOf(file, file.Offset), FileTailer.InputKey(options.Inputs[file.Input])));
+                buffer.Settled(new FilePosition(file.Identity, file.Path, file.Offset, FileTailer.MarkerOf(file, file.Offset), FileTailer.InputKey(current.Inputs[file.Input]), file.CopiesBefore));
             }
         }
         buffer.SaveCheckpoint();
     }
+
+    /// <summary>What the reading loop saw at its last look: files followed and open, each file's bytes not yet read, the inputs.</summary>
+    private sealed record Snapshot(int Files, int OpenFiles, IReadOnlyList<(string Path, long Behind)> Lag, IReadOnlyList<string> Inputs)
+    {
+        public static Snapshot Of(FileTailer tailer, AgentOptions current) => new(tailer.Files.Count(), tailer.OpenFiles,
+            [.. tailer.Files.Select(f => (f.Path, Math.Max(0, f.Size - f.Position)))], [.. current.Inputs.Select(i => i.Name)]);
+    }
+
+    /// <summary>The health an agent reports to the server.</summary>
+    private System.Text.Json.Nodes.JsonObject Health(Snapshot snapshot, AgentBuffer buffer) => new()
+    {
+        ["files"] = snapshot.Files,
+        ["open_files"] = snapshot.OpenFiles,
+        ["bytes_behind"] = snapshot.Lag.Sum(l => l.Behind),
+        ["buffer_bytes"] = buffer.Bytes,
+        ["buffer_batches"] = buffer.Batches,
+        ["lines_read"] = Metrics.LinesRead.Value,
+        ["events_shipped"] = Metrics.EventsShipped.Value,
+        ["retries"] = Metrics.Retries.Value,
+        ["last_error"] = Metrics.LastError,
+        ["inputs"] = new System.Text.Json.Nodes.JsonArray([.. snapshot.Inputs.Select(i => System.Text.Json.Nodes.JsonValue.Create(i))]),
+        ["poll_interval_seconds"] = options.PollInterval?.TotalSeconds,
+    };
 
     private void Log(string line)
     {

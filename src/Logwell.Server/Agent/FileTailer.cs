@@ -8,17 +8,23 @@ using Microsoft.Win32.SafeHandles;
 namespace Logwell.Server.Agent;
 
 /// <summary>An event read from a file: its text, where in the file it starts and ends, and the file it came from.</summary>
-internal readonly record struct FileEvent(TrackedFile File, string Text, long Start, long End);
+/// <remarks><see cref="Marker"/>: the marker of the bytes before <see cref="End"/> (<see cref="FileTailer.MarkerAt"/>), taken from the
+/// bytes as they were read; null when they were not at hand.</remarks>
+internal readonly record struct FileEvent(TrackedFile File, string Text, long Start, long End, ulong? Marker = null);
 
-/// <summary>Where reading a file resumes: after <see cref="Offset"/> bytes, whose last bytes hash to <see cref="Marker"/>.</summary>
-internal sealed record FilePosition(FileIdentity Identity, string Path, long Offset, ulong Marker, string? Input);
+/// <summary>
+/// Where reading a file resumes: after <see cref="Offset"/> bytes, whose last bytes hash to <see cref="Marker"/>.
+/// Rotated copies beside it born after <see cref="CopiesBefore"/> hold lines of it not read yet.
+/// </summary>
+internal sealed record FilePosition(FileIdentity Identity, string Path, long Offset, ulong Marker, string? Input, long CopiesBefore = 0);
 
 /// <summary>A file the agent follows, by identity: its name may change (rotation) while it is followed.</summary>
 internal sealed class TrackedFile(FileIdentity identity, string path, int input, Encoding encoding, MultilineRule multiline)
 {
     public FileIdentity Identity { get; } = identity;
     public string Path { get; set; } = path;
-    public int Input { get; } = input;
+    /// <summary>Its input's place in the agent's inputs (which central management may change).</summary>
+    public int Input { get; set; } = input;
 
     /// <summary>Bytes read so far (into lines and events, complete or not).</summary>
     public long Position { get; set; }
@@ -31,6 +37,18 @@ internal sealed class TrackedFile(FileIdentity identity, string path, int input,
 
     /// <summary>The marker (<see cref="FileTailer.MarkerAt"/>) a file resumed from a checkpoint must show at its offset when it is opened.</summary>
     public ulong? ResumeMarker { get; set; }
+
+    /// <summary>
+    /// The birth (<see cref="FileStatus.Born"/>) of the newest rotated copy beside it when its current content began: a
+    /// copy born later (copytruncate) holds lines of this file, read from it when the truncation is noticed.
+    /// </summary>
+    public long CopiesBefore { get; set; }
+
+    /// <summary>Its birth (<see cref="FileStatus.Born"/>) when known.</summary>
+    public long Born { get; set; }
+
+    /// <summary>Whether the copies were looked at since the content began; a file about to be read from 0 looks first.</summary>
+    public bool CopiesChecked { get; set; }
 
     /// <summary>Opened after a restart with other bytes before its offset than checkpointed (this marker): truncated while the agent was down.</summary>
     public ulong? TruncatedWhileDown { get; set; }
@@ -46,8 +64,11 @@ internal sealed class TrackedFile(FileIdentity identity, string path, int input,
     public DateTimeOffset LastActive { get; set; }
     public DateTimeOffset LastLine { get; set; }
 
-    /// <summary>At the start of a file again after a truncation: NUL bytes a writer left by writing on at its old offset are skipped.</summary>
-    public bool SkipNul { get; set; }
+    /// <summary>
+    /// At the start of a file, or again after a truncation: NUL bytes a writer left by writing on at its old offset (a
+    /// hole, in the file and in its copies) are skipped.
+    /// </summary>
+    public bool SkipNul { get; set; } = true;
 
     public bool EncodingChecked { get; set; }
     public LineSplitter Splitter { get; set; } = new(encoding);
@@ -74,7 +95,7 @@ internal sealed class FileTailer
 
     private const int ChunkBytes = 256 << 10;
 
-    private readonly AgentOptions _options;
+    private AgentOptions _options;
     private readonly TimeProvider _time;
     private readonly AgentMetrics _metrics;
     private readonly Dictionary<FileIdentity, TrackedFile> _files = [];
@@ -83,6 +104,12 @@ internal sealed class FileTailer
     private readonly byte[] _buffer = new byte[ChunkBytes + TailBytes];
     private readonly List<(string Line, int Bytes)> _lines = [];
     private readonly List<(string Event, long Bytes)> _events = [];
+
+    // The bytes being consumed: _buffer[0.._windowLength] at offset _windowStart of the file, after _windowPrefix (the
+    // bytes just before it), so that an event's marker is taken from what was read rather than read again later.
+    private long _windowStart = -1;
+    private int _windowLength;
+    private byte[] _windowPrefix = [];
     private int _open;
 
     /// <param name="resume">Where each file known from the checkpoint and the buffer resumes.</param>
@@ -105,11 +132,51 @@ internal sealed class FileTailer
     /// <summary>What identifies an input across restarts: its globs and index set.</summary>
     public static string InputKey(AgentInput input) => $"{input.IndexSet}\n{string.Join('\n', input.Paths)}";
 
+    /// <summary>
+    /// Other inputs (central management changed them): files of an input that stays, by its globs and index set, go on
+    /// where they are (an event being assembled under a changed multiline rule is given out first); files of an input
+    /// that went are given their last events and forgotten (<paramref name="retired"/>). An input that is new starts
+    /// where it says at its first scan.
+    /// </summary>
+    public void Reconfigure(AgentOptions next, Action<FileEvent> emit, List<(TrackedFile File, long Offset)> retired)
+    {
+        var places = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = next.Inputs.Count - 1; i >= 0; i--)
+        {
+            places[InputKey(next.Inputs[i])] = i;
+        }
+        foreach (var file in _files.Values.ToList())
+        {
+            var before = _options.Inputs[file.Input];
+            if (!places.TryGetValue(InputKey(before), out var place))
+            {
+                if (file.Splitter.Flush() is { } last)
+                {
+                    AddLine(file, last.Line, last.Bytes, emit);
+                }
+                FlushAssembler(file, emit);
+                Close(file);
+                _files.Remove(file.Identity);
+                retired.Add((file, file.Offset));
+                continue;
+            }
+            var after = next.Inputs[place];
+            if (before.Multiline.Start?.ToString() != after.Multiline.Start?.ToString() || before.Multiline with { Start = null } != after.Multiline with { Start = null })
+            {
+                FlushAssembler(file, emit);
+                file.Assembler = new LineAssembler(after.Multiline);
+            }
+            file.Input = place;
+        }
+        _options = next;
+    }
+
     /// <summary>Finds the files of every input; new ones are followed from where they should start.</summary>
     public void Scan()
     {
         var now = _time.GetUtcNow();
-        var found = new Dictionary<FileIdentity, (string Path, int Input, long Size)>();
+        var found = new Dictionary<FileIdentity, (string Path, int Input, long Size, long Born)>();
+        var discovered = new List<FilePosition>();
         for (var i = 0; i < _options.Inputs.Count; i++)
         {
             var input = _options.Inputs[i];
@@ -117,11 +184,11 @@ internal sealed class FileTailer
             {
                 if (FileStatuses.Of(path) is { } status && !found.ContainsKey(status.Identity))
                 {
-                    found[status.Identity] = (path, i, status.Size);
+                    found[status.Identity] = (path, i, status.Size, status.Born);
                 }
             }
         }
-        foreach (var (identity, (path, i, size)) in found)
+        foreach (var (identity, (path, i, size, born)) in found)
         {
             if (_files.TryGetValue(identity, out var file))
             {
@@ -131,21 +198,43 @@ internal sealed class FileTailer
                 continue;
             }
             var input = _options.Inputs[i];
-            file = new TrackedFile(identity, path, i, FileEncodings.ForName(input.Encoding), input.Multiline) { Size = size, LastActive = now, LastLine = now };
+            file = new TrackedFile(identity, path, i, FileEncodings.ForName(input.Encoding), input.Multiline) { Size = size, Born = born, LastActive = now, LastLine = now };
             if (_resume.Remove(identity, out var resume))
             {
                 file.Position = file.Offset = resume.Offset;
                 file.ResumeMarker = resume.Marker;
                 file.EncodingChecked = resume.Offset > 0;
+                file.CopiesBefore = resume.CopiesBefore;
             }
-            else if (!_scannedInputs.Contains(InputKey(input)) && input.StartAt == StartAt.End)
+            else if (Predecessor(identity, path) is { } before)
             {
-                // Found by an input's first scan, which starts at the end: only what comes from now on.
-                file.Position = file.Offset = size;
-                file.EncodingChecked = size > 0;
+                // A new file where the agent followed another (a rotation by rename): files rotated away since that one
+                // was born, which the agent never saw (it was down across several rotations), are read first.
+                file.CopiesBefore = before;
+                file.CopiesChecked = false;
+            }
+            else
+            {
+                // The copies beside a file seen the first time are its past, not lines of it to read.
+                file.CopiesBefore = NewestCopy(file, Copies(file));
+                file.CopiesChecked = true;
+                if (!_scannedInputs.Contains(InputKey(input)) && input.StartAt == StartAt.End)
+                {
+                    // Found by an input's first scan, which starts at the end: only what comes from now on.
+                    file.Position = file.Offset = size;
+                    file.EncodingChecked = size > 0;
+                }
             }
             _files[identity] = file;
             _metrics.FilesFound.Add(1);
+            if (file.ResumeMarker is null)
+            {
+                discovered.Add(new FilePosition(identity, path, file.Offset, file.Offset == 0 ? 0 : MarkerOf(path, file.Offset), InputKey(input), file.CopiesBefore));
+            }
+        }
+        if (discovered.Count > 0)
+        {
+            Found?.Invoke(discovered);
         }
         foreach (var input in _options.Inputs)
         {
@@ -172,6 +261,8 @@ internal sealed class FileTailer
                     Position = position.Offset,
                     Offset = position.Offset,
                     ResumeMarker = position.Marker,
+                    CopiesBefore = position.CopiesBefore,
+                    CopiesChecked = true,
                     EncodingChecked = position.Offset > 0,
                     Matched = false,
                     Size = moved.Size,
@@ -215,6 +306,21 @@ internal sealed class FileTailer
             }
             else if (status.Size < file.Position || !TailMatches(file))
             {
+                Truncated(file, emit, XxHash64.HashToUInt64(file.Tail));
+            }
+            else if (file.Matched && file.Position == 0 && status.Size > 0 && !file.CopiesChecked)
+            {
+                // About to read a file from its beginning that the agent knew before (after a truncation, or at a
+                // restart), or the successor of one: copies made meanwhile are contents never read.
+                file.CopiesChecked = true;
+                AdoptCopies(file, Copies(file), null);
+            }
+            else if (file.Matched && file.Position > 0 && file.Tail.AsSpan().IndexOfAnyExcept((byte)0) < 0 && status.Size > file.Position
+                && Copies(file) is var copies && copies.Any(c => c.Status.Born > file.CopiesBefore && !_files.ContainsKey(c.Status.Identity)))
+            {
+                // Reading through a hole (a writer that writes on at its old offset after each truncation leaves NUL
+                // bytes before its lines): the bytes before the read position are zeros before and after a truncation
+                // alike, so a copy born since is what tells of one.
                 Truncated(file, emit, XxHash64.HashToUInt64(file.Tail));
             }
             var read = ReadChunk(file, emit);
@@ -261,6 +367,25 @@ internal sealed class FileTailer
             return file.Handle is { IsClosed: false } handle ? MarkerAt(handle, offset) : 0;
         }
         catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>
+    /// Told of files found (by a scan, or rotated copies taken up to be read whole) before anything counts them as known:
+    /// checkpointed at once, a restart finds them under whatever name they have by then.
+    /// </summary>
+    public Action<IReadOnlyList<FilePosition>>? Found { get; set; }
+
+    private static ulong MarkerOf(string path, long offset)
+    {
+        try
+        {
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            return MarkerAt(handle, offset);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return 0;
         }
@@ -385,69 +510,128 @@ internal sealed class FileTailer
     private void Truncated(TrackedFile file, Action<FileEvent> emit, ulong marker)
     {
         _metrics.Truncations.Add(1);
-        if (file.Position > 0 && RotatedCopy(file, marker) is { } copy)
+        // Copies are looked for beside a file followed under its name; one renamed away (or a copy itself) has none.
+        var copies = file.Matched ? Copies(file) : [];
+        var matched = file.Position > 0 ? ContinuedIn(file, copies, marker) : null;
+        if (matched is { } copy)
         {
-            using (copy)
+            // The copy of what was being read: its rest continues the lines read so far.
+            using var handle = File.OpenHandle(copy.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var position = file.Position;
+            var prefix = file.Tail;
+            while (RandomAccess.Read(handle, _buffer.AsSpan(0, ChunkBytes), position) is var read and > 0)
             {
-                long position = file.Position;
-                while (true)
-                {
-                    var read = RandomAccess.Read(copy, _buffer.AsSpan(0, ChunkBytes), position);
-                    if (read <= 0)
-                    {
-                        break;
-                    }
-                    Consume(file, _buffer.AsSpan(0, read), position, emit);
-                    position += read;
-                }
-                _metrics.RecoveredFromCopies.Add(1);
+                (_windowStart, _windowLength, _windowPrefix) = (position, read, prefix);
+                Consume(file, _buffer.AsSpan(0, read), position, emit);
+                prefix = _buffer.AsSpan(Math.Max(0, read - TailBytes), Math.Min(read, TailBytes)).ToArray();
+                position += read;
             }
+            _windowStart = -1;
+            _metrics.RecoveredFromCopies.Add(1);
         }
         if (file.Splitter.Flush() is { } last)
         {
             AddLine(file, last.Line, last.Bytes, emit);
         }
         FlushAssembler(file, emit);
+        AdoptCopies(file, copies, matched?.Status.Identity);
         file.Position = file.Offset = 0;
         file.Tail = [];
         file.SkipNul = true;
         file.EncodingChecked = false;
+        file.CopiesChecked = true;
     }
 
-    /// <summary>The newest file beside <paramref name="file"/> named after it (<c>app.log.1</c>, <c>app.log-20261207</c>) whose bytes before the read position are the ones read.</summary>
-    private static SafeFileHandle? RotatedCopy(TrackedFile file, ulong marker)
+    /// <summary>
+    /// When the agent followed another file at <paramref name="path"/> before this one: the birth after which files
+    /// beside it are rotations the agent has not read (that file's own birth, or what its checkpoint says).
+    /// </summary>
+    private long? Predecessor(FileIdentity identity, string path)
+    {
+        var tracked = _files.Values.Where(f => f.Identity != identity && f.Path == path).Select(f => (long?)Math.Max(f.Born, f.CopiesBefore));
+        var resumed = _resume.Values.Where(p => p.Identity != identity && p.Path == path).Select(p => (long?)p.CopiesBefore);
+        return tracked.Concat(resumed).Max();
+    }
+
+    /// <summary>The rotated copies beside a file (<c>app.log.1</c>, <c>app.log-20261207</c>; compressed ones are not read), with their status.</summary>
+    private static List<(string Path, FileStatus Status)> Copies(TrackedFile file)
     {
         var directory = Path.GetDirectoryName(file.Path)!;
         var name = Path.GetFileName(file.Path);
-        IEnumerable<FileInfo> candidates;
+        var copies = new List<(string, FileStatus)>();
         try
         {
-            candidates = new DirectoryInfo(directory).EnumerateFiles(name + "*")
-                .Where(f => f.Name != name && !f.Name.EndsWith(".gz", StringComparison.Ordinal) && !f.Name.EndsWith(".xz", StringComparison.Ordinal)
-                    && !f.Name.EndsWith(".zst", StringComparison.Ordinal) && !f.Name.EndsWith(".bz2", StringComparison.Ordinal))
-                .OrderByDescending(f => f.LastWriteTimeUtc).Take(5).ToList();
+            foreach (var path in Directory.EnumerateFiles(directory, name + "*"))
+            {
+                var copyName = Path.GetFileName(path);
+                if (copyName != name && !copyName.EndsWith(".gz", StringComparison.Ordinal) && !copyName.EndsWith(".xz", StringComparison.Ordinal)
+                    && !copyName.EndsWith(".zst", StringComparison.Ordinal) && !copyName.EndsWith(".bz2", StringComparison.Ordinal)
+                    && FileStatuses.Of(path) is { } status && status.Identity != file.Identity)
+                {
+                    copies.Add((path, status));
+                }
+            }
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return null;
         }
-        foreach (var candidate in candidates)
+        return copies;
+    }
+
+    /// <summary>The newest birth among the copies and the file itself: copies born later were made from it.</summary>
+    private static long NewestCopy(TrackedFile file, List<(string Path, FileStatus Status)> copies) =>
+        Math.Max(copies.Count == 0 ? 0 : copies.Max(c => c.Status.Born), FileStatuses.Of(file.Path) is { } own && own.Identity == file.Identity ? own.Born : 0);
+
+    /// <summary>The copy made since the content began whose bytes before the read position are the ones read.</summary>
+    private static (string Path, FileStatus Status)? ContinuedIn(TrackedFile file, List<(string Path, FileStatus Status)> copies, ulong marker)
+    {
+        foreach (var copy in copies.Where(c => c.Status.Born > file.CopiesBefore && c.Status.Size >= file.Position).OrderBy(c => c.Status.Born))
         {
             try
             {
-                var handle = File.OpenHandle(candidate.FullName, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                var length = RandomAccess.GetLength(handle);
-                if (length >= file.Position && MarkerAt(handle, file.Position) == marker)
+                using var handle = File.OpenHandle(copy.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                if (MarkerAt(handle, file.Position) == marker)
                 {
-                    return handle;
+                    return copy;
                 }
-                handle.Dispose();
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
             }
         }
         return null;
+    }
+
+    /// <summary>
+    /// Copies made since the file's content began, other than <paramref name="read"/>: contents of it the agent never
+    /// read (it was down, or far behind, across several rotations). Each is followed as a rotated-away file, from its
+    /// beginning to its end. The file's content begins anew after all of them.
+    /// </summary>
+    private void AdoptCopies(TrackedFile file, List<(string Path, FileStatus Status)> copies, FileIdentity? read)
+    {
+        var now = _time.GetUtcNow();
+        var input = _options.Inputs[file.Input];
+        var adopted = new List<FilePosition>();
+        foreach (var (path, status) in copies.Where(c => c.Status.Born > file.CopiesBefore && c.Status.Identity != read && !_files.ContainsKey(c.Status.Identity)).OrderBy(c => c.Status.Born))
+        {
+            var copy = new TrackedFile(status.Identity, path, file.Input, FileEncodings.ForName(input.Encoding), input.Multiline)
+            {
+                Matched = false,
+                Size = status.Size,
+                LastActive = now,
+                LastLine = now,
+                CopiesChecked = true,
+            };
+            _files[status.Identity] = copy;
+            adopted.Add(new FilePosition(copy.Identity, copy.Path, 0, 0, InputKey(input)));
+            _metrics.RecoveredFromCopies.Add(1);
+        }
+        if (adopted.Count > 0)
+        {
+            // Checkpointed before the file counts them as read: a restart must not forget them.
+            Found?.Invoke(adopted);
+        }
+        file.CopiesBefore = Math.Max(file.CopiesBefore, NewestCopy(file, copies));
     }
 
     /// <summary>A checkpointed file no glob finds: the file with its identity in its old directory, if any.</summary>
@@ -490,7 +674,9 @@ internal sealed class FileTailer
                 position += length;
             }
         }
+        (_windowStart, _windowLength, _windowPrefix) = (file.Position, read, file.Tail);
         Consume(file, bytes, position, emit);
+        _windowStart = -1;
         file.Position += read;
         var keep = (int)Math.Min(TailBytes, file.Position);
         file.Tail = keep <= read ? _buffer.AsSpan(read - keep, keep).ToArray()
@@ -555,13 +741,38 @@ internal sealed class FileTailer
             file.Offset += length;
             if (filter.Keeps(text))
             {
-                emit(new FileEvent(file, text, start, file.Offset));
+                emit(new FileEvent(file, text, start, file.Offset, WindowMarker(file.Offset)));
             }
             else
             {
                 _metrics.EventsFiltered.Add(1);
             }
         }
+    }
+
+    /// <summary>The marker before <paramref name="end"/> from the bytes being consumed; null when they do not hold it.</summary>
+    private ulong? WindowMarker(long end)
+    {
+        if (_windowStart < 0 || end > _windowStart + _windowLength)
+        {
+            return null;
+        }
+        var length = (int)Math.Min(TailBytes, end);
+        if (end - length < _windowStart - _windowPrefix.Length)
+        {
+            return null;
+        }
+        if (length == 0)
+        {
+            return 0;
+        }
+        Span<byte> bytes = stackalloc byte[TailBytes];
+        for (var i = 0; i < length; i++)
+        {
+            var at = end - length + i;
+            bytes[i] = at >= _windowStart ? _buffer[at - _windowStart] : _windowPrefix[_windowPrefix.Length - (int)(_windowStart - at)];
+        }
+        return XxHash64.HashToUInt64(bytes[..length]);
     }
 
     /// <summary>The files an input's globs find now, less its excludes.</summary>

@@ -86,6 +86,7 @@ public static class LogwellApp
             TimeSpan.FromMinutes(options.SessionIdleMinutes), TimeSpan.FromHours(options.SessionLifetimeHours), options.KeyQuerySecondsPerMinute, options.MetricsScrapeToken));
         builder.Services.AddSingleton(services => new ExportStore(services.GetRequiredService<MetaDatabase>(), options.ExportPath, time));
         builder.Services.AddSingleton(services => new SavedSearchStore(services.GetRequiredService<MetaDatabase>(), time));
+        builder.Services.AddSingleton(services => new Agent.CollectionConfigStore(services.GetRequiredService<MetaDatabase>(), time));
         builder.Services.AddSingleton<ILogStoreAccess>(services => new LocalLogStore(services.GetRequiredService<ILogStore>(), options, time));
         builder.Services.AddSingleton(services => options.MetadataDialect == MetaDialect.Sqlite
             ? new NodeRegistry(options.RegistryPath, time)
@@ -173,6 +174,7 @@ public static class LogwellApp
         ExportEndpoints.Map(app);
         NodeEndpoints.Map(app);
         SavedSearchEndpoints.Map(app);
+        AgentEndpoints.Map(app);
         SupervisorEndpoints.Map(app);
         AccessEndpoints.Map(app);
         ArchiveEndpoints.Map(app);

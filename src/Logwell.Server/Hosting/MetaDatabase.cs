@@ -269,6 +269,47 @@ public sealed class MetaDatabase
             """
             CREATE TABLE IF NOT EXISTS shared_secrets (name VARCHAR(64) PRIMARY KEY, secret VARCHAR(255) NOT NULL){table};
             """),
+        new(9, "collection configs (which files agents collect) and the agents that report to the node",
+            """
+            CREATE TABLE collection_configs (
+                name TEXT PRIMARY KEY,
+                input TEXT NOT NULL,
+                hosts TEXT NOT NULL,
+                tags TEXT NOT NULL,
+                updated_at INTEGER NOT NULL
+            );
+            CREATE TABLE agents (
+                name TEXT PRIMARY KEY,
+                id TEXT NOT NULL,
+                version TEXT NOT NULL,
+                tags TEXT NOT NULL,
+                address TEXT NOT NULL,
+                first_seen INTEGER NOT NULL,
+                last_seen INTEGER NOT NULL,
+                health TEXT NOT NULL,
+                config_version TEXT NOT NULL
+            );
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS collection_configs (
+                name VARCHAR(128) PRIMARY KEY,
+                input {text} NOT NULL,
+                hosts {text} NOT NULL,
+                tags {text} NOT NULL,
+                updated_at BIGINT NOT NULL
+            ){table};
+            CREATE TABLE IF NOT EXISTS agents (
+                name VARCHAR(255) PRIMARY KEY,
+                id VARCHAR(64) NOT NULL,
+                version VARCHAR(64) NOT NULL,
+                tags {text} NOT NULL,
+                address VARCHAR(255) NOT NULL,
+                first_seen BIGINT NOT NULL,
+                last_seen BIGINT NOT NULL,
+                health {text} NOT NULL,
+                config_version VARCHAR(64) NOT NULL
+            ){table};
+            """),
     ];
 
     private static readonly ConcurrentDictionary<string, MetaDatabase> Opened = new(StringComparer.Ordinal);

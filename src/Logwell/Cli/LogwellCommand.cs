@@ -38,6 +38,8 @@ internal static class LogwellCommand
             ConfigCommands.Config(),
             LbCommands.Lb(server),
             AgentCommands.Agent(),
+            AgentCommands.CollectionConfigs(server),
+            AgentCommands.Agents(server),
             BackupCommands.Backup(server),
             BackupCommands.Restore(),
             BackupCommands.Verify(),
