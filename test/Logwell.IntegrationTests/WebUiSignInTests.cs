@@ -319,7 +319,9 @@ public sealed class WebUiSignInTests(SecuredUiFixture fixture, ITestOutputHelper
         await SignInAsync(page, "alice", SecuredUiFixture.AlicePassword);
         await page.Locator("#summary[data-total]").WaitForAsync();
         await page.Locator("#live").ClickAsync();
-        await page.WaitForFunctionAsync("document.querySelector('#tail-status')?.textContent.includes('waiting')");
+        // A locator, not a function evaluated in the page: the node's Content-Security-Policy forbids eval, and
+        // Playwright's polling of a function expression has met it.
+        await page.Locator("#tail-status", new PageLocatorOptions { HasText = "waiting" }).WaitForAsync();
         using (var content = new StringContent("{\"message\":\"tailsession one\"}\n", Encoding.UTF8, "application/x-ndjson"))
         {
             (await fixture.Node.Http.PostAsync("/api/v1/indexsets/web/ingest", content)).EnsureSuccessStatusCode();

@@ -357,6 +357,37 @@ public sealed class FileTailerTests : IDisposable
         restarted.CloseAll();
     }
 
+    [Fact]
+    public void AnInputWhoseGlobsChangeKeepsItsFilesWhereTheyStand()
+    {
+        var options = Options(Input());
+        Append("app.log", Numbered(1, 5));
+        var tailer = new FileTailer(options, _time, new AgentMetrics(), [], []);
+        var events = Drain(tailer, _time);
+        Append("app.log", Numbered(6, 7));
+        // The same files under a wider glob and an exclude: another input by its key, the file goes on where it was.
+        var wider = Options("""
+              - paths: [logs/*.log, logs/*.txt]
+                index_set: app
+                exclude_lines: ['^line 7$']
+            """);
+        var retired = new List<(TrackedFile, long)>();
+        tailer.Reconfigure(wider, events.Add, retired);
+        Assert.Empty(retired);
+        events.AddRange(Drain(tailer, _time));
+        Assert.Equal(Numbered(1, 6), events.Select(e => e.Text));
+        tailer.CloseAll();
+    }
+
+    [Fact]
+    public void APatternThatTakesTooLongKeepsTheEvent()
+    {
+        // Catastrophic backtracking on a long line of 'a's: the 1 s limit of every pattern is met.
+        // An include that cannot decide keeps the line (it does not match, so a pattern that decided would drop it).
+        var filter = new Logwell.Core.Ingest.LineFilter([new System.Text.RegularExpressions.Regex("^(a+)+$", System.Text.RegularExpressions.RegexOptions.None, TimeSpan.FromMilliseconds(50))], []);
+        Assert.True(filter.Keeps(new string('a', 40) + "b"));
+    }
+
     [Theory]
     [InlineData("inputs:\n  - paths: [a.log]\n    index_set: app\n    colour: red\n", "agent.yaml:4:5: unknown key 'colour'")]
     [InlineData("output:\n  urls: [http://x:1]\ninputs:\n  - paths: [a.log]\n    index_set: App!\n", "index_set")]

@@ -148,9 +148,22 @@ public sealed record MultilineRule(Regex? Start, bool IndentContinues, int MaxLi
     public bool Joins => Start is not null || IndentContinues;
 
     /// <summary>Whether <paramref name="line"/> continues the event before it.</summary>
-    public bool Continues(string line) => Start is not null
-        ? !Start.IsMatch(line)
-        : IndentContinues && line.Length > 0 && line[0] is ' ' or '\t';
+    /// <remarks>A line the start pattern cannot decide within its time limit starts an event (it is never lost).</remarks>
+    public bool Continues(string line)
+    {
+        if (Start is null)
+        {
+            return IndentContinues && line.Length > 0 && line[0] is ' ' or '\t';
+        }
+        try
+        {
+            return !Start.IsMatch(line);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            return false;
+        }
+    }
 }
 
 /// <summary>Joins lines into events by a <see cref="MultilineRule"/>; an event is complete when the next one starts, or when flushed (the file went quiet).</summary>
@@ -210,5 +223,18 @@ public sealed record LineFilter(IReadOnlyList<Regex> Include, IReadOnlyList<Rege
 {
     public static readonly LineFilter All = new([], []);
 
-    public bool Keeps(string text) => (Include.Count == 0 || Include.Any(r => r.IsMatch(text))) && !Exclude.Any(r => r.IsMatch(text));
+    /// <remarks>A pattern that cannot decide within its time limit counts as matching an include and not an exclude: the event is kept.</remarks>
+    public bool Keeps(string text) => (Include.Count == 0 || Include.Any(r => Matches(r, text, true))) && !Exclude.Any(r => Matches(r, text, false));
+
+    private static bool Matches(Regex pattern, string text, bool undecided)
+    {
+        try
+        {
+            return pattern.IsMatch(text);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            return undecided;
+        }
+    }
 }

@@ -86,7 +86,7 @@ internal sealed class AgentManagement : IDisposable
                 Receive(text);
                 return;
             }
-            catch (Exception e) when (e is HttpRequestException or IOException or JsonException or AgentConfigException or InvalidOperationException)
+            catch (Exception e) when (e is HttpRequestException or IOException or JsonException or AgentConfigException or InvalidOperationException or KeyNotFoundException)
             {
                 _metrics.LastError = $"management: {_options.Urls[i]}: {e.Message}";
             }

@@ -198,7 +198,15 @@ public sealed record AgentOptions
         {
             throw new AgentConfigException($"collection config {name}: paths must be absolute, not '{relative}'");
         }
-        return ParseInput(input, "config", $"collection config {name}", "/") with { Name = "central:" + name };
+        try
+        {
+            return ParseInput(input, "config", $"collection config {name}", "/") with { Name = "central:" + name };
+        }
+        catch (ArgumentException e)
+        {
+            // A path the system cannot take (a NUL in it, say).
+            throw new AgentConfigException($"collection config {name}: {e.Message}");
+        }
     }
 
     private static string Explain(YamlException e)

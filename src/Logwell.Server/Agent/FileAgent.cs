@@ -125,8 +125,8 @@ public sealed class FileAgent(AgentOptions options, TimeProvider time, TextWrite
             // A stop: what was read goes to the buffer, the batch being sent is finished, the checkpoint is written.
             batcher.SealDue(all: true);
             await stopShipping.CancelAsync().ConfigureAwait(false);
-            await shipping.ConfigureAwait(false);
-            await managing.ConfigureAwait(false);
+            // The checkpoint is written whatever ended the shipper or the reports (a failed shipper ended the loop, which threw).
+            await Task.WhenAll(shipping, managing).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
             Settle(tailer, batcher, buffer, current);
             buffer.SaveCheckpoint();
             tailer.CloseAll();

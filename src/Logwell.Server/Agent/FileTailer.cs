@@ -148,7 +148,12 @@ internal sealed class FileTailer
         foreach (var file in _files.Values.ToList())
         {
             var before = _options.Inputs[file.Input];
-            if (!places.TryGetValue(InputKey(before), out var place))
+            if (!places.TryGetValue(InputKey(before), out var place) && next.Inputs.ToList().FindIndex(x => Finds(x, file.Path)) is var taker and >= 0)
+            {
+                // Its input changed its globs or index set: the input that finds it now goes on where it stands.
+                place = taker;
+            }
+            else if (!places.ContainsKey(InputKey(before)))
             {
                 if (file.Splitter.Flush() is { } last)
                 {
@@ -251,10 +256,16 @@ internal sealed class FileTailer
         // gone. One still in its old directory under another name is read to its end.
         foreach (var position in _resume.Values.ToList())
         {
+            // A file of an input the agent does not run yet (a collection config the server has not sent again since
+            // the start) waits for it.
+            var i = _options.Inputs.ToList().FindIndex(x => InputKey(x) == position.Input);
+            if (i < 0)
+            {
+                continue;
+            }
             _resume.Remove(position.Identity);
             if (Moved(position.Identity, position.Path) is { } moved)
             {
-                var i = Math.Max(0, _options.Inputs.ToList().FindIndex(x => InputKey(x) == position.Input));
                 var input = _options.Inputs[i];
                 var file = new TrackedFile(position.Identity, moved.Path, i, FileEncodings.ForName(input.Encoding), input.Multiline)
                 {
@@ -426,18 +437,20 @@ internal sealed class FileTailer
         file.Handle = handle;
         _open++;
         var length = RandomAccess.GetLength(handle);
-        if (file.ResumeMarker is { } expected)
+        // A marker of 0 past the start is one that could not be taken (the file was closed): the offset is trusted.
+        if (file.ResumeMarker is { } expected && expected != 0)
         {
             // A file resumed from a checkpoint: the bytes before its offset must be the ones checkpointed.
-            file.ResumeMarker = null;
             if (length < file.Position || MarkerAt(handle, file.Position) != expected)
             {
                 // Other content under the same inode (truncated and written again, replaced): its rotated copy may
                 // hold the rest of what was read; then from its beginning.
                 file.TruncatedWhileDown = expected;
+                file.ResumeMarker = null;
                 return true;
             }
         }
+        file.ResumeMarker = null;
         if (file.Tail.Length == 0 && file.Position > 0 && length >= file.Position)
         {
             var start = Math.Max(0, file.Position - TailBytes);
@@ -516,10 +529,10 @@ internal sealed class FileTailer
         if (matched is { } copy)
         {
             // The copy of what was being read: its rest continues the lines read so far.
-            using var handle = File.OpenHandle(copy.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            var position = file.Position;
+            using var handle = OpenCopy(copy.Path);
+            var position = handle is null ? long.MaxValue : file.Position;
             var prefix = file.Tail;
-            while (RandomAccess.Read(handle, _buffer.AsSpan(0, ChunkBytes), position) is var read and > 0)
+            while (handle is not null && RandomAccess.Read(handle, _buffer.AsSpan(0, ChunkBytes), position) is var read and > 0)
             {
                 (_windowStart, _windowLength, _windowPrefix) = (position, read, prefix);
                 Consume(file, _buffer.AsSpan(0, read), position, emit);
@@ -551,6 +564,20 @@ internal sealed class FileTailer
         var tracked = _files.Values.Where(f => f.Identity != identity && f.Path == path).Select(f => (long?)Math.Max(f.Born, f.CopiesBefore));
         var resumed = _resume.Values.Where(p => p.Identity != identity && p.Path == path).Select(p => (long?)p.CopiesBefore);
         return tracked.Concat(resumed).Max();
+    }
+
+    /// <summary>A copy opened for reading; null when it went meanwhile (compressed, removed).</summary>
+    private SafeFileHandle? OpenCopy(string path)
+    {
+        try
+        {
+            return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _metrics.LastError = $"{path}: {e.Message}";
+            return null;
+        }
     }
 
     /// <summary>The rotated copies beside a file (<c>app.log.1</c>, <c>app.log-20261207</c>; compressed ones are not read), with their status.</summary>
@@ -797,7 +824,17 @@ internal sealed class FileTailer
             }
             var matcher = new Matcher(StringComparison.Ordinal);
             matcher.AddInclude(glob[root.Length..]);
-            foreach (var path in matcher.GetResultsInFullPath(root))
+            List<string> paths;
+            try
+            {
+                paths = [.. matcher.GetResultsInFullPath(root)];
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A directory the agent may not read: the files it can reach are followed.
+                continue;
+            }
+            foreach (var path in paths)
             {
                 if (!Excluded(input, path))
                 {
@@ -805,6 +842,31 @@ internal sealed class FileTailer
                 }
             }
         }
+    }
+
+    /// <summary>Whether one of <paramref name="input"/>'s globs finds <paramref name="path"/> (and no exclude leaves it out).</summary>
+    private static bool Finds(AgentInput input, string path)
+    {
+        foreach (var glob in input.Paths)
+        {
+            var wildcard = glob.IndexOfAny(['*', '?', '[']);
+            if (wildcard < 0)
+            {
+                if (glob == path)
+                {
+                    return !Excluded(input, path);
+                }
+                continue;
+            }
+            var root = glob[..(glob.LastIndexOf('/', wildcard) + 1)];
+            var matcher = new Matcher(StringComparison.Ordinal);
+            matcher.AddInclude(glob[root.Length..]);
+            if (path.StartsWith(root, StringComparison.Ordinal) && matcher.Match(root, path).HasMatches)
+            {
+                return !Excluded(input, path);
+            }
+        }
+        return false;
     }
 
     /// <summary>An exclude with a '/' is matched against the whole path, one without against the file's name.</summary>

@@ -112,8 +112,9 @@ internal static partial class AgentEndpoints
             writer.WriteEndObject();
         }
         var json = System.Text.Encoding.UTF8.GetString(input.ToArray());
-        if (json.Contains('\0', StringComparison.Ordinal))
+        if (Strings(body.RootElement).Any(text => text.Contains('\0', StringComparison.Ordinal)))
         {
+            // PostgreSQL's text holds no NUL, and no path has one.
             await ErrorResponses.WriteAsync(context, 400, "a collection config cannot hold the NUL character").ConfigureAwait(false);
             return;
         }
@@ -128,7 +129,12 @@ internal static partial class AgentEndpoints
         }
         var store = Store(context);
         var created = await Task.Run(() => store.Put(name, json, hosts, tags), context.RequestAborted).ConfigureAwait(false);
-        var config = (await Task.Run(store.List, context.RequestAborted).ConfigureAwait(false)).Single(c => c.Name == name);
+        var config = (await Task.Run(store.List, context.RequestAborted).ConfigureAwait(false)).FirstOrDefault(c => c.Name == name);
+        if (config is null)
+        {
+            await ErrorResponses.WriteAsync(context, 409, $"collection config '{name}' was deleted while it was being saved").ConfigureAwait(false);
+            return;
+        }
         await WriteAsync(context, created ? 201 : 200, writer =>
         {
             writer.WritePropertyName("collection_config");
@@ -138,6 +144,11 @@ internal static partial class AgentEndpoints
 
     private static async Task DeleteConfigAsync(HttpContext context, string name)
     {
+        if (!ValidName().IsMatch(name))
+        {
+            await ErrorResponses.WriteAsync(context, 404, $"no collection config named '{name}'").ConfigureAwait(false);
+            return;
+        }
         if (!await Task.Run(() => Store(context).Delete(name), context.RequestAborted).ConfigureAwait(false))
         {
             await ErrorResponses.WriteAsync(context, 404, $"no collection config named '{name}'").ConfigureAwait(false);
@@ -180,6 +191,11 @@ internal static partial class AgentEndpoints
 
     private static async Task ForgetAgentAsync(HttpContext context, string name)
     {
+        if (name.Length > 255 || name.Contains('\0', StringComparison.Ordinal))
+        {
+            await ErrorResponses.WriteAsync(context, 404, "no agent by that name has reported").ConfigureAwait(false);
+            return;
+        }
         if (!await Task.Run(() => Store(context).Forget(name), context.RequestAborted).ConfigureAwait(false))
         {
             await ErrorResponses.WriteAsync(context, 404, $"no agent named '{name}' has reported").ConfigureAwait(false);
@@ -215,6 +231,12 @@ internal static partial class AgentEndpoints
             return;
         }
         var tags = tagList.EnumerateArray().Select(t => t.GetString()!).ToList();
+        if (id.GetString()!.Length is 0 or > 64 || version.GetString()!.Length > 64
+            || Strings(root).Append(name).Any(text => text.Contains('\0', StringComparison.Ordinal)))
+        {
+            await ErrorResponses.WriteAsync(context, 400, "an agent's id is 1 to 64 characters, its version at most 64, and no text of a report holds the NUL character").ConfigureAwait(false);
+            return;
+        }
         var caller = context.Caller();
         var store = Store(context);
         var (configs, configVersion) = await Task.Run(() => store.For(name, tags), context.RequestAborted).ConfigureAwait(false);
@@ -232,6 +254,15 @@ internal static partial class AgentEndpoints
             writer.WriteEndArray();
         }).ConfigureAwait(false);
     }
+
+    /// <summary>Every string in a JSON value, property names included.</summary>
+    private static IEnumerable<string> Strings(JsonElement element) => element.ValueKind switch
+    {
+        JsonValueKind.String => [element.GetString()!],
+        JsonValueKind.Array => element.EnumerateArray().SelectMany(Strings),
+        JsonValueKind.Object => element.EnumerateObject().SelectMany(p => Strings(p.Value).Prepend(p.Name)),
+        _ => [],
+    };
 
     private static string? IndexSetOf(CollectionConfig config)
     {
