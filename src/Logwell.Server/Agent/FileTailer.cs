@@ -437,8 +437,7 @@ internal sealed class FileTailer
         file.Handle = handle;
         _open++;
         var length = RandomAccess.GetLength(handle);
-        // A marker of 0 past the start is one that could not be taken (the file was closed): the offset is trusted.
-        if (file.ResumeMarker is { } expected && expected != 0)
+        if (file.ResumeMarker is { } expected)
         {
             // A file resumed from a checkpoint: the bytes before its offset must be the ones checkpointed.
             if (length < file.Position || MarkerAt(handle, file.Position) != expected)
