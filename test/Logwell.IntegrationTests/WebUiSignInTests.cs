@@ -160,7 +160,7 @@ public sealed class WebUiSignInTests(SecuredUiFixture fixture, ITestOutputHelper
         // A viewer: search and export, no saving, no operations, access or audit pages.
         Assert.True(await page.Locator("#export").IsVisibleAsync());
         Assert.Equal(0, await page.Locator("#save").CountAsync());
-        foreach (var hidden in new[] { "operations", "access", "audit" })
+        foreach (var hidden in new[] { "operations", "collection", "access", "audit" })
         {
             Assert.False(await page.Locator($"nav a[data-page={hidden}]").IsVisibleAsync(), hidden);
         }

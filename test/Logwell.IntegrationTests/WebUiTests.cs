@@ -544,4 +544,76 @@ public sealed class WebUiTests(WebUiFixture fixture, ITestOutputHelper output) :
         Assert.Contains("does not run under logwell supervise", await page.Locator("#processes").TextContentAsync());
         await ShotAsync(page, "15-operations-dark");
     }
+
+    [SkippableFact]
+    public async Task Collection_configs_are_written_on_their_page_and_agents_are_listed_with_their_lag()
+    {
+        var page = await OpenAsync("/collection");
+        await page.Locator("#config-rows").WaitForAsync();
+        await page.Locator("#new-config").ClickAsync();
+        await page.FillAsync("#config-name", "checkout-ui");
+        await page.FillAsync("#config-index-set", "web");
+        await page.FillAsync("#config-paths", "/var/log/checkout/*.log\n/var/log/checkout/**/*.json");
+        await page.FillAsync("#config-fields", "env=prod\nteam = payments");
+        await page.FillAsync("#config-tags", "web, shop");
+        // A broken pattern is refused by the node, with its reason, and nothing is saved.
+        await page.FillAsync("#config-multiline-start", "^(\\d{4}");
+        await page.Locator("#config-save").ClickAsync();
+        var error = page.Locator("#config-error:not([hidden])");
+        await error.WaitForAsync();
+        Assert.Contains("multiline.start", await error.TextContentAsync());
+        Assert.DoesNotContain("checkout-ui", await fixture.Node.Http.GetStringAsync("/api/v1/collection-configs"));
+        await page.FillAsync("#config-multiline-start", "^\\d{4}-");
+        await page.Locator("#config-save").ClickAsync();
+        var row = page.Locator("#config-rows tr[data-name='checkout-ui']");
+        await row.WaitForAsync();
+        Assert.Contains("tag web", await row.Locator("td.targets").TextContentAsync());
+        using (var saved = JsonDocument.Parse(await fixture.Node.Http.GetStringAsync("/api/v1/collection-configs")))
+        {
+            var config = saved.RootElement.GetProperty("collection_configs").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "checkout-ui");
+            Assert.Equal(["/var/log/checkout/*.log", "/var/log/checkout/**/*.json"], config.GetProperty("paths").EnumerateArray().Select(p => p.GetString()));
+            Assert.Equal("web", config.GetProperty("index_set").GetString());
+            Assert.Equal("payments", config.GetProperty("fields").GetProperty("team").GetString());
+            Assert.Equal("^\\d{4}-", config.GetProperty("multiline").GetProperty("start").GetString());
+            Assert.Equal(["web", "shop"], config.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+        }
+        // Edited: the form comes back filled in, and a change is saved over it.
+        await row.GetByRole(AriaRole.Button, new() { Name = "edit checkout-ui" }).ClickAsync();
+        Assert.Equal("web", await page.InputValueAsync("#config-index-set"));
+        Assert.Contains("team=payments", await page.InputValueAsync("#config-fields"));
+        await page.FillAsync("#config-hosts", "shop-1");
+        await page.Locator("#config-save").ClickAsync();
+        await row.Locator("td.targets", new() { HasTextString = "shop-1" }).WaitForAsync();
+        await ShotAsync(page, "25-collection");
+
+        // An agent that reports shows on the operations page with what it has not read and not shipped.
+        using var report = await fixture.Node.Http.PostAsJsonAsync("/api/v1/agents/shop-1/report", new
+        {
+            id = "a1b2c3",
+            version = "test",
+            tags = new[] { "web" },
+            health = new { files = 7, bytes_behind = 3 * 1024 * 1024, buffer_bytes = 2048, poll_interval_seconds = 10, last_error = (string?)null },
+        });
+        report.EnsureSuccessStatusCode();
+        using (var answer = JsonDocument.Parse(await report.Content.ReadAsStringAsync()))
+        {
+            Assert.Contains(answer.RootElement.GetProperty("collection_configs").EnumerateArray(), c => c.GetProperty("name").GetString() == "checkout-ui");
+        }
+        var operations = await OpenAsync("/operations");
+        var agent = operations.Locator("#agents tr[data-agent='shop-1']");
+        await agent.WaitForAsync();
+        Assert.Equal("7", (await agent.Locator("td.files").TextContentAsync())?.Trim());
+        Assert.Equal("3.00 MiB", (await agent.Locator("td.behind").TextContentAsync())?.Trim());
+        Assert.Equal("2.00 KiB", (await agent.Locator("td.buffered").TextContentAsync())?.Trim());
+        await ShotAsync(operations, "26-operations-agents");
+        await agent.GetByRole(AriaRole.Button, new() { Name = "forget shop-1" }).ClickAsync();
+        await operations.Locator("dialog[open] button[data-confirm]").ClickAsync();
+        await operations.Locator("#agents tr[data-agent='shop-1']").WaitForAsync(new() { State = WaitForSelectorState.Detached });
+
+        // Deleted from the page.
+        await row.GetByRole(AriaRole.Button, new() { Name = "delete checkout-ui" }).ClickAsync();
+        await page.Locator("dialog[open] button[data-confirm]").ClickAsync();
+        await row.WaitForAsync(new() { State = WaitForSelectorState.Detached });
+        Assert.DoesNotContain("checkout-ui", await fixture.Node.Http.GetStringAsync("/api/v1/collection-configs"));
+    }
 }

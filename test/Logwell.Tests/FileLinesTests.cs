@@ -116,6 +116,24 @@ public sealed class FileLinesTests
     }
 
     [Fact]
+    public void ALineLongerThanAnEventMayBeIsShippedWholeInPieces()
+    {
+        var assembler = new LineAssembler(new MultilineRule(null, IndentContinues: true, MaxBytes: 10));
+        var events = new List<(string Event, long Bytes)>();
+        var lines = new[] { "start", "012345678\U0001F600abcdefghijAB", "  mo", "next" };
+        foreach (var line in lines)
+        {
+            assembler.Add(line, line.Length + 1, events);
+        }
+        events.Add(assembler.Flush()!.Value);
+        // Every character arrives, in pieces no longer than the limit that do not split a surrogate pair.
+        Assert.Equal(["start", "012345678", "\U0001F600abcdefgh", "ijAB\n  mo", "next"], events.Select(e => e.Event));
+        // The file's bytes of the long line go with its last piece: a checkpoint is never inside it.
+        Assert.Equal([6L, 0, 0, 24 + 5, 5], events.Select(e => e.Bytes));
+        Assert.Equal(lines.Sum(l => l.Length + 1), events.Sum(e => e.Bytes));
+    }
+
+    [Fact]
     public void FiltersKeepIncludedLinesThatNoExcludeMatches()
     {
         var filter = new LineFilter([new Regex("ERROR|WARN")], [new Regex("healthcheck")]);

@@ -194,11 +194,35 @@ public sealed class LineAssembler(MultilineRule rule)
             _lines = 0;
             _bytes = 0;
         }
+        if (line.Length > rule.MaxBytes)
+        {
+            // A line longer than an event may be is shipped in pieces of that size, each its own event; the file's
+            // bytes go with the last piece, so that a checkpoint is never inside the line (a restart sends it again).
+            if (_lines > 0)
+            {
+                events.Add((_event.ToString(), _bytes));
+                _event.Clear();
+                _lines = 0;
+                _bytes = 0;
+            }
+            var at = 0;
+            while (line.Length - at > rule.MaxBytes)
+            {
+                var end = at + rule.MaxBytes;
+                if (char.IsHighSurrogate(line[end - 1]) && end - 1 > at)
+                {
+                    end--; // not between the two halves of a surrogate pair
+                }
+                events.Add((line[at..end], 0));
+                at = end;
+            }
+            line = line[at..];
+        }
         if (_lines > 0)
         {
             _event.Append('\n');
         }
-        _event.Append(line.Length > rule.MaxBytes ? line[..rule.MaxBytes] : line);
+        _event.Append(line);
         _lines++;
         _bytes += bytes;
     }

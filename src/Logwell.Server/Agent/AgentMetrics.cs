@@ -30,6 +30,7 @@ internal sealed class AgentMetrics
     public AgentCounter Failovers { get; } = new();
     public AgentCounter EventsRejected { get; } = new();
     public AgentCounter EventsRedelivered { get; } = new();
+    public AgentCounter EventsAlreadyStored { get; } = new();
 
     public string? LastError { get; set; }
 
@@ -61,6 +62,7 @@ internal sealed class AgentMetrics
         Counter("failovers_total", "Times the agent moved to the next server.", Failovers);
         Counter("events_rejected_total", "Events the server refused for good (set aside in the data directory's rejected/).", EventsRejected);
         Counter("events_redelivered_total", "Events sent again after a restart whose earlier sending's answer was lost: the server may hold them twice.", EventsRedelivered);
+        Counter("events_already_stored_total", "Bulk items an Elasticsearch endpoint already held from an earlier sending of their batch (409 by their _id): not stored twice.", EventsAlreadyStored);
         if (State?.Invoke() is { } state)
         {
             Gauge("buffer_bytes", "Bytes in the on-disk buffer.", state.BufferBytes);

@@ -162,6 +162,7 @@ internal sealed class BatchShipper : IDisposable
                 return (true, false, "");
             }
             var refused = 0;
+            var present = 0;
             foreach (var item in json.RootElement.GetProperty("items").EnumerateArray())
             {
                 var status = item.EnumerateObject().First().Value.GetProperty("status").GetInt32();
@@ -169,7 +170,14 @@ internal sealed class BatchShipper : IDisposable
                 {
                     return (false, false, $"{server} refused items of batch {batch.Seq} with {status}");
                 }
-                refused += status >= 400 ? 1 : 0;
+                // 409: an item with this _id went in when the batch was sent before.
+                present += status == 409 ? 1 : 0;
+                refused += status is >= 400 and not 409 ? 1 : 0;
+            }
+            _metrics.EventsAlreadyStored.Add(present);
+            if (refused == 0)
+            {
+                return (true, false, "");
             }
             _metrics.EventsRejected.Add(refused);
             Log($"batch {batch.Seq}: {server} refused {refused} of its {batch.Events} events for good");

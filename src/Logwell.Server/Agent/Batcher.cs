@@ -10,7 +10,7 @@ namespace Logwell.Server.Agent;
 /// an Elasticsearch bulk body), and hands a batch to the on-disk buffer, gzip-compressed, when it holds
 /// <see cref="AgentOptions.BatchBytes"/> or is <see cref="AgentOptions.BatchWait"/> old.
 /// </summary>
-internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMetrics metrics, TimeProvider time)
+internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMetrics metrics, TimeProvider time, string agentId)
 {
     /// <summary>The inputs events are added under: replaced when central management changes them.</summary>
     public AgentOptions Options { get; set; } = options;
@@ -28,6 +28,12 @@ internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMet
 
     // One writer, pointed at each batch in turn: no allocation per event.
     private readonly Utf8JsonWriter _json = new(Stream.Null);
+
+    // Each bulk item's _id: the agent, this run of it (data directories are held by one run at a time) and a count, so
+    // that a batch sent again after some of its items went in makes Elasticsearch answer 409 for those, not store
+    // them twice. Lines read again after a crash are new items.
+    private readonly string _idPrefix = $"{agentId}-{time.GetUtcNow().ToUnixTimeMilliseconds():x}-";
+    private long _items;
 
     /// <summary>Whether events of the file wait in a batch not yet buffered.</summary>
     public bool Holds(FileIdentity file) => _unsent.Contains(file);
@@ -47,6 +53,10 @@ internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMet
             json.WriteStartObject();
             json.WriteStartObject("create");
             json.WriteString("_index", input.IndexSet);
+            Span<char> id = stackalloc char[_idPrefix.Length + 16];
+            _idPrefix.CopyTo(id);
+            (++_items).TryFormat(id[_idPrefix.Length..], out var digits, "x", System.Globalization.CultureInfo.InvariantCulture);
+            json.WriteString("_id", id[..(_idPrefix.Length + digits)]);
             json.WriteEndObject();
             json.WriteEndObject();
             json.Flush();

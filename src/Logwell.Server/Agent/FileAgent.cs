@@ -25,7 +25,7 @@ public sealed class FileAgent(AgentOptions options, TimeProvider time, TextWrite
         var buffer = AgentBuffer.Open(options.DataDir, options.BufferMaxBytes);
         Metrics.EventsRedelivered.Add(buffer.Redelivered);
         var tailer = new FileTailer(options, time, Metrics, buffer.Positions(), buffer.ScannedInputs);
-        var batcher = new Batcher(options, buffer, Metrics, time);
+        var batcher = new Batcher(options, buffer, Metrics, time, agentId);
         tailer.Found = files =>
         {
             foreach (var file in files)

@@ -11,7 +11,7 @@ namespace Logwell.Server.Api;
 
 /// <summary>
 /// The web UI: plain ES modules and CSS embedded in this assembly, served from memory with an ETag (and Brotli when the
-/// browser takes it). The pages are <c>/</c> (search), <c>/indexsets</c>, <c>/operations</c>, <c>/access</c> and <c>/audit</c>; their files are under
+/// browser takes it). The pages are <c>/</c> (search), <c>/indexsets</c>, <c>/operations</c>, <c>/collection</c>, <c>/access</c> and <c>/audit</c>; their files are under
 /// <c>/ui/</c>. <c>GET /</c> answers a browser (which asks for HTML) with the search page and any other client with the
 /// Elasticsearch root document that shippers probe.
 /// </summary>
@@ -23,7 +23,7 @@ internal static class WebUiEndpoints
 
     private static readonly Lazy<FrozenDictionary<string, Asset>> Assets = new(Load);
 
-    public static readonly string[] Pages = ["/indexsets", "/operations", "/access", "/audit"];
+    public static readonly string[] Pages = ["/indexsets", "/operations", "/collection", "/access", "/audit"];
 
     public static void Map(IEndpointRouteBuilder routes, RequestDelegate elasticsearchRoot)
     {

@@ -9,10 +9,11 @@ const pages = {
   '/': () => Promise.resolve(search),
   '/indexsets': () => import('./indexsets.js'),
   '/operations': () => import('./operations.js'),
+  '/collection': () => import('./collection.js'),
   '/access': () => import('./access.js'),
   '/audit': () => import('./audit.js'),
 };
-const titles = { '/': 'Search', '/indexsets': 'Index sets', '/operations': 'Operations', '/access': 'Access', '/audit': 'Audit log' };
+const titles = { '/': 'Search', '/indexsets': 'Index sets', '/operations': 'Operations', '/collection': 'Collection', '/access': 'Access', '/audit': 'Audit log' };
 const ThemeKey = 'logwell.theme';
 
 let current = null;
@@ -45,7 +46,7 @@ function signedIn(answer) {
   setSession(answer);
   setCsrf(answer.csrf);
   document.body.classList.remove('signed-out');
-  const visible = { search: can('search'), indexsets: can('view_space'), operations: can('view_metrics') || can('operate'), access: can('manage_access'), audit: can('view_audit') };
+  const visible = { search: can('search'), indexsets: can('view_space'), operations: can('view_metrics') || can('operate'), collection: can('operate'), access: can('manage_access'), audit: can('view_audit') };
   for (const link of document.querySelectorAll('nav a[data-page]')) link.hidden = !visible[link.dataset.page];
   const account = document.getElementById('account');
   // Before the first user exists the node serves loopback without sign-in: there is no one to sign out.

@@ -1,8 +1,9 @@
 // The operations page: registered nodes, this node's health components, its supervisor's processes and API
-// workers, the task queues (retry or purge dead tasks) and the scheduler's active holder. Refreshed every 5 s.
-import { get, post } from './api.js';
+// workers, the task queues (retry or purge dead tasks), the scheduler's active holder, and the file agents that
+// report to the node with their lag. Refreshed every 5 s.
+import { del, get, post } from './api.js';
 import { can } from './session.js';
-import { confirmDialog, formatDuration, formatNumber, formatTime, h, replace, toast } from './util.js';
+import { confirmDialog, formatBytes, formatDuration, formatNumber, formatTime, h, replace, toast } from './util.js';
 
 export function mount(root) {
   const nodes = h('div', { id: 'nodes' });
@@ -10,6 +11,7 @@ export function mount(root) {
   const processes = h('div', { id: 'processes' });
   const queues = h('div', { id: 'queues' });
   const scheduler = h('div', { id: 'scheduler' });
+  const agents = h('div', { id: 'agents' });
   const updated = h('span', { class: 'muted small', id: 'updated' });
   root.append(h('section', { class: 'page operations' },
     h('div', { class: 'page-head' }, h('h1', {}, 'Operations'), updated),
@@ -18,22 +20,25 @@ export function mount(root) {
       h('section', { class: 'card' }, h('h2', {}, 'Scheduler'), scheduler)),
     h('section', { class: 'card' }, h('h2', {}, 'Nodes'), nodes),
     h('section', { class: 'card' }, h('h2', {}, 'Task queues'), queues),
+    can('operate') ? h('section', { class: 'card' }, h('h2', {}, 'Agents'), agents) : null,
     h('section', { class: 'card' }, h('h2', {}, 'Supervised processes'), processes)));
 
   const badge = (ok, text) => h('span', { class: `badge ${ok ? 'ok' : 'bad'}` }, text);
   const failure = e => h('p', { class: 'error' }, e.message);
 
   async function load() {
-    const [healthData, nodeData, queueData, supervisorData] = await Promise.allSettled([
+    const [healthData, nodeData, queueData, supervisorData, agentData] = await Promise.allSettled([
       get('/healthz', { format: 'json' }).catch(e => (e.status === 503 ? e.body : Promise.reject(e))),
       get('/api/v1/nodes'),
       get('/api/v1/queues'),
       get('/api/v1/supervisor'),
+      can('operate') ? get('/api/v1/agents') : Promise.resolve(null),
     ]);
     showHealth(healthData);
     showNodes(nodeData);
     showQueues(queueData);
     showSupervisor(supervisorData);
+    if (agentData.value !== null) showAgents(agentData);
     updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
   }
 
@@ -88,6 +93,40 @@ export function mount(root) {
       const result = await post(`/api/v1/queues/${encodeURIComponent(queue)}/dead/${action}`);
       const count = action === 'retry' ? result.retried : result.purged;
       toast(`${formatNumber(count)} ${count === 1 ? 'task' : 'tasks'} ${action === 'retry' ? 'queued again' : 'purged'}`);
+      load();
+    } catch (e) {
+      toast(e.message, 'error');
+    }
+  }
+
+  // An agent is late when it missed three reports; its lag is what it has not read plus what it has not shipped.
+  function showAgents(result) {
+    if (result.status === 'rejected') return replace(agents, failure(result.reason));
+    const list = result.value.agents;
+    replace(agents, list.length === 0 ? h('p', { class: 'muted' }, 'No agent has reported. Agents report when their agent.yaml sets management.poll_interval (docs/agent.md).') : h('div', { class: 'table-scroll' }, h('table', { class: 'data-table' },
+      h('thead', {}, h('tr', {}, ['State', 'Agent', 'Tags', 'Files', 'Not read', 'Not shipped', 'Last report', 'Version', 'Last error', ''].map((c, i) => h('th', { class: i >= 3 && i <= 5 ? 'number' : '' }, c)))),
+      h('tbody', {}, list.map(agent => {
+        const health = agent.health ?? {};
+        const late = agent.seen_seconds_ago > 3 * (health.poll_interval_seconds ?? 30);
+        return h('tr', { dataset: { agent: agent.name } },
+          h('td', {}, badge(!late && !health.last_error, late ? 'late' : health.last_error ? 'error' : 'ok')),
+          h('th', { title: `id ${agent.id}, from ${agent.address}` }, agent.name),
+          h('td', {}, agent.tags.join(', ')),
+          h('td', { class: 'number files' }, formatNumber(health.files)),
+          h('td', { class: 'number behind' }, formatBytes(health.bytes_behind ?? 0)),
+          h('td', { class: 'number buffered' }, formatBytes(health.buffer_bytes ?? 0)),
+          h('td', { class: 'nowrap', title: formatTime(agent.last_seen) }, `${formatDuration(agent.seen_seconds_ago)} ago`),
+          h('td', {}, agent.version),
+          h('td', { class: 'error-text' }, health.last_error ?? ''),
+          h('td', { class: 'actions' }, h('button', { type: 'button', class: 'secondary small', 'aria-label': `forget ${agent.name}`, onclick: () => forget(agent.name) }, 'Forget')));
+      })))));
+  }
+
+  async function forget(name) {
+    if (!await confirmDialog(`Forget agent ${name}?`, 'It is listed again when it next reports.', 'Forget')) return;
+    try {
+      await del(`/api/v1/agents/${encodeURIComponent(name)}`);
+      toast(`Forgot ${name}`);
       load();
     } catch (e) {
       toast(e.message, 'error');
