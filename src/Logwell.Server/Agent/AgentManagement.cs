@@ -11,28 +11,28 @@ namespace Logwell.Server.Agent;
 /// (<c>POST /api/v1/agents/{name}/report</c>) and gets the collection configs for it back; when they changed, it hands
 /// the new inputs to the reading loop, which applies them without a restart.
 /// </summary>
-internal sealed class AgentManagement : IDisposable
+internal sealed class AgentManagement
 {
     private readonly AgentOptions _options;
     private readonly AgentMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly string _agentId;
-    private readonly TextWriter _log;
-    private readonly HttpClient[] _clients;
+    private readonly AgentLog _log;
+    private readonly IReadOnlyList<HttpClient> _clients;
     private string? _version;
     private Change? _pending;
 
     /// <summary>The central inputs and the version of the configs they came from.</summary>
     public sealed record Change(IReadOnlyList<AgentInput> Inputs, string Version);
 
-    public AgentManagement(AgentOptions options, AgentMetrics metrics, TimeProvider time, string agentId, TextWriter log)
+    public AgentManagement(AgentOptions options, AgentMetrics metrics, TimeProvider time, string agentId, AgentLog log, IReadOnlyList<HttpClient> clients)
     {
         _options = options;
         _metrics = metrics;
         _time = time;
         _agentId = agentId;
         _log = log;
-        _clients = [.. options.Urls.Select(url => ApiWorker.StoreClient(url.ToString(), TimeSpan.FromSeconds(30), options.CaFile))];
+        _clients = clients;
     }
 
     /// <summary>The version of the configs the reading loop applied last; reported to the server.</summary>
@@ -67,7 +67,7 @@ internal sealed class AgentManagement : IDisposable
             ["tags"] = new JsonArray([.. _options.Tags.Select(t => JsonValue.Create(t))]),
             ["health"] = health,
         };
-        for (var i = 0; i < _clients.Length; i++)
+        for (var i = 0; i < _clients.Count; i++)
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, $"api/v1/agents/{Uri.EscapeDataString(_options.Name)}/report") { Content = JsonContent.Create(report) };
             if (_options.ApiKey is { } key)
@@ -130,20 +130,5 @@ internal sealed class AgentManagement : IDisposable
         Volatile.Write(ref _pending, new Change(inputs, version));
     }
 
-    private void Log(string line)
-    {
-        lock (_log)
-        {
-            _log.WriteLine($"{_time.GetLocalNow():yyyy-MM-dd HH:mm:ss,fff} agent: {line}");
-            _log.Flush();
-        }
-    }
-
-    public void Dispose()
-    {
-        foreach (var client in _clients)
-        {
-            client.Dispose();
-        }
-    }
+    private void Log(string line) => _log.Write(line);
 }

@@ -11,7 +11,7 @@ namespace Logwell.Server.Agent;
 /// back-off from 0.5 s to 30 s, with jitter) and starts again from the first. A batch the server refuses for good
 /// (400, 413, 422) is set aside in <c>rejected/</c> with the answer, counted, and passed.
 /// </summary>
-internal sealed class BatchShipper : IDisposable
+internal sealed class BatchShipper
 {
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan LastBackoff = TimeSpan.FromSeconds(30);
@@ -21,11 +21,11 @@ internal sealed class BatchShipper : IDisposable
     private readonly AgentMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly string _agentId;
-    private readonly TextWriter _log;
-    private readonly HttpClient[] _clients;
+    private readonly AgentLog _log;
+    private readonly IReadOnlyList<HttpClient> _clients;
     private int _server;
 
-    public BatchShipper(AgentOptions options, AgentBuffer buffer, AgentMetrics metrics, TimeProvider time, string agentId, TextWriter log)
+    public BatchShipper(AgentOptions options, AgentBuffer buffer, AgentMetrics metrics, TimeProvider time, string agentId, AgentLog log, IReadOnlyList<HttpClient> clients)
     {
         _options = options;
         _buffer = buffer;
@@ -33,7 +33,7 @@ internal sealed class BatchShipper : IDisposable
         _time = time;
         _agentId = agentId;
         _log = log;
-        _clients = [.. options.Urls.Select(url => ApiWorker.StoreClient(url.ToString(), TimeSpan.FromSeconds(60), options.CaFile))];
+        _clients = clients;
     }
 
     /// <summary>Ships until <paramref name="stop"/>; a batch being sent when it comes is finished (or given up after 10 s).</summary>
@@ -82,8 +82,8 @@ internal sealed class BatchShipper : IDisposable
             _metrics.LastError = why;
             _metrics.Retries.Add(1);
             // The next server at once; after a round of all of them, a pause.
-            _server = (_server + 1) % _clients.Length;
-            if (_clients.Length > 1)
+            _server = (_server + 1) % _clients.Count;
+            if (_clients.Count > 1)
             {
                 _metrics.Failovers.Add(1);
             }
@@ -201,22 +201,7 @@ internal sealed class BatchShipper : IDisposable
         Log($"batch {batch.Seq} ({batch.Events} events) refused for good, set aside in {name}.ndjson.gz: {why}");
     }
 
-    private void Log(string line)
-    {
-        lock (_log)
-        {
-            _log.WriteLine($"{_time.GetLocalNow():yyyy-MM-dd HH:mm:ss,fff} agent: {line}");
-            _log.Flush();
-        }
-    }
+    private void Log(string line) => _log.Write(line);
 
     private static string Shorten(string text) => text.Length > 300 ? text[..300] + "…" : text.Trim();
-
-    public void Dispose()
-    {
-        foreach (var client in _clients)
-        {
-            client.Dispose();
-        }
-    }
 }

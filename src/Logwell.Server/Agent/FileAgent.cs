@@ -10,6 +10,8 @@ public sealed class FileAgent(AgentOptions options, TimeProvider time, TextWrite
 {
     private static readonly TimeSpan Idle = TimeSpan.FromMilliseconds(250);
 
+    private readonly AgentLog _log = new(log, time);
+
     internal AgentMetrics Metrics { get; } = new();
 
     /// <summary>Prometheus text of the agent's counters and state.</summary>
@@ -38,10 +40,13 @@ public sealed class FileAgent(AgentOptions options, TimeProvider time, TextWrite
         var snapshot = Snapshot.Of(tailer, options);
         Metrics.State = () => (buffer.Bytes, buffer.Batches, Volatile.Read(ref snapshot).Files, Volatile.Read(ref snapshot).OpenFiles, Volatile.Read(ref snapshot).Lag);
         Log($"{options}; {buffer.Batches} batches buffered ({buffer.Bytes} bytes)");
-        using var shipper = new BatchShipper(options, buffer, Metrics, time, agentId, log);
+        // One client per server, for the batches and the reports.
+        using var servers = new Servers([.. options.Urls.Select(url => Hosting.ApiWorker.StoreClient(url.ToString(), TimeSpan.FromSeconds(60), options.CaFile))]);
+        var clients = servers.Clients;
+        var shipper = new BatchShipper(options, buffer, Metrics, time, agentId, _log, clients);
         using var stopShipping = new CancellationTokenSource();
         var shipping = Task.Run(() => shipper.RunAsync(stopShipping.Token), CancellationToken.None);
-        using var management = options.PollInterval is null ? null : new AgentManagement(options, Metrics, time, agentId, log);
+        var management = options.PollInterval is null ? null : new AgentManagement(options, Metrics, time, agentId, _log, clients);
         var managing = management is null ? Task.CompletedTask : Task.Run(() => management.RunAsync(() => Health(Volatile.Read(ref snapshot), buffer), stopShipping.Token), CancellationToken.None);
         var current = options;
         var retired = new List<(TrackedFile File, long Offset)>();
@@ -170,14 +175,7 @@ public sealed class FileAgent(AgentOptions options, TimeProvider time, TextWrite
         ["poll_interval_seconds"] = options.PollInterval?.TotalSeconds,
     };
 
-    private void Log(string line)
-    {
-        lock (log)
-        {
-            log.WriteLine($"{time.GetLocalNow():yyyy-MM-dd HH:mm:ss,fff} agent: {line}");
-            log.Flush();
-        }
-    }
+    private void Log(string line) => _log.Write(line);
 
     private FileStream HoldDataDirectory()
     {
@@ -203,5 +201,18 @@ public sealed class FileAgent(AgentOptions options, TimeProvider time, TextWrite
         id = Guid.NewGuid().ToString("N");
         Storage.Encoding.DurableFile.WriteAtomically(path, System.Text.Encoding.UTF8.GetBytes(id + "\n"));
         return id;
+    }
+
+    private sealed class Servers(IReadOnlyList<HttpClient> clients) : IDisposable
+    {
+        public IReadOnlyList<HttpClient> Clients => clients;
+
+        public void Dispose()
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
     }
 }

@@ -806,9 +806,7 @@ internal sealed class FileTailer
     {
         foreach (var glob in input.Paths)
         {
-            // The directory before the first wildcard is the root the rest is matched under.
-            var wildcard = glob.IndexOfAny(['*', '?', '[']);
-            if (wildcard < 0)
+            if (Glob(glob) is not ({ } root, { } matcher))
             {
                 if (File.Exists(glob) && !Excluded(input, glob))
                 {
@@ -816,13 +814,10 @@ internal sealed class FileTailer
                 }
                 continue;
             }
-            var root = glob[..(glob.LastIndexOf('/', wildcard) + 1)];
             if (!Directory.Exists(root))
             {
                 continue;
             }
-            var matcher = new Matcher(StringComparison.Ordinal);
-            matcher.AddInclude(glob[root.Length..]);
             List<string> paths;
             try
             {
@@ -843,13 +838,26 @@ internal sealed class FileTailer
         }
     }
 
+    /// <summary>A glob with wildcards as the directory before its first wildcard and a matcher for the rest under it; null for a plain path.</summary>
+    private static (string Root, Matcher Matcher)? Glob(string glob)
+    {
+        var wildcard = glob.IndexOfAny(['*', '?', '[']);
+        if (wildcard < 0)
+        {
+            return null;
+        }
+        var root = glob[..(glob.LastIndexOf('/', wildcard) + 1)];
+        var matcher = new Matcher(StringComparison.Ordinal);
+        matcher.AddInclude(glob[root.Length..]);
+        return (root, matcher);
+    }
+
     /// <summary>Whether one of <paramref name="input"/>'s globs finds <paramref name="path"/> (and no exclude leaves it out).</summary>
     private static bool Finds(AgentInput input, string path)
     {
         foreach (var glob in input.Paths)
         {
-            var wildcard = glob.IndexOfAny(['*', '?', '[']);
-            if (wildcard < 0)
+            if (Glob(glob) is not ({ } root, { } matcher))
             {
                 if (glob == path)
                 {
@@ -857,9 +865,6 @@ internal sealed class FileTailer
                 }
                 continue;
             }
-            var root = glob[..(glob.LastIndexOf('/', wildcard) + 1)];
-            var matcher = new Matcher(StringComparison.Ordinal);
-            matcher.AddInclude(glob[root.Length..]);
             if (path.StartsWith(root, StringComparison.Ordinal) && matcher.Match(root, path).HasMatches)
             {
                 return !Excluded(input, path);
