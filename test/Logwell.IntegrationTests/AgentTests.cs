@@ -88,14 +88,21 @@ public sealed partial class AgentTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>Appends numbered lines to a file, reopening it when a rotation put another file at its name (as an application told by logrotate's postrotate does).</summary>
-    private sealed class LineWriter(string path, string tag) : IDisposable
+    /// <summary>
+    /// Appends numbered lines to a file, reopening it when a rotation put another file at its name (as an application
+    /// told by logrotate's postrotate does). With <paramref name="seeksToEnd"/> each write goes at the file's end (as
+    /// with O_APPEND); without, it goes on at its own offset, so that after a copytruncate the file has a hole of NULs
+    /// before the new lines (as a writer without O_APPEND leaves).
+    /// </summary>
+    private sealed class LineWriter(string path, string tag, bool seeksToEnd = false) : IDisposable
     {
         private FileStream _stream = Open(path);
         private FileIdentity _identity;
         private long _next;
 
         public long Written => _next;
+
+        public long Bytes { get; private set; }
 
         private static FileStream Open(string path) => new(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
 
@@ -106,13 +113,19 @@ public sealed partial class AgentTests(ITestOutputHelper output)
                 _stream.Dispose();
                 _stream = Open(path);
             }
+            else if (seeksToEnd)
+            {
+                _stream.Seek(0, SeekOrigin.End);
+            }
             _identity = FileStatuses.Of(_stream.SafeFileHandle).Identity;
             var text = new StringBuilder();
             for (var i = 0; i < lines; i++)
             {
                 text.Append(tag).Append(' ').Append(_next++.ToString("D8", System.Globalization.CultureInfo.InvariantCulture)).Append(" lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\n");
             }
-            _stream.Write(Encoding.ASCII.GetBytes(text.ToString()));
+            var bytes = Encoding.ASCII.GetBytes(text.ToString());
+            _stream.Write(bytes);
+            Bytes += bytes.Length;
             _stream.Flush();
         }
 
@@ -185,26 +198,51 @@ public sealed partial class AgentTests(ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
     }
 
+    /// <summary>
+    /// A million numbered lines (88 MB) in 20 files, at 0.8 MB/s with a burst at 20 MB/s for half a second every 10 s, for 50 s, while
+    /// Debian's logrotate rotates all of them every 3 s: 10 by rename and create, 10 by copytruncate (2 of whose writers
+    /// leave holes). The agent is killed with SIGKILL 5 times and the node twice, at moments drawn at random (the seed
+    /// is printed; AGENT_TEST_SEED replays one), and the node is down for 30 s in the middle. Afterwards every line
+    /// on disk is in Logwell, and the duplicates are at most one batch per kill.
+    /// </summary>
     [SkippableFact]
-    public async Task EveryLineArrivesThroughLogrotateAgentKillsAndAServerOutage()
+    public async Task AMillionLinesArriveThroughLogrotateAgentKillsNodeKillsAndA30SecondOutage()
     {
         var logrotate = new[] { "/usr/sbin/logrotate", "/sbin/logrotate" }.FirstOrDefault(File.Exists);
         Skip.If(logrotate is null, "logrotate is not installed (Debian package logrotate; ./test.sh installs it)");
+        const int Files = 20;
+        const int LinesPerFile = 50_000;
+        const int Ticks = 500;
+        const int Baseline = 45;
+        const int Burst = 1140;
+        var seed = Environment.GetEnvironmentVariable("AGENT_TEST_SEED") is { Length: > 0 } given ? int.Parse(given, System.Globalization.CultureInfo.InvariantCulture) : Random.Shared.Next();
+        var random = new Random(seed);
+        // Outage from 15 s to 45 s; one node kill before it and one after; one agent kill in each tenth of the run, four
+        // of them around the outage.
+        const int OutageStarts = 150;
+        const int OutageEnds = 450;
+        var nodeKillTicks = new[] { random.Next(30, 140), random.Next(460, 495) };
+        var agentKillTicks = new[] { random.Next(20, 100), random.Next(110, 190), random.Next(200, 300), random.Next(310, 440), random.Next(455, 498) }
+            .Select(t => nodeKillTicks.Contains(t) ? t + 1 : t).ToArray();
+        output.WriteLine($"seed {seed}: agent killed at ticks {string.Join(", ", agentKillTicks)}, node at {string.Join(", ", nodeKillTicks)}, down from {OutageStarts} to {OutageEnds} (100 ms each)");
+
         using var dir = new TempDirectory();
         var logs = Directory.CreateDirectory(Path.Combine(dir.Path, "logs")).FullName;
         var node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "node"));
         var url = node.BaseAddress.GetLeftPart(UriPartial.Authority);
         await CreateIndexSetAsync(node.Http, "app");
-        // a and b rotate by rename and create, c and d by copytruncate, every two seconds.
+        var tags = Enumerable.Range(0, Files).Select(i => (char)('a' + i)).ToList();
+        var renamed = tags.Take(Files / 2).ToList();
+        var copied = tags.Skip(Files / 2).ToList();
         var rotateConfig = Path.Combine(dir.Path, "logrotate.conf");
         await File.WriteAllTextAsync(rotateConfig, $"""
-            {logs}/a.log {logs}/b.log {"{"}
+            {string.Join(" ", renamed.Select(t => $"{logs}/{t}.log"))} {"{"}
                 rotate 1000
                 missingok
                 nocompress
                 create
             {"}"}
-            {logs}/c.log {logs}/d.log {"{"}
+            {string.Join(" ", copied.Select(t => $"{logs}/{t}.log"))} {"{"}
                 rotate 1000
                 missingok
                 nocompress
@@ -226,70 +264,82 @@ public sealed partial class AgentTests(ITestOutputHelper output)
                 index_set: app
                 start_at: beginning
             """);
-        var writers = "abcd".Select(tag => new LineWriter(Path.Combine(logs, $"{tag}.log"), tag.ToString())).ToList();
+        // The first two copytruncate files' writers leave holes; the other writers write at the end.
+        var writers = tags.Select(tag => new LineWriter(Path.Combine(logs, $"{tag}.log"), tag.ToString(), seeksToEnd: tag != copied[0] && tag != copied[1])).ToList();
         var agentLog = new StringBuilder();
         var agent = AgentProcess.Start(config, agentLog);
         // The agent follows the files before the first rotation: a file rotated away before it ever looked is no
         // file of its inputs (no glob finds the rotated name).
         foreach (var writer in writers)
         {
-            writer.Write(500);
+            writer.Write(Baseline);
         }
-        await WorkerProcessTests.WaitForAsync(() => CountAsync(node.Http, "app").Result >= 2000, TimeSpan.FromSeconds(60), () => agentLog.ToString());
+        await WorkerProcessTests.WaitForAsync(() => CountAsync(node.Http, "app").Result >= Files * Baseline, TimeSpan.FromSeconds(60), () => agentLog.ToString());
         var rotations = 0;
         var agentKills = 0;
         var nodeKills = 0;
         var started = DateTimeOffset.UtcNow;
+        var peak = 0.0;
         try
         {
-            // 15 seconds of writing, 4 files at 500 lines (55 kB) each per 100 ms: about 2.2 MB/s.
-            for (var tick = 2; tick <= 150; tick++)
+            for (var tick = 1; tick < Ticks; tick++)
             {
+                var tickStarted = DateTimeOffset.UtcNow;
+                // A burst of half a second every 10 s; the last tick writes what is left of each file's 50,000.
+                var lines = tick == Ticks - 1 ? -1 : tick % 100 is >= 50 and < 55 ? Burst : Baseline;
+                var before = writers.Sum(w => w.Bytes);
                 foreach (var writer in writers)
                 {
-                    writer.Write(500);
+                    writer.Write(lines < 0 ? (int)(LinesPerFile - writer.Written) : lines);
                 }
-                if (tick % 12 == 0)
+                // MB/s over the tick (100 ms, or longer when the writing took longer).
+                peak = Math.Max(peak, (writers.Sum(w => w.Bytes) - before) / 1e6 / Math.Max(0.1, (DateTimeOffset.UtcNow - tickStarted).TotalSeconds));
+                if (tick % 30 == 0)
                 {
                     using var rotate = Process.Start(logrotate!, ["-f", "-s", Path.Combine(dir.Path, "logrotate.state"), rotateConfig])!;
                     await rotate.WaitForExitAsync();
                     Assert.Equal(0, rotate.ExitCode);
                     rotations++;
                 }
-                if (tick is 20 or 55 or 90 or 125)
+                if (agentKillTicks.Contains(tick))
                 {
                     await agent.KillAsync();
                     agentKills++;
+                    await agent.DisposeAsync();
                     agent = AgentProcess.Start(config, agentLog);
                 }
-                if (tick == 40)
+                if (nodeKillTicks.Contains(tick))
                 {
-                    // The node killed, back at once.
+                    // Killed, and back at once.
                     await node.KillAsync();
                     nodeKills++;
                     await node.DisposeAsync();
                     node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "node"), urls: url);
                 }
-                if (tick == 75)
+                if (tick == OutageStarts)
                 {
-                    await node.KillAsync();
-                    nodeKills++;
+                    Assert.Equal(0, await node.StopAsync());
                     await node.DisposeAsync();
                 }
-                if (tick == 105)
+                if (tick == OutageEnds)
                 {
-                    // Down for three seconds: the agent keeps reading into its buffer.
                     node = await LogwellNode.StartAsync(Path.Combine(dir.Path, "node"), urls: url);
                 }
-                await Task.Delay(100);
+                var rest = TimeSpan.FromMilliseconds(100) - (DateTimeOffset.UtcNow - tickStarted);
+                if (rest > TimeSpan.Zero)
+                {
+                    await Task.Delay(rest);
+                }
             }
             var written = writers.Sum(w => w.Written);
+            Assert.Equal(Files * LinesPerFile, written);
+            var writing = DateTimeOffset.UtcNow - started;
             var onDisk = LinesOnDisk(logs);
-            output.WriteLine($"{written} lines written in {(DateTimeOffset.UtcNow - started).TotalSeconds:0} s, {rotations} rotations of each file; {onDisk.Count} on disk afterwards (logrotate's copytruncate loses what is written between its copy and its truncation)");
-            // Until every line is there (duplicates may make the count enough before), or two minutes; then what is
+            output.WriteLine($"{written} lines ({writers.Sum(w => w.Bytes) / 1e6:0} MB) written in {writing.TotalSeconds:0} s (bursts at {peak:0} MB/s), {rotations} rotations of each file; {onDisk.Count} on disk afterwards (logrotate's copytruncate loses what is written between its copy and its truncation)");
+            // Until every line is there (duplicates may make the count enough before), or three minutes; then what is
             // missing is named.
             var waited = DateTimeOffset.UtcNow;
-            while (DateTimeOffset.UtcNow - waited < TimeSpan.FromMinutes(2))
+            while (DateTimeOffset.UtcNow - waited < TimeSpan.FromMinutes(3))
             {
                 if (await CountAsync(node.Http, "app") >= onDisk.Count && onDisk.IsSubsetOf(await LinesInLogwell(node.Http, "app")))
                 {
@@ -297,6 +347,7 @@ public sealed partial class AgentTests(ITestOutputHelper output)
                 }
                 await Task.Delay(1000);
             }
+            output.WriteLine($"all there {(DateTimeOffset.UtcNow - waited).TotalSeconds:0} s after the writing ended");
             // Settled: nothing more is coming.
             Assert.Equal(0, await agent.StopAsync());
             var arrived = await LinesInLogwell(node.Http, "app");
@@ -308,12 +359,11 @@ public sealed partial class AgentTests(ITestOutputHelper output)
             {
                 CopyDirectory(dir.Path, keep);
             }
-            Assert.True(missing.Count == 0, $"{missing.Count} lines on disk never arrived: {Ranges(missing)}\n{agentLog}");
+            Assert.True(missing.Count == 0, $"seed {seed}: {missing.Count} lines on disk never arrived: {Ranges(missing)}\n{agentLog}");
             // Each kill may leave one batch sent but unanswered, which comes again: at most 64 KiB of events, each over 100 bytes.
-            Assert.True(duplicates <= (agentKills + nodeKills) * 655, $"{duplicates} duplicates");
+            Assert.True(duplicates <= (agentKills + nodeKills) * 655, $"seed {seed}: {duplicates} duplicates");
             // Lines logrotate lost may still have arrived (read before the truncation), but nothing that was never written.
-            var writtenPerTag = "abcd".Zip(writers).ToDictionary(w => w.First, w => w.Second.Written);
-            Assert.All(arrived, line => Assert.True(long.Parse(line[2..], System.Globalization.CultureInfo.InvariantCulture) < writtenPerTag[line[0]], line));
+            Assert.All(arrived, line => Assert.True(long.Parse(line[2..], System.Globalization.CultureInfo.InvariantCulture) < LinesPerFile, line));
         }
         finally
         {
