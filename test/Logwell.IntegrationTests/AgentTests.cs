@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Logwell.Hosting;
+using Logwell.Tests;
 using Xunit.Abstractions;
 
 namespace Logwell.IntegrationTests;
@@ -405,6 +406,62 @@ public sealed partial class AgentTests(ITestOutputHelper output)
             }
         }
         return string.Join(", ", ranges.Take(20));
+    }
+
+    [Fact]
+    public async Task AnAgentShipsOverTlsWithAnApiKeyAndKeepsWhatAWrongKeyCannotSend()
+    {
+        using var dir = new TempDirectory();
+        var data = Path.Combine(dir.Path, "node");
+        var certificates = TestCertificates.Create(Path.Combine(dir.Path, "tls"));
+        await using var node = await LogwellNode.StartAsync(data, arguments: ["--tls-cert", certificates.ChainFile, "--tls-key", certificates.KeyFile], handler: certificates.TrustingHandler());
+        Assert.Equal("https", node.BaseAddress.Scheme);
+        await CreateIndexSetAsync(node.Http, "secure");
+        // Users from now on: every request needs credentials.
+        Assert.Equal(0, (await CliTests.RunAsync(node, null, "users", "create", "alice", "--role", "admin", "--password", "a long admin password", "--data", data)).ExitCode);
+        static string Secret(string stdout) => stdout.Split('\n').Select(l => l.Trim()).Single(l => l.StartsWith("lw_", StringComparison.Ordinal));
+        var ingest = Secret((await CliTests.RunAsync(node, null, "keys", "create", "agent", "--role", "ingester", "--scope", "space:default", "--data", data)).Stdout);
+        var admin = Secret((await CliTests.RunAsync(node, null, "keys", "create", "reader", "--role", "admin", "--data", data)).Stdout);
+        using var reader = new HttpClient(certificates.TrustingHandler()) { BaseAddress = node.BaseAddress };
+        reader.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", admin);
+        await WorkerProcessTests.WaitForAsync(() => reader.GetAsync("/api/v1/indexsets").Result.StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), () => "the administrator's key was not accepted");
+
+        var logs = Directory.CreateDirectory(Path.Combine(dir.Path, "logs")).FullName;
+        await File.WriteAllLinesAsync(Path.Combine(logs, "app.log"), Enumerable.Range(0, 100).Select(i => $"secure line {i}"));
+        string Config(string name, string key) => $"""
+            data_dir: {name}
+            output:
+              urls: [{node.BaseAddress}]
+              api_key: {key}
+              ca_file: {certificates.RootFile}
+              batch_wait: 100ms
+            inputs:
+              - paths: [{logs}/*.log]
+                index_set: secure
+                start_at: beginning
+            """;
+        // A key the node does not know: refused with 401, and the batch stays in the agent's buffer.
+        var wrongConfig = Path.Combine(dir.Path, "wrong.yaml");
+        await File.WriteAllTextAsync(wrongConfig, Config("wrong", "lw_not_a_key_the_node_knows"));
+        await using (var wrong = AgentProcess.Start(wrongConfig))
+        {
+            await WorkerProcessTests.WaitForAsync(() => wrong.Output.Contains("401", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => wrong.Output);
+            Assert.Equal(0, await wrong.StopAsync());
+            Assert.NotEmpty(Directory.GetFiles(Path.Combine(dir.Path, "wrong", "buffer"), "*.batch"));
+        }
+        // The right key, and only the private CA trusted: every line arrives.
+        var rightConfig = Path.Combine(dir.Path, "right.yaml");
+        await File.WriteAllTextAsync(rightConfig, Config("right", ingest));
+        await using var agent = AgentProcess.Start(rightConfig);
+        await WorkerProcessTests.WaitForAsync(() => CountAsync(reader, "secure").Result >= 100, TimeSpan.FromSeconds(60), () => agent.Output);
+        Assert.Equal(Enumerable.Range(0, 100).Select(i => $"secure line {i}").Order(), (await LinesOf(reader, "secure")).Order());
+    }
+
+    private static async Task<List<string>> LinesOf(HttpClient http, string indexSet)
+    {
+        using var response = await http.GetAsync($"/api/v1/search?indexset={indexSet}&limit=1000");
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return [.. json.RootElement.GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("message").GetString()!)];
     }
 
     [Fact]
