@@ -445,7 +445,7 @@ public sealed partial class AgentTests(ITestOutputHelper output)
         await File.WriteAllTextAsync(wrongConfig, Config("wrong", "lw_not_a_key_the_node_knows"));
         await using (var wrong = AgentProcess.Start(wrongConfig))
         {
-            await WorkerProcessTests.WaitForAsync(() => wrong.Output.Contains("401", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => wrong.Output);
+            await WorkerProcessTests.WaitForAsync(() => wrong.Output.Contains("answered 401", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => wrong.Output);
             Assert.Equal(0, await wrong.StopAsync());
             Assert.NotEmpty(Directory.GetFiles(Path.Combine(dir.Path, "wrong", "buffer"), "*.batch"));
         }

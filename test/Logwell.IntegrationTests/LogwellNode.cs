@@ -134,8 +134,16 @@ internal sealed partial class LogwellNode : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    private bool _disposed;
+
+    /// <summary>Kills the node if it still runs; a second call does nothing.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
         Http?.Dispose();
         if (!_process.HasExited)
         {

@@ -196,15 +196,9 @@ public sealed class LineAssembler(MultilineRule rule)
         }
         if (line.Length > rule.MaxBytes)
         {
-            // A line longer than an event may be is shipped in pieces of that size, each its own event; the file's
-            // bytes go with the last piece, so that a checkpoint is never inside the line (a restart sends it again).
-            if (_lines > 0)
-            {
-                events.Add((_event.ToString(), _bytes));
-                _event.Clear();
-                _lines = 0;
-                _bytes = 0;
-            }
+            // A line longer than an event may be (the event before it was completed above) is shipped in pieces of
+            // that size, each its own event; the file's bytes go with the last piece, so that a checkpoint is never
+            // inside the line (a restart sends it again).
             var at = 0;
             while (line.Length - at > rule.MaxBytes)
             {

@@ -17,6 +17,8 @@ internal sealed class AgentManagement
     private readonly AgentMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly string _agentId;
+    private static readonly TimeSpan ReportTimeout = TimeSpan.FromSeconds(30);
+
     private readonly AgentLog _log;
     private readonly IReadOnlyList<HttpClient> _clients;
     private string? _version;
@@ -74,10 +76,13 @@ internal sealed class AgentManagement
             {
                 request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
             }
+            // A server that hangs gives the next one its turn within a report's time.
+            using var timeout = new CancellationTokenSource(ReportTimeout, _time);
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(stop, timeout.Token);
             try
             {
-                using var response = await _clients[i].SendAsync(request, stop).ConfigureAwait(false);
-                var text = await response.Content.ReadAsStringAsync(stop).ConfigureAwait(false);
+                using var response = await _clients[i].SendAsync(request, either.Token).ConfigureAwait(false);
+                var text = await response.Content.ReadAsStringAsync(either.Token).ConfigureAwait(false);
                 if (!response.IsSuccessStatusCode)
                 {
                     _metrics.LastError = $"management: {_options.Urls[i]} answered {(int)response.StatusCode}: {text}";

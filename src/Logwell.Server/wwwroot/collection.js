@@ -5,8 +5,11 @@
 import { del, get, put } from './api.js';
 import { confirmDialog, formatTime, h, replace, toast } from './util.js';
 
+// Paths and globs are trimmed; patterns are kept as typed (a space may matter), only empty lines dropped.
 const lines = text => text.split('\n').map(l => l.trim()).filter(l => l.length > 0);
-const names = text => text.split(/[,\s]+/).map(l => l.trim()).filter(l => l.length > 0);
+const patterns = text => text.split('\n').map(l => l.replace(/\r$/, '')).filter(l => l.length > 0);
+const names = text => text.split(',').map(l => l.trim()).filter(l => l.length > 0);
+const Encodings = [['utf-8', 'UTF-8'], ['gbk', 'GBK'], ['gb18030', 'GB18030'], ['utf-16', 'UTF-16 (by byte order mark)'], ['utf-16le', 'UTF-16 LE'], ['utf-16be', 'UTF-16 BE']];
 
 export function mount(root) {
   const table = h('tbody', { id: 'config-rows' });
@@ -78,7 +81,8 @@ export function mount(root) {
           text('config-tags', 'Or by tag, comma separated', (c.tags ?? []).join(', ')),
           area('config-fields', 'Fields added to each event, one name=value a line', Object.entries(c.fields ?? {}).map(([k, v]) => `${k}=${v}`).join('\n')),
           h('div', { class: 'stack' },
-            select('config-encoding', 'Encoding', [['utf-8', 'UTF-8'], ['gbk', 'GBK'], ['gb18030', 'GB18030'], ['utf-16', 'UTF-16 (by byte order mark)'], ['utf-16le', 'UTF-16 LE'], ['utf-16be', 'UTF-16 BE']], (c.encoding ?? 'utf-8').toLowerCase()),
+            // A name the list does not hold (utf8, say, written through the API) is offered as it is, so saving keeps it.
+            select('config-encoding', 'Encoding', Encodings.some(([v]) => v === (c.encoding ?? 'utf-8')) ? Encodings : [...Encodings, [c.encoding, c.encoding]], c.encoding ?? 'utf-8'),
             select('config-start-at', 'Files seen the first time', [['end', 'start at their end'], ['beginning', 'start at their beginning']], (c.start_at ?? 'end').toLowerCase())),
           text('config-multiline-start', 'Multiline: a pattern that starts an event', multiline.start, { placeholder: '^\\d{4}-\\d{2}-\\d{2}' }),
           h('div', { class: 'stack' },
@@ -121,13 +125,15 @@ export function mount(root) {
         // A size the form does not show is kept as it was.
         if (multiline.max_bytes) body.multiline.max_bytes = multiline.max_bytes;
       }
-      const include = lines(document.getElementById('config-include').value);
+      const include = patterns(document.getElementById('config-include').value);
       if (include.length) body.include_lines = include;
-      const drop = lines(document.getElementById('config-exclude-lines').value);
+      const drop = patterns(document.getElementById('config-exclude-lines').value);
       if (drop.length) body.exclude_lines = drop;
       body.hosts = names(value('config-hosts'));
       body.tags = names(value('config-tags'));
       const name = value('config-name');
+      if (!config && table.querySelector(`tr[data-name="${CSS.escape(name)}"]`)
+        && !(await confirmDialog(`Replace ${name}?`, 'A collection config by that name exists; saving replaces it.', 'Replace'))) return;
       try {
         await put(`/api/v1/collection-configs/${encodeURIComponent(name)}`, body);
         toast(`Saved ${name}: agents take it within their poll interval`);
