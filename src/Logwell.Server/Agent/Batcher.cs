@@ -29,10 +29,10 @@ internal sealed class Batcher(AgentOptions options, AgentBuffer buffer, AgentMet
     // One writer, pointed at each batch in turn: no allocation per event.
     private readonly Utf8JsonWriter _json = new(Stream.Null);
 
-    // Each bulk item's _id: the agent, this run of it (data directories are held by one run at a time) and a count, so
-    // that a batch sent again after some of its items went in makes Elasticsearch answer 409 for those, not store
-    // them twice. Lines read again after a crash are new items.
-    private readonly string _idPrefix = $"{agentId}-{time.GetUtcNow().ToUnixTimeMilliseconds():x}-";
+    // Each bulk item's _id: the agent, a random name for this run of it and a count, so that a batch sent again after
+    // some of its items went in makes Elasticsearch answer 409 for those, not store them twice. Lines read again
+    // after a crash are new items.
+    private readonly string _idPrefix = $"{agentId}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6))}-";
     private long _items;
 
     /// <summary>Whether events of the file wait in a batch not yet buffered.</summary>
