@@ -70,6 +70,7 @@ public sealed class EndpointTableTests
         "GET /indexsets -> public",
         "GET /livez -> public",
         "GET /operations -> public",
+        "GET /collection -> public",
         "GET /readyz -> public",
         "GET /ui/{**path} -> public",
         "HEAD / -> public",
