@@ -215,7 +215,7 @@ internal sealed partial class LoghubTemplates
         return sb.ToString();
     }
 
-    private static List<string[]> ReadCsv(string path)
+    internal static List<string[]> ReadCsv(string path)
     {
         var rows = new List<string[]>();
         var text = File.ReadAllText(path);

@@ -1,0 +1,578 @@
+using System.Buffers;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Logwell.Core.Patterns;
+
+/// <summary>
+/// Groups log messages into templates online, in one pass, in bounded memory: <c>Received block &lt;*&gt; of size
+/// &lt;*&gt; from &lt;*&gt;</c>. One configuration for every source: no per-source regular expressions or thresholds.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A message is split into tokens at whitespace. Each token is masked by its class before anything is compared:
+/// numbers (with a short unit: <c>12ms</c>, <c>3.5GB</c>), IP addresses, hexadecimal ids, the digits after an
+/// identifier's underscore (<c>blk_&lt;*&gt;</c>, <c>attempt_&lt;*&gt;</c>), host names with a numbered part, month and
+/// day names, and a size unit after a number. Punctuation inside a token (<c>key=value</c>, <c>ip:port</c>,
+/// <c>/path/to</c>, <c>(…)</c>) splits it into parts masked alone, so <c>uid=0</c> becomes <c>uid=&lt;*&gt;</c>.
+/// </para>
+/// <para>
+/// Messages with the same number of tokens and the same first word are compared with the clusters already seen
+/// (as Drain does): a message joins the most similar cluster when at least half of its tokens match the cluster's
+/// template, and every token that differs becomes a variable, keeping what the two share at each end
+/// (<c>bglio12</c> and <c>bglio7</c> make <c>bglio&lt;*&gt;</c>).
+/// </para>
+/// <para>
+/// Then, as Brain does with its longest common pattern, a variable position that has only ever held a few words
+/// (at most <see cref="SplitValues"/>, no digits) is read as constants that tell events apart: <c>Failed password
+/// for …</c> and <c>Failed none for …</c> are two templates, while a position that has held more words (user
+/// names) is a variable. A message's template is decided when it arrives, from what was seen until then.
+/// </para>
+/// <para>
+/// Memory is bounded by <see cref="MaxClusters"/>: past it, the clusters seen least recently are dropped. The same
+/// messages in the same order give the same templates.
+/// </para>
+/// </remarks>
+public sealed class TemplateMiner
+{
+    /// <summary>The share of a message's tokens that must match a cluster's template for it to join.</summary>
+    public const double Similarity = 0.5;
+
+    /// <summary>A variable position that held at most this many words (and nothing else) splits its cluster.</summary>
+    public const int SplitValues = 3;
+
+    public const string Wildcard = "<*>";
+
+    private readonly Dictionary<(int Count, string First), List<Cluster>> _groups = [];
+    private long _clock;
+    private int _clusters;
+
+    public TemplateMiner(int maxClusters = 10_000) => MaxClusters = maxClusters;
+
+    /// <summary>How many clusters are kept; past it the least recently seen are dropped.</summary>
+    public int MaxClusters { get; }
+
+    /// <summary>The clusters kept now.</summary>
+    public int ClusterCount => _clusters;
+
+    /// <summary>One group of similar messages: a template per token, the whitespace of its first message, and the words seen at each position.</summary>
+    public sealed class Cluster
+    {
+        internal Cluster(string[] tokens, string[] separators)
+        {
+            Tokens = tokens;
+            Separators = separators;
+            Values = new WordCounts[tokens.Length];
+        }
+
+        internal string[] Tokens { get; }
+
+        internal string[] Separators { get; }
+
+        internal WordCounts[] Values { get; }
+
+        public long Count { get; internal set; }
+
+        internal long LastSeen { get; set; }
+
+        internal bool Dropped { get; set; }
+    }
+
+    /// <summary>The words seen at one position, while they are few and nothing else was seen there.</summary>
+    internal struct WordCounts
+    {
+        public List<(string Word, long Count)>? Words;
+        public bool Mixed;
+    }
+
+    /// <summary>Where a message went: its cluster and its masked tokens (kept to tell its template later).</summary>
+    public readonly record struct Match(Cluster Cluster, string[] Tokens);
+
+    /// <summary>Adds a message; gives its cluster and tokens. <see cref="Template(Match)"/> tells its template.</summary>
+    public Match Add(string message)
+    {
+        var (tokens, separators) = Tokenize(message);
+        var key = (tokens.Length, tokens.Length > 0 && IsWord(tokens[0]) ? tokens[0] : Wildcard);
+        ref var group = ref CollectionsMarshal.GetValueRefOrAddDefault(_groups, key, out _);
+        group ??= [];
+        Cluster? best = null;
+        var bestScore = -1;
+        foreach (var candidate in group)
+        {
+            var score = 0;
+            for (var i = 0; i < tokens.Length; i++)
+            {
+                if (Matches(candidate.Tokens[i], tokens[i]))
+                {
+                    score++;
+                }
+            }
+            if (score > bestScore)
+            {
+                (best, bestScore) = (candidate, score);
+            }
+        }
+        if (best is null || (tokens.Length > 0 && bestScore < Similarity * tokens.Length))
+        {
+            best = new Cluster((string[])tokens.Clone(), separators);
+            group.Add(best);
+            _clusters++;
+        }
+        else
+        {
+            for (var i = 0; i < tokens.Length; i++)
+            {
+                if (!string.Equals(best.Tokens[i], tokens[i], StringComparison.Ordinal))
+                {
+                    best.Tokens[i] = MergeTokens(best.Tokens[i], tokens[i]);
+                }
+            }
+        }
+        best.Count++;
+        best.LastSeen = ++_clock;
+        for (var i = 0; i < tokens.Length; i++)
+        {
+            Record(ref best.Values[i], tokens[i]);
+        }
+        if (_clusters > MaxClusters)
+        {
+            DropLeastRecent();
+        }
+        return new Match(best, tokens);
+    }
+
+    /// <summary>The template of a message as its cluster stands now.</summary>
+    public static string Template(Match match)
+    {
+        var cluster = match.Cluster;
+        var text = new StringBuilder();
+        for (var i = 0; i < cluster.Tokens.Length; i++)
+        {
+            var token = Splits(cluster, i) ? match.Tokens[i] : cluster.Tokens[i];
+            // Variables side by side are one: "<*> <*>" (a date, a number and its unit) is "<*>".
+            if (token.StartsWith(Wildcard, StringComparison.Ordinal) && i > 0 && EndsWithWildcard(text))
+            {
+                token = token[Wildcard.Length..];
+            }
+            else if (i > 0)
+            {
+                text.Append(cluster.Separators[i - 1]);
+            }
+            text.Append(token);
+        }
+        return text.ToString();
+    }
+
+    /// <summary>A short id of a template, the same wherever and whenever it is computed: 8 hexadecimal digits.</summary>
+    public static string Id(string template)
+    {
+        var hash = XxHash64.HashToUInt64(MemoryMarshal.AsBytes(template.AsSpan()));
+        return ((uint)hash).ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static bool EndsWithWildcard(StringBuilder text) =>
+        text.Length >= Wildcard.Length && text[^1] == '>' && text[^2] == '*' && text[^3] == '<';
+
+    /// <summary>Whether a variable position of the cluster is read as constants: it held only a few words.</summary>
+    private static bool Splits(Cluster cluster, int position)
+    {
+        var values = cluster.Values[position];
+        return !values.Mixed && values.Words is { Count: >= 2 and <= SplitValues } && cluster.Tokens[position].Contains(Wildcard, StringComparison.Ordinal);
+    }
+
+    private static void Record(ref WordCounts values, string token)
+    {
+        if (values.Mixed)
+        {
+            return;
+        }
+        if (!IsWord(token))
+        {
+            values.Mixed = true;
+            values.Words = null;
+            return;
+        }
+        values.Words ??= new List<(string, long)>(2);
+        for (var i = 0; i < values.Words.Count; i++)
+        {
+            if (string.Equals(values.Words[i].Word, token, StringComparison.Ordinal))
+            {
+                values.Words[i] = (token, values.Words[i].Count + 1);
+                return;
+            }
+        }
+        if (values.Words.Count == SplitValues)
+        {
+            // More words than constants would have: a variable for good.
+            values.Mixed = true;
+            values.Words = null;
+            return;
+        }
+        values.Words.Add((token, 1));
+    }
+
+    private void DropLeastRecent()
+    {
+        // A tenth at a time, so that dropping costs little per message.
+        var all = _groups.Values.SelectMany(g => g).OrderBy(c => c.LastSeen).Take(Math.Max(1, MaxClusters / 10)).ToHashSet();
+        foreach (var (key, group) in _groups.ToList())
+        {
+            group.RemoveAll(all.Contains);
+            if (group.Count == 0)
+            {
+                _groups.Remove(key);
+            }
+        }
+        foreach (var cluster in all)
+        {
+            cluster.Dropped = true;
+        }
+        _clusters -= all.Count;
+    }
+
+    /// <summary>A word: no digit, no variable.</summary>
+    private static bool IsWord(string token) => !token.Contains(Wildcard, StringComparison.Ordinal) && token.AsSpan().IndexOfAnyInRange('0', '9') < 0;
+
+    /// <summary>Whether a template token (which may hold variables) matches a message's token.</summary>
+    internal static bool Matches(string template, string token)
+    {
+        if (string.Equals(template, token, StringComparison.Ordinal) || template == Wildcard)
+        {
+            return true;
+        }
+        var at = template.IndexOf(Wildcard, StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return false;
+        }
+        var head = template.AsSpan(0, at);
+        var rest = template.AsSpan(at + Wildcard.Length);
+        var last = rest.LastIndexOf(Wildcard);
+        var tail = last < 0 ? rest : rest[(last + Wildcard.Length)..];
+        var t = token.AsSpan();
+        if (!t.StartsWith(head) || !t.EndsWith(tail) || t.Length < head.Length + tail.Length)
+        {
+            return false;
+        }
+        // The literal parts between variables, in order.
+        var middle = t[head.Length..(t.Length - tail.Length)];
+        var parts = last < 0 ? [] : rest[..last];
+        while (parts.Length > 0)
+        {
+            var next = parts.IndexOf(Wildcard);
+            var part = next < 0 ? parts : parts[..next];
+            if (part.Length > 0)
+            {
+                var found = middle.IndexOf(part);
+                if (found < 0)
+                {
+                    return false;
+                }
+                middle = middle[(found + part.Length)..];
+            }
+            parts = next < 0 ? [] : parts[(next + Wildcard.Length)..];
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Two different tokens as one with a variable: what they share at each end is kept, cut only between letters,
+    /// digits and punctuation (<c>bglio12</c>, <c>bglio7</c>: <c>bglio&lt;*&gt;</c>; <c>()</c>, <c>(host)</c>: <c>(&lt;*&gt;)</c>).
+    /// </summary>
+    internal static string MergeTokens(string a, string b)
+    {
+        if (string.Equals(a, b, StringComparison.Ordinal))
+        {
+            return a;
+        }
+        var x = Units(a);
+        var y = Units(b);
+        var head = 0;
+        while (head < x.Count && head < y.Count && x[head] == y[head] && x[head] != WildcardUnit)
+        {
+            head++;
+        }
+        while (head > 0 && (InRun(x, head) || InRun(y, head)))
+        {
+            head--;
+        }
+        var tail = 0;
+        while (tail < x.Count - head && tail < y.Count - head && x[x.Count - 1 - tail] == y[y.Count - 1 - tail] && x[x.Count - 1 - tail] != WildcardUnit)
+        {
+            tail++;
+        }
+        while (tail > 0 && ((x.Count - tail > head && InRun(x, x.Count - tail)) || (y.Count - tail > head && InRun(y, y.Count - tail))))
+        {
+            tail--;
+        }
+        var merged = new StringBuilder();
+        AppendUnits(merged, x, 0, head);
+        merged.Append(Wildcard);
+        AppendUnits(merged, x, x.Count - tail, x.Count);
+        return Collapse(merged.ToString());
+    }
+
+    // A token as units: a character each, and a variable as one unit.
+    private const int WildcardUnit = -1;
+
+    private static List<int> Units(string token)
+    {
+        var units = new List<int>(token.Length);
+        for (var i = 0; i < token.Length; i++)
+        {
+            if (string.CompareOrdinal(token, i, Wildcard, 0, Wildcard.Length) == 0)
+            {
+                units.Add(WildcardUnit);
+                i += Wildcard.Length - 1;
+            }
+            else
+            {
+                units.Add(token[i]);
+            }
+        }
+        return units;
+    }
+
+    private static void AppendUnits(StringBuilder text, List<int> units, int from, int to)
+    {
+        for (var i = from; i < to; i++)
+        {
+            if (units[i] == WildcardUnit)
+            {
+                text.Append(Wildcard);
+            }
+            else
+            {
+                text.Append((char)units[i]);
+            }
+        }
+    }
+
+    /// <summary>Whether a cut before <paramref name="at"/> would fall inside a run of letters or of digits.</summary>
+    private static bool InRun(List<int> units, int at)
+    {
+        if (at <= 0 || at >= units.Count)
+        {
+            return false;
+        }
+        var before = Kind(units[at - 1]);
+        return before != 'p' && before == Kind(units[at]);
+    }
+
+    private static char Kind(int unit) => unit == WildcardUnit ? 'v' : char.IsAsciiDigit((char)unit) ? 'd' : char.IsLetter((char)unit) ? 'a' : 'p';
+
+    private static string Collapse(string token)
+    {
+        const string Twice = Wildcard + Wildcard;
+        while (token.Contains(Twice, StringComparison.Ordinal))
+        {
+            token = token.Replace(Twice, Wildcard, StringComparison.Ordinal);
+        }
+        return token;
+    }
+
+    /// <summary>A message's tokens, masked by class, and the whitespace between them.</summary>
+    internal static (string[] Tokens, string[] Separators) Tokenize(string message)
+    {
+        var text = message.AsSpan().Trim();
+        var tokens = new List<string>();
+        var separators = new List<string>();
+        var i = 0;
+        while (i < text.Length)
+        {
+            var end = i;
+            while (end < text.Length && !char.IsWhiteSpace(text[end]))
+            {
+                end++;
+            }
+            tokens.Add(Mask(text[i..end]));
+            var next = end;
+            while (next < text.Length && char.IsWhiteSpace(text[next]))
+            {
+                next++;
+            }
+            if (next < text.Length)
+            {
+                separators.Add(text[end..next].ToString());
+            }
+            i = next;
+        }
+        // A size unit after a number is part of it: "384.0 B" is one variable.
+        for (var k = 1; k < tokens.Count; k++)
+        {
+            if (tokens[k - 1] == Wildcard && SizeUnit(tokens[k]) is { } trailing)
+            {
+                tokens[k] = Wildcard + trailing;
+            }
+        }
+        return ([.. tokens], [.. separators]);
+    }
+
+    private static readonly SearchValues<char> Delimiters = SearchValues.Create(":=,;()[]{}<>\"'/|@#");
+
+    private static readonly HashSet<string> Calendar = new(
+        "mon tue wed thu fri sat sun jan feb mar apr may jun jul aug sep oct nov dec monday tuesday wednesday thursday friday saturday sunday january february march april june july august september october november december"
+            .Split(' '), StringComparer.OrdinalIgnoreCase);
+
+    private static readonly string[] SizeUnits = ["B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB"];
+
+    /// <summary>The punctuation after a size unit (<c>KB,</c>: <c>,</c>), or null when the token is no size unit.</summary>
+    private static string? SizeUnit(string token)
+    {
+        var trailing = token.Length > 1 && ",;.)]".Contains(token[^1], StringComparison.Ordinal) ? token[^1..] : "";
+        var unit = token.AsSpan(0, token.Length - trailing.Length);
+        foreach (var candidate in SizeUnits)
+        {
+            if (unit.SequenceEqual(candidate))
+            {
+                return trailing;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>A token with the parts between its punctuation masked by class.</summary>
+    internal static string Mask(ReadOnlySpan<char> token)
+    {
+        if (token.IndexOfAny(Delimiters) < 0)
+        {
+            return MaskPart(token);
+        }
+        var masked = new StringBuilder(token.Length);
+        while (token.Length > 0)
+        {
+            var at = token.IndexOfAny(Delimiters);
+            var part = at < 0 ? token : token[..at];
+            masked.Append(MaskPart(part));
+            if (at < 0)
+            {
+                break;
+            }
+            var end = at;
+            while (end < token.Length && Delimiters.Contains(token[end]))
+            {
+                end++;
+            }
+            masked.Append(token[at..end]);
+            token = token[end..];
+        }
+        return Collapse(masked.ToString());
+    }
+
+    private static string MaskPart(ReadOnlySpan<char> part)
+    {
+        if (part.Length > 1 && part[^1] is '.' or '!' or '?' && part[^2] != part[^1])
+        {
+            // A sentence's end: "done." is "done" and "."
+            return MaskPart(part[..^1]) + part[^1];
+        }
+        if (part.IndexOfAnyInRange('0', '9') < 0)
+        {
+            return part.Length is >= 3 and <= 9 && Calendar.Contains(part.ToString()) ? Wildcard : part.ToString();
+        }
+        if (IsNumber(part) || (part.Length >= 6 && IsHex(part)))
+        {
+            return Wildcard;
+        }
+        var digit = part.IndexOfAnyInRange('0', '9');
+        if (digit > 0 && part[digit - 1] is '-' or '+' && (digit == 1 || !char.IsLetterOrDigit(part[digit - 2])))
+        {
+            digit--;
+        }
+        if (digit == 0)
+        {
+            return Wildcard;
+        }
+        var head = part[..digit];
+        var rest = part[digit..];
+        if (head[^1] == '_')
+        {
+            return string.Concat(head, Wildcard); // attempt_1445144423722_0020_m_000001_0
+        }
+        if (!IsIdCharacters(rest))
+        {
+            return part.ToString(); // jk2_init: a digit inside a word
+        }
+        if (head[^1] == '-')
+        {
+            return Wildcard; // a numbered host: msra-sa-41
+        }
+        if (head[^1] == '.')
+        {
+            return string.Concat(head, Wildcard); // core.1234
+        }
+        // ssh2, eth0: a short number in a name is part of it.
+        return rest.Length <= 2 ? part.ToString() : Wildcard;
+    }
+
+    /// <summary><c>42</c>, <c>-3.5</c>, <c>10.0.0.1</c>, <c>1,024</c>, <c>2e10</c>, and those with a unit of up to three letters (<c>12ms</c>, <c>5GB</c>, <c>99%</c>).</summary>
+    private static bool IsNumber(ReadOnlySpan<char> part)
+    {
+        var i = 0;
+        if (part[i] is '-' or '+')
+        {
+            i++;
+        }
+        var digits = Digits(part, ref i);
+        if (digits == 0)
+        {
+            return false;
+        }
+        while (i + 1 < part.Length && part[i] is '.' or ',' && char.IsAsciiDigit(part[i + 1]))
+        {
+            i++;
+            Digits(part, ref i);
+        }
+        if (i + 1 < part.Length && part[i] is 'e' or 'E')
+        {
+            var j = i + 1;
+            if (j < part.Length && part[j] is '-' or '+')
+            {
+                j++;
+            }
+            if (Digits(part, ref j) > 0)
+            {
+                i = j;
+            }
+        }
+        var unit = part.Length - i;
+        if (unit > 3)
+        {
+            return false;
+        }
+        for (; i < part.Length; i++)
+        {
+            if (!char.IsAsciiLetter(part[i]) && part[i] != '%')
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static int Digits(ReadOnlySpan<char> text, ref int i)
+    {
+        var start = i;
+        while (i < text.Length && char.IsAsciiDigit(text[i]))
+        {
+            i++;
+        }
+        return i - start;
+    }
+
+    private static bool IsHex(ReadOnlySpan<char> part)
+    {
+        if (part.StartsWith("0x") || part.StartsWith("0X"))
+        {
+            part = part[2..];
+        }
+        return part.Length > 0 && !part.ContainsAnyExcept(HexDigits);
+    }
+
+    private static readonly SearchValues<char> HexDigits = SearchValues.Create("0123456789abcdefABCDEF");
+
+    private static readonly SearchValues<char> IdCharacters = SearchValues.Create("0123456789abcdefABCDEF_.:-+");
+
+    private static bool IsIdCharacters(ReadOnlySpan<char> text) => !text.ContainsAnyExcept(IdCharacters);
+}

@@ -1,0 +1,155 @@
+using Logwell.Core.Patterns;
+using Xunit;
+
+namespace Logwell.Tests;
+
+public sealed class TemplateMinerTests
+{
+    [Theory]
+    [InlineData("42", "<*>")]
+    [InlineData("-3.5", "<*>")]
+    [InlineData("10.250.19.102", "<*>")]
+    [InlineData("12ms", "<*>")]
+    [InlineData("99%", "<*>")]
+    [InlineData("0x7fff5fbff8a8", "<*>")]
+    [InlineData("deadbeef42", "<*>")]
+    [InlineData("blk_-6952295868487656571", "blk_<*>")]
+    [InlineData("attempt_1445144423722_0020_m_000001_0", "attempt_<*>")]
+    [InlineData("msra-sa-41", "<*>")]
+    [InlineData("core.1234", "core.<*>")]
+    [InlineData("ssh2", "ssh2")]
+    [InlineData("jk2_init()", "jk2_init()")]
+    [InlineData("uid=0", "uid=<*>")]
+    [InlineData("10.251.42.84:50010", "<*>:<*>")]
+    [InlineData("/10.250.19.102", "/<*>")]
+    [InlineData("(uid=0)", "(uid=<*>)")]
+    [InlineData("Jul", "<*>")]
+    [InlineData("done.", "done.")]
+    [InlineData("22.", "<*>.")]
+    [InlineData("tty=ssh", "tty=ssh")]
+    public void TokensAreMaskedByTheirClass(string token, string masked)
+    {
+        var (tokens, _) = TemplateMiner.Tokenize(token);
+        Assert.Equal([masked], tokens);
+    }
+
+    [Fact]
+    public void ASizeUnitAfterANumberIsPartOfIt()
+    {
+        var miner = new TemplateMiner();
+        var match = miner.Add("stored as bytes (estimated size 384.0 B, free 317.5 KB)");
+        Assert.Equal("stored as bytes (estimated size <*>, free <*>)", TemplateMiner.Template(match));
+    }
+
+    [Theory]
+    [InlineData("bglio12", "bglio7", "bglio<*>")]
+    [InlineData("()", "(host.example.com)", "(<*>)")]
+    [InlineData("rhost=1.2.3.4", "rhost=example.com", "rhost=<*>")]
+    [InlineData("/a/b:", "/c:", "/<*>:")]
+    [InlineData("<*>", "anything", "<*>")]
+    [InlineData("alpha", "beta", "<*>")]
+    [InlineData("same", "same", "same")]
+    public void TwoTokensMergeKeepingWhatTheyShareAtEachEnd(string a, string b, string merged)
+    {
+        var result = TemplateMiner.MergeTokens(a, b);
+        Assert.Equal(merged, result);
+        Assert.True(TemplateMiner.Matches(result, a) || a.Contains("<*>", StringComparison.Ordinal));
+        Assert.True(TemplateMiner.Matches(result, b));
+    }
+
+    [Theory]
+    [InlineData("blk_<*>", "blk_123", true)]
+    [InlineData("blk_<*>", "block_123", false)]
+    [InlineData("(<*>)", "(x)", true)]
+    [InlineData("(<*>)", "x)", false)]
+    [InlineData("<*>:<*>", "host:80", true)]
+    [InlineData("<*>:<*>", "host", false)]
+    [InlineData("a<*>b<*>c", "aXbYc", true)]
+    [InlineData("a<*>b<*>c", "aXYc", false)]
+    [InlineData("ab<*>ba", "aba", false)]
+    public void ATemplateTokenMatchesTheTokensItStandsFor(string template, string token, bool matches) =>
+        Assert.Equal(matches, TemplateMiner.Matches(template, token));
+
+    /// <summary>A small log of four kinds of events, each with its variables, as a source would write them.</summary>
+    private static IEnumerable<(string Line, string Template)> Fixture()
+    {
+        var users = new[] { "root", "admin", "oracle", "test", "guest", "postgres", "ubuntu" };
+        for (var i = 0; i < 60; i++)
+        {
+            var ip = $"10.{i % 7}.{i * 3 % 250}.{i + 1}";
+            yield return ($"Received block blk_{1000 + i * 37} of size {i * 512 + 7} from /{ip}", "Received block blk_<*> of size <*> from /<*>");
+            yield return ($"Accepted {(i % 2 == 0 ? "password" : "publickey")} for {users[i % users.Length]} from {ip} port {40000 + i} ssh2",
+                $"Accepted {(i % 2 == 0 ? "password" : "publickey")} for <*> from <*> port <*> ssh2");
+            yield return ($"Invalid user {users[i % users.Length]}{(i % 3 == 0 ? "" : "x")} from {ip}", "Invalid user <*> from <*>");
+            yield return ($"Connection closed by {ip} [preauth]", "Connection closed by <*> [preauth]");
+            if (i % 10 == 0)
+            {
+                yield return ("Server listening on 0.0.0.0 port 22.", "Server listening on <*> port <*>.");
+            }
+        }
+    }
+
+    [Fact]
+    public void AFixtureGroupsIntoItsTemplates()
+    {
+        var miner = new TemplateMiner();
+        var lines = Fixture().ToList();
+        var matches = lines.Select(l => miner.Add(l.Line)).ToList();
+        var found = matches.Select(TemplateMiner.Template).ToList();
+        // Grouped right: the same template for exactly the lines of one kind, and each template as written.
+        for (var i = 0; i < lines.Count; i++)
+        {
+            Assert.Equal(lines[i].Template, found[i]);
+        }
+        // "password" and "publickey" are the only two words at their place: two templates, not one with a variable;
+        // the user names are many: a variable.
+        Assert.Equal(6, found.Distinct().Count());
+    }
+
+    [Fact]
+    public void TheSameMessagesInTheSameOrderGiveTheSameTemplatesAndIds()
+    {
+        var first = new TemplateMiner();
+        var second = new TemplateMiner();
+        var a = Fixture().Select(l => TemplateMiner.Template(first.Add(l.Line))).ToList();
+        var b = Fixture().Select(l => TemplateMiner.Template(second.Add(l.Line))).ToList();
+        Assert.Equal(a, b);
+        Assert.Equal(a.Select(TemplateMiner.Id), b.Select(TemplateMiner.Id));
+        Assert.All(a.Select(TemplateMiner.Id), id => Assert.Matches("^[0-9a-f]{8}$", id));
+        Assert.NotEqual(TemplateMiner.Id("Connection closed by <*> [preauth]"), TemplateMiner.Id("Connection closed by <*>"));
+    }
+
+    [Fact]
+    public void MemoryIsBoundedByDroppingTheClustersSeenLeastRecently()
+    {
+        var miner = new TemplateMiner(maxClusters: 50);
+        for (var i = 0; i < 2_000; i++)
+        {
+            // Every message a new kind: words of its own, no variable.
+            miner.Add($"{Word(i)} event happened in {Word(i * 7)} stage");
+            Assert.True(miner.ClusterCount <= 50);
+        }
+        // A kind seen all along stays.
+        var kept = new TemplateMiner(maxClusters: 50);
+        for (var i = 0; i < 2_000; i++)
+        {
+            kept.Add($"heartbeat {i} ok");
+            kept.Add($"{Word(i)} event happened in {Word(i * 7)} stage");
+        }
+        Assert.Equal("heartbeat <*> ok", TemplateMiner.Template(kept.Add("heartbeat 99999 ok")));
+        Assert.True(kept.Add("heartbeat 1 ok").Cluster.Count > 1_000);
+
+        static string Word(int n) => string.Concat(n.ToString("x", System.Globalization.CultureInfo.InvariantCulture).Select(c => (char)('g' + (c <= '9' ? c - '0' : c - 'a' + 10))));
+    }
+
+    [Fact]
+    public void EmptyAndOddMessagesAreTakenAsTheyAre()
+    {
+        var miner = new TemplateMiner();
+        Assert.Equal("", TemplateMiner.Template(miner.Add("")));
+        Assert.Equal("", TemplateMiner.Template(miner.Add("   \t ")));
+        Assert.Equal("<*>", TemplateMiner.Template(miner.Add("12345")));
+        Assert.Equal("日本語 <*>", TemplateMiner.Template(miner.Add("日本語 42")));
+        Assert.Equal("a  b\t<*>", TemplateMiner.Template(miner.Add("  a  b\t7  ")));
+    }
+}
