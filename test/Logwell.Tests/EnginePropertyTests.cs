@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Logwell.Core.Events;
+using Logwell.Core.Patterns;
 using Logwell.Core.Query;
 using Logwell.Storage;
 using Logwell.Storage.Engine;
@@ -85,6 +86,57 @@ public sealed partial class EnginePropertyTests
             events.AddRange(list);
         }
         return [.. Enumerable.Range(0, queries).Select(_ => RandomQuery(random, 3))];
+    }
+
+    [Fact]
+    public async Task ThePatternsPipeCountsTemplatesAndComparesThemWithTheDayBefore()
+    {
+        using var dir = new TempDirectory();
+        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, DefaultRetentionDays = 36_500 }, TimeProvider.System);
+        await using (engine)
+        {
+            var store = await engine.GetOrCreateAsync("patterned");
+            var today = Start.AddDays(1);
+            LogEvent At(DateTime day, int second, string message) => new(day.AddSeconds(second).Ticks, message, []);
+            var events = new List<LogEvent>();
+            for (var i = 0; i < 30; i++)
+            {
+                events.Add(At(today, i, $"Received block blk_{4000 + i * 17} of size {i * 512} from /10.0.{i % 4}.{i + 1}"));
+                events.Add(At(today.AddDays(-1), i, $"Connection closed by 10.1.{i % 3}.{i} [preauth]"));
+                if (i < 20)
+                {
+                    events.Add(At(today, 100 + i, $"Connection closed by 10.2.{i % 5}.{i} [preauth]"));
+                }
+                if (i < 10)
+                {
+                    events.Add(At(today.AddDays(-1), 200 + i, $"Received block blk_{9000 + i} of size {i} from /10.9.0.{i}"));
+                }
+                if (i < 5)
+                {
+                    events.Add(At(today, 300 + i, $"disk full on /dev/sd{(char)('a' + i)}{i}"));
+                }
+            }
+            await store.AppendAsync(events);
+            var window = (today.Ticks, today.AddHours(1).Ticks);
+            var table = PipelineRunner.Run(store, Parse("* | patterns compare=1d"), window.Item1, window.Item2, CancellationToken.None);
+            Assert.Equal(["pattern", "template", "count", "percent", "first_seen", "last_seen", "example", "previous", "change", "new"], table.Columns);
+            var rows = table.Rows.Select(r => (Template: (string)r[1]!, Count: (long)r[2]!, Previous: (long)r[7]!, Change: (double?)r[8], New: (bool)r[9]!)).ToList();
+            Assert.Equal([
+                ("Received block blk_<*> of size <*> from /<*>", 30L, 10L, (double?)200.0, false),
+                ("Connection closed by <*> [preauth]", 20L, 30L, -33.3, false),
+                ("disk full on /dev/<*>", 5L, 0L, null, true),
+            ], rows);
+            var received = table.Rows[0];
+            Assert.Equal(TemplateMiner.Id((string)received[1]!), received[0]);
+            Assert.Equal(54.55, received[3]);
+            Assert.Equal(today, received[4]);
+            Assert.Equal(today.AddSeconds(29), received[5]);
+            Assert.StartsWith("Received block blk_4493 ", (string)received[6]!);
+            // Without compare: the window alone; a query narrows what is mined.
+            var errors = PipelineRunner.Run(store, Parse("disk | patterns 5"), window.Item1, window.Item2, CancellationToken.None);
+            Assert.Equal(7, errors.Columns.Count);
+            Assert.Equal("disk full on /dev/<*>", Assert.Single(errors.Rows)[1]);
+        }
     }
 
     [Fact]

@@ -26,6 +26,9 @@ public sealed class PipelineParserTests
         Assert.Equal(new TimechartStage(0, new Aggregation("count", null, "count()"), null), Parse("| timechart").Stages[0]);
         Assert.Equal(new TopStage(3, "host", false), Parse("error | top 3 host").Stages[0]);
         Assert.Equal(new TopStage(10, "path", true), Parse("error | rare path").Stages[0]);
+        Assert.Equal(new PatternsStage(50, 0), Parse("error | patterns").Stages[0]);
+        Assert.Equal(new PatternsStage(20, TimeSpan.TicksPerDay), Parse("error | patterns 20 compare=1d").Stages[0]);
+        Assert.Equal(new PatternsStage(50, 7 * TimeSpan.TicksPerDay), Parse("* | patterns compare=1w").Stages[0]);
         Assert.Equal(["t", "host"], Assert.IsType<FieldsStage>(Parse("error | fields t, host").Stages[0]).Columns);
         // A slash inside a regular expression and a pipe inside quotes are not stages.
         Assert.Empty(Parse("path:/a|b/ \"x|y\"").Stages);
@@ -53,13 +56,17 @@ public sealed class PipelineParserTests
     [InlineData("error | where n 5", 16, "=, !=, >, >=, < or <=")]
     [InlineData("error | where (n > 5", 20, "')'")]
     [InlineData("error | where n > 5 m", 20, "AND, OR or the end of the condition")]
-    [InlineData("error | frobnicate", 8, "stats, timechart, top, rare, fields, sort, head or where")]
-    [InlineData("error |", 7, "stats, timechart, top, rare, fields, sort, head or where")]
+    [InlineData("error | frobnicate", 8, "stats, timechart, top, rare, patterns, fields, sort, head or where")]
+    [InlineData("error |", 7, "stats, timechart, top, rare, patterns, fields, sort, head or where")]
     [InlineData("error | stats avg()", 8, "avg(latency)")]
     [InlineData("error | stats p100(x)", 8, "p1 to p99")]
     [InlineData("error | head 5 | stats count()", 16, "sort, head, fields or where after the first stage")]
     [InlineData("error | timechart span=7q count()", 8, "span=auto or a number with s, m, h or d, such as span=5m")]
     [InlineData("(error | stats count()", 7, "')'")]
+    [InlineData("error | patterns 0", 8, "patterns 20 compare=1d")]
+    [InlineData("error | patterns many", 8, "patterns 20 compare=1d")]
+    [InlineData("error | patterns compare=yesterday", 8, "compare=1d or compare=1w: the same window that long before")]
+    [InlineData("error | head 5 | patterns", 16, "sort, head, fields or where after the first stage")]
     public void BadStagesReportTheirPosition(string text, int position, string expected)
     {
         Assert.False(PipelineParser.TryParse(text, out _, out var error));

@@ -164,6 +164,26 @@ public sealed class TemplateMiner
         return text.ToString();
     }
 
+    /// <summary>
+    /// The message's words at the positions that may still split its cluster (those that held only a few words so
+    /// far): messages with the same key get the same template however the cluster ends.
+    /// </summary>
+    public static string SplitKey(Match match)
+    {
+        var key = new StringBuilder();
+        for (var i = 0; i < match.Tokens.Length; i++)
+        {
+            var values = match.Cluster.Values[i];
+            // A variable for good, or one word so far that every message of the cluster had: no split there.
+            if (values.Mixed || (values.Words is { Count: 1 } && !match.Cluster.Tokens[i].Contains(Wildcard, StringComparison.Ordinal)))
+            {
+                continue;
+            }
+            key.Append(match.Tokens[i]).Append('\u0001');
+        }
+        return key.ToString();
+    }
+
     /// <summary>A short id of a template, the same wherever and whenever it is computed: 8 hexadecimal digits.</summary>
     public static string Id(string template)
     {

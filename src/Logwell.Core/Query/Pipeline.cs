@@ -19,6 +19,12 @@ public sealed record TimechartStage(long SpanTicks, Aggregation Aggregation, str
 /// <summary><c>top N f</c> (most frequent values first) or <c>rare N f</c> (least frequent first).</summary>
 public sealed record TopStage(int Count, string Field, bool Rare) : PipeStage;
 
+/// <summary>
+/// <c>patterns [N] [compare=1d]</c>: the N most frequent templates of the matching events' messages (50 unless
+/// given); with <c>compare</c>, each one's count in the same window that long before, and whether it is new.
+/// </summary>
+public sealed record PatternsStage(int Count, long CompareTicks) : PipeStage;
+
 public sealed record FieldsStage(IReadOnlyList<string> Columns) : PipeStage;
 
 public sealed record SortStage(string Column, bool Descending) : PipeStage;
@@ -62,7 +68,7 @@ public static partial class PipelineParser
             {
                 return false;
             }
-            if (stages.Count > 0 && stage is StatsStage or TimechartStage or TopStage)
+            if (stages.Count > 0 && stage is StatsStage or TimechartStage or TopStage or PatternsStage)
             {
                 error = new QueryError(start, $"'{text[start..end].Trim()}' works on events and must come first", "sort, head, fields or where after the first stage");
                 return false;
@@ -166,6 +172,30 @@ public static partial class PipelineParser
                         ? Fail(out error, at, $"'{command}' shows 1 to {MaxRows} values", $"{command} 10 host")
                         : new TopStage(n, match.Groups[2].Value, command == "rare");
                 }
+            case "patterns":
+                {
+                    var count = 50;
+                    var compare = 0L;
+                    foreach (var word in rest.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        if (word.StartsWith("compare=", StringComparison.Ordinal))
+                        {
+                            var span = word["compare=".Length..];
+                            // Weeks too: a week before is the usual comparison for what follows the week's rhythm.
+                            var weeks = span.EndsWith('w') && int.TryParse(span[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var w) && w is >= 1 and <= 520 ? w : 0;
+                            compare = weeks > 0 ? weeks * TimeSpan.TicksPerDay * 7 : Time.Intervals.TryParse(span, out var ticks) ? ticks : 0;
+                            if (compare <= 0)
+                            {
+                                return Fail(out error, at, $"bad compare '{word}'", "compare=1d or compare=1w: the same window that long before");
+                            }
+                        }
+                        else if (!int.TryParse(word, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > MaxRows)
+                        {
+                            return Fail(out error, at, $"'patterns' shows 1 to {MaxRows} templates, not '{word}'", "patterns 20 compare=1d");
+                        }
+                    }
+                    return new PatternsStage(count, compare);
+                }
             case "fields":
                 {
                     var columns = rest.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -190,7 +220,7 @@ public static partial class PipelineParser
                     return WhereExpression.TryParse(rest, conditionAt, out var condition, out error) ? new WhereStage(condition) : null;
                 }
             default:
-                return Fail(out error, at, command.Length == 0 ? "empty stage after '|'" : $"unknown stage '{command}'", "stats, timechart, top, rare, fields, sort, head or where");
+                return Fail(out error, at, command.Length == 0 ? "empty stage after '|'" : $"unknown stage '{command}'", "stats, timechart, top, rare, patterns, fields, sort, head or where");
         }
     }
 

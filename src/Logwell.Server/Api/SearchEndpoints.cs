@@ -221,7 +221,7 @@ internal static class SearchEndpoints
     /// </summary>
     private static string? MaskedPipeField(IReadOnlyList<PipeStage> stages, ReadMask mask)
     {
-        if (stages[0] is not (StatsStage or TimechartStage or TopStage))
+        if (stages[0] is not (StatsStage or TimechartStage or TopStage or PatternsStage))
         {
             return "the events themselves";
         }
@@ -232,6 +232,7 @@ internal static class SearchEndpoints
                 StatsStage stats => stats.By.Concat(stats.Aggregations.Select(a => a.Field)),
                 TimechartStage chart => new[] { chart.By, chart.Aggregation.Field },
                 TopStage top => [top.Field],
+                PatternsStage => ["message"],
                 FieldsStage columns => columns.Columns,
                 SortStage sort => [sort.Column],
                 _ => [],

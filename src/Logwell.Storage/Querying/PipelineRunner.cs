@@ -1,5 +1,6 @@
 using System.Globalization;
 using Logwell.Core.Events;
+using Logwell.Core.Patterns;
 using Logwell.Core.Query;
 using Logwell.Core.Time;
 using Logwell.Storage.Engine;
@@ -55,6 +56,9 @@ public static class PipelineRunner
                 break;
             case TopStage top:
                 table = Top(store, request, top, cancellationToken);
+                break;
+            case PatternsStage patterns:
+                table = Patterns(store, request, patterns, cancellationToken);
                 break;
             case TimechartStage chart:
                 table = Timechart(store, request, chart, cancellationToken);
@@ -220,6 +224,54 @@ public static class PipelineRunner
             .Select(c => new object?[] { c.Key, c.Value, Math.Round(100.0 * c.Value / Math.Max(1, counts.Total), 2) })
             .ToList();
         return new ResultTable([top.Field, "count", "percent"], rows, false);
+    }
+
+    /// <summary>
+    /// The templates of the matching events' messages (<see cref="PatternSummary"/>): pattern id, template, count, share
+    /// of the matches, first and last seen, and the newest message as an example. With <c>compare</c>, the events of
+    /// the same window that long before go through the same miner first, and each row gets their count, the change in
+    /// percent, and whether the template is new.
+    /// </summary>
+    private static ResultTable Patterns(IPipelineSource store, SearchRequest request, PatternsStage patterns, CancellationToken cancellationToken)
+    {
+        var summary = new PatternSummary();
+        var scan = new GroupScan([], [EventMatcher.MessageField], withTimes: true);
+        void Visit(SearchRequest window, bool previous) => scan.Run(store, window, cancellationToken, batch =>
+        {
+            foreach (var row in batch.Rows)
+            {
+                if (batch.Value(0, row).SearchText is { } message)
+                {
+                    summary.Add(message, batch.Time(row), previous);
+                }
+            }
+        });
+        if (patterns.CompareTicks > 0)
+        {
+            var bounds = store.TimeBounds();
+            var from = request.From ?? bounds?.Min ?? 0;
+            var to = request.To ?? (bounds is { } b ? b.Max + 1 : from + 1);
+            Visit(request with { From = from - patterns.CompareTicks, To = to - patterns.CompareTicks }, previous: true);
+            request = request with { From = from, To = to };
+        }
+        Visit(request, previous: false);
+        var rows = summary.Rows().Take(patterns.Count).Select(r =>
+        {
+            var row = new List<object?>
+            {
+                r.Id, r.Template, r.Count, Math.Round(100.0 * r.Count / Math.Max(1, summary.Total), 2),
+                new DateTime(r.FirstSeen, DateTimeKind.Utc), new DateTime(r.LastSeen, DateTimeKind.Utc), r.Example,
+            };
+            if (patterns.CompareTicks > 0)
+            {
+                row.Add(r.Previous);
+                row.Add(r.Previous == 0 ? null : Math.Round(100.0 * (r.Count - r.Previous) / r.Previous, 1));
+                row.Add(r.Previous == 0);
+            }
+            return row.ToArray();
+        }).ToList();
+        string[] columns = ["pattern", "template", "count", "percent", "first_seen", "last_seen", "example"];
+        return new ResultTable(patterns.CompareTicks > 0 ? [.. columns, "previous", "change", "new"] : columns, rows, false);
     }
 
     private static ResultTable Timechart(IPipelineSource store, SearchRequest request, TimechartStage chart, CancellationToken cancellationToken)
