@@ -107,6 +107,17 @@ public sealed class TemplateMinerTests
     }
 
     [Fact]
+    public void FewShapesAtAPlaceAreConstantsButTypedIdentifiersAreNot()
+    {
+        var miner = new TemplateMiner();
+        var sessions = Enumerable.Range(0, 40).Select(i => miner.Add($"session opened for user u{i:D3} by {(i % 8 == 0 ? "LOGIN" : "")}(uid={i % 2})")).ToList();
+        var blocks = Enumerable.Range(0, 40).Select(i => miner.Add($"Block {(i % 2 == 0 ? "rdd" : "broadcast")}_{i}_{i * 3} stored as bytes in memory")).ToList();
+        Assert.Equal(["session opened for user <*> by (uid=<*>)", "session opened for user <*> by LOGIN(uid=<*>)"],
+            sessions.Select(TemplateMiner.Template).Distinct().Order(StringComparer.Ordinal));
+        Assert.Equal(["Block <*> stored as bytes in memory"], blocks.Select(TemplateMiner.Template).Distinct());
+    }
+
+    [Fact]
     public void TheSameMessagesInTheSameOrderGiveTheSameTemplatesAndIds()
     {
         var first = new TemplateMiner();

@@ -24,10 +24,10 @@ namespace Logwell.Core.Patterns;
 /// (<c>bglio12</c> and <c>bglio7</c> make <c>bglio&lt;*&gt;</c>).
 /// </para>
 /// <para>
-/// Then, as Brain does with its longest common pattern, a variable position that has only ever held a few words
-/// (at most <see cref="SplitValues"/>, no digits) is read as constants that tell events apart: <c>Failed password
-/// for …</c> and <c>Failed none for …</c> are two templates, while a position that has held more words (user
-/// names) is a variable. A message's template is decided when it arrives, from what was seen until then.
+/// Then, as Brain does with its longest common pattern, a variable position that has only ever held a few tokens
+/// (at most <see cref="SplitValues"/>, without digits, none a typed identifier) is read as constants that tell
+/// events apart: <c>Failed password for …</c> and <c>Failed none for …</c> are two templates, while a position that
+/// has held more words (user names) is a variable. A message's template is what its cluster says when asked.
 /// </para>
 /// <para>
 /// Memory is bounded by <see cref="MaxClusters"/>: past it, the clusters seen least recently are dropped. The same
@@ -39,7 +39,7 @@ public sealed class TemplateMiner
     /// <summary>The share of a message's tokens that must match a cluster's template for it to join.</summary>
     public const double Similarity = 0.5;
 
-    /// <summary>A variable position that held at most this many words (and nothing else) splits its cluster.</summary>
+    /// <summary>A variable position that held at most this many tokens that may be constants (and nothing else) splits its cluster.</summary>
     public const int SplitValues = 3;
 
     public const string Wildcard = "<*>";
@@ -207,7 +207,7 @@ public sealed class TemplateMiner
         {
             return;
         }
-        if (!IsWord(token))
+        if (!IsConstantLike(token))
         {
             values.Mixed = true;
             values.Words = null;
@@ -250,6 +250,14 @@ public sealed class TemplateMiner
         }
         _clusters -= all.Count;
     }
+
+    /// <summary>
+    /// What may be a constant that tells events apart: no digit left after masking, and not a typed identifier
+    /// (<c>rdd_&lt;*&gt;</c>, <c>broadcast_&lt;*&gt;</c>: different names of one kind of thing). <c>(uid=&lt;*&gt;)</c> and
+    /// <c>LOGIN(uid=&lt;*&gt;)</c> are.
+    /// </summary>
+    private static bool IsConstantLike(string token) =>
+        token.AsSpan().IndexOfAnyInRange('0', '9') < 0 && !token.Contains("_" + Wildcard, StringComparison.Ordinal);
 
     /// <summary>A word: no digit, no variable.</summary>
     private static bool IsWord(string token) => !token.Contains(Wildcard, StringComparison.Ordinal) && token.AsSpan().IndexOfAnyInRange('0', '9') < 0;
