@@ -371,6 +371,12 @@ public sealed class HttpApiTests
         Assert.Equal($"{Day}T10:00:00.0000000Z,2;{Day}T10:01:00.0000000Z,1;{Day}T10:02:00.0000000Z,0",
             Rows(await Table("req | timechart span=1m count()", $"&from={Day}T10:00:00Z&to={Day}T10:03:00Z")));
         Assert.Equal("other;req", Rows(await Table("* | fields message | head 2")));
+        // Templates of the messages, the day before as the comparison (nothing then: every one is new).
+        var patterns = await Table("* | patterns compare=1d", $"&from={Day}T10:00:00Z&to={Day}T10:03:00Z");
+        Assert.Equal(["pattern", "template", "count", "percent", "first_seen", "last_seen", "example", "previous", "change", "new"],
+            patterns.GetProperty("columns").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal($"req,3,75,{Day}T10:00:00.0000000Z,{Day}T10:01:10.0000000Z,req,0,,True;other,1,25,{Day}T10:02:00.0000000Z,{Day}T10:02:00.0000000Z,other,0,,True",
+            string.Join(";", patterns.GetProperty("rows").EnumerateArray().Select(r => string.Join(",", r.EnumerateArray().Skip(1).Select(c => c.ToString())))));
 
         var (badStatus, bad) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("req | stats nope(x)"));
         Assert.Equal(HttpStatusCode.BadRequest, badStatus);
