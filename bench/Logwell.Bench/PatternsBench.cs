@@ -131,7 +131,7 @@ internal static class PatternsBench
         return groups;
     }
 
-    /// <summary>Lines mined per second on this thread: the file mined afresh 25 times after a warm-up, the median pass.</summary>
+    /// <summary>Lines mined per second on this thread, each given its template's id as ingest would: the file mined afresh 25 times after a warm-up, the median pass.</summary>
     private static double LinesPerSecond(List<string> messages)
     {
         var passes = new List<double>();
@@ -141,7 +141,8 @@ internal static class PatternsBench
             var clock = Stopwatch.StartNew();
             foreach (var message in messages)
             {
-                TemplateMiner.Template(miner.Add(message));
+                // As ingest does: each message's template id as it arrives.
+                miner.IdOf(miner.Add(message));
             }
             if (pass >= 5)
             {

@@ -131,6 +131,26 @@ public sealed class TemplateMinerTests
     }
 
     [Fact]
+    public void TheIdKeptPerClusterIsAlwaysTheIdOfTheTemplateAsItStandsNow()
+    {
+        var miner = new TemplateMiner();
+        var random = new Random(7);
+        var words = new[] { "alpha", "beta", "gamma", "delta", "omega" };
+        var checkedIds = 0;
+        foreach (var (line, _) in Fixture().Concat(Fixture()))
+        {
+            // Lines of the fixture, and lines whose words change the templates as they come.
+            foreach (var message in new[] { line, $"job {words[random.Next(words.Length)]} ended with {random.Next(100)}", $"state {words[random.Next(2)]} to {words[random.Next(5)]}" })
+            {
+                var match = miner.Add(message);
+                Assert.Equal(TemplateMiner.Id(TemplateMiner.Template(match)), miner.IdOf(match));
+                checkedIds++;
+            }
+        }
+        Assert.True(checkedIds > 500);
+    }
+
+    [Fact]
     public void MemoryIsBoundedByDroppingTheClustersSeenLeastRecently()
     {
         var miner = new TemplateMiner(maxClusters: 50);

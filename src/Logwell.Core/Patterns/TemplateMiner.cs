@@ -77,6 +77,14 @@ public sealed class TemplateMiner
         internal long LastSeen { get; set; }
 
         internal bool Dropped { get; set; }
+
+        /// <summary>Grows whenever the cluster's templates may have changed: a token merged, a word added, a position turned variable.</summary>
+        internal long Version { get; set; }
+
+        /// <summary>Ids of its templates by the hash of the split words, valid for <see cref="IdsVersion"/>.</summary>
+        internal Dictionary<ulong, string>? Ids { get; set; }
+
+        internal long IdsVersion { get; set; } = -1;
     }
 
     /// <summary>The words seen at one position, while they are few and nothing else was seen there.</summary>
@@ -125,7 +133,12 @@ public sealed class TemplateMiner
             {
                 if (!string.Equals(best.Tokens[i], tokens[i], StringComparison.Ordinal))
                 {
-                    best.Tokens[i] = MergeTokens(best.Tokens[i], tokens[i]);
+                    var merged = MergeTokens(best.Tokens[i], tokens[i]);
+                    if (!string.Equals(merged, best.Tokens[i], StringComparison.Ordinal))
+                    {
+                        best.Tokens[i] = merged;
+                        best.Version++;
+                    }
                 }
             }
         }
@@ -133,7 +146,10 @@ public sealed class TemplateMiner
         best.LastSeen = ++_clock;
         for (var i = 0; i < tokens.Length; i++)
         {
-            Record(ref best.Values[i], tokens[i]);
+            if (Record(ref best.Values[i], tokens[i]))
+            {
+                best.Version++;
+            }
         }
         if (_clusters > MaxClusters)
         {
@@ -173,15 +189,53 @@ public sealed class TemplateMiner
         var key = new StringBuilder();
         for (var i = 0; i < match.Tokens.Length; i++)
         {
-            var values = match.Cluster.Values[i];
-            // A variable for good, or one word so far that every message of the cluster had: no split there.
-            if (values.Mixed || (values.Words is { Count: 1 } && !match.Cluster.Tokens[i].Contains(Wildcard, StringComparison.Ordinal)))
+            if (MaySplit(match.Cluster, i))
             {
-                continue;
+                key.Append(match.Tokens[i]).Append('\u0001');
             }
-            key.Append(match.Tokens[i]).Append('\u0001');
         }
         return key.ToString();
+    }
+
+    /// <summary>Whether a position may split its cluster, now or later: not a variable for good, nor one word so far that every message of the cluster had.</summary>
+    private static bool MaySplit(Cluster cluster, int position)
+    {
+        var values = cluster.Values[position];
+        return !values.Mixed && !(values.Words is { Count: 1 } && !cluster.Tokens[position].Contains(Wildcard, StringComparison.Ordinal));
+    }
+
+    private readonly XxHash64 _splitHash = new();
+
+    /// <summary>
+    /// The id of a message's template as its cluster stands now (<see cref="Id"/> of <see cref="Template"/>), kept per
+    /// cluster and split words until the cluster changes: what ingest asks for every event.
+    /// </summary>
+    public string IdOf(Match match)
+    {
+        var cluster = match.Cluster;
+        if (cluster.Ids is null || cluster.IdsVersion != cluster.Version || cluster.Ids.Count >= 1024)
+        {
+            cluster.Ids = [];
+            cluster.IdsVersion = cluster.Version;
+        }
+        _splitHash.Reset();
+        Span<byte> position = stackalloc byte[4];
+        for (var i = 0; i < match.Tokens.Length; i++)
+        {
+            if (MaySplit(cluster, i))
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(position, i);
+                _splitHash.Append(position);
+                _splitHash.Append(MemoryMarshal.AsBytes(match.Tokens[i].AsSpan()));
+            }
+        }
+        var key = _splitHash.GetCurrentHashAsUInt64();
+        if (!cluster.Ids.TryGetValue(key, out var id))
+        {
+            id = Id(Template(match));
+            cluster.Ids[key] = id;
+        }
+        return id;
     }
 
     /// <summary>A short id of a template, the same wherever and whenever it is computed: 8 hexadecimal digits.</summary>
@@ -201,17 +255,18 @@ public sealed class TemplateMiner
         return !values.Mixed && values.Words is { Count: >= 2 and <= SplitValues } && cluster.Tokens[position].Contains(Wildcard, StringComparison.Ordinal);
     }
 
-    private static void Record(ref WordCounts values, string token)
+    /// <summary>Counts a token at its position; true when that may change the cluster's templates (a new word, or a position turned variable).</summary>
+    private static bool Record(ref WordCounts values, string token)
     {
         if (values.Mixed)
         {
-            return;
+            return false;
         }
         if (!IsConstantLike(token))
         {
             values.Mixed = true;
             values.Words = null;
-            return;
+            return true;
         }
         values.Words ??= new List<(string, long)>(2);
         for (var i = 0; i < values.Words.Count; i++)
@@ -219,7 +274,7 @@ public sealed class TemplateMiner
             if (string.Equals(values.Words[i].Word, token, StringComparison.Ordinal))
             {
                 values.Words[i] = (token, values.Words[i].Count + 1);
-                return;
+                return false;
             }
         }
         if (values.Words.Count == SplitValues)
@@ -227,9 +282,10 @@ public sealed class TemplateMiner
             // More words than constants would have: a variable for good.
             values.Mixed = true;
             values.Words = null;
-            return;
+            return true;
         }
         values.Words.Add((token, 1));
+        return true;
     }
 
     private void DropLeastRecent()
