@@ -132,6 +132,8 @@ public sealed partial class EnginePropertyTests
             Assert.Equal(today, received[4]);
             Assert.Equal(today.AddSeconds(29), received[5]);
             Assert.StartsWith("Received block blk_4493 ", (string)received[6]!);
+            // A window longer than the comparison's span would overlap the earlier one.
+            Assert.Throws<ArgumentException>(() => PipelineRunner.Run(store, Parse("* | patterns compare=1h"), window.Item1, window.Item1 + TimeSpan.TicksPerDay, CancellationToken.None));
             // Without compare: the window alone; a query narrows what is mined.
             var errors = PipelineRunner.Run(store, Parse("disk | patterns 5"), window.Item1, window.Item2, CancellationToken.None);
             Assert.Equal(7, errors.Columns.Count);

@@ -65,6 +65,8 @@ public sealed class PipelineParserTests
     [InlineData("(error | stats count()", 7, "')'")]
     [InlineData("error | patterns 0", 8, "patterns 20 compare=1d")]
     [InlineData("error | patterns many", 8, "patterns 20 compare=1d")]
+    [InlineData("error | patterns 10 20", 8, "patterns 20 compare=1d")]
+    [InlineData("error | patterns compare=1d compare=1w", 8, "patterns 20 compare=1d")]
     [InlineData("error | patterns compare=yesterday", 8, "compare=1d or compare=1w: the same window that long before")]
     [InlineData("error | head 5 | patterns", 16, "sort, head, fields or where after the first stage")]
     public void BadStagesReportTheirPosition(string text, int position, string expected)

@@ -1,3 +1,4 @@
+using System.Text;
 using Logwell.Core.Patterns;
 using Xunit;
 
@@ -126,7 +127,7 @@ public sealed class TemplateMinerTests
         var b = Fixture().Select(l => TemplateMiner.Template(second.Add(l.Line))).ToList();
         Assert.Equal(a, b);
         Assert.Equal(a.Select(TemplateMiner.Id), b.Select(TemplateMiner.Id));
-        Assert.All(a.Select(TemplateMiner.Id), id => Assert.Matches("^[0-9a-f]{8}$", id));
+        Assert.All(a.Select(TemplateMiner.Id), id => Assert.Matches("^[0-9a-f]{12}$", id));
         Assert.NotEqual(TemplateMiner.Id("Connection closed by <*> [preauth]"), TemplateMiner.Id("Connection closed by <*>"));
     }
 
@@ -182,5 +183,51 @@ public sealed class TemplateMinerTests
         Assert.Equal("<*>", TemplateMiner.Template(miner.Add("12345")));
         Assert.Equal("日本語 <*>", TemplateMiner.Template(miner.Add("日本語 42")));
         Assert.Equal("a  b\t<*>", TemplateMiner.Template(miner.Add("  a  b\t7  ")));
+        // A token of a million alternating marks is masked in one pass, not a call per character.
+        var marks = string.Concat(Enumerable.Repeat("!?", 500_000));
+        Assert.Equal("end" + marks, TemplateMiner.Template(miner.Add("end" + marks)));
+        // "may" is a word; "May" in a date is a variable.
+        Assert.Equal("it may fail on <*>", TemplateMiner.Template(miner.Add("it may fail on May 3")));
+        // Emoji stay whole when templates merge around them: no half of a surrogate pair is left alone.
+        var emoji = Enumerable.Range(0, 6).Select(i => TemplateMiner.Template(miner.Add($"mood \U0001F600{char.ConvertFromUtf32(0x1F600 + i)} today"))).ToList()[^1];
+        Assert.Equal("mood <*> today", emoji);
+        Assert.DoesNotContain(emoji.EnumerateRunes(), r => r == Rune.ReplacementChar);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TemplateMiner(maxClusters: 0));
+    }
+
+    [Fact]
+    public void MessagesOfOneClusterAreCountedUnderTheTemplatesTheyEndWith()
+    {
+        // Words at different places that would make the same key if the key forgot their places.
+        var summary = new PatternSummary();
+        var lines = new[] { "W a b c z z", "W x y c z z", "W a b c z z", "W ssh2 b c z z", "W ssh2 a b z z" };
+        var miner = new TemplateMiner();
+        var matches = new List<TemplateMiner.Match>();
+        for (var i = 0; i < lines.Length; i++)
+        {
+            summary.Add(lines[i], i);
+            matches.Add(miner.Add(lines[i]));
+        }
+        // Each row holds exactly the messages whose final template it is.
+        var expected = matches.Select(TemplateMiner.Template).GroupBy(t => t).ToDictionary(g => g.Key, g => (long)g.Count());
+        Assert.Equal(expected.OrderBy(e => e.Key, StringComparer.Ordinal), summary.Rows().Select(r => KeyValuePair.Create(r.Template, r.Count)).OrderBy(e => e.Key, StringComparer.Ordinal));
+        Assert.All(summary.Rows(), r => Assert.True(TemplateMiner.Template(miner.Add(r.Example)) is not null));
+    }
+
+    [Fact]
+    public void ASummaryKeepsTheCountsOfClustersItsMinerDropped()
+    {
+        var summary = new PatternSummary();
+        // More kinds than a miner keeps (every message its own first word), then one kind many times.
+        for (var i = 0; i < 12_000; i++)
+        {
+            summary.Add($"{Word(i)} started", i);
+        }
+        var rows = summary.Rows();
+        Assert.Equal(12_000, rows.Count);
+        Assert.All(rows, r => Assert.Equal(1, r.Count));
+        Assert.Equal(12_000, summary.Total);
+
+        static string Word(int n) => string.Concat(n.ToString("x", System.Globalization.CultureInfo.InvariantCulture).Select(c => (char)('g' + (c <= '9' ? c - '0' : c - 'a' + 10))));
     }
 }

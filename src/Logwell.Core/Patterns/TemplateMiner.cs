@@ -44,11 +44,21 @@ public sealed class TemplateMiner
 
     public const string Wildcard = "<*>";
 
+    /// <summary>The clusters of a group a message is compared with: the newest ones.</summary>
+    public const int MaxCandidates = 256;
+
     private readonly Dictionary<(int Count, string First), List<Cluster>> _groups = [];
     private long _clock;
     private int _clusters;
 
-    public TemplateMiner(int maxClusters = 10_000) => MaxClusters = maxClusters;
+    public TemplateMiner(int maxClusters = 10_000)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxClusters, 1);
+        MaxClusters = maxClusters;
+    }
+
+    /// <summary>Called with the clusters dropped to keep within <see cref="MaxClusters"/>.</summary>
+    public Action<IReadOnlyCollection<Cluster>>? Dropped { get; set; }
 
     /// <summary>How many clusters are kept; past it the least recently seen are dropped.</summary>
     public int MaxClusters { get; }
@@ -75,8 +85,6 @@ public sealed class TemplateMiner
         public long Count { get; internal set; }
 
         internal long LastSeen { get; set; }
-
-        internal bool Dropped { get; set; }
 
         /// <summary>Grows whenever the cluster's templates may have changed: a token merged, a word added, a position turned variable.</summary>
         internal long Version { get; set; }
@@ -106,8 +114,11 @@ public sealed class TemplateMiner
         group ??= [];
         Cluster? best = null;
         var bestScore = -1;
-        foreach (var candidate in group)
+        // The newest clusters of the group only, as Drain bounds a node's children: a group of messages that never
+        // repeat (no word first, random words) must not make every message cost more than the last.
+        for (var c = group.Count - 1; c >= Math.Max(0, group.Count - MaxCandidates); c--)
         {
+            var candidate = group[c];
             var score = 0;
             for (var i = 0; i < tokens.Length; i++)
             {
@@ -116,7 +127,7 @@ public sealed class TemplateMiner
                     score++;
                 }
             }
-            if (score > bestScore)
+            if (score >= bestScore)
             {
                 (best, bestScore) = (candidate, score);
             }
@@ -191,7 +202,8 @@ public sealed class TemplateMiner
         {
             if (MaySplit(match.Cluster, i))
             {
-                key.Append(match.Tokens[i]).Append('\u0001');
+                // Position and length first: keys of different positions or token boundaries never meet.
+                key.Append(i).Append(',').Append(match.Tokens[i].Length).Append(':').Append(match.Tokens[i]);
             }
         }
         return key.ToString();
@@ -226,6 +238,8 @@ public sealed class TemplateMiner
             {
                 System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(position, i);
                 _splitHash.Append(position);
+                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(position, match.Tokens[i].Length);
+                _splitHash.Append(position);
                 _splitHash.Append(MemoryMarshal.AsBytes(match.Tokens[i].AsSpan()));
             }
         }
@@ -238,11 +252,11 @@ public sealed class TemplateMiner
         return id;
     }
 
-    /// <summary>A short id of a template, the same wherever and whenever it is computed: 8 hexadecimal digits.</summary>
+    /// <summary>A short id of a template, the same wherever and whenever it is computed: 12 hexadecimal digits (48 bits: among 10,000 templates, two share an id with a chance of about 2 in 10 million).</summary>
     public static string Id(string template)
     {
         var hash = XxHash64.HashToUInt64(MemoryMarshal.AsBytes(template.AsSpan()));
-        return ((uint)hash).ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
+        return (hash & 0xFFFF_FFFF_FFFF).ToString("x12", System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static bool EndsWithWildcard(StringBuilder text) =>
@@ -300,11 +314,8 @@ public sealed class TemplateMiner
                 _groups.Remove(key);
             }
         }
-        foreach (var cluster in all)
-        {
-            cluster.Dropped = true;
-        }
         _clusters -= all.Count;
+        Dropped?.Invoke(all);
     }
 
     /// <summary>
@@ -313,7 +324,7 @@ public sealed class TemplateMiner
     /// <c>LOGIN(uid=&lt;*&gt;)</c> are.
     /// </summary>
     private static bool IsConstantLike(string token) =>
-        token.AsSpan().IndexOfAnyInRange('0', '9') < 0 && !token.Contains("_" + Wildcard, StringComparison.Ordinal);
+        token != Wildcard && token.AsSpan().IndexOfAnyInRange('0', '9') < 0 && !token.Contains("_" + Wildcard, StringComparison.Ordinal);
 
     /// <summary>A word: no digit, no variable.</summary>
     private static bool IsWord(string token) => !token.Contains(Wildcard, StringComparison.Ordinal) && token.AsSpan().IndexOfAnyInRange('0', '9') < 0;
@@ -444,7 +455,8 @@ public sealed class TemplateMiner
         return before != 'p' && before == Kind(units[at]);
     }
 
-    private static char Kind(int unit) => unit == WildcardUnit ? 'v' : char.IsAsciiDigit((char)unit) ? 'd' : char.IsLetter((char)unit) ? 'a' : 'p';
+    // Both halves of a surrogate pair count as letters, so that no cut falls between them.
+    private static char Kind(int unit) => unit == WildcardUnit ? 'v' : char.IsAsciiDigit((char)unit) ? 'd' : char.IsLetter((char)unit) || char.IsSurrogate((char)unit) ? 'a' : 'p';
 
     private static string Collapse(string token)
     {
@@ -546,14 +558,21 @@ public sealed class TemplateMiner
 
     private static string MaskPart(ReadOnlySpan<char> part)
     {
-        if (part.Length > 1 && part[^1] is '.' or '!' or '?' && part[^2] != part[^1])
+        // A sentence's end: "done." is "done" and "." (a doubled mark, as in "...", stays with its word).
+        var end = part.Length;
+        while (end > 1 && part[end - 1] is '.' or '!' or '?' && part[end - 2] != part[end - 1])
         {
-            // A sentence's end: "done." is "done" and "."
-            return MaskPart(part[..^1]) + part[^1];
+            end--;
         }
+        return end == part.Length ? MaskWord(part) : string.Concat(MaskWord(part[..end]), part[end..]);
+    }
+
+    private static string MaskWord(ReadOnlySpan<char> part)
+    {
         if (part.IndexOfAnyInRange('0', '9') < 0)
         {
-            return part.Length is >= 3 and <= 9 && Calendar.Contains(part.ToString()) ? Wildcard : part.ToString();
+            // Month and day names as dates write them (Jul, JUL, Sunday), not words such as "may" or "sat".
+            return part.Length is >= 3 and <= 9 && char.IsAsciiLetterUpper(part[0]) && Calendar.Contains(part.ToString()) ? Wildcard : part.ToString();
         }
         if (IsNumber(part) || (part.Length >= 6 && IsHex(part)))
         {

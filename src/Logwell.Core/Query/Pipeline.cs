@@ -176,10 +176,16 @@ public static partial class PipelineParser
                 {
                     var count = 50;
                     var compare = 0L;
+                    var (countGiven, compareGiven) = (false, false);
                     foreach (var word in rest.Split(' ', StringSplitOptions.RemoveEmptyEntries))
                     {
+                        if ((word.StartsWith("compare=", StringComparison.Ordinal) ? compareGiven : countGiven) is true)
+                        {
+                            return Fail(out error, at, $"'patterns' takes one count and one compare, not a second '{word}'", "patterns 20 compare=1d");
+                        }
                         if (word.StartsWith("compare=", StringComparison.Ordinal))
                         {
+                            compareGiven = true;
                             var span = word["compare=".Length..];
                             // Weeks too: a week before is the usual comparison for what follows the week's rhythm.
                             var weeks = span.EndsWith('w') && int.TryParse(span[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var w) && w is >= 1 and <= 520 ? w : 0;
@@ -189,7 +195,7 @@ public static partial class PipelineParser
                                 return Fail(out error, at, $"bad compare '{word}'", "compare=1d or compare=1w: the same window that long before");
                             }
                         }
-                        else if (!int.TryParse(word, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > MaxRows)
+                        else if (!(countGiven = int.TryParse(word, NumberStyles.None, CultureInfo.InvariantCulture, out count)) || count is < 1 or > MaxRows)
                         {
                             return Fail(out error, at, $"'patterns' shows 1 to {MaxRows} templates, not '{word}'", "patterns 20 compare=1d");
                         }

@@ -204,7 +204,7 @@ internal static class SearchEndpoints
         {
             // Pipes aggregate stored values: a masked field's would show through.
             await ErrorResponses.WriteAsync(context, StatusCodes.Status403Forbidden,
-                $"index set '{indexSet}' has masking rules and {context.Caller().Description} reads it masked: pipes over {(masked == "the events themselves" ? masked : $"'{masked}'")} need {Actions.ViewRaw}; start with stats, timechart or top over unmasked fields",
+                $"index set '{indexSet}' has masking rules and {context.Caller().Description} reads it masked: pipes over {(masked == "the events themselves" ? masked : $"'{masked}'")} need {Actions.ViewRaw}; start with stats, timechart, top or patterns over unmasked fields",
                 action: Actions.ViewRaw, scope: "indexset:" + indexSet).ConfigureAwait(false);
             return null;
         }

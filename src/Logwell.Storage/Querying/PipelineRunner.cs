@@ -251,6 +251,11 @@ public static class PipelineRunner
             var bounds = store.TimeBounds();
             var from = request.From ?? bounds?.Min ?? 0;
             var to = request.To ?? (bounds is { } b ? b.Max + 1 : from + 1);
+            if (to - from > patterns.CompareTicks)
+            {
+                // The two windows would overlap: events counted in both, and "new" would mean little.
+                throw new ArgumentException($"compare needs a window no longer than its span: choose from and to at most {TimeSpan.FromTicks(patterns.CompareTicks).TotalHours:0.##} hours apart, or a longer compare");
+            }
             Visit(request with { From = from - patterns.CompareTicks, To = to - patterns.CompareTicks }, previous: true);
             request = request with { From = from, To = to };
         }
