@@ -108,7 +108,7 @@ public sealed class TemplateMiner
     /// <summary>Adds a message; gives its cluster and tokens. <see cref="Template(Match)"/> tells its template.</summary>
     public Match Add(string message)
     {
-        var (tokens, separators) = Tokenize(message);
+        var tokens = TokensOf(message);
         var key = (tokens.Length, tokens.Length > 0 && IsWord(tokens[0]) ? tokens[0] : Wildcard);
         ref var group = ref CollectionsMarshal.GetValueRefOrAddDefault(_groups, key, out _);
         group ??= [];
@@ -134,7 +134,7 @@ public sealed class TemplateMiner
         }
         if (best is null || (tokens.Length > 0 && bestScore < Similarity * tokens.Length))
         {
-            best = new Cluster((string[])tokens.Clone(), separators);
+            best = new Cluster((string[])tokens.Clone(), Tokenize(message).Separators);
             group.Add(best);
             _clusters++;
         }
@@ -469,6 +469,61 @@ public sealed class TemplateMiner
     }
 
     /// <summary>A message's tokens, masked by class, and the whitespace between them.</summary>
+    // Tokens seen before that mask to themselves (the words of a log), by their text: most of a message's tokens are
+    // found here without masking them or allocating. Emptied when it holds too many.
+    private readonly Dictionary<string, string> _words = new(StringComparer.Ordinal);
+    private const int MaxWords = 50_000;
+
+    /// <summary>A message's tokens, masked by class, as <see cref="Tokenize"/> gives them.</summary>
+    private string[] TokensOf(string message)
+    {
+        var words = _words.GetAlternateLookup<ReadOnlySpan<char>>();
+        var text = message.AsSpan().Trim();
+        var tokens = new List<string>(16);
+        var i = 0;
+        while (i < text.Length)
+        {
+            var end = i;
+            while (end < text.Length && !char.IsWhiteSpace(text[end]))
+            {
+                end++;
+            }
+            var raw = text[i..end];
+            if (!words.TryGetValue(raw, out var masked))
+            {
+                masked = Mask(raw);
+                if (raw.SequenceEqual(masked))
+                {
+                    if (_words.Count >= MaxWords)
+                    {
+                        _words.Clear();
+                    }
+                    _words[masked] = masked;
+                }
+            }
+            tokens.Add(masked);
+            while (end < text.Length && char.IsWhiteSpace(text[end]))
+            {
+                end++;
+            }
+            i = end;
+        }
+        JoinSizeUnits(tokens);
+        return [.. tokens];
+    }
+
+    /// <summary>A size unit after a number is part of it: "384.0 B" is one variable.</summary>
+    private static void JoinSizeUnits(List<string> tokens)
+    {
+        for (var k = 1; k < tokens.Count; k++)
+        {
+            if (tokens[k - 1] == Wildcard && SizeUnit(tokens[k]) is { } trailing)
+            {
+                tokens[k] = Wildcard + trailing;
+            }
+        }
+    }
+
     internal static (string[] Tokens, string[] Separators) Tokenize(string message)
     {
         var text = message.AsSpan().Trim();
@@ -494,14 +549,7 @@ public sealed class TemplateMiner
             }
             i = next;
         }
-        // A size unit after a number is part of it: "384.0 B" is one variable.
-        for (var k = 1; k < tokens.Count; k++)
-        {
-            if (tokens[k - 1] == Wildcard && SizeUnit(tokens[k]) is { } trailing)
-            {
-                tokens[k] = Wildcard + trailing;
-            }
-        }
+        JoinSizeUnits(tokens);
         return ([.. tokens], [.. separators]);
     }
 
@@ -510,6 +558,8 @@ public sealed class TemplateMiner
     private static readonly HashSet<string> Calendar = new(
         "mon tue wed thu fri sat sun jan feb mar apr may jun jul aug sep oct nov dec monday tuesday wednesday thursday friday saturday sunday january february march april june july august september october november december"
             .Split(' '), StringComparer.OrdinalIgnoreCase);
+
+    private static readonly HashSet<string>.AlternateLookup<ReadOnlySpan<char>> CalendarNames = Calendar.GetAlternateLookup<ReadOnlySpan<char>>();
 
     private static readonly string[] SizeUnits = ["B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB"];
 
@@ -572,7 +622,7 @@ public sealed class TemplateMiner
         if (part.IndexOfAnyInRange('0', '9') < 0)
         {
             // Month and day names as dates write them (Jul, JUL, Sunday), not words such as "may" or "sat".
-            return part.Length is >= 3 and <= 9 && char.IsAsciiLetterUpper(part[0]) && Calendar.Contains(part.ToString()) ? Wildcard : part.ToString();
+            return part.Length is >= 3 and <= 9 && char.IsAsciiLetterUpper(part[0]) && CalendarNames.Contains(part) ? Wildcard : part.ToString();
         }
         if (IsNumber(part) || (part.Length >= 6 && IsHex(part)))
         {
