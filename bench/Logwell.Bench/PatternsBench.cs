@@ -23,6 +23,7 @@ internal static class PatternsBench
     {
         var dir = Environment.GetEnvironmentVariable("LOGWELL_LOGHUB_DIR");
         var verbose = false;
+        int? shuffle = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -33,8 +34,13 @@ internal static class PatternsBench
                 case "--verbose":
                     verbose = true;
                     break;
+                case "--shuffle" when i + 1 < args.Length && int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out var seed):
+                    // The lines in another order (seeded): how much the templates depend on the order they come in.
+                    shuffle = seed;
+                    i++;
+                    break;
                 default:
-                    Console.Error.WriteLine($"unknown argument {args[i]}; usage: patterns [--loghub DIR] [--verbose]");
+                    Console.Error.WriteLine($"unknown argument {args[i]}; usage: patterns [--loghub DIR] [--verbose] [--shuffle SEED]");
                     return 2;
             }
         }
@@ -64,6 +70,10 @@ internal static class PatternsBench
             int Column(string column) => Array.IndexOf(header, column) is var at and >= 0 ? at : throw new InvalidDataException($"{name}: no {column} column");
             var (content, eventId, eventTemplate) = (Column("Content"), Column("EventId"), Column("EventTemplate"));
             var lines = csv.Skip(1).Where(r => r.Length > eventTemplate).ToList();
+            if (shuffle is { } order)
+            {
+                new Random(order).Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(lines));
+            }
             var messages = lines.Select(r => r[content]).ToList();
             var truth = lines.Select(r => r[eventId]).ToList();
             var trueTemplates = lines.Select(r => r[eventTemplate]).ToList();

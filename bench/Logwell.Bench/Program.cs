@@ -11,7 +11,7 @@ using Logwell.Bench.Systems;
 //       [--secured]   (logwell-http and logwell-bulk with a user: every request carries an API key and is authorized)
 //   dotnet run -c Release --project bench/Logwell.Bench -- queue [--tasks N] [--workers N] [--out DIR] [--redis HOST:PORT]   (no-op tasks/s)
 //   dotnet run -c Release --project bench/Logwell.Bench -- ui [--events N] [--runs N] [--out DIR] [--loghub DIR]   (the web UI in Chromium)
-//   dotnet run -c Release --project bench/Logwell.Bench -- patterns [--loghub DIR] [--verbose]   (the template miner against Loghub's ground truth)
+//   dotnet run -c Release --project bench/Logwell.Bench -- patterns [--loghub DIR] [--verbose] [--shuffle SEED]   (the template miner against Loghub's ground truth)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 if (args.Length > 0 && args[0] == "queue")
