@@ -85,7 +85,9 @@ internal sealed class TrackedFile(FileIdentity identity, string path, int input,
 /// </summary>
 internal sealed class FileTailer
 {
-    public const int TailBytes = 32;
+    // 256 bytes, several lines of most logs: lines that all end alike (the same words after a number) make the same
+    // last 32 bytes at every line's end, so a file rewritten after a truncation could pass for the one read.
+    public const int TailBytes = 256;
 
     /// <summary>A renamed-away or deleted file is closed once it has been quiet this long at its end.</summary>
     public static readonly TimeSpan RotateWait = TimeSpan.FromSeconds(5);
@@ -792,12 +794,16 @@ internal sealed class FileTailer
         {
             return 0;
         }
-        Span<byte> bytes = stackalloc byte[TailBytes];
-        for (var i = 0; i < length; i++)
+        var from = end - length;
+        if (from >= _windowStart)
         {
-            var at = end - length + i;
-            bytes[i] = at >= _windowStart ? _buffer[at - _windowStart] : _windowPrefix[_windowPrefix.Length - (int)(_windowStart - at)];
+            return XxHash64.HashToUInt64(_buffer.AsSpan((int)(from - _windowStart), length));
         }
+        // Partly in the bytes kept from before the window.
+        Span<byte> bytes = stackalloc byte[TailBytes];
+        var before = (int)(_windowStart - from);
+        _windowPrefix.AsSpan(_windowPrefix.Length - before).CopyTo(bytes);
+        _buffer.AsSpan(0, length - before).CopyTo(bytes[before..]);
         return XxHash64.HashToUInt64(bytes[..length]);
     }
 
