@@ -378,7 +378,14 @@ public sealed class BackupRepository(IBackupStorage storage) : IDisposable
         var manifests = new List<BackupManifest>();
         foreach (var id in await IdsAsync(cancellationToken).ConfigureAwait(false))
         {
-            manifests.Add(await LoadAsync(id, cancellationToken).ConfigureAwait(false));
+            try
+            {
+                manifests.Add(await LoadAsync(id, cancellationToken).ConfigureAwait(false));
+            }
+            catch (FileNotFoundException)
+            {
+                // Pruned between the listing and the reading (a scheduled backup's pruning, another node's): gone.
+            }
         }
         return [.. manifests.OrderBy(m => m.Created).ThenBy(m => m.Id, StringComparer.Ordinal)];
     }
@@ -401,7 +408,19 @@ public sealed class BackupRepository(IBackupStorage storage) : IDisposable
     public async Task<BackupManifest?> NewestAsync(CancellationToken cancellationToken)
     {
         var newest = (await IdsAsync(cancellationToken).ConfigureAwait(false)).Max(StringComparer.Ordinal);
-        return newest is null ? null : await LoadAsync(newest, cancellationToken).ConfigureAwait(false);
+        if (newest is null)
+        {
+            return null;
+        }
+        try
+        {
+            return await LoadAsync(newest, cancellationToken).ConfigureAwait(false);
+        }
+        catch (FileNotFoundException)
+        {
+            // Pruned meanwhile: the newest of those still there.
+            return (await ListAsync(cancellationToken).ConfigureAwait(false)) is { Count: > 0 } left ? left[^1] : null;
+        }
     }
 
     /// <summary>A backup by its id; the newest for null.</summary>
