@@ -157,14 +157,7 @@ internal sealed class FileTailer
             }
             else if (!places.ContainsKey(InputKey(before)))
             {
-                if (file.Splitter.Flush() is { } last)
-                {
-                    AddLine(file, last.Line, last.Bytes, emit);
-                }
-                FlushAssembler(file, emit);
-                Close(file);
-                _files.Remove(file.Identity);
-                retired.Add((file, file.Offset));
+                Retire(file, emit, retired);
                 continue;
             }
             var after = next.Inputs[place];
