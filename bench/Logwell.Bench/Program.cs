@@ -9,6 +9,7 @@ using Logwell.Bench.Systems;
 //   dotnet run -c Release --project bench/Logwell.Bench -- --events N --out DIR [--loghub DIR] [--loghub-systems HDFS,Spark]
 //       [--systems logwell,logwell-http,logwell-bulk,sqlite-fts5,lucene,clickhouse,ripgrep,zstd] [--runs 10] [--cold-runs 3]
 //       [--secured]   (logwell-http and logwell-bulk with a user: every request carries an API key and is authorized)
+//       LOGWELL_BENCH_PATTERNS=off: the logwell systems' index set gives no pattern ids (on by default, as in a node)
 //   dotnet run -c Release --project bench/Logwell.Bench -- queue [--tasks N] [--workers N] [--out DIR] [--redis HOST:PORT]   (no-op tasks/s)
 //   dotnet run -c Release --project bench/Logwell.Bench -- ui [--events N] [--runs N] [--out DIR] [--loghub DIR]   (the web UI in Chromium)
 //   dotnet run -c Release --project bench/Logwell.Bench -- patterns [--loghub DIR] [--verbose] [--shuffle SEED]   (the template miner against Loghub's ground truth)

@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using Logwell.Core.Cleaning;
 using Logwell.Core.Events;
+using Logwell.Core.Patterns;
 using Logwell.Core.Query;
 using Logwell.Storage.Engine;
 using Logwell.Storage.Querying;
@@ -77,6 +78,15 @@ public interface ILogIndexSet
 
     /// <summary>Saves durably and starts using a cleaning pipeline; null removes it.</summary>
     Task SetPipelineAsync(CleaningPipeline? pipeline, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// What gives every appended event the id of its template (the field <c>pattern</c>), after the cleaning pipeline;
+    /// null when the index set's <c>patterns</c> setting is off.
+    /// </summary>
+    PatternTagger? Patterns { get; }
+
+    /// <summary>Saves durably and applies the index set's <c>patterns</c> setting.</summary>
+    Task SetPatternsAsync(bool on, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Makes <paramref name="events"/> durable: the task completes once they are stored and searchable, and only then

@@ -373,16 +373,77 @@ public sealed class HttpApiTests
         Assert.Equal("other;req", Rows(await Table("* | fields message | head 2")));
         // Templates of the messages, the day before as the comparison (nothing then: every one is new).
         var patterns = await Table("* | patterns compare=1d", $"&from={Day}T10:00:00Z&to={Day}T10:03:00Z");
-        Assert.Equal(["pattern", "template", "count", "percent", "first_seen", "last_seen", "example", "previous", "change", "new"],
+        Assert.Equal(["pattern", "template", "count", "percent", "first_seen", "last_seen", "example", "previous", "change", "new", "trend", "stored_ids"],
             patterns.GetProperty("columns").EnumerateArray().Select(c => c.GetString()));
         Assert.Equal($"req,3,75,{Day}T10:00:00.0000000Z,{Day}T10:01:10.0000000Z,req,0,,True;other,1,25,{Day}T10:02:00.0000000Z,{Day}T10:02:00.0000000Z,other,0,,True",
-            string.Join(";", patterns.GetProperty("rows").EnumerateArray().Select(r => string.Join(",", r.EnumerateArray().Skip(1).Select(c => c.ToString())))));
+            string.Join(";", patterns.GetProperty("rows").EnumerateArray().Select(r => string.Join(",", r.EnumerateArray().Skip(1).Take(9).Select(c => c.ToString())))));
+        // The trend over the 3 minutes in 24 slices of 7.5 s, and the id ingest gave the events: what finds them.
+        var req = patterns.GetProperty("rows")[0];
+        Assert.Equal("1,0,0,0,1,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0", req[10].GetString());
+        Assert.Equal(Logwell.Core.Patterns.TemplateMiner.Id("req"), req[11].GetString());
+        Assert.Equal("3", Rows(await Table($"pattern:{req[11].GetString()} | stats count()", $"&from={Day}T00:00:00Z")));
 
         var (badStatus, bad) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("req | stats nope(x)"));
         Assert.Equal(HttpStatusCode.BadRequest, badStatus);
         Assert.Equal(6, bad.GetProperty("position").GetInt32());
         (badStatus, bad) = await SendAsync(http, HttpMethod.Get, "/api/v1/histogram?q=" + Uri.EscapeDataString("req | stats count()"));
         Assert.Equal(HttpStatusCode.BadRequest, badStatus);
+    }
+
+    [Fact]
+    public async Task IngestGivesEachEventItsPatternIdAndTheNodeKeepsTheTemplates()
+    {
+        using var dir = new TempDirectory();
+        var lines = string.Concat(Enumerable.Range(0, 30).Select(i =>
+            $"{{\"@t\":\"{Day}T10:{i:00}:00Z\",\"message\":\"Connection closed by 10.0.{i % 4}.{i} port {40000 + i}\",\"host\":\"web-{i % 3}\"}}\n"));
+        var id = Logwell.Core.Patterns.TemplateMiner.Id("Connection closed by <*> port <*>");
+        await using (var node = await LogwellNode.StartAsync(dir.Path))
+        {
+            var http = node.Http;
+            var (status, sets) = await SendAsync(http, HttpMethod.Get, "/api/v1/indexsets");
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.True(sets.GetProperty("indexsets")[0].GetProperty("patterns").GetBoolean());
+            await IngestAsync(http, "default", lines);
+
+            // An ordinary field: searched, aggregated, and not matched by a bare word.
+            var (_, found) = await SendAsync(http, HttpMethod.Get, $"/api/v1/search?q=pattern:{id}&from={Day}T00:00:00Z&track_total_hits=true");
+            Assert.Equal(30, found.GetProperty("total").GetInt32());
+            var (_, counted) = await SendAsync(http, HttpMethod.Get, "/api/v1/search?q=" + Uri.EscapeDataString("* | stats count() by pattern") + $"&from={Day}T00:00:00Z");
+            Assert.Equal($"{id},30", string.Join(";", counted.GetProperty("rows").EnumerateArray().Select(r => $"{r[0]},{r[1]}")));
+            var (_, bare) = await SendAsync(http, HttpMethod.Get, $"/api/v1/search?q={id}&from={Day}T00:00:00Z&track_total_hits=true");
+            Assert.Equal(0, bare.GetProperty("total").GetInt32());
+
+            // The template reaches the metadata database within a pass of the catalog (5 s).
+            JsonElement stored = default;
+            await WorkerProcessTests.WaitForAsync(() =>
+            {
+                (_, stored) = SendAsync(http, HttpMethod.Get, "/api/v1/indexsets/default/patterns").GetAwaiter().GetResult();
+                return stored.GetProperty("templates").GetArrayLength() > 0;
+            }, TimeSpan.FromSeconds(30), () => stored.ToString());
+            var template = Assert.Single(stored.GetProperty("templates").EnumerateArray());
+            Assert.Equal((id, "Connection closed by <*> port <*>", 30), (template.GetProperty("pattern").GetString(), template.GetProperty("template").GetString(), template.GetProperty("events").GetInt32()));
+            Assert.Equal($"{Day}T10:00:00Z", template.GetProperty("first_seen").GetString());
+            Assert.Equal($"{Day}T10:29:00Z", template.GetProperty("last_seen").GetString());
+            Assert.StartsWith("Connection closed by 10.0.", template.GetProperty("example").GetString(), StringComparison.Ordinal);
+
+            // Off: new events have no id; a wrong value is refused.
+            var (badStatus, bad) = await SendAsync(http, HttpMethod.Patch, "/api/v1/indexsets/default", new StringContent("{\"patterns\":\"no\"}", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.BadRequest, badStatus);
+            Assert.Contains("'patterns' must be true or false", bad.GetProperty("error").GetString(), StringComparison.Ordinal);
+            var (offStatus, off) = await SendAsync(http, HttpMethod.Patch, "/api/v1/indexsets/default", new StringContent("{\"patterns\":false}", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.OK, offStatus);
+            Assert.False(off.GetProperty("patterns").GetBoolean());
+            await IngestAsync(http, "default", $"{{\"@t\":\"{Day}T11:00:00Z\",\"message\":\"Connection closed by 10.9.9.9 port 1\"}}\n");
+            var (_, without) = await SendAsync(http, HttpMethod.Get, $"/api/v1/search?q=NOT%20_exists_:pattern&from={Day}T00:00:00Z&track_total_hits=true");
+            Assert.Equal(1, without.GetProperty("total").GetInt32());
+        }
+
+        // The setting is kept beside the data.
+        await using (var node = await LogwellNode.StartAsync(dir.Path))
+        {
+            var (_, sets) = await SendAsync(node.Http, HttpMethod.Get, "/api/v1/indexsets");
+            Assert.False(sets.GetProperty("indexsets")[0].GetProperty("patterns").GetBoolean());
+        }
     }
 
     [Fact]

@@ -367,6 +367,60 @@ public sealed class WebUiTests(WebUiFixture fixture, ITestOutputHelper output) :
     }
 
     [SkippableFact]
+    public async Task The_patterns_tab_shows_templates_with_their_change_and_a_click_searches_one()
+    {
+        Skip.IfNot(File.Exists(WebUiFixture.Chromium), $"{WebUiFixture.Chromium} is not installed");
+        (await fixture.Node.Http.PostAsJsonAsync("/api/v1/indexsets", new { name = "patterns" })).EnsureSuccessStatusCode();
+        var now = DateTimeOffset.UtcNow;
+        string Line(DateTimeOffset at, string message) => JsonSerializer.Serialize(new Dictionary<string, object> { ["@t"] = at.ToString("O", CultureInfo.InvariantCulture), ["message"] = message }) + "\n";
+        var body = new StringBuilder();
+        for (var i = 0; i < 40; i++)
+        {
+            body.Append(Line(now.AddMinutes(-50 + i), $"Connection closed by 10.0.{i % 4}.{i} port {40000 + i}"));
+        }
+        // The same window a day before: half as many closed connections, and nothing else.
+        for (var i = 0; i < 20; i++)
+        {
+            body.Append(Line(now.AddDays(-1).AddMinutes(-50 + i), $"Connection closed by 10.1.{i % 4}.{i} port {30000 + i}"));
+        }
+        for (var i = 0; i < 6; i++)
+        {
+            body.Append(Line(now.AddMinutes(-20 + i), $"disk /dev/sd{(char)('a' + i)} is {90 + i}% full"));
+        }
+        await fixture.IngestAsync(body.ToString(), "patterns");
+        var closed = Logwell.Core.Patterns.TemplateMiner.Id("Connection closed by <*> port <*>");
+
+        var page = await OpenAsync("/?indexset=patterns");
+        Assert.Equal(46, await TotalAsync(page));
+        await page.GetByRole(AriaRole.Tab, new() { Name = "Patterns" }).ClickAsync();
+        var first = page.Locator($".pattern-row[data-pattern='{closed}']");
+        await first.WaitForAsync();
+        Assert.Contains("view=patterns", page.Url, StringComparison.Ordinal);
+        Assert.Equal(2, await page.Locator(".pattern-row").CountAsync());
+        // Most frequent first, with its count and its change against the day before.
+        Assert.Equal(closed, await page.Locator(".pattern-row").First.GetAttributeAsync("data-pattern"));
+        Assert.Equal("40", await first.Locator(".pattern-count").TextContentAsync());
+        Assert.Equal("+100%", await first.Locator(".pattern-change").TextContentAsync());
+        Assert.Equal(0, await first.Locator(".badge.new").CountAsync());
+        var disk = page.Locator(".pattern-row").Nth(1);
+        Assert.Equal("new", await disk.Locator(".badge.new").TextContentAsync());
+        Assert.Equal("6", await disk.Locator(".pattern-count").TextContentAsync());
+        Assert.Equal(1, await first.Locator("svg.spark polyline").CountAsync());
+        // The template with its variables, and the example with the parts they stand for marked.
+        Assert.Equal("Connection closed by <*> port <*>", await first.Locator(".pattern-template").TextContentAsync());
+        Assert.Equal("Connection closed by 10.0.3.39 port 40039", await first.Locator(".pattern-example").TextContentAsync());
+        Assert.Equal(["10.0.3.39", "40039"], await first.Locator(".pattern-example mark.variable").AllTextContentsAsync());
+        await ShotAsync(page, "16-patterns");
+
+        // A click searches the pattern's events by the id ingest gave them.
+        await first.Locator("button.pattern-template").ClickAsync();
+        Assert.Equal(40, await NewTotalAsync(page, 46));
+        Assert.Equal($"pattern:{closed}", await page.InputValueAsync("#query"));
+        Assert.DoesNotContain("view=patterns", page.Url, StringComparison.Ordinal);
+        Assert.True(await page.Locator("#patterns").IsHiddenAsync());
+    }
+
+    [SkippableFact]
     public async Task An_export_runs_shows_its_progress_and_downloads()
     {
         var page = await OpenAsync("/?indexset=web&q=level:WARN&from=all");

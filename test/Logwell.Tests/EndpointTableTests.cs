@@ -58,6 +58,7 @@ public sealed class EndpointTableTests
         "GET /api/v1/indexsets/{name}/archive -> view_space on indexset:{name}",
         "GET /api/v1/indexsets/{name}/archive/restore/{task} -> view_space on indexset:{name}",
         "GET /api/v1/indexsets/{name}/masking -> view_space on indexset:{name}",
+        "GET /api/v1/indexsets/{name}/patterns -> search on indexset:{name}",
         "GET /api/v1/indexsets/{name}/pipeline -> view_space on indexset:{name}",
         "GET /api/v1/nodes -> view_metrics on *",
         "GET /api/v1/queues -> view_metrics on *",

@@ -119,7 +119,7 @@ public sealed partial class EnginePropertyTests
             await store.AppendAsync(events);
             var window = (today.Ticks, today.AddHours(1).Ticks);
             var table = PipelineRunner.Run(store, Parse("* | patterns compare=1d"), window.Item1, window.Item2, CancellationToken.None);
-            Assert.Equal(["pattern", "template", "count", "percent", "first_seen", "last_seen", "example", "previous", "change", "new"], table.Columns);
+            Assert.Equal(["pattern", "template", "count", "percent", "first_seen", "last_seen", "example", "previous", "change", "new", "trend", "stored_ids"], table.Columns);
             var rows = table.Rows.Select(r => (Template: (string)r[1]!, Count: (long)r[2]!, Previous: (long)r[7]!, Change: (double?)r[8], New: (bool)r[9]!)).ToList();
             Assert.Equal([
                 ("Received block blk_<*> of size <*> from /<*>", 30L, 10L, (double?)200.0, false),
@@ -136,8 +136,11 @@ public sealed partial class EnginePropertyTests
             Assert.Throws<ArgumentException>(() => PipelineRunner.Run(store, Parse("* | patterns compare=1h"), window.Item1, window.Item1 + TimeSpan.TicksPerDay, CancellationToken.None));
             // Without compare: the window alone; a query narrows what is mined.
             var errors = PipelineRunner.Run(store, Parse("disk | patterns 5"), window.Item1, window.Item2, CancellationToken.None);
-            Assert.Equal(7, errors.Columns.Count);
-            Assert.Equal("disk full on /dev/<*>", Assert.Single(errors.Rows)[1]);
+            Assert.Equal(9, errors.Columns.Count);
+            var disk = Assert.Single(errors.Rows);
+            Assert.Equal("disk full on /dev/<*>", disk[1]);
+            // Its events over the window in 24 slices of 150 s: all 5 at 300–304 s, in the third.
+            Assert.Equal(string.Join(',', Enumerable.Range(0, 24).Select(i => i == 2 ? 5 : 0)), disk[7]);
         }
     }
 

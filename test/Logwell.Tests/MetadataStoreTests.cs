@@ -1,7 +1,12 @@
+using Logwell.Core.Events;
+using Logwell.Core.Patterns;
 using Logwell.Server.Exports;
 using Logwell.Server.Hosting;
 using Logwell.Server.SavedSearches;
 using Logwell.Server.Security;
+using Logwell.Storage;
+using Logwell.Storage.Engine;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Logwell.Tests;
@@ -30,6 +35,56 @@ public sealed class MetadataStoreTests
     /// <summary>A new empty database on the server of <paramref name="store"/> (postgresql or mariadb), not yet migrated.</summary>
     private static (MetaDialect Dialect, string ConnectionString) EmptyDatabase(string store) =>
         (store == "postgresql" ? MetaDialect.PostgreSql : MetaDialect.MariaDb, SqlServer.Of(store).CreateDatabase());
+
+    [SkippableTheory]
+    [MemberData(nameof(Stores))]
+    public async Task LogPatternsAreStoredAddedUpAndLearnedByTheNextProcess(string store)
+    {
+        var (database, cleanup) = Open(store);
+        using var _ = cleanup;
+        var users = new[] { "alice", "bob", "carol", "dave", "erin" };
+        List<LogEvent> Logins(int from, int count) => [.. Enumerable.Range(from, count)
+            .Select(i => new LogEvent(EventTime.Yesterday.AddMinutes(i).UtcTicks, $"Accepted password for {users[i % users.Length]} from 10.0.0.{i} port {2000 + i} ssh2", []))];
+        var zed = "Accepted password for zed from 10.9.9.9 port 4242 ssh2";
+        string firstId;
+        using (var dir = new TempDirectory())
+        {
+            await using var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, DefaultRetentionDays = 30 }, TimeProvider.System);
+            var set = await ((ILogStore)engine).GetOrCreateAsync("default");
+            var catalog = new PatternCatalog(database, engine, TimeProvider.System, NullLogger<PatternCatalog>.Instance);
+            await set.AppendAsync(Logins(0, 20));
+            catalog.Pass();
+            var stored = catalog.List("default", 100);
+            Assert.Equal(20, stored.Sum(p => p.Events));
+            var general = Assert.Single(stored, p => p.Template == "Accepted password for <*> from <*> port <*> ssh2");
+            Assert.Equal(EventTime.Yesterday.AddMinutes(19), general.LastSeen);
+            Assert.InRange(general.Examples.Count, 1, PatternTagger.ExamplesKept);
+
+            // A second pass adds to the rows: counts grow, times widen.
+            await set.AppendAsync(Logins(20, 10));
+            catalog.Pass();
+            general = Assert.Single(catalog.List("default", 100), p => p.Id == general.Id);
+            Assert.Equal(EventTime.Yesterday.AddMinutes(29), general.LastSeen);
+            Assert.Equal(30, catalog.List("default", 100).Sum(p => p.Events));
+
+            var line = new List<LogEvent> { new(EventTime.Yesterday.AddHours(1).UtcTicks, zed, []) };
+            await set.AppendAsync(line);
+            firstId = PatternTagger.IdOf(line[0])!;
+            Assert.Equal(general.Id, firstId);
+        }
+
+        // The next process (a restart, another node) learns the stored templates before its first event: a user it
+        // never saw gets the same id.
+        using (var dir = new TempDirectory())
+        {
+            await using var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, DefaultRetentionDays = 30 }, TimeProvider.System);
+            var set = await ((ILogStore)engine).GetOrCreateAsync("default");
+            new PatternCatalog(database, engine, TimeProvider.System, NullLogger<PatternCatalog>.Instance).Pass();
+            var line = new List<LogEvent> { new(EventTime.Yesterday.AddHours(2).UtcTicks, zed.Replace("zed", "yolanda", StringComparison.Ordinal), []) };
+            await set.AppendAsync(line);
+            Assert.Equal(firstId, PatternTagger.IdOf(line[0]));
+        }
+    }
 
     [SkippableTheory]
     [InlineData("postgresql")]

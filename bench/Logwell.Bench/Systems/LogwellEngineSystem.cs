@@ -14,6 +14,10 @@ internal sealed class LogwellEngineSystem : IBenchSystem
     {
         _engine = LogEngine.Open(new EngineOptions { DataDirectory = dataDirectory, DefaultRetentionDays = 3650 }, TimeProvider.System);
         _store = _engine.GetOrCreateAsync("bench").GetAwaiter().GetResult();
+        if (Environment.GetEnvironmentVariable("LOGWELL_BENCH_PATTERNS") == "off")
+        {
+            ((Logwell.Storage.ILogIndexSet)_store).SetPatternsAsync(false).GetAwaiter().GetResult();
+        }
     }
 
     public async Task IngestAsync(Corpus corpus)

@@ -51,6 +51,12 @@ internal sealed class LogwellHttpSystem : IBenchSystem
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", created.Split('\n').Select(l => l.Trim()).Single(l => l.StartsWith("lw_", StringComparison.Ordinal)));
             await server.WaitForAsync(async () => (await http.GetAsync("api/v1/indexsets")).IsSuccessStatusCode, TimeSpan.FromSeconds(10));
         }
+        if (Environment.GetEnvironmentVariable("LOGWELL_BENCH_PATTERNS") == "off")
+        {
+            using var off = new StringContent("{\"patterns\":false}", System.Text.Encoding.UTF8, "application/json");
+            using var request = new HttpRequestMessage(HttpMethod.Patch, "api/v1/indexsets/default") { Content = off };
+            (await http.SendAsync(request)).EnsureSuccessStatusCode();
+        }
         return new LogwellHttpSystem(server, http, bulk);
     }
 

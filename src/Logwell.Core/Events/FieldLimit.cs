@@ -8,7 +8,8 @@ namespace Logwell.Core.Events;
 /// default): every column of a block, every memory table's shape and the cost of listing fields follow from it. Once
 /// the index set has <see cref="Max"/> names, an event's fields under new names are not dropped: they are kept
 /// together, as one JSON object, in the field <see cref="OverflowField"/>, searchable as text like any other field.
-/// Not thread-safe: the index set's writer applies it to events in the order they are logged.
+/// The pattern id (<see cref="Patterns.PatternTagger.Field"/>) is the node's own field, one per event: it is always
+/// kept and not counted. Not thread-safe: the index set's writer applies it to events in the order they are logged.
 /// </summary>
 public sealed class FieldLimit(int max)
 {
@@ -32,7 +33,7 @@ public sealed class FieldLimit(int max)
     {
         foreach (var name in names)
         {
-            if (name != OverflowField)
+            if (!IsExempt(name))
             {
                 _names.Add(name);
             }
@@ -46,7 +47,7 @@ public sealed class FieldLimit(int max)
         var fits = true;
         foreach (var field in fields)
         {
-            if (field.Name == OverflowField || _names.Contains(field.Name))
+            if (IsExempt(field.Name) || _names.Contains(field.Name))
             {
                 continue;
             }
@@ -76,7 +77,7 @@ public sealed class FieldLimit(int max)
                     writer.WritePropertyName(field.Name);
                     WriteValue(writer, field.Value);
                 }
-                else if (_names.Contains(field.Name) || (_names.Count < Max && _names.Add(field.Name)))
+                else if (IsExempt(field.Name) || _names.Contains(field.Name) || (_names.Count < Max && _names.Add(field.Name)))
                 {
                     kept.Add(field);
                 }
@@ -91,6 +92,8 @@ public sealed class FieldLimit(int max)
         kept.Add(new Field(OverflowField, FieldValue.FromJson(Encoding.UTF8.GetString(buffer.WrittenSpan))));
         return new LogEvent(evt.Timestamp, evt.Message, [.. kept]) { Seq = evt.Seq };
     }
+
+    private static bool IsExempt(string name) => name is OverflowField or Patterns.PatternTagger.Field;
 
     /// <summary>A field value as JSON: its own type; a JSON text (array, large number) as it is; a non-finite double as null.</summary>
     public static void WriteValue(Utf8JsonWriter writer, FieldValue value)

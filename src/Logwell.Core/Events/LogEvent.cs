@@ -152,8 +152,17 @@ public sealed class LogEvent(long timestamp, string message, Field[] fields)
 {
     public long Timestamp { get; } = timestamp;
     public string Message { get; } = message;
-    public Field[] Fields { get; } = fields;
+    public Field[] Fields { get; private set; } = fields;
     public long Seq { get; set; }
+
+    /// <summary>Adds a field the node gives the event as it is stored (its pattern id), keeping the event's identity.</summary>
+    internal void AddField(Field field)
+    {
+        var fields = new Field[Fields.Length + 1];
+        Fields.CopyTo(fields, 0);
+        fields[^1] = field;
+        Fields = fields;
+    }
 
     public bool TryGetField(string name, out FieldValue value)
     {

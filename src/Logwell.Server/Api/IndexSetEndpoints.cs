@@ -21,6 +21,57 @@ internal static class IndexSetEndpoints
         routes.MapPost("/api/v1/indexsets", CreateAsync).WithMetadata(Permission.InRequest(Actions.CreateIndexSet));
         routes.MapMethods("/api/v1/indexsets/{name}", ["PATCH"], UpdateAsync).WithMetadata(Permission.OnRoute(Actions.ManageIndexSet));
         routes.MapDelete("/api/v1/indexsets/{name}", DeleteAsync).WithMetadata(Permission.OnRoute(Actions.ManageIndexSet));
+        routes.MapGet("/api/v1/indexsets/{name}/patterns", PatternsAsync).WithMetadata(Permission.OnRoute(Actions.Search));
+    }
+
+    /// <summary>
+    /// The templates ingest found in the index set (<see cref="PatternCatalog"/>), most recently seen first: id,
+    /// template, first and last event time, events, and one of their messages. Whole-index-set figures, so only for a
+    /// caller who reads the index set unrestricted and unmasked; others use <c>| patterns</c> over what they may read.
+    /// </summary>
+    private static async Task PatternsAsync(HttpContext context, string name)
+    {
+        var limit = 100;
+        if (context.Request.Query.TryGetValue("limit", out var limitText)
+            && (!int.TryParse(limitText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 10_000))
+        {
+            await ErrorResponses.WriteAsync(context, 400, $"'limit' must be a whole number from 1 to 10000, not '{limitText}'").ConfigureAwait(false);
+            return;
+        }
+        if (!context.RequestServices.GetLogStore().TryGet(name, out var set))
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status404NotFound, $"index set '{name}' does not exist").ConfigureAwait(false);
+            return;
+        }
+        if (context.Caller().MaskFor(name) is { } mask && mask.Masks("message") || SearchEndpoints.GrantRestriction(context, Actions.Search, name) is not null)
+        {
+            await ErrorResponses.WriteAsync(context, StatusCodes.Status403Forbidden,
+                $"{context.Caller().Description} reads index set '{name}' restricted or masked: its stored templates cover every event; use '| patterns' over a search instead",
+                action: Actions.Search, scope: "indexset:" + name).ConfigureAwait(false);
+            return;
+        }
+        var catalog = context.RequestServices.GetRequiredService<PatternCatalog>();
+        var patterns = await Task.Run(() => catalog.List(name, limit), context.RequestAborted).ConfigureAwait(false);
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
+        writer.WriteStartObject();
+        writer.WriteString("indexset", name);
+        writer.WriteBoolean("patterns", set.Patterns is not null);
+        writer.WriteStartArray("templates");
+        foreach (var pattern in patterns)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("pattern", pattern.Id);
+            writer.WriteString("template", pattern.Template);
+            writer.WriteString("first_seen", pattern.FirstSeen.UtcDateTime);
+            writer.WriteString("last_seen", pattern.LastSeen.UtcDateTime);
+            writer.WriteNumber("events", pattern.Events);
+            writer.WriteString("example", pattern.Examples.Count > 0 ? pattern.Examples[^1] : "");
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
     private static async Task ListAsync(HttpContext context)
@@ -85,6 +136,7 @@ internal static class IndexSetEndpoints
         {
             writer.WriteNumber("archive_after_days", archiveAfter);
         }
+        writer.WriteBoolean("patterns", set.Patterns);
         if (set.Restored is { } restored)
         {
             writer.WriteStartObject("restored");
@@ -196,18 +248,28 @@ internal static class IndexSetEndpoints
         }
         using var _ = body;
         var root = body.RootElement;
-        if (root.ValueKind != JsonValueKind.Object || !root.EnumerateObject().Any(p => p.Name is "retention_days" or "archive_after_days"))
+        if (root.ValueKind != JsonValueKind.Object || !root.EnumerateObject().Any(p => p.Name is "retention_days" or "archive_after_days" or "patterns"))
         {
-            await ErrorResponses.WriteAsync(context, 400, "expected a JSON object such as {\"retention_days\": 30} or {\"archive_after_days\": 7}").ConfigureAwait(false);
+            await ErrorResponses.WriteAsync(context, 400, "expected a JSON object such as {\"retention_days\": 30}, {\"archive_after_days\": 7} or {\"patterns\": false}").ConfigureAwait(false);
             return;
         }
         foreach (var property in root.EnumerateObject())
         {
-            if (property.Name is not ("retention_days" or "archive_after_days"))
+            if (property.Name is not ("retention_days" or "archive_after_days" or "patterns"))
             {
-                await ErrorResponses.WriteAsync(context, 400, $"'{property.Name}' cannot be changed; only 'retention_days' and 'archive_after_days' can").ConfigureAwait(false);
+                await ErrorResponses.WriteAsync(context, 400, $"'{property.Name}' cannot be changed; only 'retention_days', 'archive_after_days' and 'patterns' can").ConfigureAwait(false);
                 return;
             }
+        }
+        bool? patterns = null;
+        if (root.TryGetProperty("patterns", out var patternsElement))
+        {
+            if (patternsElement.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+            {
+                await ErrorResponses.WriteAsync(context, 400, "'patterns' must be true or false").ConfigureAwait(false);
+                return;
+            }
+            patterns = patternsElement.GetBoolean();
         }
         // Both read and checked before either is changed.
         int? days = null;
@@ -232,9 +294,9 @@ internal static class IndexSetEndpoints
             after = number;
         }
         var engine = context.RequestServices.GetLogStore();
-        bool found;
-        string? message;
-        IndexSetInfo? info;
+        bool found = true;
+        string? message = null;
+        IndexSetInfo? info = null;
         if (setArchive)
         {
             if (engine is not LogEngine local)
@@ -249,9 +311,21 @@ internal static class IndexSetEndpoints
             }
             (found, message, info) = await local.ChangeAsync(name, days, setArchive: true, after).ConfigureAwait(false);
         }
-        else
+        else if (days is not null)
         {
-            (found, message, info) = await engine.SetRetentionAsync(name, days!.Value).ConfigureAwait(false);
+            (found, message, info) = await engine.SetRetentionAsync(name, days.Value).ConfigureAwait(false);
+        }
+        if (found && message is null && patterns is { } on)
+        {
+            if (engine.TryGet(name, out var set))
+            {
+                await set.SetPatternsAsync(on, context.RequestAborted).ConfigureAwait(false);
+                info = await set.InfoAsync(context.RequestAborted).ConfigureAwait(false);
+            }
+            else
+            {
+                found = false;
+            }
         }
         if (!await AnsweredAsync(context, name, found, message).ConfigureAwait(false))
         {

@@ -102,6 +102,8 @@ public static class LogwellApp
         }
         builder.Services.AddSingleton<AuditLog>();
         builder.Services.AddHostedService(services => services.GetRequiredService<AuditLog>());
+        builder.Services.AddSingleton<PatternCatalog>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<PatternCatalog>());
 
         var app = builder.Build();
         front?.Invoke(app);

@@ -310,6 +310,35 @@ public sealed class MetaDatabase
                 config_version VARCHAR(64) NOT NULL
             ){table};
             """),
+        new(10, "log patterns: the templates ingest found per index set, when their events happened, and a few of their messages",
+            """
+            CREATE TABLE patterns (
+                index_set TEXT NOT NULL,
+                id TEXT NOT NULL,
+                template TEXT NOT NULL,
+                examples TEXT NOT NULL,
+                first_seen INTEGER NOT NULL,
+                last_seen INTEGER NOT NULL,
+                events INTEGER NOT NULL,
+                stored_at INTEGER NOT NULL,
+                PRIMARY KEY (index_set, id)
+            );
+            CREATE INDEX patterns_stored ON patterns (index_set, stored_at);
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS patterns (
+                index_set VARCHAR(255) NOT NULL,
+                id VARCHAR(16) NOT NULL,
+                template {text} NOT NULL,
+                examples {text} NOT NULL,
+                first_seen BIGINT NOT NULL,
+                last_seen BIGINT NOT NULL,
+                events BIGINT NOT NULL,
+                stored_at BIGINT NOT NULL,
+                PRIMARY KEY (index_set, id)
+            ){table};
+            CREATE INDEX IF NOT EXISTS patterns_stored ON patterns (index_set, stored_at);
+            """),
     ];
 
     private static readonly ConcurrentDictionary<string, MetaDatabase> Opened = new(StringComparer.Ordinal);

@@ -55,6 +55,66 @@ export function addClause(query, clause) {
   return /\bOR\b/.test(base) ? `(${base}) AND ${clause}` : `${base} AND ${clause}`;
 }
 
+/** Milliseconds of a relative time (`now-15m`, `now-2d`), or of an ISO time from now; null when it cannot tell. */
+function windowStart(text, now) {
+  if (!text || text === 'all') return null;
+  const relative = /^now-(\d+)([smhdw])$/.exec(text);
+  if (relative) return now - Number(relative[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5 }[relative[2]];
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : at;
+}
+
+/** The `compare=` a patterns view uses for a range: a day before when the range is a day or less, a week when a week or less. */
+export function compareFor(from, to, now = Date.now()) {
+  const start = windowStart(from, now);
+  const end = !to || to === 'now' ? now : windowStart(to, now);
+  if (start === null || end === null) return null;
+  const length = end - start;
+  return length <= 864e5 ? '1d' : length <= 6048e5 ? '1w' : null;
+}
+
+/**
+ * The example split into the template's constant text and the parts its `<*>` stand for: [{ text, variable }].
+ * The whole example as one constant part when the template does not match it.
+ */
+export function variableParts(template, example) {
+  const pieces = template.split('<*>');
+  // Lazy groups between anchors backtrack: long lines with many variables are shown plain.
+  if (pieces.length === 1 || pieces.length > 16 || example.length > 4000) return [{ text: example, variable: false }];
+  const escape = text => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\s+/g, '\\s+');
+  const match = new RegExp(`^${pieces.map(escape).join('(.+?)')}$`, 'sd').exec(example);
+  if (!match) return [{ text: example, variable: false }];
+  const parts = [];
+  let at = 0;
+  for (let i = 1; i < match.indices.length; i++) {
+    const [start, end] = match.indices[i];
+    if (start > at) parts.push({ text: example.slice(at, start), variable: false });
+    parts.push({ text: example.slice(start, end), variable: true });
+    at = end;
+  }
+  if (at < example.length) parts.push({ text: example.slice(at), variable: false });
+  return parts;
+}
+
+function sparkline(counts) {
+  const width = 96;
+  const height = 20;
+  const top = Math.max(1, ...counts);
+  const step = counts.length > 1 ? width / (counts.length - 1) : width;
+  const points = counts.map((c, i) => `${(i * step).toFixed(1)},${(height - 1 - (c / top) * (height - 2)).toFixed(1)}`).join(' ');
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('class', 'spark');
+  svg.setAttribute('width', width);
+  svg.setAttribute('height', height);
+  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', `events over the range: ${counts.join(', ')}`);
+  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
+  line.setAttribute('points', points);
+  svg.append(line);
+  return svg;
+}
+
 function rangeLabel(from, to) {
   const preset = Presets.find(([value]) => value === from);
   if (preset && !to) return preset[1];
@@ -83,7 +143,10 @@ export function mount(root, params) {
     q: params.get('q') ?? '',
     from: params.get('from') || DefaultFrom,
     to: params.get('to') || '',
+    view: params.get('view') === 'patterns' ? 'patterns' : 'events',
   };
+  // Whether each index set gives its events pattern ids at ingest (a pattern can then be searched as pattern:ID).
+  const patternIds = new Map();
   const expanded = new Set();
   const asJson = new Set();
   let nextCursor = null;
@@ -137,8 +200,11 @@ export function mount(root, params) {
   const chartBox = h('div', { id: 'histogram', class: 'chart-box' });
   const notice = h('div', { id: 'notice', class: 'notice', hidden: true });
   const hitsViewport = h('div', { id: 'hits', class: 'hits', role: 'list', tabindex: '-1' });
+  const patternsBox = h('div', { id: 'patterns', class: 'patterns', role: 'list', hidden: true });
   const tableBox = h('div', { id: 'table', class: 'table-box', hidden: true });
-  const results = h('div', { class: 'results' }, chartBox, notice, hitsViewport, tableBox);
+  const viewTab = (view, label) => h('button', { type: 'button', role: 'tab', id: `tab-${view}`, 'aria-selected': String(state.view === view), onclick: () => { state.view = view; run(); } }, label);
+  const viewTabs = h('div', { class: 'tabs view-tabs', role: 'tablist' }, viewTab('events', 'Events'), viewTab('patterns', 'Patterns'));
+  const results = h('div', { class: 'results' }, chartBox, viewTabs, notice, hitsViewport, patternsBox, tableBox);
   const drawer = h('aside', { id: 'drawer', class: 'drawer', hidden: true, role: 'dialog', 'aria-modal': 'false' });
   root.append(h('section', { class: 'search-page' }, form, toolbar, h('div', { class: 'search-body' }, fieldsPane, results), drawer));
 
@@ -146,6 +212,7 @@ export function mount(root, params) {
   list.onNearEnd = () => loadMore();
 
   get('/api/v1/indexsets').then(data => {
+    for (const set of data.indexsets) patternIds.set(set.name, set.patterns === true);
     const names = data.indexsets.filter(s => s.available !== false).map(s => s.name);
     if (!names.includes(state.indexset)) names.unshift(state.indexset);
     replace(indexSelect, names.map(name => h('option', { value: name, selected: name === state.indexset }, name)));
@@ -161,6 +228,7 @@ export function mount(root, params) {
     if (state.q) search.set('q', state.q);
     search.set('from', state.from);
     if (state.to) search.set('to', state.to);
+    if (state.view === 'patterns') search.set('view', 'patterns');
     const url = `/?${search}`;
     if (location.pathname + location.search !== url) history.pushState(null, '', url);
   }
@@ -221,6 +289,9 @@ export function mount(root, params) {
     liveButton.disabled = pipe;
     if (tail) startTail();
     try {
+      for (const tab of viewTabs.children) tab.setAttribute('aria-selected', String(tab.id === `tab-${state.view}`));
+      viewTabs.hidden = pipe;
+      patternsBox.hidden = pipe || state.view !== 'patterns';
       if (pipe) {
         hitsViewport.hidden = true;
         chartBox.hidden = true;
@@ -232,8 +303,16 @@ export function mount(root, params) {
       }
       tableBox.hidden = true;
       fieldsPane.hidden = false;
-      hitsViewport.hidden = false;
+      hitsViewport.hidden = state.view === 'patterns';
       chartBox.hidden = false;
+      if (state.view === 'patterns') {
+        const chart = get('/api/v1/histogram', apiParams(), signal);
+        const fields = get('/api/v1/fields', apiParams(), signal);
+        chart.then(data => !signal.aborted && histogram(chartBox, data, (from, to) => setRange(new Date(from).toISOString(), new Date(to).toISOString())), () => {});
+        fields.then(data => !signal.aborted && showFields(data), () => {});
+        await showPatterns(signal);
+        return;
+      }
       const search = get('/api/v1/search', { ...apiParams(), limit: PageSize, track_total_hits: 'true' }, signal);
       const chart = get('/api/v1/histogram', apiParams(), signal);
       const fields = get('/api/v1/fields', apiParams(), signal);
@@ -255,6 +334,64 @@ export function mount(root, params) {
       replace(fieldsPane);
       showError(e);
     }
+  }
+
+  /** The Patterns tab: the templates of the matching events, with their counts, trend and change against the range before. */
+  async function showPatterns(signal) {
+    replace(patternsBox);
+    const base = `${state.q.trim() || '*'} | patterns 100`;
+    const compare = compareFor(state.from, state.to);
+    let table;
+    try {
+      table = await get('/api/v1/search', { ...apiParams(), q: compare ? `${base} compare=${compare}` : base }, signal);
+    } catch (e) {
+      // Events newer than now can make the range longer than the comparison: without it, then.
+      if (!compare || e.name === 'AbortError' || !/compare/.test(e.message)) throw e;
+      table = await get('/api/v1/search', { ...apiParams(), q: base }, signal);
+    }
+    if (signal.aborted) return;
+    const at = Object.fromEntries(table.columns.map((c, i) => [c, i]));
+    const idsOn = patternIds.get(state.indexset) !== false;
+    const total = table.rows.reduce((sum, row) => sum + row[at.count], 0);
+    summary.textContent = `${formatNumber(table.rows.length)} ${table.rows.length === 1 ? 'pattern' : 'patterns'} · ${Math.round(table.took_ms)} ms`;
+    summary.dataset.total = total;
+    if (table.rows.length === 0) {
+      showEmpty();
+      return;
+    }
+    replace(patternsBox,
+      idsOn ? null : h('p', { class: 'muted pattern-note' }, `Pattern ids are off for ${state.indexset}: turn them on (Index sets) to search a pattern's events by its id.`),
+      table.rows.map(row => {
+        const id = row[at.pattern];
+        const template = row[at.template];
+        const isNew = at.new !== undefined && row[at.new] === true;
+        const change = at.change !== undefined ? row[at.change] : null;
+        const trend = String(row[at.trend] ?? '').split(',').filter(Boolean).map(Number);
+        // The ids ingest gave the row's events: one per stage its template went through as events arrived.
+        const stored = String(row[at.stored_ids] ?? '').split(' ').filter(Boolean);
+        const searchable = stored.length > 0;
+        const clause = stored.length === 1 ? `pattern:${stored[0]}` : `pattern:(${stored.join(' OR ')})`;
+        const open = () => {
+          state.q = addClause(state.q, clause);
+          state.view = 'events';
+          run();
+        };
+        return h('div', { class: 'pattern-row', role: 'listitem', dataset: { pattern: id } },
+          h('div', { class: 'pattern-figures' },
+            h('span', { class: 'pattern-count', title: `${row[at.percent]}% of the matches` }, formatNumber(row[at.count])),
+            h('span', { class: 'muted' }, `${row[at.percent]}%`),
+            isNew ? h('span', { class: 'badge new', title: `none in the ${compare === '1w' ? 'week' : 'day'} before` }, 'new')
+              : change !== null && change !== undefined ? h('span', { class: `pattern-change ${change > 0 ? 'up' : change < 0 ? 'down' : ''}`, title: `${formatNumber(row[at.previous])} in the ${compare === '1w' ? 'week' : 'day'} before` }, `${change > 0 ? '+' : ''}${change}%`) : null),
+          trend.length ? sparkline(trend) : null,
+          h('div', { class: 'pattern-text' },
+            searchable
+              ? h('button', { type: 'button', class: 'link pattern-template', title: `Search ${clause}`, onclick: open },
+                template.split('<*>').flatMap((text, i) => (i === 0 ? [text] : [h('span', { class: 'wildcard' }, '<*>'), text])))
+              : h('span', { class: 'pattern-template' }, template.split('<*>').flatMap((text, i) => (i === 0 ? [text] : [h('span', { class: 'wildcard' }, '<*>'), text]))),
+            h('div', { class: 'pattern-example', title: 'the newest event of the pattern' },
+              variableParts(template, row[at.example]).map(part => (part.variable ? h('mark', { class: 'variable' }, part.text) : part.text)))),
+          h('span', { class: 'pattern-id muted' }, id));
+      }));
   }
 
   function showEmpty() {

@@ -11,7 +11,11 @@ namespace Logwell.Storage.ClickHouse;
 public sealed record ClickHousePartition(string IndexSet, DateOnly Day, long Rows, string Fingerprint);
 
 /// <summary>An index set as the catalog holds it, for a backup.</summary>
-public sealed record ClickHouseIndexSetRow(string Name, int RetentionDays, DateTimeOffset Created, string Pipeline);
+public sealed record ClickHouseIndexSetRow(string Name, int RetentionDays, DateTimeOffset Created, string Pipeline)
+{
+    /// <summary>The <c>patterns</c> setting (on in backups made before it existed).</summary>
+    public bool Patterns { get; init; } = true;
+}
 
 /// <summary>
 /// Backup and restore of the events in ClickHouse: each index set's day partitions read as ClickHouse's Native format
@@ -26,7 +30,7 @@ public sealed partial class ClickHouseLogStore
     {
         lock (_sets)
         {
-            return [.. _sets.Values.OrderBy(s => s.Name, StringComparer.Ordinal).Select(s => new ClickHouseIndexSetRow(s.Name, s.RetentionDays, s.Created, s.Pipeline?.Definition ?? ""))];
+            return [.. _sets.Values.OrderBy(s => s.Name, StringComparer.Ordinal).Select(s => new ClickHouseIndexSetRow(s.Name, s.RetentionDays, s.Created, s.Pipeline?.Definition ?? "") { Patterns = s.Patterns is not null })];
         }
     }
 
@@ -118,6 +122,10 @@ public sealed partial class ClickHouseLogStore
             {
                 await set.SetPipelineAsync(kept, cancellationToken).ConfigureAwait(false);
             }
+            if ((existing.Patterns is not null) != row.Patterns)
+            {
+                await existing.SetPatternsAsync(row.Patterns, cancellationToken).ConfigureAwait(false);
+            }
             return;
         }
         await _catalog.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -129,10 +137,10 @@ public sealed partial class ClickHouseLogStore
             }
             await Client.OnEachAsync(ClickHouseEvents.CreateTable(row.Name, _options.ReplicationPath), cancellationToken).ConfigureAwait(false);
             var pipeline = ParsePipeline(row.Name, row.Pipeline);
-            await WriteCatalogAsync(row.Name, row.RetentionDays, row.Created, pipeline, deleted: false, cancellationToken).ConfigureAwait(false);
+            await WriteCatalogAsync(row.Name, row.RetentionDays, row.Created, pipeline, row.Patterns, deleted: false, cancellationToken).ConfigureAwait(false);
             lock (_sets)
             {
-                _sets[row.Name] = new ClickHouseIndexSet(this, row.Name, row.RetentionDays, row.Created, pipeline, _loggers.CreateLogger<ClickHouseIndexSet>());
+                _sets[row.Name] = new ClickHouseIndexSet(this, row.Name, row.RetentionDays, row.Created, pipeline, row.Patterns, _loggers.CreateLogger<ClickHouseIndexSet>());
             }
         }
         finally
@@ -168,6 +176,7 @@ public sealed partial class ClickHouseLogStore
             ["retention_days"] = r.RetentionDays,
             ["created"] = r.Created.UtcTicks,
             ["pipeline"] = r.Pipeline,
+            ["patterns"] = r.Patterns,
         }) + "\n")));
 
     /// <summary>Reads catalog rows written by <see cref="CatalogLines"/>.</summary>
@@ -177,6 +186,9 @@ public sealed partial class ClickHouseLogStore
             using var row = JsonDocument.Parse(line);
             var root = row.RootElement;
             return new ClickHouseIndexSetRow(root.GetProperty("name").GetString()!, root.GetProperty("retention_days").GetInt32(),
-                new DateTimeOffset(root.GetProperty("created").GetInt64(), TimeSpan.Zero), root.GetProperty("pipeline").GetString() ?? "");
+                new DateTimeOffset(root.GetProperty("created").GetInt64(), TimeSpan.Zero), root.GetProperty("pipeline").GetString() ?? "")
+            {
+                Patterns = !root.TryGetProperty("patterns", out var patterns) || patterns.ValueKind != JsonValueKind.False,
+            };
         })];
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using Logwell.Core.Events;
+using Logwell.Core.Patterns;
 using Logwell.Core.Query;
 using Logwell.Core.Text;
 using Logwell.Storage.Querying;
@@ -124,8 +125,10 @@ public sealed record ClickHouseFilter(string Sql, string Sure)
             string necessary, sufficient;
             if (field is null)
             {
-                necessary = pieces.Count == 0 ? "1" : $"({Holds("message")}) OR arrayExists((x, k) -> {InValue("x", "k")}, field_texts, field_kinds)";
-                sufficient = sure is null ? "0" : $"{sure("message")} OR arrayExists((x, k) -> {Surely("x", "k")}, field_texts, field_kinds)";
+                // Every field but the pattern id, as the matcher reads them.
+                var bare = $"n != {ClickHouseSql.Literal(PatternTagger.Field)}";
+                necessary = pieces.Count == 0 ? "1" : $"({Holds("message")}) OR arrayExists((x, k, n) -> {bare} AND ({InValue("x", "k")}), field_texts, field_kinds, field_names)";
+                sufficient = sure is null ? "0" : $"{sure("message")} OR arrayExists((x, k, n) -> {bare} AND {Surely("x", "k")}, field_texts, field_kinds, field_names)";
             }
             else
             {

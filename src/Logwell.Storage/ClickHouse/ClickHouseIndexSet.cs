@@ -5,6 +5,7 @@ using System.Text;
 using System.Threading.Channels;
 using Logwell.Core.Cleaning;
 using Logwell.Core.Events;
+using Logwell.Core.Patterns;
 using Logwell.Core.Query;
 using Logwell.Storage.Engine;
 using Logwell.Storage.Querying;
@@ -39,7 +40,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
     private Task _promotion = Task.CompletedTask;
     private long _promotionLookedAt;
 
-    public ClickHouseIndexSet(ClickHouseLogStore store, string name, int retentionDays, DateTimeOffset created, CleaningPipeline? pipeline, ILogger logger)
+    public ClickHouseIndexSet(ClickHouseLogStore store, string name, int retentionDays, DateTimeOffset created, CleaningPipeline? pipeline, bool patterns, ILogger logger)
     {
         _store = store;
         _logger = logger;
@@ -47,6 +48,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         Created = created;
         _retentionDays = retentionDays;
         _pipeline = pipeline;
+        _tagger = patterns ? new PatternTagger() : null;
         _table = ClickHouseSql.Identifier(ClickHouseEvents.Table(name));
         _tails = new TailHub(count => store.TailRelay?.Following(name, count > 0));
         _writer = Task.Run(WriteLoopAsync);
@@ -62,14 +64,27 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
 
     public CleaningPipeline? Pipeline => _pipeline;
 
+    private volatile PatternTagger? _tagger;
+
+    public PatternTagger? Patterns => _tagger;
+
     /// <summary>Settings another node saved (read from the catalog).</summary>
-    internal void Update(int retentionDays, CleaningPipeline? pipeline)
+    internal void Update(int retentionDays, CleaningPipeline? pipeline, bool patterns)
     {
         Volatile.Write(ref _retentionDays, retentionDays);
         if (pipeline?.Definition != _pipeline?.Definition)
         {
             _pipeline = pipeline;
         }
+        if (patterns != (_tagger is not null))
+        {
+            _tagger = patterns ? new PatternTagger() : null;
+        }
+    }
+
+    public async Task SetPatternsAsync(bool on, CancellationToken cancellationToken = default)
+    {
+        await _store.SavePatternsAsync(this, on, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task SetPipelineAsync(CleaningPipeline? pipeline, CancellationToken cancellationToken = default)
@@ -90,6 +105,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
             return;
         }
         _pipeline?.ApplyAll(events);
+        _tagger?.Tag(events);
         var pending = new PendingAppend(events, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         Interlocked.Add(ref _queuedEvents, events.Count);
         if (!_appends.Writer.TryWrite(pending))
@@ -113,6 +129,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         // and two batches under one key (a bulk request's indices that name one index set) get ids of their own.
         var keyBytes = System.Text.Encoding.UTF8.GetBytes(Name + "\n" + key + "\n");
         Span<byte> place = stackalloc byte[12];
+        var blockHash = new System.IO.Hashing.XxHash128();
         for (var i = 0; i < events.Count; i++)
         {
             var hash = new System.IO.Hashing.XxHash64();
@@ -122,6 +139,12 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
             hash.Append(place);
             hash.Append(System.Text.Encoding.UTF8.GetBytes(events[i].Message));
             events[i].Seq = (long)(hash.GetCurrentHashAsUInt64() & long.MaxValue) | 1;
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(place, events[i].Seq);
+            blockHash.Append(place[..8]);
+        }
+        if (_tagger is { } tagger)
+        {
+            TagOnce(tagger, events, blockHash.GetCurrentHashAsUInt128());
         }
         try
         {
@@ -134,6 +157,40 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         }
         Publish(events);
         StorageMetrics.IngestedEvents.Add(events.Count, new KeyValuePair<string, object?>("indexset", Name));
+    }
+
+    // The pattern ids of the last blocks written under an idempotency key, by the block's event ids: the miner may have
+    // moved on when the same request comes again, and the block must be the same bytes for the table to recognise it.
+    // A request sent again to another node gets that node's ids, the same unless the two miners differ on its lines.
+    private const int OnceIdsKept = 1000;
+    private readonly Dictionary<UInt128, string?[]> _onceIds = [];
+    private readonly Queue<UInt128> _onceOrder = new();
+
+    private void TagOnce(PatternTagger tagger, List<LogEvent> events, UInt128 block)
+    {
+        string?[]? ids;
+        lock (_onceIds)
+        {
+            _onceIds.TryGetValue(block, out ids);
+        }
+        if (ids is not null && ids.Length == events.Count)
+        {
+            PatternTagger.Apply(events, ids);
+            return;
+        }
+        tagger.Tag(events);
+        ids = [.. events.Select(PatternTagger.IdOf)];
+        lock (_onceIds)
+        {
+            if (_onceIds.TryAdd(block, ids))
+            {
+                _onceOrder.Enqueue(block);
+                if (_onceOrder.Count > OnceIdsKept)
+                {
+                    _onceIds.Remove(_onceOrder.Dequeue());
+                }
+            }
+        }
     }
 
     private async Task WriteLoopAsync()
@@ -756,7 +813,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         {
             fields = row.GetProperty("f").GetInt32();
         }
-        return new IndexSetInfo(Name, RetentionDays, Created, events, bytes, parts, fields, _store.Options.MaxFieldsPerIndexSet);
+        return new IndexSetInfo(Name, RetentionDays, Created, events, bytes, parts, fields, _store.Options.MaxFieldsPerIndexSet) { Patterns = _tagger is not null };
     }
 
     public Task<ResultTable> RunPipelineAsync(Pipeline pipeline, long? from, long? to, CancellationToken cancellationToken = default) =>

@@ -161,6 +161,17 @@ public sealed partial class ClickHouseLogStore : ILogStore
     private async Task ConnectAsync(CancellationToken cancellationToken)
     {
         await Client.OnEachAsync(CatalogDdl(), cancellationToken).ConfigureAwait(false);
+        // A catalog made before index sets had the patterns setting: on for each of them (ClickHouse 18.16 has no
+        // ADD COLUMN IF NOT EXISTS).
+        var columns = new List<string>();
+        await foreach (var row in Client.QueryAsync($"SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {ClickHouseSql.Literal(CatalogTable)}", cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            columns.Add(row.GetProperty("name").GetString()!);
+        }
+        if (!columns.Contains("patterns"))
+        {
+            await AlterAsync($"ALTER TABLE {CatalogTable} ADD COLUMN patterns UInt8 DEFAULT 1").ConfigureAwait(false);
+        }
         await RefreshAsync(cancellationToken).ConfigureAwait(false);
         if (!TryGet(IndexSetName.Default, out _))
         {
@@ -185,7 +196,8 @@ public sealed partial class ClickHouseLogStore : ILogStore
                 created Int64,
                 pipeline String,
                 deleted UInt8,
-                version Int64
+                version Int64,
+                patterns UInt8 DEFAULT 1
             ) ENGINE = {engine} ORDER BY name
             """;
     }
@@ -280,16 +292,16 @@ public sealed partial class ClickHouseLogStore : ILogStore
 
     private async Task RefreshLockedAsync(CancellationToken cancellationToken)
     {
-        var rows = new List<(string Name, int Retention, long Created, string Pipeline, bool Deleted)>();
-        await foreach (var row in Client.QueryAsync($"SELECT name, retention_days, created, pipeline, deleted FROM {CatalogTable} FINAL", cancellationToken: cancellationToken).ConfigureAwait(false))
+        var rows = new List<(string Name, int Retention, long Created, string Pipeline, bool Deleted, bool Patterns)>();
+        await foreach (var row in Client.QueryAsync($"SELECT name, retention_days, created, pipeline, deleted, patterns FROM {CatalogTable} FINAL", cancellationToken: cancellationToken).ConfigureAwait(false))
         {
             rows.Add((row.GetProperty("name").GetString()!, row.GetProperty("retention_days").GetInt32(), row.GetProperty("created").GetInt64(),
-                row.GetProperty("pipeline").GetString()!, row.GetProperty("deleted").GetInt32() != 0));
+                row.GetProperty("pipeline").GetString()!, row.GetProperty("deleted").GetInt32() != 0, row.GetProperty("patterns").GetInt32() != 0));
         }
         var gone = new List<ClickHouseIndexSet>();
         lock (_sets)
         {
-            foreach (var (name, retention, created, pipelineText, deleted) in rows)
+            foreach (var (name, retention, created, pipelineText, deleted, patterns) in rows)
             {
                 if (deleted)
                 {
@@ -302,11 +314,11 @@ public sealed partial class ClickHouseLogStore : ILogStore
                 var pipeline = ParsePipeline(name, pipelineText);
                 if (_sets.TryGetValue(name, out var known))
                 {
-                    known.Update(retention, pipeline);
+                    known.Update(retention, pipeline, patterns);
                 }
                 else
                 {
-                    _sets[name] = new ClickHouseIndexSet(this, name, retention, new DateTimeOffset(created, TimeSpan.Zero), pipeline, _loggers.CreateLogger<ClickHouseIndexSet>());
+                    _sets[name] = new ClickHouseIndexSet(this, name, retention, new DateTimeOffset(created, TimeSpan.Zero), pipeline, patterns, _loggers.CreateLogger<ClickHouseIndexSet>());
                 }
             }
         }
@@ -376,6 +388,7 @@ public sealed partial class ClickHouseLogStore : ILogStore
     /// </summary>
     internal async Task InsertAsync(string table, byte[] block, CancellationToken cancellationToken = default)
     {
+        var settings = InsertSettings;
         var deadline = _time.GetUtcNow() + 3 * _options.InsertQuorumTimeout;
         for (var attempt = 1; ; attempt++)
         {
@@ -383,7 +396,7 @@ public sealed partial class ClickHouseLogStore : ILogStore
             {
                 await Client.OnAnyAsync(async client =>
                 {
-                    await client.InsertAsync(table, block, InsertSettings, cancellationToken).ConfigureAwait(false);
+                    await client.InsertAsync(table, block, settings, cancellationToken).ConfigureAwait(false);
                     return true;
                 }).ConfigureAwait(false);
                 return;
@@ -399,7 +412,7 @@ public sealed partial class ClickHouseLogStore : ILogStore
         }
     }
 
-    private Task WriteCatalogAsync(string name, int retentionDays, DateTimeOffset created, CleaningPipeline? pipeline, bool deleted, CancellationToken cancellationToken = default)
+    private Task WriteCatalogAsync(string name, int retentionDays, DateTimeOffset created, CleaningPipeline? pipeline, bool patterns, bool deleted, CancellationToken cancellationToken = default)
     {
         var row = new System.Buffers.ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(row))
@@ -410,6 +423,7 @@ public sealed partial class ClickHouseLogStore : ILogStore
             writer.WriteNumber("created", created.UtcTicks);
             writer.WriteString("pipeline", pipeline?.Definition ?? "");
             writer.WriteNumber("deleted", deleted ? 1 : 0);
+            writer.WriteNumber("patterns", patterns ? 1 : 0);
             writer.WriteNumber("version", _time.GetUtcNow().UtcTicks);
             writer.WriteEndObject();
         }
@@ -435,13 +449,14 @@ public sealed partial class ClickHouseLogStore : ILogStore
     }
 
     /// <summary>An index set's row as the catalog holds it now (any node's latest write), or null when it is deleted or unknown.</summary>
-    private async Task<(int Retention, DateTimeOffset Created, string Pipeline)?> ReadRowAsync(string name, CancellationToken cancellationToken = default)
+    private async Task<(int Retention, DateTimeOffset Created, string Pipeline, bool Patterns)?> ReadRowAsync(string name, CancellationToken cancellationToken = default)
     {
-        await foreach (var row in Client.QueryAsync($"SELECT retention_days, created, pipeline, deleted FROM {CatalogTable} FINAL WHERE name = {ClickHouseSql.Literal(name)}", cancellationToken: cancellationToken).ConfigureAwait(false))
+        await foreach (var row in Client.QueryAsync($"SELECT retention_days, created, pipeline, deleted, patterns FROM {CatalogTable} FINAL WHERE name = {ClickHouseSql.Literal(name)}", cancellationToken: cancellationToken).ConfigureAwait(false))
         {
             return row.GetProperty("deleted").GetInt32() != 0
                 ? null
-                : (row.GetProperty("retention_days").GetInt32(), new DateTimeOffset(row.GetProperty("created").GetInt64(), TimeSpan.Zero), row.GetProperty("pipeline").GetString()!);
+                : (row.GetProperty("retention_days").GetInt32(), new DateTimeOffset(row.GetProperty("created").GetInt64(), TimeSpan.Zero), row.GetProperty("pipeline").GetString()!,
+                    row.GetProperty("patterns").GetInt32() != 0);
         }
         return null;
     }
@@ -457,8 +472,26 @@ public sealed partial class ClickHouseLogStore : ILogStore
         {
             var current = await ReadRowAsync(set.Name, cancellationToken).ConfigureAwait(false)
                 ?? throw new ObjectDisposedException(set.Name, $"index set '{set.Name}' was deleted");
-            await WriteCatalogAsync(set.Name, current.Retention, current.Created, pipeline, deleted: false, cancellationToken).ConfigureAwait(false);
-            set.Update(current.Retention, pipeline);
+            await WriteCatalogAsync(set.Name, current.Retention, current.Created, pipeline, current.Patterns, deleted: false, cancellationToken).ConfigureAwait(false);
+            set.Update(current.Retention, pipeline, current.Patterns);
+        }
+        finally
+        {
+            _catalog.Release();
+        }
+    }
+
+    /// <summary>Saves an index set's <c>patterns</c> setting for every node, keeping its other settings as the catalog has them now.</summary>
+    internal async Task SavePatternsAsync(ClickHouseIndexSet set, bool patterns, CancellationToken cancellationToken)
+    {
+        await _catalog.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var current = await ReadRowAsync(set.Name, cancellationToken).ConfigureAwait(false)
+                ?? throw new ObjectDisposedException(set.Name, $"index set '{set.Name}' was deleted");
+            var pipeline = ParsePipeline(set.Name, current.Pipeline);
+            await WriteCatalogAsync(set.Name, current.Retention, current.Created, pipeline, patterns, deleted: false, cancellationToken).ConfigureAwait(false);
+            set.Update(current.Retention, pipeline, patterns);
         }
         finally
         {
@@ -522,7 +555,7 @@ public sealed partial class ClickHouseLogStore : ILogStore
             if (await ReadRowAsync(name).ConfigureAwait(false) is { } existing)
             {
                 // Made a moment ago by another node: this node takes it as it is rather than overwrite its settings.
-                var known = new ClickHouseIndexSet(this, name, existing.Retention, existing.Created, ParsePipeline(name, existing.Pipeline), _loggers.CreateLogger<ClickHouseIndexSet>());
+                var known = new ClickHouseIndexSet(this, name, existing.Retention, existing.Created, ParsePipeline(name, existing.Pipeline), existing.Patterns, _loggers.CreateLogger<ClickHouseIndexSet>());
                 lock (_sets)
                 {
                     _sets[name] = known;
@@ -532,8 +565,8 @@ public sealed partial class ClickHouseLogStore : ILogStore
             // The table first: an index set in the catalog always has one.
             await Client.OnEachAsync(ClickHouseEvents.CreateTable(name, _options.ReplicationPath)).ConfigureAwait(false);
             var created = _time.GetUtcNow();
-            await WriteCatalogAsync(name, days, created, null, deleted: false).ConfigureAwait(false);
-            var set = new ClickHouseIndexSet(this, name, days, created, null, _loggers.CreateLogger<ClickHouseIndexSet>());
+            await WriteCatalogAsync(name, days, created, null, patterns: true, deleted: false).ConfigureAwait(false);
+            var set = new ClickHouseIndexSet(this, name, days, created, null, patterns: true, _loggers.CreateLogger<ClickHouseIndexSet>());
             lock (_sets)
             {
                 _sets[name] = set;
@@ -576,7 +609,7 @@ public sealed partial class ClickHouseLogStore : ILogStore
                 }
             }
             // The catalog first: once it says deleted, no node writes to the table any more, then the table goes.
-            await WriteCatalogAsync(name, set.RetentionDays, set.Created, null, deleted: true).ConfigureAwait(false);
+            await WriteCatalogAsync(name, set.RetentionDays, set.Created, null, patterns: false, deleted: true).ConfigureAwait(false);
             await set.DisposeAsync().ConfigureAwait(false);
             await Client.OnEachAsync($"DROP TABLE IF EXISTS {ClickHouseSql.Identifier(ClickHouseEvents.Table(name))}").ConfigureAwait(false);
             _logger.LogInformation("Deleted index set {Name} from ClickHouse", name);
@@ -607,8 +640,8 @@ public sealed partial class ClickHouseLogStore : ILogStore
                 return (false, null, null);
             }
             var pipeline = ParsePipeline(name, current.Pipeline);
-            await WriteCatalogAsync(name, retentionDays, current.Created, pipeline, deleted: false).ConfigureAwait(false);
-            set.Update(retentionDays, pipeline);
+            await WriteCatalogAsync(name, retentionDays, current.Created, pipeline, current.Patterns, deleted: false).ConfigureAwait(false);
+            set.Update(retentionDays, pipeline, current.Patterns);
             return (true, null, await set.InfoAsync().ConfigureAwait(false));
         }
         finally

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Threading.Channels;
 using Logwell.Core.Cleaning;
 using Logwell.Core.Events;
+using Logwell.Core.Patterns;
 using Logwell.Core.Query;
 using Logwell.Storage.Encoding;
 using Logwell.Storage.Querying;
@@ -66,6 +67,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         System.IO.Directory.CreateDirectory(_segmentDirectory);
         _manifest = Manifest.Load(directory);
         LoadPipeline();
+        _tagger = settings.Patterns != false && settings.Restored is null ? new PatternTagger() : null;
         var segments = OpenSegments();
         _fields = new FieldLimit(options.MaxFieldsPerIndexSet);
         _fields.Know(segments.SelectMany(segment => segment.FieldNames));
@@ -119,6 +121,20 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
 
     /// <summary>Whole days older than this many days move to the archive (null: never).</summary>
     public int? ArchiveAfterDays => Settings.ArchiveAfterDays;
+
+    private volatile PatternTagger? _tagger;
+
+    /// <summary>What gives each appended event its pattern id; null when the index set's <c>patterns</c> setting is off.</summary>
+    public PatternTagger? Patterns => _tagger;
+
+    /// <summary>Turns pattern ids at ingest on or off from now on: saved beside the data before it takes effect.</summary>
+    internal void SetPatterns(bool on)
+    {
+        var settings = Settings with { Patterns = on };
+        settings.Save(Directory);
+        Settings = settings;
+        _tagger = on ? _tagger ?? new PatternTagger() : null;
+    }
 
     /// <summary>For an index set restored from the archive: what it holds and when it goes.</summary>
     public RestoredRange? Restored => Settings.Restored;
@@ -253,6 +269,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             return;
         }
         _pipeline?.ApplyAll(events);
+        _tagger?.Tag(events);
         var pending = new PendingAppend(events, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         Interlocked.Add(ref _queuedEvents, events.Count);
         try
@@ -988,6 +1005,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         {
             ArchiveAfterDays = Settings.ArchiveAfterDays,
             Restored = Settings.Restored,
+            Patterns = _tagger is not null,
         };
     }
 
@@ -1683,6 +1701,8 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
     Task ILogIndexSet.AppendOnceAsync(List<LogEvent> events, string key, CancellationToken cancellationToken) => AppendAsync(events, cancellationToken);
 
     Task ILogIndexSet.SetPipelineAsync(CleaningPipeline? pipeline, CancellationToken cancellationToken) => Task.Run(() => SetPipeline(pipeline), cancellationToken);
+
+    Task ILogIndexSet.SetPatternsAsync(bool on, CancellationToken cancellationToken) => Task.Run(() => SetPatterns(on), cancellationToken);
 
     // The log store's reads answer on the calling thread: the work is CPU and page cache, and the callers run it off
     // the request's thread within their timeout.

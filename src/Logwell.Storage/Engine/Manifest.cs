@@ -45,6 +45,9 @@ internal sealed record IndexSetSettings(string Name, int RetentionDays, DateTime
     /// <summary>For an index set restored from the archive: what it holds and when it goes (null for others).</summary>
     public RestoredRange? Restored { get; init; }
 
+    /// <summary>Whether events get a pattern id as they are stored; null (written before the setting existed) is on.</summary>
+    public bool? Patterns { get; init; }
+
     public static IndexSetSettings Load(string directory) =>
         JsonSerializer.Deserialize(File.ReadAllBytes(Path.Combine(directory, FileName)), ManifestJson.Default.IndexSetSettings)
             ?? throw new InvalidDataException($"{directory}/{FileName} is empty");

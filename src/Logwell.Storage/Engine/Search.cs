@@ -88,6 +88,9 @@ public sealed record IndexSetInfo(string Name, int RetentionDays, DateTimeOffset
 
     /// <summary>For an index set restored from the archive: what it holds and when it goes.</summary>
     public RestoredRange? Restored { get; init; }
+
+    /// <summary>Whether events get a pattern id as they are stored (the <c>patterns</c> setting).</summary>
+    public bool Patterns { get; init; }
 }
 
 /// <summary>The days (UTC, inclusive) of <paramref name="From"/>'s archive an index set was restored from, and when it is deleted by itself.</summary>

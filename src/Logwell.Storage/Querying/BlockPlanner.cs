@@ -74,7 +74,7 @@ internal static class BlockPlanner
         var blocks = new HashSet<int>(segment.BlocksWithToken(TokenHash.Of(token)));
         foreach (var name in segment.FieldNames)
         {
-            if (field is null || string.Equals(name, field, StringComparison.Ordinal))
+            if (field is null ? EventMatcher.IsBareSearched(name) : string.Equals(name, field, StringComparison.Ordinal))
             {
                 blocks.UnionWith(segment.BlocksWithToken(TokenHash.Of(name, token)));
             }

@@ -218,7 +218,7 @@ internal static class BlockQuery
                 RowBits.Or(result, candidates);
             }
         }
-        IEnumerable<string> names = field is null ? rows.FieldNames : [field];
+        IEnumerable<string> names = field is null ? rows.FieldNames.Where(EventMatcher.IsBareSearched) : [field];
         foreach (var name in names)
         {
             cancellationToken.ThrowIfCancellationRequested();

@@ -1,4 +1,5 @@
 using Logwell.Core.Events;
+using Logwell.Core.Patterns;
 using Logwell.Core.Query;
 using Logwell.Core.Text;
 
@@ -6,12 +7,16 @@ namespace Logwell.Storage.Querying;
 
 /// <summary>
 /// Compiles a query into a predicate over events: the semantics that segment blocks answer through their token index
-/// and that events in memory are tested against. A bare clause matches the message or any field; <c>message:</c>
-/// names the message.
+/// and that events in memory are tested against. A bare clause matches the message or any field but the pattern id
+/// (<see cref="PatternTagger.Field"/>: a hexadecimal id that <c>a*</c> or <c>de?d</c> would find by chance);
+/// <c>message:</c> names the message.
 /// </summary>
 public static class EventMatcher
 {
     public const string MessageField = "message";
+
+    /// <summary>Whether a bare clause reads the field: every field but the pattern id.</summary>
+    public static bool IsBareSearched(string field) => !string.Equals(field, PatternTagger.Field, StringComparison.Ordinal);
 
     /// <summary>Compiles <paramref name="node"/>; relative times in ranges (<c>now-1h</c>) are taken from <paramref name="now"/>.</summary>
     public static Func<LogEvent, bool> Compile(QueryNode node, DateTimeOffset now) => node switch
@@ -95,7 +100,7 @@ public static class EventMatcher
                 foreach (var f in e.Fields)
                 {
                     // Strings are tested as they are; numbers and booleans through their text; arrays value by value.
-                    if (f.Value.AnyText(test))
+                    if (f.Value.AnyText(test) && IsBareSearched(f.Name))
                     {
                         return true;
                     }

@@ -230,27 +230,29 @@ public static class PipelineRunner
     /// The templates of the matching events' messages (<see cref="PatternSummary"/>): pattern id, template, count, share
     /// of the matches, first and last seen, and the newest message as an example. With <c>compare</c>, the events of
     /// the same window that long before go through the same miner first, and each row gets their count, the change in
-    /// percent, and whether the template is new.
+    /// percent, and whether the template is new. Last, <c>trend</c>: the row's events in 24 equal slices of the window,
+    /// oldest first, as comma-separated counts; and <c>stored_ids</c>: the pattern ids ingest gave the row's events,
+    /// most frequent first, space-separated (<c>pattern:(a OR b)</c> finds their events).
     /// </summary>
     private static ResultTable Patterns(IPipelineSource store, SearchRequest request, PatternsStage patterns, CancellationToken cancellationToken)
     {
-        var summary = new PatternSummary();
-        var scan = new GroupScan([], [EventMatcher.MessageField], withTimes: true);
+        var bounds = store.TimeBounds();
+        var from = request.From ?? bounds?.Min ?? 0;
+        var to = request.To ?? (bounds is { } b ? b.Max + 1 : from + 1);
+        var summary = new PatternSummary(from, to, TrendSlices);
+        var scan = new GroupScan([], [EventMatcher.MessageField, PatternTagger.Field], withTimes: true);
         void Visit(SearchRequest window, bool previous) => scan.Run(store, window, cancellationToken, batch =>
         {
             foreach (var row in batch.Rows)
             {
                 if (batch.Value(0, row).SearchText is { } message)
                 {
-                    summary.Add(message, batch.Time(row), previous);
+                    summary.Add(message, batch.Time(row), previous, batch.Value(1, row).Kind == FieldKind.String ? batch.Value(1, row).Text : null);
                 }
             }
         });
         if (patterns.CompareTicks > 0)
         {
-            var bounds = store.TimeBounds();
-            var from = request.From ?? bounds?.Min ?? 0;
-            var to = request.To ?? (bounds is { } b ? b.Max + 1 : from + 1);
             if (to - from > patterns.CompareTicks)
             {
                 // The two windows would overlap: events counted in both, and "new" would mean little.
@@ -273,11 +275,16 @@ public static class PipelineRunner
                 row.Add(r.Previous == 0 ? null : Math.Round(100.0 * (r.Count - r.Previous) / r.Previous, 1));
                 row.Add(r.Previous == 0);
             }
+            row.Add(string.Join(',', r.Trend ?? new long[TrendSlices]));
+            row.Add(string.Join(' ', r.StoredIds));
             return row.ToArray();
         }).ToList();
         string[] columns = ["pattern", "template", "count", "percent", "first_seen", "last_seen", "example"];
-        return new ResultTable(patterns.CompareTicks > 0 ? [.. columns, "previous", "change", "new"] : columns, rows, false);
+        return new ResultTable(patterns.CompareTicks > 0 ? [.. columns, "previous", "change", "new", "trend", "stored_ids"] : [.. columns, "trend", "stored_ids"], rows, false);
     }
+
+    /// <summary>The slices of a <c>patterns</c> row's <c>trend</c>: its events over the window, for a sparkline.</summary>
+    private const int TrendSlices = 24;
 
     private static ResultTable Timechart(IPipelineSource store, SearchRequest request, TimechartStage chart, CancellationToken cancellationToken)
     {

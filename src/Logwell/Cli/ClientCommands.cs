@@ -120,7 +120,8 @@ internal static class ClientCommands
         var setName = new Argument<string>("name") { Description = "index set to change" };
         var setRetention = new Option<int?>("--retention-days") { Description = "days to keep events" };
         var setArchive = new Option<string?>("--archive-after-days") { Description = "move whole days older than this many days to the archive (Logwell:ArchiveTo); 'off' to stop" };
-        var set = new Command("set", "Change an index set's retention or archiving.") { setName, setRetention, setArchive };
+        var setPatterns = new Option<string?>("--patterns") { Description = "'on' gives each new event the id of its log pattern (the field 'pattern'); 'off' stops it" };
+        var set = new Command("set", "Change an index set's retention, archiving or pattern ids.") { setName, setRetention, setArchive, setPatterns };
         set.SetAction((result, ct) => Guard(async () =>
         {
             var body = new Dictionary<string, object?>();
@@ -134,9 +135,18 @@ internal static class ClientCommands
                     : int.TryParse(archive, NumberStyles.None, CultureInfo.InvariantCulture, out var after) ? after
                     : throw new CliException($"--archive-after-days must be a number of days or 'off', not '{archive}'");
             }
+            if (result.GetValue(setPatterns) is { } patterns)
+            {
+                body["patterns"] = patterns switch
+                {
+                    "on" => true,
+                    "off" => false,
+                    _ => throw new CliException($"--patterns must be 'on' or 'off', not '{patterns}'"),
+                };
+            }
             if (body.Count == 0)
             {
-                throw new CliException("say what to change: --retention-days and/or --archive-after-days");
+                throw new CliException("say what to change: --retention-days, --archive-after-days or --patterns");
             }
             using var client = CreateClient(result, server);
             using var content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
@@ -145,7 +155,7 @@ internal static class ClientCommands
             using var doc = await ReadOrFailAsync(response, ct).ConfigureAwait(false);
             var root = doc.RootElement;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"index set {root.GetProperty("name").GetString()}: retention {root.GetProperty("retention_days").GetInt32()} days, {(root.TryGetProperty("archive_after_days", out var a) ? $"days older than {a.GetInt32()} days move to the archive" : "not archived")}"));
+                $"index set {root.GetProperty("name").GetString()}: retention {root.GetProperty("retention_days").GetInt32()} days, {(root.TryGetProperty("archive_after_days", out var a) ? $"days older than {a.GetInt32()} days move to the archive" : "not archived")}, pattern ids {(root.TryGetProperty("patterns", out var p) && p.GetBoolean() ? "on" : "off")}"));
             return 0;
         }));
 
