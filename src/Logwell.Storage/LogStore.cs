@@ -58,6 +58,12 @@ public interface ILogStore : IAsyncDisposable
     /// <summary>Drops what every index set holds past its retention.</summary>
     Task ApplyRetentionAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Saves durably and applies an index set's <c>patterns</c> setting (pattern ids at ingest); false when there is no
+    /// index set by that name.
+    /// </summary>
+    Task<bool> SetPatternsAsync(string name, bool on);
+
     /// <summary>Starts a merge pass on every index set (the store merges by itself too).</summary>
     void RequestMerges();
 }
@@ -85,8 +91,8 @@ public interface ILogIndexSet
     /// </summary>
     PatternTagger? Patterns { get; }
 
-    /// <summary>Saves durably and applies the index set's <c>patterns</c> setting.</summary>
-    Task SetPatternsAsync(bool on, CancellationToken cancellationToken = default);
+    /// <summary>How many days the index set keeps its events.</summary>
+    int RetentionDays { get; }
 
     /// <summary>
     /// Makes <paramref name="events"/> durable: the task completes once they are stored and searchable, and only then

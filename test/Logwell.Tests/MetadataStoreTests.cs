@@ -66,6 +66,9 @@ public sealed class MetadataStoreTests
             general = Assert.Single(catalog.List("default", 100), p => p.Id == general.Id);
             Assert.Equal(EventTime.Yesterday.AddMinutes(29), general.LastSeen);
             Assert.Equal(30, catalog.List("default", 100).Sum(p => p.Events));
+            // Messages stored in different passes add up, different ones only, to a few.
+            Assert.Equal(PatternTagger.ExamplesKept, general.Examples.Count);
+            Assert.Equal(general.Examples.Count, general.Examples.Distinct().Count());
 
             var line = new List<LogEvent> { new(EventTime.Yesterday.AddHours(1).UtcTicks, zed, []) };
             await set.AppendAsync(line);
@@ -79,10 +82,15 @@ public sealed class MetadataStoreTests
         {
             await using var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, DefaultRetentionDays = 30 }, TimeProvider.System);
             var set = await ((ILogStore)engine).GetOrCreateAsync("default");
-            new PatternCatalog(database, engine, TimeProvider.System, NullLogger<PatternCatalog>.Instance).Pass();
+            var catalog = new PatternCatalog(database, engine, TimeProvider.System, NullLogger<PatternCatalog>.Instance);
+            catalog.Pass();
             var line = new List<LogEvent> { new(EventTime.Yesterday.AddHours(2).UtcTicks, zed.Replace("zed", "yolanda", StringComparison.Ordinal), []) };
             await set.AppendAsync(line);
             Assert.Equal(firstId, PatternTagger.IdOf(line[0]));
+
+            // A deleted index set's templates go with it.
+            catalog.Forget("default");
+            Assert.Empty(catalog.List("default", 100));
         }
     }
 

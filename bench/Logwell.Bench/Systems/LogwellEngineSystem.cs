@@ -16,7 +16,7 @@ internal sealed class LogwellEngineSystem : IBenchSystem
         _store = _engine.GetOrCreateAsync("bench").GetAwaiter().GetResult();
         if (Environment.GetEnvironmentVariable("LOGWELL_BENCH_PATTERNS") == "off")
         {
-            ((Logwell.Storage.ILogIndexSet)_store).SetPatternsAsync(false).GetAwaiter().GetResult();
+            _engine.SetPatternsAsync("bench", false).GetAwaiter().GetResult();
         }
     }
 

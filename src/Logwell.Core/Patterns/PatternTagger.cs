@@ -67,8 +67,9 @@ public sealed class PatternTagger
     }
 
     /// <summary>
-    /// Adds <see cref="Field"/> to each event of the batch that has a message and no such field yet (an event may bring
-    /// its own: one forwarded from another Logwell).
+    /// Adds <see cref="Field"/> to each event of the batch that has a message and no such field yet. An event may bring
+    /// its own: one forwarded from another Logwell keeps its id, and a field of that name that is not an id
+    /// (<see cref="IsId"/>) is kept as it is, without one.
     /// </summary>
     public void Tag(List<LogEvent> events)
     {
@@ -89,8 +90,12 @@ public sealed class PatternTagger
         }
     }
 
-    /// <summary>The event's pattern id, or null when it has none.</summary>
-    public static string? IdOf(LogEvent evt) => evt.TryGetField(Field, out var value) && value.Kind == FieldKind.String ? value.Text : null;
+    /// <summary>The event's pattern id, or null when it has none (a field <c>pattern</c> of its own that is not an id is not one).</summary>
+    public static string? IdOf(LogEvent evt) => evt.TryGetField(Field, out var value) && IsId(value) ? value.Text : null;
+
+    /// <summary>Whether a value is a pattern id: 12 lowercase hexadecimal digits, as <see cref="TemplateMiner.Id"/> writes them.</summary>
+    public static bool IsId(FieldValue value) =>
+        value.Kind == FieldKind.String && value.Text!.Length == 12 && value.Text.AsSpan().IndexOfAnyExcept("0123456789abcdef") < 0;
 
     /// <summary>Gives each event the id of the same place in <paramref name="ids"/> (none where it is null): ids drawn before, for a batch sent again.</summary>
     public static void Apply(List<LogEvent> events, IReadOnlyList<string?> ids)

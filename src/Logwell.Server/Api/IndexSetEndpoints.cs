@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Logwell.Server.Api;
@@ -317,14 +318,10 @@ internal static class IndexSetEndpoints
         }
         if (found && message is null && patterns is { } on)
         {
-            if (engine.TryGet(name, out var set))
+            found = await engine.SetPatternsAsync(name, on).ConfigureAwait(false);
+            if (found && engine.TryGet(name, out var set))
             {
-                await set.SetPatternsAsync(on, context.RequestAborted).ConfigureAwait(false);
                 info = await set.InfoAsync(context.RequestAborted).ConfigureAwait(false);
-            }
-            else
-            {
-                found = false;
             }
         }
         if (!await AnsweredAsync(context, name, found, message).ConfigureAwait(false))
@@ -365,6 +362,15 @@ internal static class IndexSetEndpoints
         var access = context.RequestServices.GetRequiredService<AccessService>();
         access.Store.ForgetIndexSet(name);
         access.Invalidate();
+        // Nor its log patterns (the catalog's hourly prune removes them within a day when this fails).
+        try
+        {
+            await Task.Run(() => context.RequestServices.GetRequiredService<PatternCatalog>().Forget(name), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (System.Data.Common.DbException e)
+        {
+            context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Logwell.Patterns").LogWarning("The log patterns of deleted index set {Name} stay until the next prune: {Error}", name, e.Message);
+        }
         context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 }

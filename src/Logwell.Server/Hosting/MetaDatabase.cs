@@ -320,10 +320,11 @@ public sealed class MetaDatabase
                 first_seen INTEGER NOT NULL,
                 last_seen INTEGER NOT NULL,
                 events INTEGER NOT NULL,
-                stored_at INTEGER NOT NULL,
+                examples_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
                 PRIMARY KEY (index_set, id)
             );
-            CREATE INDEX patterns_stored ON patterns (index_set, stored_at);
+            CREATE INDEX patterns_examples ON patterns (index_set, examples_at);
             """,
             """
             CREATE TABLE IF NOT EXISTS patterns (
@@ -334,10 +335,11 @@ public sealed class MetaDatabase
                 first_seen BIGINT NOT NULL,
                 last_seen BIGINT NOT NULL,
                 events BIGINT NOT NULL,
-                stored_at BIGINT NOT NULL,
+                examples_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
                 PRIMARY KEY (index_set, id)
             ){table};
-            CREATE INDEX IF NOT EXISTS patterns_stored ON patterns (index_set, stored_at);
+            CREATE INDEX IF NOT EXISTS patterns_examples ON patterns (index_set, examples_at);
             """),
     ];
 

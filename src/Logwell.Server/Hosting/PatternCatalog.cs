@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Text.Json;
 using Logwell.Core.Patterns;
 using Logwell.Storage;
@@ -14,8 +13,14 @@ public sealed record StoredPattern(string Id, string Template, DateTimeOffset Fi
 /// Keeps the templates that ingest finds (each index set's <see cref="PatternTagger"/>) in the metadata database, where
 /// every node and process over it reads them: every few seconds it stores what each tagger saw, and teaches each tagger
 /// the templates stored since it last looked (by itself before a restart, or by another node), so that the same lines
-/// get the same pattern id everywhere. Templates whose last event is past the index set's retention are deleted.
+/// get the same pattern id everywhere. Templates whose last event is past the index set's retention are deleted, and
+/// so are those of a deleted index set.
 /// </summary>
+/// <remarks>
+/// The counts are close, not exact: events are counted as they are tagged, before they are durable, so a batch that
+/// fails and comes again counts twice; what a process saw in its last seconds before it stopped, or before the index
+/// set's setting was switched, is not stored.
+/// </remarks>
 public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeProvider time, ILogger<PatternCatalog> logger) : BackgroundService
 {
     /// <summary>How often what the taggers saw is stored.</summary>
@@ -48,8 +53,9 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
                     failing = false;
                 }
             }
-            catch (Exception e) when (e is DbException or InvalidOperationException or IOException or TimeoutException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
+                // Whatever failed (the database, ClickHouse, a row that does not read), ingest goes on and so does this.
                 if (!failing)
                 {
                     logger.LogWarning("Log patterns could not be stored ({Error}); they are kept and tried again", e.Message);
@@ -70,7 +76,7 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
         {
             Pass();
         }
-        catch (Exception e) when (e is DbException or InvalidOperationException or IOException or TimeoutException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
             logger.LogWarning("Log patterns seen in the last {Seconds} s could not be stored ({Error})", Interval.TotalSeconds, e.Message);
         }
@@ -117,13 +123,16 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
         }
     }
 
-    /// <summary>Teaches a tagger the templates stored since it last looked; the first time, the newest <see cref="TemplateMiner.MaxClusters"/>-worth.</summary>
+    /// <summary>
+    /// Teaches a tagger the templates whose messages were stored since it last looked; the first time, those of the
+    /// newest 10,000 (a miner's bound of clusters).
+    /// </summary>
     private void Learn(string indexSet, Followed followed)
     {
         using var connection = database.Connect();
         using var command = connection.CreateCommand();
         var first = followed.ReadUpTo == long.MinValue;
-        command.CommandText = "SELECT id, template, examples, stored_at FROM patterns WHERE index_set = @set AND stored_at > @since ORDER BY last_seen DESC LIMIT 10000";
+        command.CommandText = "SELECT id, template, examples, examples_at FROM patterns WHERE index_set = @set AND examples_at > @since ORDER BY last_seen DESC LIMIT 10000";
         command.Add("@set", indexSet);
         command.Add("@since", first ? long.MinValue : followed.ReadUpTo - Overlap);
         var rows = new List<(string Id, string Template, string Examples)>();
@@ -152,10 +161,26 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
         }
         using var connection = database.Connect();
         using var transaction = database.BeginWrite(connection);
+        // New messages join those stored (another process may have stored some): up to ExamplesKept, different.
+        var merged = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var pattern in seen.Where(p => p.Examples.Count > 0))
+        {
+            using var read = connection.CreateCommand();
+            read.Transaction = transaction;
+            read.CommandText = "SELECT examples FROM patterns WHERE index_set = @set AND id = @id";
+            read.Add("@set", indexSet);
+            read.Add("@id", pattern.Id);
+            var stored = read.ExecuteScalar() is string json ? Examples(json) : [];
+            var examples = stored.Concat(pattern.Examples).Distinct(StringComparer.Ordinal).Take(PatternTagger.ExamplesKept).ToList();
+            if (examples.Count > stored.Count)
+            {
+                merged[pattern.Id] = JsonSerializer.Serialize(examples);
+            }
+        }
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = "INSERT INTO patterns (index_set, id, template, examples, first_seen, last_seen, events, stored_at) "
-            + "VALUES (@set, @id, @template, @examples, @first, @last, @events, @now) " + UpsertSql();
+        command.CommandText = "INSERT INTO patterns (index_set, id, template, examples, first_seen, last_seen, events, examples_at, updated_at) "
+            + "VALUES (@set, @id, @template, @examples, @first, @last, @events, @now, @now) " + UpsertSql();
         var set = command.CreateParameter();
         set.ParameterName = "@set";
         command.Parameters.Add(set);
@@ -172,7 +197,8 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
         {
             parameters[0].Value = pattern.Id;
             parameters[1].Value = pattern.Template;
-            parameters[2].Value = JsonSerializer.Serialize(pattern.Examples);
+            // Empty when nothing is to change: the stored messages stay.
+            parameters[2].Value = merged.GetValueOrDefault(pattern.Id) ?? "[]";
             parameters[3].Value = pattern.FirstSeen;
             parameters[4].Value = pattern.LastSeen;
             parameters[5].Value = pattern.Count;
@@ -182,18 +208,24 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
         transaction.Commit();
     }
 
-    /// <summary>Adds to a stored template: its times widen, its count grows, and the longer list of examples stays.</summary>
+    /// <summary>
+    /// Adds to a stored template: its times widen, its count grows, and the merged messages (when there are) replace
+    /// the stored ones, marked with when, so that other processes learn them.
+    /// </summary>
     private string UpsertSql() => database.Dialect == MetaDialect.MariaDb
-        // MariaDB sets the columns left to right, each seeing the ones before: examples first, from the row as it was.
-        ? "ON DUPLICATE KEY UPDATE examples = IF(LENGTH(VALUES(examples)) > LENGTH(examples), VALUES(examples), examples), "
-            + "first_seen = LEAST(first_seen, VALUES(first_seen)), last_seen = GREATEST(last_seen, VALUES(last_seen)), events = events + VALUES(events)"
+        // MariaDB sets the columns left to right, each seeing the ones before: examples_at first, from the row as it was.
+        ? "ON DUPLICATE KEY UPDATE examples_at = IF(VALUES(examples) = '[]', examples_at, VALUES(examples_at)), "
+            + "examples = IF(VALUES(examples) = '[]', examples, VALUES(examples)), "
+            + "first_seen = LEAST(first_seen, VALUES(first_seen)), last_seen = GREATEST(last_seen, VALUES(last_seen)), events = events + VALUES(events), "
+            + "updated_at = VALUES(updated_at)"
         : "ON CONFLICT (index_set, id) DO UPDATE SET "
-            + "examples = CASE WHEN LENGTH(excluded.examples) > LENGTH(patterns.examples) THEN excluded.examples ELSE patterns.examples END, "
+            + "examples_at = CASE WHEN excluded.examples = '[]' THEN patterns.examples_at ELSE excluded.examples_at END, "
+            + "examples = CASE WHEN excluded.examples = '[]' THEN patterns.examples ELSE excluded.examples END, "
             + "first_seen = CASE WHEN excluded.first_seen < patterns.first_seen THEN excluded.first_seen ELSE patterns.first_seen END, "
             + "last_seen = CASE WHEN excluded.last_seen > patterns.last_seen THEN excluded.last_seen ELSE patterns.last_seen END, "
-            + "events = patterns.events + excluded.events";
+            + "events = patterns.events + excluded.events, updated_at = excluded.updated_at";
 
-    /// <summary>Deletes the templates of index sets that are gone, and those whose last event is past their index set's retention.</summary>
+    /// <summary>Deletes the templates whose last event is past their index set's retention, and those of index sets gone.</summary>
     private void Prune(IReadOnlyList<string> names)
     {
         var retention = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -201,7 +233,7 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
         {
             if (store.TryGet(name, out var set))
             {
-                retention[name] = set.InfoAsync().GetAwaiter().GetResult().RetentionDays;
+                retention[name] = set.RetentionDays;
             }
         }
         using var connection = database.Connect();
@@ -226,10 +258,10 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
             }
             else if (store.Unreachable is null)
             {
-                // Not listed here: deleted, or made by another node a moment ago and not read here yet. Only the rows
-                // stored over an hour ago go; those of a new index set are younger.
-                delete.CommandText = "DELETE FROM patterns WHERE index_set = @set AND stored_at < @cutoff";
-                delete.Add("@cutoff", (now - TimeSpan.FromHours(1)).ToUnixTimeMilliseconds());
+                // Not listed here: deleted (by a node that could not delete its templates), or made by another node a
+                // moment ago and not read here yet. Only rows no process has added to for a day go.
+                delete.CommandText = "DELETE FROM patterns WHERE index_set = @set AND updated_at < @cutoff";
+                delete.Add("@cutoff", (now - TimeSpan.FromDays(1)).ToUnixTimeMilliseconds());
             }
             else
             {
@@ -237,6 +269,20 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
             }
             delete.Add("@set", indexSet);
             delete.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>Deletes the templates of an index set (deleted): one of the same name made later starts with none.</summary>
+    public void Forget(string indexSet)
+    {
+        lock (_followed)
+        {
+            _followed.Remove(indexSet);
+            using var connection = database.Connect();
+            using var command = connection.CreateCommand();
+            command.CommandText = "DELETE FROM patterns WHERE index_set = @set";
+            command.Add("@set", indexSet);
+            command.ExecuteNonQuery();
         }
     }
 

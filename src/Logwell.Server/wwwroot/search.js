@@ -368,7 +368,7 @@ export function mount(root, params) {
         const change = at.change !== undefined ? row[at.change] : null;
         const trend = String(row[at.trend] ?? '').split(',').filter(Boolean).map(Number);
         // The ids ingest gave the row's events: one per stage its template went through as events arrived.
-        const stored = String(row[at.stored_ids] ?? '').split(' ').filter(Boolean);
+        const stored = String(row[at.stored_ids] ?? '').split(' ').filter(id => /^[0-9a-f]{12}$/.test(id));
         const searchable = stored.length > 0;
         const clause = stored.length === 1 ? `pattern:${stored[0]}` : `pattern:(${stored.join(' OR ')})`;
         const open = () => {

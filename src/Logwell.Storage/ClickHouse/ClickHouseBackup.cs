@@ -124,7 +124,7 @@ public sealed partial class ClickHouseLogStore
             }
             if ((existing.Patterns is not null) != row.Patterns)
             {
-                await existing.SetPatternsAsync(row.Patterns, cancellationToken).ConfigureAwait(false);
+                await SetPatternsAsync(row.Name, row.Patterns).ConfigureAwait(false);
             }
             return;
         }

@@ -82,10 +82,6 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         }
     }
 
-    public async Task SetPatternsAsync(bool on, CancellationToken cancellationToken = default)
-    {
-        await _store.SavePatternsAsync(this, on, cancellationToken).ConfigureAwait(false);
-    }
 
     public async Task SetPipelineAsync(CleaningPipeline? pipeline, CancellationToken cancellationToken = default)
     {
@@ -809,7 +805,7 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
             bytes = row.GetProperty("b").GetInt64();
             parts = row.GetProperty("p").GetInt32();
         }
-        await foreach (var row in _store.Client.QueryAsync($"SELECT uniqExact(arrayJoin(field_names)) AS f FROM {_table}", cancellationToken: cancellationToken).ConfigureAwait(false))
+        await foreach (var row in _store.Client.QueryAsync($"SELECT uniqExact(arrayJoin(arrayFilter(n -> n != {ClickHouseSql.Literal(PatternTagger.Field)}, field_names))) AS f FROM {_table}", cancellationToken: cancellationToken).ConfigureAwait(false))
         {
             fields = row.GetProperty("f").GetInt32();
         }

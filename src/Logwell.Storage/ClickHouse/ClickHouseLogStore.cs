@@ -161,17 +161,7 @@ public sealed partial class ClickHouseLogStore : ILogStore
     private async Task ConnectAsync(CancellationToken cancellationToken)
     {
         await Client.OnEachAsync(CatalogDdl(), cancellationToken).ConfigureAwait(false);
-        // A catalog made before index sets had the patterns setting: on for each of them (ClickHouse 18.16 has no
-        // ADD COLUMN IF NOT EXISTS).
-        var columns = new List<string>();
-        await foreach (var row in Client.QueryAsync($"SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {ClickHouseSql.Literal(CatalogTable)}", cancellationToken: cancellationToken).ConfigureAwait(false))
-        {
-            columns.Add(row.GetProperty("name").GetString()!);
-        }
-        if (!columns.Contains("patterns"))
-        {
-            await AlterAsync($"ALTER TABLE {CatalogTable} ADD COLUMN patterns UInt8 DEFAULT 1").ConfigureAwait(false);
-        }
+        await AddPatternsColumnAsync(cancellationToken).ConfigureAwait(false);
         await RefreshAsync(cancellationToken).ConfigureAwait(false);
         if (!TryGet(IndexSetName.Default, out _))
         {
@@ -182,6 +172,39 @@ public sealed partial class ClickHouseLogStore : ILogStore
             }
         }
         _connected = true;
+    }
+
+    /// <summary>
+    /// Gives a catalog made before index sets had the <c>patterns</c> setting its column, on for each of them
+    /// (ClickHouse 18.16 has no <c>ADD COLUMN IF NOT EXISTS</c>): once when the catalog is replicated, else on each
+    /// server that answers and lacks it.
+    /// </summary>
+    private async Task AddPatternsColumnAsync(CancellationToken cancellationToken)
+    {
+        var alter = $"ALTER TABLE {CatalogTable} ADD COLUMN patterns UInt8 DEFAULT 1";
+        var replicas = _options.ReplicationPath is null ? Enumerable.Range(0, Client.Count) : [0];
+        foreach (var replica in replicas)
+        {
+            try
+            {
+                var client = _options.ReplicationPath is null ? Client[replica] : null;
+                var has = false;
+                var query = $"SELECT count() AS n FROM system.columns WHERE database = currentDatabase() AND table = {ClickHouseSql.Literal(CatalogTable)} AND name = 'patterns'";
+                await foreach (var row in (client is null ? Client.QueryAsync(query, cancellationToken: cancellationToken) : client.QueryAsync(query, cancellationToken: cancellationToken)).ConfigureAwait(false))
+                {
+                    has = row.GetProperty("n").GetInt64() > 0;
+                }
+                if (!has)
+                {
+                    await (client is null ? Client.ExecuteAsync(alter, cancellationToken: cancellationToken) : client.ExecuteAsync(alter, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e) when (ClickHouseReplicas.IsReplicaDown(e) && Client.Count > 1)
+            {
+                // A server away now gets the catalog's table, column included, when it is reconciled.
+                _logger.LogDebug("ClickHouse at {Endpoint} did not answer for the catalog's patterns column ({Error})", Client.Endpoints[replica], e.Message);
+            }
+        }
     }
 
     private string CatalogDdl()
@@ -482,16 +505,24 @@ public sealed partial class ClickHouseLogStore : ILogStore
     }
 
     /// <summary>Saves an index set's <c>patterns</c> setting for every node, keeping its other settings as the catalog has them now.</summary>
-    internal async Task SavePatternsAsync(ClickHouseIndexSet set, bool patterns, CancellationToken cancellationToken)
+    public async Task<bool> SetPatternsAsync(string name, bool on)
     {
-        await _catalog.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _catalog.WaitAsync().ConfigureAwait(false);
         try
         {
-            var current = await ReadRowAsync(set.Name, cancellationToken).ConfigureAwait(false)
-                ?? throw new ObjectDisposedException(set.Name, $"index set '{set.Name}' was deleted");
-            var pipeline = ParsePipeline(set.Name, current.Pipeline);
-            await WriteCatalogAsync(set.Name, current.Retention, current.Created, pipeline, patterns, deleted: false, cancellationToken).ConfigureAwait(false);
-            set.Update(current.Retention, pipeline, patterns);
+            ClickHouseIndexSet? set;
+            lock (_sets)
+            {
+                _sets.TryGetValue(name, out set);
+            }
+            if (set is null || await ReadRowAsync(name).ConfigureAwait(false) is not { } current)
+            {
+                return false;
+            }
+            var pipeline = ParsePipeline(name, current.Pipeline);
+            await WriteCatalogAsync(name, current.Retention, current.Created, pipeline, on, deleted: false).ConfigureAwait(false);
+            set.Update(current.Retention, pipeline, on);
+            return true;
         }
         finally
         {

@@ -67,7 +67,8 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         System.IO.Directory.CreateDirectory(_segmentDirectory);
         _manifest = Manifest.Load(directory);
         LoadPipeline();
-        _tagger = settings.Patterns != false && settings.Restored is null ? new PatternTagger() : null;
+        // On unless turned off; an index set restored from the archive has it off unless it was turned on.
+        _tagger = settings.Patterns ?? settings.Restored is null ? new PatternTagger() : null;
         var segments = OpenSegments();
         _fields = new FieldLimit(options.MaxFieldsPerIndexSet);
         _fields.Know(segments.SelectMany(segment => segment.FieldNames));
@@ -1702,7 +1703,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
 
     Task ILogIndexSet.SetPipelineAsync(CleaningPipeline? pipeline, CancellationToken cancellationToken) => Task.Run(() => SetPipeline(pipeline), cancellationToken);
 
-    Task ILogIndexSet.SetPatternsAsync(bool on, CancellationToken cancellationToken) => Task.Run(() => SetPatterns(on), cancellationToken);
+    int ILogIndexSet.RetentionDays => Settings.RetentionDays;
 
     // The log store's reads answer on the calling thread: the work is CPU and page cache, and the callers run it off
     // the request's thread within their timeout.

@@ -368,6 +368,29 @@ public sealed class LogEngine : ILogStore
         ChangeAsync(name, retentionDays, setArchive: false, archiveAfterDays: null);
 
     /// <summary>
+    /// Turns an index set's pattern ids at ingest on or off, under the lock of every other settings change; false when
+    /// there is no index set by that name (or it is being deleted).
+    /// </summary>
+    public async Task<bool> SetPatternsAsync(string name, bool on)
+    {
+        await _catalog.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (!TryGet(name, out var store))
+            {
+                return false;
+            }
+            store.SetPatterns(on);
+            _logger.LogInformation("Index set {Name} gives events pattern ids: {On}", name, on ? "on" : "off");
+            return true;
+        }
+        finally
+        {
+            _catalog.Release();
+        }
+    }
+
+    /// <summary>
     /// Changes an index set's retention and (when <paramref name="setArchive"/>) its <c>archive_after_days</c> together:
     /// both are checked against each other's new value before either is saved. Not found when the index set does not
     /// exist; an error when a number is out of range or the archive would come at or after retention.

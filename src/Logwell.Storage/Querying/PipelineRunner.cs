@@ -247,7 +247,8 @@ public static class PipelineRunner
             {
                 if (batch.Value(0, row).SearchText is { } message)
                 {
-                    summary.Add(message, batch.Time(row), previous, batch.Value(1, row).Kind == FieldKind.String ? batch.Value(1, row).Text : null);
+                    var stored = batch.Value(1, row);
+                    summary.Add(message, batch.Time(row), previous, PatternTagger.IsId(stored) ? stored.Text : null);
                 }
             }
         });
