@@ -184,7 +184,8 @@ public sealed class LogEvent(long timestamp, string message, Field[] fields)
         var size = 64 + Message.Length * 2;
         foreach (var field in Fields)
         {
-            size += 48 + field.Name.Length * 2 + (field.Value.Text?.Length ?? 0) * 2;
+            // The pattern id's name and value are strings every event of its template shares: only its slot counts.
+            size += field.Name == Patterns.PatternTagger.Field ? 40 : 48 + field.Name.Length * 2 + (field.Value.Text?.Length ?? 0) * 2;
         }
         return size;
     }

@@ -82,7 +82,7 @@ public sealed class PatternTagger
                 {
                     continue;
                 }
-                var match = _miner.Add(evt.Message);
+                var match = _miner.AddShared(evt.Message);
                 var id = _miner.IdOf(match);
                 Note(id, match, evt);
                 evt.AddField(new Field(Field, FieldValue.FromString(id)));

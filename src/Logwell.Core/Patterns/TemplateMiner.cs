@@ -106,9 +106,17 @@ public sealed class TemplateMiner
     public readonly record struct Match(Cluster Cluster, string[] Tokens);
 
     /// <summary>Adds a message; gives its cluster and tokens. <see cref="Template(Match)"/> tells its template.</summary>
-    public Match Add(string message)
+    public Match Add(string message) => Add(message, shared: false);
+
+    /// <summary>
+    /// <see cref="Add(string)"/> for a caller that is done with the match before the next call (ingest): the match's
+    /// tokens are an array the next call of the same length fills again, so that no array is made per message.
+    /// </summary>
+    internal Match AddShared(string message) => Add(message, shared: true);
+
+    private Match Add(string message, bool shared)
     {
-        var tokens = TokensOf(message);
+        var tokens = TokensOf(message, shared);
         var key = (tokens.Length, tokens.Length > 0 && IsWord(tokens[0]) ? tokens[0] : Wildcard);
         ref var group = ref CollectionsMarshal.GetValueRefOrAddDefault(_groups, key, out _);
         group ??= [];
@@ -474,12 +482,17 @@ public sealed class TemplateMiner
     private readonly Dictionary<string, string> _words = new(StringComparer.Ordinal);
     private const int MaxWords = 50_000;
 
+    private readonly List<string> _tokens = new(32);
+
     /// <summary>A message's tokens, masked by class, as <see cref="Tokenize"/> gives them.</summary>
-    private string[] TokensOf(string message)
+    private readonly string[]?[] _shared = new string[64][];
+
+    private string[] TokensOf(string message, bool shared)
     {
         var words = _words.GetAlternateLookup<ReadOnlySpan<char>>();
         var text = message.AsSpan().Trim();
-        var tokens = new List<string>(16);
+        var tokens = _tokens;
+        tokens.Clear();
         var i = 0;
         while (i < text.Length)
         {
@@ -489,7 +502,13 @@ public sealed class TemplateMiner
                 end++;
             }
             var raw = text[i..end];
-            if (!words.TryGetValue(raw, out var masked))
+            string? masked;
+            if (raw.IndexOfAnyExceptInRange('0', '9') < 0)
+            {
+                // A bare number, the commonest variable: no lookup, no masking.
+                masked = Wildcard;
+            }
+            else if (!words.TryGetValue(raw, out masked))
             {
                 masked = Mask(raw);
                 if (raw.SequenceEqual(masked))
@@ -509,7 +528,9 @@ public sealed class TemplateMiner
             i = end;
         }
         JoinSizeUnits(tokens);
-        return [.. tokens];
+        var array = shared && tokens.Count < _shared.Length ? _shared[tokens.Count] ??= new string[tokens.Count] : new string[tokens.Count];
+        tokens.CopyTo(array);
+        return array;
     }
 
     /// <summary>A size unit after a number is part of it: "384.0 B" is one variable.</summary>
