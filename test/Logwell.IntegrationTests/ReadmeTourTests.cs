@@ -71,7 +71,7 @@ public sealed partial class ReadmeTourTests
     /// What differs from run to run: how long a search took, bytes on disk (an index set's settings hold its creation
     /// time), and the secrets and ids the tour makes, which the README shows as <c>…</c>.
     /// </summary>
-    [GeneratedRegex(@"\(\d+(\.\d+)? ms\)|\s+\d+ B\b|(?<=^password: )\S+$|(?<=\(id )[0-9a-f]+(?=\))|^lw_[A-Za-z0-9_-]+$")]
+    [GeneratedRegex(@"\(\d+(\.\d+)? ms\)|\s+\d+(\.\d+)? (B|KiB|MiB)\b|(?<=^password: )\S+$|(?<=\(id )[0-9a-f]+(?=\))|^lw_[A-Za-z0-9_-]+$")]
     private static partial Regex Varying();
 
     private static string Normalize(string line) => Varying().Replace(line, m =>

@@ -102,7 +102,8 @@ public static class LogwellApp
         }
         builder.Services.AddSingleton<AuditLog>();
         builder.Services.AddHostedService(services => services.GetRequiredService<AuditLog>());
-        builder.Services.AddSingleton<PatternCatalog>();
+        builder.Services.AddSingleton(services => new PatternCatalog(services.GetRequiredService<MetaDatabase>(), services.GetRequiredService<ILogStore>(), time,
+            services.GetRequiredService<ILogger<PatternCatalog>>(), (long)options.HealthMinFreeDiskMegabytes << 20));
         builder.Services.AddHostedService(services => services.GetRequiredService<PatternCatalog>());
 
         var app = builder.Build();

@@ -21,7 +21,11 @@ public sealed record StoredPattern(string Id, string Template, DateTimeOffset Fi
 /// fails and comes again counts twice; what a process saw in its last seconds before it stopped, or before the index
 /// set's setting was switched, is not stored.
 /// </remarks>
-public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeProvider time, ILogger<PatternCatalog> logger) : BackgroundService
+/// <param name="minFreeBytes">
+/// With the metadata in a SQLite file, what is seen waits in memory while its disk has less free space than this: the
+/// space is the events', and a file that grew on a full disk may not open again until space returns.
+/// </param>
+public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeProvider time, ILogger<PatternCatalog> logger, long minFreeBytes = 0) : BackgroundService
 {
     /// <summary>How often what the taggers saw is stored.</summary>
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
@@ -82,11 +86,37 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
         }
     }
 
+    private bool _waitingForSpace;
+
+    /// <summary>Whether the disk of a SQLite metadata file has less free space than <c>minFreeBytes</c>.</summary>
+    private bool LowOnSpace()
+    {
+        if (database.Dialect != MetaDialect.Sqlite || minFreeBytes <= 0)
+        {
+            return false;
+        }
+        var low = new DriveInfo(Path.GetDirectoryName(Path.GetFullPath(database.Location))!).AvailableFreeSpace < minFreeBytes;
+        if (low != _waitingForSpace)
+        {
+            _waitingForSpace = low;
+            if (low)
+            {
+                logger.LogWarning("Log patterns wait in memory: the disk of {File} has less than {Megabytes} MiB free", database.Location, minFreeBytes >> 20);
+            }
+            else
+            {
+                logger.LogInformation("Log patterns are stored again: the disk of {File} has space", database.Location);
+            }
+        }
+        return low;
+    }
+
     /// <summary>One pass: for each index set with patterns on, stores what its tagger saw and teaches it what others stored.</summary>
     public void Pass()
     {
         lock (_followed)
         {
+            var lowOnSpace = LowOnSpace();
             var names = store.Names();
             foreach (var gone in _followed.Keys.Except(names, StringComparer.Ordinal).ToList())
             {
@@ -104,6 +134,10 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
                     _followed[name] = followed = new Followed(tagger);
                 }
                 Learn(name, followed);
+                if (lowOnSpace)
+                {
+                    continue;
+                }
                 var seen = tagger.TakeSeen();
                 try
                 {
@@ -115,7 +149,7 @@ public sealed class PatternCatalog(MetaDatabase database, ILogStore store, TimeP
                     throw;
                 }
             }
-            if (time.GetUtcNow() - _prunedAt > TimeSpan.FromHours(1))
+            if (!lowOnSpace && time.GetUtcNow() - _prunedAt > TimeSpan.FromHours(1))
             {
                 Prune(names);
                 _prunedAt = time.GetUtcNow();

@@ -640,7 +640,7 @@ internal static class ClientCommands
         }
     }
 
-    /// <summary>One hit as a line: its time, message and fields; or its JSON.</summary>
+    /// <summary>One hit as a line: its time, message and fields (the pattern id only with --json); or its JSON.</summary>
     private static void PrintHit(JsonElement hit, bool json)
     {
         if (json)
@@ -651,6 +651,10 @@ internal static class ClientCommands
         var extra = new StringBuilder();
         foreach (var field in hit.GetProperty("fields").EnumerateObject())
         {
+            if (field.Name == Logwell.Core.Patterns.PatternTagger.Field)
+            {
+                continue;
+            }
             extra.Append(' ').Append(field.Name).Append('=').Append(field.Value.ValueKind == JsonValueKind.String ? field.Value.GetString() : field.Value.GetRawText());
         }
         Console.WriteLine($"{hit.GetProperty("t").GetString()} {hit.GetProperty("message").GetString()}{extra}");
