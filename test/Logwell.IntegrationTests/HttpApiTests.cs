@@ -295,8 +295,11 @@ public sealed class HttpApiTests
         Assert.Equal(10, body.GetProperty("events").GetInt32());
         Assert.False(body.GetProperty("sampled").GetBoolean());
         var fields = body.GetProperty("fields").EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!);
-        Assert.Equal(["host", "status", "tags", "rare"], fields.Keys);
+        // The pattern id the index set gives each event is a field like the others: one template, "request".
+        Assert.Equal(["host", "pattern", "status", "tags", "rare"], fields.Keys);
         Assert.Equal(10, fields["host"].GetProperty("count").GetInt32());
+        Assert.Equal([(Logwell.Core.Patterns.TemplateMiner.Id("request"), 10)],
+            fields["pattern"].GetProperty("top").EnumerateArray().Select(t => (t.GetProperty("value").GetString(), t.GetProperty("count").GetInt32())));
         // Events 0-9: web-0 at 0,3,6,9; web-1 at 1,4,7; web-2 at 2,5,8.
         Assert.Equal([("web-0", 4), ("web-1", 3), ("web-2", 3)],
             fields["host"].GetProperty("top").EnumerateArray().Select(v => (v.GetProperty("value").GetString(), v.GetProperty("count").GetInt32())));
