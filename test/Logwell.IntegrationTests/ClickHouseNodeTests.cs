@@ -138,8 +138,9 @@ public sealed class ClickHouseNodeTests(ClickHouseFixture fixture, Xunit.Abstrac
         (status, _) = await SendAsync(http, HttpMethod.Post, "/app/_bulk", new StringContent(bulk, Encoding.UTF8, "application/x-ndjson"));
         Assert.Equal(HttpStatusCode.OK, status);
         // The index set the ingest made is in every worker's catalog within its refresh (a second): until then a worker
-        // that has not read it answers 404, as another node would.
-        await WorkerProcessTests.WaitForAsync(() => Enumerable.Range(0, 6).All(_ =>
+        // that has not read it answers 404, as another node would. Which worker takes a connection is the kernel's
+        // choice, so the probes are many: 6 could all land on one worker.
+        await WorkerProcessTests.WaitForAsync(() => Enumerable.Range(0, 30).All(_ =>
         {
             using var probe = new HttpRequestMessage(HttpMethod.Get, "/api/v1/search?indexset=app&limit=0");
             probe.Headers.ConnectionClose = true;
