@@ -54,18 +54,6 @@ public sealed class PatternTagger
         public long Order { get; set; } = order;
     }
 
-    /// <summary>Templates the tagger knows the text of (given or learned).</summary>
-    public int KnownCount
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _known.Count;
-            }
-        }
-    }
-
     /// <summary>
     /// Adds <see cref="Field"/> to each event of the batch that has a message and no such field yet. An event may bring
     /// its own: one forwarded from another Logwell keeps its id, and a field of that name that is not an id
@@ -102,7 +90,7 @@ public sealed class PatternTagger
     {
         for (var i = 0; i < events.Count; i++)
         {
-            if (ids[i] is { } id && IdOf(events[i]) is null)
+            if (ids[i] is { } id && !events[i].TryGetField(Field, out _))
             {
                 events[i].AddField(new Field(Field, FieldValue.FromString(id)));
             }

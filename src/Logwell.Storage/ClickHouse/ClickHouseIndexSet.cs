@@ -82,7 +82,6 @@ internal sealed class ClickHouseIndexSet : ILogIndexSet, IPipelineSource, IAsync
         }
     }
 
-
     public async Task SetPipelineAsync(CleaningPipeline? pipeline, CancellationToken cancellationToken = default)
     {
         await _store.SavePipelineAsync(this, pipeline, cancellationToken).ConfigureAwait(false);
