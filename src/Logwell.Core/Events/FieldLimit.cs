@@ -20,6 +20,10 @@ public sealed class FieldLimit(int max)
 
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
 
+    // By a field's place in its event, the name last known there: events of a source list their fields in the same
+    // order under the same string instances, so most are known without hashing. Names are never forgotten.
+    private string?[] _known = new string?[16];
+
     public int Max { get; } = max > 0 ? max : throw new ArgumentOutOfRangeException(nameof(max), "the field limit must be at least 1");
 
     /// <summary>The distinct names known so far.</summary>
@@ -45,10 +49,20 @@ public sealed class FieldLimit(int max)
     {
         var fields = evt.Fields;
         var fits = true;
-        foreach (var field in fields)
+        if (fields.Length > _known.Length)
         {
+            Array.Resize(ref _known, fields.Length);
+        }
+        for (var place = 0; place < fields.Length; place++)
+        {
+            var field = fields[place];
+            if (ReferenceEquals(field.Name, _known[place]))
+            {
+                continue;
+            }
             if (IsExempt(field.Name) || _names.Contains(field.Name))
             {
+                _known[place] = field.Name;
                 continue;
             }
             if (_names.Count < Max)

@@ -25,6 +25,15 @@ internal sealed class SegmentWriter : IDisposable
     private readonly List<BlockMeta> _blocks = [];
     private readonly Dictionary<string, int> _fieldIds = new(StringComparer.Ordinal);
     private readonly List<string> _fieldNames = [];
+
+    // Per block, reused: the (row, value) lists by field id, the ids present, and by a field's place in its event the
+    // name and id seen there last (events of a source list their fields in the same order, under the same string
+    // instances, so most fields are found without hashing their names).
+    private readonly List<List<(int Row, FieldValue Value)>?> _present = [];
+    private readonly List<int> _presentIds = [];
+    private string?[] _lastNames = new string?[16];
+    private int[] _lastIds = new int[16];
+    private int[] _codes = [];
     private readonly PostingsBuilder _tokens = new();
     private readonly TermDictionaryBuilder _terms = new();
     private readonly ByteWriter _raw = new(1 << 16);
@@ -140,33 +149,58 @@ internal sealed class SegmentWriter : IDisposable
         // One column per field present in this block, gathered in one pass over the rows as (row, value) lists: memory
         // follows the values present, not rows times columns, however sparse the fields are. Each column is then laid
         // out over the rows in one reused array and written.
-        var blockFields = new SortedDictionary<int, List<(int Row, FieldValue Value)>>();
+        _presentIds.Clear();
         for (var row = 0; row < rows.Count; row++)
         {
-            foreach (var field in rows[row].Fields)
+            var fields = rows[row].Fields;
+            if (fields.Length > _lastNames.Length)
             {
-                if (!_fieldIds.TryGetValue(field.Name, out var id))
+                Array.Resize(ref _lastNames, fields.Length);
+                Array.Resize(ref _lastIds, fields.Length);
+            }
+            for (var place = 0; place < fields.Length; place++)
+            {
+                var field = fields[place];
+                int id;
+                if (ReferenceEquals(field.Name, _lastNames[place]))
                 {
-                    id = _fieldNames.Count;
-                    _fieldIds[field.Name] = id;
-                    _fieldNames.Add(field.Name);
+                    id = _lastIds[place];
                 }
-                if (!blockFields.TryGetValue(id, out var present))
+                else
                 {
-                    present = [];
-                    blockFields[id] = present;
+                    if (!_fieldIds.TryGetValue(field.Name, out id))
+                    {
+                        id = _fieldNames.Count;
+                        _fieldIds[field.Name] = id;
+                        _fieldNames.Add(field.Name);
+                    }
+                    _lastNames[place] = field.Name;
+                    _lastIds[place] = id;
+                }
+                while (_present.Count <= id)
+                {
+                    _present.Add(null);
+                }
+                var present = _present[id] ??= [];
+                if (present.Count == 0)
+                {
+                    _presentIds.Add(id);
                 }
                 present.Add((row, field.Value));
             }
         }
+        // Columns in ascending id order, as earlier writers wrote them.
+        _presentIds.Sort();
         var values = new FieldValue[rows.Count];
-        foreach (var (id, present) in blockFields)
+        foreach (var id in _presentIds)
         {
+            var present = _present[id]!;
             Array.Clear(values);
             foreach (var (row, value) in present)
             {
                 values[row] = value;
             }
+            present.Clear();
             WriteFieldColumn(id, values);
             AddColumn(SegmentFormat.FirstField + id, columns);
         }
@@ -209,22 +243,41 @@ internal sealed class SegmentWriter : IDisposable
     {
         var name = _fieldNames[id];
         _raw.Clear();
-        // Strings repeat a lot in logs (hosts, levels, services): use a dictionary when few values are distinct.
+        // Strings repeat a lot in logs (hosts, levels, services): use a dictionary when few values are distinct. Each
+        // row's code is kept from this pass; a value that is the same string instance as the row before's is not hashed.
         Dictionary<string, int>? dictionary = new(StringComparer.Ordinal);
-        var stringCount = 0;
-        foreach (var value in values)
+        if (_codes.Length < values.Length)
         {
+            _codes = new int[values.Length];
+        }
+        var stringCount = 0;
+        string? lastText = null;
+        var lastCode = 0;
+        for (var row = 0; row < values.Length; row++)
+        {
+            var value = values[row];
             if (value.Kind == FieldKind.String)
             {
                 stringCount++;
-                if (dictionary is not null && !dictionary.ContainsKey(value.Text!))
+                if (dictionary is null)
                 {
-                    dictionary[value.Text!] = dictionary.Count;
+                    continue;
+                }
+                if (!ReferenceEquals(value.Text, lastText))
+                {
+                    ref var code = ref CollectionsMarshal.GetValueRefOrAddDefault(dictionary, value.Text!, out var exists);
+                    if (!exists)
+                    {
+                        code = dictionary.Count - 1;
+                    }
+                    (lastText, lastCode) = (value.Text, code);
                     if (dictionary.Count > 4096 || dictionary.Count > values.Length / 4 + 16)
                     {
                         dictionary = null;
+                        continue;
                     }
                 }
+                _codes[row] = lastCode;
             }
         }
         if (stringCount == 0)
@@ -258,7 +311,7 @@ internal sealed class SegmentWriter : IDisposable
             if (value.Kind == FieldKind.String && dictionary is not null)
             {
                 _raw.WriteByte((byte)FieldKind.String);
-                _raw.WriteVarUInt((ulong)dictionary[value.Text!]);
+                _raw.WriteVarUInt((ulong)_codes[row]);
                 continue;
             }
             EventCodec.WriteValue(_raw, value);
