@@ -18,6 +18,7 @@ public sealed class DataDirectoryUpgradeTests
     /// </summary>
     private const string FormatFour = "datadir-v4";
 
+    // A fixed day: the checked-in fixture holds these very events, and its index set keeps them for 100 years.
     private static readonly DateTimeOffset Day = new(2026, 11, 20, 0, 0, 0, TimeSpan.Zero);
 
     /// <summary>The events of the fixture, in the order they were appended: the first 1,500 in segments, the rest in the log.</summary>

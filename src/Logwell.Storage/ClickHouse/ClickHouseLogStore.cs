@@ -505,7 +505,13 @@ public sealed partial class ClickHouseLogStore : ILogStore
     }
 
     /// <summary>Saves an index set's <c>patterns</c> setting for every node, keeping its other settings as the catalog has them now.</summary>
-    public async Task<bool> SetPatternsAsync(string name, bool on)
+    public async Task<bool> SetPatternsAsync(string name, bool on) => await ChangeAsync(name, retentionDays: null, on).ConfigureAwait(false) is not null;
+
+    /// <summary>
+    /// Saves an index set's retention and (when given) its <c>patterns</c> setting for every node, the rest as the
+    /// catalog has it now; the index set, or null when there is none by that name.
+    /// </summary>
+    private async Task<ClickHouseIndexSet?> ChangeAsync(string name, int? retentionDays, bool? patterns)
     {
         await _catalog.WaitAsync().ConfigureAwait(false);
         try
@@ -517,12 +523,13 @@ public sealed partial class ClickHouseLogStore : ILogStore
             }
             if (set is null || await ReadRowAsync(name).ConfigureAwait(false) is not { } current)
             {
-                return false;
+                return null;
             }
             var pipeline = ParsePipeline(name, current.Pipeline);
-            await WriteCatalogAsync(name, current.Retention, current.Created, pipeline, on, deleted: false).ConfigureAwait(false);
-            set.Update(current.Retention, pipeline, on);
-            return true;
+            var (retention, on) = (retentionDays ?? current.Retention, patterns ?? current.Patterns);
+            await WriteCatalogAsync(name, retention, current.Created, pipeline, on, deleted: false).ConfigureAwait(false);
+            set.Update(retention, pipeline, on);
+            return set;
         }
         finally
         {
@@ -658,27 +665,9 @@ public sealed partial class ClickHouseLogStore : ILogStore
         {
             return (true, $"retention_days must be between 1 and 36500, not {retentionDays}", null);
         }
-        await _catalog.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            ClickHouseIndexSet? set;
-            lock (_sets)
-            {
-                _sets.TryGetValue(name, out set);
-            }
-            if (set is null || await ReadRowAsync(name).ConfigureAwait(false) is not { } current)
-            {
-                return (false, null, null);
-            }
-            var pipeline = ParsePipeline(name, current.Pipeline);
-            await WriteCatalogAsync(name, retentionDays, current.Created, pipeline, current.Patterns, deleted: false).ConfigureAwait(false);
-            set.Update(retentionDays, pipeline, current.Patterns);
-            return (true, null, await set.InfoAsync().ConfigureAwait(false));
-        }
-        finally
-        {
-            _catalog.Release();
-        }
+        return await ChangeAsync(name, retentionDays, patterns: null).ConfigureAwait(false) is { } set
+            ? (true, null, await set.InfoAsync().ConfigureAwait(false))
+            : (false, null, null);
     }
 
     public async Task ApplyRetentionAsync(CancellationToken cancellationToken = default)
