@@ -102,7 +102,7 @@ public sealed class DataDirectoryUpgradeTests
             Check(store, events);
 
             // It takes more, flushes and merges everything into the formats of today, and reopens.
-            var more = events.Select(e => new LogEvent(e.Timestamp + TimeSpan.TicksPerDay * 2, e.Message, e.Fields)).Take(300).ToList();
+            var more = events.Select(e => new LogEvent(e.Timestamp + TimeSpan.TicksPerDay * 2, e.Message, e.Fields.ToArray())).Take(300).ToList();
             await store.AppendAsync(more);
             await store.FlushAsync();
             events.AddRange(more);

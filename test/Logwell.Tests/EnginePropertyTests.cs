@@ -506,7 +506,7 @@ public sealed partial class EnginePropertyTests
         {
             yield return e.Message;
         }
-        foreach (var f in e.Fields)
+        foreach (var f in e.Fields.ToArray())
         {
             if ((field is null || f.Name == field) && f.Value.SearchText is { } text)
             {

@@ -35,6 +35,31 @@ public sealed class PatternTaggerTests
     }
 
     [Fact]
+    public void TheIdGoesIntoTheRoomADecodedEventKeepsAndNeverIntoAnArrayOthersHold()
+    {
+        var host = new Field("host", FieldValue.FromString("web-1"));
+        var received = LogEvent.Received(1, "Connection closed by 10.0.0.1", [host]);
+        var before = received.Fields;
+        var shared = new[] { host };
+        var first = new LogEvent(2, "Connection closed by 10.0.0.2", shared);
+        var second = new LogEvent(3, "Connection closed by 10.0.0.3", shared);
+        var plain = LogEvent.Received(4, "Connection closed by 10.0.0.4", []);
+        new PatternTagger().Tag([received, first, second, plain]);
+
+        var id = TemplateMiner.Id("Connection closed by <*>");
+        foreach (var evt in new[] { received, first, second })
+        {
+            Assert.Equal(["host", PatternTagger.Field], evt.Fields.Select(f => f.Name));
+            Assert.Equal(id, PatternOf(evt));
+        }
+        Assert.Equal([PatternTagger.Field], plain.Fields.Select(f => f.Name));
+        // A view taken before keeps its length, and the array two events were made from is theirs no more than before.
+        Assert.Equal(1, before.Length);
+        Assert.Equal([host], shared);
+        Assert.Throws<ArgumentOutOfRangeException>(() => before[1]);
+    }
+
+    [Fact]
     public void AnEventWithItsOwnPatternOrNoMessageIsLeftAsItIs()
     {
         var tagger = new PatternTagger();

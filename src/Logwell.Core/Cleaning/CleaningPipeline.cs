@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -162,15 +163,20 @@ public sealed class CleaningPipeline
                 firstError ??= $"{name}: {error}";
             }
         }
-        var cleaned = new LogEvent(draft.Timestamp, draft.Message, [.. draft.Fields]) { Seq = evt.Seq };
+        var cleaned = LogEvent.Received(draft.Timestamp, draft.Message, CollectionsMarshal.AsSpan(draft.Fields));
+        cleaned.Seq = evt.Seq;
         return firstError is null ? cleaned : WithError(cleaned, firstError);
     }
 
     private static LogEvent WithError(LogEvent evt, string error) =>
         With(evt, [.. evt.Fields.Where(f => f.Name != ErrorField), new Field(ErrorField, FieldValue.FromString(error))]);
 
-    private static LogEvent With(LogEvent evt, List<Field> fields, string? message = null, long? timestamp = null) =>
-        new(timestamp ?? evt.Timestamp, message ?? evt.Message, [.. fields]) { Seq = evt.Seq };
+    private static LogEvent With(LogEvent evt, List<Field> fields, string? message = null, long? timestamp = null)
+    {
+        var changed = LogEvent.Received(timestamp ?? evt.Timestamp, message ?? evt.Message, CollectionsMarshal.AsSpan(fields));
+        changed.Seq = evt.Seq;
+        return changed;
+    }
 
     private static string Text(LogEvent evt, string field) =>
         field == MessageField && !evt.TryGetField(field, out _) ? evt.Message

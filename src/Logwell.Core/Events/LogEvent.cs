@@ -145,23 +145,89 @@ public readonly record struct FieldValue(FieldKind Kind, long Long, double Doubl
 public readonly record struct Field(string Name, FieldValue Value);
 
 /// <summary>
+/// An event's fields: a view of the first <see cref="Length"/> fields of an array, so that an array made with room for
+/// one more (as decoders make them) takes the field the node adds at ingest without being copied.
+/// </summary>
+public readonly struct FieldList : IReadOnlyList<Field>
+{
+    private readonly Field[]? _array;
+
+    internal FieldList(Field[] array, int length)
+    {
+        _array = array;
+        Length = length;
+    }
+
+    public int Length { get; }
+
+    int IReadOnlyCollection<Field>.Count => Length;
+
+    public Field this[int index] => (uint)index < (uint)Length ? _array![index] : throw new ArgumentOutOfRangeException(nameof(index));
+
+    public ReadOnlySpan<Field> AsSpan() => _array.AsSpan(0, Length);
+
+    public ReadOnlySpan<Field>.Enumerator GetEnumerator() => AsSpan().GetEnumerator();
+
+    IEnumerator<Field> IEnumerable<Field>.GetEnumerator() => ((IEnumerable<Field>)AsSpan().ToArray()).GetEnumerator();
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => ((IEnumerable<Field>)this).GetEnumerator();
+
+    public Field[] ToArray() => AsSpan().ToArray();
+
+    public static implicit operator FieldList(Field[] fields) => new(fields, fields.Length);
+}
+
+/// <summary>
 /// One log event. <see cref="Timestamp"/> is in UTC <see cref="DateTime.Ticks"/>; <see cref="Seq"/> is assigned by the
 /// store when the event becomes durable and, with the timestamp, orders events and identifies them within an index set.
 /// </summary>
-public sealed class LogEvent(long timestamp, string message, Field[] fields)
+public sealed class LogEvent
 {
-    public long Timestamp { get; } = timestamp;
-    public string Message { get; } = message;
-    public Field[] Fields { get; private set; } = fields;
+    private Field[] _fields;
+    private int _count;
+
+    public LogEvent(long timestamp, string message, Field[] fields)
+        : this(timestamp, message, fields, fields.Length)
+    {
+    }
+
+    /// <summary>
+    /// An event whose fields are the first <paramref name="count"/> of <paramref name="fields"/>, an array no one else
+    /// holds: the rest is room for <see cref="AddField"/>.
+    /// </summary>
+    internal LogEvent(long timestamp, string message, Field[] fields, int count)
+    {
+        Timestamp = timestamp;
+        Message = message;
+        _fields = fields;
+        _count = count;
+    }
+
+    /// <summary>
+    /// An event made on the way in (by a decoder, or by cleaning): its fields are copied into an array with room for the
+    /// one a log store adds (the pattern id), so that adding it copies nothing.
+    /// </summary>
+    public static LogEvent Received(long timestamp, string message, ReadOnlySpan<Field> fields)
+    {
+        var array = new Field[fields.Length + 1];
+        fields.CopyTo(array);
+        return new LogEvent(timestamp, message, array, fields.Length);
+    }
+
+    public long Timestamp { get; }
+    public string Message { get; }
+    public FieldList Fields => new(_fields, _count);
     public long Seq { get; set; }
 
     /// <summary>Adds a field the node gives the event as it is stored (its pattern id), keeping the event's identity.</summary>
     internal void AddField(Field field)
     {
-        var fields = new Field[Fields.Length + 1];
-        Fields.CopyTo(fields, 0);
-        fields[^1] = field;
-        Fields = fields;
+        if (_count == _fields.Length)
+        {
+            Array.Resize(ref _fields, _count + 1);
+        }
+        // The slot past the count is the event's own (see the constructor): views taken before keep their length.
+        _fields[_count++] = field;
     }
 
     public bool TryGetField(string name, out FieldValue value)

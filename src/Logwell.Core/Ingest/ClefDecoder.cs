@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -138,7 +139,7 @@ public static class ClefDecoder
         }
         fields.Insert(0, new Field("level", FieldValue.FromString(level)));
         message ??= template is null ? "" : Render(template, properties, renderings);
-        evt = new LogEvent(timestamp.UtcTicks, message, [.. fields]);
+        evt = LogEvent.Received(timestamp.UtcTicks, message, CollectionsMarshal.AsSpan(fields));
         error = "";
         return true;
     }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -88,7 +89,7 @@ public static class EventDecoder
                 result.Reject(lineNumber, LineTooLong(span.Length, maxLineBytes));
                 continue;
             }
-            result.Events.Add(new LogEvent(ticks, Encoding.UTF8.GetString(span), []));
+            result.Events.Add(LogEvent.Received(ticks, Encoding.UTF8.GetString(span), []));
         }
         return result;
     }
@@ -147,7 +148,7 @@ public static class EventDecoder
             message = fields[messageIndex].Value.SearchText ?? "";
             fields.RemoveAt(messageIndex);
         }
-        evt = new LogEvent(timestamp, message, [.. fields]);
+        evt = LogEvent.Received(timestamp, message, CollectionsMarshal.AsSpan(fields));
         return true;
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Globalization;
 using System.Text;
 using Logwell.Core.Events;
@@ -105,7 +106,7 @@ public static class SyslogParser
         }
         var message = at < text.Length ? text[at..].TrimStart(' ') : "";
         // A UTF-8 byte order mark may open the message.
-        return new LogEvent(ticks, message.TrimStart('\uFEFF'), [.. fields]);
+        return LogEvent.Received(ticks, message.TrimStart('\uFEFF'), CollectionsMarshal.AsSpan(fields));
     }
 
     /// <summary>Reads <c>[id param="value" ...][id2 ...]</c>; values unescape <c>\"</c>, <c>\\</c> and <c>\]</c>.</summary>
@@ -209,7 +210,7 @@ public static class SyslogParser
             }
             at = colon + 2;
         }
-        return new LogEvent(ticks, at < text.Length ? text[at..] : "", [.. fields]);
+        return LogEvent.Received(ticks, at < text.Length ? text[at..] : "", CollectionsMarshal.AsSpan(fields));
     }
 
     private static void AddUnlessNil(List<Field> fields, string name, string? value)

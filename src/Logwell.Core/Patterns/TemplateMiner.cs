@@ -332,10 +332,10 @@ public sealed class TemplateMiner
     /// <c>LOGIN(uid=&lt;*&gt;)</c> are.
     /// </summary>
     private static bool IsConstantLike(string token) =>
-        token != Wildcard && token.AsSpan().IndexOfAnyInRange('0', '9') < 0 && !token.Contains("_" + Wildcard, StringComparison.Ordinal);
+        token != Wildcard && !token.AsSpan().ContainsAny(AsciiDigits) && !token.Contains("_" + Wildcard, StringComparison.Ordinal);
 
     /// <summary>A word: no digit, no variable.</summary>
-    private static bool IsWord(string token) => !token.Contains(Wildcard, StringComparison.Ordinal) && token.AsSpan().IndexOfAnyInRange('0', '9') < 0;
+    private static bool IsWord(string token) => !token.Contains(Wildcard, StringComparison.Ordinal) && !token.AsSpan().ContainsAny(AsciiDigits);
 
     /// <summary>Whether a template token (which may hold variables) matches a message's token.</summary>
     internal static bool Matches(string template, string token)
@@ -476,11 +476,29 @@ public sealed class TemplateMiner
         return token;
     }
 
+    /// <summary><see cref="Collapse(string)"/> in place: gives the length left.</summary>
+    private static int Collapse(Span<char> token)
+    {
+        const string Twice = Wildcard + Wildcard;
+        var length = token.Length;
+        int at;
+        while ((at = token[..length].IndexOf(Twice, StringComparison.Ordinal)) >= 0)
+        {
+            token[(at + Twice.Length)..length].CopyTo(token[(at + Wildcard.Length)..]);
+            length -= Wildcard.Length;
+        }
+        return length;
+    }
+
     /// <summary>A message's tokens, masked by class, and the whitespace between them.</summary>
     // Tokens seen before that mask to themselves (the words of a log), by their text: most of a message's tokens are
     // found here without masking them or allocating. Emptied when it holds too many.
     private readonly Dictionary<string, string> _words = new(StringComparer.Ordinal);
     private const int MaxWords = 50_000;
+
+    // Masked tokens that differ from their text, by their masked text: one string each (see MaskKnown).
+    private readonly Dictionary<string, string> _masks = new(StringComparer.Ordinal);
+    private char[] _maskBuffer = new char[256];
 
     private readonly List<string> _tokens = new(32);
 
@@ -496,41 +514,60 @@ public sealed class TemplateMiner
         var i = 0;
         while (i < text.Length)
         {
-            var end = i;
-            while (end < text.Length && !char.IsWhiteSpace(text[end]))
-            {
-                end++;
-            }
+            var end = WordEnd(text, i);
             var raw = text[i..end];
             string? masked;
-            if (raw.IndexOfAnyExceptInRange('0', '9') < 0)
+            if (!raw.ContainsAnyExcept(AsciiDigits))
             {
                 // A bare number, the commonest variable: no lookup, no masking.
                 masked = Wildcard;
             }
             else if (!words.TryGetValue(raw, out masked))
             {
-                masked = Mask(raw);
-                if (raw.SequenceEqual(masked))
-                {
-                    if (_words.Count >= MaxWords)
-                    {
-                        _words.Clear();
-                    }
-                    _words[masked] = masked;
-                }
+                masked = MaskKnown(raw);
             }
             tokens.Add(masked);
-            while (end < text.Length && char.IsWhiteSpace(text[end]))
-            {
-                end++;
-            }
-            i = end;
+            i = SpaceEnd(text, end);
         }
         JoinSizeUnits(tokens);
         var array = shared && tokens.Count < _shared.Length ? _shared[tokens.Count] ??= new string[tokens.Count] : new string[tokens.Count];
         tokens.CopyTo(array);
         return array;
+    }
+
+    /// <summary>
+    /// A token not in <see cref="_words"/>, masked: a word that masks to itself is added there, and a masked token made
+    /// before (<c>&lt;*&gt;)</c>, <c>id=&lt;*&gt;</c>) is that same string, so that most variables cost no allocation.
+    /// </summary>
+    private string MaskKnown(ReadOnlySpan<char> raw)
+    {
+        var needed = MaskedMaximum(raw.Length);
+        if (_maskBuffer.Length < needed)
+        {
+            _maskBuffer = new char[Math.Max(needed, 2 * _maskBuffer.Length)];
+        }
+        var masked = _maskBuffer.AsSpan(0, MaskTo(raw, _maskBuffer));
+        if (masked.SequenceEqual(raw))
+        {
+            if (_words.Count >= MaxWords)
+            {
+                _words.Clear();
+            }
+            var word = raw.ToString();
+            _words[word] = word;
+            return word;
+        }
+        var masks = _masks.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (!masks.TryGetValue(masked, out var known))
+        {
+            if (_masks.Count >= MaxWords)
+            {
+                _masks.Clear();
+            }
+            known = masked.ToString();
+            _masks[known] = known;
+        }
+        return known;
     }
 
     /// <summary>A size unit after a number is part of it: "384.0 B" is one variable.</summary>
@@ -553,17 +590,9 @@ public sealed class TemplateMiner
         var i = 0;
         while (i < text.Length)
         {
-            var end = i;
-            while (end < text.Length && !char.IsWhiteSpace(text[end]))
-            {
-                end++;
-            }
+            var end = WordEnd(text, i);
             tokens.Add(Mask(text[i..end]));
-            var next = end;
-            while (next < text.Length && char.IsWhiteSpace(text[next]))
-            {
-                next++;
-            }
+            var next = SpaceEnd(text, end);
             if (next < text.Length)
             {
                 separators.Add(text[end..next].ToString());
@@ -572,6 +601,24 @@ public sealed class TemplateMiner
         }
         JoinSizeUnits(tokens);
         return ([.. tokens], [.. separators]);
+    }
+
+    // Every character char.IsWhiteSpace accepts, searched for a run at a time.
+    private static readonly SearchValues<char> WhiteSpace = SearchValues.Create(
+        Enumerable.Range(0, char.MaxValue + 1).Select(c => (char)c).Where(char.IsWhiteSpace).ToArray());
+
+    /// <summary>Where the token starting at <paramref name="start"/> ends: the next white space, or the text's end.</summary>
+    private static int WordEnd(ReadOnlySpan<char> text, int start)
+    {
+        var length = text[start..].IndexOfAny(WhiteSpace);
+        return length < 0 ? text.Length : start + length;
+    }
+
+    /// <summary>Where the white space starting at <paramref name="start"/> ends.</summary>
+    private static int SpaceEnd(ReadOnlySpan<char> text, int start)
+    {
+        var length = text[start..].IndexOfAnyExcept(WhiteSpace);
+        return length < 0 ? text.Length : start + length;
     }
 
     private static readonly SearchValues<char> Delimiters = SearchValues.Create(":=,;()[]{}<>\"'/|@#");
@@ -602,16 +649,30 @@ public sealed class TemplateMiner
     /// <summary>A token with the parts between its punctuation masked by class.</summary>
     internal static string Mask(ReadOnlySpan<char> token)
     {
+        var buffer = ArrayPool<char>.Shared.Rent(MaskedMaximum(token.Length));
+        var masked = new string(buffer, 0, MaskTo(token, buffer));
+        ArrayPool<char>.Shared.Return(buffer);
+        return masked;
+    }
+
+    /// <summary>The most characters <see cref="MaskTo"/> writes for a token of this length: each character may become a variable.</summary>
+    private static int MaskedMaximum(int length) => 3 * length + Wildcard.Length;
+
+    // Masking writes into a span, so that ingest, which masks every token it has not seen before, makes no string for
+    // a masked token it has made before (see TokensOf).
+    /// <summary>Writes a token masked as <see cref="Mask"/> says into <paramref name="output"/> (<see cref="MaskedMaximum"/> long); gives the length written.</summary>
+    private static int MaskTo(ReadOnlySpan<char> token, Span<char> output)
+    {
         if (token.IndexOfAny(Delimiters) < 0)
         {
-            return MaskPart(token);
+            return MaskPartTo(token, output);
         }
-        var masked = new StringBuilder(token.Length);
+        var written = 0;
         while (token.Length > 0)
         {
             var at = token.IndexOfAny(Delimiters);
             var part = at < 0 ? token : token[..at];
-            masked.Append(MaskPart(part));
+            written += MaskPartTo(part, output[written..]);
             if (at < 0)
             {
                 break;
@@ -621,13 +682,14 @@ public sealed class TemplateMiner
             {
                 end++;
             }
-            masked.Append(token[at..end]);
+            token[at..end].CopyTo(output[written..]);
+            written += end - at;
             token = token[end..];
         }
-        return Collapse(masked.ToString());
+        return Collapse(output[..written]);
     }
 
-    private static string MaskPart(ReadOnlySpan<char> part)
+    private static int MaskPartTo(ReadOnlySpan<char> part, Span<char> output)
     {
         // A sentence's end: "done." is "done" and "." (a doubled mark, as in "...", stays with its word).
         var end = part.Length;
@@ -635,49 +697,59 @@ public sealed class TemplateMiner
         {
             end--;
         }
-        return end == part.Length ? MaskWord(part) : string.Concat(MaskWord(part[..end]), part[end..]);
+        var (kept, variable) = MaskWord(part[..end]);
+        part[..kept].CopyTo(output);
+        var written = kept;
+        if (variable)
+        {
+            Wildcard.CopyTo(output[written..]);
+            written += Wildcard.Length;
+        }
+        part[end..].CopyTo(output[written..]);
+        return written + part.Length - end;
     }
 
-    private static string MaskWord(ReadOnlySpan<char> part)
+    /// <summary>How a word masks: its first <c>Kept</c> characters as they are, then a variable when <c>Variable</c>.</summary>
+    private static (int Kept, bool Variable) MaskWord(ReadOnlySpan<char> part)
     {
-        if (part.IndexOfAnyInRange('0', '9') < 0)
+        if (!part.ContainsAny(AsciiDigits))
         {
             // Month and day names as dates write them (Jul, JUL, Sunday), not words such as "may" or "sat".
-            return part.Length is >= 3 and <= 9 && char.IsAsciiLetterUpper(part[0]) && CalendarNames.Contains(part) ? Wildcard : part.ToString();
+            return part.Length is >= 3 and <= 9 && char.IsAsciiLetterUpper(part[0]) && CalendarNames.Contains(part) ? (0, true) : (part.Length, false);
         }
         if (IsNumber(part) || (part.Length >= 6 && IsHex(part)))
         {
-            return Wildcard;
+            return (0, true);
         }
-        var digit = part.IndexOfAnyInRange('0', '9');
+        var digit = part.IndexOfAny(AsciiDigits);
         if (digit > 0 && part[digit - 1] is '-' or '+' && (digit == 1 || !char.IsLetterOrDigit(part[digit - 2])))
         {
             digit--;
         }
         if (digit == 0)
         {
-            return Wildcard;
+            return (0, true);
         }
         var head = part[..digit];
         var rest = part[digit..];
         if (head[^1] == '_')
         {
-            return string.Concat(head, Wildcard); // attempt_1445144423722_0020_m_000001_0
+            return (digit, true); // attempt_1445144423722_0020_m_000001_0
         }
         if (!IsIdCharacters(rest))
         {
-            return part.ToString(); // jk2_init: a digit inside a word
+            return (part.Length, false); // jk2_init: a digit inside a word
         }
         if (head[^1] == '-')
         {
-            return Wildcard; // a numbered host: msra-sa-41
+            return (0, true); // a numbered host: msra-sa-41
         }
         if (head[^1] == '.')
         {
-            return string.Concat(head, Wildcard); // core.1234
+            return (digit, true); // core.1234
         }
         // ssh2, eth0: a short number in a name is part of it.
-        return rest.Length <= 2 ? part.ToString() : Wildcard;
+        return rest.Length <= 2 ? (part.Length, false) : (0, true);
     }
 
     /// <summary><c>42</c>, <c>-3.5</c>, <c>10.0.0.1</c>, <c>1,024</c>, <c>2e10</c>, and those with a unit of up to three letters (<c>12ms</c>, <c>5GB</c>, <c>99%</c>).</summary>
@@ -743,6 +815,10 @@ public sealed class TemplateMiner
         }
         return part.Length > 0 && !part.ContainsAnyExcept(HexDigits);
     }
+
+    // Digits are searched with SearchValues, not IndexOfAnyInRange: in code not yet optimized by the JIT (the first
+    // seconds of a node, or longer while it keeps compiling) the generic range search boxes its bounds at every call.
+    private static readonly SearchValues<char> AsciiDigits = SearchValues.Create("0123456789");
 
     private static readonly SearchValues<char> HexDigits = SearchValues.Create("0123456789abcdefABCDEF");
 

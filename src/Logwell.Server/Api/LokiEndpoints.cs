@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -137,7 +138,7 @@ internal static class LokiEndpoints
                     AddMetadata(fields, pair.Name, pair.Value);
                 }
                 var ticks = entry.Timestamp is { } t ? DateTime.UnixEpoch.Ticks + t.Seconds * TimeSpan.TicksPerSecond + t.Nanos / 100 : received.UtcTicks;
-                events.Add(new LogEvent(ticks, entry.Line, [.. fields]));
+                events.Add(LogEvent.Received(ticks, entry.Line, CollectionsMarshal.AsSpan(fields)));
             }
         }
         return events;
@@ -188,7 +189,7 @@ internal static class LokiEndpoints
                         AddMetadata(fields, pair.Name, pair.Value.ValueKind == JsonValueKind.String ? pair.Value.GetString()! : pair.Value.GetRawText());
                     }
                 }
-                events.Add(new LogEvent(DateTime.UnixEpoch.Ticks + nanos / 100, value[1].GetString()!, [.. fields]));
+                events.Add(LogEvent.Received(DateTime.UnixEpoch.Ticks + nanos / 100, value[1].GetString()!, CollectionsMarshal.AsSpan(fields)));
                 v++;
             }
             s++;

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Google.Protobuf;
@@ -160,7 +161,7 @@ internal static class OtlpEndpoints
                     var ticks = nanos != 0 && nanos / 100 <= (ulong)(DateTime.MaxValue.Ticks - DateTime.UnixEpoch.Ticks)
                         ? DateTime.UnixEpoch.Ticks + (long)(nanos / 100)
                         : received.UtcTicks;
-                    events.Add(new LogEvent(ticks, message, [.. fields]));
+                    events.Add(LogEvent.Received(ticks, message, CollectionsMarshal.AsSpan(fields)));
                 }
             }
         }

@@ -154,7 +154,7 @@ public static class ClickHouseEvents
         return new LogEvent(row.GetProperty("t").GetInt64(), row.GetProperty("message").GetString()!, fields) { Seq = row.GetProperty("seq").GetInt64() };
     }
 
-    private static void WriteArray(Utf8JsonWriter writer, string name, Field[] fields, Action<Utf8JsonWriter, Field> write)
+    private static void WriteArray(Utf8JsonWriter writer, string name, FieldList fields, Action<Utf8JsonWriter, Field> write)
     {
         writer.WriteStartArray(name);
         foreach (var field in fields)
