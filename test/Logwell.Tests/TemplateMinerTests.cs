@@ -91,6 +91,18 @@ public sealed class TemplateMinerTests
     }
 
     [Fact]
+    public void LongTokensAreMaskedLikeShortOnes()
+    {
+        var miner = new TemplateMiner();
+        var word = new string('a', 1_000);
+        foreach (var digits in new[] { 3, 300, 3_000 })
+        {
+            var match = miner.Add($"stored id={new string('7', digits)}, key=k{new string('5', digits)}) as {word}.");
+            Assert.Equal($"stored id=<*>, key=<*>) as {word}.", TemplateMiner.Template(match));
+        }
+    }
+
+    [Fact]
     public void AFixtureGroupsIntoItsTemplates()
     {
         var miner = new TemplateMiner();

@@ -219,7 +219,10 @@ public sealed class LogEvent
     public FieldList Fields => new(_fields, _count);
     public long Seq { get; set; }
 
-    /// <summary>Adds a field the node gives the event as it is stored (its pattern id), keeping the event's identity.</summary>
+    /// <summary>
+    /// Adds a field the node gives the event as it is stored (its pattern id), keeping the event's identity. Only
+    /// before the event is handed to another thread: <see cref="Fields"/> reads the array and the count apart.
+    /// </summary>
     internal void AddField(Field field)
     {
         if (_count == _fields.Length)
@@ -247,7 +250,8 @@ public sealed class LogEvent
     /// <summary>Approximate managed memory held by this event, for memory-table accounting.</summary>
     public int EstimatedBytes()
     {
-        var size = 64 + Message.Length * 2;
+        // Slots of the array past the fields (the room Received leaves) count as well.
+        var size = 64 + Message.Length * 2 + (_fields.Length - _count) * 40;
         foreach (var field in Fields)
         {
             // The pattern id's name and value are strings every event of its template shares: only its slot counts.

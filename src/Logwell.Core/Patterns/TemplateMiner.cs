@@ -498,7 +498,9 @@ public sealed class TemplateMiner
 
     // Masked tokens that differ from their text, by their masked text: one string each (see MaskKnown).
     private readonly Dictionary<string, string> _masks = new(StringComparer.Ordinal);
-    private char[] _maskBuffer = new char[256];
+    // Room to mask a token of up to MaxCachedToken characters; longer ones are masked without the caches.
+    private const int MaxCachedToken = 256;
+    private readonly char[] _maskBuffer = new char[MaskedMaximum(MaxCachedToken)];
 
     private readonly List<string> _tokens = new(32);
 
@@ -542,12 +544,13 @@ public sealed class TemplateMiner
     private string MaskKnown(ReadOnlySpan<char> raw)
     {
         var needed = MaskedMaximum(raw.Length);
-        if (_maskBuffer.Length < needed)
+        if (needed > _maskBuffer.Length)
         {
-            _maskBuffer = new char[Math.Max(needed, 2 * _maskBuffer.Length)];
+            // A long token (a payload, a stack of paths) is masked once and kept nowhere: the caches hold short tokens.
+            return Mask(raw);
         }
-        var masked = _maskBuffer.AsSpan(0, MaskTo(raw, _maskBuffer));
-        if (masked.SequenceEqual(raw))
+        var written = _maskBuffer.AsSpan(0, MaskTo(raw, _maskBuffer));
+        if (written.SequenceEqual(raw))
         {
             if (_words.Count >= MaxWords)
             {
@@ -558,13 +561,13 @@ public sealed class TemplateMiner
             return word;
         }
         var masks = _masks.GetAlternateLookup<ReadOnlySpan<char>>();
-        if (!masks.TryGetValue(masked, out var known))
+        if (!masks.TryGetValue(written, out var known))
         {
             if (_masks.Count >= MaxWords)
             {
                 _masks.Clear();
             }
-            known = masked.ToString();
+            known = written.ToString();
             _masks[known] = known;
         }
         return known;
