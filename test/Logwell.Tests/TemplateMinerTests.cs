@@ -91,6 +91,15 @@ public sealed class TemplateMinerTests
     }
 
     [Fact]
+    public void AnyWhiteSpaceSeparatesTokensAndOtherCharactersBeyondAsciiDoNot()
+    {
+        var miner = new TemplateMiner();
+        var match = miner.Add("user\u00A0café\u2003logged in\tfrom 10.0.0.1 \u0001x\u00E9 5");
+        Assert.Equal(8, match.Tokens.Length);
+        Assert.Equal("user\u00A0café\u2003logged in\tfrom <*> \u0001x\u00E9 <*>", TemplateMiner.Template(match));
+    }
+
+    [Fact]
     public void LongTokensAreMaskedLikeShortOnes()
     {
         var miner = new TemplateMiner();

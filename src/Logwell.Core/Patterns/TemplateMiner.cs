@@ -93,6 +93,9 @@ public sealed class TemplateMiner
         internal Dictionary<ulong, string>? Ids { get; set; }
 
         internal long IdsVersion { get; set; } = -1;
+
+        /// <summary>The positions that may split the cluster (<see cref="MaySplit"/>) as of <see cref="IdsVersion"/>.</summary>
+        internal int[] SplitPositions { get; set; } = [];
     }
 
     /// <summary>The words seen at one position, while they are few and nothing else was seen there.</summary>
@@ -235,21 +238,23 @@ public sealed class TemplateMiner
         var cluster = match.Cluster;
         if (cluster.Ids is null || cluster.IdsVersion != cluster.Version || cluster.Ids.Count >= 1024)
         {
+            if (cluster.IdsVersion != cluster.Version)
+            {
+                // Whether a position may split changes only with the cluster's version: found once per version, not per message.
+                cluster.SplitPositions = [.. Enumerable.Range(0, cluster.Tokens.Length).Where(i => MaySplit(cluster, i))];
+            }
             cluster.Ids = [];
             cluster.IdsVersion = cluster.Version;
         }
         _splitHash.Reset();
         Span<byte> position = stackalloc byte[4];
-        for (var i = 0; i < match.Tokens.Length; i++)
+        foreach (var i in cluster.SplitPositions)
         {
-            if (MaySplit(cluster, i))
-            {
-                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(position, i);
-                _splitHash.Append(position);
-                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(position, match.Tokens[i].Length);
-                _splitHash.Append(position);
-                _splitHash.Append(MemoryMarshal.AsBytes(match.Tokens[i].AsSpan()));
-            }
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(position, i);
+            _splitHash.Append(position);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(position, match.Tokens[i].Length);
+            _splitHash.Append(position);
+            _splitHash.Append(MemoryMarshal.AsBytes(match.Tokens[i].AsSpan()));
         }
         var key = _splitHash.GetCurrentHashAsUInt64();
         if (!cluster.Ids.TryGetValue(key, out var id))
@@ -284,6 +289,18 @@ public sealed class TemplateMiner
         {
             return false;
         }
+        // A word seen before first: it was constant-like when it came (the commonest case, and the cheapest).
+        if (values.Words is { } words)
+        {
+            for (var i = 0; i < words.Count; i++)
+            {
+                if (string.Equals(words[i].Word, token, StringComparison.Ordinal))
+                {
+                    words[i] = (token, words[i].Count + 1);
+                    return false;
+                }
+            }
+        }
         if (!IsConstantLike(token))
         {
             values.Mixed = true;
@@ -291,14 +308,6 @@ public sealed class TemplateMiner
             return true;
         }
         values.Words ??= new List<(string, long)>(2);
-        for (var i = 0; i < values.Words.Count; i++)
-        {
-            if (string.Equals(values.Words[i].Word, token, StringComparison.Ordinal))
-            {
-                values.Words[i] = (token, values.Words[i].Count + 1);
-                return false;
-            }
-        }
         if (values.Words.Count == SplitValues)
         {
             // More words than constants would have: a variable for good.
@@ -606,22 +615,38 @@ public sealed class TemplateMiner
         return ([.. tokens], [.. separators]);
     }
 
-    // Every character char.IsWhiteSpace accepts, searched for a run at a time.
-    private static readonly SearchValues<char> WhiteSpace = SearchValues.Create(
-        Enumerable.Range(0, char.MaxValue + 1).Select(c => (char)c).Where(char.IsWhiteSpace).ToArray());
+    // Printable ASCII: a token's end is searched as the first character outside it (vectorized), which is white space
+    // in most logs; any other (a letter with an accent, a control character) is tested and passed over.
+    private static readonly SearchValues<char> PrintableAscii = SearchValues.Create(
+        Enumerable.Range('!', '~' - '!' + 1).Select(c => (char)c).ToArray());
 
     /// <summary>Where the token starting at <paramref name="start"/> ends: the next white space, or the text's end.</summary>
     private static int WordEnd(ReadOnlySpan<char> text, int start)
     {
-        var length = text[start..].IndexOfAny(WhiteSpace);
-        return length < 0 ? text.Length : start + length;
+        while (true)
+        {
+            var length = text[start..].IndexOfAnyExcept(PrintableAscii);
+            if (length < 0)
+            {
+                return text.Length;
+            }
+            start += length;
+            if (char.IsWhiteSpace(text[start]))
+            {
+                return start;
+            }
+            start++;
+        }
     }
 
-    /// <summary>Where the white space starting at <paramref name="start"/> ends.</summary>
+    /// <summary>Where the white space starting at <paramref name="start"/> ends (a character or two in most logs).</summary>
     private static int SpaceEnd(ReadOnlySpan<char> text, int start)
     {
-        var length = text[start..].IndexOfAnyExcept(WhiteSpace);
-        return length < 0 ? text.Length : start + length;
+        while (start < text.Length && char.IsWhiteSpace(text[start]))
+        {
+            start++;
+        }
+        return start;
     }
 
     private static readonly SearchValues<char> Delimiters = SearchValues.Create(":=,;()[]{}<>\"'/|@#");
