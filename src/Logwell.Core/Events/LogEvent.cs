@@ -168,7 +168,7 @@ public readonly struct FieldList : IReadOnlyList<Field>
 
     public ReadOnlySpan<Field>.Enumerator GetEnumerator() => AsSpan().GetEnumerator();
 
-    IEnumerator<Field> IEnumerable<Field>.GetEnumerator() => ((IEnumerable<Field>)AsSpan().ToArray()).GetEnumerator();
+    IEnumerator<Field> IEnumerable<Field>.GetEnumerator() => new ArraySegment<Field>(_array ?? [], 0, Length).GetEnumerator();
 
     System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => ((IEnumerable<Field>)this).GetEnumerator();
 
