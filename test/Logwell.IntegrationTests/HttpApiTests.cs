@@ -26,6 +26,31 @@ public sealed class HttpApiTests
 
     internal static StringContent Ndjson(string body) => new(body, Encoding.UTF8, "application/x-ndjson");
 
+    /// <summary>JSON lines of exactly <paramref name="length"/> bytes, the last one padded to fit.</summary>
+    private static string LinesOfLength(int length, string word)
+    {
+        var text = new StringBuilder();
+        var line = $"{{\"message\":\"{word} body line\"}}\n";
+        while (length - text.Length >= 2 * line.Length)
+        {
+            text.Append(line);
+        }
+        var last = $"{{\"message\":\"{word} \"}}\n";
+        return text.Append(last.Insert(last.Length - 3, new string('x', length - text.Length - last.Length))).ToString();
+    }
+
+    /// <summary>A body the client cannot size ahead, so it goes chunked, without Content-Length.</summary>
+    private static async Task<StreamContent> UnsizedAsync(byte[] bytes)
+    {
+        // Nothing reads the pipe before the request is sent: the writer must not wait for a reader.
+        var pipe = new System.IO.Pipelines.Pipe(new System.IO.Pipelines.PipeOptions(pauseWriterThreshold: 0));
+        await pipe.Writer.WriteAsync(bytes);
+        await pipe.Writer.CompleteAsync();
+        var content = new StreamContent(pipe.Reader.AsStream());
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ndjson");
+        return content;
+    }
+
     internal static async Task<JsonElement> IngestAsync(HttpClient http, string index, string body, string? contentType = null)
     {
         var (status, json) = await SendAsync(http, HttpMethod.Post, $"/api/v1/indexsets/{index}/ingest", contentType is null ? Ndjson(body) : new StringContent(body, Encoding.UTF8, contentType));
@@ -563,6 +588,34 @@ public sealed class HttpApiTests
         (status, error) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", Ndjson(new string('x', 200_000)));
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
         Assert.Contains("100000 bytes", error.GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        // A body of exactly the limit is read whole; one byte more is refused. The same holds when no Content-Length
+        // says the size ahead (chunked), and when a small gzip body grows the buffer as it decompresses.
+        var atLimit = LinesOfLength(100_000, "limit");
+        (status, error) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", Ndjson(atLimit));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(atLimit.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length, error.GetProperty("accepted").GetInt32());
+        (status, _) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", Ndjson(atLimit + " "));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        var chunked = LinesOfLength(90_000, "chunked");
+        (status, error) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", await UnsizedAsync(Encoding.UTF8.GetBytes(chunked)));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(chunked.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length, error.GetProperty("accepted").GetInt32());
+        (status, _) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", await UnsizedAsync(Encoding.UTF8.GetBytes(atLimit + " ")));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        using (var zipped = new MemoryStream())
+        {
+            await using (var gzip = new GZipStream(zipped, CompressionLevel.Optimal, leaveOpen: true))
+            {
+                gzip.Write(Encoding.UTF8.GetBytes(atLimit));
+            }
+            var small = new ByteArrayContent(zipped.ToArray());
+            small.Headers.ContentType = new MediaTypeHeaderValue("application/x-ndjson");
+            small.Headers.ContentEncoding.Add("gzip");
+            (status, error) = await SendAsync(http, HttpMethod.Post, "/api/v1/indexsets/default/ingest", small);
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.Equal(atLimit.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length, error.GetProperty("accepted").GetInt32());
+        }
 
         // Small on the wire, over the limit once decompressed.
         using var compressed = new MemoryStream();

@@ -38,21 +38,24 @@ internal static class RequestBodies
             var capacity = (int)Math.Min(request.ContentLength ?? 64 * 1024, limit);
             var buffer = new byte[Math.Max(capacity, 4096)];
             var length = 0;
+            var probe = new byte[1];
             while (true)
             {
                 if (length == buffer.Length)
                 {
-                    if (buffer.Length >= limit)
+                    // Full: most bodies end exactly here (the buffer was sized from Content-Length), so ask for one
+                    // byte before growing; doubling first would cost every body twice its size on the large heap.
+                    if (await source.ReadAsync(probe, context.RequestAborted).ConfigureAwait(false) == 0)
                     {
-                        // One more byte would be over the limit: probe for it.
-                        var probe = new byte[1];
-                        if (await source.ReadAsync(probe, context.RequestAborted).ConfigureAwait(false) > 0)
-                        {
-                            return (null, 0, TooLarge(limit));
-                        }
                         break;
                     }
+                    if (buffer.Length >= limit)
+                    {
+                        return (null, 0, TooLarge(limit));
+                    }
                     Array.Resize(ref buffer, (int)Math.Min((long)buffer.Length * 2, limit));
+                    buffer[length++] = probe[0];
+                    continue;
                 }
                 var read = await source.ReadAsync(buffer.AsMemory(length), context.RequestAborted).ConfigureAwait(false);
                 if (read == 0)
