@@ -48,6 +48,78 @@ public sealed class SegmentTests
     }
 
     [Fact]
+    public void AMergeCopiesTheBlocksNoOtherInputOverlapsAndRewritesOnlyTheRest()
+    {
+        using var dir = new TempDirectory();
+        var day = new DateTime(2026, 11, 26, 0, 0, 0, DateTimeKind.Utc).Ticks;
+        LogEvent At(long second, long seq, string message, params Field[] fields) => new(day + second * TimeSpan.TicksPerSecond, message, fields) { Seq = seq };
+        Segment Write(string name, IEnumerable<LogEvent> events)
+        {
+            var path = Path.Combine(dir.Path, name);
+            using (var writer = new SegmentWriter(path, "2026-11-26", blockRows: 16, compressionLevel: 3))
+            {
+                foreach (var evt in events)
+                {
+                    writer.Add(evt);
+                }
+                writer.Complete();
+            }
+            return Segment.Open(path);
+        }
+        // a and b follow one another (b names its fields in another order and has one a lacks); c arrives late, into
+        // the time of b's last rows; b's last block is short. Two rows of c share a second with rows of b.
+        var a = Enumerable.Range(0, 64).Select(i => At(i, i + 1, $"accepted session {i} for alice",
+            new Field("host", FieldValue.FromString($"web-{i % 3}")), new Field("level", FieldValue.FromString("INFO")))).ToList();
+        var b = Enumerable.Range(64, 66).Select(i => At(i, i + 1, $"cache warmed in {i} ms",
+            new Field("region", FieldValue.FromString(i % 2 == 0 ? "europe" : "asia")), new Field("level", FieldValue.FromString("DEBUG")),
+            new Field("host", FieldValue.FromString("db-1")))).ToList();
+        var c = Enumerable.Range(0, 10).Select(i => At(120 + i, 500 + i, $"late connection reset {i}", new Field("status", FieldValue.FromLong(500 + i)))).ToList();
+        var inputs = new[] { Write("b.lws", b), Write("c.lws", c), Write("a.lws", a) };
+        var mergedPath = Path.Combine(dir.Path, "merged.lws");
+        SegmentMerge.Counts counts;
+        using (var writer = new SegmentWriter(mergedPath, "2026-11-26", blockRows: 16, compressionLevel: 6))
+        {
+            counts = SegmentMerge.Write(inputs, writer, 16, CancellationToken.None);
+            writer.Complete();
+        }
+        foreach (var input in inputs)
+        {
+            input.Retire(deleteFile: false);
+        }
+        // a's 4 blocks and b's first 3 are copied; b's 4th and short 5th block and c's block are decoded and interleaved.
+        Assert.Equal(7, counts.CopiedBlocks);
+        Assert.Equal(3, counts.DecodedBlocks);
+
+        var merged = Segment.Open(mergedPath);
+        try
+        {
+            Assert.Null(merged.Verify());
+            var expected = a.Concat(b).Concat(c).OrderBy(e => new EventPosition(e.Timestamp, e.Seq)).ToList();
+            var actual = Enumerable.Range(0, merged.Blocks.Length).SelectMany(merged.ReadBlock).ToList();
+            Assert.Equal(expected.Select(Describe), actual.Select(Describe));
+            Assert.Equal(expected.Count, merged.Info.Events);
+            Assert.Equal((1, 509), (merged.Info.MinSeq, merged.Info.MaxSeq));
+            Assert.All(merged.Blocks.SkipLast(1), block => Assert.InRange(block.Rows, 8, 24));
+            // The words of copied and rewritten blocks alike, under the merged segment's own field ids.
+            Assert.Equal(["europe"], merged.FuzzyTerms(new FuzzyNode("region", "europa", 1))!);
+            Assert.Equal(["alice"], merged.FuzzyTerms(new FuzzyNode(null, "alise", 1))!);
+            Assert.Equal(["reset"], merged.FuzzyTerms(new FuzzyNode("message", "resets", 1))!);
+            Assert.Empty(merged.FuzzyTerms(new FuzzyNode("host", "europa", 1))!);
+            // Token filters and postings travel with their blocks.
+            Assert.All(Enumerable.Range(0, 4), i => Assert.True(merged.MayHaveToken(TokenHash.Of("level", "info"), i)));
+            Assert.All(Enumerable.Range(4, 3), i => Assert.True(merged.MayHaveToken(TokenHash.Of("region", "europe"), i)));
+            Assert.Equal(Enumerable.Range(4, 3).Select(i => 16), Enumerable.Range(4, 3).Select(i => merged.OpenBlock(i).Postings!.Rows(TokenHash.Of("cache"))!.Sum(word => System.Numerics.BitOperations.PopCount(word))));
+        }
+        finally
+        {
+            merged.Retire(deleteFile: false);
+        }
+
+        static string Describe(LogEvent e) =>
+            $"{e.Timestamp} {e.Seq} {e.Message} " + string.Join(",", e.Fields.AsSpan().ToArray().OrderBy(f => f.Name, StringComparer.Ordinal).Select(f => $"{f.Name}={f.Value}"));
+    }
+
+    [Fact]
     public void AFuzzyTermWithTooManyWordsOrAnIncompleteDictionaryReadsTheTexts()
     {
         using var dir = new TempDirectory();

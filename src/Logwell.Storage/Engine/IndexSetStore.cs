@@ -683,19 +683,13 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 }
                 var path = Path.Combine(_segmentDirectory, $"seg-{segmentId.ToString("D10", CultureInfo.InvariantCulture)}.lws");
                 var day = group[0].Info.Day;
+                SegmentMerge.Counts counts;
                 using (var writer = new SegmentWriter(path, day, _options.BlockRows, _options.MergeCompressionLevel))
                 {
-                    foreach (var evt in MergeSorted(group))
-                    {
-                        // A stop does not wait for a long merge: the unfinished output is deleted, the inputs stay.
-                        if ((writer.Events & 0x3FFF) == 0)
-                        {
-                            cancellationToken.ThrowIfCancellationRequested();
-                        }
-                        writer.Add(evt);
-                    }
+                    counts = SegmentMerge.Write(group, writer, _options.BlockRows, cancellationToken);
                     writer.Complete();
                 }
+                _logger.LogDebug("Index set {Name}: merge of {Count} segments copied {Copied} blocks and rewrote the rows of {Decoded}", Name, group.Count, counts.CopiedBlocks, counts.DecodedBlocks);
                 await SwapMergedAsync(group, path, day).ConfigureAwait(false);
             }
             finally
@@ -777,42 +771,6 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             }
         }
         return null;
-    }
-
-    private static IEnumerable<LogEvent> MergeSorted(List<Segment> segments)
-    {
-        var queue = new PriorityQueue<IEnumerator<LogEvent>, EventPosition>();
-        foreach (var segment in segments)
-        {
-            var enumerator = ReadAll(segment).GetEnumerator();
-            if (enumerator.MoveNext())
-            {
-                queue.Enqueue(enumerator, new EventPosition(enumerator.Current.Timestamp, enumerator.Current.Seq));
-            }
-        }
-        while (queue.TryDequeue(out var enumerator, out _))
-        {
-            yield return enumerator.Current;
-            if (enumerator.MoveNext())
-            {
-                queue.Enqueue(enumerator, new EventPosition(enumerator.Current.Timestamp, enumerator.Current.Seq));
-            }
-            else
-            {
-                enumerator.Dispose();
-            }
-        }
-    }
-
-    private static IEnumerable<LogEvent> ReadAll(Segment segment)
-    {
-        for (var b = 0; b < segment.Blocks.Length; b++)
-        {
-            foreach (var evt in segment.ReadBlock(b))
-            {
-                yield return evt;
-            }
-        }
     }
 
     /// <summary>Drops day partitions whose every event is past retention. Returns how many segments went.</summary>

@@ -259,6 +259,42 @@ internal sealed class Segment
         return terms;
     }
 
+    /// <summary>
+    /// The term dictionary, read for a merge without keeping it: null when the segment has none (before version 4),
+    /// so a merge re-tokenizes its rows rather than copy its blocks.
+    /// </summary>
+    internal TermDictionary? ReadTermsOnce() => _termsMeta is null ? null : Volatile.Read(ref _terms) ?? new TermDictionary(ReadTermDictionary());
+
+    /// <summary>
+    /// A block's bytes as stored (compressed columns, postings and filter), each part checked against its checksum,
+    /// for a merge to copy into its output unchanged. <paramref name="buffer"/> is grown when too small.
+    /// </summary>
+    internal ReadOnlySpan<byte> ReadStoredBlock(int index, ref byte[] buffer)
+    {
+        var meta = Blocks[index];
+        if (buffer.Length < meta.Length)
+        {
+            buffer = new byte[Math.Max(meta.Length, buffer.Length * 2)];
+        }
+        var stored = buffer.AsSpan(0, meta.Length);
+        if (RandomAccess.Read(_handle, stored, meta.Offset) != meta.Length)
+        {
+            throw Damaged($"block {index} is shorter than the footer says");
+        }
+        foreach (var part in meta.Columns.Append(meta.Postings!.Value).Append(meta.Filter!.Value))
+        {
+            if (part.Offset < 0 || part.Length < 0 || part.Offset + part.Length > meta.Length)
+            {
+                throw Damaged($"block {index} column {part.Column} lies outside its block");
+            }
+            if (Crc32.HashToUInt32(stored.Slice(part.Offset, part.Length)) != part.Crc)
+            {
+                throw Damaged($"block {index} column {part.Column} checksum mismatch");
+            }
+        }
+        return stored;
+    }
+
     /// <summary>The term dictionary's bytes, read, checked against its checksum and decompressed.</summary>
     private byte[] ReadTermDictionary()
     {

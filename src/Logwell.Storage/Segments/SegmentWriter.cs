@@ -65,6 +65,19 @@ internal sealed class SegmentWriter : IDisposable
 
     public void Add(LogEvent evt)
     {
+        Append(evt);
+        if (_pending.Count >= _blockRows)
+        {
+            WriteBlock();
+        }
+    }
+
+    /// <summary>Rows added and not yet written: they become a block at <see cref="EndBlock"/> (or in <see cref="Add"/>).</summary>
+    public int PendingRows => _pending.Count;
+
+    /// <summary>Adds a row to the block being gathered without ending it, however many rows it has.</summary>
+    public void Append(LogEvent evt)
+    {
         var position = new EventPosition(evt.Timestamp, evt.Seq);
         if (position <= _last)
         {
@@ -72,10 +85,109 @@ internal sealed class SegmentWriter : IDisposable
         }
         _last = position;
         _pending.Add(evt);
-        if (_pending.Count >= _blockRows)
+    }
+
+    /// <summary>Writes the rows gathered so far as a block (nothing when there are none).</summary>
+    public void EndBlock()
+    {
+        if (_pending.Count > 0)
         {
             WriteBlock();
         }
+    }
+
+    /// <summary>
+    /// Writes block <paramref name="index"/> of <paramref name="source"/> as it is stored, each part checked against
+    /// its checksum: a merge copies the blocks no other input overlaps instead of decoding, re-tokenizing and
+    /// re-compressing their rows. No rows may be pending, and the block's rows must all come after those written. Only
+    /// the block directory changes: the source's field ids become this segment's. The source's words reach this
+    /// segment's term dictionary through <see cref="AddTerms"/>.
+    /// </summary>
+    public void CopyBlock(Segment source, int index, ref byte[] buffer)
+    {
+        if (_pending.Count > 0)
+        {
+            throw new InvalidOperationException("a block is copied only when no rows are pending");
+        }
+        if (source.Version != SegmentFormat.Version)
+        {
+            throw new InvalidOperationException($"a block of a version {source.Version} segment cannot be copied into version {SegmentFormat.Version}");
+        }
+        var meta = source.Blocks[index];
+        // Timestamps ascend within a block: its first row is at MinTime, its last at MaxTime.
+        var seqs = source.OpenBlock(index).Seqs;
+        if (new EventPosition(meta.MinTime, seqs[0]) <= _last)
+        {
+            throw new InvalidOperationException("segment events must be added in ascending (timestamp, seq) order");
+        }
+        var stored = source.ReadStoredBlock(index, ref buffer);
+        var columns = new ColumnMeta[meta.Columns.Length];
+        for (var c = 0; c < columns.Length; c++)
+        {
+            var column = meta.Columns[c];
+            columns[c] = column.Column < SegmentFormat.FirstField
+                ? column
+                : column with { Column = SegmentFormat.FirstField + FieldId(source.FieldNames[column.Column - SegmentFormat.FirstField]) };
+        }
+        // Columns in ascending id order, as blocks written here have them.
+        Array.Sort(columns, static (a, b) => a.Column.CompareTo(b.Column));
+        RandomAccess.Write(_handle, stored, _offset);
+        _blocks.Add(meta with { Offset = _offset, Columns = columns });
+        _offset += stored.Length;
+        _last = new EventPosition(meta.MaxTime, seqs[^1]);
+        _minTime = Math.Min(_minTime, meta.MinTime);
+        _maxTime = Math.Max(_maxTime, meta.MaxTime);
+        foreach (var seq in seqs)
+        {
+            _minSeq = Math.Min(_minSeq, seq);
+        }
+        _maxSeq = Math.Max(_maxSeq, meta.MaxSeq);
+        _events += meta.Rows;
+    }
+
+    /// <summary>
+    /// Adds every word of <paramref name="source"/>'s term dictionary to this segment's, under this segment's field
+    /// ids: what a merge does for each input, since it may copy the input's blocks without tokenizing their rows. A
+    /// source whose dictionary is incomplete leaves this one incomplete; one without a dictionary (before version 4)
+    /// adds nothing, since its blocks are never copied.
+    /// </summary>
+    public void AddTerms(Segment source)
+    {
+        var dictionary = source.ReadTermsOnce();
+        if (dictionary is null)
+        {
+            return;
+        }
+        if (!dictionary.Complete)
+        {
+            _terms.MarkIncomplete();
+            return;
+        }
+        foreach (var (scope, term) in dictionary.All())
+        {
+            if (scope == 0)
+            {
+                _terms.Add(TokenHash.Of(term), 0, term);
+                continue;
+            }
+            if (scope - 1 >= source.FieldNames.Length)
+            {
+                throw new InvalidDataException($"{source.Path}: the term dictionary names field {scope - 1}, which the segment does not have");
+            }
+            var field = source.FieldNames[scope - 1];
+            _terms.Add(TokenHash.Of(field, term), FieldId(field) + 1, term);
+        }
+    }
+
+    private int FieldId(string name)
+    {
+        if (!_fieldIds.TryGetValue(name, out var id))
+        {
+            id = _fieldNames.Count;
+            _fieldIds[name] = id;
+            _fieldNames.Add(name);
+        }
+        return id;
     }
 
     public SegmentInfo Complete()
@@ -168,12 +280,7 @@ internal sealed class SegmentWriter : IDisposable
                 }
                 else
                 {
-                    if (!_fieldIds.TryGetValue(field.Name, out id))
-                    {
-                        id = _fieldNames.Count;
-                        _fieldIds[field.Name] = id;
-                        _fieldNames.Add(field.Name);
-                    }
+                    id = FieldId(field.Name);
                     _lastNames[place] = field.Name;
                     _lastIds[place] = id;
                 }

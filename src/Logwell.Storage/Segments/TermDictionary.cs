@@ -43,6 +43,14 @@ internal sealed class TermDictionaryBuilder
         }
     }
 
+    /// <summary>Records that some words of the segment are not in the dictionary (a merge input's was incomplete).</summary>
+    public void MarkIncomplete()
+    {
+        _incomplete = true;
+        _terms.Clear();
+        _terms.TrimExcess();
+    }
+
     /// <summary>
     /// Writes <c>u8 complete</c> (0 when words were left out past <see cref="MaxTerms"/>), <c>varuint scopes</c>, then per scope (ascending) <c>varuint scope, varuint count</c> and its terms in
     /// ordinal order, each as <c>varuint shared-prefix-chars</c> and the rest as a string.
@@ -123,6 +131,30 @@ internal sealed class TermDictionary
 
     /// <summary>Every scope that has terms.</summary>
     public IEnumerable<int> Scopes => _scopes.Keys;
+
+    /// <summary>Every term with its scope, for a merge to carry into its output's dictionary.</summary>
+    public List<(int Scope, string Term)> All()
+    {
+        var all = new List<(int Scope, string Term)>();
+        var buffer = new char[FuzzyTerm.DictionaryMaxLength];
+        foreach (var (scope, (offset, count)) in _scopes)
+        {
+            var reader = new ByteReader(_raw.AsSpan(offset));
+            var valid = 0;
+            for (var i = 0; i < count; i++)
+            {
+                var shared = reader.ReadVarUInt();
+                var suffix = reader.ReadBytes(reader.ReadLength());
+                if (shared > (ulong)valid || (int)shared + System.Text.Encoding.UTF8.GetCharCount(suffix) > buffer.Length)
+                {
+                    throw new InvalidDataException("malformed term dictionary");
+                }
+                valid = (int)shared + System.Text.Encoding.UTF8.GetChars(suffix, buffer.AsSpan((int)shared));
+                all.Add((scope, new string(buffer, 0, valid)));
+            }
+        }
+        return all;
+    }
 
     /// <summary>The distinct terms of <paramref name="scopes"/> within <paramref name="maxEdits"/> of <paramref name="term"/>.</summary>
     public HashSet<string> Within(IEnumerable<int> scopes, string term, int maxEdits, CancellationToken cancellationToken)
