@@ -363,6 +363,20 @@ public sealed partial class EnginePropertyTests
             Assert.Equal(expectedGroups, grouped.Rows.Select(r => $"{r[0]}/{r[1]}={r[2]}" + (by[0] == "detail" ? $",{r[3]}" : "")));
         }
 
+        // count_distinct of dictionary-coded columns, one of them holding numbers in some rows too, with and without groups.
+        foreach (var text in new[] { "| stats count_distinct(detail) as d, count_distinct(host) as h", "| stats count_distinct(detail) as d, count() as n, count_distinct(host) as h by level" })
+        {
+            var distinct = await store.RunPipelineAsync(new Pipeline(query, Parse(text).Stages), from, to);
+            string? Text(LogEvent e, string field) => e.TryGetField(field, out var v) ? v.SearchText : null;
+            var grouped = text.EndsWith("by level", StringComparison.Ordinal);
+            var expectedDistinct = matching.Where(e => !grouped || Text(e, "level") is not null)
+                .GroupBy(e => grouped ? Text(e, "level")! : "")
+                .OrderBy(g => g.Key, StringComparer.Ordinal)
+                .Select(g => (grouped ? g.Key + "|" : "") + $"{g.Select(e => Text(e, "detail")).Where(v => v is not null).Distinct().Count()}"
+                    + (grouped ? $"|{g.Count()}" : "") + $"|{g.Select(e => Text(e, "host")).Where(v => v is not null).Distinct().Count()}");
+            Assert.Equal(grouped || matching.Count > 0 ? expectedDistinct : ["0|0"], distinct.Rows.Select(r => string.Join("|", r.Select(c => Convert.ToString(c, culture)))));
+        }
+
         var busy = await store.RunPipelineAsync(new Pipeline(query, Parse("| stats count() as n by host | where n >= 3 AND NOT host = web-1 | fields host").Stages), from, to);
         var expectedBusy = matching.Where(e => e.TryGetField("host", out _)).GroupBy(e => { e.TryGetField("host", out var v); return v.Text!; })
             .Where(g => g.Count() >= 3 && g.Key != "web-1").Select(g => g.Key).Order(StringComparer.Ordinal);

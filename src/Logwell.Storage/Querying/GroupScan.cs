@@ -9,7 +9,7 @@ namespace Logwell.Storage.Querying;
 /// Each row has its group (by the values of the <c>by</c> fields; -1 when one of them is missing), its time (when asked
 /// for) and the values of the columns the aggregation asked for, decoded once for the batch.
 /// </summary>
-internal sealed class RowBatch(int count, ulong[] rows, int[] groups, long[] times, FieldValue[]?[] columns)
+internal sealed class RowBatch(int count, ulong[] rows, int[] groups, long[] times, FieldValue[]?[] columns, DictionaryColumn?[]? codes = null)
 {
     public int Count => count;
 
@@ -22,6 +22,15 @@ internal sealed class RowBatch(int count, ulong[] rows, int[] groups, long[] tim
 
     /// <summary>The value of the <paramref name="column"/>-th requested column; <c>default</c> where the row lacks it.</summary>
     public FieldValue Value(int column, int row) => columns[column] is { } values ? values[row] : default;
+
+    /// <summary>
+    /// The <paramref name="column"/>-th requested column grouped by dictionary value, when it was asked for so and the
+    /// block has it so; <see cref="Value"/> then gives only the rows of <see cref="DictionaryColumn.OtherRows"/>.
+    /// </summary>
+    public DictionaryColumn? Codes(int column) => codes?[column];
+
+    /// <summary>Whether <paramref name="row"/> is one to visit.</summary>
+    public bool Visits(int row) => (rows[row >> 6] & (1UL << row)) != 0;
 }
 
 /// <summary>
@@ -30,7 +39,8 @@ internal sealed class RowBatch(int count, ulong[] rows, int[] groups, long[] tim
 /// </summary>
 /// <param name="columns">The fields whose values the batches carry (null entries carry none).</param>
 /// <param name="withTimes">Whether batches carry the rows' times (blocks decode them only then).</param>
-internal sealed class GroupScan(IReadOnlyList<string> by, IReadOnlyList<string?> columns, bool withTimes)
+/// <param name="coded">Per column, whether a batch gives it grouped by dictionary value where a block has it so (<see cref="RowBatch.Codes"/>).</param>
+internal sealed class GroupScan(IReadOnlyList<string> by, IReadOnlyList<string?> columns, bool withTimes, IReadOnlyList<bool>? coded = null)
 {
     /// <summary>Above this many code combinations a block groups row by row through the values' text.</summary>
     private const int MaxCombinations = 1 << 16;
@@ -85,15 +95,24 @@ internal sealed class GroupScan(IReadOnlyList<string> by, IReadOnlyList<string?>
     {
         var count = rows.Count;
         var values = new FieldValue[]?[columns.Count];
+        DictionaryColumn?[]? codes = null;
         for (var c = 0; c < columns.Count; c++)
         {
-            if (columns[c] is { } name)
+            if (columns[c] is not { } name)
             {
-                values[c] = Column(rows, name);
+                continue;
             }
+            if (coded is not null && coded[c] && rows.FieldCodes(name) is { } dictionary)
+            {
+                // No value per row: the few rows that hold other kinds than strings are read as values.
+                (codes ??= new DictionaryColumn?[columns.Count])[c] = dictionary;
+                values[c] = dictionary.OtherRows.Length > 0 ? Column(rows, name) : null;
+                continue;
+            }
+            values[c] = Column(rows, name);
         }
         var visited = mask ?? RowBits.All(count);
-        return new RowBatch(count, visited, GroupsOf(rows, visited), withTimes ? rows.Timestamps : [], values);
+        return new RowBatch(count, visited, GroupsOf(rows, visited), withTimes ? rows.Timestamps : [], values, codes);
     }
 
     private int[] GroupsOf(BlockRows rows, ulong[] mask)

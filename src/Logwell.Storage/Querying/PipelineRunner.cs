@@ -121,7 +121,7 @@ public static class PipelineRunner
                     _count++;
                     return;
                 case "count_distinct":
-                    (_distinct ??= new HashSet<string>(StringComparer.Ordinal)).Add(value.SearchText!);
+                    AddDistinct(value.SearchText!);
                     return;
             }
             if (Number(value) is not { } number)
@@ -137,6 +137,9 @@ public static class PipelineRunner
                 (_values ??= []).Add(number);
             }
         }
+
+        /// <summary>Adds a value to <c>count_distinct</c>'s set.</summary>
+        public void AddDistinct(string text) => (_distinct ??= new HashSet<string>(StringComparer.Ordinal)).Add(text);
 
         public object? Result() => aggregation.Function switch
         {
@@ -179,8 +182,13 @@ public static class PipelineRunner
                 .ToList();
             return Limit([stats.By[0], .. stats.Aggregations.Select(a => a.Name)], counted);
         }
-        var scan = new GroupScan(stats.By, [.. stats.Aggregations.Select(a => a.Field)], withTimes: false);
+        // count_distinct takes dictionary-coded columns by value: each value of a block is added to a group's set once,
+        // not once per row (a set insert per row made count_distinct(host) over 10M events take a second).
+        var distinct = stats.Aggregations.Select(a => a.Function == "count_distinct").ToArray();
+        var scan = new GroupScan(stats.By, [.. stats.Aggregations.Select(a => a.Field)], withTimes: false, distinct);
         var groups = new List<Accumulator[]>();
+        var added = Array.Empty<int>();
+        var stamp = 0;
         scan.Run(store, request, cancellationToken, batch =>
         {
             foreach (var row in batch.Rows)
@@ -198,7 +206,37 @@ public static class PipelineRunner
                 var accumulators = groups[group];
                 for (var a = 0; a < accumulators.Length; a++)
                 {
-                    accumulators[a].Add(batch.Value(a, row));
+                    if (batch.Codes(a) is not { } codes || codes.OtherRows.AsSpan().BinarySearch(row) >= 0)
+                    {
+                        accumulators[a].Add(batch.Value(a, row));
+                    }
+                }
+            }
+            for (var a = 0; a < distinct.Length; a++)
+            {
+                if (batch.Codes(a) is not { } codes)
+                {
+                    continue;
+                }
+                if (added.Length < groups.Count)
+                {
+                    added = new int[Math.Max(groups.Count, added.Length * 2)];
+                    stamp = 0;
+                    Array.Clear(added);
+                }
+                for (var code = 0; code < codes.Values.Length; code++)
+                {
+                    // Groups this value was added to in this pass are marked with this pass's stamp.
+                    stamp++;
+                    foreach (var row in codes.RowsOf(code))
+                    {
+                        var group = batch.Visits(row) ? batch.Group(row) : -1;
+                        if (group >= 0 && added[group] != stamp)
+                        {
+                            added[group] = stamp;
+                            groups[group][a].AddDistinct(codes.Values[code]);
+                        }
+                    }
                 }
             }
         });
