@@ -485,13 +485,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                     return;
                 }
                 var table = frozen[0];
-                var snapshot = table.Snapshot();
-                var events = new List<LogEvent>(snapshot.Count);
-                for (var i = 0; i < snapshot.Count; i++)
-                {
-                    events.Add(snapshot.Items[i]);
-                }
-                var written = WriteSegments(events, _options.FlushCompressionLevel, out var nextSegmentId);
+                var written = WriteSegments(table.Snapshot(), _options.FlushCompressionLevel, out var nextSegmentId);
                 var manifest = _manifest with
                 {
                     FlushedSeq = Math.Max(_manifest.FlushedSeq, table.MaxSeq),
@@ -517,6 +511,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                     };
                 }
                 File.Delete(table.WalPath);
+                table.Retire();
                 _frozenDrained.Release();
             }
         }
@@ -526,16 +521,27 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         }
     }
 
-    /// <summary>Writes events as one segment per UTC day, dropping days already past retention.</summary>
-    private List<Segment> WriteSegments(List<LogEvent> events, int compressionLevel, out long nextSegmentId)
+    /// <summary>
+    /// Writes a memory table's events as one segment per UTC day, dropping days already past retention. The events are
+    /// put in order by their times and sequence numbers and decoded one by one as they are written, so only a block's
+    /// worth of them are objects at a time.
+    /// </summary>
+    private List<Segment> WriteSegments(MemTableSnapshot table, int compressionLevel, out long nextSegmentId)
     {
-        events.Sort(static (a, b) => new EventPosition(a.Timestamp, a.Seq).CompareTo(new EventPosition(b.Timestamp, b.Seq)));
+        var positions = new EventPosition[table.Count];
+        var order = new int[table.Count];
+        for (var i = 0; i < order.Length; i++)
+        {
+            positions[i] = new EventPosition(table.Times[i], table.Seqs[i]);
+            order[i] = i;
+        }
+        Array.Sort(positions, order);
         nextSegmentId = _manifest.NextSegmentId;
         var expiredBefore = ExpiryCutoff();
         var result = new List<Segment>();
         try
         {
-            WriteDays(events, compressionLevel, expiredBefore, result, ref nextSegmentId);
+            WriteDays(table, positions, order, compressionLevel, expiredBefore, result, ref nextSegmentId);
         }
         catch
         {
@@ -554,15 +560,15 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         }
     }
 
-    private void WriteDays(List<LogEvent> events, int compressionLevel, long expiredBefore, List<Segment> result, ref long nextSegmentId)
+    private void WriteDays(MemTableSnapshot table, EventPosition[] positions, int[] order, int compressionLevel, long expiredBefore, List<Segment> result, ref long nextSegmentId)
     {
         var i = 0;
-        while (i < events.Count)
+        while (i < positions.Length)
         {
-            var dayNumber = events[i].Timestamp / TimeSpan.TicksPerDay;
-            var day = DayOf(events[i].Timestamp);
+            var dayNumber = positions[i].Timestamp / TimeSpan.TicksPerDay;
+            var day = DayOf(positions[i].Timestamp);
             var end = i;
-            while (end < events.Count && events[end].Timestamp / TimeSpan.TicksPerDay == dayNumber)
+            while (end < positions.Length && positions[end].Timestamp / TimeSpan.TicksPerDay == dayNumber)
             {
                 end++;
             }
@@ -573,7 +579,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 using var writer = new SegmentWriter(path, day, _options.BlockRows, compressionLevel);
                 for (var j = i; j < end; j++)
                 {
-                    writer.Add(events[j]);
+                    writer.Add(table.Event(order[j]));
                 }
                 writer.Complete();
                 result.Add(Segment.Open(path));
@@ -1003,12 +1009,11 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         {
             foreach (var table in tables)
             {
-                for (var i = 0; i < table.Count; i++)
+                // A table's sequence numbers ascend in arrival order.
+                var i = Array.BinarySearch(table.Seqs, 0, table.Count, seq);
+                if (i >= 0)
                 {
-                    if (table.Items[i].Seq == seq)
-                    {
-                        return table.Items[i];
-                    }
+                    return table.Event(i);
                 }
             }
             foreach (var segment in segments)
@@ -1039,6 +1044,10 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             foreach (var segment in segments)
             {
                 segment.Release();
+            }
+            foreach (var table in tables)
+            {
+                table.Table.Release();
             }
         }
     }
@@ -1143,23 +1152,29 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 }
                 if (source.Segment is null)
                 {
-                    var events = source.Table.Items;
-                    for (var i = 0; i < source.Table.Count; i++)
+                    var table = source.Table;
+                    for (var i = 0; i < table.Count; i++)
                     {
                         if ((i & 0xFF) == 0xFF)
                         {
                             cancellationToken.ThrowIfCancellationRequested();
                         }
-                        var evt = events[i];
-                        var position = new EventPosition(evt.Timestamp, evt.Seq);
-                        if (evt.Timestamp < from || evt.Timestamp >= to || !Follows(position) || !matcher(evt))
+                        // Time and order from the table's arrays; the event is decoded only for a clause to test, or as a hit.
+                        var t = table.Times[i];
+                        var position = new EventPosition(t, table.Seqs[i]);
+                        if (t < from || t >= to || !Follows(position))
+                        {
+                            continue;
+                        }
+                        var evt = matchAll ? null : table.Event(i);
+                        if (evt is not null && !matcher(evt))
                         {
                             continue;
                         }
                         total++;
-                        if (canHit)
+                        if (canHit && (heap.Count < limit || (heap.TryPeek(out _, out var worst) && order.Compare(position, worst) > 0)))
                         {
-                            Offer(new Hit(evt, null, 0), position);
+                            Offer(new Hit(evt ?? table.Event(i), null, 0), position);
                         }
                     }
                     continue;
@@ -1203,6 +1218,10 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             foreach (var segment in segments)
             {
                 segment.Release();
+            }
+            foreach (var table in tables)
+            {
+                table.Table.Release();
             }
         }
     }
@@ -1528,9 +1547,6 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         var to = request.To ?? long.MaxValue;
         var after = request.After;
         var matchAll = request.Query is MatchAllNode;
-        bool InWindow(LogEvent evt) =>
-            evt.Timestamp >= from && evt.Timestamp < to && (after is null || new EventPosition(evt.Timestamp, evt.Seq) < after.Value);
-
         var (segments, tables) = AcquireSnapshot();
         try
         {
@@ -1543,8 +1559,13 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                     {
                         cancellationToken.ThrowIfCancellationRequested();
                     }
-                    var evt = table.Items[i];
-                    if (InWindow(evt) && matcher(evt))
+                    var t = table.Times[i];
+                    if (t < from || t >= to || (after is not null && new EventPosition(t, table.Seqs[i]) >= after.Value))
+                    {
+                        continue;
+                    }
+                    var evt = table.Event(i);
+                    if (matcher(evt))
                     {
                         matching(evt);
                     }
@@ -1607,6 +1628,10 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             {
                 segment.Release();
             }
+            foreach (var table in tables)
+            {
+                table.Table.Release();
+            }
         }
     }
 
@@ -1630,12 +1655,13 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                     segments.Add(segment);
                 }
             }
+            // Tables leave the state under this lock before they are retired: each one here is still live.
             var tables = new List<MemTableSnapshot>(state.Frozen.Count + 1);
-            foreach (var table in state.Frozen)
+            foreach (var table in state.Frozen.Append(state.Active))
             {
+                table.Acquire();
                 tables.Add(table.Snapshot());
             }
-            tables.Add(state.Active.Snapshot());
             return (segments, tables);
         }
     }
