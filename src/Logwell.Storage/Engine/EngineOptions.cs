@@ -8,7 +8,7 @@ public sealed record EngineOptions
     /// <summary>Rows per segment block: the unit of reading, checksumming and time pruning.</summary>
     public int BlockRows { get; init; } = 16_384;
 
-    /// <summary>A memory table is frozen and written as segments when it reaches either bound.</summary>
+    /// <summary>A memory table is frozen and written as segments when it reaches either bound (bytes: its events as it keeps them, encoded).</summary>
     public int MemTableMaxEvents { get; init; } = 131_072;
     public long MemTableMaxBytes { get; init; } = 64L << 20;
 
