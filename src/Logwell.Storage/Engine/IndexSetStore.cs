@@ -987,11 +987,11 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         }
         foreach (var table in state.Frozen.Append(state.Active))
         {
-            var snapshot = table.Snapshot();
-            if (snapshot.Count > 0)
+            // Its bounds only: a table's events are read only by a holder of a reference (see AcquireSnapshot).
+            if (table.Count > 0)
             {
-                min = Math.Min(min, snapshot.MinTime);
-                max = Math.Max(max, snapshot.MaxTime);
+                min = Math.Min(min, table.MinTime);
+                max = Math.Max(max, table.MaxTime);
             }
         }
         min = Math.Max(min, retained);

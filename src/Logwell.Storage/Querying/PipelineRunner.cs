@@ -218,7 +218,7 @@ public static class PipelineRunner
                 {
                     continue;
                 }
-                if (added.Length < groups.Count)
+                if (added.Length < groups.Count || stamp > int.MaxValue - codes.Values.Length)
                 {
                     added = new int[Math.Max(groups.Count, added.Length * 2)];
                     stamp = 0;

@@ -283,9 +283,13 @@ internal sealed class Segment
         }
         foreach (var part in meta.Columns.Append(meta.Postings!.Value).Append(meta.Filter!.Value))
         {
-            if (part.Offset < 0 || part.Length < 0 || part.Offset + part.Length > meta.Length)
+            if (part.Offset < 0 || part.Length < 0 || (long)part.Offset + part.Length > meta.Length)
             {
                 throw Damaged($"block {index} column {part.Column} lies outside its block");
+            }
+            if (part.Column - SegmentFormat.FirstField >= FieldNames.Length)
+            {
+                throw Damaged($"block {index} has a column of field {part.Column - SegmentFormat.FirstField}, which the segment does not name");
             }
             if (Crc32.HashToUInt32(stored.Slice(part.Offset, part.Length)) != part.Crc)
             {

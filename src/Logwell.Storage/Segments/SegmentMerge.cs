@@ -77,7 +77,9 @@ internal static class SegmentMerge
                 cancellationToken.ThrowIfCancellationRequested();
                 var meta = next.Segment.Blocks[next.Block];
                 var alone = next.Segment.Version == SegmentFormat.Version && PrecedesOthers(meta, next, inputs);
-                if (alone && writer.PendingRows >= half)
+                // Pending rows end their block before this one is copied, or when joining them would pass 1.5 times
+                // the usual rows: no block grows past that, merge after merge.
+                if (alone && (writer.PendingRows >= half || writer.PendingRows + meta.Rows > blockRows + half))
                 {
                     writer.EndBlock();
                 }

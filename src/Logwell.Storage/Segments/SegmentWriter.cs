@@ -153,6 +153,10 @@ internal sealed class SegmentWriter : IDisposable
     /// </summary>
     public void AddTerms(Segment source)
     {
+        if (_terms.Incomplete)
+        {
+            return;
+        }
         var dictionary = source.ReadTermsOnce();
         if (dictionary is null)
         {

@@ -43,6 +43,9 @@ internal sealed class TermDictionaryBuilder
         }
     }
 
+    /// <summary>Whether words were left out: the dictionary is written without any.</summary>
+    public bool Incomplete => _incomplete;
+
     /// <summary>Records that some words of the segment are not in the dictionary (a merge input's was incomplete).</summary>
     public void MarkIncomplete()
     {
