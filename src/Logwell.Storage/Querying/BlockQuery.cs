@@ -168,10 +168,7 @@ internal static class BlockQuery
             {
                 if (text(dictionary.Values[code]))
                 {
-                    foreach (var row in dictionary.RowsOf(code))
-                    {
-                        result[row >> 6] |= 1UL << row;
-                    }
+                    dictionary.OrInto(result, code);
                 }
             }
             if (dictionary.OtherRows.Length == 0)

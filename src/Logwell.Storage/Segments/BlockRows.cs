@@ -183,6 +183,7 @@ internal sealed class BlockRows
                 if (reader.ReadByte() == SegmentFormat.DictionaryStrings)
                 {
                     result = DictionaryColumn.Read(ref reader, Count);
+                    result.OnBitmap = OnDecoded;
                     Decoded(Count * 4L + result.Values.Sum(d => 24L + d.Length * 2L));
                 }
             }
@@ -495,7 +496,46 @@ internal sealed record TextColumn(byte[] Bytes, int[] Offsets, int[] Lengths)
 /// </summary>
 internal sealed record DictionaryColumn(string[] Values, int[] Rows, int[] Starts, int[] OtherRows)
 {
+    private ulong[]?[]? _bitmaps;
+
+    /// <summary>Told how many bytes a bitmap made for a value takes (the block cache sizes its entry by them).</summary>
+    public Action<long>? OnBitmap { get; set; }
+
     public ReadOnlySpan<int> RowsOf(int code) => Rows.AsSpan(Starts[code], Starts[code + 1] - Starts[code]);
+
+    /// <summary>
+    /// Sets the rows of <paramref name="code"/> in <paramref name="result"/>. A value held by many rows is set from its
+    /// bitmap, made on first use and kept with the cached block: a word-wise OR instead of a write per row, which is
+    /// what a count such as <c>level:WARN</c> over every block spends its time on.
+    /// </summary>
+    public void OrInto(ulong[] result, int code)
+    {
+        var rows = RowsOf(code);
+        // Fewer rows than the bitmap has words (one row in 64): setting them one by one costs less.
+        if (rows.Length < result.Length)
+        {
+            foreach (var row in rows)
+            {
+                result[row >> 6] |= 1UL << row;
+            }
+            return;
+        }
+        var bitmaps = Volatile.Read(ref _bitmaps) ?? Interlocked.CompareExchange(ref _bitmaps, new ulong[]?[Values.Length], null) ?? _bitmaps!;
+        var bitmap = Volatile.Read(ref bitmaps[code]);
+        if (bitmap is null)
+        {
+            bitmap = new ulong[result.Length];
+            foreach (var row in rows)
+            {
+                bitmap[row >> 6] |= 1UL << row;
+            }
+            if (Interlocked.CompareExchange(ref bitmaps[code], bitmap, null) is null)
+            {
+                OnBitmap?.Invoke(bitmap.Length * 8L);
+            }
+        }
+        Querying.RowBits.Or(result, bitmap);
+    }
 
     public static DictionaryColumn Read(ref ByteReader reader, int count)
     {
