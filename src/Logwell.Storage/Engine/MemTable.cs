@@ -29,16 +29,11 @@ internal sealed class MemTable(string walPath)
 
     private readonly Lock _lock = new();
     private readonly ByteWriter _encoder = new(1 << 12);
-    private readonly Dictionary<string, int> _nameIds = new(StringComparer.Ordinal);
+    private readonly FieldNumbers _names = new();
+    // By name number, the numbers of the field's shared values; null once it has had too many to share.
     private readonly List<Dictionary<string, int>?> _valueIds = [];
-    private string[] _names = new string[16];
-    private int _nameCount;
     private string[] _values = new string[64];
     private int _valueCount;
-    // The name seen last at each place in an event's fields, with its number: events of a source list their fields
-    // in the same order under the same string instances, so most names are found without hashing them.
-    private string?[] _lastNames = new string?[16];
-    private int[] _lastIds = new int[16];
     private byte[][] _chunks = new byte[8][];
     private int _chunkCount;
     private int _chunkUsed;
@@ -92,7 +87,7 @@ internal sealed class MemTable(string walPath)
     {
         lock (_lock)
         {
-            return new MemTableSnapshot(this, _count, MinTime, MaxTime, _times, _seqs, _places, _chunks, _names, _values);
+            return new MemTableSnapshot(this, _count, MinTime, MaxTime, _times, _seqs, _places, _chunks, _names.Names, _values);
         }
     }
 
@@ -155,24 +150,13 @@ internal sealed class MemTable(string walPath)
         _encoder.WriteString(evt.Message);
         var fields = evt.Fields;
         _encoder.WriteVarUInt((ulong)fields.Length);
-        if (fields.Length > _lastNames.Length)
-        {
-            Array.Resize(ref _lastNames, fields.Length);
-            Array.Resize(ref _lastIds, fields.Length);
-        }
         for (var place = 0; place < fields.Length; place++)
         {
             var field = fields[place];
-            int id;
-            if (ReferenceEquals(field.Name, _lastNames[place]))
+            var id = _names.At(place, field.Name);
+            if (id == _valueIds.Count)
             {
-                id = _lastIds[place];
-            }
-            else
-            {
-                id = NameId(field.Name);
-                _lastNames[place] = field.Name;
-                _lastIds[place] = id;
+                _valueIds.Add(new Dictionary<string, int>(StringComparer.Ordinal));
             }
             _encoder.WriteVarUInt((ulong)id);
             var value = field.Value;
@@ -202,23 +186,6 @@ internal sealed class MemTable(string walPath)
             }
             EventCodec.WriteValue(_encoder, value);
         }
-    }
-
-    private int NameId(string name)
-    {
-        if (_nameIds.TryGetValue(name, out var id))
-        {
-            return id;
-        }
-        id = _nameCount;
-        if (_nameCount == _names.Length)
-        {
-            _names = Grown(_names, _names.Length * 2);
-        }
-        _names[_nameCount++] = name;
-        _nameIds[name] = id;
-        _valueIds.Add(new Dictionary<string, int>(StringComparer.Ordinal));
-        return id;
     }
 }
 

@@ -23,16 +23,11 @@ internal sealed class SegmentWriter : IDisposable
     private readonly SafeFileHandle _handle;
     private readonly List<LogEvent> _pending = [];
     private readonly List<BlockMeta> _blocks = [];
-    private readonly Dictionary<string, int> _fieldIds = new(StringComparer.Ordinal);
-    private readonly List<string> _fieldNames = [];
+    private readonly FieldNumbers _fields = new();
 
-    // Per block, reused: the (row, value) lists by field id, the ids present, and by a field's place in its event the
-    // name and id seen there last (events of a source list their fields in the same order, under the same string
-    // instances, so most fields are found without hashing their names).
+    // Per block, reused: the (row, value) lists by field id, and the ids present.
     private readonly List<List<(int Row, FieldValue Value)>?> _present = [];
     private readonly List<int> _presentIds = [];
-    private string?[] _lastNames = new string?[16];
-    private int[] _lastIds = new int[16];
     private int[] _codes = [];
     private readonly PostingsBuilder _tokens = new();
     private readonly TermDictionaryBuilder _terms = new();
@@ -127,7 +122,7 @@ internal sealed class SegmentWriter : IDisposable
             var column = meta.Columns[c];
             columns[c] = column.Column < SegmentFormat.FirstField
                 ? column
-                : column with { Column = SegmentFormat.FirstField + FieldId(source.FieldNames[column.Column - SegmentFormat.FirstField]) };
+                : column with { Column = SegmentFormat.FirstField + _fields.Of(source.FieldNames[column.Column - SegmentFormat.FirstField]) };
         }
         // Columns in ascending id order, as blocks written here have them.
         Array.Sort(columns, static (a, b) => a.Column.CompareTo(b.Column));
@@ -179,19 +174,8 @@ internal sealed class SegmentWriter : IDisposable
                 throw new InvalidDataException($"{source.Path}: the term dictionary names field {scope - 1}, which the segment does not have");
             }
             var field = source.FieldNames[scope - 1];
-            _terms.Add(TokenHash.Of(field, term), FieldId(field) + 1, term);
+            _terms.Add(TokenHash.Of(field, term), _fields.Of(field) + 1, term);
         }
-    }
-
-    private int FieldId(string name)
-    {
-        if (!_fieldIds.TryGetValue(name, out var id))
-        {
-            id = _fieldNames.Count;
-            _fieldIds[name] = id;
-            _fieldNames.Add(name);
-        }
-        return id;
     }
 
     public SegmentInfo Complete()
@@ -269,25 +253,10 @@ internal sealed class SegmentWriter : IDisposable
         for (var row = 0; row < rows.Count; row++)
         {
             var fields = rows[row].Fields;
-            if (fields.Length > _lastNames.Length)
-            {
-                Array.Resize(ref _lastNames, fields.Length);
-                Array.Resize(ref _lastIds, fields.Length);
-            }
             for (var place = 0; place < fields.Length; place++)
             {
                 var field = fields[place];
-                int id;
-                if (ReferenceEquals(field.Name, _lastNames[place]))
-                {
-                    id = _lastIds[place];
-                }
-                else
-                {
-                    id = FieldId(field.Name);
-                    _lastNames[place] = field.Name;
-                    _lastIds[place] = id;
-                }
+                var id = _fields.At(place, field.Name);
                 while (_present.Count <= id)
                 {
                     _present.Add(null);
@@ -352,7 +321,7 @@ internal sealed class SegmentWriter : IDisposable
     /// </summary>
     private void WriteFieldColumn(int id, FieldValue[] values)
     {
-        var name = _fieldNames[id];
+        var name = _fields.Names[id];
         _raw.Clear();
         // Strings repeat a lot in logs (hosts, levels, services): use a dictionary when few values are distinct. Each
         // row's code is kept from this pass; a value that is the same string instance as the row before's is not hashed.
@@ -469,10 +438,10 @@ internal sealed class SegmentWriter : IDisposable
         footer.WriteInt64(_maxTime);
         footer.WriteInt64(_minSeq);
         footer.WriteInt64(_maxSeq);
-        footer.WriteVarUInt((ulong)_fieldNames.Count);
-        foreach (var name in _fieldNames)
+        footer.WriteVarUInt((ulong)_fields.Count);
+        for (var id = 0; id < _fields.Count; id++)
         {
-            footer.WriteString(name);
+            footer.WriteString(_fields.Names[id]);
         }
         footer.WriteVarUInt((ulong)_blocks.Count);
         foreach (var block in _blocks)
