@@ -1262,8 +1262,14 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 OfferGroups(rows, mask, dictionary);
                 return;
             }
+            var isMessage = string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
+            if ((rows.TextField(field) ?? (isMessage && Array.IndexOf(rows.FieldNames, field) < 0 ? rows.Messages : null)) is { } text)
+            {
+                OfferText(rows, mask, text);
+                return;
+            }
             var values = rows.Field(field);
-            var ofMessage = values is null && string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
+            var ofMessage = values is null && isMessage;
             var timestamps = rows.Timestamps;
             var seqs = rows.Seqs;
             for (var i = 0; i < rows.Count; i++)
@@ -1274,6 +1280,53 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 }
                 var value = values is not null ? OrderValue.Of(values[i]) : ofMessage ? new OrderValue(false, 0, rows.Message(i)) : OrderValue.Missing;
                 Offer(new Hit(null, rows, i), new OrderKey(value, new EventPosition(timestamps[i], seqs[i])));
+            }
+        }
+        // A block of plain text is compared as UTF-8 in place: once the heap is full, a row whose value comes after its
+        // top's is only counted (it also comes after the cursor, as the top does), and only rows that may enter are
+        // decoded. Without this, sorting by a field of unique values (a trace id) built a string for every row.
+        byte[] topUtf8 = [];
+        string? topText = null;
+        bool ComesAfterTop(TextColumn text, int row, bool absent)
+        {
+            if (heap.Count < limit || !heap.TryPeek(out _, out var top) || top.Value.IsMissing)
+            {
+                return false;
+            }
+            if (absent)
+            {
+                return true;
+            }
+            if (top.Value.IsNumber)
+            {
+                // Numbers come before text ascending, after it descending.
+                return !order.Descending;
+            }
+            if (!ReferenceEquals(top.Value.Text, topText))
+            {
+                topText = top.Value.Text;
+                topUtf8 = System.Text.Encoding.UTF8.GetBytes(topText!);
+            }
+            return CompareOrdinalUtf8(text.Utf8(row), topUtf8) is { } byValue && (order.Descending ? -byValue : byValue) > 0;
+        }
+        void OfferText(BlockRows rows, ulong[]? mask, TextColumn text)
+        {
+            long[]? timestamps = null;
+            long[]? seqs = null;
+            for (var row = 0; row < rows.Count; row++)
+            {
+                if (mask is not null && !RowBits.Contains(mask, row))
+                {
+                    continue;
+                }
+                var absent = text.Absent is { } none && RowBits.Contains(none, row);
+                if ((limit == 0 && after is null) || ComesAfterTop(text, row, absent))
+                {
+                    total++;
+                    continue;
+                }
+                var value = absent ? OrderValue.Missing : new OrderValue(false, 0, System.Text.Encoding.UTF8.GetString(text.Utf8(row)));
+                Offer(new Hit(null, rows, row), new OrderKey(value, new EventPosition((timestamps ??= rows.Timestamps)[row], (seqs ??= rows.Seqs)[row])));
             }
         }
         // A dictionary-coded block is visited value by value in the order: once the heap is full, a value that comes
@@ -1401,6 +1454,23 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             });
         var more = hits.Length == limit && limit > 0;
         return new SearchResult(hits, total, true, null) { NextOrderKey = more ? lastKey : null };
+    }
+
+    /// <summary>
+    /// The sign of <see cref="string.CompareOrdinal(string, string)"/> of two texts given as UTF-8, without decoding them;
+    /// null where UTF-8's order (by code point) and UTF-16's differ: between a character of U+E000–U+FFFF and one past
+    /// U+FFFF (lead bytes 0xEE and up on both sides).
+    /// </summary>
+    internal static int? CompareOrdinalUtf8(ReadOnlySpan<byte> x, ReadOnlySpan<byte> y)
+    {
+        var common = x.CommonPrefixLength(y);
+        if (common == x.Length || common == y.Length)
+        {
+            return x.Length - y.Length;
+        }
+        // Both texts agree up to here, so both bytes hold the same place in a character: two leads or two continuations.
+        var (a, b) = (x[common], y[common]);
+        return a >= 0xEE && b >= 0xEE ? null : a - b;
     }
 
     /// <summary>Counts matching events per value of <paramref name="field"/>.</summary>

@@ -1,6 +1,7 @@
 using System.Buffers;
 using Logwell.Core.Events;
 using Logwell.Storage.Encoding;
+using Logwell.Storage.Querying;
 
 namespace Logwell.Storage.Segments;
 
@@ -224,6 +225,7 @@ internal sealed class BlockRows
         }
         var offsets = new int[Count];
         var lengths = new int[Count];
+        ulong[]? absent = null;
         for (var row = 0; row < Count; row++)
         {
             var kind = (FieldKind)reader.ReadByte();
@@ -231,6 +233,7 @@ internal sealed class BlockRows
             switch (kind)
             {
                 case 0 or FieldKind.Null:
+                    RowBits.Set(absent ??= new ulong[(Count + 63) >> 6], row);
                     break;
                 case FieldKind.String:
                     lengths[row] = reader.ReadLength();
@@ -241,7 +244,7 @@ internal sealed class BlockRows
                     return null;
             }
         }
-        return new TextColumn(raw, offsets, lengths);
+        return new TextColumn(raw, offsets, lengths) { Absent = absent };
     }
 
     /// <summary>
@@ -476,6 +479,9 @@ internal sealed class BlockRows
 /// </summary>
 internal sealed record TextColumn(byte[] Bytes, int[] Offsets, int[] Lengths)
 {
+    /// <summary>The rows without a value (absent or null, as opposed to an empty string); null when every row has one.</summary>
+    public ulong[]? Absent { get; init; }
+
     public ReadOnlySpan<byte> Utf8(int row) => Bytes.AsSpan(Offsets[row], Lengths[row]);
 
     /// <summary>The row whose text holds byte <paramref name="offset"/> of <c>Bytes</c>; -1 when none does.</summary>
