@@ -240,6 +240,12 @@ public sealed partial class EnginePropertyTests
                     }
                 }
             }
+            // Hits spread over many blocks are read row by row: each is the event as it was stored, nulls included.
+            static string Describe(LogEvent e) => $"{e.Timestamp} {e.Message} " + string.Join(";", e.Fields.Select(f => $"{f.Name}={f.Value.Kind}:{f.Value.SearchText}"));
+            var bySeq = events.ToDictionary(e => e.Seq);
+            var page = store.Search(new SearchRequest(new MatchAllNode(), Limit: 3000) { OrderBy = new FieldOrder("ref", Descending: true) });
+            Assert.Equal(events.Count, page.Hits.Count);
+            Assert.All(page.Hits, hit => Assert.Equal(Describe(bySeq[hit.Seq]), Describe(hit)));
         }
     }
 

@@ -47,6 +47,85 @@ public sealed class SegmentTests
         }
     }
 
+    /// <summary>
+    /// A plain column of strings gets the bounds of its block's values (UTF-16 ordinal order, nulls and absent rows left
+    /// out); a dictionary column, one holding another kind, or a bound past 64 bytes gets none. A copied block keeps them.
+    /// </summary>
+    [Fact]
+    public void PlainStringColumnsCarryTheirBoundsAndCopiedBlocksKeepThem()
+    {
+        using var dir = new TempDirectory();
+        string Trace(int i) => i % 7 == 0 ? $"\U0001F600{i:x4}" : i % 5 == 0 ? $"\uE000{i:x4}" : $"t-{i:x4}";
+        LogEvent Row(int i)
+        {
+            var fields = new List<Field>
+            {
+                new("trace", FieldValue.FromString(Trace(i))),
+                new("level", FieldValue.FromString(i % 2 == 0 ? "INFO" : "WARN")),
+                new("mixed", i == 130 ? FieldValue.FromLong(1) : FieldValue.FromString($"m{i}")),
+                new("long", FieldValue.FromString(new string('x', i == 3 ? 65 : 10) + i)),
+            };
+            if (i % 3 != 0)
+            {
+                fields.Add(new Field("sparse", i % 9 != 2 ? FieldValue.FromString($"s{i:d4}") : FieldValue.Null));
+            }
+            return Event(i + 1, $"row {i}", [.. fields]);
+        }
+        Segment Write(string name, IEnumerable<int> rows)
+        {
+            var path = Path.Combine(dir.Path, name);
+            using (var writer = new SegmentWriter(path, "2026-11-26", blockRows: 128, compressionLevel: 3))
+            {
+                foreach (var i in rows)
+                {
+                    writer.Add(Row(i));
+                }
+                writer.Complete();
+            }
+            return Segment.Open(path);
+        }
+        static string? Text(byte[]? utf8) => utf8 is null ? null : System.Text.Encoding.UTF8.GetString(utf8);
+        void Check(Segment segment, int block, IReadOnlyList<int> rows)
+        {
+            var traces = rows.Select(Trace).Order(StringComparer.Ordinal).ToList();
+            var bounds = segment.Bounds(block, "trace");
+            Assert.Equal((traces[0], traces[^1]), (Text(bounds?.Low), Text(bounds?.High)));
+            var sparse = rows.Where(i => i % 3 != 0 && i % 9 != 2).Select(i => $"s{i:d4}").Order(StringComparer.Ordinal).ToList();
+            Assert.Equal((sparse[0], sparse[^1]), (Text(segment.Bounds(block, "sparse")?.Low), Text(segment.Bounds(block, "sparse")?.High)));
+            Assert.Null(segment.Bounds(block, "level"));
+            Assert.Equal(rows.Contains(130), segment.Bounds(block, "mixed") is null);
+            Assert.Equal(rows.Contains(3), segment.Bounds(block, "long") is null);
+            Assert.Null(segment.Bounds(block, "nosuch"));
+            Assert.Equal(segment.Bounds(block, "trace"), segment.OpenBlock(block).Bounds("trace"));
+        }
+        var first = Write("a.lws", Enumerable.Range(0, 256));
+        var second = Write("b.lws", Enumerable.Range(256, 128));
+        var mergedPath = Path.Combine(dir.Path, "merged.lws");
+        using (var writer = new SegmentWriter(mergedPath, "2026-11-26", blockRows: 128, compressionLevel: 6))
+        {
+            Assert.Equal(3, SegmentMerge.Write([second, first], writer, 128, CancellationToken.None).CopiedBlocks);
+            writer.Complete();
+        }
+        var merged = Segment.Open(mergedPath);
+        try
+        {
+            foreach (var segment in new[] { first, merged })
+            {
+                Check(segment, 0, [.. Enumerable.Range(0, 128)]);
+                Check(segment, 1, [.. Enumerable.Range(128, 128)]);
+            }
+            Check(second, 0, [.. Enumerable.Range(256, 128)]);
+            Check(merged, 2, [.. Enumerable.Range(256, 128)]);
+        }
+        finally
+        {
+            foreach (var segment in new[] { first, second, merged })
+            {
+                segment.Retire(deleteFile: false);
+            }
+        }
+    }
+
     [Fact]
     public void AMergeCopiesTheBlocksNoOtherInputOverlapsAndRewritesOnlyTheRest()
     {

@@ -1262,6 +1262,12 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 OfferGroups(rows, mask, dictionary);
                 return;
             }
+            if (rows.Bounds(field) is { } bounds && BoundsComeAfterTop(bounds))
+            {
+                // No value of the block can enter the page (rows without one come last): its rows are only counted.
+                total += mask is null ? rows.Count : RowBits.Count(mask);
+                return;
+            }
             var isMessage = string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
             if ((rows.TextField(field) ?? (isMessage && Array.IndexOf(rows.FieldNames, field) < 0 ? rows.Messages : null)) is { } text)
             {
@@ -1287,9 +1293,10 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         // decoded. Without this, sorting by a field of unique values (a trace id) built a string for every row.
         byte[] topUtf8 = [];
         string? topText = null;
-        bool ComesAfterTop(TextColumn text, int row, bool absent)
+        // Whether text (UTF-8) comes strictly after the heap's top, which is full; false when that is not known.
+        bool TextComesAfterTop(ReadOnlySpan<byte> utf8, bool absent)
         {
-            if (heap.Count < limit || !heap.TryPeek(out _, out var top) || top.Value.IsMissing)
+            if (limit == 0 || heap.Count < limit || !heap.TryPeek(out _, out var top) || top.Value.IsMissing)
             {
                 return false;
             }
@@ -1307,8 +1314,11 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 topText = top.Value.Text;
                 topUtf8 = System.Text.Encoding.UTF8.GetBytes(topText!);
             }
-            return CompareOrdinalUtf8(text.Utf8(row), topUtf8) is { } byValue && (order.Descending ? -byValue : byValue) > 0;
+            return CompareOrdinalUtf8(utf8, topUtf8) is { } byValue && (order.Descending ? -byValue : byValue) > 0;
         }
+        bool ComesAfterTop(TextColumn text, int row, bool absent) => TextComesAfterTop(absent ? default : text.Utf8(row), absent);
+        // Every value of the block is at or past its bound in the order: past the top, none can enter.
+        bool BoundsComeAfterTop(TextBounds bounds) => TextComesAfterTop(order.Descending ? bounds.High : bounds.Low, absent: false);
         void OfferText(BlockRows rows, ulong[]? mask, TextColumn text)
         {
             long[]? timestamps = null;
@@ -1438,6 +1448,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             matchingRow: null,
             matchingBlock: OfferRows,
             newestFirst: true,
+            blockOrder: Comparer<(Segment Segment, int Block)>.Create((x, y) => CompareBounds(x.Segment.Bounds(x.Block, field), y.Segment.Bounds(y.Block, field), order.Descending)),
             finish: () =>
             {
                 // Rows become events before the segments they come from may go.
@@ -1455,6 +1466,19 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         var more = hits.Length == limit && limit > 0;
         return new SearchResult(hits, total, true, null) { NextOrderKey = more ? lastKey : null };
     }
+
+    /// <summary>
+    /// The order a field order visits blocks in: those whose bounds are not known first (they are read anyway), then by
+    /// the bound that comes first in the order, so the page fills with its best values early and later blocks are
+    /// skipped whole. (Bytes are compared as they are: the visiting order needs no exactness.)
+    /// </summary>
+    private static int CompareBounds(TextBounds? x, TextBounds? y, bool descending) => (x, y) switch
+    {
+        (null, null) => 0,
+        (null, _) => -1,
+        (_, null) => 1,
+        _ => descending ? y.High.AsSpan().SequenceCompareTo(x.High) : x.Low.AsSpan().SequenceCompareTo(y.Low),
+    };
 
     /// <summary>
     /// The sign of <see cref="string.CompareOrdinal(string, string)"/> of two texts given as UTF-8, without decoding them;
@@ -1606,9 +1630,10 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
     /// Visits every matching event: whole blocks that match entirely go to <paramref name="wholeBlock"/> (so only the
     /// needed column is decoded), other rows of blocks to <paramref name="matchingRow"/>, events in memory to
     /// <paramref name="matching"/>. <paramref name="finish"/> runs last, while the blocks' segments are still held.
-    /// <paramref name="newestFirst"/> visits segments by their newest event and blocks from the end, newest first.
+    /// <paramref name="newestFirst"/> visits segments by their newest event and blocks from the end, newest first;
+    /// <paramref name="blockOrder"/>, when given, then reorders the blocks (a stable sort).
     /// </summary>
-    internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int>? matchingRow, Action<BlockRows, ulong[]>? matchingBlock = null, Action? finish = null, bool newestFirst = false)
+    internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int>? matchingRow, Action<BlockRows, ulong[]>? matchingBlock = null, Action? finish = null, bool newestFirst = false, IComparer<(Segment Segment, int Block)>? blockOrder = null)
     {
         request = WithinRetention(request);
         var now = _time.GetUtcNow();
@@ -1645,6 +1670,39 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             {
                 segments = [.. segments.OrderByDescending(segment => segment.Info.MaxTime)];
             }
+            void Visit(Segment segment, int b)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var block = segment.Blocks[b];
+                if (matchAll && after is null && block.MinTime >= from && block.MaxTime < to)
+                {
+                    wholeBlock(LoadRows(segment, b));
+                    return;
+                }
+                var rows = LoadRows(segment, b);
+                var matchingRows = BlockQuery.Evaluate(request.Query, rows, segment, now, cancellationToken);
+                if (!(after is null && block.MinTime >= from && block.MaxTime < to))
+                {
+                    foreach (var i in RowBits.Rows(matchingRows))
+                    {
+                        var t = rows.Timestamps[i];
+                        if (t < from || t >= to || (after is not null && new EventPosition(t, rows.Seqs[i]) >= after.Value))
+                        {
+                            RowBits.Clear(matchingRows, i);
+                        }
+                    }
+                }
+                if (matchingBlock is not null)
+                {
+                    matchingBlock(rows, matchingRows);
+                    return;
+                }
+                foreach (var i in RowBits.Rows(matchingRows))
+                {
+                    matchingRow!(rows, i);
+                }
+            }
+            var ordered = blockOrder is null ? null : new List<(Segment Segment, int Block)>();
             foreach (var segment in segments)
             {
                 if (segment.Info.MaxTime < from || segment.Info.MinTime >= to)
@@ -1654,40 +1712,25 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 var candidates = BlockPlanner.CandidateBlocks(request.Query, segment, now);
                 for (var n = 0; n < segment.Blocks.Length; n++)
                 {
-                    cancellationToken.ThrowIfCancellationRequested();
                     var b = newestFirst ? segment.Blocks.Length - 1 - n : n;
                     var block = segment.Blocks[b];
                     if (block.MaxTime < from || block.MinTime >= to || (candidates is not null && !candidates.Contains(b)))
                     {
                         continue;
                     }
-                    if (matchAll && after is null && block.MinTime >= from && block.MaxTime < to)
+                    if (ordered is not null)
                     {
-                        wholeBlock(LoadRows(segment, b));
+                        ordered.Add((segment, b));
                         continue;
                     }
-                    var rows = LoadRows(segment, b);
-                    var matchingRows = BlockQuery.Evaluate(request.Query, rows, segment, now, cancellationToken);
-                    if (!(after is null && block.MinTime >= from && block.MaxTime < to))
-                    {
-                        foreach (var i in RowBits.Rows(matchingRows))
-                        {
-                            var t = rows.Timestamps[i];
-                            if (t < from || t >= to || (after is not null && new EventPosition(t, rows.Seqs[i]) >= after.Value))
-                            {
-                                RowBits.Clear(matchingRows, i);
-                            }
-                        }
-                    }
-                    if (matchingBlock is not null)
-                    {
-                        matchingBlock(rows, matchingRows);
-                        continue;
-                    }
-                    foreach (var i in RowBits.Rows(matchingRows))
-                    {
-                        matchingRow!(rows, i);
-                    }
+                    Visit(segment, b);
+                }
+            }
+            if (ordered is not null)
+            {
+                foreach (var (segment, b) in ordered.Order(blockOrder))
+                {
+                    Visit(segment, b);
                 }
             }
             finish?.Invoke();

@@ -216,6 +216,15 @@ internal sealed class BlockRows
         }
     }
 
+    /// <summary>The bounds of a field's text in this block, from the footer (nothing is read); null when not known.</summary>
+    public TextBounds? Bounds(string name)
+    {
+        lock (_lock)
+        {
+            return FieldColumn(name)?.Bounds;
+        }
+    }
+
     private TextColumn? ReadTextColumn(byte[] raw)
     {
         var reader = new ByteReader(raw);
@@ -463,13 +472,42 @@ internal sealed class BlockRows
         var fields = new List<Core.Events.Field>(FieldNames.Length);
         foreach (var name in FieldNames)
         {
-            var values = Field(name);
-            if (values is not null && values[row].Kind != 0)
+            var value = ValueAt(name, row);
+            if (value.Kind != 0)
             {
-                fields.Add(new Core.Events.Field(name, values[row]));
+                fields.Add(new Core.Events.Field(name, value));
             }
         }
         return new LogEvent(Timestamps[row], Message(row), [.. fields]) { Seq = Seqs[row] };
+    }
+
+    /// <summary>
+    /// One row's value of a field (<c>default</c> when the row lacks it). Dictionary and plain text columns are read
+    /// at the row, so hits spread over many blocks (a page ordered by a field) do not each decode whole columns.
+    /// </summary>
+    private FieldValue ValueAt(string name, int row)
+    {
+        if (FieldCodes(name) is { } dictionary)
+        {
+            if (dictionary.CodeOf(row) is var code && code >= 0)
+            {
+                return FieldValue.FromString(dictionary.Values[code]);
+            }
+            if (Array.BinarySearch(dictionary.OtherRows, row) < 0)
+            {
+                return default;
+            }
+        }
+        else if (TextField(name) is { } text)
+        {
+            if (text.Absent is { } absent && RowBits.Contains(absent, row))
+            {
+                // A row without text sits just after its kind byte: absent (0) or null.
+                return text.Bytes[text.Offsets[row] - 1] == (byte)FieldKind.Null ? FieldValue.Null : default;
+            }
+            return FieldValue.FromString(System.Text.Encoding.UTF8.GetString(text.Utf8(row)));
+        }
+        return Field(name) is { } values ? values[row] : default;
     }
 }
 
@@ -541,6 +579,46 @@ internal sealed record DictionaryColumn(string[] Values, int[] Rows, int[] Start
             }
         }
         Querying.RowBits.Or(result, bitmap);
+    }
+
+    private int[]? _codeOfRow;
+
+    /// <summary>
+    /// The code of a row's value; -1 when the row holds no string of the dictionary. A few values are searched; past
+    /// them, a code per row is made on first use and kept with the block.
+    /// </summary>
+    public int CodeOf(int row)
+    {
+        if (Values.Length > 16)
+        {
+            var codes = Volatile.Read(ref _codeOfRow);
+            if (codes is null)
+            {
+                codes = new int[Rows.Length == 0 ? 0 : Rows.Max() + 1];
+                Array.Fill(codes, -1);
+                for (var code = 0; code < Values.Length; code++)
+                {
+                    foreach (var each in RowsOf(code))
+                    {
+                        codes[each] = code;
+                    }
+                }
+                if (Interlocked.CompareExchange(ref _codeOfRow, codes, null) is null)
+                {
+                    OnBitmap?.Invoke(codes.Length * 4L);
+                }
+                codes = _codeOfRow;
+            }
+            return row < codes.Length ? codes[row] : -1;
+        }
+        for (var code = 0; code < Values.Length; code++)
+        {
+            if (Array.BinarySearch(Rows, Starts[code], Starts[code + 1] - Starts[code], row) >= 0)
+            {
+                return code;
+            }
+        }
+        return -1;
     }
 
     public static DictionaryColumn Read(ref ByteReader reader, int count)

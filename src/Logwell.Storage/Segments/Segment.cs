@@ -156,7 +156,8 @@ internal sealed class Segment
             var columns = new ColumnMeta[(int)reader.ReadVarUInt()];
             for (var c = 0; c < columns.Length; c++)
             {
-                columns[c] = new ColumnMeta((int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32());
+                columns[c] = new ColumnMeta((int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32(),
+                    version >= 5 ? TextBounds.Read(ref reader) : null);
             }
             ColumnMeta? blockPostings = version >= 3
                 ? new ColumnMeta(SegmentFormat.PostingsColumn, (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32())
@@ -335,6 +336,24 @@ internal sealed class Segment
 
     /// <summary>A block's columns, read, checked and decoded on first use.</summary>
     public BlockRows OpenBlock(int index) => new(this, index);
+
+    /// <summary>The bounds of a field's text in a block, from the footer; null when not known.</summary>
+    public TextBounds? Bounds(int block, string field)
+    {
+        var id = FieldId(field);
+        if (id < 0)
+        {
+            return null;
+        }
+        foreach (var column in Blocks[block].Columns)
+        {
+            if (column.Column == SegmentFormat.FirstField + id)
+            {
+                return column.Bounds;
+            }
+        }
+        return null;
+    }
 
     /// <summary>Reads one column of a block, checks its CRC and decompresses it into <paramref name="raw"/>.</summary>
     internal void ReadColumn(int index, ColumnMeta column, Span<byte> raw)

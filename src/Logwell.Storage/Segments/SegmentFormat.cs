@@ -1,3 +1,5 @@
+using Logwell.Storage.Encoding;
+
 namespace Logwell.Storage.Segments;
 
 /// <summary>
@@ -7,12 +9,13 @@ namespace Logwell.Storage.Segments;
 /// (<see cref="BlockPostings"/>, compressed) and its token filter (<see cref="TokenFilter"/>, stored as is). The
 /// footer holds the field names and the block directory: offsets, row counts, time bounds, CRCs. From version 4 the
 /// blocks are followed by the zstd-compressed term dictionary (<see cref="TermDictionary"/>), whose place and CRC end
-/// the footer. Version 2 had no postings or filters but a segment-wide list of 32-bit token hashes with their blocks at
+/// the footer. From version 5 a field's column may carry its text bounds (<see cref="TextBounds"/>) in the footer.
+/// Version 2 had no postings or filters but a segment-wide list of 32-bit token hashes with their blocks at
 /// the end of the footer.
 /// </summary>
 internal static class SegmentFormat
 {
-    public const ushort Version = 4;
+    public const ushort Version = 5;
 
     /// <summary>The oldest version still read; version 2 segments have no row postings.</summary>
     public const ushort MinVersion = 2;
@@ -39,8 +42,44 @@ internal static class SegmentFormat
     public const byte DictionaryStrings = 1;
 }
 
-/// <summary>Where a column sits inside its block, and the CRC-32 of its compressed bytes.</summary>
-internal readonly record struct ColumnMeta(int Column, int Offset, int Length, int RawLength, uint Crc);
+/// <summary>Where a column sits inside its block, the CRC-32 of its compressed bytes, and the bounds of its text if known.</summary>
+internal readonly record struct ColumnMeta(int Column, int Offset, int Length, int RawLength, uint Crc, TextBounds? Bounds = null);
+
+/// <summary>
+/// The least and the greatest value of a plain field column whose values are all strings (or null), in UTF-16 ordinal
+/// order, as UTF-8: a field order skips a block none of whose values can enter its page. Written (in the footer, as
+/// <c>varuint low-length + 1</c>, low, <c>varuint high-length</c>, high; 0 for none) when both fit in
+/// <see cref="MaxLength"/> bytes.
+/// </summary>
+internal sealed record TextBounds(byte[] Low, byte[] High)
+{
+    public const int MaxLength = 64;
+
+    public static void Write(ByteWriter output, TextBounds? bounds)
+    {
+        if (bounds is null)
+        {
+            output.WriteVarUInt(0);
+            return;
+        }
+        output.WriteVarUInt((ulong)bounds.Low.Length + 1);
+        output.WriteBytes(bounds.Low);
+        output.WriteVarUInt((ulong)bounds.High.Length);
+        output.WriteBytes(bounds.High);
+    }
+
+    public static TextBounds? Read(ref ByteReader reader)
+    {
+        var low = (int)reader.ReadVarUInt();
+        if (low == 0)
+        {
+            return null;
+        }
+        var lowBytes = reader.ReadBytes(low - 1).ToArray();
+        var high = (int)reader.ReadVarUInt();
+        return new TextBounds(lowBytes, reader.ReadBytes(high).ToArray());
+    }
+}
 
 /// <summary>A block's place in the file, its row count and time bounds; each column carries its own checksum.</summary>
 internal sealed record BlockMeta(long Offset, int Length, int Rows, long MinTime, long MaxTime, long MaxSeq, ColumnMeta[] Columns, ColumnMeta? Postings, ColumnMeta? Filter);

@@ -281,8 +281,8 @@ internal sealed class SegmentWriter : IDisposable
                 values[row] = value;
             }
             present.Clear();
-            WriteFieldColumn(id, values);
-            AddColumn(SegmentFormat.FirstField + id, columns);
+            var bounds = WriteFieldColumn(id, values);
+            AddColumn(SegmentFormat.FirstField + id, columns, bounds);
         }
 
         _raw.Clear();
@@ -319,7 +319,8 @@ internal sealed class SegmentWriter : IDisposable
     /// Writes one field's column; <c>default</c> entries are rows without the field. A dictionary-coded column keeps no
     /// row postings (a query tests its few distinct values and then the codes); its tokens still enter the token filter.
     /// </summary>
-    private void WriteFieldColumn(int id, FieldValue[] values)
+    /// <returns>The column's <see cref="TextBounds"/>, when it is plain and holds only strings (and nulls).</returns>
+    private TextBounds? WriteFieldColumn(int id, FieldValue[] values)
     {
         var name = _fields.Names[id];
         _raw.Clear();
@@ -380,6 +381,9 @@ internal sealed class SegmentWriter : IDisposable
             _raw.WriteByte(SegmentFormat.PlainStrings);
         }
 
+        string? low = null;
+        string? high = null;
+        var bounded = dictionary is null;
         for (var row = 0; row < values.Length; row++)
         {
             var value = values[row];
@@ -387,6 +391,25 @@ internal sealed class SegmentWriter : IDisposable
             {
                 _raw.WriteByte(0);
                 continue;
+            }
+            if (bounded && value.Kind != FieldKind.Null)
+            {
+                if (value.Kind != FieldKind.String)
+                {
+                    bounded = false;
+                }
+                else if (high is null)
+                {
+                    (low, high) = (value.Text, value.Text);
+                }
+                else if (string.CompareOrdinal(value.Text, high) > 0)
+                {
+                    high = value.Text;
+                }
+                else if (string.CompareOrdinal(value.Text, low) < 0)
+                {
+                    low = value.Text;
+                }
             }
             if (value.Kind == FieldKind.String && dictionary is not null)
             {
@@ -416,14 +439,19 @@ internal sealed class SegmentWriter : IDisposable
                 }
             }
         }
+        if (!bounded || high is null || System.Text.Encoding.UTF8.GetByteCount(low!) > TextBounds.MaxLength || System.Text.Encoding.UTF8.GetByteCount(high) > TextBounds.MaxLength)
+        {
+            return null;
+        }
+        return new TextBounds(System.Text.Encoding.UTF8.GetBytes(low!), System.Text.Encoding.UTF8.GetBytes(high));
     }
 
-    private ColumnMeta AddColumn(int column, List<ColumnMeta>? columns)
+    private ColumnMeta AddColumn(int column, List<ColumnMeta>? columns, TextBounds? bounds = null)
     {
         var offset = _block.Length;
         var compressed = _compressor.Wrap(_raw.WrittenSpan);
         _block.WriteBytes(compressed);
-        var meta = new ColumnMeta(column, offset, compressed.Length, _raw.Length, Crc32.HashToUInt32(compressed));
+        var meta = new ColumnMeta(column, offset, compressed.Length, _raw.Length, Crc32.HashToUInt32(compressed), bounds);
         columns?.Add(meta);
         return meta;
     }
@@ -460,6 +488,7 @@ internal sealed class SegmentWriter : IDisposable
                 footer.WriteVarUInt((ulong)column.Length);
                 footer.WriteVarUInt((ulong)column.RawLength);
                 footer.WriteUInt32(column.Crc);
+                TextBounds.Write(footer, column.Bounds);
             }
             var postings = block.Postings!.Value;
             footer.WriteVarUInt((ulong)postings.Offset);
