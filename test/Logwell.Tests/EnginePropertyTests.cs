@@ -184,6 +184,52 @@ public sealed partial class EnginePropertyTests
     }
 
     /// <summary>
+    /// Regular expressions whose matches are at most 64 characters with at most 2 digits are answered from the term
+    /// dictionary where every text of a block is longer than their longest match, and by reading the texts elsewhere:
+    /// both give what a brute-force filter gives, whole-text matches (a short message, a short plain value) included.
+    /// </summary>
+    [Fact]
+    public async Task RegularExpressionsFromTheTermDictionaryEqualABruteForceFilter()
+    {
+        var random = new Random(21);
+        using var dir = new TempDirectory();
+        var engine = LogEngine.Open(new EngineOptions { DataDirectory = dir.Path, BlockRows = 128, MemTableMaxEvents = 600, MergeMinSegments = 3, DefaultRetentionDays = 36_500 }, TimeProvider.System);
+        await using (engine)
+        {
+            var store = await engine.GetOrCreateAsync("regex");
+            string[] words = ["upstream", "UpStream", "upstreams", "upstre4m", "reset", "retry", "peer", "timeout", "e12x", "e123x", "a_b.c", "stream"];
+            var events = new List<LogEvent>();
+            for (var i = 0; i < 3000; i++)
+            {
+                // Blocks past the first thousand events hold only long messages; before them a few are short.
+                var message = i < 1000 && random.Next(25) == 0
+                    ? new[] { "up stream", "upstream", "re-set", "e12x" }[random.Next(4)]
+                    : $"request {random.Next(100000)} from host-{random.Next(9)} " + string.Join(' ', Enumerable.Range(0, random.Next(1, 4)).Select(_ => words[random.Next(words.Length)]));
+                var fields = new List<Field> { new("host", FieldValue.FromString($"host-{random.Next(9)}")) };
+                if (random.Next(3) > 0)
+                {
+                    // Mostly distinct (a plain column), sometimes a short value that a pattern matches whole.
+                    fields.Add(new Field("code", FieldValue.FromString(i >= 2000 && random.Next(40) == 0 ? "up-stream" : $"c{i:d5}-{words[random.Next(words.Length)]}")));
+                }
+                events.Add(new LogEvent(Start.AddSeconds(i).Ticks, message, [.. fields]));
+            }
+            foreach (var chunk in events.Chunk(200))
+            {
+                await store.AppendAsync([.. chunk]);
+            }
+            string[] patterns = ["/upstre.m/", "/up.stream/", "/re.set/", "/re(set|try)/", "/e\\d{2}x/", "/e\\d+x/", "/[a-z]{2}stream/", "/host-[0-9]/", "message:/up.?stream/", "code:/up.stream/", "code:/c0[0-9]{4}.+/", "/.*peer/", "/a_b\\.c/"];
+            foreach (var text in patterns)
+            {
+                var query = QueryParser.Parse(text);
+                var expected = events.Where(e => Reference(query, e)).Select(e => e.Seq).OrderDescending().ToList();
+                var result = store.Search(new SearchRequest(query, Limit: 5000));
+                Assert.True(expected.SequenceEqual(result.Hits.Select(h => h.Seq)), $"{text}: expected {expected.Count} hits, got {result.Hits.Count}");
+                Assert.Equal(expected.Count, result.Total);
+            }
+        }
+    }
+
+    /// <summary>
     /// A field of mostly distinct strings is stored as plain text, whose rows a field order compares as UTF-8 in place:
     /// the order must still be UTF-16 ordinal order (which differs from UTF-8's between U+E000–U+FFFF and characters past
     /// U+FFFF), with empty strings, nulls, rows without the field and, in a few blocks, numbers in the same column.

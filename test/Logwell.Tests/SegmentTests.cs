@@ -49,7 +49,8 @@ public sealed class SegmentTests
 
     /// <summary>
     /// A plain column of strings gets the bounds of its block's values (UTF-16 ordinal order, nulls and absent rows left
-    /// out); a dictionary column, one holding another kind, or a bound past 64 bytes gets none. A copied block keeps them.
+    /// out) and their fewest characters, a dictionary column and the message column their fewest characters alone; a
+    /// column holding another kind gets none, nor a least and greatest past 64 bytes. A copied block keeps them.
     /// </summary>
     [Fact]
     public void PlainStringColumnsCarryTheirBoundsAndCopiedBlocksKeepThem()
@@ -92,9 +93,14 @@ public sealed class SegmentTests
             Assert.Equal((traces[0], traces[^1]), (Text(bounds?.Low), Text(bounds?.High)));
             var sparse = rows.Where(i => i % 3 != 0 && i % 9 != 2).Select(i => $"s{i:d4}").Order(StringComparer.Ordinal).ToList();
             Assert.Equal((sparse[0], sparse[^1]), (Text(segment.Bounds(block, "sparse")?.Low), Text(segment.Bounds(block, "sparse")?.High)));
-            Assert.Null(segment.Bounds(block, "level"));
+            // A dictionary-coded column: the fewest characters alone.
+            Assert.Equal(((byte[]?)null, (byte[]?)null, (int?)4), (segment.Bounds(block, "level")?.Low, segment.Bounds(block, "level")?.High, segment.Bounds(block, "level")?.MinLength));
             Assert.Equal(rows.Contains(130), segment.Bounds(block, "mixed") is null);
-            Assert.Equal(rows.Contains(3), segment.Bounds(block, "long") is null);
+            // Values past 64 bytes: no least and greatest, but still the fewest characters.
+            Assert.Equal(rows.Contains(3), segment.Bounds(block, "long")?.Low is null);
+            Assert.Equal(rows.Min(i => 10 + i.ToString(System.Globalization.CultureInfo.InvariantCulture).Length), segment.Bounds(block, "long")?.MinLength);
+            Assert.Equal(rows.Min(i => Trace(i).Length), bounds?.MinLength);
+            Assert.Equal(rows.Min(i => $"row {i}".Length), segment.ColumnBounds(block, SegmentFormat.MessageColumn)?.MinLength);
             Assert.Null(segment.Bounds(block, "nosuch"));
             Assert.Equal(segment.Bounds(block, "trace"), segment.OpenBlock(block).Bounds("trace"));
         }

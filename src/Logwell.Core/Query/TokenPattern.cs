@@ -58,6 +58,9 @@ public sealed class TokenPattern
     // Singleline: '.' and '*' also cover line breaks (messages may hold stack traces).
     private const RegexOptions Options = RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.NonBacktracking | RegexOptions.Singleline;
 
+    /// <summary>Whether the pattern matches <paramref name="text"/> whole (a token of a term dictionary, say).</summary>
+    public bool MatchesWhole(ReadOnlySpan<char> text) => _regex.IsMatch(text);
+
     public bool Matches(ReadOnlySpan<char> text)
     {
         if (_regex.IsMatch(text))

@@ -1262,7 +1262,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 OfferGroups(rows, mask, dictionary);
                 return;
             }
-            if (rows.Bounds(field) is { } bounds && BoundsComeAfterTop(bounds))
+            if (rows.Bounds(field) is { Low: not null } bounds && BoundsComeAfterTop(bounds))
             {
                 // No value of the block can enter the page (rows without one come last): its rows are only counted.
                 total += mask is null ? rows.Count : RowBits.Count(mask);
@@ -1318,7 +1318,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         }
         bool ComesAfterTop(TextColumn text, int row, bool absent) => TextComesAfterTop(absent ? default : text.Utf8(row), absent);
         // Every value of the block is at or past its bound in the order: past the top, none can enter.
-        bool BoundsComeAfterTop(TextBounds bounds) => TextComesAfterTop(order.Descending ? bounds.High : bounds.Low, absent: false);
+        bool BoundsComeAfterTop(TextBounds bounds) => TextComesAfterTop(order.Descending ? bounds.High! : bounds.Low!, absent: false);
         void OfferText(BlockRows rows, ulong[]? mask, TextColumn text)
         {
             long[]? timestamps = null;
@@ -1472,12 +1472,12 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
     /// the bound that comes first in the order, so the page fills with its best values early and later blocks are
     /// skipped whole. (Bytes are compared as they are: the visiting order needs no exactness.)
     /// </summary>
-    private static int CompareBounds(TextBounds? x, TextBounds? y, bool descending) => (x, y) switch
+    private static int CompareBounds(TextBounds? x, TextBounds? y, bool descending) => (x?.Low, y?.Low) switch
     {
         (null, null) => 0,
         (null, _) => -1,
         (_, null) => 1,
-        _ => descending ? y.High.AsSpan().SequenceCompareTo(x.High) : x.Low.AsSpan().SequenceCompareTo(y.Low),
+        _ => descending ? y!.High.AsSpan().SequenceCompareTo(x!.High) : x!.Low.AsSpan().SequenceCompareTo(y!.Low),
     };
 
     /// <summary>

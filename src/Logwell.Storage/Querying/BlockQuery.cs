@@ -34,7 +34,8 @@ internal static class BlockQuery
         PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment, cancellationToken, phrase.Tokens),
         PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment, cancellationToken),
         WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TokenPattern.For(wildcard).Matches, rows, segment, cancellationToken, literal: LongestLiteral(wildcard.Pattern)),
-        RegexNode regex => Text(regex.Field, [], exactFromPostings: false, TokenPattern.For(regex).Matches, rows, segment, cancellationToken, literal: RegexLiteral(regex.Pattern)),
+        RegexNode regex => RegexFromTerms(regex, rows, segment, cancellationToken)
+            ?? Text(regex.Field, [], exactFromPostings: false, TokenPattern.For(regex).Matches, rows, segment, cancellationToken, literal: RegexLiteral(regex.Pattern)),
         // The segment's term dictionary names the tokens within the edits: each is then a term. Without one, every text is tested.
         FuzzyNode fuzzy => segment.FuzzyTerms(fuzzy, cancellationToken) is { } terms
             ? AnyTerm(fuzzy.Field, terms, rows, segment, cancellationToken)
@@ -68,6 +69,92 @@ internal static class BlockQuery
             {
                 RowBits.Or(result, Evaluate(pattern.On(name), rows, segment, now, cancellationToken));
             }
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// A regular expression whose every matching token is in the segment's term dictionary (<see cref="Segment.RegexTerms"/>)
+    /// is answered from it: the rows holding one of its matching words, by postings. A text may also match whole
+    /// (<see cref="TokenPattern"/>): the block is answered so only when each column the clause reads is dictionary-coded
+    /// (its values are tested one by one) or has no text as short as the pattern's longest match. Null when the block is
+    /// to be read as before.
+    /// </summary>
+    private static ulong[]? RegexFromTerms(RegexNode regex, BlockRows rows, Segment segment, CancellationToken cancellationToken)
+    {
+        if (segment.RegexTerms(regex, cancellationToken) is not { } terms || RegexShape.For(regex)?.MaxLength is not { } longest)
+        {
+            return null;
+        }
+        var field = regex.Field;
+        var ofMessage = field is null || string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
+        if (ofMessage && !(segment.ColumnBounds(rows.Index, SegmentFormat.MessageColumn)?.MinLength > longest))
+        {
+            return null;
+        }
+        var names = (field is null ? rows.FieldNames.Where(EventMatcher.IsBareSearched) : [field]).Where(name => Array.IndexOf(rows.FieldNames, name) >= 0).ToList();
+        // What each field's column needs, from the footer where it can: first make sure every one can be answered.
+        var bounds = names.Select(rows.Bounds).ToList();
+        for (var i = 0; i < names.Count; i++)
+        {
+            var answerable = bounds[i] switch
+            {
+                // Every value longer than a match: only its words can match.
+                { MinLength: var shortest } when shortest > longest => true,
+                // Strings as short as a match: tested value by value if dictionary-coded, else read.
+                not null => rows.DictionaryValues(names[i]) is not null,
+                // Values of other kinds too (or a segment before version 6): the same, with the codes.
+                null => rows.FieldCodes(names[i]) is not null,
+            };
+            if (!answerable)
+            {
+                return null;
+            }
+        }
+        var result = RowBits.None(rows.Count);
+        void Lookup(string? name)
+        {
+            foreach (var term in terms)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (Candidates(segment, rows, name, [term], exactFromPostings: true) is var (candidates, exact) && candidates is not null)
+                {
+                    // A word too rare in the block for postings: the rows holding its bytes, tested.
+                    if (!exact && (name is null ? rows.Messages : rows.TextField(name)) is { } text)
+                    {
+                        VerifyText(candidates, text, text => Tokenizer.ContainsToken(text, term));
+                    }
+                    RowBits.Or(result, candidates);
+                }
+            }
+        }
+        if (ofMessage)
+        {
+            Lookup(null);
+        }
+        var test = TokenPattern.For(regex);
+        for (var i = 0; i < names.Count; i++)
+        {
+            var name = names[i];
+            if (bounds[i]?.MinLength > longest)
+            {
+                // Only a word can match: a field whose token filter has none of the words is not read.
+                if (!terms.Any(term => segment.MayHaveToken(TokenHash.Of(name, term), rows.Index)))
+                {
+                    continue;
+                }
+                if (rows.FieldCodes(name) is null)
+                {
+                    Lookup(name);
+                    continue;
+                }
+            }
+            else if (bounds[i] is not null && !rows.DictionaryValues(name)!.Any(value => test.Matches(value)))
+            {
+                // Strings alone (and nulls), none of which matches: the rows' codes are not read.
+                continue;
+            }
+            MatchValues(result, rows, name, text => test.Matches(text), value => MatchesValue(value, test.Matches));
         }
         return result;
     }

@@ -165,6 +165,43 @@ internal sealed class BlockRows
         }
     }
 
+    private readonly Dictionary<string, string[]?> _dictionaryValues = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The distinct strings of a dictionary-coded field, read from the column's head without its rows' codes (a clause
+    /// that no value matches needs no more); null when the field is not dictionary-coded in this block.
+    /// </summary>
+    public string[]? DictionaryValues(string name)
+    {
+        lock (_lock)
+        {
+            if (_codes.TryGetValue(name, out var column))
+            {
+                return column?.Values;
+            }
+            if (_dictionaryValues.TryGetValue(name, out var known))
+            {
+                return known;
+            }
+            string[]? values = null;
+            if (RawField(name) is { } raw)
+            {
+                var reader = new ByteReader(raw);
+                if (reader.ReadByte() == SegmentFormat.DictionaryStrings)
+                {
+                    values = new string[(int)reader.ReadVarUInt()];
+                    for (var i = 0; i < values.Length; i++)
+                    {
+                        values[i] = reader.ReadString();
+                    }
+                    Decoded(values.Sum(d => 24L + d.Length * 2L));
+                }
+            }
+            _dictionaryValues[name] = values;
+            return values;
+        }
+    }
+
     /// <summary>
     /// A dictionary-coded field grouped by value: the rows holding each distinct string, and the rows holding a value
     /// of another kind (read those from <see cref="Field"/>). Null when the field is not dictionary-coded in this block.

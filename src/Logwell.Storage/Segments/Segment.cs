@@ -157,7 +157,7 @@ internal sealed class Segment
             for (var c = 0; c < columns.Length; c++)
             {
                 columns[c] = new ColumnMeta((int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32(),
-                    version >= 5 ? TextBounds.Read(ref reader) : null);
+                    version >= 5 ? TextBounds.Read(ref reader, version) : null);
             }
             ColumnMeta? blockPostings = version >= 3
                 ? new ColumnMeta(SegmentFormat.PostingsColumn, (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32())
@@ -203,7 +203,7 @@ internal sealed class Segment
 
     private readonly DictionaryMeta? _termsMeta;
     private TermDictionary? _terms;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<FuzzyNode, string[]?> _fuzzyTerms = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<QueryNode, string[]?> _fuzzyTerms = new();
 
     /// <summary>Above this many words, a fuzzy term reads the texts once rather than look each word up.</summary>
     private const int MaxFuzzyTerms = 64;
@@ -229,15 +229,7 @@ internal sealed class Segment
         {
             return null;
         }
-        // Scope 0 is the message, field i is scope i + 1; "message" names the message and a field so named.
-        var field = fuzzy.Field is null ? -1 : FieldId(fuzzy.Field);
-        IEnumerable<int> scopes = fuzzy.Field switch
-        {
-            null => terms.Scopes,
-            Querying.EventMatcher.MessageField => field >= 0 ? [0, field + 1] : [0],
-            _ => field >= 0 ? [field + 1] : [],
-        };
-        var within = terms.Within(scopes, fuzzy.Term, fuzzy.MaxEdits, cancellationToken);
+        var within = terms.Within(Scopes(terms, fuzzy.Field), fuzzy.Term, fuzzy.MaxEdits, cancellationToken);
         var found = within.Count > MaxFuzzyTerms ? null : within.Order(StringComparer.Ordinal).ToArray();
         if (_fuzzyTerms.Count >= 256)
         {
@@ -245,6 +237,51 @@ internal sealed class Segment
         }
         _fuzzyTerms[fuzzy] = found;
         return found;
+    }
+
+    /// <summary>The most words a regular expression is looked up by; past them its texts are read.</summary>
+    private const int MaxRegexTerms = 256;
+
+    /// <summary>
+    /// The tokens of this segment that <paramref name="regex"/> matches whole, in the scopes it names, from the term
+    /// dictionary; null when the dictionary cannot answer (none, incomplete, or a pattern whose matches may be longer or
+    /// hold more digits than the words it keeps: <see cref="RegexShape"/>) or the words are too many.
+    /// </summary>
+    public string[]? RegexTerms(RegexNode regex, CancellationToken cancellationToken = default)
+    {
+        if (_termsMeta is null || RegexShape.For(regex) is not { MaxLength: <= FuzzyTerm.DictionaryMaxLength, MaxDigits: <= FuzzyTerm.DictionaryMaxDigits })
+        {
+            return null;
+        }
+        if (_fuzzyTerms.TryGetValue(regex, out var cached))
+        {
+            return cached;
+        }
+        var terms = Terms();
+        if (!terms.Complete)
+        {
+            return null;
+        }
+        var pattern = TokenPattern.For(regex);
+        var found = terms.Matching(Scopes(terms, regex.Field), term => pattern.MatchesWhole(term), MaxRegexTerms, cancellationToken)?.Order(StringComparer.Ordinal).ToArray();
+        if (_fuzzyTerms.Count >= 256)
+        {
+            _fuzzyTerms.Clear();
+        }
+        _fuzzyTerms[regex] = found;
+        return found;
+    }
+
+    /// <summary>Scope 0 is the message, field i is scope i + 1; "message" names the message and a field so named.</summary>
+    private IEnumerable<int> Scopes(TermDictionary terms, string? name)
+    {
+        var field = name is null ? -1 : FieldId(name);
+        return name switch
+        {
+            null => terms.Scopes,
+            Querying.EventMatcher.MessageField => field >= 0 ? [0, field + 1] : [0],
+            _ => field >= 0 ? [field + 1] : [],
+        };
     }
 
     private TermDictionary Terms()
@@ -341,13 +378,15 @@ internal sealed class Segment
     public TextBounds? Bounds(int block, string field)
     {
         var id = FieldId(field);
-        if (id < 0)
-        {
-            return null;
-        }
+        return id < 0 ? null : ColumnBounds(block, SegmentFormat.FirstField + id);
+    }
+
+    /// <summary>The bounds of a column's text in a block (<see cref="SegmentFormat.MessageColumn"/> for the message); null when not known.</summary>
+    public TextBounds? ColumnBounds(int block, int columnId)
+    {
         foreach (var column in Blocks[block].Columns)
         {
-            if (column.Column == SegmentFormat.FirstField + id)
+            if (column.Column == columnId)
             {
                 return column.Bounds;
             }

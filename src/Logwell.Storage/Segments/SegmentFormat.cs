@@ -9,13 +9,14 @@ namespace Logwell.Storage.Segments;
 /// (<see cref="BlockPostings"/>, compressed) and its token filter (<see cref="TokenFilter"/>, stored as is). The
 /// footer holds the field names and the block directory: offsets, row counts, time bounds, CRCs. From version 4 the
 /// blocks are followed by the zstd-compressed term dictionary (<see cref="TermDictionary"/>), whose place and CRC end
-/// the footer. From version 5 a field's column may carry its text bounds (<see cref="TextBounds"/>) in the footer.
+/// the footer. From version 5 a field's column may carry its text bounds (<see cref="TextBounds"/>) in the footer, from
+/// version 6 with the fewest characters of a value, also for the message column.
 /// Version 2 had no postings or filters but a segment-wide list of 32-bit token hashes with their blocks at
 /// the end of the footer.
 /// </summary>
 internal static class SegmentFormat
 {
-    public const ushort Version = 5;
+    public const ushort Version = 6;
 
     /// <summary>The oldest version still read; version 2 segments have no row postings.</summary>
     public const ushort MinVersion = 2;
@@ -46,12 +47,14 @@ internal static class SegmentFormat
 internal readonly record struct ColumnMeta(int Column, int Offset, int Length, int RawLength, uint Crc, TextBounds? Bounds = null);
 
 /// <summary>
-/// The least and the greatest value of a plain field column whose values are all strings (or null), in UTF-16 ordinal
-/// order, as UTF-8: a field order skips a block none of whose values can enter its page. Written (in the footer, as
-/// <c>varuint low-length + 1</c>, low, <c>varuint high-length</c>, high; 0 for none) when both fit in
-/// <see cref="MaxLength"/> bytes.
+/// What a block's footer tells of a text column without reading it: for a plain field column whose values are all
+/// strings (or null), its least and greatest value in UTF-16 ordinal order, as UTF-8, when both fit in
+/// <see cref="MaxLength"/> bytes (a field order skips a block none of whose values can enter its page); for it and the
+/// message column, the fewest characters a value has (a regular expression whose matches are shorter cannot match a
+/// value whole). Written in version 6 as <c>varuint min-length + 1</c> (0: nothing known), <c>varuint low-length + 1</c>
+/// (0: no low and high), low, <c>varuint high-length</c>, high; version 5 wrote the last three alone.
 /// </summary>
-internal sealed record TextBounds(byte[] Low, byte[] High)
+internal sealed record TextBounds(byte[]? Low, byte[]? High, int MinLength)
 {
     public const int MaxLength = 64;
 
@@ -62,22 +65,39 @@ internal sealed record TextBounds(byte[] Low, byte[] High)
             output.WriteVarUInt(0);
             return;
         }
+        output.WriteVarUInt((ulong)bounds.MinLength + 1);
+        if (bounds.Low is null || bounds.High is null)
+        {
+            output.WriteVarUInt(0);
+            return;
+        }
         output.WriteVarUInt((ulong)bounds.Low.Length + 1);
         output.WriteBytes(bounds.Low);
         output.WriteVarUInt((ulong)bounds.High.Length);
         output.WriteBytes(bounds.High);
     }
 
-    public static TextBounds? Read(ref ByteReader reader)
+    public static TextBounds? Read(ref ByteReader reader, int version)
     {
+        // Version 5 knew no lengths: 0 claims nothing.
+        var minLength = 0;
+        if (version >= 6)
+        {
+            var tag = (int)reader.ReadVarUInt();
+            if (tag == 0)
+            {
+                return null;
+            }
+            minLength = tag - 1;
+        }
         var low = (int)reader.ReadVarUInt();
         if (low == 0)
         {
-            return null;
+            return version >= 6 ? new TextBounds(null, null, minLength) : null;
         }
         var lowBytes = reader.ReadBytes(low - 1).ToArray();
         var high = (int)reader.ReadVarUInt();
-        return new TextBounds(lowBytes, reader.ReadBytes(high).ToArray());
+        return new TextBounds(lowBytes, reader.ReadBytes(high).ToArray(), minLength);
     }
 }
 

@@ -238,13 +238,16 @@ internal sealed class SegmentWriter : IDisposable
 
         _raw.Clear();
         var sink = new HashSink(_tokens, _terms, null, 0, keepRows: true);
+        var shortest = int.MaxValue;
         for (var row = 0; row < rows.Count; row++)
         {
-            _raw.WriteString(rows[row].Message);
+            var message = rows[row].Message;
+            _raw.WriteString(message);
+            shortest = Math.Min(shortest, message.Length);
             sink.Row = row;
-            Tokenizer.Tokenize(rows[row].Message, ref sink);
+            Tokenizer.Tokenize(message, ref sink);
         }
-        AddColumn(SegmentFormat.MessageColumn, columns);
+        AddColumn(SegmentFormat.MessageColumn, columns, new TextBounds(null, null, shortest));
 
         // One column per field present in this block, gathered in one pass over the rows as (row, value) lists: memory
         // follows the values present, not rows times columns, however sparse the fields are. Each column is then laid
@@ -381,9 +384,11 @@ internal sealed class SegmentWriter : IDisposable
             _raw.WriteByte(SegmentFormat.PlainStrings);
         }
 
+        // Bounds: the fewest characters of a column of strings (and nulls); its least and greatest value when plain.
         string? low = null;
         string? high = null;
-        var bounded = dictionary is null;
+        var bounded = true;
+        var minLength = int.MaxValue;
         for (var row = 0; row < values.Length; row++)
         {
             var value = values[row];
@@ -398,17 +403,26 @@ internal sealed class SegmentWriter : IDisposable
                 {
                     bounded = false;
                 }
+                else if (dictionary is not null)
+                {
+                    // A dictionary's strings are measured once each, below.
+                }
                 else if (high is null)
                 {
                     (low, high) = (value.Text, value.Text);
+                    minLength = value.Text!.Length;
                 }
-                else if (string.CompareOrdinal(value.Text, high) > 0)
+                else
                 {
-                    high = value.Text;
-                }
-                else if (string.CompareOrdinal(value.Text, low) < 0)
-                {
-                    low = value.Text;
+                    minLength = Math.Min(minLength, value.Text!.Length);
+                    if (string.CompareOrdinal(value.Text, high) > 0)
+                    {
+                        high = value.Text;
+                    }
+                    else if (string.CompareOrdinal(value.Text, low) < 0)
+                    {
+                        low = value.Text;
+                    }
                 }
             }
             if (value.Kind == FieldKind.String && dictionary is not null)
@@ -439,11 +453,19 @@ internal sealed class SegmentWriter : IDisposable
                 }
             }
         }
-        if (!bounded || high is null || System.Text.Encoding.UTF8.GetByteCount(low!) > TextBounds.MaxLength || System.Text.Encoding.UTF8.GetByteCount(high) > TextBounds.MaxLength)
+        if (bounded && dictionary is not null && dictionary.Count > 0)
+        {
+            return new TextBounds(null, null, dictionary.Keys.Min(key => key.Length));
+        }
+        if (!bounded || high is null)
         {
             return null;
         }
-        return new TextBounds(System.Text.Encoding.UTF8.GetBytes(low!), System.Text.Encoding.UTF8.GetBytes(high));
+        if (System.Text.Encoding.UTF8.GetByteCount(low!) > TextBounds.MaxLength || System.Text.Encoding.UTF8.GetByteCount(high) > TextBounds.MaxLength)
+        {
+            return new TextBounds(null, null, minLength);
+        }
+        return new TextBounds(System.Text.Encoding.UTF8.GetBytes(low!), System.Text.Encoding.UTF8.GetBytes(high), minLength);
     }
 
     private ColumnMeta AddColumn(int column, List<ColumnMeta>? columns, TextBounds? bounds = null)

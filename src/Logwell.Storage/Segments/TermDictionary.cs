@@ -159,6 +159,42 @@ internal sealed class TermDictionary
         return all;
     }
 
+    /// <summary>
+    /// The distinct terms of <paramref name="scopes"/> that <paramref name="test"/> accepts; null as soon as they are
+    /// more than <paramref name="most"/>.
+    /// </summary>
+    public HashSet<string>? Matching(IEnumerable<int> scopes, Func<string, bool> test, int most, CancellationToken cancellationToken)
+    {
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        var buffer = new char[FuzzyTerm.DictionaryMaxLength];
+        foreach (var scope in scopes)
+        {
+            if (!_scopes.TryGetValue(scope, out var list))
+            {
+                continue;
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            var reader = new ByteReader(_raw.AsSpan(list.Offset));
+            var valid = 0;
+            for (var i = 0; i < list.Count; i++)
+            {
+                var shared = reader.ReadVarUInt();
+                var suffix = reader.ReadBytes(reader.ReadLength());
+                if (shared > (ulong)valid || (int)shared + System.Text.Encoding.UTF8.GetCharCount(suffix) > buffer.Length)
+                {
+                    throw new InvalidDataException("malformed term dictionary");
+                }
+                valid = (int)shared + System.Text.Encoding.UTF8.GetChars(suffix, buffer.AsSpan((int)shared));
+                var term = new string(buffer, 0, valid);
+                if (test(term) && found.Add(term) && found.Count > most)
+                {
+                    return null;
+                }
+            }
+        }
+        return found;
+    }
+
     /// <summary>The distinct terms of <paramref name="scopes"/> within <paramref name="maxEdits"/> of <paramref name="term"/>.</summary>
     public HashSet<string> Within(IEnumerable<int> scopes, string term, int maxEdits, CancellationToken cancellationToken)
     {
