@@ -49,8 +49,8 @@ public sealed class SegmentTests
 
     /// <summary>
     /// A plain column of strings gets the bounds of its block's values (UTF-16 ordinal order, nulls and absent rows left
-    /// out) and their fewest characters, a dictionary column and the message column their fewest characters alone; a
-    /// column holding another kind gets none, nor a least and greatest past 64 bytes. A copied block keeps them.
+    /// out, cut at 64 bytes) and their fewest characters, as does the message column; a dictionary column gets its
+    /// fewest characters alone, a column holding another kind nothing. A copied block keeps them.
     /// </summary>
     [Fact]
     public void PlainStringColumnsCarryTheirBoundsAndCopiedBlocksKeepThem()
@@ -96,11 +96,14 @@ public sealed class SegmentTests
             // A dictionary-coded column: the fewest characters alone.
             Assert.Equal(((byte[]?)null, (byte[]?)null, (int?)4), (segment.Bounds(block, "level")?.Low, segment.Bounds(block, "level")?.High, segment.Bounds(block, "level")?.MinLength));
             Assert.Equal(rows.Contains(130), segment.Bounds(block, "mixed") is null);
-            // Values past 64 bytes: no least and greatest, but still the fewest characters.
-            Assert.Equal(rows.Contains(3), segment.Bounds(block, "long")?.Low is null);
+            // Values past 64 bytes are cut at a character: a cut greatest value ends with 0xFF.
+            var longs = rows.Select(i => new string('x', i == 3 ? 65 : 10) + i).Order(StringComparer.Ordinal).ToList();
+            Assert.Equal(System.Text.Encoding.UTF8.GetBytes(longs[0]), segment.Bounds(block, "long")?.Low);
+            Assert.Equal(rows.Contains(3) ? [.. System.Text.Encoding.UTF8.GetBytes(new string('x', 64)), 0xFF] : System.Text.Encoding.UTF8.GetBytes(longs[^1]), segment.Bounds(block, "long")?.High);
             Assert.Equal(rows.Min(i => 10 + i.ToString(System.Globalization.CultureInfo.InvariantCulture).Length), segment.Bounds(block, "long")?.MinLength);
             Assert.Equal(rows.Min(i => Trace(i).Length), bounds?.MinLength);
-            Assert.Equal(rows.Min(i => $"row {i}".Length), segment.ColumnBounds(block, SegmentFormat.MessageColumn)?.MinLength);
+            var messages = rows.Select(i => $"row {i}").Order(StringComparer.Ordinal).ToList();
+            Assert.Equal((messages[0], messages[^1], messages.Min(m => m.Length)), (Text(segment.ColumnBounds(block, SegmentFormat.MessageColumn)?.Low), Text(segment.ColumnBounds(block, SegmentFormat.MessageColumn)?.High), segment.ColumnBounds(block, SegmentFormat.MessageColumn)?.MinLength));
             Assert.Null(segment.Bounds(block, "nosuch"));
             Assert.Equal(segment.Bounds(block, "trace"), segment.OpenBlock(block).Bounds("trace"));
         }

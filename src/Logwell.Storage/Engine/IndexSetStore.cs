@@ -1262,7 +1262,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 OfferGroups(rows, mask, dictionary);
                 return;
             }
-            if (rows.Bounds(field) is { Low: not null } bounds && BoundsComeAfterTop(bounds))
+            if (rows.Segment.OrderBounds(rows.Index, field) is { Low: not null } bounds && BoundsComeAfterTop(bounds))
             {
                 // No value of the block can enter the page (rows without one come last): its rows are only counted.
                 total += mask is null ? rows.Count : RowBits.Count(mask);
@@ -1448,7 +1448,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             matchingRow: null,
             matchingBlock: OfferRows,
             newestFirst: true,
-            blockOrder: Comparer<(Segment Segment, int Block)>.Create((x, y) => CompareBounds(x.Segment.Bounds(x.Block, field), y.Segment.Bounds(y.Block, field), order.Descending)),
+            blockOrder: Comparer<(Segment Segment, int Block)>.Create((x, y) => CompareBounds(x.Segment.OrderBounds(x.Block, field), y.Segment.OrderBounds(y.Block, field), order.Descending)),
             finish: () =>
             {
                 // Rows become events before the segments they come from may go.

@@ -36,6 +36,9 @@ internal sealed class BlockRows
     public int Index { get; }
     public int Count { get; }
 
+    /// <summary>The segment the block belongs to.</summary>
+    public Segment Segment => _segment;
+
     /// <summary>The newest timestamp in the block (from its metadata, without decoding).</summary>
     public long MaxTime => _meta.MaxTime;
 

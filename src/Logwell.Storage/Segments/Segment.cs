@@ -381,6 +381,26 @@ internal sealed class Segment
         return id < 0 ? null : ColumnBounds(block, SegmentFormat.FirstField + id);
     }
 
+    /// <summary>
+    /// The bounds a field order by <paramref name="field"/> reads in a block: the field's column, or for
+    /// <c>message</c> in a block without a field so named, the message column; null when not known.
+    /// </summary>
+    public TextBounds? OrderBounds(int block, string field)
+    {
+        var id = FieldId(field);
+        if (id >= 0)
+        {
+            foreach (var column in Blocks[block].Columns)
+            {
+                if (column.Column == SegmentFormat.FirstField + id)
+                {
+                    return column.Bounds;
+                }
+            }
+        }
+        return string.Equals(field, Querying.EventMatcher.MessageField, StringComparison.Ordinal) ? ColumnBounds(block, SegmentFormat.MessageColumn) : null;
+    }
+
     /// <summary>The bounds of a column's text in a block (<see cref="SegmentFormat.MessageColumn"/> for the message); null when not known.</summary>
     public TextBounds? ColumnBounds(int block, int columnId)
     {

@@ -47,16 +47,49 @@ internal static class SegmentFormat
 internal readonly record struct ColumnMeta(int Column, int Offset, int Length, int RawLength, uint Crc, TextBounds? Bounds = null);
 
 /// <summary>
-/// What a block's footer tells of a text column without reading it: for a plain field column whose values are all
-/// strings (or null), its least and greatest value in UTF-16 ordinal order, as UTF-8, when both fit in
-/// <see cref="MaxLength"/> bytes (a field order skips a block none of whose values can enter its page); for it and the
-/// message column, the fewest characters a value has (a regular expression whose matches are shorter cannot match a
-/// value whole). Written in version 6 as <c>varuint min-length + 1</c> (0: nothing known), <c>varuint low-length + 1</c>
-/// (0: no low and high), low, <c>varuint high-length</c>, high; version 5 wrote the last three alone.
+/// What a block's footer tells of a text column without reading it: for a plain column whose values are all strings
+/// (or null) and for the message column, its least and greatest value in UTF-16 ordinal order, as UTF-8 cut at a
+/// character to at most <see cref="MaxLength"/> bytes (a cut greatest value ends with the byte 0xFF, which no UTF-8
+/// text holds, so both stay bounds in byte order: a field order skips a block none of whose values can enter its
+/// page); for those and for dictionary-coded string columns, the fewest characters a value has (a regular expression
+/// whose matches are shorter cannot match a value whole). Written in version 6 as <c>varuint min-length + 1</c>
+/// (0: nothing known), <c>varuint low-length + 1</c> (0: no low and high), low, <c>varuint high-length</c>, high;
+/// version 5 wrote the last three alone.
 /// </summary>
 internal sealed record TextBounds(byte[]? Low, byte[]? High, int MinLength)
 {
     public const int MaxLength = 64;
+
+    /// <summary>The bounds of strings whose least is <paramref name="low"/> and greatest <paramref name="high"/>.</summary>
+    public static TextBounds Of(string low, string high, int minLength) => new(Cut(low, upper: false), Cut(high, upper: true), minLength);
+
+    private static byte[] Cut(string text, bool upper)
+    {
+        var bytes = 0;
+        var chars = 0;
+        while (chars < text.Length)
+        {
+            var width = char.IsHighSurrogate(text[chars]) && chars + 1 < text.Length && char.IsLowSurrogate(text[chars + 1]) ? 2 : 1;
+            var size = System.Text.Encoding.UTF8.GetByteCount(text.AsSpan(chars, width));
+            if (bytes + size > MaxLength)
+            {
+                break;
+            }
+            bytes += size;
+            chars += width;
+        }
+        if (chars == text.Length)
+        {
+            return System.Text.Encoding.UTF8.GetBytes(text);
+        }
+        var cut = new byte[bytes + (upper ? 1 : 0)];
+        System.Text.Encoding.UTF8.GetBytes(text.AsSpan(0, chars), cut);
+        if (upper)
+        {
+            cut[^1] = 0xFF;
+        }
+        return cut;
+    }
 
     public static void Write(ByteWriter output, TextBounds? bounds)
     {

@@ -239,15 +239,24 @@ internal sealed class SegmentWriter : IDisposable
         _raw.Clear();
         var sink = new HashSink(_tokens, _terms, null, 0, keepRows: true);
         var shortest = int.MaxValue;
+        var (least, greatest) = (rows[0].Message, rows[0].Message);
         for (var row = 0; row < rows.Count; row++)
         {
             var message = rows[row].Message;
             _raw.WriteString(message);
             shortest = Math.Min(shortest, message.Length);
+            if (string.CompareOrdinal(message, greatest) > 0)
+            {
+                greatest = message;
+            }
+            else if (string.CompareOrdinal(message, least) < 0)
+            {
+                least = message;
+            }
             sink.Row = row;
             Tokenizer.Tokenize(message, ref sink);
         }
-        AddColumn(SegmentFormat.MessageColumn, columns, new TextBounds(null, null, shortest));
+        AddColumn(SegmentFormat.MessageColumn, columns, TextBounds.Of(least, greatest, shortest));
 
         // One column per field present in this block, gathered in one pass over the rows as (row, value) lists: memory
         // follows the values present, not rows times columns, however sparse the fields are. Each column is then laid
@@ -322,7 +331,7 @@ internal sealed class SegmentWriter : IDisposable
     /// Writes one field's column; <c>default</c> entries are rows without the field. A dictionary-coded column keeps no
     /// row postings (a query tests its few distinct values and then the codes); its tokens still enter the token filter.
     /// </summary>
-    /// <returns>The column's <see cref="TextBounds"/>, when it is plain and holds only strings (and nulls).</returns>
+    /// <returns>The column's <see cref="TextBounds"/> when it holds only strings (and nulls); least and greatest only when plain.</returns>
     private TextBounds? WriteFieldColumn(int id, FieldValue[] values)
     {
         var name = _fields.Names[id];
@@ -461,11 +470,7 @@ internal sealed class SegmentWriter : IDisposable
         {
             return null;
         }
-        if (System.Text.Encoding.UTF8.GetByteCount(low!) > TextBounds.MaxLength || System.Text.Encoding.UTF8.GetByteCount(high) > TextBounds.MaxLength)
-        {
-            return new TextBounds(null, null, minLength);
-        }
-        return new TextBounds(System.Text.Encoding.UTF8.GetBytes(low!), System.Text.Encoding.UTF8.GetBytes(high), minLength);
+        return TextBounds.Of(low!, high, minLength);
     }
 
     private ColumnMeta AddColumn(int column, List<ColumnMeta>? columns, TextBounds? bounds = null)
