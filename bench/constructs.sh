@@ -24,6 +24,7 @@ queries=(
   '"reset connection"~2'
   '"upstream timeout"~5'
   '/upstre.m/'
+  '/re(set|try)/'
   'message:/.*peer/'
   '_exists_:trace_id'
   '@timestamp:[2026-11-21T00:00:00Z TO 2026-11-21T01:00:00Z}'
@@ -53,7 +54,7 @@ for q in "${queries[@]}"; do
   t=$(measure "$url/api/v1/search?indexset=$indexset&limit=100&track_total_hits=true&q=$(encode "$q")")
   printf '| `%s` | | %.1f | %s |\n' "${q//|/\\|}" "$(python3 -c "print($t * 1000)")" "$(answer)"
 done
-for sort in host:asc trace_id:desc; do
+for sort in host:asc trace_id:desc trace_id:asc message:asc message:desc; do
   t=$(measure "$url/api/v1/search?indexset=$indexset&limit=100&sort=$sort&q=*")
   printf '| `*` | `sort=%s` | %.1f | %s |\n' "$sort" "$(python3 -c "print($t * 1000)")" "$(answer)"
 done

@@ -91,7 +91,10 @@ internal sealed partial class Corpus
             File.Move(temp, path);
         }
         needle ??= FindNeedle(path, needleIndex);
-        return new Corpus { Path = path, Events = events, RawBytes = new FileInfo(path).Length, Source = source, NeedleTraceId = needle };
+        // A corpus linked in from another run is measured at its target.
+        var file = new FileInfo(path);
+        var rawBytes = file.LinkTarget is null ? file.Length : ((FileInfo)file.ResolveLinkTarget(returnFinalTarget: true)!).Length;
+        return new Corpus { Path = path, Events = events, RawBytes = rawBytes, Source = source, NeedleTraceId = needle };
     }
 
     private static string FindNeedle(string path, long index)
