@@ -24,6 +24,12 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
     private const string WalSuffix = ".log";
 
     private readonly EngineOptions _options;
+
+    /// <summary>Whether a search evaluates the next block on a pool thread while it evaluates one (not on one core).</summary>
+    private static readonly bool EvaluateAhead = Environment.ProcessorCount > 1;
+
+    /// <summary>A block whose evaluation took longer (0.2 ms) makes the search evaluate the next ones two at a time.</summary>
+    private const long SlowBlockTicks = TimeSpan.TicksPerMillisecond / 5;
     private readonly BlockCache _cache;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -1133,74 +1139,117 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                     heap.DequeueEnqueue(hit, position);
                 }
             }
-            for (var s = 0; s < sources.Count; s++)
+            // Blocks whose evaluation takes time (a regular expression reading every text, say) are evaluated two at a
+            // time: while this thread evaluates one, a pool thread evaluates the next. Hits and counts are still taken
+            // in order, here. Quick evaluations (the token index's) stay on this thread.
+            Task<ulong[]>? ahead = null;
+            var aheadOf = -1;
+            var slow = false;
+            ulong[] Evaluate(int s)
             {
-                cancellationToken.ThrowIfCancellationRequested();
+                if (aheadOf == s)
+                {
+                    var task = ahead!;
+                    (ahead, aheadOf) = (null, -1);
+                    return task.GetAwaiter().GetResult();
+                }
+                if (slow && s + 1 < sources.Count && sources[s + 1].Segment is { } next)
+                {
+                    var block = sources[s + 1].Block;
+                    (ahead, aheadOf) = (Task.Run(() => BlockQuery.Evaluate(request.Query, LoadRows(next, block), next, now, cancellationToken), cancellationToken), s + 1);
+                }
                 var source = sources[s];
-                var canHit = limit > 0 && (heap.Count < limit || (heap.TryPeek(out _, out var last) && (oldestFirst ? source.MinTime <= last.Timestamp : source.MaxTime >= last.Timestamp)));
-                if (!canHit && total >= trackTotal)
+                var started = _time.GetTimestamp();
+                var result = BlockQuery.Evaluate(request.Query, LoadRows(source.Segment!, source.Block), source.Segment!, now, cancellationToken);
+                slow |= EvaluateAhead && !matchAll && _time.GetElapsedTime(started).Ticks > SlowBlockTicks;
+                return result;
+            }
+            try
+            {
+                for (var s = 0; s < sources.Count; s++)
                 {
-                    exact = false;
-                    break;
-                }
-                var inside = source.MinTime >= from && source.MaxTime < to
-                    && (after is null || (oldestFirst ? source.MinTime > after.Value.Timestamp : source.MaxTime < after.Value.Timestamp));
-                if (!canHit && matchAll && inside)
-                {
-                    total += source.Rows;
-                    continue;
-                }
-                if (source.Segment is null)
-                {
-                    var table = source.Table;
-                    for (var i = 0; i < table.Count; i++)
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var source = sources[s];
+                    var canHit = limit > 0 && (heap.Count < limit || (heap.TryPeek(out _, out var last) && (oldestFirst ? source.MinTime <= last.Timestamp : source.MaxTime >= last.Timestamp)));
+                    if (!canHit && total >= trackTotal)
                     {
-                        if ((i & 0xFF) == 0xFF)
+                        exact = false;
+                        break;
+                    }
+                    var inside = source.MinTime >= from && source.MaxTime < to
+                        && (after is null || (oldestFirst ? source.MinTime > after.Value.Timestamp : source.MaxTime < after.Value.Timestamp));
+                    if (!canHit && matchAll && inside)
+                    {
+                        total += source.Rows;
+                        continue;
+                    }
+                    if (source.Segment is null)
+                    {
+                        var table = source.Table;
+                        for (var i = 0; i < table.Count; i++)
                         {
-                            cancellationToken.ThrowIfCancellationRequested();
+                            if ((i & 0xFF) == 0xFF)
+                            {
+                                cancellationToken.ThrowIfCancellationRequested();
+                            }
+                            // Time and order from the table's arrays; the event is decoded only for a clause to test, or as a hit.
+                            var t = table.Times[i];
+                            var position = new EventPosition(t, table.Seqs[i]);
+                            if (t < from || t >= to || !Follows(position))
+                            {
+                                continue;
+                            }
+                            var evt = matchAll ? null : table.Event(i);
+                            if (evt is not null && !matcher(evt))
+                            {
+                                continue;
+                            }
+                            total++;
+                            if (canHit && (heap.Count < limit || (heap.TryPeek(out _, out var worst) && order.Compare(position, worst) > 0)))
+                            {
+                                Offer(new Hit(evt ?? table.Event(i), null, 0), position);
+                            }
                         }
-                        // Time and order from the table's arrays; the event is decoded only for a clause to test, or as a hit.
-                        var t = table.Times[i];
-                        var position = new EventPosition(t, table.Seqs[i]);
+                        continue;
+                    }
+                    var matching = Evaluate(s);
+                    if (!canHit && inside)
+                    {
+                        // Only counted: every row is in the window, so no timestamps are needed.
+                        total += RowBits.Count(matching);
+                        continue;
+                    }
+                    var rows = LoadRows(source.Segment, source.Block);
+                    var timestamps = rows.Timestamps;
+                    var seqs = rows.Seqs;
+                    foreach (var i in RowBits.Rows(matching))
+                    {
+                        var t = timestamps[i];
+                        var position = new EventPosition(t, seqs[i]);
                         if (t < from || t >= to || !Follows(position))
                         {
                             continue;
                         }
-                        var evt = matchAll ? null : table.Event(i);
-                        if (evt is not null && !matcher(evt))
-                        {
-                            continue;
-                        }
                         total++;
-                        if (canHit && (heap.Count < limit || (heap.TryPeek(out _, out var worst) && order.Compare(position, worst) > 0)))
+                        if (canHit)
                         {
-                            Offer(new Hit(evt ?? table.Event(i), null, 0), position);
+                            Offer(new Hit(null, rows, i), position);
                         }
                     }
-                    continue;
                 }
-                var rows = LoadRows(source.Segment, source.Block);
-                var matching = BlockQuery.Evaluate(request.Query, rows, source.Segment, now, cancellationToken);
-                if (!canHit && inside)
+            }
+            finally
+            {
+                // A block evaluated ahead reads its segment: it ends before the segments are released.
+                if (ahead is not null)
                 {
-                    // Only counted: every row is in the window, so no timestamps are needed.
-                    total += RowBits.Count(matching);
-                    continue;
-                }
-                var timestamps = rows.Timestamps;
-                var seqs = rows.Seqs;
-                foreach (var i in RowBits.Rows(matching))
-                {
-                    var t = timestamps[i];
-                    var position = new EventPosition(t, seqs[i]);
-                    if (t < from || t >= to || !Follows(position))
+                    try
                     {
-                        continue;
+                        ahead.Wait(CancellationToken.None);
                     }
-                    total++;
-                    if (canHit)
+                    catch (AggregateException)
                     {
-                        Offer(new Hit(null, rows, i), position);
+                        // Its failure (a cancellation, a damaged block) is the search's only if the search reached it.
                     }
                 }
             }
