@@ -1241,17 +1241,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             finally
             {
                 // A block evaluated ahead reads its segment: it ends before the segments are released.
-                if (ahead is not null)
-                {
-                    try
-                    {
-                        ahead.Wait(CancellationToken.None);
-                    }
-                    catch (AggregateException)
-                    {
-                        // Its failure (a cancellation, a damaged block) is the search's only if the search reached it.
-                    }
-                }
+                WaitQuietly(ahead);
             }
             var hits = new LogEvent[heap.Count];
             for (var i = hits.Length - 1; i >= 0; i--)
@@ -1498,6 +1488,14 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             matchingBlock: OfferRows,
             newestFirst: true,
             blockOrder: Comparer<(Segment Segment, int Block)>.Create((x, y) => CompareBounds(x.Segment.OrderBounds(x.Block, field), y.Segment.OrderBounds(y.Block, field), order.Descending)),
+            // The column OfferRows reads: decoded beside the evaluation, ahead of the callback when blocks are slow.
+            prepare: rows =>
+            {
+                if (rows.FieldCodes(field) is null && rows.TextField(field) is null && string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal) && Array.IndexOf(rows.FieldNames, field) < 0)
+                {
+                    _ = rows.Messages;
+                }
+            },
             finish: () =>
             {
                 // Rows become events before the segments they come from may go.
@@ -1514,6 +1512,19 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             });
         var more = hits.Length == limit && limit > 0;
         return new SearchResult(hits, total, true, null) { NextOrderKey = more ? lastKey : null };
+    }
+
+    /// <summary>Waits for a block evaluated ahead; its failure (a cancellation, a damaged block) counts only if its result was taken.</summary>
+    private static void WaitQuietly(Task? ahead)
+    {
+        try
+        {
+            ahead?.Wait(CancellationToken.None);
+        }
+        catch (AggregateException)
+        {
+            // Not the search's: it never reached that block.
+        }
     }
 
     /// <summary>
@@ -1680,9 +1691,10 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
     /// needed column is decoded), other rows of blocks to <paramref name="matchingRow"/>, events in memory to
     /// <paramref name="matching"/>. <paramref name="finish"/> runs last, while the blocks' segments are still held.
     /// <paramref name="newestFirst"/> visits segments by their newest event and blocks from the end, newest first;
-    /// <paramref name="blockOrder"/>, when given, then reorders the blocks (a stable sort).
+    /// <paramref name="blockOrder"/>, when given, then reorders the blocks (a stable sort). <paramref name="prepare"/>
+    /// reads, beside a block evaluated ahead on another thread, what the callbacks will.
     /// </summary>
-    internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int>? matchingRow, Action<BlockRows, ulong[]>? matchingBlock = null, Action? finish = null, bool newestFirst = false, IComparer<(Segment Segment, int Block)>? blockOrder = null)
+    internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int>? matchingRow, Action<BlockRows, ulong[]>? matchingBlock = null, Action? finish = null, bool newestFirst = false, IComparer<(Segment Segment, int Block)>? blockOrder = null, Action<BlockRows>? prepare = null)
     {
         request = WithinRetention(request);
         var now = _time.GetUtcNow();
@@ -1691,6 +1703,9 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         var to = request.To ?? long.MaxValue;
         var after = request.After;
         var matchAll = request.Query is MatchAllNode;
+        Task<ulong[]>? ahead = null;
+        var aheadOf = -1;
+        var slow = false;
         var (segments, tables) = AcquireSnapshot();
         try
         {
@@ -1719,39 +1734,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             {
                 segments = [.. segments.OrderByDescending(segment => segment.Info.MaxTime)];
             }
-            void Visit(Segment segment, int b)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var block = segment.Blocks[b];
-                if (matchAll && after is null && block.MinTime >= from && block.MaxTime < to)
-                {
-                    wholeBlock(LoadRows(segment, b));
-                    return;
-                }
-                var rows = LoadRows(segment, b);
-                var matchingRows = BlockQuery.Evaluate(request.Query, rows, segment, now, cancellationToken);
-                if (!(after is null && block.MinTime >= from && block.MaxTime < to))
-                {
-                    foreach (var i in RowBits.Rows(matchingRows))
-                    {
-                        var t = rows.Timestamps[i];
-                        if (t < from || t >= to || (after is not null && new EventPosition(t, rows.Seqs[i]) >= after.Value))
-                        {
-                            RowBits.Clear(matchingRows, i);
-                        }
-                    }
-                }
-                if (matchingBlock is not null)
-                {
-                    matchingBlock(rows, matchingRows);
-                    return;
-                }
-                foreach (var i in RowBits.Rows(matchingRows))
-                {
-                    matchingRow!(rows, i);
-                }
-            }
-            var ordered = blockOrder is null ? null : new List<(Segment Segment, int Block)>();
+            var blocks = new List<(Segment Segment, int Block)>();
             foreach (var segment in segments)
             {
                 if (segment.Info.MaxTime < from || segment.Info.MinTime >= to)
@@ -1767,25 +1750,81 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                     {
                         continue;
                     }
-                    if (ordered is not null)
-                    {
-                        ordered.Add((segment, b));
-                        continue;
-                    }
-                    Visit(segment, b);
+                    blocks.Add((segment, b));
                 }
             }
-            if (ordered is not null)
+            if (blockOrder is not null)
             {
-                foreach (var (segment, b) in ordered.Order(blockOrder))
+                blocks = [.. blocks.Order(blockOrder)];
+            }
+            bool Whole(int n) => matchAll && after is null && blocks[n].Segment.Blocks[blocks[n].Block] is var block && block.MinTime >= from && block.MaxTime < to;
+            // As in Search: once a block takes time, the next block is evaluated (and prepared) on a pool thread while
+            // this one is visited; the callbacks still run in order, here.
+            ulong[] Evaluate(int n)
+            {
+                if (aheadOf == n)
                 {
-                    Visit(segment, b);
+                    var task = ahead!;
+                    (ahead, aheadOf) = (null, -1);
+                    return task.GetAwaiter().GetResult();
                 }
+                if (slow && n + 1 < blocks.Count && !Whole(n + 1))
+                {
+                    var (next, nextBlock) = blocks[n + 1];
+                    (ahead, aheadOf) = (Task.Run(() =>
+                    {
+                        var rows = LoadRows(next, nextBlock);
+                        var matching = BlockQuery.Evaluate(request.Query, rows, next, now, cancellationToken);
+                        prepare?.Invoke(rows);
+                        return matching;
+                    }, cancellationToken), n + 1);
+                }
+                return BlockQuery.Evaluate(request.Query, LoadRows(blocks[n].Segment, blocks[n].Block), blocks[n].Segment, now, cancellationToken);
+            }
+            for (var n = 0; n < blocks.Count; n++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var (segment, b) = blocks[n];
+                var block = segment.Blocks[b];
+                if (Whole(n))
+                {
+                    wholeBlock(LoadRows(segment, b));
+                    continue;
+                }
+                // A block slow to evaluate and visit (its callback decoding a column, say) sends the next ones ahead.
+                var started = _time.GetTimestamp();
+                var matchingRows = Evaluate(n);
+                var rows = LoadRows(segment, b);
+                if (!(after is null && block.MinTime >= from && block.MaxTime < to))
+                {
+                    foreach (var i in RowBits.Rows(matchingRows))
+                    {
+                        var t = rows.Timestamps[i];
+                        if (t < from || t >= to || (after is not null && new EventPosition(t, rows.Seqs[i]) >= after.Value))
+                        {
+                            RowBits.Clear(matchingRows, i);
+                        }
+                    }
+                }
+                if (matchingBlock is not null)
+                {
+                    matchingBlock(rows, matchingRows);
+                }
+                else
+                {
+                    foreach (var i in RowBits.Rows(matchingRows))
+                    {
+                        matchingRow!(rows, i);
+                    }
+                }
+                slow |= EvaluateAhead && _time.GetElapsedTime(started).Ticks > SlowBlockTicks;
             }
             finish?.Invoke();
         }
         finally
         {
+            // A block evaluated ahead reads its segment: it ends before the segments are released.
+            WaitQuietly(ahead);
             foreach (var segment in segments)
             {
                 segment.Release();
