@@ -284,7 +284,7 @@ public sealed partial class EnginePropertyTests
                     fields.Add(new Field("ref", FieldValue.FromString(string.Concat(Enumerable.Range(0, random.Next(1, 6)).Select(_ => pieces[random.Next(pieces.Length)])))));
                 }
                 // Many events share a time, so equal values fall back on the newest-first tie order. Messages share
-                // long prefixes, so blocks' message bounds are cut (inside a character, some of them).
+                // long prefixes, so blocks' message bounds are cut (before a character of 2 to 4 bytes, some of them).
                 var message = random.Next(4) == 0
                     ? $"event {i}"
                     : new string('p', 61 + random.Next(3)) + string.Concat(Enumerable.Range(0, 3).Select(_ => pieces[random.Next(pieces.Length)])) + i;
