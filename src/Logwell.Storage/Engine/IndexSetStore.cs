@@ -1142,21 +1142,18 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             // Blocks whose evaluation takes time (a regular expression reading every text, say) are evaluated two at a
             // time: while this thread evaluates one, a pool thread evaluates the next. Hits and counts are still taken
             // in order, here. Quick evaluations (the token index's) stay on this thread.
-            Task<ulong[]>? ahead = null;
-            var aheadOf = -1;
+            var ahead = new BlockAhead();
             var slow = false;
             ulong[] Evaluate(int s)
             {
-                if (aheadOf == s)
+                if (ahead.TryTake(s, out var evaluated))
                 {
-                    var task = ahead!;
-                    (ahead, aheadOf) = (null, -1);
-                    return task.GetAwaiter().GetResult();
+                    return evaluated;
                 }
                 if (slow && s + 1 < sources.Count && sources[s + 1].Segment is { } next)
                 {
                     var block = sources[s + 1].Block;
-                    (ahead, aheadOf) = (Task.Run(() => BlockQuery.Evaluate(request.Query, LoadRows(next, block), next, now, cancellationToken), cancellationToken), s + 1);
+                    ahead.Start(s + 1, () => BlockQuery.Evaluate(request.Query, LoadRows(next, block), next, now, cancellationToken), cancellationToken);
                 }
                 var source = sources[s];
                 var started = _time.GetTimestamp();
@@ -1241,7 +1238,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             finally
             {
                 // A block evaluated ahead reads its segment: it ends before the segments are released.
-                WaitQuietly(ahead);
+                ahead.Wait();
             }
             var hits = new LogEvent[heap.Count];
             for (var i = hits.Length - 1; i >= 0; i--)
@@ -1514,16 +1511,40 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         return new SearchResult(hits, total, true, null) { NextOrderKey = more ? lastKey : null };
     }
 
-    /// <summary>Waits for a block evaluated ahead; its failure (a cancellation, a damaged block) counts only if its result was taken.</summary>
-    private static void WaitQuietly(Task? ahead)
+    /// <summary>The one block a search or scan evaluates on a pool thread while it works on the block before.</summary>
+    private sealed class BlockAhead
     {
-        try
+        private Task<ulong[]>? _task;
+        private int _index = -1;
+
+        /// <summary>The rows of block <paramref name="index"/> if it was evaluated ahead (its failure is thrown here).</summary>
+        public bool TryTake(int index, out ulong[] rows)
         {
-            ahead?.Wait(CancellationToken.None);
+            if (_index != index)
+            {
+                rows = [];
+                return false;
+            }
+            var task = _task!;
+            (_task, _index) = (null, -1);
+            rows = task.GetAwaiter().GetResult();
+            return true;
         }
-        catch (AggregateException)
+
+        public void Start(int index, Func<ulong[]> evaluate, CancellationToken cancellationToken) =>
+            (_task, _index) = (Task.Run(evaluate, cancellationToken), index);
+
+        /// <summary>Waits for a block never taken; its failure (a cancellation, a damaged block) is not the search's.</summary>
+        public void Wait()
         {
-            // Not the search's: it never reached that block.
+            try
+            {
+                _task?.Wait(CancellationToken.None);
+            }
+            catch (AggregateException)
+            {
+                // The search never reached that block.
+            }
         }
     }
 
@@ -1703,8 +1724,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         var to = request.To ?? long.MaxValue;
         var after = request.After;
         var matchAll = request.Query is MatchAllNode;
-        Task<ulong[]>? ahead = null;
-        var aheadOf = -1;
+        var ahead = new BlockAhead();
         var slow = false;
         var (segments, tables) = AcquireSnapshot();
         try
@@ -1762,22 +1782,20 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             // this one is visited; the callbacks still run in order, here.
             ulong[] Evaluate(int n)
             {
-                if (aheadOf == n)
+                if (ahead.TryTake(n, out var evaluated))
                 {
-                    var task = ahead!;
-                    (ahead, aheadOf) = (null, -1);
-                    return task.GetAwaiter().GetResult();
+                    return evaluated;
                 }
                 if (slow && n + 1 < blocks.Count && !Whole(n + 1))
                 {
                     var (next, nextBlock) = blocks[n + 1];
-                    (ahead, aheadOf) = (Task.Run(() =>
+                    ahead.Start(n + 1, () =>
                     {
                         var rows = LoadRows(next, nextBlock);
                         var matching = BlockQuery.Evaluate(request.Query, rows, next, now, cancellationToken);
                         prepare?.Invoke(rows);
                         return matching;
-                    }, cancellationToken), n + 1);
+                    }, cancellationToken);
                 }
                 return BlockQuery.Evaluate(request.Query, LoadRows(blocks[n].Segment, blocks[n].Block), blocks[n].Segment, now, cancellationToken);
             }
@@ -1824,7 +1842,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
         finally
         {
             // A block evaluated ahead reads its segment: it ends before the segments are released.
-            WaitQuietly(ahead);
+            ahead.Wait();
             foreach (var segment in segments)
             {
                 segment.Release();

@@ -203,7 +203,7 @@ internal sealed class Segment
 
     private readonly DictionaryMeta? _termsMeta;
     private TermDictionary? _terms;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<QueryNode, string[]?> _fuzzyTerms = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<QueryNode, string[]?> _dictionaryTerms = new();
 
     /// <summary>Above this many words, a fuzzy term reads the texts once rather than look each word up.</summary>
     private const int MaxFuzzyTerms = 64;
@@ -214,30 +214,14 @@ internal sealed class Segment
     /// segment from before version 4, a dictionary left incomplete, a term that can reach tokens the dictionary leaves
     /// out) or when the words are too many to look up one by one.
     /// </summary>
-    public string[]? FuzzyTerms(FuzzyNode fuzzy, CancellationToken cancellationToken = default)
-    {
-        if (_termsMeta is null || !FuzzyTerm.UsesDictionary(fuzzy))
-        {
-            return null;
-        }
-        if (_fuzzyTerms.TryGetValue(fuzzy, out var cached))
-        {
-            return cached;
-        }
-        var terms = Terms();
-        if (!terms.Complete)
-        {
-            return null;
-        }
-        var within = terms.Within(Scopes(terms, fuzzy.Field), fuzzy.Term, fuzzy.MaxEdits, cancellationToken);
-        var found = within.Count > MaxFuzzyTerms ? null : within.Order(StringComparer.Ordinal).ToArray();
-        if (_fuzzyTerms.Count >= 256)
-        {
-            _fuzzyTerms.Clear();
-        }
-        _fuzzyTerms[fuzzy] = found;
-        return found;
-    }
+    public string[]? FuzzyTerms(FuzzyNode fuzzy, CancellationToken cancellationToken = default) =>
+        FuzzyTerm.UsesDictionary(fuzzy)
+            ? DictionaryTerms(fuzzy, terms =>
+            {
+                var within = terms.Within(Scopes(terms, fuzzy.Field), fuzzy.Term, fuzzy.MaxEdits, cancellationToken);
+                return within.Count > MaxFuzzyTerms ? null : within.Order(StringComparer.Ordinal).ToArray();
+            })
+            : null;
 
     /// <summary>The most words a regular expression is looked up by; past them its texts are read.</summary>
     private const int MaxRegexTerms = 256;
@@ -247,13 +231,26 @@ internal sealed class Segment
     /// dictionary; null when the dictionary cannot answer (none, incomplete, or a pattern whose matches may be longer or
     /// hold more digits than the words it keeps: <see cref="RegexShape"/>) or the words are too many.
     /// </summary>
-    public string[]? RegexTerms(RegexNode regex, CancellationToken cancellationToken = default)
+    public string[]? RegexTerms(RegexNode regex, CancellationToken cancellationToken = default) =>
+        RegexShape.For(regex) is { MaxLength: <= FuzzyTerm.DictionaryMaxLength, MaxDigits: <= FuzzyTerm.DictionaryMaxDigits }
+            ? DictionaryTerms(regex, terms =>
+            {
+                var pattern = TokenPattern.For(regex);
+                return terms.Matching(Scopes(terms, regex.Field), term => pattern.MatchesWhole(term), MaxRegexTerms, cancellationToken)?.Order(StringComparer.Ordinal).ToArray();
+            })
+            : null;
+
+    /// <summary>
+    /// What <paramref name="find"/> answers from the term dictionary for a clause, kept per clause; null without a
+    /// complete dictionary.
+    /// </summary>
+    private string[]? DictionaryTerms(QueryNode clause, Func<TermDictionary, string[]?> find)
     {
-        if (_termsMeta is null || RegexShape.For(regex) is not { MaxLength: <= FuzzyTerm.DictionaryMaxLength, MaxDigits: <= FuzzyTerm.DictionaryMaxDigits })
+        if (_termsMeta is null)
         {
             return null;
         }
-        if (_fuzzyTerms.TryGetValue(regex, out var cached))
+        if (_dictionaryTerms.TryGetValue(clause, out var cached))
         {
             return cached;
         }
@@ -262,13 +259,12 @@ internal sealed class Segment
         {
             return null;
         }
-        var pattern = TokenPattern.For(regex);
-        var found = terms.Matching(Scopes(terms, regex.Field), term => pattern.MatchesWhole(term), MaxRegexTerms, cancellationToken)?.Order(StringComparer.Ordinal).ToArray();
-        if (_fuzzyTerms.Count >= 256)
+        var found = find(terms);
+        if (_dictionaryTerms.Count >= 256)
         {
-            _fuzzyTerms.Clear();
+            _dictionaryTerms.Clear();
         }
-        _fuzzyTerms[regex] = found;
+        _dictionaryTerms[clause] = found;
         return found;
     }
 

@@ -139,22 +139,13 @@ internal sealed class TermDictionary
     public List<(int Scope, string Term)> All()
     {
         var all = new List<(int Scope, string Term)>();
-        var buffer = new char[FuzzyTerm.DictionaryMaxLength];
-        foreach (var (scope, (offset, count)) in _scopes)
+        foreach (var scope in _scopes.Keys)
         {
-            var reader = new ByteReader(_raw.AsSpan(offset));
-            var valid = 0;
-            for (var i = 0; i < count; i++)
+            Walk(scope, term =>
             {
-                var shared = reader.ReadVarUInt();
-                var suffix = reader.ReadBytes(reader.ReadLength());
-                if (shared > (ulong)valid || (int)shared + System.Text.Encoding.UTF8.GetCharCount(suffix) > buffer.Length)
-                {
-                    throw new InvalidDataException("malformed term dictionary");
-                }
-                valid = (int)shared + System.Text.Encoding.UTF8.GetChars(suffix, buffer.AsSpan((int)shared));
-                all.Add((scope, new string(buffer, 0, valid)));
-            }
+                all.Add((scope, term));
+                return true;
+            });
         }
         return all;
     }
@@ -166,33 +157,45 @@ internal sealed class TermDictionary
     public HashSet<string>? Matching(IEnumerable<int> scopes, Func<string, bool> test, int most, CancellationToken cancellationToken)
     {
         var found = new HashSet<string>(StringComparer.Ordinal);
-        var buffer = new char[FuzzyTerm.DictionaryMaxLength];
         foreach (var scope in scopes)
         {
-            if (!_scopes.TryGetValue(scope, out var list))
-            {
-                continue;
-            }
             cancellationToken.ThrowIfCancellationRequested();
-            var reader = new ByteReader(_raw.AsSpan(list.Offset));
-            var valid = 0;
-            for (var i = 0; i < list.Count; i++)
+            if (!Walk(scope, term => !(test(term) && found.Add(term) && found.Count > most)))
             {
-                var shared = reader.ReadVarUInt();
-                var suffix = reader.ReadBytes(reader.ReadLength());
-                if (shared > (ulong)valid || (int)shared + System.Text.Encoding.UTF8.GetCharCount(suffix) > buffer.Length)
-                {
-                    throw new InvalidDataException("malformed term dictionary");
-                }
-                valid = (int)shared + System.Text.Encoding.UTF8.GetChars(suffix, buffer.AsSpan((int)shared));
-                var term = new string(buffer, 0, valid);
-                if (test(term) && found.Add(term) && found.Count > most)
-                {
-                    return null;
-                }
+                return null;
             }
         }
         return found;
+    }
+
+    /// <summary>
+    /// Decodes the terms of <paramref name="scope"/> in order and hands each to <paramref name="visit"/>; false when
+    /// <paramref name="visit"/> stopped the walk by answering false.
+    /// </summary>
+    private bool Walk(int scope, Func<string, bool> visit)
+    {
+        if (!_scopes.TryGetValue(scope, out var list))
+        {
+            return true;
+        }
+        var buffer = new char[FuzzyTerm.DictionaryMaxLength];
+        var reader = new ByteReader(_raw.AsSpan(list.Offset));
+        var valid = 0;
+        for (var i = 0; i < list.Count; i++)
+        {
+            var shared = reader.ReadVarUInt();
+            var suffix = reader.ReadBytes(reader.ReadLength());
+            if (shared > (ulong)valid || (int)shared + System.Text.Encoding.UTF8.GetCharCount(suffix) > buffer.Length)
+            {
+                throw new InvalidDataException("malformed term dictionary");
+            }
+            valid = (int)shared + System.Text.Encoding.UTF8.GetChars(suffix, buffer.AsSpan((int)shared));
+            if (!visit(new string(buffer, 0, valid)))
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     /// <summary>The distinct terms of <paramref name="scopes"/> within <paramref name="maxEdits"/> of <paramref name="term"/>.</summary>
