@@ -100,6 +100,28 @@ public sealed class TemplateMinerTests
     }
 
     [Fact]
+    public void IngestMasksEachTokenAsMaskingItAloneDoes()
+    {
+        // Ingest takes numbers, hexadecimal ids and addresses without masking them, and words from a cache: the same
+        // tokens as masking every token of the message.
+        var miner = new TemplateMiner();
+        var random = new Random(5);
+        const string Alphabet = "0123456789abcdefABCDEFxyzGB.:,-+_=()%!?é\u0001";
+        var compared = 0;
+        for (var m = 0; m < 3_000; m++)
+        {
+            var message = string.Join(' ', Enumerable.Range(0, random.Next(1, 8)).Select(_ =>
+                new string([.. Enumerable.Range(0, random.Next(1, 10)).Select(_ => Alphabet[random.Next(random.Next(2) == 0 ? 10 : Alphabet.Length)])])));
+            var expected = TemplateMiner.Tokenize(message).Tokens;
+            // Twice: the second time the words come from the cache.
+            Assert.Equal(expected, miner.Add(message).Tokens);
+            Assert.Equal(expected, miner.Add(message).Tokens);
+            compared += expected.Length;
+        }
+        Assert.True(compared > 10_000);
+    }
+
+    [Fact]
     public void LongTokensAreMaskedLikeShortOnes()
     {
         var miner = new TemplateMiner();

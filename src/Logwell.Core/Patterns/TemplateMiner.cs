@@ -47,7 +47,9 @@ public sealed class TemplateMiner
     /// <summary>The clusters of a group a message is compared with: the newest ones.</summary>
     public const int MaxCandidates = 256;
 
-    private readonly Dictionary<(int Count, string First), List<Cluster>> _groups = [];
+    // By first word, then by token count: two lookups that are cheaper than one by a pair, whose string part would be
+    // hashed with the randomized hash (an ordinal string key is hashed the fast way until its keys collide).
+    private readonly Dictionary<string, Dictionary<int, List<Cluster>>> _groups = new(StringComparer.Ordinal);
     private long _clock;
     private int _clusters;
 
@@ -94,6 +96,9 @@ public sealed class TemplateMiner
 
         internal long IdsVersion { get; set; } = -1;
 
+        /// <summary>The id of its one template while no position may split it, valid for <see cref="IdsVersion"/>.</summary>
+        internal string? SoleId { get; set; }
+
         /// <summary>The positions that may split the cluster (<see cref="MaySplit"/>) as of <see cref="IdsVersion"/>.</summary>
         internal int[] SplitPositions { get; set; } = [];
     }
@@ -120,8 +125,9 @@ public sealed class TemplateMiner
     private Match Add(string message, bool shared)
     {
         var tokens = TokensOf(message, shared);
-        var key = (tokens.Length, tokens.Length > 0 && IsWord(tokens[0]) ? tokens[0] : Wildcard);
-        ref var group = ref CollectionsMarshal.GetValueRefOrAddDefault(_groups, key, out _);
+        ref var byCount = ref CollectionsMarshal.GetValueRefOrAddDefault(_groups, tokens.Length > 0 && IsWord(tokens[0]) ? tokens[0] : Wildcard, out _);
+        byCount ??= [];
+        ref var group = ref CollectionsMarshal.GetValueRefOrAddDefault(byCount, tokens.Length, out _);
         group ??= [];
         Cluster? best = null;
         var bestScore = -1;
@@ -244,7 +250,13 @@ public sealed class TemplateMiner
                 cluster.SplitPositions = [.. Enumerable.Range(0, cluster.Tokens.Length).Where(i => MaySplit(cluster, i))];
             }
             cluster.Ids = [];
+            cluster.SoleId = null;
             cluster.IdsVersion = cluster.Version;
+        }
+        if (cluster.SplitPositions.Length == 0)
+        {
+            // No position may split the cluster: one template for all its messages.
+            return cluster.SoleId ??= Id(Template(match));
         }
         _splitHash.Reset();
         Span<byte> position = stackalloc byte[4];
@@ -322,13 +334,20 @@ public sealed class TemplateMiner
     private void DropLeastRecent()
     {
         // A tenth at a time, so that dropping costs little per message.
-        var all = _groups.Values.SelectMany(g => g).OrderBy(c => c.LastSeen).Take(Math.Max(1, MaxClusters / 10)).ToHashSet();
-        foreach (var (key, group) in _groups.ToList())
+        var all = _groups.Values.SelectMany(g => g.Values).SelectMany(g => g).OrderBy(c => c.LastSeen).Take(Math.Max(1, MaxClusters / 10)).ToHashSet();
+        foreach (var (first, byCount) in _groups.ToList())
         {
-            group.RemoveAll(all.Contains);
-            if (group.Count == 0)
+            foreach (var (count, group) in byCount.ToList())
             {
-                _groups.Remove(key);
+                group.RemoveAll(all.Contains);
+                if (group.Count == 0)
+                {
+                    byCount.Remove(count);
+                }
+            }
+            if (byCount.Count == 0)
+            {
+                _groups.Remove(first);
             }
         }
         _clusters -= all.Count;
@@ -525,12 +544,33 @@ public sealed class TemplateMiner
         var i = 0;
         while (i < text.Length)
         {
-            var end = WordEnd(text, i);
+            // The token's end and the classes of its characters in one pass: most tokens are a few characters, for
+            // which a loop is cheaper than vectorized searches.
+            var end = i;
+            var classes = 0;
+            while (end < text.Length)
+            {
+                var c = text[end];
+                if (c is <= ' ' or > '~')
+                {
+                    if (char.IsWhiteSpace(c))
+                    {
+                        break;
+                    }
+                    classes |= OtherClass;
+                }
+                else
+                {
+                    classes |= CharClasses[c];
+                }
+                end++;
+            }
             var raw = text[i..end];
             string? masked;
-            if (!raw.ContainsAnyExcept(AsciiDigits))
+            if (IsPlainVariable(raw, classes))
             {
-                // A bare number, the commonest variable: no lookup, no masking.
+                // A number, a hexadecimal id or an address, the commonest variables: what masking would give them,
+                // without a lookup or masking.
                 masked = Wildcard;
             }
             else if (!words.TryGetValue(raw, out masked))
@@ -545,6 +585,30 @@ public sealed class TemplateMiner
         tokens.CopyTo(array);
         return array;
     }
+
+    private const int DigitClass = 1;
+    private const int HexLetterClass = 2;
+    private const int DelimiterClass = 4;
+    private const int OtherClass = 8;
+
+    /// <summary>By printable ASCII character, its class for <see cref="IsPlainVariable"/>.</summary>
+    private static readonly byte[] CharClasses = [.. Enumerable.Range(0, 128).Select(c => (byte)(
+        char.IsAsciiDigit((char)c) ? DigitClass
+        : char.IsAsciiHexDigit((char)c) ? HexLetterClass
+        : DelimiterCharacters.Contains((char)c, StringComparison.Ordinal) ? DelimiterClass
+        : OtherClass))];
+
+    /// <summary>
+    /// Whether a token masks to a single variable for what <see cref="MaskWord"/> reads first, told by its characters'
+    /// classes alone: no delimiter, and either a digit first and a letter or digit last (a number, with or without a
+    /// unit, an address, an id: <see cref="MaskWord"/> makes any word that starts with a digit a variable, and nothing is
+    /// cut from its end), or hexadecimal digits only, at least six, some of them digits. Such a token is never one of
+    /// <see cref="_words"/>, which mask to themselves.
+    /// </summary>
+    private static bool IsPlainVariable(ReadOnlySpan<char> token, int classes) =>
+        (classes & DelimiterClass) == 0
+        && ((char.IsAsciiDigit(token[0]) && char.IsAsciiLetterOrDigit(token[^1]))
+            || (classes == (DigitClass | HexLetterClass) && token.Length >= 6));
 
     /// <summary>
     /// A token not in <see cref="_words"/>, masked: a word that masks to itself is added there, and a masked token made
@@ -649,7 +713,9 @@ public sealed class TemplateMiner
         return start;
     }
 
-    private static readonly SearchValues<char> Delimiters = SearchValues.Create(":=,;()[]{}<>\"'/|@#");
+    private const string DelimiterCharacters = ":=,;()[]{}<>\"'/|@#";
+
+    private static readonly SearchValues<char> Delimiters = SearchValues.Create(DelimiterCharacters);
 
     private static readonly HashSet<string> Calendar = new(
         "mon tue wed thu fri sat sun jan feb mar apr may jun jul aug sep oct nov dec monday tuesday wednesday thursday friday saturday sunday january february march april june july august september october november december"
@@ -662,6 +728,10 @@ public sealed class TemplateMiner
     /// <summary>The punctuation after a size unit (<c>KB,</c>: <c>,</c>), or null when the token is no size unit.</summary>
     private static string? SizeUnit(string token)
     {
+        if (token.Length is 0 or > 4 || token[0] is not ('B' or 'K' or 'M' or 'G' or 'T' or 'P'))
+        {
+            return null;
+        }
         var trailing = token.Length > 1 && ",;.)]".Contains(token[^1], StringComparison.Ordinal) ? token[^1..] : "";
         var unit = token.AsSpan(0, token.Length - trailing.Length);
         foreach (var candidate in SizeUnits)
