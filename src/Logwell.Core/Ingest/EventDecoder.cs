@@ -46,7 +46,9 @@ public static class EventDecoder
         var result = new DecodeResult();
         var documents = new DocumentDecoder();
         long lineNumber = 0;
-        foreach (var line in EnumerateLines(body))
+        var lines = EnumerateLines(body);
+        result.Events.EnsureCapacity(lines.Count);
+        foreach (var line in lines)
         {
             lineNumber++;
             var span = body.Slice(line.Start, line.Length);
@@ -76,7 +78,9 @@ public static class EventDecoder
         var result = new DecodeResult();
         var ticks = received.UtcTicks;
         long lineNumber = 0;
-        foreach (var line in EnumerateLines(body))
+        var lines = EnumerateLines(body);
+        result.Events.EnsureCapacity(lines.Count);
+        foreach (var line in lines)
         {
             lineNumber++;
             var span = body.Slice(line.Start, line.Length);
@@ -367,7 +371,9 @@ public static class EventDecoder
     /// <summary>The lines of a body: ranges between newlines, without a trailing carriage return.</summary>
     public static List<LineRange> EnumerateLines(ReadOnlySpan<byte> body)
     {
-        var lines = new List<LineRange>();
+        // Sized once: a body of megabytes has tens of thousands of lines, and a list grown by doubling would leave
+        // every smaller array behind on the large object heap.
+        var lines = new List<LineRange>(body.Count((byte)'\n') + 1);
         var start = 0;
         while (start < body.Length)
         {

@@ -111,7 +111,7 @@ internal static class ElasticsearchEndpoints
         var time = context.RequestServices.GetTime();
         var started = time.GetTimestamp();
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        var (body, length, bodyError) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
+        var (body, length, bodyError) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes, pooled: true).ConfigureAwait(false);
         if (body is null)
         {
             await WriteErrorAsync(context, bodyError!.Status, bodyError.Status == 413 ? "content_too_long_exception" : "illegal_argument_exception", bodyError.Message).ConfigureAwait(false);
@@ -120,7 +120,7 @@ internal static class ElasticsearchEndpoints
         var received = time.GetUtcNow();
         var span = body.AsSpan(0, length);
         var lines = EventDecoder.EnumerateLines(span);
-        var items = new List<Item>();
+        var items = new List<Item>(lines.Count / 2);
         var documents = new EventDecoder.DocumentDecoder();
         for (var n = 0; n < lines.Count; n++)
         {
@@ -200,7 +200,7 @@ internal static class ElasticsearchEndpoints
     private static async Task DocumentAsync(HttpContext context, string index, string action)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<LogwellOptions>>().Value;
-        var (body, length, bodyError) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
+        var (body, length, bodyError) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes, pooled: true).ConfigureAwait(false);
         if (body is null)
         {
             await WriteErrorAsync(context, bodyError!.Status, bodyError.Status == 413 ? "content_too_long_exception" : "illegal_argument_exception", bodyError.Message).ConfigureAwait(false);
@@ -538,10 +538,15 @@ internal static class ElasticsearchEndpoints
         {
             return;
         }
-        await using var writer = new Utf8JsonWriter(context.Response.Body, JsonOutput.WriterOptions);
-        writer.WriteStartObject();
-        write(writer);
-        writer.WriteEndObject();
-        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+        // Into the response's pipe, whose buffers are pooled: a bulk answer of an item per event is hundreds of
+        // kilobytes, which a writer over the body stream would gather in arrays grown by doubling first.
+        var body = context.Response.BodyWriter;
+        using (var writer = new Utf8JsonWriter(body, JsonOutput.WriterOptions))
+        {
+            writer.WriteStartObject();
+            write(writer);
+            writer.WriteEndObject();
+        }
+        await body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 }

@@ -43,7 +43,7 @@ internal static class IngestPath
         {
             return (null, null, 0, refused);
         }
-        var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes).ConfigureAwait(false);
+        var (body, length, error) = await RequestBodies.ReadAsync(context, options.MaxBodyBytes, pooled: true).ConfigureAwait(false);
         if (body is not null)
         {
             ServerMetrics.IngestedBytes.Add(length, new KeyValuePair<string, object?>("indexset", indexSet));

@@ -10,7 +10,13 @@ internal sealed record BodyError(int Status, string Message, int? Position = nul
 /// <summary>Reads request bodies whole, within a size limit that holds after decompression too.</summary>
 internal static class RequestBodies
 {
-    public static async Task<(byte[]? Body, int Length, BodyError? Error)> ReadAsync(HttpContext context, long limit)
+    /// <param name="pooled">
+    /// Whether the body may be read into an array of the shared pool that goes back to it when the request ends
+    /// (<see cref="HttpResponse.RegisterForDispose"/>): for a handler that is done with the body once it answers, as
+    /// ingest is once it has decoded the events. A body of megabytes is then not a new array on the large object heap
+    /// for every request, which only full collections reclaim and which the process's peak memory carries.
+    /// </param>
+    public static async Task<(byte[]? Body, int Length, BodyError? Error)> ReadAsync(HttpContext context, long limit, bool pooled = false)
     {
         var request = context.Request;
         var sizeFeature = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
@@ -33,15 +39,23 @@ internal static class RequestBodies
             }
             source = new GZipStream(request.Body, CompressionMode.Decompress, leaveOpen: true);
         }
+        PooledBuffer? pool = null;
+        if (pooled)
+        {
+            pool = new PooledBuffer();
+            context.Response.RegisterForDispose(pool);
+        }
         try
         {
-            var capacity = (int)Math.Min(request.ContentLength ?? 64 * 1024, limit);
-            var buffer = new byte[Math.Max(capacity, 4096)];
+            var capacity = (int)Math.Max(Math.Min(request.ContentLength ?? 64 * 1024, limit), 4096);
+            var buffer = pool is null ? new byte[capacity] : pool.Rent(capacity);
             var length = 0;
             var probe = new byte[1];
             while (true)
             {
-                if (length == buffer.Length)
+                // A pooled array may be longer than asked for: the body still stops at the limit.
+                var room = (int)Math.Min(buffer.Length, limit);
+                if (length == room)
                 {
                     // Full: most bodies end exactly here (the buffer was sized from Content-Length), so ask for one
                     // byte before growing; doubling first would cost every body twice its size on the large heap.
@@ -49,15 +63,16 @@ internal static class RequestBodies
                     {
                         break;
                     }
-                    if (buffer.Length >= limit)
+                    if (room >= limit)
                     {
                         return (null, 0, TooLarge(limit));
                     }
-                    Array.Resize(ref buffer, (int)Math.Min((long)buffer.Length * 2, limit));
+                    var grown = (int)Math.Min((long)room * 2, limit);
+                    buffer = pool is null ? Grown(buffer, grown) : pool.Grow(length, grown);
                     buffer[length++] = probe[0];
                     continue;
                 }
-                var read = await source.ReadAsync(buffer.AsMemory(length), context.RequestAborted).ConfigureAwait(false);
+                var read = await source.ReadAsync(buffer.AsMemory(length, room - length), context.RequestAborted).ConfigureAwait(false);
                 if (read == 0)
                 {
                     break;
@@ -79,6 +94,40 @@ internal static class RequestBodies
             if (!ReferenceEquals(source, request.Body))
             {
                 await source.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static byte[] Grown(byte[] buffer, int length)
+    {
+        Array.Resize(ref buffer, length);
+        return buffer;
+    }
+
+    /// <summary>A request's body array from the shared pool, given back when the request ends.</summary>
+    private sealed class PooledBuffer : IDisposable
+    {
+        private byte[]? _array;
+
+        public byte[] Rent(int length) => _array = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+
+        /// <summary>A longer array holding the first <paramref name="kept"/> bytes of the current one, which goes back.</summary>
+        public byte[] Grow(int kept, int length)
+        {
+            var old = _array!;
+            var grown = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+            old.AsSpan(0, kept).CopyTo(grown);
+            _array = grown;
+            System.Buffers.ArrayPool<byte>.Shared.Return(old);
+            return grown;
+        }
+
+        public void Dispose()
+        {
+            if (_array is { } array)
+            {
+                _array = null;
+                System.Buffers.ArrayPool<byte>.Shared.Return(array);
             }
         }
     }
