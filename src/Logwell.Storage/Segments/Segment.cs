@@ -354,18 +354,7 @@ internal sealed class Segment
     public bool MayHaveToken(ulong hash, int block) => _index.MayHave(hash, block);
 
     /// <summary>The blocks that may hold the token of <paramref name="hash"/>, ascending.</summary>
-    public List<int> BlocksWithToken(ulong hash)
-    {
-        var blocks = new List<int>();
-        for (var b = 0; b < Blocks.Length; b++)
-        {
-            if (_index.MayHave(hash, b))
-            {
-                blocks.Add(b);
-            }
-        }
-        return blocks;
-    }
+    public List<int> BlocksWithToken(ulong hash) => _index.BlocksWith(hash, Blocks.Length);
 
     /// <summary>A block's columns, read, checked and decoded on first use.</summary>
     public BlockRows OpenBlock(int index) => new(this, index);
@@ -617,6 +606,32 @@ internal sealed class BlockIndex
         }
         starts[hashCount] = blocks.Count;
         return new BlockIndex(hashes, starts, [.. blocks]);
+    }
+
+    /// <summary>The blocks of <paramref name="count"/> that may hold the token of <paramref name="hash"/>, ascending.</summary>
+    public List<int> BlocksWith(ulong hash, int count)
+    {
+        var blocks = new List<int>();
+        if (_filters is not null)
+        {
+            var probe = new TokenFilter.Probe(hash);
+            for (var b = 0; b < count; b++)
+            {
+                if (TokenFilter.MayContain(_filters[b], probe))
+                {
+                    blocks.Add(b);
+                }
+            }
+            return blocks;
+        }
+        for (var b = 0; b < count; b++)
+        {
+            if (MayHave(hash, b))
+            {
+                blocks.Add(b);
+            }
+        }
+        return blocks;
     }
 
     public bool MayHave(ulong hash, int block)

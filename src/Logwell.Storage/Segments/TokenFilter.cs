@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace Logwell.Storage.Segments;
 
 /// <summary>
@@ -27,18 +29,41 @@ internal static class TokenFilter
         return words;
     }
 
-    public static bool MayContain(ReadOnlySpan<uint> words, ulong hash)
+    public static bool MayContain(ReadOnlySpan<uint> words, ulong hash) => MayContain(words, new Probe(hash));
+
+    /// <summary>
+    /// A token's lookup, made once for probing many filters: its 8 bits inside a bucket are the same in every filter,
+    /// only the bucket differs with the filter's size.
+    /// </summary>
+    public readonly struct Probe
     {
-        var bucket = Bucket(hash, words.Length / 8) * 8;
-        var key = (uint)hash;
-        for (var i = 0; i < 8; i++)
+        public Probe(ulong hash)
         {
-            if ((words[bucket + i] & (1U << (int)((key * Salts[i]) >> 27))) == 0)
+            Hash = hash;
+            var key = (uint)hash;
+            Span<uint> bits = stackalloc uint[8];
+            for (var i = 0; i < 8; i++)
             {
-                return false;
+                bits[i] = 1U << (int)((key * Salts[i]) >> 27);
             }
+            Bits = Vector256.Create<uint>(bits);
         }
-        return true;
+
+        public ulong Hash { get; }
+
+        public Vector256<uint> Bits { get; }
+    }
+
+    /// <summary>
+    /// Whether the filter may hold the probe's token: its bucket read as one 256-bit vector and tested without a branch,
+    /// so that probing many blocks' filters in a row (a needle across a segment) keeps several cache misses in flight
+    /// instead of waiting for each.
+    /// </summary>
+    public static bool MayContain(ReadOnlySpan<uint> words, in Probe probe)
+    {
+        var bucket = Bucket(probe.Hash, words.Length / 8) * 8;
+        var stored = Vector256.Create<uint>(words.Slice(bucket, 8));
+        return Vector256.EqualsAll(stored & probe.Bits, probe.Bits);
     }
 
     private static int Bucket(ulong hash, int buckets) => (int)(((hash >> 32) * (ulong)buckets) >> 32);
