@@ -1486,6 +1486,7 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
             newestFirst: true,
             blockOrder: Comparer<(Segment Segment, int Block)>.Create((x, y) => CompareBounds(x.Segment.OrderBounds(x.Block, field), y.Segment.OrderBounds(y.Block, field), order.Descending)),
             // The column OfferRows reads: decoded beside the evaluation, ahead of the callback when blocks are slow.
+            // Each call below decodes its column when the block has one; the message is read when none is the field.
             prepare: rows =>
             {
                 if (rows.FieldCodes(field) is null && rows.TextField(field) is null && string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal) && Array.IndexOf(rows.FieldNames, field) < 0)

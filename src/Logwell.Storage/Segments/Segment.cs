@@ -373,27 +373,24 @@ internal sealed class Segment
     public TextBounds? OrderBounds(int block, string field)
     {
         var id = FieldId(field);
-        if (id >= 0)
+        if (id >= 0 && Column(block, SegmentFormat.FirstField + id) is { } column)
         {
-            foreach (var column in Blocks[block].Columns)
-            {
-                if (column.Column == SegmentFormat.FirstField + id)
-                {
-                    return column.Bounds;
-                }
-            }
+            return column.Bounds;
         }
         return string.Equals(field, Querying.EventMatcher.MessageField, StringComparison.Ordinal) ? ColumnBounds(block, SegmentFormat.MessageColumn) : null;
     }
 
     /// <summary>The bounds of a column's text in a block (<see cref="SegmentFormat.MessageColumn"/> for the message); null when not known.</summary>
-    public TextBounds? ColumnBounds(int block, int columnId)
+    public TextBounds? ColumnBounds(int block, int columnId) => Column(block, columnId)?.Bounds;
+
+    /// <summary>A column of a block, from the footer; null when the block has none of that id.</summary>
+    private ColumnMeta? Column(int block, int columnId)
     {
         foreach (var column in Blocks[block].Columns)
         {
             if (column.Column == columnId)
             {
-                return column.Bounds;
+                return column;
             }
         }
         return null;
