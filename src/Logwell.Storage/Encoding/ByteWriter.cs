@@ -26,6 +26,12 @@ internal sealed class ByteWriter(int capacity = 256)
         return _buffer.AsSpan(Length, count);
     }
 
+    /// <summary>Room for <paramref name="count"/> more bytes, to be filled and then claimed with <see cref="Advance"/>.</summary>
+    public Span<byte> GetSpan(int count) => Reserve(count);
+
+    /// <summary>Claims <paramref name="count"/> bytes written into the last <see cref="GetSpan"/>.</summary>
+    public void Advance(int count) => Length += count;
+
     public void WriteByte(byte value)
     {
         Reserve(1)[0] = value;

@@ -5,7 +5,6 @@ using Logwell.Core.Events;
 using Logwell.Core.Query;
 using Logwell.Storage.Encoding;
 using Microsoft.Win32.SafeHandles;
-using ZstdSharp;
 
 namespace Logwell.Storage.Segments;
 
@@ -16,9 +15,6 @@ namespace Logwell.Storage.Segments;
 internal sealed class Segment
 {
     private static long _nextId;
-
-    [ThreadStatic]
-    private static Decompressor? _decompressor;
 
     private readonly SafeFileHandle _handle;
     private readonly BlockIndex _index;
@@ -126,9 +122,16 @@ internal sealed class Segment
             throw new SegmentDamagedException(path, "footer checksum mismatch");
         }
         var footer = new byte[footerRaw];
-        using (var decompressor = new Decompressor())
+        try
         {
-            decompressor.Unwrap(compressed, footer, 0);
+            if (Zstd.Unwrap(compressed, footer) != footer.Length)
+            {
+                throw new SegmentDamagedException(path, "footer is shorter than its trailer says");
+            }
+        }
+        catch (InvalidDataException e)
+        {
+            throw new SegmentDamagedException(path, $"footer: {e.Message}");
         }
         var reader = new ByteReader(footer);
         reader.ReadVarUInt();
@@ -343,7 +346,7 @@ internal sealed class Segment
             throw Damaged("term dictionary checksum mismatch");
         }
         var raw = new byte[meta.RawLength];
-        if ((_decompressor ??= new Decompressor()).Unwrap(compressed, raw, 0) != raw.Length)
+        if (Unwrap(compressed, raw, "term dictionary") != raw.Length)
         {
             throw Damaged("term dictionary is shorter than its footer says");
         }
@@ -409,7 +412,10 @@ internal sealed class Segment
             {
                 throw Damaged($"block {index} column {column.Column} checksum mismatch");
             }
-            (_decompressor ??= new Decompressor()).Unwrap(span, raw[..column.RawLength]);
+            if (Unwrap(span, raw[..column.RawLength], $"block {index} column {column.Column}") != column.RawLength)
+            {
+                throw Damaged($"block {index} column {column.Column} is shorter than its footer says");
+            }
         }
         finally
         {
@@ -471,6 +477,19 @@ internal sealed class Segment
     private string? _damage;
 
     /// <summary>Records a damaged part (for health and merges, which leave the segment alone) and gives the exception to throw.</summary>
+    /// <summary>Decompresses a part of the file whose checksum matched; a frame that still does not decode is damage.</summary>
+    private int Unwrap(ReadOnlySpan<byte> compressed, Span<byte> raw, string part)
+    {
+        try
+        {
+            return Zstd.Unwrap(compressed, raw);
+        }
+        catch (InvalidDataException e)
+        {
+            throw Damaged($"{part}: {e.Message}");
+        }
+    }
+
     private SegmentDamagedException Damaged(string detail)
     {
         Interlocked.CompareExchange(ref _damage, detail, null);
@@ -515,7 +534,7 @@ internal sealed class Segment
             Interlocked.CompareExchange(ref _damage, e.Detail, null);
             return e.Detail;
         }
-        catch (Exception e) when (e is InvalidDataException or ZstdException)
+        catch (InvalidDataException e)
         {
             Interlocked.CompareExchange(ref _damage, e.Message, null);
             return e.Message;

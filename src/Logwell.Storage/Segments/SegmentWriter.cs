@@ -5,7 +5,6 @@ using Logwell.Core.Events;
 using Logwell.Core.Text;
 using Logwell.Storage.Encoding;
 using Microsoft.Win32.SafeHandles;
-using ZstdSharp;
 
 namespace Logwell.Storage.Segments;
 
@@ -19,7 +18,7 @@ internal sealed class SegmentWriter : IDisposable
     private readonly string _tempPath;
     private readonly string _day;
     private readonly int _blockRows;
-    private readonly Compressor _compressor;
+    private readonly Zstd.Compressor _compressor;
     private readonly SafeFileHandle _handle;
     private readonly List<LogEvent> _pending = [];
     private readonly List<BlockMeta> _blocks = [];
@@ -48,7 +47,7 @@ internal sealed class SegmentWriter : IDisposable
         _tempPath = path + ".tmp";
         _day = day;
         _blockRows = blockRows;
-        _compressor = new Compressor(compressionLevel);
+        _compressor = new Zstd.Compressor(compressionLevel);
         _handle = File.OpenHandle(_tempPath, FileMode.Create, FileAccess.Write);
         Span<byte> header = stackalloc byte[SegmentFormat.HeaderSize];
         SegmentFormat.HeaderMagic.CopyTo(header);
@@ -186,12 +185,12 @@ internal sealed class SegmentWriter : IDisposable
         }
         _raw.Clear();
         _terms.Write(_raw);
-        var dictionary = _compressor.Wrap(_raw.WrittenSpan).ToArray();
+        var dictionary = _compressor.Wrap(_raw.WrittenSpan);
         RandomAccess.Write(_handle, dictionary, _offset);
         var dictionaryMeta = (Offset: _offset, Length: dictionary.Length, RawLength: _raw.Length, Crc: Crc32.HashToUInt32(dictionary));
         _offset += dictionary.Length;
         var footer = BuildFooter(dictionaryMeta);
-        var compressed = _compressor.Wrap(footer.WrittenSpan).ToArray();
+        var compressed = _compressor.Wrap(footer.WrittenSpan);
         var trailer = new byte[SegmentFormat.TrailerSize];
         BinaryPrimitives.WriteInt32LittleEndian(trailer, compressed.Length);
         BinaryPrimitives.WriteInt32LittleEndian(trailer.AsSpan(4), footer.Length);
@@ -476,9 +475,8 @@ internal sealed class SegmentWriter : IDisposable
     private ColumnMeta AddColumn(int column, List<ColumnMeta>? columns, TextBounds? bounds = null)
     {
         var offset = _block.Length;
-        var compressed = _compressor.Wrap(_raw.WrittenSpan);
-        _block.WriteBytes(compressed);
-        var meta = new ColumnMeta(column, offset, compressed.Length, _raw.Length, Crc32.HashToUInt32(compressed), bounds);
+        var length = _compressor.WrapInto(_raw.WrittenSpan, _block);
+        var meta = new ColumnMeta(column, offset, length, _raw.Length, Crc32.HashToUInt32(_block.WrittenSpan.Slice(offset, length)), bounds);
         columns?.Add(meta);
         return meta;
     }
