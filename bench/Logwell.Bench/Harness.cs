@@ -27,6 +27,11 @@ internal static class Harness
             Console.WriteLine("note: cannot drop the page cache (needs root); cold runs start a new process but may hit cached pages");
         }
 
+        if (o.Publish && o.Systems.Any(s => s.StartsWith("logwell", StringComparison.Ordinal)))
+        {
+            await Published.PrepareAsync(o.Out);
+        }
+
         var systems = new JsonObject();
         foreach (var name in o.Systems)
         {
@@ -128,6 +133,7 @@ internal static class Harness
             ["dotnet"] = RuntimeInformation.FrameworkDescription,
             ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
             ["cold_runs_drop_page_cache"] = coldIsCold,
+            ["logwell_ready_to_run"] = Published.LogwellDll is not null,
         };
     }
 
@@ -183,7 +189,7 @@ internal static class Harness
     private static async Task<JsonObject> WorkerAsync(Options o, string system, string phase, Corpus corpus, string data, string? query, int runs)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        string[] args = [typeof(Harness).Assembly.Location, "--worker", system, "--phase", phase, "--corpus", corpus.Path, "--data", data, "--out", o.Out, "--runs", runs.ToString(CultureInfo.InvariantCulture)];
+        string[] args = [Published.WorkerDll ?? typeof(Harness).Assembly.Location, "--worker", system, "--phase", phase, "--corpus", corpus.Path, "--data", data, "--out", o.Out, "--runs", runs.ToString(CultureInfo.InvariantCulture)];
         foreach (var arg in query is null ? args : [.. args, "--query", query])
         {
             info.ArgumentList.Add(arg);

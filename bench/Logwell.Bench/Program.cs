@@ -9,6 +9,7 @@ using Logwell.Bench.Systems;
 //   dotnet run -c Release --project bench/Logwell.Bench -- --events N --out DIR [--loghub DIR] [--loghub-systems HDFS,Spark]
 //       [--systems logwell,logwell-http,logwell-bulk,sqlite-fts5,lucene,clickhouse,ripgrep,zstd] [--runs 10] [--cold-runs 3]
 //       [--secured]   (logwell-http and logwell-bulk with a user: every request carries an API key and is authorized)
+//       [--no-publish] (the logwell systems run from the build output, in the JIT, instead of a ReadyToRun publish as deployed)
 //       LOGWELL_BENCH_PATTERNS=off: the logwell systems' index set gives no pattern ids (on by default, as in a node)
 //   dotnet run -c Release --project bench/Logwell.Bench -- queue [--tasks N] [--workers N] [--out DIR] [--redis HOST:PORT]   (no-op tasks/s)
 //   dotnet run -c Release --project bench/Logwell.Bench -- ui [--events N] [--runs N] [--out DIR] [--loghub DIR]   (the web UI in Chromium)
@@ -46,6 +47,7 @@ internal sealed record Options
     public int Runs { get; init; } = 10;
     public int ColdRuns { get; init; } = 3;
     public bool Secured { get; init; }
+    public bool Publish { get; init; } = true;
 
     // Worker mode: one system, one phase, in a child process so its CPU and memory are its own.
     public string? Worker { get; init; }
@@ -70,6 +72,7 @@ internal sealed record Options
                 "--runs" => o with { Runs = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--cold-runs" => o with { ColdRuns = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--secured" => o with { Secured = true },
+                "--no-publish" => o with { Publish = false },
                 "--worker" => o with { Worker = Next() },
                 "--phase" => o with { Phase = Next() },
                 "--corpus" => o with { Corpus = Next() },

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net.Http.Headers;
-using System.Reflection;
 using System.Text.Json;
 
 namespace Logwell.Bench.Systems;
@@ -78,15 +77,14 @@ internal sealed class LogwellHttpSystem : IBenchSystem
             : throw new InvalidOperationException($"logwell {string.Join(' ', arguments)}: {errors}");
     }
 
+    /// <summary>The published node (<see cref="Published"/>), or with <c>--no-publish</c> src/Logwell's build output.</summary>
     private static string LogwellDll()
     {
-        var configuration = typeof(LogwellHttpSystem).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().First(a => a.Key == "Configuration").Value!;
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Logwell.slnx")))
+        if (Published.LogwellDll is { } published)
         {
-            dir = dir.Parent;
+            return published;
         }
-        var path = Path.Combine(dir?.FullName ?? ".", "src", "Logwell", "bin", configuration, "net10.0", "logwell.dll");
+        var path = Path.Combine(Published.RepositoryRoot(), "src", "Logwell", "bin", Published.Configuration(), "net10.0", "logwell.dll");
         return File.Exists(path) ? path : throw new FileNotFoundException("build src/Logwell first", path);
     }
 
