@@ -13,10 +13,11 @@ namespace Logwell.Tests;
 public sealed class DataDirectoryUpgradeTests
 {
     /// <summary>
-    /// Written by segment format 4 and write-ahead log <c>LWWAL001</c> (2026-12-07): the index set <c>app</c> with
-    /// merged and unmerged segments over two days, and the events after them in its write-ahead log only.
+    /// Each fixture holds the index set <c>app</c> with merged and unmerged segments over two days, and the events after
+    /// them in its write-ahead log only: <c>datadir-v4</c> written by segment format 4 and write-ahead log
+    /// <c>LWWAL001</c> (2026-12-07), <c>datadir-v6</c> by segment format 6 (blocks with their text bounds) and the same log.
     /// </summary>
-    private const string FormatFour = "datadir-v4";
+    public static TheoryData<string> Fixtures => new() { "datadir-v4", "datadir-v6" };
 
     // A fixed day: the checked-in fixture holds these very events, and its index set keeps them for 100 years.
     private static readonly DateTimeOffset Day = new(2026, 11, 20, 0, 0, 0, TimeSpan.Zero);
@@ -88,11 +89,12 @@ public sealed class DataDirectoryUpgradeTests
         }
     }
 
-    [Fact]
-    public async Task ADataDirectoryOfFormatFourOpensAnswersAsItDidAndTakesMore()
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public async Task ADataDirectoryOfAnEarlierFormatOpensAnswersAsItDidAndTakesMore(string fixture)
     {
         using var dir = new TempDirectory();
-        CopyDirectory(Path.Combine(AppContext.BaseDirectory, "Fixtures", FormatFour), dir.Path);
+        CopyDirectory(Path.Combine(AppContext.BaseDirectory, "Fixtures", fixture), dir.Path);
         var events = Events();
         var options = new EngineOptions { DataDirectory = dir.Path, BlockRows = 128, DefaultRetentionDays = 36_500 };
         await using (var engine = LogEngine.Open(options, TimeProvider.System))

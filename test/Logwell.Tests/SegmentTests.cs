@@ -50,12 +50,14 @@ public sealed class SegmentTests
     /// <summary>
     /// A plain column of strings gets the bounds of its block's values (UTF-16 ordinal order, nulls and absent rows left
     /// out, cut at 64 bytes) and their fewest characters, as does the message column; a dictionary column gets its
-    /// fewest characters alone, a column holding another kind nothing. A copied block keeps them.
+    /// fewest characters alone, and the rows of each value when it holds only strings, a column holding another kind
+    /// nothing. A copied block keeps them.
     /// </summary>
     [Fact]
-    public void PlainStringColumnsCarryTheirBoundsAndCopiedBlocksKeepThem()
+    public void ColumnsCarryTheirBoundsAndValueCountsAndCopiedBlocksKeepThem()
     {
         using var dir = new TempDirectory();
+        static string Verb(int i) => new[] { "get", "put", "delete" }[i % 3];
         string Trace(int i) => i % 7 == 0 ? $"\U0001F600{i:x4}" : i % 5 == 0 ? $"\uE000{i:x4}" : $"t-{i:x4}";
         LogEvent Row(int i)
         {
@@ -69,6 +71,10 @@ public sealed class SegmentTests
             if (i % 3 != 0)
             {
                 fields.Add(new Field("sparse", i % 9 != 2 ? FieldValue.FromString($"s{i:d4}") : FieldValue.Null));
+            }
+            if (i % 4 != 1)
+            {
+                fields.Add(new Field("verb", i == 200 ? FieldValue.Null : FieldValue.FromString(Verb(i))));
             }
             return Event(i + 1, $"row {i}", [.. fields]);
         }
@@ -105,6 +111,13 @@ public sealed class SegmentTests
             var messages = rows.Select(i => $"row {i}").Order(StringComparer.Ordinal).ToList();
             Assert.Equal((messages[0], messages[^1], messages.Min(m => m.Length)), (Text(segment.ColumnBounds(block, SegmentFormat.MessageColumn)?.Low), Text(segment.ColumnBounds(block, SegmentFormat.MessageColumn)?.High), segment.ColumnBounds(block, SegmentFormat.MessageColumn)?.MinLength));
             Assert.Null(segment.Bounds(block, "nosuch"));
+            // Value counts: of a small dictionary of strings; not where a row holds null or the column is plain.
+            static Dictionary<string, int>? Counts(ValueCounts? counts) => counts?.Values.Zip(counts.Rows).ToDictionary(p => p.First, p => p.Second);
+            Assert.Equal(rows.GroupBy(i => i % 2 == 0 ? "INFO" : "WARN").ToDictionary(g => g.Key, g => g.Count()), Counts(segment.FieldCounts(block, "level")));
+            Assert.Equal(rows.Contains(200) ? null : rows.Where(i => i % 4 != 1).GroupBy(Verb).ToDictionary(g => g.Key, g => g.Count()), Counts(segment.FieldCounts(block, "verb")));
+            Assert.Null(segment.FieldCounts(block, "trace"));
+            Assert.Null(segment.FieldCounts(block, "sparse"));
+            Assert.Null(segment.FieldCounts(block, "nosuch"));
             Assert.Equal(segment.Bounds(block, "trace"), segment.OpenBlock(block).Bounds("trace"));
         }
         var first = Write("a.lws", Enumerable.Range(0, 256));

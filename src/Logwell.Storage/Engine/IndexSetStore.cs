@@ -1209,6 +1209,12 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                         }
                         continue;
                     }
+                    if (!canHit && inside && BlockQuery.CountFromFooter(request.Query, source.Segment, source.Block) is { } counted)
+                    {
+                        // Only counted, and the footer knows how many rows hold each value of the one field asked.
+                        total += counted;
+                        continue;
+                    }
                     var matching = Evaluate(s);
                     if (!canHit && inside)
                     {
@@ -1642,6 +1648,23 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 }
             }
         }
+        // A block whose every row counts and whose footer keeps the field's value counts is not read.
+        bool CountFromFooter(Segment segment, int block)
+        {
+            if (segment.FieldCounts(block, field) is not { } footer)
+            {
+                return false;
+            }
+            for (var i = 0; i < footer.Values.Length; i++)
+            {
+                if (footer.Rows[i] > 0)
+                {
+                    counts[footer.Values[i]] = counts.GetValueOrDefault(footer.Values[i]) + footer.Rows[i];
+                    total += footer.Rows[i];
+                }
+            }
+            return true;
+        }
         Scan(request, cancellationToken,
             rows => CountBlock(rows, null),
             evt =>
@@ -1652,7 +1675,8 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 }
             },
             matchingRow: null,
-            matchingBlock: CountBlock);
+            matchingBlock: CountBlock,
+            wholeFromFooter: CountFromFooter);
         return new CountByResult(counts, total);
     }
 
@@ -1714,9 +1738,10 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
     /// <paramref name="matching"/>. <paramref name="finish"/> runs last, while the blocks' segments are still held.
     /// <paramref name="newestFirst"/> visits segments by their newest event and blocks from the end, newest first;
     /// <paramref name="blockOrder"/>, when given, then reorders the blocks (a stable sort). <paramref name="prepare"/>
-    /// reads, beside a block evaluated ahead on another thread, what the callbacks will.
+    /// reads, beside a block evaluated ahead on another thread, what the callbacks will. <paramref name="wholeFromFooter"/>,
+    /// when given, is offered a whole block before it is read, and answers true when the block's footer sufficed.
     /// </summary>
-    internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int>? matchingRow, Action<BlockRows, ulong[]>? matchingBlock = null, Action? finish = null, bool newestFirst = false, IComparer<(Segment Segment, int Block)>? blockOrder = null, Action<BlockRows>? prepare = null)
+    internal void Scan(SearchRequest request, CancellationToken cancellationToken, Action<BlockRows> wholeBlock, Action<LogEvent> matching, Action<BlockRows, int>? matchingRow, Action<BlockRows, ulong[]>? matchingBlock = null, Action? finish = null, bool newestFirst = false, IComparer<(Segment Segment, int Block)>? blockOrder = null, Action<BlockRows>? prepare = null, Func<Segment, int, bool>? wholeFromFooter = null)
     {
         request = WithinRetention(request);
         var now = _time.GetUtcNow();
@@ -1807,7 +1832,10 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 var block = segment.Blocks[b];
                 if (Whole(n))
                 {
-                    wholeBlock(LoadRows(segment, b));
+                    if (wholeFromFooter?.Invoke(segment, b) != true)
+                    {
+                        wholeBlock(LoadRows(segment, b));
+                    }
                     continue;
                 }
                 // A block slow to evaluate and visit (its callback decoding a column, say) sends the next ones ahead.

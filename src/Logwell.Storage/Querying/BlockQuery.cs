@@ -27,13 +27,13 @@ internal static class BlockQuery
     private static ulong[] EvaluateNode(QueryNode node, BlockRows rows, Segment segment, DateTimeOffset now, CancellationToken cancellationToken) => node switch
     {
         MatchAllNode => RowBits.All(rows.Count),
-        TermNode term => Text(term.Field, [term.Token], exactFromPostings: true, text => Tokenizer.ContainsToken(text, term.Token), rows, segment, cancellationToken),
+        TermNode term => Text(term.Field, [term.Token], exactFromPostings: true, TestOf(term)!, rows, segment, cancellationToken),
         // Sloppy: rows with every token (from the index), then their positions from the postings, or from the text
         // when a token is too rare in the block to have postings.
-        PhraseNode { Slop: > 0 } phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsSloppyPhrase(text, phrase.Tokens, phrase.Slop), rows, segment, cancellationToken, phrase.Tokens, slop: phrase.Slop),
-        PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, text => Tokenizer.ContainsPhrase(text, phrase.Tokens), rows, segment, cancellationToken, phrase.Tokens),
-        PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix), rows, segment, cancellationToken),
-        WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TokenPattern.For(wildcard).Matches, rows, segment, cancellationToken, literal: LongestLiteral(wildcard.Pattern)),
+        PhraseNode { Slop: > 0 } phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, TestOf(phrase)!, rows, segment, cancellationToken, phrase.Tokens, slop: phrase.Slop),
+        PhraseNode phrase => Text(phrase.Field, phrase.Tokens, exactFromPostings: false, TestOf(phrase)!, rows, segment, cancellationToken, phrase.Tokens),
+        PrefixNode prefix => Text(prefix.Field, BlockPlanner.WholeTokensOfPrefix(prefix.Prefix), exactFromPostings: false, TestOf(prefix)!, rows, segment, cancellationToken),
+        WildcardNode wildcard => Text(wildcard.Field, [], exactFromPostings: false, TestOf(wildcard)!, rows, segment, cancellationToken, literal: LongestLiteral(wildcard.Pattern)),
         RegexNode regex => RegexFromTerms(regex, rows, segment, cancellationToken)
             ?? Text(regex.Field, [], exactFromPostings: false, TokenPattern.For(regex).Matches, rows, segment, cancellationToken, literal: RegexLiteral(regex.Pattern)),
         // The segment's term dictionary names the tokens within the edits: each is then a term. Without one, every text is tested.
@@ -48,6 +48,49 @@ internal static class BlockQuery
         FieldPatternNode pattern => FieldPattern(pattern, rows, segment, now, cancellationToken),
         _ => throw new NotSupportedException($"query node {node.GetType().Name} is not supported"),
     };
+
+    /// <summary>How a term, phrase, prefix or wildcard tests one text; null for other nodes.</summary>
+    private static TextTest? TestOf(QueryNode node) => node switch
+    {
+        TermNode term => text => Tokenizer.ContainsToken(text, term.Token),
+        PhraseNode { Slop: > 0 } phrase => text => Tokenizer.ContainsSloppyPhrase(text, phrase.Tokens, phrase.Slop),
+        PhraseNode phrase => text => Tokenizer.ContainsPhrase(text, phrase.Tokens),
+        PrefixNode prefix => text => Tokenizer.ContainsPrefixAtBoundary(text, prefix.Prefix),
+        WildcardNode wildcard => TokenPattern.For(wildcard).Matches,
+        _ => null,
+    };
+
+    /// <summary>
+    /// How many rows of a block match <paramref name="node"/>, from the block's footer alone: a term, phrase, prefix or
+    /// wildcard on one field whose column keeps its value counts (format 7) tests each value once, as
+    /// <see cref="MatchValues"/> tests a dictionary's values, and adds up the rows of those that pass. Null when the
+    /// footer cannot tell; the block is then read.
+    /// </summary>
+    public static long? CountFromFooter(QueryNode node, Segment segment, int block)
+    {
+        var field = node switch
+        {
+            TermNode term => term.Field,
+            PhraseNode phrase => phrase.Field,
+            PrefixNode prefix => prefix.Field,
+            WildcardNode wildcard => wildcard.Field,
+            _ => null,
+        };
+        if (field is null || string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal) || segment.FieldCounts(block, field) is not { } counts)
+        {
+            return null;
+        }
+        var test = TestOf(node)!;
+        long total = 0;
+        for (var i = 0; i < counts.Values.Length; i++)
+        {
+            if (test(counts.Values[i]))
+            {
+                total += counts.Rows[i];
+            }
+        }
+        return total;
+    }
 
     private static ulong[] And(AndNode and, BlockRows rows, Segment segment, DateTimeOffset now, CancellationToken cancellationToken)
     {

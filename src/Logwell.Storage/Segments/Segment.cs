@@ -148,6 +148,7 @@ internal sealed class Segment
         }
         var blocks = new BlockMeta[(int)reader.ReadVarUInt()];
         var filters = version >= 3 ? new uint[blocks.Length][] : null;
+        var strings = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = 0; i < blocks.Length; i++)
         {
             var offset = (long)reader.ReadVarUInt();
@@ -160,7 +161,8 @@ internal sealed class Segment
             for (var c = 0; c < columns.Length; c++)
             {
                 columns[c] = new ColumnMeta((int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32(),
-                    version >= 5 ? TextBounds.Read(ref reader, version) : null);
+                    version >= 5 ? TextBounds.Read(ref reader, version) : null,
+                    version >= 7 ? ValueCounts.Read(ref reader, strings) : null);
             }
             ColumnMeta? blockPostings = version >= 3
                 ? new ColumnMeta(SegmentFormat.PostingsColumn, (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32())
@@ -385,6 +387,10 @@ internal sealed class Segment
 
     /// <summary>The bounds of a column's text in a block (<see cref="SegmentFormat.MessageColumn"/> for the message); null when not known.</summary>
     public TextBounds? ColumnBounds(int block, int columnId) => Column(block, columnId)?.Bounds;
+
+    /// <summary>How many rows of a block hold each value of a field, from the footer (format 7); null when it does not say.</summary>
+    public ValueCounts? FieldCounts(int block, string field) =>
+        FieldId(field) is var id and >= 0 ? Column(block, SegmentFormat.FirstField + id)?.Counts : null;
 
     /// <summary>A column of a block, from the footer; null when the block has none of that id.</summary>
     private ColumnMeta? Column(int block, int columnId)

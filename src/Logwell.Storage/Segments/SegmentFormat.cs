@@ -10,13 +10,14 @@ namespace Logwell.Storage.Segments;
 /// footer holds the field names and the block directory: offsets, row counts, time bounds, CRCs. From version 4 the
 /// blocks are followed by the zstd-compressed term dictionary (<see cref="TermDictionary"/>), whose place and CRC end
 /// the footer. From version 5 a field's column may carry its text bounds (<see cref="TextBounds"/>) in the footer, from
-/// version 6 with the fewest characters of a value, also for the message column.
+/// version 6 with the fewest characters of a value, also for the message column. From version 7 a dictionary-coded
+/// column of few strings carries how many rows hold each (<see cref="ValueCounts"/>), so counts need not read it.
 /// Version 2 had no postings or filters but a segment-wide list of 32-bit token hashes with their blocks at
 /// the end of the footer.
 /// </summary>
 internal static class SegmentFormat
 {
-    public const ushort Version = 6;
+    public const ushort Version = 7;
 
     /// <summary>The oldest version still read; version 2 segments have no row postings.</summary>
     public const ushort MinVersion = 2;
@@ -44,7 +45,57 @@ internal static class SegmentFormat
 }
 
 /// <summary>Where a column sits inside its block, the CRC-32 of its compressed bytes, and the bounds of its text if known.</summary>
-internal readonly record struct ColumnMeta(int Column, int Offset, int Length, int RawLength, uint Crc, TextBounds? Bounds = null);
+internal readonly record struct ColumnMeta(int Column, int Offset, int Length, int RawLength, uint Crc, TextBounds? Bounds = null, ValueCounts? Counts = null);
+
+/// <summary>
+/// What a block's footer tells of a dictionary-coded column of at most <see cref="MaxValues"/> strings whose every row
+/// is a string or has no value (no null, number or array): each string and the number of rows holding it. A count of
+/// <c>level:ERROR</c> or by <c>level</c> over a block whose rows are all in the window adds these up without reading
+/// the block. Written in version 7 as <c>varuint values + 1</c> (0: none), then per value its string and
+/// <c>varuint rows</c>.
+/// </summary>
+internal sealed record ValueCounts(string[] Values, int[] Rows)
+{
+    public const int MaxValues = 64;
+
+    public static void Write(ByteWriter output, ValueCounts? counts)
+    {
+        if (counts is null)
+        {
+            output.WriteVarUInt(0);
+            return;
+        }
+        output.WriteVarUInt((ulong)counts.Values.Length + 1);
+        for (var i = 0; i < counts.Values.Length; i++)
+        {
+            output.WriteString(counts.Values[i]);
+            output.WriteVarUInt((ulong)counts.Rows[i]);
+        }
+    }
+
+    /// <param name="strings">The strings read so far from this footer: blocks repeat the same few values, kept once.</param>
+    public static ValueCounts? Read(ref ByteReader reader, Dictionary<string, string> strings)
+    {
+        var tag = reader.ReadVarUInt();
+        if (tag == 0)
+        {
+            return null;
+        }
+        if (tag > MaxValues + 1)
+        {
+            throw new InvalidDataException("too many value counts");
+        }
+        var values = new string[(int)tag - 1];
+        var rows = new int[values.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            var value = reader.ReadString();
+            values[i] = strings.TryGetValue(value, out var known) ? known : strings[value] = value;
+            rows[i] = checked((int)reader.ReadVarUInt());
+        }
+        return new ValueCounts(values, rows);
+    }
+}
 
 /// <summary>
 /// What a block's footer tells of a text column without reading it: for a plain column whose values are all strings

@@ -292,8 +292,8 @@ internal sealed class SegmentWriter : IDisposable
                 values[row] = value;
             }
             present.Clear();
-            var bounds = WriteFieldColumn(id, values);
-            AddColumn(SegmentFormat.FirstField + id, columns, bounds);
+            var (bounds, counts) = WriteFieldColumn(id, values);
+            AddColumn(SegmentFormat.FirstField + id, columns, bounds, counts);
         }
 
         _raw.Clear();
@@ -330,8 +330,11 @@ internal sealed class SegmentWriter : IDisposable
     /// Writes one field's column; <c>default</c> entries are rows without the field. A dictionary-coded column keeps no
     /// row postings (a query tests its few distinct values and then the codes); its tokens still enter the token filter.
     /// </summary>
-    /// <returns>The column's <see cref="TextBounds"/> when it holds only strings (and nulls); least and greatest only when plain.</returns>
-    private TextBounds? WriteFieldColumn(int id, FieldValue[] values)
+    /// <returns>
+    /// The column's <see cref="TextBounds"/> when it holds only strings (and nulls), least and greatest only when plain;
+    /// its <see cref="ValueCounts"/> when it is dictionary-coded, small and holds only strings.
+    /// </returns>
+    private (TextBounds? Bounds, ValueCounts? Counts) WriteFieldColumn(int id, FieldValue[] values)
     {
         var name = _fields.Names[id];
         _raw.Clear();
@@ -396,6 +399,8 @@ internal sealed class SegmentWriter : IDisposable
         string? low = null;
         string? high = null;
         var bounded = true;
+        var onlyStrings = true;
+        var rowsOf = dictionary is not null && dictionary.Count <= ValueCounts.MaxValues ? new int[dictionary.Count] : null;
         var minLength = int.MaxValue;
         for (var row = 0; row < values.Length; row++)
         {
@@ -437,8 +442,13 @@ internal sealed class SegmentWriter : IDisposable
             {
                 _raw.WriteByte((byte)FieldKind.String);
                 _raw.WriteVarUInt((ulong)_codes[row]);
+                if (rowsOf is not null)
+                {
+                    rowsOf[_codes[row]]++;
+                }
                 continue;
             }
+            onlyStrings = false;
             EventCodec.WriteValue(_raw, value);
             var text = value.SearchText;
             if (text is not null)
@@ -463,20 +473,30 @@ internal sealed class SegmentWriter : IDisposable
         }
         if (bounded && dictionary is not null && dictionary.Count > 0)
         {
-            return new TextBounds(null, null, dictionary.Keys.Min(key => key.Length));
+            ValueCounts? counts = null;
+            if (rowsOf is not null && onlyStrings)
+            {
+                var strings = new string[dictionary.Count];
+                foreach (var (text, code) in dictionary)
+                {
+                    strings[code] = text;
+                }
+                counts = new ValueCounts(strings, rowsOf);
+            }
+            return (new TextBounds(null, null, dictionary.Keys.Min(key => key.Length)), counts);
         }
         if (!bounded || high is null)
         {
-            return null;
+            return (null, null);
         }
-        return TextBounds.Of(low!, high, minLength);
+        return (TextBounds.Of(low!, high, minLength), null);
     }
 
-    private ColumnMeta AddColumn(int column, List<ColumnMeta>? columns, TextBounds? bounds = null)
+    private ColumnMeta AddColumn(int column, List<ColumnMeta>? columns, TextBounds? bounds = null, ValueCounts? counts = null)
     {
         var offset = _block.Length;
         var length = _compressor.WrapInto(_raw.WrittenSpan, _block);
-        var meta = new ColumnMeta(column, offset, length, _raw.Length, Crc32.HashToUInt32(_block.WrittenSpan.Slice(offset, length)), bounds);
+        var meta = new ColumnMeta(column, offset, length, _raw.Length, Crc32.HashToUInt32(_block.WrittenSpan.Slice(offset, length)), bounds, counts);
         columns?.Add(meta);
         return meta;
     }
@@ -514,6 +534,7 @@ internal sealed class SegmentWriter : IDisposable
                 footer.WriteVarUInt((ulong)column.RawLength);
                 footer.WriteUInt32(column.Crc);
                 TextBounds.Write(footer, column.Bounds);
+                ValueCounts.Write(footer, column.Counts);
             }
             var postings = block.Postings!.Value;
             footer.WriteVarUInt((ulong)postings.Offset);
