@@ -51,7 +51,7 @@ public sealed class SegmentTests
     /// A plain column of strings gets the bounds of its block's values (UTF-16 ordinal order, nulls and absent rows left
     /// out, cut at 64 bytes) and their fewest characters, as does the message column; a dictionary column gets its
     /// fewest characters alone, and the rows of each value when it holds only strings, a column holding another kind
-    /// nothing. A copied block keeps them.
+    /// nothing; a block, its rows per minute. A copied block keeps them.
     /// </summary>
     [Fact]
     public void ColumnsCarryTheirBoundsAndValueCountsAndCopiedBlocksKeepThem()
@@ -118,6 +118,9 @@ public sealed class SegmentTests
             Assert.Null(segment.FieldCounts(block, "trace"));
             Assert.Null(segment.FieldCounts(block, "sparse"));
             Assert.Null(segment.FieldCounts(block, "nosuch"));
+            // Rows per minute, from the minute of the block's first row (a row a second) to that of its last.
+            var minutes = rows.Select(i => (i + 1) / 60).ToList();
+            Assert.Equal(Enumerable.Range(minutes[0], minutes[^1] - minutes[0] + 1).Select(m => minutes.Count(x => x == m)), segment.Blocks[block].MinuteRows!);
             Assert.Equal(segment.Bounds(block, "trace"), segment.OpenBlock(block).Bounds("trace"));
         }
         var first = Write("a.lws", Enumerable.Range(0, 256));

@@ -1709,8 +1709,31 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                 }
             },
             evt => Add(evt.Timestamp),
-            (rows, row) => Add(rows.Timestamps[row]));
+            (rows, row) => Add(rows.Timestamps[row]),
+            wholeFromFooter: bucketTicks % TimeSpan.TicksPerMinute == 0 ? CountMinutes : null);
         return new HistogramResult(counts, total);
+
+        // Buckets of whole minutes begin on minutes: a block's rows per minute fall in the buckets of those minutes.
+        bool CountMinutes(Segment segment, int block)
+        {
+            var meta = segment.Blocks[block];
+            if (meta.MinuteRows is not { } minutes)
+            {
+                return false;
+            }
+            var first = MinuteRows.MinuteOf(meta.MinTime);
+            for (var i = 0; i < minutes.Length; i++)
+            {
+                if (minutes[i] > 0)
+                {
+                    var t = (first + i) * TimeSpan.TicksPerMinute;
+                    var bucket = t - (((t % bucketTicks) + bucketTicks) % bucketTicks);
+                    counts[bucket] = counts.GetValueOrDefault(bucket) + minutes[i];
+                    total += minutes[i];
+                }
+            }
+            return true;
+        }
     }
 
     /// <summary>The first index at or after <paramref name="from"/> whose value is at least <paramref name="value"/>.</summary>

@@ -175,7 +175,8 @@ internal sealed class Segment
                 filter = new ColumnMeta(SegmentFormat.FilterColumn, filterOffset, filterLength, filterLength, reader.ReadUInt32());
                 filters[i] = ReadFilter(path, handle, offset, i, filter.Value);
             }
-            blocks[i] = new BlockMeta(offset, blockLength, rows, blockMin, blockMax, blockMaxSeq, columns, blockPostings, filter);
+            var minuteRows = version >= 7 ? MinuteRows.Read(ref reader, blockMin, blockMax, rows) : null;
+            blocks[i] = new BlockMeta(offset, blockLength, rows, blockMin, blockMax, blockMaxSeq, columns, blockPostings, filter, minuteRows);
         }
         var index = filters is not null ? BlockIndex.FromFilters(filters) : BlockIndex.ReadHashList(ref reader);
         DictionaryMeta? terms = version >= 4

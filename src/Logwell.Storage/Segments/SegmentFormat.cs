@@ -11,7 +11,8 @@ namespace Logwell.Storage.Segments;
 /// blocks are followed by the zstd-compressed term dictionary (<see cref="TermDictionary"/>), whose place and CRC end
 /// the footer. From version 5 a field's column may carry its text bounds (<see cref="TextBounds"/>) in the footer, from
 /// version 6 with the fewest characters of a value, also for the message column. From version 7 a dictionary-coded
-/// column of few strings carries how many rows hold each (<see cref="ValueCounts"/>), so counts need not read it.
+/// column of few strings carries how many rows hold each (<see cref="ValueCounts"/>), and a block how many of its rows
+/// fall in each minute it spans (<see cref="MinuteRows"/>), so counts and histograms need not read them.
 /// Version 2 had no postings or filters but a segment-wide list of 32-bit token hashes with their blocks at
 /// the end of the footer.
 /// </summary>
@@ -186,7 +187,73 @@ internal sealed record TextBounds(byte[]? Low, byte[]? High, int MinLength)
 }
 
 /// <summary>A block's place in the file, its row count and time bounds; each column carries its own checksum.</summary>
-internal sealed record BlockMeta(long Offset, int Length, int Rows, long MinTime, long MaxTime, long MaxSeq, ColumnMeta[] Columns, ColumnMeta? Postings, ColumnMeta? Filter);
+internal sealed record BlockMeta(long Offset, int Length, int Rows, long MinTime, long MaxTime, long MaxSeq, ColumnMeta[] Columns, ColumnMeta? Postings, ColumnMeta? Filter, int[]? MinuteRows = null);
+
+/// <summary>
+/// How many rows of a block fall in each UTC minute from the one holding its first row to the one holding its last:
+/// a histogram whose buckets are whole minutes counts a block inside its window from these alone. Kept for blocks
+/// spanning at most <see cref="MaxMinutes"/> minutes; written in version 7 after the block's filter as
+/// <c>varuint minutes + 1</c> (0: none), then each minute's <c>varuint rows</c>.
+/// </summary>
+internal static class MinuteRows
+{
+    public const int MaxMinutes = 1440;
+
+    /// <summary>The minute holding <paramref name="ticks"/>, counted from the epoch of ticks (negative-safe).</summary>
+    public static long MinuteOf(long ticks) => Math.DivRem(ticks, TimeSpan.TicksPerMinute, out var rest) - (rest < 0 ? 1 : 0);
+
+    /// <summary>The rows per minute of ascending <paramref name="timestamps"/>; null when they span too many minutes.</summary>
+    public static int[]? Of(IReadOnlyList<long> timestamps)
+    {
+        var first = MinuteOf(timestamps[0]);
+        var span = MinuteOf(timestamps[^1]) - first + 1;
+        if (span > MaxMinutes)
+        {
+            return null;
+        }
+        var rows = new int[span];
+        for (var i = 0; i < timestamps.Count; i++)
+        {
+            rows[MinuteOf(timestamps[i]) - first]++;
+        }
+        return rows;
+    }
+
+    public static void Write(ByteWriter output, int[]? rows)
+    {
+        if (rows is null)
+        {
+            output.WriteVarUInt(0);
+            return;
+        }
+        output.WriteVarUInt((ulong)rows.Length + 1);
+        foreach (var count in rows)
+        {
+            output.WriteVarUInt((ulong)count);
+        }
+    }
+
+    public static int[]? Read(ref ByteReader reader, long minTime, long maxTime, int blockRows)
+    {
+        var tag = reader.ReadVarUInt();
+        if (tag == 0)
+        {
+            return null;
+        }
+        if (tag - 1 != (ulong)(MinuteOf(maxTime) - MinuteOf(minTime) + 1))
+        {
+            throw new InvalidDataException("a block's minute counts do not span its time bounds");
+        }
+        var rows = new int[(int)tag - 1];
+        long total = 0;
+        for (var i = 0; i < rows.Length; i++)
+        {
+            rows[i] = checked((int)reader.ReadVarUInt());
+            total += rows[i];
+        }
+        return total == blockRows ? rows : throw new InvalidDataException("a block's minute counts do not add up to its rows");
+    }
+}
 
 /// <summary>What the manifest records about a segment.</summary>
 internal sealed record SegmentInfo(string File, string Day, long Events, long MinTime, long MaxTime, long MinSeq, long MaxSeq, long Bytes);

@@ -318,7 +318,12 @@ internal sealed class SegmentWriter : IDisposable
             _minSeq = Math.Min(_minSeq, evt.Seq);
         }
         _maxSeq = Math.Max(_maxSeq, maxSeq);
-        _blocks.Add(new BlockMeta(_offset, bytes.Length, rows.Count, rows[0].Timestamp, rows[^1].Timestamp, maxSeq, [.. columns], postings, filterMeta));
+        var timestamps = new long[rows.Count];
+        for (var i = 0; i < timestamps.Length; i++)
+        {
+            timestamps[i] = rows[i].Timestamp;
+        }
+        _blocks.Add(new BlockMeta(_offset, bytes.Length, rows.Count, rows[0].Timestamp, rows[^1].Timestamp, maxSeq, [.. columns], postings, filterMeta, MinuteRows.Of(timestamps)));
         _offset += bytes.Length;
         _minTime = Math.Min(_minTime, rows[0].Timestamp);
         _maxTime = Math.Max(_maxTime, rows[^1].Timestamp);
@@ -545,6 +550,7 @@ internal sealed class SegmentWriter : IDisposable
             footer.WriteVarUInt((ulong)filter.Offset);
             footer.WriteVarUInt((ulong)filter.Length);
             footer.WriteUInt32(filter.Crc);
+            MinuteRows.Write(footer, block.MinuteRows);
         }
         footer.WriteVarUInt((ulong)dictionary.Offset);
         footer.WriteVarUInt((ulong)dictionary.Length);
