@@ -35,12 +35,12 @@ internal static class Published
             info.ArgumentList.Add(argument);
         }
         using var process = Process.Start(info)!;
-        var output1 = process.StandardOutput.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
         if (process.ExitCode != 0)
         {
-            throw new InvalidOperationException($"dotnet publish {project} failed ({process.ExitCode}): {await error}{await output1}");
+            throw new InvalidOperationException($"dotnet publish {project} failed ({process.ExitCode}): {await error}{await stdout}");
         }
     }
 

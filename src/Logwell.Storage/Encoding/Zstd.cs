@@ -30,24 +30,30 @@ internal static unsafe class Zstd
 
     static Zstd()
     {
-        if (!TryLoad(out var library))
+        // A library too old or built without one of these functions leaves the work to the managed port.
+        if (!TryLoad(out var library)
+            || !NativeLibrary.TryGetExport(library, "ZSTD_versionNumber", out var version) || ((delegate* unmanaged<uint>)version)() < 10400
+            || !NativeLibrary.TryGetExport(library, "ZSTD_createCCtx", out var createCCtx)
+            || !NativeLibrary.TryGetExport(library, "ZSTD_freeCCtx", out var freeCCtx)
+            || !NativeLibrary.TryGetExport(library, "ZSTD_compressCCtx", out var compressCCtx)
+            || !NativeLibrary.TryGetExport(library, "ZSTD_createDCtx", out var createDCtx)
+            || !NativeLibrary.TryGetExport(library, "ZSTD_freeDCtx", out var freeDCtx)
+            || !NativeLibrary.TryGetExport(library, "ZSTD_decompressDCtx", out var decompressDCtx)
+            || !NativeLibrary.TryGetExport(library, "ZSTD_isError", out var isError)
+            || !NativeLibrary.TryGetExport(library, "ZSTD_getErrorName", out var getErrorName)
+            || !NativeLibrary.TryGetExport(library, "ZSTD_compressBound", out var compressBound))
         {
             return;
         }
-        var version = (delegate* unmanaged<uint>)NativeLibrary.GetExport(library, "ZSTD_versionNumber");
-        if (version() < 10400)
-        {
-            return;
-        }
-        CreateCCtx = (delegate* unmanaged<nint>)NativeLibrary.GetExport(library, "ZSTD_createCCtx");
-        FreeCCtx = (delegate* unmanaged<nint, nuint>)NativeLibrary.GetExport(library, "ZSTD_freeCCtx");
-        CompressCCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint>)NativeLibrary.GetExport(library, "ZSTD_compressCCtx");
-        CreateDCtx = (delegate* unmanaged<nint>)NativeLibrary.GetExport(library, "ZSTD_createDCtx");
-        FreeDCtx = (delegate* unmanaged<nint, nuint>)NativeLibrary.GetExport(library, "ZSTD_freeDCtx");
-        DecompressDCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)NativeLibrary.GetExport(library, "ZSTD_decompressDCtx");
-        IsError = (delegate* unmanaged<nuint, uint>)NativeLibrary.GetExport(library, "ZSTD_isError");
-        GetErrorName = (delegate* unmanaged<nuint, byte*>)NativeLibrary.GetExport(library, "ZSTD_getErrorName");
-        CompressBound = (delegate* unmanaged<nuint, nuint>)NativeLibrary.GetExport(library, "ZSTD_compressBound");
+        CreateCCtx = (delegate* unmanaged<nint>)createCCtx;
+        FreeCCtx = (delegate* unmanaged<nint, nuint>)freeCCtx;
+        CompressCCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint>)compressCCtx;
+        CreateDCtx = (delegate* unmanaged<nint>)createDCtx;
+        FreeDCtx = (delegate* unmanaged<nint, nuint>)freeDCtx;
+        DecompressDCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)decompressDCtx;
+        IsError = (delegate* unmanaged<nuint, uint>)isError;
+        GetErrorName = (delegate* unmanaged<nuint, byte*>)getErrorName;
+        CompressBound = (delegate* unmanaged<nuint, nuint>)compressBound;
         IsNative = true;
     }
 

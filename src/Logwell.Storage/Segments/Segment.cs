@@ -483,7 +483,6 @@ internal sealed class Segment
 
     private string? _damage;
 
-    /// <summary>Records a damaged part (for health and merges, which leave the segment alone) and gives the exception to throw.</summary>
     /// <summary>Decompresses a part of the file whose checksum matched; a frame that still does not decode is damage.</summary>
     private int Unwrap(ReadOnlySpan<byte> compressed, Span<byte> raw, string part)
     {
@@ -497,6 +496,7 @@ internal sealed class Segment
         }
     }
 
+    /// <summary>Records a damaged part (for health and merges, which leave the segment alone) and gives the exception to throw.</summary>
     private SegmentDamagedException Damaged(string detail)
     {
         Interlocked.CompareExchange(ref _damage, detail, null);
