@@ -27,7 +27,9 @@ internal static class Harness
             Console.WriteLine("note: cannot drop the page cache (needs root); cold runs start a new process but may hit cached pages");
         }
 
-        if (o.Publish && o.Systems.Any(s => s.StartsWith("logwell", StringComparison.Ordinal)))
+        // Every .NET system runs from the publish: the in-process workers (logwell, SQLite FTS5, Lucene.NET) and the
+        // logwell servers, whichever of them are in the run.
+        if (o.Publish && o.Systems.Any(s => s.StartsWith("logwell", StringComparison.Ordinal) || s is "sqlite-fts5" or "lucene"))
         {
             await Published.PrepareAsync(o.Out);
         }
@@ -133,7 +135,7 @@ internal static class Harness
             ["dotnet"] = RuntimeInformation.FrameworkDescription,
             ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
             ["cold_runs_drop_page_cache"] = coldIsCold,
-            ["logwell_ready_to_run"] = Published.LogwellDll is not null,
+            ["dotnet_ready_to_run"] = Published.WorkerDll is not null,
         };
     }
 

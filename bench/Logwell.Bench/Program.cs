@@ -9,7 +9,7 @@ using Logwell.Bench.Systems;
 //   dotnet run -c Release --project bench/Logwell.Bench -- --events N --out DIR [--loghub DIR] [--loghub-systems HDFS,Spark]
 //       [--systems logwell,logwell-http,logwell-bulk,sqlite-fts5,lucene,clickhouse,ripgrep,zstd] [--runs 10] [--cold-runs 3]
 //       [--secured]   (logwell-http and logwell-bulk with a user: every request carries an API key and is authorized)
-//       [--no-publish] (the logwell systems run from the build output, in the JIT, instead of a ReadyToRun publish as deployed)
+//       [--no-publish] (the .NET systems run from the build output, in the JIT, instead of a ReadyToRun publish as deployed)
 //       LOGWELL_BENCH_PATTERNS=off: the logwell systems' index set gives no pattern ids (on by default, as in a node)
 //   dotnet run -c Release --project bench/Logwell.Bench -- queue [--tasks N] [--workers N] [--out DIR] [--redis HOST:PORT]   (no-op tasks/s)
 //   dotnet run -c Release --project bench/Logwell.Bench -- ui [--events N] [--runs N] [--out DIR] [--loghub DIR]   (the web UI in Chromium)

@@ -5,8 +5,9 @@ namespace Logwell.Bench;
 
 /// <summary>
 /// Logwell as a node runs when deployed: <c>dotnet publish</c> of <c>src/Logwell</c>, whose project compiles it ahead
-/// of time (ReadyToRun), and of this harness for the in-process worker, with the same setting. A process started from
-/// the build output instead spends its first queries in the JIT; <c>--no-publish</c> measures that.
+/// of time (ReadyToRun), and of this harness, with the same setting, for the in-process workers (logwell's engine and
+/// the .NET peers, SQLite FTS5 and Lucene.NET, under the same conditions). A process started from the build output
+/// instead spends its first queries in the JIT; <c>--no-publish</c> measures that.
 /// </summary>
 internal static class Published
 {

@@ -18,9 +18,11 @@ internal static class Report
         var rawBytes = corpus["raw_bytes"]!.GetValue<long>();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Machine: {machine["cores"]} cores, {machine["memory_bytes"]!.GetValue<long>() / (1L << 30)} GiB, {machine["cpu"]}, {machine["os"]}, {machine["dotnet"]}; {machine["date"]}.");
         sb.AppendLine(CultureInfo.InvariantCulture, $"Cold runs {(machine["cold_runs_drop_page_cache"]!.GetValue<bool>() ? "start a new process after dropping the page cache" : "start a new process (page cache not dropped)")}.");
-        if (machine["logwell_ready_to_run"] is { } readyToRun)
+        if (machine["dotnet_ready_to_run"] is { } readyToRun)
         {
-            sb.AppendLine(readyToRun.GetValue<bool>() ? "The logwell systems run from a ReadyToRun publish, as a node is deployed." : "The logwell systems run from the build output (--no-publish): their first queries run in the JIT.");
+            sb.AppendLine(readyToRun.GetValue<bool>()
+                ? "The .NET systems (logwell's, SQLite FTS5 through Microsoft.Data.Sqlite, Lucene.NET) run from a ReadyToRun publish, as a node is deployed."
+                : "The .NET systems run from the build output (--no-publish): their first queries run in the JIT.");
         }
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Corpus: {corpus["events"]!.GetValue<long>():N0} events, {rawBytes / 1e6:F1} MB of JSON lines, messages from {corpus["source"]}.");

@@ -1,6 +1,7 @@
 using Logwell.Core.Events;
 using Logwell.Core.Query;
 using Logwell.Core.Text;
+using Logwell.Storage.Encoding;
 using Logwell.Storage.Querying;
 using Logwell.Storage.Segments;
 
@@ -149,6 +150,51 @@ public sealed class SegmentTests
                 segment.Retire(deleteFile: false);
             }
         }
+    }
+
+    /// <summary>Footer counts that a block could not hold read as damage (InvalidDataException), whatever the numbers.</summary>
+    [Fact]
+    public void FooterCountsThatABlockCannotHoldAreDamage()
+    {
+        static byte[] Counts(params int[] rows)
+        {
+            var output = new ByteWriter();
+            ValueCounts.Write(output, new ValueCounts([.. rows.Select((_, i) => $"v{i}")], rows));
+            return output.WrittenSpan.ToArray();
+        }
+        static int? ReadCounts(byte[] bytes, int blockRows)
+        {
+            var reader = new ByteReader(bytes);
+            return ValueCounts.Read(ref reader, [], blockRows)?.Rows.Sum();
+        }
+        Assert.Equal(16, ReadCounts(Counts(10, 6), 16));
+        Assert.Throws<InvalidDataException>(() => ReadCounts(Counts(10, 7), 16));
+        // A count past int's range is damage too, not an overflow.
+        var huge = new ByteWriter();
+        huge.WriteVarUInt(2);
+        huge.WriteString("v0");
+        huge.WriteVarUInt(ulong.MaxValue);
+        Assert.Throws<InvalidDataException>(() => ReadCounts(huge.WrittenSpan.ToArray(), 16));
+
+        var minute = TimeSpan.TicksPerMinute;
+        static byte[] Minutes(params int[] rows)
+        {
+            var output = new ByteWriter();
+            MinuteRows.Write(output, rows);
+            return output.WrittenSpan.ToArray();
+        }
+        static int? ReadMinutes(byte[] bytes, long minTime, long maxTime, int blockRows)
+        {
+            var reader = new ByteReader(bytes);
+            return MinuteRows.Read(ref reader, minTime, maxTime, blockRows)?.Length;
+        }
+        // Before the epoch of ticks as well: minutes are floored.
+        Assert.Equal(2, ReadMinutes(Minutes(3, 4), -minute - 1, -minute + 1, 7));
+        Assert.Throws<InvalidDataException>(() => ReadMinutes(Minutes(3, 4), 0, minute, 8));
+        Assert.Throws<InvalidDataException>(() => ReadMinutes(Minutes(3, 4), 0, 2 * minute, 7));
+        Assert.Throws<InvalidDataException>(() => ReadMinutes(Minutes(7), minute, 0, 7));
+        Assert.Equal([60, 60, 8], MinuteRows.Of([.. Enumerable.Range(0, 128).Select(i => i * TimeSpan.TicksPerSecond)])!);
+        Assert.Null(MinuteRows.Of([0, (MinuteRows.MaxMinutes + 1) * minute]));
     }
 
     [Fact]

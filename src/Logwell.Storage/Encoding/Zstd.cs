@@ -169,7 +169,7 @@ internal static unsafe class Zstd
     {
         private nint _handle = handle != 0 ? handle : throw new OutOfMemoryException("zstd could not allocate a context");
 
-        public nint Handle => _handle;
+        public nint Handle => _handle != 0 ? _handle : throw new ObjectDisposedException(nameof(Zstd), "the zstd context was freed");
 
         public void Dispose()
         {

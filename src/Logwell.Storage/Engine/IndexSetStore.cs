@@ -1211,7 +1211,9 @@ public sealed class IndexSetStore : ILogIndexSet, IPipelineSource, IAsyncDisposa
                     }
                     if (!canHit && inside && BlockQuery.CountFromFooter(request.Query, source.Segment, source.Block) is { } counted)
                     {
-                        // Only counted, and the footer knows how many rows hold each value of the one field asked.
+                        // Only counted, and the footer knows how many rows hold each value of the one field asked. An
+                        // evaluation of this block started ahead is finished and dropped: none may outlive the search.
+                        ahead.TryTake(s, out _);
                         total += counted;
                         continue;
                     }

@@ -162,7 +162,7 @@ internal sealed class Segment
             {
                 columns[c] = new ColumnMeta((int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32(),
                     version >= 5 ? TextBounds.Read(ref reader, version) : null,
-                    version >= 7 ? ValueCounts.Read(ref reader, strings) : null);
+                    version >= 7 ? ValueCounts.Read(ref reader, strings, rows) : null);
             }
             ColumnMeta? blockPostings = version >= 3
                 ? new ColumnMeta(SegmentFormat.PostingsColumn, (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), (int)reader.ReadVarUInt(), reader.ReadUInt32())

@@ -75,7 +75,8 @@ internal sealed record ValueCounts(string[] Values, int[] Rows)
     }
 
     /// <param name="strings">The strings read so far from this footer: blocks repeat the same few values, kept once.</param>
-    public static ValueCounts? Read(ref ByteReader reader, Dictionary<string, string> strings)
+    /// <param name="blockRows">The block's rows, which the counts cannot pass.</param>
+    public static ValueCounts? Read(ref ByteReader reader, Dictionary<string, string> strings, int blockRows)
     {
         var tag = reader.ReadVarUInt();
         if (tag == 0)
@@ -88,11 +89,14 @@ internal sealed record ValueCounts(string[] Values, int[] Rows)
         }
         var values = new string[(int)tag - 1];
         var rows = new int[values.Length];
+        long total = 0;
         for (var i = 0; i < values.Length; i++)
         {
             var value = reader.ReadString();
             values[i] = strings.TryGetValue(value, out var known) ? known : strings[value] = value;
-            rows[i] = checked((int)reader.ReadVarUInt());
+            var count = reader.ReadVarUInt();
+            total += (long)Math.Min(count, (ulong)blockRows + 1);
+            rows[i] = total <= blockRows ? (int)count : throw new InvalidDataException("a column's value counts pass its block's rows");
         }
         return new ValueCounts(values, rows);
     }
@@ -240,7 +244,7 @@ internal static class MinuteRows
         {
             return null;
         }
-        if (tag - 1 != (ulong)(MinuteOf(maxTime) - MinuteOf(minTime) + 1))
+        if (tag - 1 > MaxMinutes || maxTime < minTime || tag - 1 != (ulong)(MinuteOf(maxTime) - MinuteOf(minTime) + 1))
         {
             throw new InvalidDataException("a block's minute counts do not span its time bounds");
         }
@@ -248,8 +252,9 @@ internal static class MinuteRows
         long total = 0;
         for (var i = 0; i < rows.Length; i++)
         {
-            rows[i] = checked((int)reader.ReadVarUInt());
-            total += rows[i];
+            var count = reader.ReadVarUInt();
+            total += (long)Math.Min(count, (ulong)blockRows + 1);
+            rows[i] = total <= blockRows ? (int)count : throw new InvalidDataException("a block's minute counts pass its rows");
         }
         return total == blockRows ? rows : throw new InvalidDataException("a block's minute counts do not add up to its rows");
     }
