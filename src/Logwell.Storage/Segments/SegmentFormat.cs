@@ -207,7 +207,7 @@ internal static class MinuteRows
     public static long MinuteOf(long ticks) => Math.DivRem(ticks, TimeSpan.TicksPerMinute, out var rest) - (rest < 0 ? 1 : 0);
 
     /// <summary>The rows per minute of ascending <paramref name="timestamps"/>; null when they span too many minutes.</summary>
-    public static int[]? Of(IReadOnlyList<long> timestamps)
+    public static int[]? Of(ReadOnlySpan<long> timestamps)
     {
         var first = MinuteOf(timestamps[0]);
         var span = MinuteOf(timestamps[^1]) - first + 1;
@@ -216,9 +216,9 @@ internal static class MinuteRows
             return null;
         }
         var rows = new int[span];
-        for (var i = 0; i < timestamps.Count; i++)
+        foreach (var t in timestamps)
         {
-            rows[MinuteOf(timestamps[i]) - first]++;
+            rows[MinuteOf(t) - first]++;
         }
         return rows;
     }

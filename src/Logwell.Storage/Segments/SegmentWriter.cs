@@ -28,6 +28,7 @@ internal sealed class SegmentWriter : IDisposable
     private readonly List<List<(int Row, FieldValue Value)>?> _present = [];
     private readonly List<int> _presentIds = [];
     private int[] _codes = [];
+    private long[] _timestamps = [];
     private readonly PostingsBuilder _tokens = new();
     private readonly TermDictionaryBuilder _terms = new();
     private readonly ByteWriter _raw = new(1 << 16);
@@ -215,14 +216,20 @@ internal sealed class SegmentWriter : IDisposable
         _block.Clear();
         var columns = new List<ColumnMeta>();
 
-        // Timestamps: first value, then non-negative deltas.
+        // Timestamps: first value, then non-negative deltas. They are kept for the block's rows per minute.
         _raw.Clear();
+        if (_timestamps.Length < rows.Count)
+        {
+            _timestamps = new long[rows.Count];
+        }
         var previous = rows[0].Timestamp;
+        _timestamps[0] = previous;
         _raw.WriteVarInt(previous);
         for (var i = 1; i < rows.Count; i++)
         {
             _raw.WriteVarUInt((ulong)(rows[i].Timestamp - previous));
             previous = rows[i].Timestamp;
+            _timestamps[i] = previous;
         }
         AddColumn(SegmentFormat.TimestampColumn, columns);
 
@@ -318,12 +325,7 @@ internal sealed class SegmentWriter : IDisposable
             _minSeq = Math.Min(_minSeq, evt.Seq);
         }
         _maxSeq = Math.Max(_maxSeq, maxSeq);
-        var timestamps = new long[rows.Count];
-        for (var i = 0; i < timestamps.Length; i++)
-        {
-            timestamps[i] = rows[i].Timestamp;
-        }
-        _blocks.Add(new BlockMeta(_offset, bytes.Length, rows.Count, rows[0].Timestamp, rows[^1].Timestamp, maxSeq, [.. columns], postings, filterMeta, MinuteRows.Of(timestamps)));
+        _blocks.Add(new BlockMeta(_offset, bytes.Length, rows.Count, rows[0].Timestamp, rows[^1].Timestamp, maxSeq, [.. columns], postings, filterMeta, MinuteRows.Of(_timestamps.AsSpan(0, rows.Count))));
         _offset += bytes.Length;
         _minTime = Math.Min(_minTime, rows[0].Timestamp);
         _maxTime = Math.Max(_maxTime, rows[^1].Timestamp);
