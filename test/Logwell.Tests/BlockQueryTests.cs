@@ -7,6 +7,33 @@ namespace Logwell.Tests;
 
 public sealed class BlockQueryTests
 {
+    // Which searches have the kernel read blocks' postings ahead: those with a text clause on the message.
+    [Theory]
+    [InlineData("timeout", true)]
+    [InlineData("\"connection reset by\"", true)]
+    [InlineData("level:ERROR AND NOT message:retry", true)]
+    [InlineData("host:web-1* OR up*", true)]
+    [InlineData("message:/.*peer/", true)]
+    [InlineData("level:ERROR", false)]
+    [InlineData("host:web-1* AND NOT level:INFO", false)]
+    [InlineData("status:[500 TO 599]", false)]
+    [InlineData("*", false)]
+    public void OnlyTextClausesOnTheMessageReadPostings(string query, bool reads) =>
+        Assert.Equal(reads, BlockQuery.ReadsPostings(QueryParser.Parse(query)));
+
+    // Reading ahead is advice: a file handle closed meanwhile (a segment retired during the search) is no error.
+    [Fact]
+    public void ReadingAheadAClosedFileIsNoError()
+    {
+        using var directory = new TempDirectory();
+        var path = Path.Combine(directory.Path, "file");
+        File.WriteAllBytes(path, new byte[8192]);
+        var handle = File.OpenHandle(path);
+        PageCache.WillRead(handle, 0, 8192);
+        handle.Dispose();
+        PageCache.WillRead(handle, 0, 8192);
+    }
+
     // The run every match of the pattern must hold, which narrows the rows a regular expression is tested on.
     [Theory]
     [InlineData("connection", "connection")]

@@ -152,6 +152,38 @@ public sealed class SegmentTests
         }
     }
 
+    /// <summary>Skipping varints lands where reading them one by one does, for every count and width, and not past the end.</summary>
+    [Fact]
+    public void SkippingVarintsLandsWhereReadingThemDoes()
+    {
+        var random = new Random(7);
+        var values = new ulong[300];
+        var output = new ByteWriter();
+        for (var i = 0; i < values.Length; i++)
+        {
+            // Widths from one byte to ten, in runs, as row deltas and positions come.
+            values[i] = random.Next(4) switch { 0 => (ulong)random.Next(128), 1 => (ulong)random.Next(1 << 14), 2 => (ulong)random.NextInt64(), _ => ulong.MaxValue - (ulong)random.Next(5) };
+            output.WriteVarUInt(values[i]);
+        }
+        output.WriteByte(0xAB);
+        var bytes = output.WrittenSpan.ToArray();
+        for (var skip = 0; skip <= values.Length; skip++)
+        {
+            var skipping = new ByteReader(bytes);
+            skipping.SkipVarUInts(skip);
+            var reading = new ByteReader(bytes);
+            for (var i = 0; i < skip; i++)
+            {
+                reading.ReadVarUInt();
+            }
+            Assert.Equal(reading.Position, skipping.Position);
+            Assert.Equal(skip < values.Length ? values[skip] : 0xAB, skip < values.Length ? skipping.ReadVarUInt() : skipping.ReadByte());
+        }
+        // More varints than the data holds: the end is reported, from the vector loop and from the tail alike.
+        Assert.Throws<InvalidDataException>(() => new ByteReader(bytes).SkipVarUInts(values.Length + 2));
+        Assert.Throws<InvalidDataException>(() => new ByteReader(bytes.AsSpan(0, 20)).SkipVarUInts(21));
+    }
+
     /// <summary>Footer counts that a block could not hold read as damage (InvalidDataException), whatever the numbers.</summary>
     [Fact]
     public void FooterCountsThatABlockCannotHoldAreDamage()

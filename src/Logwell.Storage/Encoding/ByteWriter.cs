@@ -144,6 +144,39 @@ internal ref struct ByteReader(ReadOnlySpan<byte> data)
         }
     }
 
+    /// <summary>
+    /// Skips <paramref name="count"/> varints without decoding them: each ends with the first byte below 0x80, so the
+    /// ends are counted 16 bytes at a time (opening a block's postings skips every row list to find where each starts).
+    /// </summary>
+    public void SkipVarUInts(int count)
+    {
+        var data = _data;
+        var position = Position;
+        while (count > 0 && position + 16 <= data.Length)
+        {
+            var ends = (uint)System.Runtime.Intrinsics.Vector128.ExtractMostSignificantBits(~System.Runtime.Intrinsics.Vector128.Create(data.Slice(position, 16)));
+            var found = System.Numerics.BitOperations.PopCount(ends);
+            if (found < count)
+            {
+                count -= found;
+                position += 16;
+                continue;
+            }
+            // The count-th end lies in these 16 bytes: drop the ends before it.
+            for (var i = 1; i < count; i++)
+            {
+                ends &= ends - 1;
+            }
+            position += System.Numerics.BitOperations.TrailingZeroCount(ends) + 1;
+            count = 0;
+        }
+        Position = position;
+        for (; count > 0; count--)
+        {
+            ReadVarUInt();
+        }
+    }
+
     public long ReadVarInt()
     {
         var raw = ReadVarUInt();

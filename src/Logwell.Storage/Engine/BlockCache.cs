@@ -22,6 +22,15 @@ internal sealed class BlockCache(long capacityBytes)
         public long Bytes { get; set; } = EntryOverhead;
     }
 
+    /// <summary>The block's rows if the cache holds them, without counting as a use.</summary>
+    public BlockRows? Peek(long segment, int block)
+    {
+        lock (_lock)
+        {
+            return _entries.TryGetValue((segment, block), out var node) ? node.Value.Rows : null;
+        }
+    }
+
     public BlockRows GetOrAdd(long segment, int block, Func<BlockRows> load)
     {
         var key = (segment, block);

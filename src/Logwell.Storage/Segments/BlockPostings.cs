@@ -340,10 +340,7 @@ internal sealed class BlockPostings
             }
             else
             {
-                for (var j = 0; j < count; j++)
-                {
-                    reader.ReadVarUInt();
-                }
+                reader.SkipVarUInts(count);
             }
         }
         var positionOffsets = new int[entries];

@@ -120,7 +120,7 @@ internal sealed class BlockRows
                 if (_messages is null)
                 {
                     var column = _meta.Columns.First(c => c.Column == SegmentFormat.MessageColumn);
-                    var raw = new byte[column.RawLength];
+                    var raw = GC.AllocateUninitializedArray<byte>(column.RawLength);
                     _segment.ReadColumn(Index, column, raw);
                     var offsets = new int[Count];
                     var lengths = new int[Count];
@@ -141,6 +141,9 @@ internal sealed class BlockRows
 
     public string Message(int row) => System.Text.Encoding.UTF8.GetString(Messages.Utf8(row));
 
+    /// <summary>Whether reading <see cref="Postings"/> reads nothing from the file.</summary>
+    public bool PostingsRead => _meta.Postings is null || Volatile.Read(ref _postings) is not null;
+
     /// <summary>The block's row postings; null for a block written before segments had them.</summary>
     public BlockPostings? Postings
     {
@@ -158,7 +161,7 @@ internal sealed class BlockRows
             {
                 if (_postings is null)
                 {
-                    var raw = new byte[column.RawLength];
+                    var raw = GC.AllocateUninitializedArray<byte>(column.RawLength);
                     _segment.ReadColumn(Index, column, raw);
                     _postings = BlockPostings.Parse(raw, Count, Decoded);
                     Decoded(raw.Length + _postings.Tokens * 12L);
@@ -397,7 +400,7 @@ internal sealed class BlockRows
         byte[]? raw = null;
         if (FieldColumn(name) is { } column)
         {
-            raw = new byte[column.RawLength];
+            raw = GC.AllocateUninitializedArray<byte>(column.RawLength);
             _segment.ReadColumn(Index, column, raw);
             Decoded(raw.Length);
         }

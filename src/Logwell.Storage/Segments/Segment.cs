@@ -356,6 +356,16 @@ internal sealed class Segment
         return raw;
     }
 
+    /// <summary>Starts reading a block's row postings into the page cache, for a search about to read them (<see cref="PageCache"/>).</summary>
+    public void ReadPostingsAhead(int block)
+    {
+        var meta = Blocks[block];
+        if (meta.Postings is { } postings)
+        {
+            PageCache.WillRead(_handle, meta.Offset + postings.Offset, postings.Length);
+        }
+    }
+
     /// <summary>Whether <paramref name="block"/> may hold the token of <paramref name="hash"/> (false: it does not).</summary>
     public bool MayHaveToken(ulong hash, int block) => _index.MayHave(hash, block);
 
@@ -406,7 +416,7 @@ internal sealed class Segment
         return null;
     }
 
-    /// <summary>Reads one column of a block, checks its CRC and decompresses it into <paramref name="raw"/>.</summary>
+    /// <summary>Reads one column of a block, checks its CRC and decompresses it into <paramref name="raw"/>, which it fills whole or throws (so <paramref name="raw"/> may start uninitialized).</summary>
     internal void ReadColumn(int index, ColumnMeta column, Span<byte> raw)
     {
         var meta = Blocks[index];
