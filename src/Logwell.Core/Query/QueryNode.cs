@@ -13,9 +13,14 @@ public abstract record QueryNode
     public const int MaxClauses = 1024;
 
     /// <summary>The clauses of <paramref name="node"/>, counted without recursion (a deep tree cannot exhaust the stack).</summary>
-    public static int CountClauses(QueryNode node)
+    public static int CountClauses(QueryNode node) => Clauses(node).Count();
+
+    /// <summary>
+    /// The clauses of <paramref name="node"/>: every node under it but <c>AND</c>, <c>OR</c>, <c>NOT</c> and match-all,
+    /// visited without recursion (a deep tree cannot exhaust the stack).
+    /// </summary>
+    public static IEnumerable<QueryNode> Clauses(QueryNode node)
     {
-        var count = 0;
         var pending = new Stack<QueryNode>();
         pending.Push(node);
         while (pending.Count > 0)
@@ -39,12 +44,11 @@ public abstract record QueryNode
                     break;
                 case MatchAllNode:
                     break;
-                default:
-                    count++;
+                case var clause:
+                    yield return clause;
                     break;
             }
         }
-        return count;
     }
 
     /// <summary>Why <paramref name="node"/> is too costly to run, or null.</summary>

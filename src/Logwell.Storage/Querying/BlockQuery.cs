@@ -53,42 +53,18 @@ internal static class BlockQuery
     /// Whether evaluating <paramref name="node"/> reads the blocks' row postings: it holds a text clause on the message
     /// (bare or named). A clause on a field alone reads that field's column instead when it is dictionary-coded.
     /// </summary>
-    public static bool ReadsPostings(QueryNode node)
+    public static bool ReadsPostings(QueryNode node) => QueryNode.Clauses(node).Any(static clause => clause switch
     {
-        var pending = new Stack<QueryNode>();
-        pending.Push(node);
-        while (pending.Count > 0)
-        {
-            switch (pending.Pop())
-            {
-                case AndNode and:
-                    foreach (var child in and.Children)
-                    {
-                        pending.Push(child);
-                    }
-                    break;
-                case OrNode or:
-                    foreach (var child in or.Children)
-                    {
-                        pending.Push(child);
-                    }
-                    break;
-                case NotNode not:
-                    pending.Push(not.Child);
-                    break;
-                case TermNode { Field: var field } when OnMessage(field):
-                case PhraseNode { Field: var phraseField } when OnMessage(phraseField):
-                case PrefixNode { Field: var prefixField } when OnMessage(prefixField):
-                case WildcardNode { Field: var wildcardField } when OnMessage(wildcardField):
-                case RegexNode { Field: var regexField } when OnMessage(regexField):
-                case FuzzyNode { Field: var fuzzyField } when OnMessage(fuzzyField):
-                    return true;
-            }
-        }
-        return false;
+        TermNode term => OnMessage(term.Field),
+        PhraseNode phrase => OnMessage(phrase.Field),
+        PrefixNode prefix => OnMessage(prefix.Field),
+        WildcardNode wildcard => OnMessage(wildcard.Field),
+        RegexNode regex => OnMessage(regex.Field),
+        FuzzyNode fuzzy => OnMessage(fuzzy.Field),
+        _ => false,
+    });
 
-        static bool OnMessage(string? field) => field is null || string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
-    }
+    private static bool OnMessage(string? field) => field is null || string.Equals(field, EventMatcher.MessageField, StringComparison.Ordinal);
 
     /// <summary>How a term, phrase, prefix or wildcard tests one text; null for other nodes.</summary>
     private static TextTest? TestOf(QueryNode node) => node switch
