@@ -55,6 +55,48 @@ public sealed class BlockQueryTests
     public void ARegexNarrowsByTheRunEveryMatchHolds(string pattern, string? literal) =>
         Assert.Equal(literal, BlockQuery.RegexLiteral(pattern));
 
+    // Words of message templates stand at one position in every row that holds them: a phrase of such words is
+    // answered from those positions alone (all candidates or none), and agrees with testing each message.
+    [Theory]
+    [InlineData("\"for user\"", 256)]
+    [InlineData("\"opened for user\"", 128)]
+    [InlineData("\"user for\"", 0)]
+    [InlineData("\"session for\"", 0)]
+    [InlineData("\"session alpha\"", 128)]
+    [InlineData("\"beta gamma\"", 128)]
+    [InlineData("\"alpha beta gamma\"", 128)]
+    [InlineData("\"gamma\" AND \"for user\"", 0)]
+    public void PhrasesOfTemplateWordsAgreeWithTheMessages(string query, int expected)
+    {
+        string[] templates = ["session alpha opened for user {0}", "session beta closed for user {0}", "alpha beta gamma {0}", "beta alpha gamma {0}"];
+        using var dir = new TempDirectory();
+        var path = Path.Combine(dir.Path, "seg.lws");
+        var messages = Enumerable.Range(0, 512).Select(i => string.Format(System.Globalization.CultureInfo.InvariantCulture, templates[i % 4], i)).ToArray();
+        using (var writer = new SegmentWriter(path, "2026-11-26", blockRows: 512, compressionLevel: 3))
+        {
+            for (var i = 0; i < messages.Length; i++)
+            {
+                writer.Add(new LogEvent(EventTime.Yesterday.UtcTicks + i, messages[i], []) { Seq = i + 1 });
+            }
+            writer.Complete();
+        }
+        var segment = Segment.Open(path);
+        try
+        {
+            var node = QueryParser.Parse(query);
+            var matcher = EventMatcher.Compile(node, EventTime.Yesterday);
+            var bits = BlockQuery.Evaluate(node, segment.OpenBlock(0), segment, EventTime.Yesterday);
+            var matching = Enumerable.Range(0, messages.Length).Where(row => RowBits.Contains(bits, row)).ToList();
+            var expectedRows = Enumerable.Range(0, messages.Length).Where(i => matcher(new LogEvent(0, messages[i], []))).ToList();
+            Assert.Equal(expectedRows, matching);
+            Assert.Equal(expected, matching.Count);
+        }
+        finally
+        {
+            segment.Retire(deleteFile: false);
+        }
+    }
+
     [Fact]
     public void ACancelledSearchStopsInsideABlockNotAfterIt()
     {

@@ -635,6 +635,16 @@ internal static class BlockQuery
         {
             return false;
         }
+        if (slop == 0 && SharedPositions(postings, field, phrase) is { } consecutive)
+        {
+            // Each word stands once in each of its rows, at one position for all of them: every candidate holds the
+            // phrase, or none does.
+            if (!consecutive)
+            {
+                Array.Clear(candidates);
+            }
+            return true;
+        }
         var tokens = new TokenPositions[phrase.Count];
         for (var i = 0; i < tokens.Length; i++)
         {
@@ -666,6 +676,23 @@ internal static class BlockQuery
             }
         }
         return true;
+    }
+
+    /// <summary>Whether the phrase's words follow each other, when each has one position shared by all its rows in the block; else null.</summary>
+    private static bool? SharedPositions(BlockPostings postings, string? field, IReadOnlyList<string> phrase)
+    {
+        var consecutive = true;
+        var first = 0;
+        for (var i = 0; i < phrase.Count; i++)
+        {
+            if (!postings.SharedPosition(field is null ? TokenHash.Of(phrase[i]) : TokenHash.Of(field, phrase[i]), out var position))
+            {
+                return null;
+            }
+            first = i == 0 ? position : first;
+            consecutive &= position == first + i;
+        }
+        return consecutive;
     }
 
     private static bool WithinSlop(TokenPositions[] tokens, int[] cursors, int[] sameAs, int slop, int[] starts, List<int> gathered)

@@ -407,6 +407,28 @@ internal sealed class BlockPostings
     }
 
     /// <summary>
+    /// Whether the token stands once in each of its rows, at the same base-token ordinal in all of them (a word of a
+    /// message template, say): then <paramref name="position"/> is that ordinal, read without its rows.
+    /// </summary>
+    public bool SharedPosition(ulong hash, out int position)
+    {
+        position = 0;
+        var i = Array.BinarySearch(_hashes, hash);
+        if (i < 0)
+        {
+            return false;
+        }
+        var reader = new ByteReader(_raw);
+        reader.Skip(_positionOffsets[i]);
+        if (reader.ReadByte() != SamePosition)
+        {
+            return false;
+        }
+        position = (int)reader.ReadVarUInt();
+        return true;
+    }
+
+    /// <summary>
     /// Where the token stands in each of its rows (base-token ordinals); null when it has no postings in this block or
     /// is not a base token (a joined run such as <c>a.b</c>).
     /// </summary>
