@@ -41,6 +41,17 @@ internal static class SegmentFormat
     /// <summary>A token gets row postings in a block when it is in at least this many of its rows.</summary>
     public static int PostingsMinRows(int rows) => Math.Max(8, rows / 256);
 
+    /// <summary>
+    /// Reads one of a block's row counts from its footer and adds it to <paramref name="total"/>; counts that together
+    /// pass the block's rows (or int's range) are damage, reported with <paramref name="damage"/>.
+    /// </summary>
+    public static int ReadRowCount(ref ByteReader reader, ref long total, int blockRows, string damage)
+    {
+        var count = reader.ReadVarUInt();
+        total += (long)Math.Min(count, (ulong)blockRows + 1);
+        return total <= blockRows ? (int)count : throw new InvalidDataException(damage);
+    }
+
     public const byte PlainStrings = 0;
     public const byte DictionaryStrings = 1;
 }
@@ -94,9 +105,7 @@ internal sealed record ValueCounts(string[] Values, int[] Rows)
         {
             var value = reader.ReadString();
             values[i] = strings.TryGetValue(value, out var known) ? known : strings[value] = value;
-            var count = reader.ReadVarUInt();
-            total += (long)Math.Min(count, (ulong)blockRows + 1);
-            rows[i] = total <= blockRows ? (int)count : throw new InvalidDataException("a column's value counts pass its block's rows");
+            rows[i] = SegmentFormat.ReadRowCount(ref reader, ref total, blockRows, "a column's value counts pass its block's rows");
         }
         return new ValueCounts(values, rows);
     }
@@ -252,9 +261,7 @@ internal static class MinuteRows
         long total = 0;
         for (var i = 0; i < rows.Length; i++)
         {
-            var count = reader.ReadVarUInt();
-            total += (long)Math.Min(count, (ulong)blockRows + 1);
-            rows[i] = total <= blockRows ? (int)count : throw new InvalidDataException("a block's minute counts pass its rows");
+            rows[i] = SegmentFormat.ReadRowCount(ref reader, ref total, blockRows, "a block's minute counts pass its rows");
         }
         return total == blockRows ? rows : throw new InvalidDataException("a block's minute counts do not add up to its rows");
     }
